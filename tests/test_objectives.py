@@ -1,0 +1,192 @@
+"""kappa (thesis eqs. 11-12, DESIGN.md section 3) on hand-computed points and edge cases."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from optuna_gamma.objectives import (
+    DEFAULT_LAMBDA,
+    KappaResult,
+    LOSS_FLOOR,
+    compute_kappa,
+    kappa_1,
+    kappa_2,
+    resolve_kappa,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-computed points. ln(0.5) = -0.693147..., ln(2) = 0.693147..., ln(0.1) = -2.302585...
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kappa1_hand_computed() -> None:
+    # Ma = 0.9, Ml = 0.5, lam = 0.5:  0.9 - 0.5 * ln(0.5) = 0.9 + 0.346574 = 1.246574
+    assert kappa_1(0.9, 0.5, lam=0.5) == pytest.approx(1.2465735902799727, rel=1e-12)
+    # Ma = 0.8, Ml = 0.1, lam = 1:    0.8 - ln(0.1) = 0.8 + 2.302585 = 3.102585
+    assert kappa_1(0.8, 0.1, lam=1.0) == pytest.approx(3.1025850929940457, rel=1e-12)
+    # Ma = 0.5, Ml = 1.0, lam = 0.3: ln(1) = 0 -> kappa_1 = Ma = 0.5
+    assert kappa_1(0.5, 1.0, lam=0.3) == 0.5
+
+
+def test_kappa2_hand_computed() -> None:
+    # Ma = 0.9, Ml = 0.5, lam = 0.5:  0.81 - ln(0.5)/0.5 = 0.81 + 1.386294 = 2.196294
+    assert kappa_2(0.9, 0.5, lam=0.5) == pytest.approx(2.1962943611198906, rel=1e-12)
+    # Ma = 0.8, Ml = 0.1, lam = 1:    0.64 - ln(0.1) = 0.64 + 2.302585 = 2.942585
+    assert kappa_2(0.8, 0.1, lam=1.0) == pytest.approx(2.9425850929940456, rel=1e-12)
+    # Ma = 0.5, Ml = 1.0: ln(1) = 0 -> kappa_2 = Ma^2 = 0.25 whatever lam
+    assert kappa_2(0.5, 1.0, lam=0.25) == 0.25
+
+
+def test_default_lambda_is_used_and_in_range() -> None:
+    assert 0.0 < DEFAULT_LAMBDA <= 1.0
+    assert kappa_1(0.9, 0.5) == kappa_1(0.9, 0.5, lam=DEFAULT_LAMBDA)
+    assert kappa_2(0.9, 0.5) == kappa_2(0.9, 0.5, lam=DEFAULT_LAMBDA)
+    # The default makes eq. 12 weigh ln(Ml) more than eq. 11 (the thesis's reason for eq. 12).
+    d1 = kappa_1(0.5, 0.5) - kappa_1(0.5, 1.0)  # = -lam ln 0.5
+    d2 = kappa_2(0.5, 0.5) - kappa_2(0.5, 1.0)  # = -ln 0.5 / lam
+    assert d2 > d1 > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases
+# ---------------------------------------------------------------------------------------------
+
+
+def test_max_zero_clamp() -> None:
+    # Ma = 0.2, Ml = e^2 (ln = 2), lam = 0.5: 0.2 - 0.5 * 2 = -0.8 -> 0
+    assert kappa_1(0.2, math.e**2, lam=0.5) == 0.0
+    # Ma = 0.9, Ml = e (ln = 1), lam = 1: 0.81 - 1 = -0.19 -> 0
+    assert kappa_2(0.9, math.e, lam=1.0) == 0.0
+    # Just above the clamp: Ma = 0.9, Ml = e^0.5, lam = 1: 0.81 - 0.5 = 0.31
+    assert kappa_2(0.9, math.exp(0.5), lam=1.0) == pytest.approx(0.31, rel=1e-12)
+
+
+def test_zero_loss_is_clipped() -> None:
+    # ln(1e-12) = -27.631021...; Ma = 1, lam = 1: kappa_1 = 1 + 27.631021 = 28.631021
+    expected_1 = 1.0 - math.log(LOSS_FLOOR)
+    assert LOSS_FLOOR == 1e-12
+    assert kappa_1(1.0, 0.0, lam=1.0) == pytest.approx(expected_1, rel=1e-12)
+    assert kappa_1(1.0, 0.0, lam=1.0) == pytest.approx(28.631021115928547, rel=1e-12)
+    # Below the floor gives the same value as the floor itself.
+    assert kappa_2(0.5, 1e-30, lam=0.5) == kappa_2(0.5, 1e-12, lam=0.5)
+    assert kappa_2(0.5, 0.0, lam=0.5) == pytest.approx(0.25 - math.log(1e-12) / 0.5, rel=1e-12)
+    # Ma = 0, Ml = 0, lam = 0.01: 0 + 27.631021 / 0.01 = 2763.1021 (finite, no log(0) error)
+    assert kappa_2(0.0, 0.0, lam=0.01) == pytest.approx(2763.1021115928547, rel=1e-12)
+
+
+def test_accuracy_bounds() -> None:
+    # Ma = 0: kappa_1 = -lam ln Ml; Ml = 0.1, lam = 0.5: 0.5 * 2.302585 = 1.151293
+    assert kappa_1(0.0, 0.1, lam=0.5) == pytest.approx(1.1512925464970228, rel=1e-12)
+    # Ma = 1: kappa_2 = 1 - ln(Ml)/lam; Ml = 1: exactly 1
+    assert kappa_2(1.0, 1.0, lam=0.7) == 1.0
+    for bad in (-0.01, 1.0001, 95.0, math.nan, math.inf):
+        for fn in (kappa_1, kappa_2):
+            with pytest.raises(ValueError, match="accuracy"):
+                fn(bad, 0.5)
+    with pytest.raises(ValueError, match="accuracy"):
+        kappa_1("0.5", 0.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lam", [0.0, -0.5, 1.0000001, 2.0, math.nan, math.inf])
+def test_lambda_bounds(lam: float) -> None:
+    for fn in (kappa_1, kappa_2):
+        with pytest.raises(ValueError, match=r"lam must lie in \(0, 1\], got " + repr(lam)):
+            fn(0.5, 0.5, lam=lam)
+
+
+def test_lambda_upper_bound_inclusive_and_tiny_lambda() -> None:
+    assert kappa_1(0.5, 0.5, lam=1.0) == pytest.approx(0.5 + math.log(2.0), rel=1e-12)
+    # lam = 1e-3: kappa_2 = 0.25 + ln(2)/1e-3 = 0.25 + 693.147...
+    assert kappa_2(0.5, 0.5, lam=1e-3) == pytest.approx(0.25 + 1000.0 * math.log(2.0), rel=1e-12)
+
+
+def test_bad_loss_in_kappa_functions() -> None:
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="loss"):
+            kappa_1(0.5, bad)
+        with pytest.raises(ValueError, match="loss"):
+            kappa_2(0.5, bad)
+
+
+def test_numpy_scalars_accepted() -> None:
+    assert kappa_1(np.float32(0.9), np.float64(0.5), lam=0.5) == pytest.approx(
+        kappa_1(0.9, 0.5, lam=0.5), rel=1e-6
+    )
+    assert isinstance(kappa_2(np.float64(0.9), np.float64(0.5)), float)
+
+
+# ---------------------------------------------------------------------------------------------
+# compute_kappa / resolve_kappa
+# ---------------------------------------------------------------------------------------------
+
+
+def test_resolve_names_and_callables() -> None:
+    assert resolve_kappa("kappa1") is kappa_1
+    assert resolve_kappa("kappa2") is kappa_2
+
+    def mine(acc: float, loss: float) -> float:
+        return acc - loss
+
+    assert resolve_kappa(mine) is mine
+    with pytest.raises(ValueError, match="'kappa3'"):
+        resolve_kappa("kappa3")
+    with pytest.raises(ValueError, match="42"):
+        resolve_kappa(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name, fn", [("kappa1", kappa_1), ("kappa2", kappa_2)])
+def test_compute_kappa_named(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    result = compute_kappa(name, 0.9, 0.5)
+    assert result == KappaResult(fn(0.9, 0.5), False)
+
+
+@pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf, np.float64("nan")])
+@pytest.mark.parametrize("name", ["kappa1", "kappa2"])
+def test_compute_kappa_diverged(loss: float, name: str) -> None:
+    assert compute_kappa(name, 0.1, loss) == KappaResult(0.0, True)
+
+
+def test_compute_kappa_diverged_does_not_call_callable() -> None:
+    calls = []
+
+    def mine(acc: float, loss: float) -> float:
+        calls.append((acc, loss))
+        return 1.0
+
+    assert compute_kappa(mine, 0.3, math.nan) == KappaResult(0.0, True)
+    assert calls == []
+    assert compute_kappa(mine, 0.3, 0.2) == KappaResult(1.0, False)
+    assert calls == [(0.3, 0.2)]
+
+
+def test_compute_kappa_callable_output_validated() -> None:
+    assert compute_kappa(lambda a, l: np.float32(a * 2), 0.25, 1.0) == KappaResult(0.5, False)
+    assert compute_kappa(lambda a, l: 3, 0.25, 1.0) == KappaResult(3.0, False)
+    for bad in (math.nan, math.inf, "1.0", None, True, np.array([1.0, 2.0])):
+        with pytest.raises(ValueError, match="kappa callable"):
+            compute_kappa(lambda a, l, bad=bad: bad, 0.5, 0.5)
+
+
+def test_compute_kappa_validates_inputs() -> None:
+    with pytest.raises(ValueError, match="accuracy"):
+        compute_kappa("kappa1", 90.0, 0.5)
+    with pytest.raises(ValueError, match="accuracy"):
+        compute_kappa("kappa1", 1.5, math.nan)  # bad accuracy even if diverged
+    with pytest.raises(ValueError, match="unknown kappa"):
+        compute_kappa("kappa", 0.5, 0.5)
+    with pytest.raises(ValueError, match="loss"):
+        compute_kappa("kappa1", 0.5, None)  # type: ignore[arg-type]
+
+
+def test_import_does_not_pull_torch() -> None:
+    code = (
+        "import sys, optuna_gamma.objectives; "
+        "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
