@@ -1,0 +1,346 @@
+"""One seeded epoch of mini-batch SGD, and cheap snapshots of model plus optimizer.
+
+The per-epoch study of the thesis trains a network one epoch at a time and lets every trial of
+epoch ``e`` start from the same state (the best network of epoch ``e - 1``). This module gives
+the two pieces that needs:
+
+* :func:`train_one_epoch`: one pass of SGD over an in-memory :class:`~optuna_gamma.data.Split`,
+  cross-entropy loss, mini-batches in an order drawn only from ``seed``. Dropout masks are drawn
+  from a torch RNG seeded from ``seed`` as well, inside :func:`torch.random.fork_rng`, so the
+  global RNG state neither influences the epoch nor is changed by it. On CPU an epoch is
+  therefore a deterministic function of (model state, optimizer state, data, batch size, seed).
+* :class:`TrainState` with :func:`capture_state` / :func:`restore_state`: deep copies (CPU
+  tensors) of ``model.state_dict()`` and ``optimizer.state_dict()`` (momentum buffers included),
+  so one state can be restored into any number of models built the same way, and
+  :func:`save_state` / :func:`load_state` for checkpoints on disk (atomic writes).
+
+The optimizer is :class:`torch.optim.SGD`: ``v <- momentum * v + (g + weight_decay * w)``,
+``w <- w - lr * v`` (PyTorch's convention; weight decay is an L2 term on every parameter,
+biases included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import copy
+from dataclasses import dataclass
+import math
+import os
+from pathlib import Path
+import tempfile
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+if TYPE_CHECKING:
+    from optuna_gamma.data import Split
+
+
+__all__ = [
+    "TrainState",
+    "capture_state",
+    "default_device",
+    "load_state",
+    "make_optimizer",
+    "restore_state",
+    "save_state",
+    "set_hyperparameters",
+    "train_one_epoch",
+]
+
+_STATE_FORMAT = "optuna-gamma/train-state"
+_STATE_VERSION = 1
+
+
+def default_device() -> torch.device:
+    """``cuda`` if a CUDA device is available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_real(name: str, value: Any, *, low: float, low_inclusive: bool, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if v < low or (v == low and not low_inclusive):
+        raise ValueError(f"{name} must be {'>=' if low_inclusive else '>'} {low}, got {value!r}")
+    if high is not None and v >= high:
+        raise ValueError(f"{name} must be < {high}, got {value!r}")
+    return v
+
+
+def _check_lr(lr: Any) -> float:
+    return _check_real("lr", lr, low=0.0, low_inclusive=False)
+
+
+def _check_momentum(momentum: Any) -> float:
+    return _check_real("momentum", momentum, low=0.0, low_inclusive=True, high=1.0)
+
+
+def _check_weight_decay(weight_decay: Any) -> float:
+    return _check_real("weight_decay", weight_decay, low=0.0, low_inclusive=True)
+
+
+def make_optimizer(
+    model: nn.Module, *, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
+) -> torch.optim.SGD:
+    """Plain SGD over all parameters of ``model``.
+
+    Args:
+        model: The network.
+        lr: Learning rate, finite and > 0.
+        momentum: Heavy-ball momentum in [0, 1).
+        weight_decay: L2 coefficient, finite and >= 0 (the thesis uses 0.001).
+
+    Raises:
+        ValueError: A value out of range (the message names it).
+    """
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=_check_lr(lr),
+        momentum=_check_momentum(momentum),
+        weight_decay=_check_weight_decay(weight_decay),
+    )
+
+
+def set_hyperparameters(
+    optimizer: torch.optim.Optimizer,
+    *,
+    lr: float | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+) -> None:
+    """Set hyperparameters of every parameter group in place (``None`` leaves one unchanged).
+
+    Momentum buffers are kept, so a restored state continues with its accumulated velocity.
+
+    Raises:
+        ValueError: A value out of range (the message names it); nothing is changed then.
+    """
+    updates: dict[str, float] = {}
+    if lr is not None:
+        updates["lr"] = _check_lr(lr)
+    if momentum is not None:
+        updates["momentum"] = _check_momentum(momentum)
+    if weight_decay is not None:
+        updates["weight_decay"] = _check_weight_decay(weight_decay)
+    for group in optimizer.param_groups:
+        group.update(updates)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+def _derived_seeds(seed: int) -> tuple[int, int]:
+    """Two independent 32-bit seeds (batch order, dropout) derived from ``seed``."""
+    a, b = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
+    return int(a), int(b)
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.device != device and key != "step":
+                state[key] = value.to(device)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    split: Split,
+    *,
+    batch_size: int = 50,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> float:
+    """Train ``model`` for one epoch of mini-batch SGD with cross-entropy loss.
+
+    The training set is shuffled by ``torch.randperm`` with a :class:`torch.Generator` seeded
+    from ``seed`` (so two calls with the same seed and the same split see the same batches, in
+    the same order, whatever the global RNG state) and cut into ``ceil(N / batch_size)``
+    batches (the last one may be smaller). Dropout and any other random layer draw from the
+    global torch RNG, which is reseeded from ``seed`` inside :func:`torch.random.fork_rng` and
+    restored afterwards.
+
+    Args:
+        model: The network; it is moved to ``device`` and put in training mode.
+        optimizer: An optimizer over ``model``'s parameters (see :func:`make_optimizer`); its
+            state tensors are moved to ``device``.
+        split: The training data (``x`` float32, ``y`` int64 class indices).
+        batch_size: Mini-batch size, an int >= 1 (the thesis uses 50).
+        seed: Non-negative int; fixes the batch order and the dropout masks.
+        device: Where to train; ``None`` means :func:`default_device`.
+
+    Returns:
+        The mean training loss over the epoch, ``sum_b |b| * loss_b / N``. If a batch loss
+        becomes non-finite the epoch stops at once and that value (``nan`` or ``inf``) is
+        returned; the model is then left as it was after the offending step's forward pass (no
+        update with the non-finite gradient is made).
+
+    Raises:
+        ValueError: Bad ``batch_size`` or ``seed``, an empty split or mismatched ``x``/``y``.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = int(batch_size)
+    seed = _check_seed(seed)
+    x, y = split.x, split.y
+    n = int(y.shape[0])
+    if n == 0:
+        raise ValueError("cannot train on an empty split")
+    if int(x.shape[0]) != n:
+        raise ValueError(f"split.x has {x.shape[0]} rows but split.y has {n}")
+    dev = default_device() if device is None else torch.device(device)
+
+    model.to(dev)
+    _move_optimizer_state(optimizer, dev)
+    model.train()
+    x = x.to(dev)
+    y = y.to(dev)
+
+    order_seed, dropout_seed = _derived_seeds(seed)
+    gen = torch.Generator().manual_seed(order_seed)
+    perm = torch.randperm(n, generator=gen).to(dev)
+
+    fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    total = 0.0
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(dropout_seed)
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            xb, yb = x[idx], y[idx]
+            loss = F.cross_entropy(model(xb), yb)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                optimizer.zero_grad(set_to_none=True)
+                return value
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += value * int(idx.shape[0])
+    return total / n
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """A snapshot of a model and its optimizer.
+
+    Attributes:
+        model: Deep copy of ``model.state_dict()`` with every tensor cloned to CPU.
+        optimizer: Deep copy of ``optimizer.state_dict()`` (parameter groups with their
+            hyperparameters, per-parameter state such as momentum buffers), tensors on CPU.
+    """
+
+    model: dict
+    optimizer: dict
+
+
+def _clone(obj: Any) -> Any:
+    """Deep copy of nested dicts/lists/tuples with every tensor detached and cloned to CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, Mapping):
+        items = {k: _clone(v) for k, v in obj.items()}
+        if type(obj) is dict:
+            return items
+        out = type(obj)(items)  # e.g. the OrderedDict of Module.state_dict()
+        metadata = getattr(obj, "_metadata", None)  # per-module versions used by load_state_dict
+        if metadata is not None:
+            out._metadata = copy.deepcopy(metadata)
+        return out
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return copy.deepcopy(obj)
+
+
+def capture_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    """Snapshot ``model`` and ``optimizer`` (CPU deep copies; later training does not alter it)."""
+    return TrainState(model=_clone(model.state_dict()), optimizer=_clone(optimizer.state_dict()))
+
+
+def restore_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+    """Load ``state`` into ``model`` and ``optimizer`` (built the same way as the captured ones).
+
+    The state is copied in, never aliased: :meth:`torch.optim.Optimizer.load_state_dict` keeps
+    tensors that already sit on the right device and dtype, so the optimizer part is cloned
+    first. The same ``state`` can therefore be restored into many trials. The optimizer's
+    hyperparameters (lr, momentum, weight decay) are those of the snapshot afterwards; call
+    :func:`set_hyperparameters` to change them.
+
+    Raises:
+        ValueError: ``state`` does not fit the model or optimizer (missing/unexpected keys,
+            shape mismatch, different number of parameter groups).
+    """
+    if not isinstance(state, TrainState):
+        raise ValueError(f"state must be a TrainState, got {type(state).__name__}")
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(_clone(state.optimizer))
+    except (RuntimeError, KeyError) as err:
+        raise ValueError(f"state does not match the model/optimizer: {err}") from err
+
+
+def save_state(state: TrainState, path: str | os.PathLike[str]) -> None:
+    """Write ``state`` to ``path`` atomically (a temporary file in the same folder, then
+    :func:`os.replace`), so a reader never sees a half-written checkpoint.
+
+    The file is a :func:`torch.save` pickle holding only tensors and plain Python values, so
+    :func:`load_state` can read it with ``torch.load(weights_only=True)``.
+    """
+    if not isinstance(state, TrainState):
+        raise ValueError(f"state must be a TrainState, got {type(state).__name__}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": _STATE_FORMAT,
+        "version": _STATE_VERSION,
+        "model": state.model,
+        "optimizer": state.optimizer,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_state(path: str | os.PathLike[str]) -> TrainState:
+    """Read a state written by :func:`save_state` (``torch.load(weights_only=True)``, on CPU).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: The file is not a checkpoint written by :func:`save_state`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no training-state file at {str(p)!r}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling errors of many kinds
+        raise ValueError(f"{str(p)!r} is not a readable optuna-gamma training state: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != _STATE_FORMAT:
+        raise ValueError(f"{str(p)!r} is not an optuna-gamma training state")
+    if payload.get("version") != _STATE_VERSION:
+        raise ValueError(f"{str(p)!r} has unsupported training-state version {payload.get('version')!r}")
+    return TrainState(model=payload["model"], optimizer=payload["optimizer"])
