@@ -1,0 +1,361 @@
+"""Expected improvement and probability of improvement for Gaussian and Student-t predictives.
+
+For a predictive with location :math:`\\mu`, scale :math:`s` and :math:`\\nu` degrees of freedom,
+incumbent :math:`f^*` and trade-off :math:`\\xi \\geq 0`, let
+:math:`z = (\\mu - f^* - \\xi) / s`. Then (``../shared/DESIGN.md`` sec. 2; Jones, Schonlau & Welch
+1998, "Efficient global optimization of expensive black-box functions", for the Gaussian case;
+thesis eqs. 7-10):
+
+.. math::
+
+    \\mathrm{EI} = s\\, h(z), \\qquad
+    h_\\infty(z) = z\\,\\Phi(z) + \\varphi(z), \\qquad
+    h_\\nu(z) = z\\,T_\\nu(z) + \\frac{\\nu + z^2}{\\nu - 1}\\, t_\\nu(z) \\ (\\nu > 1),
+
+    \\mathrm{PI} = \\Phi(z) \\ \\text{resp.}\\ T_\\nu(z),
+
+with :math:`T_\\nu, t_\\nu` the standard Student-t CDF and PDF. In both cases
+:math:`h'(z) = T_\\nu(z)` (resp. :math:`\\Phi`), so :math:`\\partial\\mathrm{EI}/\\partial\\mu =
+T_\\nu(z)` and :math:`\\partial\\mathrm{EI}/\\partial s = h(z) - z h'(z) = \\frac{\\nu+z^2}{\\nu-1}
+t_\\nu(z)` (resp. :math:`\\varphi(z)`).
+
+``xi`` is in the units of the standardized objective (the GP's ``y``): ``xi = 0.01`` asks for an
+improvement of 1% of the observed standard deviation.
+
+The log versions never return ``-inf`` or flat zeros far from the data, so that gradient-based
+maximizers keep a signal (Ament et al. 2023, "Unexpected improvements to expected improvement for
+Bayesian optimization", LogEI):
+
+* Gaussian: :math:`\\log h_\\infty(z) = \\log\\varphi(z) + \\log(1 - |z|\\,\\Phi(z)/\\varphi(z))`
+  for :math:`z \\le -1` with :math:`\\Phi(z)/\\varphi(z) = \\sqrt{\\pi/2}\\,
+  \\mathrm{erfcx}(-z/\\sqrt2)`, and the asymptotic series
+  :math:`1 - |z|\\Phi/\\varphi = z^{-2}(1 - 3z^{-2} + 15z^{-4} - \\dots)` below ``z = -200``.
+* Student-t: :math:`h_\\nu = A(z)\\,(1 - r(z))` with :math:`A = \\frac{\\nu+z^2}{\\nu-1} t_\\nu(z)`,
+  :math:`r = |z| T_\\nu(z) / A(z)`; for :math:`z < 0` the tail ratio is
+  :math:`T_\\nu(z) / t_\\nu(z) = |z|\\, {}_2F_1(\\tfrac{\\nu+1}2, 1; \\tfrac\\nu2 + 1; x) / \\nu`
+  with :math:`x = \\nu / (\\nu + z^2)` (from the hypergeometric form of the incomplete beta
+  function, Abramowitz & Stegun 26.5.23/26.7.1), so :math:`\\log T_\\nu` and :math:`\\log h_\\nu`
+  stay finite where :math:`T_\\nu` underflows; :math:`1 - r \\ge 1/\\nu`-ish, so no catastrophic
+  cancellation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from scipy import special
+
+if TYPE_CHECKING:
+    from optuna_gamma.gp.model import GaussianProcess
+
+AcquisitionKind = Literal["ei", "pi"]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG_SQRT_HALF_PI = 0.5 * math.log(0.5 * math.pi)
+# Student-t with at least this many degrees of freedom is treated as Gaussian (difference
+# O(1/nu) in the body; scipy's hypergeometric tail form is unreliable beyond it).
+_GAUSSIAN_DOF = 1e5
+# Below this value of T_nu(z), the hypergeometric tail form is used for log T_nu(z).
+_T_TAIL = 1e-250
+
+
+def _log1mexp(w: np.ndarray) -> np.ndarray:
+    """:math:`\\log(1 - e^w)` for :math:`w < 0` (Maechler 2012)."""
+    w = np.minimum(w, -1e-300)
+    return np.where(w > -math.log(2.0), np.log(-np.expm1(w)), np.log1p(-np.exp(w)))
+
+
+def _gauss_logpdf(z: np.ndarray) -> np.ndarray:
+    return -0.5 * z * z - _LOG_SQRT_2PI
+
+
+def _gauss_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian ``(log h, log Phi, Phi / h, phi / h)`` without overflow or cancellation.
+
+    For :math:`z \\le -1`, with the Mills ratio :math:`R = \\Phi/\\varphi = \\sqrt{\\pi/2}\\,
+    \\mathrm{erfcx}(-z/\\sqrt2)`, :math:`h = \\varphi\\, q` with :math:`q = 1 - |z| R`
+    (Ament et al. 2023, eq. 9), evaluated by its asymptotic series
+    :math:`z^{-2}(1 - 3z^{-2} + 15z^{-4} - 105z^{-6})` below ``-200`` where the subtraction would
+    cancel.
+    """
+    z = np.asarray(z, dtype=float)
+    log_h = np.empty_like(z)
+    T_over_h = np.empty_like(z)
+    A_over_h = np.empty_like(z)
+    log_T = special.log_ndtr(z)
+    big = z > -1.0
+    zb = z[big]
+    cdf = special.ndtr(zb)
+    pdf = np.exp(_gauss_logpdf(zb))
+    h = zb * cdf + pdf
+    log_h[big] = np.log(h)
+    T_over_h[big] = cdf / h
+    A_over_h[big] = pdf / h
+    small = ~big
+    zs = z[small]
+    R = math.sqrt(0.5 * math.pi) * special.erfcx(-zs / math.sqrt(2.0))
+    q = 1.0 + zs * R
+    deep = zs < -200.0
+    inv_z2 = 1.0 / (zs[deep] * zs[deep])
+    q[deep] = inv_z2 * (1.0 - inv_z2 * (3.0 - inv_z2 * (15.0 - 105.0 * inv_z2)))
+    log_h[small] = _gauss_logpdf(zs) + np.log(q)
+    T_over_h[small] = R / q
+    A_over_h[small] = 1.0 / q
+    return log_h, log_T, T_over_h, A_over_h
+
+
+def _log_h_gauss(z: np.ndarray) -> np.ndarray:
+    """Stable :math:`\\log(z\\Phi(z) + \\varphi(z))`."""
+    return _gauss_parts(z)[0]
+
+
+def _gauss_log_pi_and_hazard(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(log Phi(z), phi(z) / Phi(z))``; the hazard uses the Mills ratio for ``z < -1``."""
+    z = np.asarray(z, dtype=float)
+    log_T = special.log_ndtr(z)
+    hazard = np.empty_like(z)
+    big = z > -1.0
+    hazard[big] = np.exp(_gauss_logpdf(z[big]) - log_T[big])
+    hazard[~big] = 1.0 / (math.sqrt(0.5 * math.pi) * special.erfcx(-z[~big] / math.sqrt(2.0)))
+    return log_T, hazard
+
+
+def _t_logpdf(z: np.ndarray, nu: float) -> np.ndarray:
+    const = special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
+    const -= 0.5 * math.log(nu * math.pi)
+    return const - 0.5 * (nu + 1.0) * np.log1p(z * z / nu)
+
+
+def _t_log_cdf_raw(z: np.ndarray, cdf: np.ndarray, nu: float) -> np.ndarray:
+    """``log T_nu(z)`` from scipy, with ``log1p(-T_nu(-z))`` for ``z > 0`` (accurate near 0)."""
+    with np.errstate(divide="ignore"):
+        return np.where(z > 0.0, np.log1p(-special.stdtr(nu, -np.abs(z))), np.log(cdf))
+
+
+def _t_tail_F(z: np.ndarray, nu: float) -> np.ndarray:
+    """:math:`{}_2F_1(\\tfrac{\\nu+1}2, 1; \\tfrac\\nu2+1; \\nu/(\\nu+z^2))`, so that
+    :math:`T_\\nu(z) = t_\\nu(z)\\, |z| F / \\nu` for :math:`z < 0`."""
+    x = nu / (nu + z * z)
+    return special.hyp2f1(0.5 * (nu + 1.0), 1.0, 0.5 * nu + 1.0, x)
+
+
+def _t_log_pi_and_hazard(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(log T_nu(z), t_nu(z) / T_nu(z))``, finite for every finite ``z``."""
+    z = np.asarray(z, dtype=float)
+    cdf = special.stdtr(nu, z)
+    log_t = _t_logpdf(z, nu)
+    log_T = _t_log_cdf_raw(z, cdf, nu)
+    hazard = np.empty_like(z)
+    tail = cdf < _T_TAIL
+    ok = ~tail
+    hazard[ok] = np.exp(log_t[ok] - log_T[ok])
+    if np.any(tail):
+        zt = z[tail]
+        ratio = np.abs(zt) * _t_tail_F(zt, nu) / nu  # T / t
+        log_T[tail] = log_t[tail] + np.log(ratio)
+        hazard[tail] = 1.0 / ratio
+    return log_T, hazard
+
+
+def _t_logcdf(z: np.ndarray, nu: float) -> np.ndarray:
+    """Stable :math:`\\log T_\\nu(z)`, finite for any finite ``z``."""
+    return _t_log_pi_and_hazard(z, nu)[0]
+
+
+def _t_parts(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Student-t ``(log h, log T, T / h, A / h)``, ``A = (nu + z^2)/(nu - 1) t_nu(z)``.
+
+    :math:`h = A (1 - r)` with :math:`r = |z| T / A` for :math:`z < 0`; in the far tail
+    :math:`r = z^2 F (\\nu - 1) / (\\nu (\\nu + z^2))` (:func:`_t_tail_F`).
+    """
+    z = np.asarray(z, dtype=float)
+    log_t = _t_logpdf(z, nu)
+    log_A = np.log((nu + z * z) / (nu - 1.0)) + log_t
+    cdf = special.stdtr(nu, z)
+    log_T = _t_log_cdf_raw(z, cdf, nu)
+    log_h = np.empty_like(z)
+    T_over_h = np.empty_like(z)
+    A_over_h = np.empty_like(z)
+    pos = z >= 0.0
+    zp = z[pos]
+    with np.errstate(divide="ignore"):
+        log_h[pos] = np.logaddexp(np.log(zp) + log_T[pos], log_A[pos])
+    neg = ~pos
+    tail = neg & (cdf < _T_TAIL)
+    mid = neg & ~tail
+    zm = z[mid]
+    # r = |z| T / A lies in (0, 1 - 1/nu]; log1mexp keeps 1 - r accurate.
+    log_h[mid] = log_A[mid] + _log1mexp(np.log(-zm) + log_T[mid] - log_A[mid])
+    direct = pos | mid
+    T_over_h[direct] = np.exp(log_T[direct] - log_h[direct])
+    A_over_h[direct] = np.exp(log_A[direct] - log_h[direct])
+    if np.any(tail):
+        zt = z[tail]
+        F = _t_tail_F(zt, nu)
+        z2 = zt * zt
+        r = z2 * F * (nu - 1.0) / (nu * (nu + z2))
+        one_minus_r = 1.0 - r
+        log_T[tail] = log_t[tail] + np.log(-zt * F / nu)
+        log_h[tail] = log_A[tail] + np.log(one_minus_r)
+        A_over_h[tail] = 1.0 / one_minus_r
+        T_over_h[tail] = r / (-zt * one_minus_r)
+    return log_h, log_T, T_over_h, A_over_h
+
+
+def _prepare(
+    loc: np.ndarray, scale: np.ndarray, best: float, xi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    loc, scale = np.broadcast_arrays(np.asarray(loc, dtype=float), np.asarray(scale, dtype=float))
+    if np.any(~(scale > 0.0)):
+        raise ValueError(f"scale must be positive, got min {np.min(scale)!r}.")
+    if not math.isfinite(best):
+        raise ValueError(f"best must be finite, got {best!r}.")
+    if not math.isfinite(xi):
+        raise ValueError(f"xi must be finite, got {xi!r}.")
+    z = (loc - best - xi) / scale
+    return loc, scale, z
+
+
+def _check_dof(dof: float, minimum: float, what: str) -> bool:
+    """Return True if the Gaussian formulas apply."""
+    if math.isnan(dof) or dof <= minimum:
+        raise ValueError(f"{what} needs dof > {minimum:g}, got {dof!r}.")
+    return dof >= _GAUSSIAN_DOF
+
+
+def expected_improvement(
+    loc: np.ndarray, scale: np.ndarray, best: float, *, xi: float = 0.0, dof: float = math.inf
+) -> np.ndarray:
+    """Expected improvement :math:`E[\\max(f - f^* - \\xi, 0)]` (module docstring).
+
+    Args:
+        loc: Predictive location :math:`\\mu`.
+        scale: Predictive scale :math:`s > 0`.
+        best: Incumbent :math:`f^*` (larger is better).
+        xi: Trade-off :math:`\\xi`, in the units of ``loc`` (standardized objective).
+        dof: Degrees of freedom :math:`\\nu > 1`; ``math.inf`` for the Gaussian.
+
+    Returns:
+        EI, broadcast shape of ``loc`` and ``scale``; may underflow to 0 (see the log version).
+    """
+    loc, scale, z = _prepare(loc, scale, best, xi)
+    gaussian = _check_dof(dof, 1.0, "expected_improvement")
+    diff = loc - best - xi
+    if gaussian:
+        ei = diff * special.ndtr(z) + scale * np.exp(_gauss_logpdf(z))
+    else:
+        ei = diff * special.stdtr(dof, z) + scale * (dof + z * z) / (dof - 1.0) * np.exp(
+            _t_logpdf(z, dof)
+        )
+    return np.maximum(ei, 0.0)
+
+
+def probability_of_improvement(
+    loc: np.ndarray, scale: np.ndarray, best: float, *, xi: float = 0.0, dof: float = math.inf
+) -> np.ndarray:
+    """Probability of improvement :math:`P(f > f^* + \\xi)` = :math:`\\Phi(z)` or :math:`T_\\nu(z)`.
+
+    Args: as :func:`expected_improvement` (``dof > 0``).
+    """
+    _, _, z = _prepare(loc, scale, best, xi)
+    if _check_dof(dof, 0.0, "probability_of_improvement"):
+        return special.ndtr(z)
+    return special.stdtr(dof, z)
+
+
+def _log_ei_and_grads(
+    loc: np.ndarray, scale: np.ndarray, best: float, xi: float, dof: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log EI`` and its partial derivatives w.r.t. ``loc`` and ``scale``."""
+    loc, scale, z = _prepare(loc, scale, best, xi)
+    if _check_dof(dof, 1.0, "expected_improvement"):
+        log_h, _, T_over_h, A_over_h = _gauss_parts(z)
+    else:
+        log_h, _, T_over_h, A_over_h = _t_parts(z, dof)
+    # d EI / d loc = T(z), d EI / d scale = A(z); divide by EI = scale * h.
+    return np.log(scale) + log_h, T_over_h / scale, A_over_h / scale
+
+
+def _log_pi_and_grads(
+    loc: np.ndarray, scale: np.ndarray, best: float, xi: float, dof: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log PI`` and its partial derivatives w.r.t. ``loc`` and ``scale``."""
+    loc, scale, z = _prepare(loc, scale, best, xi)
+    if _check_dof(dof, 0.0, "probability_of_improvement"):
+        log_T, hazard = _gauss_log_pi_and_hazard(z)
+    else:
+        log_T, hazard = _t_log_pi_and_hazard(z, dof)
+    # hazard = d log T / dz; dz/dloc = 1/scale, dz/dscale = -z/scale.
+    return log_T, hazard / scale, -hazard * z / scale
+
+
+def log_expected_improvement(
+    loc: np.ndarray, scale: np.ndarray, best: float, *, xi: float = 0.0, dof: float = math.inf
+) -> np.ndarray:
+    """Numerically stable :math:`\\log \\mathrm{EI}`, finite for all finite inputs.
+
+    Args: as :func:`expected_improvement`.
+    """
+    return _log_ei_and_grads(loc, scale, best, xi, dof)[0]
+
+
+def log_probability_of_improvement(
+    loc: np.ndarray, scale: np.ndarray, best: float, *, xi: float = 0.0, dof: float = math.inf
+) -> np.ndarray:
+    """Numerically stable :math:`\\log \\mathrm{PI}`, finite for all finite inputs.
+
+    Args: as :func:`probability_of_improvement`.
+    """
+    return _log_pi_and_grads(loc, scale, best, xi, dof)[0]
+
+
+class Acquisition:
+    """Log acquisition function of a fitted GP, with gradients for the optimizer.
+
+    Values are :math:`\\log\\mathrm{EI}(x)` or :math:`\\log\\mathrm{PI}(x)` of the GP's predictive
+    (Student-t with ``gp.dof`` degrees of freedom, Gaussian when ``gp.dof`` is infinite);
+    gradients w.r.t. ``X`` follow by the chain rule through
+    :meth:`~optuna_gamma.gp.model.GaussianProcess.predict_and_grad` (zero on categorical dims).
+
+    Args:
+        gp: The fitted GP.
+        kind: ``"ei"`` or ``"pi"``.
+        best: Incumbent :math:`f^*` in the GP's standardized units.
+        xi: Trade-off :math:`\\xi \\ge 0` in standardized units.
+    """
+
+    def __init__(
+        self,
+        gp: GaussianProcess,
+        *,
+        kind: AcquisitionKind = "ei",
+        best: float,
+        xi: float = 0.0,
+    ) -> None:
+        if kind not in ("ei", "pi"):
+            raise ValueError(f"kind must be 'ei' or 'pi', got {kind!r}.")
+        best = float(best)
+        xi = float(xi)
+        if not math.isfinite(best):
+            raise ValueError(f"best must be finite, got {best!r}.")
+        if not math.isfinite(xi):
+            raise ValueError(f"xi must be finite, got {xi!r}.")
+        self.gp = gp
+        self.kind = kind
+        self.best = best
+        self.xi = xi
+        self.dof = float(gp.dof)
+        self._fn = _log_ei_and_grads if kind == "ei" else _log_pi_and_grads
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
+        loc, scale = self.gp.predict(X)
+        return self._fn(loc, scale, self.best, self.xi, self.dof)[0]
+
+    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)``."""
+        loc, scale, dloc, dscale = self.gp.predict_and_grad(X)
+        value, d_loc, d_scale = self._fn(loc, scale, self.best, self.xi, self.dof)
+        return value, d_loc[:, None] * dloc + d_scale[:, None] * dscale
