@@ -1,0 +1,284 @@
+"""optuna_gamma.training: seeded epochs, exact resumption, state snapshots, input checks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from optuna_gamma.data import Split  # noqa: E402
+from optuna_gamma.data import load_dataset  # noqa: E402
+from optuna_gamma.models import build_model  # noqa: E402
+from optuna_gamma.training import TrainState  # noqa: E402
+from optuna_gamma.training import capture_state  # noqa: E402
+from optuna_gamma.training import default_device  # noqa: E402
+from optuna_gamma.training import load_state  # noqa: E402
+from optuna_gamma.training import make_optimizer  # noqa: E402
+from optuna_gamma.training import restore_state  # noqa: E402
+from optuna_gamma.training import save_state  # noqa: E402
+from optuna_gamma.training import set_hyperparameters  # noqa: E402
+from optuna_gamma.training import train_one_epoch  # noqa: E402
+
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", None, seed=0)
+
+
+@pytest.fixture(scope="module")
+def mnist500(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    return load_dataset("mnist", data_root, subset=500, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def _accuracy(model: nn.Module, split: Split) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float((model(split.x).argmax(1) == split.y).float().mean())
+
+
+def _assert_state_equal(a: dict, b: dict) -> None:
+    assert type(a) is type(b) or (isinstance(a, dict) and isinstance(b, dict))
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_state_equal(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_state_equal(x, y)
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    else:
+        assert a == b
+
+
+class _Recorder(nn.Module):
+    """Wraps a model and records the labels-free inputs it sees (to check batch order)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.batches: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(x[:, 0].detach().clone())
+        return self.inner(x)
+
+
+def _indexed_split(n: int = 103) -> Split:
+    """x[:, 0] holds the sample index, so recorded batches reveal the order."""
+    x = torch.zeros(n, 4)
+    x[:, 0] = torch.arange(n, dtype=torch.float32)
+    return Split(x=x, y=torch.arange(n) % 3)
+
+
+def test_one_epoch_on_digits_is_accurate_and_deterministic(digits) -> None:
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # must not matter
+        model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
+        opt = make_optimizer(model, lr=0.1, momentum=0.9, weight_decay=1e-3)
+        loss = train_one_epoch(model, opt, digits.train, batch_size=50, seed=5, device=CPU)
+        results.append((loss, model.state_dict(), _accuracy(model, digits.valid)))
+    (loss_a, state_a, acc_a), (loss_b, state_b, acc_b) = results
+    assert math.isfinite(loss_a) and 0 < loss_a < math.log(10)
+    assert acc_a > 0.8
+    assert loss_a == loss_b and acc_a == acc_b
+    _assert_state_equal(state_a, state_b)
+
+
+def test_same_seed_same_batches_independent_of_global_rng() -> None:
+    split = _indexed_split(103)
+    orders = []
+    for seed, global_seed in [(4, 0), (4, 99), (5, 0)]:
+        torch.manual_seed(global_seed)
+        rec = _Recorder(nn.Linear(4, 3))
+        train_one_epoch(rec, make_optimizer(rec, lr=0.01), split, batch_size=10, seed=seed, device=CPU)
+        assert [len(b) for b in rec.batches] == [10] * 10 + [3]
+        order = torch.cat(rec.batches).long()
+        assert sorted(order.tolist()) == list(range(103))  # every sample once per epoch
+        orders.append(order)
+    assert torch.equal(orders[0], orders[1])
+    assert not torch.equal(orders[0], orders[2])
+    assert not torch.equal(orders[0], torch.arange(103))
+
+
+def test_global_rng_state_is_untouched() -> None:
+    split = _indexed_split(40)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 3))
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    train_one_epoch(model, make_optimizer(model, lr=0.1), split, batch_size=8, seed=1, device=CPU)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_dropout_masks_come_from_the_seed(digits) -> None:
+    def run(seed: int, global_seed: int) -> dict:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+        opt = make_optimizer(model, lr=0.05)
+        torch.manual_seed(global_seed)
+        train_one_epoch(model, opt, digits.train, batch_size=len(digits.train), seed=seed, device=CPU)
+        return model.state_dict()
+
+    # One full batch: the order does not matter, only the dropout masks do.
+    _assert_state_equal(run(3, 10), run(3, 20))
+    a, b = run(3, 10), run(4, 10)
+    assert not torch.equal(a["0.weight"], b["0.weight"])
+
+
+def test_mean_loss_is_weighted_over_batches(digits) -> None:
+    """With a negligible step the model stays put, so the epoch's loss is the loss at the start,
+    whatever the batching (the last batch here has 49 samples, weighted accordingly)."""
+    model = build_model("mlp", digits.input_shape, digits.n_classes, seed=1)
+    with torch.no_grad():
+        start = float(F.cross_entropy(model(digits.train.x), digits.train.y))
+    for bs in (len(digits.train), 100):
+        m = build_model("mlp", digits.input_shape, digits.n_classes, seed=1)
+        loss = train_one_epoch(m, make_optimizer(m, lr=1e-12), digits.train, batch_size=bs, seed=0, device=CPU)
+        assert loss == pytest.approx(start, rel=1e-6)
+
+
+def test_restore_then_train_equals_uninterrupted_training(mnist500) -> None:
+    """Train e1, capture, train e2  vs  restore into a fresh model + optimizer, train e2."""
+    d = mnist500
+
+    def fresh(seed: int, lr: float):
+        m = build_model("thesis-cnn", d.input_shape, d.n_classes, seed=seed)
+        return m, make_optimizer(m, lr=lr, momentum=0.9, weight_decay=1e-3)
+
+    model, opt = fresh(0, 0.05)
+    train_one_epoch(model, opt, d.train, batch_size=50, seed=1, device=CPU)
+    state = capture_state(model, opt)
+    assert state.optimizer["state"], "momentum buffers must be part of the snapshot"
+    snapshot = capture_state(model, opt)
+    loss_a = train_one_epoch(model, opt, d.train, batch_size=50, seed=2, device=CPU)
+    uninterrupted = capture_state(model, opt)
+    _assert_state_equal(state.model, snapshot.model)  # training on does not alter a capture
+    _assert_state_equal(state.optimizer, snapshot.optimizer)
+
+    for _ in range(2):  # restoring twice from the same state: no aliasing into the state
+        model_b, opt_b = fresh(123, 0.7)  # different weights and lr before the restore
+        restore_state(model_b, opt_b, state)
+        assert opt_b.param_groups[0]["lr"] == 0.05
+        loss_b = train_one_epoch(model_b, opt_b, d.train, batch_size=50, seed=2, device=CPU)
+        assert loss_b == loss_a
+        resumed = capture_state(model_b, opt_b)
+        _assert_state_equal(resumed.model, uninterrupted.model)
+        _assert_state_equal(resumed.optimizer, uninterrupted.optimizer)
+    _assert_state_equal(state.optimizer, snapshot.optimizer)
+
+
+def test_forked_trials_differ_by_their_hyperparameters(digits) -> None:
+    model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
+    opt = make_optimizer(model, lr=0.1, momentum=0.5)
+    train_one_epoch(model, opt, digits.train, seed=0, device=CPU)
+    state = capture_state(model, opt)
+    losses = {}
+    for lr in (0.01, 0.3, 0.01):
+        m = build_model("mlp", digits.input_shape, digits.n_classes)
+        o = make_optimizer(m, lr=1.0)
+        restore_state(m, o, state)
+        set_hyperparameters(o, lr=lr, weight_decay=1e-3)
+        assert all(g["lr"] == lr and g["weight_decay"] == 1e-3 and g["momentum"] == 0.5 for g in o.param_groups)
+        losses.setdefault(lr, []).append(train_one_epoch(m, o, digits.train, seed=1, device=CPU))
+    assert losses[0.01][0] == losses[0.01][1]
+    assert losses[0.01][0] != losses[0.3][0]
+
+
+def test_restore_rejects_a_state_of_another_model(digits) -> None:
+    a = build_model("mlp", (64,), 10)
+    state = capture_state(a, make_optimizer(a, lr=0.1))
+    b = build_model("mlp", (32,), 10)
+    with pytest.raises(ValueError, match="does not match"):
+        restore_state(b, make_optimizer(b, lr=0.1), state)
+    with pytest.raises(ValueError, match="TrainState"):
+        restore_state(a, make_optimizer(a, lr=0.1), {"model": {}})  # type: ignore[arg-type]
+
+
+def test_save_load_round_trip(digits, tmp_path: Path) -> None:
+    model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
+    opt = make_optimizer(model, lr=0.1, momentum=0.9)
+    train_one_epoch(model, opt, digits.train, seed=0, device=CPU)
+    state = capture_state(model, opt)
+    path = tmp_path / "sub" / "state.pt"
+    save_state(state, path)
+    save_state(state, path)  # overwriting is fine
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.pt"]  # no temporary left over
+    loaded = load_state(path)
+    assert isinstance(loaded, TrainState)
+    _assert_state_equal(loaded.model, state.model)
+    _assert_state_equal(loaded.optimizer, state.optimizer)
+
+    m2 = build_model("mlp", digits.input_shape, digits.n_classes, seed=9)
+    o2 = make_optimizer(m2, lr=0.5)
+    restore_state(m2, o2, loaded)
+    assert train_one_epoch(m2, o2, digits.train, seed=3, device=CPU) == train_one_epoch(
+        model, opt, digits.train, seed=3, device=CPU
+    )
+
+    with pytest.raises(FileNotFoundError):
+        load_state(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an optuna-gamma training state"):
+        load_state(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_state(tmp_path / "junk.pt")
+
+
+def test_divergence_stops_early_with_a_non_finite_loss(digits) -> None:
+    rec = _Recorder(build_model("mlp", digits.input_shape, digits.n_classes, seed=0))
+    opt = make_optimizer(rec, lr=1e12)
+    loss = train_one_epoch(rec, opt, digits.train, batch_size=10, seed=0, device=CPU)
+    assert not math.isfinite(loss)
+    assert len(rec.batches) < math.ceil(len(digits.train) / 10)
+
+
+def test_input_validation(digits) -> None:
+    model = build_model("mlp", (64,), 10)
+    for bad in (0, -0.1, math.nan, math.inf, "0.1", True):
+        with pytest.raises(ValueError, match="lr"):
+            make_optimizer(model, lr=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="momentum"):
+        make_optimizer(model, lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        make_optimizer(model, lr=0.1, weight_decay=-1e-3)
+    opt = make_optimizer(model, lr=0.1)
+    with pytest.raises(ValueError, match=r"lr must be > 0.0, got -1"):
+        set_hyperparameters(opt, lr=-1)
+    assert opt.param_groups[0]["lr"] == 0.1
+    for bad in (0, 2.5, True, None):
+        with pytest.raises(ValueError, match="batch_size"):
+            train_one_epoch(model, opt, digits.train, batch_size=bad, device=CPU)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed"):
+        train_one_epoch(model, opt, digits.train, seed=-1, device=CPU)
+    with pytest.raises(ValueError, match="empty"):
+        train_one_epoch(model, opt, Split(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long)), device=CPU)
+
+
+def test_default_device() -> None:
+    assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_epoch_and_state_move_between_devices(digits) -> None:
+    model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
+    opt = make_optimizer(model, lr=0.1, momentum=0.9)
+    loss = train_one_epoch(model, opt, digits.train, seed=0)  # default device: cuda
+    assert math.isfinite(loss) and next(model.parameters()).is_cuda
+    state = capture_state(model, opt)
+    assert all(not t.is_cuda for t in state.model.values())
+    cpu_model = build_model("mlp", digits.input_shape, digits.n_classes)
+    cpu_opt = make_optimizer(cpu_model, lr=0.1)
+    restore_state(cpu_model, cpu_opt, state)
+    train_one_epoch(cpu_model, cpu_opt, digits.train, seed=1, device=CPU)
+    assert _accuracy(cpu_model, digits.valid) > 0.8
