@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
+from optuna_gamma.samplers import GammaBOSampler
+
+
 __version__ = "0.1.0"
+
+__all__ = ["GammaBOSampler", "__version__"]

@@ -1,0 +1,8 @@
+"""Optuna samplers of optuna-gamma."""
+
+from __future__ import annotations
+
+from optuna_gamma.samplers._gamma_bo import GammaBOSampler
+
+
+__all__ = ["GammaBOSampler"]

@@ -1,0 +1,257 @@
+"""Maximization of an acquisition function over a mixed continuous/grid/categorical space.
+
+The search works on the encoded unit cube of :class:`~optuna_gamma.samplers._search_space.SearchSpace`
+and needs only two vectorized calls from the acquisition: ``acq(X) -> (m,)`` and
+``acq.value_and_grad(X) -> ((m,), (m, d))``.
+
+1. *Global phase.* ``n_preliminary_samples`` scrambled Sobol points (seeded from the caller's
+   generator), mapped so that every categorical choice and grid value is equally likely, plus the
+   warm starts (the incumbent), are scored in one call.
+2. *Local phase.* The best ``n_local_search`` distinct points (warm starts always included) are
+   improved jointly, alternating
+
+   * L-BFGS-B on the continuous columns (and on grid columns with more than ``max_exhaustive``
+     values, relaxed to the interval) for all starts at once: the objective is the sum of the
+     starts' acquisition values, whose gradient is block-separable, so one SciPy call with one
+     vectorized acquisition evaluation per iteration optimizes every start (the batching used by
+     BoTorch's ``gen_candidates_scipy``); a start's new position is kept only if its own value
+     improved;
+   * exhaustive coordinate search on each categorical column and each grid column with at most
+     ``max_exhaustive`` values (every value of the column, for all starts, in one call),
+
+   until no coordinate changes and the continuous step gains less than ``tol`` (at most
+   ``max_rounds`` rounds).
+3. *Rounding.* Relaxed grid columns are snapped by a neighbourhood search over the
+   ``2 * neighbourhood + 1`` grid values around the relaxed position; the best point found
+   anywhere (local or global phase) is returned, already on the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import qmc
+
+from optuna_gamma.samplers._search_space import SearchSpace
+
+
+__all__ = ["AcquisitionLike", "optimize_acquisition"]
+
+
+class AcquisitionLike(Protocol):
+    """What the optimizer needs from an acquisition function (larger is better)."""
+
+    def __call__(self, X: np.ndarray) -> np.ndarray: ...
+
+    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _safe(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), -np.inf, values)
+
+
+def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    sampler = qmc.Sobol(d, scramble=True, rng=rng)
+    return sampler.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
+
+
+def _unique_rows(X: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _, index = np.unique(X, axis=0, return_index=True)
+    index = np.sort(index)
+    return X[index], values[index]
+
+
+def _lbfgsb_batch(
+    acquisition: AcquisitionLike,
+    X: np.ndarray,
+    values: np.ndarray,
+    columns: np.ndarray,
+    maxiter: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Jointly maximize the acquisition of every row of ``X`` over ``columns`` with L-BFGS-B."""
+    m, k = X.shape[0], len(columns)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return X, values
+    base = X[finite]
+
+    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+        Xz = base.copy()
+        Xz[:, columns] = z.reshape(-1, k)
+        v, g = acquisition.value_and_grad(Xz)
+        v = np.asarray(v, dtype=float)
+        g = np.asarray(g, dtype=float)[:, columns]
+        if not np.all(np.isfinite(v)) or not np.all(np.isfinite(g)):
+            # Tell L-BFGS-B to step back (a large, finite value).
+            return 1e300, np.zeros(z.shape)
+        return -float(v.sum()), -g.ravel()
+
+    z0 = base[:, columns].ravel()
+    try:
+        res = minimize(
+            fun,
+            z0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * z0.size,
+            options={"maxiter": maxiter},
+        )
+        z = np.clip(res.x, 0.0, 1.0)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+        return X, values
+    proposal = base.copy()
+    proposal[:, columns] = z.reshape(-1, k)
+    new_values = _safe(acquisition(proposal))
+    improved = new_values > values[finite]
+    X = X.copy()
+    values = values.copy()
+    rows = np.flatnonzero(finite)[improved]
+    X[rows] = proposal[improved]
+    values[rows] = new_values[improved]
+    assert values.shape == (m,)
+    return X, values
+
+
+def _coordinate_sweep(
+    acquisition: AcquisitionLike,
+    X: np.ndarray,
+    values: np.ndarray,
+    column: int,
+    choices: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Set ``column`` of every row to the value in ``choices`` that maximizes the acquisition."""
+    m, n_choices = X.shape[0], len(choices)
+    trial = np.repeat(X, n_choices, axis=0)
+    trial[:, column] = np.tile(choices, m)
+    scores = _safe(acquisition(trial)).reshape(m, n_choices)
+    best = np.argmax(scores, axis=1)
+    best_scores = scores[np.arange(m), best]
+    improved = best_scores > values
+    if not improved.any():
+        return X, values, False
+    X = X.copy()
+    values = values.copy()
+    X[improved, column] = choices[best[improved]]
+    values[improved] = best_scores[improved]
+    return X, values, True
+
+
+def _neighbourhood_snap(
+    acquisition: AcquisitionLike,
+    X: np.ndarray,
+    column: int,
+    grid: np.ndarray,
+    radius: int,
+) -> np.ndarray:
+    """Snap ``column`` to the best of the grid values nearest to each row's relaxed position."""
+    m = X.shape[0]
+    centre = np.clip(np.searchsorted(grid, X[:, column]), 0, len(grid) - 1)
+    offsets = np.arange(-radius, radius + 1)
+    index = np.clip(centre[:, None] + offsets[None, :], 0, len(grid) - 1)  # (m, w)
+    trial = np.repeat(X, len(offsets), axis=0)
+    trial[:, column] = grid[index.ravel()]
+    scores = _safe(acquisition(trial)).reshape(m, len(offsets))
+    X = X.copy()
+    X[:, column] = grid[index[np.arange(m), np.argmax(scores, axis=1)]]
+    return X
+
+
+def optimize_acquisition(
+    acquisition: AcquisitionLike,
+    space: SearchSpace,
+    *,
+    rng: np.random.Generator,
+    warm_starts: np.ndarray | None = None,
+    n_preliminary_samples: int = 1024,
+    n_local_search: int = 8,
+    max_exhaustive: int = 32,
+    neighbourhood: int = 2,
+    max_rounds: int = 5,
+    lbfgs_maxiter: int = 100,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, float]:
+    """Maximize ``acquisition`` over the encoded mixed space.
+
+    Args:
+        acquisition: Vectorized acquisition (see :class:`AcquisitionLike`); larger is better.
+        space: The encoded search space (gives the grids and categorical columns).
+        rng: Generator that seeds the Sobol scrambling; the result is a deterministic function
+            of the generator's state and the acquisition.
+        warm_starts: ``(k, d)`` encoded points that always start a local search (the incumbent).
+        n_preliminary_samples: Sobol points scored in the global phase (rounded up to a power
+            of two internally, then truncated).
+        n_local_search: Number of local searches (warm starts included).
+        max_exhaustive: Grid columns with at most this many values (and all categorical columns)
+            are searched exhaustively; larger grids are relaxed to the interval.
+        neighbourhood: Half-width, in grid values, of the final snapping search on relaxed grids.
+        max_rounds: Maximum number of (continuous, discrete) alternations per local search.
+        lbfgs_maxiter: Iteration limit of each joint L-BFGS-B call.
+        tol: Stop when the continuous step improves the best value by less than this.
+
+    Returns:
+        ``(x, value)``: the best encoded point (on the grid, categorical indices integral) and its
+        acquisition value.
+    """
+    d = space.dim
+    if d == 0:
+        raise ValueError("The search space has no dimension to optimize.")
+    if n_preliminary_samples < 1 or n_local_search < 1:
+        raise ValueError(
+            f"n_preliminary_samples and n_local_search must be >= 1, got "
+            f"{n_preliminary_samples} and {n_local_search}."
+        )
+    relaxed = [
+        j
+        for j, g in enumerate(space.grids)
+        if g is None or (not space.is_categorical[j] and len(g) > max_exhaustive)
+    ]
+    exhaustive = [j for j in range(d) if j not in relaxed]
+    relaxed_grids = [j for j in relaxed if space.grids[j] is not None]
+    continuous = np.asarray(relaxed, dtype=int)
+
+    candidates = space.from_unit_cube(_sobol(d, n_preliminary_samples, rng))
+    n_warm = 0
+    if warm_starts is not None and len(warm_starts) > 0:
+        warm = space.round(np.atleast_2d(np.asarray(warm_starts, dtype=float)))
+        n_warm = len(warm)
+        candidates = np.vstack([warm, candidates])
+    scores = _safe(acquisition(candidates))
+    global_best = int(np.argmax(scores))
+    best_x, best_value = candidates[global_best].copy(), float(scores[global_best])
+
+    # Starts: the warm starts, then the best distinct candidates.
+    order = np.concatenate([np.arange(n_warm), n_warm + np.argsort(-scores[n_warm:], kind="stable")])
+    starts, start_values = _unique_rows(candidates[order], scores[order])
+    starts, start_values = starts[:n_local_search], start_values[:n_local_search]
+    keep = np.isfinite(start_values)
+    X, values = starts[keep], start_values[keep]
+    if len(X) == 0:
+        return best_x, best_value
+
+    for _ in range(max_rounds):
+        before = float(values.max())
+        changed = False
+        if len(continuous) > 0:
+            X, values = _lbfgsb_batch(acquisition, X, values, continuous, lbfgs_maxiter)
+        for j in exhaustive:
+            grid = space.grids[j]
+            assert grid is not None
+            X, values, moved = _coordinate_sweep(acquisition, X, values, j, grid)
+            changed = changed or moved
+        if not changed and (len(continuous) == 0 or float(values.max()) - before < tol):
+            break
+
+    for j in relaxed_grids:
+        grid = space.grids[j]
+        assert grid is not None
+        X = _neighbourhood_snap(acquisition, X, j, grid, neighbourhood)
+    X = space.round(X)
+    values = _safe(acquisition(X))
+    i = int(np.argmax(values))
+    if values[i] > best_value:
+        best_x, best_value = X[i].copy(), float(values[i])
+    return best_x, best_value
