@@ -51,7 +51,7 @@ lengthscale, the noise and the amplitude.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -613,6 +613,8 @@ def fit_gp(
             best_raw, best_val = raw, val
 
     params = default if best_raw is None else hyperparams_from_vector(best_raw, d, predictive)
+    if deterministic_objective:
+        params = replace(params, noise=MIN_NOISE)
     return GaussianProcess(
         X,
         y,

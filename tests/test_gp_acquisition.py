@@ -1,0 +1,157 @@
+"""EI / PI: Monte Carlo, stable logs in the far tail, gradients vs finite differences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from optuna_gamma.gp import (
+    Acquisition,
+    GaussianProcess,
+    GPHyperparams,
+    expected_improvement,
+    log_expected_improvement,
+    log_probability_of_improvement,
+    probability_of_improvement,
+)
+from optuna_gamma.gp.acquisition import _log_ei_and_grads, _log_pi_and_grads
+
+DOFS = [1.5, 3.0, 7.0, 40.0, 3000.0, math.inf]
+
+
+@pytest.mark.parametrize("dof", [4.0, 9.0, math.inf])
+def test_ei_and_pi_against_monte_carlo(dof: float) -> None:
+    rng = np.random.default_rng(0)
+    m = 1_000_000
+    eps = rng.standard_normal(m) if math.isinf(dof) else rng.standard_t(dof, m)
+    best, xi = 0.3, 0.05
+    for loc, scale in [(0.0, 1.0), (0.5, 0.2), (-1.0, 0.7)]:
+        f = loc + scale * eps
+        imp = np.maximum(f - best - xi, 0.0)
+        ei = expected_improvement(np.array([loc]), np.array([scale]), best, xi=xi, dof=dof)[0]
+        assert abs(ei - imp.mean()) < 5 * imp.std() / math.sqrt(m)
+        hit = f > best + xi
+        pi = probability_of_improvement(np.array([loc]), np.array([scale]), best, xi=xi, dof=dof)[0]
+        assert abs(pi - hit.mean()) < 5 * math.sqrt(pi * (1 - pi) / m) + 1e-12
+
+
+def test_student_t_ei_explores_more_than_gaussian() -> None:
+    """Heavier tails: for a point below the incumbent (z < 0) Student-t EI and PI are larger."""
+    loc, scale = np.array([-2.0, -5.0]), np.array([1.0, 1.0])
+    for dof in (3.0, 10.0):
+        assert np.all(expected_improvement(loc, scale, 0.0, dof=dof) > expected_improvement(loc, scale, 0.0))
+        assert np.all(
+            probability_of_improvement(loc, scale, 0.0, dof=dof) > probability_of_improvement(loc, scale, 0.0)
+        )
+
+
+def test_gaussian_ei_closed_form_at_zero() -> None:
+    # z = 0: EI = s * phi(0), PI = 1/2; Student-t: EI = s * nu / (nu - 1) * t_nu(0)
+    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0)[0] == pytest.approx(2 * stats.norm.pdf(0))
+    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0, dof=5.0)[0] == pytest.approx(
+        2 * 5 / 4 * stats.t.pdf(0, 5)
+    )
+    assert probability_of_improvement(np.array([1.0]), np.array([2.0]), 1.0, dof=5.0)[0] == 0.5
+
+
+@pytest.mark.parametrize("dof", DOFS)
+def test_logs_equal_log_of_plain_where_finite(dof: float) -> None:
+    z = np.linspace(-30.0, 8.0, 400)
+    scale = np.full_like(z, 0.7)
+    loc = 0.2 + z * scale
+    ei = expected_improvement(loc, scale, 0.2, dof=dof)
+    pi = probability_of_improvement(loc, scale, 0.2, dof=dof)
+    ok = ei > 1e-250
+    assert ok.sum() > 100
+    assert np.allclose(log_expected_improvement(loc, scale, 0.2, dof=dof)[ok], np.log(ei[ok]), rtol=1e-7, atol=1e-9)
+    ok = pi > 1e-250
+    assert np.allclose(
+        log_probability_of_improvement(loc, scale, 0.2, dof=dof)[ok], np.log(pi[ok]), rtol=1e-7, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("dof", DOFS)
+def test_logs_finite_and_monotone_far_in_the_tail(dof: float) -> None:
+    z = -np.logspace(-2, 9, 300)[::-1]  # from -1e9 up to -0.01
+    z = np.concatenate([z, np.linspace(0.0, 40.0, 50)])
+    one = np.ones_like(z)
+    for fn in (log_expected_improvement, log_probability_of_improvement):
+        v = fn(z, one, 0.0, dof=dof)
+        assert np.all(np.isfinite(v))
+        assert np.all(np.diff(v[:300]) > 0), fn.__name__  # strictly increasing for z < 0
+        assert np.all(np.diff(v) >= 0), fn.__name__  # log PI saturates at 0 for large z
+    if dof >= 1000:  # where plain EI underflows, the log still carries signal
+        assert expected_improvement(np.array([-1e6]), np.array([1.0]), 0.0, dof=dof)[0] == 0.0
+
+
+@pytest.mark.parametrize("dof", DOFS)
+@pytest.mark.parametrize("z", [-3e5, -2000.0, -150.0, -30.0, -3.0, -0.5, 0.0, 0.7, 6.0])
+def test_log_partials_match_finite_differences(dof: float, z: float) -> None:
+    """d log EI / d loc and d log EI / d scale (and PI), also where EI itself underflows."""
+    loc, scale = np.array([z * 0.9]), np.array([0.9])
+    for fn in (_log_ei_and_grads, _log_pi_and_grads):
+        v, d_loc, d_scale = fn(loc, scale, 0.0, 0.0, dof)
+        h = 1e-6 * max(1.0, abs(loc[0]))
+        fd_loc = (fn(loc + h, scale, 0.0, 0.0, dof)[0] - fn(loc - h, scale, 0.0, 0.0, dof)[0]) / (2 * h)
+        hs = 1e-6 * scale[0]
+        fd_s = (fn(loc, scale + hs, 0.0, 0.0, dof)[0] - fn(loc, scale - hs, 0.0, 0.0, dof)[0]) / (2 * hs)
+        # finite differences of a value of size |v| carry an error of about eps*|v|/h
+        tol = 1e-5 * max(1.0, abs(v[0]) * 1e-16 / h * 1e6)
+        assert d_loc[0] == pytest.approx(fd_loc[0], rel=tol, abs=1e-8), fn.__name__
+        assert d_scale[0] == pytest.approx(fd_s[0], rel=tol, abs=1e-8), fn.__name__
+
+
+def _gp(predictive: str) -> GaussianProcess:
+    rng = np.random.default_rng(3)
+    X = rng.random((15, 3))
+    X[:, 2] = rng.integers(0, 4, 15)
+    y = np.cos(4 * X[:, 0]) - X[:, 1] + 0.2 * X[:, 2]
+    y = (y - y.mean()) / y.std()
+    params = GPHyperparams(np.array([4.0, 2.0, 0.8]), 1e-3, 0.9)
+    return GaussianProcess(X, y, params, predictive=predictive, is_categorical=np.array([False, False, True]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
+@pytest.mark.parametrize("kind", ["ei", "pi"])
+def test_acquisition_value_and_gradient(predictive: str, kind: str) -> None:
+    gp = _gp(predictive)
+    best = float(gp.y.max())
+    acq = Acquisition(gp, kind=kind, best=best, xi=0.01)  # type: ignore[arg-type]
+    rng = np.random.default_rng(4)
+    Xq = rng.random((9, 3))
+    Xq[:, 2] = rng.integers(0, 4, 9)
+    Xq[0] = gp.X[int(np.argmin(gp.y))]  # on a bad observed point: EI tiny, log finite
+    value, grad = acq.value_and_grad(Xq)
+    assert value.shape == (9,) and grad.shape == (9, 3)
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+    assert np.allclose(value, acq(Xq))
+    loc, scale = gp.predict(Xq)
+    plain = (log_expected_improvement if kind == "ei" else log_probability_of_improvement)(
+        loc, scale, best, xi=0.01, dof=gp.dof
+    )
+    assert np.allclose(value, plain)
+    assert np.all(grad[:, 2] == 0.0)
+    h = 1e-6
+    for j in range(2):
+        Xp, Xm = Xq.copy(), Xq.copy()
+        Xp[:, j] += h
+        Xm[:, j] -= h
+        fd = (acq(Xp) - acq(Xm)) / (2 * h)
+        assert np.allclose(grad[:, j], fd, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_input_raises_value_error() -> None:
+    one = np.ones(1)
+    with pytest.raises(ValueError, match="dof"):
+        expected_improvement(one, one, 0.0, dof=1.0)
+    with pytest.raises(ValueError, match="dof"):
+        probability_of_improvement(one, one, 0.0, dof=0.0)
+    with pytest.raises(ValueError, match="scale"):
+        log_expected_improvement(one, np.zeros(1), 0.0)
+    with pytest.raises(ValueError, match="best"):
+        expected_improvement(one, one, math.nan)
+    with pytest.raises(ValueError, match="kind"):
+        Acquisition(_gp("student_t"), kind="ucb", best=0.0)  # type: ignore[arg-type]
