@@ -29,7 +29,8 @@ __all__ = ["classification_report", "evaluate"]
 
 def _as_label_array(labels: Any, name: str) -> np.ndarray:
     """Convert a 1-D integer label sequence (numpy array, torch tensor, list) to int64 numpy."""
-    if hasattr(labels, "detach") and hasattr(labels, "cpu"):  # a torch tensor, without importing torch
+    # A torch tensor, recognized without importing torch.
+    if hasattr(labels, "detach") and hasattr(labels, "cpu"):
         labels = labels.detach().cpu().numpy()
     arr = np.asarray(labels)
     if arr.ndim != 1:
@@ -156,7 +157,11 @@ def evaluate(
     import torch.nn.functional as F
 
     k = _check_n_classes(n_classes)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
     x = getattr(split, "x", None)
     y = getattr(split, "y", None)

@@ -144,7 +144,8 @@ def plot_confusion_heatmap(
         )
     )
     if title is None:
-        title = "Misclassifications" + (" (fraction of each true class)" if normalize else " (counts)")
+        detail = " (fraction of each true class)" if normalize else " (counts)"
+        title = "Misclassifications" + detail
     fig.update_layout(
         title={"text": title},
         xaxis={"title": {"text": "predicted class"}, "side": "bottom", "type": "category"},
@@ -200,7 +201,9 @@ def _metric_traces(
             legendgroup=name,
             line=line,
             marker={"color": color} if color else {},
-            hovertemplate=f"lr %{{x:.4g}}<br>{metric} %{{y:.4g}}<extra>{html.escape(name)}</extra>",
+            hovertemplate=(
+                f"lr %{{x:.4g}}<br>{metric} %{{y:.4g}}<extra>{html.escape(name)}</extra>"
+            ),
         )
     ]
     best = _best_index(val, metric)
@@ -215,7 +218,8 @@ def _metric_traces(
                 showlegend=False,
                 marker={"symbol": "star", "size": 14, **({"color": color} if color else {})},
                 hovertemplate=(
-                    f"best {metric} %{{y:.4g}}<br>at lr %{{x:.4g}}<extra>{html.escape(name)}</extra>"
+                    f"best {metric} %{{y:.4g}}<br>at lr %{{x:.4g}}"
+                    f"<extra>{html.escape(name)}</extra>"
                 ),
             )
         )
@@ -265,7 +269,9 @@ def _record_lr(record: Mapping[str, Any], i: int, lr_key: Optional[str]) -> floa
     for key in keys:
         if key in record:
             return float(record[key])
-    raise ValueError(f"record {i} has no learning rate (looked for keys {list(keys)}): {record!r}.")
+    raise ValueError(
+        f"record {i} has no learning rate (looked for keys {list(keys)}): {record!r}."
+    )
 
 
 def plot_metrics_vs_learning_rate(

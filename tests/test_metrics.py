@@ -257,7 +257,7 @@ def test_evaluate_restores_mode_on_error() -> None:
         (SimpleNamespace(x=X[:0], y=Y[:0]), {}, "empty"),
         (SimpleNamespace(x=X, y=Y.float()), {}, "integer class labels"),
         (SimpleNamespace(x=X, y=torch.tensor([0, 1, 2, 3, 0])), {}, "label 3 outside"),
-        (SimpleNamespace(x=X, y=Y), {"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        (SimpleNamespace(x=X, y=Y), {"batch_size": 0}, "integer >= 1, got 0"),
         (SimpleNamespace(x=X, y=Y), {"n_classes": 1}, "n_classes"),
     ],
 )

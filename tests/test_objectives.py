@@ -190,3 +190,27 @@ def test_import_does_not_pull_torch() -> None:
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# examples/own_objective.py: GammaBOSampler in a plain create_study on a user's objective
+# ---------------------------------------------------------------------------------------------
+
+
+def test_example_own_objective_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    from pathlib import Path
+
+    import optuna
+
+    from optuna_gamma import GammaBOSampler
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "own_objective.py"
+    module = runpy.run_path(str(path), run_name="own_objective")
+    study = module["main"](["--n-trials", "5", "--seed", "1"])
+    assert isinstance(study.sampler, GammaBOSampler)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    assert 0.0 < study.best_value <= 1.0
+    assert study.best_value == max(t.value for t in study.trials)
+    out = capsys.readouterr().out
+    assert f"best 3-fold accuracy {study.best_value:.4f}" in out

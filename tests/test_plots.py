@@ -126,7 +126,7 @@ def test_metric_vs_learning_rate_loss_best_is_minimum() -> None:
         ([math.nan], [1.0], "nan"),
     ],
 )
-def test_metric_vs_learning_rate_bad_input(lr, values, match) -> None:  # type: ignore[no-untyped-def]
+def test_metric_vs_learning_rate_bad_input(lr: list, values: list, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         plot_metric_vs_learning_rate(lr, values)
 
@@ -184,7 +184,7 @@ def test_metrics_vs_learning_rate_grouped_and_lr_key() -> None:
         ([0.1], {}, "record 0 must be a mapping"),
     ],
 )
-def test_metrics_vs_learning_rate_bad_input(records, kwargs, match) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_vs_learning_rate_bad_input(records: list, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         plot_metrics_vs_learning_rate(records, **kwargs)
 
@@ -233,7 +233,9 @@ def test_write_html_many_figures_one_plotlyjs(tmp_path: Path) -> None:
 def test_write_html_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="empty list"):
         write_html([], tmp_path / "x.html")
-    with pytest.raises(ValueError, match="item 1 must be a plotly Figure or an HTML string, got int"):
+    with pytest.raises(
+        ValueError, match="item 1 must be a plotly Figure or an HTML string, got int"
+    ):
         write_html([go.Figure(), 3], tmp_path / "x.html")
     assert not (tmp_path / "x.html").exists()
 
@@ -241,3 +243,62 @@ def test_write_html_bad_input(tmp_path: Path) -> None:
 def test_import_does_not_pull_plotly() -> None:
     code = "import sys, optuna_gamma.plots; assert 'plotly' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# examples/thesis_1d_demo.py: the thesis's 1-D demo (figs. 3-4, 12-13)
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_demo() -> dict:
+    import runpy
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "thesis_1d_demo.py"
+    return runpy.run_path(str(path), run_name="thesis_1d_demo")
+
+
+def test_example_thesis_1d_demo_writes_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = _load_demo()
+    x_star, f_star = demo["true_maximum"]()
+    xs = np.linspace(-1.0, 2.0, 3001)
+    assert f_star == pytest.approx(float(np.max(demo["f"](xs))), abs=1e-6)
+    assert x_star == pytest.approx(-0.3594, abs=1e-3)  # f'(x) = -3cos(3x) - 2x + 0.7 = 0
+    needed = demo["main"](["--output", str(tmp_path / "demo.html"), "--n-trials", "5"])
+    assert set(needed) == {"student_t", "gaussian"}
+    assert all(n is None or 1 <= n <= 5 for n in needed.values())
+    text = (tmp_path / "demo.html").read_text(encoding="utf-8")
+    assert text.count("* plotly.js v") == 1
+    figures = _embedded_figures(text)
+    assert len(figures) == 2  # slider figure (posterior + EI), convergence figure
+    # 2 static traces (f in each column) + 3 proposals x 2 modes x 7 traces.
+    assert len(figures[0]) == 2 + 3 * 2 * 7
+    out = capsys.readouterr().out
+    assert "Gamma search (Student-t EI)" in out and "Gaussian search (Gaussian EI)" in out
+
+
+@pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
+def test_example_thesis_1d_demo_refit_matches_sampler(predictive: str) -> None:
+    """The demo's refit posterior must explain the sampler's proposals: the EI maximizer of the
+    refit lies where GammaBOSampler proposed, and the band contains the observations."""
+    demo = _load_demo()
+    res = demo["run_mode"](predictive, 10, [0.910885, -0.19064], 0, 0.01)
+    grid = demo["GRID"]
+    snaps = res["snapshots"]
+    assert len(snaps) == 8
+    gaps = [abs(grid[int(np.argmax(s["ei"]))] - s["x_next"]) for s in snaps]
+    assert np.mean(np.array(gaps) < 0.02) >= 0.75, gaps
+    for s in snaps:
+        assert np.all(s["lower"] <= s["mean"]) and np.all(s["mean"] <= s["upper"])
+        assert np.all(s["ei"] >= 0)
+        # The noise-free GP interpolates the data (in the objective's units): at the grid point
+        # nearest each observation (within 0.0025; |f'| <= 7.7 on [-1, 2]) the location is within
+        # 0.05 of the observed value.
+        for x, y in zip(s["x_obs"], s["y_obs"]):
+            i = int(np.argmin(np.abs(grid - x)))
+            assert s["mean"][i] == pytest.approx(y, abs=0.05)
+    if predictive == "student_t":
+        assert all(math.isfinite(s["dof"]) and s["dof"] > 2 for s in snaps)
+    else:
+        assert all(math.isinf(s["dof"]) for s in snaps)
