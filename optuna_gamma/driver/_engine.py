@@ -1,0 +1,286 @@
+"""Pieces shared by the per-epoch and whole-training drivers (not public API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+import os
+from pathlib import Path
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Union
+
+from optuna_gamma.driver.checkpoint import RunPaths
+from optuna_gamma.driver.checkpoint import crash_point
+from optuna_gamma.driver.checkpoint import derive_seed
+from optuna_gamma.driver.samplers import SamplerFactory
+from optuna_gamma.driver.samplers import SamplerSpec
+from optuna_gamma.driver.samplers import make_sampler_factory
+from optuna_gamma.driver.samplers import parse_sampler
+from optuna_gamma.driver.space import SearchSpace
+from optuna_gamma.driver.space import grid_points
+
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from optuna_gamma.data import DatasetSplits
+    from optuna_gamma.training import TrainState
+
+
+#: Trial user attributes the driver records (besides ``state`` and ``epoch``).
+TRIAL_ATTRS = (
+    "accuracy", "loss", "kappa", "diverged", "sensitivity", "specificity", "mcc",
+    "train_loss", "train_time", "eval_time",
+)
+
+
+def finite_or_none(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def kappa_name(kappa: Any) -> str:
+    if isinstance(kappa, str):
+        return kappa
+    return getattr(kappa, "__name__", type(kappa).__name__)
+
+
+def resolve_data(
+    data: Union[str, DatasetSplits], *, data_root: Any, subset: int | None, seed: int, download: bool
+) -> DatasetSplits:
+    if isinstance(data, str):
+        from optuna_gamma.data import load_dataset
+
+        return load_dataset(data, data_root, subset=subset, seed=seed, download=download)
+    for attr in ("train", "valid", "test", "n_classes", "input_shape"):
+        if not hasattr(data, attr):
+            raise ValueError(f"data must be a dataset name or a DatasetSplits, got {type(data).__name__}")
+    return data
+
+
+def resolve_model(model: Any, data: DatasetSplits, seed: int) -> torch.nn.Module:
+    if isinstance(model, str):
+        from optuna_gamma.models import build_model
+
+        return build_model(model, tuple(data.input_shape), int(data.n_classes), seed=derive_seed(seed, "model"))
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a model name or a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def resolve_storage(storage: Any, paths: RunPaths) -> tuple[Any, str]:
+    """(storage object, URL for display)."""
+    import optuna
+
+    if storage is None:
+        url = paths.default_storage
+        return optuna.storages.get_storage(url), url
+    if isinstance(storage, str):
+        if storage.startswith("sqlite:///"):
+            Path(storage[len("sqlite:///"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.get_storage(storage), storage
+    return storage, type(storage).__name__
+
+
+class SamplerPlan:
+    """How trials of one study get their parameters: a seeded factory, plus enqueued points."""
+
+    def __init__(
+        self,
+        sampler: Union[str, SamplerFactory],
+        space: SearchSpace,
+        trials: int | None,
+        n_startup_trials: int,
+    ) -> None:
+        self.spec: SamplerSpec | None = None
+        self.grid: list[dict[str, Any]] = []
+        if isinstance(sampler, str):
+            self.spec = parse_sampler(sampler)
+            self.name = self.spec.name
+        elif callable(sampler):
+            self.name = getattr(sampler, "__name__", type(sampler).__name__)
+        else:
+            raise ValueError(f"sampler must be a name or a callable seed -> sampler, got {sampler!r}")
+        grid_dict: dict[str, list] | None = None
+        if self.spec is not None and self.spec.is_fixed:
+            if len(space.tuned()) > 1:
+                raise ValueError(f"sampler {self.name!r} tunes nothing, but the space tunes {space.tuned()[1:]}")
+            space = space.with_fixed_lr(self.spec.fixed_lr)
+            if trials is None:
+                trials = 1
+        if self.spec is not None and self.spec.is_grid:
+            grid_dict = {"lr": grid_points(space.lr_low, space.lr_high, self.spec.grid_size, log=self.spec.grid_log)}
+            for name in space.tuned()[1:]:
+                choices = getattr(space, name)
+                if not isinstance(choices, list):
+                    raise ValueError(f"sampler {self.name!r} needs {name} as a list of choices, got the range {choices!r}")
+                grid_dict[name] = list(choices)
+            import itertools
+
+            keys = list(grid_dict)
+            self.grid = [dict(zip(keys, combo)) for combo in itertools.product(*(grid_dict[k] for k in keys))]
+            if trials is None:
+                trials = len(self.grid)
+            if trials > len(self.grid):
+                raise ValueError(f"trials per study ({trials}) exceed the {len(self.grid)} points of {self.name!r}")
+        self.space = space
+        self.trials = 12 if trials is None else int(trials)
+        if self.trials < 1:
+            raise ValueError(f"trials must be >= 1, got {trials!r}")
+        if self.spec is not None:
+            self.factory = make_sampler_factory(self.spec, n_startup_trials=n_startup_trials, grid=grid_dict)
+        else:
+            self.factory = sampler  # type: ignore[assignment]
+
+    def grid_queue(self, seed: int) -> list[dict[str, Any]]:
+        """The grid points a study runs, in a seeded order (a seeded subset if fewer trials)."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.grid))[: self.trials]
+        return [self.grid[int(i)] for i in order]
+
+
+def open_study(storage: Any, name: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    import optuna
+
+    return optuna.create_study(
+        study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=sampler or optuna.samplers.RandomSampler(seed=0),
+    )
+
+
+def check_config(study: optuna.Study, config: dict[str, Any]) -> None:
+    """Record ``config`` in a new study; refuse to continue a study made with another one."""
+    old = study.user_attrs.get("config")
+    if old is None:
+        study.set_user_attr("config", config)
+        return
+    for key, value in config.items():
+        if key in old and old[key] != value:
+            raise ValueError(
+                f"study {study.study_name!r} was created with {key}={old[key]!r}, this call has {value!r};"
+                " use another run name or run directory"
+            )
+
+
+def fail_stale_trials(study: optuna.Study, tuned: tuple[str, ...]) -> int:
+    """Fail every RUNNING trial (its process is dead: the caller holds the run lock) and enqueue a
+    retry with the same parameters, once. Returns the number of trials failed.
+
+    The retry carries ``user_attrs["retry_of"] = number`` so that a second crash between the
+    enqueue and the fail does not enqueue it twice. A trial that died before all its parameters
+    were suggested is retried with whatever was fixed for it (an enqueued point), else the
+    sampler proposes again (deterministically: see :mod:`optuna_gamma.driver.samplers`).
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    n = 0
+    for t in trials:
+        if t.state != TrialState.RUNNING:
+            continue
+        fixed = dict(t.system_attrs.get("fixed_params") or {})
+        params = {**fixed, **t.params}
+        if t.number not in retried:
+            if set(tuned) <= set(params):
+                study.enqueue_trial({k: params[k] for k in tuned}, user_attrs={"retry_of": t.number})
+            elif fixed:
+                study.enqueue_trial(fixed, user_attrs={"retry_of": t.number})
+        study.tell(t.number, state=TrialState.FAIL)
+        n += 1
+    return n
+
+
+def enqueue_once(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+    """Enqueue ``points`` once per study (idempotent across crashes)."""
+    if study.user_attrs.get("queued"):
+        return
+    for p in points:
+        study.enqueue_trial(p, skip_if_exists=True)
+    study.set_user_attr("queued", True)
+
+
+def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    """The trial with the largest value; ties broken by the parameters (smallest first), never by
+    trial number, so a resumed study (whose numbers shift after a failed trial) picks the same."""
+    if not trials:
+        raise ValueError("no completed trial to adopt")
+    return min(trials, key=lambda t: (-float(t.value), sorted((k, float(v)) for k, v in t.params.items())))
+
+
+def run_trial(
+    *,
+    storage: Any,
+    study_name: str,
+    plan: SamplerPlan,
+    sampler_seed: int,
+    train: Callable[[dict[str, Any], int], tuple[TrainState, dict[str, Any]]],
+    paths: RunPaths,
+    epoch: int | None,
+    kappa: Any,
+) -> optuna.trial.FrozenTrial:
+    """Ask one trial with a freshly seeded sampler, train, save the state, record, tell."""
+    import optuna
+
+    from optuna_gamma.objectives import compute_kappa
+    from optuna_gamma.training import save_state
+
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=plan.factory(sampler_seed))
+    trial = study.ask()
+    crash_point("after_ask")
+    params = plan.space.suggest(trial)
+    state, ev = train(params, trial.number)
+    train_loss = ev["train_loss"]
+    k = compute_kappa(kappa, float(ev["accuracy"]), float(ev["loss"]))
+    diverged = bool(k.diverged or not math.isfinite(train_loss))
+    value = 0.0 if diverged else float(k.value)
+    path = paths.trial_state(epoch, trial.number)
+    save_state(state, path)
+    crash_point("after_save")
+    attrs = {
+        "accuracy": float(ev["accuracy"]),
+        "loss": finite_or_none(ev["loss"]),
+        "kappa": value,
+        "diverged": diverged,
+        "sensitivity": float(ev["sensitivity"]),
+        "specificity": float(ev["specificity"]),
+        "mcc": float(ev["mcc"]),
+        "train_loss": finite_or_none(train_loss),
+        "train_time": float(ev["train_time"]),
+        "eval_time": float(ev["time"]),
+        "state": paths.relative(path),
+        "params": params,
+    }
+    if epoch is not None:
+        attrs["epoch"] = epoch
+    for key, v in attrs.items():
+        trial.set_user_attr(key, v)
+    frozen = study.tell(trial, value)
+    crash_point("after_tell")
+    return frozen
+
+
+def timed_train(fn: Callable[[], float]) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    loss = fn()
+    return loss, time.perf_counter() - t0
+
+
+def remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
