@@ -89,7 +89,15 @@ def posterior_snapshot(xs: np.ndarray, ys: np.ndarray, sampler_kwargs: dict) -> 
     }
 
 
-def run_mode(predictive: str, n_trials: int, x_init: list[float], seed: int, xi: float) -> dict:
+def run_mode(
+    predictive: str,
+    n_trials: int,
+    x_init: list[float],
+    seed: int,
+    xi: float,
+    *,
+    snapshots: bool = True,
+) -> dict:
     """Drive one GammaBOSampler with ask-and-tell; snapshot the posterior before each proposal."""
     sampler_kwargs = {
         "predictive": predictive,
@@ -105,11 +113,11 @@ def run_mode(predictive: str, n_trials: int, x_init: list[float], seed: int, xi:
         study.enqueue_trial({"x": x})
     xs: list[float] = []
     ys: list[float] = []
-    snapshots: list[dict] = []
+    snaps: list[dict] = []
     seconds = 0.0  # time spent in the sampler (ask/suggest/tell), not in the pictures' refits
     for i in range(n_trials):
         snap = None
-        if i >= len(x_init):  # a model-based proposal follows: draw what it is based on
+        if snapshots and i >= len(x_init):  # a model-based proposal follows: draw its basis
             snap = posterior_snapshot(np.array(xs), np.array(ys), sampler_kwargs)
         start = time.perf_counter()
         trial = study.ask()
@@ -119,10 +127,10 @@ def run_mode(predictive: str, n_trials: int, x_init: list[float], seed: int, xi:
         seconds += time.perf_counter() - start
         if snap is not None:
             snap.update(x_obs=list(xs), y_obs=list(ys), x_next=x, y_next=y, iteration=i + 1)
-            snapshots.append(snap)
+            snaps.append(snap)
         xs.append(x)
         ys.append(y)
-    return {"x": xs, "y": ys, "snapshots": snapshots, "seconds": seconds}
+    return {"x": xs, "y": ys, "snapshots": snaps, "seconds": seconds}
 
 
 def evaluations_to_reach(ys: list[float], target: float) -> int | None:
@@ -229,9 +237,17 @@ def main(argv: list[str] | None = None) -> dict[str, int | None]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--xi", type=float, default=0.01, help="EI trade-off (standardized units)")
     parser.add_argument("--tolerance", type=float, default=1e-2)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="also rerun with seeds seed+1 .. seed+repeat-1 (no pictures) and summarize",
+    )
     args = parser.parse_args(argv)
     if args.n_trials < 3:
         parser.error(f"--n-trials must be >= 3, got {args.n_trials}")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
 
     from optuna_gamma.plots import write_html
 
@@ -253,7 +269,23 @@ def main(argv: list[str] | None = None) -> dict[str, int | None]:
     write_html([build_figure(results, x_star, f_star), convergence_figure(results, f_star)],
                args.output, title="optuna-gamma: thesis 1-D demo")
     print(f"wrote {args.output}")
+    if args.repeat > 1:
+        summarize_seeds(args, f_star)
     return needed
+
+
+def summarize_seeds(args: argparse.Namespace, f_star: float) -> None:
+    """Evaluations to reach the tolerance over several seeds (same start-up points per seed)."""
+    counts: dict[str, list[int]] = {m: [] for m in MODES}
+    for seed in range(args.seed, args.seed + args.repeat):
+        x_init = np.random.default_rng(seed).uniform(LOW, HIGH, size=2).round(6).tolist()
+        for m in MODES:
+            ys = run_mode(m, args.n_trials, x_init, seed, args.xi, snapshots=False)["y"]
+            n = evaluations_to_reach(ys, f_star - args.tolerance)
+            counts[m].append(n if n is not None else args.n_trials + 1)
+    print(f"over {args.repeat} seeds (not reached counts as {args.n_trials + 1}):")
+    for m, c in counts.items():
+        print(f"{MODES[m]:32s} mean {np.mean(c):.2f}, median {np.median(c):g} evaluations: {c}")
 
 
 if __name__ == "__main__":
