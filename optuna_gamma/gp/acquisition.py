@@ -59,12 +59,17 @@ _LOG_SQRT_HALF_PI = 0.5 * math.log(0.5 * math.pi)
 _GAUSSIAN_DOF = 1e5
 # Below this value of T_nu(z), the hypergeometric tail form is used for log T_nu(z).
 _T_TAIL = 1e-250
+_Z_MAX = 1e100
 
 
 def _log1mexp(w: np.ndarray) -> np.ndarray:
     """:math:`\\log(1 - e^w)` for :math:`w < 0` (Maechler 2012)."""
-    w = np.minimum(w, -1e-300)
-    return np.where(w > -math.log(2.0), np.log(-np.expm1(w)), np.log1p(-np.exp(w)))
+    w = np.minimum(np.asarray(w, dtype=float), -1e-300)
+    out = np.empty_like(w)
+    near = w > -math.log(2.0)
+    out[near] = np.log(-np.expm1(w[near]))
+    out[~near] = np.log1p(-np.exp(w[~near]))
+    return out
 
 
 def _gauss_logpdf(z: np.ndarray) -> np.ndarray:
@@ -214,7 +219,8 @@ def _prepare(
         raise ValueError(f"best must be finite, got {best!r}.")
     if not math.isfinite(xi):
         raise ValueError(f"xi must be finite, got {xi!r}.")
-    z = (loc - best - xi) / scale
+    # |z| beyond 1e100 carries no information and would overflow z**2.
+    z = np.clip((loc - best - xi) / scale, -_Z_MAX, _Z_MAX)
     return loc, scale, z
 
 
