@@ -121,12 +121,12 @@ def classification_report(y_true: Any, y_pred: Any, n_classes: int) -> dict[str,
 
 
 def evaluate(
-    model: "torch.nn.Module",
+    model: torch.nn.Module,
     split: Any,
     *,
     n_classes: int,
     batch_size: int = 1000,
-    device: Optional[Union[str, "torch.device"]] = None,
+    device: Optional[Union[str, torch.device]] = None,
 ) -> dict[str, Any]:
     """Evaluate a classifier on an in-memory split: the thesis's metrics, loss and wall time.
 

@@ -64,7 +64,7 @@ def plot_confusion_heatmap(
     *,
     normalize: bool = True,
     title: Optional[str] = None,
-) -> "go.Figure":
+) -> go.Figure:
     """Misclassification heatmap of a confusion matrix (thesis figs. 18-19).
 
     The figure has two heatmap traces on the same axes: ``"errors"`` holds the off-diagonal
@@ -188,7 +188,7 @@ def _best_index(values: np.ndarray, metric: str) -> Optional[int]:
 
 def _metric_traces(
     lr: np.ndarray, val: np.ndarray, metric: str, name: str, color: Optional[str]
-) -> list["go.Scatter"]:
+) -> list[go.Scatter]:
     import plotly.graph_objects as go
 
     line = {"color": color} if color else {}
@@ -232,7 +232,7 @@ def plot_metric_vs_learning_rate(
     *,
     metric: str = "kappa",
     title: Optional[str] = None,
-) -> "go.Figure":
+) -> go.Figure:
     """One metric against the learning rate, log-scaled x axis (thesis figs. 9, 10, 14, 15).
 
     The points are sorted by learning rate and joined by lines with markers; the best point
@@ -281,7 +281,7 @@ def plot_metrics_vs_learning_rate(
     lr_key: Optional[str] = None,
     group_by: Optional[str] = None,
     title: Optional[str] = None,
-) -> "go.Figure":
+) -> go.Figure:
     """Several metrics against the learning rate, one subplot per metric, shared log x axis.
 
     Args:
@@ -348,7 +348,7 @@ def plot_metrics_vs_learning_rate(
 
 
 def write_html(
-    fig_or_figs: Union["go.Figure", Sequence[Union["go.Figure", str]]],
+    fig_or_figs: Union[go.Figure, Sequence[Union[go.Figure, str]]],
     path: Union[str, os.PathLike],
     *,
     title: Optional[str] = None,
