@@ -233,6 +233,7 @@ def test_fit_improves_over_init(kernel: str, predictive: str) -> None:
     gp = fit_gp(X, y, kernel=kernel, predictive=predictive, is_categorical=CAT, init=init)  # type: ignore[arg-type]
     start = GaussianProcess(X, y, init, kernel=kernel, predictive=predictive, is_categorical=CAT)  # type: ignore[arg-type]
     assert _fit_objective(gp) > _fit_objective(start) + 1.0
+    assert gp.log_marginal_likelihood() > start.log_marginal_likelihood()
     if predictive != "gaussian":
         assert gp.params.amplitude == 1.0
 

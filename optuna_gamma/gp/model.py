@@ -107,11 +107,9 @@ class GPHyperparams:
     amplitude: float = 1.0
 
 
-def default_hyperparams(
-    d: int, *, predictive: Predictive = "student_t", deterministic_objective: bool = False
-) -> GPHyperparams:
-    """Starting point of the fit: unit lengthscales, noise 0.1 (``MIN_NOISE`` if deterministic)."""
-    del predictive
+def default_hyperparams(d: int, *, deterministic_objective: bool = False) -> GPHyperparams:
+    """Default start of the fit: :math:`\\ell = 1` (the mode of the lengthscale prior), noise
+    ratio 0.1 (``MIN_NOISE`` if deterministic), amplitude 1 (the standardized output variance)."""
     return GPHyperparams(
         inv_sq_lengthscales=np.ones(d),
         noise=MIN_NOISE if deterministic_objective else 0.1,
@@ -151,7 +149,8 @@ def log_prior_and_grad(
     penalty on the log-parameters (no log-Jacobian):
 
     * inverse squared lengthscales: :math:`-(0.1/\\ell + 0.1\\,\\ell)` per dimension, peaked at
-      :math:`\\ell = 1` (lengthscale 1 on the unit cube), vanishing-gradient free in both tails;
+      :math:`\\ell = 1` (lengthscale 1 on the unit cube), penalizing very short and very long
+      lengthscales;
     * noise ratio: :math:`\\mathrm{Gamma}(1.1, 30)`, i.e. :math:`0.1 \\log\\eta^2 - 30\\eta^2`,
       preferring small noise;
     * amplitude (``"gaussian"`` only): :math:`\\mathrm{Gamma}(2, 1)`, i.e. :math:`\\log A - A`.
@@ -568,9 +567,7 @@ def fit_gp(
             return math.inf, np.zeros_like(raw)
         return value, grad
 
-    default = default_hyperparams(
-        d, predictive=predictive, deterministic_objective=deterministic_objective
-    )
+    default = default_hyperparams(d, deterministic_objective=deterministic_objective)
     starts = []
     if init is not None:
         try:
