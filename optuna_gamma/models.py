@@ -71,7 +71,7 @@ class ShapeCheckedModel(nn.Module):
         self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:]) != self.input_shape:
+        if x.shape[1:] != self.input_shape:  # torch.Size is a tuple
             raise ValueError(
                 f"model {self.name!r} expects inputs of shape (N, {', '.join(map(str, self.input_shape))}),"
                 f" got {tuple(x.shape)}"

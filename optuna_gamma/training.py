@@ -201,7 +201,9 @@ def train_one_epoch(
         raise ValueError(f"split.x has {x.shape[0]} rows but split.y has {n}")
     dev = default_device() if device is None else torch.device(device)
 
-    model.to(dev)
+    first = next(model.parameters(), None)
+    if first is None or first.device != dev:
+        model.to(dev)
     _move_optimizer_state(optimizer, dev)
     model.train()
     x = x.to(dev)
@@ -214,7 +216,12 @@ def train_one_epoch(
     fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     total = 0.0
     with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(dropout_seed)
+        # Seed only the generators this epoch can draw from (torch.manual_seed would also
+        # initialise every other backend, which costs more than a small epoch).
+        torch.default_generator.manual_seed(dropout_seed)
+        for index in fork_devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(dropout_seed)
         for start in range(0, n, batch_size):
             idx = perm[start : start + batch_size]
             xb, yb = x[idx], y[idx]
