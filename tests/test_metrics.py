@@ -224,8 +224,10 @@ def test_evaluate_uses_eval_mode_and_no_grad_and_restores_mode(initially_trainin
 
 
 def test_evaluate_with_data_split_and_explicit_device() -> None:
+    from optuna_gamma.data import Split
+
     model = _known_linear()
-    split = SimpleNamespace(x=X.clone(), y=Y.clone())
+    split = Split(x=X.clone(), y=Y.clone())
     result = evaluate(model, split, n_classes=3, device="cpu")
     assert result["loss"] == pytest.approx(_manual_cross_entropy(), rel=1e-12)
     assert torch.equal(split.x, X) and torch.equal(split.y, Y)  # inputs untouched
