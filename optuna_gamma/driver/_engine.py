@@ -16,6 +16,7 @@ from optuna_gamma.driver.checkpoint import crash_point
 from optuna_gamma.driver.checkpoint import derive_seed
 from optuna_gamma.driver.samplers import SamplerFactory
 from optuna_gamma.driver.samplers import SamplerSpec
+from optuna_gamma.driver.samplers import SlotNumberedSampler
 from optuna_gamma.driver.samplers import make_sampler_factory
 from optuna_gamma.driver.samplers import parse_sampler
 from optuna_gamma.driver.space import SearchSpace
@@ -137,6 +138,14 @@ class SamplerPlan:
         else:
             self.factory = sampler  # type: ignore[assignment]
 
+    def make(self, seed: int, slot: int) -> optuna.samplers.BaseSampler:
+        """The sampler for the trial in ``slot`` (see :class:`SlotNumberedSampler`). Grid trials
+        are all enqueued, so the grid sampler is used as is."""
+        base = self.factory(seed)
+        if self.grid:
+            return base
+        return SlotNumberedSampler(base, slot)
+
     def grid_queue(self, seed: int) -> list[dict[str, Any]]:
         """The grid points a study runs, in a seeded order (a seeded subset if fewer trials)."""
         import numpy as np
@@ -227,6 +236,7 @@ def run_trial(
     study_name: str,
     plan: SamplerPlan,
     sampler_seed: int,
+    slot: int,
     train: Callable[[dict[str, Any], int], tuple[TrainState, dict[str, Any]]],
     paths: RunPaths,
     epoch: int | None,
@@ -238,7 +248,7 @@ def run_trial(
     from optuna_gamma.objectives import compute_kappa
     from optuna_gamma.training import save_state
 
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=plan.factory(sampler_seed))
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=plan.make(sampler_seed, slot))
     trial = study.ask()
     crash_point("after_ask")
     params = plan.space.suggest(trial)

@@ -210,7 +210,7 @@ def tune_per_epoch(
                             break
                         _engine.run_trial(
                             storage=storage_obj, study_name=name, plan=plan,
-                            sampler_seed=derive_seed(seed, "sampler", epoch, len(done)),
+                            sampler_seed=derive_seed(seed, "sampler", epoch, len(done)), slot=len(done),
                             train=train, paths=paths, epoch=epoch, kappa=kappa,
                         )
                     adopted = _adopt(study, paths, epoch, keep_trial_states)

@@ -26,20 +26,29 @@ Reproducibility: the driver does not keep one sampler object for a whole study. 
 number of completed trials), and the sampler sees the study's completed trials. A suggestion is
 then a function of the completed history and the seed only, never of in-process sampler state
 (RNG draws made for earlier trials, warm-started kernel fits, trial numbers), which is what
-makes a resumed run propose exactly what an uninterrupted one would.
+makes a resumed run propose exactly what an uninterrupted one would. One more piece is needed for
+samplers whose randomness is keyed by the trial number (``GammaBOSampler`` draws from
+``SeedSequence(seed, spawn_key=(trial.number,))``): after a crash the failed trial keeps its
+number, so later trials are numbered one higher than in an uninterrupted run.
+:class:`SlotNumberedSampler` therefore shows the sampler each trial under its *slot*, the number
+of completed trials before it, which is exactly its number in an uninterrupted run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Sequence
+import copy
 from dataclasses import dataclass
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 from typing import Union
 
-
-if TYPE_CHECKING:
-    import optuna
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 
 __all__ = [
@@ -47,6 +56,7 @@ __all__ = [
     "SAMPLER_CHOICES",
     "SamplerFactory",
     "SamplerSpec",
+    "SlotNumberedSampler",
     "make_sampler_factory",
     "parse_sampler",
 ]
@@ -148,8 +158,6 @@ def make_sampler_factory(
     Raises:
         ValueError: Unknown name, or ``grid:N`` without a grid.
     """
-    import optuna
-
     s = parse_sampler(spec) if isinstance(spec, str) else spec
     kind = s.kind
     if kind in _GAMMA_MODES:
@@ -173,3 +181,51 @@ def make_sampler_factory(
         g = {k: list(v) for k, v in grid.items()}
         return lambda seed: optuna.samplers.GridSampler(g, seed=seed)
     raise ValueError(f"unknown sampler {s.name!r}; choices: {_choices_text()}")
+
+
+class SlotNumberedSampler(optuna.samplers.BaseSampler):
+    """Delegate to ``base``, presenting the current trial under the number ``slot``.
+
+    In an uninterrupted driver run, trial ``k`` of a study is asked after ``k`` completed trials,
+    so ``slot = number of completed trials`` equals its number; after a crash (a FAIL trial keeps
+    its number) the slot is still the uninterrupted number. Only the number seen by ``base`` is
+    changed (a shallow copy of the :class:`~optuna.trial.FrozenTrial`); the study and storage
+    are untouched. The driver builds one per trial.
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, slot: int) -> None:
+        self._base = base
+        self._slot = int(slot)
+
+    @property
+    def base(self) -> optuna.samplers.BaseSampler:
+        return self._base
+
+    def _view(self, trial: FrozenTrial) -> FrozenTrial:
+        view = copy.copy(trial)
+        view.number = self._slot
+        return view
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, self._view(trial))
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._base.sample_relative(study, self._view(trial), search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._base.sample_independent(study, self._view(trial), param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, self._view(trial))
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._base.after_trial(study, self._view(trial), state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()

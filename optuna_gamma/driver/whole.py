@@ -147,7 +147,7 @@ def tune_whole(
                     break
                 _engine.run_trial(
                     storage=storage_obj, study_name=name, plan=plan,
-                    sampler_seed=derive_seed(seed, "sampler", 0, len(done)),
+                    sampler_seed=derive_seed(seed, "sampler", 0, len(done)), slot=len(done),
                     train=train, paths=paths, epoch=None, kappa=kappa,
                 )
         finally:
