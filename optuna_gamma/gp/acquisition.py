@@ -41,6 +41,7 @@ Bayesian optimization", LogEI):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Literal
 
@@ -53,7 +54,9 @@ if TYPE_CHECKING:
 AcquisitionKind = Literal["ei", "pi"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_LOG_SQRT_HALF_PI = 0.5 * math.log(0.5 * math.pi)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_LOG2 = math.log(2.0)
 # Student-t with at least this many degrees of freedom is treated as Gaussian (difference
 # O(1/nu) in the body; scipy's hypergeometric tail form is unreliable beyond it).
 _GAUSSIAN_DOF = 1e5
@@ -64,12 +67,9 @@ _Z_MAX = 1e100
 
 def _log1mexp(w: np.ndarray) -> np.ndarray:
     """:math:`\\log(1 - e^w)` for :math:`w < 0` (Maechler 2012)."""
-    w = np.minimum(np.asarray(w, dtype=float), -1e-300)
-    out = np.empty_like(w)
-    near = w > -math.log(2.0)
-    out[near] = np.log(-np.expm1(w[near]))
-    out[~near] = np.log1p(-np.exp(w[~near]))
-    return out
+    w = np.minimum(w, -1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(w > -_LOG2, np.log(-np.expm1(w)), np.log1p(-np.exp(w)))
 
 
 def _gauss_logpdf(z: np.ndarray) -> np.ndarray:
@@ -85,58 +85,59 @@ def _gauss_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     :math:`z^{-2}(1 - 3z^{-2} + 15z^{-4} - 105z^{-6})` below ``-200`` where the subtraction would
     cancel.
     """
-    z = np.asarray(z, dtype=float)
-    log_h = np.empty_like(z)
-    T_over_h = np.empty_like(z)
-    A_over_h = np.empty_like(z)
     log_T = special.log_ndtr(z)
+    log_pdf = _gauss_logpdf(z)
     big = z > -1.0
-    zb = z[big]
-    cdf = special.ndtr(zb)
-    pdf = np.exp(_gauss_logpdf(zb))
-    h = zb * cdf + pdf
-    log_h[big] = np.log(h)
-    T_over_h[big] = cdf / h
-    A_over_h[big] = pdf / h
-    small = ~big
-    zs = z[small]
-    R = math.sqrt(0.5 * math.pi) * special.erfcx(-zs / math.sqrt(2.0))
-    q = 1.0 + zs * R
-    deep = zs < -200.0
-    inv_z2 = 1.0 / (zs[deep] * zs[deep])
-    q[deep] = inv_z2 * (1.0 - inv_z2 * (3.0 - inv_z2 * (15.0 - 105.0 * inv_z2)))
-    log_h[small] = _gauss_logpdf(zs) + np.log(q)
-    T_over_h[small] = R / q
-    A_over_h[small] = 1.0 / q
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # z > -1: direct
+        cdf = special.ndtr(z)
+        pdf = np.exp(log_pdf)
+        h = z * cdf + pdf
+        # z <= -1: Mills ratio
+        R = _SQRT_HALF_PI * special.erfcx(-z * _SQRT_HALF)
+        inv_z2 = 1.0 / (z * z)
+        series = inv_z2 * (1.0 - inv_z2 * (3.0 - inv_z2 * (15.0 - 105.0 * inv_z2)))
+        q = np.where(z < -200.0, series, 1.0 + z * R)
+        log_h = np.where(big, np.log(h), log_pdf + np.log(q))
+        T_over_h = np.where(big, cdf / h, R / q)
+        A_over_h = np.where(big, pdf / h, 1.0 / q)
     return log_h, log_T, T_over_h, A_over_h
-
-
-def _log_h_gauss(z: np.ndarray) -> np.ndarray:
-    """Stable :math:`\\log(z\\Phi(z) + \\varphi(z))`."""
-    return _gauss_parts(z)[0]
 
 
 def _gauss_log_pi_and_hazard(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(log Phi(z), phi(z) / Phi(z))``; the hazard uses the Mills ratio for ``z < -1``."""
-    z = np.asarray(z, dtype=float)
     log_T = special.log_ndtr(z)
-    hazard = np.empty_like(z)
-    big = z > -1.0
-    hazard[big] = np.exp(_gauss_logpdf(z[big]) - log_T[big])
-    hazard[~big] = 1.0 / (math.sqrt(0.5 * math.pi) * special.erfcx(-z[~big] / math.sqrt(2.0)))
+    with np.errstate(over="ignore", divide="ignore"):
+        hazard = np.where(
+            z > -1.0,
+            np.exp(_gauss_logpdf(z) - log_T),
+            1.0 / (_SQRT_HALF_PI * special.erfcx(-z * _SQRT_HALF)),
+        )
     return log_T, hazard
 
 
+@functools.lru_cache(maxsize=64)
+def _t_log_const(nu: float) -> float:
+    return float(
+        special.gammaln(0.5 * (nu + 1.0))
+        - special.gammaln(0.5 * nu)
+        - 0.5 * math.log(nu * math.pi)
+    )
+
+
 def _t_logpdf(z: np.ndarray, nu: float) -> np.ndarray:
-    const = special.gammaln(0.5 * (nu + 1.0)) - special.gammaln(0.5 * nu)
-    const -= 0.5 * math.log(nu * math.pi)
-    return const - 0.5 * (nu + 1.0) * np.log1p(z * z / nu)
+    return _t_log_const(nu) - 0.5 * (nu + 1.0) * np.log1p(z * z / nu)
 
 
-def _t_log_cdf_raw(z: np.ndarray, cdf: np.ndarray, nu: float) -> np.ndarray:
-    """``log T_nu(z)`` from scipy, with ``log1p(-T_nu(-z))`` for ``z > 0`` (accurate near 0)."""
+def _t_log_cdf_raw(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(T_nu(-|z|), log T_nu(z))`` from scipy; ``log1p(-T_nu(-z))`` for ``z > 0``.
+
+    The first output equals ``T_nu(z)`` wherever ``z <= 0`` (where the tail form may be needed).
+    """
+    lower = special.stdtr(nu, -np.abs(z))
     with np.errstate(divide="ignore"):
-        return np.where(z > 0.0, np.log1p(-special.stdtr(nu, -np.abs(z))), np.log(cdf))
+        log_T = np.where(z > 0.0, np.log1p(-lower), np.log(lower))
+    return lower, log_T
 
 
 def _t_tail_F(z: np.ndarray, nu: float) -> np.ndarray:
@@ -148,14 +149,11 @@ def _t_tail_F(z: np.ndarray, nu: float) -> np.ndarray:
 
 def _t_log_pi_and_hazard(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray]:
     """``(log T_nu(z), t_nu(z) / T_nu(z))``, finite for every finite ``z``."""
-    z = np.asarray(z, dtype=float)
-    cdf = special.stdtr(nu, z)
     log_t = _t_logpdf(z, nu)
-    log_T = _t_log_cdf_raw(z, cdf, nu)
-    hazard = np.empty_like(z)
-    tail = cdf < _T_TAIL
-    ok = ~tail
-    hazard[ok] = np.exp(log_t[ok] - log_T[ok])
+    cdf, log_T = _t_log_cdf_raw(z, nu)
+    with np.errstate(over="ignore"):
+        hazard = np.exp(log_t - log_T)
+    tail = (cdf < _T_TAIL) & (z < 0.0)
     if np.any(tail):
         zt = z[tail]
         ratio = np.abs(zt) * _t_tail_F(zt, nu) / nu  # T / t
@@ -164,38 +162,23 @@ def _t_log_pi_and_hazard(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarr
     return log_T, hazard
 
 
-def _t_logcdf(z: np.ndarray, nu: float) -> np.ndarray:
-    """Stable :math:`\\log T_\\nu(z)`, finite for any finite ``z``."""
-    return _t_log_pi_and_hazard(z, nu)[0]
-
-
 def _t_parts(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Student-t ``(log h, log T, T / h, A / h)``, ``A = (nu + z^2)/(nu - 1) t_nu(z)``.
 
-    :math:`h = A (1 - r)` with :math:`r = |z| T / A` for :math:`z < 0`; in the far tail
+    With :math:`u = \\log(|z| T / A)`: :math:`\\log h = \\log A + \\log(1 + e^u)` for
+    :math:`z \\ge 0` and :math:`\\log A + \\log(1 - e^u)` for :math:`z < 0`, where
+    :math:`r = e^u \\in (0, 1 - 1/\\nu]`; in the far tail
     :math:`r = z^2 F (\\nu - 1) / (\\nu (\\nu + z^2))` (:func:`_t_tail_F`).
     """
-    z = np.asarray(z, dtype=float)
     log_t = _t_logpdf(z, nu)
     log_A = np.log((nu + z * z) / (nu - 1.0)) + log_t
-    cdf = special.stdtr(nu, z)
-    log_T = _t_log_cdf_raw(z, cdf, nu)
-    log_h = np.empty_like(z)
-    T_over_h = np.empty_like(z)
-    A_over_h = np.empty_like(z)
-    pos = z >= 0.0
-    zp = z[pos]
-    with np.errstate(divide="ignore"):
-        log_h[pos] = np.logaddexp(np.log(zp) + log_T[pos], log_A[pos])
-    neg = ~pos
-    tail = neg & (cdf < _T_TAIL)
-    mid = neg & ~tail
-    zm = z[mid]
-    # r = |z| T / A lies in (0, 1 - 1/nu]; log1mexp keeps 1 - r accurate.
-    log_h[mid] = log_A[mid] + _log1mexp(np.log(-zm) + log_T[mid] - log_A[mid])
-    direct = pos | mid
-    T_over_h[direct] = np.exp(log_T[direct] - log_h[direct])
-    A_over_h[direct] = np.exp(log_A[direct] - log_h[direct])
+    cdf, log_T = _t_log_cdf_raw(z, nu)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        u = np.log(np.abs(z)) + log_T - log_A
+        log_h = log_A + np.where(z >= 0.0, np.logaddexp(0.0, u), _log1mexp(u))
+        T_over_h = np.exp(log_T - log_h)
+        A_over_h = np.exp(log_A - log_h)
+    tail = (cdf < _T_TAIL) & (z < 0.0)
     if np.any(tail):
         zt = z[tail]
         F = _t_tail_F(zt, nu)
@@ -212,15 +195,18 @@ def _t_parts(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _prepare(
     loc: np.ndarray, scale: np.ndarray, best: float, xi: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    loc, scale = np.broadcast_arrays(np.asarray(loc, dtype=float), np.asarray(scale, dtype=float))
-    if np.any(~(scale > 0.0)):
+    loc = np.asarray(loc, dtype=float)
+    scale = np.asarray(scale, dtype=float)
+    if loc.shape != scale.shape:
+        loc, scale = np.broadcast_arrays(loc, scale)
+    if not (scale > 0.0).all():
         raise ValueError(f"scale must be positive, got min {np.min(scale)!r}.")
     if not math.isfinite(best):
         raise ValueError(f"best must be finite, got {best!r}.")
     if not math.isfinite(xi):
         raise ValueError(f"xi must be finite, got {xi!r}.")
     # |z| beyond 1e100 carries no information and would overflow z**2.
-    z = np.clip((loc - best - xi) / scale, -_Z_MAX, _Z_MAX)
+    z = np.minimum(np.maximum((loc - best - xi) / scale, -_Z_MAX), _Z_MAX)
     return loc, scale, z
 
 

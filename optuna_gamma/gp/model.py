@@ -63,6 +63,7 @@ from optuna_gamma.gp.kernels import (
     KernelName,
     _check_kernel,
     kernel_and_derivative,
+    kernel_from_sqdist,
     lengthscale_trace_terms,
     squared_distance,
 )
@@ -388,12 +389,26 @@ class GaussianProcess:
         n, d = self.X.shape
         _check_params(self.params, d)
         self.is_categorical = _cat_mask(self.is_categorical, d)
-        self._ell = np.asarray(self.params.inv_sq_lengthscales, dtype=float)
-        self._cont = ~self.is_categorical
-        K = self._kernel(self.X)
+        # Query-time caches: scaled continuous coordinates, categorical columns, L^{-1}, K^{-1} y.
+        ell = np.asarray(self.params.inv_sq_lengthscales, dtype=float)
+        cont = ~self.is_categorical
+        self._all_cont = bool(cont.all())
+        self._cont_idx = np.flatnonzero(cont)
+        self._cat_idx = np.flatnonzero(self.is_categorical)
+        self._cat_ell = ell[self._cat_idx]
+        self._w = np.sqrt(ell[cont])
+        self._two_ell = 2.0 * ell[cont]
+        self._Xc = self.X[:, cont]
+        self._A = self._Xc * self._w
+        self._A_sq = (self._A * self._A).sum(axis=1)
+        K = kernel_and_derivative(self._sqdist(self.X), self.kernel)[0]
         K[np.diag_indices(n)] += self.params.noise
         self._L, self.jitter = _robust_cholesky(K)
         self._alpha = scipy.linalg.cho_solve((self._L, True), self.y, check_finite=False)
+        self._L_inv = scipy.linalg.solve_triangular(
+            self._L, np.eye(n), lower=True, check_finite=False
+        )
+        self._L_inv_T = np.ascontiguousarray(self._L_inv.T)
         quad = float(self.y @ self._alpha)
         if self.predictive == "gaussian":
             self.a_n = math.nan
@@ -405,9 +420,17 @@ class GaussianProcess:
             self.variance_factor = self.b_n / self.a_n
         self.dof = 2.0 * self.a_n if self.predictive == "student_t" else math.inf
 
-    def _kernel(self, X1: np.ndarray, X2: np.ndarray | None = None) -> np.ndarray:
-        sqd = squared_distance(X1, self.X if X2 is None else X2, self._ell, self.is_categorical)
-        return kernel_and_derivative(sqd, self.kernel)[0]
+    def _sqdist(self, Xq: np.ndarray) -> np.ndarray:
+        """Squared distances ``(m, n)`` from ``Xq`` to the training points (cached scaling)."""
+        if self._cont_idx.size:
+            B = (Xq if self._all_cont else Xq[:, self._cont_idx]) * self._w
+            sqd = (B * B).sum(axis=1)[:, None] + self._A_sq - 2.0 * (B @ self._A.T)
+            np.maximum(sqd, 0.0, out=sqd)
+        else:
+            sqd = np.zeros((Xq.shape[0], self.X.shape[0]))
+        for j, e in zip(self._cat_idx, self._cat_ell):
+            sqd += e * (Xq[:, j, None] != self.X[None, :, j])
+        return sqd
 
     def _check_query(self, Xq: np.ndarray) -> np.ndarray:
         Xq = np.asarray(Xq, dtype=float)
@@ -420,14 +443,15 @@ class GaussianProcess:
     def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictive location and scale of the latent :math:`f` at ``Xq`` ``(m, d)``.
 
-        ``loc = k^T K^{-1} y`` and ``scale^2 = variance_factor * (1 - k^T K^{-1} k)`` (floored
-        at a tiny positive value), computed with one triangular solve for all points.
+        ``loc = k^T K^{-1} y`` and ``scale^2 = variance_factor * (1 - |L^{-1} k|^2)`` (floored
+        at a tiny positive value), with the cached ``K^{-1} y`` and ``L^{-1}``: two matrix
+        products for all points.
         """
         Xq = self._check_query(Xq)
-        Kq = self._kernel(Xq, self.X)  # (m, n)
+        Kq = kernel_from_sqdist(self._sqdist(Xq), self.kernel)  # (m, n)
         loc = Kq @ self._alpha
-        v = scipy.linalg.solve_triangular(self._L, Kq.T, lower=True, check_finite=False)
-        var = np.maximum(1.0 - np.einsum("ij,ij->j", v, v), _MIN_VAR)
+        U = Kq @ self._L_inv_T
+        var = np.maximum(1.0 - (U * U).sum(axis=1), _MIN_VAR)
         return loc, np.sqrt(self.variance_factor * var)
 
     def predict_and_grad(
@@ -446,27 +470,29 @@ class GaussianProcess:
         """
         Xq = self._check_query(Xq)
         m, d = Xq.shape
-        sqd = squared_distance(Xq, self.X, self._ell, self.is_categorical)
-        Kq, G = kernel_and_derivative(sqd, self.kernel)
+        Kq, G = kernel_and_derivative(self._sqdist(Xq), self.kernel)
         loc = Kq @ self._alpha
-        V = scipy.linalg.cho_solve((self._L, True), Kq.T, check_finite=False).T  # (m, n)
-        raw_var = 1.0 - np.einsum("ij,ij->i", Kq, V)
+        U = Kq @ self._L_inv_T  # rows: L^{-1} k
+        raw_var = 1.0 - (U * U).sum(axis=1)
         clipped = raw_var <= _MIN_VAR
         var = np.where(clipped, _MIN_VAR, raw_var)
         scale = np.sqrt(self.variance_factor * var)
         dloc = np.zeros((m, d))
         dscale = np.zeros((m, d))
-        cont = self._cont
-        if cont.any():
-            Xc = self.X[:, cont]
-            Xqc = Xq[:, cont]
-            two_ell = 2.0 * self._ell[cont]
-            A1 = G * self._alpha[None, :]
-            dloc[:, cont] = two_ell * (Xqc * A1.sum(axis=1)[:, None] - A1 @ Xc)
+        if self._cont_idx.size:
+            V = U @ self._L_inv  # rows: K^{-1} k
+            Xqc = Xq if self._all_cont else Xq[:, self._cont_idx]
+            A1 = G * self._alpha
+            g_loc = self._two_ell * (Xqc * A1.sum(axis=1)[:, None] - A1 @ self._Xc)
             A2 = G * V
-            dvar = -2.0 * two_ell * (Xqc * A2.sum(axis=1)[:, None] - A2 @ Xc)
+            dvar = -2.0 * self._two_ell * (Xqc * A2.sum(axis=1)[:, None] - A2 @ self._Xc)
             coef = np.where(clipped, 0.0, 0.5 * self.variance_factor / scale)
-            dscale[:, cont] = coef[:, None] * dvar
+            g_scale = coef[:, None] * dvar
+            if self._all_cont:
+                dloc, dscale = g_loc, g_scale
+            else:
+                dloc[:, self._cont_idx] = g_loc
+                dscale[:, self._cont_idx] = g_scale
         return loc, scale, dloc, dscale
 
     def log_marginal_likelihood(self) -> float:
