@@ -259,8 +259,37 @@ def summarize(
                 if a:
                     wins.append({"reference": reference, "other": s, "trial": c, "n_pairs": len(a),
                                  "win_rate": win_rate(a, b), "per_problem": per_problem})
+    ranks: dict[str, dict[int, float]] = {}
+    seeds = sorted({r["seed"] for r in records})
+    for c in cps:
+        acc: dict[str, list[float]] = {s: [] for s in samplers}
+        for p in problems:
+            for seed in seeds:
+                present = [s for s in samplers if (p, s, seed) in by and len(by[(p, s, seed)]["regret"]) >= c]
+                if len(present) != len(samplers):
+                    continue  # rank only over pairs every sampler finished
+                vals = np.array([by[(p, s, seed)]["regret"][c - 1] for s in present])
+                for s, rk in zip(present, _average_ranks(vals)):
+                    acc[s].append(rk)
+        for s, v in acc.items():
+            if v:
+                ranks.setdefault(s, {})[c] = float(np.mean(v))
     return {"checkpoints": cps, "problems": problems, "samplers": samplers, "stats": stats,
-            "wins": wins, "reference": reference}
+            "wins": wins, "reference": reference, "mean_rank": ranks}
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n (1 = lowest regret), tied values (see :func:`_tied`) sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and _tied(values[order[j + 1]], values[order[i]]):
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
 
 def _fmt(x: float) -> str:
@@ -290,6 +319,15 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
             ]
             lines.append(f"| {row['sampler']} | {row['n_seeds']} | " + " | ".join(cells)
                          + f" | {row['mean_wall_s']:.1f} |")
+        lines.append("")
+    if summary.get("mean_rank"):
+        lines += ["## Mean rank over problem x seed pairs (1 = best; ties share ranks)", "",
+                  "| sampler | " + " | ".join(f"@{c}" for c in cps) + " |",
+                  "| --- | " + " | ".join("---" for _ in cps) + " |"]
+        order = sorted(summary["mean_rank"], key=lambda s: summary["mean_rank"][s].get(cps[-1], math.inf))
+        for s in order:
+            rk = summary["mean_rank"][s]
+            lines.append(f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |")
         lines.append("")
     if summary["wins"]:
         ref = summary["reference"]

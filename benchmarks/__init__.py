@@ -1,0 +1,1 @@
+"""Benchmarks of optuna-gamma (not part of the installed package)."""

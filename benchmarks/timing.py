@@ -1,0 +1,190 @@
+"""Time per suggestion: GammaBOSampler (student_t) against Optuna's GPSampler.
+
+For each dimension d in ``--dims`` and history size n in ``--sizes``, a study is pre-filled with
+n COMPLETE trials at uniformly random points of [0, 1]^d (``study.add_trials``; values from
+Hartmann-6, padded with 0.5 for d < 6), one untimed ask/tell lets each sampler make its first
+(cold) fit, then ``--asks`` suggestions are timed: ``study.ask()`` (which runs
+``infer_relative_search_space`` + ``sample_relative``, i.e. the GP fit and the acquisition
+optimization) + the ``suggest_float`` calls + ``study.tell()``. Both samplers run in the same
+process, interleaved, under the same thread limits (torch and BLAS), repeated on ``--reps``
+independent histories; the median time and the ratio GammaBO / GPSampler are reported.
+
+Example::
+
+    python -m benchmarks.timing --reps 3 --asks 3 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import json
+import os
+from pathlib import Path
+import platform
+import sys
+import time
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.problems import hartmann6_function  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _objective_value(x: np.ndarray) -> float:
+    full = np.full(6, 0.5)
+    full[: len(x)] = x
+    return hartmann6_function(full)
+
+
+def _make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "gamma_student_t":
+        from optuna_gamma import GammaBOSampler
+
+        return GammaBOSampler(predictive="student_t", seed=seed)
+    if name == "gpsampler":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def prefilled_study(sampler: optuna.samplers.BaseSampler, dim: int, n: int, seed: int) -> optuna.Study:
+    """A minimize study holding ``n`` COMPLETE trials at random points of [0, 1]^dim."""
+    rng = np.random.default_rng(seed)
+    dists = {f"x{i}": optuna.distributions.FloatDistribution(0.0, 1.0) for i in range(dim)}
+    study = optuna.create_study(sampler=sampler)
+    X = rng.random((n, dim))
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params={f"x{i}": float(x[i]) for i in range(dim)},
+                distributions=dists,
+                value=_objective_value(x),
+            )
+            for x in X
+        ]
+    )
+    return study
+
+
+def time_suggestions(study: optuna.Study, dim: int, n_asks: int) -> list[float]:
+    """Seconds per ask + suggest + tell for ``n_asks`` consecutive suggestions."""
+    times = []
+    for _ in range(n_asks):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        x = np.array([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(dim)])
+        elapsed = time.perf_counter() - t0
+        value = _objective_value(x)
+        t1 = time.perf_counter()
+        study.tell(trial, value)
+        times.append(elapsed + time.perf_counter() - t1)
+    return times
+
+
+def _thread_info(threads: int) -> dict[str, Any]:
+    info: dict[str, Any] = {"requested": threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    import torch
+
+    info["torch.get_num_threads"] = torch.get_num_threads()
+    info["torch.get_num_interop_threads"] = torch.get_num_interop_threads()
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {"api": d.get("internal_api"), "num_threads": d.get("num_threads")} for d in threadpool_info()
+        ]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dims", type=int, nargs="+", default=[3, 6])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 500])
+    ap.add_argument("--reps", type=int, default=3, help="independent histories per cell")
+    ap.add_argument("--asks", type=int, default=3, help="timed suggestions per history")
+    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads for both samplers")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "timing")
+    args = ap.parse_args(argv)
+    for name, v in (("--reps", args.reps), ("--asks", args.asks), ("--threads", args.threads)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if any(not 1 <= d <= 6 for d in args.dims):
+        raise ValueError(f"--dims must lie in 1..6, got {args.dims}")
+    if any(n < 11 for n in args.sizes):
+        raise ValueError(f"--sizes must be > 10 (past both samplers' start-up), got {args.sizes}")
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter: Any = threadpool_limits(limits=args.threads)
+    except ImportError:
+        limiter = None
+    samplers = ("gamma_student_t", "gpsampler")
+    raw: list[dict[str, Any]] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = _thread_info(args.threads)
+    t_start = time.perf_counter()
+    for dim in args.dims:
+        for n in args.sizes:
+            for rep in range(args.reps):
+                for name in samplers:  # interleaved, same history (seed) for both
+                    study = prefilled_study(_make_sampler(name, rep), dim, n, seed=1000 * dim + rep)
+                    time_suggestions(study, dim, 1)  # cold fit, untimed
+                    ts = time_suggestions(study, dim, args.asks)
+                    raw.append({"sampler": name, "dim": dim, "n_trials": n, "rep": rep, "times_s": ts})
+                    print(f"[{time.perf_counter() - t_start:.0f}s] d={dim} n={n} rep={rep} {name}: "
+                          f"median {np.median(ts):.3f}s", flush=True)
+    rows = []
+    for dim in args.dims:
+        for n in args.sizes:
+            med = {
+                s: float(np.median([t for r in raw if r["sampler"] == s and r["dim"] == dim
+                                    and r["n_trials"] == n for t in r["times_s"]]))
+                for s in samplers
+            }
+            rows.append({"dim": dim, "n_trials": n, "gamma_student_t_s": med["gamma_student_t"],
+                         "gpsampler_s": med["gpsampler"],
+                         "ratio": med["gamma_student_t"] / med["gpsampler"]})
+    meta = {
+        "command": "python -m benchmarks.timing " + " ".join(sys.argv[1:] if argv is None else argv),
+        "optuna": optuna.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs (shared)",
+        "threads": threads,
+        "reps": args.reps,
+        "asks": args.asks,
+    }
+    (args.out / "timing.json").write_text(json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=1))
+    with open(args.out / "timing.csv", "w") as f:
+        f.write("dim,n_trials,gamma_student_t_s,gpsampler_s,ratio\n")
+        for r in rows:
+            f.write(f"{r['dim']},{r['n_trials']},{r['gamma_student_t_s']:.5f},{r['gpsampler_s']:.5f},{r['ratio']:.4f}\n")
+    md = ["# Time per suggestion (ask + suggest + tell), median seconds", ""]
+    md += [f"- {k}: {v}" for k, v in meta.items()]
+    md += ["", "| dim | complete trials | GammaBOSampler (student_t) | GPSampler | ratio |",
+           "| --- | --- | --- | --- | --- |"]
+    md += [f"| {r['dim']} | {r['n_trials']} | {r['gamma_student_t_s']:.3f} | {r['gpsampler_s']:.3f} | "
+           f"{r['ratio']:.2f} |" for r in rows]
+    (args.out / "timing.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    if limiter is not None:
+        limiter.restore_original_limits()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
