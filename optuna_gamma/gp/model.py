@@ -56,6 +56,7 @@ from typing import Literal
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.optimize
 from scipy.special import gammaln
 
@@ -233,6 +234,15 @@ def _robust_cholesky(K: np.ndarray) -> tuple[np.ndarray, float]:
     raise np.linalg.LinAlgError("Cholesky factorization failed even with jitter 1e-2.")
 
 
+def _cho_inverse(L: np.ndarray) -> np.ndarray:
+    """:math:`K^{-1}` from the lower Cholesky factor (LAPACK ``potri``, then symmetrized)."""
+    inv, info = scipy.linalg.lapack.dpotri(L, lower=1)
+    if info != 0:
+        return scipy.linalg.cho_solve((L, True), np.eye(L.shape[0]), check_finite=False)
+    lower = np.tril(inv)
+    return lower + np.tril(inv, -1).T
+
+
 def _lml_and_grad(
     X: np.ndarray,
     y: np.ndarray,
@@ -272,7 +282,7 @@ def _lml_and_grad(
         c = a_n / b_n
     if not need_grad:
         return float(lml), None
-    K_inv = scipy.linalg.cho_solve((L, True), np.eye(n), check_finite=False)
+    K_inv = _cho_inverse(L)
     W = c * np.outer(alpha, alpha) - K_inv
     g_ell = 0.5 * lengthscale_trace_terms(W * dk, X, ell, cat)
     g_noise = 0.5 * params.noise * float(np.trace(W))
