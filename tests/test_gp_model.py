@@ -306,3 +306,25 @@ def test_bad_input_raises_value_error() -> None:
     gp = fit_gp(X, y, is_categorical=CAT)
     with pytest.raises(ValueError, match="query points"):
         gp.predict(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("mask", [[False, False], [True, True], [True, False]])
+def test_all_continuous_all_categorical_and_mixed(mask: list[bool]) -> None:
+    rng = np.random.default_rng(10)
+    cat = np.array(mask)
+    X = rng.random((10, 2))
+    X[:, cat] = rng.integers(0, 3, (10, int(cat.sum())))
+    y = rng.standard_normal(10)
+    gp = fit_gp(X, y, is_categorical=cat)
+    Xq = rng.random((5, 2))
+    Xq[:, cat] = rng.integers(0, 3, (5, int(cat.sum())))
+    loc, scale, dloc, dscale = gp.predict_and_grad(Xq)
+    K = kernel_matrix(X, X, gp.params.inv_sq_lengthscales, is_categorical=cat)
+    K += gp.params.noise * np.eye(10)
+    Kq = kernel_matrix(Xq, X, gp.params.inv_sq_lengthscales, is_categorical=cat)
+    assert np.allclose(loc, Kq @ np.linalg.solve(K, y))
+    var = 1 - np.einsum("ij,ji->i", Kq, np.linalg.solve(K, Kq.T))
+    assert np.allclose(scale, np.sqrt(gp.variance_factor * var))
+    assert np.all(dloc[:, cat] == 0.0) and np.all(dscale[:, cat] == 0.0)
+    if not cat.all():
+        assert np.any(dloc[:, ~cat] != 0.0)
