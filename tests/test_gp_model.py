@@ -328,3 +328,21 @@ def test_all_continuous_all_categorical_and_mixed(mask: list[bool]) -> None:
     assert np.all(dloc[:, cat] == 0.0) and np.all(dscale[:, cat] == 0.0)
     if not cat.all():
         assert np.any(dloc[:, ~cat] != 0.0)
+
+
+def test_limit_blas_threads_is_reentrant_and_restores() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from optuna_gamma.gp import limit_blas_threads
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(2, user_api="blas"):  # a known outer state, even on a 1-core box
+        before = blas_threads()
+        assert before and set(before) == {2}
+        with limit_blas_threads():
+            with limit_blas_threads():
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {1}  # the inner exit does not restore early
+        assert blas_threads() == before

@@ -22,6 +22,7 @@ from optuna_gamma.gp.model import (
     GPHyperparams,
     Predictive,
     fit_gp,
+    limit_blas_threads,
     log_marginal_likelihood,
     log_marginal_likelihood_and_grad,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "expected_improvement",
     "fit_gp",
     "kernel_matrix",
+    "limit_blas_threads",
     "log_expected_improvement",
     "log_marginal_likelihood",
     "log_marginal_likelihood_and_grad",

@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import special
 
+from optuna_gamma.gp.model import limit_blas_threads
+
 if TYPE_CHECKING:
     from optuna_gamma.gp.model import GaussianProcess
 
@@ -341,11 +343,13 @@ class Acquisition:
         self.dof = float(gp.dof)
         self._fn = _log_ei_and_grads if kind == "ei" else _log_pi_and_grads
 
+    @limit_blas_threads()
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
         loc, scale = self.gp.predict(X)
         return self._fn(loc, scale, self.best, self.xi, self.dof)[0]
 
+    @limit_blas_threads()
     def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)``."""
         loc, scale, dloc, dscale = self.gp.predict_and_grad(X)

@@ -50,9 +50,13 @@ lengthscale, the noise and the amplitude.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
@@ -91,6 +95,48 @@ _AMPLITUDE_BOUNDS = (1e-2, 1e2)
 _JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_state: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def limit_blas_threads() -> Iterator[None]:
+    """Run the block with single-threaded BLAS (re-entrant, thread-safe, ~30 us when cold).
+
+    A GP fit and an acquisition optimization issue thousands of small BLAS calls; multi-threaded
+    OpenBLAS on such small matrices is slower, and on a busy machine it can be an order of magnitude
+    slower (thread oversubscription), as Optuna's ``GPSampler`` also notes. Uses ``threadpoolctl``
+    when it is installed and does nothing otherwise. Nested uses cost only a lock.
+    """
+    global _blas_depth
+    with _blas_lock:
+        if _blas_depth == 0:
+            controller = _threadpool_controller()
+            _blas_state["limiter"] = (
+                controller.limit(limits=1, user_api="blas") if controller is not None else None
+            )
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                limiter = _blas_state.pop("limiter", None)
+                if limiter is not None:
+                    limiter.restore_original_limits()
+
+
+@functools.lru_cache(maxsize=1)
+def _threadpool_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it BLAS keeps its default threading
+        return None
+    return ThreadpoolController()
 
 
 @dataclass(frozen=True)
@@ -391,6 +437,7 @@ class GaussianProcess:
     variance_factor: float = field(init=False)
     jitter: float = field(init=False)
 
+    @limit_blas_threads()
     def __post_init__(self) -> None:
         _check_kernel(self.kernel)
         _check_predictive(self.predictive)
@@ -450,6 +497,7 @@ class GaussianProcess:
             )
         return Xq
 
+    @limit_blas_threads()
     def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictive location and scale of the latent :math:`f` at ``Xq`` ``(m, d)``.
 
@@ -464,6 +512,7 @@ class GaussianProcess:
         var = np.maximum(1.0 - (U * U).sum(axis=1), _MIN_VAR)
         return loc, np.sqrt(self.variance_factor * var)
 
+    @limit_blas_threads()
     def predict_and_grad(
         self, Xq: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -561,6 +610,32 @@ def fit_gp(
     Returns:
         The fitted :class:`GaussianProcess`.
     """
+    with limit_blas_threads():
+        return _fit_gp(
+            X,
+            y,
+            kernel=kernel,
+            predictive=predictive,
+            prior_shape=prior_shape,
+            prior_rate=prior_rate,
+            is_categorical=is_categorical,
+            deterministic_objective=deterministic_objective,
+            init=init,
+        )
+
+
+def _fit_gp(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    kernel: KernelName,
+    predictive: Predictive,
+    prior_shape: float,
+    prior_rate: float,
+    is_categorical: np.ndarray | None,
+    deterministic_objective: bool,
+    init: GPHyperparams | None,
+) -> GaussianProcess:
     _check_kernel(kernel)
     _check_predictive(predictive)
     _check_prior(prior_shape, prior_rate)
