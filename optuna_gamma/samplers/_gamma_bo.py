@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import datetime
 import logging
 import math
 import numbers
@@ -46,6 +47,11 @@ _KERNELS = ("matern52", "rbf")
 #: Default exploration trade-off of EI/PI, in units of the standardized objective.
 DEFAULT_XI = 0.01
 _STD_EPS = 1e-12
+_MAX_CONFLICT_RETRIES = 2
+# RUNNING trials of other workers without parameters are taken as still choosing them (and get a
+# constant liar at the point they will most likely choose) for this long after their start.
+_IN_FLIGHT_SECONDS = 120.0
+_MAX_IN_FLIGHT = 8
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 _INDEPENDENT_SAMPLING_WARNING = (
@@ -193,6 +199,8 @@ class GammaBOSampler(BaseSampler):
         self._lock = threading.Lock()
         # (study name, trial number) -> relative params proposed but not finished yet.
         self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+        # (study name, trial number) of trials whose relative sampling fell in the start-up phase.
+        self._startup: set[tuple[str, int]] = set()
         # Search-space signature -> hyperparameters of the last fit (warm start).
         self._fit_cache: dict[tuple[tuple[str, str], ...], GPHyperparams] = {}
 
@@ -269,7 +277,24 @@ class GammaBOSampler(BaseSampler):
                 continue  # parameters not known yet, or outside this space
         return np.asarray(rows, dtype=float).reshape(-1, space.dim)
 
-    def _fit(self, space: SearchSpace, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
+    def _n_unknown_in_flight(
+        self, study: Study, space: SearchSpace, trial: FrozenTrial, running: list[FrozenTrial]
+    ) -> int:
+        """Recent RUNNING trials numbered before ``trial`` whose parameters are not known yet."""
+        now = datetime.datetime.now()
+        count = 0
+        for t in running:
+            if t.number > trial.number or (study.study_name, t.number) in self._pending:
+                continue
+            if all(name in t.params for name in space.names):
+                continue
+            started = t.datetime_start
+            if started is None or (now - started).total_seconds() > _IN_FLIGHT_SECONDS:
+                continue  # probably a trial of a worker that died
+            count += 1
+        return min(count, _MAX_IN_FLIGHT)
+
+    def _fit(self, space: SearchSpace, X: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
         key = tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
         init = self._fit_cache.get(key)
         kwargs: dict[str, Any] = dict(
@@ -287,21 +312,27 @@ class GammaBOSampler(BaseSampler):
                 inv_sq_lengthscales=np.ones(space.dim),
                 noise=1e-6 if self._deterministic else 0.1,
             )
-            gp = GaussianProcess(X, y, params, **kwargs)
+            try:
+                gp = GaussianProcess(X, y, params, **kwargs)
+            except _NUMERICAL_ERRORS as error2:
+                _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
+                return None
         self._fit_cache[key] = gp.params
         return gp
 
-    def _propose(
+    def _maximize(
         self,
+        gp: GaussianProcess,
         space: SearchSpace,
-        X: np.ndarray,
         y: np.ndarray,
         pending: np.ndarray,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        gp = self._fit(space, X, y)
+        """Maximize the acquisition of ``gp`` conditioned on constant liars at ``pending``."""
+        X = gp.X
         if len(pending) > 0:
-            # Constant liar: the pending points "observed" at the worst value seen so far.
+            # Constant liar: the pending points "observed" at the worst value seen so far,
+            # with the hyperparameters fitted on the real observations.
             gp = GaussianProcess(
                 np.vstack([X, pending]),
                 np.concatenate([y, np.full(len(pending), y.min())]),
@@ -312,7 +343,8 @@ class GammaBOSampler(BaseSampler):
                 prior_rate=gp.prior_rate,
                 is_categorical=gp.is_categorical,
             )
-        acq = Acquisition(gp, kind=self._acquisition, best=float(y.max()), xi=self._xi)  # type: ignore[arg-type]
+        kind: Any = self._acquisition
+        acq = Acquisition(gp, kind=kind, best=float(y.max()), xi=self._xi)
         x, _ = optimize_acquisition(
             acq,
             space,
@@ -322,6 +354,36 @@ class GammaBOSampler(BaseSampler):
             n_local_search=self._n_local_search,
         )
         return x
+
+    def _propose(
+        self,
+        space: SearchSpace,
+        gp: GaussianProcess | None,
+        y: np.ndarray,
+        pending: np.ndarray,
+        rng: np.random.Generator,
+        trial: FrozenTrial,
+    ) -> np.ndarray:
+        """Encoded proposal; a uniformly random point if the model or optimizer failed."""
+        if gp is not None:
+            try:
+                return self._maximize(gp, space, y, pending, rng)
+            except _NUMERICAL_ERRORS as error:
+                _logger.warning(
+                    f"Acquisition optimization failed in Trial#{trial.number} ({error!r}); "
+                    "a uniformly random point is used instead."
+                )
+        return space.from_unit_cube(rng.random((1, space.dim)))[0]
+
+    @staticmethod
+    def _conflicts(study: Study, trial: FrozenTrial, params: dict[str, Any]) -> bool:
+        """Whether a RUNNING trial of another worker already holds exactly ``params``."""
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number != trial.number and all(
+                k in t.params and t.params[k] == v for k, v in params.items()
+            ):
+                return True
+        return False
 
     # -- BaseSampler API -----------------------------------------------------------------------
 
@@ -350,6 +412,7 @@ class GammaBOSampler(BaseSampler):
         with self._lock:
             complete, running = self._complete_and_running(study, trial)
             if len(complete) < max(self._n_startup_trials, 1):
+                self._startup.add((study.study_name, trial.number))
                 return {}
             space = SearchSpace(search_space)
             X, y = self._observations(study, space, complete)
@@ -357,15 +420,21 @@ class GammaBOSampler(BaseSampler):
                 return {}
             pending = self._pending_points(study, space, trial, running)
             rng = self._trial_rng(trial)
-            try:
-                x = self._propose(space, X, y, pending, rng)
-            except _NUMERICAL_ERRORS as error:
-                _logger.warning(
-                    f"Acquisition optimization failed in Trial#{trial.number} ({error!r}); "
-                    "a uniformly random point is used instead."
-                )
-                x = space.from_unit_cube(rng.random((1, space.dim)))[0]
-            params = space.decode(x)
+            gp = self._fit(space, X, y)
+            # Earlier trials of other workers that are still choosing their parameters will most
+            # likely take the points this model ranks first: take those as pending too (the
+            # greedy constant-liar batch), so that simultaneous workers do not collide.
+            for _ in range(self._n_unknown_in_flight(study, space, trial, running)):
+                x = self._propose(space, gp, y, pending, rng, trial)
+                pending = np.vstack([pending, x[None]])
+            params = space.decode(self._propose(space, gp, y, pending, rng, trial))
+            for _ in range(_MAX_CONFLICT_RETRIES):
+                # Another process may have written the same point while we computed: then
+                # treat that point as pending too and propose again.
+                if not self._conflicts(study, trial, params):
+                    break
+                pending = np.vstack([pending, space.encode(params)[None]])
+                params = space.decode(self._propose(space, gp, y, pending, rng, trial))
             self._pending[(study.study_name, trial.number)] = params
         return params
 
@@ -378,7 +447,8 @@ class GammaBOSampler(BaseSampler):
     ) -> Any:
         self._raise_if_multi_objective(study)
         sampler = self._independent_for(trial, param_name)
-        if self._warn_independent_sampling:
+        in_startup = (study.study_name, trial.number) in self._startup
+        if self._warn_independent_sampling and not in_startup:
             n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if n_complete >= max(self._n_startup_trials, 1):
                 _logger.warning(
@@ -403,6 +473,7 @@ class GammaBOSampler(BaseSampler):
     ) -> None:
         with self._lock:
             self._pending.pop((study.study_name, trial.number), None)
+            self._startup.discard((study.study_name, trial.number))
         if self._independent_sampler is not None:
             self._independent_sampler.after_trial(study, trial, state, values)
 

@@ -138,7 +138,9 @@ class SearchSpace:
 
         Continuous columns are clipped to ``[0, 1]``; the result decodes without change.
         """
-        X = np.clip(np.array(X, dtype=float), 0.0, 1.0)
+        X = np.array(X, dtype=float)
+        numerical = ~self.is_categorical
+        X[..., numerical] = np.clip(X[..., numerical], 0.0, 1.0)
         for j, grid in enumerate(self.grids):
             if grid is None:
                 continue

@@ -1,0 +1,461 @@
+"""Behaviour of GammaBOSampler on real (small) optimization problems."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+from pathlib import Path
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.samplers import RandomSampler
+from optuna.trial import TrialState
+import pytest
+from scipy.optimize import minimize_scalar
+
+from optuna_gamma import GammaBOSampler
+import optuna_gamma.samplers._gamma_bo as gamma_bo
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def thesis_function(x: float) -> float:
+    """The thesis's 1-D test function, maximized on [-1, 2]."""
+    return -math.sin(3 * x) - x**2 + 0.7 * x
+
+
+def _duplicates(trials: list[optuna.trial.FrozenTrial]) -> int:
+    counts = collections.Counter(tuple(sorted(t.params.items())) for t in trials)
+    return sum(c - 1 for c in counts.values())
+
+
+def test_thesis_function_reaches_the_maximum_within_12_trials_for_most_seeds() -> None:
+    res = minimize_scalar(lambda x: -thesis_function(x), bounds=(-1, 2), method="bounded",
+                          options={"xatol": 1e-10})
+    grid = np.linspace(-1, 2, 30001)
+    assert abs(res.x - grid[np.argmax([thesis_function(x) for x in grid])]) < 1e-3
+    f_max = thesis_function(res.x)
+    assert f_max == pytest.approx(0.5, abs=2e-3)
+
+    gaps = []
+    for seed in range(10):
+        study = optuna.create_study(direction="maximize", sampler=GammaBOSampler(seed=seed))
+        study.optimize(lambda t: thesis_function(t.suggest_float("x", -1, 2)), n_trials=12)
+        gaps.append(f_max - study.best_value)
+    gaps_arr = np.array(gaps)
+    assert np.all(gaps_arr >= -1e-12)
+    assert np.sum(gaps_arr < 1e-2) >= 7, gaps
+    assert np.median(gaps_arr) < 1e-2
+
+
+@pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
+def test_every_suggestion_is_valid_for_its_distribution(predictive: str) -> None:
+    space: dict[str, Any] = {
+        "i": IntDistribution(-5, 5),
+        "i2": IntDistribution(0, 20, step=4),
+        "ilog": IntDistribution(1, 1000, log=True),
+        "fs": FloatDistribution(-1.0, 1.0, step=0.25),
+        "flog": FloatDistribution(1e-5, 1e-1, log=True),
+        "c": CategoricalDistribution(["sgd", "adam", "rms"]),
+    }
+
+    def objective(trial: optuna.Trial) -> float:
+        i = trial.suggest_int("i", -5, 5)
+        i2 = trial.suggest_int("i2", 0, 20, step=4)
+        ilog = trial.suggest_int("ilog", 1, 1000, log=True)
+        fs = trial.suggest_float("fs", -1.0, 1.0, step=0.25)
+        flog = trial.suggest_float("flog", 1e-5, 1e-1, log=True)
+        c = trial.suggest_categorical("c", ["sgd", "adam", "rms"])
+        return (
+            (i - 2) ** 2
+            + 0.1 * (i2 - 12) ** 2
+            + (math.log10(ilog) - 2) ** 2
+            + (fs - 0.5) ** 2
+            + (math.log10(flog) + 3) ** 2
+            + (c != "adam")
+        )
+
+    sampler = GammaBOSampler(predictive=predictive, seed=1)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=20)
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        for name, dist in space.items():
+            value = trial.params[name]
+            if isinstance(dist, CategoricalDistribution):
+                assert value in dist.choices
+                continue
+            assert dist.low <= value <= dist.high
+            assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+            if dist.step is not None:
+                k = (value - dist.low) / dist.step
+                assert abs(k - round(k)) < 1e-9
+    # The model is used (the best value beats the start-up trials by a margin).
+    assert study.best_value < min(t.value for t in study.trials[:2])
+
+
+def _params_for_seed(seed: int, n_trials: int = 8) -> list[dict[str, Any]]:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -3, 3)
+        n = trial.suggest_int("n", 1, 64, log=True)
+        c = trial.suggest_categorical("c", ["a", "b"])
+        return (x - 1) ** 2 + math.log(n) + (c == "a")
+
+    study = optuna.create_study(sampler=GammaBOSampler(seed=seed))
+    study.optimize(objective, n_trials=n_trials)
+    return [t.params for t in study.trials]
+
+
+def test_same_seed_same_suggestions_in_process_and_in_a_subprocess() -> None:
+    first = _params_for_seed(3)
+    assert _params_for_seed(3) == first
+    assert _params_for_seed(4) != first
+    code = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import optuna
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        from test_sampler_behaviour import _params_for_seed
+        print(json.dumps(_params_for_seed(3)))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONHASHSEED": "123", "PATH": "", "OMP_NUM_THREADS": "1"},
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == first
+
+
+def test_minimize_and_maximize_are_symmetric() -> None:
+    def f(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -2, 2)
+        y = trial.suggest_int("y", 0, 10)
+        return (x - 0.3) ** 2 + 0.1 * (y - 4) ** 2
+
+    lo = optuna.create_study(direction="minimize", sampler=GammaBOSampler(seed=7))
+    lo.optimize(f, n_trials=10)
+    hi = optuna.create_study(direction="maximize", sampler=GammaBOSampler(seed=7))
+    hi.optimize(lambda t: -f(t), n_trials=10)
+    assert [t.params for t in lo.trials] == [t.params for t in hi.trials]
+    assert lo.best_value == pytest.approx(-hi.best_value)
+
+
+def _int_grid_objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_int("x", 0, 30)
+    y = trial.suggest_int("y", 0, 30)
+    return (x - 11) ** 2 + (y - 19) ** 2 + 0.5 * math.sin(x + 2 * y)
+
+
+def test_pending_proposals_of_this_process_are_seen_by_the_next_proposal() -> None:
+    """Two trials asked before either writes a parameter must not get the same point."""
+
+    def fill(sampler: GammaBOSampler) -> optuna.Study:
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(_int_grid_objective, n_trials=12)
+        return study
+
+    search_space = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
+    sampler = GammaBOSampler(seed=0, deterministic_objective=True)
+    study = fill(sampler)
+    study.ask()
+    study.ask()
+    a, b = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    pa = sampler.sample_relative(study, a, search_space)
+    pb = sampler.sample_relative(study, b, search_space)
+    assert pa != pb
+
+    # Alone, `b` would take `a`'s point: the collision is real.
+    alone = GammaBOSampler(seed=0, deterministic_objective=True)
+    study_alone = fill(alone)
+    study_alone.tell(study_alone.ask(), state=TrialState.FAIL)  # so that `b` has b's number
+    study_alone.ask()
+    (b_alone,) = study_alone.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    assert b_alone.number == b.number
+    assert alone.sample_relative(study_alone, b_alone, search_space) == pa
+
+    # Another worker that cannot see `a`'s proposal (no shared registry) but sees `a` RUNNING
+    # without parameters takes it as choosing the model's first point, and also avoids it.
+    other = GammaBOSampler(seed=0, deterministic_objective=True)
+    study_other = fill(other)
+    study_other.ask()
+    study_other.ask()
+    _, b2 = study_other.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    assert other.sample_relative(study_other, b2, search_space) not in (pa, {})
+
+    # after_trial drops the entries.
+    for t in (a, b):
+        study.tell(t.number, 1.0)
+    assert sampler._pending == {}
+
+
+def test_n_jobs_2_gives_no_duplicate_parameter_sets() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 2)
+        y = trial.suggest_float("y", -1, 2)
+        time.sleep(0.002)
+        return thesis_function(x) + thesis_function(y)
+
+    study = optuna.create_study(direction="maximize", sampler=GammaBOSampler(seed=0))
+    study.optimize(objective, n_trials=24, n_jobs=2)
+    assert len(study.trials) == 24
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert _duplicates(study.trials) == 0
+    assert study.best_value > 0.9
+
+
+_WORKER = """
+import random, sys, time
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna_gamma import GammaBOSampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+kind, url, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+storage = url if kind == "sqlite" else JournalStorage(JournalFileBackend(url))
+study = optuna.load_study(study_name="shared", storage=storage, sampler=GammaBOSampler(seed=0))
+
+def objective(trial):
+    x = trial.suggest_float("x", -1, 2)
+    y = trial.suggest_float("y", -1, 2)
+    time.sleep(0.01 + 0.04 * random.Random(trial.number).random())  # workers out of step
+    return -((x - 0.4) ** 2) - (y + 0.2) ** 2
+
+study.optimize(objective, n_trials=n_trials)
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path: Path) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        storage: Any = url
+    else:
+        url = str(tmp_path / "journal.log")
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(url)
+        )
+    optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    env = {"PATH": "", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), kind, url, "10"],
+            env=env,
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 20
+    assert _duplicates(trials) == 0
+    assert study.best_value > -0.05
+
+
+def test_multi_objective_raises_value_error() -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=GammaBOSampler())
+    with pytest.raises(ValueError, match="single-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+
+
+def test_non_finite_values_warn_and_the_study_continues() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -1, 2)
+        if trial.number in (1, 3):
+            return math.inf
+        if trial.number == 4:
+            return -math.inf
+        return -thesis_function(x)
+
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        study.optimize(objective, n_trials=12)
+    finite = [t for t in study.trials if math.isfinite(t.value)]
+    assert len(study.trials) == 12 and len(finite) == 9
+    assert study.best_value < -0.45
+
+
+def test_constant_objective_single_observation_and_duplicates() -> None:
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0, n_startup_trials=1))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) * 0 + 3.0, n_trials=8)
+    xs = [t.params["x"] for t in study.trials]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len(set(xs)) > 1
+
+    # Many copies of one point with different values, then a suggestion.
+    dist = {"x": FloatDistribution(0, 1), "k": IntDistribution(0, 3)}
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    for v in (1.0, 2.0, 1.5, 1.0):
+        study.add_trial(optuna.create_trial(params={"x": 0.5, "k": 2}, distributions=dist, value=v))
+    trial = study.ask(dist)
+    assert 0 <= trial.params["x"] <= 1 and trial.params["k"] in range(4)
+
+
+def test_running_trials_of_other_workers_are_constant_liars() -> None:
+    dist = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0, deterministic_objective=True))
+    study.optimize(_int_grid_objective, n_trials=12)
+    first = study.ask(dist)  # fully suggested, RUNNING: as another worker's trial looks
+    second = study.ask(dist)
+    assert first.params != second.params
+
+
+def test_fit_failure_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    def broken_fit(*args: Any, **kwargs: Any) -> Any:
+        raise np.linalg.LinAlgError("boom")
+
+    monkeypatch.setattr(gamma_bo, "fit_gp", broken_fit)
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    with caplog.at_level(logging.WARNING):
+        study.optimize(lambda t: thesis_function(t.suggest_float("x", -1, 2)), n_trials=5)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert "GP fit failed" in caplog.text
+
+
+def test_fit_is_warm_started_from_the_previous_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    inits: list[Any] = []
+    real_fit = gamma_bo.fit_gp
+
+    def recording_fit(*args: Any, **kwargs: Any) -> Any:
+        inits.append(kwargs.get("init"))
+        gp = real_fit(*args, **kwargs)
+        inits.append(gp.params)
+        return gp
+
+    monkeypatch.setattr(gamma_bo, "fit_gp", recording_fit)
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    study.optimize(lambda t: thesis_function(t.suggest_float("x", -1, 2)), n_trials=6)
+    assert inits[0] is None
+    # Each fit starts from the previous fit's result.
+    for k in range(2, len(inits), 2):
+        assert inits[k] is inits[k - 1]
+
+
+def test_conditional_parameters_go_to_the_independent_sampler_with_a_warning(
+    caplog: Any,
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+
+    class Recording(RandomSampler):
+        def before_trial(self, study: optuna.Study, trial: Any) -> None:
+            calls["before"] += 1
+
+        def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+            calls["after"] += 1
+
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            calls[name] += 1
+            return super().sample_independent(study, trial, name, dist)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 2:
+            return x + trial.suggest_float("extra", 0, 1)
+        return x
+
+    sampler = GammaBOSampler(seed=0, independent_sampler=Recording(seed=0))
+    study = optuna.create_study(sampler=sampler)
+    with caplog.at_level(logging.WARNING):
+        study.optimize(objective, n_trials=8)
+    assert calls["before"] == calls["after"] == 8
+    assert calls["extra"] == 4
+    assert calls["x"] == 2  # start-up only; x is modelled afterwards
+    assert "`extra` in Trial#3 is sampled independently" in caplog.text
+    assert "`extra` in Trial#1" not in caplog.text  # start-up trials do not warn
+
+    quiet = GammaBOSampler(seed=0, warn_independent_sampling=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        optuna.create_study(sampler=quiet).optimize(objective, n_trials=6)
+    assert "sampled independently" not in caplog.text
+
+
+def test_reseed_rng_changes_the_stream() -> None:
+    def run(reseed: bool) -> list[float]:
+        sampler = GammaBOSampler(seed=5)
+        if reseed:
+            sampler.reseed_rng()
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=4)
+        return [t.params["x"] for t in study.trials]
+
+    assert run(False) == run(False)
+    assert run(True) != run(False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"predictive": "student"}, "'student'"),
+        ({"acquisition": "ucb"}, "'ucb'"),
+        ({"kernel": "matern32"}, "'matern32'"),
+        ({"xi": -0.1}, "-0.1"),
+        ({"xi": math.nan}, "nan"),
+        ({"prior_shape": 0.0}, "0.0"),
+        ({"prior_rate": -1}, "-1"),
+        ({"prior_rate": "1"}, "'1'"),
+        ({"n_startup_trials": -1}, "-1"),
+        ({"n_startup_trials": 1.5}, "1.5"),
+        ({"n_startup_trials": True}, "True"),
+        ({"seed": -3}, "-3"),
+        ({"seed": "0"}, "'0'"),
+        ({"independent_sampler": "random"}, "'random'"),
+        ({"deterministic_objective": 1}, "1"),
+        ({"warn_independent_sampling": None}, "None"),
+        ({"n_preliminary_samples": 0}, "0"),
+        ({"n_local_search": 0}, "0"),
+    ],
+)
+def test_constructor_validates_every_argument(kwargs: dict[str, Any], bad: str) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(kwargs))}.*{bad}".replace("(", r"\(")):
+        GammaBOSampler(**kwargs)
+
+
+def test_constructor_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        GammaBOSampler("student_t")  # type: ignore[misc]
+
+
+def test_sampler_can_be_pickled() -> None:
+    import pickle
+
+    sampler = GammaBOSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    clone = pickle.loads(pickle.dumps(sampler))
+    study2 = optuna.create_study(sampler=clone)
+    study2.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert len(study2.trials) == 3
+
+
+def test_import_does_not_import_torch() -> None:
+    code = "import sys, optuna_gamma; assert optuna_gamma.GammaBOSampler; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "False"

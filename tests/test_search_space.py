@@ -1,0 +1,227 @@
+"""Unit-cube encoding of Optuna distributions, and the mixed-space acquisition optimizer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+
+from optuna_gamma.samplers._optimize import optimize_acquisition
+from optuna_gamma.samplers._search_space import SearchSpace
+
+
+GRID_DISTRIBUTIONS = [
+    IntDistribution(-10, 10),
+    IntDistribution(0, 10, step=2),
+    IntDistribution(3, 9, step=2),
+    IntDistribution(1, 100, log=True),
+    FloatDistribution(-10, 10, step=0.5),
+    FloatDistribution(-10.2, 10.2, step=0.1),
+    FloatDistribution(0.0, 1.0, step=0.25),
+]
+
+
+def _grid_values(dist: IntDistribution | FloatDistribution) -> np.ndarray:
+    assert dist.step is not None
+    k = int(round((dist.high - dist.low) / dist.step))
+    return dist.low + dist.step * np.arange(k + 1)
+
+
+def _assert_valid(value: object, dist: IntDistribution | FloatDistribution) -> None:
+    assert dist.low <= value <= dist.high  # type: ignore[operator]
+    if isinstance(dist, IntDistribution):
+        assert type(value) is int
+    else:
+        assert type(value) is float
+    if dist.step is not None:
+        k = (float(value) - dist.low) / dist.step  # type: ignore[arg-type]
+        assert abs(k - round(k)) < 1e-8
+
+
+@pytest.mark.parametrize("dist", GRID_DISTRIBUTIONS)
+def test_grid_values_round_trip_and_own_equal_intervals(
+    dist: IntDistribution | FloatDistribution,
+) -> None:
+    space = SearchSpace({"x": dist})
+    values = _grid_values(dist)
+    n = len(values)
+    grid = space.grids[0]
+    assert grid is not None and len(grid) == n
+    for v, g in zip(values, grid):
+        value = int(v) if isinstance(dist, IntDistribution) else float(v)
+        u = space.encode({"x": value})[0]
+        assert u == pytest.approx(g)
+        assert space.decode(np.array([u]))["x"] == pytest.approx(value, abs=1e-9)
+    if dist.log:
+        # Integer log scale: each value v owns [log(v - 1/2), log(v + 1/2)] (normalized).
+        lo, hi = math.log(dist.low - 0.5), math.log(dist.high + 0.5)
+        edges = (np.log(np.append(values - 0.5, values[-1] + 0.5)) - lo) / (hi - lo)
+    else:
+        edges = np.linspace(0.0, 1.0, n + 1)
+    eps = 1e-9
+    for k in range(n):
+        for u in (edges[k] + eps, 0.5 * (edges[k] + edges[k + 1]), edges[k + 1] - eps):
+            decoded = space.decode(np.array([u]))["x"]
+            _assert_valid(decoded, dist)
+            assert decoded == pytest.approx(values[k], abs=1e-9)
+
+
+@pytest.mark.parametrize("dist", GRID_DISTRIBUTIONS)
+def test_uniform_unit_cube_gives_uniform_grid_values(
+    dist: IntDistribution | FloatDistribution,
+) -> None:
+    space = SearchSpace({"x": dist})
+    grid = space.grids[0]
+    assert grid is not None
+    n = len(grid)
+    U = (np.arange(200 * n) + 0.5) / (200 * n)  # a fine uniform grid on [0, 1)
+    X = space.from_unit_cube(U[:, None])
+    counts = np.array([np.sum(X[:, 0] == g) for g in grid])
+    assert counts.sum() == len(U)
+    if dist.log:
+        # Cells of equal width in log space: counts proportional to log((v+1/2)/(v-1/2)).
+        v = _grid_values(dist)
+        expected = np.log((v + 0.5) / (v - 0.5))
+        expected = expected / expected.sum() * len(U)
+        np.testing.assert_allclose(counts, expected, atol=1.5)
+    else:
+        assert counts.min() == counts.max() == 200
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [FloatDistribution(-1.0, 2.0), FloatDistribution(1e-7, 1.0, log=True), FloatDistribution(0, 0.5)],
+)
+def test_continuous_round_trip(dist: FloatDistribution) -> None:
+    space = SearchSpace({"x": dist})
+    rng = np.random.default_rng(0)
+    for u in rng.random(50):
+        value = space.decode(np.array([u]))["x"]
+        _assert_valid(value, dist)
+        assert space.encode({"x": value})[0] == pytest.approx(u, abs=1e-12)
+    assert space.decode(np.array([0.0]))["x"] == dist.low
+    assert space.decode(np.array([1.0]))["x"] == pytest.approx(dist.high)
+    if dist.log:
+        mid = space.decode(np.array([0.5]))["x"]
+        assert mid == pytest.approx(math.sqrt(dist.low * dist.high))
+
+
+def test_categorical_encoding_is_the_index() -> None:
+    dist = CategoricalDistribution(["a", 1, None, 2.5])
+    space = SearchSpace({"c": dist})
+    assert space.is_categorical.tolist() == [True]
+    for i, choice in enumerate(dist.choices):
+        assert space.encode({"c": choice})[0] == i
+        assert space.decode(np.array([float(i)]))["c"] == choice
+    U = (np.arange(400) + 0.5) / 400
+    X = space.from_unit_cube(U[:, None])
+    assert np.bincount(X[:, 0].astype(int)).tolist() == [100, 100, 100, 100]
+    with pytest.raises(ValueError):
+        space.encode({"c": "not a choice"})
+
+
+def test_decode_clips_and_round_is_idempotent() -> None:
+    dists = {
+        "f": FloatDistribution(-1, 1),
+        "s": FloatDistribution(0, 1, step=0.1),
+        "i": IntDistribution(1, 1000, log=True),
+        "c": CategoricalDistribution([True, False]),
+    }
+    space = SearchSpace(dists)
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-0.5, 1.5, size=(200, 4))
+    X[:, 3] = rng.uniform(-1, 3, size=200)
+    R = space.round(X)
+    np.testing.assert_array_equal(space.round(R), R)
+    for x, r in zip(X, R):
+        p = space.decode(x)
+        assert p == space.decode(r)
+        for name, dist in dists.items():
+            if isinstance(dist, CategoricalDistribution):
+                assert p[name] in dist.choices
+            else:
+                _assert_valid(p[name], dist)
+    # Out-of-range values are clipped into the cube when encoding.
+    assert space.encode({"f": 5.0, "s": -3.0, "i": 10**6, "c": False}).tolist() == [
+        1.0,
+        0.0,
+        1.0,
+        1.0,
+    ]
+
+
+class _Quadratic:
+    """A concave acquisition with a known maximizer; counts its evaluations."""
+
+    def __init__(self, target: np.ndarray, weights: np.ndarray) -> None:
+        self.target = target
+        self.weights = weights
+        self.n_points = 0
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        self.n_points += len(X)
+        return -np.sum(self.weights * (X - self.target) ** 2, axis=1)
+
+    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self(X), -2.0 * self.weights * (X - self.target)
+
+
+def test_optimizer_finds_the_maximizer_over_a_mixed_space() -> None:
+    dists = {
+        "a": FloatDistribution(0, 1),
+        "b": FloatDistribution(1e-3, 1, log=True),
+        "c": IntDistribution(0, 10),  # 11 values: exhaustive
+        "d": IntDistribution(0, 999),  # 1000 values: relaxed, then snapped
+        "e": CategoricalDistribution(["x", "y", "z"]),
+    }
+    space = SearchSpace(dists)
+    grid_c, grid_d = space.grids[2], space.grids[3]
+    assert grid_c is not None and grid_d is not None
+    target = np.array([0.3, 0.77, grid_c[7] + 0.01, grid_d[600] + 1e-4, 2.0])
+    acq = _Quadratic(target, np.ones(5))
+    x, value = optimize_acquisition(acq, space, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(x[:2], target[:2], atol=1e-4)
+    assert x[2] == grid_c[7] and x[3] == grid_d[600] and x[4] == 2.0
+    assert value == pytest.approx(float(acq(x[None])[0]))
+    params = space.decode(x)
+    assert params["c"] == 7 and params["d"] == 600 and params["e"] == "z"
+
+
+def test_optimizer_respects_bounds_and_is_deterministic_given_the_rng() -> None:
+    space = SearchSpace({"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)})
+    acq = _Quadratic(np.array([1.7, -0.4]), np.array([1.0, 3.0]))
+    x1, _ = optimize_acquisition(acq, space, rng=np.random.default_rng(5))
+    x2, _ = optimize_acquisition(acq, space, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_allclose(x1, [1.0, 0.0], atol=1e-8)
+
+
+def test_optimizer_keeps_a_warm_start_that_beats_every_candidate() -> None:
+    # A needle at the warm start: Sobol points cannot see it, the warm start must survive.
+    space = SearchSpace({"a": FloatDistribution(0, 1), "b": IntDistribution(0, 4)})
+    needle = np.array([0.123456, space.grids[1][3]])  # type: ignore[index]
+
+    class Needle(_Quadratic):
+        def __call__(self, X: np.ndarray) -> np.ndarray:
+            base = super().__call__(X)
+            return np.where(np.all(np.abs(X - needle) < 1e-9, axis=1), 10.0, base)
+
+    acq = Needle(np.array([0.9, 0.0]), np.ones(2))
+    x, value = optimize_acquisition(
+        acq, space, rng=np.random.default_rng(0), warm_starts=needle[None]
+    )
+    assert value == 10.0
+    np.testing.assert_allclose(x, needle)
+
+
+def test_optimizer_rejects_bad_sizes() -> None:
+    space = SearchSpace({"a": FloatDistribution(0, 1)})
+    acq = _Quadratic(np.array([0.5]), np.ones(1))
+    with pytest.raises(ValueError, match="n_local_search"):
+        optimize_acquisition(acq, space, rng=np.random.default_rng(0), n_local_search=0)
+    with pytest.raises(ValueError, match="no dimension"):
+        optimize_acquisition(acq, SearchSpace({}), rng=np.random.default_rng(0))
