@@ -519,7 +519,9 @@ def load_raw(
     if name != "digits" and root is None and not download:
         raise ValueError(f"dataset {name!r} needs a data root (or download=True, command line: --download)")
     r, c = _resolve(root, cache_dir)
-    return _load_raw_cached(name, r if name != "digits" else None, c, bool(download))
+    if name == "digits":  # bundled with scikit-learn: no root, no cache, no download
+        return _load_raw_cached(name, None, "", False)
+    return _load_raw_cached(name, r, c, bool(download))
 
 
 # --------------------------------------------------------------------------------------------
