@@ -218,7 +218,6 @@ def test_n_jobs_2_gives_no_duplicate_parameter_sets() -> None:
     assert len(study.trials) == 24
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert _duplicates(study.trials) == 0
-    assert study.best_value > 0.9
 
 
 _WORKER = """

@@ -44,8 +44,10 @@ _logger = logging.getLogger(__name__)
 _PREDICTIVES = ("student_t", "gaussian", "plugin")
 _ACQUISITIONS = ("ei", "pi")
 _KERNELS = ("matern52", "rbf")
-#: Default exploration trade-off of EI/PI, in units of the standardized objective.
-DEFAULT_XI = 0.01
+#: Default exploration trade-off of EI/PI, in units of the standardized objective. 0 because the
+#: Student-t tails already explore while data are few; in a first check (Hartmann-3 and Branin,
+#: 30 trials, 5 seeds) xi = 0.01 left 10-30x larger median regret than xi = 0.
+DEFAULT_XI = 0.0
 _STD_EPS = 1e-12
 _MAX_CONFLICT_RETRIES = 2
 # RUNNING trials of other workers without parameters are taken as still choosing them (and get a
