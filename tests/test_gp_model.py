@@ -346,3 +346,20 @@ def test_limit_blas_threads_is_reentrant_and_restores() -> None:
                 assert set(blas_threads()) == {1}
             assert set(blas_threads()) == {1}  # the inner exit does not restore early
         assert blas_threads() == before
+
+
+def test_predict_in_blocks_and_empty_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna_gamma.gp.model as model
+
+    X, y = _data(11)
+    gp = GaussianProcess(X, y, PARAMS, is_categorical=CAT)
+    rng = np.random.default_rng(12)
+    Xq = rng.random((50, 3))
+    Xq[:, 2] = rng.integers(0, 3, 50)
+    loc, scale = gp.predict(Xq)
+    monkeypatch.setattr(model, "_MAX_BLOCK_ENTRIES", 7 * len(X))  # blocks of 7 rows
+    loc_b, scale_b = gp.predict(Xq)
+    assert np.allclose(loc, loc_b, rtol=1e-12, atol=1e-14)
+    assert np.allclose(scale, scale_b, rtol=1e-12, atol=1e-14)
+    loc0, scale0 = gp.predict(np.zeros((0, 3)))
+    assert loc0.shape == scale0.shape == (0,)

@@ -95,6 +95,10 @@ _AMPLITUDE_BOUNDS = (1e-2, 1e2)
 _JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 
 _LOG_2PI = math.log(2.0 * math.pi)
+# Floor of the posterior variance ratio 1 - k^T K^-1 k (keeps the predictive scale positive).
+_MIN_VAR = 1e-12
+# Work arrays of predict() hold at most this many entries (32 MiB of float64).
+_MAX_BLOCK_ENTRIES = 1 << 22
 
 
 _blas_lock = threading.Lock()
@@ -503,13 +507,20 @@ class GaussianProcess:
 
         ``loc = k^T K^{-1} y`` and ``scale^2 = variance_factor * (1 - |L^{-1} k|^2)`` (floored
         at a tiny positive value), with the cached ``K^{-1} y`` and ``L^{-1}``: two matrix
-        products for all points.
+        products per block of query points (blocks keep the ``(m, n)`` work arrays small).
         """
         Xq = self._check_query(Xq)
-        Kq = kernel_from_sqdist(self._sqdist(Xq), self.kernel)  # (m, n)
-        loc = Kq @ self._alpha
-        U = Kq @ self._L_inv_T
-        var = np.maximum(1.0 - (U * U).sum(axis=1), _MIN_VAR)
+        m, n = Xq.shape[0], self.X.shape[0]
+        block = max(1, _MAX_BLOCK_ENTRIES // max(n, 1))
+        loc = np.empty(m)
+        var = np.empty(m)
+        for start in range(0, m, block):
+            rows = slice(start, start + block)
+            Kq = kernel_from_sqdist(self._sqdist(Xq[rows]), self.kernel)  # (b, n)
+            loc[rows] = Kq @ self._alpha
+            U = Kq @ self._L_inv_T
+            var[rows] = 1.0 - (U * U).sum(axis=1)
+        np.maximum(var, _MIN_VAR, out=var)
         return loc, np.sqrt(self.variance_factor * var)
 
     @limit_blas_threads()
@@ -567,8 +578,6 @@ class GaussianProcess:
             is_categorical=self.is_categorical,
         )
 
-
-_MIN_VAR = 1e-12
 
 
 def fit_gp(
