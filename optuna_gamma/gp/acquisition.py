@@ -35,8 +35,13 @@ Bayesian optimization", LogEI):
   :math:`T_\\nu(z) / t_\\nu(z) = |z|\\, {}_2F_1(\\tfrac{\\nu+1}2, 1; \\tfrac\\nu2 + 1; x) / \\nu`
   with :math:`x = \\nu / (\\nu + z^2)` (from the hypergeometric form of the incomplete beta
   function, Abramowitz & Stegun 26.5.23/26.7.1), so :math:`\\log T_\\nu` and :math:`\\log h_\\nu`
-  stay finite where :math:`T_\\nu` underflows; :math:`1 - r \\ge 1/\\nu`-ish, so no catastrophic
-  cancellation.
+  stay finite where :math:`T_\\nu` underflows; :math:`1 - r` only falls to about
+  :math:`1/\\nu` in the tail, so the subtraction loses at most :math:`\\log_{10}\\nu` digits.
+  Degrees of freedom :math:`\\nu \\ge 10^5` use the Gaussian formulas (difference
+  :math:`O(1/\\nu)`).
+
+All functions are vectorized over ``loc`` and ``scale`` and raise ``ValueError`` for a
+non-positive ``scale``, a non-finite ``best`` or ``xi``, or too few degrees of freedom.
 """
 
 from __future__ import annotations

@@ -414,7 +414,7 @@ class GaussianProcess:
     Attributes:
         X: Training inputs ``(n, d)`` in the unit cube (categorical dims: category index).
         y: Standardized training outputs ``(n,)``, larger is better.
-        params: Hyperparameters.
+        params: Hyperparameters (``params.amplitude`` is used in ``"gaussian"`` mode only).
         kernel: ``"matern52"`` or ``"rbf"``.
         predictive: ``"student_t"``, ``"gaussian"`` or ``"plugin"``.
         prior_shape: :math:`a_0`.
@@ -462,7 +462,7 @@ class GaussianProcess:
         self._Xc = self.X[:, cont]
         self._A = self._Xc * self._w
         self._A_sq = (self._A * self._A).sum(axis=1)
-        K = kernel_and_derivative(self._sqdist(self.X), self.kernel)[0]
+        K = kernel_from_sqdist(self._sqdist(self.X), self.kernel)
         K[np.diag_indices(n)] += self.params.noise
         self._L, self.jitter = _robust_cholesky(K)
         self._alpha = scipy.linalg.cho_solve((self._L, True), self.y, check_finite=False)
