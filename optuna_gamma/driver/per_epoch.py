@@ -238,6 +238,7 @@ def tune_per_epoch(
             final_state=str(paths.adopted_state(epochs)), space=plan.space.to_dict(),
             notes={"warm_start_default": DEFAULT_WARM_START, "warm_start_measurement": WARM_START_MEASUREMENT},
         )
+        study.set_user_attr("test", test_metrics)  # the last epoch's study carries the run's test metrics
         result.save(paths.result)
         return result
 

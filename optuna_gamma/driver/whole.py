@@ -179,5 +179,6 @@ def tune_whole(
             total_time=sum(float(t.user_attrs["train_time"]) + float(t.user_attrs["eval_time"]) for t in done),
             wall_time=time.perf_counter() - t_start, final_state=str(final), space=plan.space.to_dict(),
         )
+        study.set_user_attr("test", result.test)
         result.save(paths.result)
         return result
