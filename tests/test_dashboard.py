@@ -1,0 +1,73 @@
+"""optuna-dashboard serves the driver's storage: studies, trials and user attributes over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+from pathlib import Path
+import threading
+import urllib.request
+from wsgiref.simple_server import WSGIRequestHandler
+from wsgiref.simple_server import make_server
+
+import optuna
+import pytest
+
+
+pytest.importorskip("torch")
+optuna_dashboard = pytest.importorskip("optuna_dashboard")
+
+from optuna_gamma.data import load_dataset  # noqa: E402
+from optuna_gamma.driver import tune_per_epoch  # noqa: E402
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture()
+def served(tmp_path: Path) -> Iterator[tuple[str, str, object]]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    data = load_dataset("digits", None, seed=0)
+    result = tune_per_epoch("mlp", data, sampler="gamma", trials_per_epoch=3, epochs=2, storage=storage,
+                            run="dash", run_dir=str(tmp_path / "dash"))
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(storage), handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", storage, result
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        assert resp.status == 200
+        return json.load(resp)
+
+
+def test_dashboard_lists_the_runs_studies_and_trials(served) -> None:
+    base, storage, result = served
+    summaries = _get(f"{base}/api/studies")["study_summaries"]
+    by_name = {s["study_name"]: s for s in summaries}
+    assert set(by_name) == {"dash/epoch-001", "dash/epoch-002"}
+    assert all(s["directions"] == ["maximize"] for s in summaries)
+
+    for entry in result.schedule:
+        study = _get(f"{base}/api/studies/{by_name[f'dash/epoch-{entry.epoch:03d}']['study_id']}")
+        trials = study["trials"]
+        assert len(trials) == 3 and all(t["state"] == "Complete" for t in trials)
+        best = max(trials, key=lambda t: t["values"][0])
+        assert best["number"] == entry.trial_number and best["values"][0] == pytest.approx(entry.kappa)
+        attrs = {a["key"]: a["value"] for a in best["user_attrs"]}
+        assert {"accuracy", "loss", "kappa", "sensitivity", "specificity", "mcc", "train_time"} <= set(attrs)
+        assert float(attrs["accuracy"]) == pytest.approx(entry.accuracy)
+        lr = [p for p in best["params"] if p["name"] == "lr"][0]
+        assert float(lr["param_external_value"]) == pytest.approx(entry.lr)
+        assert lr["distribution"]["log"] is True
+        study_attrs = {a["key"] for a in study["user_attrs"]}
+        assert {"config", "adopted"} <= study_attrs
