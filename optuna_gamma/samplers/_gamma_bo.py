@@ -29,6 +29,7 @@ from optuna_gamma.gp import DEFAULT_PRIOR_SHAPE
 from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp import GaussianProcess
 from optuna_gamma.gp import GPHyperparams
+from optuna_gamma.gp import limit_blas_threads
 from optuna_gamma.samplers._optimize import optimize_acquisition
 from optuna_gamma.samplers._search_space import SearchSpace
 
@@ -411,7 +412,10 @@ class GammaBOSampler(BaseSampler):
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
-        with self._lock:
+        # One suggestion at a time per sampler (so n_jobs threads see each other's proposals),
+        # with single-threaded BLAS: thousands of tiny BLAS calls (GP fit, L-BFGS-B) run faster
+        # without thread-pool overhead and oversubscription.
+        with self._lock, limit_blas_threads():
             complete, running = self._complete_and_running(study, trial)
             if len(complete) < max(self._n_startup_trials, 1):
                 self._startup.add((study.study_name, trial.number))
