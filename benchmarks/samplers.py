@@ -377,6 +377,21 @@ def write_summary(run_dir: Path, reference: str, title: str | None = None) -> di
 # CLI
 
 
+def _git_state() -> str:
+    """HEAD commit and whether the sampler sources differ from it (for the record)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "optuna_gamma"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (optuna_gamma/ modified: " + " ".join(dirty.split()[1::2]) + ")" if dirty else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default="headline", help="run name: results go to benchmarks/results/<run>/")
@@ -402,15 +417,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = args.results_dir / args.run
     (run_dir / "raw").mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
+        meta_path = run_dir / "meta.json"
+        old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        command = "python -m benchmarks.samplers " + " ".join(sys.argv[1:] if argv is None else argv)
         meta = {
-            "command": "python -m benchmarks.samplers " + " ".join(sys.argv[1:] if argv is None else argv),
+            "commands": [*old.get("commands", []), command],
             "optuna": optuna.__version__,
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "git": {**old.get("git", {}), command: _git_state()},
             "jobs": args.jobs,
             "torch threads per worker": 1,
-            "gamma settings": {s: sampler_settings(s) for s in args.samplers
-                               if parse_sampler_spec(s)[0] in GAMMA_MODES},
+            "gamma settings": {
+                **old.get("gamma settings", {}),
+                **{s: sampler_settings(s) for s in args.samplers if parse_sampler_spec(s)[0] in GAMMA_MODES},
+            },
         }
         (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
         jobs = []
