@@ -64,6 +64,7 @@ calls with other seeds or subsets cost only the indexing and normalization.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 import functools
@@ -78,6 +79,7 @@ import tarfile
 import tempfile
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 
@@ -115,9 +117,9 @@ _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_TEST_SEED = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Split:
-    """One part of a dataset, whole in memory.
+    """One part of a dataset, whole in memory (compared by identity, as it holds tensors).
 
     Attributes:
         x: float32 inputs, ``(N, C, H, W)`` for images, ``(N, 64)`` for digits, normalized.
@@ -135,9 +137,9 @@ class Split:
         return int(self.y.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DatasetSplits:
-    """A dataset split into train / validation / test.
+    """A dataset split into train / validation / test (compared by identity).
 
     Attributes:
         name: One of :data:`DATASETS`.
@@ -162,7 +164,7 @@ class DatasetSplits:
     std: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RawDataset:
     """A dataset as decoded, before splitting and normalization (read-only numpy arrays).
 
@@ -264,7 +266,8 @@ def _stamp(sources: Sequence[Path]) -> str:
     )
 
 
-def _atomic_write_bytes(target: Path, writer: Any) -> None:
+def _atomic_write_bytes(target: Path, writer: Callable[[BinaryIO], object]) -> None:
+    """Write ``target`` through ``writer`` into a temporary file, then :func:`os.replace` it."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -274,6 +277,13 @@ def _atomic_write_bytes(target: Path, writer: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _copy_decompressed(src: Path, out: BinaryIO) -> None:
+    """Copy ``src`` into ``out``, gunzipping it if its name ends in ``.gz``."""
+    opener = gzip.open if src.suffix == ".gz" else open
+    with opener(src, "rb") as fin:
+        shutil.copyfileobj(fin, out, 1 << 20)
 
 
 def _idx_dir_candidates(name: str, root: Path | None, cache: Path) -> list[Path]:
@@ -308,7 +318,8 @@ def _prepare_idx(name: str, root: Path | None, cache: Path, download: bool) -> t
         files = _idx_files_in(d)
         if files is None:
             continue
-        _verify_md5sums([f for f in files if f.suffix == ".gz"], _find_md5sums(d, root if root and root in d.parents else d))
+        md5_stop = root if root is not None and root in d.parents else d
+        _verify_md5sums([f for f in files if f.suffix == ".gz"], _find_md5sums(d, md5_stop))
         if d.name == "raw" and d.parent.name == cls_dir and all(f.suffix != ".gz" for f in files):
             return d.parent.parent, str(d)
         target_root = cache / "extracted" / name
@@ -317,15 +328,7 @@ def _prepare_idx(name: str, root: Path | None, cache: Path, download: bool) -> t
         stamp = _stamp(files)
         if not (stamp_file.is_file() and stamp_file.read_text() == stamp and _idx_files_in(raw)):
             for src, base in zip(files, _IDX_FILES):
-                if src.suffix == ".gz":
-                    def _write(out: Any, src: Path = src) -> None:
-                        with gzip.open(src, "rb") as fin:
-                            shutil.copyfileobj(fin, out, 1 << 20)
-                else:
-                    def _write(out: Any, src: Path = src) -> None:
-                        with open(src, "rb") as fin:
-                            shutil.copyfileobj(fin, out, 1 << 20)
-                _atomic_write_bytes(raw / base, _write)
+                _atomic_write_bytes(raw / base, functools.partial(_copy_decompressed, src))
             _atomic_write_bytes(stamp_file, lambda out: out.write(stamp.encode()))
         return target_root, str(d)
     if download:

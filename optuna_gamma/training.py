@@ -237,9 +237,9 @@ def train_one_epoch(
     return total / n
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrainState:
-    """A snapshot of a model and its optimizer.
+    """A snapshot of a model and its optimizer (compared by identity, as it holds tensors).
 
     Attributes:
         model: Deep copy of ``model.state_dict()`` with every tensor cloned to CPU.
