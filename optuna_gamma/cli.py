@@ -105,6 +105,7 @@ def _build_parser() -> _Parser:
     r.add_argument("--storage", required=True)
     r.add_argument("--run", action="append", default=None, help="run to include (repeatable; default all)")
     r.add_argument("--output", "-o", required=True)
+    parser.subparsers = {"tune": t, "report": r}  # type: ignore[attr-defined]
     return parser
 
 
@@ -156,7 +157,7 @@ def _summary(result: Any) -> str:
 def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.driver.samplers import parse_sampler
 
-    tune_parser = parser._subparsers._group_actions[0].choices["tune"]  # type: ignore[union-attr]
+    tune_parser = parser.subparsers["tune"]  # type: ignore[attr-defined]
     try:
         sampler = _sampler_arg(args)
         spec = parse_sampler(sampler)
@@ -223,7 +224,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.driver.report import build_report
 
-    report_parser = parser._subparsers._group_actions[0].choices["report"]  # type: ignore[union-attr]
+    report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -93,3 +93,16 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
                  "--run", "tiny-grid", "--run-dir", str(tmp_path / "tiny-grid"), "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[:2] == grid_out.splitlines()[:2]  # header + the epoch's row
+
+
+@pytest.mark.slow
+def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "examples" / "per_epoch_mnist.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("OPTUNA_GAMMA_CRASH_AT", None)
+    proc = subprocess.run([sys.executable, str(script), "--data-root", str(data_root), "--epochs", "1", "--trials", "2",
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["trials_per_epoch"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
+    assert "epoch 1: lr" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout

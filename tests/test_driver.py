@@ -243,3 +243,16 @@ def test_diverging_trials_get_kappa_zero(digits, tmp_path: Path) -> None:
         if t.user_attrs["diverged"]:
             assert t.value == 0.0 and t.user_attrs["kappa"] == 0.0
     assert any(t.user_attrs["diverged"] for t in study.get_trials())
+
+
+def test_driver_and_cli_imports_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, optuna_gamma.driver, optuna_gamma.cli, optuna_gamma.driver.report;"
+        "from optuna_gamma.cli import _build_parser; _build_parser();"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
