@@ -167,8 +167,21 @@ def test_cifar10_pickles_fail_torchvision_md5_table(data_root: Path, cache_dir: 
     from torchvision.datasets import CIFAR10
 
     load_raw("cifar10", data_root, cache_dir=cache_dir)
+    extracted = cache_dir / "extracted" / "cifar10"
     with pytest.raises(RuntimeError, match="corrupted"):
-        CIFAR10(root=str(cache_dir / "extracted" / "cifar10"), train=False, download=False)
+        CIFAR10(root=str(extracted), train=False, download=False)
+
+
+def test_cifar10_extracted_layout(data_root: Path, cache_dir: Path, tmp_path: Path) -> None:
+    """An already extracted ``cifar-10-batches-py`` under the root is read in place."""
+    ref = load_raw("cifar10", data_root, cache_dir=cache_dir)
+    (tmp_path / "cifar10").mkdir()
+    os.symlink(cache_dir / "extracted" / "cifar10" / "cifar-10-batches-py", tmp_path / "cifar10" / "cifar-10-batches-py")
+    other = load_raw("cifar10", tmp_path, cache_dir=tmp_path / "cache")
+    assert other.source == str(tmp_path.resolve() / "cifar10" / "cifar-10-batches-py")
+    assert not (tmp_path / "cache" / "extracted").exists()  # nothing copied
+    np.testing.assert_array_equal(other.test_x, ref.test_x)
+    np.testing.assert_array_equal(other.train_y, ref.train_y)
 
 
 # ---------------------------------------------------------------------------------- Fashion-MNIST
