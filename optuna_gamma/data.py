@@ -370,10 +370,11 @@ def _prepare_cifar(root: Path | None, cache: Path, download: bool) -> tuple[Path
         if not archive.is_file():
             continue
         target_root = cache / "extracted" / "cifar10"
-        stamp_file = target_root / "SOURCE.json"
+        final = target_root / _CIFAR_DIR
         stamp = _stamp([archive])
+        stamp_file = final / "SOURCE.json"  # inside the folder: data and stamp appear together
         ok = stamp_file.is_file() and stamp_file.read_text() == stamp
-        if not (ok and all((target_root / _CIFAR_DIR / f).is_file() for f in _CIFAR_FILES)):
+        if not (ok and all((final / f).is_file() for f in _CIFAR_FILES)):
             _verify_md5sums([archive], _find_md5sums(d, d))
             target_root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".extract.", dir=target_root))
@@ -381,17 +382,19 @@ def _prepare_cifar(root: Path | None, cache: Path, download: bool) -> tuple[Path
                 _safe_extract(archive, tmp)
                 if not all((tmp / _CIFAR_DIR / f).is_file() for f in _CIFAR_FILES):
                     raise ValueError(f"{str(archive)!r} does not hold {_CIFAR_DIR}/{{{','.join(_CIFAR_FILES)}}}")
-                final = target_root / _CIFAR_DIR
-                if final.exists():
-                    shutil.rmtree(final, ignore_errors=True)
+                (tmp / _CIFAR_DIR / "SOURCE.json").write_text(stamp)
+                if final.exists():  # stale (another source): move it aside, removed with tmp
+                    try:
+                        os.replace(final, tmp / "stale")
+                    except FileNotFoundError:  # another process moved it first
+                        pass
                 try:
                     os.replace(tmp / _CIFAR_DIR, final)
-                except OSError:
-                    if not all((final / f).is_file() for f in _CIFAR_FILES):  # lost a race: fine if complete
+                except OSError:  # another process got there first; fine if it is complete
+                    if not all((final / f).is_file() for f in _CIFAR_FILES):
                         raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            _atomic_write_bytes(stamp_file, lambda out: out.write(stamp.encode()))
         return target_root, str(archive)
     if download:
         dl_root = cache / "downloads" / "cifar10"
