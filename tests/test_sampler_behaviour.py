@@ -310,7 +310,8 @@ def test_constant_objective_single_observation_and_duplicates() -> None:
     dist = {"x": FloatDistribution(0, 1), "k": IntDistribution(0, 3)}
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     for v in (1.0, 2.0, 1.5, 1.0):
-        study.add_trial(optuna.create_trial(params={"x": 0.5, "k": 2}, distributions=dist, value=v))
+        frozen = optuna.create_trial(params={"x": 0.5, "k": 2}, distributions=dist, value=v)
+        study.add_trial(frozen)
     trial = study.ask(dist)
     assert 0 <= trial.params["x"] <= 1 and trial.params["k"] in range(4)
 
@@ -453,7 +454,10 @@ def test_sampler_can_be_pickled() -> None:
 
 
 def test_import_does_not_import_torch() -> None:
-    code = "import sys, optuna_gamma; assert optuna_gamma.GammaBOSampler; print('torch' in sys.modules)"
+    code = (
+        "import sys, optuna_gamma; assert optuna_gamma.GammaBOSampler; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )

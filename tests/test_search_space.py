@@ -94,7 +94,11 @@ def test_uniform_unit_cube_gives_uniform_grid_values(
 
 @pytest.mark.parametrize(
     "dist",
-    [FloatDistribution(-1.0, 2.0), FloatDistribution(1e-7, 1.0, log=True), FloatDistribution(0, 0.5)],
+    [
+        FloatDistribution(-1.0, 2.0),
+        FloatDistribution(1e-7, 1.0, log=True),
+        FloatDistribution(0, 0.5),
+    ],
 )
 def test_continuous_round_trip(dist: FloatDistribution) -> None:
     space = SearchSpace({"x": dist})

@@ -14,7 +14,6 @@ import warnings
 import zlib
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
@@ -30,6 +29,7 @@ from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp import GaussianProcess
 from optuna_gamma.gp import GPHyperparams
 from optuna_gamma.gp import limit_blas_threads
+from optuna_gamma.gp import MIN_NOISE
 from optuna_gamma.samplers._optimize import optimize_acquisition
 from optuna_gamma.samplers._search_space import SearchSpace
 
@@ -114,8 +114,8 @@ class GammaBOSampler(BaseSampler):
     University) done exactly; see ``DESIGN.md`` §2 of the project for the formulas.
 
     Kernel hyperparameters :math:`\\theta, \\eta` are fitted at every suggestion by maximizing the
-    (Student-t or Gaussian) log marginal likelihood plus weak log-priors with L-BFGS-B, warm-started
-    from the previous fit. The acquisition is maximized over the mixed space by Sobol candidates,
+    (Student-t or Gaussian) log marginal likelihood plus weak log-priors with L-BFGS-B,
+    warm-started from the previous fit. The acquisition is maximized over the mixed space by Sobol candidates,
     then joint multi-start L-BFGS-B on continuous parameters and exhaustive coordinate search on
     categorical and small integer/step grids (see :mod:`optuna_gamma.samplers._optimize`).
 
@@ -313,7 +313,7 @@ class GammaBOSampler(BaseSampler):
             _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
             params = init or GPHyperparams(
                 inv_sq_lengthscales=np.ones(space.dim),
-                noise=1e-6 if self._deterministic else 0.1,
+                noise=MIN_NOISE if self._deterministic else 0.1,
             )
             try:
                 gp = GaussianProcess(X, y, params, **kwargs)

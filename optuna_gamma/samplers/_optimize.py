@@ -1,7 +1,7 @@
 """Maximization of an acquisition function over a mixed continuous/grid/categorical space.
 
-The search works on the encoded unit cube of :class:`~optuna_gamma.samplers._search_space.SearchSpace`
-and needs only two vectorized calls from the acquisition: ``acq(X) -> (m,)`` and
+The search works on the encoded unit cube of
+:class:`~optuna_gamma.samplers._search_space.SearchSpace` and needs only two vectorized calls from the acquisition: ``acq(X) -> (m,)`` and
 ``acq.value_and_grad(X) -> ((m,), (m, d))``.
 
 1. *Global phase.* ``n_preliminary_samples`` scrambled Sobol points (seeded from the caller's
@@ -224,7 +224,8 @@ def optimize_acquisition(
     best_x, best_value = candidates[global_best].copy(), float(scores[global_best])
 
     # Starts: the warm starts, then the best distinct candidates.
-    order = np.concatenate([np.arange(n_warm), n_warm + np.argsort(-scores[n_warm:], kind="stable")])
+    ranked = n_warm + np.argsort(-scores[n_warm:], kind="stable")
+    order = np.concatenate([np.arange(n_warm), ranked])
     starts, start_values = _unique_rows(candidates[order], scores[order])
     starts, start_values = starts[:n_local_search], start_values[:n_local_search]
     keep = np.isfinite(start_values)

@@ -68,7 +68,9 @@ class SearchSpace:
             elif isinstance(dist, (FloatDistribution, IntDistribution)):
                 self._init_numerical(j, dist)
             else:
-                raise ValueError(f"Unsupported distribution {dist!r} for parameter {self.names[j]!r}.")
+                raise ValueError(
+                    f"Unsupported distribution {dist!r} for parameter {self.names[j]!r}."
+                )
 
     def _init_numerical(self, j: int, dist: FloatDistribution | IntDistribution) -> None:
         low, high = float(dist.low), float(dist.high)
