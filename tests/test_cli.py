@@ -55,13 +55,25 @@ def test_console_script_entry_point_is_main() -> None:
         (["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"),
     ],
 )
-def test_bad_arguments_give_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
-    proc = _cli(*args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "error:" in lines[0] and needle in lines[0] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "runs").exists() or needle == "not found"
+def test_bad_arguments_give_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    from optuna_gamma.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error:" in lines[0] and needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_argument_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
+    proc = _cli("tune", "--dataset", "digits", "--sampler", "bogus", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown sampler 'bogus'" in proc.stderr
 
 
 @pytest.mark.slow

@@ -256,3 +256,13 @@ def test_driver_and_cli_imports_do_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["gamma", "gaussian", "plugin", "gp", "tpe", "random"])
+def test_every_model_sampler_runs_through_the_driver(digits, tmp_path: Path, name: str) -> None:
+    res = tune_per_epoch("mlp", digits, sampler=name, trials_per_epoch=3, epochs=1, run=name, seed=1,
+                         run_dir=str(tmp_path))
+    study = optuna.load_study(study_name=f"{name}/epoch-001", storage=res.storage)
+    lrs = [t.params["lr"] for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(set(lrs)) == 3 and all(1e-3 <= lr <= 0.5 for lr in lrs)
+    assert study.user_attrs["config"]["sampler"] == name and res.sampler == name
