@@ -222,6 +222,34 @@ def test_optimizer_keeps_a_warm_start_that_beats_every_candidate() -> None:
     np.testing.assert_allclose(x, needle)
 
 
+def test_candidates_around_local_centres_find_a_narrow_peak() -> None:
+    # A broad slope towards the corner (0, ..., 0) and a narrow, higher peak at `peak`: the Sobol
+    # design alone never lands in the peak's basin; candidates around a nearby observation do.
+    d = 6
+    space = SearchSpace({f"x{i}": FloatDistribution(0, 1) for i in range(d)})
+    peak = np.full(d, 0.6)
+
+    class Peak:
+        def __call__(self, X: np.ndarray) -> np.ndarray:
+            return self.value_and_grad(X)[0]
+
+        def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            bump = 2.0 * np.exp(-np.sum((X - peak) ** 2, axis=1) / (2 * 0.03**2))
+            value = -0.1 * X.sum(axis=1) + bump
+            grad = -0.1 - bump[:, None] * (X - peak) / 0.03**2
+            return value, grad
+
+    x_plain, v_plain = optimize_acquisition(Peak(), space, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(x_plain, np.zeros(d), atol=1e-8)
+    assert v_plain == pytest.approx(0.0)
+    centre = peak + 0.01
+    x_local, v_local = optimize_acquisition(
+        Peak(), space, rng=np.random.default_rng(0), local_centres=centre[None]
+    )
+    np.testing.assert_allclose(x_local, peak, atol=1e-3)
+    assert v_local > 1.5
+
+
 def test_optimizer_rejects_bad_sizes() -> None:
     space = SearchSpace({"a": FloatDistribution(0, 1)})
     acq = _Quadratic(np.array([0.5]), np.ones(1))

@@ -51,6 +51,8 @@ _KERNELS = ("matern52", "rbf")
 DEFAULT_XI = 0.0
 _STD_EPS = 1e-12
 _MAX_CONFLICT_RETRIES = 2
+# Extra acquisition candidates are drawn around this many best observations.
+_N_LOCAL_CENTRES = 5
 # RUNNING trials of other workers without parameters are taken as still choosing them (and get a
 # constant liar at the point they will most likely choose) for this long after their start.
 _IN_FLIGHT_SECONDS = 120.0
@@ -353,7 +355,9 @@ class GammaBOSampler(BaseSampler):
             space,
             rng=rng,
             warm_starts=X[[int(np.argmax(y))]],
+            local_centres=X[np.argsort(-y, kind="stable")[:_N_LOCAL_CENTRES]],
             n_preliminary_samples=self._n_preliminary_samples,
+            n_local_samples=self._n_preliminary_samples // 2,
             n_local_search=self._n_local_search,
         )
         return x
