@@ -104,6 +104,14 @@ def _thread_info(threads: int) -> dict[str, Any]:
     return info
 
 
+def _greenlet_version() -> str | None:
+    try:
+        import greenlet
+    except ImportError:
+        return None
+    return str(greenlet.__version__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", type=int, nargs="+", default=[3, 6])
@@ -165,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs (shared)",
         "threads": threads,
+        # GPSampler optimizes its acquisition with batched L-BFGS-B when greenlet is importable
+        # and falls back to sequential (slower) L-BFGS-B otherwise
+        "greenlet (GPSampler batched L-BFGS-B)": _greenlet_version(),
         "reps": args.reps,
         "asks": args.asks,
     }
