@@ -118,3 +118,16 @@ def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["trials_per_epoch"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
     assert "epoch 1: lr" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+
+
+def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from optuna_gamma.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--dataset", "digits", "--mode", "whole", "--epochs", "2", "--trials", "2", "--sampler",
+                 "random", "--seed", "3", "--no-progress", "--report", "w.html"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "runs" / "digits-mlp-random-s3" / "result.json").read_text())
+    assert result["mode"] == "whole" and result["epochs"] == 2 and len(result["trials"]) == 2
+    assert f"best lr {result['best_lr']:.4g}" in out
+    assert "optuna-dashboard sqlite:///" in out and (tmp_path / "w.html").is_file()

@@ -164,6 +164,13 @@ def build_report(
             items.append(plot_metrics_vs_learning_rate(records, ("kappa", "accuracy", "loss"), lr_key="lr",
                                                        group_by="epoch" if info["mode"] == "per-epoch" else None,
                                                        title=f"{run}: metrics against learning rate (validation)"))
+        last_study = info["studies"][max(info["studies"])]
+        if records:
+            import optuna
+
+            hist = optuna.visualization.plot_optimization_history(last_study, target_name="kappa")
+            hist.update_layout(title=f"{run}: optimization history of {last_study.study_name}", height=360)
+            items.append(hist)
         test = info.get("test")
         if test and test.get("confusion_matrix"):
             items.append(_table(["test accuracy", "sensitivity", "specificity", "MCC", "loss"],
