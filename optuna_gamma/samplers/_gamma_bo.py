@@ -272,6 +272,7 @@ class GammaBOSampler(BaseSampler):
         for key in [k for k in self._pending if k[0] == name]:
             if key[1] not in running_numbers and key[1] != trial.number:
                 del self._pending[key]
+        self._startup = {k for k in self._startup if k[0] != name or k[1] in running_numbers}
         rows = []
         for t in running:
             params = dict(self._pending.get((name, t.number), {}))
