@@ -266,3 +266,21 @@ def test_every_model_sampler_runs_through_the_driver(digits, tmp_path: Path, nam
     lrs = [t.params["lr"] for t in study.get_trials(states=(TrialState.COMPLETE,))]
     assert len(set(lrs)) == 3 and all(1e-3 <= lr <= 0.5 for lr in lrs)
     assert study.user_attrs["config"]["sampler"] == name and res.sampler == name
+
+
+def test_determinant_breaks_kappa_ties_by_accuracy_then_loss() -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.driver._engine import best_trial
+
+    def t(lr: float, kappa: float, acc: float, loss: float | None) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            params={"lr": lr}, distributions={"lr": FloatDistribution(1e-3, 1.0, log=True)}, value=kappa,
+            user_attrs={"accuracy": acc, "loss": loss},
+        )
+
+    trials = [t(0.001, 0.0, 0.14, 2.30), t(0.2, 0.0, 0.31, 2.20), t(0.3, 0.0, 0.31, 2.10), t(0.9, 0.0, 0.10, None)]
+    assert best_trial(trials).params["lr"] == 0.3
+    assert best_trial(trials[::-1]).params["lr"] == 0.3  # order-independent
+    trials.append(t(0.05, 0.01, 0.2, 2.25))
+    assert best_trial(trials).params["lr"] == 0.05  # kappa first

@@ -223,11 +223,26 @@ def complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def best_trial(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
-    """The trial with the largest value; ties broken by the parameters (smallest first), never by
-    trial number, so a resumed study (whose numbers shift after a failed trial) picks the same."""
+    """The Determinant: the trial with the largest value (kappa).
+
+    Ties (common when kappa is clipped at 0 early in training) are broken by higher validation
+    accuracy, then lower validation loss (diverged last), then the parameters (smallest first);
+    never by trial number, so a resumed study (whose numbers shift after a failed trial) picks
+    the same trial.
+    """
     if not trials:
         raise ValueError("no completed trial to adopt")
-    return min(trials, key=lambda t: (-float(t.value), sorted((k, float(v)) for k, v in t.params.items())))
+
+    def key(t: optuna.trial.FrozenTrial) -> tuple:
+        loss = t.user_attrs.get("loss")
+        return (
+            -float(t.value),
+            -float(t.user_attrs.get("accuracy", 0.0)),
+            math.inf if loss is None else float(loss),
+            sorted((k, float(v)) for k, v in t.params.items()),
+        )
+
+    return min(trials, key=key)
 
 
 def run_trial(
