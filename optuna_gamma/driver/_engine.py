@@ -78,14 +78,15 @@ def resolve_storage(storage: Any, paths: RunPaths) -> tuple[Any, str]:
     """(storage object, URL for display)."""
     import optuna
 
-    if storage is None:
-        url = paths.default_storage
-        return optuna.storages.get_storage(url), url
-    if isinstance(storage, str):
-        if storage.startswith("sqlite:///"):
-            Path(storage[len("sqlite:///"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.get_storage(storage), storage
-    return storage, type(storage).__name__
+    url = paths.default_storage if storage is None else storage
+    if isinstance(url, str):
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        # One engine for the whole run (a URL string would make Optuna open one per study object).
+        return optuna.storages.RDBStorage(url), url
+    if not isinstance(url, optuna.storages.BaseStorage):
+        raise ValueError(f"storage must be a URL or an optuna.storages.BaseStorage, got {type(url).__name__}")
+    return url, type(url).__name__
 
 
 class SamplerPlan:
