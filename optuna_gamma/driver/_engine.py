@@ -6,7 +6,6 @@ from collections.abc import Callable
 import math
 import os
 from pathlib import Path
-import time
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Union
@@ -31,11 +30,17 @@ if TYPE_CHECKING:
     from optuna_gamma.training import TrainState
 
 
-#: Trial user attributes the driver records (besides ``state`` and ``epoch``).
-TRIAL_ATTRS = (
-    "accuracy", "loss", "kappa", "diverged", "sensitivity", "specificity", "mcc",
-    "train_loss", "train_time", "eval_time",
-)
+def check_common(epochs: Any, seed: Any, run: Any, kappa: Any) -> None:
+    """Validate the arguments both drivers share (ValueError naming the value)."""
+    from optuna_gamma.objectives import resolve_kappa
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(run, str) or not run or "/" in run:
+        raise ValueError(f"run must be a non-empty name without '/', got {run!r}")
+    resolve_kappa(kappa)
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -72,6 +77,33 @@ def resolve_model(model: Any, data: DatasetSplits, seed: int) -> torch.nn.Module
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a model name or a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+def prepare_model(
+    model: Any, splits: DatasetSplits, space: SearchSpace, seed: int, paths: RunPaths
+) -> tuple[torch.nn.Module, torch.optim.SGD, TrainState]:
+    """Build (or take) the model and its SGD optimizer; return them with the run's initial state.
+
+    The initial state is saved to ``states/initial.pt`` on the first call and read back on every
+    later one, so a resumed run starts from the very same weights even for a user-built model.
+    """
+    from optuna_gamma.training import capture_state
+    from optuna_gamma.training import load_state
+    from optuna_gamma.training import make_optimizer
+    from optuna_gamma.training import save_state
+
+    net = resolve_model(model, splits, seed)
+    fixed = space.fixed()
+    optimizer = make_optimizer(
+        net, lr=space.lr_low if space.fixed_lr is None else space.fixed_lr,
+        momentum=float(fixed.get("momentum", 0.0)), weight_decay=float(fixed.get("weight_decay", 0.0)),
+    )
+    if paths.initial_state.is_file():
+        initial = load_state(paths.initial_state)
+    else:
+        initial = capture_state(net, optimizer)
+        save_state(initial, paths.initial_state)
+    return net, optimizer, initial
 
 
 def resolve_storage(storage: Any, paths: RunPaths) -> tuple[Any, str]:
@@ -297,12 +329,6 @@ def run_trial(
     frozen = study.tell(trial, value)
     crash_point("after_tell")
     return frozen
-
-
-def timed_train(fn: Callable[[], float]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    loss = fn()
-    return loss, time.perf_counter() - t0
 
 
 def remove_quietly(path: Path) -> None:

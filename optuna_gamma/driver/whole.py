@@ -70,22 +70,12 @@ def tune_whole(
     from optuna_gamma.metrics import evaluate
     from optuna_gamma.training import capture_state
     from optuna_gamma.training import load_state
-    from optuna_gamma.training import make_optimizer
     from optuna_gamma.training import restore_state
-    from optuna_gamma.training import save_state
     from optuna_gamma.training import set_hyperparameters
     from optuna_gamma.training import train_one_epoch
 
     t_start = time.perf_counter()
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if not isinstance(run, str) or not run or "/" in run:
-        raise ValueError(f"run must be a non-empty name without '/', got {run!r}")
-    from optuna_gamma.objectives import resolve_kappa
-
-    resolve_kappa(kappa)
+    _engine.check_common(epochs, seed, run, kappa)
     space = space or SearchSpace()
     plan = _engine.SamplerPlan(sampler, space, n_trials, n_startup_trials)
     paths = RunPaths(run_dir if run_dir is not None else f"runs/{run}")
@@ -93,17 +83,7 @@ def tune_whole(
     with run_lock(paths):
         storage_obj, storage_url = _engine.resolve_storage(storage, paths)
         splits = _engine.resolve_data(data, data_root=data_root, subset=subset, seed=seed, download=download)
-        net = _engine.resolve_model(model, splits, seed)
-        fixed = plan.space.fixed()
-        optimizer = make_optimizer(
-            net, lr=plan.space.lr_low if plan.space.fixed_lr is None else plan.space.fixed_lr,
-            momentum=float(fixed.get("momentum", 0.0)), weight_decay=float(fixed.get("weight_decay", 0.0)),
-        )
-        if paths.initial_state.is_file():
-            initial = load_state(paths.initial_state)
-        else:
-            initial = capture_state(net, optimizer)
-            save_state(initial, paths.initial_state)
+        net, optimizer, initial = _engine.prepare_model(model, splits, plan.space, seed, paths)
         n_classes = int(splits.n_classes)
         name = f"{run}/whole"
         study = _engine.open_study(storage_obj, name)
