@@ -52,6 +52,7 @@ GAMMA_MODES = ("student_t", "gaussian", "plugin")
 OPTUNA_SAMPLERS = ("gp", "gp_startup2", "tpe", "random", "grid")
 DEFAULT_SAMPLERS = GAMMA_MODES + OPTUNA_SAMPLERS
 CHECKPOINTS = (10, 12, 20, 50)
+HIT_TOLERANCES = (1e-2, 1e-3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +275,33 @@ def summarize(
         for s, v in acc.items():
             if v:
                 ranks.setdefault(s, {})[c] = float(np.mean(v))
+    pairwise: dict[int, dict[str, dict[str, float]]] = {}
+    for c in sorted({min(12, max_t), max_t}):
+        table: dict[str, dict[str, float]] = {}
+        for a in samplers:
+            for b in samplers:
+                if a == b:
+                    continue
+                ra, rb = [], []
+                for (p, s, seed), r in by.items():
+                    if s == a and (p, b, seed) in by:
+                        ra.append(r["regret"][c - 1])
+                        rb.append(by[(p, b, seed)]["regret"][c - 1])
+                if ra:
+                    table.setdefault(a, {})[b] = win_rate(ra, rb)
+        pairwise[c] = table
+    hitting: list[dict[str, Any]] = []
+    for p in problems:
+        for s in samplers:
+            rs = [r for (pp, ss, _), r in by.items() if pp == p and ss == s]
+            for tol in HIT_TOLERANCES:
+                hits = [next((i + 1 for i, g in enumerate(r["regret"]) if g <= tol), math.inf) for r in rs]
+                if rs:
+                    hitting.append({"problem": p, "sampler": s, "tol": tol, "median": float(np.median(hits)),
+                                    "reached": sum(math.isfinite(h) for h in hits), "n": len(hits)})
     return {"checkpoints": cps, "problems": problems, "samplers": samplers, "stats": stats,
-            "wins": wins, "reference": reference, "mean_rank": ranks}
+            "wins": wins, "reference": reference, "mean_rank": ranks, "pairwise": pairwise,
+            "hitting": hitting}
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -328,6 +354,27 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
         for s in order:
             rk = summary["mean_rank"][s]
             lines.append(f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |")
+        lines.append("")
+    for c, table in sorted(summary.get("pairwise", {}).items(), key=lambda kv: int(kv[0])):
+        names = [s for s in summary["samplers"] if s in table]
+        lines += [f"## Pairwise win rate at trial {c}: row beats column (ties 1/2)", "",
+                  "| | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
+        for a in names:
+            lines.append(f"| {a} | " + " | ".join(
+                "-" if a == b else f"{table[a].get(b, float('nan')):.2f}" for b in names) + " |")
+        lines.append("")
+    if summary.get("hitting"):
+        tols = sorted({h["tol"] for h in summary["hitting"]}, reverse=True)
+        lines += ["## Trials to reach a regret <= tol: median over seeds (seeds that reached it / all)",
+                  "", "| problem | sampler | " + " | ".join(f"tol {t:g}" for t in tols) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in tols) + " |"]
+        for p in summary["problems"]:
+            for s in summary["samplers"]:
+                hs = {h["tol"]: h for h in summary["hitting"] if h["problem"] == p and h["sampler"] == s}
+                if hs:
+                    lines.append(f"| {p} | {s} | " + " | ".join(
+                        (f"{hs[t]['median']:g}" if math.isfinite(hs[t]['median']) else "never")
+                        + f" ({hs[t]['reached']}/{hs[t]['n']})" for t in tols) + " |")
         lines.append("")
     if summary["wins"]:
         ref = summary["reference"]

@@ -150,6 +150,20 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
     rand = [r["regret"][5] for r in records if r["problem"] == "thesis1d" and r["sampler"] == "random"]
     assert row["median@6"] == pytest.approx(float(np.median(rand)))
     assert "## thesis1d" in (run_dir / "summary.md").read_text()
+    # pairwise win rate over the (problem, seed) pairs, recomputed by hand
+    final = {(r["problem"], r["sampler"], r["seed"]): r["regret"][-1] for r in records}
+    score = 0.0
+    for (prob, s, seed), g in final.items():
+        if s == "student_t":
+            o = final[(prob, "random", seed)]
+            score += 0.5 if g == o else float(g < o)
+    assert summary["pairwise"]["6"]["student_t"]["random"] == pytest.approx(score / 4)
+    hit = next(h for h in summary["hitting"] if h["problem"] == "thesis1d"
+               and h["sampler"] == "grid" and h["tol"] == 1e-2)
+    firsts = [next((i + 1 for i, g in enumerate(r["regret"]) if g <= 1e-2), math.inf)
+              for r in records if r["problem"] == "thesis1d" and r["sampler"] == "grid"]
+    assert hit["reached"] == sum(math.isfinite(f) for f in firsts)
+    assert hit["median"] == float(np.median(firsts))
     # resumable: a second run skips every finished cell
     mtimes = [p.stat().st_mtime_ns for p in raw]
     assert bench.main(argv) == 0
