@@ -284,3 +284,13 @@ def test_determinant_breaks_kappa_ties_by_accuracy_then_loss() -> None:
     assert best_trial(trials[::-1]).params["lr"] == 0.3  # order-independent
     trials.append(t(0.05, 0.01, 0.2, 2.25))
     assert best_trial(trials).params["lr"] == 0.05  # kappa first
+
+
+def test_same_run_name_from_another_run_dir_is_refused(digits, tmp_path: Path) -> None:
+    """Two run directories must not drive the same studies (each would fail the other's trials)."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    tune_per_epoch("mlp", digits, sampler="random", trials_per_epoch=1, epochs=1, run="same", storage=storage,
+                   run_dir=str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="run_dir"):
+        tune_per_epoch("mlp", digits, sampler="random", trials_per_epoch=1, epochs=1, run="same", storage=storage,
+                       run_dir=str(tmp_path / "b"))

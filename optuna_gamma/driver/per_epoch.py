@@ -113,7 +113,7 @@ def tune_per_epoch(
             guaranteed on CPU).
         data_root, subset, download: Used when ``data`` is a name.
         keep_trial_states: Keep every trial's state file (default: only the adopted ones).
-        progress: Show a progress bar (tqdm) over the trials of all epochs.
+        progress: Show a progress bar (tqdm, on a terminal only) over the trials of all epochs.
 
     Returns:
         The :class:`~optuna_gamma.driver.results.PerEpochResult`, also written to
@@ -145,7 +145,7 @@ def tune_per_epoch(
         net, optimizer, current = _engine.prepare_model(model, splits, plan.space, seed, paths)
         n_classes = int(splits.n_classes)
         config = {
-            "mode": "per-epoch", "run": run, "sampler": plan.name, "seed": seed, "trials": plan.trials,
+            "mode": "per-epoch", "run": run, "run_dir": str(paths.root), "sampler": plan.name, "seed": seed, "trials": plan.trials,
             "kappa": _engine.kappa_name(kappa), "space": plan.space.to_dict(), "warm_start": warm,
             "dataset": getattr(splits, "name", None), "model": model if isinstance(model, str) else type(model).__name__,
         }
@@ -154,7 +154,7 @@ def tune_per_epoch(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=epochs * plan.trials, unit="trial", dynamic_ncols=True)
+            bar = tqdm(total=epochs * plan.trials, unit="trial", dynamic_ncols=True, disable=None)
         schedule: list[ScheduleEntry] = []
         total_time = 0.0
         try:

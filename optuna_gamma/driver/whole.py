@@ -88,7 +88,7 @@ def tune_whole(
         name = f"{run}/whole"
         study = _engine.open_study(storage_obj, name)
         _engine.check_config(study, {
-            "mode": "whole", "run": run, "sampler": plan.name, "seed": seed, "trials": plan.trials, "epochs": epochs,
+            "mode": "whole", "run": run, "run_dir": str(paths.root), "sampler": plan.name, "seed": seed, "trials": plan.trials, "epochs": epochs,
             "kappa": _engine.kappa_name(kappa), "space": plan.space.to_dict(),
             "dataset": getattr(splits, "name", None), "model": model if isinstance(model, str) else type(model).__name__,
         })
@@ -116,7 +116,7 @@ def tune_whole(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=plan.trials, unit="trial", desc=f"whole ({epochs} epochs)", dynamic_ncols=True)
+            bar = tqdm(total=plan.trials, unit="trial", desc=f"whole ({epochs} epochs)", dynamic_ncols=True, disable=None)
         try:
             while True:
                 done = _engine.complete_trials(study)
