@@ -294,3 +294,12 @@ def test_same_run_name_from_another_run_dir_is_refused(digits, tmp_path: Path) -
     with pytest.raises(ValueError, match="run_dir"):
         tune_per_epoch("mlp", digits, sampler="random", trials_per_epoch=1, epochs=1, run="same", storage=storage,
                        run_dir=str(tmp_path / "b"))
+
+
+def test_more_epochs_extend_a_finished_run(digits, tmp_path: Path) -> None:
+    kw = dict(sampler="random", trials_per_epoch=2, seed=5, run="ext")
+    one = tune_per_epoch("mlp", digits, epochs=1, run_dir=str(tmp_path / "a"), **kw)
+    two = tune_per_epoch("mlp", digits, epochs=2, run_dir=str(tmp_path / "a"), **kw)
+    fresh = tune_per_epoch("mlp", digits, epochs=2, run_dir=str(tmp_path / "b"), **kw)
+    assert two.schedule[0] == one.schedule[0]
+    assert two.learning_rates == fresh.learning_rates and two.test == fresh.test
