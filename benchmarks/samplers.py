@@ -402,14 +402,31 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
     return "\n".join(lines)
 
 
-def write_summary(run_dir: Path, reference: str, title: str | None = None) -> dict[str, Any]:
+def write_summary(
+    run_dir: Path,
+    reference: str,
+    title: str | None = None,
+    merge: Sequence[Path] = (),
+    only: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Summarize the run's raw cells (plus those of the ``merge`` runs) into summary.*.
+
+    ``only`` keeps the listed samplers; cells of the run itself win over merged duplicates.
+    """
     records = load_records(run_dir)
+    have = {(r["problem"], r["sampler"], r["seed"]) for r in records}
+    for other in merge:
+        records += [r for r in load_records(other) if (r["problem"], r["sampler"], r["seed"]) not in have]
+    if only is not None:
+        records = [r for r in records if r["sampler"] in only]
     if not records:
         raise ValueError(f"no finished cells under {run_dir}")
     summary = summarize(records, reference=reference)
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta["cells finished"] = len(records)
+    if merge:
+        meta["merged runs"] = [m.name for m in merge]
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     with open(run_dir / "summary.csv", "w", newline="") as f:
         keys = list(dict.fromkeys(k for row in summary["stats"] for k in row))
@@ -451,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (at most 2)")
     ap.add_argument("--reference", default="student_t", help="sampler whose win rates are reported")
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--merge", nargs="*", default=[], help="other runs whose cells join the summary")
+    ap.add_argument("--summary-samplers", nargs="*", default=None,
+                    help="samplers kept in the summary (default: all)")
     args = ap.parse_args(argv)
     if not 1 <= args.jobs <= 2:
         raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
@@ -497,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker) as pool:
                 for i, msg in enumerate(pool.imap_unordered(_run_and_write, jobs)):
                     print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {msg}", flush=True)
-    summary = write_summary(run_dir, args.reference)
+    summary = write_summary(run_dir, args.reference, merge=[args.results_dir / m for m in args.merge],
+                            only=args.summary_samplers)
     print((run_dir / "summary.md").read_text())
     return 0 if summary["stats"] else 1
 
