@@ -363,3 +363,33 @@ def test_predict_in_blocks_and_empty_query(monkeypatch: pytest.MonkeyPatch) -> N
     assert np.allclose(scale, scale_b, rtol=1e-12, atol=1e-14)
     loc0, scale0 = gp.predict(np.zeros((0, 3)))
     assert loc0.shape == scale0.shape == (0,)
+
+
+def test_student_t_evidence_profiles_out_the_amplitude() -> None:
+    """As a0, b0 -> 0 the Student-t evidence equals the Gaussian evidence at the maximum-likelihood
+    amplitude A*(theta) = y^T K^-1 y / n up to a theta-independent constant, and b_n / a_n = A*:
+    the Gamma posterior plays the role of the amplitude GPSampler fits (no amplitude is missing)."""
+    X, y = _data(8, n=15)
+    a0 = b0 = 1e-10
+    rng = np.random.default_rng(3)
+    diffs = []
+    for _ in range(5):
+        params = GPHyperparams(np.exp(rng.uniform(-2.0, 2.0, 3)), float(np.exp(rng.uniform(-6, -1))))
+        K = _dense_K(X, params, "matern52")
+        amp = float(y @ np.linalg.solve(K, y)) / len(y)
+        lml_t = log_marginal_likelihood(
+            X, y, params, predictive="student_t", prior_shape=a0, prior_rate=b0, is_categorical=CAT
+        )
+        lml_g = log_marginal_likelihood(
+            X, y, GPHyperparams(params.inv_sq_lengthscales, params.noise, amp),
+            predictive="gaussian", is_categorical=CAT,
+        )
+        diffs.append(lml_t - lml_g)
+        gp = GaussianProcess(X, y, params, predictive="student_t", prior_shape=a0, prior_rate=b0,
+                             is_categorical=CAT)
+        assert gp.variance_factor == pytest.approx(amp, rel=1e-6)
+    # The constant: lgamma(n/2) - lgamma(a0) + a0 log b0 + n/2 + (n/2) log(2/n), a0 = b0 -> 0.
+    n = len(y)
+    const = (math.lgamma(n / 2) - math.lgamma(a0) + a0 * math.log(b0) + n / 2
+             + (n / 2) * math.log(2 / n))
+    assert np.allclose(diffs, const, rtol=0, atol=1e-5)

@@ -150,7 +150,7 @@ class GammaBOSampler(BaseSampler):
             relative search space. ``None`` uses a :class:`~optuna.samplers.RandomSampler` seeded
             per trial from ``(seed, trial.number, parameter name)``, so that processes sharing a
             seed do not repeat each other's start-up points.
-        deterministic_objective: Fix the GP noise ratio at its minimum (``1e-6``).
+        deterministic_objective: Fix the GP noise ratio at its minimum (``1e-10``).
         warn_independent_sampling: Log a warning when a parameter is sampled by the independent
             sampler after the start-up trials.
         n_preliminary_samples: Sobol candidates scored per suggestion.
