@@ -66,6 +66,7 @@ from scipy.special import gammaln
 
 from optuna_gamma.gp.kernels import (
     KernelName,
+    _categorical_mask,
     _check_kernel,
     kernel_and_derivative,
     kernel_from_sqdist,
@@ -266,15 +267,6 @@ def _check_params(params: GPHyperparams, d: int) -> None:
         raise ValueError(f"amplitude must be positive and finite, got {params.amplitude!r}.")
 
 
-def _cat_mask(is_categorical: np.ndarray | None, d: int) -> np.ndarray:
-    if is_categorical is None:
-        return np.zeros(d, dtype=bool)
-    mask = np.asarray(is_categorical, dtype=bool).reshape(-1)
-    if mask.shape != (d,):
-        raise ValueError(f"is_categorical must have shape ({d},), got {mask.shape}.")
-    return mask
-
-
 def _robust_cholesky(K: np.ndarray) -> tuple[np.ndarray, float]:
     """Lower Cholesky factor of ``K``, adding diagonal jitter from ``_JITTERS`` if needed."""
     n = K.shape[0]
@@ -402,7 +394,7 @@ def log_marginal_likelihood_and_grad(
     X, y = _check_data(X, y)
     d = X.shape[1]
     _check_params(params, d)
-    cat = _cat_mask(is_categorical, d)
+    cat = _categorical_mask(is_categorical, d)
     lml, grad = _lml_and_grad(
         X, y, params, kernel, predictive, prior_shape, prior_rate, cat, _need_grad
     )
@@ -454,7 +446,7 @@ class GaussianProcess:
         self.X, self.y = _check_data(self.X, self.y)
         n, d = self.X.shape
         _check_params(self.params, d)
-        self.is_categorical = _cat_mask(self.is_categorical, d)
+        self.is_categorical = _categorical_mask(self.is_categorical, d)
         # Query-time caches: scaled continuous coordinates, categorical columns, L^{-1}, K^{-1} y.
         ell = np.asarray(self.params.inv_sq_lengthscales, dtype=float)
         cont = ~self.is_categorical
@@ -655,7 +647,7 @@ def _fit_gp(
     _check_prior(prior_shape, prior_rate)
     X, y = _check_data(X, y)
     n, d = X.shape
-    cat = _cat_mask(is_categorical, d)
+    cat = _categorical_mask(is_categorical, d)
 
     lower = [math.log(_INV_SQ_LENGTHSCALE_BOUNDS[0])] * d + [math.log(_NOISE_BOUNDS[0])]
     upper = [math.log(_INV_SQ_LENGTHSCALE_BOUNDS[1])] * d + [math.log(_NOISE_BOUNDS[1])]
