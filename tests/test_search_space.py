@@ -195,6 +195,21 @@ def test_optimizer_finds_the_maximizer_over_a_mixed_space() -> None:
     assert params["c"] == 7 and params["d"] == 600 and params["e"] == "z"
 
 
+def test_short_joint_search_is_completed_by_the_polish_of_the_best_start() -> None:
+    # An ill-conditioned concave quadratic: one joint L-BFGS-B iteration over all starts leaves
+    # every start far from the maximizer; the per-start polish must converge the best one.
+    space = SearchSpace({f"x{i}": FloatDistribution(0, 1) for i in range(6)})
+    target = np.array([0.21, 0.43, 0.65, 0.37, 0.59, 0.71])
+    acq = _Quadratic(target, np.logspace(0, 3, 6))
+    kwargs = dict(rng=np.random.default_rng(3), n_preliminary_samples=16, lbfgs_maxiter=1)
+    x_short, _ = optimize_acquisition(acq, space, polish_maxiter=0, **kwargs)  # type: ignore[arg-type]
+    kwargs["rng"] = np.random.default_rng(3)
+    x, value = optimize_acquisition(acq, space, **kwargs)  # type: ignore[arg-type]
+    assert np.max(np.abs(x_short - target)) > 1e-2
+    np.testing.assert_allclose(x, target, atol=1e-4)
+    assert value == pytest.approx(float(acq(x[None])[0]))
+
+
 def test_optimizer_respects_bounds_and_is_deterministic_given_the_rng() -> None:
     space = SearchSpace({"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)})
     acq = _Quadratic(np.array([1.7, -0.4]), np.array([1.0, 3.0]))

@@ -21,7 +21,15 @@ The search works on the encoded unit cube of
      ``max_exhaustive`` values (every value of the column, for all starts, in one call),
 
    until no coordinate changes and the continuous step gains less than ``tol`` (at most
-   ``max_rounds`` rounds).
+   ``max_rounds`` rounds; one round when there is no discrete column). The joint call stops after
+   ``lbfgs_maxiter`` (20) iterations: a block-separable sum converges only as fast as its
+   slowest start, so running it to convergence spent most of the suggestion time on starts that
+   end up discarded (and stopped some starts short of their maximum). Then the best
+   ``n_polish`` (3) starts are polished one at a time, each to its own convergence, with up to
+   ``polish_maxiter`` iterations (as Optuna's GPSampler runs one L-BFGS-B per start). On
+   clustered 100-trial histories (Hartmann-6 and its 3-D slice) this cut the optimizer's time
+   by about a quarter and reached the same or a higher acquisition value than running all
+   starts jointly to convergence.
 3. *Rounding.* Relaxed grid columns are snapped by a neighbourhood search over the
    ``2 * neighbourhood + 1`` grid values around the relaxed position; the best point found
    anywhere (local or global phase) is returned, already on the grid.
@@ -196,7 +204,9 @@ def optimize_acquisition(
     max_exhaustive: int = 32,
     neighbourhood: int = 2,
     max_rounds: int = 5,
-    lbfgs_maxiter: int = 100,
+    lbfgs_maxiter: int = 20,
+    polish_maxiter: int = 100,
+    n_polish: int = 3,
     tol: float = 1e-4,
 ) -> tuple[np.ndarray, float]:
     """Maximize ``acquisition`` over the encoded mixed space.
@@ -217,7 +227,9 @@ def optimize_acquisition(
             are searched exhaustively; larger grids are relaxed to the interval.
         neighbourhood: Half-width, in grid values, of the final snapping search on relaxed grids.
         max_rounds: Maximum number of (continuous, discrete) alternations per local search.
-        lbfgs_maxiter: Iteration limit of each joint L-BFGS-B call.
+        lbfgs_maxiter: Iteration limit of each joint L-BFGS-B call over all starts.
+        polish_maxiter: Iteration limit of the final L-BFGS-B polish of the best start(s).
+        n_polish: Number of best starts polished (one L-BFGS-B call each) at the end.
         tol: Stop when the continuous step improves the best value by less than this.
 
     Returns:
@@ -274,8 +286,15 @@ def optimize_acquisition(
             assert grid is not None
             X, values, moved = _coordinate_sweep(acquisition, X, values, j, grid)
             changed = changed or moved
+        if not exhaustive:
+            break  # nothing discrete to alternate with; the polish below converges the best
         if not changed and (len(continuous) == 0 or float(values.max()) - before < tol):
             break
+    if len(continuous) > 0 and polish_maxiter > 0 and n_polish > 0:
+        for i in np.argsort(-values, kind="stable")[:n_polish]:
+            # one call per start: each stops at its own convergence
+            Xi, vi = _lbfgsb_batch(acquisition, X[[i]], values[[i]], continuous, polish_maxiter)
+            X[i], values[i] = Xi[0], vi[0]
 
     for j in relaxed_grids:
         grid = space.grids[j]
