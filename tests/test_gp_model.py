@@ -1,34 +1,39 @@
-"""Gamma-conjugate GP: evidence vs dense densities, gradients vs finite differences, predictive
-closed forms and Monte Carlo, the Gaussian limit, and the robustness of the fit."""
+"""Gamma-conjugate GP: evidence vs dense densities (and the integral over the constant mean),
+gradients vs finite differences, predictive closed forms, quadrature and Monte Carlo, the
+Gaussian limit, settings validation and the robustness of the fit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 
 import numpy as np
 import pytest
+from scipy import integrate
 from scipy import stats
 
-from optuna_gamma.gp import (
-    MIN_NOISE,
-    GaussianProcess,
-    GPHyperparams,
-    fit_gp,
-    kernel_matrix,
-    log_marginal_likelihood,
-    log_marginal_likelihood_and_grad,
-)
-from optuna_gamma.gp.model import (
-    hyperparams_from_vector,
-    hyperparams_to_vector,
-    log_prior,
-    log_prior_and_grad,
-)
+from optuna_gamma.gp import fit_gp
+from optuna_gamma.gp import GaussianProcess
+from optuna_gamma.gp import GPHyperparams
+from optuna_gamma.gp import GPSettings
+from optuna_gamma.gp import log_marginal_likelihood
+from optuna_gamma.gp.fit import log_marginal_likelihood_and_grad
+from optuna_gamma.gp.kernels import kernel_matrix
+from optuna_gamma.gp.priors import log_prior
+from optuna_gamma.gp.priors import log_prior_and_grad
+from optuna_gamma.gp.settings import MIN_NOISE
 
 CAT = np.array([False, False, True])
 KERNELS = ["matern52", "rbf"]
 MODES = ["student_t", "gaussian", "plugin"]
+MEANS = ["constant", "zero"]
 A0, B0 = 1.5, 0.7
+
+
+def _settings(**kw: object) -> GPSettings:
+    base = dict(prior_shape=A0, prior_rate=B0)
+    base.update(kw)
+    return GPSettings(**base)  # type: ignore[arg-type]
 
 
 def _data(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +41,8 @@ def _data(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
     X = rng.random((n, 3))
     X[:, 2] = rng.integers(0, 3, n)
     X[n - 1] = X[2]  # duplicate row
-    y = np.sin(5 * X[:, 0]) + X[:, 2] * 0.3 + 0.1 * rng.standard_normal(n)
-    return X, (y - y.mean()) / y.std()
+    y = np.sin(5 * X[:, 0]) + X[:, 2] * 0.3 + 0.1 * rng.standard_normal(n) + 0.4
+    return X, (y - y.mean()) / y.std() + 0.3
 
 
 PARAMS = GPHyperparams(np.array([2.0, 0.5, 1.3]), 0.05, 1.7)
@@ -48,82 +53,143 @@ def _dense_K(X: np.ndarray, params: GPHyperparams, kernel: str) -> np.ndarray:
     return K + params.noise * np.eye(len(X))
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("predictive", MODES)
-def test_lml_equals_dense_density(kernel: str, predictive: str) -> None:
-    X, y = _data()
-    lml = log_marginal_likelihood(
-        X, y, PARAMS, kernel=kernel, predictive=predictive, prior_shape=A0, prior_rate=B0,  # type: ignore[arg-type]
-        is_categorical=CAT,
-    )
-    K = _dense_K(X, PARAMS, kernel)
+def _log_density_given_mean(y: np.ndarray, m: float, K: np.ndarray, predictive: str) -> float:
+    """log p(y | m): N(m, A K) (gaussian) or the Student-t from integrating tau out."""
     n = len(y)
     if predictive == "gaussian":
-        ref = stats.multivariate_normal(np.zeros(n), PARAMS.amplitude * K).logpdf(y)
-    else:
-        # Integrating tau ~ Gamma(a0, b0) out of N(0, K / tau) gives a multivariate Student-t
-        # with 2 a0 degrees of freedom and shape (b0 / a0) K.
-        ref = stats.multivariate_t(np.zeros(n), (B0 / A0) * K, df=2 * A0).logpdf(y)
-        # ... and it equals DESIGN.md's closed form term by term.
-        a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ np.linalg.solve(K, y)
-        closed = (
-            math.lgamma(a_n) - math.lgamma(A0) + A0 * math.log(B0) - a_n * math.log(b_n)
-            - n / 2 * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(K)[1]
-        )
-        assert closed == pytest.approx(ref, rel=1e-10)
-    assert lml == pytest.approx(ref, rel=1e-10)
+        return float(stats.multivariate_normal(np.full(n, m), PARAMS.amplitude * K).logpdf(y))
+    # Integrating tau ~ Gamma(a0, b0) out of N(m, K / tau) gives a multivariate Student-t with
+    # 2 a0 degrees of freedom and shape (b0 / a0) K.
+    return float(stats.multivariate_t(np.full(n, m), (B0 / A0) * K, df=2 * A0).logpdf(y))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
-def test_lml_gradient_matches_finite_differences(kernel: str, predictive: str) -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_lml_equals_dense_density(kernel: str, predictive: str, mean: str) -> None:
+    X, y = _data()
+    settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
+    lml = log_marginal_likelihood(X, y, PARAMS, settings, is_categorical=CAT)
+    K = _dense_K(X, PARAMS, kernel)
+    if mean == "zero":
+        ref = _log_density_given_mean(y, 0.0, K, predictive)
+        if predictive != "gaussian":
+            # ... and it equals DESIGN.md's closed form term by term.
+            n = len(y)
+            a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ np.linalg.solve(K, y)
+            closed = (
+                math.lgamma(a_n) - math.lgamma(A0) + A0 * math.log(B0) - a_n * math.log(b_n)
+                - n / 2 * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(K)[1]
+            )
+            assert closed == pytest.approx(ref, rel=1e-10)
+    else:
+        # The constant mean has a flat prior: p(y) = integral of p(y | m) dm (quadrature).
+        centre = float(np.sum(np.linalg.solve(K, y)) / np.sum(np.linalg.solve(K, np.ones(len(y)))))
+        peak = _log_density_given_mean(y, centre, K, predictive)
+        integral, _ = integrate.quad(
+            lambda m: math.exp(_log_density_given_mean(y, m, K, predictive) - peak),
+            centre - 50, centre + 50, points=[centre], limit=200, epsabs=0, epsrel=1e-11,
+        )
+        ref = peak + math.log(integral)
+    assert lml == pytest.approx(ref, rel=1e-8, abs=1e-8)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("predictive", MODES)
+@pytest.mark.parametrize("mean", MEANS)
+def test_lml_gradient_matches_finite_differences(kernel: str, predictive: str, mean: str) -> None:
     X, y = _data(1)
-    kw = dict(kernel=kernel, predictive=predictive, prior_shape=A0, prior_rate=B0, is_categorical=CAT)
-    _, grad = log_marginal_likelihood_and_grad(X, y, PARAMS, **kw)  # type: ignore[arg-type]
-    raw = hyperparams_to_vector(PARAMS, predictive)  # type: ignore[arg-type]
+    settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
+    _, grad = log_marginal_likelihood_and_grad(X, y, PARAMS, settings, is_categorical=CAT)
+    raw = PARAMS.to_vector(settings)
     assert grad.shape == raw.shape == (5 if predictive == "gaussian" else 4,)
     h = 1e-6
     for i in range(raw.size):
         e = np.zeros_like(raw)
         e[i] = h
-        fp = log_marginal_likelihood(X, y, hyperparams_from_vector(raw + e, 3, predictive), **kw)  # type: ignore[arg-type]
-        fm = log_marginal_likelihood(X, y, hyperparams_from_vector(raw - e, 3, predictive), **kw)  # type: ignore[arg-type]
+        fp = log_marginal_likelihood(
+            X, y, GPHyperparams.from_vector(raw + e, 3, settings), settings, is_categorical=CAT
+        )
+        fm = log_marginal_likelihood(
+            X, y, GPHyperparams.from_vector(raw - e, 3, settings), settings, is_categorical=CAT
+        )
         assert grad[i] == pytest.approx((fp - fm) / (2 * h), rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
-def test_log_prior_gradient(predictive: str) -> None:
-    raw = hyperparams_to_vector(PARAMS, predictive)  # type: ignore[arg-type]
-    _, grad = log_prior_and_grad(PARAMS, predictive)  # type: ignore[arg-type]
+@pytest.mark.parametrize("lengthscale_prior", ["dim_scaled", "optuna"])
+def test_log_prior_gradient(predictive: str, lengthscale_prior: str) -> None:
+    settings = GPSettings(predictive=predictive, lengthscale_prior=lengthscale_prior)  # type: ignore[arg-type]
+    raw = PARAMS.to_vector(settings)
+    _, grad = log_prior_and_grad(PARAMS, settings)
     for i in range(raw.size):
         e = np.zeros_like(raw)
         e[i] = 1e-6
-        fp = log_prior(hyperparams_from_vector(raw + e, 3, predictive), predictive)  # type: ignore[arg-type]
-        fm = log_prior(hyperparams_from_vector(raw - e, 3, predictive), predictive)  # type: ignore[arg-type]
+        fp = log_prior(GPHyperparams.from_vector(raw + e, 3, settings), settings)
+        fm = log_prior(GPHyperparams.from_vector(raw - e, 3, settings), settings)
         assert grad[i] == pytest.approx((fp - fm) / 2e-6, rel=1e-6, abs=1e-8)
+
+
+@pytest.mark.parametrize("d", [1, 2, 6, 10])
+def test_dim_scaled_lengthscale_prior_is_the_log_normal_of_hvarfner_et_al(d: int) -> None:
+    """The penalty is the LogNormal(sqrt2 + log(d)/2, 3) log density of the lengthscale
+    lambda = ell^(-1/2) (up to a constant); it peaks at exp(mu - 3) ~ 0.2 sqrt(d)."""
+    settings = GPSettings(lengthscale_prior="dim_scaled")
+    mu = math.sqrt(2) + 0.5 * math.log(d)
+    lams = np.array([0.05, 0.3, 1.0, 4.0])
+    values = []
+    for lam in lams:
+        p = GPHyperparams(np.full(d, lam**-2.0), 0.1)
+        values.append(log_prior(p, settings) - (0.1 * math.log(0.1) - 3.0))
+    ref = d * stats.lognorm(s=math.sqrt(3), scale=math.exp(mu)).logpdf(lams)
+    np.testing.assert_allclose(np.diff(values), np.diff(ref), rtol=1e-10)
+    peak = math.exp(mu - 3)
+    assert peak == pytest.approx(0.2048 * math.sqrt(d), rel=1e-3)
+    grid = np.linspace(math.log(peak) - 1, math.log(peak) + 1, 2001)
+    pen = [log_prior(GPHyperparams(np.full(d, math.exp(-2 * g)), 0.1), settings) for g in grid]
+    assert grid[int(np.argmax(pen))] == pytest.approx(math.log(peak), abs=1e-3)
+    if d == 1:  # weak: a lengthscale of 1 costs about 0.4 nats against the peak
+        gap = log_prior(GPHyperparams(np.full(1, peak**-2.0), 0.1), settings) - log_prior(
+            GPHyperparams(np.ones(1), 0.1), settings)
+        assert gap == pytest.approx(0.42, abs=0.01)
+
+
+def _dense_predictive(
+    X: np.ndarray, y: np.ndarray, Xq: np.ndarray, params: GPHyperparams, kernel: str, mean: str
+) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """loc, unit variance ratio, quadratic form and n' of the dense closed form."""
+    K = _dense_K(X, params, kernel)
+    Kq = kernel_matrix(Xq, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
+    Kinv = np.linalg.inv(K)
+    one = np.ones(len(y))
+    if mean == "zero":
+        m, extra, n_eff = 0.0, 0.0, len(y)
+    else:
+        c = one @ Kinv @ one
+        m = float(one @ Kinv @ y / c)
+        extra = (1.0 - Kq @ Kinv @ one) ** 2 / c
+        n_eff = len(y) - 1
+    r = y - m
+    loc = m + Kq @ Kinv @ r
+    var = 1.0 - np.einsum("ij,jk,ik->i", Kq, Kinv, Kq) + extra
+    return loc, var, float(r @ Kinv @ r), n_eff
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
-def test_predictive_matches_dense_closed_form(kernel: str, predictive: str) -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_predictive_matches_dense_closed_form(kernel: str, predictive: str, mean: str) -> None:
     X, y = _data(2)
-    gp = GaussianProcess(
-        X, y, PARAMS, kernel=kernel, predictive=predictive, prior_shape=A0, prior_rate=B0,  # type: ignore[arg-type]
-        is_categorical=CAT,
-    )
+    settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
+    gp = GaussianProcess(X, y, PARAMS, settings, is_categorical=CAT)
     rng = np.random.default_rng(5)
     Xq = np.vstack([rng.random((6, 3)), X[:2]])
     Xq[:6, 2] = rng.integers(0, 3, 6)
-    K = _dense_K(X, PARAMS, kernel)
-    Kq = kernel_matrix(Xq, X, PARAMS.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
-    Kinv = np.linalg.inv(K)
-    loc_ref = Kq @ Kinv @ y
-    var_ref = 1.0 - np.einsum("ij,jk,ik->i", Kq, Kinv, Kq)
-    n = len(y)
+    loc_ref, var_ref, quad, n_eff = _dense_predictive(X, y, Xq, PARAMS, kernel, mean)
     if predictive == "gaussian":
         factor, dof = PARAMS.amplitude, math.inf
     else:
-        a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ Kinv @ y
+        a_n, b_n = A0 + n_eff / 2, B0 + 0.5 * quad
         assert gp.a_n == pytest.approx(a_n) and gp.b_n == pytest.approx(b_n)
         factor = b_n / a_n
         dof = 2 * a_n if predictive == "student_t" else math.inf
@@ -134,11 +200,47 @@ def test_predictive_matches_dense_closed_form(kernel: str, predictive: str) -> N
     assert np.all(scale > 0)
 
 
+def test_constant_mean_predictive_integrates_the_mean_out() -> None:
+    """Student-t predictive with the constant mean: its CDF equals the integral over m of the
+    predictive given m (a Student-t with 2 a0 + n dof) against the posterior of m (quadrature)."""
+    X, y = _data(4, n=7)
+    params = GPHyperparams(np.array([3.0, 1.0, 0.5]), 0.02)
+    settings = _settings()
+    gp = GaussianProcess(X, y, params, settings, is_categorical=CAT)
+    xq = np.array([[0.37, 0.81, 1.0]])
+    loc, scale = gp.predict(xq)
+    K = _dense_K(X, params, "matern52")
+    Kinv = np.linalg.inv(K)
+    kq = kernel_matrix(xq, X, params.inv_sq_lengthscales, is_categorical=CAT)[0]
+    n = len(y)
+    var0 = 1.0 - kq @ Kinv @ kq
+
+    def log_post_m(m: float) -> float:
+        return _log_density_given_mean(y, m, K, "student_t")
+
+    def given_m(m: float) -> stats.rv_continuous:
+        r = y - m
+        a_n, b_n = A0 + n / 2, B0 + 0.5 * r @ Kinv @ r
+        return stats.t(df=2 * a_n, loc=m + kq @ Kinv @ r, scale=math.sqrt(b_n / a_n * var0))
+
+    ref = stats.t(df=gp.dof, loc=loc[0], scale=scale[0])
+    peak = log_post_m(gp.mean)
+    norm, _ = integrate.quad(lambda m: math.exp(log_post_m(m) - peak), gp.mean - 40,
+                             gp.mean + 40, points=[gp.mean], limit=200)
+    for q in (0.05, 0.3, 0.5, 0.8, 0.97):
+        x_q = ref.ppf(q)
+        p, _ = integrate.quad(lambda m: math.exp(log_post_m(m) - peak) * given_m(m).cdf(x_q),
+                              gp.mean - 40, gp.mean + 40, points=[gp.mean], limit=200)
+        assert p / norm == pytest.approx(q, abs=1e-7)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
-def test_predict_and_grad_matches_finite_differences(kernel: str, predictive: str) -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_predict_and_grad_matches_finite_differences(kernel: str, predictive: str, mean: str) -> None:
     X, y = _data(3)
-    gp = GaussianProcess(X, y, PARAMS, kernel=kernel, predictive=predictive, is_categorical=CAT)  # type: ignore[arg-type]
+    gp = GaussianProcess(X, y, PARAMS, _settings(kernel=kernel, predictive=predictive, mean=mean),
+                         is_categorical=CAT)
     rng = np.random.default_rng(6)
     Xq = rng.random((7, 3))
     Xq[:, 2] = rng.integers(0, 3, 7)
@@ -158,13 +260,40 @@ def test_predict_and_grad_matches_finite_differences(kernel: str, predictive: st
         assert np.allclose(dscale[:, j], (sp - sm) / (2 * h), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("mean", MEANS)
+def test_joint_predict_and_extra_observations(mean: str) -> None:
+    """joint_predict's diagonal is predict's scale^2; with_observations (Cholesky extension)
+    equals a GP built from scratch on the augmented data."""
+    X, y = _data(7)
+    settings = _settings(mean=mean)
+    gp = GaussianProcess(X, y, PARAMS, settings, is_categorical=CAT)
+    rng = np.random.default_rng(8)
+    Xq = rng.random((5, 3))
+    Xq[:, 2] = rng.integers(0, 3, 5)
+    loc, cov = gp.joint_predict(Xq)
+    loc1, scale1 = gp.predict(Xq)
+    assert np.allclose(loc, loc1) and np.allclose(np.diag(cov), scale1**2)
+    assert np.all(np.linalg.eigvalsh(cov) > -1e-12)
+    y_new = rng.standard_normal(5)
+    ext = gp.with_observations(Xq, y_new)
+    ref = GaussianProcess(np.vstack([X, Xq]), np.concatenate([y, y_new]), PARAMS, settings,
+                          is_categorical=CAT)
+    Xt = rng.random((6, 3))
+    Xt[:, 2] = rng.integers(0, 3, 6)
+    for a, b in zip(ext.predict(Xt), ref.predict(Xt)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert ext.dof == ref.dof and ext.b_n == pytest.approx(ref.b_n, rel=1e-12, nan_ok=True)
+
+
 def test_student_t_predictive_against_monte_carlo() -> None:
-    """Sample tau from its *prior*, weight by the likelihood of y (importance sampling, which also
-    checks the conjugate update), then f | tau, y; compare with Student-t(2 a_n, loc, scale)."""
+    """Zero mean: sample tau from its *prior*, weight by the likelihood of y (importance
+    sampling, which also checks the conjugate update), then f | tau, y; compare with
+    Student-t(2 a_n, loc, scale)."""
     X, y = _data(4, n=5)
     params = GPHyperparams(np.array([3.0, 1.0, 0.5]), 0.02)
     a0, b0 = 2.0, 1.5
-    gp = GaussianProcess(X, y, params, prior_shape=a0, prior_rate=b0, is_categorical=CAT)
+    gp = GaussianProcess(X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean="zero"),
+                         is_categorical=CAT)
     xq = np.array([[0.37, 0.81, 1.0]])
     loc, scale = gp.predict(xq)
     K = _dense_K(X, params, "matern52")
@@ -196,8 +325,9 @@ def test_student_t_predictive_against_monte_carlo() -> None:
         assert abs(np.mean(f_post <= ref.ppf(q)) - q) < 5 * math.sqrt(q * (1 - q) / m)
 
 
-def test_student_t_tends_to_gaussian_as_prior_shape_grows() -> None:
-    from optuna_gamma.gp import expected_improvement
+@pytest.mark.parametrize("mean", MEANS)
+def test_student_t_tends_to_gaussian_as_prior_shape_grows(mean: str) -> None:
+    from optuna_gamma.gp.acquisition import expected_improvement
 
     X, y = _data(5)
     amp = 0.8
@@ -205,13 +335,13 @@ def test_student_t_tends_to_gaussian_as_prior_shape_grows() -> None:
     Xq = rng.random((20, 3))
     Xq[:, 2] = rng.integers(0, 3, 20)
     g = GaussianProcess(X, y, GPHyperparams(PARAMS.inv_sq_lengthscales, PARAMS.noise, amp),
-                        predictive="gaussian", is_categorical=CAT)
+                        GPSettings(predictive="gaussian", mean=mean), is_categorical=CAT)  # type: ignore[arg-type]
     loc_g, scale_g = g.predict(Xq)
     ei_g = expected_improvement(loc_g, scale_g, y.max())
     errs = []
     for a0 in (1e1, 1e2, 1e3, 1e4):
-        t = GaussianProcess(X, y, PARAMS, predictive="student_t", prior_shape=a0,
-                            prior_rate=a0 * amp, is_categorical=CAT)
+        t = GaussianProcess(X, y, PARAMS, GPSettings(prior_shape=a0, prior_rate=a0 * amp, mean=mean),  # type: ignore[arg-type]
+                            is_categorical=CAT)
         loc_t, scale_t = t.predict(Xq)
         assert np.allclose(loc_t, loc_g)
         ei_t = expected_improvement(loc_t, scale_t, y.max(), dof=t.dof)
@@ -222,16 +352,17 @@ def test_student_t_tends_to_gaussian_as_prior_shape_grows() -> None:
 
 
 def _fit_objective(gp: GaussianProcess) -> float:
-    return gp.log_marginal_likelihood() + log_prior(gp.params, gp.predictive)
+    return gp.log_marginal_likelihood() + log_prior(gp.params, gp.settings)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
 def test_fit_improves_over_init(kernel: str, predictive: str) -> None:
     X, y = _data(6, n=20)
+    settings = GPSettings(kernel=kernel, predictive=predictive)  # type: ignore[arg-type]
     init = GPHyperparams(np.array([0.01, 50.0, 0.2]), 0.5, 3.0)
-    gp = fit_gp(X, y, kernel=kernel, predictive=predictive, is_categorical=CAT, init=init)  # type: ignore[arg-type]
-    start = GaussianProcess(X, y, init, kernel=kernel, predictive=predictive, is_categorical=CAT)  # type: ignore[arg-type]
+    gp = fit_gp(X, y, settings, is_categorical=CAT, init=init)
+    start = GaussianProcess(X, y, init, settings, is_categorical=CAT)
     assert _fit_objective(gp) > _fit_objective(start) + 1.0
     assert gp.log_marginal_likelihood() > start.log_marginal_likelihood()
     if predictive != "gaussian":
@@ -239,7 +370,8 @@ def test_fit_improves_over_init(kernel: str, predictive: str) -> None:
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
-def test_fit_recovers_lengthscale(predictive: str) -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_fit_recovers_lengthscale(predictive: str, mean: str) -> None:
     """Data drawn from a known GP: x0 relevant (ell = 20), x1 irrelevant."""
     rng = np.random.default_rng(7)
     ells = []
@@ -248,7 +380,7 @@ def test_fit_recovers_lengthscale(predictive: str) -> None:
         K = kernel_matrix(X, X, np.array([20.0, 1e-8])) + 1e-4 * np.eye(60)
         f = np.linalg.cholesky(K) @ rng.standard_normal(60)
         y = (f - f.mean()) / f.std()
-        gp = fit_gp(X, y, predictive=predictive)  # type: ignore[arg-type]
+        gp = fit_gp(X, y, GPSettings(predictive=predictive, mean=mean))  # type: ignore[arg-type]
         ells.append(gp.params.inv_sq_lengthscales)
     med = np.median(np.array(ells), axis=0)
     assert 20.0 / 4 < med[0] < 20.0 * 4
@@ -256,10 +388,12 @@ def test_fit_recovers_lengthscale(predictive: str) -> None:
 
 
 @pytest.mark.parametrize("predictive", MODES)
-def test_fit_survives_degenerate_data(predictive: str) -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_fit_survives_degenerate_data(predictive: str, mean: str) -> None:
     rng = np.random.default_rng(8)
     cases = {
         "n=1": (rng.random((1, 2)), np.zeros(1)),
+        "n=1, y=3": (rng.random((1, 2)), np.full(1, 3.0)),
         "constant": (rng.random((6, 2)), np.zeros(6)),
         "duplicates": (np.repeat(rng.random((3, 2)), 4, axis=0), np.repeat([-1.0, 0.2, 0.8], 4)),
         "duplicates, different y": (np.zeros((4, 2)), np.array([-1.0, 1.0, -1.0, 1.0])),
@@ -267,7 +401,8 @@ def test_fit_survives_degenerate_data(predictive: str) -> None:
     }
     for name, (X, y) in cases.items():
         for det in (False, True):
-            gp = fit_gp(X, y, predictive=predictive, deterministic_objective=det)  # type: ignore[arg-type]
+            settings = GPSettings(predictive=predictive, mean=mean, deterministic_objective=det)  # type: ignore[arg-type]
+            gp = fit_gp(X, y, settings)
             loc, scale, dloc, dscale = gp.predict_and_grad(rng.random((4, 2)))
             ok = [np.all(np.isfinite(a)) for a in (loc, scale, dloc, dscale)]
             assert all(ok) and np.all(scale > 0), name
@@ -278,7 +413,7 @@ def test_fit_survives_degenerate_data(predictive: str) -> None:
 
 def test_fit_deterministic_noise_and_bad_init() -> None:
     X, y = _data(9)
-    gp = fit_gp(X, y, is_categorical=CAT, deterministic_objective=True)
+    gp = fit_gp(X, y, GPSettings(deterministic_objective=True), is_categorical=CAT)
     assert gp.params.noise == MIN_NOISE
     bad = GPHyperparams(np.array([np.nan, 1.0, 1.0]), 0.1)
     gp2 = fit_gp(X, y, is_categorical=CAT, init=bad)  # ignored, falls back to the default start
@@ -287,14 +422,34 @@ def test_fit_deterministic_noise_and_bad_init() -> None:
     assert _fit_objective(warm) >= _fit_objective(gp2) - 1e-6
 
 
+@pytest.mark.parametrize(
+    "kwargs, bad",
+    [
+        ({"predictive": "cauchy"}, "'cauchy'"),
+        ({"kernel": "matern32"}, "'matern32'"),
+        ({"mean": "linear"}, "'linear'"),
+        ({"lengthscale_prior": "gamma"}, "'gamma'"),
+        ({"prior_shape": 0.0}, "0.0"),
+        ({"prior_rate": -1.0}, "-1.0"),
+        ({"prior_rate": math.inf}, "inf"),
+        ({"prior_shape": "1"}, "'1'"),
+        ({"deterministic_objective": 1}, "1"),
+    ],
+)
+def test_settings_are_validated(kwargs: dict[str, object], bad: str) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(kwargs))}.*{bad}"):
+        GPSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_settings_are_frozen_and_hashable() -> None:
+    s = GPSettings()
+    with pytest.raises(AttributeError):
+        s.kernel = "rbf"  # type: ignore[misc]
+    assert replace(s, kernel="rbf").kernel == "rbf" and hash(s) == hash(GPSettings())
+
+
 def test_bad_input_raises_value_error() -> None:
     X, y = _data()
-    with pytest.raises(ValueError, match="predictive"):
-        fit_gp(X, y, predictive="cauchy")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="prior_shape"):
-        fit_gp(X, y, prior_shape=0.0)
-    with pytest.raises(ValueError, match="prior_rate"):
-        fit_gp(X, y, prior_rate=-1.0)
     with pytest.raises(ValueError, match="y must have shape"):
         fit_gp(X, y[:-1])
     with pytest.raises(ValueError, match="non-finite"):
@@ -315,7 +470,7 @@ def test_all_continuous_all_categorical_and_mixed(mask: list[bool]) -> None:
     X = rng.random((10, 2))
     X[:, cat] = rng.integers(0, 3, (10, int(cat.sum())))
     y = rng.standard_normal(10)
-    gp = fit_gp(X, y, is_categorical=cat)
+    gp = fit_gp(X, y, GPSettings(mean="zero"), is_categorical=cat)
     Xq = rng.random((5, 2))
     Xq[:, cat] = rng.integers(0, 3, (5, int(cat.sum())))
     loc, scale, dloc, dscale = gp.predict_and_grad(Xq)
@@ -333,7 +488,7 @@ def test_all_continuous_all_categorical_and_mixed(mask: list[bool]) -> None:
 def test_limit_blas_threads_is_reentrant_and_restores() -> None:
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from optuna_gamma.gp import limit_blas_threads
+    from optuna_gamma.gp.threads import limit_blas_threads
 
     def blas_threads() -> list[int]:
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
@@ -365,31 +520,33 @@ def test_predict_in_blocks_and_empty_query(monkeypatch: pytest.MonkeyPatch) -> N
     assert loc0.shape == scale0.shape == (0,)
 
 
-def test_student_t_evidence_profiles_out_the_amplitude() -> None:
+@pytest.mark.parametrize("mean", MEANS)
+def test_student_t_evidence_profiles_out_the_amplitude(mean: str) -> None:
     """As a0, b0 -> 0 the Student-t evidence equals the Gaussian evidence at the maximum-likelihood
-    amplitude A*(theta) = y^T K^-1 y / n up to a theta-independent constant, and b_n / a_n = A*:
-    the Gamma posterior plays the role of the amplitude GPSampler fits (no amplitude is missing)."""
+    amplitude A*(theta) = Q / n' up to a theta-independent constant, and b_n / a_n = A*: the Gamma
+    posterior plays the role of the amplitude GPSampler fits (no amplitude is missing)."""
     X, y = _data(8, n=15)
     a0 = b0 = 1e-10
     rng = np.random.default_rng(3)
     diffs = []
+    n_eff = len(y) - (mean == "constant")
     for _ in range(5):
         params = GPHyperparams(np.exp(rng.uniform(-2.0, 2.0, 3)), float(np.exp(rng.uniform(-6, -1))))
         K = _dense_K(X, params, "matern52")
-        amp = float(y @ np.linalg.solve(K, y)) / len(y)
+        gp = GaussianProcess(X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean=mean),  # type: ignore[arg-type]
+                             is_categorical=CAT)
+        r = y - gp.mean
+        amp = float(r @ np.linalg.solve(K, r)) / n_eff
         lml_t = log_marginal_likelihood(
-            X, y, params, predictive="student_t", prior_shape=a0, prior_rate=b0, is_categorical=CAT
+            X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean=mean), is_categorical=CAT  # type: ignore[arg-type]
         )
         lml_g = log_marginal_likelihood(
             X, y, GPHyperparams(params.inv_sq_lengthscales, params.noise, amp),
-            predictive="gaussian", is_categorical=CAT,
+            GPSettings(predictive="gaussian", mean=mean), is_categorical=CAT,  # type: ignore[arg-type]
         )
         diffs.append(lml_t - lml_g)
-        gp = GaussianProcess(X, y, params, predictive="student_t", prior_shape=a0, prior_rate=b0,
-                             is_categorical=CAT)
         assert gp.variance_factor == pytest.approx(amp, rel=1e-6)
-    # The constant: lgamma(n/2) - lgamma(a0) + a0 log b0 + n/2 + (n/2) log(2/n), a0 = b0 -> 0.
-    n = len(y)
-    const = (math.lgamma(n / 2) - math.lgamma(a0) + a0 * math.log(b0) + n / 2
-             + (n / 2) * math.log(2 / n))
+    # The constant: lgamma(n'/2) - lgamma(a0) + a0 log b0 + n'/2 + (n'/2) log(2/n'), a0 = b0 -> 0.
+    const = (math.lgamma(n_eff / 2) - math.lgamma(a0) + a0 * math.log(b0) + n_eff / 2
+             + (n_eff / 2) * math.log(2 / n_eff))
     assert np.allclose(diffs, const, rtol=0, atol=1e-5)

@@ -6,6 +6,7 @@ import collections
 import json
 import logging
 import math
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -155,13 +156,16 @@ def test_same_seed_same_suggestions_in_process_and_in_a_subprocess() -> None:
         print(json.dumps(_params_for_seed(3)))
         """
     )
+    # The parent's environment (e.g. OPENBLAS_CORETYPE, which selects the BLAS kernels and so
+    # the last bits of every float) with another hash seed: the same suggestions, bit for bit.
+    env = {**os.environ, "PYTHONHASHSEED": "123", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code, str(Path(__file__).parent)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
-        env={"PYTHONHASHSEED": "123", "PATH": "", "OMP_NUM_THREADS": "1"},
+        env=env,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == first
 
@@ -348,10 +352,12 @@ def test_running_trials_of_other_workers_are_constant_liars() -> None:
 
 
 def test_fit_failure_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    import optuna_gamma.gp.fit as fit_module
+
     def broken_fit(*args: Any, **kwargs: Any) -> Any:
         raise np.linalg.LinAlgError("boom")
 
-    monkeypatch.setattr(gamma_bo, "fit_gp", broken_fit)
+    monkeypatch.setattr(fit_module, "fit_gp", broken_fit)
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     with caplog.at_level(logging.WARNING):
         study.optimize(lambda t: thesis_function(t.suggest_float("x", -1, 2)), n_trials=5)
@@ -360,8 +366,10 @@ def test_fit_failure_falls_back(monkeypatch: pytest.MonkeyPatch, caplog: Any) ->
 
 
 def test_fit_is_warm_started_from_the_previous_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna_gamma.gp.fit as fit_module
+
     inits: list[Any] = []
-    real_fit = gamma_bo.fit_gp
+    real_fit = fit_module.fit_gp
 
     def recording_fit(*args: Any, **kwargs: Any) -> Any:
         inits.append(kwargs.get("init"))
@@ -369,7 +377,7 @@ def test_fit_is_warm_started_from_the_previous_fit(monkeypatch: pytest.MonkeyPat
         inits.append(gp.params)
         return gp
 
-    monkeypatch.setattr(gamma_bo, "fit_gp", recording_fit)
+    monkeypatch.setattr(fit_module, "fit_gp", recording_fit)
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     study.optimize(lambda t: thesis_function(t.suggest_float("x", -1, 2)), n_trials=6)
     assert inits[0] is None

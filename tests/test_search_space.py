@@ -49,8 +49,9 @@ def test_grid_values_round_trip_and_own_equal_intervals(
     space = SearchSpace({"x": dist})
     values = _grid_values(dist)
     n = len(values)
-    grid = space.grids[0]
-    assert grid is not None and len(grid) == n
+    assert space.sizes == [n] and space.is_grid(0)
+    grid = space.grid_values(0)
+    assert len(grid) == n
     for v, g in zip(values, grid):
         value = int(v) if isinstance(dist, IntDistribution) else float(v)
         u = space.encode({"x": value})[0]
@@ -75,8 +76,7 @@ def test_uniform_unit_cube_gives_uniform_grid_values(
     dist: IntDistribution | FloatDistribution,
 ) -> None:
     space = SearchSpace({"x": dist})
-    grid = space.grids[0]
-    assert grid is not None
+    grid = space.grid_values(0)
     n = len(grid)
     U = (np.arange(200 * n) + 0.5) / (200 * n)  # a fine uniform grid on [0, 1)
     X = space.from_unit_cube(U[:, None])
@@ -149,13 +149,10 @@ def test_decode_clips_and_round_is_idempotent() -> None:
                 assert p[name] in dist.choices
             else:
                 _assert_valid(p[name], dist)
-    # Out-of-range values are clipped into the cube when encoding.
-    assert space.encode({"f": 5.0, "s": -3.0, "i": 10**6, "c": False}).tolist() == [
-        1.0,
-        0.0,
-        1.0,
-        1.0,
-    ]
+    # Out-of-range values are encoded as the nearest end of the range (grids: its cell centre).
+    assert space.encode({"f": 5.0, "s": -3.0, "i": 10**6, "c": False}).tolist() == pytest.approx(
+        [1.0, 0.5 / 11, math.log(1000 / 0.5) / math.log(1000.5 / 0.5), 1.0]
+    )
 
 
 class _Quadratic:
@@ -183,8 +180,7 @@ def test_optimizer_finds_the_maximizer_over_a_mixed_space() -> None:
         "e": CategoricalDistribution(["x", "y", "z"]),
     }
     space = SearchSpace(dists)
-    grid_c, grid_d = space.grids[2], space.grids[3]
-    assert grid_c is not None and grid_d is not None
+    grid_c, grid_d = space.grid_values(2), space.grid_values(3)
     target = np.array([0.3, 0.77, grid_c[7] + 0.01, grid_d[600] + 1e-4, 2.0])
     acq = _Quadratic(target, np.ones(5))
     x, value = optimize_acquisition(acq, space, rng=np.random.default_rng(0))
@@ -222,7 +218,7 @@ def test_optimizer_respects_bounds_and_is_deterministic_given_the_rng() -> None:
 def test_optimizer_keeps_a_warm_start_that_beats_every_candidate() -> None:
     # A needle at the warm start: Sobol points cannot see it, the warm start must survive.
     space = SearchSpace({"a": FloatDistribution(0, 1), "b": IntDistribution(0, 4)})
-    needle = np.array([0.123456, space.grids[1][3]])  # type: ignore[index]
+    needle = np.array([0.123456, space.grid_values(1)[3]])
 
     class Needle(_Quadratic):
         def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -272,3 +268,112 @@ def test_optimizer_rejects_bad_sizes() -> None:
         optimize_acquisition(acq, space, rng=np.random.default_rng(0), n_local_search=0)
     with pytest.raises(ValueError, match="no dimension"):
         optimize_acquisition(acq, SearchSpace({}), rng=np.random.default_rng(0))
+
+
+# -- spaces of any width -------------------------------------------------------------------------
+
+
+def _contains(dist: object, value: object) -> bool:
+    return bool(dist._contains(dist.to_internal_repr(value)))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        IntDistribution(0, 2**31),
+        IntDistribution(-(2**62), 2**62),
+        IntDistribution(-(2**62), 2**62 - 2, step=3),
+        IntDistribution(0, 2**63 - 1),
+        IntDistribution(-(2**63), 2**63 - 1),
+        IntDistribution(1, 10**12, log=True),
+        IntDistribution(1, 2**62, log=True),
+        FloatDistribution(0.0, 1.0, step=1e-9),
+        FloatDistribution(-1e6, -999999.98, step=1e-4),
+        FloatDistribution(-1e300, 1e300, step=1e290),
+        FloatDistribution(-1.7e308, 1.7e308),
+        FloatDistribution(1e-300, 1e300, log=True),
+    ],
+    ids=str,
+)
+def test_wide_columns_decode_exactly_to_valid_values(dist: IntDistribution | FloatDistribution) -> None:
+    space = SearchSpace({"x": dist})
+    us = np.concatenate([[0.0, 1.0, 0.5, 1e-17, 1 - 1e-16], np.random.default_rng(0).random(200)])
+    with np.errstate(all="raise"):  # no overflow or invalid operation anywhere
+        for u in us:
+            value = space.decode(np.array([u]))["x"]
+            assert type(value) is (int if isinstance(dist, IntDistribution) else float)
+            assert _contains(dist, value), (u, value)
+            x = space.encode({"x": value})
+            assert 0.0 <= x[0] <= 1.0
+            # decoding the encoding gives the value back: exactly for a grid whose values the
+            # encoding can tell apart, else to the float resolution of the encoded coordinate
+            again = space.decode(x)["x"]
+            if space.sizes[0] is not None and space.sizes[0] < 2**40:
+                assert again == value
+            else:
+                size = space.sizes[0] or 1
+                assert again == pytest.approx(value, rel=1e-12, abs=size * 2.0**-50)
+            if isinstance(dist, IntDistribution) and not dist.log:
+                assert (value - dist.low) % dist.step == 0  # exact integer arithmetic
+    lo, hi = space.decode(np.array([0.0]))["x"], space.decode(np.array([1.0]))["x"]
+    assert lo == dist.low
+    if isinstance(dist, IntDistribution) and float(dist.high) <= dist.high:
+        assert hi == dist.high
+    if dist.log and isinstance(dist, IntDistribution):
+        mid = space.decode(np.array([0.5]))["x"]
+        assert mid == pytest.approx(math.sqrt((dist.low - 0.5) * (dist.high + 0.5)), rel=1e-6)
+
+
+def test_int64_extremes_are_exact() -> None:
+    dist = IntDistribution(-(2**62), 2**62)
+    space = SearchSpace({"x": dist})
+    assert space.sizes == [2**63 + 1]
+    for value in (-(2**62), 2**62, 0, 1, -1, 2**62 - 1, 123456789012345678):
+        assert _contains(dist, value)
+        decoded = space.decode(space.encode({"x": value}))["x"]
+        # the float encoding resolves 2**63 values to about 2**10: the nearest grid value
+        assert abs(decoded - value) <= 2**11 and type(decoded) is int
+    # 2**63 - 1 is an int64, but its float is 2**63 > high: Optuna's check rejects it
+    top = IntDistribution(0, 2**63 - 1)
+    value = SearchSpace({"x": top}).decode(np.array([1.0]))["x"]
+    assert value == 2**63 - 1024 and _contains(top, value) and not _contains(top, 2**63 - 1)
+
+
+def test_stepped_floats_pass_optunas_own_check() -> None:
+    dist = FloatDistribution(-1e6, -999999.98, step=1e-4)
+    accepted = [k for k in range(201) if _contains(dist, dist.low + k * dist.step)]
+    assert accepted == [0, 98, 135, 196]  # only these grid values are representable closely enough
+    space = SearchSpace({"x": dist})
+    values = {space.decode(np.array([u]))["x"] for u in np.linspace(0, 1, 1001)}
+    assert values == {dist.low + k * dist.step for k in accepted}
+    fine = FloatDistribution(0.0, 1.0, step=1e-9)
+    space = SearchSpace({"x": fine})
+    for u in np.random.default_rng(1).random(100):
+        value = space.decode(np.array([u]))["x"]
+        assert _contains(fine, value) and abs(value - u) < 1e-6
+
+
+def test_wide_grids_are_relaxed_not_enumerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    dists = {"i": IntDistribution(0, 2**31), "s": FloatDistribution(0, 1, step=1e-9),
+             "l": IntDistribution(1, 10**12, log=True), "c": IntDistribution(0, 5)}
+    space = SearchSpace(dists)
+    real = SearchSpace.grid_values
+
+    def small_only(self: SearchSpace, j: int) -> np.ndarray:
+        assert self.sizes[j] is not None and self.sizes[j] <= 32, "enumerated a wide grid"  # type: ignore[operator]
+        return real(self, j)
+
+    monkeypatch.setattr(SearchSpace, "grid_values", small_only)
+    target = space.round(np.array([[0.31, 0.77, 0.42, 0.0]]))[0]
+    target[3] = space.grid_values(3)[4]
+    acq = _Quadratic(target, np.ones(4))
+    tracemalloc.start()
+    x, _ = optimize_acquisition(acq, space, rng=np.random.default_rng(0))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
+    np.testing.assert_allclose(x, target, atol=1e-6)
+    params = space.decode(x)
+    assert params["c"] == 4 and abs(params["i"] - 0.31 * 2**31) < 2**31 * 1e-6

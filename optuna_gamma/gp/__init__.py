@@ -1,49 +1,57 @@
-"""Gamma-conjugate (Student-t) Gaussian-process surrogate and acquisition functions.
+"""Gamma-conjugate (Student-t) Gaussian-process surrogate and its acquisition functions.
 
-numpy/scipy only. See :mod:`optuna_gamma.gp.model` for the model and
-:mod:`optuna_gamma.gp.acquisition` for EI/PI.
+numpy/scipy only. The modules, one job each (as Optuna's ``optuna/_gp``):
+
+* :mod:`~optuna_gamma.gp.settings`: :class:`GPSettings` (the model's frozen, validated settings)
+  and :class:`GPHyperparams` (the fitted kernel hyperparameters);
+* :mod:`~optuna_gamma.gp.kernels`: ARD Matern-5/2 and squared-exponential kernels;
+* :mod:`~optuna_gamma.gp.priors`: log-priors of the hyperparameters;
+* :mod:`~optuna_gamma.gp.model`: the conditioned GP and its Student-t / Gaussian predictive;
+* :mod:`~optuna_gamma.gp.fit`: log evidence, its gradient, the MAP fit;
+* :mod:`~optuna_gamma.gp.acquisition`: Student-t / Gaussian EI and PI, probability of
+  feasibility, the log acquisition with gradients;
+* :mod:`~optuna_gamma.gp.threads`: single-threaded BLAS around GP work.
+
+The names below are the public API; the modules' other functions are for tests and experts.
+They are imported on first use (PEP 562), so that ``import optuna_gamma`` does not pay for
+``scipy.optimize``/``scipy.special`` before the first suggestion.
 """
 
 from __future__ import annotations
 
-from optuna_gamma.gp.acquisition import (
-    Acquisition,
-    expected_improvement,
-    log_expected_improvement,
-    log_probability_of_improvement,
-    probability_of_improvement,
-)
-from optuna_gamma.gp.kernels import KernelName, kernel_matrix, squared_distance
-from optuna_gamma.gp.model import (
-    DEFAULT_PRIOR_RATE,
-    DEFAULT_PRIOR_SHAPE,
-    MIN_NOISE,
-    GaussianProcess,
-    GPHyperparams,
-    Predictive,
-    fit_gp,
-    limit_blas_threads,
-    log_marginal_likelihood,
-    log_marginal_likelihood_and_grad,
-)
+import importlib
+from typing import Any
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "Acquisition",
-    "DEFAULT_PRIOR_RATE",
-    "DEFAULT_PRIOR_SHAPE",
-    "GPHyperparams",
-    "GaussianProcess",
-    "KernelName",
-    "MIN_NOISE",
-    "Predictive",
-    "expected_improvement",
-    "fit_gp",
-    "kernel_matrix",
-    "limit_blas_threads",
-    "log_expected_improvement",
-    "log_marginal_likelihood",
-    "log_marginal_likelihood_and_grad",
-    "log_probability_of_improvement",
-    "probability_of_improvement",
-    "squared_distance",
-]
+if TYPE_CHECKING:
+    from optuna_gamma.gp.acquisition import Acquisition
+    from optuna_gamma.gp.acquisition import Feasibility
+    from optuna_gamma.gp.fit import fit_gp
+    from optuna_gamma.gp.fit import log_marginal_likelihood
+    from optuna_gamma.gp.model import GaussianProcess
+    from optuna_gamma.gp.settings import GPHyperparams
+    from optuna_gamma.gp.settings import GPSettings
+
+_HOME = {
+    "Acquisition": "acquisition",
+    "Feasibility": "acquisition",
+    "GPHyperparams": "settings",
+    "GPSettings": "settings",
+    "GaussianProcess": "model",
+    "fit_gp": "fit",
+    "log_marginal_likelihood": "fit",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

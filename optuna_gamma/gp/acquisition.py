@@ -46,16 +46,20 @@ non-positive ``scale``, a non-finite ``best`` or ``xi``, or too few degrees of f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import functools
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
-from optuna_gamma.gp.model import limit_blas_threads
+from optuna_gamma.gp.threads import limit_blas_threads
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from optuna_gamma.gp.model import GaussianProcess
 
 AcquisitionKind = Literal["ei", "pi"]
@@ -310,19 +314,37 @@ def log_probability_of_improvement(
     return _log_pi_and_grads(loc, scale, best, xi, dof)[0]
 
 
+@dataclass(frozen=True)
+class Feasibility:
+    """A constraint's model: a GP of ``g`` (larger is more feasible) and the feasibility
+    threshold ``t`` in its units; the constraint holds where ``g(x) >= t``.
+
+    Its term in the acquisition is :math:`\\log P(g(x) \\ge t) = \\log T_\\nu((\\mu_g - t)/s_g)`
+    (resp. :math:`\\Phi`), the probability of feasibility under the GP's own predictive
+    (Gardner et al. 2014, "Bayesian optimization with inequality constraints").
+    """
+
+    gp: GaussianProcess
+    threshold: float
+
+
 class Acquisition:
     """Log acquisition function of a fitted GP, with gradients for the optimizer.
 
     Values are :math:`\\log\\mathrm{EI}(x)` or :math:`\\log\\mathrm{PI}(x)` of the GP's predictive
-    (Student-t with ``gp.dof`` degrees of freedom, Gaussian when ``gp.dof`` is infinite);
-    gradients w.r.t. ``X`` follow by the chain rule through
+    (Student-t with ``gp.dof`` degrees of freedom, Gaussian when ``gp.dof`` is infinite), plus
+    :math:`\\sum_i \\log P(\\text{constraint } i \\text{ holds at } x)` over the ``constraints``
+    (constraints and objective modelled as independent, as in Gardner et al. 2014 and Optuna's
+    ``GPSampler``); gradients w.r.t. ``X`` follow by the chain rule through
     :meth:`~optuna_gamma.gp.model.GaussianProcess.predict_and_grad` (zero on categorical dims).
 
     Args:
-        gp: The fitted GP.
+        gp: The fitted GP of the objective.
         kind: ``"ei"`` or ``"pi"``.
-        best: Incumbent :math:`f^*` in the GP's standardized units.
+        best: Incumbent :math:`f^*` in the GP's standardized units; ``None`` when no
+            observation is feasible yet (then only the feasibility terms count).
         xi: Trade-off :math:`\\xi \\ge 0` in standardized units.
+        constraints: Feasibility models of the constraints.
     """
 
     def __init__(
@@ -330,33 +352,59 @@ class Acquisition:
         gp: GaussianProcess,
         *,
         kind: AcquisitionKind = "ei",
-        best: float,
+        best: float | None,
         xi: float = 0.0,
+        constraints: Sequence[Feasibility] = (),
     ) -> None:
         if kind not in ("ei", "pi"):
             raise ValueError(f"kind must be 'ei' or 'pi', got {kind!r}.")
-        best = float(best)
         xi = float(xi)
-        if not math.isfinite(best):
-            raise ValueError(f"best must be finite, got {best!r}.")
+        if best is not None:
+            best = float(best)
+            if not math.isfinite(best):
+                raise ValueError(f"best must be finite or None, got {best!r}.")
         if not math.isfinite(xi):
             raise ValueError(f"xi must be finite, got {xi!r}.")
+        if best is None and not constraints:
+            raise ValueError("best may be None only when there are constraints.")
         self.gp = gp
         self.kind = kind
         self.best = best
         self.xi = xi
         self.dof = float(gp.dof)
+        self.constraints = tuple(constraints)
         self._fn = _log_ei_and_grads if kind == "ei" else _log_pi_and_grads
+        if best is not None:
+            # Fail here, not inside the optimizer, when the dof do not allow EI / PI.
+            _check_dof(self.dof, 1.0 if kind == "ei" else 0.0, f"{kind.upper()}")
 
     @limit_blas_threads()
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
-        loc, scale = self.gp.predict(X)
-        return self._fn(loc, scale, self.best, self.xi, self.dof)[0]
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        if self.best is not None:
+            loc, scale = self.gp.predict(X)
+            total += self._fn(loc, scale, self.best, self.xi, self.dof)[0]
+        for c in self.constraints:
+            loc, scale = c.gp.predict(X)
+            total += _log_pi_and_grads(loc, scale, c.threshold, 0.0, float(c.gp.dof))[0]
+        return total
 
     @limit_blas_threads()
     def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)``."""
-        loc, scale, dloc, dscale = self.gp.predict_and_grad(X)
-        value, d_loc, d_scale = self._fn(loc, scale, self.best, self.xi, self.dof)
-        return value, d_loc[:, None] * dloc + d_scale[:, None] * dscale
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        grad = np.zeros(X.shape)
+        terms = []
+        if self.best is not None:
+            terms.append((self.gp, self._fn, self.best, self.xi, self.dof))
+        terms += [(c.gp, _log_pi_and_grads, c.threshold, 0.0, float(c.gp.dof))
+                  for c in self.constraints]
+        for gp, fn, best, xi, dof in terms:
+            loc, scale, dloc, dscale = gp.predict_and_grad(X)
+            value, d_loc, d_scale = fn(loc, scale, best, xi, dof)
+            total += value
+            grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
+        return total, grad

@@ -38,12 +38,12 @@ KERNELS: tuple[str, ...] = ("matern52", "rbf")
 _SQRT5 = math.sqrt(5.0)
 
 
-def _check_kernel(kernel: str) -> None:
+def check_kernel(kernel: str) -> None:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
 
 
-def _categorical_mask(is_categorical: np.ndarray | None, d: int) -> np.ndarray:
+def categorical_mask(is_categorical: np.ndarray | None, d: int) -> np.ndarray:
     if is_categorical is None:
         return np.zeros(d, dtype=bool)
     mask = np.asarray(is_categorical, dtype=bool).reshape(-1)
@@ -77,7 +77,7 @@ def squared_distance(
         raise ValueError(
             f"X1 and X2 must be 2-D with {d} columns, got shapes {X1.shape} and {X2.shape}."
         )
-    cat = _categorical_mask(is_categorical, d)
+    cat = categorical_mask(is_categorical, d)
     cont = ~cat
     if cont.any():
         # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b on sqrt(ell)-scaled coordinates (BLAS, O(n1 n2 d)).
@@ -95,7 +95,7 @@ def squared_distance(
 
 def kernel_from_sqdist(sqdist: np.ndarray, kernel: KernelName = "matern52") -> np.ndarray:
     """Unit-amplitude kernel value :math:`k` as a function of :math:`s = r^2`."""
-    _check_kernel(kernel)
+    check_kernel(kernel)
     if kernel == "rbf":
         return np.exp(-0.5 * sqdist)
     sr = _SQRT5 * np.sqrt(sqdist)
@@ -106,7 +106,7 @@ def kernel_and_derivative(
     sqdist: np.ndarray, kernel: KernelName = "matern52"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kernel value :math:`k(s)` and derivative :math:`\\partial k / \\partial s` at :math:`s=r^2`."""
-    _check_kernel(kernel)
+    check_kernel(kernel)
     if kernel == "rbf":
         k = np.exp(-0.5 * sqdist)
         return k, -0.5 * k
@@ -137,7 +137,7 @@ def kernel_matrix(
     Returns:
         Array ``(n1, n2)``.
     """
-    _check_kernel(kernel)
+    check_kernel(kernel)
     return kernel_from_sqdist(
         squared_distance(X1, X2, inv_sq_lengthscales, is_categorical), kernel
     )
@@ -168,7 +168,7 @@ def lengthscale_trace_terms(
     """
     ell = np.asarray(inv_sq_lengthscales, dtype=float)
     d = ell.shape[0]
-    cat = _categorical_mask(is_categorical, d)
+    cat = categorical_mask(is_categorical, d)
     out = np.zeros(d)
     cont = ~cat
     if cont.any():

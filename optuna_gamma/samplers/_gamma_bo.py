@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
-import datetime
 import logging
 import math
 import numbers
 import threading
 from typing import Any
 from typing import TYPE_CHECKING
-import warnings
 import zlib
 
 import numpy as np
@@ -18,18 +17,11 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
 from optuna.search_space import IntersectionSearchSpace
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from optuna_gamma.gp import Acquisition
-from optuna_gamma.gp import DEFAULT_PRIOR_RATE
-from optuna_gamma.gp import DEFAULT_PRIOR_SHAPE
-from optuna_gamma.gp import fit_gp
-from optuna_gamma.gp import GaussianProcess
-from optuna_gamma.gp import GPHyperparams
-from optuna_gamma.gp import limit_blas_threads
-from optuna_gamma.gp import MIN_NOISE
+from optuna_gamma.gp.settings import GPSettings
+from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._optimize import optimize_acquisition
 from optuna_gamma.samplers._search_space import SearchSpace
 
@@ -37,26 +29,32 @@ from optuna_gamma.samplers._search_space import SearchSpace
 if TYPE_CHECKING:
     from optuna.study import Study
 
+    from optuna_gamma.gp import Acquisition
+    from optuna_gamma.gp import GaussianProcess
+    from optuna_gamma.gp import GPHyperparams
+
 
 __all__ = ["GammaBOSampler"]
 
 _logger = logging.getLogger(__name__)
 
-_PREDICTIVES = ("student_t", "gaussian", "plugin")
 _ACQUISITIONS = ("ei", "pi")
-_KERNELS = ("matern52", "rbf")
 #: Default exploration trade-off of EI/PI, in units of the standardized objective. 0 because the
 #: Student-t tails already explore while data are few; in a first check (Hartmann-3 and Branin,
 #: 30 trials, 5 seeds) xi = 0.01 left 10-30x larger median regret than xi = 0.
 DEFAULT_XI = 0.0
-_STD_EPS = 1e-12
 _MAX_CONFLICT_RETRIES = 2
 # Extra acquisition candidates are drawn around this many best observations.
 _N_LOCAL_CENTRES = 5
-# RUNNING trials of other workers without parameters are taken as still choosing them (and get a
-# constant liar at the point they will most likely choose) for this long after their start.
-_IN_FLIGHT_SECONDS = 120.0
+# RUNNING trials of other workers numbered at most this many before the current one that have
+# no parameters yet are taken as still choosing them (a logical clock: trial numbers, not time).
 _MAX_IN_FLIGHT = 8
+#: Resolution of a continuous parameter for the repeat guard, as a fraction of its (encoded,
+#: log-scale for log=True) range: proposals closer than this to an evaluated (with
+#: ``deterministic_objective=True``) or pending point count as repeats.
+FLOAT_RESOLUTION = 1e-6
+# Uniform random candidates tried when the acquisition cannot give an allowed point.
+_N_RANDOM_FALLBACK = 256
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 _INDEPENDENT_SAMPLING_WARNING = (
@@ -80,13 +78,12 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _check_positive(name: str, value: object, *, allow_zero: bool = False) -> float:
+def _check_nonnegative(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}.")
     v = float(value)
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}.")
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
     return v
 
 
@@ -100,34 +97,42 @@ def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
 
 
+def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
+    return tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
+
+
 class GammaBOSampler(BaseSampler):
     """GP Bayesian optimization whose output precision has a Gamma conjugate prior.
 
-    The surrogate is a zero-mean GP on the unit-cube encoding of the search space with an ARD
-    kernel of unit amplitude plus a noise ratio, :math:`K = K_\\theta + \\eta^2 I`, and outputs
-    ``y`` (sign-flipped so that larger is better, then standardized) with
-    :math:`y \\mid \\tau \\sim N(0, K/\\tau)`, :math:`\\tau \\sim \\mathrm{Gamma}(a_0, b_0)`.
-    Integrating the precision out gives a Student-t predictive with :math:`2 a_n = 2 a_0 + n`
-    degrees of freedom, location :math:`k_x^\\top K^{-1} y` and scale
-    :math:`\\sqrt{(b_n/a_n)(k(x,x) - k_x^\\top K^{-1} k_x)}`, where
-    :math:`b_n = b_0 + y^\\top K^{-1} y / 2`; the next point maximizes Student-t Expected
-    Improvement (or Probability of Improvement). This is the "Gamma search" of the thesis
-    "Research on Hyperparameter Optimization for Improving AutoML Performance" (Pukyong National
-    University) done exactly; see ``DESIGN.md`` §2 of the project for the formulas.
+    The surrogate is a GP on the unit-cube encoding of the search space with an ARD kernel of
+    unit amplitude plus a noise ratio, :math:`K = K_\\theta + \\eta^2 I`, an unknown constant mean
+    integrated out, and outputs ``y`` (sign-flipped so that larger is better, then standardized)
+    with :math:`y \\mid m, \\tau \\sim N(m, K/\\tau)`, :math:`\\tau \\sim \\mathrm{Gamma}(a_0, b_0)`.
+    Integrating the precision out gives a Student-t predictive with :math:`2 a_n = 2 a_0 + n - 1`
+    degrees of freedom; the next point maximizes Student-t Expected Improvement (or Probability of
+    Improvement). This is the "Gamma search" of the thesis "Research on Hyperparameter
+    Optimization for Improving AutoML Performance" (Pukyong National University) done exactly;
+    see ``DESIGN.md`` §2 of the project and :mod:`optuna_gamma.gp.model` for the formulas.
 
-    Kernel hyperparameters :math:`\\theta, \\eta` are fitted at every suggestion by maximizing the
-    (Student-t or Gaussian) log marginal likelihood plus weak log-priors with L-BFGS-B,
-    warm-started from the previous fit. The acquisition is maximized over the mixed space by Sobol candidates,
-    then joint multi-start L-BFGS-B on continuous parameters and exhaustive coordinate search on
-    categorical and small integer/step grids (see :mod:`optuna_gamma.samplers._optimize`).
+    Kernel hyperparameters are fitted at every suggestion by maximizing the log marginal
+    likelihood plus weak log-priors (a lengthscale prior scaled with the dimension) with
+    L-BFGS-B, warm-started from the previous fit. The acquisition is maximized over the mixed
+    space by Sobol candidates, then multi-start L-BFGS-B on continuous parameters (and on
+    integer/step grids of more than 32 values, relaxed and rounded) and exhaustive coordinate
+    search on categorical parameters and small grids (:mod:`optuna_gamma.samplers._optimize`).
 
-    Parallel workers: trials of other workers that are RUNNING and already hold all parameters of
-    the relative search space enter the model as *constant liars* (observations at their
+    Constraints (``Trial.set_constraint`` in the objective, or ``constraints_func``): each
+    constraint gets its own GP, and the acquisition is multiplied by the probability of
+    feasibility under that GP's (Student-t) predictive.
+
+    Parallel workers: trials of other workers that are RUNNING and already hold all parameters
+    of the relative search space enter the model as *constant liars* (observations at their
     parameters with the worst standardized value seen so far), and proposals of this sampler
     instance that have not been written to storage yet (``n_jobs`` threads) are kept in a
-    lock-protected in-process registry and used the same way. The random stream of a trial
-    depends on ``(seed, trial.number)`` only, so processes that share a seed still propose
-    different points, and a seed reproduces the same suggestions in any process.
+    lock-protected in-process registry and used the same way. A point equal to a pending one (at
+    the parameters' resolution) is never proposed. The random stream of a trial depends on
+    ``(seed, trial.number)`` only, so processes that share a seed still propose different points,
+    and a seed reproduces the same suggestions in any process.
 
     Args:
         predictive: ``"student_t"`` (the Gamma-marginalized predictive, default), ``"gaussian"``
@@ -143,14 +148,25 @@ class GammaBOSampler(BaseSampler):
             precision :math:`a_0/b_0 = 1`, the precision of standardized outputs.
         kernel: ``"matern52"`` (ARD Matern-5/2, default) or ``"rbf"`` (ARD squared exponential,
             thesis eqs. 5-6).
-        n_startup_trials: Number of COMPLETE trials sampled by ``independent_sampler`` before the
-            GP is used (2, as in the thesis).
+        mean: ``"constant"`` (an unknown constant mean with a flat prior, integrated out;
+            default) or ``"zero"`` (zero mean at the average of the observations).
+        lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner
+            et al. 2024; default) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic).
+        n_startup_trials: Number of COMPLETE trials sampled at random before the GP is used
+            (2, as in the thesis).
         seed: Seed (an integer >= 0) of the sampler's random streams. ``None`` draws one.
         independent_sampler: Sampler for the start-up trials and for parameters outside the
-            relative search space. ``None`` uses a :class:`~optuna.samplers.RandomSampler` seeded
-            per trial from ``(seed, trial.number, parameter name)``, so that processes sharing a
-            seed do not repeat each other's start-up points.
-        deterministic_objective: Fix the GP noise ratio at its minimum (``1e-10``).
+            relative search space. ``None`` samples uniformly at random, seeded per trial from
+            ``(seed, trial.number)``, so that processes sharing a seed do not repeat each other's
+            start-up points.
+        deterministic_objective: The objective is deterministic: fix the GP noise ratio at its
+            minimum (``1e-10``) and never propose a point already evaluated (at the parameters'
+            resolution: the same category, integer or grid value, continuous parameters within
+            ``FLOAT_RESOLUTION`` of their range).
+        constraints_func: Optional ``FrozenTrial -> Sequence[float]``, called after each
+            COMPLETE (or PRUNED) trial; a value ``> 0`` means violated (Optuna's convention, as
+            in ``GPSampler(constraints_func=...)``). Constraints set in the objective with
+            ``Trial.set_constraint`` are used as well.
         warn_independent_sampling: Log a warning when a parameter is sampled by the independent
             sampler after the start-up trials.
         n_preliminary_samples: Sobol candidates scored per suggestion.
@@ -163,26 +179,34 @@ class GammaBOSampler(BaseSampler):
         predictive: str = "student_t",
         acquisition: str = "ei",
         xi: float = DEFAULT_XI,
-        prior_shape: float = DEFAULT_PRIOR_SHAPE,
-        prior_rate: float = DEFAULT_PRIOR_RATE,
+        prior_shape: float = 1.0,
+        prior_rate: float = 1.0,
         kernel: str = "matern52",
+        mean: str = "constant",
+        lengthscale_prior: str = "dim_scaled",
         n_startup_trials: int = 2,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         deterministic_objective: bool = False,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         warn_independent_sampling: bool = True,
         n_preliminary_samples: int = 512,
         n_local_search: int = 8,
     ) -> None:
-        _check_choice("predictive", predictive, _PREDICTIVES)
         _check_choice("acquisition", acquisition, _ACQUISITIONS)
-        _check_choice("kernel", kernel, _KERNELS)
-        self._predictive = predictive
+        self._settings = GPSettings(
+            kernel=kernel,  # type: ignore[arg-type]
+            predictive=predictive,  # type: ignore[arg-type]
+            prior_shape=prior_shape,
+            prior_rate=prior_rate,
+            mean=mean,  # type: ignore[arg-type]
+            lengthscale_prior=lengthscale_prior,  # type: ignore[arg-type]
+            deterministic_objective=_check_bool(
+                "deterministic_objective", deterministic_objective
+            ),
+        )
         self._acquisition = acquisition
-        self._kernel = kernel
-        self._xi = _check_positive("xi", xi, allow_zero=True)
-        self._prior_shape = _check_positive("prior_shape", prior_shape)
-        self._prior_rate = _check_positive("prior_rate", prior_rate)
+        self._xi = _check_nonnegative("xi", xi)
         self._n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 0)
         if seed is not None:
             seed = _check_int("seed", seed, 0)
@@ -193,7 +217,9 @@ class GammaBOSampler(BaseSampler):
                 f"{independent_sampler!r}."
             )
         self._independent_sampler = independent_sampler
-        self._deterministic = _check_bool("deterministic_objective", deterministic_objective)
+        if constraints_func is not None and not callable(constraints_func):
+            raise ValueError(f"constraints_func must be callable or None, got {constraints_func!r}.")
+        self._constraints_func = constraints_func
         self._warn_independent_sampling = _check_bool(
             "warn_independent_sampling", warn_independent_sampling
         )
@@ -206,8 +232,13 @@ class GammaBOSampler(BaseSampler):
         self._pending: dict[tuple[str, int], dict[str, Any]] = {}
         # (study name, trial number) of trials whose relative sampling fell in the start-up phase.
         self._startup: set[tuple[str, int]] = set()
-        # Search-space signature -> hyperparameters of the last fit (warm start).
-        self._fit_cache: dict[tuple[tuple[str, str], ...], GPHyperparams] = {}
+        # (search-space signature, model) -> hyperparameters of the last fit (warm start).
+        self._fit_cache: dict[tuple[Any, ...], GPHyperparams] = {}
+
+    @property
+    def gp_settings(self) -> GPSettings:
+        """The settings of the sampler's GP (frozen)."""
+        return self._settings
 
     # -- pickling (the lock cannot be pickled) -------------------------------------------------
 
@@ -241,28 +272,6 @@ class GammaBOSampler(BaseSampler):
         seed = int(self._trial_rng(trial, 1, tag).integers(2**32))
         return RandomSampler(seed=seed)
 
-    def _complete_and_running(
-        self, study: Study, trial: FrozenTrial
-    ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number]
-        return complete, running
-
-    def _observations(
-        self, study: Study, space: SearchSpace, complete: list[FrozenTrial]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rows, values = [], []
-        for t in complete:
-            try:
-                rows.append(space.encode(t.params))
-            except (KeyError, ValueError):
-                continue  # a trial outside this search space
-            values.append(t.value)
-        X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
-        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        return X, _standardize(sign * np.asarray(values, dtype=float))
-
     def _pending_points(
         self, study: Study, space: SearchSpace, trial: FrozenTrial, running: list[FrozenTrial]
     ) -> np.ndarray:
@@ -279,117 +288,168 @@ class GammaBOSampler(BaseSampler):
             params.update(t.params)
             try:
                 rows.append(space.encode(params))
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, TypeError):
                 continue  # parameters not known yet, or outside this space
-        return np.asarray(rows, dtype=float).reshape(-1, space.dim)
+        return space.round(np.asarray(rows, dtype=float).reshape(-1, space.dim))
 
-    def _n_unknown_in_flight(
+    def _n_choosing(
         self, study: Study, space: SearchSpace, trial: FrozenTrial, running: list[FrozenTrial]
     ) -> int:
-        """Recent RUNNING trials numbered before ``trial`` whose parameters are not known yet."""
-        now = datetime.datetime.now()
+        """RUNNING trials of other workers, numbered just before ``trial``, without parameters.
+
+        Such a worker is most likely computing its suggestion from the same data right now. The
+        window is counted in trial numbers (at most ``_MAX_IN_FLIGHT`` before ``trial``), not in
+        time: a suggestion depends on the storage's state only, and a trial left RUNNING by a
+        dead worker drops out of the window as new trials are created.
+        """
         count = 0
         for t in running:
-            if t.number > trial.number or (study.study_name, t.number) in self._pending:
+            if not trial.number - _MAX_IN_FLIGHT <= t.number < trial.number:
+                continue
+            if (study.study_name, t.number) in self._pending:
                 continue
             if all(name in t.params for name in space.names):
                 continue
-            started = t.datetime_start
-            if started is None or (now - started).total_seconds() > _IN_FLIGHT_SECONDS:
-                continue  # probably a trial of a worker that died
             count += 1
-        return min(count, _MAX_IN_FLIGHT)
+        return count
 
-    def _fit(self, space: SearchSpace, X: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
-        key = tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
+    def _fit(
+        self,
+        space: SearchSpace,
+        X: np.ndarray,
+        y: np.ndarray,
+        target: str,
+    ) -> GaussianProcess | None:
+        """Fit a GP (warm-started from the last fit of the same space and target)."""
+        from optuna_gamma.gp import GaussianProcess
+        from optuna_gamma.gp import GPHyperparams
+        from optuna_gamma.gp.fit import fit_gp
+
+        key = (_space_key(space), target)
         init = self._fit_cache.get(key)
-        kwargs: dict[str, Any] = dict(
-            kernel=self._kernel,
-            predictive=self._predictive,
-            prior_shape=self._prior_shape,
-            prior_rate=self._prior_rate,
-            is_categorical=space.is_categorical,
-        )
         try:
-            gp = fit_gp(X, y, deterministic_objective=self._deterministic, init=init, **kwargs)
+            gp = fit_gp(X, y, self._settings, is_categorical=space.is_categorical, init=init)
         except _NUMERICAL_ERRORS as error:
             _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
-            params = init or GPHyperparams(
-                inv_sq_lengthscales=np.ones(space.dim),
-                noise=MIN_NOISE if self._deterministic else 0.1,
-            )
+            params = init or GPHyperparams.default(space.dim, self._settings)
             try:
-                gp = GaussianProcess(X, y, params, **kwargs)
+                gp = GaussianProcess(X, y, params, self._settings,
+                                     is_categorical=space.is_categorical)
             except _NUMERICAL_ERRORS as error2:
                 _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
                 return None
         self._fit_cache[key] = gp.params
         return gp
 
-    def _maximize(
+    def _acquisition_function(
         self,
         gp: GaussianProcess,
-        space: SearchSpace,
-        y: np.ndarray,
+        obs: Observations,
+        constraint_models: list[tuple[GaussianProcess, float]],
         pending: np.ndarray,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """Maximize the acquisition of ``gp`` conditioned on constant liars at ``pending``."""
-        X = gp.X
+    ) -> Acquisition:
+        """The log acquisition, with constant liars at the pending points."""
+        from optuna_gamma.gp import Acquisition
+        from optuna_gamma.gp import Feasibility
+
         if len(pending) > 0:
             # Constant liar: the pending points "observed" at the worst value seen so far,
             # with the hyperparameters fitted on the real observations.
-            gp = GaussianProcess(
-                np.vstack([X, pending]),
-                np.concatenate([y, np.full(len(pending), y.min())]),
-                gp.params,
-                kernel=gp.kernel,
-                predictive=gp.predictive,
-                prior_shape=gp.prior_shape,
-                prior_rate=gp.prior_rate,
-                is_categorical=gp.is_categorical,
-            )
+            gp = gp.with_observations(pending, np.full(len(pending), float(obs.y.min())))
+        best = obs.best_index()
         kind: Any = self._acquisition
-        acq = Acquisition(gp, kind=kind, best=float(y.max()), xi=self._xi)
-        x, _ = optimize_acquisition(
-            acq,
-            space,
-            rng=rng,
-            warm_starts=X[[int(np.argmax(y))]],
-            local_centres=X[np.argsort(-y, kind="stable")[:_N_LOCAL_CENTRES]],
-            n_preliminary_samples=self._n_preliminary_samples,
-            n_local_samples=self._n_preliminary_samples // 2,
-            n_local_search=self._n_local_search,
+        return Acquisition(
+            gp,
+            kind=kind,
+            best=None if best is None else float(obs.y[best]),
+            xi=self._xi,
+            constraints=[Feasibility(c, t) for c, t in constraint_models],
         )
-        return x
+
+    def _random_point(
+        self, space: SearchSpace, rng: np.random.Generator, exclude: Callable[..., np.ndarray]
+    ) -> np.ndarray:
+        """A uniformly random point that ``exclude`` allows (if one is found)."""
+        X = space.from_unit_cube(rng.random((_N_RANDOM_FALLBACK, space.dim)))
+        allowed = np.flatnonzero(~exclude(X))
+        return X[allowed[0] if len(allowed) else 0]
 
     def _propose(
         self,
         space: SearchSpace,
         gp: GaussianProcess | None,
-        y: np.ndarray,
+        obs: Observations,
+        constraint_models: list[tuple[GaussianProcess, float]],
         pending: np.ndarray,
         rng: np.random.Generator,
         trial: FrozenTrial,
     ) -> np.ndarray:
         """Encoded proposal; a uniformly random point if the model or optimizer failed."""
+        exclude = self._exclusion(space, obs, pending)
         if gp is not None:
             try:
-                return self._maximize(gp, space, y, pending, rng)
+                acq = self._acquisition_function(gp, obs, constraint_models, pending)
+                ranked = obs.ranked()
+                x, _ = optimize_acquisition(
+                    acq,
+                    space,
+                    rng=rng,
+                    warm_starts=obs.X[[obs.incumbent_index()]],
+                    local_centres=obs.X[ranked[:_N_LOCAL_CENTRES]],
+                    n_preliminary_samples=self._n_preliminary_samples,
+                    n_local_samples=self._n_preliminary_samples // 2,
+                    n_local_search=self._n_local_search,
+                    exclude=exclude,
+                )
+                if not exclude(x[None])[0]:
+                    return x
             except _NUMERICAL_ERRORS as error:
                 _logger.warning(
                     f"Acquisition optimization failed in Trial#{trial.number} ({error!r}); "
                     "a uniformly random point is used instead."
                 )
-        return space.from_unit_cube(rng.random((1, space.dim)))[0]
+        return self._random_point(space, rng, exclude)
+
+    def _exclusion(
+        self, space: SearchSpace, obs: Observations, pending: np.ndarray
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """The repeat guard: points equal (at the parameters' resolution) to a pending one or,
+        for a deterministic objective, to an evaluated one."""
+        reference = pending
+        if self._settings.deterministic_objective:
+            reference = np.vstack([obs.X, pending])
+
+        def exclude(X: np.ndarray) -> np.ndarray:
+            return space.matches(X, reference, FLOAT_RESOLUTION)
+
+        return exclude
+
+    def _constraint_models(
+        self, space: SearchSpace, obs: Observations
+    ) -> list[tuple[GaussianProcess, float]]:
+        models = []
+        for i, name in enumerate(obs.constraint_names):
+            Xc, g, threshold = obs.constraint_targets(i)
+            if len(g) == 0:
+                continue
+            gp = self._fit(space, Xc, g, target=f"constraint:{name}")
+            if gp is not None:
+                models.append((gp, threshold))
+        return models
 
     @staticmethod
-    def _conflicts(study: Study, trial: FrozenTrial, params: dict[str, Any]) -> bool:
-        """Whether a RUNNING trial of another worker already holds exactly ``params``."""
+    def _conflicts(
+        study: Study, trial: FrozenTrial, space: SearchSpace, x: np.ndarray
+    ) -> bool:
+        """Whether a RUNNING trial of another worker already holds the point ``x``."""
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number != trial.number and all(
-                k in t.params and t.params[k] == v for k, v in params.items()
-            ):
+            if t.number == trial.number:
+                continue
+            try:
+                other = space.round(space.encode(t.params)[None])
+            except (KeyError, ValueError, TypeError):
+                continue
+            if space.matches(x[None], other, FLOAT_RESOLUTION)[0]:
                 return True
         return False
 
@@ -417,37 +477,82 @@ class GammaBOSampler(BaseSampler):
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
+        from optuna_gamma.gp.threads import limit_blas_threads
+
         # One suggestion at a time per sampler (so n_jobs threads see each other's proposals),
         # with single-threaded BLAS: thousands of tiny BLAS calls (GP fit, L-BFGS-B) run faster
         # without thread-pool overhead and oversubscription.
         with self._lock, limit_blas_threads():
-            complete, running = self._complete_and_running(study, trial)
-            if len(complete) < max(self._n_startup_trials, 1):
-                self._startup.add((study.study_name, trial.number))
-                return {}
+            trials = study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            )
+            complete = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [
+                t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
+            ]
             space = SearchSpace(search_space)
-            X, y = self._observations(study, space, complete)
-            if len(X) == 0:
-                return {}
+            obs = Observations.from_trials(space, complete, study.direction)
             pending = self._pending_points(study, space, trial, running)
             rng = self._trial_rng(trial)
-            gp = self._fit(space, X, y)
-            # Earlier trials of other workers that are still choosing their parameters will most
-            # likely take the points this model ranks first: take those as pending too (the
-            # greedy constant-liar batch), so that simultaneous workers do not collide.
-            for _ in range(self._n_unknown_in_flight(study, space, trial, running)):
-                x = self._propose(space, gp, y, pending, rng, trial)
-                pending = np.vstack([pending, x[None]])
-            params = space.decode(self._propose(space, gp, y, pending, rng, trial))
-            for _ in range(_MAX_CONFLICT_RETRIES):
-                # Another process may have written the same point while we computed: then
-                # treat that point as pending too and propose again.
-                if not self._conflicts(study, trial, params):
-                    break
-                pending = np.vstack([pending, space.encode(params)[None]])
-                params = space.decode(self._propose(space, gp, y, pending, rng, trial))
-            self._pending[(study.study_name, trial.number)] = params
+            if len(complete) < max(self._n_startup_trials, 1) or obs.n == 0:
+                params = self._startup_params(study, trial, space, obs, pending, rng)
+            else:
+                x = self._suggest(study, trial, space, obs, pending, running, rng)
+                params = space.decode(x)
+            if params:
+                self._pending[(study.study_name, trial.number)] = params
         return params
+
+    def _startup_params(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: SearchSpace,
+        obs: Observations,
+        pending: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, Any]:
+        """Start-up phase: with the default independent sampler, a uniformly random point of the
+        relative space that the repeat guard allows; else ``{}`` (the independent sampler)."""
+        self._startup.add((study.study_name, trial.number))
+        if self._independent_sampler is not None or (
+            len(pending) == 0 and not (self._settings.deterministic_objective and obs.n > 0)
+        ):
+            return {}
+        exclude = self._exclusion(space, obs, pending)
+        return space.decode(self._random_point(space, self._trial_rng(trial, 2), exclude))
+
+    def _suggest(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        space: SearchSpace,
+        obs: Observations,
+        pending: np.ndarray,
+        running: list[FrozenTrial],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        gp = self._fit(space, obs.X, obs.y, target="objective")
+        constraint_models = self._constraint_models(space, obs) if obs.constrained else []
+        # Earlier trials of other workers that are still choosing their parameters will most
+        # likely take the points this model ranks first: take those as pending too (the
+        # greedy constant-liar batch), so that simultaneous workers do not collide.
+        hypothetical = np.empty((0, space.dim))
+        for _ in range(self._n_choosing(study, space, trial, running)):
+            x = self._propose(space, gp, obs, constraint_models,
+                              np.vstack([pending, hypothetical]), rng, trial)
+            hypothetical = np.vstack([hypothetical, x[None]])
+        x = self._propose(space, gp, obs, constraint_models,
+                          np.vstack([pending, hypothetical]), rng, trial)
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            # Another process may have written the same point while we computed: then
+            # treat that point as pending too and propose again.
+            if not self._conflicts(study, trial, space, x):
+                break
+            pending = np.vstack([pending, x[None]])
+            x = self._propose(space, gp, obs, constraint_models,
+                              np.vstack([pending, hypothetical]), rng, trial)
+        return x
 
     def sample_independent(
         self,
@@ -485,22 +590,12 @@ class GammaBOSampler(BaseSampler):
         with self._lock:
             self._pending.pop((study.study_name, trial.number), None)
             self._startup.discard((study.study_name, trial.number))
+        if self._constraints_func is not None:
+            # Optuna's own helper (as GPSampler and TPESampler use it): calls constraints_func
+            # for COMPLETE and PRUNED trials and stores the values where Trial.constraints and
+            # every constrained sampler read them. Not public API (optuna.samplers._base).
+            from optuna.samplers._base import _process_constraints_after_trial
+
+            _process_constraints_after_trial(self._constraints_func, study, trial, state)
         if self._independent_sampler is not None:
             self._independent_sampler.after_trial(study, trial, state, values)
-
-
-def _standardize(values: np.ndarray) -> np.ndarray:
-    """Clip non-finite values to the finite range (with a warning), then standardize."""
-    values = np.array(values, dtype=float)
-    finite = np.isfinite(values)
-    if not finite.all():
-        lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
-        warnings.warn(
-            f"{int((~finite).sum())} non-finite objective value(s) clipped to the range of the "
-            f"finite values [{lo}, {hi}] for the GP (the trials themselves are unchanged).",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        values = np.where(np.isposinf(values), hi, np.where(finite, values, lo))
-    std = float(values.std())
-    return (values - values.mean()) / (std if std > _STD_EPS else 1.0)

@@ -37,14 +37,17 @@ The search works on the encoded unit cube of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
+import threading
 from typing import Protocol
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.stats import qmc
 
 from optuna_gamma.samplers._search_space import SearchSpace
+
+# scipy.stats (for its Sobol engine) takes about 0.3 s to import: imported on first use.
+_sobol_lock = threading.Lock()
 
 
 __all__ = ["AcquisitionLike", "optimize_acquisition"]
@@ -64,7 +67,10 @@ def _safe(values: np.ndarray) -> np.ndarray:
 
 
 def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    sampler = qmc.Sobol(d, scramble=True, rng=rng)
+    from scipy.stats import qmc
+
+    with _sobol_lock:  # the engine's initialization is not thread-safe (cf. Optuna's _gp)
+        sampler = qmc.Sobol(d, scramble=True, rng=rng)
     return sampler.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
 
 
@@ -84,7 +90,8 @@ def _sample_around(
     numerical = ~space.is_categorical
     X[:, numerical] += scale * rng.standard_normal((n, int(numerical.sum())))
     for j in np.flatnonzero(space.is_categorical):
-        n_choices = len(space.grids[j])  # type: ignore[arg-type]
+        n_choices = space.sizes[j]
+        assert n_choices is not None
         redraw = rng.random(n) < 0.2
         X[redraw, j] = rng.integers(n_choices, size=int(redraw.sum()))
     return space.round(X)
@@ -120,6 +127,8 @@ def _lbfgsb_batch(
             # Tell L-BFGS-B to step back (a large, finite value).
             return 1e300, np.zeros(z.shape)
         return -float(v.sum()), -g.ravel()
+
+    from scipy.optimize import minimize
 
     z0 = base[:, columns].ravel()
     try:
@@ -174,20 +183,18 @@ def _coordinate_sweep(
 def _neighbourhood_snap(
     acquisition: AcquisitionLike,
     X: np.ndarray,
+    space: SearchSpace,
     column: int,
-    grid: np.ndarray,
     radius: int,
 ) -> np.ndarray:
     """Snap ``column`` to the best of the grid values nearest to each row's relaxed position."""
     m = X.shape[0]
-    centre = np.clip(np.searchsorted(grid, X[:, column]), 0, len(grid) - 1)
-    offsets = np.arange(-radius, radius + 1)
-    index = np.clip(centre[:, None] + offsets[None, :], 0, len(grid) - 1)  # (m, w)
-    trial = np.repeat(X, len(offsets), axis=0)
-    trial[:, column] = grid[index.ravel()]
-    scores = _safe(acquisition(trial)).reshape(m, len(offsets))
+    options = space.neighbours(column, X[:, column], radius)  # (m, w)
+    trial = np.repeat(X, options.shape[1], axis=0)
+    trial[:, column] = options.ravel()
+    scores = _safe(acquisition(trial)).reshape(m, options.shape[1])
     X = X.copy()
-    X[:, column] = grid[index[np.arange(m), np.argmax(scores, axis=1)]]
+    X[:, column] = options[np.arange(m), np.argmax(scores, axis=1)]
     return X
 
 
@@ -208,6 +215,7 @@ def optimize_acquisition(
     polish_maxiter: int = 100,
     n_polish: int = 3,
     tol: float = 1e-4,
+    exclude: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Maximize ``acquisition`` over the encoded mixed space.
 
@@ -231,6 +239,9 @@ def optimize_acquisition(
         polish_maxiter: Iteration limit of the final L-BFGS-B polish of the best start(s).
         n_polish: Number of best starts polished (one L-BFGS-B call each) at the end.
         tol: Stop when the continuous step improves the best value by less than this.
+        exclude: Vectorized predicate ``(m, d) -> (m,) bool`` of points that must not be
+            returned (e.g. already evaluated ones); the best point found that it allows is
+            returned, or the best overall if it allows none of the points scored.
 
     Returns:
         ``(x, value)``: the best encoded point (on the grid, categorical indices integral) and its
@@ -246,12 +257,13 @@ def optimize_acquisition(
         )
     relaxed = [
         j
-        for j, g in enumerate(space.grids)
-        if g is None or (not space.is_categorical[j] and len(g) > max_exhaustive)
+        for j, size in enumerate(space.sizes)
+        if size is None or (space.is_grid(j) and size > max_exhaustive)
     ]
     exhaustive = [j for j in range(d) if j not in relaxed]
-    relaxed_grids = [j for j in relaxed if space.grids[j] is not None]
+    relaxed_grids = [j for j in relaxed if space.is_grid(j)]
     continuous = np.asarray(relaxed, dtype=int)
+    choices = {j: space.grid_values(j) for j in exhaustive}
 
     candidates = space.from_unit_cube(_sobol(d, n_preliminary_samples, rng))
     if local_centres is not None and len(local_centres) > 0 and n_local_samples > 0:
@@ -263,8 +275,6 @@ def optimize_acquisition(
         n_warm = len(warm)
         candidates = np.vstack([warm, candidates])
     scores = _safe(acquisition(candidates))
-    global_best = int(np.argmax(scores))
-    best_x, best_value = candidates[global_best].copy(), float(scores[global_best])
 
     # Starts: the warm starts, then the best distinct candidates.
     ranked = n_warm + np.argsort(-scores[n_warm:], kind="stable")
@@ -273,36 +283,38 @@ def optimize_acquisition(
     starts, start_values = starts[:n_local_search], start_values[:n_local_search]
     keep = np.isfinite(start_values)
     X, values = starts[keep], start_values[keep]
-    if len(X) == 0:
-        return best_x, best_value
 
-    for _ in range(max_rounds):
-        before = float(values.max())
-        changed = False
-        if len(continuous) > 0:
-            X, values = _lbfgsb_batch(acquisition, X, values, continuous, lbfgs_maxiter)
-        for j in exhaustive:
-            grid = space.grids[j]
-            assert grid is not None
-            X, values, moved = _coordinate_sweep(acquisition, X, values, j, grid)
-            changed = changed or moved
-        if not exhaustive:
-            break  # nothing discrete to alternate with; the polish below converges the best
-        if not changed and (len(continuous) == 0 or float(values.max()) - before < tol):
-            break
-    if len(continuous) > 0 and polish_maxiter > 0 and n_polish > 0:
-        for i in np.argsort(-values, kind="stable")[:n_polish]:
-            # one call per start: each stops at its own convergence
-            Xi, vi = _lbfgsb_batch(acquisition, X[[i]], values[[i]], continuous, polish_maxiter)
-            X[i], values[i] = Xi[0], vi[0]
+    if len(X) > 0:
+        for _ in range(max_rounds):
+            before = float(values.max())
+            changed = False
+            if len(continuous) > 0:
+                X, values = _lbfgsb_batch(acquisition, X, values, continuous, lbfgs_maxiter)
+            for j in exhaustive:
+                X, values, moved = _coordinate_sweep(acquisition, X, values, j, choices[j])
+                changed = changed or moved
+            if not exhaustive:
+                break  # nothing discrete to alternate with; the polish below converges the best
+            if not changed and (len(continuous) == 0 or float(values.max()) - before < tol):
+                break
+        if len(continuous) > 0 and polish_maxiter > 0 and n_polish > 0:
+            for i in np.argsort(-values, kind="stable")[:n_polish]:
+                # one call per start: each stops at its own convergence
+                Xi, vi = _lbfgsb_batch(
+                    acquisition, X[[i]], values[[i]], continuous, polish_maxiter
+                )
+                X[i], values[i] = Xi[0], vi[0]
+        for j in relaxed_grids:
+            X = _neighbourhood_snap(acquisition, X, space, j, neighbourhood)
+        X = space.round(X)
+        values = _safe(acquisition(X))
 
-    for j in relaxed_grids:
-        grid = space.grids[j]
-        assert grid is not None
-        X = _neighbourhood_snap(acquisition, X, j, grid, neighbourhood)
-    X = space.round(X)
-    values = _safe(acquisition(X))
-    i = int(np.argmax(values))
-    if values[i] > best_value:
-        best_x, best_value = X[i].copy(), float(values[i])
-    return best_x, best_value
+    # The best point found anywhere (local or global phase) that is not excluded.
+    pool = np.vstack([X, candidates])
+    pool_values = np.concatenate([values, scores])
+    allowed = np.ones(len(pool), dtype=bool) if exclude is None else ~exclude(pool)
+    if not allowed.any():
+        i = int(np.argmax(pool_values))
+        return pool[i].copy(), float(pool_values[i])
+    i = int(np.flatnonzero(allowed)[np.argmax(pool_values[allowed])])
+    return pool[i].copy(), float(pool_values[i])

@@ -1,0 +1,160 @@
+"""What the GP sees of a study: encoded parameters, standardized values, constraints.
+
+Standardization works at any finite scale. Values are first divided by a power of two (exact)
+so that the largest magnitude is below 2, then centred on their mean and divided by their
+standard deviation. So objectives whose spread is below 1e-12, or whose values lie near 1e300
+or 1.7e308, are standardized without overflow and without being taken for constant; only values
+that are all equal are (the GP then sees zeros). Non-finite values are clipped to the range of
+the finite ones, with a ``RuntimeWarning``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
+import warnings
+
+import numpy as np
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from optuna_gamma.samplers._search_space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """The affine map ``y = (v - centre) / scale`` that :func:`standardize` applied.
+
+    ``centre`` and ``scale`` are kept in two factors each (a power of two and a remainder) so
+    that applying the map to new values cannot overflow either.
+    """
+
+    power: float
+    centre: float
+    scale: float
+
+    def apply(self, values: np.ndarray | float) -> np.ndarray:
+        v = np.asarray(values, dtype=float) / self.power
+        return (v - self.centre) / self.scale
+
+
+def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Standardization]:
+    """Robustly standardize finite-or-infinite values (module docstring).
+
+    Returns:
+        ``(y, transform)``: ``y`` has mean 0 and standard deviation 1 (all zeros if every value
+        is equal), and ``transform.apply`` maps further values the same way.
+    """
+    v = np.array(values, dtype=float)
+    finite = np.isfinite(v)
+    if not finite.all():
+        lo, hi = (v[finite].min(), v[finite].max()) if finite.any() else (0.0, 0.0)
+        warnings.warn(
+            f"{int((~finite).sum())} non-finite value(s) clipped to the range of the finite "
+            f"values [{lo}, {hi}] for the GP (the trials themselves are unchanged).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        v = np.where(np.isposinf(v), hi, np.where(finite, v, lo))
+    if v.size == 0:
+        return v, Standardization(1.0, 0.0, 1.0)
+    peak = float(np.max(np.abs(v)))
+    # 2**(e-1) <= peak < 2**e; dividing by 2**(e-1) is exact and cannot overflow (e <= 1024)
+    power = 1.0 if peak == 0.0 else math.ldexp(1.0, math.frexp(peak)[1] - 1)
+    u = v / power  # exact, |u| < 2
+    centre = float(np.mean(u))
+    d = u - centre
+    spread = float(np.sqrt(np.mean(d * d)))
+    scale = spread if spread > 0.0 else 1.0
+    return d / scale, Standardization(power, centre, scale)
+
+
+def constraints_of(trial: FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values (``Trial.set_constraint`` or a sampler's ``constraints_func``;
+    ``FrozenTrial.constraints`` in Optuna >= 5, the ``"constraints"`` system attribute before)."""
+    found = getattr(trial, "constraints", None)
+    if isinstance(found, dict):
+        return {str(k): float(v) for k, v in found.items()}
+    legacy = trial.system_attrs.get("constraints")
+    if legacy is None:
+        return {}
+    return {str(i): float(c) for i, c in enumerate(legacy)}
+
+
+@dataclass(frozen=True)
+class Observations:
+    """The completed trials of the relative search space, as the GP sees them.
+
+    Attributes:
+        X: Encoded parameters ``(n, d)``.
+        y: Standardized objective values ``(n,)``, larger is better.
+        constraint_names: Names of the constraints (sorted); empty if unconstrained.
+        constraints: ``(n, k)`` constraint values (``nan`` where a trial lacks one); feasible
+            where ``<= 0``.
+        feasible: ``(n,)`` True where every constraint is known and ``<= 0``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    constraint_names: tuple[str, ...]
+    constraints: np.ndarray
+    feasible: np.ndarray
+
+    @classmethod
+    def from_trials(
+        cls, space: SearchSpace, trials: Sequence[FrozenTrial], direction: StudyDirection
+    ) -> Observations:
+        rows, values, cons = [], [], []
+        for t in trials:
+            if t.value is None:
+                continue
+            try:
+                rows.append(space.encode(t.params))
+            except (KeyError, ValueError, TypeError):
+                continue  # a trial outside this search space
+            values.append(t.value)
+            cons.append(constraints_of(t))
+        X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
+        sign = -1.0 if direction == StudyDirection.MINIMIZE else 1.0
+        y, _ = standardize(sign * np.asarray(values, dtype=float))
+        names = tuple(sorted({k for c in cons for k in c}))
+        C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
+        C = C.reshape(len(cons), len(names))
+        feasible = np.all(C <= 0.0, axis=1) if names else np.ones(len(y), dtype=bool)
+        return cls(X, y, names, C, feasible)
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.constraint_names)
+
+    def best_index(self) -> int | None:
+        """Index of the best feasible observation (``None`` if none is feasible)."""
+        if not self.feasible.any():
+            return None
+        return int(np.flatnonzero(self.feasible)[np.argmax(self.y[self.feasible])])
+
+    def incumbent_index(self) -> int:
+        """The best feasible observation, else the one with the least constraint violation."""
+        best = self.best_index()
+        if best is not None:
+            return best
+        violation = np.nan_to_num(self.constraints, nan=np.inf).clip(min=0.0).max(axis=1)
+        return int(np.argmin(violation))
+
+    def ranked(self) -> np.ndarray:
+        """Indices from best to worst: feasible ones first, by value."""
+        return np.lexsort((-self.y, ~self.feasible))
+
+    def constraint_targets(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Training data of constraint ``i``: rows with a value, ``g = -c`` standardized (larger
+        is more feasible), and the feasibility threshold (``c = 0``) in ``g``'s units."""
+        c = self.constraints[:, i]
+        rows = ~np.isnan(c)
+        g, transform = standardize(-c[rows])
+        threshold = float(transform.apply(0.0))
+        return self.X[rows], g, threshold
