@@ -15,7 +15,6 @@ import zlib
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.samplers import RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -156,9 +155,11 @@ class GammaBOSampler(BaseSampler):
             (2, as in the thesis).
         seed: Seed (an integer >= 0) of the sampler's random streams. ``None`` draws one.
         independent_sampler: Sampler for the start-up trials and for parameters outside the
-            relative search space. ``None`` samples uniformly at random, seeded per trial from
-            ``(seed, trial.number)``, so that processes sharing a seed do not repeat each other's
-            start-up points.
+            relative search space. ``None`` samples uniformly at random (log-uniformly for
+            ``log=True``), seeded per trial from ``(seed, trial.number, parameter name)``, so that
+            processes sharing a seed do not repeat each other's start-up points, through the
+            sampler's own encoding (valid for any distribution, where ``RandomSampler`` overflows
+            on ranges wider than the largest float).
         deterministic_objective: The objective is deterministic: fix the GP noise ratio at its
             minimum (``1e-10``) and never propose a point already evaluated (at the parameters'
             resolution: the same category, integer or grid value, continuous parameters within
@@ -265,12 +266,15 @@ class GammaBOSampler(BaseSampler):
         sequence = np.random.SeedSequence(self._seed, spawn_key=(trial.number, *extra))
         return np.random.default_rng(sequence)
 
-    def _independent_for(self, trial: FrozenTrial, param_name: str) -> BaseSampler:
-        if self._independent_sampler is not None:
-            return self._independent_sampler
+    def _uniform(self, trial: FrozenTrial, param_name: str, dist: BaseDistribution) -> Any:
+        """The default independent sampling: uniform over the distribution's values (log-uniform
+        for ``log=True``), seeded from ``(seed, trial.number, param_name)``, through the same
+        encoding as the GP's proposals (so valid for any distribution Optuna accepts, where
+        ``RandomSampler`` overflows, e.g. for ``FloatDistribution(-1.7e308, 1.7e308)``)."""
         tag = zlib.crc32(param_name.encode("utf-8"))
-        seed = int(self._trial_rng(trial, 1, tag).integers(2**32))
-        return RandomSampler(seed=seed)
+        space = SearchSpace({param_name: dist})
+        u = self._trial_rng(trial, 1, tag).random((1, 1))
+        return space.decode(space.from_unit_cube(u)[0])[param_name]
 
     def _pending_points(
         self, study: Study, space: SearchSpace, trial: FrozenTrial, running: list[FrozenTrial]
@@ -562,7 +566,7 @@ class GammaBOSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         self._raise_if_multi_objective(study)
-        sampler = self._independent_for(trial, param_name)
+        sampler = self._independent_sampler
         in_startup = (study.study_name, trial.number) in self._startup
         if self._warn_independent_sampling and not in_startup:
             n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -571,9 +575,14 @@ class GammaBOSampler(BaseSampler):
                     _INDEPENDENT_SAMPLING_WARNING.format(
                         param_name=param_name,
                         trial_number=trial.number,
-                        independent_sampler_name=sampler.__class__.__name__,
+                        independent_sampler_name=(
+                            "uniform random sampling" if sampler is None
+                            else sampler.__class__.__name__
+                        ),
                     )
                 )
+        if sampler is None:
+            return self._uniform(trial, param_name, param_distribution)
         return sampler.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:

@@ -24,19 +24,20 @@ from optuna_gamma.samplers._search_space import SearchSpace
 
 @dataclass(frozen=True)
 class Standardization:
-    """The affine map ``y = (v - centre) / scale`` that :func:`standardize` applied.
-
-    ``centre`` and ``scale`` are kept in two factors each (a power of two and a remainder) so
-    that applying the map to new values cannot overflow either.
+    """The affine map ``y = ((v / power - centre) - centre_low) / scale`` that
+    :func:`standardize` applied: ``power`` is a power of two (so dividing by it is exact and
+    cannot overflow), and the centre is kept as two floats (their sum is the mean to about twice
+    the float precision, which matters when the spread is near the float spacing).
     """
 
     power: float
     centre: float
+    centre_low: float
     scale: float
 
     def apply(self, values: np.ndarray | float) -> np.ndarray:
         v = np.asarray(values, dtype=float) / self.power
-        return (v - self.centre) / self.scale
+        return ((v - self.centre) - self.centre_low) / self.scale
 
 
 def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Standardization]:
@@ -58,16 +59,20 @@ def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Stand
         )
         v = np.where(np.isposinf(v), hi, np.where(finite, v, lo))
     if v.size == 0:
-        return v, Standardization(1.0, 0.0, 1.0)
+        return v, Standardization(1.0, 0.0, 0.0, 1.0)
     peak = float(np.max(np.abs(v)))
     # 2**(e-1) <= peak < 2**e; dividing by 2**(e-1) is exact and cannot overflow (e <= 1024)
     power = 1.0 if peak == 0.0 else math.ldexp(1.0, math.frexp(peak)[1] - 1)
     u = v / power  # exact, |u| < 2
     centre = float(np.mean(u))
     d = u - centre
+    # second pass: the mean of the residuals (small numbers, computed precisely) removes the
+    # rounding error of the first mean, which matters when the spread is near the float spacing
+    shift = float(np.mean(d))
+    d -= shift
     spread = float(np.sqrt(np.mean(d * d)))
     scale = spread if spread > 0.0 else 1.0
-    return d / scale, Standardization(power, centre, scale)
+    return d / scale, Standardization(power, centre, shift, scale)
 
 
 def constraints_of(trial: FrozenTrial) -> dict[str, float]:

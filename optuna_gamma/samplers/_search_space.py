@@ -68,9 +68,11 @@ class _Column:
         self.dist = dist
         self.is_int = isinstance(dist, IntDistribution)
         self.log = bool(dist.log)
-        self.size: int | None = None  # grid size; None for a continuous column
+        self.size: int | None = None  # grid size (exact); None for a continuous column
         if self.is_int or dist.step is not None:
             self.size = _grid_size(dist)
+            # the size as a float (a grid of more than 2**1000 values is continuous anyway)
+            self._n = float(min(self.size, 2**1000))
         if self.is_int and self.log:
             # Integer log scale: pad by 1/2 in the linear scale, then take logs.
             self.lower = math.log(float(dist.low) - 0.5)
@@ -91,8 +93,8 @@ class _Column:
             value = np.exp(self.lower + u * (self.upper - self.lower))
             k = np.floor(value + 0.5) - float(self.dist.low)
         else:
-            k = np.floor(u * self.size)
-        return np.clip(k, 0.0, float(self.size - 1))
+            k = np.floor(u * self._n)
+        return np.clip(k, 0.0, self._n - 1.0)
 
     def unit_of_index(self, k: np.ndarray) -> np.ndarray:
         """Encoded position (the cell's centre) of grid index ``k`` (float array)."""
@@ -100,8 +102,10 @@ class _Column:
         k = np.asarray(k, dtype=float)
         if self.log:
             value = float(self.dist.low) + k
+            if not self.upper > self.lower:
+                return np.full(np.shape(k), 0.5)
             return (np.log(value) - self.lower) / (self.upper - self.lower)
-        return (k + 0.5) / self.size
+        return (k + 0.5) / self._n
 
     # -- values <-> unit cube ------------------------------------------------------------------
 
@@ -115,17 +119,28 @@ class _Column:
                     step = int(dist.step)
                     k = float((min(max(int(value), int(dist.low)), int(dist.high))
                                - int(dist.low)) // step)
-            else:
+            elif self.size <= 2**52:
                 assert dist.step is not None
-                k = round((float(value) - dist.low) / dist.step)
+                k = round((min(max(float(value), dist.low), dist.high) - dist.low) / dist.step)
                 k = min(max(k, 0), self.size - 1)
+            else:  # (v - low) / step may overflow: locate the cell by the fraction of the range
+                frac = self._fraction(float(value))
+                k = min(math.floor(frac * self._n), self._n - 1.0)
             return float(self.unit_of_index(np.asarray(k)))
         x = float(value)
         if self.log:
             x = math.log(min(max(x, dist.low), dist.high))
-        lo, hi = self.lower, self.upper
+        return self._fraction(x, transformed=True)
+
+    def _fraction(self, x: float, transformed: bool = False) -> float:
+        """``(x - lower) / (upper - lower)`` in ``[0, 1]``, without overflow (0.5 for a range
+        that is empty in floating point, e.g. ``log(low) == log(high)``)."""
+        lo, hi = (self.lower, self.upper) if transformed else (self.dist.low, self.dist.high)
         # halves keep (hi - lo) finite for ranges wider than the largest float
-        u = (0.5 * x - 0.5 * lo) / (0.5 * hi - 0.5 * lo)
+        den = 0.5 * hi - 0.5 * lo
+        if not den > 0.0:
+            return 0.5
+        u = (0.5 * x - 0.5 * lo) / den
         return min(max(u, 0.0), 1.0)
 
     def decode(self, u: float) -> float | int:
@@ -257,7 +272,7 @@ class SearchSpace:
         column = self._columns[j]
         assert column is not None and column.size is not None
         k = column.index_of_unit(u)
-        ks = np.clip(k[:, None] + np.arange(-radius, radius + 1)[None, :], 0, column.size - 1)
+        ks = np.clip(k[:, None] + np.arange(-radius, radius + 1)[None, :], 0, column._n - 1.0)
         return column.unit_of_index(ks)
 
     def matches(self, X: np.ndarray, ref: np.ndarray, float_resolution: float) -> np.ndarray:

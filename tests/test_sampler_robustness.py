@@ -1,0 +1,186 @@
+"""GammaBOSampler at any objective scale, on very wide spaces, and its repeat guard."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+from typing import Any
+import warnings
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+import pytest
+
+from optuna_gamma import GammaBOSampler
+from optuna_gamma.samplers._gamma_bo import FLOAT_RESOLUTION
+from optuna_gamma.samplers._observations import standardize
+from optuna_gamma.samplers._search_space import SearchSpace
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# -- robust standardization ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "offset, scale",
+    [(0.0, 1.0), (5.0, 1e-13), (0.0, 1e-300), (1e300, 1e299), (1.4e308, 1e307),
+     (-1.7e308, 1e296), (0.0, 2.0**-1074 * 1e6)],
+)
+def test_standardize_at_any_finite_scale(offset: float, scale: float) -> None:
+    h = np.random.default_rng(0).random(40)
+    values = offset + scale * h
+    assert np.all(np.isfinite(values)) and np.ptp(values) > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no underflow-to-nan, nothing clipped
+        y, transform = standardize(values)
+    assert np.all(np.isfinite(y))
+    assert abs(y.mean()) < 1e-12 and y.std() == pytest.approx(1.0, rel=1e-12)
+    # standardization is affine and increasing in the values (up to their float resolution)
+    ref = (h - h.mean()) / h.std()
+    tol = 8 * np.spacing(max(abs(offset), 1e-300)) / (scale * h.std()) + 1e-9
+    np.testing.assert_allclose(y, ref, atol=tol)
+    np.testing.assert_allclose(transform.apply(values), y, rtol=1e-12, atol=1e-12)
+
+
+def test_standardize_constant_and_infinite_values() -> None:
+    y, _ = standardize(np.full(5, 1.7e308))
+    assert np.all(y == 0.0)
+    with pytest.warns(RuntimeWarning, match="2 non-finite"):
+        y, _ = standardize(np.array([1.0, np.inf, 3.0, -np.inf]))
+    np.testing.assert_allclose(y, standardize(np.array([1.0, 3.0, 3.0, 1.0]))[0])
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -1.0, 2.0)
+    y = trial.suggest_float("y", 0.0, 1.0)
+    return (x - 0.3) ** 2 + (y - 0.7) ** 2 + 0.1 * math.sin(5.0 * x)
+
+
+def _proposals(a: float, b: float, seed: int = 3, n: int = 15) -> np.ndarray:
+    study = optuna.create_study(sampler=GammaBOSampler(seed=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "overflow encountered in square" fails the test
+        study.optimize(lambda t: b + a * _objective(t), n_trials=n)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    return np.array([[t.params["x"], t.params["y"]] for t in study.trials])
+
+
+def test_suggestions_do_not_depend_on_the_scale_of_the_objective() -> None:
+    """Objectives whose spread is below 1e-12 or whose values lie near 1e300 or 1.7e308 are
+    optimized like the unscaled objective: exactly the same proposals for a power-of-two scale,
+    and the same to rounding otherwise (the standardized values agree to the float resolution of
+    the objective's values). Values near
+    1.7e308 never overflow and the GP is never bypassed."""
+    ref = _proposals(1.0, 0.0)
+    np.testing.assert_array_equal(_proposals(2.0**-900, 0.0), ref)
+    for a, b in [(1e-14, 0.0), (3e-13, 1e-12), (1e299, 1e300), (1e307, 1.4e308),
+                 (2.0**1000, -(2.0**1022))]:
+        np.testing.assert_allclose(_proposals(a, b), ref, atol=1e-4)
+
+
+# -- very wide spaces ----------------------------------------------------------------------------
+
+
+def test_suggest_int_up_to_2_to_the_31_needs_little_memory() -> None:
+    """suggest_int('x', 0, 2**31): the grid is never enumerated (it took 23.8 GB before)."""
+    sampler = GammaBOSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: abs(t.suggest_int("x", 0, 2**31) - 123456789) / 2**31, n_trials=3)
+    tracemalloc.start()
+    study.optimize(lambda t: abs(t.suggest_int("x", 0, 2**31) - 123456789) / 2**31, n_trials=3)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 2**20
+    assert all(0 <= t.params["x"] <= 2**31 and type(t.params["x"]) is int for t in study.trials)
+
+
+@pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
+def test_extreme_spaces_give_valid_relative_values(predictive: str) -> None:
+    space: dict[str, Any] = {
+        "i62": IntDistribution(-(2**62), 2**62),
+        "i63": IntDistribution(0, 2**63 - 1),
+        "ilog": IntDistribution(1, 10**12, log=True),
+        "fs": FloatDistribution(-1e6, -999999.98, step=1e-4),
+        "f9": FloatDistribution(0.0, 1.0, step=1e-9),
+        "wide": FloatDistribution(-1.7e308, 1.7e308),
+        "c": CategoricalDistribution([None, 1.5, "a"]),
+    }
+    relative_misses: list[tuple[int, str]] = []
+
+    class Recording(GammaBOSampler):
+        def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+            if trial.number >= 2:
+                relative_misses.append((trial.number, name))
+            return super().sample_independent(study, trial, name, dist)
+
+    def objective(trial: optuna.Trial) -> float:
+        values = [trial._suggest(name, dist) for name, dist in space.items()]
+        return float(sum(math.log1p(abs(float(v))) for v in values if isinstance(v, (int, float))))
+
+    study = optuna.create_study(sampler=Recording(predictive=predictive, seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        study.optimize(objective, n_trials=8)
+    assert not relative_misses
+    for t in study.trials:
+        for name, dist in space.items():
+            assert dist._contains(dist.to_internal_repr(t.params[name])), (name, t.params[name])
+
+
+# -- the repeat guard ---------------------------------------------------------------------------
+
+
+def _int_grid(trial: optuna.Trial) -> float:
+    x = trial.suggest_int("x", 0, 6)
+    y = trial.suggest_categorical("y", ["a", "b", "c"])
+    return (x - 4) ** 2 + (y != "b")
+
+
+def _keys(study: optuna.Study) -> list[tuple[Any, ...]]:
+    return [tuple(sorted(t.params.items())) for t in study.trials]
+
+
+def test_deterministic_objective_never_repeats_a_point_until_the_space_is_exhausted() -> None:
+    """21 points in the space: with deterministic_objective=True the first 21 trials are all
+    distinct (the optimum is found, then the rest of the grid is visited), and the 22nd has no
+    choice but a repeat. Without the flag the sampler repeats the optimum."""
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0, deterministic_objective=True))
+    study.optimize(_int_grid, n_trials=22)
+    keys = _keys(study)
+    assert len(set(keys[:21])) == 21
+    assert study.best_value == 0.0
+    plain = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    plain.optimize(_int_grid, n_trials=22)
+    assert len(set(_keys(plain))) < 21
+
+
+def test_repeat_guard_uses_the_float_resolution() -> None:
+    """A continuous parameter counts as repeated within FLOAT_RESOLUTION of its range; the
+    optimum of a smooth deterministic function is approached but never re-proposed."""
+    space = SearchSpace({"x": FloatDistribution(-1.0, 2.0), "i": IntDistribution(0, 3)})
+    ref = space.round(np.array([[0.5, 0.0]]))
+    eps = FLOAT_RESOLUTION
+    X = space.round(np.array([[0.5 + 0.9 * eps, 0.0], [0.5 + 1.1 * eps, 0.0], [0.5, 0.4]]))
+    assert space.matches(X, ref, eps).tolist() == [True, False, False]
+    study = optuna.create_study(sampler=GammaBOSampler(seed=1, deterministic_objective=True))
+    study.optimize(lambda t: (t.suggest_float("x", -1, 2) - 0.123) ** 2, n_trials=30)
+    xs = np.sort(np.array([(t.params["x"] + 1.0) / 3.0 for t in study.trials]))
+    assert np.min(np.diff(xs)) > eps
+    assert study.best_value < 1e-8
+
+
+def test_pending_points_are_never_proposed_again() -> None:
+    """Trials asked before any is told hold distinct points (RUNNING trials with parameters are
+    pending), on a grid small enough that the acquisition alone would collide."""
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    study.optimize(_int_grid, n_trials=8)
+    asked = [study.ask({"x": IntDistribution(0, 6), "y": CategoricalDistribution(["a", "b", "c"])})
+             for _ in range(10)]
+    keys = [tuple(sorted(t.params.items())) for t in asked]
+    assert len(set(keys)) == 10
