@@ -49,6 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import functools
 import math
+from typing import Any
 from typing import Literal
 from typing import TYPE_CHECKING
 
@@ -204,7 +205,7 @@ def _t_parts(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _prepare(
-    loc: np.ndarray, scale: np.ndarray, best: float, xi: float
+    loc: np.ndarray, scale: np.ndarray, best: float | np.ndarray, xi: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     loc = np.asarray(loc, dtype=float)
     scale = np.asarray(scale, dtype=float)
@@ -212,7 +213,7 @@ def _prepare(
         loc, scale = np.broadcast_arrays(loc, scale)
     if not (scale > 0.0).all():
         raise ValueError(f"scale must be positive, got min {np.min(scale)!r}.")
-    if not math.isfinite(best):
+    if not np.all(np.isfinite(best)):
         raise ValueError(f"best must be finite, got {best!r}.")
     if not math.isfinite(xi):
         raise ValueError(f"xi must be finite, got {xi!r}.")
@@ -373,6 +374,8 @@ class Acquisition:
         self.xi = xi
         self.dof = float(gp.dof)
         self.constraints = tuple(constraints)
+        #: The GP's lengthscales (for the optimizer's preconditioning).
+        self.lengthscales = 1.0 / np.sqrt(np.asarray(gp.params.inv_sq_lengthscales, dtype=float))
         self._fn = _log_ei_and_grads if kind == "ei" else _log_pi_and_grads
         if best is not None:
             # Fail here, not inside the optimizer, when the dof do not allow EI / PI.
@@ -405,6 +408,101 @@ class Acquisition:
         for gp, fn, best, xi, dof in terms:
             loc, scale, dloc, dscale = gp.predict_and_grad(X)
             value, d_loc, d_scale = fn(loc, scale, best, xi, dof)
+            total += value
+            grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
+        return total, grad
+
+
+class FantasyAcquisition:
+    """Log of the Expected Improvement averaged over fantasies of the pending points.
+
+    With ``S`` joint draws :math:`f^{(s)}` of the objective at the pending points (from the GP's
+    joint Student-t predictive) and the GP conditioned on each (:class:`~optuna_gamma.gp.model.
+    Fantasies`), the value is
+
+    .. math::
+
+        \\log \\frac1S \\sum_s \\mathrm{EI}_s(x), \\qquad f^*_s = \\max(f^*, \\max_j f^{(s)}_j),
+
+    i.e. the EI of :math:`x` taken jointly with the pending points (greedy q-EI, the expected
+    improvement of the batch minus that of the pending points alone; Snoek et al. 2012,
+    sec. 3.3; Optuna's ``qLogEI`` does the same with Gaussian draws), plus the feasibility terms
+    of the constraints as in :class:`Acquisition`.
+
+    Args:
+        fantasies: The GP conditioned on each draw.
+        best: The incumbent :math:`f^*` of the observations (``None``: no feasible one).
+        draws: The draws ``(S, p)`` (their maxima raise the per-draw incumbent).
+        xi: Trade-off :math:`\\xi`.
+        constraints: Feasibility models of the constraints.
+    """
+
+    def __init__(
+        self,
+        fantasies: Any,
+        *,
+        best: float | None,
+        draws: np.ndarray,
+        xi: float = 0.0,
+        constraints: Sequence[Feasibility] = (),
+    ) -> None:
+        self.fantasies = fantasies
+        self.xi = float(xi)
+        top = np.max(np.atleast_2d(draws), axis=1)
+        self.best = None if best is None else np.maximum(float(best), top)
+        self.dof = float(fantasies.dof)
+        self.constraints = tuple(constraints)
+        params = fantasies.base.params
+        self.lengthscales = 1.0 / np.sqrt(np.asarray(params.inv_sq_lengthscales, dtype=float))
+        if self.best is not None:
+            _check_dof(self.dof, 1.0, "EI")
+        elif not self.constraints:
+            raise ValueError("best may be None only when there are constraints.")
+
+    def _objective_terms(
+        self, X: np.ndarray, with_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        S = self.fantasies.n_draws
+        if with_grad:
+            loc, scale, dloc, dscale = self.fantasies.predict_and_grad(X)
+        else:
+            loc, scale = self.fantasies.predict(X)
+        log_ei, d_loc, d_scale = _log_ei_and_grads(loc, scale, self.best, self.xi, self.dof)
+        top = np.max(log_ei, axis=1, keepdims=True)
+        w = np.exp(log_ei - top)
+        total = w.sum(axis=1)
+        value = top[:, 0] + np.log(total) - math.log(S)
+        if not with_grad:
+            return value, None
+        w /= total[:, None]  # softmax weights of the draws
+        grad = np.einsum("ms,msd->md", w * d_loc, dloc) + np.einsum("ms,msd->md", w * d_scale, dscale)
+        return value, grad
+
+    @limit_blas_threads()
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        if self.best is not None:
+            total += self._objective_terms(X, with_grad=False)[0]
+        for c in self.constraints:
+            loc, scale = c.gp.predict(X)
+            total += _log_pi_and_grads(loc, scale, c.threshold, 0.0, float(c.gp.dof))[0]
+        return total
+
+    @limit_blas_threads()
+    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        grad = np.zeros(X.shape)
+        if self.best is not None:
+            value, g = self._objective_terms(X, with_grad=True)
+            assert g is not None
+            total += value
+            grad += g
+        for c in self.constraints:
+            loc, scale, dloc, dscale = c.gp.predict_and_grad(X)
+            value, d_loc, d_scale = _log_pi_and_grads(loc, scale, c.threshold, 0.0,
+                                                      float(c.gp.dof))
             total += value
             grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
         return total, grad

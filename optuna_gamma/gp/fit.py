@@ -56,6 +56,11 @@ from optuna_gamma.gp.threads import limit_blas_threads
 
 # Box bounds for L-BFGS-B on the hyperparameters (not on their logs).
 _INV_SQ_LENGTHSCALE_BOUNDS = (1e-4, 1e4)
+# With the dimension-scaled prior, lengthscales stay above 0.025 (BoTorch's constraint that goes
+# with that prior, ``get_covar_module_with_dim_scaled_prior``): shorter ones are not identifiable
+# from the data, and the prior (whose -log(lambda) term rewards them) would let the fit chase
+# noise-like wiggles by interpolation.
+_MIN_DIM_SCALED_LENGTHSCALE = 0.025
 _NOISE_BOUNDS = (MIN_NOISE, 10.0)
 _AMPLITUDE_BOUNDS = (1e-2, 1e2)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -157,7 +162,10 @@ def log_marginal_likelihood(
 
 
 def _bounds(d: int, settings: GPSettings) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [_INV_SQ_LENGTHSCALE_BOUNDS] * d + [_NOISE_BOUNDS]
+    ell = _INV_SQ_LENGTHSCALE_BOUNDS
+    if settings.lengthscale_prior == "dim_scaled":
+        ell = (ell[0], _MIN_DIM_SCALED_LENGTHSCALE**-2)
+    pairs = [ell] * d + [_NOISE_BOUNDS]
     if settings.fits_amplitude:
         pairs.append(_AMPLITUDE_BOUNDS)
     lo, hi = np.log(np.array(pairs)).T

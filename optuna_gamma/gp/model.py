@@ -384,3 +384,74 @@ class GaussianProcess:
         return log_marginal_likelihood(
             self.X, self.y, self.params, self.settings, is_categorical=self.is_categorical
         )
+
+
+class Fantasies:
+    """A GP conditioned, with its own hyperparameters, on each of ``S`` joint draws of the latent
+    function at pending points (Snoek, Larochelle & Adams 2012, "Practical Bayesian optimization
+    of machine learning algorithms", sec. 3.3).
+
+    All draws share the augmented inputs, so one Cholesky factor (extended from the GP's) and the
+    predictive correlation serve every draw; each draw has its own mean, residuals and Gamma
+    posterior :math:`b_n` (the Student-t conditioning on a draw is exact: conditioning a
+    multivariate t on some coordinates gives a t with :math:`p` more degrees of freedom).
+
+    Args:
+        gp: The GP fitted on the observations.
+        X_pending: Pending points ``(p, d)``.
+        draws: Values of :math:`f` at the pending points, ``(S, p)``.
+    """
+
+    def __init__(self, gp: GaussianProcess, X_pending: np.ndarray, draws: np.ndarray) -> None:
+        draws = np.atleast_2d(np.asarray(draws, dtype=float))
+        self.base = gp.with_observations(X_pending, draws[0])
+        self.n_draws = draws.shape[0]
+        cond = self.base._cond
+        y_all = np.concatenate([np.repeat(gp.y[None, :], self.n_draws, axis=0), draws], axis=1)
+        conds = [Conditioning.from_factor(cond.L, cond.jitter, y, gp.settings) for y in y_all]
+        scales = [OutputScale.of(c, gp.params, gp.settings) for c in conds]
+        self.alphas = np.stack([c.alpha for c in conds], axis=1)  # (n + p, S)
+        self.means = np.array([c.mean for c in conds])  # (S,)
+        self.variance_factors = np.array([s.variance_factor for s in scales])  # (S,)
+        self.dof = scales[0].dof
+
+    @limit_blas_threads()
+    def predict(self, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Locations and scales ``(m, S)`` of :math:`f(X_q)` under each draw."""
+        base = self.base
+        Xq = base._check_query(Xq)
+        Kq = base.kernel(Xq)
+        var = np.maximum(base._variance_ratio(Kq, Kq @ base._linv_t), _MIN_VAR)
+        loc = self.means[None, :] + Kq @ self.alphas
+        return loc, np.sqrt(var[:, None] * self.variance_factors[None, :])
+
+    @limit_blas_threads()
+    def predict_and_grad(
+        self, Xq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(loc (m, S), scale (m, S), dloc (m, S, d), dscale (m, S, d))``."""
+        base = self.base
+        Xq = base._check_query(Xq)
+        m, d = Xq.shape
+        # the draws share the predictive correlation: its scale (and gradient) at unit factor
+        unit = GaussianProcess.__new__(GaussianProcess)
+        unit.__dict__.update(base.__dict__)
+        unit.variance_factor = 1.0
+        _, s1, _, ds1 = unit.predict_and_grad(Xq)
+        Kq, G = kernel_and_derivative(base._sqdist(Xq), base.settings.kernel)
+        loc = self.means[None, :] + Kq @ self.alphas
+        root = np.sqrt(self.variance_factors)
+        scale = s1[:, None] * root[None, :]
+        dscale = ds1[:, None, :] * root[None, :, None]
+        dloc = np.zeros((m, self.n_draws, d))
+        if base._cont_idx.size:
+            Xqc = Xq if base._all_cont else Xq[:, base._cont_idx]
+            # d loc_s / dx = 2 ell (x sum_j G_j a_js - sum_j G_j a_js x_j)
+            GA = G @ self.alphas  # (m, S)
+            GX = np.einsum("mn,ns,nd->msd", G, self.alphas, base._Xc)  # (m, S, k)
+            g = base._two_ell * (Xqc[:, None, :] * GA[:, :, None] - GX)
+            if base._all_cont:
+                dloc = g
+            else:
+                dloc[:, :, base._cont_idx] = g
+        return loc, scale, dloc, dscale

@@ -14,7 +14,10 @@ Lengthscales (per input dimension, :math:`\\lambda_d = \\ell_d^{-1/2}` on the un
   ``GPSampler`` in optuna#6255). The penalty :math:`-\\log\\lambda - (\\log\\lambda - \\mu)^2/6`
   peaks at :math:`\\lambda = e^{\\mu - 3} \\approx 0.2 \\sqrt D` (0.2 in 1-D, 0.5 in 6-D, 0.65 in
   10-D) and is weak (a lengthscale of 1 in 1-D costs 0.4 nats), so the longer lengthscales that
-  a larger dimension needs for a sample of fixed size are not penalized as dimension grows.
+  a larger dimension needs for a sample of fixed size are not penalized as dimension grows. As
+  in BoTorch, the fit keeps lengthscales above 0.025 with this prior (its
+  :math:`-\\log\\lambda` term alone would let the fit run to lengthscales far below the
+  spacing of the data, chasing noise-like wiggles) and starts at its mode.
 * ``"optuna"``: :math:`-(0.1/\\ell + 0.1\\,\\ell)`, Optuna's heuristic, peaked at
   :math:`\\lambda = 1` whatever the dimension and rising like :math:`\\cosh` in
   :math:`\\log\\ell` (``optuna/_gp/prior.py``).
@@ -30,16 +33,10 @@ import math
 
 import numpy as np
 
+from optuna_gamma.gp.settings import DIM_SCALED_LOG_VARIANCE
+from optuna_gamma.gp.settings import dim_scaled_location
 from optuna_gamma.gp.settings import GPHyperparams
 from optuna_gamma.gp.settings import GPSettings
-
-_SQRT2 = math.sqrt(2.0)
-_LENGTHSCALE_LOG_VARIANCE = 3.0
-
-
-def _dim_scaled_location(d: int) -> float:
-    """:math:`\\mu_D = \\sqrt2 + \\tfrac12\\log D` of the log-normal lengthscale prior."""
-    return _SQRT2 + 0.5 * math.log(max(d, 1))
 
 
 def log_prior_and_grad(params: GPHyperparams, settings: GPSettings) -> tuple[float, np.ndarray]:
@@ -56,9 +53,9 @@ def log_prior_and_grad(params: GPHyperparams, settings: GPSettings) -> tuple[flo
     if settings.lengthscale_prior == "dim_scaled":
         # t = log ell = -2 log lambda; penalty -log lambda - (log lambda - mu)^2 / (2 s^2)
         t = np.log(ell)
-        u = 0.5 * t + _dim_scaled_location(ell.shape[0])  # = mu - log lambda
-        value = float(np.sum(0.5 * t - u * u / (2.0 * _LENGTHSCALE_LOG_VARIANCE)))
-        g_ell = 0.5 - u / (2.0 * _LENGTHSCALE_LOG_VARIANCE)
+        u = 0.5 * t + dim_scaled_location(ell.shape[0])  # = mu - log lambda
+        value = float(np.sum(0.5 * t - u * u / (2.0 * DIM_SCALED_LOG_VARIANCE)))
+        g_ell = 0.5 - u / (2.0 * DIM_SCALED_LOG_VARIANCE)
     else:
         value = float(-(0.1 / ell + 0.1 * ell).sum())
         g_ell = 0.1 / ell - 0.1 * ell

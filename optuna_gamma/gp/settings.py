@@ -40,6 +40,16 @@ DEFAULT_PRIOR_RATE = 1.0
 MIN_NOISE = 1e-10
 
 
+#: Variance of the log-lengthscale under the ``"dim_scaled"`` prior (Hvarfner et al. 2024).
+DIM_SCALED_LOG_VARIANCE = 3.0
+
+
+def dim_scaled_location(d: int) -> float:
+    """:math:`\\mu_D = \\sqrt2 + \\tfrac12\\log D`, the log-lengthscale location of the
+    ``"dim_scaled"`` prior for ``D`` inputs (Hvarfner et al. 2024)."""
+    return math.sqrt(2.0) + 0.5 * math.log(max(d, 1))
+
+
 def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
@@ -122,10 +132,15 @@ class GPHyperparams:
 
     @classmethod
     def default(cls, d: int, settings: GPSettings) -> GPHyperparams:
-        """Start of the fit: :math:`\\ell = 1`, noise ratio 0.1 (``MIN_NOISE`` if deterministic),
-        amplitude 1 (the standardized output variance)."""
+        """Start of the fit: the lengthscale prior's mode (``"dim_scaled"``: :math:`\\lambda =
+        e^{\\mu_D - 3}`; ``"optuna"``: :math:`\\ell = 1`), noise ratio 0.1 (``MIN_NOISE`` if
+        deterministic), amplitude 1 (the standardized output variance)."""
         noise = MIN_NOISE if settings.deterministic_objective else 0.1
-        return cls(np.ones(d), noise, 1.0)
+        ell = 1.0
+        if settings.lengthscale_prior == "dim_scaled":
+            mode = math.exp(dim_scaled_location(d) - DIM_SCALED_LOG_VARIANCE)
+            ell = mode**-2.0
+        return cls(np.full(d, ell), noise, 1.0)
 
     def to_vector(self, settings: GPSettings) -> np.ndarray:
         """Raw vector ``[log ell (d), log noise, (log amplitude, gaussian only)]``."""

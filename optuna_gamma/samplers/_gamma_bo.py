@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from optuna_gamma.gp import Acquisition
     from optuna_gamma.gp import GaussianProcess
     from optuna_gamma.gp import GPHyperparams
+    from optuna_gamma.gp.acquisition import FantasyAcquisition
 
 
 __all__ = ["GammaBOSampler"]
@@ -55,6 +56,10 @@ FLOAT_RESOLUTION = 1e-6
 # Uniform random candidates tried when the acquisition cannot give an allowed point.
 _N_RANDOM_FALLBACK = 256
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+# Joint draws of the pending points' values per suggestion (fantasy strategy).
+_N_FANTASIES = 16
+_SOBOL_LOCK = threading.Lock()
+_PARALLEL = ("fantasy", "liar")
 
 _INDEPENDENT_SAMPLING_WARNING = (
     "The parameter `{param_name}` in Trial#{trial_number} is sampled independently "
@@ -98,6 +103,32 @@ def _fresh_seed() -> int:
 
 def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
     return tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
+
+
+def _fantasy_draws(gp: GaussianProcess, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``_N_FANTASIES`` quasi-random joint draws ``(S, p)`` of :math:`f(X)` from the GP's
+    predictive (multivariate Student-t with ``gp.dof`` degrees of freedom, or Gaussian): scrambled
+    Sobol points mapped through the normal quantile (and, for the Student-t, the chi-square
+    quantile of the mixing variable, ``f = mu + L z / sqrt(w)``, ``w ~ chi2_nu / nu``)."""
+    from scipy.special import gammaincinv
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    from optuna_gamma.gp._linalg import robust_cholesky
+
+    loc, cov = gp.joint_predict(X)
+    p = len(loc)
+    L, _ = robust_cholesky(cov + 1e-12 * np.eye(p))
+    with _SOBOL_LOCK:
+        sobol = qmc.Sobol(p + 1, scramble=True, rng=rng)
+    u = np.clip(sobol.random(_N_FANTASIES), 1e-12, 1.0 - 1e-12)
+    z = ndtri(u[:, :p])
+    draws = loc[None, :] + z @ L.T
+    if math.isfinite(gp.dof):
+        half = 0.5 * gp.dof
+        w = gammaincinv(half, u[:, p]) / half
+        draws = loc[None, :] + (draws - loc[None, :]) / np.sqrt(w)[:, None]
+    return draws
 
 
 class GammaBOSampler(BaseSampler):
@@ -172,6 +203,10 @@ class GammaBOSampler(BaseSampler):
             sampler after the start-up trials.
         n_preliminary_samples: Sobol candidates scored per suggestion.
         n_local_search: Local searches (L-BFGS-B and coordinate search) per suggestion.
+        parallel: How pending points (RUNNING trials of other workers, ``n_jobs`` threads) enter
+            the acquisition: ``"fantasy"`` (EI averaged over joint Student-t draws of their
+            values, :class:`~optuna_gamma.gp.acquisition.FantasyAcquisition`) or ``"liar"``
+            (constant liar: observed at the worst value so far). PI always uses the liar.
     """
 
     def __init__(
@@ -193,8 +228,11 @@ class GammaBOSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         n_preliminary_samples: int = 512,
         n_local_search: int = 8,
+        parallel: str = "fantasy",
     ) -> None:
         _check_choice("acquisition", acquisition, _ACQUISITIONS)
+        _check_choice("parallel", parallel, _PARALLEL)
+        self._parallel = parallel
         self._settings = GPSettings(
             kernel=kernel,  # type: ignore[arg-type]
             predictive=predictive,  # type: ignore[arg-type]
@@ -351,24 +389,28 @@ class GammaBOSampler(BaseSampler):
         obs: Observations,
         constraint_models: list[tuple[GaussianProcess, float]],
         pending: np.ndarray,
-    ) -> Acquisition:
-        """The log acquisition, with constant liars at the pending points."""
+        rng: np.random.Generator,
+    ) -> Acquisition | FantasyAcquisition:
+        """The log acquisition, given the pending points (fantasies or constant liars)."""
         from optuna_gamma.gp import Acquisition
         from optuna_gamma.gp import Feasibility
 
+        best_index = obs.best_index()
+        best = None if best_index is None else float(obs.y[best_index])
+        constraints = [Feasibility(c, t) for c, t in constraint_models]
+        if len(pending) > 0 and self._parallel == "fantasy" and self._acquisition == "ei":
+            from optuna_gamma.gp.acquisition import FantasyAcquisition
+            from optuna_gamma.gp.model import Fantasies
+
+            draws = _fantasy_draws(gp, pending, rng)
+            return FantasyAcquisition(Fantasies(gp, pending, draws), best=best, draws=draws,
+                                      xi=self._xi, constraints=constraints)
         if len(pending) > 0:
             # Constant liar: the pending points "observed" at the worst value seen so far,
             # with the hyperparameters fitted on the real observations.
             gp = gp.with_observations(pending, np.full(len(pending), float(obs.y.min())))
-        best = obs.best_index()
         kind: Any = self._acquisition
-        return Acquisition(
-            gp,
-            kind=kind,
-            best=None if best is None else float(obs.y[best]),
-            xi=self._xi,
-            constraints=[Feasibility(c, t) for c, t in constraint_models],
-        )
+        return Acquisition(gp, kind=kind, best=best, xi=self._xi, constraints=constraints)
 
     def _random_point(
         self, space: SearchSpace, rng: np.random.Generator, exclude: Callable[..., np.ndarray]
@@ -392,7 +434,7 @@ class GammaBOSampler(BaseSampler):
         exclude = self._exclusion(space, obs, pending)
         if gp is not None:
             try:
-                acq = self._acquisition_function(gp, obs, constraint_models, pending)
+                acq = self._acquisition_function(gp, obs, constraint_models, pending, rng)
                 ranked = obs.ranked()
                 x, _ = optimize_acquisition(
                     acq,

@@ -110,41 +110,52 @@ def _lbfgsb_batch(
     columns: np.ndarray,
     maxiter: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Jointly maximize the acquisition of every row of ``X`` over ``columns`` with L-BFGS-B."""
+    """Jointly maximize the acquisition of every row of ``X`` over ``columns`` with L-BFGS-B.
+
+    If the acquisition has ``lengthscales`` (the GP's, one per column), the search runs in the
+    scaled coordinates ``z = x / lengthscale`` (bounds ``[0, 1 / lengthscale]``), where a
+    stationary kernel's acquisition has about the same curvature along every axis, so that
+    L-BFGS-B converges in fewer iterations (the preconditioning of Optuna's ``GPSampler``).
+    """
     m, k = X.shape[0], len(columns)
     finite = np.isfinite(values)
     if not finite.any():
         return X, values
     base = X[finite]
+    lengthscales = getattr(acquisition, "lengthscales", None)
+    scale = np.ones(k) if lengthscales is None else np.asarray(lengthscales, dtype=float)[columns]
+    scale = np.where(np.isfinite(scale) & (scale > 0.0), scale, 1.0)
+    upper = np.tile(1.0 / scale, base.shape[0])
+    tiled = np.tile(scale, base.shape[0])
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
         Xz = base.copy()
-        Xz[:, columns] = z.reshape(-1, k)
+        Xz[:, columns] = np.clip(z * tiled, 0.0, 1.0).reshape(-1, k)
         v, g = acquisition.value_and_grad(Xz)
         v = np.asarray(v, dtype=float)
         g = np.asarray(g, dtype=float)[:, columns]
         if not np.all(np.isfinite(v)) or not np.all(np.isfinite(g)):
             # Tell L-BFGS-B to step back (a large, finite value).
             return 1e300, np.zeros(z.shape)
-        return -float(v.sum()), -g.ravel()
+        return -float(v.sum()), -g.ravel() * tiled
 
     from scipy.optimize import minimize
 
-    z0 = base[:, columns].ravel()
+    z0 = base[:, columns].ravel() / tiled
     try:
         res = minimize(
             fun,
-            z0,
+            np.clip(z0, 0.0, upper),
             jac=True,
             method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * z0.size,
+            bounds=list(zip(np.zeros(z0.size), upper)),
             options={"maxiter": maxiter},
         )
-        z = np.clip(res.x, 0.0, 1.0)
+        x = np.clip(res.x * tiled, 0.0, 1.0)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError):
         return X, values
     proposal = base.copy()
-    proposal[:, columns] = z.reshape(-1, k)
+    proposal[:, columns] = x.reshape(-1, k)
     new_values = _safe(acquisition(proposal))
     improved = new_values > values[finite]
     X = X.copy()
