@@ -200,3 +200,65 @@ def test_feasibility_terms_are_student_t_probabilities_with_gradients() -> None:
         loc, scale, float(gp.y.max()), dof=gp.dof), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="None only when"):
         Acquisition(gp, best=None)
+
+
+@pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
+def test_fantasy_acquisition_is_the_mean_ei_over_conditioned_gps(predictive: str) -> None:
+    """Each draw's model equals a GP built from scratch on the observations plus that draw; the
+    value is log of the mean EI over draws with the per-draw incumbent max(f*, max draw), and the
+    gradient matches finite differences."""
+    from optuna_gamma.gp.acquisition import FantasyAcquisition
+    from optuna_gamma.gp.model import Fantasies
+
+    gp = _gp(predictive)
+    rng = np.random.default_rng(21)
+    pending = rng.random((2, 3))
+    pending[:, 2] = [1.0, 3.0]
+    loc, cov = gp.joint_predict(pending)
+    draws = loc + rng.standard_normal((5, 2)) @ np.linalg.cholesky(cov).T
+    fant = Fantasies(gp, pending, draws)
+    best = float(gp.y.max())
+    acq = FantasyAcquisition(fant, best=best, draws=draws, xi=0.01)
+    Xq = rng.random((7, 3))
+    Xq[:, 2] = rng.integers(0, 4, 7)
+    eis = []
+    for s in range(5):
+        ref = GaussianProcess(np.vstack([gp.X, pending]), np.concatenate([gp.y, draws[s]]),
+                              gp.params, gp.settings, is_categorical=gp.is_categorical)
+        l_ref, s_ref = ref.predict(Xq)
+        l_f, s_f = fant.predict(Xq)
+        np.testing.assert_allclose(l_f[:, s], l_ref, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(s_f[:, s], s_ref, rtol=1e-9, atol=1e-12)
+        eis.append(expected_improvement(l_ref, s_ref, max(best, draws[s].max()), xi=0.01,
+                                        dof=ref.dof))
+    np.testing.assert_allclose(acq(Xq), np.log(np.mean(eis, axis=0)), rtol=1e-8)
+    value, grad = acq.value_and_grad(Xq)
+    np.testing.assert_allclose(value, acq(Xq), rtol=1e-12)
+    assert np.all(grad[:, 2] == 0.0)
+    h = 1e-6
+    for j in range(2):
+        Xp, Xm = Xq.copy(), Xq.copy()
+        Xp[:, j] += h
+        Xm[:, j] -= h
+        np.testing.assert_allclose(grad[:, j], (acq(Xp) - acq(Xm)) / (2 * h), rtol=1e-4, atol=1e-4)
+
+
+def test_fantasy_draws_follow_the_joint_student_t_predictive() -> None:
+    """The sampler's quasi-random draws at pending points have the joint predictive's mean and
+    covariance (a multivariate t with dof nu has covariance nu / (nu - 2) times its scale)."""
+    from optuna_gamma.samplers import _gamma_bo
+
+    gp = _gp("student_t")
+    rng = np.random.default_rng(5)
+    pending = rng.random((3, 3))
+    pending[:, 2] = 0.0
+    loc, scale_matrix = gp.joint_predict(pending)
+    old = _gamma_bo._N_FANTASIES
+    try:
+        _gamma_bo._N_FANTASIES = 2**14
+        draws = _gamma_bo._fantasy_draws(gp, pending, np.random.default_rng(0))
+    finally:
+        _gamma_bo._N_FANTASIES = old
+    nu = gp.dof
+    np.testing.assert_allclose(draws.mean(axis=0), loc, atol=0.02 * np.sqrt(np.diag(scale_matrix)).max())
+    np.testing.assert_allclose(np.cov(draws.T), nu / (nu - 2) * scale_matrix, rtol=0.05, atol=1e-3)

@@ -207,6 +207,9 @@ class GammaBOSampler(BaseSampler):
             the acquisition: ``"fantasy"`` (EI averaged over joint Student-t draws of their
             values, :class:`~optuna_gamma.gp.acquisition.FantasyAcquisition`) or ``"liar"``
             (constant liar: observed at the worst value so far). PI always uses the liar.
+        warp_output: Apply a Yeo-Johnson power transform (exponent by maximum likelihood) to the
+            standardized objective values before the GP sees them (from 5 observations on);
+            monotone, so it keeps the order of the values.
     """
 
     def __init__(
@@ -229,10 +232,12 @@ class GammaBOSampler(BaseSampler):
         n_preliminary_samples: int = 512,
         n_local_search: int = 8,
         parallel: str = "fantasy",
+        warp_output: bool = True,
     ) -> None:
         _check_choice("acquisition", acquisition, _ACQUISITIONS)
         _check_choice("parallel", parallel, _PARALLEL)
         self._parallel = parallel
+        self._warp_output = _check_bool("warp_output", warp_output)
         self._settings = GPSettings(
             kernel=kernel,  # type: ignore[arg-type]
             predictive=predictive,  # type: ignore[arg-type]
@@ -537,7 +542,8 @@ class GammaBOSampler(BaseSampler):
                 t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
             ]
             space = SearchSpace(search_space)
-            obs = Observations.from_trials(space, complete, study.direction)
+            obs = Observations.from_trials(space, complete, study.direction,
+                                           warp_output=self._warp_output)
             pending = self._pending_points(study, space, trial, running)
             rng = self._trial_rng(trial)
             if len(complete) < max(self._n_startup_trials, 1) or obs.n == 0:

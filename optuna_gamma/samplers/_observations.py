@@ -75,6 +75,37 @@ def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Stand
     return d / scale, Standardization(power, centre, shift, scale)
 
 
+#: Below this many observations the output is not warped (a power transform of 2-4 points is
+#: not identifiable).
+MIN_WARP_OBSERVATIONS = 5
+
+
+def warp(y: np.ndarray) -> np.ndarray:
+    """Yeo-Johnson power transform with the maximum-likelihood exponent, then standardized
+    (output warping; Yeo & Johnson 2000, as HEBO warps its outputs, Cowen-Rivers et al. 2022).
+
+    The transform is monotone, so the order of the observations (and so the incumbent) is kept;
+    a heavy tail of bad values (e.g. Rosenbrock's 1e5 far from its valley) is compressed, so the
+    GP's amplitude and lengthscales follow the region that matters instead of the worst values.
+    Returns ``y`` unchanged when the data are too few, constant, or the fit is not finite.
+    """
+    if len(y) < MIN_WARP_OBSERVATIONS or not np.ptp(y) > 0:
+        return y
+    from scipy import stats
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            z, _ = stats.yeojohnson(y)
+        except (ValueError, ArithmeticError):
+            return y
+    if not (np.all(np.isfinite(z)) and np.ptp(z) > 0):
+        return y
+    z = z - z.mean()
+    spread = float(z.std())
+    return z / spread if spread > 0 else y
+
+
 def constraints_of(trial: FrozenTrial) -> dict[str, float]:
     """A trial's constraint values (``Trial.set_constraint`` or a sampler's ``constraints_func``;
     ``FrozenTrial.constraints`` in Optuna >= 5, the ``"constraints"`` system attribute before)."""
@@ -93,7 +124,8 @@ class Observations:
 
     Attributes:
         X: Encoded parameters ``(n, d)``.
-        y: Standardized objective values ``(n,)``, larger is better.
+        y: Standardized (and, with ``warp_output``, Yeo-Johnson warped) objective values
+            ``(n,)``, larger is better.
         constraint_names: Names of the constraints (sorted); empty if unconstrained.
         constraints: ``(n, k)`` constraint values (``nan`` where a trial lacks one); feasible
             where ``<= 0``.
@@ -108,7 +140,12 @@ class Observations:
 
     @classmethod
     def from_trials(
-        cls, space: SearchSpace, trials: Sequence[FrozenTrial], direction: StudyDirection
+        cls,
+        space: SearchSpace,
+        trials: Sequence[FrozenTrial],
+        direction: StudyDirection,
+        *,
+        warp_output: bool = True,
     ) -> Observations:
         rows, values, cons = [], [], []
         for t in trials:
@@ -123,6 +160,8 @@ class Observations:
         X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
         sign = -1.0 if direction == StudyDirection.MINIMIZE else 1.0
         y, _ = standardize(sign * np.asarray(values, dtype=float))
+        if warp_output:
+            y = warp(y)
         names = tuple(sorted({k for c in cons for k in c}))
         C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
         C = C.reshape(len(cons), len(names))
