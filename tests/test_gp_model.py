@@ -283,6 +283,13 @@ def test_joint_predict_and_extra_observations(mean: str) -> None:
     for a, b in zip(ext.predict(Xt), ref.predict(Xt)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert ext.dof == ref.dof and ext.b_n == pytest.approx(ref.b_n, rel=1e-12, nan_ok=True)
+    # extended(): all outputs replaced (e.g. re-standardized), the factor and L^-1 extended
+    y_all = rng.standard_normal(len(y) + 5)
+    ext2 = gp.extended(Xq, y_all)
+    ref2 = GaussianProcess(np.vstack([X, Xq]), y_all, PARAMS, settings, is_categorical=CAT)
+    assert ext2._L_inv_T is not None  # extended from gp's (computed by predict above)
+    for a, b in zip(ext2.predict_and_grad(Xt), ref2.predict_and_grad(Xt)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
 def test_student_t_predictive_against_monte_carlo() -> None:

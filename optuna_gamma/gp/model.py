@@ -188,7 +188,7 @@ class GaussianProcess:
         settings: GPSettings | None = None,
         *,
         is_categorical: np.ndarray | None = None,
-        _factor: tuple[np.ndarray, float] | None = None,
+        _factor: tuple[np.ndarray, float, np.ndarray | None] | None = None,
     ) -> None:
         self.settings = GPSettings() if settings is None else settings
         self.X, self.y = check_data(X, y)
@@ -213,13 +213,14 @@ class GaussianProcess:
                 K[np.diag_indices(n)] += params.noise
                 self._cond = Conditioning.of(K, self.y, self.settings)
             else:
-                self._cond = Conditioning.from_factor(*_factor, self.y, self.settings)
+                self._cond = Conditioning.from_factor(_factor[0], _factor[1], self.y,
+                                                      self.settings)
         scale = OutputScale.of(self._cond, params, self.settings)
         self.a_n, self.b_n = scale.a_n, scale.b_n
         self.dof, self.variance_factor = scale.dof, scale.variance_factor
         self.mean = self._cond.mean
         self.jitter = self._cond.jitter
-        self._L_inv_T: np.ndarray | None = None
+        self._L_inv_T: np.ndarray | None = None if _factor is None else _factor[2]
 
     # -- kernels against the training points -------------------------------------------------
 
@@ -359,22 +360,47 @@ class GaussianProcess:
         The Cholesky factor is extended in :math:`O(n^2 p)` instead of refactorized (used for
         the pending points of parallel workers).
         """
-        X_new = np.atleast_2d(np.asarray(X_new, dtype=float))
         y_new = np.atleast_1d(np.asarray(y_new, dtype=float))
-        if len(X_new) == 0:
-            return self
+        return self.extended(X_new, np.concatenate([self.y, y_new]))
+
+    def extended(self, X_new: np.ndarray, y: np.ndarray) -> GaussianProcess:
+        """A GP with these hyperparameters on the inputs ``X`` plus ``X_new`` and the outputs
+        ``y`` (all ``n + p`` of them, which may differ from this GP's, e.g. re-standardized).
+
+        The kernel matrix depends on the inputs and hyperparameters only, so its Cholesky factor
+        (and :math:`L^{-1}`, if computed) is extended in :math:`O(n^2 p)` instead of being
+        refactorized in :math:`O(n^3)`: block :math:`L_{21} = K_{21} L_{11}^{-T}`,
+        :math:`L_{22} = \\mathrm{chol}(K_{22} - L_{21} L_{21}^\\top)`, and
+        :math:`(L^{-1})_{21} = -L_{22}^{-1} L_{21} L_{11}^{-1}`.
+        """
+        X_new = np.atleast_2d(np.asarray(X_new, dtype=float)).reshape(-1, self.X.shape[1])
         X_all = np.vstack([self.X, X_new])
-        y_all = np.concatenate([self.y, y_new])
+        if len(X_new) == 0:
+            return GaussianProcess(X_all, y, self.params, self.settings,
+                                   is_categorical=self.is_categorical,
+                                   _factor=(self._cond.L, self._cond.jitter, self._L_inv_T))
+        factor: tuple[np.ndarray, float, np.ndarray | None] | None
         with limit_blas_threads():
             K21 = self.kernel(X_new)
             K22 = self._query_kernel(X_new)
             K22[np.diag_indices(len(X_new))] += self.params.noise + self._cond.jitter
             try:
-                L, _, _ = _linalg.extend_cholesky(self._cond.L, K21, K22)
-                factor: tuple[np.ndarray, float] | None = (L, self._cond.jitter)
+                L, L21, L22 = _linalg.extend_cholesky(self._cond.L, K21, K22)
             except np.linalg.LinAlgError:
                 factor = None
-        return GaussianProcess(X_all, y_all, self.params, self.settings,
+            else:
+                linv_t = None
+                if self._L_inv_T is not None:
+                    n, p = self.X.shape[0], len(X_new)
+                    A = self._L_inv_T.T  # L11^{-1}
+                    L22_inv = _linalg.triangular_inverse(L22)
+                    L_inv = np.zeros((n + p, n + p))
+                    L_inv[:n, :n] = A
+                    L_inv[n:, :n] = -L22_inv @ (L21 @ A)
+                    L_inv[n:, n:] = L22_inv
+                    linv_t = np.ascontiguousarray(L_inv.T)
+                factor = (L, self._cond.jitter, linv_t)
+        return GaussianProcess(X_all, y, self.params, self.settings,
                                is_categorical=self.is_categorical, _factor=factor)
 
     def log_marginal_likelihood(self) -> float:

@@ -9,6 +9,7 @@ import math
 import numbers
 import threading
 from typing import Any
+from typing import NamedTuple
 from typing import TYPE_CHECKING
 import zlib
 
@@ -60,6 +61,10 @@ _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 _N_FANTASIES = 16
 _SOBOL_LOCK = threading.Lock()
 _PARALLEL = ("fantasy", "liar")
+# Hyperparameter refit schedule (see _refit_due) and the models kept for warm starts.
+_ALWAYS_REFIT = 64
+_REFIT_GROWTH = 0.125
+_MAX_CACHED_MODELS = 16
 
 _INDEPENDENT_SAMPLING_WARNING = (
     "The parameter `{param_name}` in Trial#{trial_number} is sampled independently "
@@ -99,6 +104,34 @@ def _check_bool(name: str, value: object) -> bool:
 
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+
+
+class _Fitted(NamedTuple):
+    gp: GaussianProcess
+    n_fitted: int  # observations the hyperparameters were fitted on
+
+
+def _refit_due(n: int, n_fitted: int) -> bool:
+    """Refit the hyperparameters at every suggestion up to ``_ALWAYS_REFIT`` observations, then
+    whenever the data have grown by ``_REFIT_GROWTH`` (12.5%: at 200 observations every 25th
+    suggestion) since the last fit; in between the last hyperparameters are reused. Optimal
+    hyperparameters move little when a few points join a large data set, and the fit (about 50
+    evidence evaluations of O(n^3) each) is most of a suggestion's cost at that size."""
+    return n <= _ALWAYS_REFIT or n >= n_fitted * (1.0 + _REFIT_GROWTH)
+
+
+def _recondition(gp: GaussianProcess, X: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
+    """``gp``'s hyperparameters on ``(X, y)``, extending its factor when its inputs are the first
+    rows of ``X`` (the usual case: trials complete in order); ``None`` if that fails."""
+    from optuna_gamma.gp import GaussianProcess
+
+    m = gp.X.shape[0]
+    try:
+        if X.shape[0] >= m and np.array_equal(X[:m], gp.X):
+            return gp.extended(X[m:], y)
+        return GaussianProcess(X, y, gp.params, gp.settings, is_categorical=gp.is_categorical)
+    except _NUMERICAL_ERRORS:
+        return None
 
 
 def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
@@ -276,8 +309,9 @@ class GammaBOSampler(BaseSampler):
         self._pending: dict[tuple[str, int], dict[str, Any]] = {}
         # (study name, trial number) of trials whose relative sampling fell in the start-up phase.
         self._startup: set[tuple[str, int]] = set()
-        # (search-space signature, model) -> hyperparameters of the last fit (warm start).
-        self._fit_cache: dict[tuple[Any, ...], GPHyperparams] = {}
+        # (study, search-space signature, model) -> the last GP and the number of observations
+        # its hyperparameters were fitted on (warm start, refit schedule, factor reuse).
+        self._fit_cache: dict[tuple[Any, ...], _Fitted] = {}
 
     @property
     def gp_settings(self) -> GPSettings:
@@ -289,6 +323,7 @@ class GammaBOSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        state["_fit_cache"] = {}  # large arrays; refitted (from the default start) when needed
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -362,30 +397,45 @@ class GammaBOSampler(BaseSampler):
 
     def _fit(
         self,
+        study: Study,
         space: SearchSpace,
         X: np.ndarray,
         y: np.ndarray,
         target: str,
     ) -> GaussianProcess | None:
-        """Fit a GP (warm-started from the last fit of the same space and target)."""
+        """The GP of ``target`` on ``(X, y)``: hyperparameters refitted on the schedule of
+        :func:`_refit_due` (warm-started from the last fit), else the last ones reused with the
+        Cholesky factor extended by the new rows (:meth:`GaussianProcess.extended`)."""
         from optuna_gamma.gp import GaussianProcess
         from optuna_gamma.gp import GPHyperparams
         from optuna_gamma.gp.fit import fit_gp
 
-        key = (_space_key(space), target)
-        init = self._fit_cache.get(key)
-        try:
-            gp = fit_gp(X, y, self._settings, is_categorical=space.is_categorical, init=init)
-        except _NUMERICAL_ERRORS as error:
-            _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
-            params = init or GPHyperparams.default(space.dim, self._settings)
+        key = (study.study_name, _space_key(space), target)
+        cached = self._fit_cache.pop(key, None)
+        n = len(X)
+        gp = None
+        if cached is not None and not _refit_due(n, cached.n_fitted):
+            gp = _recondition(cached.gp, X, y)
+        if gp is None:
+            init = None if cached is None else cached.gp.params
             try:
-                gp = GaussianProcess(X, y, params, self._settings,
-                                     is_categorical=space.is_categorical)
-            except _NUMERICAL_ERRORS as error2:
-                _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
-                return None
-        self._fit_cache[key] = gp.params
+                gp = fit_gp(X, y, self._settings, is_categorical=space.is_categorical, init=init)
+            except _NUMERICAL_ERRORS as error:
+                _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
+                params = init or GPHyperparams.default(space.dim, self._settings)
+                try:
+                    gp = GaussianProcess(X, y, params, self._settings,
+                                         is_categorical=space.is_categorical)
+                except _NUMERICAL_ERRORS as error2:
+                    _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
+                    return None
+            n_fitted = n
+        else:
+            assert cached is not None
+            n_fitted = cached.n_fitted
+        self._fit_cache[key] = _Fitted(gp, n_fitted)
+        while len(self._fit_cache) > _MAX_CACHED_MODELS:  # oldest first (insertion order)
+            self._fit_cache.pop(next(iter(self._fit_cache)))
         return gp
 
     def _acquisition_function(
@@ -476,14 +526,14 @@ class GammaBOSampler(BaseSampler):
         return exclude
 
     def _constraint_models(
-        self, space: SearchSpace, obs: Observations
+        self, study: Study, space: SearchSpace, obs: Observations
     ) -> list[tuple[GaussianProcess, float]]:
         models = []
         for i, name in enumerate(obs.constraint_names):
             Xc, g, threshold = obs.constraint_targets(i)
             if len(g) == 0:
                 continue
-            gp = self._fit(space, Xc, g, target=f"constraint:{name}")
+            gp = self._fit(study, space, Xc, g, target=f"constraint:{name}")
             if gp is not None:
                 models.append((gp, threshold))
         return models
@@ -584,8 +634,8 @@ class GammaBOSampler(BaseSampler):
         running: list[FrozenTrial],
         rng: np.random.Generator,
     ) -> np.ndarray:
-        gp = self._fit(space, obs.X, obs.y, target="objective")
-        constraint_models = self._constraint_models(space, obs) if obs.constrained else []
+        gp = self._fit(study, space, obs.X, obs.y, target="objective")
+        constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
         # Earlier trials of other workers that are still choosing their parameters will most
         # likely take the points this model ranks first: take those as pending too (the
         # greedy constant-liar batch), so that simultaneous workers do not collide.
