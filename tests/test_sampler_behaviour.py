@@ -247,29 +247,87 @@ def test_n_jobs_2_gives_no_duplicate_parameter_sets() -> None:
 
 
 _WORKER = """
-import random, sys, time
+import sys
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna_gamma import GammaBOSampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-kind, url, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kind, url = sys.argv[1], sys.argv[2]
 storage = url if kind == "sqlite" else JournalStorage(JournalFileBackend(url))
-study = optuna.load_study(study_name="shared", storage=storage, sampler=GammaBOSampler(seed=0))
 
-def objective(trial):
-    x = trial.suggest_float("x", -1, 2)
-    y = trial.suggest_float("y", -1, 2)
-    time.sleep(0.01 + 0.04 * random.Random(trial.number).random())  # workers out of step
-    return -((x - 0.4) ** 2) - (y + 0.2) ** 2
 
-study.optimize(objective, n_trials=n_trials)
+class Paused(GammaBOSampler):
+    # Stops after the snapshot of the trials until the parent says "go": the parent decides in
+    # which order simultaneous workers finish computing (no timing decides the outcome).
+    pause = False
+
+    def _suggest(self, *args, **kwargs):
+        if self.pause:
+            print("snapshot", flush=True)
+            assert sys.stdin.readline().strip() == "go"
+        return super()._suggest(*args, **kwargs)
+
+
+sampler = Paused(seed=0, deterministic_objective=True)
+study = optuna.load_study(study_name="shared", storage=storage, sampler=sampler)
+trial = None
+for line in sys.stdin:
+    command = line.split()
+    if command[0] == "ask":
+        sampler.pause = command[1] == "1"
+        trial = study.ask()
+        x, y = trial.suggest_int("x", 0, 12), trial.suggest_int("y", 0, 12)
+        print("asked", trial.number, x, y, flush=True)
+    elif command[0] == "tell":
+        study.tell(trial, -((trial.params["x"] - 7) ** 2) - (trial.params["y"] - 4) ** 2)
+        print("told", flush=True)
+    else:
+        break
 """
+
+
+class _Worker:
+    """A worker process driven line by line through pipes (blocking reads, no sleeps)."""
+
+    def __init__(self, script: Path, kind: str, url: str, cwd: Path) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), kind, url], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+        )
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, word: str) -> list[str]:
+        assert self.proc.stdout is not None
+        reply = self.proc.stdout.readline().split()
+        if not reply or reply[0] != word:
+            self.proc.kill()
+            raise AssertionError(f"expected {word!r}, got {reply}: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+        return reply
+
+    def close(self) -> None:
+        self.send("quit")
+        _, err = self.proc.communicate(timeout=120)
+        assert self.proc.returncode == 0, err
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path: Path) -> None:
+    """Two worker processes on one SQLite / JournalFileBackend storage, on a 13 x 13 integer grid
+    where both would otherwise take the same point (deterministic objective: no point may be
+    evaluated twice). The parent drives a fixed schedule through
+    pipes, so the outcome is the same on every run: both workers take their snapshot of the
+    trials before either writes a parameter (the later-numbered one sees the other as still
+    choosing; whoever finishes second finds the other's point in the storage and proposes again),
+    in both finishing orders; a worker asks while the other's trial is RUNNING with its
+    parameters (a pending point); and a worker finishes computing after the other's trial has
+    already completed with the same point. No parameter set may occur twice."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
         storage: Any = url
@@ -278,28 +336,43 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(url)
         )
-    optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    study = optuna.create_study(study_name="shared", storage=storage, direction="maximize")
+    dist = {"x": IntDistribution(0, 12), "y": IntDistribution(0, 12)}
+    for x, y in [(1, 1), (11, 2), (3, 10), (10, 11)]:
+        study.add_trial(optuna.create_trial(params={"x": x, "y": y}, distributions=dist,
+                                            value=-((x - 7) ** 2) - (y - 4) ** 2))
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    env = {"PATH": "", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), kind, url, "10"],
-            env=env,
-            cwd=tmp_path,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err
-    study = optuna.load_study(study_name="shared", storage=storage)
-    trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(trials) == 20
-    assert _duplicates(trials) == 0
-    assert study.best_value > -0.05
+    a, b = _Worker(script, kind, url, tmp_path), _Worker(script, kind, url, tmp_path)
+    try:
+        for first, second in [(a, b), (b, a), (a, b)]:
+            # both snapshot, then `first` finishes computing before `second`
+            a.send("ask 1"), a.expect("snapshot")
+            b.send("ask 1"), b.expect("snapshot")
+            first.send("go"), first.expect("asked")
+            second.send("go"), second.expect("asked")
+            a.send("tell"), a.expect("told")
+            b.send("tell"), b.expect("told")
+        for _ in range(3):
+            # a pending point: b asks while a's trial is RUNNING with its parameters
+            a.send("ask 0"), a.expect("asked")
+            b.send("ask 0"), b.expect("asked")
+            b.send("tell"), b.expect("told")
+            a.send("tell"), a.expect("told")
+        for _ in range(2):
+            # a completes a trial while b computes from an older snapshot
+            b.send("ask 1"), b.expect("snapshot")
+            a.send("ask 0"), a.expect("asked")
+            a.send("tell"), a.expect("told")
+            b.send("go"), b.expect("asked")
+            b.send("tell"), b.expect("told")
+    finally:
+        a.close()
+        b.close()
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    assert len(trials) == 4 + 6 + 6 + 4
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert _duplicates(trials) == 0, " ".join(f"{t.number}:{t.params['x']},{t.params['y']}" for t in trials)
 
 
 def test_multi_objective_raises_value_error() -> None:

@@ -540,11 +540,14 @@ class GammaBOSampler(BaseSampler):
 
     @staticmethod
     def _conflicts(
-        study: Study, trial: FrozenTrial, space: SearchSpace, x: np.ndarray
+        study: Study, trial: FrozenTrial, space: SearchSpace, x: np.ndarray, known: set[int]
     ) -> bool:
-        """Whether a RUNNING trial of another worker already holds the point ``x``."""
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number == trial.number:
+        """Whether another worker took the point ``x`` while this one computed it: a RUNNING
+        trial of another worker holds it, or a trial that was not among the completed ones of
+        this suggestion's snapshot (``known``) has completed with it meanwhile."""
+        states = (TrialState.RUNNING, TrialState.COMPLETE)
+        for t in study.get_trials(deepcopy=False, states=states):
+            if t.number == trial.number or (t.state == TrialState.COMPLETE and t.number in known):
                 continue
             try:
                 other = space.round(space.encode(t.params)[None])
@@ -599,7 +602,8 @@ class GammaBOSampler(BaseSampler):
             if len(complete) < max(self._n_startup_trials, 1) or obs.n == 0:
                 params = self._startup_params(study, trial, space, obs, pending, rng)
             else:
-                x = self._suggest(study, trial, space, obs, pending, running, rng)
+                x = self._suggest(study, trial, space, obs, pending, running, rng,
+                                  known={t.number for t in complete})
                 params = space.decode(x)
             if params:
                 self._pending[(study.study_name, trial.number)] = params
@@ -633,7 +637,10 @@ class GammaBOSampler(BaseSampler):
         pending: np.ndarray,
         running: list[FrozenTrial],
         rng: np.random.Generator,
+        known: set[int],
     ) -> np.ndarray:
+        """The encoded proposal (after the snapshot of the trials: ``obs``, ``pending``,
+        ``running``; ``known`` = the numbers of its completed trials)."""
         gp = self._fit(study, space, obs.X, obs.y, target="objective")
         constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
         # Earlier trials of other workers that are still choosing their parameters will most
@@ -649,7 +656,7 @@ class GammaBOSampler(BaseSampler):
         for _ in range(_MAX_CONFLICT_RETRIES):
             # Another process may have written the same point while we computed: then
             # treat that point as pending too and propose again.
-            if not self._conflicts(study, trial, space, x):
+            if not self._conflicts(study, trial, space, x, known):
                 break
             pending = np.vstack([pending, x[None]])
             x = self._propose(space, gp, obs, constraint_models,
