@@ -1,4 +1,9 @@
-"""Small dense linear-algebra helpers shared by the evidence and the model."""
+"""Small dense linear-algebra helpers shared by the evidence and the model.
+
+They call LAPACK through ``scipy.linalg.lapack`` directly: the matrices are small (tens to
+hundreds of rows) and called thousands of times per suggestion, where the argument checking of
+the ``scipy.linalg`` wrappers cost more than the factorizations.
+"""
 
 from __future__ import annotations
 
@@ -22,25 +27,27 @@ def robust_cholesky(K: np.ndarray) -> tuple[np.ndarray, float]:
     n = K.shape[0]
     for jitter in JITTERS:
         A = K if jitter == 0.0 else K + jitter * np.eye(n)
-        try:
-            L = scipy.linalg.cholesky(A, lower=True, check_finite=False)
-        except (np.linalg.LinAlgError, ValueError):
-            continue
-        if np.all(np.isfinite(L)) and np.all(np.diag(L) > 0.0):
+        if not np.all(np.isfinite(A)):
+            break
+        L, info = scipy.linalg.lapack.dpotrf(A, lower=1, clean=1)
+        if info == 0 and np.all(np.diag(L) > 0.0):
             return L, jitter
     raise np.linalg.LinAlgError("Cholesky factorization failed even with jitter 1e-2.")
 
 
 def cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """:math:`K^{-1} b` from the lower Cholesky factor of ``K``."""
-    return scipy.linalg.cho_solve((L, True), b, check_finite=False)
+    x, info = scipy.linalg.lapack.dpotrs(L, b, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dpotrs failed (info={info}).")
+    return x
 
 
 def cho_inverse(L: np.ndarray) -> np.ndarray:
     """:math:`K^{-1}` from the lower Cholesky factor (LAPACK ``potri``, then symmetrized)."""
     inv, info = scipy.linalg.lapack.dpotri(L, lower=1)
     if info != 0:
-        return cho_solve(L, np.eye(L.shape[0]))
+        return scipy.linalg.cho_solve((L, True), np.eye(L.shape[0]), check_finite=False)
     lower = np.tril(inv)
     return lower + np.tril(inv, -1).T
 
@@ -67,7 +74,10 @@ def extend_cholesky(
         numpy.linalg.LinAlgError: The Schur complement is not positive definite even with jitter.
     """
     n, p = L11.shape[0], K22.shape[0]
-    L21 = scipy.linalg.solve_triangular(L11, K21.T, lower=True, check_finite=False).T
+    X, info = scipy.linalg.lapack.dtrtrs(L11, np.ascontiguousarray(K21.T), lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dtrtrs failed (info={info}).")
+    L21 = X.T
     S = K22 - L21 @ L21.T
     L22, _ = robust_cholesky(0.5 * (S + S.T))
     L = np.zeros((n + p, n + p))

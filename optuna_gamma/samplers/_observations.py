@@ -80,6 +80,37 @@ def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Stand
 MIN_WARP_OBSERVATIONS = 5
 
 
+# Yeo-Johnson exponents searched (a grid, then a parabolic refinement around its best point).
+_YJ_GRID = np.linspace(-3.0, 5.0, 81)
+
+
+def yeo_johnson(y: np.ndarray, lam: np.ndarray | float) -> np.ndarray:
+    """The Yeo-Johnson transform of ``y`` for each exponent in ``lam`` (shape ``lam.shape +
+    y.shape``): :math:`((y+1)^\\lambda - 1)/\\lambda` for :math:`y \\ge 0` and
+    :math:`-((1-y)^{2-\\lambda} - 1)/(2-\\lambda)` for :math:`y < 0` (logarithms at
+    :math:`\\lambda = 0` resp. 2), written with ``expm1``/``log1p`` for accuracy."""
+    lam = np.asarray(lam, dtype=float)[..., None]
+    y = np.asarray(y, dtype=float)
+    pos = y >= 0.0
+    lp = np.log1p(np.where(pos, y, 0.0))  # log(1 + y) on the positive side
+    ln = np.log1p(np.where(pos, 0.0, -y))  # log(1 - y) on the negative side
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = np.where(np.abs(lam) < 1e-12, lp, np.expm1(lam * lp) / lam)
+        two = 2.0 - lam
+        b = np.where(np.abs(two) < 1e-12, -ln, -np.expm1(two * ln) / two)
+    return np.where(pos, a, b)
+
+
+def _yeo_johnson_llf(y: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Profile log-likelihood of the exponents (Yeo & Johnson 2000): the Gaussian log-likelihood
+    of the transformed data at its MLE variance plus the log-Jacobian."""
+    z = yeo_johnson(y, lam)
+    var = z.var(axis=-1)
+    jac = np.sum(np.sign(y) * np.log1p(np.abs(y)))
+    with np.errstate(divide="ignore"):
+        return -0.5 * y.shape[0] * np.log(var) + (np.asarray(lam) - 1.0) * jac
+
+
 def warp(y: np.ndarray) -> np.ndarray:
     """Yeo-Johnson power transform with the maximum-likelihood exponent, then standardized
     (output warping; Yeo & Johnson 2000, as HEBO warps its outputs, Cowen-Rivers et al. 2022).
@@ -87,18 +118,24 @@ def warp(y: np.ndarray) -> np.ndarray:
     The transform is monotone, so the order of the observations (and so the incumbent) is kept;
     a heavy tail of bad values (e.g. Rosenbrock's 1e5 far from its valley) is compressed, so the
     GP's amplitude and lengthscales follow the region that matters instead of the worst values.
-    Returns ``y`` unchanged when the data are too few, constant, or the fit is not finite.
+    The exponent maximizes the profile likelihood over [-3, 5] (a grid of step 0.1, then one
+    parabolic step). Returns ``y`` unchanged when the data are too few or constant, or the
+    transform is not finite.
     """
+    y = np.asarray(y, dtype=float)
     if len(y) < MIN_WARP_OBSERVATIONS or not np.ptp(y) > 0:
         return y
-    from scipy import stats
-
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            z, _ = stats.yeojohnson(y)
-        except (ValueError, ArithmeticError):
-            return y
+    llf = _yeo_johnson_llf(y, _YJ_GRID)
+    llf = np.where(np.isfinite(llf), llf, -np.inf)
+    i = int(np.argmax(llf))
+    lam = float(_YJ_GRID[i])
+    if 0 < i < len(_YJ_GRID) - 1 and np.all(np.isfinite(llf[i - 1 : i + 2])):
+        f0, f1, f2 = llf[i - 1 : i + 2]
+        den = f0 - 2.0 * f1 + f2
+        if den < 0.0:  # concave: the vertex of the parabola through the three points
+            lam += 0.5 * (_YJ_GRID[1] - _YJ_GRID[0]) * (f0 - f2) / den
+    with np.errstate(all="ignore"):
+        z = yeo_johnson(y, lam)
     if not (np.all(np.isfinite(z)) and np.ptp(z) > 0):
         return y
     z = z - z.mean()
@@ -109,6 +146,8 @@ def warp(y: np.ndarray) -> np.ndarray:
 def constraints_of(trial: FrozenTrial) -> dict[str, float]:
     """A trial's constraint values (``Trial.set_constraint`` or a sampler's ``constraints_func``;
     ``FrozenTrial.constraints`` in Optuna >= 5, the ``"constraints"`` system attribute before)."""
+    if not any(str(key).startswith("constraints") for key in trial.system_attrs):
+        return {}  # the usual case, without building the property's dict
     found = getattr(trial, "constraints", None)
     if isinstance(found, dict):
         return {str(k): float(v) for k, v in found.items()}

@@ -25,14 +25,14 @@ The search works on the encoded unit cube of
    ``lbfgs_maxiter`` (20) iterations: a block-separable sum converges only as fast as its
    slowest start, so running it to convergence spent most of the suggestion time on starts that
    end up discarded (and stopped some starts short of their maximum). Then the best
-   ``n_polish`` (3) starts are polished one at a time, each to its own convergence, with up to
-   ``polish_maxiter`` iterations (as Optuna's GPSampler runs one L-BFGS-B per start). On
-   clustered 100-trial histories (Hartmann-6 and its 3-D slice) this cut the optimizer's time
-   by about a quarter and reached the same or a higher acquisition value than running all
-   starts jointly to convergence.
+   ``n_polish`` (1) start is polished on its own to convergence, with up to ``polish_maxiter``
+   iterations (as Optuna's GPSampler runs one L-BFGS-B per start). The L-BFGS-B coordinates are
+   scaled by the GP's lengthscales when the acquisition gives them (``z = x / lengthscale``, the
+   preconditioning of Optuna's GPSampler).
 3. *Rounding.* Relaxed grid columns are snapped by a neighbourhood search over the
-   ``2 * neighbourhood + 1`` grid values around the relaxed position; the best point found
-   anywhere (local or global phase) is returned, already on the grid.
+   ``2 * neighbourhood + 1`` grid values around the relaxed position (arithmetic on the grid
+   index: a grid is never enumerated); the best point found anywhere (local or global phase)
+   that the ``exclude`` predicate allows (the repeat guard) is returned, already on the grid.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def optimize_acquisition(
     max_rounds: int = 5,
     lbfgs_maxiter: int = 20,
     polish_maxiter: int = 100,
-    n_polish: int = 3,
+    n_polish: int = 1,
     tol: float = 1e-4,
     exclude: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
