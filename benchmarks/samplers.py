@@ -187,6 +187,8 @@ def run_cell(
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
     }
+    if problem.noisy:
+        record["true_values"] = [t.user_attrs.get("true_value", math.nan) for t in trials]
     if record_params:
         record["params"] = [t.params for t in trials]
     return record
@@ -218,7 +220,11 @@ def with_regret(record: dict[str, Any]) -> dict[str, Any]:
     """The record with its best-so-far ``regret`` curve, recomputed from the values."""
     problem = get_problem(record["problem"])
     values = [v if v is not None else math.nan for v in record["values"]]
-    return {**record, "regret": problem.regret_curve(values, record["n_trials"])}
+    if "true_values" in record:
+        curve = problem.inference_regret_curve(values, record["true_values"], record["n_trials"])
+    else:
+        curve = problem.regret_curve(values, record["n_trials"])
+    return {**record, "regret": curve}
 
 
 def load_records(run_dir: Path) -> list[dict[str, Any]]:
@@ -495,6 +501,7 @@ def write_summary(
     title: str | None = None,
     merge: Sequence[Path] = (),
     only: Sequence[str] | None = None,
+    checkpoints: Sequence[int] = CHECKPOINTS,
 ) -> dict[str, Any]:
     """Summarize the run's raw cells (plus those of the ``merge`` runs) into summary.*.
 
@@ -508,7 +515,7 @@ def write_summary(
         records = [r for r in records if r["sampler"] in only]
     if not records:
         raise ValueError(f"no finished cells under {run_dir}")
-    summary = summarize(records, reference=reference)
+    summary = summarize(records, checkpoints=checkpoints, reference=reference)
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta["cells finished"] = len(records)
@@ -558,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--merge", nargs="*", default=[], help="other runs whose cells join the summary")
     ap.add_argument("--summary-samplers", nargs="*", default=None,
                     help="samplers kept in the summary (default: all)")
+    ap.add_argument("--checkpoints", type=int, nargs="+", default=list(CHECKPOINTS),
+                    help="trials at which the summary reports regrets (the last is added)")
     ap.add_argument("--record-params", action="store_true",
                     help="also record every trial's parameters in the cells")
     args = ap.parse_args(argv)
@@ -615,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if pool is not None:
                 pool.terminate()
     summary = write_summary(run_dir, args.reference, merge=[args.results_dir / m for m in args.merge],
+                            checkpoints=args.checkpoints,
                             only=args.summary_samplers)
     print((run_dir / "summary.md").read_text())
     return 0 if summary["stats"] else 1

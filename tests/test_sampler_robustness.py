@@ -184,3 +184,29 @@ def test_pending_points_are_never_proposed_again() -> None:
              for _ in range(10)]
     keys = [tuple(sorted(t.params.items())) for t in asked]
     assert len(set(keys)) == 10
+
+
+# -- output warping --------------------------------------------------------------------------------
+
+
+def test_yeo_johnson_warp_matches_scipy_and_keeps_the_order() -> None:
+    from scipy import stats
+
+    from optuna_gamma.samplers._observations import _yeo_johnson_llf, warp, yeo_johnson
+
+    rng = np.random.default_rng(0)
+    for y in (rng.standard_normal(30), np.exp(rng.standard_normal(40)),
+              -np.exp(2 * rng.standard_normal(25)), rng.standard_t(2, 50)):
+        y = (y - y.mean()) / y.std()
+        lam_ref = stats.yeojohnson_normmax(y)
+        for lam in (-2.0, 0.0, 0.7, 2.0, lam_ref):
+            np.testing.assert_allclose(yeo_johnson(y, lam), stats.yeojohnson(y, lmbda=lam),
+                                       rtol=1e-12, atol=1e-12)
+            assert _yeo_johnson_llf(y, np.array(lam)) == pytest.approx(stats.yeojohnson_llf(lam, y))
+        z = warp(y)
+        ref = stats.yeojohnson(y, lmbda=lam_ref)
+        np.testing.assert_allclose(z, (ref - ref.mean()) / ref.std(), atol=5e-3)
+        assert np.array_equal(np.argsort(z, kind="stable"), np.argsort(y, kind="stable"))
+        assert abs(z.mean()) < 1e-12 and z.std() == pytest.approx(1.0)
+    assert np.array_equal(warp(np.array([1.0, -1.0])), np.array([1.0, -1.0]))  # too few
+    assert np.array_equal(warp(np.zeros(8)), np.zeros(8))  # constant

@@ -20,6 +20,8 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.gp.settings import DEFAULT_PRIOR_RATE
+from optuna_gamma.gp.settings import DEFAULT_PRIOR_SHAPE
 from optuna_gamma.gp.settings import GPSettings
 from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._optimize import optimize_acquisition
@@ -205,9 +207,10 @@ class GammaBOSampler(BaseSampler):
         acquisition: ``"ei"`` (Expected Improvement) or ``"pi"`` (Probability of Improvement).
         xi: Exploration trade-off :math:`\\xi \\ge 0` of EI/PI in units of the standardized
             objective (one unit = one standard deviation of the observed values).
-        prior_shape: Gamma prior shape :math:`a_0 > 0`. The default 1.0 is weak (worth two
-            pseudo-observations), keeping the predictive heavy-tailed while data are few.
-        prior_rate: Gamma prior rate :math:`b_0 > 0`. The default 1.0 makes the prior mean
+        prior_shape: Gamma prior shape :math:`a_0 > 0`. The default 0.5 is weak (worth one
+            pseudo-observation: a unit-information prior), keeping the predictive heavy-tailed
+            while data are few.
+        prior_rate: Gamma prior rate :math:`b_0 > 0`. The default 0.5 makes the prior mean
             precision :math:`a_0/b_0 = 1`, the precision of standardized outputs.
         kernel: ``"matern52"`` (ARD Matern-5/2, default) or ``"rbf"`` (ARD squared exponential,
             thesis eqs. 5-6).
@@ -251,8 +254,8 @@ class GammaBOSampler(BaseSampler):
         predictive: str = "student_t",
         acquisition: str = "ei",
         xi: float = DEFAULT_XI,
-        prior_shape: float = 1.0,
-        prior_rate: float = 1.0,
+        prior_shape: float = DEFAULT_PRIOR_SHAPE,
+        prior_rate: float = DEFAULT_PRIOR_RATE,
         kernel: str = "matern52",
         mean: str = "constant",
         lengthscale_prior: str = "dim_scaled",
@@ -487,7 +490,11 @@ class GammaBOSampler(BaseSampler):
     ) -> np.ndarray:
         """Encoded proposal; a uniformly random point if the model or optimizer failed."""
         exclude = self._exclusion(space, obs, pending)
-        if gp is not None:
+        if gp is not None and self._acquisition == "ei" and gp.dof <= 1.0:
+            # EI needs more than one degree of freedom (e.g. a single observation with the
+            # prior a0 = 1/2): one more point at random, as in the start-up phase.
+            gp = None
+        elif gp is not None:
             try:
                 acq = self._acquisition_function(gp, obs, constraint_models, pending, rng)
                 ranked = obs.ranked()
