@@ -506,34 +506,41 @@ def _noise_uniform(trial: optuna.Trial, tag: int) -> float:
     return np.random.default_rng(list(key)).random()
 
 
-def _branin_t_noise() -> Problem:
-    base = _branin()
+def _noisy(base: Problem, name: str, description: str,
+           noise: Callable[[optuna.Trial, float], float]) -> Problem:
+    """``base`` observed with ``noise(trial, true_value)`` added; the noise-free value is kept in
+    the trial's user attribute ``"true_value"``."""
 
     def objective(trial: optuna.Trial) -> float:
         value = base.objective(trial)
         trial.set_user_attr("true_value", value)
-        u = _noise_uniform(trial, 1)
-        # Student-t noise with 2 degrees of freedom (infinite variance), scale 2
-        from scipy.special import stdtrit
+        return value + noise(trial, value)
 
-        return value + 2.0 * float(stdtrit(2.0, min(max(u, 1e-12), 1.0 - 1e-12)))
+    return Problem(name, base.direction, base.optimum, objective, base.grid, base.dim,
+                   description, noisy=True)
 
-    return Problem("branin_t_noise", "minimize", BRANIN_OPTIMUM, objective, base.grid, 2,
-                   "Branin + Student-t(2) noise of scale 2 (heavy tails), min", noisy=True)
+
+def _student_t_noise(trial: optuna.Trial, value: float) -> float:
+    """Student-t noise with 2 degrees of freedom (infinite variance), scale 2."""
+    from scipy.special import stdtrit
+
+    u = min(max(_noise_uniform(trial, 1), 1e-12), 1.0 - 1e-12)
+    return 2.0 * float(stdtrit(2.0, u))
+
+
+def _divergence(trial: optuna.Trial, value: float) -> float:
+    """15% of the evaluations "diverge": a loss 3 to 13 higher than the true one."""
+    return 3.0 + 10.0 * _noise_uniform(trial, 3) if _noise_uniform(trial, 2) < 0.15 else 0.0
+
+
+def _branin_t_noise() -> Problem:
+    return _noisy(_branin(), "branin_t_noise",
+                  "Branin + Student-t(2) noise of scale 2 (heavy tails), min", _student_t_noise)
 
 
 def _lr_wd_bs_outliers() -> Problem:
-    base = _lr_wd_bs()
-
-    def objective(trial: optuna.Trial) -> float:
-        value = base.objective(trial)
-        trial.set_user_attr("true_value", value)
-        u = _noise_uniform(trial, 2)
-        # 15% of the evaluations "diverge": a loss of 3 to 13 instead of the true one (0.1..~3)
-        return value + (3.0 + 10.0 * _noise_uniform(trial, 3) if u < 0.15 else 0.0)
-
-    return Problem("lr_wd_bs_outliers", "minimize", LR_WD_BS_OPTIMUM, objective, base.grid, 3,
-                   "lr/wd/batch-size loss with 15% diverged outliers (+3..13), min", noisy=True)
+    return _noisy(_lr_wd_bs(), "lr_wd_bs_outliers",
+                  "lr/wd/batch-size loss with 15% diverged outliers (+3..13), min", _divergence)
 
 
 NEEDLE_CENTRE = (0.7213, 0.2368)

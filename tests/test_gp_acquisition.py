@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,6 +109,16 @@ def test_log_partials_match_finite_differences(dof: float, z: float) -> None:
         assert d_scale[0] == pytest.approx(fd_s[0], rel=tol, abs=1e-8), fn.__name__
 
 
+def _assert_gradient_matches_finite_differences(
+    acq: Any, Xq: np.ndarray, grad: np.ndarray, columns: Any, h: float = 1e-6
+) -> None:
+    for j in columns:
+        Xp, Xm = Xq.copy(), Xq.copy()
+        Xp[:, j] += h
+        Xm[:, j] -= h
+        np.testing.assert_allclose(grad[:, j], (acq(Xp) - acq(Xm)) / (2 * h), rtol=1e-4, atol=1e-4)
+
+
 def _gp(predictive: str) -> GaussianProcess:
     rng = np.random.default_rng(3)
     X = rng.random((15, 3))
@@ -139,13 +150,7 @@ def test_acquisition_value_and_gradient(predictive: str, kind: str) -> None:
     )
     assert np.allclose(value, plain)
     assert np.all(grad[:, 2] == 0.0)
-    h = 1e-6
-    for j in range(2):
-        Xp, Xm = Xq.copy(), Xq.copy()
-        Xp[:, j] += h
-        Xm[:, j] -= h
-        fd = (acq(Xp) - acq(Xm)) / (2 * h)
-        assert np.allclose(grad[:, j], fd, rtol=1e-4, atol=1e-4)
+    _assert_gradient_matches_finite_differences(acq, Xq, grad, columns=range(2))
 
 
 def test_bad_input_raises_value_error() -> None:
@@ -189,12 +194,7 @@ def test_feasibility_terms_are_student_t_probabilities_with_gradients() -> None:
             assert abs(mc - p[i]) < 5 * math.sqrt(p[i] * (1 - p[i]) / m) + 1e-9
         expected = expected + np.log(p)
     np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-9)
-    h = 1e-6
-    for j in range(2):
-        Xp, Xm = Xq.copy(), Xq.copy()
-        Xp[:, j] += h
-        Xm[:, j] -= h
-        np.testing.assert_allclose(grad[:, j], (acq(Xp) - acq(Xm)) / (2 * h), rtol=1e-4, atol=1e-4)
+    _assert_gradient_matches_finite_differences(acq, Xq, grad, columns=range(2))
     only = Acquisition(gp, best=None, constraints=cons)
     np.testing.assert_allclose(only(Xq), expected - log_expected_improvement(
         loc, scale, float(gp.y.max()), dof=gp.dof), rtol=1e-9, atol=1e-9)
@@ -235,12 +235,7 @@ def test_fantasy_acquisition_is_the_mean_ei_over_conditioned_gps(predictive: str
     value, grad = acq.value_and_grad(Xq)
     np.testing.assert_allclose(value, acq(Xq), rtol=1e-12)
     assert np.all(grad[:, 2] == 0.0)
-    h = 1e-6
-    for j in range(2):
-        Xp, Xm = Xq.copy(), Xq.copy()
-        Xp[:, j] += h
-        Xm[:, j] -= h
-        np.testing.assert_allclose(grad[:, j], (acq(Xp) - acq(Xm)) / (2 * h), rtol=1e-4, atol=1e-4)
+    _assert_gradient_matches_finite_differences(acq, Xq, grad, columns=range(2))
 
 
 def test_fantasy_draws_follow_the_joint_student_t_predictive() -> None:

@@ -329,7 +329,53 @@ class Feasibility:
     threshold: float
 
 
-class Acquisition:
+class _LogAcquisition:
+    """The log acquisition of the objective plus the log probability of feasibility of each
+    constraint (constraints and objective independent, as in Gardner et al. 2014 and Optuna's
+    ``GPSampler``); subclasses give the objective's term."""
+
+    best: Any
+    constraints: tuple[Feasibility, ...]
+
+    def _objective_terms(
+        self, X: np.ndarray, with_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    @limit_blas_threads()
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        if self.best is not None:
+            total += self._objective_terms(X, with_grad=False)[0]
+        for c in self.constraints:
+            loc, scale = c.gp.predict(X)
+            total += _log_pi_and_grads(loc, scale, c.threshold, 0.0, float(c.gp.dof))[0]
+        return total
+
+    @limit_blas_threads()
+    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)`` (zero on
+        categorical dimensions)."""
+        X = np.asarray(X, dtype=float)
+        total = np.zeros(X.shape[0])
+        grad = np.zeros(X.shape)
+        if self.best is not None:
+            value, g = self._objective_terms(X, with_grad=True)
+            assert g is not None
+            total += value
+            grad += g
+        for c in self.constraints:
+            loc, scale, dloc, dscale = c.gp.predict_and_grad(X)
+            value, d_loc, d_scale = _log_pi_and_grads(loc, scale, c.threshold, 0.0,
+                                                      float(c.gp.dof))
+            total += value
+            grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
+        return total, grad
+
+
+class Acquisition(_LogAcquisition):
     """Log acquisition function of a fitted GP, with gradients for the optimizer.
 
     Values are :math:`\\log\\mathrm{EI}(x)` or :math:`\\log\\mathrm{PI}(x)` of the GP's predictive
@@ -381,39 +427,18 @@ class Acquisition:
             # Fail here, not inside the optimizer, when the dof do not allow EI / PI.
             _check_dof(self.dof, 1.0 if kind == "ei" else 0.0, f"{kind.upper()}")
 
-    @limit_blas_threads()
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
-        X = np.asarray(X, dtype=float)
-        total = np.zeros(X.shape[0])
-        if self.best is not None:
+    def _objective_terms(
+        self, X: np.ndarray, with_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if not with_grad:
             loc, scale = self.gp.predict(X)
-            total += self._fn(loc, scale, self.best, self.xi, self.dof)[0]
-        for c in self.constraints:
-            loc, scale = c.gp.predict(X)
-            total += _log_pi_and_grads(loc, scale, c.threshold, 0.0, float(c.gp.dof))[0]
-        return total
-
-    @limit_blas_threads()
-    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)``."""
-        X = np.asarray(X, dtype=float)
-        total = np.zeros(X.shape[0])
-        grad = np.zeros(X.shape)
-        terms = []
-        if self.best is not None:
-            terms.append((self.gp, self._fn, self.best, self.xi, self.dof))
-        terms += [(c.gp, _log_pi_and_grads, c.threshold, 0.0, float(c.gp.dof))
-                  for c in self.constraints]
-        for gp, fn, best, xi, dof in terms:
-            loc, scale, dloc, dscale = gp.predict_and_grad(X)
-            value, d_loc, d_scale = fn(loc, scale, best, xi, dof)
-            total += value
-            grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
-        return total, grad
+            return self._fn(loc, scale, self.best, self.xi, self.dof)[0], None
+        loc, scale, dloc, dscale = self.gp.predict_and_grad(X)
+        value, d_loc, d_scale = self._fn(loc, scale, self.best, self.xi, self.dof)
+        return value, d_loc[:, None] * dloc + d_scale[:, None] * dscale
 
 
-class FantasyAcquisition:
+class FantasyAcquisition(_LogAcquisition):
     """Log of the Expected Improvement averaged over fantasies of the pending points.
 
     With ``S`` joint draws :math:`f^{(s)}` of the objective at the pending points (from the GP's
@@ -477,32 +502,3 @@ class FantasyAcquisition:
         w /= total[:, None]  # softmax weights of the draws
         grad = np.einsum("ms,msd->md", w * d_loc, dloc) + np.einsum("ms,msd->md", w * d_scale, dscale)
         return value, grad
-
-    @limit_blas_threads()
-    def __call__(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        total = np.zeros(X.shape[0])
-        if self.best is not None:
-            total += self._objective_terms(X, with_grad=False)[0]
-        for c in self.constraints:
-            loc, scale = c.gp.predict(X)
-            total += _log_pi_and_grads(loc, scale, c.threshold, 0.0, float(c.gp.dof))[0]
-        return total
-
-    @limit_blas_threads()
-    def value_and_grad(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = np.asarray(X, dtype=float)
-        total = np.zeros(X.shape[0])
-        grad = np.zeros(X.shape)
-        if self.best is not None:
-            value, g = self._objective_terms(X, with_grad=True)
-            assert g is not None
-            total += value
-            grad += g
-        for c in self.constraints:
-            loc, scale, dloc, dscale = c.gp.predict_and_grad(X)
-            value, d_loc, d_scale = _log_pi_and_grads(loc, scale, c.threshold, 0.0,
-                                                      float(c.gp.dof))
-            total += value
-            grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
-        return total, grad

@@ -135,9 +135,11 @@ def log_marginal_likelihood_and_grad(
     settings: GPSettings | None = None,
     *,
     is_categorical: np.ndarray | None = None,
+    _need_grad: bool = True,
 ) -> tuple[float, np.ndarray]:
-    """Log evidence :math:`\\log p(y)` (module docstring) and its gradient w.r.t. the raw vector
-    ``params.to_vector(settings)`` = ``[log ell (d), log noise, (log amplitude, gaussian)]``.
+    """Log evidence :math:`\\log p(y)` (module docstring) and its gradient w.r.t. the raw
+    vector ``params.to_vector(settings)`` = ``[log ell (d), log noise, (log amplitude,
+    gaussian)]``.
 
     If ``K`` is numerically singular a tiny diagonal jitter is added (at most what the Cholesky
     factorization needs).
@@ -146,9 +148,8 @@ def log_marginal_likelihood_and_grad(
     data = TrainingData.of(X, y, is_categorical)
     params.check(data.X.shape[1])
     with limit_blas_threads():
-        lml, grad = _evidence(data, params, settings, need_grad=True)
-    assert grad is not None
-    return lml, grad
+        lml, grad = _evidence(data, params, settings, need_grad=_need_grad)
+    return lml, np.empty(0) if grad is None else grad
 
 
 def log_marginal_likelihood(
@@ -160,11 +161,9 @@ def log_marginal_likelihood(
     is_categorical: np.ndarray | None = None,
 ) -> float:
     """Log evidence :math:`\\log p(y)` (module docstring)."""
-    settings = GPSettings() if settings is None else settings
-    data = TrainingData.of(X, y, is_categorical)
-    params.check(data.X.shape[1])
-    with limit_blas_threads():
-        return _evidence(data, params, settings, need_grad=False)[0]
+    return log_marginal_likelihood_and_grad(
+        X, y, params, settings, is_categorical=is_categorical, _need_grad=False
+    )[0]
 
 
 def _bounds(d: int, settings: GPSettings) -> tuple[np.ndarray, np.ndarray]:

@@ -650,24 +650,24 @@ class GammaBOSampler(BaseSampler):
         ``running``; ``known`` = the numbers of its completed trials)."""
         gp = self._fit(study, space, obs.X, obs.y, target="objective")
         constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
+        taken = pending
+
+        def propose() -> np.ndarray:
+            return self._propose(space, gp, obs, constraint_models, taken, rng, trial)
+
         # Earlier trials of other workers that are still choosing their parameters will most
         # likely take the points this model ranks first: take those as pending too (the
-        # greedy constant-liar batch), so that simultaneous workers do not collide.
-        hypothetical = np.empty((0, space.dim))
+        # greedy batch), so that simultaneous workers do not collide.
         for _ in range(self._n_choosing(study, space, trial, running)):
-            x = self._propose(space, gp, obs, constraint_models,
-                              np.vstack([pending, hypothetical]), rng, trial)
-            hypothetical = np.vstack([hypothetical, x[None]])
-        x = self._propose(space, gp, obs, constraint_models,
-                          np.vstack([pending, hypothetical]), rng, trial)
+            taken = np.vstack([taken, propose()[None]])
+        x = propose()
         for _ in range(_MAX_CONFLICT_RETRIES):
             # Another process may have written the same point while we computed: then
             # treat that point as pending too and propose again.
             if not self._conflicts(study, trial, space, x, known):
                 break
-            pending = np.vstack([pending, x[None]])
-            x = self._propose(space, gp, obs, constraint_models,
-                              np.vstack([pending, hypothetical]), rng, trial)
+            taken = np.vstack([taken, x[None]])
+            x = propose()
         return x
 
     def sample_independent(
