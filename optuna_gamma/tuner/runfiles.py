@@ -1,22 +1,15 @@
-"""Durable run state: where checkpoints live, atomic writes, the run lock, derived seeds.
+"""The run directory: its layout, the one atomic-write helper, the run lock and derived seeds.
 
 Layout of a run directory (``run_dir``)::
 
-    optuna.db                         default SQLite storage (sqlite:///<run_dir>/optuna.db)
-    states/initial.pt                 the state before epoch 1 (model + optimizer)
-    states/epoch-003/trial-0007.pt    the state trial 7 of epoch 3 ended with
-    states/epoch-003/adopted.pt       the adopted ("Determinant") state of epoch 3
-    states/whole/trial-0004.pt        whole-training mode: trial 4's final state
-    result.json                       the run's result
-    .lock                             held (``fcntl.flock``) while a driver works on the run
+    optuna.db      default storage (``sqlite:///<run_dir>/optuna.db``)
+    artifacts/     default artifact store (:class:`optuna.artifacts.FileSystemArtifactStore`):
+                   every training state of the run, named by artifact id
+    result.json    the run's result
+    .lock          held (``fcntl.flock``) while a driver works on the run
 
-Why files rather than Optuna's artifact store: a state is written with
-:func:`optuna_gamma.training.save_state` (temporary file, ``fsync``, ``os.replace``), so a kill
-at any instant leaves either the old file or the complete new one; its path is recorded in the
-trial's user attributes *before* the trial is told COMPLETE, and the epoch's adoption is marked
-in the study's user attributes only *after* ``adopted.pt`` is in place. The artifact store is an
-experimental API (``upload_artifact`` warns) and names artifacts by random ids, which would make
-this ordering argument harder to state; plain files also stay readable without Optuna.
+Training states never live under a path the tuner makes up: they are artifacts (see
+:mod:`optuna_gamma.tuner.states`), referenced from the studies by artifact id only.
 
 Seeds: :func:`derive_seed` maps the run seed and a tuple of keys (ints or strings) to a 32-bit
 seed via :class:`numpy.random.SeedSequence` (strings through CRC-32, which is stable across
@@ -25,23 +18,28 @@ processes, unlike ``hash``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
 import json
+import math
 import os
 from pathlib import Path
-import shutil
 import signal
 import tempfile
 from typing import Any
+from typing import BinaryIO
 import zlib
+
+from optuna_gamma.tuner.errors import TunerError
 
 
 __all__ = [
     "RunLockedError",
     "RunPaths",
-    "atomic_copy",
+    "atomic_write",
     "atomic_write_json",
+    "crash_point",
     "derive_seed",
     "run_lock",
 ]
@@ -49,21 +47,31 @@ __all__ = [
 
 def derive_seed(seed: int, *keys: int | str) -> int:
     """A 32-bit seed from ``seed`` and ``keys``, the same in every process."""
-    ints = [int(seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
     import numpy as np
 
+    ints = [int(seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
     return int(np.random.SeedSequence(ints).generate_state(1, dtype=np.uint32)[0])
 
 
 class RunPaths:
-    """File names inside a run directory."""
+    """File names inside a run directory.
+
+    Raises:
+        ValueError: ``run_dir`` exists and is not a directory.
+    """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.root = Path(run_dir).resolve()
+        self.root = Path(run_dir).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"run directory {str(self.root)!r} exists and is not a directory")
 
     @property
     def default_storage(self) -> str:
         return f"sqlite:///{self.root / 'optuna.db'}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
 
     @property
     def result(self) -> Path:
@@ -73,26 +81,21 @@ class RunPaths:
     def lock(self) -> Path:
         return self.root / ".lock"
 
-    @property
-    def initial_state(self) -> Path:
-        return self.root / "states" / "initial.pt"
+    def ensure_writable(self) -> None:
+        """Create the run directory and prove it takes a file (before any work starts).
 
-    def epoch_dir(self, epoch: int) -> Path:
-        return self.root / "states" / f"epoch-{epoch:03d}"
-
-    def trial_state(self, epoch: int | None, trial_number: int) -> Path:
-        folder = self.root / "states" / "whole" if epoch is None else self.epoch_dir(epoch)
-        return folder / f"trial-{trial_number:04d}.pt"
-
-    def adopted_state(self, epoch: int) -> Path:
-        return self.epoch_dir(epoch) / "adopted.pt"
-
-    def relative(self, path: Path) -> str:
-        """``path`` relative to the run directory (stored in user attributes)."""
-        return str(Path(path).resolve().relative_to(self.root))
-
-    def resolve(self, rel: str) -> Path:
-        return self.root / rel
+        Raises:
+            OSError: The directory cannot be created or written (read-only file system, no
+                permission, full disk); the message names the path.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.root / ".write-check", lambda f: f.write(b"ok\n"))
+            (self.root / ".write-check").unlink()
+        except OSError as err:
+            raise OSError(
+                err.errno, f"run directory {str(self.root)!r} is not writable: {err.strerror}"
+            ) from err
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -108,37 +111,37 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic(target: Path, write: Any) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def atomic_write(target: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Write ``target`` through ``write`` so that no reader ever sees it half-written.
+
+    The bytes go to a temporary file in the same folder, which is flushed, ``fsync``-ed and
+    renamed over ``target`` (:func:`os.replace`, atomic on POSIX); a failure removes the
+    temporary file and leaves ``target`` as it was.
+    """
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and reports are meant to be read
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` so that ``dst`` is never seen half-written."""
-    with open(src, "rb") as fin:
-        _atomic(Path(dst), lambda f: shutil.copyfileobj(fin, f))
-
-
-def atomic_write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON (non-finite floats as ``null``) atomically."""
-    text = json.dumps(_finite(obj), indent=2, sort_keys=False)
-    _atomic(Path(path), lambda f: f.write(text.encode() + b"\n"))
+def atomic_write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``obj`` as indented JSON (non-finite floats as ``null``) with :func:`atomic_write`."""
+    text = json.dumps(_finite(obj), indent=2)
+    atomic_write(path, lambda f: f.write(text.encode() + b"\n"))
 
 
 def _finite(obj: Any) -> Any:
-    import math
-
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -148,7 +151,7 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(TunerError):
     """Another live process is driving the same run directory."""
 
 
@@ -157,7 +160,10 @@ def run_lock(paths: RunPaths) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``run_dir/.lock`` (released by the OS if the process dies).
 
     While it is held, every RUNNING trial of the run's studies belongs to a dead process, so the
-    driver may fail and retry it.
+    serial driver may fail and retry it.
+
+    Raises:
+        RunLockedError: Another process holds the lock.
     """
     paths.root.mkdir(parents=True, exist_ok=True)
     try:
@@ -169,7 +175,9 @@ def run_lock(paths: RunPaths) -> Iterator[None]:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            raise RunLockedError(f"run directory {str(paths.root)!r} is in use by another process") from err
+            raise RunLockedError(
+                f"run directory {str(paths.root)!r} is in use by another process"
+            ) from err
         try:
             yield
         finally:

@@ -138,7 +138,7 @@ def evaluate(
     Args:
         model: A ``torch.nn.Module`` mapping a batch of inputs to ``(B, n_classes)`` logits.
         split: Any object with tensors ``x`` (inputs, first dimension ``N``) and ``y``
-            (``N`` integer labels), e.g. :class:`optuna_gamma.data.Split`.
+            (``N`` integer labels), e.g. :class:`optuna_gamma.tuner.builtin.data.Split`.
         n_classes: Number of classes.
         batch_size: Evaluation batch size (>= 1).
         device: Device to evaluate on. ``None`` uses the device of the model's parameters
