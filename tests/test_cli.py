@@ -128,7 +128,7 @@ def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["trials_per_study"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
-    assert "epoch 1: lr" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+    assert "epoch 1: lr" in proc.stdout and f"optuna-dashboard {tmp_path / 'run' / 'journal.log'}" in proc.stdout
 
 
 def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,7 +141,8 @@ def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     result = json.loads((tmp_path / "runs" / "digits-mlp-random-s3" / "result.json").read_text())
     assert result["mode"] == "whole" and result["epochs"] == 2 and len(result["trials"]) == 2
     assert f"{result['best']['params']['lr']:.4g}" in out
-    assert "optuna-dashboard sqlite:///" in out and (tmp_path / "w.html").is_file()
+    journal = tmp_path / "runs" / "digits-mlp-random-s3" / "journal.log"
+    assert f"dashboard: optuna-dashboard {journal} --artifact-dir" in out and (tmp_path / "w.html").is_file()
 
 
 @pytest.mark.slow
@@ -160,7 +161,9 @@ def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) 
         assert 1e-4 <= e["lr"] <= 3e-2 and 1e-5 <= e["weight_decay"] <= 1e-1 and e["batch_size"] in (16, 32, 64, 128)
     import optuna
 
-    study = optuna.load_study(study_name="own-training/epoch-002", storage=out["storage"])
+    from optuna_gamma.tuner import get_storage
+
+    study = optuna.load_study(study_name="own-training/epoch-002", storage=get_storage(out["storage"]))
     assert set(study.best_trial.params) == {"lr", "weight_decay", "batch_size"}
 
     proc = _cli("tune", "--trainer", f"{script}:make_trainer", "--trainer-arg", "dataset=digits", "--epochs", "1",
@@ -183,7 +186,9 @@ def test_readme_quick_start_informs_the_sampler(tmp_path: Path, data_root: Path)
                 "thesis-cnn", "--epochs", "2", "--trials-per-epoch", "6", "--sampler", "gamma", "--run",
                 "mnist500-gamma", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    storage = f"sqlite:///{tmp_path / 'runs' / 'mnist500-gamma' / 'optuna.db'}"
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(tmp_path / "runs" / "mnist500-gamma" / "journal.log"))
     for e in (1, 2):
         study = optuna.load_study(study_name=f"mnist500-gamma/epoch-{e:03d}", storage=storage)
         done = study.get_trials(states=(TrialState.COMPLETE,))

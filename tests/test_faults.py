@@ -25,6 +25,7 @@ torch = pytest.importorskip("torch")
 
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner import get_storage  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 from optuna_gamma.tuner.cli import main  # noqa: E402
 from optuna_gamma.tuner.storage import dashboard_command  # noqa: E402
@@ -84,7 +85,7 @@ def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(dig
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     first = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
-    study = optuna.load_study(study_name="f/epoch-001", storage=first.storage)
+    study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(first.storage))
     adopted = dict(study.user_attrs["adopted"])
     study.set_user_attr("adopted", {**adopted, "state": ref})
     with pytest.raises(ValueError, match="not an artifact id of this run's store; refusing"):
@@ -127,13 +128,13 @@ def test_forged_artifact_entry_is_refused_at_clean_up(digits, tmp_path: Path) ->
 def test_truncated_or_missing_adopted_and_initial_states_are_recomputed(digits, tmp_path: Path) -> None:
     reference = tune_per_epoch(digits, None, _cfg(tmp_path, "ref", epochs=3))
     one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
-    study = optuna.load_study(study_name="f/epoch-001", storage=one.storage)
+    study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
     initial = study.user_attrs["start"]["state"]
     _truncate(_artifact(one, study.user_attrs["adopted"]["state"]))
     _truncate(_artifact(one, initial))
     old_id = study.user_attrs["adopted"]["state"]
     two = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))  # both recomputed / rebuilt
-    study = optuna.load_study(study_name="f/epoch-001", storage=one.storage)
+    study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
     assert study.user_attrs["adopted"]["state"] != old_id and study.user_attrs["start"]["state"] != initial
     _artifact(two, two.final_state).unlink()  # epoch 2's adopted state is lost entirely
     three = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=3))
@@ -153,8 +154,7 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
     assert _run(ref, ref / "run", "random", "per-epoch", None).returncode == 0
     proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", "after_tell:4")
     assert proc.returncode == -9, proc.stderr[-2000:]
-    storage = f"sqlite:///{tmp_path / 'run' / 'optuna.db'}"
-    best = optuna.load_study(study_name="job/epoch-001", storage=storage).best_trial
+    best = optuna.load_study(study_name="job/epoch-001", storage=get_storage(str(tmp_path / "run" / "journal.log"))).best_trial
     _truncate(tmp_path / "run" / "artifacts" / best.user_attrs["state"])
     proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", None)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -167,7 +167,7 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
     ("storage", "needle"),
     [
         ("foo://host/db", "unknown storage scheme 'foo'"),
-        ("runs.db", "is not a URL"),
+        ("runs.sqlite", "looks like an SQLite file: write it as sqlite:///"),
         ("postgresql://alice:s3cret@127.0.0.1:1/db", "cannot open storage 'postgresql://alice:***@127.0.0.1:1/db'"),
         ("mysql+pymysql://alice:s3cret@127.0.0.1:1/db", "the database driver is not installed"),
     ],
@@ -179,8 +179,12 @@ def test_unusable_storage_urls(tmp_path: Path, monkeypatch, capsys, storage: str
     assert not list((tmp_path / "runs").rglob("artifacts/*")) if (tmp_path / "runs").exists() else True
 
 
-def test_malformed_and_locked_sqlite(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.log").write_bytes(b'{"op_code": 0, "worker_id": "x"\nnot json\n')
+    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "junk.log"], "not a usable Optuna journal")
+    _one_line_exit_2(capsys, ["report", "--storage", "junk.log", "-o", "r.html"], "not a usable Optuna journal")
+    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "runs.db"], "write it as sqlite:///")
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
     _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "sqlite:///junk.db"], "not a usable database")
     _one_line_exit_2(capsys, ["report", "--storage", "sqlite:///junk.db", "-o", "r.html"], "not a usable database")
@@ -216,29 +220,51 @@ def test_report_output_and_storage_errors(tmp_path: Path, monkeypatch, capsys, d
     monkeypatch.chdir(tmp_path)
     res = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
     (tmp_path / "outdir").mkdir()
-    db = res.storage
-    _one_line_exit_2(capsys, ["report", "--storage", db, "-o", "outdir"], "is a directory")
+    _one_line_exit_2(capsys, ["report", "--storage", res.storage, "-o", "outdir"], "is a directory")
     _one_line_exit_2(capsys, ["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file")
+    _one_line_exit_2(capsys, ["report", "--storage", "nowhere.log", "-o", "r.html"], "no journal file")
+    assert main(["report", "--storage", res.storage, "-o", "ok.html"]) == 0 and (tmp_path / "ok.html").is_file()
 
 
 @pytest.mark.slow
-def test_full_disk_gives_one_line_and_the_run_resumes_identically(tmp_path: Path) -> None:
-    args = ["tune", "--dataset", "digits", "--epochs", "3", "--trials", "4", "--run-dir", "run", "--no-progress"]
-    ref = _cli(*args[:-3], "--run-dir", "ref", "--no-progress", cwd=tmp_path)
+@pytest.mark.parametrize("storage", ["journal", "sqlite"])
+def test_full_disk_gives_one_line_and_the_run_resumes_identically(tmp_path: Path, storage: str) -> None:
+    """Files may not grow past 45 kB (RLIMIT_FSIZE: writes fail as on a full disk): a state
+    (about 42 kB) still fits, the storage does not after some trials. Twice, then with room."""
+    def args(run: str) -> list[str]:
+        extra = ["--storage", f"sqlite:///{run}.db"] if storage == "sqlite" else []
+        return ["tune", "--dataset", "digits", "--epochs", "4", "--trials", "6", "--run-dir", run, "--no-progress",
+                *extra]
+
+    ref = _cli(*args("ref"), cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
-    for _ in range(2):  # the disk fills up, twice, at different points
-        proc = _cli(*args, cwd=tmp_path, limit_bytes=300_000)
+    for _ in range(2):
+        proc = _cli(*args("run"), cwd=tmp_path, limit_bytes=45_000)
         err = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
         assert proc.returncode == 2 and len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert "Should not reach" not in err[0]
-        assert "storage error" in err[0] or "File too large" in err[0], err[0]
-    proc = _cli(*args, cwd=tmp_path)
+        assert any(w in err[0] for w in ("storage", "File too large", "disk")), err[0]
+    proc = _cli(*args("run"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     a = json.loads((tmp_path / "run" / "result.json").read_text())
     b = json.loads((tmp_path / "ref" / "result.json").read_text())
     same = ("params", "value", "metrics")  # trial numbers may differ after a failed trial
     assert [[e[k] for k in same] for e in a["schedule"]] == [[e[k] for k in same] for e in b["schedule"]]
     assert a["test"] == b["test"]
+
+
+def test_a_torn_journal_tail_is_cut_before_appending(tmp_path: Path) -> None:
+    from optuna_gamma.tuner import get_storage
+
+    path = tmp_path / "j.log"
+    study = optuna.create_study(study_name="s", storage=get_storage(str(path)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"op_code": 5, "worker_id": "dead", "tri')  # a write cut short
+    study = optuna.load_study(study_name="s", storage=get_storage(str(path)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert path.read_bytes().startswith(whole)
+    assert len(optuna.load_study(study_name="s", storage=get_storage(str(path))).trials) == 5
 
 
 def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -256,12 +282,12 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  #
         return real(url)
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", flaky)
-    storage, shown = open_storage(f"sqlite:///{tmp_path / 'race.db'}", "unused")
+    storage, shown = open_storage(f"sqlite:///{tmp_path / 'race.db'}")
     assert calls["n"] == 2 and shown.endswith("race.db")
     monkeypatch.undo()
 
     code = ("import sys; from optuna_gamma.tuner.storage import open_storage; import optuna;"
-            "s, _ = open_storage(sys.argv[1], ''); optuna.create_study(storage=s, study_name=sys.argv[2])")
+            "s, _ = open_storage(sys.argv[1]); optuna.create_study(storage=s, study_name=sys.argv[2])")
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     procs = [subprocess.Popen([sys.executable, "-c", code, url, f"s{i}"], stderr=subprocess.PIPE, text=True)
              for i in range(4)]
@@ -296,6 +322,27 @@ def test_dashboard_line_is_quoted_for_a_run_dir_with_spaces(tmp_path: Path, monk
     assert main(["tune", "--dataset", "digits", "--trials", "1", "--run-dir", "my run", "--no-progress"]) == 0
     out = capsys.readouterr().out
     line = [ln for ln in out.splitlines() if ln.startswith("dashboard: ")][0]
-    assert line == "dashboard: " + dashboard_command(f"sqlite:///{tmp_path / 'my run' / 'optuna.db'}",
+    assert line == "dashboard: " + dashboard_command(str(tmp_path / "my run" / "journal.log"),
                                                      str(tmp_path / "my run" / "artifacts"))
     assert "'" in line
+
+
+def test_a_storage_password_is_neither_printed_nor_saved(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A PostgreSQL URL with a password (the connection itself served by SQLite here): the
+    dashboard line, the log, result.json and the studies' records carry only the masked URL."""
+    import optuna_gamma.tuner.storage as storage_mod
+
+    real = storage_mod._connect
+    monkeypatch.setattr(storage_mod, "_connect", lambda url, shown: real(f"sqlite:///{tmp_path / 'pg.db'}", shown))
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://alice:s3cret@db.example:5432/runs"
+    assert main(["tune", "--dataset", "digits", "--trials", "2", "--storage", url, "--run", "pw", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err
+    assert "dashboard: optuna-dashboard 'postgresql://alice:***@db.example:5432/runs'" in captured.out
+    result = json.loads((tmp_path / "runs" / "pw" / "result.json").read_text())
+    assert result["storage"] == "postgresql://alice:***@db.example:5432/runs"
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file():
+            assert b"s3cret" not in path.read_bytes(), path
+    assert b"s3cret" not in (tmp_path / "pg.db").read_bytes()

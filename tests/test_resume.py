@@ -151,7 +151,9 @@ def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler:
     assert_same_run(run_dir, reference(sampler, mode))
 
     # The dead process's RUNNING trials were failed and retried with the same parameters.
-    storage = f"sqlite:///{run_dir / 'optuna.db'}"
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(run_dir / "journal.log"))
     failed = 0
     for name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)

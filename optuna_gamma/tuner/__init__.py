@@ -25,6 +25,7 @@ from optuna_gamma.tuner.results import WholeResult
 from optuna_gamma.tuner.results import load_result
 from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
 from optuna_gamma.tuner.space import SearchSpace
+from optuna_gamma.tuner.storage import get_storage
 from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import FunctionTrainer
 from optuna_gamma.tuner.trainer import Trainer
@@ -52,6 +53,7 @@ __all__ = [
     "WholeResult",
     "apply_hyperparameters",
     "build_report",
+    "get_storage",
     "load_result",
     "set_verbosity",
     "tune_per_epoch",

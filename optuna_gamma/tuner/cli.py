@@ -96,7 +96,8 @@ def _build_parser() -> _Parser:
     s.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=False,
                    help="enqueue the previous epoch's best parameters first (off: it did not help)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///<run-dir>/optuna.db)")
+    s.add_argument("--storage", default=None,
+                   help="RDB URL (sqlite:///runs.db, postgresql://...) or journal file path (default <run-dir>/journal.log)")
     s.add_argument("--artifacts", default=None, help="where training states go (default <run-dir>/artifacts)")
     s.add_argument("--run", default=None, help="run name (default <dataset>-<model>-<sampler>-s<seed>)")
     s.add_argument("--run-dir", default=None, help="default storage, artifacts and result.json (default runs/<run>)")
@@ -359,7 +360,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _storage_arg(storage: str | None, run_dir: str) -> str:
-    return storage if storage is not None else f"sqlite:///{Path(run_dir) / 'optuna.db'}"
+    return storage if storage is not None else str(Path(run_dir) / "journal.log")
 
 
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
@@ -374,7 +375,9 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
     try:
         if args.storage.startswith("sqlite:///") and not Path(args.storage[len("sqlite:///"):]).is_file():
             raise ValueError(f"no SQLite file at {mask_url(args.storage)!r}")
-        storage, shown = open_storage(args.storage, args.storage)
+        if "://" not in args.storage and not Path(args.storage).is_file():
+            raise ValueError(f"no journal file at {args.storage!r}")
+        storage, shown = open_storage(args.storage)
         path = build_report(storage, args.output, runs=args.run)
     except (ValueError, TunerError, OSError) as err:
         report_parser.error(_one_line(err))

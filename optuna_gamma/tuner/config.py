@@ -43,7 +43,8 @@ class TunerConfig:
         run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``).
         run_dir: Run directory (default storage, artifacts, ``result.json``); default
             ``runs/<run>``.
-        storage: Optuna storage URL or object; default ``sqlite:///<run_dir>/optuna.db``.
+        storage: An RDB URL (``sqlite:///runs.db``, ``postgresql://...``), a journal file path,
+            or an Optuna storage object; default ``<run_dir>/journal.log``.
         artifacts: Where training states go: a directory (default ``<run_dir>/artifacts``) or an
             Optuna artifact store object.
         sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`) or a callable

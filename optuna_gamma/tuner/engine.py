@@ -450,21 +450,29 @@ class Engine:
         elif self.config.warm_start and epoch > 1:
             prev = self.load_study(epoch - 1).user_attrs["adopted"]
             self._enqueue_once(study, [dict(prev["params"])])
-        sampler = ReseededSampler(self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot))
+        # This process holds the run lock, so the study's COMPLETE trials change only through
+        # it: keep them here instead of asking the storage before every trial.
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        sampler = ReseededSampler(
+            self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot),
+            slot_of=lambda _: len(done),
+        )
         study = optuna.load_study(study_name=study.study_name, storage=self.storage, sampler=sampler)
         epochs = self.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
-            return self._trial(study, trial, snapshot, start, epochs, epoch)
+            return self._trial(study, trial, done, snapshot, start, epochs)
 
         def after(study_: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             crash_point("after_tell")
+            if frozen.state == TrialState.COMPLETE:
+                done.append(frozen)
             self.new_trials += 1
             if self._bar is not None:
                 self._bar.update(1)
 
         while True:
-            n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            n_done = len(done)
             if n_done >= self.plan.trials:
                 break
             masked: Exception | None = None
@@ -481,15 +489,12 @@ class Engine:
         return self.adopt(study, epoch, snapshot)
 
     def _trial(
-        self, study: optuna.Study, trial: optuna.Trial, snapshot: dict[str, Any],
-        start: Mapping[str, Any], epochs: list[int], epoch: int,
+        self, study: optuna.Study, trial: optuna.Trial, done: list[optuna.trial.FrozenTrial],
+        snapshot: dict[str, Any], start: Mapping[str, Any], epochs: list[int],
     ) -> float:
-        from optuna.trial import TrialState
-
         assert self.store is not None
         crash_point("after_ask")
         hparams = self.space.suggest(trial)
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         for prior in done:
             if "reused_from" not in prior.user_attrs and self.space.same(prior.params, trial.params):
                 for key, value in prior.user_attrs.items():

@@ -171,7 +171,13 @@ class Objective:
                 f"objective {self.name!r} needs the metrics {missing}, but evaluate() returned "
                 f"{sorted(metrics)}"
             )
-        value = self.fn(metrics)
+        try:
+            value = self.fn(metrics)
+        except KeyError as err:
+            raise ValueError(
+                f"objective {self.name!r} reads the metric {err.args[0]!r}, but evaluate() returned "
+                f"{sorted(metrics)}"
+            ) from None
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"objective {self.name!r} must return a real number, got {value!r}")
         return float(value)

@@ -121,6 +121,8 @@ def build_report(
 ) -> Path:
     """Write the HTML report of ``runs`` (default: every run in ``storage``) to ``path``.
 
+    ``storage`` is an RDB URL, a journal file path or an Optuna storage object.
+
     Raises:
         ValueError: No run in the storage, a requested run is missing, or ``path`` is a folder.
     """
@@ -130,8 +132,11 @@ def build_report(
     from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
     from optuna_gamma.tuner.plots import write_html
 
+    from optuna_gamma.tuner.storage import open_storage
+
     if Path(path).is_dir():
         raise ValueError(f"report path {str(path)!r} is a directory; give a file name such as report.html")
+    storage, _ = open_storage(storage)
     found = collect_runs(storage)
     if not found:
         raise ValueError("no optuna-gamma run found in the storage")

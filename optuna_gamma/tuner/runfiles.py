@@ -2,7 +2,7 @@
 
 Layout of a run directory (``run_dir``)::
 
-    optuna.db      default storage (``sqlite:///<run_dir>/optuna.db``)
+    journal.log    default storage (an Optuna journal file; see :mod:`.storage`)
     artifacts/     default artifact store (:class:`optuna.artifacts.FileSystemArtifactStore`):
                    every training state of the run, named by artifact id
     result.json    the run's result
@@ -67,7 +67,7 @@ class RunPaths:
 
     @property
     def default_storage(self) -> str:
-        return f"sqlite:///{self.root / 'optuna.db'}"
+        return str(self.root / "journal.log")
 
     @property
     def artifacts(self) -> Path:

@@ -118,7 +118,9 @@ class StateStore:
         from optuna.artifacts import upload_artifact
 
         payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
-        with tempfile.TemporaryDirectory(prefix="optuna-gamma-") as tmp:
+        # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
             path = os.path.join(tmp, filename)
             torch.save(payload, path)
             return upload_artifact(artifact_store=self.artifact_store, file_path=path, study_or_trial=owner)

@@ -170,7 +170,10 @@ def _fmt(v: Any) -> str:
 def _describe(engine: Engine, study: optuna.Study, adopted: dict[str, Any]) -> str:
     params = " ".join(f"{k}={_fmt(v)}" for k, v in adopted["params"].items())
     metrics = adopted["metrics"]
-    shown = " ".join(f"{k}={_fmt(metrics[k])}" for k in ("accuracy", "loss") if metrics.get(k) is not None)
+    shown = " ".join(
+        f"{k}={_fmt(metrics[k])}" for k in ("accuracy", "loss")
+        if metrics.get(k) is not None and k != engine.objective.metric_name
+    )
     return (
         f"adopted trial {adopted['trial']}: {params} {engine.objective.metric_name}="
         f"{_fmt(adopted['value'])} {shown}".rstrip()

@@ -5,8 +5,9 @@ of :data:`~optuna_gamma.tuner.builtin.models.MODELS` with SGD (thesis table 2: m
 weight decay 0.001, no momentum), trains one epoch with
 :func:`~optuna_gamma.tuner.builtin.training.train_one_epoch` on an in-memory dataset of
 :func:`~optuna_gamma.tuner.builtin.data.load_dataset`, and evaluates with
-:func:`~optuna_gamma.tuner.metrics.evaluate` (accuracy, cross-entropy, sensitivity,
-specificity, MCC; the confusion matrix on the test split).
+:func:`~optuna_gamma.tuner.metrics.evaluate`: accuracy and cross-entropy on the validation split
+(all a trial needs for kappa), and on the test split also the thesis's sensitivity, specificity,
+MCC and confusion matrix.
 """
 
 from __future__ import annotations
@@ -153,8 +154,6 @@ class ThesisTrainer:
         part = {"valid": data.valid, "test": data.test}.get(split)
         if part is None:
             raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
-        metrics = evaluate(state.model, part, n_classes=int(data.n_classes))
+        metrics = evaluate(state.model, part, n_classes=int(data.n_classes), full=split == "test")
         metrics.pop("time", None)
-        if split != "test":
-            metrics.pop("confusion_matrix", None)
         return metrics
