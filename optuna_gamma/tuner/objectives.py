@@ -185,25 +185,22 @@ class Objective:
     @classmethod
     def kappa1(cls, lam: float = DEFAULT_LAMBDA) -> Objective:
         """Unclipped eq. 11, ``Ma - lam ln Ml`` (maximize; ``kappa_clipped`` recorded)."""
-        lam = _check_lambda(lam)
-        return cls(
-            name="kappa1" if lam == DEFAULT_LAMBDA else f"kappa1:{lam:g}",
-            fn=lambda m: _safe(kappa_1, m, lam, clip=False),
-            metric_name="kappa",
-            requires=("accuracy", "loss"),
-            clipped=lambda m: kappa_1(m["accuracy"], m["loss"], lam),
-        )
+        return cls._kappa("kappa1", kappa_1, lam)
 
     @classmethod
     def kappa2(cls, lam: float = DEFAULT_LAMBDA) -> Objective:
         """Unclipped eq. 12, ``Ma^2 - ln(Ml) / lam`` (maximize; ``kappa_clipped`` recorded)."""
+        return cls._kappa("kappa2", kappa_2, lam)
+
+    @classmethod
+    def _kappa(cls, name: str, fn: Callable[..., float], lam: float) -> Objective:
         lam = _check_lambda(lam)
         return cls(
-            name="kappa2" if lam == DEFAULT_LAMBDA else f"kappa2:{lam:g}",
-            fn=lambda m: _safe(kappa_2, m, lam, clip=False),
+            name=name if lam == DEFAULT_LAMBDA else f"{name}:{lam:g}",
+            fn=lambda m: _safe(fn, m, lam, clip=False),
             metric_name="kappa",
             requires=("accuracy", "loss"),
-            clipped=lambda m: kappa_2(m["accuracy"], m["loss"], lam),
+            clipped=lambda m: fn(m["accuracy"], m["loss"], lam),
         )
 
     @classmethod
