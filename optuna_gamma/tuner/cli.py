@@ -8,6 +8,9 @@ Subcommands:
     or your own (``--trainer module:factory`` or ``--trainer path/to/file.py:factory``). Shows a
     progress bar on a terminal and one log line per adopted epoch, prints a summary and the
     optuna-dashboard command. Re-running the same command resumes the run.
+``worker``
+    Join a run (``--storage``, ``--artifacts``, ``--run``) from any machine and train its trials
+    until it is done; the trainer and the settings come from the run's storage.
 ``report``
     Build the HTML report from an existing storage (every run in it, or ``--run`` ones).
 
@@ -115,15 +118,37 @@ def _build_parser() -> _Parser:
     o.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     o.add_argument("--threads", type=int, default=DEFAULT_NUM_THREADS,
                    help=f"torch threads (default {DEFAULT_NUM_THREADS}; results depend on it)")
+    o.add_argument("--workers", type=int, default=0,
+                   help="worker processes training an epoch's trials at once (default 0: one after the other, "
+                        "bit-identical resume); more can join with 'optuna-gamma worker'")
+    o.add_argument("--coordinate", action="store_true",
+                   help="coordinate the run (prepare, wait, write the result) even without local workers: "
+                        "a cluster's head node")
+    o.add_argument("--heartbeat-interval", type=int, default=10,
+                   help="seconds between workers' heartbeats on an RDB storage (a dead worker's trial is retried)")
+    o.add_argument("--grace-period", type=int, default=None, help="seconds without a heartbeat before that (default 3x)")
     o.add_argument("--report", default=None, help="write an HTML report here")
     o.add_argument("--keep-trial-states", action="store_true")
     o.add_argument("--no-progress", action="store_true")
+
+    w = sub.add_parser("worker", help="join a run and train its trials (on any machine)",
+                       description="Join a run started by 'optuna-gamma tune' and train its trials until it is done.")
+    w.add_argument("--storage", required=True, help="the run's storage (postgresql://... for many machines)")
+    w.add_argument("--artifacts", default=None,
+                   help="the run's artifact store: a shared directory or s3://bucket/prefix (default: the run's)")
+    w.add_argument("--run", required=True, help="the run's name")
+    w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
+    w.add_argument("--data-root", default=None, help="this machine's dataset folder (built-in trainer)")
+    w.add_argument("--threads", type=int, default=DEFAULT_NUM_THREADS, help=f"torch threads (default {DEFAULT_NUM_THREADS})")
+    w.add_argument("--trainer", default=None, metavar="MODULE:FACTORY",
+                   help="load the trainer from here instead of the path recorded by the run")
+    w.add_argument("--trainer-arg", action="append", default=[], metavar="KEY=VALUE")
 
     r = sub.add_parser("report", help="build the HTML report from an existing storage")
     r.add_argument("--storage", required=True)
     r.add_argument("--run", action="append", default=None, help="run to include (repeatable; default all)")
     r.add_argument("--output", "-o", required=True)
-    parser.subparsers = {"tune": t, "report": r}  # type: ignore[attr-defined]
+    parser.subparsers = {"tune": t, "worker": w, "report": r}  # type: ignore[attr-defined]
     return parser
 
 
@@ -132,7 +157,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.trainer is None and args.dataset is None:
         raise ValueError("give --dataset (built-in thesis trainer) or --trainer MODULE:FACTORY")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--threads", args.threads, 1),
-                             ("--n-startup-trials", args.n_startup_trials, 0), ("--seed", args.seed, 0)):
+                             ("--n-startup-trials", args.n_startup_trials, 0), ("--seed", args.seed, 0),
+                             ("--workers", args.workers, 0), ("--heartbeat-interval", args.heartbeat_interval, 1)):
         if value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     if args.trials is not None and args.trials < 1:
@@ -186,6 +212,16 @@ def _space(args: argparse.Namespace, trainer: Any) -> Any:
             log=old.log and not args.lr_linear,
         )
     return space
+
+
+def _trainer_args(items: list[str]) -> dict[str, Any]:
+    kwargs = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--trainer-arg needs KEY=VALUE, got {item!r}")
+        kwargs[key] = _json_or_text(value)
+    return kwargs
 
 
 def _json_or_text(text: str) -> Any:
@@ -242,6 +278,12 @@ def load_trainer(spec: str, kwargs: dict[str, Any]) -> Any:
         check_trainer(trainer)
     except ValueError as err:
         raise ValueError(f"--trainer {spec!r}: {err}") from None
+    if target.endswith(".py") or os.sep in target:
+        spec = f"{Path(target).resolve()}:{attr}"  # workers in another folder find it too
+    try:
+        trainer._optuna_gamma_spec = (spec, dict(kwargs))  # how worker processes rebuild it
+    except AttributeError:
+        pass
     return trainer
 
 
@@ -289,13 +331,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             sampler += ":linear"
         spec = parse_sampler(sampler)
         if args.trainer is not None:
-            kwargs = {}
-            for item in args.trainer_arg:
-                key, eq, value = item.partition("=")
-                if not eq or not key:
-                    raise ValueError(f"--trainer-arg needs KEY=VALUE, got {item!r}")
-                kwargs[key] = _json_or_text(value)
-            trainer = load_trainer(args.trainer, kwargs)
+            trainer = load_trainer(args.trainer, _trainer_args(args.trainer_arg))
             label = f"{Path(args.trainer.rpartition(':')[0]).stem}"
         else:
             from optuna_gamma.tuner.builtin import ThesisTrainer
@@ -327,7 +363,8 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             trials_per_epoch=args.trials, epochs=args.epochs, objective=objective, seed=args.seed,
             n_startup_trials=args.n_startup_trials, warm_start=args.warm_start, device=args.device,
             num_threads=args.threads, keep_trial_states=args.keep_trial_states,
-            progress=False if args.no_progress else None,
+            progress=False if args.no_progress else None, workers=args.workers, coordinate=args.coordinate,
+            heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
         )
         if args.trainer is None:
             data = trainer.data  # load now: a missing file is an argument error
@@ -363,6 +400,70 @@ def _storage_arg(storage: str | None, run_dir: str) -> str:
     return storage if storage is not None else str(Path(run_dir) / "journal.log")
 
 
+def _worker(parser: _Parser, args: argparse.Namespace) -> int:
+    """``optuna-gamma worker``: rebuild the run's trainer and settings from its storage, train."""
+    import json as json_mod
+
+    from optuna.distributions import json_to_distribution
+
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.errors import TunerError
+    from optuna_gamma.tuner.storage import open_storage
+    from optuna_gamma.tuner.workers import run_worker
+    from optuna_gamma.tuner.workers import trainer_config
+
+    worker_parser = parser.subparsers["worker"]  # type: ignore[attr-defined]
+    _setup_logging()
+    try:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        storage, shown = open_storage(args.storage)
+        manifest = _manifest(storage, args.run, shown)
+        spec = manifest.get("trainer_spec")
+        if args.trainer is not None:
+            trainer = load_trainer(args.trainer, _trainer_args(args.trainer_arg))
+        elif spec and "import" in spec:
+            trainer = load_trainer(spec["import"], spec.get("args", {}))
+        elif spec and "builtin" in spec:
+            from optuna_gamma.tuner.builtin import ThesisTrainer
+
+            builtin = dict(spec["builtin"])
+            trainer = ThesisTrainer(builtin.pop("dataset"), args.data_root, **builtin)
+            trainer.data  # load now: a missing file is an argument error
+        else:
+            raise ValueError(
+                f"run {args.run!r} was started from Python with the trainer {manifest.get('trainer')!r}; "
+                "start its workers with optuna_gamma.tuner.run_worker, or give --trainer"
+            )
+        sp = manifest["space"]
+        space = {**{k: json_to_distribution(json_mod.dumps(d)) for k, d in sp["tuned"].items()}, **sp["fixed"]}
+        config = TunerConfig(**trainer_config(manifest), storage=args.storage, artifacts=args.artifacts or manifest["artifacts"],
+                             device=args.device, num_threads=args.threads, progress=False,
+                             run_dir=manifest.get("run_dir"))
+        summary = run_worker(trainer, space, config, manifest["mode"])
+    except (ValueError, FileNotFoundError, TunerError, OSError) as err:
+        worker_parser.error(_one_line(err))
+    if summary["trials"] == 0:
+        print(f"worker {summary['worker']}: nothing to do: {summary['reason']}")
+    else:
+        print(f"worker {summary['worker']}: {summary['reason']}; it completed {summary['trials']} trials")
+    return 0
+
+
+def _manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
+    """The run's settings as its first study recorded them."""
+    import optuna
+
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    for name in (f"{run}/epoch-001", f"{run}/whole"):
+        if name in names:
+            config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
+            if config:
+                return dict(config)
+    runs = sorted({n.rsplit("/", 1)[0] for n in names if "/" in n})
+    raise ValueError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
+
+
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.tuner.errors import TunerError
     from optuna_gamma.tuner.report import build_report
@@ -392,6 +493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "tune":
         return _tune(parser, args)
+    if args.command == "worker":
+        return _worker(parser, args)
     return _report(parser, args)
 
 

@@ -68,6 +68,16 @@ class TunerConfig:
             ``deterministic = False``.
         keep_trial_states: Keep every trial's state (default: only the adopted ones).
         progress: Show a progress bar; default: only on a terminal.
+        workers: ``0`` (default): train the trials one after the other in this process, with a
+            bit-identical resume. ``N >= 1``: start ``N`` local worker processes that train an
+            epoch's trials at the same time (and wait for them); more workers may join from
+            other machines (``optuna-gamma worker``, :func:`~optuna_gamma.tuner.run_worker`).
+        coordinate: Coordinate the run (prepare it, wait for workers, write the result) even with
+            ``workers=0``: the head node of a cluster whose workers all run elsewhere.
+        heartbeat_interval: Seconds between a worker's heartbeats on an RDB storage; a trial
+            whose worker has not beaten for ``grace_period`` seconds is failed and retried once
+            with the same parameters (Optuna's heartbeat and ``RetryFailedTrialCallback``).
+        grace_period: See ``heartbeat_interval``; default ``3 * heartbeat_interval``.
     """
 
     run: str = "run"
@@ -86,6 +96,10 @@ class TunerConfig:
     deterministic: bool | None = None
     keep_trial_states: bool = False
     progress: bool | None = None
+    workers: int = 0
+    coordinate: bool = False
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, str) or not self.run or "/" in self.run:
@@ -101,5 +115,9 @@ class TunerConfig:
         _check_bool("deterministic", self.deterministic, none_ok=True)
         _check_bool("keep_trial_states", self.keep_trial_states)
         _check_bool("progress", self.progress, none_ok=True)
+        _check_int("workers", self.workers, 0)
+        _check_bool("coordinate", self.coordinate)
+        _check_int("heartbeat_interval", self.heartbeat_interval, 1)
+        _check_int("grace_period", self.grace_period, 1, none_ok=True)
         if not isinstance(self.sampler, str) and not callable(self.sampler):
             raise ValueError(f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}")

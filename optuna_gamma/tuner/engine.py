@@ -34,6 +34,7 @@ would, and on a CPU the schedule and the final weights are bit-identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 import contextlib
@@ -72,13 +73,33 @@ if TYPE_CHECKING:
     from optuna_gamma.tuner.trainer import Trainer
 
 
-__all__ = ["Engine", "resolve_device", "storage_errors"]
+__all__ = ["Engine", "resolve_device", "storage_errors", "worker_id"]
 
 _logger = get_logger(__name__)
 
 #: Config keys whose change would make a run's stored results meaningless: refused on resume.
 _HARD_KEYS = ("mode", "sampler", "seed", "trials", "objective", "space", "run_dir", "artifacts",
               "epochs_per_trial", "warm_start")
+
+
+def trainer_spec(trainer: Any) -> dict[str, Any] | None:
+    """How another process rebuilds ``trainer``: ``{"import": "module:factory", "args": {...}}``
+    for a trainer loaded by ``--trainer``, ``{"builtin": {...}}`` for :class:`ThesisTrainer`
+    (its data root is each machine's own), ``None`` for other objects (Python-only runs)."""
+    spec = getattr(trainer, "_optuna_gamma_spec", None)
+    if spec is not None:
+        return {"import": spec[0], "args": dict(spec[1])}
+    rebuild = getattr(trainer, "spec", None)
+    kwargs = rebuild() if callable(rebuild) else None
+    return {"builtin": dict(kwargs)} if kwargs else None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process (recorded on the trials a worker trains)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def resolve_device(spec: Any) -> torch.device:
@@ -174,12 +195,20 @@ class Engine:
         space: The search space; ``None`` takes ``trainer.search_space()``.
         config: The settings.
         mode: ``"per-epoch"`` or ``"whole"``.
+        role: ``"serial"`` (this process trains every trial, holding the run lock),
+            ``"coordinator"`` (holds the lock, prepares the run and finalizes it while workers
+            train; :mod:`~optuna_gamma.tuner.workers`) or ``"worker"`` (trains trials next to
+            other workers, without the lock).
 
     Raises:
         ValueError: Any bad argument, found before any work starts.
     """
 
-    def __init__(self, trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str) -> None:
+    def __init__(
+        self, trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str, role: str = "serial"
+    ) -> None:
+        if role not in ("serial", "coordinator", "worker"):
+            raise ValueError(f"role must be 'serial', 'coordinator' or 'worker', got {role!r}")
         if not isinstance(config, TunerConfig):
             raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
         check_trainer(trainer)
@@ -191,6 +220,7 @@ class Engine:
         self.trainer = trainer
         self.config = config
         self.mode = mode
+        self.role = role
         self.space = ParamSpace.of(space)
         self.objective = resolve_objective(config.objective)
         self.device = resolve_device(config.device)
@@ -217,19 +247,27 @@ class Engine:
     # ------------------------------------------------------------------ set-up
     @contextlib.contextmanager
     def opened(self) -> Iterator[Engine]:
-        """Lock the run, open storage and artifact store, build the trainer's state."""
+        """Open storage and artifact store and build the trainer's state; the serial driver and
+        the coordinator also lock the run directory (a worker never does)."""
         from optuna_gamma.tuner.states import open_artifact_store
         from optuna_gamma.tuner.storage import open_storage
         from optuna_gamma.tuner.trainer import capture
         from optuna_gamma.tuner.trainer import seeded_rng
 
-        self.paths.ensure_writable()
-        with run_lock(self.paths), _torch_threads(self.config.num_threads):
-            self.storage, self.storage_text = open_storage(self.config.storage, self.paths.default_storage)
-            store, self.artifacts_text = open_artifact_store(self.config.artifacts, self.paths.artifacts)
+        cfg = self.config
+        with contextlib.ExitStack() as stack:
+            if self.role != "worker":
+                self.paths.ensure_writable()
+                stack.enter_context(run_lock(self.paths))
+            stack.enter_context(_torch_threads(cfg.num_threads))
+            heartbeat = None
+            if self.role in ("worker", "coordinator"):
+                heartbeat = (cfg.heartbeat_interval, cfg.grace_period or 3 * cfg.heartbeat_interval)
+            self.storage, self.storage_text = open_storage(cfg.storage, self.paths.default_storage, heartbeat)
+            store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store)
-            with seeded_rng(derive_seed(self.config.seed, "build"), self.device):
-                self._state = self.trainer.build(self.config.seed, self.device)
+            with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
+                self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()
             self._initial = capture(self._state)
             yield self
@@ -266,10 +304,22 @@ class Engine:
             "space": self.space.to_dict(),
             "warm_start": self.config.warm_start,
             "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
+            "trainer_spec": trainer_spec(self.trainer),
             "num_threads": self.config.num_threads,
             "device": str(self.device),
+            "n_startup_trials": self.config.n_startup_trials,
+            "keep_trial_states": self.config.keep_trial_states,
+            "heartbeat_interval": self.config.heartbeat_interval,
+            "grace_period": self.config.grace_period,
             **extra,
         }
+
+    def run_record(self) -> dict[str, Any]:
+        """:meth:`config_record` with the run's length: ``epochs_total`` (the number of
+        studies) and, in whole mode, ``epochs_per_trial``."""
+        if self.mode == "whole":
+            return self.config_record(epochs_per_trial=self.config.epochs, epochs_total=1)
+        return self.config_record(epochs_total=self.config.epochs)
 
     def open_study(self, name: str, record: dict[str, Any]) -> optuna.Study:
         """Create or load study ``name``; record the config, or refuse a different one."""
@@ -286,14 +336,15 @@ class Engine:
                 study.set_metric_names([self.objective.metric_name])
             study.set_user_attr("config", record)
             return study
+        local = ("run_dir", "artifacts") if self.role == "worker" else ()  # differ per machine
         for key in _HARD_KEYS:
-            if key in old and key in record and old[key] != record[key]:
+            if key not in local and key in old and key in record and old[key] != record[key]:
                 raise ValueError(
                     f"study {name!r} was created with {key}={old[key]!r}, this call has "
                     f"{record[key]!r}; use another run name or run directory"
                 )
         for key in ("num_threads", "device"):
-            if old.get(key) != record.get(key):
+            if old.get(key) != record.get(key) and self.role != "worker":
                 _logger.warning(
                     f"study {name!r} was run with {key}={old.get(key)!r}, this call uses "
                     f"{record.get(key)!r}: results may differ from an uninterrupted run"
@@ -433,8 +484,45 @@ class Engine:
         """The epochs a trial of study ``epoch`` trains."""
         return list(range(1, self.config.epochs + 1)) if self.mode == "whole" else [epoch]
 
+    def prepare_study(self, epoch: int, study: optuna.Study) -> dict[str, Any]:
+        """Record the study's start, fail dead trials (serial driver and coordinator only: they
+        hold the run lock), and enqueue grid points or the warm start once. Returns the start
+        record."""
+        start = self.start_record(study, epoch)
+        if self.role != "worker":
+            self.fail_stale(study)
+        if self.plan.grid:
+            self._enqueue_once(study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch)))
+        elif self.config.warm_start and epoch > 1:
+            prev = self.load_study(epoch - 1).user_attrs["adopted"]
+            self._enqueue_once(study, [dict(prev["params"])])
+        if not study.user_attrs.get("prepared"):
+            study.set_user_attr("prepared", True)
+        return start
+
+    def sampler_for(self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]) -> ReseededSampler:
+        """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot)."""
+        return ReseededSampler(
+            self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot), slot_of=slot_of
+        )
+
+    def optimize(self, study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+                 after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]) -> None:
+        """``study.optimize`` with the failure Optuna masks when telling fails re-raised."""
+        masked: Exception | None = None
+        try:
+            study.optimize(objective, n_trials=n_trials, callbacks=[after])
+        except AssertionError as err:
+            # Optuna's trial runner ends in ``assert False`` when telling the result fails
+            # (e.g. a full disk); the failure it masks is the one to report.
+            if not isinstance(err.__context__, Exception):
+                raise
+            masked = err.__context__
+        if masked is not None:
+            raise masked
+
     def run_study(self, epoch: int, study: optuna.Study) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run study ``epoch`` to ``T`` complete trials and adopt its best trial.
+        """Run study ``epoch`` to ``T`` complete trials in this process and adopt its best trial.
 
         Returns:
             (the ``adopted`` record, the adopted snapshot)
@@ -442,26 +530,17 @@ class Engine:
         import optuna
         from optuna.trial import TrialState
 
-        start = self.start_record(study, epoch)
+        start = self.prepare_study(epoch, study)
         snapshot = self.start_snapshot(epoch)
-        self._fail_stale(study)
-        if self.plan.grid:
-            self._enqueue_once(study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch)))
-        elif self.config.warm_start and epoch > 1:
-            prev = self.load_study(epoch - 1).user_attrs["adopted"]
-            self._enqueue_once(study, [dict(prev["params"])])
         # This process holds the run lock, so the study's COMPLETE trials change only through
         # it: keep them here instead of asking the storage before every trial.
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        sampler = ReseededSampler(
-            self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot),
-            slot_of=lambda _: len(done),
-        )
+        sampler = self.sampler_for(epoch, slot_of=lambda _study, _trial: len(done))
         study = optuna.load_study(study_name=study.study_name, storage=self.storage, sampler=sampler)
         epochs = self.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
-            return self._trial(study, trial, done, snapshot, start, epochs)
+            return self.trial(study, trial, done, snapshot, start, epochs)
 
         def after(study_: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             crash_point("after_tell")
@@ -471,34 +550,36 @@ class Engine:
             if self._bar is not None:
                 self._bar.update(1)
 
-        while True:
-            n_done = len(done)
-            if n_done >= self.plan.trials:
-                break
-            masked: Exception | None = None
-            try:
-                study.optimize(objective, n_trials=self.plan.trials - n_done, callbacks=[after])
-            except AssertionError as err:
-                # Optuna's trial runner ends in ``assert False`` when telling the result fails
-                # (e.g. a full disk); the failure it masks is the one to report.
-                if not isinstance(err.__context__, Exception):
-                    raise
-                masked = err.__context__
-            if masked is not None:
-                raise masked
-        return self.adopt(study, epoch, snapshot)
+        while len(done) < self.plan.trials:
+            self.optimize(study, objective, self.plan.trials - len(done), after)
+        return self.adopt(study, epoch)
 
-    def _trial(
-        self, study: optuna.Study, trial: optuna.Trial, done: list[optuna.trial.FrozenTrial],
+    def trial(
+        self, study: optuna.Study, trial: optuna.Trial, done: list[optuna.trial.FrozenTrial] | None,
         snapshot: dict[str, Any], start: Mapping[str, Any], epochs: list[int],
     ) -> float:
+        """One trial: reuse an earlier result for a repeated point, else train, evaluate, store.
+
+        ``done`` is the study's COMPLETE trials (kept by the serial driver); ``None`` reads them
+        from the storage (workers), where a point that another worker is training right now is
+        awaited and then reused, so no point is trained twice.
+        """
+        from optuna.trial import TrialState
+
         assert self.store is not None
         crash_point("after_ask")
+        if self.role == "worker":
+            trial.set_user_attr("worker", worker_id())
         hparams = self.space.suggest(trial)
+        if done is None:
+            done = self._await_twins(study, trial)
         for prior in done:
-            if "reused_from" not in prior.user_attrs and self.space.same(prior.params, trial.params):
+            if prior.state == TrialState.COMPLETE and "reused_from" not in prior.user_attrs and self.space.same(
+                prior.params, trial.params
+            ):
                 for key, value in prior.user_attrs.items():
-                    trial.set_user_attr(key, value)
+                    if key != "worker":
+                        trial.set_user_attr(key, value)
                 trial.set_user_attr("reused_from", prior.number)
                 assert prior.value is not None
                 return prior.value
@@ -512,7 +593,6 @@ class Engine:
         attrs["time"] = {"train": t_train, "eval": t_eval}
         if diverged:
             attrs["diverged"] = True
-        if diverged:
             value = self._diverged_value(done, start)
         else:
             if self.objective.clipped is not None:
@@ -522,6 +602,21 @@ class Engine:
         for key, v in attrs.items():
             trial.set_user_attr(key, v)
         return value
+
+    def _await_twins(self, study: optuna.Study, trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
+        """The study's COMPLETE trials, once no other RUNNING trial holds this trial's point
+        (waiting with back-off for such a twin to finish: its result is then reused)."""
+        from optuna.trial import TrialState
+
+        delay = 0.05
+        while True:
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+            twins = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
+                     and t.number < trial.number and self.space.same(t.params, trial.params)]
+            if not twins:
+                return [t for t in trials if t.state == TrialState.COMPLETE]
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
 
     def _diverged_value(self, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]) -> float:
         """A finite, clearly bad value for a diverged trial.
@@ -547,25 +642,36 @@ class Engine:
         worst = min(v * sign for v in everything) * sign
         return worst - sign * spread
 
-    def _fail_stale(self, study: optuna.Study) -> None:
+    def fail_stale(self, study: optuna.Study) -> None:
         """Fail every RUNNING trial (its process is dead: this process holds the run lock) and
-        enqueue a retry with the same parameters, once (``user_attrs["retry_of"]``)."""
+        retry each once with the same parameters (:meth:`fail_and_retry`)."""
         from optuna.trial import TrialState
 
-        trials = study.get_trials(deepcopy=False)
-        retried = {t.user_attrs.get("retry_of") for t in trials}
-        tuned = set(self.space.tuned())
-        for t in trials:
-            if t.state != TrialState.RUNNING:
-                continue
-            fixed = dict(t.system_attrs.get("fixed_params") or {})
-            params = {**fixed, **t.params}
-            if t.number not in retried:
-                if tuned <= set(params):
-                    study.enqueue_trial({k: params[k] for k in self.space.tuned()}, user_attrs={"retry_of": t.number})
-                elif fixed:
-                    study.enqueue_trial(fixed, user_attrs={"retry_of": t.number})
-            study.tell(t.number, state=TrialState.FAIL)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.fail_and_retry(study, t)
+
+    def fail_and_retry(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Tell a dead process's RUNNING ``trial`` FAIL and enqueue a retry with its parameters,
+        once: the retry carries ``user_attrs["retry_of"]``, so a second crash between the
+        enqueue and the fail does not enqueue it twice. A trial that died before all its
+        parameters were suggested is retried with whatever was fixed for it (an enqueued point),
+        else the sampler proposes again."""
+        from optuna.trial import TrialState
+
+        retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+        fixed = dict(trial.system_attrs.get("fixed_params") or {})
+        params = {**fixed, **trial.params}
+        if trial.number not in retried:
+            if set(self.space.tuned()) <= set(params):
+                study.enqueue_trial({k: params[k] for k in self.space.tuned()}, user_attrs={"retry_of": trial.number})
+            elif fixed:
+                study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+        study.tell(trial.number, state=TrialState.FAIL)
+
+    def storage_has_heartbeat(self) -> bool:
+        """Whether the storage fails trials whose worker stopped beating (RDB in worker role)."""
+        get = getattr(self.storage, "get_heartbeat_interval", None)
+        return callable(get) and get() is not None
 
     @staticmethod
     def _enqueue_once(study: optuna.Study, points: list[dict[str, Any]]) -> None:
@@ -576,9 +682,11 @@ class Engine:
         study.set_user_attr("queued", True)
 
     # ------------------------------------------------------------------ adoption
-    def adopt(self, study: optuna.Study, epoch: int, start: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def adopt(self, study: optuna.Study, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Adopt ``study.best_trial`` (see the module docstring); idempotent."""
         assert self.store is not None
+        if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
+            return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
         best = study.best_trial
         if best.user_attrs.get("diverged"):
             raise AllTrialsDivergedError(
@@ -607,7 +715,7 @@ class Engine:
         self._snapshots = {epoch: snap}
         return record, snap
 
-    _NON_METRICS = frozenset({"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped"})
+    _NON_METRICS = frozenset({"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"})
 
     def _metric_keys(self, trial: optuna.trial.FrozenTrial) -> list[str]:
         return [k for k in trial.user_attrs if k not in self._NON_METRICS]

@@ -186,18 +186,39 @@ def run_lock(paths: RunPaths) -> Iterator[None]:
 
 # -------------------------------------------------------------------------------- test hook
 _CRASH_ENV = "OPTUNA_GAMMA_CRASH_AT"
+_CRASH_WORKER_ENV = "OPTUNA_GAMMA_CRASH_WORKER"
+WORKER_INDEX_ENV = "OPTUNA_GAMMA_WORKER_INDEX"
 _crash_counts: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
     """Testing hook: ``OPTUNA_GAMMA_CRASH_AT="<name>:<k>"`` makes the process SIGKILL itself the
-    ``k``-th time it passes the point ``name`` (simulates ``kill -9`` at an exact instant)."""
+    ``k``-th time it passes the point ``name`` (simulates ``kill -9`` at an exact instant).
+
+    For parallel workers: ``OPTUNA_GAMMA_CRASH_WORKER=<i>`` limits it to the local worker process
+    number ``i`` (``*``: every worker process, never their parent);
+    ``OPTUNA_GAMMA_CRASH_ONCE=<path>`` to the first process that gets there (it claims the file);
+    ``OPTUNA_GAMMA_CRASH_GROUP=1`` kills the whole process group (a parent and its workers).
+    """
     spec = os.environ.get(_CRASH_ENV)
     if not spec:
         return
     want, _, k = spec.rpartition(":")
     if want != name:
         return
+    only = os.environ.get(_CRASH_WORKER_ENV)
+    index = os.environ.get(WORKER_INDEX_ENV)
+    if only is not None and (index is None or (only != "*" and only != index)):
+        return
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] == int(k):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _crash_counts[name] != int(k):
+        return
+    token = os.environ.get("OPTUNA_GAMMA_CRASH_ONCE")
+    if token:
+        try:
+            os.close(os.open(token, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    if os.environ.get("OPTUNA_GAMMA_CRASH_GROUP"):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)

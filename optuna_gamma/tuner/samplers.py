@@ -239,7 +239,8 @@ class ReseededSampler(optuna.samplers.BaseSampler):
     """A sampler built afresh for every trial by ``factory(seed_for(slot))``.
 
     In :meth:`before_trial` the slot of the new trial is taken as the number of COMPLETE trials
-    of the study (``slot_of(study)``; by default counted in the storage), the base sampler is built with ``seed_for(slot)``, and from then on the trial
+    of the study (``slot_of(study, trial)``; by default counted in the storage; parallel workers
+    use the trial number, which no two trials share), the base sampler is built with ``seed_for(slot)``, and from then on the trial
     is shown to it under the number ``slot`` (a shallow copy of the
     :class:`~optuna.trial.FrozenTrial`; the study and storage are untouched). In an
     uninterrupted serial run ``slot`` equals the trial number; after a crash it still equals the
@@ -250,12 +251,12 @@ class ReseededSampler(optuna.samplers.BaseSampler):
         self,
         factory: SamplerFactory,
         seed_for: Callable[[int], int],
-        slot_of: Callable[[Study], int] | None = None,
+        slot_of: Callable[[Study, FrozenTrial], int] | None = None,
     ) -> None:
         self._factory = factory
         self._seed_for = seed_for
         self._slot_of = slot_of or (
-            lambda study: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            lambda study, _trial: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         )
         self._slot = 0
         self._base: optuna.samplers.BaseSampler = factory(seed_for(0))
@@ -266,7 +267,7 @@ class ReseededSampler(optuna.samplers.BaseSampler):
         return view
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self._slot = self._slot_of(study)
+        self._slot = self._slot_of(study, trial)
         self._base = self._factory(self._seed_for(self._slot))
         self._base.before_trial(study, self._view(trial))
 

@@ -67,22 +67,25 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
 
     Args:
         location: ``None`` (a :class:`~optuna.artifacts.FileSystemArtifactStore` in
-            ``default_dir``), a directory path, or an object implementing Optuna's artifact
-            store protocol (``open_reader``, ``write``, ``remove``).
+            ``default_dir``), a directory path (shared between machines by NFS or the like),
+            ``s3://bucket/prefix`` (a :class:`~optuna.artifacts.Boto3ArtifactStore`; boto3 reads
+            credentials and ``AWS_ENDPOINT_URL`` for S3-compatible servers from the usual
+            places), or an object implementing Optuna's artifact-store protocol (``open_reader``,
+            ``write``, ``remove``).
         default_dir: The run directory's ``artifacts/`` folder.
 
     Raises:
-        ValueError: ``location`` is neither.
-        OSError: The directory cannot be created or written (checked before any trial runs).
+        ValueError: ``location`` is none of these.
+        TunerError: The store cannot be written (checked with a small probe before any trial).
     """
     from optuna.artifacts import FileSystemArtifactStore
 
+    if isinstance(location, str) and location.startswith("s3://"):
+        return _open_s3(location)
     if location is None or isinstance(location, (str, os.PathLike)):
         text = str(location) if location is not None else str(default_dir)
         if "://" in text:
-            raise ValueError(
-                f"artifact location {text!r}: only a directory path is supported here"
-            )
+            raise ValueError(f"artifact location {text!r}: expected a directory path or s3://bucket/prefix")
         folder = Path(text).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"artifact location {str(folder)!r} exists and is not a directory")
@@ -98,7 +101,47 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
         return FileSystemArtifactStore(folder), str(folder)
     if all(callable(getattr(location, m, None)) for m in ("open_reader", "write", "remove")):
         return location, type(location).__name__
-    raise ValueError(f"artifacts must be a directory path or an Optuna artifact store, got {location!r}")
+    raise ValueError(f"artifacts must be a directory path, s3://bucket/prefix or an Optuna artifact store, got {location!r}")
+
+
+class PrefixedArtifactStore:
+    """Another artifact store with every artifact id prefixed (``prefix/<id>`` keys in a bucket)."""
+
+    def __init__(self, inner: ArtifactStore, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def open_reader(self, artifact_id: str) -> Any:
+        return self.inner.open_reader(self.prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body: Any) -> None:
+        self.inner.write(self.prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.inner.remove(self.prefix + artifact_id)
+
+
+def _open_s3(location: str) -> tuple[ArtifactStore, str]:
+    from optuna_gamma.tuner.errors import TunerError
+
+    bucket, _, prefix = location[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"artifact location {location!r}: expected s3://bucket/prefix")
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ClientError
+    except ImportError as err:
+        raise TunerError(f"artifact location {location!r} needs boto3: install optuna-gamma[s3]") from err
+    from optuna.artifacts import Boto3ArtifactStore
+
+    store = PrefixedArtifactStore(Boto3ArtifactStore(bucket, client=boto3.client("s3")), prefix)
+    try:  # a write probe, before any trial
+        store.write(".write-check", io.BytesIO(b"ok\n"))
+        store.remove(".write-check")
+    except (BotoCoreError, ClientError) as err:
+        raise TunerError(f"artifact location {location!r} is not writable: {err}") from err
+    return store, location
 
 
 class StateStore:

@@ -64,13 +64,20 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def open_storage(spec: Any, default: str | None = None) -> tuple[Any, str]:
+def open_storage(
+    spec: Any, default: str | None = None, heartbeat: tuple[int, int] | None = None
+) -> tuple[Any, str]:
     """The storage for ``spec`` and a printable (password-free) description of it.
 
     Args:
         spec: ``None`` (``default``), an RDB URL, a journal file path, or an
             :class:`optuna.storages.BaseStorage`.
         default: What ``None`` stands for (the run directory's journal file).
+        heartbeat: ``(interval, grace_period)`` seconds for an RDB storage opened for
+            parallel workers: Optuna's heartbeat fails a trial whose worker stopped beating, and
+            Optuna's ``RetryHeartbeatStaleTrialCallback`` (``RetryFailedTrialCallback`` before
+            Optuna 4.9) retries it once with the same parameters. Journal files have no heartbeat (local workers are watched by their
+            parent process instead).
 
     Raises:
         ValueError: ``spec`` is neither, names an unknown scheme, or is an SQLite file without
@@ -99,10 +106,10 @@ def open_storage(spec: Any, default: str | None = None) -> tuple[Any, str]:
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
         _make_parent(path, shown)
         _use_wal(path)
-        storage = _connect(text, shown)
+        storage = _connect(text, shown, heartbeat)
         _synchronous_normal(storage)
         return storage, shown
-    return _connect(text, shown), shown
+    return _connect(text, shown, heartbeat), shown
 
 
 def get_storage(spec: Any) -> Any:
@@ -227,15 +234,27 @@ def _synchronous_normal(storage: Any) -> None:
         engine.dispose()
 
 
-def _connect(url: str, shown: str) -> Any:
+def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> Any:
+    import warnings
+
     import optuna
     import sqlalchemy.exc
 
     from optuna_gamma.tuner.errors import TunerError
 
+    kwargs: dict[str, Any] = {}
+    if heartbeat is not None:
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
+        kwargs = dict(heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
+        if retry is not None:
+            kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=1)
+        else:
+            kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(url)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **kwargs)
         except ImportError as err:
             cause = err.__cause__ or err
             raise TunerError(

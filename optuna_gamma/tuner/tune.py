@@ -21,6 +21,7 @@ from optuna_gamma.tuner.engine import storage_errors
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
+from optuna_gamma.tuner.runfiles import crash_point
 
 
 if TYPE_CHECKING:
@@ -60,7 +61,11 @@ def tune_per_epoch(
             :class:`~optuna_gamma.tuner.builtin.ThesisTrainer`.
         space: The search space (:mod:`optuna_gamma.tuner.space`); default
             ``trainer.search_space()``.
-        config: The settings (:class:`~optuna_gamma.tuner.config.TunerConfig`).
+        config: The settings (:class:`~optuna_gamma.tuner.config.TunerConfig`); with
+            ``workers=N`` an epoch's trials run in ``N`` worker processes at once
+            (:mod:`~optuna_gamma.tuner.workers`; the trainer, space and config must then be
+            picklable, and a script must guard its entry point with ``if __name__ ==
+            "__main__":``).
         **settings: Fields of :class:`~optuna_gamma.tuner.config.TunerConfig` that replace
             those of ``config`` (e.g. ``epochs=3, sampler="gamma"``).
 
@@ -70,42 +75,104 @@ def tune_per_epoch(
 
     Raises:
         ValueError: Bad arguments (before any work), or an existing run with other settings.
-        TunerError: The storage, artifact store, device or run directory cannot be used; or
-            every trial of an epoch diverged.
+        TunerError: The storage, artifact store, device or run directory cannot be used; every
+            trial of an epoch diverged; or every worker stopped before the run was done.
     """
-    engine = Engine(trainer, space, _config(config, settings), "per-epoch")
+    cfg = _config(config, settings)
+    engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
-    cfg = engine.config
     with engine.opened(), storage_errors():
-        record = engine.config_record()
-        schedule: list[ScheduleEntry] = []
-        with engine.progress(cfg.epochs * engine.plan.trials, engine.count_complete()):
-            for epoch in range(1, cfg.epochs + 1):
-                study = engine.open_study(engine.study_name(epoch), {**record, "epoch": epoch})
-                adopted = study.user_attrs.get("adopted")
-                t_epoch = time.perf_counter()
-                if adopted is None:
-                    engine.set_progress(f"epoch {epoch}/{cfg.epochs}")
-                    adopted, _ = engine.run_study(epoch, study)
-                    how = f"{time.perf_counter() - t_epoch:.1f} s"
-                else:
-                    engine.clean_up(study)
-                    how = "adopted earlier"
-                schedule.append(_entry(epoch, adopted, engine.space.fixed))
-                _logger.info(f"epoch {epoch}/{cfg.epochs}: {_describe(engine, study, adopted)} ({how})")
-                engine.warn_at_bounds(epoch, adopted["hparams"])
+        before = engine.count_complete()
+        with engine.progress(cfg.epochs * engine.plan.trials, before):
+            if engine.role == "coordinator":
+                _coordinated(engine, trainer, space, before)
+            else:
+                _serial_epochs(engine)
+        entries = [_entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
+                   for e in range(1, cfg.epochs + 1)]
         final = engine.adopted_snapshot(cfg.epochs)
         test = engine.evaluate(final, "test")
         last = engine.load_study(cfg.epochs)
         last.set_user_attr("test", test)
+        engine.new_trials = engine.count_complete() - before
         studies = [engine.load_study(e) for e in range(1, cfg.epochs + 1)]
         result = PerEpochResult(
             **_common(engine, studies, test, time.perf_counter() - t0, last.user_attrs["adopted"]["state"]),
-            schedule=schedule,
+            schedule=entries,
         )
         result.save(engine.paths.result)
         _logger.info(_summary_line(result))
         return result
+
+
+def _role(cfg: TunerConfig) -> str:
+    return "coordinator" if cfg.workers or cfg.coordinate else "serial"
+
+
+def _serial_epochs(engine: Engine) -> None:
+    cfg = engine.config
+    record = engine.run_record()
+    for epoch in range(1, cfg.epochs + 1):
+        study = engine.open_study(engine.study_name(epoch), {**record, "epoch": epoch})
+        adopted = study.user_attrs.get("adopted")
+        t_epoch = time.perf_counter()
+        if adopted is None:
+            engine.set_progress(f"epoch {epoch}/{cfg.epochs}")
+            adopted, _ = engine.run_study(epoch, study)
+            how = f"{time.perf_counter() - t_epoch:.1f} s"
+        else:
+            engine.clean_up(study)
+            how = "adopted earlier"
+        _log_adopted(engine, epoch, study, adopted, how)
+
+
+def _log_adopted(engine: Engine, epoch: int, study: optuna.Study, adopted: dict[str, Any], how: str) -> None:
+    n = 1 if engine.mode == "whole" else engine.config.epochs
+    what = f"epoch {epoch}/{n}" if engine.mode == "per-epoch" else f"whole training, {engine.config.epochs} epochs"
+    _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
+    engine.warn_at_bounds(epoch, adopted["hparams"])
+
+
+def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
+    """Start the workers, log each adoption as it happens, keep the bar counting."""
+    from optuna_gamma.tuner.workers import coordinate
+
+    n = 1 if engine.mode == "whole" else engine.config.epochs
+    logged: set[int] = set()
+    t_last = time.perf_counter()
+    shown = [before]
+
+    def progress() -> None:
+        nonlocal t_last
+        done = engine.count_complete()
+        if engine._bar is not None and done > shown[0]:
+            engine._bar.update(done - shown[0])
+            shown[0] = done
+        for epoch in range(1, n + 1):
+            if epoch in logged or engine.study_name(epoch) not in _names(engine):
+                continue
+            study = engine.load_study(epoch)
+            adopted = study.user_attrs.get("adopted")
+            if adopted is not None:
+                logged.add(epoch)
+                _log_adopted(engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
+                crash_point("coordinator_adopted")
+                t_last = time.perf_counter()
+                engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
+
+    for epoch in range(1, n + 1):  # epochs adopted before this call
+        if engine.study_name(epoch) in _names(engine) and "adopted" in engine.load_study(epoch).user_attrs:
+            logged.add(epoch)
+    ref = getattr(trainer, "_optuna_gamma_spec", None)
+    trainer_ref = ("import", ref[0], ref[1]) if ref is not None else trainer
+    coordinate(engine, trainer_ref, space, on_progress=progress)
+    progress()
+
+
+def _names(engine: Engine) -> set[str]:
+    import optuna
+
+    return {s.study_name for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)}
 
 
 def tune_whole(
@@ -124,21 +191,27 @@ def tune_whole(
     """
     from optuna.trial import TrialState
 
-    engine = Engine(trainer, space, _config(config, settings), "whole")
+    cfg = _config(config, settings)
+    engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
-    cfg = engine.config
     with engine.opened(), storage_errors():
-        study = engine.open_study(engine.study_name(1), engine.config_record(epochs_per_trial=cfg.epochs))
-        adopted = study.user_attrs.get("adopted")
-        with engine.progress(engine.plan.trials, engine.count_complete()):
-            if adopted is None:
+        before = engine.count_complete()
+        record = engine.run_record()
+        study = engine.open_study(engine.study_name(1), record)
+        with engine.progress(engine.plan.trials, before):
+            if engine.role == "coordinator":
+                _coordinated(engine, trainer, space, before)
+            elif "adopted" not in study.user_attrs:
                 engine.set_progress(f"whole ({cfg.epochs} epochs)")
                 adopted, _ = engine.run_study(1, study)
+                _log_adopted(engine, 1, study, adopted, f"{time.perf_counter() - t0:.1f} s")
             else:
                 engine.clean_up(study)
+        adopted = study.user_attrs["adopted"]
         final = engine.adopted_snapshot(1)
         test = engine.evaluate(final, "test")
         study.set_user_attr("test", test)
+        engine.new_trials = engine.count_complete() - before
         trials = [
             {"number": t.number, "params": dict(t.params), "value": t.value,
              "metrics": {k: t.user_attrs.get(k) for k in adopted["metrics"]},
@@ -151,7 +224,6 @@ def tune_whole(
             trials=trials,
         )
         result.save(engine.paths.result)
-        _logger.info(f"whole training, {cfg.epochs} epochs: {_describe(engine, study, adopted)}")
         _logger.info(_summary_line(result))
         return result
 

@@ -86,6 +86,7 @@ class ThesisTrainer:
         else:
             self._data = dataset
             self.dataset_name = str(getattr(dataset, "name", "custom"))
+        self._data_given = self._data is not None
         if model is None:
             model = DEFAULT_MODEL.get(self.dataset_name, "mlp")
         if isinstance(model, str) and model not in MODELS:
@@ -116,6 +117,24 @@ class ThesisTrainer:
     def search_space(self) -> dict[str, Any]:
         """The thesis's space: ``lr`` log-uniform in [1e-3, 0.5] (:class:`SearchSpace`)."""
         return {"lr": SearchSpace().distributions()["lr"]}
+
+    def spec(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this trainer elsewhere (a worker adds its own
+        ``data_root``); a trainer of loaded splits has none."""
+        if self._data_given or not isinstance(self.model, str):
+            return {}
+        args = {k: v for k, v in self._load_args.items() if k not in ("root", "cache_dir")}
+        return {"dataset": self.dataset_name, "model": self.model,
+                "subset": args["subset"], "valid_fraction": args["valid_fraction"], "data_seed": args["seed"],
+                "test_subset": args["test_subset"], "download": args["download"], "batch_size": self.batch_size,
+                "weight_decay": self.weight_decay, "momentum": self.momentum}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without loaded data when it can be loaded again (spawned workers)."""
+        state = dict(self.__dict__)
+        if not self._data_given:
+            state["_data"] = None
+        return state
 
     def describe(self) -> dict[str, Any]:
         return {
