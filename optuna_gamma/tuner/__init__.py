@@ -33,6 +33,7 @@ from optuna_gamma.tuner.trainer import TrainingState
 from optuna_gamma.tuner.trainer import apply_hyperparameters
 from optuna_gamma.tuner.tune import tune_per_epoch
 from optuna_gamma.tuner.tune import tune_whole
+from optuna_gamma.tuner.workers import run_worker
 
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "build_report",
     "get_storage",
     "load_result",
+    "run_worker",
     "set_verbosity",
     "tune_per_epoch",
     "tune_whole",
