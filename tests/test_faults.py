@@ -333,7 +333,8 @@ def test_a_storage_password_is_neither_printed_nor_saved(tmp_path: Path, monkeyp
     import optuna_gamma.tuner.storage as storage_mod
 
     real = storage_mod._connect
-XX
+    monkeypatch.setattr(storage_mod, "_connect",
+                        lambda url, shown, heartbeat=None: real(f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat))
     monkeypatch.chdir(tmp_path)
     url = "postgresql://alice:s3cret@db.example:5432/runs"
     assert main(["tune", "--dataset", "digits", "--trials", "2", "--storage", url, "--run", "pw", "--no-progress"]) == 0
