@@ -2,7 +2,8 @@
 
 Runs the per-epoch driver with and without warm start on the same seeds (paired: same initial
 model, same batch orders, same sampler seeds) and compares the final epoch's adopted validation
-kappa and the test accuracy. The figure decides ``optuna_gamma.driver.per_epoch.DEFAULT_WARM_START``.
+objective (unclipped kappa_1) and the test accuracy. The figure decides the default of
+``optuna_gamma.tuner.TunerConfig.warm_start``.
 
     OMP_NUM_THREADS=1 python benchmarks/driver_warm_start.py --dataset digits --seeds 6 \
         --epochs 3 --trials 6 --out benchmarks/results/driver_warm_start_digits.json
@@ -33,20 +34,25 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from optuna_gamma.data import load_dataset
-    from optuna_gamma.driver import tune_per_epoch
+    from optuna_gamma.tuner import ThesisTrainer
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner import set_verbosity
+    from optuna_gamma.tuner import tune_per_epoch
+
+    set_verbosity(30)
 
     rows = []
     t0 = time.perf_counter()
     for seed in range(args.seeds):
-        data = load_dataset(args.dataset, args.data_root, subset=args.subset, seed=seed)
+        trainer = ThesisTrainer(args.dataset, args.data_root, model=args.model, subset=args.subset, data_seed=seed)
         row = {"seed": seed}
         for warm in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                r = tune_per_epoch(args.model, data, sampler=args.sampler, trials_per_epoch=args.trials,
-                                   epochs=args.epochs, seed=seed, run="ws", run_dir=tmp, warm_start=warm)
+                r = tune_per_epoch(trainer, None, TunerConfig(
+                    sampler=args.sampler, trials_per_epoch=args.trials, epochs=args.epochs, seed=seed, run="ws",
+                    run_dir=tmp, warm_start=warm))
             key = "warm" if warm else "cold"
-            row[key] = {"final_kappa": r.schedule[-1].kappa, "final_valid_accuracy": r.schedule[-1].accuracy,
+            row[key] = {"final_kappa": r.schedule[-1].value, "final_valid_accuracy": r.schedule[-1].metrics["accuracy"],
                         "test_accuracy": r.test["accuracy"], "schedule": r.learning_rates}
         rows.append(row)
         print(seed, row["cold"]["final_kappa"], row["warm"]["final_kappa"], flush=True)

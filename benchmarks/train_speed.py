@@ -6,7 +6,7 @@ same epoch (same tensors, batch size 50, same initial state) is timed two ways:
 * ``plain``: a hand-written PyTorch loop (no DataLoader): ``randperm`` from a seeded generator,
   index the in-memory tensors, forward through the bare ``nn.Sequential`` body (no input-shape
   check), cross-entropy, ``zero_grad``/``backward``/``step``, ``loss.item()`` per batch;
-* ``project``: :func:`optuna_gamma.training.train_one_epoch` on the full model (input-shape
+* ``project``: :func:`optuna_gamma.tuner.builtin.training.train_one_epoch` on the full model (input-shape
   check, seeded dropout RNG inside ``fork_rng``, non-finite check, loss bookkeeping).
 
 Before every timed run the model and optimizer are restored to the same captured state, so
@@ -36,12 +36,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from optuna_gamma.data import load_dataset
-from optuna_gamma.models import build_model
-from optuna_gamma.training import capture_state
-from optuna_gamma.training import make_optimizer
-from optuna_gamma.training import restore_state
-from optuna_gamma.training import train_one_epoch
+from optuna_gamma.tuner.builtin.data import load_dataset
+from optuna_gamma.tuner.builtin.models import build_model
+from optuna_gamma.tuner.builtin.training import make_optimizer
+from optuna_gamma.tuner.builtin.training import train_one_epoch
+from optuna_gamma.tuner.trainer import TrainingState
+from optuna_gamma.tuner.trainer import capture
+from optuna_gamma.tuner.trainer import restore
 
 
 def plain_epoch(body: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
@@ -73,13 +74,13 @@ def bench(
     d = load_dataset(dataset, root, subset=subset, seed=0, cache_dir=cache_dir)
     model = build_model(name, d.input_shape, d.n_classes, seed=0)
     opt = make_optimizer(model, lr=0.01, momentum=0.9, weight_decay=1e-3)
-    initial = capture_state(model, opt)
+    initial = capture(TrainingState(model=model, optimizer=opt))
     cpu = torch.device("cpu")
     x, y = d.train.x, d.train.y
     n_images = len(y) * epochs_per_run
 
     def run(variant: str) -> tuple[float, float]:
-        restore_state(model, opt, initial)
+        restore(TrainingState(model=model, optimizer=opt), initial)
         c0, t0 = time.process_time(), time.perf_counter()
         for e in range(epochs_per_run):
             if variant == "plain":

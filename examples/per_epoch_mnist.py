@@ -3,9 +3,9 @@
     python examples/per_epoch_mnist.py --data-root ../shared/data --epochs 3 --trials 12
 
 Every epoch is an Optuna study ``"mnist500/epoch-NNN"`` whose trials train a copy of the current
-network for one epoch at a GammaBOSampler-proposed learning rate; the best copy is adopted. The
-run resumes if interrupted (run it again); open the studies with the printed optuna-dashboard
-command.
+network for one epoch at a GammaBOSampler-proposed learning rate; the best copy (model and
+optimizer state) is adopted. The run resumes if interrupted (run it again); open the studies with
+the printed optuna-dashboard command.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import argparse
 
 import optuna
 
-from optuna_gamma.data import load_dataset
-from optuna_gamma.driver import SearchSpace
-from optuna_gamma.driver import tune_per_epoch
+from optuna_gamma.tuner import SearchSpace
+from optuna_gamma.tuner import ThesisTrainer
+from optuna_gamma.tuner import tune_per_epoch
 
 
 def main() -> None:
@@ -29,16 +29,15 @@ def main() -> None:
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    # --- the core: data, search space, one call ---------------------------------------------
-    data = load_dataset("mnist", args.data_root, subset=500, seed=0)  # 400 train / 100 valid
+    # --- the core: the thesis's trainer, its search space, one call --------------------------
+    trainer = ThesisTrainer("mnist", args.data_root, subset=500)  # thesis CNN, 400 train / 100 valid
     result = tune_per_epoch(
-        "thesis-cnn", data,
-        space=SearchSpace(lr_low=1e-3, lr_high=0.5),  # log scale; batch 50, weight decay 1e-3
-        sampler=args.sampler, trials_per_epoch=args.trials, epochs=args.epochs,
-        kappa="kappa1", run="mnist500", seed=0, run_dir=args.run_dir, progress=True,
+        trainer, SearchSpace(lr_low=1e-3, lr_high=0.5),  # log scale; batch 50, weight decay 1e-3
+        sampler=args.sampler, trials_per_epoch=args.trials, epochs=args.epochs, objective="kappa1",
+        run="mnist500", run_dir=args.run_dir,
     )
     for e in result.schedule:
-        print(f"epoch {e.epoch}: lr {e.lr:.4g}  kappa {e.kappa:.3f}  valid accuracy {e.accuracy:.3f}")
+        print(f"epoch {e.epoch}: lr {e.lr:.4g}  kappa {e.value:.3f}  valid accuracy {e.metrics['accuracy']:.3f}")
     print(f"test accuracy {result.test['accuracy']:.3f}, MCC {result.test['mcc']:.3f}")
     # ------------------------------------------------------------------------------------------
     print(f"optuna-dashboard {result.storage}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from optuna_gamma.cli import main
+from optuna_gamma.tuner.cli import main
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import os
 from pathlib import Path
 
@@ -29,3 +30,56 @@ def data_root() -> Path:
             raise RuntimeError(msg)
         pytest.skip(msg)
     return root
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server URL: ``$OPTUNA_GAMMA_TEST_POSTGRES`` (``.ci/run`` starts a throwaway
+    cluster and sets it), else a cluster started here with ``.ci/postgres.sh`` when Debian's
+    PostgreSQL packages are installed. In CI a missing server is an error, never a skip."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    url = os.environ.get("OPTUNA_GAMMA_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or shutil.which("runuser") is None:
+        msg = "PostgreSQL is not installed (apt-get install postgresql) and OPTUNA_GAMMA_TEST_POSTGRES is unset"
+        if os.environ.get("CI"):
+            raise RuntimeError(msg)
+        pytest.skip(msg)
+    folder = tempfile.mkdtemp(prefix="optuna-gamma-pg-", dir="/tmp")
+    script = str(REPO / ".ci" / "postgres.sh")
+    out = subprocess.run(["bash", script, "start", folder], capture_output=True, text=True, check=True).stdout
+    url = out.strip().split("=", 1)[1]
+    try:
+        yield url
+    finally:
+        subprocess.run(["bash", script, "stop", folder], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """A local S3-compatible server (moto's server mode on 127.0.0.1, a free port) and the
+    environment a boto3 client needs to use it."""
+    import socket
+
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        yield env
+    finally:
+        server.stop()

@@ -29,7 +29,7 @@ def test_help_exits_zero() -> None:
 def test_console_script_entry_point_is_main() -> None:
     from importlib.metadata import entry_points
 
-    from optuna_gamma.cli import main
+    from optuna_gamma.tuner.cli import main
 
     eps = [e for e in entry_points(group="console_scripts") if e.name == "optuna-gamma"]
     if eps:  # installed in editable mode by the README's set-up command
@@ -42,15 +42,24 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
         (["tune", "--dataset", "digits", "--sampler", "bogus"], "unknown sampler 'bogus'"),
         (["tune", "--dataset", "digits", "--sampler", "grid:zero"], "grid:N"),
-        (["tune", "--dataset", "digits", "--lr-low", "0.5", "--lr-high", "0.1"], "low < high"),
-        (["tune", "--dataset", "digits", "--lr-low", "0", "--lr-high", "0.5"], "> 0 on a log scale"),
-        (["tune", "--dataset", "digits", "--lr-low", "-1", "--lr-high", "0.5"], "> 0 on a log scale"),
+        (["tune", "--dataset", "digits", "--lr-low", "0.5", "--lr-high", "0.1"], "--lr-low must be < --lr-high"),
+        (["tune", "--dataset", "digits", "--lr-low", "0", "--lr-high", "0.5"], "--lr-low must be > 0"),
+        (["tune", "--dataset", "digits", "--lr-linear", "--lr-low", "0"], "--lr-low must be > 0"),
+        (["tune", "--dataset", "digits", "--lr-low", "-1", "--lr-high", "0.5"], "--lr-low must be > 0"),
+        (["tune", "--dataset", "digits", "--threads", "0"], "--threads must be >= 1"),
+        (["tune", "--dataset", "digits", "--kappa-lambda", "2"], "--kappa-lambda"),
+        (["tune", "--trainer", "nomodule_xyz:make"], "cannot import 'nomodule_xyz'"),
+        (["tune", "--trainer", "json:loads"], "calling loads() failed"),
+        (["tune", "--trainer", "json:__doc__"], "lacks build"),
+        (["tune", "--trainer", "json"], "MODULE:FACTORY"),
+        (["tune", "--trainer", "missing.py:make"], "no file 'missing.py'"),
+        (["tune", "--trainer", "json:nothing_here"], "has no attribute 'nothing_here'"),
         (["tune", "--dataset", "digits", "--epochs", "0"], "--epochs must be >= 1"),
         (["tune", "--dataset", "digits", "--tune-momentum", "0.1"], "LOW,HIGH"),
         (["tune", "--dataset", "mnist"], "--data-root is required"),
         (["tune", "--dataset", "mnist", "--data-root", "NOWHERE"], "not a directory"),
         (["tune", "--dataset", "cifar10", "--data-root", "."], "not found"),  # missing data files
-        (["tune"], "required"),
+        (["tune"], "give --dataset"),
         (["frobnicate"], "invalid choice"),
         (["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"),
     ],
@@ -58,7 +67,7 @@ def test_console_script_entry_point_is_main() -> None:
 def test_bad_arguments_give_one_line_and_exit_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
 ) -> None:
-    from optuna_gamma.cli import main
+    from optuna_gamma.tuner.cli import main
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
@@ -84,12 +93,13 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
                 str(tmp_path / "report.html"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "tiny" / "result.json").read_text())
-    assert result["sampler"] == "gamma" and result["trials_per_epoch"] == 2 and len(result["schedule"]) == 1
-    assert f"optuna-dashboard {storage}" in proc.stdout
-    # summary table: the schedule's learning rate is printed
-    assert f"{result['schedule'][0]['lr']:.4g}" in proc.stdout and "test: accuracy" in proc.stdout
+    assert result["sampler"] == "gamma" and result["trials_per_study"] == 2 and len(result["schedule"]) == 1
+    assert f"dashboard: optuna-dashboard {storage} --artifact-dir {tmp_path / 'tiny' / 'artifacts'}" in proc.stdout
+    # summary table: the schedule's learning rate is printed; one log line per epoch on stderr
+    assert f"{result['schedule'][0]['params']['lr']:.4g}" in proc.stdout and "test: accuracy" in proc.stdout
+    assert "epoch 1/1: adopted trial" in proc.stderr and "Trial 0 finished" not in proc.stderr
     page = (tmp_path / "report.html").read_text()
-    assert "Run tiny" in page and "learning-rate schedule" in page and "misclassifications" in page
+    assert "Run tiny" in page and "lr schedule" in page and "misclassifications" in page
     assert '<script src="http' not in page and "<script" in page  # plotly.js inline, offline
     # A second run into the same storage, then the report subcommand compares the samplers.
     proc = _cli("tune", "--dataset", "digits", "--epochs", "1", "--sampler", "grid:2", "--storage", storage,
@@ -105,6 +115,7 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
                  "--run", "tiny-grid", "--run-dir", str(tmp_path / "tiny-grid"), "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[:2] == grid_out.splitlines()[:2]  # header + the epoch's row
+    assert "this call: 0 new trials" in again.stdout
 
 
 @pytest.mark.slow
@@ -116,12 +127,12 @@ def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
                            "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["trials_per_epoch"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
-    assert "epoch 1: lr" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+    assert result["trials_per_study"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
+    assert "epoch 1: lr" in proc.stdout and f"optuna-dashboard {tmp_path / 'run' / 'journal.log'}" in proc.stdout
 
 
 def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from optuna_gamma.cli import main
+    from optuna_gamma.tuner.cli import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["tune", "--dataset", "digits", "--mode", "whole", "--epochs", "2", "--trials", "2", "--sampler",
@@ -129,5 +140,64 @@ def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     out = capsys.readouterr().out
     result = json.loads((tmp_path / "runs" / "digits-mlp-random-s3" / "result.json").read_text())
     assert result["mode"] == "whole" and result["epochs"] == 2 and len(result["trials"]) == 2
-    assert f"best lr {result['best_lr']:.4g}" in out
-    assert "optuna-dashboard sqlite:///" in out and (tmp_path / "w.html").is_file()
+    assert f"{result['best']['params']['lr']:.4g}" in out
+    journal = tmp_path / "runs" / "digits-mlp-random-s3" / "journal.log"
+    assert f"dashboard: optuna-dashboard {journal} --artifact-dir" in out and (tmp_path / "w.html").is_file()
+
+
+@pytest.mark.slow
+def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) -> None:
+    """The acceptance run of examples/own_training.py (model class of its own, AdamW with tuned
+    lr and weight decay, a DataLoader with tuned batch size), then the same trainer via --trainer."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "own_training.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("OPTUNA_GAMMA_CRASH_AT", None)
+    proc = subprocess.run([sys.executable, str(script), "--epochs", "2", "--trials-per-epoch", "4", "--out", "r.json",
+                           "--run-dir", "run"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert [e["epoch"] for e in out["schedule"]] == [1, 2] and 0.8 < out["test_accuracy"] <= 1.0
+    for e in out["schedule"]:
+        assert 1e-4 <= e["lr"] <= 3e-2 and 1e-5 <= e["weight_decay"] <= 1e-1 and e["batch_size"] in (16, 32, 64, 128)
+    import optuna
+
+    from optuna_gamma.tuner import get_storage
+
+    study = optuna.load_study(study_name="own-training/epoch-002", storage=get_storage(out["storage"]))
+    assert set(study.best_trial.params) == {"lr", "weight_decay", "batch_size"}
+
+    proc = _cli("tune", "--trainer", f"{script}:make_trainer", "--trainer-arg", "dataset=digits", "--epochs", "1",
+                "--trials-per-epoch", "3", "--run", "cli", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "runs" / "cli" / "result.json").read_text())
+    assert set(result["schedule"][0]["params"]) == {"lr", "weight_decay", "batch_size"}
+    assert "weight_decay" in proc.stdout.splitlines()[0]  # the summary shows the user's parameters
+
+
+@pytest.mark.slow
+def test_readme_quick_start_informs_the_sampler(tmp_path: Path, data_root: Path) -> None:
+    """The README's quick start (MNIST-500, thesis CNN, gamma) with 2 epochs x 6 trials: every
+    epoch study sees mostly distinct values under the metric name kappa, adopts its best trial,
+    and trains no parameter set twice."""
+    import optuna
+    from optuna.trial import TrialState
+
+    proc = _cli("tune", "--dataset", "mnist", "--data-root", str(data_root), "--subset", "500", "--model",
+                "thesis-cnn", "--epochs", "2", "--trials-per-epoch", "6", "--sampler", "gamma", "--run",
+                "mnist500-gamma", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(tmp_path / "runs" / "mnist500-gamma" / "journal.log"))
+    for e in (1, 2):
+        study = optuna.load_study(study_name=f"mnist500-gamma/epoch-{e:03d}", storage=storage)
+        done = study.get_trials(states=(TrialState.COMPLETE,))
+        assert len(done) == 6 and study.metric_names == ["kappa"]
+        assert len({t.value for t in done}) >= 3
+        assert study.user_attrs["adopted"]["trial"] == study.best_trial.number
+        trained = [t for t in done if "reused_from" not in t.user_attrs]
+        assert len({tuple(sorted(t.params.items())) for t in trained}) == len(trained)
+        for t in done:
+            if "reused_from" in t.user_attrs:
+                src = [x for x in trained if x.number == t.user_attrs["reused_from"]][0]
+                assert src.params == t.params and src.value == t.value

@@ -1,4 +1,4 @@
-"""optuna_gamma.data on the real offline datasets."""
+"""optuna_gamma.tuner.builtin.data on the real offline datasets."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from optuna_gamma.data import DATASETS  # noqa: E402
-from optuna_gamma.data import DEBIAN_FASHION_MNIST_DIR  # noqa: E402
-from optuna_gamma.data import load_dataset  # noqa: E402
-from optuna_gamma.data import load_raw  # noqa: E402
+from optuna_gamma.tuner.builtin.data import DATASETS  # noqa: E402
+from optuna_gamma.tuner.builtin.data import DEBIAN_FASHION_MNIST_DIR  # noqa: E402
+from optuna_gamma.tuner.builtin.data import load_dataset  # noqa: E402
+from optuna_gamma.tuner.builtin.data import load_raw  # noqa: E402
 
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -162,14 +162,46 @@ def test_cifar10_full(data_root: Path, cache_dir: Path) -> None:
     np.testing.assert_allclose(d.test.x[:3].numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_cifar10_pickles_fail_torchvision_md5_table(data_root: Path, cache_dir: Path) -> None:
-    """Why the integrity check is off: torchvision's own class rejects the rebuilt pickles."""
+def test_cifar10_restricted_reader_equals_torchvision(data_root: Path, cache_dir: Path) -> None:
+    """The batches are read by a restricted unpickler; it gives exactly torchvision's arrays.
+    (torchvision's own class rejects the rebuilt pickles by its md5 table, so its check is
+    switched off here for the comparison only.)"""
     from torchvision.datasets import CIFAR10
 
-    load_raw("cifar10", data_root, cache_dir=cache_dir)
+    raw = load_raw("cifar10", data_root, cache_dir=cache_dir)
     extracted = cache_dir / "extracted" / "cifar10"
     with pytest.raises(RuntimeError, match="corrupted"):
         CIFAR10(root=str(extracted), train=False, download=False)
+
+    class Unchecked(CIFAR10):
+        train_list = [[f, None] for f, _ in CIFAR10.train_list]
+        test_list = [[f, None] for f, _ in CIFAR10.test_list]
+        meta = {**CIFAR10.meta, "md5": None}
+
+    tv = Unchecked(root=str(extracted), train=False, download=False)
+    np.testing.assert_array_equal(raw.test_x, np.asarray(tv.data).transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(raw.test_y, np.asarray(tv.targets))
+    assert raw.class_names == tuple(tv.classes)
+
+
+def test_cifar10_crafted_pickle_does_not_run_code(tmp_path: Path) -> None:
+    """A batch that would run code under plain pickle.load is refused, and the code never runs."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, (f"touch {marker}",))
+
+    folder = tmp_path / "root" / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                 "test_batch", "batches.meta"):
+        (folder / name).write_bytes(pickle.dumps({"data": Evil(), "labels": [0]}, protocol=2))
+    with pytest.raises(ValueError, match="refusing to load posix.system|refusing to load os.system"):
+        load_raw("cifar10", tmp_path / "root", cache_dir=tmp_path / "cache")
+    assert not marker.exists()
 
 
 def test_cifar10_extracted_layout(data_root: Path, cache_dir: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, matthews_corrcoef, recall_score
 
-from optuna_gamma.metrics import classification_report, evaluate
+from optuna_gamma.tuner.metrics import classification_report, evaluate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_evaluate_uses_eval_mode_and_no_grad_and_restores_mode(initially_trainin
 
 
 def test_evaluate_with_data_split_and_explicit_device() -> None:
-    from optuna_gamma.data import Split
+    from optuna_gamma.tuner.builtin.data import Split
 
     model = _known_linear()
     split = Split(x=X.clone(), y=Y.clone())
@@ -293,7 +293,7 @@ def test_evaluate_on_real_digits() -> None:
 
 def test_import_does_not_pull_torch_or_sklearn() -> None:
     code = (
-        "import sys, optuna_gamma.metrics; "
+        "import sys, optuna_gamma.tuner.metrics; "
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""optuna_gamma.models: shapes, hand-counted parameters, initialisation, errors, seeding."""
+"""optuna_gamma.tuner.builtin.models: shapes, hand-counted parameters, initialisation, errors, seeding."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from optuna_gamma.models import MODELS  # noqa: E402
-from optuna_gamma.models import build_model  # noqa: E402
-from optuna_gamma.models import count_parameters  # noqa: E402
+from optuna_gamma.tuner.builtin.models import MODELS  # noqa: E402
+from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
+from optuna_gamma.tuner.builtin.models import count_parameters  # noqa: E402
 
 
 def _conv(c_in: int, c_out: int, k: int = 3) -> int:

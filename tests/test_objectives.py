@@ -1,4 +1,5 @@
-"""kappa (thesis eqs. 11-12, DESIGN.md section 3) on hand-computed points and edge cases."""
+"""kappa (thesis eqs. 11-12, DESIGN.md section 3) on hand-computed points and edge cases, and the
+objectives a trial returns (unclipped kappa, accuracy, loss, callables)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from optuna_gamma.objectives import (
-    DEFAULT_LAMBDA,
-    KappaResult,
-    LOSS_FLOOR,
-    compute_kappa,
-    kappa_1,
-    kappa_2,
-    resolve_kappa,
-)
+from optuna_gamma.tuner.objectives import DEFAULT_LAMBDA
+from optuna_gamma.tuner.objectives import LOSS_FLOOR
+from optuna_gamma.tuner.objectives import Objective
+from optuna_gamma.tuner.objectives import kappa_1
+from optuna_gamma.tuner.objectives import kappa_2
+from optuna_gamma.tuner.objectives import resolve_objective
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,71 +120,70 @@ def test_numpy_scalars_accepted() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# compute_kappa / resolve_kappa
+# Objectives: what the study sees (DESIGN.md section 3)
 # ---------------------------------------------------------------------------------------------
 
 
-def test_resolve_names_and_callables() -> None:
-    assert resolve_kappa("kappa1") is kappa_1
-    assert resolve_kappa("kappa2") is kappa_2
-
-    def mine(acc: float, loss: float) -> float:
-        return acc - loss
-
-    assert resolve_kappa(mine) is mine
-    with pytest.raises(ValueError, match="'kappa3'"):
-        resolve_kappa("kappa3")
-    with pytest.raises(ValueError, match="42"):
-        resolve_kappa(42)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("name, fn", [("kappa1", kappa_1), ("kappa2", kappa_2)])
-def test_compute_kappa_named(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-    result = compute_kappa(name, 0.9, 0.5)
-    assert result == KappaResult(fn(0.9, 0.5), False)
+def test_unclipped_kappa_orders_like_kappa_and_separates_where_kappa_is_zero() -> None:
+    k1 = Objective.kappa1()
+    assert k1.metric_name == "kappa" and k1.direction == "maximize" and k1.name == "kappa1"
+    # Two early-epoch trials with kappa_1 clipped to 0 (loss near ln 10): the study still sees
+    # that the second is better.
+    a = {"accuracy": 0.11, "loss": 2.30}
+    b = {"accuracy": 0.30, "loss": 2.10}
+    assert kappa_1(0.11, 2.30) == kappa_1(0.30, 2.10) == 0.0
+    assert k1(a) == pytest.approx(0.11 - 0.5 * math.log(2.30), rel=1e-12) and k1(b) > k1(a)
+    assert k1.clipped is not None and k1.clipped(a) == 0.0
+    # Where kappa > 0 the unclipped value is kappa itself.
+    good = {"accuracy": 0.9, "loss": 0.5}
+    assert k1(good) == kappa_1(0.9, 0.5) and k1.clipped(good) == kappa_1(0.9, 0.5)
+    k2 = Objective.kappa2(0.2)
+    assert k2(good) == pytest.approx(0.81 - math.log(0.5) / 0.2, rel=1e-12) and k2.name == "kappa2:0.2"
 
 
-@pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf, np.float64("nan")])
-@pytest.mark.parametrize("name", ["kappa1", "kappa2"])
-def test_compute_kappa_diverged(loss: float, name: str) -> None:
-    assert compute_kappa(name, 0.1, loss) == KappaResult(0.0, True)
+def test_kappa_of_a_diverged_run_is_nan_not_an_error() -> None:
+    for obj in (Objective.kappa1(), Objective.kappa2()):
+        assert math.isnan(obj({"accuracy": 0.1, "loss": math.inf}))
+        assert math.isnan(obj({"accuracy": 0.1, "loss": math.nan}))
 
 
-def test_compute_kappa_diverged_does_not_call_callable() -> None:
-    calls = []
+def test_resolve_objective_names_lambdas_and_callables() -> None:
+    assert resolve_objective("kappa1").name == "kappa1"
+    assert resolve_objective("KAPPA2:0.25").fn({"accuracy": 0.5, "loss": 1.0}) == 0.25
+    assert resolve_objective("kappa2", lam=0.1).name == "kappa2:0.1"
+    acc = resolve_objective("accuracy")
+    assert acc({"accuracy": 0.7}) == 0.7 and acc.metric_name == "accuracy"
+    loss = resolve_objective("loss")
+    assert loss.direction == "minimize" and loss.sign == -1.0 and loss({"loss": 0.3}) == 0.3
 
-    def mine(acc: float, loss: float) -> float:
-        calls.append((acc, loss))
-        return 1.0
+    def mine(m):  # type: ignore[no-untyped-def]
+        return m["accuracy"] - m["loss"]
 
-    assert compute_kappa(mine, 0.3, math.nan) == KappaResult(0.0, True)
-    assert calls == []
-    assert compute_kappa(mine, 0.3, 0.2) == KappaResult(1.0, False)
-    assert calls == [(0.3, 0.2)]
-
-
-def test_compute_kappa_callable_output_validated() -> None:
-    assert compute_kappa(lambda a, l: np.float32(a * 2), 0.25, 1.0) == KappaResult(0.5, False)
-    assert compute_kappa(lambda a, l: 3, 0.25, 1.0) == KappaResult(3.0, False)
-    for bad in (math.nan, math.inf, "1.0", None, True, np.array([1.0, 2.0])):
-        with pytest.raises(ValueError, match="kappa callable"):
-            compute_kappa(lambda a, l, bad=bad: bad, 0.5, 0.5)
+    obj = resolve_objective(mine)
+    assert obj.name == "mine" and obj({"accuracy": 0.9, "loss": 0.4}) == pytest.approx(0.5)
+    own = Objective("mse", lambda m: m["mse"], direction="minimize", metric_name="mse", requires=("mse",))
+    assert resolve_objective(own) is own
+    for bad, match in (("kappa3", "unknown objective 'kappa3'"), ("kappa1:x", "lambda"),
+                       ("kappa1:2", r"lam must lie in \(0, 1\]"), ("accuracy:0.5", "unknown"), (42, "42")):
+        with pytest.raises(ValueError, match=match):
+            resolve_objective(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="direction"):
+        Objective("x", mine, direction="up")
 
 
-def test_compute_kappa_validates_inputs() -> None:
-    with pytest.raises(ValueError, match="accuracy"):
-        compute_kappa("kappa1", 90.0, 0.5)
-    with pytest.raises(ValueError, match="accuracy"):
-        compute_kappa("kappa1", 1.5, math.nan)  # bad accuracy even if diverged
-    with pytest.raises(ValueError, match="unknown kappa"):
-        compute_kappa("kappa", 0.5, 0.5)
-    with pytest.raises(ValueError, match="loss"):
-        compute_kappa("kappa1", 0.5, None)  # type: ignore[arg-type]
+def test_objective_names_missing_metrics_and_bad_returns() -> None:
+    with pytest.raises(ValueError, match=r"needs the metrics \['loss'\]"):
+        Objective.kappa1()({"accuracy": 0.5})
+    for bad in ("1.0", None, True, np.array([1.0, 2.0])):
+        with pytest.raises(ValueError, match="must return a real number"):
+            resolve_objective(lambda m, bad=bad: bad)({})
+    assert resolve_objective(lambda m: np.float32(2.5))({}) == 2.5
+    assert math.isnan(resolve_objective(lambda m: math.nan)({}))  # non-finite: the caller's call
 
 
 def test_import_does_not_pull_torch() -> None:
     code = (
-        "import sys, optuna_gamma.objectives; "
+        "import sys, optuna_gamma.tuner.objectives; "
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from optuna_gamma.plots import (
+from optuna_gamma.tuner.plots import (
     plot_confusion_heatmap,
     plot_metric_vs_learning_rate,
     plot_metrics_vs_learning_rate,
@@ -67,7 +67,7 @@ def test_confusion_heatmap_counts_and_default_names() -> None:
 
 
 def test_confusion_heatmap_from_classification_report() -> None:
-    from optuna_gamma.metrics import classification_report
+    from optuna_gamma.tuner.metrics import classification_report
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 200)
@@ -241,7 +241,7 @@ def test_write_html_bad_input(tmp_path: Path) -> None:
 
 
 def test_import_does_not_pull_plotly() -> None:
-    code = "import sys, optuna_gamma.plots; assert 'plotly' not in sys.modules"
+    code = "import sys, optuna_gamma.tuner.plots; assert 'plotly' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,9 +1,11 @@
 """kill -9 during a run, then the same call again: identical schedule and final weights.
 
 The job runs in a subprocess. ``OPTUNA_GAMMA_CRASH_AT="<point>:<k>"`` makes it SIGKILL itself
-the k-th time it passes a point of the driver (after a trial is asked, after its state file is
-written but before it is told, after it is told, after the adopted state is copied but before
-the epoch is marked), which is a real ``kill -9`` at an exact, reproducible instant.
+the k-th time it passes a point of the engine (after a trial is asked, after its state is
+uploaded but before it is told, after it is told, after an adoption is verified but before it is
+recorded, after it is recorded but before the other states are deleted), which is a real
+``kill -9`` at an exact, reproducible instant. The same holds for a user's own trainer (AdamW,
+a DataLoader and an LR scheduler: ``examples/own_training.py`` plus a scheduler here).
 """
 
 from __future__ import annotations
@@ -21,25 +23,40 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from optuna_gamma.training import load_state  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
 
 JOB = r"""
 import sys
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-from optuna_gamma.driver import tune_per_epoch
-from optuna_gamma.data import load_dataset
+from optuna_gamma.tuner import ThesisTrainer, TunerConfig, tune_per_epoch, tune_whole
 run_dir, sampler, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-data = load_dataset("digits", None, seed=0)
-if mode == "whole":
-    from optuna_gamma.driver import tune_whole
-    r = tune_whole("mlp", data, sampler=sampler, n_trials=4, epochs=2, run="job", seed=7, run_dir=run_dir)
-    print("best", r.best_lr)
+if mode == "user":
+    import runpy, torch
+    ns = runpy.run_path(sys.argv[4])
+
+    class WithScheduler(ns["MyTrainer"]):
+        def build(self, seed, device):
+            state = super().build(seed, device)
+            state.scheduler = torch.optim.lr_scheduler.StepLR(state.optimizer, step_size=5, gamma=0.5)
+            return state
+
+        def train_epoch(self, state, hparams, ctx):
+            out = super().train_epoch(state, hparams, ctx)
+            state.scheduler.step()
+            return out
+
+    trainer = WithScheduler()
+    space = trainer.search_space()
 else:
-    r = tune_per_epoch("mlp", data, sampler=sampler, trials_per_epoch=4, epochs=2, run="job", seed=7,
-                       run_dir=run_dir, warm_start=(mode == "warm"))
-    print("schedule", r.learning_rates)
+    trainer, space = ThesisTrainer("digits"), None
+config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, trials_per_epoch=4, epochs=2, seed=7,
+                     warm_start=(mode == "warm"))
+if mode == "whole":
+    r = tune_whole(trainer, space, config)
+else:
+    r = tune_per_epoch(trainer, space, config)
+print("done", r.final_state)
 """
 
 
@@ -50,36 +67,46 @@ def _run(tmp: Path, run_dir: Path, sampler: str, mode: str, crash: str | None) -
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
     if crash:
         env["OPTUNA_GAMMA_CRASH_AT"] = crash
-    return subprocess.run([sys.executable, str(script), str(run_dir), sampler, mode], env=env,
-                          capture_output=True, text=True, timeout=600)
+    args = [sys.executable, str(script), str(run_dir), sampler, mode, str(REPO / "examples" / "own_training.py")]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _final(run_dir: Path):
-    from optuna_gamma.driver import load_result
+def _final(run_dir: Path):  # type: ignore[no-untyped-def]
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner.states import StateStore
 
     res = load_result(run_dir / "result.json")
-    return res, load_state(res.final_state)
+    return res, StateStore(FileSystemArtifactStore(res.artifacts)).load(res.final_state)
 
 
-def _assert_same(a: Path, b: Path) -> None:
+def _assert_equal(a, b) -> None:  # type: ignore[no-untyped-def]
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_equal(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_equal(x, y)
+    else:
+        assert a == b
+
+
+def assert_same_run(a: Path, b: Path) -> None:
     ra, sa = _final(a)
     rb, sb = _final(b)
-    if ra.mode == "whole":
-        assert ra.best_lr == rb.best_lr and ra.best_kappa == rb.best_kappa
-    else:
-        assert [(e.lr, e.kappa, e.accuracy, e.params) for e in ra.schedule] == [
-            (e.lr, e.kappa, e.accuracy, e.params) for e in rb.schedule
-        ]
+    entries = (lambda r: r.schedule if r.mode == "per-epoch" else [r.best])
+    assert [(e.params, e.value, e.metrics) for e in entries(ra)] == [(e.params, e.value, e.metrics) for e in entries(rb)]
     assert ra.test == rb.test
-    for part in ("model",):
-        da, db = getattr(sa, part), getattr(sb, part)
-        assert da.keys() == db.keys()
-        for k in da:
-            assert torch.equal(da[k], db[k]), k
+    _assert_equal(sa, sb)  # model, optimizer (and scheduler) bit for bit
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory):  # type: ignore[no-untyped-def]
     """Uninterrupted runs, one per (sampler, mode)."""
     cache: dict[tuple[str, str], Path] = {}
 
@@ -94,20 +121,7 @@ def reference(tmp_path_factory):
     return get
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("sampler", "mode", "crashes"),
-    [
-        # 2 epochs x 4 trials: epoch 2 is the 5th..8th trial. Crash 1 kills trial 6 between its
-        # state file and tell; the resumed process dies right after asking (the retry), then
-        # between copying epoch 2's adopted state and marking the study.
-        ("gamma", "per-epoch", ["after_save:6", "after_ask:1", "after_adopt_copy:1"]),
-        ("tpe", "warm", ["after_ask:5"]),  # the enqueued warm-start trial of epoch 2
-        ("grid:4", "per-epoch", ["after_save:6"]),
-        ("gamma", "whole", ["after_save:3"]),
-    ],
-)
-def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]) -> None:
+def crash_and_resume(tmp_path: Path, sampler: str, mode: str, crashes: list[str]) -> Path:
     run_dir = tmp_path / "run"
     for crash in crashes:
         proc = _run(tmp_path, run_dir, sampler, mode, crash)
@@ -115,10 +129,31 @@ def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler:
         assert not (run_dir / "result.json").exists()
     proc = _run(tmp_path, run_dir, sampler, mode, None)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _assert_same(run_dir, reference(sampler, mode))
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sampler", "mode", "crashes"),
+    [
+        # 2 epochs x 4 trials: epoch 2 is the 5th..8th trial. Crash 1 kills trial 6 between its
+        # state upload and tell; the resumed process dies right after asking (the retry), then
+        # between verifying epoch 2's adoption and recording it.
+        ("gamma", "per-epoch", ["after_save:6", "after_ask:1", "after_adopt_verify:1"]),
+        ("tpe", "warm", ["after_ask:5", "after_adopt:1"]),  # the enqueued warm-start trial of epoch 2
+        ("grid:4", "per-epoch", ["after_save:6"]),
+        ("gamma", "whole", ["after_save:3"]),
+        ("gamma", "user", ["after_save:2", "after_tell:5"]),  # AdamW + DataLoader + StepLR
+    ],
+)
+def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]) -> None:  # type: ignore[no-untyped-def]
+    run_dir = crash_and_resume(tmp_path, sampler, mode, crashes)
+    assert_same_run(run_dir, reference(sampler, mode))
 
     # The dead process's RUNNING trials were failed and retried with the same parameters.
-    storage = f"sqlite:///{run_dir / 'optuna.db'}"
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(run_dir / "journal.log"))
     failed = 0
     for name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
@@ -127,13 +162,13 @@ def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler:
         for t in trials:
             if t.state == TrialState.FAIL:
                 failed += 1
-                # follow the chain of retries (a retry may itself have been killed)
-                r = t
+                r = t  # follow the chain of retries (a retry may itself have been killed)
                 while r.state != TrialState.COMPLETE:
                     retry = [x for x in trials if x.user_attrs.get("retry_of") == r.number]
                     assert len(retry) == 1
                     r = retry[0]
                 if t.params:
                     assert r.params == t.params
-    n_kill_in_trial = sum(c.startswith(("after_ask", "after_save")) for c in crashes)
-    assert failed == n_kill_in_trial
+    assert failed == sum(c.startswith(("after_ask", "after_save")) for c in crashes)
+    # Only the adopted states (and the initial one) are left in the store.
+    assert len(list((run_dir / "artifacts").iterdir())) == (2 if mode == "whole" else 3)

@@ -1,4 +1,5 @@
-"""optuna_gamma.training: seeded epochs, exact resumption, state snapshots, input checks."""
+"""The built-in SGD epoch and the tuner's state snapshots: seeded epochs, exact resumption,
+snapshots of model and optimizer, stored states, input checks."""
 
 from __future__ import annotations
 
@@ -11,21 +12,31 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from optuna_gamma.data import Split  # noqa: E402
-from optuna_gamma.data import load_dataset  # noqa: E402
-from optuna_gamma.models import build_model  # noqa: E402
-from optuna_gamma.training import TrainState  # noqa: E402
-from optuna_gamma.training import capture_state  # noqa: E402
-from optuna_gamma.training import default_device  # noqa: E402
-from optuna_gamma.training import load_state  # noqa: E402
-from optuna_gamma.training import make_optimizer  # noqa: E402
-from optuna_gamma.training import restore_state  # noqa: E402
-from optuna_gamma.training import save_state  # noqa: E402
-from optuna_gamma.training import set_hyperparameters  # noqa: E402
-from optuna_gamma.training import train_one_epoch  # noqa: E402
+import optuna  # noqa: E402
+
+from optuna_gamma.tuner.builtin.data import Split  # noqa: E402
+from optuna_gamma.tuner.builtin.data import load_dataset  # noqa: E402
+from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
+from optuna_gamma.tuner.builtin.training import default_device  # noqa: E402
+from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
+from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
+from optuna_gamma.tuner.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.states import StateUnavailableError  # noqa: E402
+from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
+from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
+from optuna_gamma.tuner.trainer import capture  # noqa: E402
+from optuna_gamma.tuner.trainer import restore  # noqa: E402
 
 
 CPU = torch.device("cpu")
+
+
+def capture_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict:
+    return capture(TrainingState(model=model, optimizer=opt))
+
+
+def restore_state(model: nn.Module, opt: torch.optim.Optimizer, snapshot: dict) -> None:
+    restore(TrainingState(model=model, optimizer=opt), snapshot)
 
 
 @pytest.fixture(scope="module")
@@ -158,12 +169,12 @@ def test_restore_then_train_equals_uninterrupted_training(mnist500) -> None:
     model, opt = fresh(0, 0.05)
     train_one_epoch(model, opt, d.train, batch_size=50, seed=1, device=CPU)
     state = capture_state(model, opt)
-    assert state.optimizer["state"], "momentum buffers must be part of the snapshot"
+    assert state["optimizer"]["state"], "momentum buffers must be part of the snapshot"
     snapshot = capture_state(model, opt)
     loss_a = train_one_epoch(model, opt, d.train, batch_size=50, seed=2, device=CPU)
     uninterrupted = capture_state(model, opt)
-    _assert_state_equal(state.model, snapshot.model)  # training on does not alter a capture
-    _assert_state_equal(state.optimizer, snapshot.optimizer)
+    _assert_state_equal(state["model"], snapshot["model"])  # training on does not alter a capture
+    _assert_state_equal(state["optimizer"], snapshot["optimizer"])
 
     for _ in range(2):  # restoring twice from the same state: no aliasing into the state
         model_b, opt_b = fresh(123, 0.7)  # different weights and lr before the restore
@@ -172,9 +183,9 @@ def test_restore_then_train_equals_uninterrupted_training(mnist500) -> None:
         loss_b = train_one_epoch(model_b, opt_b, d.train, batch_size=50, seed=2, device=CPU)
         assert loss_b == loss_a
         resumed = capture_state(model_b, opt_b)
-        _assert_state_equal(resumed.model, uninterrupted.model)
-        _assert_state_equal(resumed.optimizer, uninterrupted.optimizer)
-    _assert_state_equal(state.optimizer, snapshot.optimizer)
+        _assert_state_equal(resumed["model"], uninterrupted["model"])
+        _assert_state_equal(resumed["optimizer"], uninterrupted["optimizer"])
+    _assert_state_equal(state["optimizer"], snapshot["optimizer"])
 
 
 def test_forked_trials_differ_by_their_hyperparameters(digits) -> None:
@@ -187,7 +198,7 @@ def test_forked_trials_differ_by_their_hyperparameters(digits) -> None:
         m = build_model("mlp", digits.input_shape, digits.n_classes)
         o = make_optimizer(m, lr=1.0)
         restore_state(m, o, state)
-        set_hyperparameters(o, lr=lr, weight_decay=1e-3)
+        apply_hyperparameters(TrainingState(model=m, optimizer=o), {"lr": lr, "weight_decay": 1e-3, "batch_size": 7})
         assert all(g["lr"] == lr and g["weight_decay"] == 1e-3 and g["momentum"] == 0.5 for g in o.param_groups)
         losses.setdefault(lr, []).append(train_one_epoch(m, o, digits.train, seed=1, device=CPU))
     assert losses[0.01][0] == losses[0.01][1]
@@ -198,25 +209,29 @@ def test_restore_rejects_a_state_of_another_model(digits) -> None:
     a = build_model("mlp", (64,), 10)
     state = capture_state(a, make_optimizer(a, lr=0.1))
     b = build_model("mlp", (32,), 10)
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="does not fit the trainer's model"):
         restore_state(b, make_optimizer(b, lr=0.1), state)
-    with pytest.raises(ValueError, match="TrainState"):
-        restore_state(a, make_optimizer(a, lr=0.1), {"model": {}})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="components"):
+        restore_state(a, make_optimizer(a, lr=0.1), {"model": {}})
 
 
-def test_save_load_round_trip(digits, tmp_path: Path) -> None:
+def test_stored_state_round_trip_and_refusals(digits, tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
     model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
     opt = make_optimizer(model, lr=0.1, momentum=0.9)
     train_one_epoch(model, opt, digits.train, seed=0, device=CPU)
     state = capture_state(model, opt)
-    path = tmp_path / "sub" / "state.pt"
-    save_state(state, path)
-    save_state(state, path)  # overwriting is fine
-    assert sorted(p.name for p in path.parent.iterdir()) == ["state.pt"]  # no temporary left over
-    loaded = load_state(path)
-    assert isinstance(loaded, TrainState)
-    _assert_state_equal(loaded.model, state.model)
-    _assert_state_equal(loaded.optimizer, state.optimizer)
+    (tmp_path / "a").mkdir()
+    store = StateStore(FileSystemArtifactStore(tmp_path / "a"))
+    study = optuna.create_study()
+    trial = study.ask()
+    ident = store.save(state, trial, "s.pt")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == [ident]
+    assert optuna.artifacts.get_all_artifact_meta(trial)[0].filename == "s.pt"  # dashboard sees it
+    loaded = store.load(ident)
+    _assert_state_equal(loaded["model"], state["model"])
+    _assert_state_equal(loaded["optimizer"], state["optimizer"])
 
     m2 = build_model("mlp", digits.input_shape, digits.n_classes, seed=9)
     o2 = make_optimizer(m2, lr=0.5)
@@ -225,14 +240,18 @@ def test_save_load_round_trip(digits, tmp_path: Path) -> None:
         model, opt, digits.train, seed=3, device=CPU
     )
 
-    with pytest.raises(FileNotFoundError):
-        load_state(tmp_path / "missing.pt")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not an optuna-gamma training state"):
-        load_state(tmp_path / "other.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="junk.pt"):
-        load_state(tmp_path / "junk.pt")
+    with pytest.raises(StateUnavailableError, match="missing"):
+        store.load("00000000-0000-0000-0000-000000000000")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "a" / "11111111-1111-1111-1111-111111111111")
+    with pytest.raises(StateUnavailableError, match="not an optuna-gamma state"):
+        store.load("11111111-1111-1111-1111-111111111111")
+    data = (tmp_path / "a" / ident).read_bytes()
+    (tmp_path / "a" / ident).write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(StateUnavailableError, match="unreadable"):
+        store.load(ident)
+    store.remove(ident)
+    store.remove(ident)  # removing twice is fine
+    assert not (tmp_path / "a" / ident).exists()
 
 
 def test_divergence_stops_early_with_a_non_finite_loss(digits) -> None:
@@ -253,9 +272,6 @@ def test_input_validation(digits) -> None:
     with pytest.raises(ValueError, match="weight_decay"):
         make_optimizer(model, lr=0.1, weight_decay=-1e-3)
     opt = make_optimizer(model, lr=0.1)
-    with pytest.raises(ValueError, match=r"lr must be > 0.0, got -1"):
-        set_hyperparameters(opt, lr=-1)
-    assert opt.param_groups[0]["lr"] == 0.1
     for bad in (0, 2.5, True, None):
         with pytest.raises(ValueError, match="batch_size"):
             train_one_epoch(model, opt, digits.train, batch_size=bad, device=CPU)  # type: ignore[arg-type]
@@ -276,7 +292,7 @@ def test_cuda_epoch_and_state_move_between_devices(digits) -> None:
     loss = train_one_epoch(model, opt, digits.train, seed=0)  # default device: cuda
     assert math.isfinite(loss) and next(model.parameters()).is_cuda
     state = capture_state(model, opt)
-    assert all(not t.is_cuda for t in state.model.values())
+    assert all(not t.is_cuda for t in state["model"].values())
     cpu_model = build_model("mlp", digits.input_shape, digits.n_classes)
     cpu_opt = make_optimizer(cpu_model, lr=0.1)
     restore_state(cpu_model, cpu_opt, state)

@@ -18,10 +18,11 @@ import html
 import math
 import os
 from pathlib import Path
-import tempfile
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
+
+from optuna_gamma.tuner.runfiles import atomic_write
 
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def plot_confusion_heatmap(
 
     Args:
         confusion_matrix: ``(k, k)`` counts, rows true and columns predicted (as returned by
-            :func:`optuna_gamma.metrics.classification_report`).
+            :func:`optuna_gamma.tuner.metrics.classification_report`).
         class_names: ``k`` class names for the axes; ``"0" .. "k-1"`` by default.
         normalize: If True, each row is divided by its total, so a cell is the fraction of
             the true class predicted as the column's class (rows with no sample stay blank).
@@ -409,14 +410,5 @@ def write_html(
         "<style>body{font-family:sans-serif;margin:1em 2em}.og-item{margin-bottom:2em}</style>\n"
         f"</head>\n<body>\n{heading}{body}\n</body>\n</html>\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(document)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(document.encode("utf-8")))
     return path

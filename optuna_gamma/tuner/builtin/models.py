@@ -180,7 +180,7 @@ def build_model(
         name: ``"thesis-cnn"``, ``"keras-cifar-cnn"`` or ``"mlp"``.
         input_shape: Per-sample input shape: ``(C, H, W)`` for the CNNs (e.g. ``(1, 28, 28)``,
             ``(3, 32, 32)``), anything for the MLP (e.g. ``(64,)`` for digits). Usually
-            :attr:`optuna_gamma.data.DatasetSplits.input_shape`.
+            :attr:`optuna_gamma.tuner.builtin.data.DatasetSplits.input_shape`.
         n_classes: Number of outputs (logits), at least 2.
         seed: If given, the weights are drawn from a private ``torch`` RNG seeded with it (the
             global RNG is left untouched), so the same seed builds the same weights.

@@ -21,14 +21,15 @@ itself; it is never written to):
     :data:`DEBIAN_FASHION_MNIST_DIR`. (The Debian ``.gz`` files are recompressed, so their md5s
     differ from torchvision's table; only an ``MD5SUMS`` beside them is checked.)
 ``"cifar10"``
-    :class:`torchvision.datasets.CIFAR10` (python-pickle layout). Looked for as an extracted
-    ``cifar-10-batches-py`` folder or a ``cifar-10-python.tar.gz`` in ``root/cifar10`` or
-    ``root``; an archive is checked against an ``MD5SUMS`` beside it, if any, and extracted into
-    the cache. The integrity check of torchvision (md5s of the original pickles) is switched off
-    by a subclass whose file tables carry ``md5=None`` (torchvision then checks only that the
-    files exist): pickles rebuilt from the original images, as in this project's offline copy,
-    hold the same arrays but hash differently, and lack the per-image ``filenames`` key, which
-    torchvision does not read.
+    The python-pickle layout of :class:`torchvision.datasets.CIFAR10` (which downloads it when
+    allowed). Looked for as an extracted ``cifar-10-batches-py`` folder or a
+    ``cifar-10-python.tar.gz`` in ``root/cifar10`` or ``root``; an archive is checked against an
+    ``MD5SUMS`` beside it, if any, and extracted into the cache. The batches are *not* read with
+    torchvision's loader, which calls :func:`pickle.load` on them (a crafted file under the data
+    root would run code), but with a restricted unpickler that admits only the NumPy array
+    types the format uses (:class:`_CifarUnpickler`). torchvision's md5 table is not used:
+    pickles rebuilt from the original images, as in this project's offline copy, hold the same
+    arrays but hash differently.
 ``"digits"``
     :func:`sklearn.datasets.load_digits` (1797 8x8 images, bundled with scikit-learn; ``root`` is
     ignored). Flattened to ``(N, 64)`` features. There is no official test set: a fixed,
@@ -64,7 +65,6 @@ calls with other seeds or subsets cost only the indexing and normalization.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 import functools
@@ -74,6 +74,7 @@ import json
 import math
 import os
 from pathlib import Path
+import pickle
 import shutil
 import tarfile
 import tempfile
@@ -82,6 +83,8 @@ from typing import Any
 from typing import BinaryIO
 
 import numpy as np
+
+from optuna_gamma.tuner.runfiles import atomic_write
 
 
 if TYPE_CHECKING:
@@ -266,19 +269,6 @@ def _stamp(sources: Sequence[Path]) -> str:
     )
 
 
-def _atomic_write_bytes(target: Path, writer: Callable[[BinaryIO], object]) -> None:
-    """Write ``target`` through ``writer`` into a temporary file, then :func:`os.replace` it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            writer(out)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _copy_decompressed(src: Path, out: BinaryIO) -> None:
     """Copy ``src`` into ``out``, gunzipping it if its name ends in ``.gz``."""
     opener = gzip.open if src.suffix == ".gz" else open
@@ -328,8 +318,8 @@ def _prepare_idx(name: str, root: Path | None, cache: Path, download: bool) -> t
         stamp = _stamp(files)
         if not (stamp_file.is_file() and stamp_file.read_text() == stamp and _idx_files_in(raw)):
             for src, base in zip(files, _IDX_FILES):
-                _atomic_write_bytes(raw / base, functools.partial(_copy_decompressed, src))
-            _atomic_write_bytes(stamp_file, lambda out: out.write(stamp.encode()))
+                atomic_write(raw / base, functools.partial(_copy_decompressed, src))
+            atomic_write(stamp_file, lambda out: out.write(stamp.encode()))
         return target_root, str(d)
     if download:
         dl_root = cache / "downloads" / name
@@ -407,18 +397,58 @@ def _prepare_cifar(root: Path | None, cache: Path, download: bool) -> tuple[Path
     raise _missing("cifar10", tried, cache)
 
 
-@functools.lru_cache(maxsize=None)
-def _unchecked_cifar10() -> type:
-    from torchvision.datasets import CIFAR10
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what the CIFAR-10 python batches hold: dicts, lists, strings, numbers and
+    NumPy arrays (``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``, ``numpy.dtype``).
+    Any other global -- the way a crafted pickle runs code -- is refused."""
 
-    class UncheckedCIFAR10(CIFAR10):
-        """CIFAR10 that checks only that the pickles exist, not their md5 (see module docstring)."""
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
-        train_list = [[f, None] for f, _ in CIFAR10.train_list]
-        test_list = [[f, None] for f, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 batch")
+        return super().find_class(module, name)
 
-    return UncheckedCIFAR10
+
+def _read_cifar_batch(path: Path) -> dict[str, Any]:
+    """One CIFAR-10 python batch through :class:`_CifarUnpickler` (keys decoded to str)."""
+    try:
+        with open(path, "rb") as f:
+            obj = _CifarUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{str(path)!r} is not a CIFAR-10 python batch: {err}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{str(path)!r} is not a CIFAR-10 python batch (a {type(obj).__name__})")
+    return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+
+
+def _load_cifar(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[str, ...]]:
+    """((train x, y), (test x, y), class names) from a ``cifar-10-batches-py`` folder; ``x`` as
+    uint8 ``(N, 3, 32, 32)``."""
+
+    def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
+        d = _read_cifar_batch(folder / name)
+        x, y = d.get("data"), d.get("labels")
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+            raise ValueError(f"{str(folder / name)!r}: 'data' is not a uint8 (N, 3072) array")
+        labels = np.asarray(y, dtype=np.int64) if isinstance(y, list) else None
+        if labels is None or labels.shape != (x.shape[0],) or labels.min() < 0 or labels.max() > 9:
+            raise ValueError(f"{str(folder / name)!r}: 'labels' is not a list of N classes 0..9")
+        return x.reshape(-1, 3, 32, 32), labels
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    test = batch("test_batch")
+    meta = _read_cifar_batch(folder / "batches.meta")
+    names = meta.get("label_names")
+    if not isinstance(names, list) or len(names) != 10:
+        raise ValueError(f"{str(folder / 'batches.meta')!r} has no 10 label_names")
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), test, classes
 
 
 def _torchvision_class(name: str) -> type:
@@ -468,21 +498,18 @@ def _load_raw_cached(name: str, root: str | None, cache: str, download: bool) ->
         )
     if name == "cifar10":
         tv_root, source = _prepare_cifar(root_p, cache_p, download)
-        cls = _unchecked_cifar10()
+        (trx, trY), (tex, teY), classes = _load_cifar(tv_root / _CIFAR_DIR)
     else:
         tv_root, source = _prepare_idx(name, root_p, cache_p, download)
         cls = _torchvision_class(name)
-    parts = []
-    for train in (True, False):
-        ds = cls(root=str(tv_root), train=train, download=False)
-        data = np.asarray(ds.data)  # MNIST: uint8 tensor (N, H, W); CIFAR: uint8 ndarray (N, H, W, C)
-        if data.ndim == 3:
-            data = data[:, None, :, :]
-        else:
-            data = data.transpose(0, 3, 1, 2)
-        parts.append((np.ascontiguousarray(data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)))
-        classes = tuple(ds.classes)
-    (trx, trY), (tex, teY) = parts
+        parts = []
+        for train in (True, False):
+            ds = cls(root=str(tv_root), train=train, download=False)
+            data = np.asarray(ds.data)[:, None, :, :]  # uint8 (N, H, W) -> (N, 1, H, W)
+            parts.append((data, np.asarray(ds.targets, dtype=np.int64)))
+            classes = tuple(ds.classes)
+        (trx, trY), (tex, teY) = parts
+    trx, tex = np.ascontiguousarray(trx, dtype=np.uint8), np.ascontiguousarray(tex, dtype=np.uint8)
     return RawDataset(
         name,
         _readonly(trx),

@@ -1,0 +1,63 @@
+"""The per-epoch tuner (the torch side of optuna-gamma; thesis fig. 8, DESIGN.md §3-§4).
+
+Tune a network's learning rate (batch size, weight decay, ...) epoch by epoch on *your*
+training code: give a :class:`Trainer` (build a state, train one epoch, evaluate) and a search
+space of Optuna distributions; :func:`tune_per_epoch` runs one Optuna study per epoch and adopts
+its best trial's state, :func:`tune_whole` tunes constant settings for a whole training. The
+thesis's CNNs, datasets and SGD loop are one such trainer, :class:`ThesisTrainer`.
+
+Importing this package imports neither torch nor the datasets; they load when used.
+"""
+
+from __future__ import annotations
+
+from optuna_gamma.tuner._logging import set_verbosity
+from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
+from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
+from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.errors import AllTrialsDivergedError
+from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.objectives import Objective
+from optuna_gamma.tuner.report import build_report
+from optuna_gamma.tuner.results import PerEpochResult
+from optuna_gamma.tuner.results import ScheduleEntry
+from optuna_gamma.tuner.results import WholeResult
+from optuna_gamma.tuner.results import load_result
+from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
+from optuna_gamma.tuner.space import SearchSpace
+from optuna_gamma.tuner.storage import get_storage
+from optuna_gamma.tuner.trainer import EpochContext
+from optuna_gamma.tuner.trainer import FunctionTrainer
+from optuna_gamma.tuner.trainer import Trainer
+from optuna_gamma.tuner.trainer import TrainingState
+from optuna_gamma.tuner.trainer import apply_hyperparameters
+from optuna_gamma.tuner.tune import tune_per_epoch
+from optuna_gamma.tuner.tune import tune_whole
+from optuna_gamma.tuner.workers import run_worker
+
+
+__all__ = [
+    "AllTrialsDivergedError",
+    "DEFAULT_NUM_THREADS",
+    "EpochContext",
+    "FunctionTrainer",
+    "Objective",
+    "PerEpochResult",
+    "SAMPLER_CHOICES",
+    "ScheduleEntry",
+    "SearchSpace",
+    "ThesisTrainer",
+    "Trainer",
+    "TrainingState",
+    "TunerConfig",
+    "TunerError",
+    "WholeResult",
+    "apply_hyperparameters",
+    "build_report",
+    "get_storage",
+    "load_result",
+    "run_worker",
+    "set_verbosity",
+    "tune_per_epoch",
+    "tune_whole",
+]

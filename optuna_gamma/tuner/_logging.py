@@ -1,0 +1,56 @@
+"""The tuner's logger: ``optuna_gamma``, configured the way Optuna configures ``optuna``.
+
+The library root logger ``optuna_gamma`` gets one stderr handler with Optuna's format at level
+INFO (and does not propagate), so the one line per adopted epoch shows in scripts and
+``nohup`` logs without any set-up; :func:`set_verbosity` and :func:`disable_default_handler`
+change that, as their namesakes in :mod:`optuna.logging` do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+
+__all__ = ["disable_default_handler", "get_logger", "set_verbosity"]
+
+_LIBRARY = "optuna_gamma"
+_lock = threading.Lock()
+_default_handler: logging.Handler | None = None
+
+
+def _configure() -> None:
+    global _default_handler
+
+    with _lock:
+        if _default_handler is not None:
+            return
+        from optuna.logging import create_default_formatter
+
+        _default_handler = logging.StreamHandler()
+        _default_handler.setFormatter(create_default_formatter())
+        root = logging.getLogger(_LIBRARY)
+        root.addHandler(_default_handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger under ``optuna_gamma`` (the library root logger is configured on first use)."""
+    _configure()
+    return logging.getLogger(name)
+
+
+def set_verbosity(level: int) -> None:
+    """Set the level of the ``optuna_gamma`` logger (e.g. ``logging.WARNING``)."""
+    _configure()
+    logging.getLogger(_LIBRARY).setLevel(level)
+
+
+def disable_default_handler() -> None:
+    """Remove the default stderr handler (let records propagate to your own configuration)."""
+    _configure()
+    root = logging.getLogger(_LIBRARY)
+    assert _default_handler is not None
+    root.removeHandler(_default_handler)
+    root.propagate = True

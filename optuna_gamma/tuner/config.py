@@ -1,0 +1,123 @@
+"""One validated settings object for a tuner run (:class:`TunerConfig`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+import numbers
+import os
+from typing import Any
+from typing import Union
+
+
+__all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
+
+#: torch's intra-op threads during a run, by default. Results depend on the thread count (the
+#: order of floating-point reductions changes), so the default is a fixed number rather than
+#: "all cores": the same command gives the same schedule on any machine. One thread is also the
+#: efficient setting for the small per-epoch trials of the thesis; scale out with workers, or
+#: pass ``num_threads`` (``--threads``) for large models on a CPU.
+DEFAULT_NUM_THREADS = 1
+
+
+def _check_int(name: str, value: Any, low: int, *, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}{' or None' if none_ok else ''}, got {value!r}")
+
+
+def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TunerConfig:
+    """Settings of one tuner run (validated on creation; ``ValueError`` names a bad value).
+
+    Attributes:
+        run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``).
+        run_dir: Run directory (default storage, artifacts, ``result.json``); default
+            ``runs/<run>``.
+        storage: An RDB URL (``sqlite:///runs.db``, ``postgresql://...``), a journal file path,
+            or an Optuna storage object; default ``<run_dir>/journal.log``.
+        artifacts: Where training states go: a directory (default ``<run_dir>/artifacts``) or an
+            Optuna artifact store object.
+        sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`) or a callable
+            ``seed -> sampler``.
+        trials_per_epoch: Trials of each study (whole mode: trainings); default 12 (2 start-up
+            + 10 BO, the thesis), the grid size for ``grid:N``, 1 for ``fixed``.
+        epochs: Epochs ``E``.
+        objective: ``"kappa1"``, ``"kappa2"`` (``"kappa2:0.2"`` sets lambda), ``"accuracy"``,
+            ``"loss"``, an :class:`~optuna_gamma.tuner.objectives.Objective` or a callable
+            ``metrics -> float``.
+        seed: Seeds the initial state, the epochs' randomness and the samplers.
+        n_startup_trials: Start-up trials of the model-based samplers.
+        warm_start: Enqueue the previous epoch's best parameters as the next epoch's first
+            trial (off by default: it did not help, see ``benchmarks/driver_warm_start.py``).
+        device: Torch device (default: CUDA if available, else CPU). Bit-identical resume and
+            the reuse of repeated trials are guaranteed on a CPU.
+        num_threads: torch intra-op threads during the run (default
+            :data:`DEFAULT_NUM_THREADS`; ``None`` leaves torch's setting). Results depend on it.
+        deterministic: Whether training is deterministic, so that model-based samplers are told
+            the objective is noise-free; default: on a CPU unless the trainer says
+            ``deterministic = False``.
+        keep_trial_states: Keep every trial's state (default: only the adopted ones).
+        progress: Show a progress bar; default: only on a terminal.
+        workers: ``0`` (default): train the trials one after the other in this process, with a
+            bit-identical resume. ``N >= 1``: start ``N`` local worker processes that train an
+            epoch's trials at the same time (and wait for them); more workers may join from
+            other machines (``optuna-gamma worker``, :func:`~optuna_gamma.tuner.run_worker`).
+        coordinate: Coordinate the run (prepare it, wait for workers, write the result) even with
+            ``workers=0``: the head node of a cluster whose workers all run elsewhere.
+        heartbeat_interval: Seconds between a worker's heartbeats on an RDB storage; a trial
+            whose worker has not beaten for ``grace_period`` seconds is failed and retried once
+            with the same parameters (Optuna's heartbeat and ``RetryFailedTrialCallback``).
+        grace_period: See ``heartbeat_interval``; default ``3 * heartbeat_interval``.
+    """
+
+    run: str = "run"
+    run_dir: Union[str, os.PathLike[str], None] = None
+    storage: Any = None
+    artifacts: Any = None
+    sampler: Union[str, Callable[[int], Any]] = "gamma"
+    trials_per_epoch: int | None = None
+    epochs: int = 1
+    objective: Union[str, Callable[[Mapping[str, Any]], float], Any] = "kappa1"
+    seed: int = 0
+    n_startup_trials: int = 2
+    warm_start: bool = False
+    device: Any = None
+    num_threads: int | None = DEFAULT_NUM_THREADS
+    deterministic: bool | None = None
+    keep_trial_states: bool = False
+    progress: bool | None = None
+    workers: int = 0
+    coordinate: bool = False
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run, str) or not self.run or "/" in self.run:
+            raise ValueError(f"run must be a non-empty name without '/', got {self.run!r}")
+        if self.run_dir is not None and not isinstance(self.run_dir, (str, os.PathLike)):
+            raise ValueError(f"run_dir must be a path, got {self.run_dir!r}")
+        _check_int("trials_per_epoch", self.trials_per_epoch, 1, none_ok=True)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("seed", self.seed, 0)
+        _check_int("n_startup_trials", self.n_startup_trials, 0)
+        _check_int("num_threads", self.num_threads, 1, none_ok=True)
+        _check_bool("warm_start", self.warm_start)
+        _check_bool("deterministic", self.deterministic, none_ok=True)
+        _check_bool("keep_trial_states", self.keep_trial_states)
+        _check_bool("progress", self.progress, none_ok=True)
+        _check_int("workers", self.workers, 0)
+        _check_bool("coordinate", self.coordinate)
+        _check_int("heartbeat_interval", self.heartbeat_interval, 1)
+        _check_int("grace_period", self.grace_period, 1, none_ok=True)
+        if not isinstance(self.sampler, str) and not callable(self.sampler):
+            raise ValueError(f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}")

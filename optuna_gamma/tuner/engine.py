@@ -1,0 +1,796 @@
+"""The engine behind :func:`~optuna_gamma.tuner.tune_per_epoch` and
+:func:`~optuna_gamma.tuner.tune_whole` (DESIGN.md §3-§4).
+
+One :class:`Engine` holds a run: the user's trainer, the validated search space, the settings,
+the storage and the artifact store. A *study* of the run is a set of trials that all start from
+the same training state and train the same epochs: in per-epoch mode the study
+``"{run}/epoch-{e:03d}"`` trains epoch ``e`` from the state adopted in epoch ``e - 1`` (the
+thesis's fig. 8); in whole mode the study ``"{run}/whole"`` trains epochs ``1..E`` from the
+initial state. Every study runs through :meth:`optuna.study.Study.optimize`, so Optuna's tell,
+FAIL-on-exception and callbacks apply, and a trial:
+
+1. restores the study's start state, takes its hyperparameters (:class:`~.space.ParamSpace`),
+   and, if the same point at each parameter's resolution was already trained in this study,
+   completes with that trial's result and ``reused_from`` = its number (no wasted trials);
+2. otherwise sets the optimizer hyperparameters, trains the epochs (each under the epoch's seed,
+   the same for all trials), evaluates on the validation split, uploads the trained state to the
+   artifact store and returns the objective: the unclipped kappa by default, with the clipped
+   one recorded as ``kappa_clipped``;
+3. a diverged trial (a non-finite metric) is COMPLETE with a finite value one spread below the
+   worst value so far (:meth:`Engine._diverged_value`), so the sampler learns the region is bad
+   without the healthy trials' differences being squashed.
+
+After ``T`` complete trials the study's best trial (``study.best_trial``, the one
+optuna-dashboard shows) is adopted: its state is loaded and checked (and recomputed from the
+start state if it is unreadable), recorded in the study's user attribute ``adopted``, and the
+other trials' states are deleted unless kept on request.
+
+Resume: the serial engine holds the run lock, so every RUNNING trial it finds belongs to a dead
+process: it is told FAIL and re-enqueued once with the same parameters. Samplers are rebuilt
+for each trial from a seed derived from (run seed, study, completed trials)
+(:class:`~.samplers.ReseededSampler`), so a resumed run proposes what an uninterrupted one
+would, and on a CPU the schedule and the final weights are bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+import contextlib
+import math
+import numbers
+from pathlib import Path
+import sys
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+import warnings
+
+from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.errors import AllTrialsDivergedError
+from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.runfiles import RunPaths
+from optuna_gamma.tuner.runfiles import crash_point
+from optuna_gamma.tuner.runfiles import derive_seed
+from optuna_gamma.tuner.runfiles import run_lock
+from optuna_gamma.tuner.samplers import ReseededSampler
+from optuna_gamma.tuner.samplers import SamplerPlan
+from optuna_gamma.tuner.space import ParamSpace
+from optuna_gamma.tuner.space import SpaceLike
+from optuna_gamma.tuner.states import StateStore
+from optuna_gamma.tuner.states import StateUnavailableError
+from optuna_gamma.tuner.states import check_artifact_id
+from optuna_gamma.tuner.trainer import check_trainer
+
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from optuna_gamma.tuner.trainer import Trainer
+
+
+__all__ = ["Engine", "resolve_device", "storage_errors", "worker_id"]
+
+_logger = get_logger(__name__)
+
+#: Config keys whose change would make a run's stored results meaningless: refused on resume.
+_HARD_KEYS = ("mode", "sampler", "seed", "trials", "objective", "space", "run_dir", "artifacts",
+              "epochs_per_trial", "warm_start")
+
+
+def trainer_spec(trainer: Any) -> dict[str, Any] | None:
+    """How another process rebuilds ``trainer``: ``{"import": "module:factory", "args": {...}}``
+    for a trainer loaded by ``--trainer``, ``{"builtin": {...}}`` for :class:`ThesisTrainer`
+    (its data root is each machine's own), ``None`` for other objects (Python-only runs)."""
+    spec = getattr(trainer, "_optuna_gamma_spec", None)
+    if spec is not None:
+        return {"import": spec[0], "args": dict(spec[1])}
+    rebuild = getattr(trainer, "spec", None)
+    kwargs = rebuild() if callable(rebuild) else None
+    return {"builtin": dict(kwargs)} if kwargs else None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process (recorded on the trials a worker trains)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def resolve_device(spec: Any) -> torch.device:
+    """The torch device for ``spec`` (``None``: CUDA if available, else CPU), checked to exist.
+
+    Raises:
+        ValueError: An unknown device string, or a device this machine does not have.
+    """
+    import torch
+
+    if spec is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {spec!r}: {str(err).splitlines()[0]}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {spec!r} requested, but no CUDA GPU is available here")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {spec!r} requested, but only {count} CUDA device(s) exist")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {spec!r} requested, but MPS is not available here")
+    elif device.type != "cpu":
+        raise ValueError(f"device {spec!r} is not supported (use cpu, cuda, cuda:K or mps)")
+    return device
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, Any]:
+    """Metrics as ``{name: float}`` (a ``confusion_matrix`` list kept when ``keep_lists``)."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, numbers.Real) and not isinstance(metrics, bool):
+        return {"train_loss": float(metrics)}
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"{what} must return a mapping of metrics, got {type(metrics).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool):
+            out[str(k)] = v
+        elif isinstance(v, numbers.Real) or (hasattr(v, "item") and getattr(v, "ndim", 1) == 0):
+            out[str(k)] = float(v)
+        elif keep_lists and isinstance(v, (list, tuple)):
+            out[str(k)] = v
+        else:
+            raise ValueError(f"{what} returned the metric {k!r} = {v!r}, which is not a number")
+    return out
+
+
+#: A validation loss this many times the study's start loss counts as diverged ("enormous").
+DIVERGENCE_FACTOR = 1e3
+
+
+def _exploded(valid: Mapping[str, Any], start: Mapping[str, Any]) -> bool:
+    """Whether the validation ``loss`` exceeds :data:`DIVERGENCE_FACTOR` times the start's."""
+    loss, ref = valid.get("loss"), (start.get("metrics") or {}).get("loss")
+    if not isinstance(loss, float) or not isinstance(ref, (int, float)) or not ref > 0:
+        return False
+    return loss > DIVERGENCE_FACTOR * ref
+
+
+def _jsonable(v: Any) -> Any:
+    """A metric as stored in a user attribute (non-finite floats as ``None``)."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _finite(metrics: Mapping[str, Any]) -> bool:
+    return all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+
+
+class Engine:
+    """One run of the tuner (see the module docstring).
+
+    Args:
+        trainer: The user's :class:`~optuna_gamma.tuner.trainer.Trainer`.
+        space: The search space; ``None`` takes ``trainer.search_space()``.
+        config: The settings.
+        mode: ``"per-epoch"`` or ``"whole"``.
+        role: ``"serial"`` (this process trains every trial, holding the run lock),
+            ``"coordinator"`` (holds the lock, prepares the run and finalizes it while workers
+            train; :mod:`~optuna_gamma.tuner.workers`) or ``"worker"`` (trains trials next to
+            other workers, without the lock).
+
+    Raises:
+        ValueError: Any bad argument, found before any work starts.
+    """
+
+    def __init__(
+        self, trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str, role: str = "serial"
+    ) -> None:
+        if role not in ("serial", "coordinator", "worker"):
+            raise ValueError(f"role must be 'serial', 'coordinator' or 'worker', got {role!r}")
+        if not isinstance(config, TunerConfig):
+            raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
+        check_trainer(trainer)
+        if space is None:
+            get_space = getattr(trainer, "search_space", None)
+            space = get_space() if callable(get_space) else None
+            if space is None:
+                raise ValueError("no search space: pass space=... or give the trainer a search_space()")
+        self.trainer = trainer
+        self.config = config
+        self.mode = mode
+        self.role = role
+        self.space = ParamSpace.of(space)
+        self.objective = resolve_objective(config.objective)
+        self.device = resolve_device(config.device)
+        if config.deterministic is None:
+            self.deterministic = self.device.type == "cpu" and bool(getattr(trainer, "deterministic", True))
+        else:
+            self.deterministic = config.deterministic
+        self.plan = SamplerPlan(
+            config.sampler, self.space, config.trials_per_epoch, config.n_startup_trials, self.deterministic
+        )
+        self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
+        self.paths = RunPaths(config.run_dir if config.run_dir is not None else Path("runs") / config.run)
+        self.storage: Any = None
+        self.storage_text = ""
+        self.artifacts_text = ""
+        self.store: StateStore | None = None
+        self._state: Any = None
+        self._initial: dict[str, Any] | None = None
+        self._snapshots: dict[int, dict[str, Any]] = {}
+        self._warned_bounds: set[tuple[str, str]] = set()
+        self._bar: Any = None
+        self.new_trials = 0
+
+    # ------------------------------------------------------------------ set-up
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[Engine]:
+        """Open storage and artifact store and build the trainer's state; the serial driver and
+        the coordinator also lock the run directory (a worker never does)."""
+        from optuna_gamma.tuner.states import open_artifact_store
+        from optuna_gamma.tuner.storage import open_storage
+        from optuna_gamma.tuner.trainer import capture
+        from optuna_gamma.tuner.trainer import seeded_rng
+
+        cfg = self.config
+        with contextlib.ExitStack() as stack:
+            if self.role != "worker":
+                self.paths.ensure_writable()
+                stack.enter_context(run_lock(self.paths))
+            stack.enter_context(_torch_threads(cfg.num_threads))
+            heartbeat = None
+            if self.role in ("worker", "coordinator"):
+                heartbeat = (cfg.heartbeat_interval, cfg.grace_period or 3 * cfg.heartbeat_interval)
+            self.storage, self.storage_text = open_storage(cfg.storage, self.paths.default_storage, heartbeat)
+            store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
+            self.store = StateStore(store)
+            with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
+                self._state = self.trainer.build(cfg.seed, self.device)
+            self._check_state()
+            self._initial = capture(self._state)
+            yield self
+
+    def _check_state(self) -> None:
+        import torch
+
+        state = self._state
+        if not isinstance(getattr(state, "model", None), torch.nn.Module) or not isinstance(
+            getattr(state, "optimizer", None), torch.optim.Optimizer
+        ):
+            raise ValueError(
+                "trainer.build() must return a TrainingState with a torch.nn.Module model and a "
+                f"torch.optim.Optimizer optimizer, got {state!r}"
+            )
+        first = next(state.model.parameters(), None)
+        if first is not None and first.device != self.device and not (
+            first.device.type == self.device.type and self.device.index is None
+        ):
+            state.model.to(self.device)
+
+    def config_record(self, **extra: Any) -> dict[str, Any]:
+        """What the studies of this run record about it (hard keys are checked on resume)."""
+        describe = getattr(self.trainer, "describe", None)
+        return {
+            "mode": self.mode,
+            "run": self.config.run,
+            "run_dir": str(self.paths.root),
+            "artifacts": self.artifacts_text,
+            "sampler": self.plan.name,
+            "seed": self.config.seed,
+            "trials": self.plan.trials,
+            "objective": self.objective.name,
+            "space": self.space.to_dict(),
+            "warm_start": self.config.warm_start,
+            "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
+            "trainer_spec": trainer_spec(self.trainer),
+            "num_threads": self.config.num_threads,
+            "device": str(self.device),
+            "n_startup_trials": self.config.n_startup_trials,
+            "keep_trial_states": self.config.keep_trial_states,
+            "heartbeat_interval": self.config.heartbeat_interval,
+            "grace_period": self.config.grace_period,
+            **extra,
+        }
+
+    def run_record(self) -> dict[str, Any]:
+        """:meth:`config_record` with the run's length: ``epochs_total`` (the number of
+        studies) and, in whole mode, ``epochs_per_trial``."""
+        if self.mode == "whole":
+            return self.config_record(epochs_per_trial=self.config.epochs, epochs_total=1)
+        return self.config_record(epochs_total=self.config.epochs)
+
+    def open_study(self, name: str, record: dict[str, Any]) -> optuna.Study:
+        """Create or load study ``name``; record the config, or refuse a different one."""
+        import optuna
+
+        study = optuna.create_study(
+            study_name=name, storage=self.storage, direction=self.objective.direction,
+            load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0),
+        )
+        old = study.user_attrs.get("config")
+        if old is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([self.objective.metric_name])
+            study.set_user_attr("config", record)
+            return study
+        local = ("run_dir", "artifacts") if self.role == "worker" else ()  # differ per machine
+        for key in _HARD_KEYS:
+            if key not in local and key in old and key in record and old[key] != record[key]:
+                raise ValueError(
+                    f"study {name!r} was created with {key}={old[key]!r}, this call has "
+                    f"{record[key]!r}; use another run name or run directory"
+                )
+        for key in ("num_threads", "device"):
+            if old.get(key) != record.get(key) and self.role != "worker":
+                _logger.warning(
+                    f"study {name!r} was run with {key}={old.get(key)!r}, this call uses "
+                    f"{record.get(key)!r}: results may differ from an uninterrupted run"
+                )
+        return study
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self, snapshot: dict[str, Any], hparams: Mapping[str, Any], epochs: list[int], number: int
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], float, float]:
+        """Restore ``snapshot``, train ``epochs`` with ``hparams``, evaluate on validation data.
+
+        Returns:
+            (trained snapshot, validation metrics, training metrics, train seconds, eval seconds)
+        """
+        import torch
+
+        from optuna_gamma.tuner.trainer import EpochContext
+        from optuna_gamma.tuner.trainer import apply_hyperparameters
+        from optuna_gamma.tuner.trainer import capture
+        from optuna_gamma.tuner.trainer import restore
+        from optuna_gamma.tuner.trainer import seeded_rng
+
+        state = self._state
+        restore(state, snapshot)
+        apply = getattr(self.trainer, "apply_hyperparameters", None)
+        (apply if callable(apply) else apply_hyperparameters)(state, hparams)
+        train_metrics: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for epoch in epochs:
+            seed = derive_seed(self.config.seed, "batches", epoch)
+            ctx = EpochContext(
+                epoch=epoch, seed=seed, device=self.device, trial_number=number,
+                generator=torch.Generator().manual_seed(derive_seed(seed, "generator")),
+            )
+            with seeded_rng(seed, self.device):
+                out = self.trainer.train_epoch(state, hparams, ctx)
+            train_metrics = _scalars(out, what="train_epoch()")
+            if not _finite(train_metrics) or train_metrics.get("diverged") is True:
+                break
+        t_train = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with seeded_rng(derive_seed(self.config.seed, "evaluate"), self.device):
+            valid = _scalars(self.trainer.evaluate(state, "valid"), what="evaluate()")
+        t_eval = time.perf_counter() - t1
+        return capture(state), valid, train_metrics, t_train, t_eval
+
+    def evaluate(self, snapshot: dict[str, Any], split: str) -> dict[str, Any]:
+        """Metrics of ``snapshot`` on ``split``."""
+        from optuna_gamma.tuner.trainer import restore
+        from optuna_gamma.tuner.trainer import seeded_rng
+
+        restore(self._state, snapshot)
+        with seeded_rng(derive_seed(self.config.seed, "evaluate"), self.device):
+            out = self.trainer.evaluate(self._state, split)
+        return _scalars(out, what="evaluate()", keep_lists=True)
+
+    # ------------------------------------------------------------------ one study
+    def start_record(self, study: optuna.Study, epoch: int) -> dict[str, Any]:
+        """The study's start: ``{"state", "metrics", "value"}`` (recorded once, in ``start``).
+
+        Epoch 1 (and whole mode) start from the initial state, which is uploaded and evaluated
+        once; a later epoch starts from the previous epoch's adopted state.
+        """
+        rec = study.user_attrs.get("start")
+        if rec is not None:
+            return rec
+        if epoch > 1:
+            prev = self.load_study(epoch - 1).user_attrs["adopted"]
+            rec = {"from_epoch": epoch - 1, "metrics": prev["metrics"], "value": prev["value"]}
+        else:
+            assert self.store is not None and self._initial is not None
+            metrics = self.evaluate(self._initial, "valid")
+            state_id = self.store.save(self._initial, study, "initial.pt")
+            rec = {"state": state_id, "metrics": metrics, "value": self.objective(metrics)}
+        study.set_user_attr("start", rec)
+        return rec
+
+    def study_name(self, epoch: int) -> str:
+        return f"{self.config.run}/whole" if self.mode == "whole" else f"{self.config.run}/epoch-{epoch:03d}"
+
+    def load_study(self, epoch: int) -> optuna.Study:
+        import optuna
+
+        return optuna.load_study(study_name=self.study_name(epoch), storage=self.storage)
+
+    def start_snapshot(self, epoch: int) -> dict[str, Any]:
+        """The start state of study ``epoch`` (recovered if its artifact is unreadable)."""
+        if epoch > 1 and self.mode == "per-epoch":
+            return self.adopted_snapshot(epoch - 1)
+        assert self.store is not None and self._initial is not None
+        study = self.load_study(epoch)
+        rec = study.user_attrs["start"]
+        where = f"the start of study {study.study_name!r}"
+        try:
+            return self.store.load(check_artifact_id(rec.get("state"), where=where))
+        except StateUnavailableError as err:
+            _logger.warning(f"{err}; rebuilding the initial state from the seed")
+            broken, rec = rec["state"], {**rec, "state": self.store.save(self._initial, study, "initial.pt")}
+            study.set_user_attr("start", rec)
+            self.store.remove(broken)
+            return self._initial
+
+    def adopted_snapshot(self, epoch: int) -> dict[str, Any]:
+        """The adopted state of study ``epoch``; recomputed from its start if unreadable."""
+        if epoch in self._snapshots:
+            return self._snapshots[epoch]
+        assert self.store is not None
+        study = self.load_study(epoch)
+        adopted = dict(study.user_attrs["adopted"])
+        where = f"the adopted trial {adopted['trial']} of study {study.study_name!r}"
+        try:
+            snap = self.store.load(check_artifact_id(adopted.get("state"), where=where))
+        except StateUnavailableError as err:
+            snap = self._recompute(study, adopted, epoch, f"{err} ({where})")
+            broken, adopted["state"] = adopted["state"], self.store.save(
+                snap, study, f"adopted-recomputed-{adopted['trial']:04d}.pt"
+            )
+            study.set_user_attr("adopted", adopted)
+            self.store.remove(broken)
+        self._snapshots = {epoch: snap}  # only the latest is needed again
+        return snap
+
+    def _recompute(self, study: optuna.Study, record: Mapping[str, Any], epoch: int, why: str) -> dict[str, Any]:
+        _logger.warning(f"{why}; recomputing it from the study's start state")
+        snap, valid, _, _, _ = self.train(self.start_snapshot(epoch), record["hparams"], self.epochs_of(epoch), record["trial"])
+        recorded = record.get("metrics", {})
+        if any(valid.get(k) != v for k, v in recorded.items() if isinstance(v, float)):
+            _logger.warning(
+                f"the recomputed state of trial {record['trial']} of {study.study_name!r} has other "
+                f"validation metrics than recorded ({valid} vs {recorded}): training is not "
+                "deterministic here"
+            )
+        return snap
+
+    def epochs_of(self, epoch: int) -> list[int]:
+        """The epochs a trial of study ``epoch`` trains."""
+        return list(range(1, self.config.epochs + 1)) if self.mode == "whole" else [epoch]
+
+    def prepare_study(self, epoch: int, study: optuna.Study) -> dict[str, Any]:
+        """Record the study's start, fail dead trials (serial driver and coordinator only: they
+        hold the run lock), and enqueue grid points or the warm start once. Returns the start
+        record."""
+        start = self.start_record(study, epoch)
+        if self.role != "worker":
+            self.fail_stale(study)
+        if self.plan.grid:
+            self._enqueue_once(study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch)))
+        elif self.config.warm_start and epoch > 1:
+            prev = self.load_study(epoch - 1).user_attrs["adopted"]
+            self._enqueue_once(study, [dict(prev["params"])])
+        if not study.user_attrs.get("prepared"):
+            study.set_user_attr("prepared", True)
+        return start
+
+    def sampler_for(self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]) -> ReseededSampler:
+        """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot)."""
+        return ReseededSampler(
+            self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot), slot_of=slot_of
+        )
+
+    def optimize(self, study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+                 after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]) -> None:
+        """``study.optimize`` with the failure Optuna masks when telling fails re-raised."""
+        masked: Exception | None = None
+        try:
+            study.optimize(objective, n_trials=n_trials, callbacks=[after])
+        except AssertionError as err:
+            # Optuna's trial runner ends in ``assert False`` when telling the result fails
+            # (e.g. a full disk); the failure it masks is the one to report.
+            if not isinstance(err.__context__, Exception):
+                raise
+            masked = err.__context__
+        if masked is not None:
+            raise masked
+
+    def run_study(self, epoch: int, study: optuna.Study) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run study ``epoch`` to ``T`` complete trials in this process and adopt its best trial.
+
+        Returns:
+            (the ``adopted`` record, the adopted snapshot)
+        """
+        import optuna
+        from optuna.trial import TrialState
+
+        start = self.prepare_study(epoch, study)
+        snapshot = self.start_snapshot(epoch)
+        # This process holds the run lock, so the study's COMPLETE trials change only through
+        # it: keep them here instead of asking the storage before every trial.
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        sampler = self.sampler_for(epoch, slot_of=lambda _study, _trial: len(done))
+        study = optuna.load_study(study_name=study.study_name, storage=self.storage, sampler=sampler)
+        epochs = self.epochs_of(epoch)
+
+        def objective(trial: optuna.Trial) -> float:
+            return self.trial(study, trial, done, snapshot, start, epochs)
+
+        def after(study_: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+            crash_point("after_tell")
+            if frozen.state == TrialState.COMPLETE:
+                done.append(frozen)
+            self.new_trials += 1
+            if self._bar is not None:
+                self._bar.update(1)
+
+        while len(done) < self.plan.trials:
+            self.optimize(study, objective, self.plan.trials - len(done), after)
+        return self.adopt(study, epoch)
+
+    def trial(
+        self, study: optuna.Study, trial: optuna.Trial, done: list[optuna.trial.FrozenTrial] | None,
+        snapshot: dict[str, Any], start: Mapping[str, Any], epochs: list[int],
+    ) -> float:
+        """One trial: reuse an earlier result for a repeated point, else train, evaluate, store.
+
+        ``done`` is the study's COMPLETE trials (kept by the serial driver); ``None`` reads them
+        from the storage (workers), where a point that another worker is training right now is
+        awaited and then reused, so no point is trained twice.
+        """
+        from optuna.trial import TrialState
+
+        assert self.store is not None
+        crash_point("after_ask")
+        if self.role == "worker":
+            trial.set_user_attr("worker", worker_id())
+        hparams = self.space.suggest(trial)
+        if done is None:
+            done = self._await_twins(study, trial)
+        for prior in done:
+            if prior.state == TrialState.COMPLETE and "reused_from" not in prior.user_attrs and self.space.same(
+                prior.params, trial.params
+            ):
+                for key, value in prior.user_attrs.items():
+                    if key != "worker":
+                        trial.set_user_attr(key, value)
+                trial.set_user_attr("reused_from", prior.number)
+                assert prior.value is not None
+                return prior.value
+        snap, valid, train_metrics, t_train, t_eval = self.train(snapshot, hparams, epochs, trial.number)
+        value = self.objective(valid) if _finite(valid) else math.nan
+        diverged = (
+            not math.isfinite(value) or not _finite(train_metrics) or train_metrics.get("diverged") is True
+            or _exploded(valid, start)
+        )
+        attrs: dict[str, Any] = {k: _jsonable(v) for k, v in {**valid, **train_metrics}.items()}
+        attrs["time"] = {"train": t_train, "eval": t_eval}
+        if diverged:
+            attrs["diverged"] = True
+            value = self._diverged_value(done, start)
+        else:
+            if self.objective.clipped is not None:
+                attrs["kappa_clipped"] = float(self.objective.clipped(valid))
+            attrs["state"] = self.store.save(snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt")
+            crash_point("after_save")
+        for key, v in attrs.items():
+            trial.set_user_attr(key, v)
+        return value
+
+    def _await_twins(self, study: optuna.Study, trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
+        """The study's COMPLETE trials, once no other RUNNING trial holds this trial's point
+        (waiting with back-off for such a twin to finish: its result is then reused)."""
+        from optuna.trial import TrialState
+
+        delay = 0.05
+        while True:
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+            twins = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
+                     and t.number < trial.number and self.space.same(t.params, trial.params)]
+            if not twins:
+                return [t for t in trials if t.state == TrialState.COMPLETE]
+            time.sleep(delay)
+            delay = min(2 * delay, 2.0)
+
+    def _diverged_value(self, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]) -> float:
+        """A finite, clearly bad value for a diverged trial.
+
+        With ``H`` the values of the healthy completed trials and of the start state, and ``W``
+        the worst value so far (diverged trials included): ``W - sign * spread``, where
+        ``spread = max(H) - min(H)`` (at least ``1e-3 * max(1, |H|)``). One diverged trial thus
+        takes at most half of the observed range, and the healthy trials keep their relative
+        differences in the sampler's standardized view.
+        """
+        sign = self.objective.sign
+        healthy = [float(t.value) for t in done if not t.user_attrs.get("diverged") and t.value is not None]
+        ref = start.get("value")
+        if isinstance(ref, (int, float)) and math.isfinite(ref):
+            healthy.append(float(ref))
+        everything = healthy + [float(t.value) for t in done if t.value is not None]
+        if not healthy:
+            base = everything or [0.0]
+            worst = min(v * sign for v in base) * sign
+            return worst - sign * 1.0
+        spread = max(healthy) - min(healthy)
+        spread = max(spread, 1e-3 * max(1.0, max(abs(h) for h in healthy)))
+        worst = min(v * sign for v in everything) * sign
+        return worst - sign * spread
+
+    def fail_stale(self, study: optuna.Study) -> None:
+        """Fail every RUNNING trial (its process is dead: this process holds the run lock) and
+        retry each once with the same parameters (:meth:`fail_and_retry`)."""
+        from optuna.trial import TrialState
+
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            self.fail_and_retry(study, t)
+
+    def fail_and_retry(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Tell a dead process's RUNNING ``trial`` FAIL and enqueue a retry with its parameters,
+        once: the retry carries ``user_attrs["retry_of"]``, so a second crash between the
+        enqueue and the fail does not enqueue it twice. A trial that died before all its
+        parameters were suggested is retried with whatever was fixed for it (an enqueued point),
+        else the sampler proposes again."""
+        from optuna.trial import TrialState
+
+        retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+        fixed = dict(trial.system_attrs.get("fixed_params") or {})
+        params = {**fixed, **trial.params}
+        if trial.number not in retried:
+            if set(self.space.tuned()) <= set(params):
+                study.enqueue_trial({k: params[k] for k in self.space.tuned()}, user_attrs={"retry_of": trial.number})
+            elif fixed:
+                study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+        study.tell(trial.number, state=TrialState.FAIL)
+
+    def storage_has_heartbeat(self) -> bool:
+        """Whether the storage fails trials whose worker stopped beating (RDB in worker role)."""
+        get = getattr(self.storage, "get_heartbeat_interval", None)
+        return callable(get) and get() is not None
+
+    @staticmethod
+    def _enqueue_once(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+        if study.user_attrs.get("queued"):
+            return
+        for p in points:
+            study.enqueue_trial(p, skip_if_exists=True)
+        study.set_user_attr("queued", True)
+
+    # ------------------------------------------------------------------ adoption
+    def adopt(self, study: optuna.Study, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Adopt ``study.best_trial`` (see the module docstring); idempotent."""
+        assert self.store is not None
+        if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
+            return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
+        best = study.best_trial
+        if best.user_attrs.get("diverged"):
+            raise AllTrialsDivergedError(
+                f"every trial of study {study.study_name!r} diverged; narrow the search space "
+                f"(e.g. lower the upper end of the learning rate)"
+            )
+        record = {
+            "trial": best.number,
+            "value": float(best.value),  # type: ignore[arg-type]
+            "params": dict(best.params),
+            "hparams": {**self.space.fixed, **best.params},
+            "metrics": {k: best.user_attrs[k] for k in self._metric_keys(best)},
+        }
+        where = f"trial {best.number} of study {study.study_name!r}"
+        state_id = check_artifact_id(best.user_attrs.get("state"), where=where)
+        try:
+            snap = self.store.load(state_id)
+        except StateUnavailableError as err:
+            snap = self._recompute(study, record, epoch, f"{err} ({where})")
+            state_id = self.store.save(snap, study, f"adopted-recomputed-{best.number:04d}.pt")
+        record["state"] = state_id
+        crash_point("after_adopt_verify")
+        study.set_user_attr("adopted", record)
+        crash_point("after_adopt")
+        self.clean_up(study)
+        self._snapshots = {epoch: snap}
+        return record, snap
+
+    _NON_METRICS = frozenset({"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"})
+
+    def _metric_keys(self, trial: optuna.trial.FrozenTrial) -> list[str]:
+        return [k for k in trial.user_attrs if k not in self._NON_METRICS]
+
+    def clean_up(self, study: optuna.Study) -> None:
+        """Delete the states of every trial but the adopted one (unless kept); idempotent."""
+        from optuna.artifacts import get_all_artifact_meta
+
+        assert self.store is not None
+        if self.config.keep_trial_states or study.user_attrs.get("cleaned"):
+            return
+        keep = study.user_attrs["adopted"]["state"]
+        for t in study.get_trials(deepcopy=False):
+            for meta in get_all_artifact_meta(t, storage=self.storage):
+                if meta.artifact_id != keep:
+                    self.store.remove(check_artifact_id(meta.artifact_id, where=f"trial {t.number}"))
+        study.set_user_attr("cleaned", True)
+
+    def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
+        """Warn once per (parameter, end) when the adopted value sits at a range bound."""
+        for name, side in self.space.at_bound(params):
+            if (name, side) in self._warned_bounds:
+                continue
+            self._warned_bounds.add((name, side))
+            flag = f"--lr-{side}" if name == "lr" else f"the {side} end of {name!r}"
+            _logger.warning(
+                f"the best {name} of epoch {epoch} ({params[name]:.4g}) sits at the {side} end "
+                f"of its search range: widen {flag}"
+            )
+
+    # ------------------------------------------------------------------ progress
+    @contextlib.contextmanager
+    def progress(self, total: int, done: int) -> Iterator[None]:
+        """A tqdm bar over the run's trials (total and start count right on resume)."""
+        show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
+        if not show or done >= total:
+            yield
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, initial=done, unit="trial", dynamic_ncols=True)
+        try:
+            yield
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def set_progress(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_description(text)
+
+    def count_complete(self) -> int:
+        """Complete trials of this run's studies that exist so far."""
+        import optuna
+        from optuna.trial import TrialState
+
+        names = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
+        total = 0
+        for e in range(1, (1 if self.mode == "whole" else self.config.epochs) + 1):
+            if self.study_name(e) in names:
+                total += min(self.plan.trials, len(self.load_study(e).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+        return total
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn storage failures in the middle of a run into a one-line :class:`TunerError`."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:
+        cause: BaseException | None = err
+        while cause is not None and getattr(cause, "orig", None) is None:  # find the database's error
+            cause = cause.__cause__ or cause.__context__
+        text = str(getattr(cause, "orig", None) or err).strip().splitlines()
+        raise TunerError(f"storage error: {text[0] if text else type(err).__name__}") from err

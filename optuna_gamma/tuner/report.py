@@ -1,0 +1,206 @@
+"""One self-contained HTML page for the runs in a storage (plotly.js inline, works offline).
+
+The page is built from the storage alone (the tuner records everything there): for each run,
+the schedule (table and picture), the objective, accuracy and loss against the learning rate for
+every epoch's trials, Optuna's optimization history, and the test-set confusion heatmap; and,
+when several runs share the storage, a comparison of their samplers (adopted objective per epoch,
+test metrics, compute time).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+import html
+import os
+from pathlib import Path
+import re
+from typing import Any
+
+
+__all__ = ["build_report", "collect_runs"]
+
+_EPOCH = re.compile(r"^(?P<run>.+)/epoch-(?P<epoch>\d{3,})$")
+_WHOLE = re.compile(r"^(?P<run>.+)/whole$")
+
+
+def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
+    """Runs found in ``storage``: ``{run: {"mode", "sampler", "studies": {e: study}, ...}}``."""
+    import optuna
+
+    runs: dict[str, dict[str, Any]] = defaultdict(lambda: {"epochs": {}, "whole": None})
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        name = summary.study_name
+        m = _EPOCH.match(name)
+        if m:
+            runs[m["run"]]["epochs"][int(m["epoch"])] = name
+            continue
+        m = _WHOLE.match(name)
+        if m:
+            runs[m["run"]]["whole"] = name
+    out: dict[str, dict[str, Any]] = {}
+    for run, info in sorted(runs.items()):
+        if info["epochs"]:
+            studies = {e: optuna.load_study(study_name=n, storage=storage) for e, n in sorted(info["epochs"].items())}
+            last = studies[max(studies)]
+            config = last.user_attrs.get("config", {})
+            out[run] = {
+                "mode": "per-epoch", "sampler": config.get("sampler", "?"), "config": config, "studies": studies,
+                "schedule": [dict(s.user_attrs["adopted"], epoch=e) for e, s in studies.items() if "adopted" in s.user_attrs],
+                "test": last.user_attrs.get("test"),
+            }
+        if info["whole"]:
+            study = optuna.load_study(study_name=info["whole"], storage=storage)
+            config = study.user_attrs.get("config", {})
+            adopted = study.user_attrs.get("adopted")
+            out[f"{run}/whole" if run in out else run] = {
+                "mode": "whole", "sampler": config.get("sampler", "?"), "config": config, "studies": {0: study},
+                "schedule": [dict(adopted, epoch=config.get("epochs_per_trial"))] if adopted else [],
+                "test": study.user_attrs.get("test"),
+            }
+    return out
+
+
+def _x_key(info: dict[str, Any]) -> str | None:
+    """The parameter plotted on the x axis: ``lr`` if tuned, else the first tuned float."""
+    tuned = info["config"].get("space", {}).get("tuned", {})
+    if "lr" in tuned:
+        return "lr"
+    return next((k for k, d in tuned.items() if d.get("name") == "FloatDistribution"), None)
+
+
+def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
+    from optuna.trial import TrialState
+
+    recs = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        ua = t.user_attrs
+        if x not in t.params or ua.get("diverged"):
+            continue
+        recs.append({"lr": t.params[x], "objective": t.value, "accuracy": ua.get("accuracy", float("nan")),
+                     "loss": ua.get("loss") if ua.get("loss") is not None else float("nan"), "epoch": epoch})
+    return recs
+
+
+def _compute_time(info: dict[str, Any]) -> float:
+    from optuna.trial import TrialState
+
+    total = 0.0
+    for study in info["studies"].values():
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if "reused_from" not in t.user_attrs:
+                spent = t.user_attrs.get("time") or {}
+                total += float(spent.get("train", 0.0)) + float(spent.get("eval", 0.0))
+    return total
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return (
+        '<table style="border-collapse:collapse;font-family:sans-serif" border="1" cellpadding="4">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def build_report(
+    storage: Any,
+    path: str | os.PathLike[str],
+    *,
+    runs: list[str] | None = None,
+    class_names: list[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the HTML report of ``runs`` (default: every run in ``storage``) to ``path``.
+
+    ``storage`` is an RDB URL, a journal file path or an Optuna storage object.
+
+    Raises:
+        ValueError: No run in the storage, a requested run is missing, or ``path`` is a folder.
+    """
+    import plotly.graph_objects as go
+
+    from optuna_gamma.tuner.plots import plot_confusion_heatmap
+    from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
+    from optuna_gamma.tuner.plots import write_html
+
+    from optuna_gamma.tuner.storage import open_storage
+
+    if Path(path).is_dir():
+        raise ValueError(f"report path {str(path)!r} is a directory; give a file name such as report.html")
+    storage, _ = open_storage(storage)
+    found = collect_runs(storage)
+    if not found:
+        raise ValueError("no optuna-gamma run found in the storage")
+    names = list(found) if not runs else runs
+    missing = [r for r in names if r not in found]
+    if missing:
+        raise ValueError(f"run(s) {missing} not in storage; found {sorted(found)}")
+    items: list[Any] = []
+
+    if len(found) > 1:
+        items.append("<h2>Sampler comparison (all runs in this storage)</h2>")
+        rows = []
+        fig = go.Figure()
+        for run, info in found.items():
+            test = info.get("test") or {}
+            sched = info["schedule"]
+            last = sched[-1] if sched else {}
+            rows.append([run, info["sampler"], info["mode"], len(info["studies"]) if info["mode"] == "per-epoch"
+                         else info["config"].get("epochs_per_trial", ""), last.get("value", ""),
+                         (last.get("metrics") or {}).get("accuracy", ""), test.get("accuracy", ""),
+                         test.get("mcc", ""), _compute_time(info)])
+            if info["mode"] == "per-epoch":
+                fig.add_trace(go.Scatter(x=[s["epoch"] for s in sched], y=[s["value"] for s in sched],
+                                         mode="lines+markers", name=f"{run} ({info['sampler']})"))
+        items.append(_table(["run", "sampler", "mode", "epochs", "final objective (valid)", "accuracy (valid)",
+                             "test accuracy", "test MCC", "compute s"], rows))
+        fig.update_layout(title="Adopted objective per epoch", xaxis_title="epoch", yaxis_title="objective (validation)")
+        items.append(fig)
+
+    for run in names:
+        info = found[run]
+        items.append(f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, {info['mode']}</h2>")
+        sched = info["schedule"]
+        items.append(_table(["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
+                            [[s["epoch"], _params_text(s["hparams"]), s["value"], s["metrics"].get("accuracy", ""),
+                              s["metrics"].get("loss", ""), s["trial"]] for s in sched]))
+        x = _x_key(info)
+        records: list[dict[str, Any]] = []
+        if x is not None:
+            if info["mode"] == "per-epoch" and sched:
+                fig = go.Figure(go.Scatter(x=[s["epoch"] for s in sched], y=[s["params"].get(x) for s in sched],
+                                           mode="lines+markers"))
+                fig.update_layout(title=f"{run}: {x} schedule", xaxis_title="epoch", yaxis_title=x,
+                                  yaxis_type="log", height=360)
+                items.append(fig)
+            for e, study in info["studies"].items():
+                records += _trial_records(study, e, x)
+        if records:
+            keys = ("objective",) + tuple(k for k in ("accuracy", "loss") if any(r[k] == r[k] for r in records))
+            fig = plot_metrics_vs_learning_rate(records, keys, lr_key="lr",
+                                                group_by="epoch" if info["mode"] == "per-epoch" else None,
+                                                title=f"{run}: metrics against {x} (validation)")
+            items.append(fig)
+            import optuna
+
+            last_study = info["studies"][max(info["studies"])]
+            hist = optuna.visualization.plot_optimization_history(last_study)
+            hist.update_layout(title=f"{run}: optimization history of {last_study.study_name}", height=360)
+            items.append(hist)
+        test = info.get("test")
+        if test:
+            shown = [k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test]
+            items.append(_table([f"test {k}" for k in shown], [[test[k] for k in shown]]))
+            if test.get("confusion_matrix"):
+                items.append(plot_confusion_heatmap(test["confusion_matrix"], class_names,
+                                                    title=f"{run}: test-set misclassifications"))
+    return write_html(items, path, title=title or "optuna-gamma report")

@@ -1,0 +1,134 @@
+"""Result records of the tuner, saved as ``run_dir/result.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from optuna_gamma.tuner.runfiles import atomic_write_json
+
+
+__all__ = ["PerEpochResult", "ScheduleEntry", "WholeResult", "load_result"]
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One adopted ("Determinant") trial: an epoch of the schedule, or whole mode's best.
+
+    Attributes:
+        epoch: 1-based epoch (whole mode: the number of epochs trained).
+        trial_number: Its number in its study.
+        value: Its objective value (what the study maximized or minimized).
+        params: All its hyperparameters, tuned and fixed.
+        metrics: Its validation (and training) metrics.
+    """
+
+    epoch: int
+    trial_number: int
+    value: float
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lr(self) -> float | None:
+        """The learning rate, if the space has one."""
+        lr = self.params.get("lr")
+        return None if lr is None else float(lr)
+
+
+@dataclass(frozen=True)
+class _Common:
+    run: str
+    sampler: str
+    objective: str
+    seed: int
+    storage: str
+    artifacts: str
+    run_dir: str
+    epochs: int
+    trials_per_study: int
+    test: dict[str, Any]
+    compute_time: float
+    wall_time: float
+    trials_trained: int
+    trials_reused: int
+    new_trials: int
+    num_threads: int | None
+    device: str
+    final_state: str
+    space: dict[str, Any]
+    notes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        atomic_write_json(self.to_dict(), path)
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class PerEpochResult(_Common):
+    """Outcome of :func:`~optuna_gamma.tuner.tune_per_epoch`.
+
+    Attributes:
+        run: Run name (study names are ``"{run}/epoch-NNN"``).
+        sampler: Canonical sampler name (or the factory's name).
+        objective: Objective name.
+        seed: Run seed.
+        storage: Storage URL without its password.
+        artifacts: Where the training states are.
+        run_dir: Run directory.
+        epochs: Number of epochs.
+        trials_per_study: Trials per epoch.
+        schedule: One :class:`ScheduleEntry` per epoch.
+        test: Test-set metrics of the final state (the trainer's ``evaluate(state, "test")``).
+        compute_time: Seconds of training plus validation over every trained trial of the run
+            (reused trials cost nothing; the same on resume).
+        wall_time: Seconds this call took (a resumed call counts only itself).
+        trials_trained, trials_reused: Complete trials of the run that trained, and that reused
+            an earlier trial's result.
+        new_trials: Trials this call completed (0 on a finished run's resume).
+        num_threads, device: Where and how the training ran.
+        final_state: Artifact id of the final (last adopted) state.
+        space: The search space (JSON form).
+        notes: Provenance.
+    """
+
+    schedule: list[ScheduleEntry] = field(default_factory=list)
+    mode: str = "per-epoch"
+
+    @property
+    def learning_rates(self) -> list[float | None]:
+        """The schedule's learning rates, epoch by epoch."""
+        return [e.lr for e in self.schedule]
+
+
+@dataclass(frozen=True)
+class WholeResult(_Common):
+    """Outcome of :func:`~optuna_gamma.tuner.tune_whole` (thesis tables 8-10).
+
+    Attributes:
+        best: The best trial (a constant setting for all ``epochs``).
+        trials: Per complete trial: number, params, value, metrics, reused_from.
+        (others as in :class:`PerEpochResult`)
+    """
+
+    best: ScheduleEntry | None = None
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "whole"
+
+
+def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
+    """Read a ``result.json`` back into its dataclass."""
+    data = json.loads(Path(path).read_text())
+    if data.get("mode") == "whole":
+        data["best"] = ScheduleEntry(**data["best"]) if data.get("best") else None
+        return WholeResult(**data)
+    data["schedule"] = [ScheduleEntry(**e) for e in data["schedule"]]
+    return PerEpochResult(**data)

@@ -1,0 +1,207 @@
+"""Training states in an Optuna artifact store: the one persistence path of the tuner.
+
+Every state the tuner keeps (a run's initial state, each trial's trained state, the adopted
+states) is a snapshot from :func:`optuna_gamma.tuner.trainer.capture` written with
+:func:`torch.save` and uploaded with :func:`optuna.artifacts.upload_artifact`, attached to its
+trial (or study), so optuna-dashboard lists it. The studies refer to a state only by its
+artifact id, a UUID: :func:`check_artifact_id` refuses anything else, so a reference read from a
+storage can never name a path outside the store (the store itself,
+:class:`optuna.artifacts.FileSystemArtifactStore`, refuses absolute and escaping ids too).
+
+A state is read with ``torch.load(weights_only=True)`` (tensors and plain containers only, no
+code execution) and checked before use: :meth:`StateStore.load` raises
+:class:`StateUnavailableError` for a missing, truncated or foreign file, and the engine then
+recomputes the state from its epoch's start state and the trial's parameters (deterministic on
+a CPU) instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+import re
+import tempfile
+from typing import TYPE_CHECKING
+from typing import Any
+
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts._protocol import ArtifactStore
+
+
+__all__ = [
+    "StateStore",
+    "StateUnavailableError",
+    "check_artifact_id",
+    "open_artifact_store",
+]
+
+_FORMAT = "optuna-gamma/training-state"
+_VERSION = 2
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class StateUnavailableError(RuntimeError):
+    """A referenced training state is missing or unreadable (it can be recomputed)."""
+
+
+def check_artifact_id(value: Any, *, where: str) -> str:
+    """``value`` if it is an artifact id (a UUID) of this tuner, else ``ValueError``.
+
+    Args:
+        value: The reference read from a storage.
+        where: What holds the reference, for the message (e.g. ``"trial 7 of study 'r/epoch-002'"``).
+    """
+    if not isinstance(value, str) or not _UUID.match(value):
+        raise ValueError(
+            f"{where} refers to the state {value!r}, which is not an artifact id of this run's "
+            "store; refusing to read or delete it"
+        )
+    return value
+
+
+def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore, str]:
+    """The artifact store for ``location`` and a printable description of it.
+
+    Args:
+        location: ``None`` (a :class:`~optuna.artifacts.FileSystemArtifactStore` in
+            ``default_dir``), a directory path (shared between machines by NFS or the like),
+            ``s3://bucket/prefix`` (a :class:`~optuna.artifacts.Boto3ArtifactStore`; boto3 reads
+            credentials and ``AWS_ENDPOINT_URL`` for S3-compatible servers from the usual
+            places), or an object implementing Optuna's artifact-store protocol (``open_reader``,
+            ``write``, ``remove``).
+        default_dir: The run directory's ``artifacts/`` folder.
+
+    Raises:
+        ValueError: ``location`` is none of these.
+        TunerError: The store cannot be written (checked with a small probe before any trial).
+    """
+    from optuna.artifacts import FileSystemArtifactStore
+
+    if isinstance(location, str) and location.startswith("s3://"):
+        return _open_s3(location)
+    if location is None or isinstance(location, (str, os.PathLike)):
+        text = str(location) if location is not None else str(default_dir)
+        if "://" in text:
+            raise ValueError(f"artifact location {text!r}: expected a directory path or s3://bucket/prefix")
+        folder = Path(text).expanduser().resolve()
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"artifact location {str(folder)!r} exists and is not a directory")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-check"
+            probe.write_bytes(b"ok\n")
+            probe.unlink()
+        except OSError as err:
+            raise OSError(
+                err.errno, f"artifact location {str(folder)!r} is not writable: {err.strerror}"
+            ) from err
+        return FileSystemArtifactStore(folder), str(folder)
+    if all(callable(getattr(location, m, None)) for m in ("open_reader", "write", "remove")):
+        return location, type(location).__name__
+    raise ValueError(f"artifacts must be a directory path, s3://bucket/prefix or an Optuna artifact store, got {location!r}")
+
+
+class PrefixedArtifactStore:
+    """Another artifact store with every artifact id prefixed (``prefix/<id>`` keys in a bucket)."""
+
+    def __init__(self, inner: ArtifactStore, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def open_reader(self, artifact_id: str) -> Any:
+        return self.inner.open_reader(self.prefix + artifact_id)
+
+    def write(self, artifact_id: str, content_body: Any) -> None:
+        self.inner.write(self.prefix + artifact_id, content_body)
+
+    def remove(self, artifact_id: str) -> None:
+        self.inner.remove(self.prefix + artifact_id)
+
+
+def _open_s3(location: str) -> tuple[ArtifactStore, str]:
+    from optuna_gamma.tuner.errors import TunerError
+
+    bucket, _, prefix = location[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"artifact location {location!r}: expected s3://bucket/prefix")
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ClientError
+    except ImportError as err:
+        raise TunerError(f"artifact location {location!r} needs boto3: install optuna-gamma[s3]") from err
+    from optuna.artifacts import Boto3ArtifactStore
+
+    store = PrefixedArtifactStore(Boto3ArtifactStore(bucket, client=boto3.client("s3")), prefix)
+    try:  # a write probe, before any trial
+        store.write(".write-check", io.BytesIO(b"ok\n"))
+        store.remove(".write-check")
+    except (BotoCoreError, ClientError) as err:
+        raise TunerError(f"artifact location {location!r} is not writable: {err}") from err
+    return store, location
+
+
+class StateStore:
+    """Save, load (verified) and remove training states in an Optuna artifact store."""
+
+    def __init__(self, artifact_store: ArtifactStore) -> None:
+        self.artifact_store = artifact_store
+
+    def save(
+        self,
+        snapshot: dict[str, Any],
+        owner: optuna.Trial | optuna.study.Study,
+        filename: str,
+    ) -> str:
+        """Upload ``snapshot`` attached to ``owner``; return its artifact id."""
+        import torch
+        from optuna.artifacts import upload_artifact
+
+        payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
+        # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
+        shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+        with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
+            path = os.path.join(tmp, filename)
+            torch.save(payload, path)
+            return upload_artifact(artifact_store=self.artifact_store, file_path=path, study_or_trial=owner)
+
+    def load(self, artifact_id: str) -> dict[str, Any]:
+        """The snapshot stored under ``artifact_id`` (tensors on the CPU).
+
+        Raises:
+            StateUnavailableError: Missing, truncated or not a training state of this tuner.
+        """
+        import torch
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        try:
+            with self.artifact_store.open_reader(artifact_id) as reader:
+                data = reader.read()
+        except (ArtifactNotFound, FileNotFoundError) as err:
+            raise StateUnavailableError(f"training state {artifact_id} is missing") from err
+        try:
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated or foreign files fail in many ways
+            raise StateUnavailableError(
+                f"training state {artifact_id} is unreadable ({type(err).__name__}: {err})"
+            ) from err
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != _FORMAT
+            or payload.get("version") != _VERSION
+            or not isinstance(payload.get("components"), dict)
+        ):
+            raise StateUnavailableError(f"training state {artifact_id} is not an optuna-gamma state")
+        return payload["components"]
+
+    def remove(self, artifact_id: str) -> None:
+        """Delete a state (a missing one is fine)."""
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        try:
+            self.artifact_store.remove(artifact_id)
+        except (ArtifactNotFound, FileNotFoundError):
+            pass

@@ -1,0 +1,320 @@
+"""The trainer protocol: how the per-epoch tuner runs *your* training code.
+
+The tuner's contract with user code is three callables (DESIGN.md §4):
+
+1. ``build(seed, device) -> TrainingState``: the initial training state for a seed: the model,
+   an optimizer of any kind, optionally an LR scheduler and an AMP ``GradScaler``, and any other
+   object with ``state_dict``/``load_state_dict`` (an EMA, a custom sampler, ...).
+2. ``train_epoch(state, hparams, ctx) -> metrics``: train one epoch of ``state`` in place with
+   the trial's hyperparameters (your own loop, DataLoader, loss, device, AMP). Returns a mapping
+   of training metrics (``{"train_loss": ...}``), a float (the training loss) or ``None``.
+3. ``evaluate(state, split) -> metrics``: metrics of ``state`` on ``split`` (``"valid"``, and
+   ``"test"`` for the final report): accuracy and loss for kappa, or whatever your objective
+   reads. Values must be numbers (a ``"confusion_matrix"`` list is kept for the test split).
+
+Hyperparameters named like a key of the optimizer's parameter groups (``lr``, ``momentum``,
+``weight_decay``, ``betas``, ``eps``, ...; one element of a tuple such as ``betas[0]``) are set on
+every parameter group by the tuner before ``train_epoch`` runs (:func:`apply_hyperparameters`);
+``lr`` also updates an LR scheduler's ``base_lrs``. All hyperparameters, these included, reach
+``train_epoch`` in ``hparams`` (batch size, augmentation strength, ...). Capture and restore of
+the state, seeding, and all persistence are the tuner's job, never the trainer's.
+
+Randomness: every trial of an epoch trains under the same seed. Around each ``train_epoch``
+call the tuner forks and seeds Python's :mod:`random`, NumPy's global generator and torch's CPU
+and CUDA generators from ``ctx.seed`` (restoring them afterwards), so a ``DataLoader(...,
+shuffle=True)``, dropout and random augmentations draw the same numbers in every trial;
+``ctx.generator`` is a seeded :class:`torch.Generator` to hand to a DataLoader explicitly. On a
+CPU an epoch is then a deterministic function of (state, hyperparameters, seed) for the usual
+training loops, which is what makes resume bit-identical and lets the tuner reuse a repeated
+trial's result. Set ``deterministic = False`` on a trainer that is not (the tuner then never
+tells a model-based sampler that the objective is noise-free).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Mapping
+import contextlib
+import copy
+from dataclasses import dataclass
+from dataclasses import field
+import random
+import re
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
+
+
+if TYPE_CHECKING:
+    import torch
+
+
+__all__ = [
+    "EpochContext",
+    "FunctionTrainer",
+    "Trainer",
+    "TrainingState",
+    "apply_hyperparameters",
+    "capture",
+    "restore",
+    "seeded_rng",
+]
+
+
+@dataclass
+class TrainingState:
+    """Everything that one training carries from epoch to epoch.
+
+    Attributes:
+        model: The network.
+        optimizer: Any :class:`torch.optim.Optimizer` over ``model``'s parameters.
+        scheduler: Optional LR scheduler (anything with ``state_dict``/``load_state_dict``).
+        scaler: Optional AMP ``torch.amp.GradScaler``.
+        extra: Further named objects with ``state_dict``/``load_state_dict`` (EMA weights, ...).
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None
+    scaler: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def components(self) -> dict[str, Any]:
+        """The stateful objects by name (``None`` ones left out), in a fixed order."""
+        out: dict[str, Any] = {"model": self.model, "optimizer": self.optimizer}
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler
+        if self.scaler is not None:
+            out["scaler"] = self.scaler
+        for name, obj in self.extra.items():
+            out[f"extra.{name}"] = obj
+        return out
+
+
+@dataclass(frozen=True)
+class EpochContext:
+    """What the tuner tells ``train_epoch`` about the epoch it trains.
+
+    Attributes:
+        epoch: 1-based epoch of the training (whole-training mode: 1..E within one trial).
+        seed: The epoch's seed, the same for every trial of the epoch.
+        device: The device the state lives on.
+        trial_number: Number of the Optuna trial being trained (for logging).
+        generator: A :class:`torch.Generator` seeded from ``seed`` (for a DataLoader).
+    """
+
+    epoch: int
+    seed: int
+    device: torch.device
+    trial_number: int
+    generator: torch.Generator
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """The protocol a user trainer implements (see the module docstring).
+
+    Optional members the tuner uses when present:
+
+    * ``search_space() -> Mapping[str, BaseDistribution | value]``: the default search space
+      (the CLI uses it with ``--trainer``; a plain value is a fixed hyperparameter).
+    * ``deterministic: bool``: whether an epoch is a deterministic function of (state,
+      hyperparameters, seed) on a CPU (default ``True``; on a GPU the tuner assumes not).
+    * ``apply_hyperparameters(state, hparams)``: replaces the default
+      :func:`apply_hyperparameters` (e.g. to keep per-group learning-rate ratios).
+    * ``describe() -> Mapping[str, Any]``: a JSON-ready description recorded in the studies.
+    """
+
+    def build(self, seed: int, device: torch.device) -> TrainingState:
+        """The initial training state for ``seed`` (called with the tuner's RNGs seeded)."""
+        ...
+
+    def train_epoch(
+        self, state: TrainingState, hparams: Mapping[str, Any], ctx: EpochContext
+    ) -> Mapping[str, float] | float | None:
+        """Train ``state`` for one epoch in place; return training metrics."""
+        ...
+
+    def evaluate(self, state: TrainingState, split: str) -> Mapping[str, Any]:
+        """Metrics of ``state`` on ``split`` (``"valid"`` or ``"test"``)."""
+        ...
+
+
+@dataclass
+class FunctionTrainer:
+    """A :class:`Trainer` made of three functions (for code that is not a class).
+
+    Example:
+        .. code-block:: python
+
+            trainer = FunctionTrainer(build=build, train_epoch=train_epoch, evaluate=evaluate)
+    """
+
+    build: Callable[[int, torch.device], TrainingState]
+    train_epoch: Callable[[TrainingState, Mapping[str, Any], EpochContext], Any]
+    evaluate: Callable[[TrainingState, str], Mapping[str, Any]]
+    space: Mapping[str, Any] | None = None
+    deterministic: bool = True
+
+    def search_space(self) -> Mapping[str, Any] | None:
+        return self.space
+
+
+def check_trainer(trainer: Any) -> None:
+    """Raise ``ValueError`` unless ``trainer`` has callable ``build``, ``train_epoch``,
+    ``evaluate``."""
+    missing = [m for m in ("build", "train_epoch", "evaluate") if not callable(getattr(trainer, m, None))]
+    if missing:
+        raise ValueError(
+            f"trainer {trainer!r} lacks {', '.join(missing)}: a trainer needs build(seed, device), "
+            "train_epoch(state, hparams, ctx) and evaluate(state, split)"
+        )
+
+
+# ------------------------------------------------------------------------ hyperparameters
+_ELEMENT = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)\[(?P<index>\d+)\]$")
+
+
+def optimizer_keys(optimizer: torch.optim.Optimizer) -> set[str]:
+    """Hyperparameter names of ``optimizer``'s parameter groups (``params`` excluded)."""
+    keys = set(getattr(optimizer, "defaults", {}))
+    for group in optimizer.param_groups:
+        keys.update(group)
+    keys.discard("params")
+    return keys
+
+
+def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> list[str]:
+    """Set the optimizer hyperparameters in ``hparams`` on every parameter group of ``state``.
+
+    A name that is a parameter-group key (``lr``, ``momentum``, ``weight_decay``, ``betas``,
+    ``eps``, ...) is set as is; ``key[i]`` sets element ``i`` of a tuple-valued key
+    (``betas[0]``). A tuned ``lr`` also replaces ``initial_lr`` in the groups and the
+    scheduler's ``base_lrs`` when present, so schedulers that scale from the base rate (warm-up,
+    cosine, step decay) start from the tuned value. Other names are left to ``train_epoch``.
+
+    Returns:
+        The names that were applied to the optimizer.
+
+    Raises:
+        ValueError: ``key[i]`` for a key that is not a tuple, or an index out of range.
+    """
+    optimizer = state.optimizer
+    keys = optimizer_keys(optimizer)
+    applied: list[str] = []
+    for name, value in hparams.items():
+        m = _ELEMENT.match(name)
+        if name in keys:
+            for group in optimizer.param_groups:
+                group[name] = value
+            applied.append(name)
+        elif m and m["key"] in keys:
+            key, index = m["key"], int(m["index"])
+            for group in optimizer.param_groups:
+                current = group.get(key)
+                if not isinstance(current, (tuple, list)) or index >= len(current):
+                    raise ValueError(
+                        f"hyperparameter {name!r}: optimizer key {key!r} is {current!r}, "
+                        f"which has no element {index}"
+                    )
+                items = list(current)
+                items[index] = value
+                group[key] = type(current)(items)
+            applied.append(name)
+    if "lr" in applied:
+        for group in optimizer.param_groups:
+            if "initial_lr" in group:
+                group["initial_lr"] = hparams["lr"]
+        base_lrs = getattr(state.scheduler, "base_lrs", None)
+        if isinstance(base_lrs, list):
+            base_lrs[:] = [hparams["lr"]] * len(base_lrs)
+    return applied
+
+
+# ------------------------------------------------------------------------ capture / restore
+def _clone(obj: Any) -> Any:
+    """Deep copy of nested dicts/lists/tuples with every tensor detached and cloned to CPU."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, Mapping):
+        items = {k: _clone(v) for k, v in obj.items()}
+        if type(obj) is dict:
+            return items
+        out = type(obj)(items)  # e.g. the OrderedDict of Module.state_dict()
+        metadata = getattr(obj, "_metadata", None)  # per-module versions used by load_state_dict
+        if metadata is not None:
+            out._metadata = copy.deepcopy(metadata)
+        return out
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone(v) for v in obj)
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return copy.deepcopy(obj)
+
+
+def capture(state: TrainingState) -> dict[str, Any]:
+    """A snapshot of every component's ``state_dict()`` (CPU deep copies, safe to keep)."""
+    return {name: _clone(obj.state_dict()) for name, obj in state.components().items()}
+
+
+def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
+    """Load ``snapshot`` (from :func:`capture`) into ``state``'s components.
+
+    The snapshot is copied in, never aliased, so one snapshot can be restored into any number of
+    trials. Afterwards the optimizer's hyperparameters are those of the snapshot.
+
+    Raises:
+        ValueError: The snapshot's components differ from the state's, or one does not load.
+    """
+    comps = state.components()
+    if set(comps) != set(snapshot):
+        raise ValueError(
+            f"training state has components {sorted(snapshot)}, but the trainer builds "
+            f"{sorted(comps)}"
+        )
+    for name, obj in comps.items():
+        try:
+            obj.load_state_dict(_clone(snapshot[name]))
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"training state does not fit the trainer's {name}: {err}") from err
+
+
+# ------------------------------------------------------------------------ randomness
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed Python's, NumPy's and torch's global generators from ``seed``; restore them after.
+
+    torch's CPU generator and the current CUDA device's (when ``device`` is CUDA) are forked
+    with :func:`torch.random.fork_rng`; :mod:`random` and NumPy's legacy global state are saved
+    and restored by hand. The three seeds are derived from ``seed`` by
+    :class:`numpy.random.SeedSequence`.
+    """
+    import numpy as np
+    import torch
+
+    torch_seed, np_seed, py_seed = (
+        int(s) for s in np.random.SeedSequence(int(seed)).generate_state(3, dtype=np.uint32)
+    )
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if (
+        device.type == "cuda"
+    ) else []
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(torch_seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(torch_seed)
+        random.seed(py_seed)
+        np.random.seed(np_seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

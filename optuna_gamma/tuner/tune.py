@@ -1,0 +1,292 @@
+"""The two ways to tune: per epoch (thesis fig. 8) and for a whole training (tables 8-10).
+
+:func:`tune_per_epoch` runs, for epoch ``e = 1..E``, the study ``"{run}/epoch-{e:03d}"``: ``T``
+trials each train one epoch from the state adopted in epoch ``e - 1``, and the best trial's
+model, optimizer, scheduler and scaler state becomes the next start (the thesis's
+"Determinant"); its hyperparameters are the epoch's schedule entry. :func:`tune_whole` runs one
+study ``"{run}/whole"`` whose trials each train all ``E`` epochs at constant hyperparameters.
+Both run on :class:`~optuna_gamma.tuner.engine.Engine`; re-running the same call resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.engine import Engine
+from optuna_gamma.tuner.engine import storage_errors
+from optuna_gamma.tuner.results import PerEpochResult
+from optuna_gamma.tuner.results import ScheduleEntry
+from optuna_gamma.tuner.results import WholeResult
+from optuna_gamma.tuner.runfiles import crash_point
+
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.trainer import Trainer
+
+
+__all__ = ["tune_per_epoch", "tune_whole"]
+
+_logger = get_logger(__name__)
+
+
+def _config(config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig:
+    import dataclasses
+
+    if config is not None and not isinstance(config, TunerConfig):
+        raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
+    base = config or TunerConfig()
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(TunerConfig)})
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; see optuna_gamma.tuner.TunerConfig")
+    return dataclasses.replace(base, **settings)
+
+
+def tune_per_epoch(
+    trainer: Trainer,
+    space: SpaceLike | None = None,
+    config: TunerConfig | None = None,
+    **settings: Any,
+) -> PerEpochResult:
+    """Tune hyperparameters epoch by epoch; return the schedule (thesis fig. 8).
+
+    Args:
+        trainer: Your :class:`~optuna_gamma.tuner.trainer.Trainer`, or the built-in
+            :class:`~optuna_gamma.tuner.builtin.ThesisTrainer`.
+        space: The search space (:mod:`optuna_gamma.tuner.space`); default
+            ``trainer.search_space()``.
+        config: The settings (:class:`~optuna_gamma.tuner.config.TunerConfig`); with
+            ``workers=N`` an epoch's trials run in ``N`` worker processes at once
+            (:mod:`~optuna_gamma.tuner.workers`; the trainer, space and config must then be
+            picklable, and a script must guard its entry point with ``if __name__ ==
+            "__main__":``).
+        **settings: Fields of :class:`~optuna_gamma.tuner.config.TunerConfig` that replace
+            those of ``config`` (e.g. ``epochs=3, sampler="gamma"``).
+
+    Returns:
+        The :class:`~optuna_gamma.tuner.results.PerEpochResult`, also written to
+        ``run_dir/result.json``.
+
+    Raises:
+        ValueError: Bad arguments (before any work), or an existing run with other settings.
+        TunerError: The storage, artifact store, device or run directory cannot be used; every
+            trial of an epoch diverged; or every worker stopped before the run was done.
+    """
+    cfg = _config(config, settings)
+    engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
+    t0 = time.perf_counter()
+    with engine.opened(), storage_errors():
+        before = engine.count_complete()
+        with engine.progress(cfg.epochs * engine.plan.trials, before):
+            if engine.role == "coordinator":
+                _coordinated(engine, trainer, space, before)
+            else:
+                _serial_epochs(engine)
+        entries = [_entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
+                   for e in range(1, cfg.epochs + 1)]
+        final = engine.adopted_snapshot(cfg.epochs)
+        test = engine.evaluate(final, "test")
+        last = engine.load_study(cfg.epochs)
+        last.set_user_attr("test", test)
+        engine.new_trials = engine.count_complete() - before
+        studies = [engine.load_study(e) for e in range(1, cfg.epochs + 1)]
+        result = PerEpochResult(
+            **_common(engine, studies, test, time.perf_counter() - t0, last.user_attrs["adopted"]["state"]),
+            schedule=entries,
+        )
+        result.save(engine.paths.result)
+        _logger.info(_summary_line(result))
+        return result
+
+
+def _role(cfg: TunerConfig) -> str:
+    return "coordinator" if cfg.workers or cfg.coordinate else "serial"
+
+
+def _serial_epochs(engine: Engine) -> None:
+    cfg = engine.config
+    record = engine.run_record()
+    for epoch in range(1, cfg.epochs + 1):
+        study = engine.open_study(engine.study_name(epoch), {**record, "epoch": epoch})
+        adopted = study.user_attrs.get("adopted")
+        t_epoch = time.perf_counter()
+        if adopted is None:
+            engine.set_progress(f"epoch {epoch}/{cfg.epochs}")
+            adopted, _ = engine.run_study(epoch, study)
+            how = f"{time.perf_counter() - t_epoch:.1f} s"
+        else:
+            engine.clean_up(study)
+            how = "adopted earlier"
+        _log_adopted(engine, epoch, study, adopted, how)
+
+
+def _log_adopted(engine: Engine, epoch: int, study: optuna.Study, adopted: dict[str, Any], how: str) -> None:
+    n = 1 if engine.mode == "whole" else engine.config.epochs
+    what = f"epoch {epoch}/{n}" if engine.mode == "per-epoch" else f"whole training, {engine.config.epochs} epochs"
+    _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
+    engine.warn_at_bounds(epoch, adopted["hparams"])
+
+
+def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
+    """Start the workers, log each adoption as it happens, keep the bar counting."""
+    from optuna_gamma.tuner.workers import coordinate
+
+    n = 1 if engine.mode == "whole" else engine.config.epochs
+    logged: set[int] = set()
+    t_last = time.perf_counter()
+    shown = [before]
+
+    def progress() -> None:
+        nonlocal t_last
+        done = engine.count_complete()
+        if engine._bar is not None and done > shown[0]:
+            engine._bar.update(done - shown[0])
+            shown[0] = done
+        for epoch in range(1, n + 1):
+            if epoch in logged or engine.study_name(epoch) not in _names(engine):
+                continue
+            study = engine.load_study(epoch)
+            adopted = study.user_attrs.get("adopted")
+            if adopted is not None:
+                logged.add(epoch)
+                _log_adopted(engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
+                crash_point("coordinator_adopted")
+                t_last = time.perf_counter()
+                engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
+
+    for epoch in range(1, n + 1):  # epochs adopted before this call
+        if engine.study_name(epoch) in _names(engine) and "adopted" in engine.load_study(epoch).user_attrs:
+            logged.add(epoch)
+    ref = getattr(trainer, "_optuna_gamma_spec", None)
+    trainer_ref = ("import", ref[0], ref[1]) if ref is not None else trainer
+    coordinate(engine, trainer_ref, space, on_progress=progress)
+    progress()
+
+
+def _names(engine: Engine) -> set[str]:
+    import optuna
+
+    return {s.study_name for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)}
+
+
+def tune_whole(
+    trainer: Trainer,
+    space: SpaceLike | None = None,
+    config: TunerConfig | None = None,
+    **settings: Any,
+) -> WholeResult:
+    """Tune constant hyperparameters for a whole ``epochs``-long training (tables 8-10).
+
+    Arguments as :func:`tune_per_epoch`; ``trials_per_epoch`` is the number of trainings.
+
+    Returns:
+        The :class:`~optuna_gamma.tuner.results.WholeResult`, also written to
+        ``run_dir/result.json``.
+    """
+    from optuna.trial import TrialState
+
+    cfg = _config(config, settings)
+    engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
+    t0 = time.perf_counter()
+    with engine.opened(), storage_errors():
+        before = engine.count_complete()
+        record = engine.run_record()
+        study = engine.open_study(engine.study_name(1), record)
+        with engine.progress(engine.plan.trials, before):
+            if engine.role == "coordinator":
+                _coordinated(engine, trainer, space, before)
+            elif "adopted" not in study.user_attrs:
+                engine.set_progress(f"whole ({cfg.epochs} epochs)")
+                adopted, _ = engine.run_study(1, study)
+                _log_adopted(engine, 1, study, adopted, f"{time.perf_counter() - t0:.1f} s")
+            else:
+                engine.clean_up(study)
+        adopted = study.user_attrs["adopted"]
+        final = engine.adopted_snapshot(1)
+        test = engine.evaluate(final, "test")
+        study.set_user_attr("test", test)
+        engine.new_trials = engine.count_complete() - before
+        trials = [
+            {"number": t.number, "params": dict(t.params), "value": t.value,
+             "metrics": {k: t.user_attrs.get(k) for k in adopted["metrics"]},
+             "reused_from": t.user_attrs.get("reused_from")}
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        ]
+        result = WholeResult(
+            **_common(engine, [study], test, time.perf_counter() - t0, adopted["state"]),
+            best=_entry(cfg.epochs, adopted, engine.space.fixed),
+            trials=trials,
+        )
+        result.save(engine.paths.result)
+        _logger.info(_summary_line(result))
+        return result
+
+
+def _entry(epoch: int, adopted: dict[str, Any], fixed: dict[str, Any]) -> ScheduleEntry:
+    return ScheduleEntry(
+        epoch=epoch, trial_number=int(adopted["trial"]), value=float(adopted["value"]),
+        params={**adopted["params"], **fixed}, metrics=dict(adopted["metrics"]),
+    )
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _describe(engine: Engine, study: optuna.Study, adopted: dict[str, Any]) -> str:
+    params = " ".join(f"{k}={_fmt(v)}" for k, v in adopted["params"].items())
+    metrics = adopted["metrics"]
+    shown = " ".join(
+        f"{k}={_fmt(metrics[k])}" for k in ("accuracy", "loss")
+        if metrics.get(k) is not None and k != engine.objective.metric_name
+    )
+    return (
+        f"adopted trial {adopted['trial']}: {params} {engine.objective.metric_name}="
+        f"{_fmt(adopted['value'])} {shown}".rstrip()
+    )
+
+
+def _common(
+    engine: Engine, studies: list[optuna.Study], test: dict[str, Any], wall: float, final_state: str
+) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    trained = reused = 0
+    compute = 0.0
+    for study in studies:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if "reused_from" in t.user_attrs:
+                reused += 1
+                continue
+            trained += 1
+            spent = t.user_attrs.get("time") or {}
+            compute += float(spent.get("train", 0.0)) + float(spent.get("eval", 0.0))
+    cfg = engine.config
+    return dict(
+        run=cfg.run, sampler=engine.plan.name, objective=engine.objective.name, seed=cfg.seed,
+        storage=engine.storage_text, artifacts=engine.artifacts_text, run_dir=str(engine.paths.root),
+        epochs=cfg.epochs, trials_per_study=engine.plan.trials, test=test, compute_time=compute,
+        wall_time=wall, trials_trained=trained, trials_reused=reused, new_trials=engine.new_trials,
+        num_threads=cfg.num_threads, device=str(engine.device), final_state=final_state,
+        space=engine.space.to_dict(), notes={},
+    )
+
+
+def _summary_line(result: PerEpochResult | WholeResult) -> str:
+    done = result.trials_trained + result.trials_reused
+    if result.new_trials == 0:
+        this_call = f"this call: nothing left to train ({result.wall_time:.1f} s)"
+    else:
+        this_call = f"this call: {result.new_trials} new trials in {result.wall_time:.1f} s wall"
+    test = result.test.get("accuracy")
+    return (
+        f"run {result.run!r} done: {done} trials ({result.trials_trained} trained, "
+        f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "
+        f"{this_call}" + (f"; test accuracy {test:.4f}" if isinstance(test, float) else "")
+    )

@@ -1,0 +1,354 @@
+"""Parallel workers: an epoch's trials trained at the same time, on one machine or many.
+
+The engine is Optuna's own (DESIGN.md §6): the studies live in the run's storage (PostgreSQL
+for many machines; SQLite or a journal file on one), the training states in an Optuna artifact
+store (a shared directory, or S3), and any number of worker processes join a run by storage,
+artifact store and run name. Each worker repeatedly
+
+1. takes the first epoch that is not adopted yet (its study is created and prepared by exactly
+   one process: ``create_study`` admits one creator; the others wait for its ``prepared`` mark);
+2. while fewer than ``T`` of its trials are complete or running, asks a trial (the sampler sees
+   the RUNNING trials, and a point another worker is training is awaited and reused, not
+   trained twice), trains it from the epoch's start state (downloaded once per worker and
+   epoch), uploads the result and tells the value;
+3. otherwise waits for the epoch barrier with back-off; once ``T`` trials are complete and none
+   is running, adopts the best one. Adoption is a function of the complete trials, so whichever
+   worker does it, and however often, it writes the same record.
+
+A dead worker loses at most its running trial. On an RDB storage, Optuna's heartbeat
+(``heartbeat_interval``, ``grace_period``) fails it and :class:`optuna.storages.
+RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters. Local workers started
+by :func:`coordinate` are watched by their parent instead (a journal file has no heartbeat): when
+one dies, its RUNNING trials are failed and retried. Killing every worker and starting again
+resumes the run. Guaranteed: every epoch adopted exactly once from >= ``T`` complete trials, no
+trial or state lost, no point trained twice within an epoch. Not guaranteed: bit-identical
+results across worker counts (the samplers see different pending sets); the serial driver keeps
+its bit-identical resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import logging
+import multiprocessing
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.engine import Engine
+from optuna_gamma.tuner.engine import storage_errors
+from optuna_gamma.tuner.engine import worker_id
+from optuna_gamma.tuner.errors import TunerError
+
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optuna_gamma.tuner.config import TunerConfig
+    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.trainer import Trainer
+
+
+__all__ = ["WorkerSummary", "coordinate", "run_worker"]
+
+_logger = get_logger(__name__)
+
+#: Longest pause of a worker waiting at the epoch barrier (it starts at 50 ms and doubles).
+MAX_BACKOFF = 2.0
+
+
+class Backoff:
+    """Exponential back-off for waiting on other workers (never busy polling)."""
+
+    def __init__(self, first: float = 0.05, longest: float = MAX_BACKOFF) -> None:
+        self.first, self.longest, self.delay = first, longest, first
+
+    def wait(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(2 * self.delay, self.longest)
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class WorkerSummary(dict):  # type: ignore[type-arg]
+    """What :func:`run_worker` returns: ``worker``, ``trials`` (completed by it), ``reason``."""
+
+
+def _counts(study: optuna.Study) -> tuple[int, int, int]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    return (
+        sum(t.state == TrialState.COMPLETE for t in trials),
+        sum(t.state == TrialState.RUNNING for t in trials),
+        sum(t.state == TrialState.WAITING for t in trials),
+    )
+
+
+def _study_names(engine: Engine) -> set[str]:
+    import optuna
+
+    return {s.study_name for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)}
+
+
+def _n_studies(engine: Engine) -> int:
+    return 1 if engine.mode == "whole" else engine.config.epochs
+
+
+def first_open_epoch(engine: Engine) -> int | None:
+    """The first epoch of the run whose study is not adopted yet (``None``: the run is done)."""
+    names = _study_names(engine)
+    for epoch in range(1, _n_studies(engine) + 1):
+        name = engine.study_name(epoch)
+        if name not in names or "adopted" not in engine.load_study(epoch).user_attrs:
+            return epoch
+    return None
+
+
+def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna.Study:
+    """Study ``epoch``, created and prepared by exactly one process (the others wait for it)."""
+    import optuna
+
+    name = engine.study_name(epoch)
+    try:
+        study = optuna.create_study(
+            study_name=name, storage=engine.storage, direction=engine.objective.direction, load_if_exists=False
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        backoff = Backoff()
+        while True:
+            study = engine.open_study(name, {**record, "epoch": epoch})
+            if study.user_attrs.get("prepared"):
+                return study
+            if engine.role == "coordinator":  # it holds the run lock: preparing is safe
+                engine.prepare_study(epoch, study)
+                return study
+            backoff.wait()
+    study = engine.open_study(name, {**record, "epoch": epoch})
+    engine.prepare_study(epoch, study)
+    return study
+
+
+def run_worker(
+    trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str = "per-epoch"
+) -> WorkerSummary:
+    """Join a run as a worker and train its trials until the run is done.
+
+    Start as many as you like, on any machine that reaches the storage and the artifact store
+    (``config.storage``, ``config.artifacts``, the same ``config.run``; one per GPU with
+    ``config.device="cuda:K"``). ``optuna-gamma worker`` does the same from the command line.
+
+    Returns:
+        ``{"worker", "trials", "reason"}``.
+
+    Raises:
+        ValueError, TunerError: As :func:`~optuna_gamma.tuner.tune_per_epoch`.
+    """
+    engine = Engine(trainer, space, config, mode, role="worker")
+    with engine.opened(), storage_errors():
+        return _work(engine)
+
+
+def _work(engine: Engine) -> WorkerSummary:
+    import optuna
+    from optuna.trial import TrialState
+
+    me = worker_id()
+    record = engine.run_record()
+    trained = 0
+    snapshots: dict[int, Any] = {}
+    backoff = Backoff()
+    while True:
+        epoch = first_open_epoch(engine)
+        if epoch is None:
+            reason = f"run {engine.config.run!r} is finished"
+            break
+        study = prepared_study(engine, epoch, record)
+        start = study.user_attrs["start"]
+        n_complete, n_running, n_waiting = _counts(study)
+        if n_complete >= engine.plan.trials and n_running == 0 and n_waiting == 0:
+            engine.adopt(study, epoch)
+            snapshots.clear()
+            continue
+        if n_waiting == 0 and n_complete + n_running >= engine.plan.trials:
+            if engine.storage_has_heartbeat():
+                optuna.storages.fail_stale_trials(study)
+            backoff.wait()  # the epoch barrier: other workers' trials are still running
+            continue
+        backoff.reset()
+        if epoch not in snapshots:
+            snapshots.clear()
+            snapshots[epoch] = engine.start_snapshot(epoch)
+        snapshot = snapshots[epoch]
+        sampler = engine.sampler_for(epoch, slot_of=lambda _study, trial: trial.number)
+        study = optuna.load_study(study_name=study.study_name, storage=engine.storage, sampler=sampler)
+        done: list[int] = []
+
+        def objective(trial: optuna.Trial) -> float:
+            return engine.trial(study, trial, None, snapshot, start, engine.epochs_of(epoch))
+
+        def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+            if frozen.state == TrialState.COMPLETE:
+                done.append(frozen.number)
+
+        engine.optimize(study, objective, 1, after)
+        trained += len(done)
+    return WorkerSummary(worker=me, trials=trained, reason=reason)
+
+
+# --------------------------------------------------------------------------- local workers
+def _local_worker(trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int) -> None:
+    """Entry point of a worker process started by :func:`coordinate` (spawned, not forked)."""
+    import os
+
+    import optuna
+
+    from optuna_gamma.tuner.runfiles import WORKER_INDEX_ENV
+
+    os.environ[WORKER_INDEX_ENV] = str(index)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna_gamma").setLevel(logging.WARNING)
+    try:
+        if isinstance(trainer, tuple):  # ("import", "module:factory", kwargs): the CLI's trainer
+            from optuna_gamma.tuner.cli import load_trainer
+
+            trainer = load_trainer(trainer[1], trainer[2])
+        run_worker(trainer, space, config, mode)
+    except BaseException as err:  # report it to the parent in one line, then fail the process
+        errors.put(f"worker {worker_id()}: {type(err).__name__}: {' '.join(str(err).split())}")
+        raise SystemExit(1) from None
+
+
+def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = None) -> None:
+    """Prepare the run, start ``engine.config.workers`` local workers (possibly none: then only
+    workers on other machines train) and watch until the run is done (the engine holds the run
+    lock, so no other driver runs it at the same time).
+
+    A worker that dies has its RUNNING trials failed and retried with the same parameters; the
+    others go on. When every worker has stopped and the run is not done, :class:`TunerError`.
+
+    Args:
+        engine: The coordinator's opened engine.
+        trainer_ref: What the workers rebuild their trainer from: the trainer itself (it must
+            be picklable: the workers are spawned processes) or ``("import", spec, kwargs)``.
+        space: The search space (picklable).
+        on_progress: Called about once a second with no arguments while waiting (progress bar,
+            log lines).
+    """
+    import pickle
+
+    import optuna
+
+    cfg = engine.config
+    record = engine.run_record()
+    for epoch in range(1, _n_studies(engine) + 1):  # dead trials of an earlier run: retried
+        if engine.study_name(epoch) in _study_names(engine):
+            study = engine.load_study(epoch)
+            if engine.storage_has_heartbeat():  # workers on other machines may be alive
+                optuna.storages.fail_stale_trials(study)
+            else:  # a journal file: only this machine's workers, and this process holds the lock
+                engine.fail_stale(study)
+    first = first_open_epoch(engine)
+    if first is None:
+        return
+    prepared_study(engine, first, record)
+    worker_config = _replace(cfg, workers=0, coordinate=False, progress=False, run_dir=str(engine.paths.root))
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    if cfg.workers:
+        try:
+            pickle.dumps((trainer_ref, space, worker_config))
+        except Exception as err:
+            raise ValueError(
+                f"with workers={cfg.workers} the trainer, the search space and the config must be picklable "
+                f"(the workers are separate processes): {err}"
+            ) from err
+    procs = [ctx.Process(target=_local_worker, args=(trainer_ref, space, worker_config, engine.mode, errors, i),
+                         name=f"optuna-gamma-worker-{i}") for i in range(cfg.workers)]
+    for p in procs:
+        p.start()
+    if procs:
+        _logger.info(f"started {len(procs)} workers: {', '.join(worker_id_of(p.pid) for p in procs)}")
+    else:
+        _logger.info(f"waiting for workers to join run {cfg.run!r} (optuna-gamma worker --run {cfg.run} ...)")
+    watched = {p.pid: p for p in procs}
+    messages: list[str] = []
+    backoff = Backoff(first=1.0, longest=5.0)
+    try:
+        while watched or (not procs and first_open_epoch(engine) is not None):
+            if watched:
+                multiprocessing.connection.wait([p.sentinel for p in watched.values()], timeout=1.0)
+            else:  # remote workers only: watch the storage
+                backoff.wait()
+            for pid, p in list(watched.items()):
+                if p.exitcode is None:
+                    continue
+                del watched[pid]
+                if p.exitcode != 0:
+                    n = fail_trials_of(engine, worker_id_of(pid))
+                    _logger.warning(f"worker {worker_id_of(pid)} stopped (exit code {p.exitcode}); "
+                                    f"{n} of its running trials will be retried")
+            while not errors.empty():
+                messages.append(errors.get())
+            if on_progress is not None:
+                on_progress()
+    finally:
+        for p in watched.values():
+            p.terminate()
+            p.join()
+    if first_open_epoch(engine) is not None:
+        detail = f" ({messages[0]})" if messages else ""
+        raise TunerError(
+            f"every worker stopped before run {cfg.run!r} was done{detail}; run the same command again to resume"
+        )
+
+
+def worker_id_of(pid: int | None) -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{pid}"
+
+
+def fail_trials_of(engine: Engine, worker: str) -> int:
+    """Fail the RUNNING trials of a dead local ``worker`` (also those it had not labelled yet)
+    and retry each once with the same parameters. Returns how many were failed."""
+    from optuna.trial import TrialState
+
+    n = 0
+    names = _study_names(engine)
+    for epoch in range(1, _n_studies(engine) + 1):
+        if engine.study_name(epoch) not in names:
+            continue
+        study = engine.load_study(epoch)
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("worker") in (worker, None)]
+        unlabelled = [t for t in running if "worker" not in t.user_attrs]
+        if unlabelled:  # asked by a worker that died before labelling it, or being labelled now
+            time.sleep(0.5)
+            still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                     if "worker" not in t.user_attrs}
+            running = [t for t in running if "worker" in t.user_attrs or t.number in still]
+        for t in running:
+            engine.fail_and_retry(study, t)
+            n += 1
+    return n
+
+
+def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
+    return {
+        "run": manifest["run"], "sampler": manifest["sampler"], "trials_per_epoch": manifest["trials"],
+        "epochs": manifest["epochs_total"] if manifest["mode"] == "per-epoch" else manifest["epochs_per_trial"],
+        "objective": manifest["objective"], "seed": manifest["seed"],
+        "n_startup_trials": manifest.get("n_startup_trials", 2), "warm_start": manifest.get("warm_start", False),
+        "keep_trial_states": manifest.get("keep_trial_states", False),
+        "heartbeat_interval": manifest.get("heartbeat_interval", 10), "grace_period": manifest.get("grace_period"),
+    }

@@ -1,0 +1,258 @@
+"""Parallel workers (DESIGN.md §6) on SQLite, PostgreSQL and an S3 artifact store.
+
+Each scenario kills workers with SIGKILL at exact points (``OPTUNA_GAMMA_CRASH_AT``; with
+``OPTUNA_GAMMA_CRASH_ONCE`` exactly one process, the first to get there, dies) and checks the
+guarantees: every epoch adopted exactly once from >= T complete trials, the adopted trial is the
+study's best, no point trained twice within an epoch, no state lost, and the run finishes, also
+after every worker was killed and the workers were started again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+
+pytest.importorskip("torch")
+
+from optuna_gamma.tuner import get_storage  # noqa: E402
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+RUN = ["--dataset", "digits", "--epochs", "3", "--trials", "4", "--no-progress"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTUNA_GAMMA_CRASH")}
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "optuna_gamma", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env or _env(), timeout=900)
+
+
+def _popen(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "optuna_gamma", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env, start_new_session=True)
+
+
+def check_run(storage: object, run: str, epochs: int = 3, trials: int = 4) -> dict[str, int]:
+    """The guarantees of DESIGN.md §6 on a finished run; returns counts of failed/reused trials."""
+    from optuna.artifacts import get_all_artifact_meta  # noqa: F401  (the states are listed there)
+
+    counts = {"failed": 0, "reused": 0}
+    for e in range(1, epochs + 1):
+        study = optuna.load_study(study_name=f"{run}/epoch-{e:03d}", storage=storage)
+        trials_ = study.get_trials()
+        assert not [t for t in trials_ if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        done = [t for t in trials_ if t.state == TrialState.COMPLETE]
+        assert len(done) >= trials
+        adopted = study.user_attrs["adopted"]
+        assert adopted["trial"] == study.best_trial.number and adopted["value"] == study.best_value
+        trained = [t for t in done if "reused_from" not in t.user_attrs]
+        points = [tuple(sorted(t.params.items())) for t in trained]
+        assert len(points) == len(set(points)), "a point was trained twice in one epoch"
+        counts["failed"] += sum(t.state == TrialState.FAIL for t in trials_)
+        counts["reused"] += len(done) - len(trained)
+    return counts
+
+
+def _final_state_loads(result: dict) -> None:
+    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.states import open_artifact_store
+
+    store, _ = open_artifact_store(result["artifacts"], Path(result["run_dir"]) / "artifacts")
+    snap = StateStore(store).load(result["final_state"])
+    assert set(snap) == {"model", "optimizer"}
+
+
+def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll until ``predicate()`` (not a sleep deciding an outcome: the condition does)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(2 * delay, 1.0)
+
+
+@pytest.mark.slow
+def test_two_local_workers_on_sqlite_survive_kills_and_a_full_restart(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    args = [*RUN, "--workers", "2", "--storage", storage, "--run", "w", "--run-dir", "run"]
+    # One worker (the first to finish uploading its second state) is killed before its tell.
+    proc = _cli("tune", *args, cwd=tmp_path, env=_env(OPTUNA_GAMMA_CRASH_AT="after_save:2",
+                                                     OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "token")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "token").exists() and "stopped (exit code -9)" in proc.stderr
+    counts = check_run(get_storage(storage), "w")
+    assert counts["failed"] == 1  # the killed trial, retried with the same parameters
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    _final_state_loads(result)
+
+    # Every worker dies at its third trial, twice over: the parent reports it in one line; then
+    # the same command resumes and finishes.
+    args2 = [*RUN, "--workers", "2", "--storage", storage, "--run", "w2", "--run-dir", "run2"]
+    proc = _cli("tune", *args2, cwd=tmp_path, env=_env(OPTUNA_GAMMA_CRASH_AT="after_ask:3",
+                                                      OPTUNA_GAMMA_CRASH_WORKER="*"))
+    assert proc.returncode == 2 and "every worker stopped before run 'w2' was done" in proc.stderr, proc.stderr[-3000:]
+    proc = _cli("tune", *args2, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_run(get_storage(storage), "w2")
+    _final_state_loads(json.loads((tmp_path / "run2" / "result.json").read_text()))
+
+
+@pytest.mark.slow
+def test_killing_the_parent_and_its_workers_then_resuming(tmp_path: Path) -> None:
+    """The parent kills its whole process group (itself and every worker) right after epoch 1
+    is adopted; the same command, run again, resumes and finishes (default journal storage)."""
+    args = [*RUN, "--workers", "2", "--run", "g", "--run-dir", "run"]
+    proc = subprocess.run([sys.executable, "-m", "optuna_gamma", "tune", *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=900, start_new_session=True,
+                          env=_env(OPTUNA_GAMMA_CRASH_AT="coordinator_adopted:1", OPTUNA_GAMMA_CRASH_GROUP="1"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert not (tmp_path / "run" / "result.json").exists()
+    proc = _cli("tune", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_run(get_storage(str(tmp_path / "run" / "journal.log")), "g")
+
+
+@pytest.mark.slow
+def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str) -> None:
+    """A head node coordinates (no local workers) and three `optuna-gamma worker` processes
+    train. One is killed mid-trial: its heartbeat stops, Optuna fails the trial after the grace
+    period and it is retried. Then all three die at their third trial (the run cannot finish
+    with them); the head is killed too, and everything started again finishes the run."""
+    run = f"pg{os.getpid()}"
+    head_args = [*RUN, "--coordinate", "--storage", postgres_url, "--run", run, "--run-dir", "head",
+                 "--artifacts", str(tmp_path / "shared"), "--heartbeat-interval", "1", "--grace-period", "2"]
+    worker_args = ["worker", "--storage", postgres_url, "--run", run]
+
+    def start_workers(env: dict[str, str]) -> list[subprocess.Popen]:
+        return [_popen(*worker_args, cwd=tmp_path, env=env) for _ in range(3)]
+
+    def manifest_exists() -> bool:
+        try:
+            return "config" in optuna.load_study(study_name=f"{run}/epoch-001", storage=postgres_url).user_attrs
+        except KeyError:
+            return False
+
+    head = _popen("tune", *head_args, cwd=tmp_path, env=_env())
+    _wait_for(manifest_exists, "the run's first study")
+    workers = start_workers(_env(OPTUNA_GAMMA_CRASH_AT="after_save:2", OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "t")))
+    out, err = head.communicate(timeout=900)
+    assert head.returncode == 0, err[-3000:]
+    codes = sorted(w.wait(timeout=300) for w in workers)
+    assert codes == [-signal.SIGKILL, 0, 0], [w.stderr.read()[-2000:] for w in workers if w.stderr]
+    counts = check_run(postgres_url, run)
+    assert counts["failed"] == 1
+    study = optuna.load_study(study_name=f"{run}/epoch-001", storage=postgres_url)
+    assert study.user_attrs["config"]["heartbeat_interval"] == 1
+    result = json.loads((tmp_path / "head" / "result.json").read_text())
+    assert "***" in result["storage"] and postgres_url.split(":")[2].split("@")[0] not in json.dumps(result)
+    _final_state_loads(result)
+
+    # All workers die at their third trial: 3 x 2 = 6 < 12 trials, so the run cannot finish.
+    run2 = run + "b"
+    head_args2 = [a if a != run else run2 for a in head_args]
+    worker_args = ["worker", "--storage", postgres_url, "--run", run2]
+    run = run2
+    head = _popen("tune", *head_args2, cwd=tmp_path, env=_env())
+    _wait_for(manifest_exists, "the second run's first study")
+    workers = start_workers(_env(OPTUNA_GAMMA_CRASH_AT="after_save:3"))
+    assert sorted(w.wait(timeout=600) for w in workers) == [-signal.SIGKILL] * 3
+    os.killpg(head.pid, signal.SIGKILL)
+    head.wait(timeout=60)
+    head = _popen("tune", *head_args2, cwd=tmp_path, env=_env())
+    workers = start_workers(_env())
+    out, err = head.communicate(timeout=900)
+    assert head.returncode == 0, err[-3000:]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0, 0]
+    counts = check_run(postgres_url, run2)
+    assert counts["failed"] >= 3  # the three killed trials, failed by the heartbeat and retried
+
+
+@pytest.mark.slow
+def test_two_local_workers_with_an_s3_artifact_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
+    import boto3
+
+    env = _env(**s3_server)
+    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="states")
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    args = [*RUN, "--workers", "2", "--storage", storage, "--artifacts", "s3://states/runs/s3", "--run", "s3",
+            "--run-dir", "run"]
+    proc = _cli("tune", *args, cwd=tmp_path,
+                env={**env, "OPTUNA_GAMMA_CRASH_AT": "after_save:2", "OPTUNA_GAMMA_CRASH_ONCE": str(tmp_path / "t")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_run(get_storage(storage), "s3")
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="states", Prefix="runs/s3/").get("Contents", [])]
+    assert len(keys) == 4  # the initial state and the three adopted ones; the rest deleted
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["artifacts"] == "s3://states/runs/s3" and f"runs/s3/{result['final_state']}" in keys
+    os.environ.update(s3_server)
+    try:
+        _final_state_loads(result)
+    finally:
+        for k in s3_server:
+            os.environ.pop(k, None)
+    assert not (tmp_path / "run" / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["tune", *RUN, "--workers", "2", "--storage", "foo://x"], "unknown storage scheme 'foo'"),
+        (["tune", *RUN, "--workers", "2", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db"], "cannot open storage"),
+        (["tune", *RUN, "--workers", "2", "--artifacts", "/sys/optuna-gamma"], "is not writable"),
+        (["worker", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db", "--run", "x"], "cannot open storage"),
+        (["worker", "--storage", "foo://x", "--run", "x"], "unknown storage scheme"),
+    ],
+)
+def test_unusable_storages_and_artifact_locations_fail_before_any_trial(
+    tmp_path: Path, monkeypatch, capsys, args: list[str], needle: str  # type: ignore[no-untyped-def]
+) -> None:
+    from optuna_gamma.tuner.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("run '")]
+    assert exc.value.code == 2 and len(lines) == 1 and needle in lines[0] and "s3cret" not in err, err
+
+
+def test_unwritable_s3_location_fails_before_any_trial(tmp_path: Path, monkeypatch, capsys, s3_server) -> None:  # type: ignore[no-untyped-def]
+    from optuna_gamma.tuner.cli import main
+
+    for k, v in s3_server.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", *RUN, "--artifacts", "s3://no-such-bucket/x"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "artifact location 's3://no-such-bucket/x' is not writable" in err
+    assert "Traceback" not in err
+
+
+def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> None:
+    proc = _cli("tune", *RUN, "--run", "done", "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    journal = str(tmp_path / "run" / "journal.log")
+    proc = _cli("worker", "--storage", journal, "--run", "done", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("nothing to do: run 'done' is finished")
+    proc = _cli("worker", "--storage", journal, "--run", "other", cwd=tmp_path)
+    assert proc.returncode == 2 and "no run 'other'" in proc.stderr and "runs there: ['done']" in proc.stderr
