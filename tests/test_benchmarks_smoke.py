@@ -124,12 +124,13 @@ def test_regret_curve_win_rate_and_ranks() -> None:
 def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
     argv = ["--run", "smoke", "--results-dir", str(tmp_path), "--problems", "thesis1d",
             "hpobench_vehicle", "--samplers", "student_t", "random", "grid", "--seeds", "2",
-            "--trials", "6"]
+            "--trials", "6", "--record-params"]
     assert bench.main(argv) == 0
     run_dir = tmp_path / "smoke"
-    raw = sorted((run_dir / "raw").glob("*.json"))
-    assert len(raw) == 2 * 3 * 2
-    records = [json.loads(p.read_text()) for p in raw]
+    cells = run_dir / "cells.jsonl"
+    lines = cells.read_text().splitlines()
+    assert len(lines) == 2 * 3 * 2
+    records = bench.load_records(run_dir)
     for r in records:
         p = get_problem(r["problem"])
         assert len(r["values"]) == len(r["regret"]) == 6
@@ -139,6 +140,8 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
         expected = p.optimum - best if p.direction == "maximize" else best - p.optimum
         np.testing.assert_allclose(r["regret"], expected, rtol=0, atol=1e-15)
         assert min(r["regret"]) >= 0.0
+        assert r["cpu_s"] >= 0.0 and r["n_repeats"] == len(r["values"]) - len(
+            {tuple(sorted(x.items())) for x in r["params"]})
         # every value is the objective at the recorded parameters
         for params, value in zip(r["params"], r["values"]):
             assert p.objective(optuna.trial.FixedTrial(params)) == value
@@ -164,7 +167,51 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
               for r in records if r["problem"] == "thesis1d" and r["sampler"] == "grid"]
     assert hit["reached"] == sum(math.isfinite(f) for f in firsts)
     assert hit["median"] == float(np.median(firsts))
-    # resumable: a second run skips every finished cell
-    mtimes = [p.stat().st_mtime_ns for p in raw]
+    # median-regret ratios against every other sampler
+    ratio = next(x for x in summary["regret_ratios"] if x["other"] == "random")
+    med = {s: np.median([r["regret"][-1] for r in records if r["problem"] == "thesis1d"
+                         and r["sampler"] == s]) for s in ("student_t", "random")}
+    assert ratio["per_problem"]["thesis1d"] == pytest.approx(
+        bench.regret_ratio(med["student_t"], med["random"]))
+    # resumable: a second run skips every finished cell; a torn last line is ignored
+    with open(cells, "a") as f:
+        f.write('{"problem": "thesis1d", "sampl')
     assert bench.main(argv) == 0
-    assert [p.stat().st_mtime_ns for p in raw] == mtimes
+    assert cells.read_text().splitlines()[: len(lines)] == lines
+    assert len(bench.load_records(run_dir)) == 12
+
+
+def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
+    from benchmarks.problems import SYNTHETIC
+
+    rng = np.random.default_rng(0)
+    for name, make in SYNTHETIC.items():
+        fn, p = make(), get_problem(name)
+        params = {f"x{i}": float(v) for i, v in enumerate(fn.x_opt)}
+        assert p.regret(_value_at(name, params)) == pytest.approx(0.0, abs=1e-9), name
+        X = fn.low + (fn.high - fn.low) * rng.random((3000, fn.dim))
+        assert min(fn(x) for x in X) >= p.optimum - 1e-9, name
+        # a local search from the recorded optimum finds nothing better
+        res = minimize(fn, fn.x_opt, method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 2000})
+        assert res.fun >= p.optimum - 1e-9, name
+
+
+def test_noisy_problems_use_the_true_value_of_the_best_observed_trial() -> None:
+    p = get_problem("branin_t_noise")
+    assert p.noisy
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(p.objective, n_trials=30)
+    values = [t.value for t in study.trials]
+    true = [t.user_attrs["true_value"] for t in study.trials]
+    assert any(abs(v - t) > 1.0 for v, t in zip(values, true))  # heavy-tailed noise is there
+    curve = p.inference_regret_curve(values, true, 30)
+    for k in range(30):
+        i = int(np.argmin(values[: k + 1]))
+        assert curve[k] == pytest.approx(true[i] - p.optimum)
+    needle = get_problem("needle2")
+    from benchmarks.problems import NEEDLE_CENTRE
+
+    assert needle.regret(_value_at("needle2", {"x0": 0.721336, "x1": 0.236836})) < 1e-9
+    assert needle.regret(_value_at("needle2", {"x0": NEEDLE_CENTRE[0] - 0.3, "x1": 0.5})) > 0.9
