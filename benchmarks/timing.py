@@ -156,11 +156,11 @@ def asks_for(name: str, n: int, asks: int) -> int:
     """Suggestions timed per history: GammaBOSampler over a whole refit period."""
     if name != "gamma_student_t":
         return asks
-    from optuna_gamma.samplers._gamma_bo import _ALWAYS_REFIT, _REFIT_GROWTH
+    from optuna_gamma.samplers._refit import ALWAYS_REFIT, REFIT_GROWTH
 
-    if n <= _ALWAYS_REFIT:
+    if n <= ALWAYS_REFIT:
         return asks
-    return max(asks, math.ceil(n * _REFIT_GROWTH) + 1)
+    return max(asks, math.ceil(n * REFIT_GROWTH) + 1)
 
 
 def _thread_info(threads: int) -> dict[str, Any]:

@@ -241,19 +241,14 @@ def test_fantasy_acquisition_is_the_mean_ei_over_conditioned_gps(predictive: str
 def test_fantasy_draws_follow_the_joint_student_t_predictive() -> None:
     """The sampler's quasi-random draws at pending points have the joint predictive's mean and
     covariance (a multivariate t with dof nu has covariance nu / (nu - 2) times its scale)."""
-    from optuna_gamma.samplers import _gamma_bo
+    from optuna_gamma.samplers._parallel import fantasy_draws
 
     gp = _gp("student_t")
     rng = np.random.default_rng(5)
     pending = rng.random((3, 3))
     pending[:, 2] = 0.0
     loc, scale_matrix = gp.joint_predict(pending)
-    old = _gamma_bo._N_FANTASIES
-    try:
-        _gamma_bo._N_FANTASIES = 2**14
-        draws = _gamma_bo._fantasy_draws(gp, pending, np.random.default_rng(0))
-    finally:
-        _gamma_bo._N_FANTASIES = old
+    draws = fantasy_draws(gp, pending, np.random.default_rng(0), 2**14)
     nu = gp.dof
     np.testing.assert_allclose(draws.mean(axis=0), loc, atol=0.02 * np.sqrt(np.diag(scale_matrix)).max())
     np.testing.assert_allclose(np.cov(draws.T), nu / (nu - 2) * scale_matrix, rtol=0.05, atol=1e-3)

@@ -623,7 +623,7 @@ def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> Non
     exactly as a GP built from scratch on the same data."""
     import optuna_gamma.gp.fit as fit_module
     from optuna_gamma.gp import GaussianProcess
-    from optuna_gamma.samplers._gamma_bo import _refit_due
+    from optuna_gamma.samplers._refit import refit_due as _refit_due
 
     assert all(_refit_due(n, n - 1) for n in range(2, 65))
     assert not _refit_due(70, 65) and _refit_due(74, 65) and not _refit_due(224, 200)

@@ -9,7 +9,6 @@ import math
 import numbers
 import threading
 from typing import Any
-from typing import NamedTuple
 from typing import TYPE_CHECKING
 import zlib
 
@@ -25,6 +24,12 @@ from optuna_gamma.gp.settings import DEFAULT_PRIOR_SHAPE
 from optuna_gamma.gp.settings import GPSettings
 from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._optimize import optimize_acquisition
+from optuna_gamma.samplers._parallel import conflicts
+from optuna_gamma.samplers._parallel import fantasy_draws
+from optuna_gamma.samplers._parallel import n_choosing
+from optuna_gamma.samplers._refit import Fitted
+from optuna_gamma.samplers._refit import recondition
+from optuna_gamma.samplers._refit import refit_due
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -61,11 +66,8 @@ _N_RANDOM_FALLBACK = 256
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 # Joint draws of the pending points' values per suggestion (fantasy strategy).
 _N_FANTASIES = 16
-_SOBOL_LOCK = threading.Lock()
 _PARALLEL = ("fantasy", "liar")
-# Hyperparameter refit schedule (see _refit_due) and the models kept for warm starts.
-_ALWAYS_REFIT = 64
-_REFIT_GROWTH = 0.125
+# Models kept for warm starts and factor reuse.
 _MAX_CACHED_MODELS = 16
 
 _INDEPENDENT_SAMPLING_WARNING = (
@@ -108,62 +110,9 @@ def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
 
 
-class _Fitted(NamedTuple):
-    gp: GaussianProcess
-    n_fitted: int  # observations the hyperparameters were fitted on
-
-
-def _refit_due(n: int, n_fitted: int) -> bool:
-    """Refit the hyperparameters at every suggestion up to ``_ALWAYS_REFIT`` observations, then
-    whenever the data have grown by ``_REFIT_GROWTH`` (12.5%: at 200 observations every 25th
-    suggestion) since the last fit; in between the last hyperparameters are reused. Optimal
-    hyperparameters move little when a few points join a large data set, and the fit (about 50
-    evidence evaluations of O(n^3) each) is most of a suggestion's cost at that size."""
-    return n <= _ALWAYS_REFIT or n >= n_fitted * (1.0 + _REFIT_GROWTH)
-
-
-def _recondition(gp: GaussianProcess, X: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
-    """``gp``'s hyperparameters on ``(X, y)``, extending its factor when its inputs are the first
-    rows of ``X`` (the usual case: trials complete in order); ``None`` if that fails."""
-    from optuna_gamma.gp import GaussianProcess
-
-    m = gp.X.shape[0]
-    try:
-        if X.shape[0] >= m and np.array_equal(X[:m], gp.X):
-            return gp.extended(X[m:], y)
-        return GaussianProcess(X, y, gp.params, gp.settings, is_categorical=gp.is_categorical)
-    except _NUMERICAL_ERRORS:
-        return None
-
-
 def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
     return tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
 
-
-def _fantasy_draws(gp: GaussianProcess, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``_N_FANTASIES`` quasi-random joint draws ``(S, p)`` of :math:`f(X)` from the GP's
-    predictive (multivariate Student-t with ``gp.dof`` degrees of freedom, or Gaussian): scrambled
-    Sobol points mapped through the normal quantile (and, for the Student-t, the chi-square
-    quantile of the mixing variable, ``f = mu + L z / sqrt(w)``, ``w ~ chi2_nu / nu``)."""
-    from scipy.special import gammaincinv
-    from scipy.special import ndtri
-    from scipy.stats import qmc
-
-    from optuna_gamma.gp._linalg import robust_cholesky
-
-    loc, cov = gp.joint_predict(X)
-    p = len(loc)
-    L, _ = robust_cholesky(cov + 1e-12 * np.eye(p))
-    with _SOBOL_LOCK:
-        sobol = qmc.Sobol(p + 1, scramble=True, rng=rng)
-    u = np.clip(sobol.random(_N_FANTASIES), 1e-12, 1.0 - 1e-12)
-    z = ndtri(u[:, :p])
-    draws = loc[None, :] + z @ L.T
-    if math.isfinite(gp.dof):
-        half = 0.5 * gp.dof
-        w = gammaincinv(half, u[:, p]) / half
-        draws = loc[None, :] + (draws - loc[None, :]) / np.sqrt(w)[:, None]
-    return draws
 
 
 class GammaBOSampler(BaseSampler):
@@ -314,7 +263,7 @@ class GammaBOSampler(BaseSampler):
         self._startup: set[tuple[str, int]] = set()
         # (study, search-space signature, model) -> the last GP and the number of observations
         # its hyperparameters were fitted on (warm start, refit schedule, factor reuse).
-        self._fit_cache: dict[tuple[Any, ...], _Fitted] = {}
+        self._fit_cache: dict[tuple[Any, ...], Fitted] = {}
 
     @property
     def gp_settings(self) -> GPSettings:
@@ -380,23 +329,9 @@ class GammaBOSampler(BaseSampler):
     def _n_choosing(
         self, study: Study, space: SearchSpace, trial: FrozenTrial, running: list[FrozenTrial]
     ) -> int:
-        """RUNNING trials of other workers, numbered just before ``trial``, without parameters.
-
-        Such a worker is most likely computing its suggestion from the same data right now. The
-        window is counted in trial numbers (at most ``_MAX_IN_FLIGHT`` before ``trial``), not in
-        time: a suggestion depends on the storage's state only, and a trial left RUNNING by a
-        dead worker drops out of the window as new trials are created.
-        """
-        count = 0
-        for t in running:
-            if not trial.number - _MAX_IN_FLIGHT <= t.number < trial.number:
-                continue
-            if (study.study_name, t.number) in self._pending:
-                continue
-            if all(name in t.params for name in space.names):
-                continue
-            count += 1
-        return count
+        """Workers still choosing (:func:`~optuna_gamma.samplers._parallel.n_choosing`)."""
+        registered = {n for name, n in self._pending if name == study.study_name}
+        return n_choosing(running, trial.number, registered, space.names, _MAX_IN_FLIGHT)
 
     def _fit(
         self,
@@ -407,7 +342,7 @@ class GammaBOSampler(BaseSampler):
         target: str,
     ) -> GaussianProcess | None:
         """The GP of ``target`` on ``(X, y)``: hyperparameters refitted on the schedule of
-        :func:`_refit_due` (warm-started from the last fit), else the last ones reused with the
+        :func:`~optuna_gamma.samplers._refit.refit_due` (warm-started from the last fit), else the last ones reused with the
         Cholesky factor extended by the new rows (:meth:`GaussianProcess.extended`)."""
         from optuna_gamma.gp import GaussianProcess
         from optuna_gamma.gp import GPHyperparams
@@ -417,8 +352,8 @@ class GammaBOSampler(BaseSampler):
         cached = self._fit_cache.pop(key, None)
         n = len(X)
         gp = None
-        if cached is not None and not _refit_due(n, cached.n_fitted):
-            gp = _recondition(cached.gp, X, y)
+        if cached is not None and not refit_due(n, cached.n_fitted):
+            gp = recondition(cached.gp, X, y)
         if gp is None:
             init = None if cached is None else cached.gp.params
             try:
@@ -436,7 +371,7 @@ class GammaBOSampler(BaseSampler):
         else:
             assert cached is not None
             n_fitted = cached.n_fitted
-        self._fit_cache[key] = _Fitted(gp, n_fitted)
+        self._fit_cache[key] = Fitted(gp, n_fitted)
         while len(self._fit_cache) > _MAX_CACHED_MODELS:  # oldest first (insertion order)
             self._fit_cache.pop(next(iter(self._fit_cache)))
         return gp
@@ -460,7 +395,7 @@ class GammaBOSampler(BaseSampler):
             from optuna_gamma.gp.acquisition import FantasyAcquisition
             from optuna_gamma.gp.model import Fantasies
 
-            draws = _fantasy_draws(gp, pending, rng)
+            draws = fantasy_draws(gp, pending, rng, _N_FANTASIES)
             return FantasyAcquisition(Fantasies(gp, pending, draws), best=best, draws=draws,
                                       xi=self._xi, constraints=constraints)
         if len(pending) > 0:
@@ -544,25 +479,6 @@ class GammaBOSampler(BaseSampler):
             if gp is not None:
                 models.append((gp, threshold))
         return models
-
-    @staticmethod
-    def _conflicts(
-        study: Study, trial: FrozenTrial, space: SearchSpace, x: np.ndarray, known: set[int]
-    ) -> bool:
-        """Whether another worker took the point ``x`` while this one computed it: a RUNNING
-        trial of another worker holds it, or a trial that was not among the completed ones of
-        this suggestion's snapshot (``known``) has completed with it meanwhile."""
-        states = (TrialState.RUNNING, TrialState.COMPLETE)
-        for t in study.get_trials(deepcopy=False, states=states):
-            if t.number == trial.number or (t.state == TrialState.COMPLETE and t.number in known):
-                continue
-            try:
-                other = space.round(space.encode(t.params)[None])
-            except (KeyError, ValueError, TypeError):
-                continue
-            if space.matches(x[None], other, FLOAT_RESOLUTION)[0]:
-                return True
-        return False
 
     # -- BaseSampler API -----------------------------------------------------------------------
 
@@ -664,7 +580,7 @@ class GammaBOSampler(BaseSampler):
         for _ in range(_MAX_CONFLICT_RETRIES):
             # Another process may have written the same point while we computed: then
             # treat that point as pending too and propose again.
-            if not self._conflicts(study, trial, space, x, known):
+            if not conflicts(study, trial, space, x, known, FLOAT_RESOLUTION):
                 break
             taken = np.vstack([taken, x[None]])
             x = propose()
