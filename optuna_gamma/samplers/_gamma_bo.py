@@ -9,6 +9,7 @@ import math
 import numbers
 import threading
 from typing import Any
+from typing import NamedTuple
 from typing import TYPE_CHECKING
 import zlib
 
@@ -108,6 +109,18 @@ def _check_bool(name: str, value: object) -> bool:
 
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+
+
+class _Snapshot(NamedTuple):
+    """What one suggestion reads from the storage, once, at its start."""
+
+    study: Study
+    trial: FrozenTrial
+    space: SearchSpace
+    obs: Observations
+    pending: np.ndarray  # encoded points of RUNNING trials (and own unwritten proposals)
+    running: list[FrozenTrial]  # RUNNING trials of other workers
+    known: set[int]  # numbers of the COMPLETE trials
 
 
 def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
@@ -518,55 +531,44 @@ class GammaBOSampler(BaseSampler):
                 t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
             ]
             space = SearchSpace(search_space)
-            obs = Observations.from_trials(space, complete, study.direction,
-                                           warp_output=self._warp_output)
-            pending = self._pending_points(study, space, trial, running)
-            rng = self._trial_rng(trial)
-            if len(complete) < max(self._n_startup_trials, 1) or obs.n == 0:
-                params = self._startup_params(study, trial, space, obs, pending, rng)
+            snap = _Snapshot(
+                study=study,
+                trial=trial,
+                space=space,
+                obs=Observations.from_trials(space, complete, study.direction,
+                                             warp_output=self._warp_output),
+                pending=self._pending_points(study, space, trial, running),
+                running=running,
+                known={t.number for t in complete},
+            )
+            if len(complete) < max(self._n_startup_trials, 1) or snap.obs.n == 0:
+                params = self._startup_params(snap)
             else:
-                x = self._suggest(study, trial, space, obs, pending, running, rng,
-                                  known={t.number for t in complete})
-                params = space.decode(x)
+                params = space.decode(self._suggest(snap))
             if params:
                 self._pending[(study.study_name, trial.number)] = params
         return params
 
-    def _startup_params(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: SearchSpace,
-        obs: Observations,
-        pending: np.ndarray,
-        rng: np.random.Generator,
-    ) -> dict[str, Any]:
+    def _startup_params(self, snap: _Snapshot) -> dict[str, Any]:
         """Start-up phase: with the default independent sampler, a uniformly random point of the
         relative space that the repeat guard allows; else ``{}`` (the independent sampler)."""
-        self._startup.add((study.study_name, trial.number))
+        self._startup.add((snap.study.study_name, snap.trial.number))
         if self._independent_sampler is not None or (
-            len(pending) == 0 and not (self._settings.deterministic_objective and obs.n > 0)
+            len(snap.pending) == 0
+            and not (self._settings.deterministic_objective and snap.obs.n > 0)
         ):
             return {}
-        exclude = self._exclusion(space, obs, pending)
-        return space.decode(self._random_point(space, self._trial_rng(trial, 2), exclude))
+        exclude = self._exclusion(snap.space, snap.obs, snap.pending)
+        rng = self._trial_rng(snap.trial, 2)
+        return snap.space.decode(self._random_point(snap.space, rng, exclude))
 
-    def _suggest(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        space: SearchSpace,
-        obs: Observations,
-        pending: np.ndarray,
-        running: list[FrozenTrial],
-        rng: np.random.Generator,
-        known: set[int],
-    ) -> np.ndarray:
-        """The encoded proposal (after the snapshot of the trials: ``obs``, ``pending``,
-        ``running``; ``known`` = the numbers of its completed trials)."""
+    def _suggest(self, snap: _Snapshot) -> np.ndarray:
+        """The encoded proposal, from the snapshot of the trials taken by ``sample_relative``."""
+        study, trial, space, obs = snap.study, snap.trial, snap.space, snap.obs
+        rng = self._trial_rng(trial)
         gp = self._fit(study, space, obs.X, obs.y, target="objective")
         constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
-        taken = pending
+        taken = snap.pending
 
         def propose() -> np.ndarray:
             return self._propose(space, gp, obs, constraint_models, taken, rng, trial)
@@ -574,13 +576,13 @@ class GammaBOSampler(BaseSampler):
         # Earlier trials of other workers that are still choosing their parameters will most
         # likely take the points this model ranks first: take those as pending too (the
         # greedy batch), so that simultaneous workers do not collide.
-        for _ in range(self._n_choosing(study, space, trial, running)):
+        for _ in range(self._n_choosing(study, space, trial, snap.running)):
             taken = np.vstack([taken, propose()[None]])
         x = propose()
         for _ in range(_MAX_CONFLICT_RETRIES):
             # Another process may have written the same point while we computed: then
             # treat that point as pending too and propose again.
-            if not conflicts(study, trial, space, x, known, FLOAT_RESOLUTION):
+            if not conflicts(study, trial, space, x, snap.known, FLOAT_RESOLUTION):
                 break
             taken = np.vstack([taken, x[None]])
             x = propose()
