@@ -30,9 +30,10 @@ LENGTHSCALE_PRIORS: tuple[str, ...] = ("dim_scaled", "optuna")
 #: variance (a unit-information prior, Kass & Wasserman 1995). With standardized outputs its
 #: mean precision ``a0 / b0 = 1`` matches the unit output variance, and the predictive stays
 #: heavy-tailed (``dof = 2 a0 + n - 1 = n`` with the constant mean) while observations are few.
-#: Chosen over (1, 1), (2, 1) and (3, 3) on the full benchmark (16 problems x 10 seeds, in two
-#: code versions: win rate against GPSampler at trial 50 0.778 / 0.759 against 0.750 / 0.731 for
-#: (1, 1), and 0.581 / 0.594 against 0.550 / 0.550 against GPSampler(n_startup_trials=2) at 12).
+#: Chosen on the full benchmark (16 problems x 10 seeds): win rate against GPSampler at trial 50
+#: 0.759 against 0.725 for (1, 1), and against GPSampler(n_startup_trials=2) at trial 12 0.594
+#: against 0.544 (``benchmarks/results/ablation``); (2, 1) and (3, 3) were worse on an earlier
+#: version (``benchmarks/results/prior_sweep``).
 DEFAULT_PRIOR_SHAPE = 0.5
 DEFAULT_PRIOR_RATE = 0.5
 
