@@ -60,12 +60,19 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return GammaBOSampler(seed=seed, n_startup_trials=4, parallel=parallel)
 
 
-def simulate(problem_name: str, sampler_name: str, seed: int, n_trials: int, n_workers: int,
-             eval_time: float) -> dict[str, Any]:
+def simulate(
+    problem_name: str,
+    sampler_name: str,
+    seed: int,
+    n_trials: int,
+    n_workers: int,
+    eval_time: float,
+) -> dict[str, Any]:
     """One asynchronous run (module docstring); returns its record."""
     problem = get_problem(problem_name)
-    study = optuna.create_study(direction=problem.direction,
-                                sampler=make_sampler(sampler_name, seed))
+    study = optuna.create_study(
+        direction=problem.direction, sampler=make_sampler(sampler_name, seed)
+    )
     workers = 1 if sampler_name == "sequential" else n_workers
     durations = np.random.default_rng(10_000 + seed)
     events: list[tuple[float, int, Any, float]] = []  # (finish time, trial number, trial, value)
@@ -96,9 +103,18 @@ def simulate(problem_name: str, sampler_name: str, seed: int, n_trials: int, n_w
         values.append(value)
         if asked < n_trials:
             start(now)
-    return {"problem": problem_name, "sampler": sampler_name, "seed": seed, "workers": workers,
-            "n_trials": n_trials, "eval_time": eval_time, "told_at": [round(t, 4) for t in told_at],
-            "regret": regret, "values": values, "cpu_s": round(cpu_total, 3)}
+    return {
+        "problem": problem_name,
+        "sampler": sampler_name,
+        "seed": seed,
+        "workers": workers,
+        "n_trials": n_trials,
+        "eval_time": eval_time,
+        "told_at": [round(t, 4) for t in told_at],
+        "regret": regret,
+        "values": values,
+        "cpu_s": round(cpu_total, 3),
+    }
 
 
 def regret_at(record: dict[str, Any], t: float) -> float:
@@ -116,31 +132,52 @@ def summarize(records: list[dict[str, Any]], times: Sequence[float]) -> str:
     samplers = [s for s in SAMPLERS if any(r["sampler"] == s for r in records)]
     by = {(r["problem"], r["sampler"], r["seed"]): r for r in records}
     seeds = sorted({r["seed"] for r in records})
-    lines = ["# Parallel workers: regret against simulated wall time", "",
-             f"{records[0]['workers'] if records else '?'} workers for the parallel samplers, "
-             f"evaluation time log-normal (median {records[0]['eval_time']} s, sigma 0.5), "
-             f"{len(seeds)} seeds; the sampler's own CPU time is added to its worker's clock.", ""]
-    lines += ["## Median best regret at wall time t (s)", "",
-              "| problem | sampler | " + " | ".join(f"t={t:g}" for t in times) + " | CPU s/run |",
-              "| --- | --- | " + " | ".join("---" for _ in times) + " | --- |"]
+    lines = [
+        "# Parallel workers: regret against simulated wall time",
+        "",
+        f"{records[0]['workers'] if records else '?'} workers for the parallel samplers, "
+        f"evaluation time log-normal (median {records[0]['eval_time']} s, sigma 0.5), "
+        f"{len(seeds)} seeds; the sampler's own CPU time is added to its worker's clock.",
+        "",
+    ]
+    lines += [
+        "## Median best regret at wall time t (s)",
+        "",
+        "| problem | sampler | " + " | ".join(f"t={t:g}" for t in times) + " | CPU s/run |",
+        "| --- | --- | " + " | ".join("---" for _ in times) + " | --- |",
+    ]
     for p in problems:
         for s in samplers:
             rs = [by[(p, s, seed)] for seed in seeds if (p, s, seed) in by]
             if not rs:
                 continue
             cells = [f"{np.median([regret_at(r, t) for r in rs]):.3g}" for t in times]
-            lines.append(f"| {p} | {s} | " + " | ".join(cells)
-                         + f" | {np.mean([r['cpu_s'] for r in rs]):.2f} |")
-    lines += ["", "## Win rate of fantasy (lower regret at the same wall time; ties 1/2)", "",
-              "| against | pairs | " + " | ".join(f"t={t:g}" for t in times) + " |",
-              "| --- | --- | " + " | ".join("---" for _ in times) + " |"]
+            lines.append(
+                f"| {p} | {s} | "
+                + " | ".join(cells)
+                + f" | {np.mean([r['cpu_s'] for r in rs]):.2f} |"
+            )
+    lines += [
+        "",
+        "## Win rate of fantasy (lower regret at the same wall time; ties 1/2)",
+        "",
+        "| against | pairs | " + " | ".join(f"t={t:g}" for t in times) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in times) + " |",
+    ]
     for other in [s for s in samplers if s != "fantasy"]:
-        pairs = [(by[(p, "fantasy", seed)], by[(p, other, seed)]) for p in problems for seed in seeds
-                 if (p, "fantasy", seed) in by and (p, other, seed) in by]
+        pairs = [
+            (by[(p, "fantasy", seed)], by[(p, other, seed)])
+            for p in problems
+            for seed in seeds
+            if (p, "fantasy", seed) in by and (p, other, seed) in by
+        ]
         if not pairs:
             continue
-        cells = [f"{win_rate([regret_at(a, t) for a, _ in pairs], [regret_at(b, t) for _, b in pairs]):.2f}"
-                 for t in times]
+        cells = []
+        for t in times:
+            ours = [regret_at(a, t) for a, _ in pairs]
+            theirs = [regret_at(b, t) for _, b in pairs]
+            cells.append(f"{win_rate(ours, theirs):.2f}")
         lines.append(f"| {other} | {len(pairs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -181,8 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         continue
                     record = simulate(p, s, seed, args.trials, args.workers, args.eval_time)
                     append_record(cells, record)
-                    print(f"{p} {s} seed={seed} regret@end={record['regret'][-1]:.4g} "
-                          f"cpu={record['cpu_s']:.1f}s", flush=True)
+                    print(
+                        f"{p} {s} seed={seed} regret@end={record['regret'][-1]:.4g} "
+                        f"cpu={record['cpu_s']:.1f}s",
+                        flush=True,
+                    )
     records = [json.loads(line) for line in cells.read_text().splitlines() if line.strip()]
     text = summarize(records, args.times)
     (args.out / "summary.md").write_text(text)

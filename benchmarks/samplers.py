@@ -85,7 +85,9 @@ def parse_sampler_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return base, kwargs
 
 
-def make_sampler(spec: str, seed: int, problem: Problem, n_trials: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    spec: str, seed: int, problem: Problem, n_trials: int
+) -> optuna.samplers.BaseSampler:
     """Build the sampler named by ``spec`` with ``seed``."""
     base, kwargs = parse_sampler_spec(spec)
     if base in GAMMA_MODES:
@@ -119,7 +121,8 @@ def sampler_settings(spec: str) -> dict[str, Any]:
     out = {
         k: p.default
         for k, p in params.items()
-        if k != "self" and p.default is not inspect.Parameter.empty
+        if k != "self"
+        and p.default is not inspect.Parameter.empty
         and isinstance(p.default, (int, float, str, bool, type(None)))
     }
     out.update(kwargs)
@@ -174,7 +177,9 @@ def run_cell(
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     trials = sorted(study.trials, key=lambda t: t.number)
     values = [
-        float(t.value) if t.state == optuna.trial.TrialState.COMPLETE else float("nan")
+        float(t.value)
+        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+        else float("nan")
         for t in trials
     ]
     record = {
@@ -200,8 +205,10 @@ def _run_job(job: tuple[str, str, int, int, bool]) -> dict[str, Any]:
 
 def _describe(record: dict[str, Any]) -> str:
     regret = with_regret(record)["regret"]
-    return (f"{record['problem']} {record['sampler']} seed={record['seed']} "
-            f"{record['cpu_s']:.1f}s cpu regret@end={regret[-1]:.4g}")
+    return (
+        f"{record['problem']} {record['sampler']} seed={record['seed']} "
+        f"{record['cpu_s']:.1f}s cpu regret@end={regret[-1]:.4g}"
+    )
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
@@ -263,7 +270,14 @@ def summarize(
 
     Win rates are computed over the (problem, seed) pairs that both samplers finished.
     """
-    problems = sorted({r["problem"] for r in records}, key=lambda p: (p not in DEFAULT_PROBLEMS, DEFAULT_PROBLEMS.index(p) if p in DEFAULT_PROBLEMS else 0, p))
+    problems = sorted(
+        {r["problem"] for r in records},
+        key=lambda p: (
+            p not in DEFAULT_PROBLEMS,
+            DEFAULT_PROBLEMS.index(p) if p in DEFAULT_PROBLEMS else 0,
+            p,
+        ),
+    )
     samplers = list(dict.fromkeys(r["sampler"] for r in records))
     by = {(r["problem"], r["sampler"], r["seed"]): r for r in records}
     max_t = max(r["n_trials"] for r in records)
@@ -276,8 +290,12 @@ def summarize(
             rs = [r for (pp, ss, _), r in by.items() if pp == p and ss == s]
             if not rs:
                 continue
-            row: dict[str, Any] = {"problem": p, "sampler": s, "n_seeds": len(rs),
-                                   "mean_wall_s": float(np.mean([r["wall_s"] for r in rs]))}
+            row: dict[str, Any] = {
+                "problem": p,
+                "sampler": s,
+                "n_seeds": len(rs),
+                "mean_wall_s": float(np.mean([r["wall_s"] for r in rs])),
+            }
             if all("cpu_s" in r for r in rs):
                 row["mean_cpu_s"] = float(np.mean([r["cpu_s"] for r in rs]))
             row["repeats"] = int(sum(r.get("n_repeats", 0) for r in rs))
@@ -285,7 +303,11 @@ def summarize(
                 vals = np.array([r["regret"][c - 1] for r in rs if len(r["regret"]) >= c])
                 if len(vals):
                     q1, med, q3 = np.percentile(vals, [25, 50, 75])
-                    row[f"median@{c}"], row[f"q1@{c}"], row[f"q3@{c}"] = float(med), float(q1), float(q3)
+                    row[f"median@{c}"], row[f"q1@{c}"], row[f"q3@{c}"] = (
+                        float(med),
+                        float(q1),
+                        float(q3),
+                    )
             stats.append(row)
     wins: list[dict[str, Any]] = []
     if reference in samplers:
@@ -307,15 +329,27 @@ def summarize(
                         a += pa
                         b += pb
                 if a:
-                    wins.append({"reference": reference, "other": s, "trial": c, "n_pairs": len(a),
-                                 "win_rate": win_rate(a, b), "per_problem": per_problem})
+                    wins.append(
+                        {
+                            "reference": reference,
+                            "other": s,
+                            "trial": c,
+                            "n_pairs": len(a),
+                            "win_rate": win_rate(a, b),
+                            "per_problem": per_problem,
+                        }
+                    )
     ranks: dict[str, dict[int, float]] = {}
     seeds = sorted({r["seed"] for r in records})
     for c in cps:
         acc: dict[str, list[float]] = {s: [] for s in samplers}
         for p in problems:
             for seed in seeds:
-                present = [s for s in samplers if (p, s, seed) in by and len(by[(p, s, seed)]["regret"]) >= c]
+                present = [
+                    s
+                    for s in samplers
+                    if (p, s, seed) in by and len(by[(p, s, seed)]["regret"]) >= c
+                ]
                 if len(present) != len(samplers):
                     continue  # rank only over pairs every sampler finished
                 vals = np.array([by[(p, s, seed)]["regret"][c - 1] for s in present])
@@ -344,10 +378,21 @@ def summarize(
         for s in samplers:
             rs = [r for (pp, ss, _), r in by.items() if pp == p and ss == s]
             for tol in HIT_TOLERANCES:
-                hits = [next((i + 1 for i, g in enumerate(r["regret"]) if g <= tol), math.inf) for r in rs]
+                hits = [
+                    next((i + 1 for i, g in enumerate(r["regret"]) if g <= tol), math.inf)
+                    for r in rs
+                ]
                 if rs:
-                    hitting.append({"problem": p, "sampler": s, "tol": tol, "median": float(np.median(hits)),
-                                    "reached": sum(math.isfinite(h) for h in hits), "n": len(hits)})
+                    hitting.append(
+                        {
+                            "problem": p,
+                            "sampler": s,
+                            "tol": tol,
+                            "median": float(np.median(hits)),
+                            "reached": sum(math.isfinite(h) for h in hits),
+                            "n": len(hits),
+                        }
+                    )
     ratios: list[dict[str, Any]] = []
     if reference in samplers:
         med = {(row["problem"], row["sampler"]): row.get(f"median@{max_t}") for row in stats}
@@ -356,17 +401,32 @@ def summarize(
                 continue
             per_problem = {}
             for p in problems:
-                a, b = med.get((p, reference)), med.get((p, s))
-                if a is not None and b is not None:
-                    per_problem[p] = regret_ratio(a, b)
+                med_ref, med_s = med.get((p, reference)), med.get((p, s))
+                if med_ref is not None and med_s is not None:
+                    per_problem[p] = regret_ratio(med_ref, med_s)
             if per_problem:
-                ratios.append({"reference": reference, "other": s, "trial": max_t,
-                               "per_problem": per_problem,
-                               "max": max(per_problem.values()),
-                               "worst_problem": max(per_problem, key=per_problem.__getitem__)})
-    return {"checkpoints": cps, "problems": problems, "samplers": samplers, "stats": stats,
-            "wins": wins, "reference": reference, "mean_rank": ranks, "pairwise": pairwise,
-            "hitting": hitting, "regret_ratios": ratios}
+                ratios.append(
+                    {
+                        "reference": reference,
+                        "other": s,
+                        "trial": max_t,
+                        "per_problem": per_problem,
+                        "max": max(per_problem.values()),
+                        "worst_problem": max(per_problem, key=per_problem.__getitem__),
+                    }
+                )
+    return {
+        "checkpoints": cps,
+        "problems": problems,
+        "samplers": samplers,
+        "stats": stats,
+        "wins": wins,
+        "reference": reference,
+        "mean_rank": ranks,
+        "pairwise": pairwise,
+        "hitting": hitting,
+        "regret_ratios": ratios,
+    }
 
 
 def regret_ratio(a: float, b: float) -> float:
@@ -408,88 +468,149 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
     cps = summary["checkpoints"]
     lines = [f"# {title}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
-    lines += ["", "Simple regret (best-so-far gap to the known optimum, problem units): "
-              "median [Q1, Q3] over seeds.", ""]
+    lines += [
+        "",
+        "Simple regret (best-so-far gap to the known optimum, problem units): "
+        "median [Q1, Q3] over seeds.",
+        "",
+    ]
     for p in summary["problems"]:
-        lines += [f"## {p}", "", "| sampler | n | " + " | ".join(f"@{c}" for c in cps)
-                  + " | s/run (wall) | s/run (CPU) | repeats |",
-                  "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- | --- | --- |"]
+        lines += [
+            f"## {p}",
+            "",
+            "| sampler | n | "
+            + " | ".join(f"@{c}" for c in cps)
+            + " | s/run (wall) | s/run (CPU) | repeats |",
+            "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- | --- | --- |",
+        ]
         for row in summary["stats"]:
             if row["problem"] != p:
                 continue
             cells = [
                 f"{_fmt(row[f'median@{c}'])} [{_fmt(row[f'q1@{c}'])}, {_fmt(row[f'q3@{c}'])}]"
-                if f"median@{c}" in row else "-"
+                if f"median@{c}" in row
+                else "-"
                 for c in cps
             ]
             cpu = f"{row['mean_cpu_s']:.1f}" if "mean_cpu_s" in row else "-"
-            lines.append(f"| {row['sampler']} | {row['n_seeds']} | " + " | ".join(cells)
-                         + f" | {row['mean_wall_s']:.1f} | {cpu} | {row['repeats']} |")
+            lines.append(
+                f"| {row['sampler']} | {row['n_seeds']} | "
+                + " | ".join(cells)
+                + f" | {row['mean_wall_s']:.1f} | {cpu} | {row['repeats']} |"
+            )
         lines.append("")
     if summary.get("mean_rank"):
-        lines += ["## Mean rank over problem x seed pairs (1 = best; ties share ranks)", "",
-                  "| sampler | " + " | ".join(f"@{c}" for c in cps) + " |",
-                  "| --- | " + " | ".join("---" for _ in cps) + " |"]
-        order = sorted(summary["mean_rank"], key=lambda s: summary["mean_rank"][s].get(cps[-1], math.inf))
+        lines += [
+            "## Mean rank over problem x seed pairs (1 = best; ties share ranks)",
+            "",
+            "| sampler | " + " | ".join(f"@{c}" for c in cps) + " |",
+            "| --- | " + " | ".join("---" for _ in cps) + " |",
+        ]
+        order = sorted(
+            summary["mean_rank"], key=lambda s: summary["mean_rank"][s].get(cps[-1], math.inf)
+        )
         for s in order:
             rk = summary["mean_rank"][s]
-            lines.append(f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |")
+            lines.append(
+                f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |"
+            )
         lines.append("")
     for c, table in sorted(summary.get("pairwise", {}).items(), key=lambda kv: int(kv[0])):
         names = [s for s in summary["samplers"] if s in table]
-        lines += [f"## Pairwise win rate at trial {c}: row beats column (ties 1/2)", "",
-                  "| | " + " | ".join(names) + " |", "| --- | " + " | ".join("---" for _ in names) + " |"]
+        lines += [
+            f"## Pairwise win rate at trial {c}: row beats column (ties 1/2)",
+            "",
+            "| | " + " | ".join(names) + " |",
+            "| --- | " + " | ".join("---" for _ in names) + " |",
+        ]
         for a in names:
-            lines.append(f"| {a} | " + " | ".join(
-                "-" if a == b else f"{table[a].get(b, float('nan')):.2f}" for b in names) + " |")
+            lines.append(
+                f"| {a} | "
+                + " | ".join(
+                    "-" if a == b else f"{table[a].get(b, float('nan')):.2f}" for b in names
+                )
+                + " |"
+            )
         lines.append("")
     if summary.get("hitting"):
         tols = sorted({h["tol"] for h in summary["hitting"]}, reverse=True)
-        lines += ["## Trials to reach a regret <= tol: median over seeds (seeds that reached it / all)",
-                  "", "| problem | sampler | " + " | ".join(f"tol {t:g}" for t in tols) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in tols) + " |"]
+        lines += [
+            "## Trials to reach a regret <= tol: median over seeds (seeds that reached it / all)",
+            "",
+            "| problem | sampler | " + " | ".join(f"tol {t:g}" for t in tols) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in tols) + " |",
+        ]
         for p in summary["problems"]:
             for s in summary["samplers"]:
-                hs = {h["tol"]: h for h in summary["hitting"] if h["problem"] == p and h["sampler"] == s}
+                hs = {
+                    h["tol"]: h
+                    for h in summary["hitting"]
+                    if h["problem"] == p and h["sampler"] == s
+                }
                 if hs:
-                    lines.append(f"| {p} | {s} | " + " | ".join(
-                        (f"{hs[t]['median']:g}" if math.isfinite(hs[t]['median']) else "never")
-                        + f" ({hs[t]['reached']}/{hs[t]['n']})" for t in tols) + " |")
+                    lines.append(
+                        f"| {p} | {s} | "
+                        + " | ".join(
+                            (f"{hs[t]['median']:g}" if math.isfinite(hs[t]["median"]) else "never")
+                            + f" ({hs[t]['reached']}/{hs[t]['n']})"
+                            for t in tols
+                        )
+                        + " |"
+                    )
         lines.append("")
     if summary.get("regret_ratios"):
         ref = summary["reference"]
         last = summary["checkpoints"][-1]
-        lines += [f"## Median regret of {ref} at trial {last} / the other's median (> 1: {ref} "
-                  "worse)", "",
-                  "| against | worst | " + " | ".join(summary["problems"]) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in summary["problems"]) + " |"]
+        lines += [
+            f"## Median regret of {ref} at trial {last} / the other's median (> 1: {ref} worse)",
+            "",
+            "| against | worst | " + " | ".join(summary["problems"]) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
+        ]
         for r in summary["regret_ratios"]:
-            cells = [_fmt_ratio(r["per_problem"][p]) if p in r["per_problem"] else "-"
-                     for p in summary["problems"]]
-            lines.append(f"| {r['other']} | {_fmt_ratio(r['max'])} ({r['worst_problem']}) | "
-                         + " | ".join(cells) + " |")
+            cells = [
+                _fmt_ratio(r["per_problem"][p]) if p in r["per_problem"] else "-"
+                for p in summary["problems"]
+            ]
+            lines.append(
+                f"| {r['other']} | {_fmt_ratio(r['max'])} ({r['worst_problem']}) | "
+                + " | ".join(cells)
+                + " |"
+            )
         lines.append("")
     if summary["wins"]:
         ref = summary["reference"]
-        lines += [f"## Win rate of {ref} (lower regret; ties 1/2) over problem x seed pairs", "",
-                  "| against | pairs | " + " | ".join(f"@{c}" for c in cps) + " |",
-                  "| --- | --- | " + " | ".join("---" for _ in cps) + " |"]
+        lines += [
+            f"## Win rate of {ref} (lower regret; ties 1/2) over problem x seed pairs",
+            "",
+            "| against | pairs | " + " | ".join(f"@{c}" for c in cps) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in cps) + " |",
+        ]
         others = list(dict.fromkeys(w["other"] for w in summary["wins"]))
         for o in others:
             ws = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
             n = max(w["n_pairs"] for w in ws.values())
-            lines.append(f"| {o} | {n} | " + " | ".join(
-                f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps) + " |")
-        lines += ["", f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:", "",
-                  "| against | " + " | ".join(summary["problems"]) + " |",
-                  "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |"]
+            lines.append(
+                f"| {o} | {n} | "
+                + " | ".join(f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps)
+                + " |"
+            )
+        lines += [
+            "",
+            f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:",
+            "",
+            "| against | " + " | ".join(summary["problems"]) + " |",
+            "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
+        ]
         for o in others:
             wl = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
             cells = []
             for p in summary["problems"]:
                 end = wl.get(cps[-1], {}).get("per_problem", {}).get(p)
                 mid = wl.get(12, {}).get("per_problem", {}).get(p)
-                cells.append(f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-")
+                cells.append(
+                    f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-"
+                )
             lines.append(f"| {o} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -510,7 +631,9 @@ def write_summary(
     records = load_records(run_dir)
     have = {(r["problem"], r["sampler"], r["seed"]) for r in records}
     for other in merge:
-        records += [r for r in load_records(other) if (r["problem"], r["sampler"], r["seed"]) not in have]
+        records += [
+            r for r in load_records(other) if (r["problem"], r["sampler"], r["seed"]) not in have
+        ]
     if only is not None:
         records = [r for r in records if r["sampler"] in only]
     if not records:
@@ -527,7 +650,9 @@ def write_summary(
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(summary["stats"])
-    (run_dir / "summary.md").write_text(render_markdown(summary, title or f"Regret benchmark: {run_dir.name}", meta))
+    (run_dir / "summary.md").write_text(
+        render_markdown(summary, title or f"Regret benchmark: {run_dir.name}", meta)
+    )
     return summary
 
 
@@ -541,18 +666,32 @@ def _git_state() -> str:
 
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "optuna_gamma"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "optuna_gamma"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + (" (optuna_gamma/ modified: " + " ".join(dirty.split()[1::2]) + ")" if dirty else "")
+    return head + (
+        " (optuna_gamma/ modified: " + " ".join(dirty.split()[1::2]) + ")" if dirty else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", default="headline", help="run name: results go to benchmarks/results/<run>/")
+    ap.add_argument(
+        "--run", default="headline", help="run name: results go to benchmarks/results/<run>/"
+    )
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
     ap.add_argument("--samplers", nargs="+", default=list(DEFAULT_SAMPLERS))
@@ -560,15 +699,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed-offset", type=int, default=0)
     ap.add_argument("--trials", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (at most 2)")
-    ap.add_argument("--reference", default="student_t", help="sampler whose win rates are reported")
+    ap.add_argument(
+        "--reference", default="student_t", help="sampler whose win rates are reported"
+    )
     ap.add_argument("--summary-only", action="store_true")
-    ap.add_argument("--merge", nargs="*", default=[], help="other runs whose cells join the summary")
-    ap.add_argument("--summary-samplers", nargs="*", default=None,
-                    help="samplers kept in the summary (default: all)")
-    ap.add_argument("--checkpoints", type=int, nargs="+", default=list(CHECKPOINTS),
-                    help="trials at which the summary reports regrets (the last is added)")
-    ap.add_argument("--record-params", action="store_true",
-                    help="also record every trial's parameters in the cells")
+    ap.add_argument(
+        "--merge", nargs="*", default=[], help="other runs whose cells join the summary"
+    )
+    ap.add_argument(
+        "--summary-samplers",
+        nargs="*",
+        default=None,
+        help="samplers kept in the summary (default: all)",
+    )
+    ap.add_argument(
+        "--checkpoints",
+        type=int,
+        nargs="+",
+        default=list(CHECKPOINTS),
+        help="trials at which the summary reports regrets (the last is added)",
+    )
+    ap.add_argument(
+        "--record-params",
+        action="store_true",
+        help="also record every trial's parameters in the cells",
+    )
     args = ap.parse_args(argv)
     if not 1 <= args.jobs <= 2:
         raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
@@ -584,7 +739,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.summary_only:
         meta_path = run_dir / "meta.json"
         old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        command = "python -m benchmarks.samplers " + " ".join(sys.argv[1:] if argv is None else argv)
+        command = "python -m benchmarks.samplers " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
         meta = {
             "commands": [*old.get("commands", []), command],
             "optuna": optuna.__version__,
@@ -595,7 +752,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "torch threads per worker": 1,
             "gamma settings": {
                 **old.get("gamma settings", {}),
-                **{s: sampler_settings(s) for s in args.samplers if parse_sampler_spec(s)[0] in GAMMA_MODES},
+                **{
+                    s: sampler_settings(s)
+                    for s in args.samplers
+                    if parse_sampler_spec(s)[0] in GAMMA_MODES
+                },
             },
         }
         (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
@@ -618,14 +779,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             for i, record in enumerate(results):
                 append_record(cells, record)
-                print(f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {_describe(record)}",
-                      flush=True)
+                print(
+                    f"[{i + 1}/{len(jobs)} {time.perf_counter() - t0:.0f}s] {_describe(record)}",
+                    flush=True,
+                )
         finally:
             if pool is not None:
                 pool.terminate()
-    summary = write_summary(run_dir, args.reference, merge=[args.results_dir / m for m in args.merge],
-                            checkpoints=args.checkpoints,
-                            only=args.summary_samplers)
+    summary = write_summary(
+        run_dir,
+        args.reference,
+        merge=[args.results_dir / m for m in args.merge],
+        checkpoints=args.checkpoints,
+        only=args.summary_samplers,
+    )
     print((run_dir / "summary.md").read_text())
     return 0 if summary["stats"] else 1
 

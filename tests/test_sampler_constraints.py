@@ -32,8 +32,9 @@ def test_constraints_func(constraint_value: float, predictive: str) -> None:
         constraints_func_call_count += 1
         return (constraint_value + trial.number,)
 
-    sampler = GammaBOSampler(n_startup_trials=2, constraints_func=constraints_func,
-                             predictive=predictive, seed=0)
+    sampler = GammaBOSampler(
+        n_startup_trials=2, constraints_func=constraints_func, predictive=predictive, seed=0
+    )
     study = optuna.create_study(sampler=sampler)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # infinite constraints are clipped
@@ -101,14 +102,19 @@ def test_set_constraint_steers_the_search_into_the_feasible_region(predictive: s
     assert np.quantile(violations, 0.9) < 0.05, violations
     # Without the constraint the same sampler goes to the infeasible optimum.
     free = optuna.create_study(sampler=GammaBOSampler(seed=0, predictive=predictive))
-    free.optimize(lambda t: (t.suggest_float("x", 0, 1) - 0.9) ** 2
-                  + (t.suggest_float("y", 0, 1) - 0.9) ** 2, n_trials=25)
+    free.optimize(
+        lambda t: (
+            (t.suggest_float("x", 0, 1) - 0.9) ** 2 + (t.suggest_float("y", 0, 1) - 0.9) ** 2
+        ),
+        n_trials=25,
+    )
     assert free.best_params["x"] + free.best_params["y"] > 1.5
 
 
 def test_no_feasible_trial_yet_searches_for_feasibility() -> None:
     """All start-up points infeasible: the acquisition is the probability of feasibility alone,
     and a feasible point is found quickly."""
+
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", 0.0, 1.0)
         trial.set_constraint("c", 0.05 - abs(x - 0.8))  # feasible only for |x - 0.8| >= 0.05
@@ -132,7 +138,7 @@ def test_probability_of_feasibility_uses_the_student_t_predictive() -> None:
 
     rng = np.random.default_rng(0)
     X = rng.random((6, 1)) * 0.4
-    g = -(X[:, 0] - 0.2) ** 2
+    g = -((X[:, 0] - 0.2) ** 2)
     t_gp = fit_gp(X, (g - g.mean()) / g.std(), GPSettings(predictive="student_t"))
     n_gp = fit_gp(X, (g - g.mean()) / g.std(), GPSettings(predictive="plugin"))
     far = np.array([[0.95]])

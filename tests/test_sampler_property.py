@@ -29,7 +29,6 @@ from hypothesis import HealthCheck
 from hypothesis import reject
 from hypothesis import settings
 from hypothesis import strategies as st
-import numpy as np
 import optuna
 import pytest
 from optuna.distributions import BaseDistribution
@@ -50,7 +49,9 @@ MODES = ("student_t", "gaussian", "plugin")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
-magnitudes = st.sampled_from([1.0, 7.5, 1e-3, 0.0, 1e6, 1e-12, 1e15, 1e150, 1e-300, 1e300, 1.7e308])
+magnitudes = st.sampled_from(
+    [1.0, 7.5, 1e-3, 0.0, 1e6, 1e-12, 1e15, 1e150, 1e-300, 1e300, 1.7e308]
+)
 widths = st.sampled_from([1.0, 3.5, 0.02, 1e3, 1e-9, 1e12, 1e300, 1.7e308, 1e-300, 0.0])
 
 
@@ -86,8 +87,9 @@ def int_distributions(draw: st.DrawFn) -> IntDistribution:
     if draw(st.booleans()):
         low = draw(st.sampled_from([1, 2, 100, 10**9]) | st.integers(1, 1000))
         return IntDistribution(low, min(low + draw(spans), INT64_MAX), log=True)
-    low = draw(st.sampled_from([0, -10, 7, -(2**31), -(2**62), INT64_MIN])
-               | st.integers(-(10**6), 10**6))
+    low = draw(
+        st.sampled_from([0, -10, 7, -(2**31), -(2**62), INT64_MIN]) | st.integers(-(10**6), 10**6)
+    )
     high = min(low + draw(spans), INT64_MAX)
     span = high - low
     step = draw(st.sampled_from([1, 2, 3, 1000, max(span // 3, 1), max(span, 1)]))
@@ -100,22 +102,36 @@ def _distinct(choices: list[Any]) -> list[Any]:
     out: list[Any] = []
     for c in choices:
         if not any(type(c) is type(o) and c == o for o in out) and not any(
-            c == o for o in out if isinstance(o, (bool, int, float)) and isinstance(c, (bool, int, float))
+            c == o
+            for o in out
+            if isinstance(o, (bool, int, float)) and isinstance(c, (bool, int, float))
         ):
             out.append(c)
     return out
 
 
-categorical_distributions = st.lists(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=3), finite),
-    min_size=1, max_size=8,
-).map(_distinct).map(lambda cs: CategoricalDistribution(cs))
+categorical_distributions = (
+    st.lists(
+        st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=3), finite),
+        min_size=1,
+        max_size=8,
+    )
+    .map(_distinct)
+    .map(lambda cs: CategoricalDistribution(cs))
+)
 
 distributions = st.one_of(float_distributions(), int_distributions(), categorical_distributions)
 
 # (offset, scale, with infinities): values are offset + scale * h, h in [0, 1)
-SCALES = [(0.0, 1.0, False), (5.0, 1e-13, False), (0.0, 1e-14, False), (1e300, 1e299, False),
-          (-1.6e308, 1e307, False), (1.6e308, 1e307, False), (0.0, 1.0, True)]
+SCALES = [
+    (0.0, 1.0, False),
+    (5.0, 1e-13, False),
+    (0.0, 1e-14, False),
+    (1e300, 1e299, False),
+    (-1.6e308, 1e307, False),
+    (1.6e308, 1e307, False),
+    (0.0, 1.0, True),
+]
 
 
 @st.composite
@@ -141,8 +157,9 @@ class _Recording(GammaBOSampler):
         return super().sample_independent(study, trial, name, dist)
 
 
-def _objective(space: dict[str, BaseDistribution], scale: tuple[float, float, bool],
-               constrained: bool) -> Any:
+def _objective(
+    space: dict[str, BaseDistribution], scale: tuple[float, float, bool], constrained: bool
+) -> Any:
     offset, factor, infinities = scale
 
     def objective(trial: optuna.Trial) -> float:
@@ -151,9 +168,13 @@ def _objective(space: dict[str, BaseDistribution], scale: tuple[float, float, bo
             if isinstance(dist, CategoricalDistribution):
                 params[name] = trial.suggest_categorical(name, dist.choices)
             elif isinstance(dist, IntDistribution):
-                params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+                params[name] = trial.suggest_int(
+                    name, dist.low, dist.high, step=dist.step, log=dist.log
+                )
             else:
-                params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+                params[name] = trial.suggest_float(
+                    name, dist.low, dist.high, step=dist.step, log=dist.log
+                )
         h = zlib.crc32(repr(sorted(params.items())).encode()) / 2**32
         if constrained:
             trial.set_constraint("c", h - 0.5)
@@ -164,8 +185,14 @@ def _objective(space: dict[str, BaseDistribution], scale: tuple[float, float, bo
     return objective
 
 
-STATS: dict[str, Any] = {"spaces": 0, "studies": 0, "trials": 0, "params": 0, "seconds": 0.0,
-                         "kinds": {}}
+STATS: dict[str, Any] = {
+    "spaces": 0,
+    "studies": 0,
+    "trials": 0,
+    "params": 0,
+    "seconds": 0.0,
+    "kinds": {},
+}
 
 
 def _kind(dist: BaseDistribution) -> str:
@@ -178,10 +205,16 @@ def _kind(dist: BaseDistribution) -> str:
     if dist.log:
         return f"log {name}"
     if dist.step is None:
-        return "float (wider than the largest float)" if not math.isfinite(dist.high - dist.low) else name
+        return (
+            "float (wider than the largest float)"
+            if not math.isfinite(dist.high - dist.low)
+            else name
+        )
     size = SearchSpace({"x": dist}).sizes[0]
     assert size is not None
-    return f"{'stepped float' if name == 'float' else 'int'}, {'> 2**31' if size > 2**31 else '<= 32' if size <= 32 else '33..2**31'} values"
+    kind = "stepped float" if name == "float" else "int"
+    width = "> 2**31" if size > 2**31 else "<= 32" if size <= 32 else "33..2**31"
+    return f"{kind}, {width} values"
 
 
 class _Fallbacks(logging.Handler):
@@ -195,8 +228,13 @@ class _Fallbacks(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@settings(max_examples=N_SPACES, derandomize=True, database=None, deadline=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=N_SPACES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(cases())
 def test_any_search_space_in_every_mode(case: dict[str, Any]) -> None:
     t0 = time.process_time()
@@ -206,9 +244,13 @@ def test_any_search_space_in_every_mode(case: dict[str, Any]) -> None:
     relative = {n for n, d in space.items() if not d.single()}
     for mode in MODES:
         sampler = _Recording(
-            predictive=mode, seed=1, n_startup_trials=1,
-            deterministic_objective=case["deterministic"], n_preliminary_samples=32,
-            n_local_search=2, warn_independent_sampling=False,
+            predictive=mode,
+            seed=1,
+            n_startup_trials=1,
+            deterministic_objective=case["deterministic"],
+            n_preliminary_samples=32,
+            n_local_search=2,
+            warn_independent_sampling=False,
         )
         study = optuna.create_study(sampler=sampler)
         with warnings.catch_warnings():

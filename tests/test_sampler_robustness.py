@@ -29,8 +29,15 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 @pytest.mark.parametrize(
     "offset, scale",
-    [(0.0, 1.0), (5.0, 1e-13), (0.0, 1e-300), (1e300, 1e299), (1.4e308, 1e307),
-     (-1.7e308, 1e296), (0.0, 2.0**-1074 * 1e6)],
+    [
+        (0.0, 1.0),
+        (5.0, 1e-13),
+        (0.0, 1e-300),
+        (1e300, 1e299),
+        (1.4e308, 1e307),
+        (-1.7e308, 1e296),
+        (0.0, 2.0**-1074 * 1e6),
+    ],
 )
 def test_standardize_at_any_finite_scale(offset: float, scale: float) -> None:
     h = np.random.default_rng(0).random(40)
@@ -79,8 +86,13 @@ def test_suggestions_do_not_depend_on_the_scale_of_the_objective() -> None:
     1.7e308 never overflow and the GP is never bypassed."""
     ref = _proposals(1.0, 0.0)
     np.testing.assert_array_equal(_proposals(2.0**-900, 0.0), ref)
-    for a, b in [(1e-14, 0.0), (3e-13, 1e-12), (1e299, 1e300), (1e307, 1.4e308),
-                 (2.0**1000, -(2.0**1022))]:
+    for a, b in [
+        (1e-14, 0.0),
+        (3e-13, 1e-12),
+        (1e299, 1e300),
+        (1e307, 1.4e308),
+        (2.0**1000, -(2.0**1022)),
+    ]:
         np.testing.assert_allclose(_proposals(a, b), ref, atol=1e-4)
 
 
@@ -180,13 +192,15 @@ def test_pending_points_are_never_proposed_again() -> None:
     pending), on a grid small enough that the acquisition alone would collide."""
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     study.optimize(_int_grid, n_trials=8)
-    asked = [study.ask({"x": IntDistribution(0, 6), "y": CategoricalDistribution(["a", "b", "c"])})
-             for _ in range(10)]
+    asked = [
+        study.ask({"x": IntDistribution(0, 6), "y": CategoricalDistribution(["a", "b", "c"])})
+        for _ in range(10)
+    ]
     keys = [tuple(sorted(t.params.items())) for t in asked]
     assert len(set(keys)) == 10
 
 
-# -- output warping --------------------------------------------------------------------------------
+# -- output warping -------------------------------------------------------------------------------
 
 
 def test_yeo_johnson_warp_matches_scipy_and_keeps_the_order() -> None:
@@ -195,14 +209,21 @@ def test_yeo_johnson_warp_matches_scipy_and_keeps_the_order() -> None:
     from optuna_gamma.samplers._observations import _yeo_johnson_llf, warp, yeo_johnson
 
     rng = np.random.default_rng(0)
-    for y in (rng.standard_normal(30), np.exp(rng.standard_normal(40)),
-              -np.exp(2 * rng.standard_normal(25)), rng.standard_t(2, 50)):
+    for y in (
+        rng.standard_normal(30),
+        np.exp(rng.standard_normal(40)),
+        -np.exp(2 * rng.standard_normal(25)),
+        rng.standard_t(2, 50),
+    ):
         y = (y - y.mean()) / y.std()
         lam_ref = stats.yeojohnson_normmax(y)
         for lam in (-2.0, 0.0, 0.7, 2.0, lam_ref):
-            np.testing.assert_allclose(yeo_johnson(y, lam), stats.yeojohnson(y, lmbda=lam),
-                                       rtol=1e-12, atol=1e-12)
-            assert _yeo_johnson_llf(y, np.array(lam)) == pytest.approx(stats.yeojohnson_llf(lam, y))
+            np.testing.assert_allclose(
+                yeo_johnson(y, lam), stats.yeojohnson(y, lmbda=lam), rtol=1e-12, atol=1e-12
+            )
+            assert _yeo_johnson_llf(y, np.array(lam)) == pytest.approx(
+                stats.yeojohnson_llf(lam, y)
+            )
         z = warp(y)
         ref = stats.yeojohnson(y, lmbda=lam_ref)
         np.testing.assert_allclose(z, (ref - ref.mean()) / ref.std(), atol=5e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,10 +198,12 @@ def test_short_joint_search_is_completed_by_the_polish_of_the_best_start() -> No
     space = SearchSpace({f"x{i}": FloatDistribution(0, 1) for i in range(6)})
     target = np.array([0.21, 0.43, 0.65, 0.37, 0.59, 0.71])
     acq = _Quadratic(target, np.logspace(0, 3, 6))
-    kwargs = dict(rng=np.random.default_rng(3), n_preliminary_samples=16, lbfgs_maxiter=1)
-    x_short, _ = optimize_acquisition(acq, space, polish_maxiter=0, **kwargs)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = dict(
+        rng=np.random.default_rng(3), n_preliminary_samples=16, lbfgs_maxiter=1
+    )
+    x_short, _ = optimize_acquisition(acq, space, polish_maxiter=0, **kwargs)
     kwargs["rng"] = np.random.default_rng(3)
-    x, value = optimize_acquisition(acq, space, **kwargs)  # type: ignore[arg-type]
+    x, value = optimize_acquisition(acq, space, **kwargs)
     assert np.max(np.abs(x_short - target)) > 1e-2
     np.testing.assert_allclose(x, target, atol=1e-4)
     assert value == pytest.approx(float(acq(x[None])[0]))
@@ -295,7 +298,9 @@ def _contains(dist: object, value: object) -> bool:
     ],
     ids=str,
 )
-def test_wide_columns_decode_exactly_to_valid_values(dist: IntDistribution | FloatDistribution) -> None:
+def test_wide_columns_decode_exactly_to_valid_values(
+    dist: IntDistribution | FloatDistribution,
+) -> None:
     space = SearchSpace({"x": dist})
     us = np.concatenate([[0.0, 1.0, 0.5, 1e-17, 1 - 1e-16], np.random.default_rng(0).random(200)])
     with np.errstate(all="raise"):  # no overflow or invalid operation anywhere
@@ -356,13 +361,18 @@ def test_stepped_floats_pass_optunas_own_check() -> None:
 def test_wide_grids_are_relaxed_not_enumerated(monkeypatch: pytest.MonkeyPatch) -> None:
     import tracemalloc
 
-    dists = {"i": IntDistribution(0, 2**31), "s": FloatDistribution(0, 1, step=1e-9),
-             "l": IntDistribution(1, 10**12, log=True), "c": IntDistribution(0, 5)}
+    dists = {
+        "i": IntDistribution(0, 2**31),
+        "s": FloatDistribution(0, 1, step=1e-9),
+        "l": IntDistribution(1, 10**12, log=True),
+        "c": IntDistribution(0, 5),
+    }
     space = SearchSpace(dists)
     real = SearchSpace.grid_values
 
     def small_only(self: SearchSpace, j: int) -> np.ndarray:
-        assert self.sizes[j] is not None and self.sizes[j] <= 32, "enumerated a wide grid"  # type: ignore[operator]
+        size = self.sizes[j]
+        assert size is not None and size <= 32, "enumerated a wide grid"
         return real(self, j)
 
     monkeypatch.setattr(SearchSpace, "grid_values", small_only)

@@ -56,8 +56,7 @@ def triangular_inverse(L: np.ndarray) -> np.ndarray:
     """:math:`L^{-1}` of a lower triangular ``L`` (LAPACK ``trtri``)."""
     inv, info = scipy.linalg.lapack.dtrtri(L, lower=1)
     if info != 0:
-        return scipy.linalg.solve_triangular(L, np.eye(L.shape[0]), lower=True,
-                                              check_finite=False)
+        return scipy.linalg.solve_triangular(L, np.eye(L.shape[0]), lower=True, check_finite=False)
     return np.tril(inv)
 
 

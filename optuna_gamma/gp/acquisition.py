@@ -30,7 +30,8 @@ Bayesian optimization", LogEI):
   for :math:`z \\le -1` with :math:`\\Phi(z)/\\varphi(z) = \\sqrt{\\pi/2}\\,
   \\mathrm{erfcx}(-z/\\sqrt2)`, and the asymptotic series
   :math:`1 - |z|\\Phi/\\varphi = z^{-2}(1 - 3z^{-2} + 15z^{-4} - \\dots)` below ``z = -200``.
-* Student-t: :math:`h_\\nu = A(z)\\,(1 - r(z))` with :math:`A = \\frac{\\nu+z^2}{\\nu-1} t_\\nu(z)`,
+* Student-t: :math:`h_\\nu = A(z)\\,(1 - r(z))` with
+  :math:`A = \\frac{\\nu+z^2}{\\nu-1} t_\\nu(z)`,
   :math:`r = |z| T_\\nu(z) / A(z)`; for :math:`z < 0` the tail ratio is
   :math:`T_\\nu(z) / t_\\nu(z) = |z|\\, {}_2F_1(\\tfrac{\\nu+1}2, 1; \\tfrac\\nu2 + 1; x) / \\nu`
   with :math:`x = \\nu / (\\nu + z^2)` (from the hypergeometric form of the incomplete beta
@@ -259,7 +260,8 @@ def expected_improvement(
 def probability_of_improvement(
     loc: np.ndarray, scale: np.ndarray, best: float, *, xi: float = 0.0, dof: float = math.inf
 ) -> np.ndarray:
-    """Probability of improvement :math:`P(f > f^* + \\xi)` = :math:`\\Phi(z)` or :math:`T_\\nu(z)`.
+    """Probability of improvement :math:`P(f > f^* + \\xi)`, i.e. :math:`\\Phi(z)` or
+    :math:`T_\\nu(z)`.
 
     Args: as :func:`expected_improvement` (``dof > 0``).
     """
@@ -368,8 +370,9 @@ class _LogAcquisition:
             grad += g
         for c in self.constraints:
             loc, scale, dloc, dscale = c.gp.predict_and_grad(X)
-            value, d_loc, d_scale = _log_pi_and_grads(loc, scale, c.threshold, 0.0,
-                                                      float(c.gp.dof))
+            value, d_loc, d_scale = _log_pi_and_grads(
+                loc, scale, c.threshold, 0.0, float(c.gp.dof)
+            )
             total += value
             grad += d_loc[:, None] * dloc + d_scale[:, None] * dscale
         return total, grad
@@ -500,5 +503,6 @@ class FantasyAcquisition(_LogAcquisition):
         if not with_grad:
             return value, None
         w /= total[:, None]  # softmax weights of the draws
-        grad = np.einsum("ms,msd->md", w * d_loc, dloc) + np.einsum("ms,msd->md", w * d_scale, dscale)
+        grad = np.einsum("ms,msd->md", w * d_loc, dloc)
+        grad += np.einsum("ms,msd->md", w * d_scale, dscale)
         return value, grad

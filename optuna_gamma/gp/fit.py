@@ -109,8 +109,11 @@ def _evidence(
     else:
         a0, b0 = settings.prior_shape, settings.prior_rate
         lml = (
-            gammaln(scale.a_n) - gammaln(a0) + a0 * math.log(b0)
-            - scale.a_n * math.log(scale.b_n) - 0.5 * cond.n_eff * _LOG_2PI
+            gammaln(scale.a_n)
+            - gammaln(a0)
+            + a0 * math.log(b0)
+            - scale.a_n * math.log(scale.b_n)
+            - 0.5 * cond.n_eff * _LOG_2PI
         )
         gamma = scale.a_n / scale.b_n
     lml += mean_term - 0.5 * cond.logdet
@@ -214,8 +217,9 @@ def fit_gp(
     data = TrainingData.of(X, y, is_categorical)
     with limit_blas_threads():
         params = _fit(data, settings, init, max_iter)
-        return GaussianProcess(data.X, data.y, params, settings,
-                               is_categorical=data.is_categorical)
+        return GaussianProcess(
+            data.X, data.y, params, settings, is_categorical=data.is_categorical
+        )
 
 
 def _fit(
@@ -236,7 +240,7 @@ def _fit(
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return math.inf, np.zeros_like(raw)
         value = -(lml + lp)
-        grad = -(g + gp)  # type: ignore[operator]
+        grad = -(g + gp)
         if not (math.isfinite(value) and np.all(np.isfinite(grad))):
             return math.inf, np.zeros_like(raw)
         return value, grad
@@ -272,7 +276,10 @@ def _fit(
 
         try:
             res = scipy.optimize.minimize(
-                fun, x0[free], jac=True, method="L-BFGS-B",
+                fun,
+                x0[free],
+                jac=True,
+                method="L-BFGS-B",
                 bounds=list(zip(lo[free], hi[free])),
                 options={"maxiter": max_iter, "gtol": 1e-3},
             )

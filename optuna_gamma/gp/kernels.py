@@ -105,7 +105,8 @@ def kernel_from_sqdist(sqdist: np.ndarray, kernel: KernelName = "matern52") -> n
 def kernel_and_derivative(
     sqdist: np.ndarray, kernel: KernelName = "matern52"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel value :math:`k(s)` and derivative :math:`\\partial k / \\partial s` at :math:`s=r^2`."""
+    """Kernel value :math:`k(s)` and derivative :math:`\\partial k / \\partial s` at
+    :math:`s = r^2`."""
     check_kernel(kernel)
     if kernel == "rbf":
         k = np.exp(-0.5 * sqdist)

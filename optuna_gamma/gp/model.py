@@ -213,8 +213,9 @@ class GaussianProcess:
                 K[np.diag_indices(n)] += params.noise
                 self._cond = Conditioning.of(K, self.y, self.settings)
             else:
-                self._cond = Conditioning.from_factor(_factor[0], _factor[1], self.y,
-                                                      self.settings)
+                self._cond = Conditioning.from_factor(
+                    _factor[0], _factor[1], self.y, self.settings
+                )
         scale = OutputScale.of(self._cond, params, self.settings)
         self.a_n, self.b_n = scale.a_n, scale.b_n
         self.dof, self.variance_factor = scale.dof, scale.variance_factor
@@ -351,8 +352,13 @@ class GaussianProcess:
 
     def _query_kernel(self, Xq: np.ndarray) -> np.ndarray:
         """Unit-amplitude kernel matrix ``(m, m)`` among the query points."""
-        return kernel_matrix(Xq, Xq, self.params.inv_sq_lengthscales,
-                             kernel=self.settings.kernel, is_categorical=self.is_categorical)
+        return kernel_matrix(
+            Xq,
+            Xq,
+            self.params.inv_sq_lengthscales,
+            kernel=self.settings.kernel,
+            is_categorical=self.is_categorical,
+        )
 
     def with_observations(self, X_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
         """This GP's hyperparameters conditioned on the training data plus ``(X_new, y_new)``.
@@ -376,9 +382,14 @@ class GaussianProcess:
         X_new = np.atleast_2d(np.asarray(X_new, dtype=float)).reshape(-1, self.X.shape[1])
         X_all = np.vstack([self.X, X_new])
         if len(X_new) == 0:
-            return GaussianProcess(X_all, y, self.params, self.settings,
-                                   is_categorical=self.is_categorical,
-                                   _factor=(self._cond.L, self._cond.jitter, self._L_inv_T))
+            return GaussianProcess(
+                X_all,
+                y,
+                self.params,
+                self.settings,
+                is_categorical=self.is_categorical,
+                _factor=(self._cond.L, self._cond.jitter, self._L_inv_T),
+            )
         factor: tuple[np.ndarray, float, np.ndarray | None] | None
         with limit_blas_threads():
             K21 = self.kernel(X_new)
@@ -400,8 +411,14 @@ class GaussianProcess:
                     L_inv[n:, n:] = L22_inv
                     linv_t = np.ascontiguousarray(L_inv.T)
                 factor = (L, self._cond.jitter, linv_t)
-        return GaussianProcess(X_all, y, self.params, self.settings,
-                               is_categorical=self.is_categorical, _factor=factor)
+        return GaussianProcess(
+            X_all,
+            y,
+            self.params,
+            self.settings,
+            is_categorical=self.is_categorical,
+            _factor=factor,
+        )
 
     def log_marginal_likelihood(self) -> float:
         """Log evidence of the training data under this GP's hyperparameters."""

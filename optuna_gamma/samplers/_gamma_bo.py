@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
     from optuna_gamma.gp import Acquisition
     from optuna_gamma.gp import GaussianProcess
-    from optuna_gamma.gp import GPHyperparams
     from optuna_gamma.gp.acquisition import FantasyAcquisition
 
 
@@ -127,14 +126,14 @@ def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
     return tuple((n, repr(d)) for n, d in zip(space.names, space.distributions))
 
 
-
 class GammaBOSampler(BaseSampler):
     """GP Bayesian optimization whose output precision has a Gamma conjugate prior.
 
     The surrogate is a GP on the unit-cube encoding of the search space with an ARD kernel of
     unit amplitude plus a noise ratio, :math:`K = K_\\theta + \\eta^2 I`, an unknown constant mean
     integrated out, and outputs ``y`` (sign-flipped so that larger is better, then standardized)
-    with :math:`y \\mid m, \\tau \\sim N(m, K/\\tau)`, :math:`\\tau \\sim \\mathrm{Gamma}(a_0, b_0)`.
+    with :math:`y \\mid m, \\tau \\sim N(m, K/\\tau)`,
+    :math:`\\tau \\sim \\mathrm{Gamma}(a_0, b_0)`.
     Integrating the precision out gives a Student-t predictive with :math:`2 a_n = 2 a_0 + n - 1`
     degrees of freedom; the next point maximizes Student-t Expected Improvement (or Probability of
     Improvement). This is the "Gamma search" of the thesis "Research on Hyperparameter
@@ -260,7 +259,9 @@ class GammaBOSampler(BaseSampler):
             )
         self._independent_sampler = independent_sampler
         if constraints_func is not None and not callable(constraints_func):
-            raise ValueError(f"constraints_func must be callable or None, got {constraints_func!r}.")
+            raise ValueError(
+                f"constraints_func must be callable or None, got {constraints_func!r}."
+            )
         self._constraints_func = constraints_func
         self._warn_independent_sampling = _check_bool(
             "warn_independent_sampling", warn_independent_sampling
@@ -355,8 +356,9 @@ class GammaBOSampler(BaseSampler):
         target: str,
     ) -> GaussianProcess | None:
         """The GP of ``target`` on ``(X, y)``: hyperparameters refitted on the schedule of
-        :func:`~optuna_gamma.samplers._refit.refit_due` (warm-started from the last fit), else the last ones reused with the
-        Cholesky factor extended by the new rows (:meth:`GaussianProcess.extended`)."""
+        :func:`~optuna_gamma.samplers._refit.refit_due` (warm-started from the last fit), else the
+        last ones reused with the Cholesky factor extended by the new rows
+        (:meth:`GaussianProcess.extended`)."""
         from optuna_gamma.gp import GaussianProcess
         from optuna_gamma.gp import GPHyperparams
         from optuna_gamma.gp.fit import fit_gp
@@ -375,8 +377,9 @@ class GammaBOSampler(BaseSampler):
                 _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
                 params = init or GPHyperparams.default(space.dim, self._settings)
                 try:
-                    gp = GaussianProcess(X, y, params, self._settings,
-                                         is_categorical=space.is_categorical)
+                    gp = GaussianProcess(
+                        X, y, params, self._settings, is_categorical=space.is_categorical
+                    )
                 except _NUMERICAL_ERRORS as error2:
                     _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
                     return None
@@ -409,8 +412,13 @@ class GammaBOSampler(BaseSampler):
             from optuna_gamma.gp.model import Fantasies
 
             draws = fantasy_draws(gp, pending, rng, _N_FANTASIES)
-            return FantasyAcquisition(Fantasies(gp, pending, draws), best=best, draws=draws,
-                                      xi=self._xi, constraints=constraints)
+            return FantasyAcquisition(
+                Fantasies(gp, pending, draws),
+                best=best,
+                draws=draws,
+                xi=self._xi,
+                constraints=constraints,
+            )
         if len(pending) > 0:
             # Constant liar: the pending points "observed" at the worst value seen so far,
             # with the hyperparameters fitted on the real observations.
@@ -535,8 +543,9 @@ class GammaBOSampler(BaseSampler):
                 study=study,
                 trial=trial,
                 space=space,
-                obs=Observations.from_trials(space, complete, study.direction,
-                                             warp_output=self._warp_output),
+                obs=Observations.from_trials(
+                    space, complete, study.direction, warp_output=self._warp_output
+                ),
                 pending=self._pending_points(study, space, trial, running),
                 running=running,
                 known={t.number for t in complete},
@@ -606,7 +615,8 @@ class GammaBOSampler(BaseSampler):
                         param_name=param_name,
                         trial_number=trial.number,
                         independent_sampler_name=(
-                            "uniform random sampling" if sampler is None
+                            "uniform random sampling"
+                            if sampler is None
                             else sampler.__class__.__name__
                         ),
                     )

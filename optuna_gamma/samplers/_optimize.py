@@ -1,7 +1,8 @@
 """Maximization of an acquisition function over a mixed continuous/grid/categorical space.
 
 The search works on the encoded unit cube of
-:class:`~optuna_gamma.samplers._search_space.SearchSpace` and needs only two vectorized calls from the acquisition: ``acq(X) -> (m,)`` and
+:class:`~optuna_gamma.samplers._search_space.SearchSpace` and needs only two vectorized calls
+from the acquisition: ``acq(X) -> (m,)`` and
 ``acq.value_and_grad(X) -> ((m,), (m, d))``.
 
 1. *Global phase.* ``n_preliminary_samples`` scrambled Sobol points (seeded from the caller's

@@ -116,9 +116,12 @@ class _Column:
                 if self.log:
                     k = float(min(max(int(value), int(dist.low)), int(dist.high)) - int(dist.low))
                 else:
+                    assert dist.step is not None
                     step = int(dist.step)
-                    k = float((min(max(int(value), int(dist.low)), int(dist.high))
-                               - int(dist.low)) // step)
+                    k = float(
+                        (min(max(int(value), int(dist.low)), int(dist.high)) - int(dist.low))
+                        // step
+                    )
             elif self.size <= 2**52:
                 assert dist.step is not None
                 k = round((min(max(float(value), dist.low), dist.high) - dist.low) / dist.step)
@@ -160,9 +163,9 @@ class _Column:
 
     def _grid_value(self, k: int) -> float | int:
         dist = self.dist
+        assert dist.step is not None
         if self.is_int:
             return int(dist.low) + k * int(dist.step)
-        assert dist.step is not None
         # low + k * step may round past high (e.g. -10.2 + 204 * 0.1 = 10.200000000000003)
         return float(min(max(dist.low + k * dist.step, dist.low), dist.high))
 
@@ -177,7 +180,7 @@ class _Column:
         accepts (``low`` itself is always accepted)."""
         assert self.size is not None
         for offset in range(_MAX_VALIDITY_SEARCH):
-            for j in ((k,) if offset == 0 else (k - offset, k + offset)):
+            for j in (k,) if offset == 0 else (k - offset, k + offset):
                 if 0 <= j < self.size:
                     value = self._grid_value(j)
                     if _contains(self.dist, value):
@@ -188,9 +191,9 @@ class _Column:
                             return value
                     if self.is_int and j > 0:
                         # float(value) rounded above high (int64 extremes): largest accepted int
-                        value = self._largest_accepted_int(j)
-                        if value is not None:
-                            return value
+                        top = self._largest_accepted_int(j)
+                        if top is not None:
+                            return top
         return self._grid_value(0)
 
     def _largest_accepted_int(self, k: int) -> int | None:
@@ -201,6 +204,7 @@ class _Column:
             return None
         # The largest float not above high, as an int on the step grid.
         top = int(np.nextafter(float(dist.high), -math.inf))
+        assert dist.step is not None
         step = int(dist.step)
         top = int(dist.low) + (top - int(dist.low)) // step * step
         while top >= int(dist.low) and not _contains(dist, top):
@@ -323,7 +327,8 @@ class SearchSpace:
         X = np.array(X, dtype=float)
         for j, column in enumerate(self._columns):
             if column is None:
-                X[..., j] = np.clip(np.round(X[..., j]), 0, self.sizes[j] - 1)  # type: ignore[operator]
+                top = self.sizes[j] - 1  # type: ignore[operator]
+                X[..., j] = np.clip(np.round(X[..., j]), 0, top)
             elif column.size is None:
                 X[..., j] = np.clip(X[..., j], 0.0, 1.0)
             else:
