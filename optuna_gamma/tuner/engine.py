@@ -687,10 +687,21 @@ class Engine:
 
     @staticmethod
     def _enqueue_once(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+        """Enqueue ``points`` once per study, also across a crash in the middle: the points
+        already there are read once and skipped (Optuna's ``skip_if_exists`` would read every
+        trial again for each point, quadratic in a 500-point grid)."""
         if study.user_attrs.get("queued"):
             return
+
+        def key(params: Mapping[str, Any]) -> tuple:
+            return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+        there = set()
+        for t in study.get_trials(deepcopy=False):
+            there.add(key({**(t.system_attrs.get("fixed_params") or {}), **t.params}))
         for p in points:
-            study.enqueue_trial(p, skip_if_exists=True)
+            if key(p) not in there:
+                study.enqueue_trial(p)
         study.set_user_attr("queued", True)
 
     # ------------------------------------------------------------------ adoption
