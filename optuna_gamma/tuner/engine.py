@@ -570,9 +570,10 @@ class Engine:
         hparams = self.space.suggest(trial)
         if done is None:
             done = self._await_twins(study, trial)
+        params = trial.params  # a copy on every access
         for prior in done:
             if prior.state == TrialState.COMPLETE and "reused_from" not in prior.user_attrs and self.space.same(
-                prior.params, trial.params
+                prior.params, params
             ):
                 for key, value in prior.user_attrs.items():
                     if key != "worker":
@@ -607,10 +608,11 @@ class Engine:
         from optuna.trial import TrialState
 
         delay = 0.05
+        params = trial.params
         while True:
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
             twins = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
-                     and t.number < trial.number and self.space.same(t.params, trial.params)]
+                     and t.number < trial.number and self.space.same(t.params, params)]
             if not twins:
                 return [t for t in trials if t.state == TrialState.COMPLETE]
             time.sleep(delay)
