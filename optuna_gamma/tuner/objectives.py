@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import math
 import numbers
 from typing import Any
+from typing import Literal
 from typing import Union
 
 
@@ -154,7 +155,7 @@ class Objective:
 
     name: str
     fn: MetricsFn
-    direction: str = "maximize"
+    direction: Literal["maximize", "minimize"] = "maximize"
     metric_name: str = "objective"
     requires: tuple[str, ...] = ()
     clipped: MetricsFn | None = None
