@@ -51,6 +51,7 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.runfiles import RunPaths
 from optuna_gamma.tuner.runfiles import crash_point
@@ -164,10 +165,6 @@ def _scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, 
         else:
             raise ValueError(f"{what} returned the metric {k!r} = {v!r}, which is not a number")
     return out
-
-
-#: A validation loss this many times the study's start loss counts as diverged ("enormous").
-DIVERGENCE_FACTOR = 1e3
 
 
 def _exploded(valid: Mapping[str, Any], start: Mapping[str, Any]) -> bool:
@@ -573,9 +570,10 @@ class Engine:
         hparams = self.space.suggest(trial)
         if done is None:
             done = self._await_twins(study, trial)
+        params = trial.params  # a copy on every access
         for prior in done:
             if prior.state == TrialState.COMPLETE and "reused_from" not in prior.user_attrs and self.space.same(
-                prior.params, trial.params
+                prior.params, params
             ):
                 for key, value in prior.user_attrs.items():
                     if key != "worker":
@@ -593,7 +591,8 @@ class Engine:
         attrs["time"] = {"train": t_train, "eval": t_eval}
         if diverged:
             attrs["diverged"] = True
-            value = self._diverged_value(done, start)
+            if self.objective.worst is not None or not math.isfinite(value):
+                value = self._diverged_value(done, start)
         else:
             if self.objective.clipped is not None:
                 attrs["kappa_clipped"] = float(self.objective.clipped(valid))
@@ -609,10 +608,11 @@ class Engine:
         from optuna.trial import TrialState
 
         delay = 0.05
+        params = trial.params
         while True:
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
             twins = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
-                     and t.number < trial.number and self.space.same(t.params, trial.params)]
+                     and t.number < trial.number and self.space.same(t.params, params)]
             if not twins:
                 return [t for t in trials if t.state == TrialState.COMPLETE]
             time.sleep(delay)
@@ -621,13 +621,27 @@ class Engine:
     def _diverged_value(self, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]) -> float:
         """A finite, clearly bad value for a diverged trial.
 
-        With ``H`` the values of the healthy completed trials and of the start state, and ``W``
-        the worst value so far (diverged trials included): ``W - sign * spread``, where
-        ``spread = max(H) - min(H)`` (at least ``1e-3 * max(1, |H|)``). One diverged trial thus
-        takes at most half of the observed range, and the healthy trials keep their relative
-        differences in the sampler's standardized view.
+        With a bound (:attr:`~optuna_gamma.tuner.objectives.Objective.worst`, every built-in
+        objective has one): just beyond the worst value a healthy trial can have, given the
+        epoch's start metrics, ``worst - sign * 1e-3 * max(1, |worst|)``. For kappa_1 with a
+        start loss of 2.3 that is ``0 - 0.5 ln(23) = -1.57``: below every healthy trial whatever
+        order the trials finish in (so a diverged trial is never adopted while a healthy one
+        exists), and not so far below that it squashes the healthy trials' differences in the
+        sampler's standardized view, as a constant such as -1e9 would.
+
+        Without a bound (a callable objective that returned no finite value): one spread of the
+        healthy values (and the start's) below the worst value so far; this depends on the
+        trials completed before it.
         """
         sign = self.objective.sign
+        start_metrics = start.get("metrics") or {}
+        if self.objective.worst is not None and _finite(start_metrics):
+            try:
+                bound = float(self.objective.worst(start_metrics))
+            except (KeyError, ValueError, TypeError):
+                bound = math.nan
+            if math.isfinite(bound):
+                return bound - sign * 1e-3 * max(1.0, abs(bound))
         healthy = [float(t.value) for t in done if not t.user_attrs.get("diverged") and t.value is not None]
         ref = start.get("value")
         if isinstance(ref, (int, float)) and math.isfinite(ref):
@@ -675,10 +689,21 @@ class Engine:
 
     @staticmethod
     def _enqueue_once(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+        """Enqueue ``points`` once per study, also across a crash in the middle: the points
+        already there are read once and skipped (Optuna's ``skip_if_exists`` would read every
+        trial again for each point, quadratic in a 500-point grid)."""
         if study.user_attrs.get("queued"):
             return
+
+        def key(params: Mapping[str, Any]) -> tuple:
+            return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+        there = set()
+        for t in study.get_trials(deepcopy=False):
+            there.add(key({**(t.system_attrs.get("fixed_params") or {}), **t.params}))
         for p in points:
-            study.enqueue_trial(p, skip_if_exists=True)
+            if key(p) not in there:
+                study.enqueue_trial(p)
         study.set_user_attr("queued", True)
 
     # ------------------------------------------------------------------ adoption

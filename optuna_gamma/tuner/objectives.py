@@ -33,11 +33,13 @@ from dataclasses import dataclass
 import math
 import numbers
 from typing import Any
+from typing import Literal
 from typing import Union
 
 
 __all__ = [
     "DEFAULT_LAMBDA",
+    "DIVERGENCE_FACTOR",
     "LOSS_FLOOR",
     "OBJECTIVE_NAMES",
     "Objective",
@@ -61,6 +63,13 @@ discriminating power, fig. 10): with lambda = 0.5 the weight on ``ln Ml`` is 0.5
 
 OBJECTIVE_NAMES = ("kappa1", "kappa2", "accuracy", "loss")
 """The built-in objectives of :func:`resolve_objective`."""
+
+DIVERGENCE_FACTOR: float = 10.0
+"""A trial whose validation loss exceeds this many times its epoch's start loss has diverged.
+
+Within one epoch a healthy update does not multiply the validation loss by ten; the trials that
+do have blown up (and most of them reach ``inf`` or ``nan`` a few steps later). The factor also
+bounds the objective of every healthy trial (:attr:`Objective.worst`)."""
 
 
 def _check_accuracy(accuracy: Any) -> float:
@@ -138,14 +147,19 @@ class Objective:
             optuna-dashboard; ``"kappa"`` for both kappas.
         requires: Metric names ``fn`` reads (checked with a clear error).
         clipped: For kappa: the thesis's clipped value, recorded as ``kappa_clipped``.
+        worst: ``start_metrics -> float``: a value no healthy trial can be worse than, given the
+            metrics of its epoch's start state (a healthy trial has accuracy >= 0 and a loss at
+            most :data:`DIVERGENCE_FACTOR` times the start loss). Diverged trials are told a value
+            just beyond it (see :class:`~optuna_gamma.tuner.engine.Engine`).
     """
 
     name: str
     fn: MetricsFn
-    direction: str = "maximize"
+    direction: Literal["maximize", "minimize"] = "maximize"
     metric_name: str = "objective"
     requires: tuple[str, ...] = ()
     clipped: MetricsFn | None = None
+    worst: MetricsFn | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("maximize", "minimize"):
@@ -201,6 +215,7 @@ class Objective:
             metric_name="kappa",
             requires=("accuracy", "loss"),
             clipped=lambda m: fn(m["accuracy"], m["loss"], lam),
+            worst=lambda start: fn(0.0, DIVERGENCE_FACTOR * start["loss"], lam, clip=False),
         )
 
     @classmethod
@@ -208,7 +223,7 @@ class Objective:
         """Validation accuracy alone (maximize): the thesis's "no kappa" arm."""
         return cls(
             name="accuracy", fn=lambda m: float(m["accuracy"]), metric_name="accuracy",
-            requires=("accuracy",),
+            requires=("accuracy",), worst=lambda start: 0.0,
         )
 
     @classmethod
@@ -216,7 +231,7 @@ class Objective:
         """Validation loss alone (minimize)."""
         return cls(
             name="loss", fn=lambda m: float(m["loss"]), direction="minimize", metric_name="loss",
-            requires=("loss",),
+            requires=("loss",), worst=lambda start: DIVERGENCE_FACTOR * start["loss"],
         )
 
 

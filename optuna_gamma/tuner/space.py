@@ -31,6 +31,8 @@ from typing import Union
 if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
+    from optuna.distributions import FloatDistribution
+    from optuna.distributions import IntDistribution
 
 
 __all__ = ["ParamSpace", "SearchSpace", "SpaceLike", "grid_points"]
@@ -170,6 +172,9 @@ class ParamSpace:
                 Optuna distribution nor a JSON scalar/list, or nothing tuned.
         """
         from optuna.distributions import BaseDistribution
+        from optuna.distributions import CategoricalDistribution
+        from optuna.distributions import FloatDistribution
+        from optuna.distributions import IntDistribution
 
         if isinstance(space, ParamSpace):
             return space
@@ -184,8 +189,13 @@ class ParamSpace:
         for name, value in space.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"search-space names must be non-empty strings, got {name!r}")
-            if isinstance(value, BaseDistribution):
+            if isinstance(value, (FloatDistribution, IntDistribution, CategoricalDistribution)):
                 dists[name] = value
+            elif isinstance(value, BaseDistribution):
+                raise ValueError(
+                    f"search space entry {name!r}: use FloatDistribution, IntDistribution or "
+                    f"CategoricalDistribution, got {type(value).__name__}"
+                )
             elif _fixed_ok(value):
                 fixed[name] = value
             else:
@@ -210,7 +220,8 @@ class ParamSpace:
             elif isinstance(d, CategoricalDistribution):
                 out[name] = trial.suggest_categorical(name, d.choices)
             else:
-                out[name] = trial.suggest_int(name, d.low, d.high, log=d.log, step=d.step)
+                i = _int(d)
+                out[name] = trial.suggest_int(name, i.low, i.high, log=i.log, step=i.step)
         return out
 
     def tuned(self) -> tuple[str, ...]:
@@ -242,8 +253,11 @@ class ParamSpace:
         from optuna.distributions import CategoricalDistribution
 
         hits = []
-        for name, d in self.distributions.items():
-            if isinstance(d, CategoricalDistribution) or name not in params or d.low >= d.high:
+        for name, dist in self.distributions.items():
+            if isinstance(dist, CategoricalDistribution) or name not in params:
+                continue
+            d = _numeric(dist)
+            if d.low >= d.high:
                 continue
             f = math.log if d.log else float
             lo, hi, x = f(d.low), f(d.high), f(params[name])
@@ -277,12 +291,13 @@ class ParamSpace:
                     pts = [min(p, d.high) for p in pts]
                 axes[name] = pts
             else:
-                values = range(d.low, d.high + 1, d.step)
+                i = _int(d)
+                values = range(i.low, i.high + 1, i.step)
                 if len(values) <= n:
                     axes[name] = list(values)
                 else:
-                    pts = grid_points(d.low, d.high, n, log=d.log and not linear)
-                    axes[name] = sorted({d.low + round((p - d.low) / d.step) * d.step for p in pts})
+                    pts = grid_points(i.low, i.high, n, log=i.log and not linear)
+                    axes[name] = sorted({i.low + round((p - i.low) / i.step) * i.step for p in pts})
         keys = list(axes)
         return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
 
@@ -296,6 +311,21 @@ class ParamSpace:
             "tuned": {k: json.loads(distribution_to_json(d)) for k, d in self.distributions.items()},
             "fixed": dict(self.fixed),
         }
+
+
+def _int(d: BaseDistribution) -> IntDistribution:
+    from optuna.distributions import IntDistribution
+
+    assert isinstance(d, IntDistribution)
+    return d
+
+
+def _numeric(d: BaseDistribution) -> FloatDistribution | IntDistribution:
+    from optuna.distributions import FloatDistribution
+    from optuna.distributions import IntDistribution
+
+    assert isinstance(d, (FloatDistribution, IntDistribution))
+    return d
 
 
 def grid_points(low: float, high: float, n: int, *, log: bool = True) -> list[float]:

@@ -246,10 +246,12 @@ def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> 
     if heartbeat is not None:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
         kwargs = dict(heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
-        if retry is not None:
-            kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=1)
-        else:
-            kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if retry is not None:
+                kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=1)
+            else:
+                kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
     for attempt in range(6):
         try:
             with warnings.catch_warnings():

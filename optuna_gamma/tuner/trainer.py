@@ -244,7 +244,7 @@ def _clone(obj: Any) -> Any:
         items = {k: _clone(v) for k, v in obj.items()}
         if type(obj) is dict:
             return items
-        out = type(obj)(items)  # e.g. the OrderedDict of Module.state_dict()
+        out: Any = type(obj)(items)  # type: ignore[call-arg]  # e.g. Module.state_dict()'s OrderedDict
         metadata = getattr(obj, "_metadata", None)  # per-module versions used by load_state_dict
         if metadata is not None:
             out._metadata = copy.deepcopy(metadata)

@@ -135,34 +135,41 @@ def _log_adopted(engine: Engine, epoch: int, study: optuna.Study, adopted: dict[
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
     """Start the workers, log each adoption as it happens, keep the bar counting."""
+    from optuna.trial import TrialState
+
     from optuna_gamma.tuner.workers import coordinate
 
     n = 1 if engine.mode == "whole" else engine.config.epochs
-    logged: set[int] = set()
+    final: dict[int, int] = {}  # complete trials of adopted epochs (they do not change)
     t_last = time.perf_counter()
     shown = [before]
 
-    def progress() -> None:
+    def progress(log: bool = True) -> None:
         nonlocal t_last
-        done = engine.count_complete()
+        names = _names(engine)
+        done = 0
+        for epoch in range(1, n + 1):
+            if epoch in final:
+                done += final[epoch]
+                continue
+            if engine.study_name(epoch) not in names:
+                continue
+            study = engine.load_study(epoch)
+            count = min(engine.plan.trials, len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+            done += count
+            adopted = study.user_attrs.get("adopted")
+            if adopted is not None:
+                final[epoch] = count
+                if log:
+                    _log_adopted(engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
+                    crash_point("coordinator_adopted")
+                t_last = time.perf_counter()
+                engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
         if engine._bar is not None and done > shown[0]:
             engine._bar.update(done - shown[0])
             shown[0] = done
-        for epoch in range(1, n + 1):
-            if epoch in logged or engine.study_name(epoch) not in _names(engine):
-                continue
-            study = engine.load_study(epoch)
-            adopted = study.user_attrs.get("adopted")
-            if adopted is not None:
-                logged.add(epoch)
-                _log_adopted(engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
-                crash_point("coordinator_adopted")
-                t_last = time.perf_counter()
-                engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
 
-    for epoch in range(1, n + 1):  # epochs adopted before this call
-        if engine.study_name(epoch) in _names(engine) and "adopted" in engine.load_study(epoch).user_attrs:
-            logged.add(epoch)
+    progress(log=False)  # epochs adopted before this call are not logged again
     ref = getattr(trainer, "_optuna_gamma_spec", None)
     trainer_ref = ("import", ref[0], ref[1]) if ref is not None else trainer
     coordinate(engine, trainer_ref, space, on_progress=progress)

@@ -34,6 +34,7 @@ import multiprocessing
 import time
 from typing import TYPE_CHECKING
 from typing import Any
+import warnings
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.engine import Engine
@@ -54,7 +55,8 @@ __all__ = ["WorkerSummary", "coordinate", "run_worker"]
 
 _logger = get_logger(__name__)
 
-#: Longest pause of a worker waiting at the epoch barrier (it starts at 50 ms and doubles).
+#: Longest pause of a worker waiting at the epoch barrier (it starts at 50 ms and doubles, up to
+#: a tenth of the worker's recent trial time, so that a short trial is not followed by a long nap).
 MAX_BACKOFF = 2.0
 
 
@@ -158,44 +160,59 @@ def _work(engine: Engine) -> WorkerSummary:
     me = worker_id()
     record = engine.run_record()
     trained = 0
-    snapshots: dict[int, Any] = {}
+    n_studies = _n_studies(engine)
+    epoch = first_open_epoch(engine) or n_studies + 1  # an adopted epoch stays adopted
+    current: tuple[int, optuna.Study, dict[str, Any], Any] | None = None
     backoff = Backoff()
-    while True:
-        epoch = first_open_epoch(engine)
-        if epoch is None:
-            reason = f"run {engine.config.run!r} is finished"
-            break
-        study = prepared_study(engine, epoch, record)
-        start = study.user_attrs["start"]
+    trial_seconds: list[float] = []
+    while epoch <= n_studies:
+        if current is None or current[0] != epoch:
+            prepared = prepared_study(engine, epoch, record)
+            if "adopted" in prepared.user_attrs:
+                epoch += 1
+                continue
+            sampler = engine.sampler_for(epoch, slot_of=lambda _study, trial: trial.number)
+            study = optuna.load_study(study_name=prepared.study_name, storage=engine.storage, sampler=sampler)
+            current = (epoch, study, prepared.user_attrs["start"], engine.start_snapshot(epoch))
+        _, study, start, snapshot = current
         n_complete, n_running, n_waiting = _counts(study)
         if n_complete >= engine.plan.trials and n_running == 0 and n_waiting == 0:
-            engine.adopt(study, epoch)
-            snapshots.clear()
+            engine.adopt(study, epoch)  # idempotent: whoever sees the barrier open may do it
+            epoch += 1
             continue
         if n_waiting == 0 and n_complete + n_running >= engine.plan.trials:
+            if "adopted" in study.user_attrs:
+                epoch += 1
+                continue
             if engine.storage_has_heartbeat():
-                optuna.storages.fail_stale_trials(study)
-            backoff.wait()  # the epoch barrier: other workers' trials are still running
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+            # The epoch barrier: other workers' trials still run. Wait a fraction of a trial.
+            backoff.longest = min(MAX_BACKOFF, max(backoff.first, 0.1 * _median(trial_seconds, MAX_BACKOFF / 0.1)))
+            backoff.wait()
             continue
         backoff.reset()
-        if epoch not in snapshots:
-            snapshots.clear()
-            snapshots[epoch] = engine.start_snapshot(epoch)
-        snapshot = snapshots[epoch]
-        sampler = engine.sampler_for(epoch, slot_of=lambda _study, trial: trial.number)
-        study = optuna.load_study(study_name=study.study_name, storage=engine.storage, sampler=sampler)
         done: list[int] = []
+        epochs = engine.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
-            return engine.trial(study, trial, None, snapshot, start, engine.epochs_of(epoch))
+            return engine.trial(study, trial, None, snapshot, start, epochs)
 
         def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             if frozen.state == TrialState.COMPLETE:
                 done.append(frozen.number)
 
+        t0 = time.perf_counter()
         engine.optimize(study, objective, 1, after)
+        trial_seconds = (trial_seconds + [time.perf_counter() - t0])[-8:]
         trained += len(done)
+    reason = f"run {engine.config.run!r} is finished"
     return WorkerSummary(worker=me, trials=trained, reason=reason)
+
+
+def _median(values: list[float], default: float) -> float:
+    return sorted(values)[len(values) // 2] if values else default
 
 
 # --------------------------------------------------------------------------- local workers

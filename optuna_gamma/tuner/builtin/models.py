@@ -114,7 +114,8 @@ def _thesis_cnn(input_shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
     for m in body.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return body
 
 
@@ -147,7 +148,8 @@ def _keras_cifar_cnn(input_shape: tuple[int, ...], n_classes: int) -> nn.Sequent
     for m in body.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)  # Keras "glorot_uniform"
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return body
 
 
@@ -157,7 +159,8 @@ def _mlp(input_shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
     for m in body.modules():
         if isinstance(m, nn.Linear):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return body
 
 

@@ -95,7 +95,7 @@ class ThesisTrainer:
             raise ValueError(f"model must be a model name or a callable seed -> module, got {model!r}")
         SearchSpace(batch_size=batch_size, weight_decay=weight_decay, momentum=momentum)  # validates
         self.model = model
-        self._load_args = dict(
+        self._load_args: dict[str, Any] = dict(
             root=data_root, subset=subset, valid_fraction=valid_fraction, seed=data_seed,
             download=download, cache_dir=cache_dir, test_subset=test_subset,
         )
