@@ -426,3 +426,85 @@ def write_figures(out: Path, name: str, figures: Sequence[Any], title: str) -> P
 def elapsed(t0: float) -> str:
     s = time.perf_counter() - t0
     return f"{s / 60:.1f} min" if s >= 120 else f"{s:.0f} s"
+
+
+# --------------------------------------------------------------------------------------------
+# running the tuner
+def tuner_config(args: Any, run: str, run_dir: Path, **kw: Any) -> Any:
+    """A :class:`~optuna_gamma.tuner.TunerConfig` with the command line's device and threads."""
+    from optuna_gamma.tuner import TunerConfig
+
+    return TunerConfig(run=run, run_dir=run_dir, device=args.device, num_threads=args.threads, progress=False, **kw)
+
+
+def run_per_epoch(
+    args: Any, trainer: Any, space: Any, run_dir: Path, *, sampler: Any, objective: Any, seed: int,
+    trials: int | None, test_after: Sequence[int],
+) -> dict[str, Any]:
+    """A per-epoch run, tested after each epoch in ``test_after`` (the run is extended in steps).
+
+    Returns a record: the schedule (lr, validation accuracy/loss, objective value and the
+    thesis's clipped kappa of the adopted trial, epoch by epoch), the test metrics at every
+    checkpoint, compute (epochs and seconds) and the wall time.
+    """
+    from optuna_gamma.tuner import tune_per_epoch
+
+    t0 = time.perf_counter()
+    tests: dict[str, Any] = {}
+    res = None
+    for e in sorted(set(test_after)):
+        res = tune_per_epoch(trainer, space, tuner_config(args, "pe", run_dir, sampler=sampler, objective=objective,
+                                                          trials_per_epoch=trials, epochs=e, seed=seed))
+        tests[str(e)] = test_metrics(res.test)
+    assert res is not None
+    schedule = []
+    for entry in res.schedule:
+        trials_e = load_trials(run_dir, f"pe/epoch-{entry.epoch:03d}")
+        adopted = next(t for t in trials_e if t.number == entry.trial_number)
+        schedule.append({
+            "epoch": entry.epoch, "lr": entry.lr, "value": entry.value,
+            "valid_accuracy": entry.metrics.get("accuracy"), "valid_loss": entry.metrics.get("loss"),
+            "kappa_clipped": adopted.user_attrs.get("kappa_clipped"),
+            "trial_lrs": [float(t.params["lr"]) for t in trials_e],
+            "trial_accuracy": [t.user_attrs.get("accuracy") for t in trials_e],
+            "n_zero_clipped": sum(1 for t in trials_e if t.user_attrs.get("kappa_clipped") == 0.0),
+            "n_diverged": sum(1 for t in trials_e if t.user_attrs.get("diverged")),
+        })
+    return {
+        "mode": "per-epoch", "sampler": res.sampler, "objective": res.objective, "seed": seed,
+        "epochs": res.epochs, "trials_per_study": res.trials_per_study, "schedule": schedule, "test": tests,
+        "compute_epochs": res.trials_trained, "compute_time": res.compute_time, "trials_reused": res.trials_reused,
+        "wall_time": time.perf_counter() - t0,
+    }
+
+
+def run_whole(
+    args: Any, trainer: Any, space: Any, run_dir: Path, *, sampler: Any, objective: Any, seed: int,
+    trials: int | None, epochs: int,
+) -> dict[str, Any]:
+    """A whole-training search (each trial trains ``epochs`` epochs at constant settings)."""
+    from optuna_gamma.tuner import tune_whole
+
+    t0 = time.perf_counter()
+    res = tune_whole(trainer, space, tuner_config(args, "wh", run_dir, sampler=sampler, objective=objective,
+                                                  trials_per_epoch=trials, epochs=epochs, seed=seed))
+    assert res.best is not None
+    return {
+        "mode": "whole", "sampler": res.sampler, "objective": res.objective, "seed": seed, "epochs": epochs,
+        "trials_per_study": res.trials_per_study, "lr": res.best.lr, "valid_accuracy": res.best.metrics.get("accuracy"),
+        "valid_loss": res.best.metrics.get("loss"), "value": res.best.value,
+        "trial_lrs": [t["params"]["lr"] for t in res.trials],
+        "trial_accuracy": [t["metrics"].get("accuracy") for t in res.trials],
+        "test": {str(epochs): test_metrics(res.test)},
+        "compute_epochs": res.trials_trained * epochs, "compute_time": res.compute_time,
+        "trials_reused": res.trials_reused, "wall_time": time.perf_counter() - t0,
+    }
+
+
+def final_test(rec: Mapping[str, Any], key: str = "accuracy") -> float | None:
+    """The test metric at the record's last checkpoint."""
+    tests = rec.get("test") or {}
+    if not tests:
+        return None
+    last = max(tests, key=int)
+    return tests[last].get(key)
