@@ -465,7 +465,7 @@ def run_per_epoch(
             "epoch": entry.epoch, "lr": entry.lr, "value": entry.value,
             "valid_accuracy": entry.metrics.get("accuracy"), "valid_loss": entry.metrics.get("loss"),
             "kappa_clipped": adopted.user_attrs.get("kappa_clipped"),
-            "trial_lrs": [float(t.params["lr"]) for t in trials_e],
+            "trial_lrs": [float(t.params.get("lr", entry.lr)) for t in trials_e],
             "trial_accuracy": [t.user_attrs.get("accuracy") for t in trials_e],
             "n_zero_clipped": sum(1 for t in trials_e if t.user_attrs.get("kappa_clipped") == 0.0),
             "n_diverged": sum(1 for t in trials_e if t.user_attrs.get("diverged")),
