@@ -195,6 +195,29 @@ def run_bo_cell(args: Any, root: str | None, seed: int, epochs: int, sampler: st
     return rec
 
 
+def run_grid_test_cell(args: Any, root: str | None, seed: int, epochs: int, n: int, lr: float) -> dict[str, Any]:
+    """Retrain grid ``n``'s best learning rate (same seed: the same training) and test it.
+
+    The grid cell keeps no model; training is deterministic on a CPU, so one more training
+    from the same seed reproduces the chosen model, whose validation accuracy is checked
+    against the grid's record (``valid_matches``).
+    """
+    from optuna_gamma.tuner import tune_whole
+
+    run_dir = args.runs_dir / NAME / f"gridtest-E{epochs}-s{seed}-{n}"
+    res = tune_whole(
+        _trainer(root, seed), tc.thesis_space(),
+        _config(args, "gt", run_dir, sampler=tc.fixed_points_sampler([lr]), trials_per_epoch=1, epochs=epochs,
+                seed=seed, objective="kappa1"),
+    )
+    assert res.best is not None
+    rec = {"kind": "gridtest", "seed": seed, "epochs": epochs, "n": n, "lr": lr,
+           "valid_accuracy": res.best.metrics.get("accuracy"), "test": tc.test_metrics(res.test),
+           "compute_time": res.compute_time}
+    tc.remove_dir(run_dir)
+    return rec
+
+
 def grid_result(cell: dict[str, Any], n: int) -> dict[str, Any]:
     """Grid ``n``'s best point (max validation accuracy, ties: lower loss) and its cost."""
     _, grids = tc.union_grid(cell["sizes"])
@@ -231,6 +254,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     )
     grids = [c for c in cells if c["kind"] == "grid"]
     bos = [c for c in cells if c["kind"] == "bo"]
+    gtests = [c for c in cells if c["kind"] == "gridtest"]
     bos_all = bos
     figures: list[Any] = []
     for epochs in (1, 50):
@@ -293,8 +317,15 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                         tc.med_iqr([c["test"].get("accuracy") for c in cs]),
                         f"{tc.median(c['lr'] for c in cs):.3f}", f"{tc.median(c['wall_time'] for c in cs):.1f}",
                     ])
+        for n in _sizes(g_e):
+            gt = [c for c in gtests if c["epochs"] == epochs and c["n"] == n]
+            if gt:
+                rows.append([f"grid {n} (best valid acc)", len(gt), tc.med_iqr([c["valid_accuracy"] for c in gt]),
+                             tc.med_iqr([c["valid_accuracy"] for c in gt]), tc.med_iqr([c["test"].get("accuracy") for c in gt]),
+                             f"{tc.median(c['lr'] for c in gt):.3f}", "-"])
         if rows:
-            lines += ["", "Model-based arms in detail (adopted = the study's best trial by its objective):", ""]
+            lines += ["", "Arms in detail (adopted = the study's best trial by its objective; a grid's model retrained "
+                      "from the same seed to test it):", ""]
             lines.append(tc.md_table(["arm", "seeds", "adopted valid acc %", "best valid acc seen %",
                                       "test acc % (adopted model)", "lr (median)", "wall s (median)"], rows))
         # target (E = 1): gamma 12 vs grid 100
@@ -323,6 +354,12 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                     lines.append(f"\nMedian over seeds {sorted(seeds)} (objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
                                  f"grid 100 {100 * b:.1f} % -> target {'met' if a >= b else 'missed'} "
                                  f"(compute 12 vs 100 epochs = 0.12 <= 1/8).")
+                    gt = [c for c in gtests if c["epochs"] == epochs and c["n"] == 100 and c["seed"] in seeds]
+                    if gt:
+                        ta = tc.median(c["test"].get("accuracy") for c in gm if c["seed"] in seeds)
+                        tb = tc.median(c["test"].get("accuracy") for c in gt)
+                        lines.append(f"On the 10,000 test images (same seeds {sorted(c['seed'] for c in gt)}): gamma "
+                                     f"{100 * ta:.1f} % vs grid 100's chosen model {100 * tb:.1f} %.")
         figures += _figures(g_e, b_e, epochs)
     # table 11: learning rates
     lines += ["", "## Learning rates found (thesis table 11: 2 + 20 trials, 1 epoch)", ""]
@@ -426,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
                     cells.add({"key": k, **run_grid_cell(args, root, seed, e, sizes)})
                     done += 1
                     print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                for n in sizes:  # test accuracy of each grid's chosen model
+                    best = grid_result(cells.records[k], n)
+                    kt = f"gridtest|E={e}|seed={seed}|N={n}"
+                    if kt not in cells:
+                        cells.add({"key": kt, **run_grid_test_cell(args, root, seed, e, n, best["lr"])})
+                        done += 1
             tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0
