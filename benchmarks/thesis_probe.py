@@ -18,6 +18,7 @@ set-up and measures the best validation accuracy over a learning-rate sweep:
 ``mlp6``            Saito's ``MultiLayerNetExtend`` as thesis table 2 literally describes it:
                     784 inputs, six hidden layers of 100 ReLU units, He init, dropout 0.5
 ``mlp6-nodrop``     the same without dropout (Saito's hyperparameter-search example)
+``mlp6-0-1``, ``mlp6-nodrop-0-1``   the two MLPs on inputs scaled to [0, 1] (Saito's data loader)
 
 Every variant trains each learning rate of a log-spaced sweep (16 values in [0.001, 0.5]) for
 ``--epochs`` epochs from the same seeded initial weights, with the same batch order per seed,
@@ -47,7 +48,7 @@ from benchmarks import thesis_common as tc  # noqa: E402
 
 NAME = "thesis_probe"
 VARIANTS = ("baseline", "inputs-0-1", "init-keras", "init-torch", "batch-10", "batch-1", "momentum-0.9",
-            "mlp6", "mlp6-nodrop")
+            "mlp6", "mlp6-nodrop", "mlp6-0-1", "mlp6-nodrop-0-1")
 LRS = tuple(float(v) for v in np.geomspace(0.001, 0.5, 16))
 
 
@@ -100,7 +101,7 @@ def make_trainer(variant: str, root: str | None, seed: int) -> tuple[Any, dict[s
     hp: dict[str, Any] = {"batch_size": 50, "momentum": 0.0}
     model: Any = "thesis-cnn"
     data: Any = "mnist"
-    if variant == "inputs-0-1":
+    if variant.endswith("0-1"):
         d = load_dataset("mnist", root, subset=500, seed=seed)
         mean = torch.tensor(d.mean).view(1, -1, 1, 1)
         std = torch.tensor(d.std).view(1, -1, 1, 1)
@@ -109,7 +110,7 @@ def make_trainer(variant: str, root: str | None, seed: int) -> tuple[Any, dict[s
             return dataclasses.replace(s, x=(s.x * std + mean).contiguous())
 
         data = dataclasses.replace(d, train=unstd(d.train), valid=unstd(d.valid), test=unstd(d.test))
-    elif variant in ("init-keras", "init-torch"):
+    if variant in ("init-keras", "init-torch"):
         how = variant.split("-")[1]
 
         def model(s: int, how: str = how) -> Any:
@@ -120,14 +121,14 @@ def make_trainer(variant: str, root: str | None, seed: int) -> tuple[Any, dict[s
         hp["batch_size"] = 1
     elif variant == "momentum-0.9":
         hp["momentum"] = 0.9
-    elif variant in ("mlp6", "mlp6-nodrop"):
-        p = 0.5 if variant == "mlp6" else 0.0
+    elif variant.startswith("mlp6"):
+        p = 0.0 if "nodrop" in variant else 0.5
 
         def model(s: int, p: float = p) -> Any:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(s)
                 return mlp6(p)
-    elif variant != "baseline":
+    elif variant not in ("baseline", "inputs-0-1"):
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     trainer = ThesisTrainer(data, root, model=model, subset=500, data_seed=seed) if isinstance(data, str) else \
         ThesisTrainer(data, model=model)
