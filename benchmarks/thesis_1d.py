@@ -131,6 +131,30 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
         headers += [f"evals to {tol:g}: median [Q1, Q3]", "mean", f"reached (<= {budget})", "reached (<= 12)"]
     headers.append("ms CPU / evaluation")
     lines.append(tc.md_table(headers, rows))
+    lines += ["", "Paired by seed (the three GammaBO modes start from the same two random points for a seed; GPSampler draws its own): evaluations "
+              "of student_t minus those of the other sampler; W/T/L = student_t needed fewer / as many / more; p = "
+              "two-sided sign test over the non-tied seeds.", ""]
+    rows = []
+    from scipy.stats import binomtest
+
+    for det in (False, True):
+        ref = {c["seed"]: c for c in groups.get(("student_t", det), [])}
+        for other in SAMPLERS[1:]:
+            for tol in TOLERANCES:
+                diffs = []
+                for c in groups.get((other, det), []):
+                    if c["seed"] in ref:
+                        a = ref[c["seed"]][f"evals_{tol:g}"] or ref[c["seed"]]["budget"] + 1
+                        b = c[f"evals_{tol:g}"] or c["budget"] + 1
+                        diffs.append(a - b)
+                if not diffs:
+                    continue
+                w, t, l_ = sum(d < 0 for d in diffs), sum(d == 0 for d in diffs), sum(d > 0 for d in diffs)
+                pval = binomtest(w, w + l_).pvalue if w + l_ else 1.0
+                rows.append([f"student_t vs {other}", "yes" if det else "no", f"{tol:g}", len(diffs),
+                             f"{np.mean(diffs):+.2f}", f"{w}/{t}/{l_}", f"{pval:.2f}"])
+    lines.append(tc.md_table(["pair", "deterministic_objective", "tolerance", "seeds", "mean difference (evals)",
+                              "W/T/L", "sign test p"], rows))
     lines.append("")
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
