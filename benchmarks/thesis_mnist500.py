@@ -50,6 +50,8 @@ from benchmarks import thesis_common as tc  # noqa: E402
 NAME = "thesis_mnist500"
 GRID_SIZES = (100, 200, 300, 400, 500)
 BO_SAMPLERS = ("gaussian", "gamma")
+#: The same samplers searching ``lr`` on a log scale over [0.001, 0.5] (not in the thesis).
+LOG_SAMPLERS = ("gaussian-loglr", "gamma-loglr")
 BO_OBJECTIVES = ("accuracy", "kappa1")
 
 #: Thesis tables 8-10 (accuracy %, learning time s) and 11 (learning rates), by grid size.
@@ -167,13 +169,18 @@ def run_grid_cell(args: Any, root: str | None, seed: int, epochs: int, sizes: li
 
 
 def run_bo_cell(args: Any, root: str | None, seed: int, epochs: int, sampler: str, obj: str, trials: int) -> dict[str, Any]:
+    """A model-based search; ``sampler`` ``"gamma-loglr"`` etc. searches ``lr`` on a log scale."""
+    from optuna_gamma.tuner import SearchSpace
     from optuna_gamma.tuner import tune_whole
 
+    base, _, scale = sampler.partition("-")
+    space = SearchSpace(lr_low=tc.THESIS_LR_LOW, lr_high=tc.THESIS_LR_HIGH, lr_log=True) if scale == "loglr" \
+        else tc.thesis_space()
     run_dir = args.runs_dir / NAME / f"bo-E{epochs}-s{seed}-{sampler}-{obj}-T{trials}"
     t0 = time.perf_counter()
     res = tune_whole(
-        _trainer(root, seed), tc.thesis_space(),
-        _config(args, "bo", run_dir, sampler=sampler, trials_per_epoch=trials, epochs=epochs, seed=seed,
+        _trainer(root, seed), space,
+        _config(args, "bo", run_dir, sampler=base, trials_per_epoch=trials, epochs=epochs, seed=seed,
                 objective=tc.objective(obj)),
     )
     rows = [
@@ -232,6 +239,12 @@ def grid_result(cell: dict[str, Any], n: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # summary
+def _smps(bo_cells: list[dict[str, Any]]) -> list[str]:
+    """The model-based arms that were run (linear lr first, then log lr)."""
+    have = {c["sampler"] for c in bo_cells}
+    return [s for s in BO_SAMPLERS + LOG_SAMPLERS if s in have]
+
+
 def _objs(bo_cells: list[dict[str, Any]]) -> list[str]:
     """The objectives that were run, in :data:`thesis_common.OBJECTIVES` order."""
     have = {c["objective"] for c in bo_cells}
@@ -283,13 +296,16 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                 f"{tc.median(h['lr'] for h in have):.3f}" + (f" (thesis t.11: {lr_t})" if lr_t else ""),
             ])
         for trials in sorted({c['trials_per_study'] for c in b_e}):
-            for smp in BO_SAMPLERS:
+            for smp in _smps(bos_all):
                 for obj in _objs(bos_all):
                     cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
                     if not cs:
                         continue
-                    ref = (THESIS[epochs]["avg"][smp] if trials == 12 else THESIS["e1_t22"]["avg"][smp]
+                    th_s = smp.split("-")[0]
+                    ref = (THESIS[epochs]["avg"][th_s] if trials == 12 else THESIS["e1_t22"]["avg"][th_s]
                            if trials == 22 else ("-", "-"))
+                    if smp != th_s:
+                        ref = ("-", "-")
                     rows.append([
                         f"{smp} 2+{trials - 2} ({obj})", f"{ref[0]} (avg)", tc.med_iqr([c["valid_accuracy"] for c in cs]),
                         ",".join(str(c["seed"]) for c in sorted(cs, key=lambda c: c["seed"])),
@@ -306,7 +322,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         # BO detail: best seen, test accuracy
         rows = []
         for trials in sorted({c['trials_per_study'] for c in b_e}):
-            for smp in BO_SAMPLERS:
+            for smp in _smps(bos_all):
                 for obj in _objs(bos_all):
                     cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
                     if not cs:
@@ -345,13 +361,13 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                                  f"{c['compute_time']:.1f}/{g[0]['seconds']:.1f} = {c['compute_time'] / g[0]['seconds']:.2f}"])
             lines.append(tc.md_table(["gamma objective", "seed", "gamma 2+10 valid acc %", "grid-100 best valid acc %",
                                       "gamma >= grid", "compute ratio (epochs)", "compute ratio (seconds)"], rows))
-            for obj in _objs(bos_all):
-                gm = [c for c in b_e if c["sampler"] == "gamma" and c["objective"] == obj and c["trials_per_study"] == 12]
+            for smp, obj in [(sm, o) for sm in ("gamma", "gamma-loglr") for o in _objs(bos_all)]:
+                gm = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == 12]
                 seeds = {c["seed"] for c in gm} & {x["seed"] for x in g_e if 100 in x["sizes"]}
                 if seeds:
                     a = tc.median(c["valid_accuracy"] for c in gm if c["seed"] in seeds)
                     b = tc.median(grid_result(x, 100)["valid_accuracy"] for x in g_e if x["seed"] in seeds and 100 in x["sizes"])
-                    lines.append(f"\nMedian over seeds {sorted(seeds)} (objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
+                    lines.append(f"\nMedian over seeds {sorted(seeds)} ({smp}, objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
                                  f"grid 100 {100 * b:.1f} % -> target {'met' if a >= b else 'missed'} "
                                  f"(compute 12 vs 100 epochs = 0.12 <= 1/8).")
                     gt = [c for c in gtests if c["epochs"] == epochs and c["n"] == 100 and c["seed"] in seeds]
@@ -375,7 +391,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                      f"{t['gaussian'][n][2]}", f"{t['gamma'][n][2]}"])
     lines.append(tc.md_table(["grid N", "thesis grid lr", "ours grid lr (per seed)", "thesis Gaussian lr",
                               "thesis Gamma lr"], rows))
-    for smp in BO_SAMPLERS:
+    for smp in _smps(bos_all):
         for obj in _objs(bos_all):
             cs = sorted((c for c in b1 if c["sampler"] == smp and c["objective"] == obj), key=lambda c: c["seed"])
             if cs:
@@ -414,7 +430,7 @@ def _figures(g_e: list[dict[str, Any]], b_e: list[dict[str, Any]], epochs: int) 
         if have:
             fig.add_trace(go.Box(x=[n * epochs] * len(have), y=[h["valid_accuracy"] for h in have], name=f"grid {n}",
                                  boxpoints="all"))
-    for smp in BO_SAMPLERS:
+    for smp in _smps(bos_all):
         for obj in _objs(bos_all):
             for trials in sorted({c['trials_per_study'] for c in b_e}):
                 cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
@@ -433,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid-sizes", type=int, nargs="+", default=None, help="override the grid sizes (all seeds)")
     p.add_argument("--chunk", type=int, default=100, help="grid points per tuner study (default 100)")
     p.add_argument("--bo-trials", type=int, nargs="+", default=None, help="override the BO trial counts (12 22)")
-    p.add_argument("--samplers", nargs="+", default=None, choices=BO_SAMPLERS)
+    p.add_argument("--samplers", nargs="+", default=None, choices=BO_SAMPLERS + LOG_SAMPLERS,
+                   help="model-based arms (default gaussian gamma; *-loglr: lr on a log scale)")
     p.add_argument("--objectives", nargs="+", default=None, choices=tc.OBJECTIVES)
     args = p.parse_args(argv)
     name = args.tag or NAME
