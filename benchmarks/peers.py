@@ -13,6 +13,9 @@ Arms:
 ``pe-gamma``, ``pe-gaussian``, ``pe-gp``, ``pe-grid12``, ``pe-gamma-kappa2``
     the tuner's per-epoch mode (thesis fig. 8) with ``GammaBOSampler`` (Student-t; Gaussian),
     Optuna's ``GPSampler``, a 12-point log grid per epoch, and Gamma with kappa_2: ``B`` epochs.
+``pe-gamma-t4``
+    per-epoch gamma with 4 trials per epoch (2 start-up + 2 BO) for ``3 E`` epochs: the same
+    budget ``B`` spent on more epochs and fewer trials (not in the thesis).
 ``fixed-0.01``, ``fixed-0.1``
     one training at a constant learning rate (Keras's SGD default, and ten times it), tested
     after ``E`` epochs (compute ``E``) and after ``B`` epochs (the whole budget on one model).
@@ -67,8 +70,10 @@ NAME = "peers"
 LR_LOW, LR_HIGH = 1e-3, 0.5
 TRIALS = 12
 PER_EPOCH = ("pe-gamma", "pe-gaussian", "pe-gp", "pe-grid12", "pe-gamma-kappa2")
+#: Per-epoch gamma with 4 trials per epoch for 3 E epochs: the same budget spent on depth.
+DEEP = ("pe-gamma-t4",)
 PEERS = ("fixed-0.01", "fixed-0.1", "grid12-best", "grid11-cosine", "tpe-whole", "gp-whole", "pbt", "pb2")
-ARMS = PER_EPOCH + PEERS
+ARMS = PER_EPOCH + DEEP + PEERS
 DATASETS = {"mnist": 500, "fashion-mnist": 1000}
 
 
@@ -139,6 +144,9 @@ def run_tuner_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: i
         obj = "kappa2" if arm == "pe-gamma-kappa2" else "kappa1"
         rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler=sampler, objective=obj, seed=seed,
                                trials=TRIALS, test_after=[epochs])
+    elif arm == "pe-gamma-t4":
+        rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler="gamma", objective="kappa1", seed=seed,
+                               trials=4, test_after=[3 * epochs])
     elif arm in ("fixed-0.01", "fixed-0.1"):
         rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler=arm.replace("-", ":"), objective="kappa1",
                                seed=seed, trials=1, test_after=[epochs, budget])
@@ -450,7 +458,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                 extra = f" ({int(ep)} epochs)"
             rows.append([
                 arm + extra, len(cs), f"{ep:.0f}", tc.med_iqr([p[i][1] for p in pts]), tc.pct(tc.median(p[i][2] for p in pts)),
-                tc.pct(tc.median(_valid_acc(c) for c in cs), 1),
+                tc.pct(tc.median(_valid_acc(c) for c in cs), 1) if i == len(pts[0]) - 1 else "-",
                 f"{tc.median(c['compute_time'] for c in cs) * (ep / max(tc.median(c['compute_epochs'] for c in cs), 1)):.0f}",
                 f"{tc.median(c['wall_time'] for c in cs):.0f}",
                 f"{tc.median(_final_lr(c) for c in cs):.3g}",
@@ -460,26 +468,27 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     # target: per-epoch gamma vs PBT and PB2, paired by seed
     lines += ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
     rows = []
-    for other in ("pbt", "pb2", "pe-gaussian", "pe-gp", "grid12-best", "grid11-cosine", "tpe-whole", "gp-whole",
-                  "fixed-0.1", "fixed-0.01"):
-        diffs = []
+    for other in ("pbt", "pb2", "pe-gaussian", "pe-gp", "pe-grid12", "pe-gamma-kappa2", "pe-gamma-t4", "grid12-best",
+                  "grid11-cosine", "tpe-whole", "gp-whole", "fixed-0.1", "fixed-0.01"):
+        pairs = []
         for c in cells:
             if c["arm"] != "pe-gamma":
                 continue
             o = [x for x in cells if x["arm"] == other and x["seed"] == c["seed"]]
             if o:
-                oe = [p for p in _points(o[0]) if p[0] <= c["compute_epochs"]]
+                # the other method's best point within the same budget B (a fixed lr: after B epochs)
+                oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]]
                 if oe:
-                    diffs.append(_points(c)[0][1] - oe[-1][1])
-        if diffs:
-            g = tc.median(_points(c)[0][1] for c in cells if c["arm"] == "pe-gamma" and
-                          any(x["arm"] == other and x["seed"] == c["seed"] for x in cells))
-            oth = tc.median([p for p in _points(x) if p[0] <= b][-1][1] for x in cells if x["arm"] == other)
+                    pairs.append((_points(c)[0][1], oe[-1][1]))
+        if pairs:
+            diffs = [a - o for a, o in pairs]
+            g, oth = tc.median(a for a, _ in pairs), tc.median(o for _, o in pairs)
             rows.append([other, len(diffs), tc.pct(g, 2), tc.pct(oth, 2), f"{100 * tc.median(diffs):+.2f}",
                          f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
                          "yes" if g >= oth else "no"])
-    lines.append(tc.md_table(["vs", "pairs", "pe-gamma median %", "other median % (<= B epochs)",
+    lines.append(tc.md_table(["vs", "pairs", "pe-gamma median %", "other median %",
                               "median paired diff (points)", "gamma W/T/L", "gamma >= other (medians)"], rows))
+    lines += ["", "Both medians over the seeds where both ran; a fixed learning rate is taken after B epochs."]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, f"{name}_{dataset}", ".md", text)
 
@@ -500,7 +509,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                       xaxis_title="training epochs", xaxis_type="log", yaxis_title="test accuracy")
     figs = [fig]
     fig = go.Figure()
-    for arm in ("pe-gamma", "pe-gaussian", "pe-gp", "pe-gamma-kappa2", "pe-grid12"):
+    for arm in ("pe-gamma", "pe-gaussian", "pe-gp", "pe-gamma-kappa2", "pe-grid12", "pe-gamma-t4"):
         for c in cells:
             if c["arm"] == arm and c["seed"] == seeds[0]:
                 fig.add_trace(go.Scatter(x=[s["epoch"] for s in c["schedule"]], y=[s["lr"] for s in c["schedule"]],

@@ -210,13 +210,15 @@ def test_population_member_step_without_ray() -> None:
 def test_peers_tuner_arms_spend_the_same_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed))
     out = tmp_path / "out"
-    arms = ["pe-gamma", "fixed-0.1", "grid11-cosine", "tpe-whole"]
+    arms = ["pe-gamma", "pe-gamma-t4", "fixed-0.1", "grid11-cosine", "tpe-whole"]
     assert peers.main(["--dataset", "mnist", "--seeds", "0", "--epochs", "1", "--arms", *arms, "--out", str(out),
                        "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
     cells = {c["arm"]: c for c in tc.Cells(out / "peers.jsonl").values()}
     assert set(cells) == set(arms)
     assert cells["pe-gamma"]["compute_epochs"] + cells["pe-gamma"]["trials_reused"] == 12
     assert cells["tpe-whole"]["compute_epochs"] + cells["tpe-whole"]["trials_reused"] == 12
+    assert cells["pe-gamma-t4"]["compute_epochs"] + cells["pe-gamma-t4"]["trials_reused"] == 12
+    assert cells["pe-gamma-t4"]["epochs"] == 3
     assert cells["grid11-cosine"]["compute_epochs"] == 12
     assert set(cells["fixed-0.1"]["test"]) == {"1", "12"}  # after E and after B = 12 E epochs
     assert [p[0] for p in peers._points(cells["fixed-0.1"])] == [1, 12]
