@@ -562,10 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             for arm in args.arms:
                 k = f"{args.dataset}|subset={subset}|E={epochs}|seed={seed}|{arm}"
-                if k not in cells:
-                    cells.add({"key": k, **run_cell(args, arm, args.dataset, subset, seed, epochs, root)})
-                    done += 1
-                    print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                done += tc.run_once(cells, k, lambda: run_cell(args, arm, args.dataset, subset, seed, epochs, root), t0)
         tc.finish_meta(args.out, f"{name}_{args.dataset}", cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name, args.dataset))
     return 0

@@ -185,13 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=30, help="evaluations per run (default 30)")
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     p.add_argument("--deterministic", choices=("both", "yes", "no"), default="both")
-    args = p.parse_args(argv)
+    args, name, cells = tc.start(p, argv, NAME)
     seeds = tc.parse_seeds(args.seeds)
-    name = args.tag or NAME
-    tc.quiet()
-    tc.set_threads(args.threads)
     _, maximum = true_maximum()
-    cells = tc.Cells(args.out / f"{name}.jsonl")
     if not args.summary_only:
         tc.write_meta(args.out, name, {"seeds": seeds, "budget": args.budget, "samplers": args.samplers})
         t0 = time.perf_counter()
@@ -201,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in args.samplers:
                 for seed in seeds:
                     k = key(s, seed, det, args.budget)
-                    if k in cells:
-                        continue
-                    cells.add({"key": k, **run_cell(s, seed, det, args.budget, maximum)})
-                    done += 1
+                    done += tc.run_once(cells, k, lambda: run_cell(s, seed, det, args.budget, maximum), t0)
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
         print(f"{NAME}: {done} new cells in {tc.elapsed(t0)}")
     print(summarize(cells.values(), maximum, args.out, name))

@@ -62,19 +62,13 @@ def experiment(args) -> pe.Experiment:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = tc.common_parser(__doc__ or "", seeds="")
+def _add_args(p) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs (10; --full 50)")
     p.add_argument("--subset", type=int, default=5000, help="training images on a CPU (train + validation)")
-    p.add_argument("--grid-size", type=int, default=None, help="learning rates of the grid per epoch (12; --full 100)")
-    p.add_argument("--arms", nargs="+", default=list(pe.ARMS), choices=pe.ARMS)
-    args = p.parse_args(argv)
-    tc.quiet()
-    tc.set_threads(args.threads)
-    exp = experiment(args)
-    cells = pe.run(args, exp, args.arms)
-    print(pe.summarize(exp, cells.values(), args.out))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return pe.main(__doc__ or "", experiment, _add_args, argv)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ def common_parser(description: str, *, seeds: str) -> argparse.ArgumentParser:
     return p
 
 
+def start(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> tuple[argparse.Namespace, str, Cells]:
+    """Parse the command line, quiet the logs, set the threads; the results name and its cells."""
+    args = parser.parse_args(argv)
+    name = args.tag or name
+    quiet()
+    set_threads(args.threads)
+    return args, name, Cells(args.out / f"{name}.jsonl")
+
+
 def data_root(arg: str | None, *, required: bool = True) -> str | None:
     """The data root: ``arg``, else ``$OPTUNA_GAMMA_DATA_ROOT``; never a hard-coded path."""
     root = arg or os.environ.get("OPTUNA_GAMMA_DATA_ROOT")
@@ -170,6 +179,15 @@ class Cells:
 
     def values(self) -> list[dict[str, Any]]:
         return list(self.records.values())
+
+
+def run_once(cells: Cells, key: str, fn: Callable[[], dict[str, Any]], t0: float) -> int:
+    """Run the cell ``key`` unless it is done: ``fn()`` makes its record. Returns 1 if it ran."""
+    if key in cells:
+        return 0
+    cells.add({"key": key, **fn()})
+    print(f"{key}: done ({elapsed(t0)})", flush=True)
+    return 1
 
 
 def _jsonable(obj: Any) -> Any:

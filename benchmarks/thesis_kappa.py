@@ -187,11 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     p.add_argument("--objectives", nargs="+", default=list(tc.OBJECTIVES), choices=tc.OBJECTIVES)
-    args = p.parse_args(argv)
-    name = args.tag or NAME
-    tc.quiet()
-    tc.set_threads(args.threads)
-    cells = tc.Cells(args.out / f"{name}.jsonl")
+    args, name, cells = tc.start(p, argv, NAME)
     if not args.summary_only:
         root = tc.data_root(args.data_root)
         seeds = tc.parse_seeds(args.seeds)
@@ -204,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in (grid_seeds if smp == "grid" else seeds):
                 for obj in args.objectives:
                     k = f"{smp}|{obj}|seed={seed}|E={args.epochs}" + (f"|N={args.grid_size}" if smp == "grid" else "")
-                    if k not in cells:
-                        cells.add({"key": k, **run_cell(args, root, seed, smp, obj, args.epochs)})
-                        done += 1
-                        print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                    done += tc.run_once(cells, k, lambda: run_cell(args, root, seed, smp, obj, args.epochs), t0)
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

@@ -452,11 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samplers", nargs="+", default=None, choices=BO_SAMPLERS + LOG_SAMPLERS,
                    help="model-based arms (default gaussian gamma; *-loglr: lr on a log scale)")
     p.add_argument("--objectives", nargs="+", default=None, choices=tc.OBJECTIVES)
-    args = p.parse_args(argv)
-    name = args.tag or NAME
-    tc.quiet()
-    tc.set_threads(args.threads)
-    cells = tc.Cells(args.out / f"{name}.jsonl")
+    args, name, cells = tc.start(p, argv, NAME)
     if not args.summary_only:
         root = tc.data_root(args.data_root)
         seeds = tc.parse_seeds(args.seeds) if args.seeds else None
@@ -470,22 +466,14 @@ def main(argv: list[str] | None = None) -> int:
             e = pl["epochs"]
             for seed, smp, obj, trials in pl["bo"]:
                 k = f"bo|E={e}|seed={seed}|{smp}|{obj}|T={trials}"
-                if k not in cells:
-                    cells.add({"key": k, **run_bo_cell(args, root, seed, e, smp, obj, trials)})
-                    done += 1
-                    print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                done += tc.run_once(cells, k, lambda: run_bo_cell(args, root, seed, e, smp, obj, trials), t0)
             for seed, sizes in pl["grids"].items():
                 k = f"grid|E={e}|seed={seed}|sizes={','.join(map(str, sizes))}"
-                if k not in cells:
-                    cells.add({"key": k, **run_grid_cell(args, root, seed, e, sizes)})
-                    done += 1
-                    print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                done += tc.run_once(cells, k, lambda: run_grid_cell(args, root, seed, e, sizes), t0)
                 for n in sizes:  # test accuracy of each grid's chosen model
                     best = grid_result(cells.records[k], n)
                     kt = f"gridtest|E={e}|seed={seed}|N={n}"
-                    if kt not in cells:
-                        cells.add({"key": kt, **run_grid_test_cell(args, root, seed, e, n, best["lr"])})
-                        done += 1
+                    done += tc.run_once(cells, kt, lambda: run_grid_test_cell(args, root, seed, e, n, best["lr"]), t0)
             tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

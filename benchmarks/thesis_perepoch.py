@@ -16,6 +16,7 @@ recorded. The model-based arms search ``lr`` linearly in [0.001, 0.5].
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -85,12 +86,24 @@ def run(args: Any, exp: Experiment, arms: list[str]) -> tc.Cells:
     for seed in exp.seeds:
         for arm in arms:
             k = f"{arm}|seed={seed}|E={exp.epochs}|subset={exp.subset}|G={exp.grid_size}"
-            if k not in cells:
-                cells.add({"key": k, **run_cell(args, exp, root, seed, arm)})
-                done += 1
-                print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+            done += tc.run_once(cells, k, lambda: run_cell(args, exp, root, seed, arm), t0)
     tc.finish_meta(args.out, exp.name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     return cells
+
+
+def main(doc: str, make: Callable[[Any], Experiment], add_args: Callable[[Any], None], argv: list[str] | None) -> int:
+    """The command line of a per-epoch comparison module (``make(args)`` builds its experiment)."""
+    p = tc.common_parser(doc, seeds="")
+    add_args(p)
+    p.add_argument("--grid-size", type=int, default=None, help="learning rates of the grid per epoch (12; --full 100)")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    args = p.parse_args(argv)
+    tc.quiet()
+    tc.set_threads(args.threads)
+    exp = make(args)
+    cells = run(args, exp, args.arms)
+    print(summarize(exp, cells.values(), args.out))
+    return 0
 
 
 def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:

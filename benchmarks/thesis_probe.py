@@ -236,11 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="epochs per training (accuracy after each)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--n-lrs", type=int, default=len(LRS), help="points of the log lr sweep in [0.001, 0.5]")
-    args = p.parse_args(argv)
-    name = args.tag or NAME
-    tc.quiet()
-    tc.set_threads(args.threads)
-    cells = tc.Cells(args.out / f"{name}.jsonl")
+    args, name, cells = tc.start(p, argv, NAME)
     lrs = tuple(float(v) for v in np.geomspace(0.001, 0.5, args.n_lrs))
     if not args.summary_only:
         root = tc.data_root(args.data_root)
@@ -251,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         for v in args.variants:
             for seed in seeds:
                 k = f"{v}|seed={seed}|E={args.epochs}|n_lrs={len(lrs)}"
-                if k not in cells:
-                    cells.add({"key": k, **sweep(v, root, seed, args.epochs, lrs, args.device)})
-                    done += 1
-                    print(f"{k}: done ({tc.elapsed(t0)})", flush=True)
+                done += tc.run_once(cells, k, lambda: sweep(v, root, seed, args.epochs, lrs, args.device), t0)
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

@@ -252,3 +252,25 @@ def test_probe_variants_build(data_root: Path) -> None:
     keras = thesis_probe._reinit(thesis_probe.mlp6(0.0), "keras", 0)
     w = keras[1].weight.detach()
     assert float(w.abs().max()) <= math.sqrt(6 / (784 + 100)) + 1e-6
+
+
+# ------------------------------------------------------------------------------- tables 6-7
+def test_per_epoch_comparison_tests_at_each_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import thesis_cifar10
+    from benchmarks import thesis_mnist_full
+
+    monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
+    out = tmp_path / "out"
+    assert thesis_mnist_full.main(["--seeds", "0", "--epochs", "2", "--grid-size", "2", "--arms", "grid", "gamma-kappa2",
+                                   "--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    cells = {c["arm"]: c for c in tc.Cells(out / "thesis_mnist_full.jsonl").values()}
+    assert set(cells) == {"grid", "gamma-kappa2"}
+    assert set(cells["grid"]["test"]) == {"1", "2"} and cells["gamma-kappa2"]["objective"] == "kappa2"
+    assert cells["grid"]["compute_epochs"] + cells["grid"]["trials_reused"] == 4
+    assert "98.61 / 99.9 / 98.62 / 98.56" in (out / "thesis_mnist_full.md").read_text()  # thesis table 6, epoch 2
+    args = argparse.Namespace(full=False, seeds="", epochs=3, subset=5000, grid_size=None, tag=None)
+    exp = thesis_cifar10.experiment(args)
+    assert exp.test_after == (1, 3) and exp.subset == 5000 and exp.grid_size == 12
+    args.full, args.epochs = True, None
+    full = thesis_cifar10.experiment(args)
+    assert full.epochs == 50 and full.subset is None and full.test_after == (1, 10, 20, 50) and full.grid_size == 100
