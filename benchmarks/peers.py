@@ -417,7 +417,12 @@ def run_cell(args: Any, arm: str, dataset: str, subset: int | None, seed: int, e
 
 
 def _points(c: dict[str, Any]) -> list[tuple[int, float | None, float | None]]:
-    """(compute epochs, test accuracy, test MCC) points of a cell (two for the fixed arms)."""
+    """(compute epochs, test accuracy, test MCC) points of a cell (two for the fixed arms).
+
+    A run that stopped (every trial of an epoch diverged) has no test point: ``[]``.
+    """
+    if c.get("failed"):
+        return []
     if c["arm"].startswith("fixed-"):
         return [(int(e), t.get("accuracy"), t.get("mcc")) for e, t in sorted(c["test"].items(), key=lambda kv: int(kv[0]))]
     last = max(c["test"], key=int)
@@ -446,8 +451,14 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         "",
     ]
     rows = []
+    failures = []
     for arm in ARMS:
-        cs = [c for c in cells if c["arm"] == arm]
+        failed = [c for c in cells if c["arm"] == arm and c.get("failed")]
+        if failed:
+            failures.append(f"`{arm}`: seed(s) {', '.join(str(c['seed']) for c in failed)} stopped after "
+                            f"{', '.join(str(c.get('epochs_adopted')) for c in failed)} adopted epochs "
+                            f"({failed[0]['failed'].split(';')[0]})")
+        cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
         if not cs:
             continue
         pts = [_points(c) for c in cs]
@@ -465,6 +476,9 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
             ])
     lines.append(tc.md_table(["method", "seeds", "compute (epochs)", "test acc % median [Q1, Q3]", "test MCC %",
                               "valid acc % (selected)", "train+valid s", "wall s", "final lr (median)"], rows))
+    if failures:
+        lines += ["", "Runs that stopped because every trial of an epoch diverged (left out of the medians above; "
+                  "in the pairs below they count as losses): " + "; ".join(failures) + "."]
     # target: per-epoch gamma vs PBT and PB2, paired by seed
     lines += ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
     rows = []
@@ -476,10 +490,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                 continue
             o = [x for x in cells if x["arm"] == other and x["seed"] == c["seed"]]
             if o:
-                # the other method's best point within the same budget B (a fixed lr: after B epochs)
-                oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]]
-                if oe:
-                    pairs.append((_points(c)[0][1], oe[-1][1]))
+                # the other method's best point within the same budget B (a fixed lr: after B epochs);
+                # a run that stopped on divergence scores 0
+                oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]] or [(0, 0.0, 0.0)]
+                mine = _points(c) or [(0, 0.0, 0.0)]
+                pairs.append((mine[0][1], oe[-1][1]))
         if pairs:
             diffs = [a - o for a, o in pairs]
             g, oth = tc.median(a for a, _ in pairs), tc.median(o for _, o in pairs)
@@ -494,7 +509,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
 
     fig = go.Figure()
     for arm in ARMS:
-        cs = [c for c in cells if c["arm"] == arm]
+        cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
         if not cs:
             continue
         pts = [_points(c) for c in cs]
@@ -511,7 +526,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     fig = go.Figure()
     for arm in ("pe-gamma", "pe-gaussian", "pe-gp", "pe-gamma-kappa2", "pe-grid12", "pe-gamma-t4"):
         for c in cells:
-            if c["arm"] == arm and c["seed"] == seeds[0]:
+            if c["arm"] == arm and c["seed"] == seeds[0] and c.get("schedule"):
                 fig.add_trace(go.Scatter(x=[s["epoch"] for s in c["schedule"]], y=[s["lr"] for s in c["schedule"]],
                                          mode="lines+markers", name=arm))
     for arm in ("pbt", "pb2"):

@@ -465,14 +465,19 @@ def run_per_epoch(
     thesis's clipped kappa of the adopted trial, epoch by epoch), the test metrics at every
     checkpoint, compute (epochs and seconds) and the wall time.
     """
+    from optuna_gamma.tuner import AllTrialsDivergedError
     from optuna_gamma.tuner import tune_per_epoch
 
     t0 = time.perf_counter()
     tests: dict[str, Any] = {}
     res = None
     for e in sorted(set(test_after)):
-        res = tune_per_epoch(trainer, space, tuner_config(args, "pe", run_dir, sampler=sampler, objective=objective,
-                                                          trials_per_epoch=trials, epochs=e, seed=seed))
+        try:
+            res = tune_per_epoch(trainer, space, tuner_config(args, "pe", run_dir, sampler=sampler, objective=objective,
+                                                              trials_per_epoch=trials, epochs=e, seed=seed))
+        except AllTrialsDivergedError as err:
+            # The run stops as it would for a user; the cell records the failure and its cost.
+            return failed_run(run_dir, str(err), seed=seed, trials=trials, wall=time.perf_counter() - t0, tests=tests)
         tests[str(e)] = test_metrics(res.test)
     assert res is not None
     schedule = []
@@ -494,6 +499,26 @@ def run_per_epoch(
         "compute_epochs": res.trials_trained, "compute_time": res.compute_time, "trials_reused": res.trials_reused,
         "wall_time": time.perf_counter() - t0,
     }
+
+
+def failed_run(run_dir: Path, why: str, *, seed: int, trials: int | None, wall: float,
+               tests: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of a per-epoch run that stopped because every trial of an epoch diverged."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{Path(run_dir) / 'optuna.db'}"
+    n_epochs = epochs_done = 0
+    seconds = 0.0
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        n_epochs += sum(1 for t in done if "reused_from" not in t.user_attrs)
+        seconds += sum(trial_seconds(t) for t in done)
+        epochs_done += int("adopted" in study.user_attrs)
+    return {"mode": "per-epoch", "failed": why, "seed": seed, "trials_per_study": trials, "epochs_adopted": epochs_done,
+            "schedule": [], "test": dict(tests), "compute_epochs": n_epochs, "compute_time": seconds,
+            "trials_reused": 0, "wall_time": wall}
 
 
 def run_whole(

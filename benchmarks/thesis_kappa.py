@@ -90,6 +90,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         "(accuracies in whole points).",
         "",
     ]
+    failed = [c for c in cells if c.get("failed")]
+    if failed:
+        lines += ["Stopped runs (every trial of an epoch diverged; left out below): " + "; ".join(
+            f"{c['arm']} / {c['objective_name']} seed {c['seed']} after {c.get('epochs_adopted')} epochs" for c in failed), ""]
+    cells = [c for c in cells if not c.get("failed")]
     rows = []
     epochs = sorted({int(e) for c in cells for e in c["test"]})
     for e in epochs:

@@ -111,6 +111,11 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
     from plotly.subplots import make_subplots
 
     lines = [f"# {exp.title}", "", exp.notes, ""]
+    failed = [c for c in cells if c.get("failed")]
+    if failed:
+        lines += ["Stopped runs (every trial of an epoch diverged; left out below): " + "; ".join(
+            f"{c['arm']} seed {c['seed']} after {c.get('epochs_adopted')} epochs" for c in failed), ""]
+    cells = [c for c in cells if not c.get("failed")]
     checkpoints = sorted({int(e) for c in cells for e in c["test"]})
     rows = []
     for e in checkpoints:

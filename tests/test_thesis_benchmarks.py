@@ -29,6 +29,20 @@ import optuna_gamma.tuner as tuner  # noqa: E402
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _restore_log_levels() -> object:
+    """The modules' ``main`` quiets Optuna's and the tuner's loggers for the whole process (as a
+    command line should); put them back so that other tests' log assertions still hold."""
+    import logging
+
+    import optuna
+
+    before = optuna.logging.get_verbosity(), logging.getLogger("optuna_gamma").level
+    yield
+    optuna.logging.set_verbosity(before[0])
+    logging.getLogger("optuna_gamma").setLevel(before[1])
+
+
 def _args(tmp_path: Path) -> argparse.Namespace:
     return argparse.Namespace(runs_dir=tmp_path / "runs", device="cpu", threads=1, out=tmp_path / "out")
 
@@ -193,6 +207,18 @@ def test_cosine_trainer_anneals_per_epoch() -> None:
     assert seen == pytest.approx([0.2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)])
     with pytest.raises(ValueError):
         peers.CosineTrainer(_digits(), epochs=0)
+
+
+def test_a_run_that_diverges_is_recorded_not_lost(tmp_path: Path) -> None:
+    from optuna_gamma.tuner import SearchSpace
+
+    trainer = _digits()
+    space = SearchSpace(lr_low=1e5, lr_high=1e6)  # every trial explodes
+    rec = tc.run_per_epoch(_args(tmp_path), trainer, space, tmp_path / "r", sampler="random", objective="kappa1",
+                           seed=0, trials=2, test_after=[2])
+    assert "diverged" in rec["failed"] and rec["epochs_adopted"] == 0 and rec["compute_epochs"] == 2
+    cell = {"arm": "pe-gamma", "seed": 0, **rec}
+    assert peers._points(cell) == []
 
 
 def test_population_member_step_without_ray() -> None:
