@@ -1,0 +1,302 @@
+"""Smoke tests of the thesis-reproduction benchmarks (``benchmarks/thesis_*.py``, ``peers.py``).
+
+Tiny real runs (scikit-learn's digits with the MLP, or a few MNIST-500 trainings) through the
+same code paths as the full experiments: resumable cell files, the grid-union bookkeeping, the
+clipped objectives, compute accounting at equal budgets, the cosine-annealing trainer and a
+population member of PBT/PB2 without Ray. The Ray Tune run itself needs the ``peers`` extra
+and is skipped where Ray is not installed (CI installs ``.[dev]`` only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from benchmarks import peers  # noqa: E402
+from benchmarks import thesis_1d  # noqa: E402
+from benchmarks import thesis_common as tc  # noqa: E402
+from benchmarks import thesis_kappa  # noqa: E402
+from benchmarks import thesis_mnist500 as m500  # noqa: E402
+from benchmarks import thesis_probe  # noqa: E402
+import optuna_gamma.tuner as tuner  # noqa: E402
+from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_levels() -> object:
+    """The modules' ``main`` quiets Optuna's and the tuner's loggers for the whole process (as a
+    command line should); put them back so that other tests' log assertions still hold."""
+    import logging
+
+    import optuna
+
+    before = optuna.logging.get_verbosity(), logging.getLogger("optuna_gamma").level
+    yield
+    optuna.logging.set_verbosity(before[0])
+    logging.getLogger("optuna_gamma").setLevel(before[1])
+
+
+def _args(tmp_path: Path) -> argparse.Namespace:
+    return argparse.Namespace(runs_dir=tmp_path / "runs", device="cpu", threads=1, out=tmp_path / "out")
+
+
+def _digits(*_: object, data_seed: int = 0, **__: object) -> ThesisTrainer:
+    return ThesisTrainer("digits", model="mlp", data_seed=data_seed)
+
+
+# ------------------------------------------------------------------------------- common plumbing
+def test_parse_seeds() -> None:
+    assert tc.parse_seeds("0-2,5") == [0, 1, 2, 5]
+    assert tc.parse_seeds(["3", "1-2"]) == [1, 2, 3]
+    with pytest.raises(argparse.ArgumentTypeError):
+        tc.parse_seeds("2-1")
+    with pytest.raises(argparse.ArgumentTypeError):
+        tc.parse_seeds("x")
+
+
+def test_cells_are_durable_and_skip_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    cells = tc.Cells(path)
+    cells.add({"key": "a", "v": 1.0, "nan": float("nan")})
+    cells.add({"key": "b", "v": np.float64(2.5)})
+    with open(path, "a") as f:
+        f.write('{"key": "c", "v"')  # a write cut short by a kill
+    again = tc.Cells(path)
+    assert "a" in again and "b" in again and "c" not in again
+    assert again.records["a"]["nan"] is None and again.records["b"]["v"] == 2.5
+
+
+def test_union_grid_shares_points_between_grids() -> None:
+    union, grids = tc.union_grid([100, 200, 300, 400, 500])
+    assert len(union) == 1000  # 400 + 500 + 300 - 3 * 100 + 100 (inclusion-exclusion)
+    for n, pts in grids.items():
+        assert len(pts) == n and len(set(pts)) == n
+        assert pts[0] == pytest.approx(0.5 / n) and pts[-1] == 0.5
+        assert set(pts) <= set(union)
+    assert set(grids[100]) <= set(grids[200]) and set(grids[100]) <= set(grids[500])
+    assert min(union) == tc.THESIS_LR_LOW
+
+
+def test_clipped_objective_is_flat_where_the_thesis_kappa_is_zero() -> None:
+    obj = tc.objective("kappa1-clipped")
+    high_loss = {"accuracy": 0.3, "loss": 2.2}  # 0.3 - 0.5 ln 2.2 < 0
+    assert obj(high_loss) == 0.0
+    assert obj({"accuracy": 0.2, "loss": 2.3}) == 0.0
+    assert obj.clipped(high_loss) == 0.0
+    low_loss = {"accuracy": 0.9, "loss": 0.3}
+    assert obj(low_loss) == pytest.approx(0.9 - 0.5 * math.log(0.3))
+    k2 = tc.objective("kappa2-clipped")
+    assert k2(low_loss) == pytest.approx(0.81 - math.log(0.3) / 0.5)
+    assert tc.objective("kappa1") == "kappa1"
+    with pytest.raises(ValueError, match="unknown objective"):
+        tc.objective("kappa3")
+
+
+def test_fixed_points_sampler_trains_every_point_once(tmp_path: Path) -> None:
+    """The tuner reseeds a sampler factory every trial; a seeded GridSampler would then train
+    some points twice and others never (its grid order depends on its seed)."""
+    points = [0.02 * k for k in range(1, 7)]
+    res = tuner.tune_whole(
+        _digits(), tc.thesis_space(),
+        tc.tuner_config(_args(tmp_path), "pts", tmp_path / "r", sampler=tc.fixed_points_sampler(points),
+                        trials_per_epoch=len(points), epochs=1, seed=0),
+    )
+    assert res.trials_reused == 0
+    assert sorted(t["params"]["lr"] for t in res.trials) == pytest.approx(points)
+
+
+# ------------------------------------------------------------------------------- figs. 12-13
+def test_thesis_1d_counts_evaluations_to_the_maximum() -> None:
+    x, fmax = thesis_1d.true_maximum()
+    assert x == pytest.approx(-0.35939, abs=1e-4) and fmax == pytest.approx(0.500360, abs=1e-6)
+    assert thesis_1d.evaluations_to([0.0, 0.4995, 0.5], fmax, 1e-2) == 2
+    assert thesis_1d.evaluations_to([0.0, 0.4995, 0.5], fmax, 1e-3) == 2
+    assert thesis_1d.evaluations_to([0.0, 0.49], fmax, 1e-3) is None
+    cell = thesis_1d.run_cell("student_t", 0, True, 8, fmax)
+    assert len(cell["values"]) == 8 and max(cell["values"]) <= fmax + 1e-12
+    e = cell["evals_0.01"]
+    assert e is None or max(cell["values"][:e]) >= fmax - 1e-2
+
+
+def test_thesis_1d_main_writes_table_and_page(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert thesis_1d.main(["--seeds", "0", "--budget", "5", "--samplers", "gaussian", "gp",
+                           "--deterministic", "no", "--out", str(out)]) == 0
+    assert len(tc.Cells(out / "thesis_1d.jsonl")) == 2
+    assert "gp (Optuna GPSampler)" in (out / "thesis_1d.md").read_text()
+    assert (out / "thesis_1d.html").exists() and (out / "plotly.min.js").exists()
+    # resume: nothing new to run
+    thesis_1d.main(["--seeds", "0", "--budget", "5", "--samplers", "gaussian", "gp", "--deterministic", "no",
+                    "--out", str(out)])
+    assert len((out / "thesis_1d.jsonl").read_text().splitlines()) == 2
+
+
+# ------------------------------------------------------------------------------- tables 8-11
+def test_grid_results_read_off_the_union_equal_direct_grid_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(m500, "_trainer", lambda root, seed: _digits(data_seed=seed))
+    args = _args(tmp_path)
+    args.chunk = 3  # the union of grids 4 and 6 (8 points) in three studies
+    cell = m500.run_grid_cell(args, None, 0, 1, [4, 6])
+    assert cell["n_points"] == 8 and len(cell["trials"]) == 8
+    for n in (4, 6):
+        derived = m500.grid_result(cell, n)
+        direct = tuner.tune_whole(
+            _digits(), tc.thesis_space(low=0.5 / n),
+            tc.tuner_config(args, "g", tmp_path / f"direct{n}", sampler=f"grid:{n}:linear", epochs=1, seed=0),
+        )
+        accs = [(t["metrics"]["accuracy"], -t["metrics"]["loss"], t["params"]["lr"]) for t in direct.trials]
+        best = max(accs)
+        assert derived["valid_accuracy"] == pytest.approx(best[0])
+        assert derived["lr"] == pytest.approx(best[2])
+        assert derived["epochs"] == n
+
+
+def test_mnist500_bo_cell_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(m500, "_trainer", lambda root, seed: _digits(data_seed=seed))
+    out = tmp_path / "out"
+    assert m500.main(["--seeds", "0", "--grid-sizes", "4", "--bo-trials", "3", "--samplers", "gamma",
+                      "--objectives", "accuracy", "--out", str(out), "--runs-dir", str(tmp_path / "runs"),
+                      "--data-root", str(tmp_path)]) == 0
+    recs = tc.Cells(out / "thesis_mnist500.jsonl").values()
+    bo = [r for r in recs if r["kind"] == "bo"][0]
+    assert len(bo["trials"]) == 3 and bo["valid_accuracy"] == max(t[2] for t in bo["trials"])
+    assert bo["test"]["accuracy"] > 0.1
+    text = (out / "thesis_mnist500.md").read_text()
+    assert "gamma 2+1 (accuracy)" in text and "grid 4" in text
+    assert not (tmp_path / "runs" / m500.NAME).exists() or not any((tmp_path / "runs" / m500.NAME).iterdir())
+
+
+# ------------------------------------------------------------------------------- tables 4-5
+def test_kappa_experiment_records_flat_clipped_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
+    out = tmp_path / "out"
+    assert thesis_kappa.main(["--seeds", "0", "--grid-seeds", "0", "--grid-size", "3", "--samplers", "grid", "gamma",
+                              "--objectives", "accuracy", "kappa1-clipped", "--out", str(out), "--runs-dir",
+                              str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    cells = tc.Cells(out / "thesis_kappa.jsonl").values()
+    assert len(cells) == 4
+    for c in cells:
+        assert set(c["test"]) == {"1", "2"}
+        assert len(c["schedule"]) == 2
+        assert c["compute_epochs"] == 2 * (3 if c["arm"] == "grid" else 12) - c["trials_reused"]
+        for s in c["schedule"]:
+            assert 0 <= s["n_zero_clipped"] <= len(s["trial_lrs"])
+            assert {"sensitivity", "specificity", "mcc"} <= set(c["test"]["2"])
+    assert "kappa1-clipped" in (out / "thesis_kappa.md").read_text()
+
+
+# ------------------------------------------------------------------------------- peers
+def test_cosine_trainer_anneals_per_epoch() -> None:
+    from optuna_gamma.tuner import EpochContext
+    from optuna_gamma.tuner import apply_hyperparameters
+
+    trainer = peers.CosineTrainer(_digits(), epochs=4)
+    state = trainer.build(0, torch.device("cpu"))
+    apply_hyperparameters(state, {"lr": 0.2})
+    seen = []
+    for e in range(1, 5):
+        seen.append(state.optimizer.param_groups[0]["lr"])
+        trainer.train_epoch(state, {"lr": 0.2}, EpochContext(e, e, torch.device("cpu"), 0, torch.Generator()))
+    assert seen == pytest.approx([0.2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)])
+    with pytest.raises(ValueError):
+        peers.CosineTrainer(_digits(), epochs=0)
+
+
+def test_a_run_that_diverges_is_recorded_not_lost(tmp_path: Path) -> None:
+    from optuna_gamma.tuner import SearchSpace
+
+    trainer = _digits()
+    space = SearchSpace(lr_low=1e5, lr_high=1e6)  # every trial explodes
+    rec = tc.run_per_epoch(_args(tmp_path), trainer, space, tmp_path / "r", sampler="random", objective="kappa1",
+                           seed=0, trials=2, test_after=[2])
+    assert "diverged" in rec["failed"] and rec["epochs_adopted"] == 0 and rec["compute_epochs"] == 2
+    cell = {"arm": "pe-gamma", "seed": 0, **rec}
+    assert peers._points(cell) == []
+
+
+def test_population_member_step_without_ray() -> None:
+    trainer = _digits()
+    state = trainer.build(0, torch.device("cpu"))
+    m = peers.member_step(trainer, state, 0.05, 1, 0, torch.device("cpu"))
+    assert state.optimizer.param_groups[0]["lr"] == 0.05
+    assert math.isfinite(m["objective"]) and 0 <= m["valid_accuracy"] <= 1 and m["train_seconds"] > 0
+    bad = peers.member_step(trainer, trainer.build(0, torch.device("cpu")), 1e6, 1, 0, torch.device("cpu"))
+    assert bad["objective"] == -100.0 and bad["valid_loss"] is None
+    assert peers._clip_lr({"lr": 3.0})["lr"] == peers.LR_HIGH
+    assert peers._clip_lr({"log10_lr": -9.0})["log10_lr"] == pytest.approx(-3.0)
+
+
+def test_peers_tuner_arms_spend_the_same_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed))
+    out = tmp_path / "out"
+    arms = ["pe-gamma", "pe-gamma-t4", "fixed-0.1", "grid11-cosine", "tpe-whole"]
+    assert peers.main(["--dataset", "mnist", "--seeds", "0", "--epochs", "1", "--arms", *arms, "--out", str(out),
+                       "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    cells = {c["arm"]: c for c in tc.Cells(out / "peers.jsonl").values()}
+    assert set(cells) == set(arms)
+    assert cells["pe-gamma"]["compute_epochs"] + cells["pe-gamma"]["trials_reused"] == 12
+    assert cells["tpe-whole"]["compute_epochs"] + cells["tpe-whole"]["trials_reused"] == 12
+    assert cells["pe-gamma-t4"]["compute_epochs"] + cells["pe-gamma-t4"]["trials_reused"] == 12
+    assert cells["pe-gamma-t4"]["epochs"] == 3
+    assert cells["grid11-cosine"]["compute_epochs"] == 12
+    assert set(cells["fixed-0.1"]["test"]) == {"1", "12"}  # after E and after B = 12 E epochs
+    assert [p[0] for p in peers._points(cells["fixed-0.1"])] == [1, 12]
+    text = (out / "peers_mnist.md").read_text()
+    assert "fixed-0.1 (12 epochs)" in text and "Per-epoch gamma against PBT and PB2" in text
+
+
+@pytest.mark.slow
+def test_pbt_population_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
+    monkeypatch.setattr(peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    # Ray workers import benchmarks.peers afresh, without this test's monkeypatch: give them the
+    # digits trainer through the dataset name the real make_trainer understands.
+    rec = peers.run_ray_arm(_args(tmp_path), "pbt", "digits", None, 0, 2, None)
+    assert rec["compute_epochs"] == 2 * peers.TRIALS
+    assert rec["test"]["2"]["accuracy"] > 0.1
+    assert len(rec["lr_path"]) == 2 and all(peers.LR_LOW <= lr <= peers.LR_HIGH for lr in rec["lr_path"])
+
+
+# ------------------------------------------------------------------------------- the probe
+def test_probe_variants_build(data_root: Path) -> None:
+    cell = thesis_probe.sweep("batch-10", str(data_root), 0, 1, (0.01,), "cpu")
+    assert cell["steps_per_epoch"] == 40 and len(cell["valid_accuracy"]) == 1
+    trainer, hp = thesis_probe.make_trainer("inputs-0-1", str(data_root), 0)
+    x = trainer.data.train.x
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 + 1e-6
+    net = thesis_probe.mlp6(0.5)
+    assert sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 7
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    keras = thesis_probe._reinit(thesis_probe.mlp6(0.0), "keras", 0)
+    w = keras[1].weight.detach()
+    assert float(w.abs().max()) <= math.sqrt(6 / (784 + 100)) + 1e-6
+
+
+# ------------------------------------------------------------------------------- tables 6-7
+def test_per_epoch_comparison_tests_at_each_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import thesis_cifar10
+    from benchmarks import thesis_mnist_full
+
+    monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
+    out = tmp_path / "out"
+    assert thesis_mnist_full.main(["--seeds", "0", "--epochs", "2", "--grid-size", "2", "--arms", "grid", "gamma-kappa2",
+                                   "--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    cells = {c["arm"]: c for c in tc.Cells(out / "thesis_mnist_full.jsonl").values()}
+    assert set(cells) == {"grid", "gamma-kappa2"}
+    assert set(cells["grid"]["test"]) == {"1", "2"} and cells["gamma-kappa2"]["objective"] == "kappa2"
+    assert cells["grid"]["compute_epochs"] + cells["grid"]["trials_reused"] == 4
+    assert "98.61 / 99.9 / 98.62 / 98.56" in (out / "thesis_mnist_full.md").read_text()  # thesis table 6, epoch 2
+    args = argparse.Namespace(full=False, seeds="", epochs=3, subset=5000, grid_size=None, tag=None)
+    exp = thesis_cifar10.experiment(args)
+    assert exp.test_after == (1, 3) and exp.subset == 5000 and exp.grid_size == 12
+    args.full, args.epochs = True, None
+    full = thesis_cifar10.experiment(args)
+    assert full.epochs == 50 and full.subset is None and full.test_after == (1, 10, 20, 50) and full.grid_size == 100
