@@ -17,7 +17,8 @@ CNN on MNIST-500. Both are measured twice: in wall-clock seconds and in CPU seco
 process (``time.process_time``). On a machine shared with other work the CPU figure is the
 stable one; the wall figure also counts waiting for the disk (SQLite and artifact writes).
 
-    OPTUNA_GAMMA_DATA_ROOT=../shared/data OMP_NUM_THREADS=1 python -m benchmarks.driver_overhead --reps 5
+    OPTUNA_GAMMA_DATA_ROOT=../shared/data OMP_NUM_THREADS=1 \\
+        python -m benchmarks.driver_overhead --reps 5
 """
 
 from __future__ import annotations
@@ -98,14 +99,15 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
             setattr(owner, name, fn)
 
 
-def run_case(case: dict[str, Any], data_root: str | None, epochs: int, trials: int, seed: int) -> dict[str, Any]:
+def run_case(
+    case: dict[str, Any], data_root: str | None, epochs: int, trials: int, seed: int
+) -> dict[str, Any]:
     import optuna
-    from optuna.trial import TrialState
 
-    from optuna_gamma.tuner import ThesisTrainer
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import set_verbosity
+    from optuna_gamma.tuner import ThesisTrainer
     from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(30)
@@ -114,14 +116,24 @@ def run_case(case: dict[str, Any], data_root: str | None, epochs: int, trials: i
     parts: dict[str, float] = collections.defaultdict(float)
     cpu: dict[str, float] = collections.defaultdict(float)
     with tempfile.TemporaryDirectory() as tmp, timed(parts, cpu):
-        cfg = TunerConfig(run="o", run_dir=tmp, sampler="gamma", epochs=epochs, trials_per_epoch=trials, seed=seed)
+        cfg = TunerConfig(
+            run="o",
+            run_dir=tmp,
+            sampler="gamma",
+            epochs=epochs,
+            trials_per_epoch=trials,
+            seed=seed,
+        )
         result = tune_per_epoch(trainer, None, cfg)
     n = result.trials_trained + result.trials_reused
     # train+eval includes the study-start evaluation of the initial state (once per run)
     wall_study, wall_work = parts.pop("study"), parts.pop("train+eval")
     cpu_study, cpu_work = cpu.pop("study"), cpu.pop("train+eval")
     return {
-        "trials": n, "reused": result.trials_reused, "train_eval_s": wall_work, "study_s": wall_study,
+        "trials": n,
+        "reused": result.trials_reused,
+        "train_eval_s": wall_work,
+        "study_s": wall_study,
         "overhead_fraction": (wall_study - wall_work) / wall_work,
         "overhead_fraction_cpu": (cpu_study - cpu_work) / cpu_work,
         "overhead_ms_per_trial": 1e3 * (wall_study - wall_work) / n,
@@ -148,9 +160,13 @@ def main() -> None:
         for rep in range(args.reps):
             r = run_case(case, args.data_root, args.epochs, args.trials, seed=rep)
             rows[name].append(r)
-            print(f"{name} rep {rep}: overhead {100 * r['overhead_fraction_cpu']:.1f}% CPU, "
-                  f"{100 * r['overhead_fraction']:.1f}% wall ({r['overhead_ms_per_trial']:.1f} ms of "
-                  f"{r['train_eval_ms_per_trial']:.1f} ms per trial)", flush=True)
+            print(
+                f"{name} rep {rep}: overhead {100 * r['overhead_fraction_cpu']:.1f}% CPU, "
+                f"{100 * r['overhead_fraction']:.1f}% wall ({r['overhead_ms_per_trial']:.1f} ms "
+                f"of "
+                f"{r['train_eval_ms_per_trial']:.1f} ms per trial)",
+                flush=True,
+            )
     summary = {}
     med = statistics.median
     for name, rs in rows.items():
@@ -159,41 +175,71 @@ def main() -> None:
             "overhead_fraction_median": med(r["overhead_fraction"] for r in rs),
             "overhead_cpu_ms_per_trial_median": med(r["overhead_cpu_ms_per_trial"] for r in rs),
             "overhead_ms_per_trial_median": med(r["overhead_ms_per_trial"] for r in rs),
-            "train_eval_cpu_ms_per_trial_median": med(r["train_eval_cpu_ms_per_trial"] for r in rs),
+            "train_eval_cpu_ms_per_trial_median": med(
+                r["train_eval_cpu_ms_per_trial"] for r in rs
+            ),
             "train_eval_ms_per_trial_median": med(r["train_eval_ms_per_trial"] for r in rs),
-            "parts_cpu_ms_per_trial_median": {k: med(r["parts_cpu_ms_per_trial"].get(k, 0.0) for r in rs)
-                                              for k in rs[0]["parts_cpu_ms_per_trial"]},
-            "parts_ms_per_trial_median": {k: med(r["parts_ms_per_trial"].get(k, 0.0) for r in rs)
-                                          for k in rs[0]["parts_ms_per_trial"]},
+            "parts_cpu_ms_per_trial_median": {
+                k: med(r["parts_cpu_ms_per_trial"].get(k, 0.0) for r in rs)
+                for k in rs[0]["parts_cpu_ms_per_trial"]
+            },
+            "parts_ms_per_trial_median": {
+                k: med(r["parts_ms_per_trial"].get(k, 0.0) for r in rs)
+                for k in rs[0]["parts_ms_per_trial"]
+            },
         }
     meta = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "load_average": os.getloadavg(), "reps": args.reps, "epochs": args.epochs,
-        "trials_per_epoch": args.trials, "sampler": "gamma", "threads": 1,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "reps": args.reps,
+        "epochs": args.epochs,
+        "trials_per_epoch": args.trials,
+        "sampler": "gamma",
+        "threads": 1,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n")
+    (out / "summary.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n"
+    )
     lines = [
-        f"Measured {meta['when']} on {meta['cpus']} CPUs (load average {', '.join(f'{x:.1f}' for x in meta['load_average'])}), "
-        f"GammaBOSampler, {args.epochs} epochs x {args.trials} trials, 1 torch thread, median of {args.reps} runs.",
+        f"Measured {meta['when']} on {meta['cpus']} CPUs (load average "
+        f"{', '.join(f'{x:.1f}' for x in meta['load_average'])}), "
+        f"GammaBOSampler, {args.epochs} epochs x {args.trials} trials, 1 torch thread, median of "
+        f"{args.reps} runs.",
         "",
-        "| case | train+eval per trial (CPU / wall) | outside train+eval per trial (CPU / wall) | overhead (CPU / wall) |",
+        "| case | train+eval per trial (CPU / wall) "
+        "| outside train+eval per trial (CPU / wall) | overhead (CPU / wall) |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, s in summary.items():
         lines.append(
-            f"| {name} | {s['train_eval_cpu_ms_per_trial_median']:.1f} / {s['train_eval_ms_per_trial_median']:.1f} ms "
-            f"| {s['overhead_cpu_ms_per_trial_median']:.1f} / {s['overhead_ms_per_trial_median']:.1f} ms "
-            f"| {100 * s['overhead_fraction_cpu_median']:.1f}% / {100 * s['overhead_fraction_median']:.1f}% |"
+            f"| {name} | {s['train_eval_cpu_ms_per_trial_median']:.1f} / "
+            f"{s['train_eval_ms_per_trial_median']:.1f} ms "
+            f"| {s['overhead_cpu_ms_per_trial_median']:.1f} / "
+            f"{s['overhead_ms_per_trial_median']:.1f} ms "
+            f"| {100 * s['overhead_fraction_cpu_median']:.1f}% / "
+            f"{100 * s['overhead_fraction_median']:.1f}% |"
         )
-    lines += ["", "Where the time outside training goes (CPU ms per trial, median; parts overlap: ask contains the "
-              "sampler's set-up, the sampler line is the suggestion itself):", "",
-              "| part | " + " | ".join(summary) + " |", "| --- |" + " ---: |" * len(summary)]
+    lines += [
+        "",
+        "Where the time outside training goes (CPU ms per trial, median; parts overlap: ask "
+        "contains the sampler's set-up, the sampler line is the suggestion itself):",
+        "",
+        "| part | " + " | ".join(summary) + " |",
+        "| --- |" + " ---: |" * len(summary),
+    ]
     keys = sorted({k for s in summary.values() for k in s["parts_cpu_ms_per_trial_median"]})
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"{s['parts_cpu_ms_per_trial_median'].get(k, 0.0):.2f}"
-                                              for s in summary.values()) + " |")
+        lines.append(
+            f"| {k} | "
+            + " | ".join(
+                f"{s['parts_cpu_ms_per_trial_median'].get(k, 0.0):.2f}" for s in summary.values()
+            )
+            + " |"
+        )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

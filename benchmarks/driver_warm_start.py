@@ -34,26 +34,42 @@ def main() -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from optuna_gamma.tuner import ThesisTrainer
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import set_verbosity
+    from optuna_gamma.tuner import ThesisTrainer
     from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
 
     set_verbosity(30)
 
     rows = []
     t0 = time.perf_counter()
     for seed in range(args.seeds):
-        trainer = ThesisTrainer(args.dataset, args.data_root, model=args.model, subset=args.subset, data_seed=seed)
+        trainer = ThesisTrainer(
+            args.dataset, args.data_root, model=args.model, subset=args.subset, data_seed=seed
+        )
         row = {"seed": seed}
         for warm in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
-                r = tune_per_epoch(trainer, None, TunerConfig(
-                    sampler=args.sampler, trials_per_epoch=args.trials, epochs=args.epochs, seed=seed, run="ws",
-                    run_dir=tmp, warm_start=warm))
+                r = tune_per_epoch(
+                    trainer,
+                    None,
+                    TunerConfig(
+                        sampler=args.sampler,
+                        trials_per_epoch=args.trials,
+                        epochs=args.epochs,
+                        seed=seed,
+                        run="ws",
+                        run_dir=tmp,
+                        warm_start=warm,
+                    ),
+                )
             key = "warm" if warm else "cold"
-            row[key] = {"final_kappa": r.schedule[-1].value, "final_valid_accuracy": r.schedule[-1].metrics["accuracy"],
-                        "test_accuracy": r.test["accuracy"], "schedule": r.learning_rates}
+            row[key] = {
+                "final_kappa": r.schedule[-1].value,
+                "final_valid_accuracy": r.schedule[-1].metrics["accuracy"],
+                "test_accuracy": r.test["accuracy"],
+                "schedule": r.learning_rates,
+            }
         rows.append(row)
         print(seed, row["cold"]["final_kappa"], row["warm"]["final_kappa"], flush=True)
     d_kappa = np.array([r["warm"]["final_kappa"] - r["cold"]["final_kappa"] for r in rows])
@@ -62,10 +78,14 @@ def main() -> None:
         "setup": vars(args),
         "mean_delta_final_kappa": float(d_kappa.mean()),
         "median_delta_final_kappa": float(np.median(d_kappa)),
-        "warm_wins_kappa": int((d_kappa > 0).sum()), "ties_kappa": int((d_kappa == 0).sum()),
+        "warm_wins_kappa": int((d_kappa > 0).sum()),
+        "ties_kappa": int((d_kappa == 0).sum()),
         "mean_delta_test_accuracy": float(d_acc.mean()),
-        "warm_wins_test_accuracy": int((d_acc > 0).sum()), "ties_test_accuracy": int((d_acc == 0).sum()),
-        "n": len(rows), "seconds": time.perf_counter() - t0, "rows": rows,
+        "warm_wins_test_accuracy": int((d_acc > 0).sum()),
+        "ties_test_accuracy": int((d_acc == 0).sum()),
+        "n": len(rows),
+        "seconds": time.perf_counter() - t0,
+        "rows": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")

@@ -41,10 +41,13 @@ import warnings
 import numpy as np
 import optuna
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import get_problem  # noqa: E402
-from benchmarks.samplers import append_record, win_rate  # noqa: E402
+from benchmarks.samplers import append_record  # noqa: E402
+from benchmarks.samplers import win_rate  # noqa: E402
+
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "parallel"
 SAMPLERS = ("fantasy", "liar", "gp", "sequential")

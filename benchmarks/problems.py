@@ -89,7 +89,8 @@ scale); a string parameter is ``trial.suggest_categorical``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 import functools
 import math
 import os
@@ -99,6 +100,7 @@ from typing import Literal
 
 import numpy as np
 import optuna
+
 
 ParamGrid = dict[str, list[Any]]
 

@@ -45,9 +45,13 @@ import warnings
 import numpy as np
 import optuna
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import DEFAULT_PROBLEMS, Problem, get_problem  # noqa: E402
+from benchmarks.problems import DEFAULT_PROBLEMS  # noqa: E402
+from benchmarks.problems import get_problem  # noqa: E402
+from benchmarks.problems import Problem  # noqa: E402
+
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GAMMA_MODES = ("student_t", "gaussian", "plugin")

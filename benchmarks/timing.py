@@ -53,9 +53,11 @@ import warnings
 import numpy as np
 import optuna
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.problems import hartmann6_function  # noqa: E402
+
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -169,7 +171,8 @@ def asks_for(name: str, n: int, asks: int) -> int:
     """Suggestions timed per history: GammaBOSampler over a whole refit period."""
     if name != "gamma_student_t":
         return asks
-    from optuna_gamma.samplers._refit import ALWAYS_REFIT, REFIT_GROWTH
+    from optuna_gamma.samplers._refit import ALWAYS_REFIT
+    from optuna_gamma.samplers._refit import REFIT_GROWTH
 
     if n <= ALWAYS_REFIT:
         return asks

@@ -6,8 +6,8 @@ same epoch (same tensors, batch size 50, same initial state) is timed two ways:
 * ``plain``: a hand-written PyTorch loop (no DataLoader): ``randperm`` from a seeded generator,
   index the in-memory tensors, forward through the bare ``nn.Sequential`` body (no input-shape
   check), cross-entropy, ``zero_grad``/``backward``/``step``, ``loss.item()`` per batch;
-* ``project``: :func:`optuna_gamma.tuner.builtin.training.train_one_epoch` on the full model (input-shape
-  check, seeded dropout RNG inside ``fork_rng``, non-finite check, loss bookkeeping).
+* ``project``: :func:`optuna_gamma.tuner.builtin.training.train_one_epoch` on the full model
+  (input-shape check, seeded dropout RNG inside ``fork_rng``, non-finite check, loss bookkeeping).
 
 Before every timed run the model and optimizer are restored to the same captured state, so
 both variants do exactly the same arithmetic. The two variants alternate within each
@@ -15,7 +15,8 @@ repetition (ABBA...) to spread machine-load drift evenly. Time is measured as th
 time (``time.process_time``; one torch thread by default), since the benchmark machine's cores
 are shared with other processes and wall time then mostly measures their load; wall-clock
 figures are recorded too. Images per second come from the median over repetitions, the
-overhead from the median of the per-repetition time ratios. Results go to ``benchmarks/results/train_speed.{json,md}``.
+overhead from the median of the per-repetition time ratios. Results go to
+``benchmarks/results/train_speed.{json,md}``.
 
 Usage::
 
@@ -40,12 +41,19 @@ from optuna_gamma.tuner.builtin.data import load_dataset
 from optuna_gamma.tuner.builtin.models import build_model
 from optuna_gamma.tuner.builtin.training import make_optimizer
 from optuna_gamma.tuner.builtin.training import train_one_epoch
-from optuna_gamma.tuner.trainer import TrainingState
 from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import restore
+from optuna_gamma.tuner.trainer import TrainingState
 
 
-def plain_epoch(body: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> float:
+def plain_epoch(
+    body: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    seed: int,
+) -> float:
     """The reference: the simplest correct mini-batch SGD epoch over in-memory tensors."""
     body.train()
     n = len(y)
@@ -125,14 +133,30 @@ def bench(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-root", default=os.environ.get("OPTUNA_GAMMA_DATA_ROOT"), help="offline data root (default: $OPTUNA_GAMMA_DATA_ROOT)")
+    p.add_argument(
+        "--data-root",
+        default=os.environ.get("OPTUNA_GAMMA_DATA_ROOT"),
+        help="offline data root (default: $OPTUNA_GAMMA_DATA_ROOT)",
+    )
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--mnist-subset", type=int, default=1250, help="MNIST images (80%% trained on)")
-    p.add_argument("--cifar-subset", type=int, default=1250, help="CIFAR-10 images (80%% trained on)")
-    p.add_argument("--digits-epochs", type=int, default=10, help="digits epochs per timed run (an epoch takes ms)")
+    p.add_argument(
+        "--cifar-subset", type=int, default=1250, help="CIFAR-10 images (80%% trained on)"
+    )
+    p.add_argument(
+        "--digits-epochs",
+        type=int,
+        default=10,
+        help="digits epochs per timed run (an epoch takes ms)",
+    )
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--cache-dir", type=Path, default=None, help="dataset cache (default: $OPTUNA_GAMMA_CACHE or ~/.cache/optuna-gamma)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="dataset cache (default: $OPTUNA_GAMMA_CACHE or ~/.cache/optuna-gamma)",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
     if args.data_root is None:
@@ -147,10 +171,24 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     rows = []
     for model, dataset, subset, epochs in cases:
-        row = bench(model, dataset, args.data_root, subset, epochs, args.repeats, args.batch_size, args.cache_dir)
+        row = bench(
+            model,
+            dataset,
+            args.data_root,
+            subset,
+            epochs,
+            args.repeats,
+            args.batch_size,
+            args.cache_dir,
+        )
         rows.append(row)
-        print(f"{model:16s} {dataset:8s} plain {row['images_per_cpu_s_plain']:9.0f} img/CPU-s  project "
-              f"{row['images_per_cpu_s_project']:9.0f} img/CPU-s  overhead {row['overhead_percent']:+.1f}%", flush=True)
+        print(
+            f"{model:16s} {dataset:8s} plain {row['images_per_cpu_s_plain']:9.0f} img/CPU-s  "
+            f"project "
+            f"{row['images_per_cpu_s_project']:9.0f} img/CPU-s  overhead "
+            f"{row['overhead_percent']:+.1f}%",
+            flush=True,
+        )
     try:
         load = os.getloadavg()
     except OSError:
@@ -158,8 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "train_speed",
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu": _cpu_name(), "cpu_count": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "loadavg_1_5_15": load},
+        "machine": {
+            "cpu": _cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_1_5_15": load,
+        },
         "torch": torch.__version__,
         "python": platform.python_version(),
         "wall_seconds": time.perf_counter() - t_start,
@@ -188,18 +230,25 @@ def to_markdown(result: dict) -> str:
     load = m["loadavg_1_5_15"]
     lines = [
         f"Measured {result['date_utc']} UTC, torch {result['torch']}, CPU only ({m['cpu']}), "
-        f"{m['torch_threads']} torch thread(s) on a {m['cpu_count']}-core machine shared with other processes (load average "
-        f"{'/'.join(f'{v:.1f}' for v in load) if load else 'n/a'}); batch size {result['rows'][0]['batch_size']}, "
-        f"median of {result['rows'][0]['repeats']} repetitions. Speeds are images per CPU-second of this "
-        f"process (`time.process_time`), which other processes on the shared cores disturb far less than "
-        f"wall time; overhead = median over repetitions of (project time / plain time) - 1, CPU time.",
+        f"{m['torch_threads']} torch thread(s) on a {m['cpu_count']}-core machine shared with "
+        f"other processes (load average "
+        f"{'/'.join(f'{v:.1f}' for v in load) if load else 'n/a'}); batch size "
+        f"{result['rows'][0]['batch_size']}, "
+        f"median of {result['rows'][0]['repeats']} repetitions. Speeds are images per CPU-second "
+        f"of this "
+        f"process (`time.process_time`), which other processes on the shared cores disturb far "
+        f"less than "
+        f"wall time; overhead = median over repetitions of (project time / plain time) - 1, CPU "
+        f"time.",
         "",
-        "| model | data (training images) | plain loop, img/CPU-s | `train_one_epoch`, img/CPU-s | overhead | plain / project, img/wall-s |",
+        "| model | data (training images) | plain loop, img/CPU-s | `train_one_epoch`, img/CPU-s "
+        "| overhead | plain / project, img/wall-s |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['model']} | {r['dataset']} ({r['train_images']}) | {r['images_per_cpu_s_plain']:,.0f} | "
+            f"| {r['model']} | {r['dataset']} ({r['train_images']}) | "
+            f"{r['images_per_cpu_s_plain']:,.0f} | "
             f"{r['images_per_cpu_s_project']:,.0f} | {r['overhead_percent']:+.1f}% | "
             f"{r['images_per_wall_s_plain']:,.0f} / {r['images_per_wall_s_project']:,.0f} |"
         )

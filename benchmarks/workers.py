@@ -38,8 +38,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "workers"
 
 
 def _meta(**extra: Any) -> dict[str, Any]:
-    return {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
-            "machine": platform.processor() or platform.machine(), "load_average_at_end": os.getloadavg(), **extra}
+    return {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "load_average_at_end": os.getloadavg(),
+        **extra,
+    }
 
 
 def _epoch_walls(storage: Any, run: str, epochs: int) -> list[float]:
@@ -61,11 +66,11 @@ def _epoch_walls(storage: Any, run: str, epochs: int) -> list[float]:
 def speedup(args: argparse.Namespace) -> dict[str, Any]:
     import optuna
 
-    from optuna_gamma.tuner import ThesisTrainer
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import get_storage
     from optuna_gamma.tuner import set_verbosity
+    from optuna_gamma.tuner import ThesisTrainer
     from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(30)
@@ -74,17 +79,49 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
     for rep in range(args.reps):
         for n in (1, 2):
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = TunerConfig(run="s", run_dir=tmp, sampler="gamma", epochs=args.epochs, trials_per_epoch=12,
-                                  seed=rep, workers=n, num_threads=1)
+                cfg = TunerConfig(
+                    run="s",
+                    run_dir=tmp,
+                    sampler="gamma",
+                    epochs=args.epochs,
+                    trials_per_epoch=12,
+                    seed=rep,
+                    workers=n,
+                    num_threads=1,
+                )
                 result = tune_per_epoch(trainer, None, cfg)
                 walls = _epoch_walls(get_storage(result.storage), "s", args.epochs)
-            rows.append({"rep": rep, "workers": n, "epoch_walls_s": walls,
-                         "compute_s": result.compute_time, "trials": result.trials_trained + result.trials_reused})
-            print(f"rep {rep} workers {n}: epochs {', '.join(f'{w:.2f}' for w in walls)} s", flush=True)
-    med = {n: statistics.median(w for r in rows if r["workers"] == n for w in r["epoch_walls_s"]) for n in (1, 2)}
+            rows.append(
+                {
+                    "rep": rep,
+                    "workers": n,
+                    "epoch_walls_s": walls,
+                    "compute_s": result.compute_time,
+                    "trials": result.trials_trained + result.trials_reused,
+                }
+            )
+            print(
+                f"rep {rep} workers {n}: epochs {', '.join(f'{w:.2f}' for w in walls)} s",
+                flush=True,
+            )
+    med = {
+        n: statistics.median(w for r in rows if r["workers"] == n for w in r["epoch_walls_s"])
+        for n in (1, 2)
+    }
     summary = {"median_epoch_wall_s": med, "speedup_2_workers": med[1] / med[2]}
-    return {"meta": _meta(reps=args.reps, epochs=args.epochs, model="thesis-cnn", data="MNIST-500", trials=12,
-                          threads_per_worker=1, sampler="gamma"), "summary": summary, "rows": rows}
+    return {
+        "meta": _meta(
+            reps=args.reps,
+            epochs=args.epochs,
+            model="thesis-cnn",
+            data="MNIST-500",
+            trials=12,
+            threads_per_worker=1,
+            sampler="gamma",
+        ),
+        "summary": summary,
+        "rows": rows,
+    }
 
 
 # ------------------------------------------------------------------------------- simulate
@@ -118,9 +155,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import set_verbosity
     from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
 
     url = args.postgres or os.environ.get("OPTUNA_GAMMA_TEST_POSTGRES")
     if not url:
@@ -133,30 +170,58 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     for n in args.workers:
         run = f"sim{stamp}w{n}"
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = TunerConfig(run=run, run_dir=tmp, storage=url, sampler=args.sampler, epochs=args.epochs,
-                              trials_per_epoch=args.trials, workers=n, heartbeat_interval=10)
+            cfg = TunerConfig(
+                run=run,
+                run_dir=tmp,
+                storage=url,
+                sampler=args.sampler,
+                epochs=args.epochs,
+                trials_per_epoch=args.trials,
+                workers=n,
+                heartbeat_interval=10,
+            )
             t0 = time.perf_counter()
             tune_per_epoch(SleepTrainer(args.seconds), space, cfg)
             total = time.perf_counter() - t0
             walls = _epoch_walls(url, run, args.epochs)
         ideal = math.ceil(args.trials / n) * args.seconds
         wall = statistics.median(walls)
-        rows.append({"workers": n, "epoch_walls_s": walls, "median_epoch_wall_s": wall, "ideal_s": ideal,
-                     "overhead_s": wall - ideal, "overhead_per_trial_ms": 1e3 * (wall - ideal) * n / args.trials,
-                     "run_wall_s": total})
-        print(f"{n:>3} workers: epoch {wall:.2f} s (ideal {ideal:.2f} s, overhead {wall - ideal:.2f} s)", flush=True)
-    return {"meta": _meta(epochs=args.epochs, trials=args.trials, seconds_per_epoch=args.seconds,
-                          sampler=args.sampler, storage="PostgreSQL 15 on 127.0.0.1"), "rows": rows}
+        rows.append(
+            {
+                "workers": n,
+                "epoch_walls_s": walls,
+                "median_epoch_wall_s": wall,
+                "ideal_s": ideal,
+                "overhead_s": wall - ideal,
+                "overhead_per_trial_ms": 1e3 * (wall - ideal) * n / args.trials,
+                "run_wall_s": total,
+            }
+        )
+        print(
+            f"{n:>3} workers: epoch {wall:.2f} s (ideal {ideal:.2f} s, overhead "
+            f"{wall - ideal:.2f} s)",
+            flush=True,
+        )
+    return {
+        "meta": _meta(
+            epochs=args.epochs,
+            trials=args.trials,
+            seconds_per_epoch=args.seconds,
+            sampler=args.sampler,
+            storage="PostgreSQL 15 on 127.0.0.1",
+        ),
+        "rows": rows,
+    }
 
 
 # ------------------------------------------------------------------------------- quality
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     import optuna
 
-    from optuna_gamma.tuner import ThesisTrainer
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import set_verbosity
+    from optuna_gamma.tuner import ThesisTrainer
     from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(30)
@@ -165,44 +230,96 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     for seed in range(args.seeds):
         for n in (1, 2, 4):
             with tempfile.TemporaryDirectory() as tmp:
-                cfg = TunerConfig(run="q", run_dir=tmp, sampler=args.sampler, epochs=args.epochs,
-                                  trials_per_epoch=args.trials, seed=seed, workers=n)
+                cfg = TunerConfig(
+                    run="q",
+                    run_dir=tmp,
+                    sampler=args.sampler,
+                    epochs=args.epochs,
+                    trials_per_epoch=args.trials,
+                    seed=seed,
+                    workers=n,
+                )
                 r = tune_per_epoch(trainer, None, cfg)
-            rows.append({"seed": seed, "workers": n, "final_value": r.schedule[-1].value,
-                         "final_valid_accuracy": r.schedule[-1].metrics["accuracy"],
-                         "test_accuracy": r.test["accuracy"], "schedule": r.learning_rates,
-                         "reused": r.trials_reused})
-            print(f"seed {seed} workers {n}: value {rows[-1]['final_value']:.4f} test {rows[-1]['test_accuracy']:.4f}",
-                  flush=True)
+            rows.append(
+                {
+                    "seed": seed,
+                    "workers": n,
+                    "final_value": r.schedule[-1].value,
+                    "final_valid_accuracy": r.schedule[-1].metrics["accuracy"],
+                    "test_accuracy": r.test["accuracy"],
+                    "schedule": r.learning_rates,
+                    "reused": r.trials_reused,
+                }
+            )
+            print(
+                f"seed {seed} workers {n}: value {rows[-1]['final_value']:.4f} test "
+                f"{rows[-1]['test_accuracy']:.4f}",
+                flush=True,
+            )
     summary = {}
     for n in (1, 2, 4):
         sel = [r for r in rows if r["workers"] == n]
-        summary[n] = {"median_final_value": statistics.median(r["final_value"] for r in sel),
-                      "median_test_accuracy": statistics.median(r["test_accuracy"] for r in sel)}
-    return {"meta": _meta(dataset=args.dataset, subset=args.subset, epochs=args.epochs, trials=args.trials,
-                          sampler=args.sampler, seeds=args.seeds), "summary": summary, "rows": rows}
+        summary[n] = {
+            "median_final_value": statistics.median(r["final_value"] for r in sel),
+            "median_test_accuracy": statistics.median(r["test_accuracy"] for r in sel),
+        }
+    return {
+        "meta": _meta(
+            dataset=args.dataset,
+            subset=args.subset,
+            epochs=args.epochs,
+            trials=args.trials,
+            sampler=args.sampler,
+            seeds=args.seeds,
+        ),
+        "summary": summary,
+        "rows": rows,
+    }
 
 
 def _markdown(name: str, data: dict[str, Any]) -> str:
     m = data["meta"]
-    head = f"Measured {m['when']} on {m['cpus']} CPUs; load average at the end {', '.join(f'{x:.1f}' for x in m['load_average_at_end'])}."
+    load = ", ".join(f"{x:.1f}" for x in m["load_average_at_end"])
+    head = f"Measured {m['when']} on {m['cpus']} CPUs; load average at the end {load}."
     if name == "speedup":
         s = data["summary"]
-        return "\n".join([head, "", "| workers | median epoch wall time | speed-up |", "| ---: | ---: | ---: |",
-                          f"| 1 | {s['median_epoch_wall_s'][1]:.2f} s | 1.00x |",
-                          f"| 2 | {s['median_epoch_wall_s'][2]:.2f} s | {s['speedup_2_workers']:.2f}x |"])
+        return "\n".join(
+            [
+                head,
+                "",
+                "| workers | median epoch wall time | speed-up |",
+                "| ---: | ---: | ---: |",
+                f"| 1 | {s['median_epoch_wall_s'][1]:.2f} s | 1.00x |",
+                f"| 2 | {s['median_epoch_wall_s'][2]:.2f} s | {s['speedup_2_workers']:.2f}x |",
+            ]
+        )
     if name == "simulate":
-        lines = [head, "", f"Sleeping trainer: {m['seconds_per_epoch']} s per epoch, {m['trials']} trials per epoch, "
-                 f"{m['epochs']} epochs, sampler {m['sampler']}, {m['storage']}.", "",
-                 "| workers | median epoch wall | ideal ceil(T/N) x epoch | overhead per epoch | overhead per trial x N |",
-                 "| ---: | ---: | ---: | ---: | ---: |"]
+        lines = [
+            head,
+            "",
+            f"Sleeping trainer: {m['seconds_per_epoch']} s per epoch, {m['trials']} trials per "
+            f"epoch, "
+            f"{m['epochs']} epochs, sampler {m['sampler']}, {m['storage']}.",
+            "",
+            "| workers | median epoch wall | ideal ceil(T/N) x epoch | overhead per epoch "
+            "| overhead per trial x N |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in data["rows"]:
-            lines.append(f"| {r['workers']} | {r['median_epoch_wall_s']:.2f} s | {r['ideal_s']:.2f} s | "
-                         f"{r['overhead_s']:.2f} s | {r['overhead_per_trial_ms']:.0f} ms |")
+            lines.append(
+                f"| {r['workers']} | {r['median_epoch_wall_s']:.2f} s | {r['ideal_s']:.2f} s | "
+                f"{r['overhead_s']:.2f} s | {r['overhead_per_trial_ms']:.0f} ms |"
+            )
         return "\n".join(lines)
-    lines = [head, "", f"{m['dataset']} (subset {m['subset']}), {m['epochs']} epochs x {m['trials']} trials, "
-             f"sampler {m['sampler']}, seeds 0..{m['seeds'] - 1}.", "",
-             "| workers | median final validation objective | median test accuracy |", "| ---: | ---: | ---: |"]
+    lines = [
+        head,
+        "",
+        f"{m['dataset']} (subset {m['subset']}), {m['epochs']} epochs x {m['trials']} trials, "
+        f"sampler {m['sampler']}, seeds 0..{m['seeds'] - 1}.",
+        "",
+        "| workers | median final validation objective | median test accuracy |",
+        "| ---: | ---: | ---: |",
+    ]
     for n, s in data["summary"].items():
         lines.append(f"| {n} | {s['median_final_value']:.4f} | {s['median_test_accuracy']:.4f} |")
     return "\n".join(lines)

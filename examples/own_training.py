@@ -1,7 +1,8 @@
 """Per-epoch tuning of *your own* training code: your model, AdamW, a DataLoader.
 
     python examples/own_training.py --epochs 2 --trials-per-epoch 4 --out r.json
-    optuna-gamma tune --trainer examples/own_training.py:make_trainer --epochs 2 --trials-per-epoch 4
+    optuna-gamma tune --trainer examples/own_training.py:make_trainer \\
+        --epochs 2 --trials-per-epoch 4
 
 Everything below ``# --- your code`` is ordinary PyTorch: a model class, ``torch.optim.AdamW``,
 a ``torch.utils.data.DataLoader`` whose batch size is a tuned hyperparameter, and a plain
@@ -34,8 +35,8 @@ from torch.utils.data import TensorDataset
 
 from optuna_gamma.tuner import EpochContext
 from optuna_gamma.tuner import TrainingState
-from optuna_gamma.tuner import TunerConfig
 from optuna_gamma.tuner import tune_per_epoch
+from optuna_gamma.tuner import TunerConfig
 
 
 # --- your code -------------------------------------------------------------------------------
@@ -46,8 +47,12 @@ class SmallNet(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(n_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.2),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(n_in, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Dropout(0.2),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, n_classes),
         )
 
@@ -65,18 +70,28 @@ def _tensors(dataset: str, data_root: str | None, subset: int | None) -> dict[st
         y = torch.tensor(y, dtype=torch.int64)
         idx = torch.arange(len(y)).numpy()
         rest, test = train_test_split(idx, test_size=0.2, stratify=y.numpy(), random_state=0)
-        train, valid = train_test_split(rest, test_size=0.2, stratify=y.numpy()[rest], random_state=0)
-        return {k: TensorDataset(x[i], y[i]) for k, i in (("train", train), ("valid", valid), ("test", test))}
+        train, valid = train_test_split(
+            rest, test_size=0.2, stratify=y.numpy()[rest], random_state=0
+        )
+        return {
+            k: TensorDataset(x[i], y[i])
+            for k, i in (("train", train), ("valid", valid), ("test", test))
+        }
     from optuna_gamma.tuner.builtin.data import load_dataset  # any loader of yours works here
 
     d = load_dataset(dataset, data_root, subset=subset, seed=0)
-    return {k: TensorDataset(s.x, s.y) for k, s in (("train", d.train), ("valid", d.valid), ("test", d.test))}
+    return {
+        k: TensorDataset(s.x, s.y)
+        for k, s in (("train", d.train), ("valid", d.valid), ("test", d.test))
+    }
 
 
 class MyTrainer:
     """Implements optuna_gamma.tuner.Trainer for SmallNet + AdamW + DataLoader."""
 
-    def __init__(self, dataset: str = "digits", data_root: str | None = None, subset: int | None = None) -> None:
+    def __init__(
+        self, dataset: str = "digits", data_root: str | None = None, subset: int | None = None
+    ) -> None:
         self.data = _tensors(dataset, data_root, subset)
         x, y = self.data["train"].tensors
         self.n_in, self.n_classes = int(x[0].numel()), int(y.max()) + 1
@@ -94,9 +109,15 @@ class MyTrainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
         return TrainingState(model=model, optimizer=optimizer)
 
-    def train_epoch(self, state: TrainingState, hparams: dict[str, Any], ctx: EpochContext) -> dict[str, float]:
-        loader = DataLoader(self.data["train"], batch_size=int(hparams["batch_size"]), shuffle=True,
-                            generator=ctx.generator)
+    def train_epoch(
+        self, state: TrainingState, hparams: dict[str, Any], ctx: EpochContext
+    ) -> dict[str, float]:
+        loader = DataLoader(
+            self.data["train"],
+            batch_size=int(hparams["batch_size"]),
+            shuffle=True,
+            generator=ctx.generator,
+        )
         state.model.train()
         total, n = 0.0, 0
         for x, y in loader:
@@ -121,7 +142,9 @@ class MyTrainer:
         }
 
 
-def make_trainer(dataset: str = "digits", data_root: str | None = None, subset: int | None = None) -> MyTrainer:
+def make_trainer(
+    dataset: str = "digits", data_root: str | None = None, subset: int | None = None
+) -> MyTrainer:
     """The factory ``optuna-gamma tune --trainer examples/own_training.py:make_trainer`` loads."""
     return MyTrainer(dataset, data_root, subset)
 
@@ -141,12 +164,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     trainer = make_trainer(args.dataset, args.data_root, args.subset)
-    config = TunerConfig(run="own-training", run_dir=args.run_dir, sampler=args.sampler, epochs=args.epochs,
-                         trials_per_epoch=args.trials_per_epoch, seed=args.seed)
+    config = TunerConfig(
+        run="own-training",
+        run_dir=args.run_dir,
+        sampler=args.sampler,
+        epochs=args.epochs,
+        trials_per_epoch=args.trials_per_epoch,
+        seed=args.seed,
+    )
     result = tune_per_epoch(trainer, trainer.search_space(), config)
     out = {
-        "schedule": [{"epoch": e.epoch, **e.params, "kappa": e.value, "valid_accuracy": e.metrics["accuracy"]}
-                     for e in result.schedule],
+        "schedule": [
+            {
+                "epoch": e.epoch,
+                **e.params,
+                "kappa": e.value,
+                "valid_accuracy": e.metrics["accuracy"],
+            }
+            for e in result.schedule
+        ],
         "test_accuracy": result.test["accuracy"],
         "test_loss": result.test["loss"],
         "storage": result.storage,

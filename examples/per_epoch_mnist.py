@@ -30,14 +30,24 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     # --- the core: the thesis's trainer, its search space, one call --------------------------
-    trainer = ThesisTrainer("mnist", args.data_root, subset=500)  # thesis CNN, 400 train / 100 valid
+    trainer = ThesisTrainer(
+        "mnist", args.data_root, subset=500
+    )  # thesis CNN, 400 train / 100 valid
     result = tune_per_epoch(
-        trainer, SearchSpace(lr_low=1e-3, lr_high=0.5),  # log scale; batch 50, weight decay 1e-3
-        sampler=args.sampler, trials_per_epoch=args.trials, epochs=args.epochs, objective="kappa1",
-        run="mnist500", run_dir=args.run_dir,
+        trainer,
+        SearchSpace(lr_low=1e-3, lr_high=0.5),  # log scale; batch 50, weight decay 1e-3
+        sampler=args.sampler,
+        trials_per_epoch=args.trials,
+        epochs=args.epochs,
+        objective="kappa1",
+        run="mnist500",
+        run_dir=args.run_dir,
     )
     for e in result.schedule:
-        print(f"epoch {e.epoch}: lr {e.lr:.4g}  kappa {e.value:.3f}  valid accuracy {e.metrics['accuracy']:.3f}")
+        print(
+            f"epoch {e.epoch}: lr {e.lr:.4g}  kappa {e.value:.3f}  valid accuracy "
+            f"{e.metrics['accuracy']:.3f}"
+        )
     print(f"test accuracy {result.test['accuracy']:.3f}, MCC {result.test['mcc']:.3f}")
     # ------------------------------------------------------------------------------------------
     print(f"optuna-dashboard {result.storage}")

@@ -42,6 +42,7 @@ from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp.acquisition import expected_improvement
 
+
 LOW, HIGH = -1.0, 2.0
 MODES = {"student_t": "Gamma search (Student-t EI)", "gaussian": "Gaussian search (Gaussian EI)"}
 GRID = np.linspace(LOW, HIGH, 601)
@@ -94,9 +95,13 @@ def run_mode(
 ) -> dict:
     """Drive one GammaBOSampler with ask-and-tell; snapshot the posterior before each proposal."""
     sampler = GammaBOSampler(
-        predictive=predictive, xi=xi, mean="zero", warp_output=False,
+        predictive=predictive,
+        xi=xi,
+        mean="zero",
+        warp_output=False,
         deterministic_objective=True,  # f is noise-free
-        n_startup_trials=len(x_init), seed=seed,
+        n_startup_trials=len(x_init),
+        seed=seed,
     )
     sampler_kwargs = {"settings": sampler.gp_settings, "xi": xi}
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -148,9 +153,16 @@ def build_figure(results: dict[str, dict], x_star: float, f_star: float):  # -> 
     )
     for col, _ in enumerate(modes, start=1):
         fig.add_trace(
-            go.Scatter(x=GRID, y=f(GRID), mode="lines", name="f(x)", showlegend=col == 1,
-                       line={"color": "black", "dash": "dot"}),
-            row=1, col=col,
+            go.Scatter(
+                x=GRID,
+                y=f(GRID),
+                mode="lines",
+                name="f(x)",
+                showlegend=col == 1,
+                line={"color": "black", "dash": "dot"},
+            ),
+            row=1,
+            col=col,
         )
     n_static = len(fig.data)
     n_steps = max(len(results[m]["snapshots"]) for m in modes)
@@ -162,23 +174,86 @@ def build_figure(results: dict[str, dict], x_star: float, f_star: float):  # -> 
             first = col == 1
             visible = s == 0
             traces = [
-                (go.Scatter(x=GRID, y=snap["upper"], mode="lines", line={"width": 0},
-                            showlegend=False, hoverinfo="skip"), 1),
-                (go.Scatter(x=GRID, y=snap["lower"], mode="lines", line={"width": 0},
-                            fill="tonexty", fillcolor="rgba(31,119,180,0.2)",
-                            name="95% band", showlegend=first, hoverinfo="skip"), 1),
-                (go.Scatter(x=GRID, y=snap["mean"], mode="lines", name="posterior location",
-                            line={"color": "rgb(31,119,180)"}, showlegend=first), 1),
-                (go.Scatter(x=snap["x_obs"], y=snap["y_obs"], mode="markers", name="observed",
-                            marker={"color": "black", "size": 8}, showlegend=first), 1),
-                (go.Scatter(x=[snap["x_next"]], y=[snap["y_next"]], mode="markers",
-                            name="next proposal", showlegend=first,
-                            marker={"color": "red", "size": 12, "symbol": "star"}), 1),
-                (go.Scatter(x=GRID, y=snap["ei"], mode="lines", name="EI (standardized)",
-                            line={"color": "green"}, showlegend=first), 2),
-                (go.Scatter(x=[snap["x_next"], snap["x_next"]], y=[0, float(np.max(snap["ei"]))],
-                            mode="lines", line={"color": "red", "dash": "dash"},
-                            showlegend=False, hoverinfo="skip"), 2),
+                (
+                    go.Scatter(
+                        x=GRID,
+                        y=snap["upper"],
+                        mode="lines",
+                        line={"width": 0},
+                        showlegend=False,
+                        hoverinfo="skip",
+                    ),
+                    1,
+                ),
+                (
+                    go.Scatter(
+                        x=GRID,
+                        y=snap["lower"],
+                        mode="lines",
+                        line={"width": 0},
+                        fill="tonexty",
+                        fillcolor="rgba(31,119,180,0.2)",
+                        name="95% band",
+                        showlegend=first,
+                        hoverinfo="skip",
+                    ),
+                    1,
+                ),
+                (
+                    go.Scatter(
+                        x=GRID,
+                        y=snap["mean"],
+                        mode="lines",
+                        name="posterior location",
+                        line={"color": "rgb(31,119,180)"},
+                        showlegend=first,
+                    ),
+                    1,
+                ),
+                (
+                    go.Scatter(
+                        x=snap["x_obs"],
+                        y=snap["y_obs"],
+                        mode="markers",
+                        name="observed",
+                        marker={"color": "black", "size": 8},
+                        showlegend=first,
+                    ),
+                    1,
+                ),
+                (
+                    go.Scatter(
+                        x=[snap["x_next"]],
+                        y=[snap["y_next"]],
+                        mode="markers",
+                        name="next proposal",
+                        showlegend=first,
+                        marker={"color": "red", "size": 12, "symbol": "star"},
+                    ),
+                    1,
+                ),
+                (
+                    go.Scatter(
+                        x=GRID,
+                        y=snap["ei"],
+                        mode="lines",
+                        name="EI (standardized)",
+                        line={"color": "green"},
+                        showlegend=first,
+                    ),
+                    2,
+                ),
+                (
+                    go.Scatter(
+                        x=[snap["x_next"], snap["x_next"]],
+                        y=[0, float(np.max(snap["ei"]))],
+                        mode="lines",
+                        line={"color": "red", "dash": "dash"},
+                        showlegend=False,
+                        hoverinfo="skip",
+                    ),
+                    2,
+                ),
             ]
             for trace, row in traces:
                 trace.visible = visible
@@ -190,11 +265,14 @@ def build_figure(results: dict[str, dict], x_star: float, f_star: float):  # -> 
         for idx in step_traces[s]:
             vis[idx] = True
         it = results[modes[0]]["snapshots"][min(s, len(results[modes[0]]["snapshots"]) - 1)]
-        steps.append({"method": "update", "args": [{"visible": vis}],
-                      "label": str(it["iteration"])})
+        steps.append(
+            {"method": "update", "args": [{"visible": vis}], "label": str(it["iteration"])}
+        )
     fig.update_layout(
-        title={"text": f"thesis 1-D demo: f(x) = -sin(3x) - x² + 0.7x, max {f_star:.4f} at "
-                       f"x = {x_star:.4f}; slider: evaluation number of the proposal"},
+        title={
+            "text": f"thesis 1-D demo: f(x) = -sin(3x) - x² + 0.7x, max {f_star:.4f} at "
+            f"x = {x_star:.4f}; slider: evaluation number of the proposal"
+        },
         sliders=[{"active": 0, "steps": steps, "currentvalue": {"prefix": "evaluation "}}],
         height=760,
     )
@@ -211,8 +289,11 @@ def convergence_figure(results: dict[str, dict], f_star: float):  # -> go.Figure
     for m, res in results.items():
         best = np.maximum.accumulate(res["y"])
         regret = np.maximum(f_star - best, 1e-12)  # log axis
-        fig.add_trace(go.Scatter(x=list(range(1, len(best) + 1)), y=regret,
-                                 mode="lines+markers", name=MODES[m]))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(best) + 1)), y=regret, mode="lines+markers", name=MODES[m]
+            )
+        )
     fig.update_layout(
         title={"text": "regret f* - best so far"},
         xaxis={"title": {"text": "evaluations"}},
@@ -254,11 +335,16 @@ def main(argv: list[str] | None = None) -> dict[str, int | None]:
         needed[m] = n
         i_best = int(np.argmax(res["y"]))
         reached = f"{n} evaluations" if n is not None else f"not within {args.n_trials}"
-        print(f"{MODES[m]:32s} within {args.tolerance:g} of the max after {reached}; "
-              f"best f = {res['y'][i_best]:.6f} at x = {res['x'][i_best]:.6f} "
-              f"(sampler time {res['seconds']:.2f} s)")
-    write_html([build_figure(results, x_star, f_star), convergence_figure(results, f_star)],
-               args.output, title="optuna-gamma: thesis 1-D demo")
+        print(
+            f"{MODES[m]:32s} within {args.tolerance:g} of the max after {reached}; "
+            f"best f = {res['y'][i_best]:.6f} at x = {res['x'][i_best]:.6f} "
+            f"(sampler time {res['seconds']:.2f} s)"
+        )
+    write_html(
+        [build_figure(results, x_star, f_star), convergence_figure(results, f_star)],
+        args.output,
+        title="optuna-gamma: thesis 1-D demo",
+    )
     print(f"wrote {args.output}")
     if args.repeat > 1:
         summarize_seeds(args, f_star)

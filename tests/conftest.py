@@ -48,14 +48,22 @@ def postgres_url() -> Iterator[str]:
     if url:
         yield url
         return
-    if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or shutil.which("runuser") is None:
-        msg = "PostgreSQL is not installed (apt-get install postgresql) and OPTUNA_GAMMA_TEST_POSTGRES is unset"
+    if (
+        not list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        or shutil.which("runuser") is None
+    ):
+        msg = (
+            "PostgreSQL is not installed (apt-get install postgresql) and "
+            "OPTUNA_GAMMA_TEST_POSTGRES is unset"
+        )
         if os.environ.get("CI"):
             raise RuntimeError(msg)
         pytest.skip(msg)
     folder = tempfile.mkdtemp(prefix="optuna-gamma-pg-", dir="/tmp")
     script = str(REPO / ".ci" / "postgres.sh")
-    out = subprocess.run(["bash", script, "start", folder], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", script, "start", folder], capture_output=True, text=True, check=True
+    ).stdout
     url = out.strip().split("=", 1)[1]
     try:
         yield url
@@ -76,8 +84,10 @@ def s3_server() -> Iterator[dict[str, str]]:
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
     }
     try:
         yield env

@@ -12,17 +12,15 @@ import pytest
 from scipy.optimize import minimize
 
 from benchmarks import samplers as bench
-from benchmarks.problems import (
-    BRANIN_OPTIMUM,
-    HARTMANN6_ARGMIN,
-    LR_WD_BS_ARGMIN,
-    THESIS1D_ARGMAX,
-    branin_function,
-    get_problem,
-    hartmann6_function,
-    lr_wd_bs_function,
-    thesis1d_function,
-)
+from benchmarks.problems import branin_function
+from benchmarks.problems import BRANIN_OPTIMUM
+from benchmarks.problems import get_problem
+from benchmarks.problems import HARTMANN6_ARGMIN
+from benchmarks.problems import hartmann6_function
+from benchmarks.problems import LR_WD_BS_ARGMIN
+from benchmarks.problems import lr_wd_bs_function
+from benchmarks.problems import THESIS1D_ARGMAX
+from benchmarks.problems import thesis1d_function
 
 
 def _value_at(problem_name: str, params: dict) -> float:

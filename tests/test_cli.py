@@ -14,8 +14,14 @@ import pytest
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
-    return subprocess.run([sys.executable, "-m", "optuna_gamma", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
 def test_help_exits_zero() -> None:
@@ -42,10 +48,19 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
         (["tune", "--dataset", "digits", "--sampler", "bogus"], "unknown sampler 'bogus'"),
         (["tune", "--dataset", "digits", "--sampler", "grid:zero"], "grid:N"),
-        (["tune", "--dataset", "digits", "--lr-low", "0.5", "--lr-high", "0.1"], "--lr-low must be < --lr-high"),
-        (["tune", "--dataset", "digits", "--lr-low", "0", "--lr-high", "0.5"], "--lr-low must be > 0"),
+        (
+            ["tune", "--dataset", "digits", "--lr-low", "0.5", "--lr-high", "0.1"],
+            "--lr-low must be < --lr-high",
+        ),
+        (
+            ["tune", "--dataset", "digits", "--lr-low", "0", "--lr-high", "0.5"],
+            "--lr-low must be > 0",
+        ),
         (["tune", "--dataset", "digits", "--lr-linear", "--lr-low", "0"], "--lr-low must be > 0"),
-        (["tune", "--dataset", "digits", "--lr-low", "-1", "--lr-high", "0.5"], "--lr-low must be > 0"),
+        (
+            ["tune", "--dataset", "digits", "--lr-low", "-1", "--lr-high", "0.5"],
+            "--lr-low must be > 0",
+        ),
         (["tune", "--dataset", "digits", "--threads", "0"], "--threads must be >= 1"),
         (["tune", "--dataset", "digits", "--kappa-lambda", "2"], "--kappa-lambda"),
         (["tune", "--trainer", "nomodule_xyz:make"], "cannot import 'nomodule_xyz'"),
@@ -65,7 +80,11 @@ def test_console_script_entry_point_is_main() -> None:
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    needle: str,
 ) -> None:
     from optuna_gamma.tuner.cli import main
 
@@ -82,28 +101,74 @@ def test_bad_arguments_give_one_line_and_exit_2(
 
 def test_bad_argument_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
     proc = _cli("tune", "--dataset", "digits", "--sampler", "bogus", cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown sampler 'bogus'" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and proc.stderr.count("\n") == 1
+        and "unknown sampler 'bogus'" in proc.stderr
+    )
 
 
 @pytest.mark.slow
 def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    proc = _cli("tune", "--dataset", "digits", "--epochs", "1", "--trials-per-epoch", "2", "--sampler", "gamma",
-                "--storage", storage, "--run", "tiny", "--run-dir", str(tmp_path / "tiny"), "--report",
-                str(tmp_path / "report.html"), cwd=tmp_path)
+    proc = _cli(
+        "tune",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--trials-per-epoch",
+        "2",
+        "--sampler",
+        "gamma",
+        "--storage",
+        storage,
+        "--run",
+        "tiny",
+        "--run-dir",
+        str(tmp_path / "tiny"),
+        "--report",
+        str(tmp_path / "report.html"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "tiny" / "result.json").read_text())
-    assert result["sampler"] == "gamma" and result["trials_per_study"] == 2 and len(result["schedule"]) == 1
-    assert f"dashboard: optuna-dashboard {storage} --artifact-dir {tmp_path / 'tiny' / 'artifacts'}" in proc.stdout
+    assert (
+        result["sampler"] == "gamma"
+        and result["trials_per_study"] == 2
+        and len(result["schedule"]) == 1
+    )
+    assert (
+        f"dashboard: optuna-dashboard {storage} --artifact-dir {tmp_path / 'tiny' / 'artifacts'}"
+        in proc.stdout
+    )
     # summary table: the schedule's learning rate is printed; one log line per epoch on stderr
-    assert f"{result['schedule'][0]['params']['lr']:.4g}" in proc.stdout and "test: accuracy" in proc.stdout
+    assert (
+        f"{result['schedule'][0]['params']['lr']:.4g}" in proc.stdout
+        and "test: accuracy" in proc.stdout
+    )
     assert "epoch 1/1: adopted trial" in proc.stderr and "Trial 0 finished" not in proc.stderr
     page = (tmp_path / "report.html").read_text()
     assert "Run tiny" in page and "lr schedule" in page and "misclassifications" in page
     assert '<script src="http' not in page and "<script" in page  # plotly.js inline, offline
     # A second run into the same storage, then the report subcommand compares the samplers.
-    proc = _cli("tune", "--dataset", "digits", "--epochs", "1", "--sampler", "grid:2", "--storage", storage,
-                "--run", "tiny-grid", "--run-dir", str(tmp_path / "tiny-grid"), "--no-progress", cwd=tmp_path)
+    proc = _cli(
+        "tune",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--sampler",
+        "grid:2",
+        "--storage",
+        storage,
+        "--run",
+        "tiny-grid",
+        "--run-dir",
+        str(tmp_path / "tiny-grid"),
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     grid_out = proc.stdout
     proc = _cli("report", "--storage", storage, "-o", str(tmp_path / "all.html"))
@@ -111,8 +176,23 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
     page = (tmp_path / "all.html").read_text()
     assert "Sampler comparison" in page and "tiny-grid" in page and "grid:2" in page
     # Re-running the finished command resumes: nothing is retrained, the same schedule comes back.
-    again = _cli("tune", "--dataset", "digits", "--epochs", "1", "--sampler", "grid:2", "--storage", storage,
-                 "--run", "tiny-grid", "--run-dir", str(tmp_path / "tiny-grid"), "--no-progress", cwd=tmp_path)
+    again = _cli(
+        "tune",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--sampler",
+        "grid:2",
+        "--storage",
+        storage,
+        "--run",
+        "tiny-grid",
+        "--run-dir",
+        str(tmp_path / "tiny-grid"),
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[:2] == grid_out.splitlines()[:2]  # header + the epoch's row
     assert "this call: 0 new trials" in again.stdout
@@ -123,51 +203,136 @@ def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "examples" / "per_epoch_mnist.py"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
-    proc = subprocess.run([sys.executable, str(script), "--data-root", str(data_root), "--epochs", "1", "--trials", "2",
-                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--data-root",
+            str(data_root),
+            "--epochs",
+            "1",
+            "--trials",
+            "2",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["trials_per_study"] == 2 and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
-    assert "epoch 1: lr" in proc.stdout and f"optuna-dashboard {tmp_path / 'run' / 'journal.log'}" in proc.stdout
+    assert (
+        result["trials_per_study"] == 2
+        and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
+    )
+    assert (
+        "epoch 1: lr" in proc.stdout
+        and f"optuna-dashboard {tmp_path / 'run' / 'journal.log'}" in proc.stdout
+    )
 
 
-def test_whole_mode_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_whole_mode_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from optuna_gamma.tuner.cli import main
 
     monkeypatch.chdir(tmp_path)
-    assert main(["tune", "--dataset", "digits", "--mode", "whole", "--epochs", "2", "--trials", "2", "--sampler",
-                 "random", "--seed", "3", "--no-progress", "--report", "w.html"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--dataset",
+                "digits",
+                "--mode",
+                "whole",
+                "--epochs",
+                "2",
+                "--trials",
+                "2",
+                "--sampler",
+                "random",
+                "--seed",
+                "3",
+                "--no-progress",
+                "--report",
+                "w.html",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     result = json.loads((tmp_path / "runs" / "digits-mlp-random-s3" / "result.json").read_text())
     assert result["mode"] == "whole" and result["epochs"] == 2 and len(result["trials"]) == 2
     assert f"{result['best']['params']['lr']:.4g}" in out
     journal = tmp_path / "runs" / "digits-mlp-random-s3" / "journal.log"
-    assert f"dashboard: optuna-dashboard {journal} --artifact-dir" in out and (tmp_path / "w.html").is_file()
+    assert (
+        f"dashboard: optuna-dashboard {journal} --artifact-dir" in out
+        and (tmp_path / "w.html").is_file()
+    )
 
 
 @pytest.mark.slow
 def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) -> None:
     """The acceptance run of examples/own_training.py (model class of its own, AdamW with tuned
-    lr and weight decay, a DataLoader with tuned batch size), then the same trainer via --trainer."""
+    lr and weight decay, a DataLoader with tuned batch size), then the same trainer via
+    --trainer."""
     script = Path(__file__).resolve().parents[1] / "examples" / "own_training.py"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
-    proc = subprocess.run([sys.executable, str(script), "--epochs", "2", "--trials-per-epoch", "4", "--out", "r.json",
-                           "--run-dir", "run"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--epochs",
+            "2",
+            "--trials-per-epoch",
+            "4",
+            "--out",
+            "r.json",
+            "--run-dir",
+            "run",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads((tmp_path / "r.json").read_text())
     assert [e["epoch"] for e in out["schedule"]] == [1, 2] and 0.8 < out["test_accuracy"] <= 1.0
     for e in out["schedule"]:
-        assert 1e-4 <= e["lr"] <= 3e-2 and 1e-5 <= e["weight_decay"] <= 1e-1 and e["batch_size"] in (16, 32, 64, 128)
+        assert (
+            1e-4 <= e["lr"] <= 3e-2
+            and 1e-5 <= e["weight_decay"] <= 1e-1
+            and e["batch_size"] in (16, 32, 64, 128)
+        )
     import optuna
 
     from optuna_gamma.tuner import get_storage
 
-    study = optuna.load_study(study_name="own-training/epoch-002", storage=get_storage(out["storage"]))
+    study = optuna.load_study(
+        study_name="own-training/epoch-002", storage=get_storage(out["storage"])
+    )
     assert set(study.best_trial.params) == {"lr", "weight_decay", "batch_size"}
 
-    proc = _cli("tune", "--trainer", f"{script}:make_trainer", "--trainer-arg", "dataset=digits", "--epochs", "1",
-                "--trials-per-epoch", "3", "--run", "cli", "--no-progress", cwd=tmp_path)
+    proc = _cli(
+        "tune",
+        "--trainer",
+        f"{script}:make_trainer",
+        "--trainer-arg",
+        "dataset=digits",
+        "--epochs",
+        "1",
+        "--trials-per-epoch",
+        "3",
+        "--run",
+        "cli",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "runs" / "cli" / "result.json").read_text())
     assert set(result["schedule"][0]["params"]) == {"lr", "weight_decay", "batch_size"}
@@ -182,9 +347,26 @@ def test_readme_quick_start_informs_the_sampler(tmp_path: Path, data_root: Path)
     import optuna
     from optuna.trial import TrialState
 
-    proc = _cli("tune", "--dataset", "mnist", "--data-root", str(data_root), "--subset", "500", "--model",
-                "thesis-cnn", "--epochs", "2", "--trials-per-epoch", "6", "--sampler", "gamma", "--run",
-                "mnist500-gamma", cwd=tmp_path)
+    proc = _cli(
+        "tune",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(data_root),
+        "--subset",
+        "500",
+        "--model",
+        "thesis-cnn",
+        "--epochs",
+        "2",
+        "--trials-per-epoch",
+        "6",
+        "--sampler",
+        "gamma",
+        "--run",
+        "mnist500-gamma",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from optuna_gamma.tuner import get_storage
 

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
@@ -20,7 +21,12 @@ from optuna_gamma.tuner.builtin.data import load_dataset  # noqa: E402
 from optuna_gamma.tuner.builtin.data import load_raw  # noqa: E402
 
 
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +39,10 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fashion_root() -> Path:
     if all((DEBIAN_FASHION_MNIST_DIR / f"{f}.gz").is_file() for f in IDX):
         return DEBIAN_FASHION_MNIST_DIR
-    msg = f"Fashion-MNIST not installed in {DEBIAN_FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)"
+    msg = (
+        f"Fashion-MNIST not installed in {DEBIAN_FASHION_MNIST_DIR} (apt-get install "
+        "dataset-fashion-mnist)"
+    )
     if os.environ.get("CI"):
         raise RuntimeError(msg)
     pytest.skip(msg)
@@ -51,7 +60,11 @@ def _class_counts(y: torch.Tensor, n: int = 10) -> np.ndarray:
 
 
 def test_mnist_raw_files_match_md5sums(data_root: Path) -> None:
-    table = dict(line.split()[::-1] for line in (data_root / "mnist" / "MD5SUMS").read_text().splitlines() if line.strip())
+    table = dict(
+        line.split()[::-1]
+        for line in (data_root / "mnist" / "MD5SUMS").read_text().splitlines()
+        if line.strip()
+    )
     raw = data_root / "mnist" / "MNIST" / "raw"
     assert sorted(table) == sorted(f"{f}.gz" for f in IDX)
     for fname, md5 in table.items():
@@ -63,8 +76,30 @@ def test_mnist_full(data_root: Path, cache_dir: Path) -> None:
     assert raw.train_x.shape == (60000, 1, 28, 28) and raw.test_x.shape == (10000, 1, 28, 28)
     assert raw.train_x.dtype == np.uint8 and raw.train_y.dtype == np.int64
     # Class counts of the original MNIST.
-    assert np.bincount(raw.train_y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert np.bincount(raw.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(raw.train_y).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
+    assert np.bincount(raw.test_y).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     # The usual MNIST normalization constants come out of the exact histogram statistics.
     assert raw.mean[0] == pytest.approx(0.1307, abs=1e-4)
     assert raw.std[0] == pytest.approx(0.3081, abs=1e-4)
@@ -76,7 +111,9 @@ def test_mnist_full(data_root: Path, cache_dir: Path) -> None:
     assert d.train.x.shape == (48000, 1, 28, 28)
     # The test set is the official one, in order, normalized with the training constants.
     np.testing.assert_array_equal(d.test.y.numpy(), raw.test_y)
-    expected = (raw.test_x[:7].astype(np.float32) / 255 - np.float32(raw.mean[0])) / np.float32(raw.std[0])
+    expected = (raw.test_x[:7].astype(np.float32) / 255 - np.float32(raw.mean[0])) / np.float32(
+        raw.std[0]
+    )
     np.testing.assert_allclose(d.test.x[:7].numpy(), expected, rtol=1e-6, atol=1e-6)
     # Train + validation together are the whole training set, once each.
     all_counts = _class_counts(d.train.y) + _class_counts(d.valid.y)
@@ -84,7 +121,9 @@ def test_mnist_full(data_root: Path, cache_dir: Path) -> None:
     # Standardized over the training pool: mean 0, std 1 (float64 accumulations).
     n = len(d.train) + len(d.valid)
     s1 = float(d.train.x.sum(dtype=torch.float64) + d.valid.x.sum(dtype=torch.float64))
-    s2 = float(d.train.x.square().sum(dtype=torch.float64) + d.valid.x.square().sum(dtype=torch.float64))
+    s2 = float(
+        d.train.x.square().sum(dtype=torch.float64) + d.valid.x.square().sum(dtype=torch.float64)
+    )
     mean = s1 / (n * 784)
     assert mean == pytest.approx(0.0, abs=1e-5)
     assert s2 / (n * 784) - mean**2 == pytest.approx(1.0, abs=1e-4)
@@ -93,7 +132,9 @@ def test_mnist_full(data_root: Path, cache_dir: Path) -> None:
 def test_mnist_subset_is_stratified_and_seeded(data_root: Path, cache_dir: Path) -> None:
     raw = load_raw("mnist", data_root, cache_dir=cache_dir)
     prop = np.bincount(raw.train_y) / len(raw.train_y)
-    a = load_dataset("mnist", data_root, subset=500, valid_fraction=0.2, seed=3, cache_dir=cache_dir)
+    a = load_dataset(
+        "mnist", data_root, subset=500, valid_fraction=0.2, seed=3, cache_dir=cache_dir
+    )
     assert (len(a.train), len(a.valid), len(a.test)) == (400, 100, 10000)
     assert np.all(np.abs(_class_counts(a.train.y) - 400 * prop) <= 1)
     assert np.all(np.abs(_class_counts(a.valid.y) - 100 * prop) <= 1)
@@ -156,9 +197,9 @@ def test_cifar10_full(data_root: Path, cache_dir: Path) -> None:
     assert d.input_shape == (3, 32, 32)
     assert _class_counts(d.train.y).tolist() == [80] * 10
     assert _class_counts(d.valid.y).tolist() == [20] * 10
-    expected = (raw.test_x[:3].astype(np.float32) / 255 - np.float32(raw.mean).reshape(1, 3, 1, 1)) / np.float32(
-        raw.std
-    ).reshape(1, 3, 1, 1)
+    expected = (
+        raw.test_x[:3].astype(np.float32) / 255 - np.float32(raw.mean).reshape(1, 3, 1, 1)
+    ) / np.float32(raw.std).reshape(1, 3, 1, 1)
     np.testing.assert_allclose(d.test.x[:3].numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -196,10 +237,19 @@ def test_cifar10_crafted_pickle_does_not_run_code(tmp_path: Path) -> None:
 
     folder = tmp_path / "root" / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-                 "test_batch", "batches.meta"):
+    for name in (
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+    ):
         (folder / name).write_bytes(pickle.dumps({"data": Evil(), "labels": [0]}, protocol=2))
-    with pytest.raises(ValueError, match="refusing to load posix.system|refusing to load os.system"):
+    with pytest.raises(
+        ValueError, match="refusing to load posix.system|refusing to load os.system"
+    ):
         load_raw("cifar10", tmp_path / "root", cache_dir=tmp_path / "cache")
     assert not marker.exists()
 
@@ -208,7 +258,10 @@ def test_cifar10_extracted_layout(data_root: Path, cache_dir: Path, tmp_path: Pa
     """An already extracted ``cifar-10-batches-py`` under the root is read in place."""
     ref = load_raw("cifar10", data_root, cache_dir=cache_dir)
     (tmp_path / "cifar10").mkdir()
-    os.symlink(cache_dir / "extracted" / "cifar10" / "cifar-10-batches-py", tmp_path / "cifar10" / "cifar-10-batches-py")
+    os.symlink(
+        cache_dir / "extracted" / "cifar10" / "cifar-10-batches-py",
+        tmp_path / "cifar10" / "cifar-10-batches-py",
+    )
     other = load_raw("cifar10", tmp_path, cache_dir=tmp_path / "cache")
     assert other.source == str(tmp_path.resolve() / "cifar10" / "cifar-10-batches-py")
     assert not (tmp_path / "cache" / "extracted").exists()  # nothing copied
@@ -255,7 +308,9 @@ def test_digits() -> None:
 # ---------------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("name, expected", [("mnist", "train-images-idx3-ubyte"), ("cifar10", "cifar-10-python.tar.gz")])
+@pytest.mark.parametrize(
+    "name, expected", [("mnist", "train-images-idx3-ubyte"), ("cifar10", "cifar-10-python.tar.gz")]
+)
 def test_missing_files_name_paths_and_flag(tmp_path: Path, name: str, expected: str) -> None:
     root = tmp_path / "empty"
     root.mkdir()
@@ -266,7 +321,9 @@ def test_missing_files_name_paths_and_flag(tmp_path: Path, name: str, expected: 
     assert "download=True" in msg and "--download" in msg
 
 
-def test_download_flag_uses_torchvision_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_flag_uses_torchvision_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from torchvision.datasets import MNIST
 
     calls = []

@@ -23,10 +23,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
-from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner.cli import main  # noqa: E402
 from optuna_gamma.tuner.storage import dashboard_command  # noqa: E402
 from optuna_gamma.tuner.storage import mask_url  # noqa: E402
@@ -45,7 +45,9 @@ def digits() -> ThesisTrainer:
 
 
 def _cfg(tmp_path: Path, run: str = "f", **kw) -> TunerConfig:  # type: ignore[no-untyped-def]
-    return TunerConfig(run=run, run_dir=str(tmp_path / run), sampler="random", trials_per_epoch=3, seed=4, **kw)
+    return TunerConfig(
+        run=run, run_dir=str(tmp_path / run), sampler="random", trials_per_epoch=3, seed=4, **kw
+    )
 
 
 def _cli(*args: str, cwd: Path, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
@@ -56,8 +58,15 @@ def _cli(*args: str, cwd: Path, limit_bytes: int | None = None) -> subprocess.Co
         if limit_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run([sys.executable, "-m", "optuna_gamma", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=600, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+        preexec_fn=limit,
+    )
 
 
 def _one_line_exit_2(capsys, args: list[str], needle: str) -> str:  # type: ignore[no-untyped-def]
@@ -81,7 +90,9 @@ def _truncate(path: Path) -> None:
 
 # ------------------------------------------------------------------------ untrusted references
 @pytest.mark.parametrize("ref", ["/etc/hostname", "../../victim.txt", "a" * 36])
-def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(digits, tmp_path: Path, ref: str) -> None:
+def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(
+    digits, tmp_path: Path, ref: str
+) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     first = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
@@ -95,12 +106,16 @@ def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(dig
 
 def _forged(value: float, **attrs):  # type: ignore[no-untyped-def]
     return optuna.trial.create_trial(
-        params={"lr": 0.01}, distributions={"lr": FloatDistribution(1e-3, 0.5, log=True)}, value=value, **attrs
+        params={"lr": 0.01},
+        distributions={"lr": FloatDistribution(1e-3, 0.5, log=True)},
+        value=value,
+        **attrs,
     )
 
 
 def test_forged_trial_state_is_refused_at_adoption(digits, tmp_path: Path) -> None:
-    """A COMPLETE trial whose state is a path (here the best one) is refused; the file is untouched."""
+    """A COMPLETE trial whose state is a path (here the best one) is refused; the file is
+    untouched."""
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     storage = f"sqlite:///{tmp_path / 'f.db'}"
@@ -112,7 +127,8 @@ def test_forged_trial_state_is_refused_at_adoption(digits, tmp_path: Path) -> No
 
 
 def test_forged_artifact_entry_is_refused_at_clean_up(digits, tmp_path: Path) -> None:
-    """A trial whose artifact list names a path outside the store: clean-up refuses to delete it."""
+    """A trial whose artifact list names a path outside the store: clean-up refuses to delete
+    it."""
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     storage = f"sqlite:///{tmp_path / 'f.db'}"
@@ -125,7 +141,9 @@ def test_forged_artifact_entry_is_refused_at_clean_up(digits, tmp_path: Path) ->
 
 
 # ------------------------------------------------------------------------ corrupt / lost states
-def test_truncated_or_missing_adopted_and_initial_states_are_recomputed(digits, tmp_path: Path) -> None:
+def test_truncated_or_missing_adopted_and_initial_states_are_recomputed(
+    digits, tmp_path: Path
+) -> None:
     reference = tune_per_epoch(digits, None, _cfg(tmp_path, "ref", epochs=3))
     one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
     study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
@@ -135,10 +153,15 @@ def test_truncated_or_missing_adopted_and_initial_states_are_recomputed(digits, 
     old_id = study.user_attrs["adopted"]["state"]
     two = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))  # both recomputed / rebuilt
     study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
-    assert study.user_attrs["adopted"]["state"] != old_id and study.user_attrs["start"]["state"] != initial
+    assert (
+        study.user_attrs["adopted"]["state"] != old_id
+        and study.user_attrs["start"]["state"] != initial
+    )
     _artifact(two, two.final_state).unlink()  # epoch 2's adopted state is lost entirely
     three = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=3))
-    assert [(e.params, e.value) for e in three.schedule] == [(e.params, e.value) for e in reference.schedule]
+    assert [(e.params, e.value) for e in three.schedule] == [
+        (e.params, e.value) for e in reference.schedule
+    ]
     assert three.test == reference.test
 
 
@@ -154,7 +177,9 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
     assert _run(ref, ref / "run", "random", "per-epoch", None).returncode == 0
     proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", "after_tell:4")
     assert proc.returncode == -9, proc.stderr[-2000:]
-    best = optuna.load_study(study_name="job/epoch-001", storage=get_storage(str(tmp_path / "run" / "journal.log"))).best_trial
+    best = optuna.load_study(
+        study_name="job/epoch-001", storage=get_storage(str(tmp_path / "run" / "journal.log"))
+    ).best_trial
     _truncate(tmp_path / "run" / "artifacts" / best.user_attrs["state"])
     proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", None)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -168,31 +193,60 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
     [
         ("foo://host/db", "unknown storage scheme 'foo'"),
         ("runs.sqlite", "looks like an SQLite file: write it as sqlite:///"),
-        ("postgresql://alice:s3cret@127.0.0.1:1/db", "cannot open storage 'postgresql://alice:***@127.0.0.1:1/db'"),
+        (
+            "postgresql://alice:s3cret@127.0.0.1:1/db",
+            "cannot open storage 'postgresql://alice:***@127.0.0.1:1/db'",
+        ),
         ("mysql+pymysql://alice:s3cret@127.0.0.1:1/db", "the database driver is not installed"),
     ],
 )
-def test_unusable_storage_urls(tmp_path: Path, monkeypatch, capsys, storage: str, needle: str) -> None:  # type: ignore[no-untyped-def]
+def test_unusable_storage_urls(
+    tmp_path: Path, monkeypatch, capsys, storage: str, needle: str
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     line = _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", storage], needle)
     assert "s3cret" not in line
-    assert not list((tmp_path / "runs").rglob("artifacts/*")) if (tmp_path / "runs").exists() else True
+    assert (
+        not list((tmp_path / "runs").rglob("artifacts/*"))
+        if (tmp_path / "runs").exists()
+        else True
+    )
 
 
 def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "junk.log").write_bytes(b'{"op_code": 0, "worker_id": "x"\nnot json\n')
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "junk.log"], "not a usable Optuna journal")
-    _one_line_exit_2(capsys, ["report", "--storage", "junk.log", "-o", "r.html"], "not a usable Optuna journal")
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "runs.db"], "write it as sqlite:///")
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--storage", "junk.log"],
+        "not a usable Optuna journal",
+    )
+    _one_line_exit_2(
+        capsys, ["report", "--storage", "junk.log", "-o", "r.html"], "not a usable Optuna journal"
+    )
+    _one_line_exit_2(
+        capsys, ["tune", "--dataset", "digits", "--storage", "runs.db"], "write it as sqlite:///"
+    )
     (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "sqlite:///junk.db"], "not a usable database")
-    _one_line_exit_2(capsys, ["report", "--storage", "sqlite:///junk.db", "-o", "r.html"], "not a usable database")
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--storage", "sqlite:///junk.db"],
+        "not a usable database",
+    )
+    _one_line_exit_2(
+        capsys,
+        ["report", "--storage", "sqlite:///junk.db", "-o", "r.html"],
+        "not a usable database",
+    )
     lock = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
     lock.execute("CREATE TABLE t (x)")
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", "sqlite:///locked.db"], "database is locked")
+        _one_line_exit_2(
+            capsys,
+            ["tune", "--dataset", "digits", "--storage", "sqlite:///locked.db"],
+            "database is locked",
+        )
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -200,48 +254,88 @@ def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> N
 
 def test_bad_devices_fail_before_any_trial(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--device", "tpu9"], "unknown device 'tpu9'")
+    _one_line_exit_2(
+        capsys, ["tune", "--dataset", "digits", "--device", "tpu9"], "unknown device 'tpu9'"
+    )
     if not torch.cuda.is_available():
-        _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--device", "cuda"], "no CUDA GPU is available")
+        _one_line_exit_2(
+            capsys, ["tune", "--dataset", "digits", "--device", "cuda"], "no CUDA GPU is available"
+        )
     assert not (tmp_path / "runs").exists()
 
 
 def test_run_dir_that_is_a_file_or_cannot_be_written(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x")
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--run-dir", "afile"], "exists and is not a directory")
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--run-dir", "afile"],
+        "exists and is not a directory",
+    )
     # sysfs takes no new files, even from root: a run directory that cannot be written.
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--run-dir", "/sys/optuna-gamma-run"], "not writable")
-    _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--artifacts", "/sys/optuna-gamma-artifacts"],
-                     "artifact location '/sys/optuna-gamma-artifacts' is not writable")
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--run-dir", "/sys/optuna-gamma-run"],
+        "not writable",
+    )
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--artifacts", "/sys/optuna-gamma-artifacts"],
+        "artifact location '/sys/optuna-gamma-artifacts' is not writable",
+    )
 
 
 def test_report_output_and_storage_errors(tmp_path: Path, monkeypatch, capsys, digits) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     res = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
     (tmp_path / "outdir").mkdir()
-    _one_line_exit_2(capsys, ["report", "--storage", res.storage, "-o", "outdir"], "is a directory")
-    _one_line_exit_2(capsys, ["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file")
-    _one_line_exit_2(capsys, ["report", "--storage", "nowhere.log", "-o", "r.html"], "no journal file")
-    assert main(["report", "--storage", res.storage, "-o", "ok.html"]) == 0 and (tmp_path / "ok.html").is_file()
+    _one_line_exit_2(
+        capsys, ["report", "--storage", res.storage, "-o", "outdir"], "is a directory"
+    )
+    _one_line_exit_2(
+        capsys, ["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"
+    )
+    _one_line_exit_2(
+        capsys, ["report", "--storage", "nowhere.log", "-o", "r.html"], "no journal file"
+    )
+    assert (
+        main(["report", "--storage", res.storage, "-o", "ok.html"]) == 0
+        and (tmp_path / "ok.html").is_file()
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["journal", "sqlite"])
-def test_full_disk_gives_one_line_and_the_run_resumes_identically(tmp_path: Path, storage: str) -> None:
+def test_full_disk_gives_one_line_and_the_run_resumes_identically(
+    tmp_path: Path, storage: str
+) -> None:
     """Files may not grow past 45 kB (RLIMIT_FSIZE: writes fail as on a full disk): a state
     (about 42 kB) still fits, the storage does not after some trials. Twice, then with room."""
+
     def args(run: str) -> list[str]:
         extra = ["--storage", f"sqlite:///{run}.db"] if storage == "sqlite" else []
-        return ["tune", "--dataset", "digits", "--epochs", "4", "--trials", "6", "--run-dir", run, "--no-progress",
-                *extra]
+        return [
+            "tune",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "4",
+            "--trials",
+            "6",
+            "--run-dir",
+            run,
+            "--no-progress",
+            *extra,
+        ]
 
     ref = _cli(*args("ref"), cwd=tmp_path)
     assert ref.returncode == 0, ref.stderr
     for _ in range(2):
         proc = _cli(*args("run"), cwd=tmp_path, limit_bytes=45_000)
         err = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
-        assert proc.returncode == 2 and len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.returncode == 2 and len(err) == 1 and "Traceback" not in proc.stderr, (
+            proc.stderr[-2000:]
+        )
         assert "Should not reach" not in err[0]
         assert any(w in err[0] for w in ("storage", "File too large", "disk")), err[0]
     proc = _cli(*args("run"), cwd=tmp_path)
@@ -249,7 +343,9 @@ def test_full_disk_gives_one_line_and_the_run_resumes_identically(tmp_path: Path
     a = json.loads((tmp_path / "run" / "result.json").read_text())
     b = json.loads((tmp_path / "ref" / "result.json").read_text())
     same = ("params", "value", "metrics")  # trial numbers may differ after a failed trial
-    assert [[e[k] for k in same] for e in a["schedule"]] == [[e[k] for k in same] for e in b["schedule"]]
+    assert [[e[k] for k in same] for e in a["schedule"]] == [
+        [e[k] for k in same] for e in b["schedule"]
+    ]
     assert a["test"] == b["test"]
 
 
@@ -278,7 +374,9 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  #
     def flaky(url: str):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
-            raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
+            raise sqlalchemy.exc.IntegrityError(
+                "INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed")
+            )
         return real(url)
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", flaky)
@@ -286,11 +384,17 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  #
     assert calls["n"] == 2 and shown.endswith("race.db")
     monkeypatch.undo()
 
-    code = ("import sys; from optuna_gamma.tuner.storage import open_storage; import optuna;"
-            "s, _ = open_storage(sys.argv[1]); optuna.create_study(storage=s, study_name=sys.argv[2])")
+    code = (
+        "import sys; from optuna_gamma.tuner.storage import open_storage; import optuna;"
+        "s, _ = open_storage(sys.argv[1]); optuna.create_study(storage=s, study_name=sys.argv[2])"
+    )
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    procs = [subprocess.Popen([sys.executable, "-c", code, url, f"s{i}"], stderr=subprocess.PIPE, text=True)
-             for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url, f"s{i}"], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -299,8 +403,10 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  #
 
 # ------------------------------------------------------------------------ bad input, credentials
 def test_bad_python_arguments_name_the_value(digits, tmp_path: Path) -> None:
-    for kw, match in (({"trials_per_epoch": 2.5}, "trials_per_epoch must be an int >= 1 or None, got 2.5"),
-                      ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'")):
+    for kw, match in (
+        ({"trials_per_epoch": 2.5}, "trials_per_epoch must be an int >= 1 or None, got 2.5"),
+        ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'"),
+    ):
         with pytest.raises(ValueError, match=match):
             tune_per_epoch(digits, None, run_dir=str(tmp_path / "x"), **kw)
     with pytest.raises(ValueError, match="returned NoneType, not an optuna.samplers.BaseSampler"):
@@ -309,38 +415,88 @@ def test_bad_python_arguments_name_the_value(digits, tmp_path: Path) -> None:
 
 
 def test_passwords_are_masked_and_the_dashboard_command_is_quoted() -> None:
-    assert mask_url("postgresql://alice:s3cret@db.example:5432/runs") == "postgresql://alice:***@db.example:5432/runs"
-    assert mask_url("postgresql+psycopg://alice:p%40ss@h/db") == "postgresql+psycopg://alice:***@h/db"
+    assert (
+        mask_url("postgresql://alice:s3cret@db.example:5432/runs")
+        == "postgresql://alice:***@db.example:5432/runs"
+    )
+    assert (
+        mask_url("postgresql+psycopg://alice:p%40ss@h/db") == "postgresql+psycopg://alice:***@h/db"
+    )
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     assert mask_url("weird://u:pw@host") == "weird://u:***@host"
     cmd = dashboard_command("sqlite:////tmp/my runs/optuna.db", "/tmp/my runs/artifacts")
-    assert cmd == "optuna-dashboard 'sqlite:////tmp/my runs/optuna.db' --artifact-dir '/tmp/my runs/artifacts'"
+    assert (
+        cmd == "optuna-dashboard 'sqlite:////tmp/my runs/optuna.db' "
+        "--artifact-dir '/tmp/my runs/artifacts'"
+    )
 
 
-def test_dashboard_line_is_quoted_for_a_run_dir_with_spaces(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_line_is_quoted_for_a_run_dir_with_spaces(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    assert main(["tune", "--dataset", "digits", "--trials", "1", "--run-dir", "my run", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--dataset",
+                "digits",
+                "--trials",
+                "1",
+                "--run-dir",
+                "my run",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     line = [ln for ln in out.splitlines() if ln.startswith("dashboard: ")][0]
-    assert line == "dashboard: " + dashboard_command(str(tmp_path / "my run" / "journal.log"),
-                                                     str(tmp_path / "my run" / "artifacts"))
+    assert line == "dashboard: " + dashboard_command(
+        str(tmp_path / "my run" / "journal.log"), str(tmp_path / "my run" / "artifacts")
+    )
     assert "'" in line
 
 
-def test_a_storage_password_is_neither_printed_nor_saved(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_storage_password_is_neither_printed_nor_saved(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     """A PostgreSQL URL with a password (the connection itself served by SQLite here): the
     dashboard line, the log, result.json and the studies' records carry only the masked URL."""
     import optuna_gamma.tuner.storage as storage_mod
 
     real = storage_mod._connect
-    monkeypatch.setattr(storage_mod, "_connect",
-                        lambda url, shown, heartbeat=None: real(f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat))
+    monkeypatch.setattr(
+        storage_mod,
+        "_connect",
+        lambda url, shown, heartbeat=None: real(
+            f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat
+        ),
+    )
     monkeypatch.chdir(tmp_path)
     url = "postgresql://alice:s3cret@db.example:5432/runs"
-    assert main(["tune", "--dataset", "digits", "--trials", "2", "--storage", url, "--run", "pw", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--dataset",
+                "digits",
+                "--trials",
+                "2",
+                "--storage",
+                url,
+                "--run",
+                "pw",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "s3cret" not in captured.out + captured.err
-    assert "dashboard: optuna-dashboard 'postgresql://alice:***@db.example:5432/runs'" in captured.out
+    assert (
+        "dashboard: optuna-dashboard 'postgresql://alice:***@db.example:5432/runs'" in captured.out
+    )
     result = json.loads((tmp_path / "runs" / "pw" / "result.json").read_text())
     assert result["storage"] == "postgresql://alice:***@db.example:5432/runs"
     for path in (tmp_path / "runs").rglob("*"):

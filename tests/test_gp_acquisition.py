@@ -21,6 +21,7 @@ from optuna_gamma.gp.acquisition import log_expected_improvement
 from optuna_gamma.gp.acquisition import log_probability_of_improvement
 from optuna_gamma.gp.acquisition import probability_of_improvement
 
+
 DOFS = [1.5, 3.0, 7.0, 40.0, 3000.0, math.inf]
 
 

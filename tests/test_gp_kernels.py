@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from optuna_gamma.gp.kernels import (
-    KernelName,
-    kernel_and_derivative,
-    kernel_from_sqdist,
-    kernel_matrix,
-    lengthscale_trace_terms,
-    squared_distance,
-)
+from optuna_gamma.gp.kernels import kernel_and_derivative
+from optuna_gamma.gp.kernels import kernel_from_sqdist
+from optuna_gamma.gp.kernels import kernel_matrix
+from optuna_gamma.gp.kernels import KernelName
+from optuna_gamma.gp.kernels import lengthscale_trace_terms
+from optuna_gamma.gp.kernels import squared_distance
+
 
 CAT = np.array([False, True, False])
 

@@ -28,6 +28,7 @@ from optuna_gamma.gp.settings import Mean
 from optuna_gamma.gp.settings import MIN_NOISE
 from optuna_gamma.gp.settings import Predictive
 
+
 CAT = np.array([False, False, True])
 KERNELS = ["matern52", "rbf"]
 MODES = ["student_t", "gaussian", "plugin"]
@@ -546,7 +547,8 @@ def test_all_continuous_all_categorical_and_mixed(mask: list[bool]) -> None:
 
 
 def test_limit_blas_threads_is_reentrant_and_restores() -> None:
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_limits
 
     from optuna_gamma.gp.threads import limit_blas_threads
 

@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.metrics import confusion_matrix
+from sklearn.metrics import matthews_corrcoef
+from sklearn.metrics import recall_score
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, matthews_corrcoef, recall_score
 
-from optuna_gamma.tuner.metrics import classification_report, evaluate
+from optuna_gamma.tuner.metrics import classification_report
+from optuna_gamma.tuner.metrics import evaluate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,9 +192,7 @@ def test_evaluate_known_linear_model(batch_size: int) -> None:
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["confusion_matrix"] == [[1, 0, 1], [1, 1, 0], [0, 0, 1]]
     assert result["loss"] == pytest.approx(_manual_cross_entropy(), rel=1e-12)
-    assert result["loss"] == pytest.approx(
-        float(F.cross_entropy(model(X).detach(), Y)), rel=1e-6
-    )
+    assert result["loss"] == pytest.approx(float(F.cross_entropy(model(X).detach(), Y)), rel=1e-6)
     assert isinstance(result["time"], float) and result["time"] >= 0.0
 
 

@@ -1,4 +1,5 @@
-"""optuna_gamma.tuner.builtin.models: shapes, hand-counted parameters, initialisation, errors, seeding."""
+"""optuna_gamma.tuner.builtin.models: shapes, hand-counted parameters, initialisation, errors,
+seeding."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import math
 
 import pytest
 
+
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from optuna_gamma.tuner.builtin.models import MODELS  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.models import count_parameters  # noqa: E402
+from optuna_gamma.tuner.builtin.models import MODELS  # noqa: E402
 
 
 def _conv(c_in: int, c_out: int, k: int = 3) -> int:
@@ -24,7 +26,12 @@ def _dense(n_in: int, n_out: int) -> int:
 
 @pytest.mark.parametrize(
     "name, shape",
-    [("thesis-cnn", (1, 28, 28)), ("keras-cifar-cnn", (3, 32, 32)), ("mlp", (64,)), ("thesis-cnn", (3, 32, 32))],
+    [
+        ("thesis-cnn", (1, 28, 28)),
+        ("keras-cifar-cnn", (3, 32, 32)),
+        ("mlp", (64,)),
+        ("thesis-cnn", (3, 32, 32)),
+    ],
 )
 def test_output_shape(name: str, shape: tuple[int, ...]) -> None:
     model = build_model(name, shape, 10, seed=0)
@@ -34,9 +41,15 @@ def test_output_shape(name: str, shape: tuple[int, ...]) -> None:
 
 
 def test_keras_cifar_cnn_parameter_count() -> None:
-    # 32x32 -same-> 32 -valid-> 30 -pool-> 15 -same-> 15 -valid-> 13 -pool-> 6: 64*6*6 = 2304 features.
+    # 32x32 -same-> 32 -valid-> 30 -pool-> 15 -same-> 15 -valid-> 13 -pool-> 6: 64*6*6 = 2304
+    # features.
     expected = (
-        _conv(3, 32) + _conv(32, 32) + _conv(32, 64) + _conv(64, 64) + _dense(64 * 6 * 6, 512) + _dense(512, 10)
+        _conv(3, 32)
+        + _conv(32, 32)
+        + _conv(32, 64)
+        + _conv(64, 64)
+        + _dense(64 * 6 * 6, 512)
+        + _dense(512, 10)
     )
     assert expected == 1_250_858  # Keras's model.summary() of the cifar10_cnn example
     model = build_model("keras-cifar-cnn", (3, 32, 32), 10)
@@ -47,10 +60,17 @@ def test_keras_cifar_cnn_parameter_count() -> None:
 
 
 def test_thesis_cnn_layers_and_parameter_count() -> None:
-    # DeepConvNet: 28 -28 -28 -pool 14 -14 -16 (pad 2) -pool 8 -8 -8 -pool 4: 64*4*4 = 1024 features.
+    # DeepConvNet: 28 -28 -28 -pool 14 -14 -16 (pad 2) -pool 8 -8 -8 -pool 4: 64*4*4 = 1024
+    # features.
     expected = (
-        _conv(1, 16) + _conv(16, 16) + _conv(16, 32) + _conv(32, 32) + _conv(32, 64) + _conv(64, 64)
-        + _dense(1024, 50) + _dense(50, 10)
+        _conv(1, 16)
+        + _conv(16, 16)
+        + _conv(16, 32)
+        + _conv(32, 32)
+        + _conv(32, 64)
+        + _conv(64, 64)
+        + _dense(1024, 50)
+        + _dense(50, 10)
     )
     assert expected == 123_552
     model = build_model("thesis-cnn", (1, 28, 28), 10)
@@ -72,7 +92,11 @@ def test_initialisation() -> None:
     assert fc1.weight.std().item() == pytest.approx(math.sqrt(2 / 1024), rel=0.03)
     conv6 = [m for m in thesis.modules() if isinstance(m, nn.Conv2d)][-1]  # 36,864 weights
     assert conv6.weight.std().item() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
-    assert all(float(m.bias.detach().abs().max()) == 0.0 for m in thesis.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    assert all(
+        float(m.bias.detach().abs().max()) == 0.0
+        for m in thesis.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    )
 
     keras = build_model("keras-cifar-cnn", (3, 32, 32), 10, seed=1)
     dense = [m for m in keras.modules() if isinstance(m, nn.Linear)][0]
@@ -83,7 +107,9 @@ def test_initialisation() -> None:
 
 def test_wrong_input_shape_is_a_clear_error() -> None:
     model = build_model("thesis-cnn", (1, 28, 28), 10)
-    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 1, 28, 28\), got \(2, 3, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"expects inputs of shape \(N, 1, 28, 28\), got \(2, 3, 32, 32\)"
+    ):
         model(torch.zeros(2, 3, 32, 32))
     mlp = build_model("mlp", (64,), 10)
     with pytest.raises(ValueError, match=r"\(N, 64\), got \(4, 1, 8, 8\)"):

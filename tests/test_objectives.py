@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from optuna_gamma.tuner.objectives import DEFAULT_LAMBDA
-from optuna_gamma.tuner.objectives import LOSS_FLOOR
-from optuna_gamma.tuner.objectives import Objective
 from optuna_gamma.tuner.objectives import kappa_1
 from optuna_gamma.tuner.objectives import kappa_2
+from optuna_gamma.tuner.objectives import LOSS_FLOOR
+from optuna_gamma.tuner.objectives import Objective
 from optuna_gamma.tuner.objectives import resolve_objective
 
 
@@ -138,7 +138,10 @@ def test_unclipped_kappa_orders_like_kappa_and_separates_where_kappa_is_zero() -
     good = {"accuracy": 0.9, "loss": 0.5}
     assert k1(good) == kappa_1(0.9, 0.5) and k1.clipped(good) == kappa_1(0.9, 0.5)
     k2 = Objective.kappa2(0.2)
-    assert k2(good) == pytest.approx(0.81 - math.log(0.5) / 0.2, rel=1e-12) and k2.name == "kappa2:0.2"
+    assert (
+        k2(good) == pytest.approx(0.81 - math.log(0.5) / 0.2, rel=1e-12)
+        and k2.name == "kappa2:0.2"
+    )
 
 
 def test_kappa_of_a_diverged_run_is_nan_not_an_error() -> None:
@@ -161,10 +164,17 @@ def test_resolve_objective_names_lambdas_and_callables() -> None:
 
     obj = resolve_objective(mine)
     assert obj.name == "mine" and obj({"accuracy": 0.9, "loss": 0.4}) == pytest.approx(0.5)
-    own = Objective("mse", lambda m: m["mse"], direction="minimize", metric_name="mse", requires=("mse",))
+    own = Objective(
+        "mse", lambda m: m["mse"], direction="minimize", metric_name="mse", requires=("mse",)
+    )
     assert resolve_objective(own) is own
-    for bad, match in (("kappa3", "unknown objective 'kappa3'"), ("kappa1:x", "lambda"),
-                       ("kappa1:2", r"lam must lie in \(0, 1\]"), ("accuracy:0.5", "unknown"), (42, "42")):
+    for bad, match in (
+        ("kappa3", "unknown objective 'kappa3'"),
+        ("kappa1:x", "lambda"),
+        ("kappa1:2", r"lam must lie in \(0, 1\]"),
+        ("accuracy:0.5", "unknown"),
+        (42, "42"),
+    ):
         with pytest.raises(ValueError, match=match):
             resolve_objective(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="direction"):
@@ -195,8 +205,8 @@ def test_import_does_not_pull_torch() -> None:
 
 
 def test_example_own_objective_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    import runpy
     from pathlib import Path
+    import runpy
 
     import optuna
 

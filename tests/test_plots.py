@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -13,12 +13,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from optuna_gamma.tuner.plots import (
-    plot_confusion_heatmap,
-    plot_metric_vs_learning_rate,
-    plot_metrics_vs_learning_rate,
-    write_html,
-)
+from optuna_gamma.tuner.plots import plot_confusion_heatmap
+from optuna_gamma.tuner.plots import plot_metric_vs_learning_rate
+from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
+from optuna_gamma.tuner.plots import write_html
 
 
 CM = [[8, 2, 0], [1, 6, 3], [0, 0, 0]]  # class 2 has no true sample
@@ -161,8 +159,10 @@ def test_metrics_vs_learning_rate_subplots() -> None:
 
 
 def test_metrics_vs_learning_rate_grouped_and_lr_key() -> None:
-    records = [{**{k: v for k, v in r.items() if k != "learning_rate"}, "lr": r["learning_rate"]}
-               for r in RECORDS]
+    records = [
+        {**{k: v for k, v in r.items() if k != "learning_rate"}, "lr": r["learning_rate"]}
+        for r in RECORDS
+    ]
     fig = plot_metrics_vs_learning_rate(records, ("kappa",), group_by="epoch")
     lines = _lines(fig)
     assert [t.name for t in lines] == ["epoch 1", "epoch 2"]

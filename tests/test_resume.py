@@ -38,7 +38,9 @@ if mode == "user":
     class WithScheduler(ns["MyTrainer"]):
         def build(self, seed, device):
             state = super().build(seed, device)
-            state.scheduler = torch.optim.lr_scheduler.StepLR(state.optimizer, step_size=5, gamma=0.5)
+            state.scheduler = torch.optim.lr_scheduler.StepLR(
+                state.optimizer, step_size=5, gamma=0.5
+            )
             return state
 
         def train_epoch(self, state, hparams, ctx):
@@ -50,7 +52,8 @@ if mode == "user":
     space = trainer.search_space()
 else:
     trainer, space = ThesisTrainer("digits"), None
-config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, trials_per_epoch=4, epochs=2, seed=7,
+config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, trials_per_epoch=4, epochs=2,
+                     seed=7,
                      warm_start=(mode == "warm"))
 if mode == "whole":
     r = tune_whole(trainer, space, config)
@@ -60,14 +63,23 @@ print("done", r.final_state)
 """
 
 
-def _run(tmp: Path, run_dir: Path, sampler: str, mode: str, crash: str | None) -> subprocess.CompletedProcess:
+def _run(
+    tmp: Path, run_dir: Path, sampler: str, mode: str, crash: str | None
+) -> subprocess.CompletedProcess:
     script = tmp / "job.py"
     script.write_text(JOB)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
     if crash:
         env["OPTUNA_GAMMA_CRASH_AT"] = crash
-    args = [sys.executable, str(script), str(run_dir), sampler, mode, str(REPO / "examples" / "own_training.py")]
+    args = [
+        sys.executable,
+        str(script),
+        str(run_dir),
+        sampler,
+        mode,
+        str(REPO / "examples" / "own_training.py"),
+    ]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -99,8 +111,13 @@ def _assert_equal(a, b) -> None:  # type: ignore[no-untyped-def]
 def assert_same_run(a: Path, b: Path) -> None:
     ra, sa = _final(a)
     rb, sb = _final(b)
-    entries = (lambda r: r.schedule if r.mode == "per-epoch" else [r.best])
-    assert [(e.params, e.value, e.metrics) for e in entries(ra)] == [(e.params, e.value, e.metrics) for e in entries(rb)]
+
+    def entries(r):  # type: ignore[no-untyped-def]
+        return r.schedule if r.mode == "per-epoch" else [r.best]
+
+    assert [(e.params, e.value, e.metrics) for e in entries(ra)] == [
+        (e.params, e.value, e.metrics) for e in entries(rb)
+    ]
     assert ra.test == rb.test
     _assert_equal(sa, sb)  # model, optimizer (and scheduler) bit for bit
 
@@ -140,13 +157,19 @@ def crash_and_resume(tmp_path: Path, sampler: str, mode: str, crashes: list[str]
         # state upload and tell; the resumed process dies right after asking (the retry), then
         # between verifying epoch 2's adoption and recording it.
         ("gamma", "per-epoch", ["after_save:6", "after_ask:1", "after_adopt_verify:1"]),
-        ("tpe", "warm", ["after_ask:5", "after_adopt:1"]),  # the enqueued warm-start trial of epoch 2
+        (
+            "tpe",
+            "warm",
+            ["after_ask:5", "after_adopt:1"],
+        ),  # the enqueued warm-start trial of epoch 2
         ("grid:4", "per-epoch", ["after_save:6"]),
         ("gamma", "whole", ["after_save:3"]),
         ("gamma", "user", ["after_save:2", "after_tell:5"]),  # AdamW + DataLoader + StepLR
     ],
 )
-def test_kill_and_resume_gives_identical_run(tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_kill_and_resume_gives_identical_run(
+    tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]
+) -> None:  # type: ignore[no-untyped-def]
     run_dir = crash_and_resume(tmp_path, sampler, mode, crashes)
     assert_same_run(run_dir, reference(sampler, mode))
 

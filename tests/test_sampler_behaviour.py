@@ -637,8 +637,8 @@ def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> Non
     """Hyperparameters are refitted at every suggestion up to 64 observations, then when the data
     have grown by 12.5%; in between the GP reuses them with its factor extended, and predicts
     exactly as a GP built from scratch on the same data."""
-    import optuna_gamma.gp.fit as fit_module
     from optuna_gamma.gp import GaussianProcess
+    import optuna_gamma.gp.fit as fit_module
     from optuna_gamma.samplers._refit import refit_due as _refit_due
 
     assert all(_refit_due(n, n - 1) for n in range(2, 65))

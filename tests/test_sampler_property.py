@@ -30,12 +30,12 @@ from hypothesis import reject
 from hypothesis import settings
 from hypothesis import strategies as st
 import optuna
-import pytest
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
+import pytest
 
 from optuna_gamma import GammaBOSampler
 from optuna_gamma.samplers._search_space import SearchSpace

@@ -206,7 +206,9 @@ def test_pending_points_are_never_proposed_again() -> None:
 def test_yeo_johnson_warp_matches_scipy_and_keeps_the_order() -> None:
     from scipy import stats
 
-    from optuna_gamma.samplers._observations import _yeo_johnson_llf, warp, yeo_johnson
+    from optuna_gamma.samplers._observations import _yeo_johnson_llf
+    from optuna_gamma.samplers._observations import warp
+    from optuna_gamma.samplers._observations import yeo_johnson
 
     rng = np.random.default_rng(0)
     for y in (

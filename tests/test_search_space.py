@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import numpy as np
-import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
+import pytest
 
 from optuna_gamma.samplers._optimize import optimize_acquisition
 from optuna_gamma.samplers._search_space import SearchSpace

@@ -8,24 +8,24 @@ from pathlib import Path
 
 import pytest
 
+
 torch = pytest.importorskip("torch")
+import optuna  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import optuna  # noqa: E402
-
-from optuna_gamma.tuner.builtin.data import Split  # noqa: E402
 from optuna_gamma.tuner.builtin.data import load_dataset  # noqa: E402
+from optuna_gamma.tuner.builtin.data import Split  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.training import default_device  # noqa: E402
 from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
 from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
 from optuna_gamma.tuner.states import StateStore  # noqa: E402
 from optuna_gamma.tuner.states import StateUnavailableError  # noqa: E402
-from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
 from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
 from optuna_gamma.tuner.trainer import capture  # noqa: E402
 from optuna_gamma.tuner.trainer import restore  # noqa: E402
+from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
 
 
 CPU = torch.device("cpu")
@@ -46,7 +46,9 @@ def digits():
 
 @pytest.fixture(scope="module")
 def mnist500(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    return load_dataset("mnist", data_root, subset=500, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_dataset(
+        "mnist", data_root, subset=500, seed=0, cache_dir=tmp_path_factory.mktemp("cache")
+    )
 
 
 def _accuracy(model: nn.Module, split: Split) -> float:
@@ -112,7 +114,9 @@ def test_same_seed_same_batches_independent_of_global_rng() -> None:
     for seed, global_seed in [(4, 0), (4, 99), (5, 0)]:
         torch.manual_seed(global_seed)
         rec = _Recorder(nn.Linear(4, 3))
-        train_one_epoch(rec, make_optimizer(rec, lr=0.01), split, batch_size=10, seed=seed, device=CPU)
+        train_one_epoch(
+            rec, make_optimizer(rec, lr=0.01), split, batch_size=10, seed=seed, device=CPU
+        )
         assert [len(b) for b in rec.batches] == [10] * 10 + [3]
         order = torch.cat(rec.batches).long()
         assert sorted(order.tolist()) == list(range(103))  # every sample once per epoch
@@ -137,7 +141,9 @@ def test_dropout_masks_come_from_the_seed(digits) -> None:
         model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
         opt = make_optimizer(model, lr=0.05)
         torch.manual_seed(global_seed)
-        train_one_epoch(model, opt, digits.train, batch_size=len(digits.train), seed=seed, device=CPU)
+        train_one_epoch(
+            model, opt, digits.train, batch_size=len(digits.train), seed=seed, device=CPU
+        )
         return model.state_dict()
 
     # One full batch: the order does not matter, only the dropout masks do.
@@ -154,7 +160,9 @@ def test_mean_loss_is_weighted_over_batches(digits) -> None:
         start = float(F.cross_entropy(model(digits.train.x), digits.train.y))
     for bs in (len(digits.train), 100):
         m = build_model("mlp", digits.input_shape, digits.n_classes, seed=1)
-        loss = train_one_epoch(m, make_optimizer(m, lr=1e-12), digits.train, batch_size=bs, seed=0, device=CPU)
+        loss = train_one_epoch(
+            m, make_optimizer(m, lr=1e-12), digits.train, batch_size=bs, seed=0, device=CPU
+        )
         assert loss == pytest.approx(start, rel=1e-6)
 
 
@@ -198,8 +206,13 @@ def test_forked_trials_differ_by_their_hyperparameters(digits) -> None:
         m = build_model("mlp", digits.input_shape, digits.n_classes)
         o = make_optimizer(m, lr=1.0)
         restore_state(m, o, state)
-        apply_hyperparameters(TrainingState(model=m, optimizer=o), {"lr": lr, "weight_decay": 1e-3, "batch_size": 7})
-        assert all(g["lr"] == lr and g["weight_decay"] == 1e-3 and g["momentum"] == 0.5 for g in o.param_groups)
+        apply_hyperparameters(
+            TrainingState(model=m, optimizer=o), {"lr": lr, "weight_decay": 1e-3, "batch_size": 7}
+        )
+        assert all(
+            g["lr"] == lr and g["weight_decay"] == 1e-3 and g["momentum"] == 0.5
+            for g in o.param_groups
+        )
         losses.setdefault(lr, []).append(train_one_epoch(m, o, digits.train, seed=1, device=CPU))
     assert losses[0.01][0] == losses[0.01][1]
     assert losses[0.01][0] != losses[0.3][0]
@@ -242,7 +255,9 @@ def test_stored_state_round_trip_and_refusals(digits, tmp_path: Path) -> None:
 
     with pytest.raises(StateUnavailableError, match="missing"):
         store.load("00000000-0000-0000-0000-000000000000")
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "a" / "11111111-1111-1111-1111-111111111111")
+    torch.save(
+        {"weights": torch.zeros(2)}, tmp_path / "a" / "11111111-1111-1111-1111-111111111111"
+    )
     with pytest.raises(StateUnavailableError, match="not an optuna-gamma state"):
         store.load("11111111-1111-1111-1111-111111111111")
     data = (tmp_path / "a" / ident).read_bytes()
@@ -278,7 +293,9 @@ def test_input_validation(digits) -> None:
     with pytest.raises(ValueError, match="seed"):
         train_one_epoch(model, opt, digits.train, seed=-1, device=CPU)
     with pytest.raises(ValueError, match="empty"):
-        train_one_epoch(model, opt, Split(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long)), device=CPU)
+        train_one_epoch(
+            model, opt, Split(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long)), device=CPU
+        )
 
 
 def test_default_device() -> None:

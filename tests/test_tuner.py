@@ -23,24 +23,24 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from optuna_gamma.tuner import AllTrialsDivergedError  # noqa: E402
+from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import load_result  # noqa: E402
 from optuna_gamma.tuner import SAMPLER_CHOICES  # noqa: E402
 from optuna_gamma.tuner import SearchSpace  # noqa: E402
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
-from optuna_gamma.tuner import TunerConfig  # noqa: E402
-from optuna_gamma.tuner import load_result  # noqa: E402
-from optuna_gamma.tuner import get_storage  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 from optuna_gamma.tuner import tune_whole  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
 from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
 from optuna_gamma.tuner.objectives import kappa_1  # noqa: E402
 from optuna_gamma.tuner.runfiles import derive_seed  # noqa: E402
+from optuna_gamma.tuner.samplers import parse_sampler  # noqa: E402
 from optuna_gamma.tuner.samplers import ReseededSampler  # noqa: E402
 from optuna_gamma.tuner.samplers import SamplerPlan  # noqa: E402
-from optuna_gamma.tuner.samplers import parse_sampler  # noqa: E402
-from optuna_gamma.tuner.space import ParamSpace  # noqa: E402
 from optuna_gamma.tuner.space import grid_points  # noqa: E402
+from optuna_gamma.tuner.space import ParamSpace  # noqa: E402
 from optuna_gamma.tuner.states import StateStore  # noqa: E402
 
 
@@ -99,12 +99,20 @@ def test_thesis_search_space_validation() -> None:
 
 
 def test_param_space_of_any_distributions() -> None:
-    space = ParamSpace.of({
-        "lr": FloatDistribution(1e-4, 1e-1, log=True), "bs": IntDistribution(8, 64, log=True),
-        "opt": CategoricalDistribution(["a", "b"]), "step": FloatDistribution(0.0, 1.0, step=0.25),
-        "momentum": 0.9, "betas": (0.9, 0.99),
-    })
-    assert space.tuned() == ("lr", "bs", "opt", "step") and space.fixed == {"momentum": 0.9, "betas": (0.9, 0.99)}
+    space = ParamSpace.of(
+        {
+            "lr": FloatDistribution(1e-4, 1e-1, log=True),
+            "bs": IntDistribution(8, 64, log=True),
+            "opt": CategoricalDistribution(["a", "b"]),
+            "step": FloatDistribution(0.0, 1.0, step=0.25),
+            "momentum": 0.9,
+            "betas": (0.9, 0.99),
+        }
+    )
+    assert space.tuned() == ("lr", "bs", "opt", "step") and space.fixed == {
+        "momentum": 0.9,
+        "betas": (0.9, 0.99),
+    }
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(20):
         t = study.ask()
@@ -113,16 +121,26 @@ def test_param_space_of_any_distributions() -> None:
         assert p["step"] in (0.0, 0.25, 0.5, 0.75, 1.0) and p["momentum"] == 0.9
         assert set(t.params) == set(space.tuned())
         study.tell(t, 0.0)
-    for bad, match in ((42, "mapping"), ({"": FloatDistribution(0, 1)}, "non-empty"),
-                       ({"x": object()}, "optuna distribution"), ({"x": 1.0}, "tunes nothing")):
+    for bad, match in (
+        (42, "mapping"),
+        ({"": FloatDistribution(0, 1)}, "non-empty"),
+        ({"x": object()}, "optuna distribution"),
+        ({"x": 1.0}, "tunes nothing"),
+    ):
         with pytest.raises(ValueError, match=match):
             ParamSpace.of(bad)  # type: ignore[arg-type]
     assert json.dumps(space.to_dict())  # JSON-ready for the studies' config
 
 
 def test_same_point_at_each_parameters_resolution() -> None:
-    space = ParamSpace.of({"lr": FloatDistribution(1e-3, 1.0, log=True), "s": FloatDistribution(0, 1, step=0.1),
-                           "n": IntDistribution(1, 9), "c": CategoricalDistribution([1, 2])})
+    space = ParamSpace.of(
+        {
+            "lr": FloatDistribution(1e-3, 1.0, log=True),
+            "s": FloatDistribution(0, 1, step=0.1),
+            "n": IntDistribution(1, 9),
+            "c": CategoricalDistribution([1, 2]),
+        }
+    )
     a = {"lr": 0.01, "s": 0.3, "n": 4, "c": 1}
     assert space.same(a, dict(a))
     assert space.same(a, {**a, "s": 0.30000000000000004})  # the same step
@@ -132,14 +150,21 @@ def test_same_point_at_each_parameters_resolution() -> None:
 
 
 def test_at_bound_and_grid() -> None:
-    space = ParamSpace.of({"lr": FloatDistribution(1e-3, 0.5, log=True), "bs": CategoricalDistribution([16, 32]),
-                           "k": IntDistribution(1, 3)})
+    space = ParamSpace.of(
+        {
+            "lr": FloatDistribution(1e-3, 0.5, log=True),
+            "bs": CategoricalDistribution([16, 32]),
+            "k": IntDistribution(1, 3),
+        }
+    )
     assert space.at_bound({"lr": 0.5, "k": 2}) == [("lr", "high")]
     assert space.at_bound({"lr": 1e-3, "k": 1}) == [("lr", "low"), ("k", "low")]
     assert space.at_bound({"lr": 0.02, "k": 2}) == []
     grid = space.grid(3)
     assert len(grid) == 3 * 2 * 3 and {p["lr"] for p in grid} == set(grid_points(1e-3, 0.5, 3))
-    assert {p["lr"] for p in space.grid(3, linear=True)} == set(grid_points(1e-3, 0.5, 3, log=False))
+    assert {p["lr"] for p in space.grid(3, linear=True)} == set(
+        grid_points(1e-3, 0.5, 3, log=False)
+    )
     thesis = grid_points(0.5 / 100, 0.5, 100, log=False)  # the thesis's (0, 0.5] grid
     assert thesis[:2] == pytest.approx([0.005, 0.01]) and thesis[-1] == 0.5 and len(thesis) == 100
 
@@ -172,20 +197,32 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     import optuna_gamma.samplers
 
     for det in (True, False):
-        with mock.patch.object(optuna_gamma.samplers, "GammaBOSampler", wraps=optuna_gamma.samplers.GammaBOSampler) as g:
+        with mock.patch.object(
+            optuna_gamma.samplers, "GammaBOSampler", wraps=optuna_gamma.samplers.GammaBOSampler
+        ) as g:
             SamplerPlan("gamma", space, None, 2, det).factory(7)
-        assert g.call_args.kwargs["deterministic_objective"] is det and g.call_args.kwargs["seed"] == 7
+        assert (
+            g.call_args.kwargs["deterministic_objective"] is det
+            and g.call_args.kwargs["seed"] == 7
+        )
         with mock.patch.object(optuna.samplers, "GPSampler", wraps=optuna.samplers.GPSampler) as g:
             SamplerPlan("gp", space, None, 2, det).factory(7)
-        assert g.call_args.kwargs["deterministic_objective"] is det and g.call_args.kwargs["n_startup_trials"] == 2
+        assert (
+            g.call_args.kwargs["deterministic_objective"] is det
+            and g.call_args.kwargs["n_startup_trials"] == 2
+        )
 
 
 def test_config_validation_names_the_value() -> None:
-    for kw, match in (({"trials_per_epoch": 2.5}, "trials_per_epoch must be an int >= 1 or None, got 2.5"),
-                      ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'"),
-                      ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-                      ({"seed": -1}, "seed"), ({"num_threads": 0}, "num_threads"),
-                      ({"run": "a/b"}, "run must be"), ({"sampler": 3}, "sampler")):
+    for kw, match in (
+        ({"trials_per_epoch": 2.5}, "trials_per_epoch must be an int >= 1 or None, got 2.5"),
+        ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'"),
+        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ({"seed": -1}, "seed"),
+        ({"num_threads": 0}, "num_threads"),
+        ({"run": "a/b"}, "run must be"),
+        ({"sampler": 3}, "sampler"),
+    ):
         with pytest.raises(ValueError, match=match):
             TunerConfig(**kw)
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['epoch'\]"):
@@ -194,7 +231,9 @@ def test_config_validation_names_the_value() -> None:
 
 def test_derive_seed_is_stable_and_distinct() -> None:
     assert derive_seed(0, "batches", 1) == derive_seed(0, "batches", 1)
-    seeds = {derive_seed(0, "batches", e) for e in range(50)} | {derive_seed(1, "batches", e) for e in range(50)}
+    seeds = {derive_seed(0, "batches", e) for e in range(50)} | {
+        derive_seed(1, "batches", e) for e in range(50)
+    }
     assert len(seeds) == 100
 
 
@@ -226,9 +265,25 @@ def test_per_epoch_gamma_and_grid_share_one_storage(digits, tmp_path: Path) -> N
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     results = {}
     for sampler, run in (("gamma", "g"), ("grid:4", "grid")):
-        results[run] = tune_per_epoch(digits, None, _cfg(tmp_path, run, sampler=sampler, trials_per_epoch=4,
-                                                          epochs=2, storage=storage, keep_trial_states=True))
-    assert set(optuna.get_all_study_names(storage)) == {"g/epoch-001", "g/epoch-002", "grid/epoch-001", "grid/epoch-002"}
+        results[run] = tune_per_epoch(
+            digits,
+            None,
+            _cfg(
+                tmp_path,
+                run,
+                sampler=sampler,
+                trials_per_epoch=4,
+                epochs=2,
+                storage=storage,
+                keep_trial_states=True,
+            ),
+        )
+    assert set(optuna.get_all_study_names(storage)) == {
+        "g/epoch-001",
+        "g/epoch-002",
+        "grid/epoch-001",
+        "grid/epoch-002",
+    }
     for run, res in results.items():
         assert [e.epoch for e in res.schedule] == [1, 2]
         assert load_result(Path(res.run_dir) / "result.json") == res
@@ -240,33 +295,59 @@ def test_per_epoch_gamma_and_grid_share_one_storage(digits, tmp_path: Path) -> N
             assert len(trials) == 4
             for t in trials:
                 ua = t.user_attrs
-                assert METRICS <= set(ua) and "state" in ua and set(ua["time"]) == {"train", "eval"}
+                assert (
+                    METRICS <= set(ua) and "state" in ua and set(ua["time"]) == {"train", "eval"}
+                )
                 # The study sees the unclipped kappa; the thesis's clipped one is recorded.
-                assert t.value == pytest.approx(kappa_1(ua["accuracy"], ua["loss"], clip=False), rel=1e-12)
+                assert t.value == pytest.approx(
+                    kappa_1(ua["accuracy"], ua["loss"], clip=False), rel=1e-12
+                )
                 assert ua["kappa_clipped"] == max(0.0, t.value)
             if run == "grid":
                 assert {t.params["lr"] for t in trials} == set(grid_points(1e-3, 0.5, 4))
-            best = study.best_trial  # the adopted trial is the study's best (dashboard's "Best Trial")
+            best = (
+                study.best_trial
+            )  # the adopted trial is the study's best (dashboard's "Best Trial")
             adopted = study.user_attrs["adopted"]
-            assert entry.trial_number == best.number == adopted["trial"] and entry.value == best.value
-            assert entry.lr == best.params["lr"] and entry.metrics["accuracy"] == best.user_attrs["accuracy"]
+            assert (
+                entry.trial_number == best.number == adopted["trial"] and entry.value == best.value
+            )
+            assert (
+                entry.lr == best.params["lr"]
+                and entry.metrics["accuracy"] == best.user_attrs["accuracy"]
+            )
             assert adopted["state"] == best.user_attrs["state"]
             snap = store.load(adopted["state"])
             assert snap["optimizer"]["param_groups"][0]["lr"] == entry.lr
-        assert sum(map(sum, res.test["confusion_matrix"])) == len(digits.data.test) and res.test["accuracy"] > 0.8
+        assert (
+            sum(map(sum, res.test["confusion_matrix"])) == len(digits.data.test)
+            and res.test["accuracy"] > 0.8
+        )
         assert res.trials_trained == 8 and res.trials_reused == 0 and res.new_trials == 8
 
 
 def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one_thread) -> None:
     """Epoch 2's adopted weights = the initial model trained one epoch at epoch 1's adopted lr,
-    then one at epoch 2's, with each epoch's seed (every trial of an epoch sees the same batches)."""
-    res = tune_per_epoch(digits, None, _cfg(tmp_path, "r", sampler="random", trials_per_epoch=3, epochs=2, seed=3))
-    model = build_model("mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(3, "model"))
+    then one at epoch 2's, with each epoch's seed (every trial of an epoch sees the same
+    batches)."""
+    res = tune_per_epoch(
+        digits, None, _cfg(tmp_path, "r", sampler="random", trials_per_epoch=3, epochs=2, seed=3)
+    )
+    model = build_model(
+        "mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(3, "model")
+    )
     opt = make_optimizer(model, lr=0.01, weight_decay=1e-3)
     for e, entry in enumerate(res.schedule, start=1):
         for g in opt.param_groups:
             g["lr"] = entry.lr
-        train_one_epoch(model, opt, digits.data.train, batch_size=50, seed=derive_seed(3, "batches", e), device="cpu")
+        train_one_epoch(
+            model,
+            opt,
+            digits.data.train,
+            batch_size=50,
+            seed=derive_seed(3, "batches", e),
+            device="cpu",
+        )
     final = _store(res).load(res.final_state)
     assert _same(dict(model.state_dict()), final["model"])
     # only the adopted states (and the initial one) are kept by default
@@ -274,15 +355,33 @@ def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one
 
 
 def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
-    res = tune_whole(digits, None, _cfg(tmp_path, "w", sampler="tpe", trials_per_epoch=4, epochs=2))
+    res = tune_whole(
+        digits, None, _cfg(tmp_path, "w", sampler="tpe", trials_per_epoch=4, epochs=2)
+    )
     study = optuna.load_study(study_name="w/whole", storage=get_storage(res.storage))
     trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(trials) == 4 and res.best is not None and res.best.trial_number == study.best_trial.number
-    assert res.best.metrics["accuracy"] == study.best_trial.user_attrs["accuracy"] and len(res.trials) == 4
-    model = build_model("mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(0, "model"))
+    assert (
+        len(trials) == 4
+        and res.best is not None
+        and res.best.trial_number == study.best_trial.number
+    )
+    assert (
+        res.best.metrics["accuracy"] == study.best_trial.user_attrs["accuracy"]
+        and len(res.trials) == 4
+    )
+    model = build_model(
+        "mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(0, "model")
+    )
     opt = make_optimizer(model, lr=res.best.lr, weight_decay=1e-3)
     for e in (1, 2):
-        train_one_epoch(model, opt, digits.data.train, batch_size=50, seed=derive_seed(0, "batches", e), device="cpu")
+        train_one_epoch(
+            model,
+            opt,
+            digits.data.train,
+            batch_size=50,
+            seed=derive_seed(0, "batches", e),
+            device="cpu",
+        )
     assert _same(dict(model.state_dict()), _store(res).load(res.final_state)["model"])
 
 
@@ -290,12 +389,17 @@ def test_fixed_learning_rate_baseline(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(digits, None, _cfg(tmp_path, "f", sampler="fixed:0.05", epochs=2))
     assert res.trials_per_study == 1 and res.learning_rates == [0.05, 0.05]
     with pytest.raises(ValueError, match="tunes nothing"):
-        tune_per_epoch(digits, SearchSpace(batch_size=[16, 32]), _cfg(tmp_path, "f2", sampler="fixed"))
+        tune_per_epoch(
+            digits, SearchSpace(batch_size=[16, 32]), _cfg(tmp_path, "f2", sampler="fixed")
+        )
 
 
 def test_warm_start_enqueues_previous_best(digits, tmp_path: Path) -> None:
-    res = tune_per_epoch(digits, None, _cfg(tmp_path, "ws", sampler="random", trials_per_epoch=3, epochs=2,
-                                            warm_start=True))
+    res = tune_per_epoch(
+        digits,
+        None,
+        _cfg(tmp_path, "ws", sampler="random", trials_per_epoch=3, epochs=2, warm_start=True),
+    )
     study = optuna.load_study(study_name="ws/epoch-002", storage=get_storage(res.storage))
     assert min(study.get_trials(), key=lambda t: t.number).params["lr"] == res.schedule[0].lr
 
@@ -309,8 +413,12 @@ def test_tuned_batch_size_and_grid_product(digits, tmp_path: Path) -> None:
 
 
 def test_bad_arguments_before_any_work(digits, tmp_path: Path) -> None:
-    for kw, match in (({"sampler": "nope"}, "unknown sampler 'nope'"), ({"sampler": "grid:3", "trials_per_epoch": 5}, "exceed"),
-                      ({"objective": "kappa9"}, "unknown objective"), ({"device": "tpu9"}, "unknown device 'tpu9'")):
+    for kw, match in (
+        ({"sampler": "nope"}, "unknown sampler 'nope'"),
+        ({"sampler": "grid:3", "trials_per_epoch": 5}, "exceed"),
+        ({"objective": "kappa9"}, "unknown objective"),
+        ({"device": "tpu9"}, "unknown device 'tpu9'"),
+    ):
         with pytest.raises(ValueError, match=match):
             tune_per_epoch(digits, None, _cfg(tmp_path, "bad", **kw))
     assert not (tmp_path / "bad").exists()
@@ -326,11 +434,31 @@ def test_same_run_with_other_settings_is_refused(digits, tmp_path: Path) -> None
     with pytest.raises(ValueError, match="sampler"):
         tune_per_epoch(digits, None, _cfg(tmp_path, "x", sampler="tpe", trials_per_epoch=2))
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    tune_per_epoch(digits, None, TunerConfig(run="same", run_dir=str(tmp_path / "a"), storage=storage,
-                                             sampler="random", trials_per_epoch=1))
-    with pytest.raises(ValueError, match="run_dir"):  # two run directories would fail each other's trials
-        tune_per_epoch(digits, None, TunerConfig(run="same", run_dir=str(tmp_path / "b"), storage=storage,
-                                                 sampler="random", trials_per_epoch=1))
+    tune_per_epoch(
+        digits,
+        None,
+        TunerConfig(
+            run="same",
+            run_dir=str(tmp_path / "a"),
+            storage=storage,
+            sampler="random",
+            trials_per_epoch=1,
+        ),
+    )
+    with pytest.raises(
+        ValueError, match="run_dir"
+    ):  # two run directories would fail each other's trials
+        tune_per_epoch(
+            digits,
+            None,
+            TunerConfig(
+                run="same",
+                run_dir=str(tmp_path / "b"),
+                storage=storage,
+                sampler="random",
+                trials_per_epoch=1,
+            ),
+        )
 
 
 def test_more_epochs_extend_a_finished_run(digits, tmp_path: Path) -> None:
@@ -346,7 +474,9 @@ def test_more_epochs_extend_a_finished_run(digits, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["gamma", "gaussian", "plugin", "gp", "tpe", "random"])
 def test_every_model_sampler_runs_through_the_tuner(digits, tmp_path: Path, name: str) -> None:
-    res = tune_per_epoch(digits, None, _cfg(tmp_path, name, sampler=name, trials_per_epoch=3, seed=1))
+    res = tune_per_epoch(
+        digits, None, _cfg(tmp_path, name, sampler=name, trials_per_epoch=3, seed=1)
+    )
     study = optuna.load_study(study_name=f"{name}/epoch-001", storage=get_storage(res.storage))
     lrs = [t.params["lr"] for t in study.get_trials(states=(TrialState.COMPLETE,))]
     assert len(lrs) == 3 and all(1e-3 <= lr <= 0.5 for lr in lrs)
@@ -356,19 +486,38 @@ def test_every_model_sampler_runs_through_the_tuner(digits, tmp_path: Path, name
 # ----------------------------------------------------------------------------- DESIGN §3-§4
 def test_repeated_proposals_reuse_the_earlier_result(digits, tmp_path: Path) -> None:
     """A sampler that proposes the same point again: no second training, ``reused_from`` set."""
-    res = tune_per_epoch(digits, None, _cfg(tmp_path, "rep", sampler=lambda seed: optuna.samplers.RandomSampler(seed=0),
-                                            trials_per_epoch=4, epochs=2))
+    res = tune_per_epoch(
+        digits,
+        None,
+        _cfg(
+            tmp_path,
+            "rep",
+            sampler=lambda seed: optuna.samplers.RandomSampler(seed=0),
+            trials_per_epoch=4,
+            epochs=2,
+        ),
+    )
     assert res.trials_trained == 2 and res.trials_reused == 6
     for e in (1, 2):
-        study = optuna.load_study(study_name=f"rep/epoch-{e:03d}", storage=get_storage(res.storage))
-        first, *rest = sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+        study = optuna.load_study(
+            study_name=f"rep/epoch-{e:03d}", storage=get_storage(res.storage)
+        )
+        first, *rest = sorted(
+            study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number
+        )
         assert "reused_from" not in first.user_attrs
         for t in rest:
-            assert t.params == first.params and t.value == first.value and t.user_attrs["reused_from"] == first.number
+            assert (
+                t.params == first.params
+                and t.value == first.value
+                and t.user_attrs["reused_from"] == first.number
+            )
             assert t.user_attrs["state"] == first.user_attrs["state"]
         assert study.user_attrs["adopted"]["state"] == first.user_attrs["state"]
     # compute counts each point once
-    one = tune_per_epoch(digits, None, _cfg(tmp_path, "one", sampler="fixed:%r" % res.schedule[0].lr, epochs=1))
+    one = tune_per_epoch(
+        digits, None, _cfg(tmp_path, "one", sampler="fixed:%r" % res.schedule[0].lr, epochs=1)
+    )
     assert one.trials_trained == 1
 
 
@@ -391,42 +540,83 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
     bound = kappa_1(0.0, DIVERGENCE_FACTOR * start["loss"], clip=False)
     for t in bad:
         assert t.value == pytest.approx(bound - 1e-3 * max(1.0, abs(bound)), rel=1e-12)
-        assert t.user_attrs["loss"] is None or t.user_attrs["loss"] > DIVERGENCE_FACTOR * start["loss"]
+        assert (
+            t.user_attrs["loss"] is None
+            or t.user_attrs["loss"] > DIVERGENCE_FACTOR * start["loss"]
+        )
         assert "state" not in t.user_attrs
     for t in trials:  # every healthy trial is above the bound by construction
         if not t.user_attrs.get("diverged"):
             assert t.user_attrs["loss"] <= DIVERGENCE_FACTOR * start["loss"] and t.value >= bound
-    assert (max(good) - min(good)) / (max(good) - min(t.value for t in trials)) > 0.2  # no flattening
-    assert study.best_trial.number == res.schedule[0].trial_number and not study.best_trial.user_attrs.get("diverged")
+    assert (max(good) - min(good)) / (
+        max(good) - min(t.value for t in trials)
+    ) > 0.2  # no flattening
+    assert study.best_trial.number == res.schedule[
+        0
+    ].trial_number and not study.best_trial.user_attrs.get("diverged")
     with pytest.raises(AllTrialsDivergedError, match="every trial"):
-        tune_per_epoch(digits, {"lr": FloatDistribution(1e5, 1e6, log=True)}, _cfg(tmp_path, "dd", trials_per_epoch=2))
+        tune_per_epoch(
+            digits,
+            {"lr": FloatDistribution(1e5, 1e6, log=True)},
+            _cfg(tmp_path, "dd", trials_per_epoch=2),
+        )
 
 
 def test_a_diverged_trial_is_never_the_best_whatever_the_order(digits, tmp_path: Path) -> None:
     """Whatever order the trials finish in (a seeded grid order here), a diverged trial is
     below every healthy one, so a healthy one is adopted."""
     space = {"lr": CategoricalDistribution([5e3, 1e-4, 2e-4])}
-    res = tune_per_epoch(digits, space, _cfg(tmp_path, "first", sampler="grid:3", epochs=2, seed=1))
+    res = tune_per_epoch(
+        digits, space, _cfg(tmp_path, "first", sampler="grid:3", epochs=2, seed=1)
+    )
     for e in (1, 2):
-        study = optuna.load_study(study_name=f"first/epoch-{e:03d}", storage=get_storage(res.storage))
+        study = optuna.load_study(
+            study_name=f"first/epoch-{e:03d}", storage=get_storage(res.storage)
+        )
         assert any(t.user_attrs.get("diverged") for t in study.trials)
         assert not study.best_trial.user_attrs.get("diverged")
 
 
 def test_objectives_and_minimize(digits, tmp_path: Path) -> None:
-    acc = tune_per_epoch(digits, None, _cfg(tmp_path, "acc", sampler="random", trials_per_epoch=3, objective="accuracy"))
+    acc = tune_per_epoch(
+        digits,
+        None,
+        _cfg(tmp_path, "acc", sampler="random", trials_per_epoch=3, objective="accuracy"),
+    )
     study = optuna.load_study(study_name="acc/epoch-001", storage=get_storage(acc.storage))
-    assert study.metric_names == ["accuracy"] and all(t.value == t.user_attrs["accuracy"] for t in study.trials)
-    loss = tune_per_epoch(digits, None, _cfg(tmp_path, "loss", sampler="random", trials_per_epoch=3, objective="loss"))
+    assert study.metric_names == ["accuracy"] and all(
+        t.value == t.user_attrs["accuracy"] for t in study.trials
+    )
+    loss = tune_per_epoch(
+        digits,
+        None,
+        _cfg(tmp_path, "loss", sampler="random", trials_per_epoch=3, objective="loss"),
+    )
     study = optuna.load_study(study_name="loss/epoch-001", storage=get_storage(loss.storage))
-    assert study.direction.name == "MINIMIZE" and study.best_trial.value == min(t.user_attrs["loss"] for t in study.trials)
+    assert study.direction.name == "MINIMIZE" and study.best_trial.value == min(
+        t.user_attrs["loss"] for t in study.trials
+    )
     assert loss.schedule[0].trial_number == study.best_trial.number
-    mine = tune_per_epoch(digits, None, _cfg(tmp_path, "mine", sampler="random", trials_per_epoch=2,
-                                             objective=lambda m: m["accuracy"] - m["loss"]))
+    mine = tune_per_epoch(
+        digits,
+        None,
+        _cfg(
+            tmp_path,
+            "mine",
+            sampler="random",
+            trials_per_epoch=2,
+            objective=lambda m: m["accuracy"] - m["loss"],
+        ),
+    )
     study = optuna.load_study(study_name="mine/epoch-001", storage=get_storage(mine.storage))
     assert all(t.value == t.user_attrs["accuracy"] - t.user_attrs["loss"] for t in study.trials)
-    with pytest.raises(ValueError, match=r"reads the metric 'mcc', but evaluate\(\) returned \['accuracy', 'loss'\]"):
-        tune_per_epoch(digits, None, _cfg(tmp_path, "mcc", sampler="random", objective=lambda m: m["mcc"]))
+    with pytest.raises(
+        ValueError,
+        match=r"reads the metric 'mcc', but evaluate\(\) returned \['accuracy', 'loss'\]",
+    ):
+        tune_per_epoch(
+            digits, None, _cfg(tmp_path, "mcc", sampler="random", objective=lambda m: m["mcc"])
+        )
 
 
 def test_one_log_line_per_epoch_and_a_warning_at_a_bound(digits, tmp_path: Path) -> None:
@@ -436,13 +626,21 @@ def test_one_log_line_per_epoch_and_a_warning_at_a_bound(digits, tmp_path: Path)
     logger = logging.getLogger("optuna_gamma")
     logger.addHandler(handler)
     try:
-        tune_per_epoch(digits, {"lr": FloatDistribution(1e-4, 1e-2, log=True)},
-                       _cfg(tmp_path, "log", sampler="grid:3", epochs=2))
+        tune_per_epoch(
+            digits,
+            {"lr": FloatDistribution(1e-4, 1e-2, log=True)},
+            _cfg(tmp_path, "log", sampler="grid:3", epochs=2),
+        )
     finally:
         logger.removeHandler(handler)
     lines = [r.getMessage() for r in records]
     epochs = [m for m in lines if m.startswith("epoch ")]
-    assert len(epochs) == 2 and "epoch 1/2: adopted trial" in epochs[0] and "lr=" in epochs[0] and "kappa=" in epochs[0]
+    assert (
+        len(epochs) == 2
+        and "epoch 1/2: adopted trial" in epochs[0]
+        and "lr=" in epochs[0]
+        and "kappa=" in epochs[0]
+    )
     assert "accuracy=" in epochs[0] and epochs[0].endswith(" s)")
     warnings = [m for m in lines if "widen --lr-high" in m]
     assert len(warnings) == 1  # lr 1e-2 is best in both epochs: warned once
@@ -470,9 +668,13 @@ def test_threads_are_set_for_the_run_and_restored(digits, tmp_path: Path) -> Non
 
     spy = Spy("digits")
     before = torch.get_num_threads()
-    tune_per_epoch(spy, None, _cfg(tmp_path, "t", sampler="random", trials_per_epoch=2, num_threads=1))
+    tune_per_epoch(
+        spy, None, _cfg(tmp_path, "t", sampler="random", trials_per_epoch=2, num_threads=1)
+    )
     assert seen == [1, 1] and torch.get_num_threads() == before
-    res = tune_per_epoch(spy, None, _cfg(tmp_path, "t2", sampler="random", trials_per_epoch=1, num_threads=None))
+    res = tune_per_epoch(
+        spy, None, _cfg(tmp_path, "t2", sampler="random", trials_per_epoch=1, num_threads=None)
+    )
     assert seen[-1] == before and res.num_threads is None
 
 
@@ -481,9 +683,12 @@ def test_imports_do_not_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, optuna_gamma, optuna_gamma.tuner, optuna_gamma.tuner.cli, optuna_gamma.tuner.report;"
+        "import sys, optuna_gamma, optuna_gamma.tuner, optuna_gamma.tuner.cli, "
+        "optuna_gamma.tuner.report;"
         "from optuna_gamma.tuner.cli import _build_parser; _build_parser();"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr

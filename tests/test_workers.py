@@ -38,13 +38,26 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optuna_gamma", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env or _env(), timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or _env(),
+        timeout=900,
+    )
 
 
 def _popen(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "optuna_gamma", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def check_run(storage: object, run: str, epochs: int = 3, trials: int = 4) -> dict[str, int]:
@@ -69,8 +82,8 @@ def check_run(storage: object, run: str, epochs: int = 3, trials: int = 4) -> di
 
 
 def _final_state_loads(result: dict) -> None:
-    from optuna_gamma.tuner.states import StateStore
     from optuna_gamma.tuner.states import open_artifact_store
+    from optuna_gamma.tuner.states import StateStore
 
     store, _ = open_artifact_store(result["artifacts"], Path(result["run_dir"]) / "artifacts")
     snap = StateStore(store).load(result["final_state"])
@@ -93,8 +106,14 @@ def test_two_local_workers_on_sqlite_survive_kills_and_a_full_restart(tmp_path: 
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
     args = [*RUN, "--workers", "2", "--storage", storage, "--run", "w", "--run-dir", "run"]
     # One worker (the first to finish uploading its second state) is killed before its tell.
-    proc = _cli("tune", *args, cwd=tmp_path, env=_env(OPTUNA_GAMMA_CRASH_AT="after_save:2",
-                                                     OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "token")))
+    proc = _cli(
+        "tune",
+        *args,
+        cwd=tmp_path,
+        env=_env(
+            OPTUNA_GAMMA_CRASH_AT="after_save:2", OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "token")
+        ),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "token").exists() and "stopped (exit code -9)" in proc.stderr
     counts = check_run(get_storage(storage), "w")
@@ -105,9 +124,15 @@ def test_two_local_workers_on_sqlite_survive_kills_and_a_full_restart(tmp_path: 
     # Every worker dies at its third trial, twice over: the parent reports it in one line; then
     # the same command resumes and finishes.
     args2 = [*RUN, "--workers", "2", "--storage", storage, "--run", "w2", "--run-dir", "run2"]
-    proc = _cli("tune", *args2, cwd=tmp_path, env=_env(OPTUNA_GAMMA_CRASH_AT="after_ask:3",
-                                                      OPTUNA_GAMMA_CRASH_WORKER="*"))
-    assert proc.returncode == 2 and "every worker stopped before run 'w2' was done" in proc.stderr, proc.stderr[-3000:]
+    proc = _cli(
+        "tune",
+        *args2,
+        cwd=tmp_path,
+        env=_env(OPTUNA_GAMMA_CRASH_AT="after_ask:3", OPTUNA_GAMMA_CRASH_WORKER="*"),
+    )
+    assert (
+        proc.returncode == 2 and "every worker stopped before run 'w2' was done" in proc.stderr
+    ), proc.stderr[-3000:]
     proc = _cli("tune", *args2, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_run(get_storage(storage), "w2")
@@ -119,9 +144,15 @@ def test_killing_the_parent_and_its_workers_then_resuming(tmp_path: Path) -> Non
     """The parent kills its whole process group (itself and every worker) right after epoch 1
     is adopted; the same command, run again, resumes and finishes (default journal storage)."""
     args = [*RUN, "--workers", "2", "--run", "g", "--run-dir", "run"]
-    proc = subprocess.run([sys.executable, "-m", "optuna_gamma", "tune", *args], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=900, start_new_session=True,
-                          env=_env(OPTUNA_GAMMA_CRASH_AT="coordinator_adopted:1", OPTUNA_GAMMA_CRASH_GROUP="1"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", "tune", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+        start_new_session=True,
+        env=_env(OPTUNA_GAMMA_CRASH_AT="coordinator_adopted:1", OPTUNA_GAMMA_CRASH_GROUP="1"),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert not (tmp_path / "run" / "result.json").exists()
     proc = _cli("tune", *args, cwd=tmp_path)
@@ -136,8 +167,22 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
     period and it is retried. Then all three die at their third trial (the run cannot finish
     with them); the head is killed too, and everything started again finishes the run."""
     run = f"pg{os.getpid()}"
-    head_args = [*RUN, "--coordinate", "--storage", postgres_url, "--run", run, "--run-dir", "head",
-                 "--artifacts", str(tmp_path / "shared"), "--heartbeat-interval", "1", "--grace-period", "2"]
+    head_args = [
+        *RUN,
+        "--coordinate",
+        "--storage",
+        postgres_url,
+        "--run",
+        run,
+        "--run-dir",
+        "head",
+        "--artifacts",
+        str(tmp_path / "shared"),
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "2",
+    ]
     worker_args = ["worker", "--storage", postgres_url, "--run", run]
 
     def start_workers(env: dict[str, str]) -> list[subprocess.Popen]:
@@ -145,13 +190,20 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
 
     def manifest_exists() -> bool:
         try:
-            return "config" in optuna.load_study(study_name=f"{run}/epoch-001", storage=postgres_url).user_attrs
+            return (
+                "config"
+                in optuna.load_study(
+                    study_name=f"{run}/epoch-001", storage=postgres_url
+                ).user_attrs
+            )
         except KeyError:
             return False
 
     head = _popen("tune", *head_args, cwd=tmp_path, env=_env())
     _wait_for(manifest_exists, "the run's first study")
-    workers = start_workers(_env(OPTUNA_GAMMA_CRASH_AT="after_save:2", OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "t")))
+    workers = start_workers(
+        _env(OPTUNA_GAMMA_CRASH_AT="after_save:2", OPTUNA_GAMMA_CRASH_ONCE=str(tmp_path / "t"))
+    )
     out, err = head.communicate(timeout=900)
     assert head.returncode == 0, err[-3000:]
     codes = sorted(w.wait(timeout=300) for w in workers)
@@ -161,7 +213,9 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
     study = optuna.load_study(study_name=f"{run}/epoch-001", storage=postgres_url)
     assert study.user_attrs["config"]["heartbeat_interval"] == 1
     result = json.loads((tmp_path / "head" / "result.json").read_text())
-    assert "***" in result["storage"] and postgres_url.split(":")[2].split("@")[0] not in json.dumps(result)
+    assert "***" in result["storage"] and postgres_url.split(":")[2].split("@")[
+        0
+    ] not in json.dumps(result)
     _final_state_loads(result)
 
     # All workers die at their third trial: 3 x 2 = 6 < 12 trials, so the run cannot finish.
@@ -185,24 +239,55 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
 
 
 @pytest.mark.slow
-def test_two_local_workers_with_an_s3_artifact_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
+def test_two_local_workers_with_an_s3_artifact_store(
+    tmp_path: Path, s3_server: dict[str, str]
+) -> None:
     import boto3
 
     env = _env(**s3_server)
-    client = boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket="states")
     storage = f"sqlite:///{tmp_path / 'runs.db'}"
-    args = [*RUN, "--workers", "2", "--storage", storage, "--artifacts", "s3://states/runs/s3", "--run", "s3",
-            "--run-dir", "run"]
-    proc = _cli("tune", *args, cwd=tmp_path,
-                env={**env, "OPTUNA_GAMMA_CRASH_AT": "after_save:2", "OPTUNA_GAMMA_CRASH_ONCE": str(tmp_path / "t")})
+    args = [
+        *RUN,
+        "--workers",
+        "2",
+        "--storage",
+        storage,
+        "--artifacts",
+        "s3://states/runs/s3",
+        "--run",
+        "s3",
+        "--run-dir",
+        "run",
+    ]
+    proc = _cli(
+        "tune",
+        *args,
+        cwd=tmp_path,
+        env={
+            **env,
+            "OPTUNA_GAMMA_CRASH_AT": "after_save:2",
+            "OPTUNA_GAMMA_CRASH_ONCE": str(tmp_path / "t"),
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_run(get_storage(storage), "s3")
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="states", Prefix="runs/s3/").get("Contents", [])]
+    keys = [
+        o["Key"]
+        for o in client.list_objects_v2(Bucket="states", Prefix="runs/s3/").get("Contents", [])
+    ]
     assert len(keys) == 4  # the initial state and the three adopted ones; the rest deleted
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["artifacts"] == "s3://states/runs/s3" and f"runs/s3/{result['final_state']}" in keys
+    assert (
+        result["artifacts"] == "s3://states/runs/s3" and f"runs/s3/{result['final_state']}" in keys
+    )
     os.environ.update(s3_server)
     try:
         _final_state_loads(result)
@@ -216,14 +301,24 @@ def test_two_local_workers_with_an_s3_artifact_store(tmp_path: Path, s3_server: 
     ("args", "needle"),
     [
         (["tune", *RUN, "--workers", "2", "--storage", "foo://x"], "unknown storage scheme 'foo'"),
-        (["tune", *RUN, "--workers", "2", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db"], "cannot open storage"),
+        (
+            ["tune", *RUN, "--workers", "2", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db"],
+            "cannot open storage",
+        ),
         (["tune", *RUN, "--workers", "2", "--artifacts", "/sys/optuna-gamma"], "is not writable"),
-        (["worker", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db", "--run", "x"], "cannot open storage"),
+        (
+            ["worker", "--storage", "postgresql://u:s3cret@127.0.0.1:1/db", "--run", "x"],
+            "cannot open storage",
+        ),
         (["worker", "--storage", "foo://x", "--run", "x"], "unknown storage scheme"),
     ],
 )
 def test_unusable_storages_and_artifact_locations_fail_before_any_trial(
-    tmp_path: Path, monkeypatch, capsys, args: list[str], needle: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch,
+    capsys,
+    args: list[str],
+    needle: str,  # type: ignore[no-untyped-def]
 ) -> None:
     from optuna_gamma.tuner.cli import main
 
@@ -232,10 +327,14 @@ def test_unusable_storages_and_artifact_locations_fail_before_any_trial(
         main(args)
     err = capsys.readouterr().err
     lines = [ln for ln in err.strip().splitlines() if not ln.startswith("run '")]
-    assert exc.value.code == 2 and len(lines) == 1 and needle in lines[0] and "s3cret" not in err, err
+    assert (
+        exc.value.code == 2 and len(lines) == 1 and needle in lines[0] and "s3cret" not in err
+    ), err
 
 
-def test_unwritable_s3_location_fails_before_any_trial(tmp_path: Path, monkeypatch, capsys, s3_server) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_s3_location_fails_before_any_trial(
+    tmp_path: Path, monkeypatch, capsys, s3_server
+) -> None:  # type: ignore[no-untyped-def]
     from optuna_gamma.tuner.cli import main
 
     for k, v in s3_server.items():
@@ -244,7 +343,9 @@ def test_unwritable_s3_location_fails_before_any_trial(tmp_path: Path, monkeypat
     with pytest.raises(SystemExit) as exc:
         main(["tune", *RUN, "--artifacts", "s3://no-such-bucket/x"])
     err = capsys.readouterr().err
-    assert exc.value.code == 2 and "artifact location 's3://no-such-bucket/x' is not writable" in err
+    assert (
+        exc.value.code == 2 and "artifact location 's3://no-such-bucket/x' is not writable" in err
+    )
     assert "Traceback" not in err
 
 
@@ -253,6 +354,12 @@ def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-2000:]
     journal = str(tmp_path / "run" / "journal.log")
     proc = _cli("worker", "--storage", journal, "--run", "done", cwd=tmp_path)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("nothing to do: run 'done' is finished")
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(
+        "nothing to do: run 'done' is finished"
+    )
     proc = _cli("worker", "--storage", journal, "--run", "other", cwd=tmp_path)
-    assert proc.returncode == 2 and "no run 'other'" in proc.stderr and "runs there: ['done']" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "no run 'other'" in proc.stderr
+        and "runs there: ['done']" in proc.stderr
+    )

@@ -23,6 +23,7 @@ import importlib
 from typing import Any
 from typing import TYPE_CHECKING
 
+
 if TYPE_CHECKING:
     from optuna_gamma.gp.acquisition import Acquisition
     from optuna_gamma.gp.acquisition import Feasibility
@@ -42,7 +43,16 @@ _HOME = {
     "log_marginal_likelihood": "fit",
 }
 
-__all__ = sorted(_HOME)
+__all__ = [
+    "Acquisition",
+    "Feasibility",
+    "GPHyperparams",
+    "GPSettings",
+    "GaussianProcess",
+    "fit_gp",
+    "log_marginal_likelihood",
+]
+assert __all__ == sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 
+
 # Extra diagonal jitter tried in turn when a Cholesky factorization fails.
 JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 

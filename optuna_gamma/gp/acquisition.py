@@ -59,6 +59,7 @@ from scipy import special
 
 from optuna_gamma.gp.threads import limit_blas_threads
 
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -52,6 +52,7 @@ from optuna_gamma.gp.settings import GPSettings
 from optuna_gamma.gp.settings import MIN_NOISE
 from optuna_gamma.gp.threads import limit_blas_threads
 
+
 # Box bounds for L-BFGS-B on the hyperparameters (not on their logs).
 _INV_SQ_LENGTHSCALE_BOUNDS = (1e-4, 1e4)
 # With the dimension-scaled prior, lengthscales stay above 0.025 (BoTorch's constraint that goes

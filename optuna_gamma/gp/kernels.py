@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+
 KernelName = Literal["matern52", "rbf"]
 KERNELS: tuple[str, ...] = ("matern52", "rbf")
 

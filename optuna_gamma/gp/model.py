@@ -58,6 +58,7 @@ from optuna_gamma.gp.settings import GPHyperparams
 from optuna_gamma.gp.settings import GPSettings
 from optuna_gamma.gp.threads import limit_blas_threads
 
+
 # Floor of the posterior variance ratio (keeps the predictive scale positive).
 _MIN_VAR = 1e-12
 # Work arrays of predict() hold at most this many entries (32 MiB of float64).

@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from optuna_gamma.gp.settings import DIM_SCALED_LOG_VARIANCE
 from optuna_gamma.gp.settings import dim_scaled_location
+from optuna_gamma.gp.settings import DIM_SCALED_LOG_VARIANCE
 from optuna_gamma.gp.settings import GPHyperparams
 from optuna_gamma.gp.settings import GPSettings
 

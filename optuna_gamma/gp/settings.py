@@ -16,7 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from optuna_gamma.gp.kernels import KERNELS, KernelName
+from optuna_gamma.gp.kernels import KernelName
+from optuna_gamma.gp.kernels import KERNELS
+
 
 Predictive = Literal["student_t", "gaussian", "plugin"]
 PREDICTIVES: tuple[str, ...] = ("student_t", "gaussian", "plugin")

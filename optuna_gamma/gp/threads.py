@@ -9,6 +9,7 @@ from typing import Any
 from typing import Callable
 from typing import TypeVar
 
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _blas_lock = threading.Lock()

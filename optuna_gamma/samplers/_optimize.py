@@ -47,6 +47,7 @@ import numpy as np
 
 from optuna_gamma.samplers._search_space import SearchSpace
 
+
 # scipy.stats (for its Sobol engine) takes about 0.3 s to import: imported on first use.
 _sobol_lock = threading.Lock()
 # Line-search steps per L-BFGS-B iteration (scipy's default 20). At a converged start the

@@ -38,13 +38,19 @@ from typing import Sequence
 
 __all__ = ["main"]
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")  # = builtin.data.DATASETS (no torch import)
+DATASETS = (
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "digits",
+)  # = builtin.data.DATASETS (no torch import)
 MODELS = ("thesis-cnn", "keras-cifar-cnn", "mlp")  # = builtin.models.MODELS
 OBJECTIVES = ("kappa1", "kappa2", "accuracy", "loss")
 
 
 class _Parser(argparse.ArgumentParser):
-    """``error`` writes one line (``prog: error: message``) and exits 2, without the usage block."""
+    """``error`` writes one line (``prog: error: message``) and exits 2, without the usage
+    block."""
 
     def error(self, message: str) -> NoReturn:
         one_line = " ".join(str(message).split())
@@ -55,98 +61,227 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def _build_parser() -> _Parser:
     from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
     from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
 
-    parser = _Parser(prog="optuna-gamma", description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).")
+    parser = _Parser(
+        prog="optuna-gamma",
+        description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("tune", help="tune per epoch or for a whole training",
-                       description="Tune hyperparameters epoch by epoch (thesis fig. 8) or for a whole training.")
+    t = sub.add_parser(
+        "tune",
+        help="tune per epoch or for a whole training",
+        description="Tune hyperparameters epoch by epoch (thesis fig. 8) or for a whole training.",
+    )
     d = t.add_argument_group("training (built-in thesis trainer, or your own)")
-    d.add_argument("--trainer", default=None, metavar="MODULE:FACTORY",
-                   help="your trainer: module:attr or path/to/file.py:attr (a Trainer, or a callable returning one)")
-    d.add_argument("--trainer-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="keyword argument for the trainer factory (VALUE read as JSON when it parses); repeatable")
-    d.add_argument("--dataset", choices=DATASETS, default=None, help="built-in trainer: the dataset")
-    d.add_argument("--data-root", default=None, help="folder holding the dataset files (not needed for digits)")
-    d.add_argument("--subset", type=int, default=None, help="training images used (train + validation), e.g. 500")
+    d.add_argument(
+        "--trainer",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="your trainer: module:attr or path/to/file.py:attr (a Trainer, or a callable "
+        "returning one)",
+    )
+    d.add_argument(
+        "--trainer-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument for the trainer factory (VALUE read as JSON when it parses); "
+        "repeatable",
+    )
+    d.add_argument(
+        "--dataset", choices=DATASETS, default=None, help="built-in trainer: the dataset"
+    )
+    d.add_argument(
+        "--data-root",
+        default=None,
+        help="folder holding the dataset files (not needed for digits)",
+    )
+    d.add_argument(
+        "--subset",
+        type=int,
+        default=None,
+        help="training images used (train + validation), e.g. 500",
+    )
     d.add_argument("--valid-fraction", type=float, default=0.2)
-    d.add_argument("--download", action="store_true", help="let torchvision download a dataset not found locally")
-    d.add_argument("--model", choices=MODELS, default=None,
-                   help="default: thesis-cnn for (fashion-)mnist, keras-cifar-cnn for cifar10, mlp for digits")
+    d.add_argument(
+        "--download",
+        action="store_true",
+        help="let torchvision download a dataset not found locally",
+    )
+    d.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
+        help="default: thesis-cnn for (fashion-)mnist, keras-cifar-cnn for cifar10, mlp for "
+        "digits",
+    )
     s = t.add_argument_group("study")
     s.add_argument("--mode", choices=("per-epoch", "whole"), default="per-epoch")
     s.add_argument("--sampler", default="gamma", help="one of: " + ", ".join(SAMPLER_CHOICES))
     s.add_argument("--epochs", type=int, default=1)
-    s.add_argument("--trials-per-epoch", "--trials", dest="trials", type=int, default=None,
-                   help="trials per epoch (whole mode: trainings); default 12, grid size for grid:N, 1 for fixed")
+    s.add_argument(
+        "--trials-per-epoch",
+        "--trials",
+        dest="trials",
+        type=int,
+        default=None,
+        help="trials per epoch (whole mode: trainings); default 12, grid size for grid:N, 1 for "
+        "fixed",
+    )
     s.add_argument("--n-startup-trials", type=int, default=2)
-    s.add_argument("--objective", "--kappa", dest="objective", choices=OBJECTIVES, default="kappa1",
-                   help="what each trial returns (unclipped kappa; the clipped one is recorded too)")
-    s.add_argument("--kappa-lambda", type=float, default=None, help="lambda of kappa1/kappa2 (default 0.5)")
-    s.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=False,
-                   help="enqueue the previous epoch's best parameters first (off: it did not help)")
+    s.add_argument(
+        "--objective",
+        "--kappa",
+        dest="objective",
+        choices=OBJECTIVES,
+        default="kappa1",
+        help="what each trial returns (unclipped kappa; the clipped one is recorded too)",
+    )
+    s.add_argument(
+        "--kappa-lambda", type=float, default=None, help="lambda of kappa1/kappa2 (default 0.5)"
+    )
+    s.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="enqueue the previous epoch's best parameters first (off: it did not help)",
+    )
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--storage", default=None,
-                   help="RDB URL (sqlite:///runs.db, postgresql://...) or journal file path (default <run-dir>/journal.log)")
-    s.add_argument("--artifacts", default=None, help="where training states go (default <run-dir>/artifacts)")
-    s.add_argument("--run", default=None, help="run name (default <dataset>-<model>-<sampler>-s<seed>)")
-    s.add_argument("--run-dir", default=None, help="default storage, artifacts and result.json (default runs/<run>)")
-    h = t.add_argument_group("search space (built-in trainer; --lr-* also override a trainer's lr range)")
+    s.add_argument(
+        "--storage",
+        default=None,
+        help="RDB URL (sqlite:///runs.db, postgresql://...) or journal file path (default "
+        "<run-dir>/journal.log)",
+    )
+    s.add_argument(
+        "--artifacts", default=None, help="where training states go (default <run-dir>/artifacts)"
+    )
+    s.add_argument(
+        "--run", default=None, help="run name (default <dataset>-<model>-<sampler>-s<seed>)"
+    )
+    s.add_argument(
+        "--run-dir",
+        default=None,
+        help="default storage, artifacts and result.json (default runs/<run>)",
+    )
+    h = t.add_argument_group(
+        "search space (built-in trainer; --lr-* also override a trainer's lr range)"
+    )
     h.add_argument("--lr-low", type=float, default=None, help="default 1e-3")
     h.add_argument("--lr-high", type=float, default=None, help="default 0.5")
-    h.add_argument("--lr-linear", action="store_true", help="linear instead of log scale (grid:N too)")
+    h.add_argument(
+        "--lr-linear", action="store_true", help="linear instead of log scale (grid:N too)"
+    )
     h.add_argument("--batch-size", type=int, default=50)
-    h.add_argument("--tune-batch-size", type=_ints, default=None, metavar="B1,B2,...", help="batch-size choices")
+    h.add_argument(
+        "--tune-batch-size",
+        type=_ints,
+        default=None,
+        metavar="B1,B2,...",
+        help="batch-size choices",
+    )
     h.add_argument("--weight-decay", type=float, default=1e-3)
     h.add_argument("--tune-weight-decay", type=_floats, default=None, metavar="LOW,HIGH")
     h.add_argument("--momentum", type=float, default=0.0)
     h.add_argument("--tune-momentum", type=_floats, default=None, metavar="LOW,HIGH")
     o = t.add_argument_group("execution and output")
-    o.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    o.add_argument("--threads", type=int, default=DEFAULT_NUM_THREADS,
-                   help=f"torch threads (default {DEFAULT_NUM_THREADS}; results depend on it)")
-    o.add_argument("--workers", type=int, default=0,
-                   help="worker processes training an epoch's trials at once (default 0: one after the other, "
-                        "bit-identical resume); more can join with 'optuna-gamma worker'")
-    o.add_argument("--coordinate", action="store_true",
-                   help="coordinate the run (prepare, wait, write the result) even without local workers: "
-                        "a cluster's head node")
-    o.add_argument("--heartbeat-interval", type=int, default=10,
-                   help="seconds between workers' heartbeats on an RDB storage (a dead worker's trial is retried)")
-    o.add_argument("--grace-period", type=int, default=None, help="seconds without a heartbeat before that (default 3x)")
+    o.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
+    o.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_NUM_THREADS,
+        help=f"torch threads (default {DEFAULT_NUM_THREADS}; results depend on it)",
+    )
+    o.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes training an epoch's trials at once (default 0: one after the "
+        "other, "
+        "bit-identical resume); more can join with 'optuna-gamma worker'",
+    )
+    o.add_argument(
+        "--coordinate",
+        action="store_true",
+        help="coordinate the run (prepare, wait, write the result) even without local workers: "
+        "a cluster's head node",
+    )
+    o.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=10,
+        help="seconds between workers' heartbeats on an RDB storage (a dead worker's trial is "
+        "retried)",
+    )
+    o.add_argument(
+        "--grace-period",
+        type=int,
+        default=None,
+        help="seconds without a heartbeat before that (default 3x)",
+    )
     o.add_argument("--report", default=None, help="write an HTML report here")
     o.add_argument("--keep-trial-states", action="store_true")
     o.add_argument("--no-progress", action="store_true")
 
-    w = sub.add_parser("worker", help="join a run and train its trials (on any machine)",
-                       description="Join a run started by 'optuna-gamma tune' and train its trials until it is done.")
-    w.add_argument("--storage", required=True, help="the run's storage (postgresql://... for many machines)")
-    w.add_argument("--artifacts", default=None,
-                   help="the run's artifact store: a shared directory or s3://bucket/prefix (default: the run's)")
+    w = sub.add_parser(
+        "worker",
+        help="join a run and train its trials (on any machine)",
+        description="Join a run started by 'optuna-gamma tune' and train its trials until it is "
+        "done.",
+    )
+    w.add_argument(
+        "--storage", required=True, help="the run's storage (postgresql://... for many machines)"
+    )
+    w.add_argument(
+        "--artifacts",
+        default=None,
+        help="the run's artifact store: a shared directory or s3://bucket/prefix (default: the "
+        "run's)",
+    )
     w.add_argument("--run", required=True, help="the run's name")
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
-    w.add_argument("--data-root", default=None, help="this machine's dataset folder (built-in trainer)")
-    w.add_argument("--threads", type=int, default=DEFAULT_NUM_THREADS, help=f"torch threads (default {DEFAULT_NUM_THREADS})")
-    w.add_argument("--trainer", default=None, metavar="MODULE:FACTORY",
-                   help="load the trainer from here instead of the path recorded by the run")
+    w.add_argument(
+        "--data-root", default=None, help="this machine's dataset folder (built-in trainer)"
+    )
+    w.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_NUM_THREADS,
+        help=f"torch threads (default {DEFAULT_NUM_THREADS})",
+    )
+    w.add_argument(
+        "--trainer",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="load the trainer from here instead of the path recorded by the run",
+    )
     w.add_argument("--trainer-arg", action="append", default=[], metavar="KEY=VALUE")
 
     r = sub.add_parser("report", help="build the HTML report from an existing storage")
     r.add_argument("--storage", required=True)
-    r.add_argument("--run", action="append", default=None, help="run to include (repeatable; default all)")
+    r.add_argument(
+        "--run", action="append", default=None, help="run to include (repeatable; default all)"
+    )
     r.add_argument("--output", "-o", required=True)
     parser.subparsers = {"tune": t, "worker": w, "report": r}  # type: ignore[attr-defined]
     return parser
@@ -156,15 +291,22 @@ def _check_args(args: argparse.Namespace) -> None:
     """Argument checks that name the flag (ValueError), before anything is loaded."""
     if args.trainer is None and args.dataset is None:
         raise ValueError("give --dataset (built-in thesis trainer) or --trainer MODULE:FACTORY")
-    for flag, value, low in (("--epochs", args.epochs, 1), ("--threads", args.threads, 1),
-                             ("--n-startup-trials", args.n_startup_trials, 0), ("--seed", args.seed, 0),
-                             ("--workers", args.workers, 0), ("--heartbeat-interval", args.heartbeat_interval, 1)):
+    for flag, value, low in (
+        ("--epochs", args.epochs, 1),
+        ("--threads", args.threads, 1),
+        ("--n-startup-trials", args.n_startup_trials, 0),
+        ("--seed", args.seed, 0),
+        ("--workers", args.workers, 0),
+        ("--heartbeat-interval", args.heartbeat_interval, 1),
+    ):
         if value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     if args.trials is not None and args.trials < 1:
         raise ValueError(f"--trials-per-epoch must be >= 1, got {args.trials}")
     if args.lr_low is not None and args.lr_low <= 0:
-        raise ValueError(f"--lr-low must be > 0 (a learning rate of 0 does not train), got {args.lr_low:g}")
+        raise ValueError(
+            f"--lr-low must be > 0 (a learning rate of 0 does not train), got {args.lr_low:g}"
+        )
     lo = 1e-3 if args.lr_low is None else args.lr_low
     hi = 0.5 if args.lr_high is None else args.lr_high
     if lo >= hi:
@@ -186,6 +328,7 @@ def _space(args: argparse.Namespace, trainer: Any) -> Any:
     lo = 1e-3 if args.lr_low is None else args.lr_low
     hi = 0.5 if args.lr_high is None else args.lr_high
     if args.trainer is None:
+
         def rng(name: str, v: list[float] | None) -> Any:
             if v is None:
                 return None
@@ -194,7 +337,9 @@ def _space(args: argparse.Namespace, trainer: Any) -> Any:
             return (v[0], v[1])
 
         return SearchSpace(
-            lr_low=lo, lr_high=hi, lr_log=not args.lr_linear,
+            lr_low=lo,
+            lr_high=hi,
+            lr_log=not args.lr_linear,
             batch_size=list(args.tune_batch_size) if args.tune_batch_size else args.batch_size,
             weight_decay=rng("weight-decay", args.tune_weight_decay) or args.weight_decay,
             momentum=rng("momentum", args.tune_momentum) or args.momentum,
@@ -206,9 +351,12 @@ def _space(args: argparse.Namespace, trainer: Any) -> Any:
     if args.lr_low is not None or args.lr_high is not None or args.lr_linear:
         old = space.get("lr")
         if not isinstance(old, FloatDistribution):
-            raise ValueError("--lr-low/--lr-high/--lr-linear need a float 'lr' in the trainer's search space")
+            raise ValueError(
+                "--lr-low/--lr-high/--lr-linear need a float 'lr' in the trainer's search space"
+            )
         space["lr"] = FloatDistribution(
-            old.low if args.lr_low is None else lo, old.high if args.lr_high is None else hi,
+            old.low if args.lr_low is None else lo,
+            old.high if args.lr_high is None else hi,
             log=old.log and not args.lr_linear,
         )
     return space
@@ -264,14 +412,18 @@ def load_trainer(spec: str, kwargs: dict[str, Any]) -> Any:
     obj = getattr(module, attr, None)
     if obj is None:
         raise ValueError(f"--trainer {spec!r}: {target!r} has no attribute {attr!r}")
-    has_protocol = all(callable(getattr(obj, m, None)) for m in ("build", "train_epoch", "evaluate"))
+    has_protocol = all(
+        callable(getattr(obj, m, None)) for m in ("build", "train_epoch", "evaluate")
+    )
     if has_protocol and not isinstance(obj, type):
         trainer = obj
     elif callable(obj):
         try:
             trainer = obj(**kwargs)
         except TypeError as err:  # wrong --trainer-arg names or a factory needing arguments
-            raise ValueError(f"--trainer {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {err}") from err
+            raise ValueError(
+                f"--trainer {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {err}"
+            ) from err
     else:
         trainer = obj
     try:
@@ -291,20 +443,32 @@ def _summary(result: Any) -> str:
     lines = []
     entries = result.schedule if result.mode == "per-epoch" else [result.best]
     keys = list(entries[0].params) if entries else []
-    header = f"{'epoch':>5}  " + "  ".join(f"{k:>12}" for k in keys) + f"  {'objective':>10}  {'val acc':>8}  {'trial':>5}"
+    header = (
+        f"{'epoch':>5}  "
+        + "  ".join(f"{k:>12}" for k in keys)
+        + f"  {'objective':>10}  {'val acc':>8}  {'trial':>5}"
+    )
     lines.append(header)
     for e in entries:
-        vals = "  ".join(f"{v:>12.4g}" if isinstance(v, float) else f"{v!s:>12}" for v in e.params.values())
+        vals = "  ".join(
+            f"{v:>12.4g}" if isinstance(v, float) else f"{v!s:>12}" for v in e.params.values()
+        )
         acc = e.metrics.get("accuracy")
         acc_text = f"{acc:>8.4f}" if isinstance(acc, float) else f"{'':>8}"
         lines.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}  {acc_text}  {e.trial_number:>5}")
     t = result.test
-    shown = "  ".join(f"{k} {t[k]:.4f}" for k in ("accuracy", "sensitivity", "specificity", "mcc") if isinstance(t.get(k), float))
+    shown = "  ".join(
+        f"{k} {t[k]:.4f}"
+        for k in ("accuracy", "sensitivity", "specificity", "mcc")
+        if isinstance(t.get(k), float)
+    )
     lines.append(f"test: {shown}")
     done = result.trials_trained + result.trials_reused
     lines.append(
-        f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); compute "
-        f"{result.compute_time:.1f} s over the run; this call: {result.new_trials} new trials, wall "
+        f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); "
+        f"compute "
+        f"{result.compute_time:.1f} s over the run; this call: {result.new_trials} new trials, "
+        f"wall "
         f"{result.wall_time:.1f} s"
     )
     return "\n".join(lines)
@@ -337,9 +501,16 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             from optuna_gamma.tuner.builtin import ThesisTrainer
 
             trainer = ThesisTrainer(
-                args.dataset, args.data_root, model=args.model, subset=args.subset,
-                valid_fraction=args.valid_fraction, data_seed=args.seed, download=args.download,
-                batch_size=args.batch_size, weight_decay=args.weight_decay, momentum=args.momentum,
+                args.dataset,
+                args.data_root,
+                model=args.model,
+                subset=args.subset,
+                valid_fraction=args.valid_fraction,
+                data_seed=args.seed,
+                download=args.download,
+                batch_size=args.batch_size,
+                weight_decay=args.weight_decay,
+                momentum=args.momentum,
             )
             label = f"{args.dataset}-{trainer.model}"
         space = _space(args, trainer)
@@ -349,9 +520,9 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     run = args.run or re.sub(r"[^A-Za-z0-9_.:=-]", "_", f"{label}-{spec.name}-s{args.seed}")
     run_dir = args.run_dir or os.path.join("runs", run)
     _setup_logging()
-    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner import tune_per_epoch
     from optuna_gamma.tuner import tune_whole
+    from optuna_gamma.tuner import TunerConfig
     from optuna_gamma.tuner.storage import dashboard_command
 
     objective: Any = args.objective
@@ -359,19 +530,39 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         objective = f"{objective}:{args.kappa_lambda}"
     try:
         config = TunerConfig(
-            run=run, run_dir=run_dir, storage=args.storage, artifacts=args.artifacts, sampler=sampler,
-            trials_per_epoch=args.trials, epochs=args.epochs, objective=objective, seed=args.seed,
-            n_startup_trials=args.n_startup_trials, warm_start=args.warm_start, device=args.device,
-            num_threads=args.threads, keep_trial_states=args.keep_trial_states,
-            progress=False if args.no_progress else None, workers=args.workers, coordinate=args.coordinate,
-            heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+            run=run,
+            run_dir=run_dir,
+            storage=args.storage,
+            artifacts=args.artifacts,
+            sampler=sampler,
+            trials_per_epoch=args.trials,
+            epochs=args.epochs,
+            objective=objective,
+            seed=args.seed,
+            n_startup_trials=args.n_startup_trials,
+            warm_start=args.warm_start,
+            device=args.device,
+            num_threads=args.threads,
+            keep_trial_states=args.keep_trial_states,
+            progress=False if args.no_progress else None,
+            workers=args.workers,
+            coordinate=args.coordinate,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
         )
         if args.trainer is None:
             data = trainer.data  # load now: a missing file is an argument error
-            print(f"run {run!r}: {args.mode}, sampler {spec.name}, {args.dataset} ({len(data.train)} train / "
-                  f"{len(data.valid)} valid / {len(data.test)} test), model {trainer.model}", file=sys.stderr)
+            print(
+                f"run {run!r}: {args.mode}, sampler {spec.name}, {args.dataset} "
+                f"({len(data.train)} train / "
+                f"{len(data.valid)} valid / {len(data.test)} test), model {trainer.model}",
+                file=sys.stderr,
+            )
         else:
-            print(f"run {run!r}: {args.mode}, sampler {spec.name}, trainer {args.trainer}", file=sys.stderr)
+            print(
+                f"run {run!r}: {args.mode}, sampler {spec.name}, trainer {args.trainer}",
+                file=sys.stderr,
+            )
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
         result = tune(trainer, space, config)
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
@@ -382,8 +573,16 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         from optuna_gamma.tuner.report import build_report
 
         try:
-            class_names = list(getattr(trainer.data, "class_names", []) or []) if args.trainer is None else None
-            path = build_report(_storage_arg(args.storage, result.run_dir), args.report, class_names=class_names or None)
+            class_names = (
+                list(getattr(trainer.data, "class_names", []) or [])
+                if args.trainer is None
+                else None
+            )
+            path = build_report(
+                _storage_arg(args.storage, result.run_dir),
+                args.report,
+                class_names=class_names or None,
+            )
         except (ValueError, OSError) as err:
             tune_parser.error(_one_line(err))
         print(f"report: {path}")
@@ -392,7 +591,11 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
 
 
 def _one_line(err: BaseException) -> str:
-    text = str(err) if not isinstance(err, OSError) or not err.filename else f"{err.strerror}: {err.filename!r}"
+    text = (
+        str(err)
+        if not isinstance(err, OSError) or not err.filename
+        else f"{err.strerror}: {err.filename!r}"
+    )
     return " ".join(text.split()) or type(err).__name__
 
 
@@ -432,21 +635,34 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
             trainer.data  # load now: a missing file is an argument error
         else:
             raise ValueError(
-                f"run {args.run!r} was started from Python with the trainer {manifest.get('trainer')!r}; "
+                f"run {args.run!r} was started from Python with the trainer "
+                f"{manifest.get('trainer')!r}; "
                 "start its workers with optuna_gamma.tuner.run_worker, or give --trainer"
             )
         sp = manifest["space"]
-        space = {**{k: json_to_distribution(json_mod.dumps(d)) for k, d in sp["tuned"].items()}, **sp["fixed"]}
-        config = TunerConfig(**trainer_config(manifest), storage=args.storage, artifacts=args.artifacts or manifest["artifacts"],
-                             device=args.device, num_threads=args.threads, progress=False,
-                             run_dir=manifest.get("run_dir"))
+        space = {
+            **{k: json_to_distribution(json_mod.dumps(d)) for k, d in sp["tuned"].items()},
+            **sp["fixed"],
+        }
+        config = TunerConfig(
+            **trainer_config(manifest),
+            storage=args.storage,
+            artifacts=args.artifacts or manifest["artifacts"],
+            device=args.device,
+            num_threads=args.threads,
+            progress=False,
+            run_dir=manifest.get("run_dir"),
+        )
         summary = run_worker(trainer, space, config, manifest["mode"])
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
         worker_parser.error(_one_line(err))
     if summary["trials"] == 0:
         print(f"worker {summary['worker']}: nothing to do: {summary['reason']}")
     else:
-        print(f"worker {summary['worker']}: {summary['reason']}; it completed {summary['trials']} trials")
+        print(
+            f"worker {summary['worker']}: {summary['reason']}; it completed {summary['trials']} "
+            f"trials"
+        )
     return 0
 
 
@@ -454,7 +670,9 @@ def _manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
     """The run's settings as its first study recorded them."""
     import optuna
 
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    names = {
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
     for name in (f"{run}/epoch-001", f"{run}/whole"):
         if name in names:
             config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
@@ -474,7 +692,10 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
     report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
-        if args.storage.startswith("sqlite:///") and not Path(args.storage[len("sqlite:///"):]).is_file():
+        if (
+            args.storage.startswith("sqlite:///")
+            and not Path(args.storage[len("sqlite:///") :]).is_file()
+        ):
             raise ValueError(f"no SQLite file at {mask_url(args.storage)!r}")
         if "://" not in args.storage and not Path(args.storage).is_file():
             raise ValueError(f"no journal file at {args.storage!r}")

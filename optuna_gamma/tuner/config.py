@@ -25,14 +25,18 @@ def _check_int(name: str, value: Any, low: int, *, none_ok: bool = False) -> Non
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}{' or None' if none_ok else ''}, got {value!r}")
+        raise ValueError(
+            f"{name} must be an int >= {low}{' or None' if none_ok else ''}, got {value!r}"
+        )
 
 
 def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}")
+        raise ValueError(
+            f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,4 +124,6 @@ class TunerConfig:
         _check_int("heartbeat_interval", self.heartbeat_interval, 1)
         _check_int("grace_period", self.grace_period, 1, none_ok=True)
         if not isinstance(self.sampler, str) and not callable(self.sampler):
-            raise ValueError(f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}")
+            raise ValueError(
+                f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}"
+            )

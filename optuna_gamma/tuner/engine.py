@@ -43,8 +43,8 @@ import numbers
 from pathlib import Path
 import sys
 import time
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 import warnings
 
 from optuna_gamma.tuner._logging import get_logger
@@ -53,17 +53,17 @@ from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
-from optuna_gamma.tuner.runfiles import RunPaths
 from optuna_gamma.tuner.runfiles import crash_point
 from optuna_gamma.tuner.runfiles import derive_seed
 from optuna_gamma.tuner.runfiles import run_lock
+from optuna_gamma.tuner.runfiles import RunPaths
 from optuna_gamma.tuner.samplers import ReseededSampler
 from optuna_gamma.tuner.samplers import SamplerPlan
 from optuna_gamma.tuner.space import ParamSpace
 from optuna_gamma.tuner.space import SpaceLike
+from optuna_gamma.tuner.states import check_artifact_id
 from optuna_gamma.tuner.states import StateStore
 from optuna_gamma.tuner.states import StateUnavailableError
-from optuna_gamma.tuner.states import check_artifact_id
 from optuna_gamma.tuner.trainer import check_trainer
 
 
@@ -79,8 +79,18 @@ __all__ = ["Engine", "resolve_device", "storage_errors", "worker_id"]
 _logger = get_logger(__name__)
 
 #: Config keys whose change would make a run's stored results meaningless: refused on resume.
-_HARD_KEYS = ("mode", "sampler", "seed", "trials", "objective", "space", "run_dir", "artifacts",
-              "epochs_per_trial", "warm_start")
+_HARD_KEYS = (
+    "mode",
+    "sampler",
+    "seed",
+    "trials",
+    "objective",
+    "space",
+    "run_dir",
+    "artifacts",
+    "epochs_per_trial",
+    "warm_start",
+)
 
 
 def trainer_spec(trainer: Any) -> dict[str, Any] | None:
@@ -202,7 +212,12 @@ class Engine:
     """
 
     def __init__(
-        self, trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str, role: str = "serial"
+        self,
+        trainer: Trainer,
+        space: SpaceLike | None,
+        config: TunerConfig,
+        mode: str,
+        role: str = "serial",
     ) -> None:
         if role not in ("serial", "coordinator", "worker"):
             raise ValueError(f"role must be 'serial', 'coordinator' or 'worker', got {role!r}")
@@ -213,7 +228,9 @@ class Engine:
             get_space = getattr(trainer, "search_space", None)
             space = get_space() if callable(get_space) else None
             if space is None:
-                raise ValueError("no search space: pass space=... or give the trainer a search_space()")
+                raise ValueError(
+                    "no search space: pass space=... or give the trainer a search_space()"
+                )
         self.trainer = trainer
         self.config = config
         self.mode = mode
@@ -222,14 +239,22 @@ class Engine:
         self.objective = resolve_objective(config.objective)
         self.device = resolve_device(config.device)
         if config.deterministic is None:
-            self.deterministic = self.device.type == "cpu" and bool(getattr(trainer, "deterministic", True))
+            self.deterministic = self.device.type == "cpu" and bool(
+                getattr(trainer, "deterministic", True)
+            )
         else:
             self.deterministic = config.deterministic
         self.plan = SamplerPlan(
-            config.sampler, self.space, config.trials_per_epoch, config.n_startup_trials, self.deterministic
+            config.sampler,
+            self.space,
+            config.trials_per_epoch,
+            config.n_startup_trials,
+            self.deterministic,
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
-        self.paths = RunPaths(config.run_dir if config.run_dir is not None else Path("runs") / config.run)
+        self.paths = RunPaths(
+            config.run_dir if config.run_dir is not None else Path("runs") / config.run
+        )
         self.storage: Any = None
         self.storage_text = ""
         self.artifacts_text = ""
@@ -259,8 +284,13 @@ class Engine:
             stack.enter_context(_torch_threads(cfg.num_threads))
             heartbeat = None
             if self.role in ("worker", "coordinator"):
-                heartbeat = (cfg.heartbeat_interval, cfg.grace_period or 3 * cfg.heartbeat_interval)
-            self.storage, self.storage_text = open_storage(cfg.storage, self.paths.default_storage, heartbeat)
+                heartbeat = (
+                    cfg.heartbeat_interval,
+                    cfg.grace_period or 3 * cfg.heartbeat_interval,
+                )
+            self.storage, self.storage_text = open_storage(
+                cfg.storage, self.paths.default_storage, heartbeat
+            )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store)
             with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
@@ -281,8 +311,10 @@ class Engine:
                 f"torch.optim.Optimizer optimizer, got {state!r}"
             )
         first = next(state.model.parameters(), None)
-        if first is not None and first.device != self.device and not (
-            first.device.type == self.device.type and self.device.index is None
+        if (
+            first is not None
+            and first.device != self.device
+            and not (first.device.type == self.device.type and self.device.index is None)
         ):
             state.model.to(self.device)
 
@@ -323,8 +355,11 @@ class Engine:
         import optuna
 
         study = optuna.create_study(
-            study_name=name, storage=self.storage, direction=self.objective.direction,
-            load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0),
+            study_name=name,
+            storage=self.storage,
+            direction=self.objective.direction,
+            load_if_exists=True,
+            sampler=optuna.samplers.RandomSampler(seed=0),
         )
         old = study.user_attrs.get("config")
         if old is None:
@@ -359,9 +394,9 @@ class Engine:
         """
         import torch
 
-        from optuna_gamma.tuner.trainer import EpochContext
         from optuna_gamma.tuner.trainer import apply_hyperparameters
         from optuna_gamma.tuner.trainer import capture
+        from optuna_gamma.tuner.trainer import EpochContext
         from optuna_gamma.tuner.trainer import restore
         from optuna_gamma.tuner.trainer import seeded_rng
 
@@ -374,7 +409,10 @@ class Engine:
         for epoch in epochs:
             seed = derive_seed(self.config.seed, "batches", epoch)
             ctx = EpochContext(
-                epoch=epoch, seed=seed, device=self.device, trial_number=number,
+                epoch=epoch,
+                seed=seed,
+                device=self.device,
+                trial_number=number,
                 generator=torch.Generator().manual_seed(derive_seed(seed, "generator")),
             )
             with seeded_rng(seed, self.device):
@@ -421,7 +459,11 @@ class Engine:
         return rec
 
     def study_name(self, epoch: int) -> str:
-        return f"{self.config.run}/whole" if self.mode == "whole" else f"{self.config.run}/epoch-{epoch:03d}"
+        return (
+            f"{self.config.run}/whole"
+            if self.mode == "whole"
+            else f"{self.config.run}/epoch-{epoch:03d}"
+        )
 
     def load_study(self, epoch: int) -> optuna.Study:
         import optuna
@@ -440,7 +482,10 @@ class Engine:
             return self.store.load(check_artifact_id(rec.get("state"), where=where))
         except StateUnavailableError as err:
             _logger.warning(f"{err}; rebuilding the initial state from the seed")
-            broken, rec = rec["state"], {**rec, "state": self.store.save(self._initial, study, "initial.pt")}
+            broken, rec = (
+                rec["state"],
+                {**rec, "state": self.store.save(self._initial, study, "initial.pt")},
+            )
             study.set_user_attr("start", rec)
             self.store.remove(broken)
             return self._initial
@@ -457,21 +502,27 @@ class Engine:
             snap = self.store.load(check_artifact_id(adopted.get("state"), where=where))
         except StateUnavailableError as err:
             snap = self._recompute(study, adopted, epoch, f"{err} ({where})")
-            broken, adopted["state"] = adopted["state"], self.store.save(
-                snap, study, f"adopted-recomputed-{adopted['trial']:04d}.pt"
+            broken, adopted["state"] = (
+                adopted["state"],
+                self.store.save(snap, study, f"adopted-recomputed-{adopted['trial']:04d}.pt"),
             )
             study.set_user_attr("adopted", adopted)
             self.store.remove(broken)
         self._snapshots = {epoch: snap}  # only the latest is needed again
         return snap
 
-    def _recompute(self, study: optuna.Study, record: Mapping[str, Any], epoch: int, why: str) -> dict[str, Any]:
+    def _recompute(
+        self, study: optuna.Study, record: Mapping[str, Any], epoch: int, why: str
+    ) -> dict[str, Any]:
         _logger.warning(f"{why}; recomputing it from the study's start state")
-        snap, valid, _, _, _ = self.train(self.start_snapshot(epoch), record["hparams"], self.epochs_of(epoch), record["trial"])
+        snap, valid, _, _, _ = self.train(
+            self.start_snapshot(epoch), record["hparams"], self.epochs_of(epoch), record["trial"]
+        )
         recorded = record.get("metrics", {})
         if any(valid.get(k) != v for k, v in recorded.items() if isinstance(v, float)):
             _logger.warning(
-                f"the recomputed state of trial {record['trial']} of {study.study_name!r} has other "
+                f"the recomputed state of trial {record['trial']} of {study.study_name!r} has "
+                f"other "
                 f"validation metrics than recorded ({valid} vs {recorded}): training is not "
                 "deterministic here"
             )
@@ -489,7 +540,9 @@ class Engine:
         if self.role != "worker":
             self.fail_stale(study)
         if self.plan.grid:
-            self._enqueue_once(study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch)))
+            self._enqueue_once(
+                study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch))
+            )
         elif self.config.warm_start and epoch > 1:
             prev = self.load_study(epoch - 1).user_attrs["adopted"]
             self._enqueue_once(study, [dict(prev["params"])])
@@ -497,14 +550,23 @@ class Engine:
             study.set_user_attr("prepared", True)
         return start
 
-    def sampler_for(self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]) -> ReseededSampler:
+    def sampler_for(
+        self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]
+    ) -> ReseededSampler:
         """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot)."""
         return ReseededSampler(
-            self.plan.factory, lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot), slot_of=slot_of
+            self.plan.factory,
+            lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot),
+            slot_of=slot_of,
         )
 
-    def optimize(self, study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
-                 after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None]) -> None:
+    def optimize(
+        self,
+        study: optuna.Study,
+        objective: Callable[[optuna.Trial], float],
+        n_trials: int,
+        after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    ) -> None:
         """``study.optimize`` with the failure Optuna masks when telling fails re-raised."""
         masked: Exception | None = None
         try:
@@ -533,7 +595,9 @@ class Engine:
         # it: keep them here instead of asking the storage before every trial.
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         sampler = self.sampler_for(epoch, slot_of=lambda _study, _trial: len(done))
-        study = optuna.load_study(study_name=study.study_name, storage=self.storage, sampler=sampler)
+        study = optuna.load_study(
+            study_name=study.study_name, storage=self.storage, sampler=sampler
+        )
         epochs = self.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
@@ -552,8 +616,13 @@ class Engine:
         return self.adopt(study, epoch)
 
     def trial(
-        self, study: optuna.Study, trial: optuna.Trial, done: list[optuna.trial.FrozenTrial] | None,
-        snapshot: dict[str, Any], start: Mapping[str, Any], epochs: list[int],
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        done: list[optuna.trial.FrozenTrial] | None,
+        snapshot: dict[str, Any],
+        start: Mapping[str, Any],
+        epochs: list[int],
     ) -> float:
         """One trial: reuse an earlier result for a repeated point, else train, evaluate, store.
 
@@ -572,8 +641,10 @@ class Engine:
             done = self._await_twins(study, trial)
         params = trial.params  # a copy on every access
         for prior in done:
-            if prior.state == TrialState.COMPLETE and "reused_from" not in prior.user_attrs and self.space.same(
-                prior.params, params
+            if (
+                prior.state == TrialState.COMPLETE
+                and "reused_from" not in prior.user_attrs
+                and self.space.same(prior.params, params)
             ):
                 for key, value in prior.user_attrs.items():
                     if key != "worker":
@@ -581,10 +652,14 @@ class Engine:
                 trial.set_user_attr("reused_from", prior.number)
                 assert prior.value is not None
                 return prior.value
-        snap, valid, train_metrics, t_train, t_eval = self.train(snapshot, hparams, epochs, trial.number)
+        snap, valid, train_metrics, t_train, t_eval = self.train(
+            snapshot, hparams, epochs, trial.number
+        )
         value = self.objective(valid) if _finite(valid) else math.nan
         diverged = (
-            not math.isfinite(value) or not _finite(train_metrics) or train_metrics.get("diverged") is True
+            not math.isfinite(value)
+            or not _finite(train_metrics)
+            or train_metrics.get("diverged") is True
             or _exploded(valid, start)
         )
         attrs: dict[str, Any] = {k: _jsonable(v) for k, v in {**valid, **train_metrics}.items()}
@@ -596,13 +671,17 @@ class Engine:
         else:
             if self.objective.clipped is not None:
                 attrs["kappa_clipped"] = float(self.objective.clipped(valid))
-            attrs["state"] = self.store.save(snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt")
+            attrs["state"] = self.store.save(
+                snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt"
+            )
             crash_point("after_save")
         for key, v in attrs.items():
             trial.set_user_attr(key, v)
         return value
 
-    def _await_twins(self, study: optuna.Study, trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
+    def _await_twins(
+        self, study: optuna.Study, trial: optuna.Trial
+    ) -> list[optuna.trial.FrozenTrial]:
         """The study's COMPLETE trials, once no other RUNNING trial holds this trial's point
         (waiting with back-off for such a twin to finish: its result is then reused)."""
         from optuna.trial import TrialState
@@ -610,15 +689,25 @@ class Engine:
         delay = 0.05
         params = trial.params
         while True:
-            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-            twins = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
-                     and t.number < trial.number and self.space.same(t.params, params)]
+            trials = study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+            )
+            twins = [
+                t
+                for t in trials
+                if t.state == TrialState.RUNNING
+                and t.number != trial.number
+                and t.number < trial.number
+                and self.space.same(t.params, params)
+            ]
             if not twins:
                 return [t for t in trials if t.state == TrialState.COMPLETE]
             time.sleep(delay)
             delay = min(2 * delay, 2.0)
 
-    def _diverged_value(self, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]) -> float:
+    def _diverged_value(
+        self, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]
+    ) -> float:
         """A finite, clearly bad value for a diverged trial.
 
         With a bound (:attr:`~optuna_gamma.tuner.objectives.Objective.worst`, every built-in
@@ -642,7 +731,11 @@ class Engine:
                 bound = math.nan
             if math.isfinite(bound):
                 return bound - sign * 1e-3 * max(1.0, abs(bound))
-        healthy = [float(t.value) for t in done if not t.user_attrs.get("diverged") and t.value is not None]
+        healthy = [
+            float(t.value)
+            for t in done
+            if not t.user_attrs.get("diverged") and t.value is not None
+        ]
         ref = start.get("value")
         if isinstance(ref, (int, float)) and math.isfinite(ref):
             healthy.append(float(ref))
@@ -677,7 +770,10 @@ class Engine:
         params = {**fixed, **trial.params}
         if trial.number not in retried:
             if set(self.space.tuned()) <= set(params):
-                study.enqueue_trial({k: params[k] for k in self.space.tuned()}, user_attrs={"retry_of": trial.number})
+                study.enqueue_trial(
+                    {k: params[k] for k in self.space.tuned()},
+                    user_attrs={"retry_of": trial.number},
+                )
             elif fixed:
                 study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
         study.tell(trial.number, state=TrialState.FAIL)
@@ -740,7 +836,9 @@ class Engine:
         self._snapshots = {epoch: snap}
         return record, snap
 
-    _NON_METRICS = frozenset({"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"})
+    _NON_METRICS = frozenset(
+        {"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"}
+    )
 
     def _metric_keys(self, trial: optuna.trial.FrozenTrial) -> list[str]:
         return [k for k in trial.user_attrs if k not in self._NON_METRICS]
@@ -756,7 +854,9 @@ class Engine:
         for t in study.get_trials(deepcopy=False):
             for meta in get_all_artifact_meta(t, storage=self.storage):
                 if meta.artifact_id != keep:
-                    self.store.remove(check_artifact_id(meta.artifact_id, where=f"trial {t.number}"))
+                    self.store.remove(
+                        check_artifact_id(meta.artifact_id, where=f"trial {t.number}")
+                    )
         study.set_user_attr("cleaned", True)
 
     def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
@@ -797,11 +897,21 @@ class Engine:
         import optuna
         from optuna.trial import TrialState
 
-        names = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
+        names = {
+            s.study_name
+            for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)
+        }
         total = 0
         for e in range(1, (1 if self.mode == "whole" else self.config.epochs) + 1):
             if self.study_name(e) in names:
-                total += min(self.plan.trials, len(self.load_study(e).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+                total += min(
+                    self.plan.trials,
+                    len(
+                        self.load_study(e).get_trials(
+                            deepcopy=False, states=(TrialState.COMPLETE,)
+                        )
+                    ),
+                )
         return total
 
 
@@ -815,7 +925,9 @@ def storage_errors() -> Iterator[None]:
         yield
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:
         cause: BaseException | None = err
-        while cause is not None and getattr(cause, "orig", None) is None:  # find the database's error
+        while (
+            cause is not None and getattr(cause, "orig", None) is None
+        ):  # find the database's error
             cause = cause.__cause__ or cause.__context__
         text = str(getattr(cause, "orig", None) or err).strip().splitlines()
         raise TunerError(f"storage error: {text[0] if text else type(err).__name__}") from err

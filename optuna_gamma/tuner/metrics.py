@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import numbers
 import time
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any
+from typing import Optional
+from typing import TYPE_CHECKING
+from typing import Union
 
 import numpy as np
 
@@ -90,11 +93,11 @@ def classification_report(y_true: Any, y_pred: Any, n_classes: int) -> dict[str,
     for name, arr in (("y_true", t), ("y_pred", p)):
         bad = arr[(arr < 0) | (arr >= k)]
         if bad.size:
-            raise ValueError(
-                f"{name} holds label {int(bad[0])} outside [0, {k}) (n_classes={k})."
-            )
+            raise ValueError(f"{name} holds label {int(bad[0])} outside [0, {k}) (n_classes={k}).")
 
-    from sklearn.metrics import confusion_matrix, matthews_corrcoef, recall_score
+    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import matthews_corrcoef
+    from sklearn.metrics import recall_score
 
     labels = np.arange(k)
     cm = confusion_matrix(t, p, labels=labels)
@@ -107,9 +110,7 @@ def classification_report(y_true: Any, y_pred: Any, n_classes: int) -> dict[str,
     with np.errstate(invalid="ignore", divide="ignore"):
         spec_per_class = np.where(neg > 0, tn / np.where(neg > 0, neg, 1.0), np.nan)
     specificity = float(np.nanmean(spec_per_class))
-    sensitivity = float(
-        recall_score(t, p, labels=labels, average="macro", zero_division=np.nan)
-    )
+    sensitivity = float(recall_score(t, p, labels=labels, average="macro", zero_division=np.nan))
     mcc = float(matthews_corrcoef(t, p))
     return {
         "accuracy": float(tp.sum() / n),

@@ -103,7 +103,9 @@ def _log_loss(loss: Any) -> float:
     return math.log(max(value, LOSS_FLOOR))
 
 
-def kappa_1(accuracy: float, loss: float, lam: float = DEFAULT_LAMBDA, *, clip: bool = True) -> float:
+def kappa_1(
+    accuracy: float, loss: float, lam: float = DEFAULT_LAMBDA, *, clip: bool = True
+) -> float:
     """Thesis eq. 11: ``kappa_1 = max(0, Ma - lam * ln(max(Ml, 1e-12)))``.
 
     Args:
@@ -121,7 +123,9 @@ def kappa_1(accuracy: float, loss: float, lam: float = DEFAULT_LAMBDA, *, clip: 
     return max(0.0, value) if clip else value
 
 
-def kappa_2(accuracy: float, loss: float, lam: float = DEFAULT_LAMBDA, *, clip: bool = True) -> float:
+def kappa_2(
+    accuracy: float, loss: float, lam: float = DEFAULT_LAMBDA, *, clip: bool = True
+) -> float:
     """Thesis eq. 12 (the improved kappa): ``kappa_2 = max(0, Ma**2 - ln(max(Ml, 1e-12)) / lam)``.
 
     Args and errors as :func:`kappa_1`.
@@ -189,7 +193,8 @@ class Objective:
             value = self.fn(metrics)
         except KeyError as err:
             raise ValueError(
-                f"objective {self.name!r} reads the metric {err.args[0]!r}, but evaluate() returned "
+                f"objective {self.name!r} reads the metric {err.args[0]!r}, but evaluate() "
+                f"returned "
                 f"{sorted(metrics)}"
             ) from None
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -222,16 +227,23 @@ class Objective:
     def accuracy(cls) -> Objective:
         """Validation accuracy alone (maximize): the thesis's "no kappa" arm."""
         return cls(
-            name="accuracy", fn=lambda m: float(m["accuracy"]), metric_name="accuracy",
-            requires=("accuracy",), worst=lambda start: 0.0,
+            name="accuracy",
+            fn=lambda m: float(m["accuracy"]),
+            metric_name="accuracy",
+            requires=("accuracy",),
+            worst=lambda start: 0.0,
         )
 
     @classmethod
     def loss(cls) -> Objective:
         """Validation loss alone (minimize)."""
         return cls(
-            name="loss", fn=lambda m: float(m["loss"]), direction="minimize", metric_name="loss",
-            requires=("loss",), worst=lambda start: DIVERGENCE_FACTOR * start["loss"],
+            name="loss",
+            fn=lambda m: float(m["loss"]),
+            direction="minimize",
+            metric_name="loss",
+            requires=("loss",),
+            worst=lambda start: DIVERGENCE_FACTOR * start["loss"],
         )
 
 
@@ -243,7 +255,9 @@ def _safe(fn: Callable[..., float], m: Mapping[str, Any], lam: float, *, clip: b
     return fn(m["accuracy"], loss, lam, clip=clip)
 
 
-def resolve_objective(spec: Union[str, Objective, MetricsFn], *, lam: float | None = None) -> Objective:
+def resolve_objective(
+    spec: Union[str, Objective, MetricsFn], *, lam: float | None = None
+) -> Objective:
     """The :class:`Objective` named or given by ``spec``.
 
     Args:

@@ -13,12 +13,16 @@ plotly is imported lazily inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 import html
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any
+from typing import Optional
+from typing import TYPE_CHECKING
+from typing import Union
 
 import numpy as np
 
@@ -405,7 +409,7 @@ def write_html(
     heading = f"<h1>{page_title}</h1>\n" if len(items) > 1 else ""
     body = "\n".join(f'<div class="og-item">{p}</div>' for p in parts)
     document = (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>{page_title}</title>\n"
         "<style>body{font-family:sans-serif;margin:1em 2em}.og-item{margin-bottom:2em}</style>\n"
         f"</head>\n<body>\n{heading}{body}\n</body>\n</html>\n"

@@ -40,12 +40,22 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for run, info in sorted(runs.items()):
         if info["epochs"]:
-            studies = {e: optuna.load_study(study_name=n, storage=storage) for e, n in sorted(info["epochs"].items())}
+            studies = {
+                e: optuna.load_study(study_name=n, storage=storage)
+                for e, n in sorted(info["epochs"].items())
+            }
             last = studies[max(studies)]
             config = last.user_attrs.get("config", {})
             out[run] = {
-                "mode": "per-epoch", "sampler": config.get("sampler", "?"), "config": config, "studies": studies,
-                "schedule": [dict(s.user_attrs["adopted"], epoch=e) for e, s in studies.items() if "adopted" in s.user_attrs],
+                "mode": "per-epoch",
+                "sampler": config.get("sampler", "?"),
+                "config": config,
+                "studies": studies,
+                "schedule": [
+                    dict(s.user_attrs["adopted"], epoch=e)
+                    for e, s in studies.items()
+                    if "adopted" in s.user_attrs
+                ],
                 "test": last.user_attrs.get("test"),
             }
         if info["whole"]:
@@ -53,8 +63,13 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
             config = study.user_attrs.get("config", {})
             adopted = study.user_attrs.get("adopted")
             out[f"{run}/whole" if run in out else run] = {
-                "mode": "whole", "sampler": config.get("sampler", "?"), "config": config, "studies": {0: study},
-                "schedule": [dict(adopted, epoch=config.get("epochs_per_trial"))] if adopted else [],
+                "mode": "whole",
+                "sampler": config.get("sampler", "?"),
+                "config": config,
+                "studies": {0: study},
+                "schedule": [dict(adopted, epoch=config.get("epochs_per_trial"))]
+                if adopted
+                else [],
                 "test": study.user_attrs.get("test"),
             }
     return out
@@ -76,8 +91,15 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
         ua = t.user_attrs
         if x not in t.params or ua.get("diverged"):
             continue
-        recs.append({"lr": t.params[x], "objective": t.value, "accuracy": ua.get("accuracy", float("nan")),
-                     "loss": ua.get("loss") if ua.get("loss") is not None else float("nan"), "epoch": epoch})
+        recs.append(
+            {
+                "lr": t.params[x],
+                "objective": t.value,
+                "accuracy": ua.get("accuracy", float("nan")),
+                "loss": ua.get("loss") if ua.get("loss") is not None else float("nan"),
+                "epoch": epoch,
+            }
+        )
     return recs
 
 
@@ -102,13 +124,16 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
     return (
-        '<table style="border-collapse:collapse;font-family:sans-serif" border="1" cellpadding="4">'
+        '<table style="border-collapse:collapse;font-family:sans-serif" border="1" '
+        'cellpadding="4">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
 
 
 def build_report(
@@ -131,11 +156,12 @@ def build_report(
     from optuna_gamma.tuner.plots import plot_confusion_heatmap
     from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
     from optuna_gamma.tuner.plots import write_html
-
     from optuna_gamma.tuner.storage import open_storage
 
     if Path(path).is_dir():
-        raise ValueError(f"report path {str(path)!r} is a directory; give a file name such as report.html")
+        raise ValueError(
+            f"report path {str(path)!r} is a directory; give a file name such as report.html"
+        )
     storage, _ = open_storage(storage)
     found = collect_runs(storage)
     if not found:
@@ -154,53 +180,129 @@ def build_report(
             test = info.get("test") or {}
             sched = info["schedule"]
             last = sched[-1] if sched else {}
-            rows.append([run, info["sampler"], info["mode"], len(info["studies"]) if info["mode"] == "per-epoch"
-                         else info["config"].get("epochs_per_trial", ""), last.get("value", ""),
-                         (last.get("metrics") or {}).get("accuracy", ""), test.get("accuracy", ""),
-                         test.get("mcc", ""), _compute_time(info)])
+            rows.append(
+                [
+                    run,
+                    info["sampler"],
+                    info["mode"],
+                    len(info["studies"])
+                    if info["mode"] == "per-epoch"
+                    else info["config"].get("epochs_per_trial", ""),
+                    last.get("value", ""),
+                    (last.get("metrics") or {}).get("accuracy", ""),
+                    test.get("accuracy", ""),
+                    test.get("mcc", ""),
+                    _compute_time(info),
+                ]
+            )
             if info["mode"] == "per-epoch":
-                fig.add_trace(go.Scatter(x=[s["epoch"] for s in sched], y=[s["value"] for s in sched],
-                                         mode="lines+markers", name=f"{run} ({info['sampler']})"))
-        items.append(_table(["run", "sampler", "mode", "epochs", "final objective (valid)", "accuracy (valid)",
-                             "test accuracy", "test MCC", "compute s"], rows))
-        fig.update_layout(title="Adopted objective per epoch", xaxis_title="epoch", yaxis_title="objective (validation)")
+                fig.add_trace(
+                    go.Scatter(
+                        x=[s["epoch"] for s in sched],
+                        y=[s["value"] for s in sched],
+                        mode="lines+markers",
+                        name=f"{run} ({info['sampler']})",
+                    )
+                )
+        items.append(
+            _table(
+                [
+                    "run",
+                    "sampler",
+                    "mode",
+                    "epochs",
+                    "final objective (valid)",
+                    "accuracy (valid)",
+                    "test accuracy",
+                    "test MCC",
+                    "compute s",
+                ],
+                rows,
+            )
+        )
+        fig.update_layout(
+            title="Adopted objective per epoch",
+            xaxis_title="epoch",
+            yaxis_title="objective (validation)",
+        )
         items.append(fig)
 
     for run in names:
         info = found[run]
-        items.append(f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, {info['mode']}</h2>")
+        items.append(
+            f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, "
+            f"{info['mode']}</h2>"
+        )
         sched = info["schedule"]
-        items.append(_table(["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
-                            [[s["epoch"], _params_text(s["hparams"]), s["value"], s["metrics"].get("accuracy", ""),
-                              s["metrics"].get("loss", ""), s["trial"]] for s in sched]))
+        items.append(
+            _table(
+                ["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
+                [
+                    [
+                        s["epoch"],
+                        _params_text(s["hparams"]),
+                        s["value"],
+                        s["metrics"].get("accuracy", ""),
+                        s["metrics"].get("loss", ""),
+                        s["trial"],
+                    ]
+                    for s in sched
+                ],
+            )
+        )
         x = _x_key(info)
         records: list[dict[str, Any]] = []
         if x is not None:
             if info["mode"] == "per-epoch" and sched:
-                fig = go.Figure(go.Scatter(x=[s["epoch"] for s in sched], y=[s["params"].get(x) for s in sched],
-                                           mode="lines+markers"))
-                fig.update_layout(title=f"{run}: {x} schedule", xaxis_title="epoch", yaxis_title=x,
-                                  yaxis_type="log", height=360)
+                fig = go.Figure(
+                    go.Scatter(
+                        x=[s["epoch"] for s in sched],
+                        y=[s["params"].get(x) for s in sched],
+                        mode="lines+markers",
+                    )
+                )
+                fig.update_layout(
+                    title=f"{run}: {x} schedule",
+                    xaxis_title="epoch",
+                    yaxis_title=x,
+                    yaxis_type="log",
+                    height=360,
+                )
                 items.append(fig)
             for e, study in info["studies"].items():
                 records += _trial_records(study, e, x)
         if records:
-            keys = ("objective",) + tuple(k for k in ("accuracy", "loss") if any(r[k] == r[k] for r in records))
-            fig = plot_metrics_vs_learning_rate(records, keys, lr_key="lr",
-                                                group_by="epoch" if info["mode"] == "per-epoch" else None,
-                                                title=f"{run}: metrics against {x} (validation)")
+            keys = ("objective",) + tuple(
+                k for k in ("accuracy", "loss") if any(r[k] == r[k] for r in records)
+            )
+            fig = plot_metrics_vs_learning_rate(
+                records,
+                keys,
+                lr_key="lr",
+                group_by="epoch" if info["mode"] == "per-epoch" else None,
+                title=f"{run}: metrics against {x} (validation)",
+            )
             items.append(fig)
             import optuna
 
             last_study = info["studies"][max(info["studies"])]
             hist = optuna.visualization.plot_optimization_history(last_study)
-            hist.update_layout(title=f"{run}: optimization history of {last_study.study_name}", height=360)
+            hist.update_layout(
+                title=f"{run}: optimization history of {last_study.study_name}", height=360
+            )
             items.append(hist)
         test = info.get("test")
         if test:
-            shown = [k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test]
+            shown = [
+                k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
+            ]
             items.append(_table([f"test {k}" for k in shown], [[test[k] for k in shown]]))
             if test.get("confusion_matrix"):
-                items.append(plot_confusion_heatmap(test["confusion_matrix"], class_names,
-                                                    title=f"{run}: test-set misclassifications"))
+                items.append(
+                    plot_confusion_heatmap(
+                        test["confusion_matrix"],
+                        class_names,
+                        title=f"{run}: test-set misclassifications",
+                    )
+                )
     return write_html(items, path, title=title or "optuna-gamma report")

@@ -6,14 +6,16 @@ Names (:func:`parse_sampler`, :class:`SamplerPlan`):
 ``gamma``     :class:`~optuna_gamma.GammaBOSampler` with ``predictive="student_t"`` (the thesis's
               "Gamma search", DESIGN.md §2)
 ``gaussian``  ``GammaBOSampler(predictive="gaussian")``: plain GP-EI ("Gaussian search")
-``plugin``    ``GammaBOSampler(predictive="plugin")``: Gamma posterior mean variance in a Gaussian EI
+``plugin``    ``GammaBOSampler(predictive="plugin")``: Gamma posterior mean variance in a
+              Gaussian EI
 ``gp``        :class:`optuna.samplers.GPSampler`
 ``tpe``       :class:`optuna.samplers.TPESampler`
 ``random``    :class:`optuna.samplers.RandomSampler`
-``grid:N``    every combination of ``N`` values per float range (on its own scale; ``grid:N:linear``
-              linear), every categorical choice and up to ``N`` integers per int range, in a
-              seeded order. The thesis's grid over ``(0, 0.5]`` with ``N = 100..500`` points is
-              ``grid:N:linear`` (or a linear ``lr``) with ``lr`` in ``[0.5 / N, 0.5]``.
+``grid:N``    every combination of ``N`` values per float range (on its own scale;
+              ``grid:N:linear`` linear), every categorical choice and up to ``N`` integers per
+              int range, in a seeded order. The thesis's grid over ``(0, 0.5]`` with
+              ``N = 100..500`` points is ``grid:N:linear`` (or a linear ``lr``) with ``lr`` in
+              ``[0.5 / N, 0.5]``.
 ``fixed``     no tuning: one trial per epoch at ``lr = 0.01`` (Keras's SGD default);
               ``fixed:LR`` at ``LR``
 ============  ==========================================================================
@@ -68,7 +70,15 @@ SamplerFactory = Callable[[int], optuna.samplers.BaseSampler]
 
 #: The names accepted by :func:`parse_sampler` (``N`` and ``LR`` stand for numbers).
 SAMPLER_CHOICES = (
-    "gamma", "gaussian", "plugin", "gp", "tpe", "random", "grid:N", "grid:N:linear", "fixed",
+    "gamma",
+    "gaussian",
+    "plugin",
+    "gp",
+    "tpe",
+    "random",
+    "grid:N",
+    "grid:N:linear",
+    "fixed",
     "fixed:LR",
 )
 
@@ -115,14 +125,18 @@ def parse_sampler(name: str) -> SamplerSpec:
     if key in _GAMMA_MODES or key in ("gp", "tpe", "random"):
         return SamplerSpec(name=key, kind=key)
     if key == "fixed":
-        return SamplerSpec(name=f"fixed:{DEFAULT_FIXED_LR:g}", kind="fixed", fixed_lr=DEFAULT_FIXED_LR)
+        return SamplerSpec(
+            name=f"fixed:{DEFAULT_FIXED_LR:g}", kind="fixed", fixed_lr=DEFAULT_FIXED_LR
+        )
     if key.startswith("fixed:"):
         try:
-            lr = float(key[len("fixed:"):])
+            lr = float(key[len("fixed:") :])
         except ValueError:
             lr = math.nan
         if not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"sampler {name!r}: fixed:LR needs a learning rate > 0; choices: {_choices_text()}")
+            raise ValueError(
+                f"sampler {name!r}: fixed:LR needs a learning rate > 0; choices: {_choices_text()}"
+            )
         return SamplerSpec(name=f"fixed:{lr:g}", kind="fixed", fixed_lr=lr)
     if key.startswith("grid:"):
         parts = key.split(":")
@@ -133,7 +147,8 @@ def parse_sampler(name: str) -> SamplerSpec:
             n = 0
         if len(parts) > 3 or n < 1 or scale not in ("log", "linear"):
             raise ValueError(
-                f"sampler {name!r}: expected grid:N or grid:N:linear with N >= 1; choices: {_choices_text()}"
+                f"sampler {name!r}: expected grid:N or grid:N:linear with N >= 1; choices: "
+                f"{_choices_text()}"
             )
         canonical = f"grid:{n}" if scale == "log" else f"grid:{n}:linear"
         return SamplerSpec(name=canonical, kind="grid", grid_size=n, grid_linear=scale == "linear")
@@ -149,16 +164,23 @@ def _registry_factory(
 
         mode = _GAMMA_MODES[kind]
         return lambda seed: GammaBOSampler(
-            predictive=mode, n_startup_trials=n_startup_trials, seed=seed,
-            deterministic_objective=deterministic, warn_independent_sampling=False,
+            predictive=mode,
+            n_startup_trials=n_startup_trials,
+            seed=seed,
+            deterministic_objective=deterministic,
+            warn_independent_sampling=False,
         )
     if kind == "gp":
         return lambda seed: optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=n_startup_trials, deterministic_objective=deterministic,
+            seed=seed,
+            n_startup_trials=n_startup_trials,
+            deterministic_objective=deterministic,
             warn_independent_sampling=False,
         )
     if kind == "tpe":
-        return lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+        return lambda seed: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=n_startup_trials
+        )
     if kind == "grid":
         assert grid is not None
         return lambda seed: optuna.samplers.GridSampler(grid, seed=seed)
@@ -195,10 +217,14 @@ class SamplerPlan:
             self.name = spec.name
             if spec.kind == "fixed":
                 if "lr" not in space.distributions:
-                    raise ValueError(f"sampler {spec.name!r} fixes 'lr', but the space does not tune it")
+                    raise ValueError(
+                        f"sampler {spec.name!r} fixes 'lr', but the space does not tune it"
+                    )
                 if len(space.distributions) > 1:
                     others = [k for k in space.distributions if k != "lr"]
-                    raise ValueError(f"sampler {spec.name!r} tunes nothing, but the space tunes {others}")
+                    raise ValueError(
+                        f"sampler {spec.name!r} tunes nothing, but the space tunes {others}"
+                    )
                 space = space.with_fixed("lr", spec.fixed_lr)
                 trials = 1 if trials is None else trials
                 spec = SamplerSpec(name=spec.name, kind="random")
@@ -206,18 +232,28 @@ class SamplerPlan:
             if spec.kind == "grid":
                 assert spec.grid_size is not None
                 self.grid = space.grid(spec.grid_size, linear=spec.grid_linear)
-                grid_axes = {k: sorted({p[k] for p in self.grid}, key=repr) for k in space.distributions}
+                grid_axes = {
+                    k: sorted({p[k] for p in self.grid}, key=repr) for k in space.distributions
+                }
                 trials = len(self.grid) if trials is None else trials
                 if trials > len(self.grid):
-                    raise ValueError(f"trials per study ({trials}) exceed the {len(self.grid)} points of {self.name!r}")
+                    raise ValueError(
+                        f"trials per study ({trials}) exceed the {len(self.grid)} points of "
+                        f"{self.name!r}"
+                    )
             self.factory = _registry_factory(
-                spec, n_startup_trials=n_startup_trials, deterministic=deterministic, grid=grid_axes
+                spec,
+                n_startup_trials=n_startup_trials,
+                deterministic=deterministic,
+                grid=grid_axes,
             )
         elif callable(sampler):
             self.name = getattr(sampler, "__name__", type(sampler).__name__)
             self.factory = sampler
         else:
-            raise ValueError(f"sampler must be a name or a callable seed -> sampler, got {sampler!r}")
+            raise ValueError(
+                f"sampler must be a name or a callable seed -> sampler, got {sampler!r}"
+            )
         probe = self.factory(0)
         if not isinstance(probe, optuna.samplers.BaseSampler):
             raise ValueError(
@@ -240,11 +276,11 @@ class ReseededSampler(optuna.samplers.BaseSampler):
 
     In :meth:`before_trial` the slot of the new trial is taken as the number of COMPLETE trials
     of the study (``slot_of(study, trial)``; by default counted in the storage; parallel workers
-    use the trial number, which no two trials share), the base sampler is built with ``seed_for(slot)``, and from then on the trial
-    is shown to it under the number ``slot`` (a shallow copy of the
-    :class:`~optuna.trial.FrozenTrial`; the study and storage are untouched). In an
-    uninterrupted serial run ``slot`` equals the trial number; after a crash it still equals the
-    uninterrupted number. Not for ``n_jobs > 1`` (one trial at a time).
+    use the trial number, which no two trials share), the base sampler is built with
+    ``seed_for(slot)``, and from then on the trial is shown to it under the number ``slot`` (a
+    shallow copy of the :class:`~optuna.trial.FrozenTrial`; the study and storage are
+    untouched). In an uninterrupted serial run ``slot`` equals the trial number; after a crash it
+    still equals the uninterrupted number. Not for ``n_jobs > 1`` (one trial at a time).
     """
 
     def __init__(
@@ -256,7 +292,9 @@ class ReseededSampler(optuna.samplers.BaseSampler):
         self._factory = factory
         self._seed_for = seed_for
         self._slot_of = slot_of or (
-            lambda study, _trial: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            lambda study, _trial: len(
+                study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            )
         )
         self._slot = 0
         self._base: optuna.samplers.BaseSampler = factory(seed_for(0))
@@ -271,7 +309,9 @@ class ReseededSampler(optuna.samplers.BaseSampler):
         self._base = self._factory(self._seed_for(self._slot))
         self._base.before_trial(study, self._view(trial))
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._base.infer_relative_search_space(study, self._view(trial))
 
     def sample_relative(
@@ -280,9 +320,15 @@ class ReseededSampler(optuna.samplers.BaseSampler):
         return self._base.sample_relative(study, self._view(trial), search_space)
 
     def sample_independent(
-        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
     ) -> Any:
-        return self._base.sample_independent(study, self._view(trial), param_name, param_distribution)
+        return self._base.sample_independent(
+            study, self._view(trial), param_name, param_distribution
+        )
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import itertools
 import math
 import numbers
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 from typing import Union
 
 
@@ -77,12 +77,15 @@ class SearchSpace:
     def __post_init__(self) -> None:
         if not _is_real(self.lr_low) or not _is_real(self.lr_high):
             raise ValueError(
-                f"learning-rate range must be finite numbers, got ({self.lr_low!r}, {self.lr_high!r})"
+                f"learning-rate range must be finite numbers, got ({self.lr_low!r}, "
+                f"{self.lr_high!r})"
             )
         if not isinstance(self.lr_log, bool):
             raise ValueError(f"lr_log must be True or False, got {self.lr_log!r}")
         if self.lr_low <= 0:
-            raise ValueError(f"lr_low must be > 0 (a learning rate of 0 does not train), got {self.lr_low!r}")
+            raise ValueError(
+                f"lr_low must be > 0 (a learning rate of 0 does not train), got {self.lr_low!r}"
+            )
         if self.lr_low >= self.lr_high:
             raise ValueError(
                 f"learning-rate range needs lr_low < lr_high, got lr_low={self.lr_low!r} "
@@ -118,7 +121,11 @@ class SearchSpace:
 
 def _check_spec(name: str, spec: Any, *, integer: bool, low: float, high: float | None) -> None:
     def check_value(v: Any) -> None:
-        ok = (isinstance(v, numbers.Integral) and not isinstance(v, bool)) if integer else _is_real(v)
+        ok = (
+            (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+            if integer
+            else _is_real(v)
+        )
         if not ok or v < low or (high is not None and v >= high):
             dom = f"an int >= {low}" if integer else f"a finite number in [{low}, {high or 'inf'})"
             raise ValueError(f"{name} must be {dom}, got {v!r}")
@@ -182,7 +189,8 @@ class ParamSpace:
             space = space.distributions()
         if not isinstance(space, Mapping):
             raise ValueError(
-                f"search space must be a SearchSpace or a mapping name -> distribution, got {space!r}"
+                f"search space must be a SearchSpace or a mapping name -> distribution, got "
+                f"{space!r}"
             )
         dists: dict[str, BaseDistribution] = {}
         fixed: dict[str, Any] = {}
@@ -297,7 +305,9 @@ class ParamSpace:
                     axes[name] = list(values)
                 else:
                     pts = grid_points(i.low, i.high, n, log=i.log and not linear)
-                    axes[name] = sorted({i.low + round((p - i.low) / i.step) * i.step for p in pts})
+                    axes[name] = sorted(
+                        {i.low + round((p - i.low) / i.step) * i.step for p in pts}
+                    )
         keys = list(axes)
         return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
 
@@ -308,7 +318,9 @@ class ParamSpace:
         from optuna.distributions import distribution_to_json
 
         return {
-            "tuned": {k: json.loads(distribution_to_json(d)) for k, d in self.distributions.items()},
+            "tuned": {
+                k: json.loads(distribution_to_json(d)) for k, d in self.distributions.items()
+            },
             "fixed": dict(self.fixed),
         }
 

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 import re
 import tempfile
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def check_artifact_id(value: Any, *, where: str) -> str:
 
     Args:
         value: The reference read from a storage.
-        where: What holds the reference, for the message (e.g. ``"trial 7 of study 'r/epoch-002'"``).
+        where: What holds the reference, for the message (e.g.
+            ``"trial 7 of study 'r/epoch-002'"``).
     """
     if not isinstance(value, str) or not _UUID.match(value):
         raise ValueError(
@@ -85,7 +86,9 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
     if location is None or isinstance(location, (str, os.PathLike)):
         text = str(location) if location is not None else str(default_dir)
         if "://" in text:
-            raise ValueError(f"artifact location {text!r}: expected a directory path or s3://bucket/prefix")
+            raise ValueError(
+                f"artifact location {text!r}: expected a directory path or s3://bucket/prefix"
+            )
         folder = Path(text).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"artifact location {str(folder)!r} exists and is not a directory")
@@ -101,11 +104,15 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
         return FileSystemArtifactStore(folder), str(folder)
     if all(callable(getattr(location, m, None)) for m in ("open_reader", "write", "remove")):
         return location, type(location).__name__
-    raise ValueError(f"artifacts must be a directory path, s3://bucket/prefix or an Optuna artifact store, got {location!r}")
+    raise ValueError(
+        f"artifacts must be a directory path, s3://bucket/prefix or an Optuna artifact store, "
+        f"got {location!r}"
+    )
 
 
 class PrefixedArtifactStore:
-    """Another artifact store with every artifact id prefixed (``prefix/<id>`` keys in a bucket)."""
+    """Another artifact store with every artifact id prefixed (``prefix/<id>`` keys in a
+    bucket)."""
 
     def __init__(self, inner: ArtifactStore, prefix: str) -> None:
         self.inner = inner
@@ -124,7 +131,7 @@ class PrefixedArtifactStore:
 def _open_s3(location: str) -> tuple[ArtifactStore, str]:
     from optuna_gamma.tuner.errors import TunerError
 
-    bucket, _, prefix = location[len("s3://"):].partition("/")
+    bucket, _, prefix = location[len("s3://") :].partition("/")
     if not bucket:
         raise ValueError(f"artifact location {location!r}: expected s3://bucket/prefix")
     try:
@@ -132,7 +139,9 @@ def _open_s3(location: str) -> tuple[ArtifactStore, str]:
         from botocore.exceptions import BotoCoreError
         from botocore.exceptions import ClientError
     except ImportError as err:
-        raise TunerError(f"artifact location {location!r} needs boto3: install optuna-gamma[s3]") from err
+        raise TunerError(
+            f"artifact location {location!r} needs boto3: install optuna-gamma[s3]"
+        ) from err
     from optuna.artifacts import Boto3ArtifactStore
 
     store = PrefixedArtifactStore(Boto3ArtifactStore(bucket, client=boto3.client("s3")), prefix)
@@ -157,8 +166,8 @@ class StateStore:
         filename: str,
     ) -> str:
         """Upload ``snapshot`` attached to ``owner``; return its artifact id."""
-        import torch
         from optuna.artifacts import upload_artifact
+        import torch
 
         payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
         # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
@@ -166,7 +175,9 @@ class StateStore:
         with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
             path = os.path.join(tmp, filename)
             torch.save(payload, path)
-            return upload_artifact(artifact_store=self.artifact_store, file_path=path, study_or_trial=owner)
+            return upload_artifact(
+                artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
+            )
 
     def load(self, artifact_id: str) -> dict[str, Any]:
         """The snapshot stored under ``artifact_id`` (tensors on the CPU).
@@ -174,8 +185,8 @@ class StateStore:
         Raises:
             StateUnavailableError: Missing, truncated or not a training state of this tuner.
         """
-        import torch
         from optuna.artifacts.exceptions import ArtifactNotFound
+        import torch
 
         try:
             with self.artifact_store.open_reader(artifact_id) as reader:
@@ -194,7 +205,9 @@ class StateStore:
             or payload.get("version") != _VERSION
             or not isinstance(payload.get("components"), dict)
         ):
-            raise StateUnavailableError(f"training state {artifact_id} is not an optuna-gamma state")
+            raise StateUnavailableError(
+                f"training state {artifact_id} is not an optuna-gamma state"
+            )
         return payload["components"]
 
     def remove(self, artifact_id: str) -> None:

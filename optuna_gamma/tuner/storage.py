@@ -76,8 +76,8 @@ def open_storage(
         heartbeat: ``(interval, grace_period)`` seconds for an RDB storage opened for
             parallel workers: Optuna's heartbeat fails a trial whose worker stopped beating, and
             Optuna's ``RetryHeartbeatStaleTrialCallback`` (``RetryFailedTrialCallback`` before
-            Optuna 4.9) retries it once with the same parameters. Journal files have no heartbeat (local workers are watched by their
-            parent process instead).
+            Optuna 4.9) retries it once with the same parameters. Journal files have no heartbeat
+            (local workers are watched by their parent process instead).
 
     Raises:
         ValueError: ``spec`` is neither, names an unknown scheme, or is an SQLite file without
@@ -90,18 +90,21 @@ def open_storage(
         return spec, type(spec).__name__
     text = default if spec is None else spec
     if not isinstance(text, str) or not text:
-        raise ValueError(f"storage must be a URL, a journal file path or an optuna storage, got {text!r}")
+        raise ValueError(
+            f"storage must be a URL, a journal file path or an optuna storage, got {text!r}"
+        )
     if "://" not in text:
         return _open_journal(text)
     shown = mask_url(text)
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in _SCHEMES:
         raise ValueError(
-            f"unknown storage scheme {scheme!r} in {shown!r}; expected a journal file path or one of "
+            f"unknown storage scheme {scheme!r} in {shown!r}; expected a journal file path or "
+            f"one of "
             f"{', '.join(s + '://' for s in _SCHEMES)}"
         )
     if scheme == "sqlite" and text.startswith("sqlite:///") and text != "sqlite:///:memory:":
-        path = Path(text[len("sqlite:///"):]).expanduser()
+        path = Path(text[len("sqlite:///") :]).expanduser()
         if path.is_dir():
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
         _make_parent(path, shown)
@@ -114,7 +117,8 @@ def open_storage(
 
 def get_storage(spec: Any) -> Any:
     """The Optuna storage object for an RDB URL, a journal file path (such as a result's
-    ``storage``) or a storage object: ``optuna.load_study(study_name=..., storage=get_storage(p))``.
+    ``storage``) or a storage object, e.g.
+    ``optuna.load_study(study_name=..., storage=get_storage(p))``.
 
     Raises:
         ValueError, TunerError: As :func:`open_storage`.
@@ -143,14 +147,18 @@ def _open_journal(text: str) -> tuple[Any, str]:
     if path.is_dir():
         raise ValueError(f"storage {text!r} is a directory, not a journal file")
     if path.suffix in (".db", ".sqlite", ".sqlite3") or _is_sqlite(path):
-        raise ValueError(f"storage {text!r} looks like an SQLite file: write it as sqlite:///{path}")
+        raise ValueError(
+            f"storage {text!r} looks like an SQLite file: write it as sqlite:///{path}"
+        )
     _make_parent(path, text)
     try:
         lock = JournalFileSymlinkLock(str(path))
         _repair_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
     except OSError as err:
-        raise TunerError(f"cannot open journal storage {str(path)!r}: {err.strerror or err}") from err
+        raise TunerError(
+            f"cannot open journal storage {str(path)!r}: {err.strerror or err}"
+        ) from err
     except (ValueError, KeyError, TypeError) as err:  # Optuna replays the log when it opens it
         raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({err})") from err
 
@@ -251,7 +259,9 @@ def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> 
             if retry is not None:
                 kwargs["heartbeat_stale_trial_callback"] = retry(max_retry=1)
             else:
-                kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
+                kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
+                    max_retry=1
+                )
     for attempt in range(6):
         try:
             with warnings.catch_warnings():

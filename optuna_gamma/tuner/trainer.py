@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from dataclasses import field
 import random
 import re
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
+from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
@@ -165,10 +165,13 @@ class FunctionTrainer:
 def check_trainer(trainer: Any) -> None:
     """Raise ``ValueError`` unless ``trainer`` has callable ``build``, ``train_epoch``,
     ``evaluate``."""
-    missing = [m for m in ("build", "train_epoch", "evaluate") if not callable(getattr(trainer, m, None))]
+    missing = [
+        m for m in ("build", "train_epoch", "evaluate") if not callable(getattr(trainer, m, None))
+    ]
     if missing:
         raise ValueError(
-            f"trainer {trainer!r} lacks {', '.join(missing)}: a trainer needs build(seed, device), "
+            f"trainer {trainer!r} lacks {', '.join(missing)}: a trainer needs build(seed, "
+            f"device), "
             "train_epoch(state, hparams, ctx) and evaluate(state, split)"
         )
 
@@ -301,9 +304,11 @@ def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
     torch_seed, np_seed, py_seed = (
         int(s) for s in np.random.SeedSequence(int(seed)).generate_state(3, dtype=np.uint32)
     )
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if (
-        device.type == "cuda"
-    ) else []
+    cuda = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device.type == "cuda")
+        else []
+    )
     py_state = random.getstate()
     np_state = np.random.get_state()
     with torch.random.fork_rng(devices=cuda):

@@ -11,8 +11,8 @@ Both run on :class:`~optuna_gamma.tuner.engine.Engine`; re-running the same call
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
@@ -88,8 +88,10 @@ def tune_per_epoch(
                 _coordinated(engine, trainer, space, before)
             else:
                 _serial_epochs(engine)
-        entries = [_entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
-                   for e in range(1, cfg.epochs + 1)]
+        entries = [
+            _entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
+            for e in range(1, cfg.epochs + 1)
+        ]
         final = engine.adopted_snapshot(cfg.epochs)
         test = engine.evaluate(final, "test")
         last = engine.load_study(cfg.epochs)
@@ -97,7 +99,13 @@ def tune_per_epoch(
         engine.new_trials = engine.count_complete() - before
         studies = [engine.load_study(e) for e in range(1, cfg.epochs + 1)]
         result = PerEpochResult(
-            **_common(engine, studies, test, time.perf_counter() - t0, last.user_attrs["adopted"]["state"]),
+            **_common(
+                engine,
+                studies,
+                test,
+                time.perf_counter() - t0,
+                last.user_attrs["adopted"]["state"],
+            ),
             schedule=entries,
         )
         result.save(engine.paths.result)
@@ -126,9 +134,15 @@ def _serial_epochs(engine: Engine) -> None:
         _log_adopted(engine, epoch, study, adopted, how)
 
 
-def _log_adopted(engine: Engine, epoch: int, study: optuna.Study, adopted: dict[str, Any], how: str) -> None:
+def _log_adopted(
+    engine: Engine, epoch: int, study: optuna.Study, adopted: dict[str, Any], how: str
+) -> None:
     n = 1 if engine.mode == "whole" else engine.config.epochs
-    what = f"epoch {epoch}/{n}" if engine.mode == "per-epoch" else f"whole training, {engine.config.epochs} epochs"
+    what = (
+        f"epoch {epoch}/{n}"
+        if engine.mode == "per-epoch"
+        else f"whole training, {engine.config.epochs} epochs"
+    )
     _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
     engine.warn_at_bounds(epoch, adopted["hparams"])
 
@@ -155,13 +169,18 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
             if engine.study_name(epoch) not in names:
                 continue
             study = engine.load_study(epoch)
-            count = min(engine.plan.trials, len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+            count = min(
+                engine.plan.trials,
+                len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+            )
             done += count
             adopted = study.user_attrs.get("adopted")
             if adopted is not None:
                 final[epoch] = count
                 if log:
-                    _log_adopted(engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
+                    _log_adopted(
+                        engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s"
+                    )
                     crash_point("coordinator_adopted")
                 t_last = time.perf_counter()
                 engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
@@ -179,7 +198,10 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
 def _names(engine: Engine) -> set[str]:
     import optuna
 
-    return {s.study_name for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)}
+    return {
+        s.study_name
+        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
+    }
 
 
 def tune_whole(
@@ -220,9 +242,13 @@ def tune_whole(
         study.set_user_attr("test", test)
         engine.new_trials = engine.count_complete() - before
         trials = [
-            {"number": t.number, "params": dict(t.params), "value": t.value,
-             "metrics": {k: t.user_attrs.get(k) for k in adopted["metrics"]},
-             "reused_from": t.user_attrs.get("reused_from")}
+            {
+                "number": t.number,
+                "params": dict(t.params),
+                "value": t.value,
+                "metrics": {k: t.user_attrs.get(k) for k in adopted["metrics"]},
+                "reused_from": t.user_attrs.get("reused_from"),
+            }
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         ]
         result = WholeResult(
@@ -237,8 +263,11 @@ def tune_whole(
 
 def _entry(epoch: int, adopted: dict[str, Any], fixed: dict[str, Any]) -> ScheduleEntry:
     return ScheduleEntry(
-        epoch=epoch, trial_number=int(adopted["trial"]), value=float(adopted["value"]),
-        params={**adopted["params"], **fixed}, metrics=dict(adopted["metrics"]),
+        epoch=epoch,
+        trial_number=int(adopted["trial"]),
+        value=float(adopted["value"]),
+        params={**adopted["params"], **fixed},
+        metrics=dict(adopted["metrics"]),
     )
 
 
@@ -250,7 +279,8 @@ def _describe(engine: Engine, study: optuna.Study, adopted: dict[str, Any]) -> s
     params = " ".join(f"{k}={_fmt(v)}" for k, v in adopted["params"].items())
     metrics = adopted["metrics"]
     shown = " ".join(
-        f"{k}={_fmt(metrics[k])}" for k in ("accuracy", "loss")
+        f"{k}={_fmt(metrics[k])}"
+        for k in ("accuracy", "loss")
         if metrics.get(k) is not None and k != engine.objective.metric_name
     )
     return (
@@ -260,7 +290,11 @@ def _describe(engine: Engine, study: optuna.Study, adopted: dict[str, Any]) -> s
 
 
 def _common(
-    engine: Engine, studies: list[optuna.Study], test: dict[str, Any], wall: float, final_state: str
+    engine: Engine,
+    studies: list[optuna.Study],
+    test: dict[str, Any],
+    wall: float,
+    final_state: str,
 ) -> dict[str, Any]:
     from optuna.trial import TrialState
 
@@ -276,12 +310,26 @@ def _common(
             compute += float(spent.get("train", 0.0)) + float(spent.get("eval", 0.0))
     cfg = engine.config
     return dict(
-        run=cfg.run, sampler=engine.plan.name, objective=engine.objective.name, seed=cfg.seed,
-        storage=engine.storage_text, artifacts=engine.artifacts_text, run_dir=str(engine.paths.root),
-        epochs=cfg.epochs, trials_per_study=engine.plan.trials, test=test, compute_time=compute,
-        wall_time=wall, trials_trained=trained, trials_reused=reused, new_trials=engine.new_trials,
-        num_threads=cfg.num_threads, device=str(engine.device), final_state=final_state,
-        space=engine.space.to_dict(), notes={},
+        run=cfg.run,
+        sampler=engine.plan.name,
+        objective=engine.objective.name,
+        seed=cfg.seed,
+        storage=engine.storage_text,
+        artifacts=engine.artifacts_text,
+        run_dir=str(engine.paths.root),
+        epochs=cfg.epochs,
+        trials_per_study=engine.plan.trials,
+        test=test,
+        compute_time=compute,
+        wall_time=wall,
+        trials_trained=trained,
+        trials_reused=reused,
+        new_trials=engine.new_trials,
+        num_threads=cfg.num_threads,
+        device=str(engine.device),
+        final_state=final_state,
+        space=engine.space.to_dict(),
+        notes={},
     )
 
 

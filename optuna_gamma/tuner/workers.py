@@ -17,8 +17,9 @@ artifact store and run name. Each worker repeatedly
 
 A dead worker loses at most its running trial. On an RDB storage, Optuna's heartbeat
 (``heartbeat_interval``, ``grace_period``) fails it and :class:`optuna.storages.
-RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters. Local workers started
-by :func:`coordinate` are watched by their parent instead (a journal file has no heartbeat): when
+RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters. Local workers
+started by :func:`coordinate` are watched by their parent instead (a journal file has no
+heartbeat): when
 one dies, its RUNNING trials are failed and retried. Killing every worker and starting again
 resumes the run. Guaranteed: every epoch adopted exactly once from >= ``T`` complete trials, no
 trial or state lost, no point trained twice within an epoch. Not guaranteed: bit-identical
@@ -32,8 +33,8 @@ from collections.abc import Mapping
 import logging
 import multiprocessing
 import time
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 import warnings
 
 from optuna_gamma.tuner._logging import get_logger
@@ -92,7 +93,10 @@ def _counts(study: optuna.Study) -> tuple[int, int, int]:
 def _study_names(engine: Engine) -> set[str]:
     import optuna
 
-    return {s.study_name for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)}
+    return {
+        s.study_name
+        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
+    }
 
 
 def _n_studies(engine: Engine) -> int:
@@ -116,7 +120,10 @@ def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna
     name = engine.study_name(epoch)
     try:
         study = optuna.create_study(
-            study_name=name, storage=engine.storage, direction=engine.objective.direction, load_if_exists=False
+            study_name=name,
+            storage=engine.storage,
+            direction=engine.objective.direction,
+            load_if_exists=False,
         )
     except optuna.exceptions.DuplicatedStudyError:
         backoff = Backoff()
@@ -172,7 +179,9 @@ def _work(engine: Engine) -> WorkerSummary:
                 epoch += 1
                 continue
             sampler = engine.sampler_for(epoch, slot_of=lambda _study, trial: trial.number)
-            study = optuna.load_study(study_name=prepared.study_name, storage=engine.storage, sampler=sampler)
+            study = optuna.load_study(
+                study_name=prepared.study_name, storage=engine.storage, sampler=sampler
+            )
             current = (epoch, study, prepared.user_attrs["start"], engine.start_snapshot(epoch))
         _, study, start, snapshot = current
         n_complete, n_running, n_waiting = _counts(study)
@@ -189,7 +198,9 @@ def _work(engine: Engine) -> WorkerSummary:
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
             # The epoch barrier: other workers' trials still run. Wait a fraction of a trial.
-            backoff.longest = min(MAX_BACKOFF, max(backoff.first, 0.1 * _median(trial_seconds, MAX_BACKOFF / 0.1)))
+            backoff.longest = min(
+                MAX_BACKOFF, max(backoff.first, 0.1 * _median(trial_seconds, MAX_BACKOFF / 0.1))
+            )
             backoff.wait()
             continue
         backoff.reset()
@@ -216,7 +227,9 @@ def _median(values: list[float], default: float) -> float:
 
 
 # --------------------------------------------------------------------------- local workers
-def _local_worker(trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int) -> None:
+def _local_worker(
+    trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int
+) -> None:
     """Entry point of a worker process started by :func:`coordinate` (spawned, not forked)."""
     import os
 
@@ -271,7 +284,9 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
     if first is None:
         return
     prepared_study(engine, first, record)
-    worker_config = _replace(cfg, workers=0, coordinate=False, progress=False, run_dir=str(engine.paths.root))
+    worker_config = _replace(
+        cfg, workers=0, coordinate=False, progress=False, run_dir=str(engine.paths.root)
+    )
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
     if cfg.workers:
@@ -279,24 +294,38 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
             pickle.dumps((trainer_ref, space, worker_config))
         except Exception as err:
             raise ValueError(
-                f"with workers={cfg.workers} the trainer, the search space and the config must be picklable "
+                f"with workers={cfg.workers} the trainer, the search space and the config must "
+                f"be picklable "
                 f"(the workers are separate processes): {err}"
             ) from err
-    procs = [ctx.Process(target=_local_worker, args=(trainer_ref, space, worker_config, engine.mode, errors, i),
-                         name=f"optuna-gamma-worker-{i}") for i in range(cfg.workers)]
+    procs = [
+        ctx.Process(
+            target=_local_worker,
+            args=(trainer_ref, space, worker_config, engine.mode, errors, i),
+            name=f"optuna-gamma-worker-{i}",
+        )
+        for i in range(cfg.workers)
+    ]
     for p in procs:
         p.start()
     if procs:
-        _logger.info(f"started {len(procs)} workers: {', '.join(worker_id_of(p.pid) for p in procs)}")
+        _logger.info(
+            f"started {len(procs)} workers: {', '.join(worker_id_of(p.pid) for p in procs)}"
+        )
     else:
-        _logger.info(f"waiting for workers to join run {cfg.run!r} (optuna-gamma worker --run {cfg.run} ...)")
+        _logger.info(
+            f"waiting for workers to join run {cfg.run!r} (optuna-gamma worker --run {cfg.run} "
+            f"...)"
+        )
     watched = {p.pid: p for p in procs}
     messages: list[str] = []
     backoff = Backoff(first=1.0, longest=5.0)
     try:
         while watched or (not procs and first_open_epoch(engine) is not None):
             if watched:
-                multiprocessing.connection.wait([p.sentinel for p in watched.values()], timeout=1.0)
+                multiprocessing.connection.wait(
+                    [p.sentinel for p in watched.values()], timeout=1.0
+                )
             else:  # remote workers only: watch the storage
                 backoff.wait()
             for pid, p in list(watched.items()):
@@ -305,8 +334,10 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
                 del watched[pid]
                 if p.exitcode != 0:
                     n = fail_trials_of(engine, worker_id_of(pid))
-                    _logger.warning(f"worker {worker_id_of(pid)} stopped (exit code {p.exitcode}); "
-                                    f"{n} of its running trials will be retried")
+                    _logger.warning(
+                        f"worker {worker_id_of(pid)} stopped (exit code {p.exitcode}); "
+                        f"{n} of its running trials will be retried"
+                    )
             while not errors.empty():
                 messages.append(errors.get())
             if on_progress is not None:
@@ -318,7 +349,8 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
     if first_open_epoch(engine) is not None:
         detail = f" ({messages[0]})" if messages else ""
         raise TunerError(
-            f"every worker stopped before run {cfg.run!r} was done{detail}; run the same command again to resume"
+            f"every worker stopped before run {cfg.run!r} was done{detail}; run the same command "
+            f"again to resume"
         )
 
 
@@ -339,13 +371,19 @@ def fail_trials_of(engine: Engine, worker: str) -> int:
         if engine.study_name(epoch) not in names:
             continue
         study = engine.load_study(epoch)
-        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.user_attrs.get("worker") in (worker, None)]
+        running = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get("worker") in (worker, None)
+        ]
         unlabelled = [t for t in running if "worker" not in t.user_attrs]
         if unlabelled:  # asked by a worker that died before labelling it, or being labelled now
             time.sleep(0.5)
-            still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                     if "worker" not in t.user_attrs}
+            still = {
+                t.number
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if "worker" not in t.user_attrs
+            }
             running = [t for t in running if "worker" in t.user_attrs or t.number in still]
         for t in running:
             engine.fail_and_retry(study, t)
@@ -362,10 +400,17 @@ def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
 def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
     return {
-        "run": manifest["run"], "sampler": manifest["sampler"], "trials_per_epoch": manifest["trials"],
-        "epochs": manifest["epochs_total"] if manifest["mode"] == "per-epoch" else manifest["epochs_per_trial"],
-        "objective": manifest["objective"], "seed": manifest["seed"],
-        "n_startup_trials": manifest.get("n_startup_trials", 2), "warm_start": manifest.get("warm_start", False),
+        "run": manifest["run"],
+        "sampler": manifest["sampler"],
+        "trials_per_epoch": manifest["trials"],
+        "epochs": manifest["epochs_total"]
+        if manifest["mode"] == "per-epoch"
+        else manifest["epochs_per_trial"],
+        "objective": manifest["objective"],
+        "seed": manifest["seed"],
+        "n_startup_trials": manifest.get("n_startup_trials", 2),
+        "warm_start": manifest.get("warm_start", False),
         "keep_trial_states": manifest.get("keep_trial_states", False),
-        "heartbeat_interval": manifest.get("heartbeat_interval", 10), "grace_period": manifest.get("grace_period"),
+        "heartbeat_interval": manifest.get("heartbeat_interval", 10),
+        "grace_period": manifest.get("grace_period"),
     }

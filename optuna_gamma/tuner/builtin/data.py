@@ -44,11 +44,12 @@ applied to validation and test data. (MNIST: 0.1307 / 0.3081, the usual constant
 
 Splits: ``subset=None`` uses the whole training set; ``subset=n`` draws ``n`` images from it.
 Either way the images are split into train and validation, stratified by class, with
-``ceil(valid_fraction * n)`` validation images, by one :func:`sklearn.model_selection.train_test_split`
-call with ``random_state=seed`` (so each class count is within one of its proportional share, a
-seed reproduces the split and the subset is drawn without the rest of the data influencing it
-beyond the class proportions). ``subset=500, valid_fraction=0.2`` gives the thesis's 400 / 100.
-The test split is the official test set (optionally a stratified ``test_subset``), never mixed in.
+``ceil(valid_fraction * n)`` validation images, by one
+:func:`sklearn.model_selection.train_test_split` call with ``random_state=seed`` (so each class
+count is within one of its proportional share, a seed reproduces the split and the subset is
+drawn without the rest of the data influencing it beyond the class proportions).
+``subset=500, valid_fraction=0.2`` gives the thesis's 400 / 100. The test split is the official
+test set (optionally a stratified ``test_subset``), never mixed in.
 
 Downloads are off by default. With ``download=True`` a dataset found nowhere under ``root`` is
 fetched by torchvision's own download into ``cache_dir/downloads/<name>`` (and found there
@@ -78,9 +79,9 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -115,7 +116,15 @@ _IDX_FILES = (
 )
 _CIFAR_DIR = "cifar-10-batches-py"
 _CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
-_CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
+_CIFAR_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
 _DIGITS_TEST_FRACTION = 0.2
 _DIGITS_TEST_SEED = 0
 
@@ -197,7 +206,8 @@ class RawDataset:
 
 
 def default_cache_dir() -> Path:
-    """``$OPTUNA_GAMMA_CACHE``, else ``$XDG_CACHE_HOME/optuna-gamma``, else ``~/.cache/optuna-gamma``."""
+    """``$OPTUNA_GAMMA_CACHE``, else ``$XDG_CACHE_HOME/optuna-gamma``, else
+    ``~/.cache/optuna-gamma``."""
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
@@ -221,7 +231,8 @@ def _missing(name: str, tried: Sequence[str], cache: Path) -> FileNotFoundError:
     return FileNotFoundError(
         f"dataset {name!r} not found; looked for:\n  {lines}\n"
         f"Point the data root at a folder holding these files, or pass download=True "
-        f"(command line: --download) to let torchvision download it into {cache / 'downloads' / name}."
+        f"(command line: --download) to let torchvision download it into "
+        f"{cache / 'downloads' / name}."
     )
 
 
@@ -265,7 +276,8 @@ def _verify_md5sums(files: Sequence[Path], md5sums: Path | None) -> None:
 
 def _stamp(sources: Sequence[Path]) -> str:
     return json.dumps(
-        [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in sources], sort_keys=True
+        [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in sources],
+        sort_keys=True,
     )
 
 
@@ -346,7 +358,9 @@ def _safe_extract(archive: Path, dest: Path) -> None:
             for member in tar.getmembers():
                 p = (dest / member.name).resolve()
                 if dest.resolve() not in p.parents or not (member.isfile() or member.isdir()):
-                    raise ValueError(f"refusing to extract {member.name!r} from {str(archive)!r}") from None
+                    raise ValueError(
+                        f"refusing to extract {member.name!r} from {str(archive)!r}"
+                    ) from None
             tar.extractall(dest)
 
 
@@ -371,7 +385,9 @@ def _prepare_cifar(root: Path | None, cache: Path, download: bool) -> tuple[Path
             try:
                 _safe_extract(archive, tmp)
                 if not all((tmp / _CIFAR_DIR / f).is_file() for f in _CIFAR_FILES):
-                    raise ValueError(f"{str(archive)!r} does not hold {_CIFAR_DIR}/{{{','.join(_CIFAR_FILES)}}}")
+                    raise ValueError(
+                        f"{str(archive)!r} does not hold {_CIFAR_DIR}/{{{','.join(_CIFAR_FILES)}}}"
+                    )
                 (tmp / _CIFAR_DIR / "SOURCE.json").write_text(stamp)
                 if final.exists():  # stale (another source): move it aside, removed with tmp
                     try:
@@ -427,14 +443,21 @@ def _read_cifar_batch(path: Path) -> dict[str, Any]:
     return {k.decode() if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
 
 
-def _load_cifar(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[str, ...]]:
+def _load_cifar(
+    folder: Path,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], tuple[str, ...]]:
     """((train x, y), (test x, y), class names) from a ``cifar-10-batches-py`` folder; ``x`` as
     uint8 ``(N, 3, 32, 32)``."""
 
     def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
         d = _read_cifar_batch(folder / name)
         x, y = d.get("data"), d.get("labels")
-        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+        if (
+            not isinstance(x, np.ndarray)
+            or x.dtype != np.uint8
+            or x.ndim != 2
+            or x.shape[1] != 3072
+        ):
             raise ValueError(f"{str(folder / name)!r}: 'data' is not a uint8 (N, 3072) array")
         labels = np.asarray(y, dtype=np.int64) if isinstance(y, list) else None
         if labels is None or labels.shape != (x.shape[0],) or labels.min() < 0 or labels.max() > 9:
@@ -448,13 +471,21 @@ def _load_cifar(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.n
     if not isinstance(names, list) or len(names) != 10:
         raise ValueError(f"{str(folder / 'batches.meta')!r} has no 10 label_names")
     classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), test, classes
+    return (
+        (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
+        test,
+        classes,
+    )
 
 
 def _torchvision_class(name: str) -> type:
     from torchvision import datasets
 
-    return {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[name]
+    return {
+        "mnist": datasets.MNIST,
+        "fashion-mnist": datasets.FashionMNIST,
+        "cifar10": datasets.CIFAR10,
+    }[name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,9 +554,15 @@ def _load_raw_cached(name: str, root: str | None, cache: str, download: bool) ->
     )
 
 
-def _resolve(root: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str] | None) -> tuple[str | None, str]:
+def _resolve(
+    root: str | os.PathLike[str] | None, cache_dir: str | os.PathLike[str] | None
+) -> tuple[str | None, str]:
     r = None if root is None else str(Path(root).expanduser().resolve())
-    c = str(Path(cache_dir).expanduser().resolve()) if cache_dir is not None else str(default_cache_dir().resolve())
+    c = (
+        str(Path(cache_dir).expanduser().resolve())
+        if cache_dir is not None
+        else str(default_cache_dir().resolve())
+    )
     return r, c
 
 
@@ -550,7 +587,9 @@ def load_raw(
     """
     _check_name(name)
     if name != "digits" and root is None and not download:
-        raise ValueError(f"dataset {name!r} needs a data root (or download=True, command line: --download)")
+        raise ValueError(
+            f"dataset {name!r} needs a data root (or download=True, command line: --download)"
+        )
     r, c = _resolve(root, cache_dir)
     if name == "digits":  # bundled with scikit-learn: no root, no cache, no download
         return _load_raw_cached(name, None, "", False)
@@ -562,7 +601,8 @@ def load_raw(
 
 
 def _channel_stats(x: np.ndarray, max_value: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Exact per-channel mean and std of ``x / max_value`` (x uint8, (N, C, ...)) via histograms."""
+    """Exact per-channel mean and std of ``x / max_value`` (x uint8, (N, C, ...)), by
+    histograms."""
     means, stds = [], []
     values = np.arange(256, dtype=np.float64) / max_value
     for c in range(x.shape[1]):
@@ -575,7 +615,15 @@ def _channel_stats(x: np.ndarray, max_value: int) -> tuple[tuple[float, ...], tu
     return tuple(means), tuple(stds)
 
 
-def _to_split(x: np.ndarray, y: np.ndarray, idx: np.ndarray, max_value: int, mean: Sequence[float], std: Sequence[float], flatten: bool) -> Split:
+def _to_split(
+    x: np.ndarray,
+    y: np.ndarray,
+    idx: np.ndarray,
+    max_value: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    flatten: bool,
+) -> Split:
     import torch
 
     xt = torch.from_numpy(np.ascontiguousarray(x[idx])).to(torch.float32).div_(max_value)
@@ -590,13 +638,18 @@ def _to_split(x: np.ndarray, y: np.ndarray, idx: np.ndarray, max_value: int, mea
 def _check_count(label: str, value: Any, limit: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= value <= limit
+    ):
         raise ValueError(f"{label} must be None or an int in [1, {limit}], got {value!r}")
     return int(value)
 
 
 def _stratified_pick(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` indices of ``y`` drawn stratified by class (all of them, in order, if ``n == len(y)``)."""
+    """``n`` indices of ``y`` drawn stratified by class (all of them, in order, if
+    ``n == len(y)``)."""
     if n == len(y):
         return np.arange(len(y))
     from sklearn.model_selection import train_test_split
@@ -644,7 +697,11 @@ def load_dataset(
     _check_name(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
-    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float, np.floating)) or not 0.0 < float(valid_fraction) < 1.0:
+    if (
+        isinstance(valid_fraction, bool)
+        or not isinstance(valid_fraction, (int, float, np.floating))
+        or not 0.0 < float(valid_fraction) < 1.0
+    ):
         raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
     raw = load_raw(name, root, download=download, cache_dir=cache_dir)
     n_total = len(raw.train_y)
@@ -659,12 +716,17 @@ def load_dataset(
     if min(n_train, n_valid) < len(classes):
         raise ValueError(
             f"subset={subset!r}, valid_fraction={valid_fraction!r} gives {n_train} training and "
-            f"{n_valid} validation images; a stratified split needs at least {len(classes)} in each"
+            f"{n_valid} validation images; a stratified split needs at least {len(classes)} in "
+            f"each"
         )
     from sklearn.model_selection import train_test_split
 
     tr_idx, va_idx = train_test_split(
-        np.arange(n_total), train_size=n_train, test_size=n_valid, stratify=raw.train_y, random_state=int(seed)
+        np.arange(n_total),
+        train_size=n_train,
+        test_size=n_valid,
+        stratify=raw.train_y,
+        random_state=int(seed),
     )
     tr_idx.sort()
     va_idx.sort()

@@ -73,7 +73,8 @@ class ShapeCheckedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != self.input_shape:  # torch.Size is a tuple
             raise ValueError(
-                f"model {self.name!r} expects inputs of shape (N, {', '.join(map(str, self.input_shape))}),"
+                f"model {self.name!r} expects inputs of shape (N, "
+                f"{', '.join(map(str, self.input_shape))}),"
                 f" got {tuple(x.shape)}"
             )
         for layer in self.body:  # iterate here rather than call body: one module call less
@@ -102,7 +103,9 @@ def _thesis_cnn(input_shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
         layers.append(nn.MaxPool2d(2))
         h, w = h // 2, w // 2
         if h < 1 or w < 1:
-            raise ValueError(f"input_shape {input_shape} is too small for 'thesis-cnn' (needs H, W >= 8)")
+            raise ValueError(
+                f"input_shape {input_shape} is too small for 'thesis-cnn' (needs H, W >= 8)"
+            )
     layers += [
         nn.Flatten(),
         nn.Linear(in_ch * h * w, 50),
@@ -125,7 +128,9 @@ def _keras_cifar_cnn(input_shape: tuple[int, ...], n_classes: int) -> nn.Sequent
     for _ in range(2):
         h, w = (h - 2) // 2, (w - 2) // 2
     if h < 1 or w < 1:
-        raise ValueError(f"input_shape {input_shape} is too small for 'keras-cifar-cnn' (needs H, W >= 10)")
+        raise ValueError(
+            f"input_shape {input_shape} is too small for 'keras-cifar-cnn' (needs H, W >= 10)"
+        )
     body = nn.Sequential(
         nn.Conv2d(c, 32, 3, padding=1),
         nn.ReLU(),
@@ -201,9 +206,13 @@ def build_model(
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be a sequence of positive ints, got {input_shape!r}") from None
-    if not shape or any(s < 1 for s in shape) or any(
-        isinstance(s, bool) or int(s) != s for s in input_shape
+        raise ValueError(
+            f"input_shape must be a sequence of positive ints, got {input_shape!r}"
+        ) from None
+    if (
+        not shape
+        or any(s < 1 for s in shape)
+        or any(isinstance(s, bool) or int(s) != s for s in input_shape)
     ):
         raise ValueError(f"input_shape must be a sequence of positive ints, got {input_shape!r}")
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:

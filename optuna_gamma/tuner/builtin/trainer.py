@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import os
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner.space import SearchSpace
 from optuna_gamma.tuner.trainer import EpochContext
@@ -32,7 +32,10 @@ __all__ = ["DEFAULT_MODEL", "ThesisTrainer"]
 
 #: The model used for each dataset when none is named.
 DEFAULT_MODEL = {
-    "mnist": "thesis-cnn", "fashion-mnist": "thesis-cnn", "cifar10": "keras-cifar-cnn", "digits": "mlp",
+    "mnist": "thesis-cnn",
+    "fashion-mnist": "thesis-cnn",
+    "cifar10": "keras-cifar-cnn",
+    "digits": "mlp",
 }
 
 
@@ -80,7 +83,9 @@ class ThesisTrainer:
 
         if isinstance(dataset, str):
             if dataset not in DATASETS:
-                raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+                raise ValueError(
+                    f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
+                )
             self._data: DatasetSplits | None = None
             self.dataset_name = dataset
         else:
@@ -92,12 +97,21 @@ class ThesisTrainer:
         if isinstance(model, str) and model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
         if not isinstance(model, str) and not callable(model):
-            raise ValueError(f"model must be a model name or a callable seed -> module, got {model!r}")
-        SearchSpace(batch_size=batch_size, weight_decay=weight_decay, momentum=momentum)  # validates
+            raise ValueError(
+                f"model must be a model name or a callable seed -> module, got {model!r}"
+            )
+        SearchSpace(
+            batch_size=batch_size, weight_decay=weight_decay, momentum=momentum
+        )  # validates
         self.model = model
         self._load_args: dict[str, Any] = dict(
-            root=data_root, subset=subset, valid_fraction=valid_fraction, seed=data_seed,
-            download=download, cache_dir=cache_dir, test_subset=test_subset,
+            root=data_root,
+            subset=subset,
+            valid_fraction=valid_fraction,
+            seed=data_seed,
+            download=download,
+            cache_dir=cache_dir,
+            test_subset=test_subset,
         )
         self.batch_size = batch_size
         self.weight_decay = weight_decay
@@ -124,10 +138,18 @@ class ThesisTrainer:
         if self._data_given or not isinstance(self.model, str):
             return {}
         args = {k: v for k, v in self._load_args.items() if k not in ("root", "cache_dir")}
-        return {"dataset": self.dataset_name, "model": self.model,
-                "subset": args["subset"], "valid_fraction": args["valid_fraction"], "data_seed": args["seed"],
-                "test_subset": args["test_subset"], "download": args["download"], "batch_size": self.batch_size,
-                "weight_decay": self.weight_decay, "momentum": self.momentum}
+        return {
+            "dataset": self.dataset_name,
+            "model": self.model,
+            "subset": args["subset"],
+            "valid_fraction": args["valid_fraction"],
+            "data_seed": args["seed"],
+            "test_subset": args["test_subset"],
+            "download": args["download"],
+            "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without loaded data when it can be loaded again (spawned workers)."""
@@ -138,9 +160,13 @@ class ThesisTrainer:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "trainer": "ThesisTrainer", "dataset": self.dataset_name,
-            "model": self.model if isinstance(self.model, str) else getattr(self.model, "__name__", "custom"),
-            "subset": self._load_args["subset"], "data_seed": self._load_args["seed"],
+            "trainer": "ThesisTrainer",
+            "dataset": self.dataset_name,
+            "model": self.model
+            if isinstance(self.model, str)
+            else getattr(self.model, "__name__", "custom"),
+            "subset": self._load_args["subset"],
+            "data_seed": self._load_args["seed"],
         }
 
     def build(self, seed: int, device: torch.device) -> TrainingState:
@@ -150,19 +176,31 @@ class ThesisTrainer:
 
         data = self.data
         if isinstance(self.model, str):
-            net = build_model(self.model, tuple(data.input_shape), int(data.n_classes), seed=derive_seed(seed, "model"))
+            net = build_model(
+                self.model,
+                tuple(data.input_shape),
+                int(data.n_classes),
+                seed=derive_seed(seed, "model"),
+            )
         else:
             net = self.model(seed)
         net.to(device)
         opt = make_optimizer(net, lr=0.01, momentum=self.momentum, weight_decay=self.weight_decay)
         return TrainingState(model=net, optimizer=opt)
 
-    def train_epoch(self, state: TrainingState, hparams: Mapping[str, Any], ctx: EpochContext) -> dict[str, float]:
+    def train_epoch(
+        self, state: TrainingState, hparams: Mapping[str, Any], ctx: EpochContext
+    ) -> dict[str, float]:
         from optuna_gamma.tuner.builtin.training import train_one_epoch
 
         batch = int(hparams.get("batch_size", self.batch_size))
         loss = train_one_epoch(
-            state.model, state.optimizer, self.data.train, batch_size=batch, seed=ctx.seed, device=ctx.device
+            state.model,
+            state.optimizer,
+            self.data.train,
+            batch_size=batch,
+            seed=ctx.seed,
+            device=ctx.device,
         )
         return {"train_loss": loss}
 

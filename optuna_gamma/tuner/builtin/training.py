@@ -15,8 +15,8 @@ decay is an L2 term on every parameter, biases included).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,7 +36,9 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _check_real(name: str, value: Any, *, low: float, low_inclusive: bool, high: float | None = None) -> float:
+def _check_real(
+    name: str, value: Any, *, low: float, low_inclusive: bool, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     v = float(value)
@@ -138,7 +140,11 @@ def train_one_epoch(
     Raises:
         ValueError: Bad ``batch_size`` or ``seed``, an empty split or mismatched ``x``/``y``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
     batch_size = int(batch_size)
     seed = _check_seed(seed)
@@ -162,7 +168,11 @@ def train_one_epoch(
     gen = torch.Generator().manual_seed(order_seed)
     perm = torch.randperm(n, generator=gen).to(dev)
 
-    fork_devices = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    fork_devices = (
+        [dev.index if dev.index is not None else torch.cuda.current_device()]
+        if dev.type == "cuda"
+        else []
+    )
     total = 0.0
     with torch.random.fork_rng(devices=fork_devices):
         # Seed only the generators this epoch can draw from (torch.manual_seed would also
