@@ -396,6 +396,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             cs = sorted((c for c in b1 if c["sampler"] == smp and c["objective"] == obj), key=lambda c: c["seed"])
             if cs:
                 lines.append(f"\nOurs, {smp} 2+20 ({obj}), per seed: " + ", ".join(f"{c['lr']:.3f}" for c in cs))
+    lines += ["", tc.code_note(cells, lambda c: c["kind"] if c["kind"] != "bo" else f"bo {c['sampler']}"),
+              "Grid cells do not depend on the sampler (fixed points; training is deterministic on a CPU)."]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
     if figures:
