@@ -237,7 +237,10 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _code_dirty() -> bool:
-    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"))
+    """Whether the code a run executes (the package, the benchmark modules, the project file)
+    differs from the commit; results, tests and docs do not count."""
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "optuna_gamma", "benchmarks/*.py",
+                     "pyproject.toml"))
 
 
 def _git(*args: str) -> str:
