@@ -504,6 +504,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     lines.append(tc.md_table(["vs", "pairs", "pe-gamma median %", "other median %",
                               "median paired diff (points)", "gamma W/T/L", "gamma >= other (medians)"], rows))
     lines += ["", "Both medians over the seeds where both ran; a fixed learning rate is taken after B epochs."]
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, f"{name}_{dataset}", ".md", text)
 

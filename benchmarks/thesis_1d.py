@@ -155,7 +155,7 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
                              f"{np.mean(diffs):+.2f}", f"{w}/{t}/{l_}", f"{pval:.2f}"])
     lines.append(tc.md_table(["pair", "deterministic_objective", "tolerance", "seeds", "mean difference (evals)",
                               "W/T/L", "sign test p"], rows))
-    lines.append("")
+    lines += ["", tc.code_note(cells, lambda c: c["sampler"]), ""]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
 

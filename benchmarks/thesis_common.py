@@ -182,12 +182,45 @@ class Cells:
 
 
 def run_once(cells: Cells, key: str, fn: Callable[[], dict[str, Any]], t0: float) -> int:
-    """Run the cell ``key`` unless it is done: ``fn()`` makes its record. Returns 1 if it ran."""
+    """Run the cell ``key`` unless it is done: ``fn()`` makes its record. Returns 1 if it ran.
+
+    The record gets ``code``: the git commit the cell ran on (``+dirty`` when tracked files
+    differed from it), so that a table can say which code version each of its cells measured.
+    """
     if key in cells:
         return 0
-    cells.add({"key": key, **fn()})
+    cells.add({"key": key, **fn(), "code": code_version()})
     print(f"{key}: done ({elapsed(t0)})", flush=True)
     return 1
+
+
+_CODE_VERSION: list[str] = []
+
+
+def code_version() -> str:
+    """Short git commit of the working tree, read once per process (first by :func:`write_meta`,
+    i.e. when a run starts); ``+dirty`` if tracked code differs from it (results files do not
+    count: they change while a run writes them)."""
+    if not _CODE_VERSION:
+        commit = _git("rev-parse", "--short=7", "HEAD") or "unknown"
+        _CODE_VERSION.append(commit + ("+dirty" if _code_dirty() else ""))
+    return _CODE_VERSION[0]
+
+
+def code_note(cells: Iterable[Mapping[str, Any]], what: Callable[[Mapping[str, Any]], str] | None = None) -> str:
+    """One line naming the code versions of ``cells`` (``what(cell)`` labels groups of cells).
+
+    Cells written before the version was recorded per cell count as ``"pre-a624f51"``: they
+    come from the issue-10 branch before it met the final sampler (see ``<name>.meta.json``).
+    """
+    groups: dict[str, dict[str, int]] = {}
+    for c in cells:
+        label = what(c) if what else "cells"
+        version = str(c.get("code") or "pre-a624f51")
+        groups.setdefault(label, {}).setdefault(version, 0)
+        groups[label][version] += 1
+    parts = [f"{label}: " + ", ".join(f"{v} ({n})" for v, n in sorted(vs.items())) for label, vs in groups.items()]
+    return "Code version (git commit, number of cells): " + "; ".join(parts) + "."
 
 
 def _jsonable(obj: Any) -> Any:
@@ -201,6 +234,13 @@ def _jsonable(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
+
+def _code_dirty() -> bool:
+    """Whether the code a run executes (the package, the benchmark modules, the project file)
+    differs from the commit; results, tests and docs do not count."""
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "optuna_gamma", "benchmarks/*.py",
+                     "pyproject.toml"))
 
 
 def _git(*args: str) -> str:
@@ -229,7 +269,7 @@ def machine_info() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu, "cores": os.cpu_count(), "load_average": load, "versions": versions,
-        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": _code_dirty(),
     }
 
 
@@ -237,6 +277,7 @@ def write_meta(out: Path, name: str, extra: Mapping[str, Any]) -> None:
     """Append this invocation (command, machine, settings) to ``<name>.meta.json``."""
     path = Path(out) / f"{name}.meta.json"
     runs = json.loads(path.read_text()) if path.exists() else []
+    code_version()  # fixed now, at the start of the run, for every cell it writes
     runs.append({
         "command": "python -m benchmarks." + Path(sys.argv[0]).stem + " " + " ".join(sys.argv[1:])
         if sys.argv and sys.argv[0].endswith(".py") else " ".join(sys.argv),
@@ -283,9 +324,12 @@ def objective(name: str) -> Any:
     if name not in fns:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     fn = fns[name]
+    # worst = 0: a clipped kappa is never below 0, so a diverged trial is told a value just
+    # below 0 and ranks under every healthy one (without a bound the tuner would keep the
+    # diverged trial's own clipped 0, tying it with the healthy trials of a flat epoch).
     return Objective(
         name=name, fn=lambda m: fn(m["accuracy"], m["loss"]), metric_name="kappa",
-        requires=("accuracy", "loss"), clipped=lambda m: fn(m["accuracy"], m["loss"]),
+        requires=("accuracy", "loss"), clipped=lambda m: fn(m["accuracy"], m["loss"]), worst=lambda start: 0.0,
     )
 
 
@@ -333,13 +377,23 @@ def fixed_points_sampler(points: Sequence[float], name: str = "lr", order_seed: 
     return factory
 
 
+def run_storage(run_dir: Path) -> Any:
+    """The Optuna storage of a run directory whose config names none: the tuner's default, the
+    journal file ``journal.log`` in it (:func:`optuna_gamma.tuner.get_storage` opens it)."""
+    from optuna_gamma.tuner import get_storage
+
+    path = Path(run_dir) / "journal.log"
+    if not path.exists():
+        raise FileNotFoundError(f"no tuner storage in {str(run_dir)!r} (expected {path.name})")
+    return get_storage(str(path))
+
+
 def load_trials(run_dir: Path, study_name: str) -> list[Any]:
-    """The COMPLETE trials of a study in a run's default SQLite storage (public Optuna API)."""
+    """The COMPLETE trials of a study in a run's default storage (public Optuna API)."""
     import optuna
     from optuna.trial import TrialState
 
-    storage = f"sqlite:///{Path(run_dir) / 'optuna.db'}"
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=run_storage(run_dir))
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
@@ -507,7 +561,7 @@ def failed_run(run_dir: Path, why: str, *, seed: int, trials: int | None, wall: 
     import optuna
     from optuna.trial import TrialState
 
-    storage = f"sqlite:///{Path(run_dir) / 'optuna.db'}"
+    storage = run_storage(run_dir)
     n_epochs = epochs_done = 0
     seconds = 0.0
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):

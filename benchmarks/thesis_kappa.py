@@ -139,6 +139,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                     rows.append([e, smp, obj, len(diffs), f"{100 * tc.median(diffs):+.1f}",
                                  f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}"])
     lines.append(tc.md_table(["epoch", "sampler", "objective", "pairs", "median diff (points)", "W/T/L"], rows))
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
 

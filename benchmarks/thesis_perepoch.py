@@ -142,6 +142,7 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
          "epochs trained", "train+valid min"], rows))
     lines += ["", "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The learning-rate "
               "schedule is the adopted trial's lr per epoch."]
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, exp.name, ".md", text)
 

@@ -94,6 +94,8 @@ def test_clipped_objective_is_flat_where_the_thesis_kappa_is_zero() -> None:
     assert obj(low_loss) == pytest.approx(0.9 - 0.5 * math.log(0.3))
     k2 = tc.objective("kappa2-clipped")
     assert k2(low_loss) == pytest.approx(0.81 - math.log(0.3) / 0.5)
+    # a diverged trial is told a value just below 0, under every healthy trial of a flat epoch
+    assert obj.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0 and k2.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0
     assert tc.objective("kappa1") == "kappa1"
     with pytest.raises(ValueError, match="unknown objective"):
         tc.objective("kappa3")
@@ -300,3 +302,26 @@ def test_per_epoch_comparison_tests_at_each_checkpoint(tmp_path: Path, monkeypat
     args.full, args.epochs = True, None
     full = thesis_cifar10.experiment(args)
     assert full.epochs == 50 and full.subset is None and full.test_after == (1, 10, 20, 50) and full.grid_size == 100
+
+
+def test_fashion_comparison_is_table_6_on_held_out_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import thesis_fashion
+
+    args = argparse.Namespace(full=False, seeds="", epochs=3, subset=10000, grid_size=None, tag=None)
+    exp = thesis_fashion.experiment(args)
+    assert exp.dataset == "fashion-mnist" and exp.model == "thesis-cnn"
+    assert exp.subset == 10000 and exp.valid_fraction == 0.2 and exp.grid_size == 12
+    assert exp.test_after == (1, 2, 3) and exp.seeds == [0, 1, 2] and "8,000 train / 2,000 validation" in exp.notes
+    args.full = True
+    full = thesis_fashion.experiment(args)
+    assert full.subset is None and full.valid_fraction == pytest.approx(1 / 6) and full.grid_size == 100
+    # the same runner as tables 6-7 (digits stand in for Fashion-MNIST here)
+    monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
+    out = tmp_path / "out"
+    assert thesis_fashion.main(["--seeds", "0", "--epochs", "1", "--grid-size", "2", "--arms", "grid", "gamma",
+                                "--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    cells = {c["arm"]: c for c in tc.Cells(out / "thesis_fashion.jsonl").values()}
+    assert set(cells) == {"grid", "gamma"} and cells["gamma"]["dataset"] == "fashion-mnist"
+    assert all(c["code"] == tc.code_version() for c in cells.values())
+    text = (out / "thesis_fashion.md").read_text()
+    assert "Fashion-MNIST" in text and "Code version" in text
