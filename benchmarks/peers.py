@@ -57,9 +57,9 @@ import os
 from pathlib import Path
 import random
 import sys
-import tempfile
 import time
 from typing import Any
+
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,7 +72,16 @@ TRIALS = 12
 PER_EPOCH = ("pe-gamma", "pe-gaussian", "pe-gp", "pe-grid12", "pe-gamma-kappa2")
 #: Per-epoch gamma with 4 trials per epoch for 3 E epochs: the same budget spent on depth.
 DEEP = ("pe-gamma-t4",)
-PEERS = ("fixed-0.01", "fixed-0.1", "grid12-best", "grid11-cosine", "tpe-whole", "gp-whole", "pbt", "pb2")
+PEERS = (
+    "fixed-0.01",
+    "fixed-0.1",
+    "grid12-best",
+    "grid11-cosine",
+    "tpe-whole",
+    "gp-whole",
+    "pbt",
+    "pb2",
+)
 ARMS = PER_EPOCH + DEEP + PEERS
 DATASETS = {"mnist": 500, "fashion-mnist": 1000}
 
@@ -87,8 +96,13 @@ def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) 
     from optuna_gamma.tuner import ThesisTrainer
 
     # The thesis CNN on the image datasets (digits, used by the smoke tests, gets its MLP).
-    return ThesisTrainer(dataset, root, model=None if dataset == "digits" else "thesis-cnn", subset=subset,
-                         data_seed=seed)
+    return ThesisTrainer(
+        dataset,
+        root,
+        model=None if dataset == "digits" else "thesis-cnn",
+        subset=subset,
+        data_seed=seed,
+    )
 
 
 class CosineTrainer:
@@ -113,13 +127,18 @@ class CosineTrainer:
 
     def describe(self) -> dict[str, Any]:
         describe = getattr(self.base, "describe", None)
-        return {**(dict(describe()) if callable(describe) else {}), "scheduler": f"cosine(T_max={self.epochs})"}
+        return {
+            **(dict(describe()) if callable(describe) else {}),
+            "scheduler": f"cosine(T_max={self.epochs})",
+        }
 
     def build(self, seed: int, device: Any) -> Any:
         import torch
 
         state = self.base.build(seed, device)
-        state.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(state.optimizer, T_max=self.epochs)
+        state.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            state.optimizer, T_max=self.epochs
+        )
         return state
 
     def train_epoch(self, state: Any, hparams: Mapping[str, Any], ctx: Any) -> Any:
@@ -133,37 +152,101 @@ class CosineTrainer:
 
 # --------------------------------------------------------------------------------------------
 # tuner-based arms
-def run_tuner_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int,
-                  root: str | None) -> dict[str, Any]:
+def run_tuner_arm(
+    args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
+) -> dict[str, Any]:
     run_dir = args.runs_dir / NAME / f"{dataset}-s{seed}-{arm}"
     trainer = make_trainer(dataset, root, subset, seed)
     budget = TRIALS * epochs
     if arm in PER_EPOCH:
-        sampler = {"pe-gamma": "gamma", "pe-gaussian": "gaussian", "pe-gp": "gp", "pe-grid12": "grid:12",
-                   "pe-gamma-kappa2": "gamma"}[arm]
+        sampler = {
+            "pe-gamma": "gamma",
+            "pe-gaussian": "gaussian",
+            "pe-gp": "gp",
+            "pe-grid12": "grid:12",
+            "pe-gamma-kappa2": "gamma",
+        }[arm]
         obj = "kappa2" if arm == "pe-gamma-kappa2" else "kappa1"
-        rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler=sampler, objective=obj, seed=seed,
-                               trials=TRIALS, test_after=[epochs])
+        rec = tc.run_per_epoch(
+            args,
+            trainer,
+            space(),
+            run_dir,
+            sampler=sampler,
+            objective=obj,
+            seed=seed,
+            trials=TRIALS,
+            test_after=[epochs],
+        )
     elif arm == "pe-gamma-t4":
-        rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler="gamma", objective="kappa1", seed=seed,
-                               trials=4, test_after=[3 * epochs])
+        rec = tc.run_per_epoch(
+            args,
+            trainer,
+            space(),
+            run_dir,
+            sampler="gamma",
+            objective="kappa1",
+            seed=seed,
+            trials=4,
+            test_after=[3 * epochs],
+        )
     elif arm in ("fixed-0.01", "fixed-0.1"):
-        rec = tc.run_per_epoch(args, trainer, space(), run_dir, sampler=arm.replace("-", ":"), objective="kappa1",
-                               seed=seed, trials=1, test_after=[epochs, budget])
+        rec = tc.run_per_epoch(
+            args,
+            trainer,
+            space(),
+            run_dir,
+            sampler=arm.replace("-", ":"),
+            objective="kappa1",
+            seed=seed,
+            trials=1,
+            test_after=[epochs, budget],
+        )
     elif arm in ("grid12-best", "tpe-whole", "gp-whole"):
         sampler = {"grid12-best": "grid:12", "tpe-whole": "tpe", "gp-whole": "gp"}[arm]
-        rec = tc.run_whole(args, trainer, space(), run_dir, sampler=sampler, objective="kappa1", seed=seed,
-                           trials=TRIALS, epochs=epochs)
+        rec = tc.run_whole(
+            args,
+            trainer,
+            space(),
+            run_dir,
+            sampler=sampler,
+            objective="kappa1",
+            seed=seed,
+            trials=TRIALS,
+            epochs=epochs,
+        )
     elif arm == "grid11-cosine":
-        grid = tc.run_whole(args, trainer, space(), run_dir / "grid", sampler="grid:11", objective="kappa1", seed=seed,
-                            trials=TRIALS - 1, epochs=epochs)
-        cos = tc.run_whole(args, CosineTrainer(trainer, epochs), space(), run_dir / "cosine",
-                           sampler=tc.fixed_points_sampler([grid["lr"]]), objective="kappa1", seed=seed, trials=1,
-                           epochs=epochs)
-        rec = {**cos, "grid_lr": grid["lr"], "grid_valid_accuracy": grid["valid_accuracy"], "grid_test": grid["test"],
-               "compute_epochs": grid["compute_epochs"] + cos["compute_epochs"],
-               "compute_time": grid["compute_time"] + cos["compute_time"],
-               "wall_time": grid["wall_time"] + cos["wall_time"]}
+        grid = tc.run_whole(
+            args,
+            trainer,
+            space(),
+            run_dir / "grid",
+            sampler="grid:11",
+            objective="kappa1",
+            seed=seed,
+            trials=TRIALS - 1,
+            epochs=epochs,
+        )
+        cos = tc.run_whole(
+            args,
+            CosineTrainer(trainer, epochs),
+            space(),
+            run_dir / "cosine",
+            sampler=tc.fixed_points_sampler([grid["lr"]]),
+            objective="kappa1",
+            seed=seed,
+            trials=1,
+            epochs=epochs,
+        )
+        rec = {
+            **cos,
+            "grid_lr": grid["lr"],
+            "grid_valid_accuracy": grid["valid_accuracy"],
+            "grid_test": grid["test"],
+            "compute_epochs": grid["compute_epochs"] + cos["compute_epochs"],
+            "compute_time": grid["compute_time"] + cos["compute_time"],
+            "wall_time": grid["wall_time"] + cos["wall_time"],
+        }
     else:
         raise ValueError(arm)
     tc.remove_dir(run_dir)
@@ -172,7 +255,9 @@ def run_tuner_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: i
 
 # --------------------------------------------------------------------------------------------
 # Ray Tune arms (PBT, PB2)
-def member_step(trainer: Any, state: Any, lr: float, epoch: int, seed: int, device: Any) -> dict[str, Any]:
+def member_step(
+    trainer: Any, state: Any, lr: float, epoch: int, seed: int, device: Any
+) -> dict[str, Any]:
     """Train one population member one epoch at ``lr`` and validate it (no Ray needed).
 
     The batch order and dropout masks of epoch ``epoch`` are the same for every member (the
@@ -180,14 +265,19 @@ def member_step(trainer: Any, state: Any, lr: float, epoch: int, seed: int, devi
     """
     import torch
 
-    from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner import apply_hyperparameters
+    from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner.objectives import kappa_1
 
     apply_hyperparameters(state, {"lr": float(lr)})
     epoch_seed = (int(seed) * 100_003 + int(epoch)) % (2**31)
-    ctx = EpochContext(epoch=epoch, seed=epoch_seed, device=device, trial_number=0,
-                       generator=torch.Generator().manual_seed(epoch_seed))
+    ctx = EpochContext(
+        epoch=epoch,
+        seed=epoch_seed,
+        device=device,
+        trial_number=0,
+        generator=torch.Generator().manual_seed(epoch_seed),
+    )
     t0 = time.perf_counter()
     trainer.train_epoch(state, {"lr": float(lr), "batch_size": 50}, ctx)
     t1 = time.perf_counter()
@@ -197,8 +287,15 @@ def member_step(trainer: Any, state: Any, lr: float, epoch: int, seed: int, devi
     ok = math.isfinite(loss) and loss < 1e6
     # A diverged member gets a clearly bad finite objective, so PBT replaces it.
     objective = kappa_1(acc, loss, clip=False) if ok else -100.0
-    return {"objective": objective, "valid_accuracy": acc, "valid_loss": loss if ok else None, "lr": float(lr),
-            "epoch": epoch, "train_seconds": t1 - t0, "eval_seconds": t2 - t1}
+    return {
+        "objective": objective,
+        "valid_accuracy": acc,
+        "valid_loss": loss if ok else None,
+        "lr": float(lr),
+        "epoch": epoch,
+        "train_seconds": t1 - t0,
+        "eval_seconds": t2 - t1,
+    }
 
 
 _WORKER_CACHE: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
@@ -264,13 +361,27 @@ def _member_class() -> type:
         def step(self) -> dict[str, Any]:
             self.epoch += 1
             t_start = time.time()
-            metrics = member_step(self.trainer, self.state, self.lr, self.epoch, self.static["seed"], self.device)
+            metrics = member_step(
+                self.trainer, self.state, self.lr, self.epoch, self.static["seed"], self.device
+            )
             # Every member-epoch trained is logged (Ray's per-trial history is rewritten when a
             # member exploits another's checkpoint, so it cannot count the compute).
             with open(self.static["log"], "a") as f:
-                f.write(json.dumps({"trial": self.trial_id, "epoch": self.epoch, "lr": self.lr, "start": t_start,
-                                    "train_seconds": metrics["train_seconds"], "eval_seconds": metrics["eval_seconds"],
-                                    "objective": metrics["objective"], "pid": os.getpid()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "trial": self.trial_id,
+                            "epoch": self.epoch,
+                            "lr": self.lr,
+                            "start": t_start,
+                            "train_seconds": metrics["train_seconds"],
+                            "eval_seconds": metrics["eval_seconds"],
+                            "objective": metrics["objective"],
+                            "pid": os.getpid(),
+                        }
+                    )
+                    + "\n"
+                )
             return metrics
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -278,7 +389,10 @@ def _member_class() -> type:
 
             from optuna_gamma.tuner.trainer import capture
 
-            torch.save({"state": capture(self.state), "epoch": self.epoch}, Path(checkpoint_dir) / "state.pt")
+            torch.save(
+                {"state": capture(self.state), "epoch": self.epoch},
+                Path(checkpoint_dir) / "state.pt",
+            )
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
             import torch
@@ -292,8 +406,9 @@ def _member_class() -> type:
     return PopulationMember
 
 
-def _test_checkpoint(checkpoint: Any, dataset: str, root: str | None, subset: int | None, seed: int,
-                     device: str) -> dict[str, Any]:
+def _test_checkpoint(
+    checkpoint: Any, dataset: str, root: str | None, subset: int | None, seed: int, device: str
+) -> dict[str, Any]:
     """Test metrics of the selected member's final checkpoint (evaluated once, in the driver)."""
     import torch
 
@@ -311,12 +426,15 @@ def _clip_lr(config: dict[str, Any]) -> dict[str, Any]:
     if "lr" in config:
         config["lr"] = min(max(float(config["lr"]), LR_LOW), LR_HIGH)
     if "log10_lr" in config:
-        config["log10_lr"] = min(max(float(config["log10_lr"]), math.log10(LR_LOW)), math.log10(LR_HIGH))
+        config["log10_lr"] = min(
+            max(float(config["log10_lr"]), math.log10(LR_LOW)), math.log10(LR_HIGH)
+        )
     return config
 
 
-def run_ray_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int,
-                root: str | None) -> dict[str, Any]:
+def run_ray_arm(
+    args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
+) -> dict[str, Any]:
     """PBT or PB2 with a population of 12 for ``epochs`` epochs (see the module docstring)."""
     try:
         import ray
@@ -325,7 +443,9 @@ def run_ray_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: int
         from ray.tune.schedulers.pb2 import PB2
         from ray.tune.search.basic_variant import BasicVariantGenerator
     except ImportError as err:
-        raise SystemExit(f"error: the {arm} arm needs Ray Tune: pip install -e '.[peers]' ({err})") from None
+        raise SystemExit(
+            f"error: the {arm} arm needs Ray Tune: pip install -e '.[peers]' ({err})"
+        ) from None
 
     storage = (args.runs_dir / NAME / f"ray-{dataset}-s{seed}-{arm}").resolve()
     tc.remove_dir(storage)
@@ -336,35 +456,73 @@ def run_ray_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: int
     lo, hi = math.log10(LR_LOW), math.log10(LR_HIGH)
     if arm == "pbt":
         scheduler: Any = PopulationBasedTraining(
-            time_attr="training_iteration", perturbation_interval=1, quantile_fraction=0.25,
-            resample_probability=0.25, hyperparam_mutations={"lr": tune.loguniform(LR_LOW, LR_HIGH)},
-            synch=True, custom_explore_fn=_clip_lr,
+            time_attr="training_iteration",
+            perturbation_interval=1,
+            quantile_fraction=0.25,
+            resample_probability=0.25,
+            hyperparam_mutations={"lr": tune.loguniform(LR_LOW, LR_HIGH)},
+            synch=True,
+            custom_explore_fn=_clip_lr,
         )
         params: dict[str, Any] = {"lr": tune.loguniform(LR_LOW, LR_HIGH)}
     else:
         scheduler = PB2(
-            time_attr="training_iteration", perturbation_interval=1, quantile_fraction=0.25,
-            hyperparam_bounds={"log10_lr": [lo, hi]}, synch=True, custom_explore_fn=_clip_lr,
+            time_attr="training_iteration",
+            perturbation_interval=1,
+            quantile_fraction=0.25,
+            hyperparam_bounds={"log10_lr": [lo, hi]},
+            synch=True,
+            custom_explore_fn=_clip_lr,
         )
         params = {"log10_lr": tune.uniform(lo, hi)}
     storage.mkdir(parents=True, exist_ok=True)
     log = storage / "member_epochs.jsonl"
-    static = {"dataset": dataset, "root": root, "subset": subset, "seed": seed, "epochs": epochs,
-              "device": args.device, "log": str(log)}
-    env = {"OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(tc.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OPTUNA_GAMMA_DATA_ROOT": root or ""}
+    static = {
+        "dataset": dataset,
+        "root": root,
+        "subset": subset,
+        "seed": seed,
+        "epochs": epochs,
+        "device": args.device,
+        "log": str(log),
+    }
+    env = {
+        "OMP_NUM_THREADS": str(args.threads),
+        "PYTHONPATH": str(tc.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OPTUNA_GAMMA_DATA_ROOT": root or "",
+    }
     t0 = time.perf_counter()
-    ray.init(num_cpus=1, num_gpus=1 if args.device.startswith("cuda") else 0, include_dashboard=False,
-             log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+    ray.init(
+        num_cpus=1,
+        num_gpus=1 if args.device.startswith("cuda") else 0,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": env},
+    )
     try:
         tuner = tune.Tuner(
-            tune.with_resources(_member_class(), {"cpu": 1, "gpu": 1 if args.device.startswith("cuda") else 0}),
+            tune.with_resources(
+                _member_class(), {"cpu": 1, "gpu": 1 if args.device.startswith("cuda") else 0}
+            ),
             param_space={**params, "static": static},
-            tune_config=tune.TuneConfig(metric="objective", mode="max", scheduler=scheduler, num_samples=TRIALS,
-                                        search_alg=BasicVariantGenerator(random_state=seed), reuse_actors=True),
-            run_config=tune.RunConfig(name=arm, storage_path=str(storage), stop={"training_iteration": epochs},
-                                      verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=4, checkpoint_frequency=1,
-                                                                                         checkpoint_at_end=True)),
+            tune_config=tune.TuneConfig(
+                metric="objective",
+                mode="max",
+                scheduler=scheduler,
+                num_samples=TRIALS,
+                search_alg=BasicVariantGenerator(random_state=seed),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=arm,
+                storage_path=str(storage),
+                stop={"training_iteration": epochs},
+                verbose=0,
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
+                ),
+            ),
         )
         grid = tuner.fit()
         logged = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -377,43 +535,68 @@ def run_ray_arm(args: Any, arm: str, dataset: str, subset: int | None, seed: int
             path: dict[int, float] = {}
             for x in sorted(mine, key=lambda x: x["start"]):
                 path[x["epoch"]] = x["lr"]
-            members.append({
-                "trial": m.get("trial_id"), "epochs_trained": len(mine),
-                "seconds": sum(x["train_seconds"] + x["eval_seconds"] for x in mine),
-                "lr_path": [path[e] for e in sorted(path)],
-                "final_objective": m.get("objective"), "valid_accuracy": m.get("valid_accuracy"),
-                "valid_loss": m.get("valid_loss"), "epoch": m.get("epoch"),
-                "error": str(r.error) if r.error else None, "checkpoint": r.checkpoint,
-            })
+            members.append(
+                {
+                    "trial": m.get("trial_id"),
+                    "epochs_trained": len(mine),
+                    "seconds": sum(x["train_seconds"] + x["eval_seconds"] for x in mine),
+                    "lr_path": [path[e] for e in sorted(path)],
+                    "final_objective": m.get("objective"),
+                    "valid_accuracy": m.get("valid_accuracy"),
+                    "valid_loss": m.get("valid_loss"),
+                    "epoch": m.get("epoch"),
+                    "error": str(r.error) if r.error else None,
+                    "checkpoint": r.checkpoint,
+                }
+            )
     finally:
         ray.shutdown()
     wall = time.perf_counter() - t0
     done = [m for m in members if m["epoch"] == epochs and m["final_objective"] is not None]
     if not done:
-        raise RuntimeError(f"{arm}: no member finished {epochs} epochs: {[m['error'] for m in members]}")
+        raise RuntimeError(
+            f"{arm}: no member finished {epochs} epochs: {[m['error'] for m in members]}"
+        )
     best = max(done, key=lambda m: m["final_objective"])
     best["test"] = _test_checkpoint(best["checkpoint"], dataset, root, subset, seed, args.device)
     for m in members:
         m.pop("checkpoint", None)
     tc.remove_dir(storage)
     return {
-        "mode": arm, "seed": seed, "epochs": epochs, "population": TRIALS, "lr": best["lr_path"][-1] if best["lr_path"] else None,
-        "lr_path": best["lr_path"], "valid_accuracy": best["valid_accuracy"], "valid_loss": best["valid_loss"],
-        "value": best["final_objective"], "test": {str(epochs): best["test"]},
-        "compute_epochs": len(logged), "compute_time": sum(x["train_seconds"] + x["eval_seconds"] for x in logged),
-        "wall_time": wall, "worker_processes": len({x["pid"] for x in logged}),
-        "overhead_seconds": wall - sum(x["train_seconds"] + x["eval_seconds"] for x in logged), 
+        "mode": arm,
+        "seed": seed,
+        "epochs": epochs,
+        "population": TRIALS,
+        "lr": best["lr_path"][-1] if best["lr_path"] else None,
+        "lr_path": best["lr_path"],
+        "valid_accuracy": best["valid_accuracy"],
+        "valid_loss": best["valid_loss"],
+        "value": best["final_objective"],
+        "test": {str(epochs): best["test"]},
+        "compute_epochs": len(logged),
+        "compute_time": sum(x["train_seconds"] + x["eval_seconds"] for x in logged),
+        "wall_time": wall,
+        "worker_processes": len({x["pid"] for x in logged}),
+        "overhead_seconds": wall - sum(x["train_seconds"] + x["eval_seconds"] for x in logged),
         "members": [{k: v for k, v in m.items() if k != "test"} for m in members],
     }
 
 
 # --------------------------------------------------------------------------------------------
-def run_cell(args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None) -> dict[str, Any]:
+def run_cell(
+    args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
+) -> dict[str, Any]:
     if arm in ("pbt", "pb2"):
         rec = run_ray_arm(args, arm, dataset, subset, seed, epochs, root)
     else:
         rec = run_tuner_arm(args, arm, dataset, subset, seed, epochs, root)
-    return {"arm": arm, "dataset": dataset, "subset": subset, "budget_epochs": TRIALS * epochs, **rec}
+    return {
+        "arm": arm,
+        "dataset": dataset,
+        "subset": subset,
+        "budget_epochs": TRIALS * epochs,
+        **rec,
+    }
 
 
 def _points(c: dict[str, Any]) -> list[tuple[int, float | None, float | None]]:
@@ -424,9 +607,14 @@ def _points(c: dict[str, Any]) -> list[tuple[int, float | None, float | None]]:
     if c.get("failed"):
         return []
     if c["arm"].startswith("fixed-"):
-        return [(int(e), t.get("accuracy"), t.get("mcc")) for e, t in sorted(c["test"].items(), key=lambda kv: int(kv[0]))]
+        return [
+            (int(e), t.get("accuracy"), t.get("mcc"))
+            for e, t in sorted(c["test"].items(), key=lambda kv: int(kv[0]))
+        ]
     last = max(c["test"], key=int)
-    return [(int(c["compute_epochs"]), c["test"][last].get("accuracy"), c["test"][last].get("mcc"))]
+    return [
+        (int(c["compute_epochs"]), c["test"][last].get("accuracy"), c["test"][last].get("mcc"))
+    ]
 
 
 def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -> str:
@@ -442,7 +630,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
     lines = [
         f"# Per-epoch tuning vs the peers at equal compute: {label}"
-        + (f" ({sub} images, {sub - math.ceil(0.2 * sub)} train / {math.ceil(0.2 * sub)} validation)" if sub else ""),
+        + (
+            f" ({sub} images, {sub - math.ceil(0.2 * sub)} train / {math.ceil(0.2 * sub)} validation)"
+            if sub
+            else ""
+        ),
         "",
         f"E = {e} epochs, budget B = 12 E = {b} training epochs. Test accuracy and MCC (%) on the official 10,000 "
         f"test images, median [Q1, Q3] over seeds {seeds}; selection by validation kappa_1 (unclipped) for every "
@@ -455,9 +647,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     for arm in ARMS:
         failed = [c for c in cells if c["arm"] == arm and c.get("failed")]
         if failed:
-            failures.append(f"`{arm}`: seed(s) {', '.join(str(c['seed']) for c in failed)} stopped after "
-                            f"{', '.join(str(c.get('epochs_adopted')) for c in failed)} adopted epochs "
-                            f"({failed[0]['failed'].split(';')[0]})")
+            failures.append(
+                f"`{arm}`: seed(s) {', '.join(str(c['seed']) for c in failed)} stopped after "
+                f"{', '.join(str(c.get('epochs_adopted')) for c in failed)} adopted epochs "
+                f"({failed[0]['failed'].split(';')[0]})"
+            )
         cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
         if not cs:
             continue
@@ -467,23 +661,61 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
             extra = ""
             if arm.startswith("fixed-"):
                 extra = f" ({int(ep)} epochs)"
-            rows.append([
-                arm + extra, len(cs), f"{ep:.0f}", tc.med_iqr([p[i][1] for p in pts]), tc.pct(tc.median(p[i][2] for p in pts)),
-                tc.pct(tc.median(_valid_acc(c) for c in cs), 1) if i == len(pts[0]) - 1 else "-",
-                f"{tc.median(c['compute_time'] for c in cs) * (ep / max(tc.median(c['compute_epochs'] for c in cs), 1)):.0f}",
-                f"{tc.median(c['wall_time'] for c in cs):.0f}",
-                f"{tc.median(_final_lr(c) for c in cs):.3g}",
-            ])
-    lines.append(tc.md_table(["method", "seeds", "compute (epochs)", "test acc % median [Q1, Q3]", "test MCC %",
-                              "valid acc % (selected)", "train+valid s", "wall s", "final lr (median)"], rows))
+            rows.append(
+                [
+                    arm + extra,
+                    len(cs),
+                    f"{ep:.0f}",
+                    tc.med_iqr([p[i][1] for p in pts]),
+                    tc.pct(tc.median(p[i][2] for p in pts)),
+                    tc.pct(tc.median(_valid_acc(c) for c in cs), 1)
+                    if i == len(pts[0]) - 1
+                    else "-",
+                    f"{tc.median(c['compute_time'] for c in cs) * (ep / max(tc.median(c['compute_epochs'] for c in cs), 1)):.0f}",
+                    f"{tc.median(c['wall_time'] for c in cs):.0f}",
+                    f"{tc.median(_final_lr(c) for c in cs):.3g}",
+                ]
+            )
+    lines.append(
+        tc.md_table(
+            [
+                "method",
+                "seeds",
+                "compute (epochs)",
+                "test acc % median [Q1, Q3]",
+                "test MCC %",
+                "valid acc % (selected)",
+                "train+valid s",
+                "wall s",
+                "final lr (median)",
+            ],
+            rows,
+        )
+    )
     if failures:
-        lines += ["", "Runs that stopped because every trial of an epoch diverged (left out of the medians above; "
-                  "in the pairs below they count as losses): " + "; ".join(failures) + "."]
+        lines += [
+            "",
+            "Runs that stopped because every trial of an epoch diverged (left out of the medians above; "
+            "in the pairs below they count as losses): " + "; ".join(failures) + ".",
+        ]
     # target: per-epoch gamma vs PBT and PB2, paired by seed
     lines += ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
     rows = []
-    for other in ("pbt", "pb2", "pe-gaussian", "pe-gp", "pe-grid12", "pe-gamma-kappa2", "pe-gamma-t4", "grid12-best",
-                  "grid11-cosine", "tpe-whole", "gp-whole", "fixed-0.1", "fixed-0.01"):
+    for other in (
+        "pbt",
+        "pb2",
+        "pe-gaussian",
+        "pe-gp",
+        "pe-grid12",
+        "pe-gamma-kappa2",
+        "pe-gamma-t4",
+        "grid12-best",
+        "grid11-cosine",
+        "tpe-whole",
+        "gp-whole",
+        "fixed-0.1",
+        "fixed-0.01",
+    ):
         pairs = []
         for c in cells:
             if c["arm"] != "pe-gamma":
@@ -498,12 +730,35 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         if pairs:
             diffs = [a - o for a, o in pairs]
             g, oth = tc.median(a for a, _ in pairs), tc.median(o for _, o in pairs)
-            rows.append([other, len(diffs), tc.pct(g, 2), tc.pct(oth, 2), f"{100 * tc.median(diffs):+.2f}",
-                         f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
-                         "yes" if g >= oth else "no"])
-    lines.append(tc.md_table(["vs", "pairs", "pe-gamma median %", "other median %",
-                              "median paired diff (points)", "gamma W/T/L", "gamma >= other (medians)"], rows))
-    lines += ["", "Both medians over the seeds where both ran; a fixed learning rate is taken after B epochs."]
+            rows.append(
+                [
+                    other,
+                    len(diffs),
+                    tc.pct(g, 2),
+                    tc.pct(oth, 2),
+                    f"{100 * tc.median(diffs):+.2f}",
+                    f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
+                    "yes" if g >= oth else "no",
+                ]
+            )
+    lines.append(
+        tc.md_table(
+            [
+                "vs",
+                "pairs",
+                "pe-gamma median %",
+                "other median %",
+                "median paired diff (points)",
+                "gamma W/T/L",
+                "gamma >= other (medians)",
+            ],
+            rows,
+        )
+    )
+    lines += [
+        "",
+        "Both medians over the seeds where both ran; a fixed learning rate is taken after B epochs.",
+    ]
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, f"{name}_{dataset}", ".md", text)
@@ -516,27 +771,57 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         pts = [_points(c) for c in cs]
         xs = [tc.median(p[i][0] for p in pts) for i in range(len(pts[0]))]
         qs = [tc.quartiles(p[i][1] for p in pts) for i in range(len(pts[0]))]
-        fig.add_trace(go.Scatter(
-            x=xs, y=[q[1] for q in qs], mode="lines+markers", name=arm,
-            error_y={"type": "data", "symmetric": False, "array": [q[2] - q[1] for q in qs],
-                     "arrayminus": [q[1] - q[0] for q in qs]},
-        ))
-    fig.update_layout(title=f"{label}: test accuracy against compute (median and IQR over seeds {seeds})",
-                      xaxis_title="training epochs", xaxis_type="log", yaxis_title="test accuracy")
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[q[1] for q in qs],
+                mode="lines+markers",
+                name=arm,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [q[2] - q[1] for q in qs],
+                    "arrayminus": [q[1] - q[0] for q in qs],
+                },
+            )
+        )
+    fig.update_layout(
+        title=f"{label}: test accuracy against compute (median and IQR over seeds {seeds})",
+        xaxis_title="training epochs",
+        xaxis_type="log",
+        yaxis_title="test accuracy",
+    )
     figs = [fig]
     fig = go.Figure()
     for arm in ("pe-gamma", "pe-gaussian", "pe-gp", "pe-gamma-kappa2", "pe-grid12", "pe-gamma-t4"):
         for c in cells:
             if c["arm"] == arm and c["seed"] == seeds[0] and c.get("schedule"):
-                fig.add_trace(go.Scatter(x=[s["epoch"] for s in c["schedule"]], y=[s["lr"] for s in c["schedule"]],
-                                         mode="lines+markers", name=arm))
+                fig.add_trace(
+                    go.Scatter(
+                        x=[s["epoch"] for s in c["schedule"]],
+                        y=[s["lr"] for s in c["schedule"]],
+                        mode="lines+markers",
+                        name=arm,
+                    )
+                )
     for arm in ("pbt", "pb2"):
         for c in cells:
             if c["arm"] == arm and c["seed"] == seeds[0]:
-                fig.add_trace(go.Scatter(x=list(range(1, len(c["lr_path"]) + 1)), y=c["lr_path"], mode="lines+markers",
-                                         name=f"{arm} (selected member)", line={"dash": "dot"}))
-    fig.update_layout(title=f"{label}, seed {seeds[0]}: learning-rate schedules", xaxis_title="epoch",
-                      yaxis_title="learning rate", yaxis_type="log")
+                fig.add_trace(
+                    go.Scatter(
+                        x=list(range(1, len(c["lr_path"]) + 1)),
+                        y=c["lr_path"],
+                        mode="lines+markers",
+                        name=f"{arm} (selected member)",
+                        line={"dash": "dot"},
+                    )
+                )
+    fig.update_layout(
+        title=f"{label}, seed {seeds[0]}: learning-rate schedules",
+        xaxis_title="epoch",
+        yaxis_title="learning rate",
+        yaxis_type="log",
+    )
     figs.append(fig)
     tc.write_figures(out, f"{name}_{dataset}", figs, f"Per-epoch tuning vs peers: {label}")
     return text
@@ -559,7 +844,12 @@ def main(argv: list[str] | None = None) -> int:
     p = tc.common_parser(__doc__ or "", seeds="0-4")
     p.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
     p.add_argument("--epochs", type=int, default=None, help="E (default 10; --full 20)")
-    p.add_argument("--subset", type=int, default=None, help="training images (default: 500 MNIST, 1000 Fashion; --full: all)")
+    p.add_argument(
+        "--subset",
+        type=int,
+        default=None,
+        help="training images (default: 500 MNIST, 1000 Fashion; --full: all)",
+    )
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     args = p.parse_args(argv)
     name = args.tag or NAME
@@ -571,15 +861,35 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary_only:
         root = tc.data_root(args.data_root, required=args.dataset == "mnist")
         seeds = tc.parse_seeds(args.seeds)
-        tc.write_meta(args.out, f"{name}_{args.dataset}", {"dataset": args.dataset, "subset": subset, "epochs": epochs,
-                                                           "seeds": seeds, "arms": args.arms, "device": args.device})
+        tc.write_meta(
+            args.out,
+            f"{name}_{args.dataset}",
+            {
+                "dataset": args.dataset,
+                "subset": subset,
+                "epochs": epochs,
+                "seeds": seeds,
+                "arms": args.arms,
+                "device": args.device,
+            },
+        )
         t0 = time.perf_counter()
         done = 0
         for seed in seeds:
             for arm in args.arms:
                 k = f"{args.dataset}|subset={subset}|E={epochs}|seed={seed}|{arm}"
-                done += tc.run_once(cells, k, lambda: run_cell(args, arm, args.dataset, subset, seed, epochs, root), t0)
-        tc.finish_meta(args.out, f"{name}_{args.dataset}", cells_run=done, wall_seconds=time.perf_counter() - t0)
+                done += tc.run_once(
+                    cells,
+                    k,
+                    lambda: run_cell(args, arm, args.dataset, subset, seed, epochs, root),
+                    t0,
+                )
+        tc.finish_meta(
+            args.out,
+            f"{name}_{args.dataset}",
+            cells_run=done,
+            wall_seconds=time.perf_counter() - t0,
+        )
     print(summarize(cells.values(), args.out, name, args.dataset))
     return 0
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
@@ -48,8 +49,12 @@ def true_maximum() -> tuple[float, float]:
 
     xs = np.linspace(LOW, HIGH, 30001)
     x0 = xs[int(np.argmax([thesis1d_function(float(x)) for x in xs]))]
-    res = minimize_scalar(lambda x: -thesis1d_function(x), bounds=(x0 - 1e-3, x0 + 1e-3), method="bounded",
-                          options={"xatol": 1e-12})
+    res = minimize_scalar(
+        lambda x: -thesis1d_function(x),
+        bounds=(x0 - 1e-3, x0 + 1e-3),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     return float(res.x), float(-res.fun)
 
 
@@ -57,10 +62,14 @@ def make_sampler(name: str, seed: int, deterministic: bool) -> Any:
     import optuna
 
     if name == "gp":
-        return optuna.samplers.GPSampler(n_startup_trials=2, seed=seed, deterministic_objective=deterministic)
+        return optuna.samplers.GPSampler(
+            n_startup_trials=2, seed=seed, deterministic_objective=deterministic
+        )
     from optuna_gamma import GammaBOSampler
 
-    return GammaBOSampler(predictive=name, n_startup_trials=2, seed=seed, deterministic_objective=deterministic)
+    return GammaBOSampler(
+        predictive=name, n_startup_trials=2, seed=seed, deterministic_objective=deterministic
+    )
 
 
 def evaluations_to(values: list[float], maximum: float, tol: float) -> int | None:
@@ -73,18 +82,27 @@ def evaluations_to(values: list[float], maximum: float, tol: float) -> int | Non
     return None
 
 
-def run_cell(sampler: str, seed: int, deterministic: bool, budget: int, maximum: float) -> dict[str, Any]:
+def run_cell(
+    sampler: str, seed: int, deterministic: bool, budget: int, maximum: float
+) -> dict[str, Any]:
     import optuna
 
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(sampler, seed, deterministic))
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler(sampler, seed, deterministic)
+    )
     t0 = time.process_time()
     study.optimize(lambda t: thesis1d_function(t.suggest_float("x", LOW, HIGH)), n_trials=budget)
     cpu = time.process_time() - t0
     values = [float(t.value) for t in study.trials]
     xs = [float(t.params["x"]) for t in study.trials]
     return {
-        "sampler": sampler, "seed": seed, "deterministic": deterministic, "budget": budget,
-        "values": values, "x": xs, "cpu_seconds": cpu,
+        "sampler": sampler,
+        "seed": seed,
+        "deterministic": deterministic,
+        "budget": budget,
+        "values": values,
+        "x": xs,
+        "cpu_seconds": cpu,
         **{f"evals_{tol:g}": evaluations_to(values, maximum, tol) for tol in TOLERANCES},
     }
 
@@ -121,19 +139,31 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
                 ev = [c[f"evals_{tol:g}"] for c in g]
                 filled = [e if e is not None else c["budget"] + 1 for e, c in zip(ev, g)]
                 q1, q2, q3 = tc.quartiles(filled)
-                row += [f"{q2:g} [{q1:g}, {q3:g}]", f"{np.mean(filled):.1f}",
-                        f"{sum(e is not None for e in ev)}/{len(ev)}",
-                        f"{sum(e is not None and e <= 12 for e in ev)}/{len(ev)}"]
+                row += [
+                    f"{q2:g} [{q1:g}, {q3:g}]",
+                    f"{np.mean(filled):.1f}",
+                    f"{sum(e is not None for e in ev)}/{len(ev)}",
+                    f"{sum(e is not None and e <= 12 for e in ev)}/{len(ev)}",
+                ]
             row.append(f"{1000 * tc.median(c['cpu_seconds'] / c['budget'] for c in g):.0f}")
             rows.append(row)
     headers = ["sampler", "deterministic_objective", "seeds"]
     for tol in TOLERANCES:
-        headers += [f"evals to {tol:g}: median [Q1, Q3]", "mean", f"reached (<= {budget})", "reached (<= 12)"]
+        headers += [
+            f"evals to {tol:g}: median [Q1, Q3]",
+            "mean",
+            f"reached (<= {budget})",
+            "reached (<= 12)",
+        ]
     headers.append("ms CPU / evaluation")
     lines.append(tc.md_table(headers, rows))
-    lines += ["", "Paired by seed (the three GammaBO modes start from the same two random points for a seed; GPSampler draws its own): evaluations "
-              "of student_t minus those of the other sampler; W/T/L = student_t needed fewer / as many / more; p = "
-              "two-sided sign test over the non-tied seeds.", ""]
+    lines += [
+        "",
+        "Paired by seed (the three GammaBO modes start from the same two random points for a seed; GPSampler draws its own): evaluations "
+        "of student_t minus those of the other sampler; W/T/L = student_t needed fewer / as many / more; p = "
+        "two-sided sign test over the non-tied seeds.",
+        "",
+    ]
     rows = []
     from scipy.stats import binomtest
 
@@ -149,12 +179,37 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
                         diffs.append(a - b)
                 if not diffs:
                     continue
-                w, t, l_ = sum(d < 0 for d in diffs), sum(d == 0 for d in diffs), sum(d > 0 for d in diffs)
+                w, t, l_ = (
+                    sum(d < 0 for d in diffs),
+                    sum(d == 0 for d in diffs),
+                    sum(d > 0 for d in diffs),
+                )
                 pval = binomtest(w, w + l_).pvalue if w + l_ else 1.0
-                rows.append([f"student_t vs {other}", "yes" if det else "no", f"{tol:g}", len(diffs),
-                             f"{np.mean(diffs):+.2f}", f"{w}/{t}/{l_}", f"{pval:.2f}"])
-    lines.append(tc.md_table(["pair", "deterministic_objective", "tolerance", "seeds", "mean difference (evals)",
-                              "W/T/L", "sign test p"], rows))
+                rows.append(
+                    [
+                        f"student_t vs {other}",
+                        "yes" if det else "no",
+                        f"{tol:g}",
+                        len(diffs),
+                        f"{np.mean(diffs):+.2f}",
+                        f"{w}/{t}/{l_}",
+                        f"{pval:.2f}",
+                    ]
+                )
+    lines.append(
+        tc.md_table(
+            [
+                "pair",
+                "deterministic_objective",
+                "tolerance",
+                "seeds",
+                "mean difference (evals)",
+                "W/T/L",
+                "sign test p",
+            ],
+            rows,
+        )
+    )
     lines += ["", tc.code_note(cells, lambda c: c["sampler"]), ""]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
@@ -162,19 +217,38 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
     figs = []
     for tol in TOLERANCES:
         fig = go.Figure()
-        for (s, det), g in sorted(groups.items(), key=lambda kv: (kv[0][1], SAMPLERS.index(kv[0][0]))):
+        for (s, det), g in sorted(
+            groups.items(), key=lambda kv: (kv[0][1], SAMPLERS.index(kv[0][0]))
+        ):
             ev = [c[f"evals_{tol:g}"] or c["budget"] + 1 for c in g]
-            fig.add_trace(go.Box(y=ev, name=f"{s}{' (det)' if det else ''}", boxpoints="all", jitter=0.4))
-        fig.update_layout(title=f"Evaluations until within {tol:g} of the maximum ({len(cells) // max(len(groups), 1)} seeds; "
-                                f"budget + 1 = not reached)", yaxis_title="evaluations")
+            fig.add_trace(
+                go.Box(y=ev, name=f"{s}{' (det)' if det else ''}", boxpoints="all", jitter=0.4)
+            )
+        fig.update_layout(
+            title=f"Evaluations until within {tol:g} of the maximum ({len(cells) // max(len(groups), 1)} seeds; "
+            f"budget + 1 = not reached)",
+            yaxis_title="evaluations",
+        )
         figs.append(fig)
     fig = go.Figure()
     for (s, det), g in sorted(groups.items(), key=lambda kv: (kv[0][1], SAMPLERS.index(kv[0][0]))):
-        curves = np.array([np.maximum(maximum - np.maximum.accumulate(c["values"]), 1e-12) for c in g])
-        fig.add_trace(go.Scatter(x=list(range(1, curves.shape[1] + 1)), y=np.median(curves, axis=0).tolist(),
-                                 mode="lines+markers", name=f"{s}{' (det)' if det else ''}"))
-    fig.update_layout(title="Median simple regret (max - best so far) vs evaluations", xaxis_title="evaluations",
-                      yaxis_title="regret", yaxis_type="log")
+        curves = np.array(
+            [np.maximum(maximum - np.maximum.accumulate(c["values"]), 1e-12) for c in g]
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, curves.shape[1] + 1)),
+                y=np.median(curves, axis=0).tolist(),
+                mode="lines+markers",
+                name=f"{s}{' (det)' if det else ''}",
+            )
+        )
+    fig.update_layout(
+        title="Median simple regret (max - best so far) vs evaluations",
+        xaxis_title="evaluations",
+        yaxis_title="regret",
+        yaxis_type="log",
+    )
     figs.append(fig)
     tc.write_figures(out, name, figs, "Thesis figs. 12-13: the 1-D function")
     return text
@@ -189,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tc.parse_seeds(args.seeds)
     _, maximum = true_maximum()
     if not args.summary_only:
-        tc.write_meta(args.out, name, {"seeds": seeds, "budget": args.budget, "samplers": args.samplers})
+        tc.write_meta(
+            args.out, name, {"seeds": seeds, "budget": args.budget, "samplers": args.samplers}
+        )
         t0 = time.perf_counter()
         dets = {"both": (False, True), "yes": (True,), "no": (False,)}[args.deterministic]
         done = 0
@@ -197,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             for s in args.samplers:
                 for seed in seeds:
                     k = key(s, seed, det, args.budget)
-                    done += tc.run_once(cells, k, lambda: run_cell(s, seed, det, args.budget, maximum), t0)
+                    done += tc.run_once(
+                        cells, k, lambda: run_cell(s, seed, det, args.budget, maximum), t0
+                    )
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
         print(f"{NAME}: {done} new cells in {tc.elapsed(t0)}")
     print(summarize(cells.values(), maximum, args.out, name))

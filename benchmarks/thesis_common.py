@@ -69,7 +69,9 @@ def parse_seeds(text: str | Sequence[str]) -> list[int]:
         try:
             lo, hi = int(a), int(b) if sep else int(a)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: {p!r} is not N or N-M") from None
+            raise argparse.ArgumentTypeError(
+                f"bad seed list {text!r}: {p!r} is not N or N-M"
+            ) from None
         if lo < 0 or hi < lo:
             raise argparse.ArgumentTypeError(f"bad seed range {p!r}")
         seeds.update(range(lo, hi + 1))
@@ -80,24 +82,44 @@ def parse_seeds(text: str | Sequence[str]) -> list[int]:
 
 def common_parser(description: str, *, seeds: str) -> argparse.ArgumentParser:
     """An argument parser with the flags every thesis experiment has."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seeds", default=seeds, help=f"seeds, e.g. 0-4 or 0,3 (default {seeds})")
-    p.add_argument("--data-root", default=None,
-                   help="dataset root (default $OPTUNA_GAMMA_DATA_ROOT; Fashion-MNIST is also found "
-                        "in the Debian package's folder)")
-    p.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})")
-    p.add_argument("--runs-dir", type=Path, default=RUNS_DIR,
-                   help="scratch folder of the tuner runs (deleted cell by cell)")
-    p.add_argument("--device", default="cpu", help="torch device of the training (cpu, cuda, cuda:K)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset root (default $OPTUNA_GAMMA_DATA_ROOT; Fashion-MNIST is also found "
+        "in the Debian package's folder)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})"
+    )
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=RUNS_DIR,
+        help="scratch folder of the tuner runs (deleted cell by cell)",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the training (cpu, cuda, cuda:K)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    p.add_argument("--full", action="store_true",
-                   help="the full-size (thesis-size) version of the experiment, meant for a GPU")
-    p.add_argument("--summary-only", action="store_true", help="only rebuild the table and figures")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="the full-size (thesis-size) version of the experiment, meant for a GPU",
+    )
+    p.add_argument(
+        "--summary-only", action="store_true", help="only rebuild the table and figures"
+    )
     p.add_argument("--tag", default=None, help="name of the results files (default: the module's)")
     return p
 
 
-def start(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> tuple[argparse.Namespace, str, Cells]:
+def start(
+    parser: argparse.ArgumentParser, argv: list[str] | None, name: str
+) -> tuple[argparse.Namespace, str, Cells]:
     """Parse the command line, quiet the logs, set the threads; the results name and its cells."""
     args = parser.parse_args(argv)
     name = args.tag or name
@@ -157,7 +179,10 @@ class Cells:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
-                    print(f"warning: {self.path}:{n} is not JSON (an interrupted write?); ignored", file=sys.stderr)
+                    print(
+                        f"warning: {self.path}:{n} is not JSON (an interrupted write?); ignored",
+                        file=sys.stderr,
+                    )
                     continue
                 self.records[str(rec["key"])] = rec
 
@@ -207,7 +232,9 @@ def code_version() -> str:
     return _CODE_VERSION[0]
 
 
-def code_note(cells: Iterable[Mapping[str, Any]], what: Callable[[Mapping[str, Any]], str] | None = None) -> str:
+def code_note(
+    cells: Iterable[Mapping[str, Any]], what: Callable[[Mapping[str, Any]], str] | None = None
+) -> str:
     """One line naming the code versions of ``cells`` (``what(cell)`` labels groups of cells).
 
     Cells written before the version was recorded per cell count as ``"pre-a624f51"``: they
@@ -219,7 +246,10 @@ def code_note(cells: Iterable[Mapping[str, Any]], what: Callable[[Mapping[str, A
         version = str(c.get("code") or "pre-a624f51")
         groups.setdefault(label, {}).setdefault(version, 0)
         groups[label][version] += 1
-    parts = [f"{label}: " + ", ".join(f"{v} ({n})" for v, n in sorted(vs.items())) for label, vs in groups.items()]
+    parts = [
+        f"{label}: " + ", ".join(f"{v} ({n})" for v, n in sorted(vs.items()))
+        for label, vs in groups.items()
+    ]
     return "Code version (git commit, number of cells): " + "; ".join(parts) + "."
 
 
@@ -239,13 +269,24 @@ def _jsonable(obj: Any) -> Any:
 def _code_dirty() -> bool:
     """Whether the code a run executes (the package, the benchmark modules, the project file)
     differs from the commit; results, tests and docs do not count."""
-    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", "optuna_gamma", "benchmarks/*.py",
-                     "pyproject.toml"))
+    return bool(
+        _git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "optuna_gamma",
+            "benchmarks/*.py",
+            "pyproject.toml",
+        )
+    )
 
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except Exception:  # pragma: no cover
         return ""
 
@@ -268,8 +309,12 @@ def machine_info() -> dict[str, Any]:
             pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "load_average": load, "versions": versions,
-        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": _code_dirty(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": load,
+        "versions": versions,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": _code_dirty(),
     }
 
 
@@ -278,11 +323,19 @@ def write_meta(out: Path, name: str, extra: Mapping[str, Any]) -> None:
     path = Path(out) / f"{name}.meta.json"
     runs = json.loads(path.read_text()) if path.exists() else []
     code_version()  # fixed now, at the start of the run, for every cell it writes
-    runs.append({
-        "command": "python -m benchmarks." + Path(sys.argv[0]).stem + " " + " ".join(sys.argv[1:])
-        if sys.argv and sys.argv[0].endswith(".py") else " ".join(sys.argv),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **machine_info(), **_jsonable(dict(extra)),
-    })
+    runs.append(
+        {
+            "command": "python -m benchmarks."
+            + Path(sys.argv[0]).stem
+            + " "
+            + " ".join(sys.argv[1:])
+            if sys.argv and sys.argv[0].endswith(".py")
+            else " ".join(sys.argv),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            **machine_info(),
+            **_jsonable(dict(extra)),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(runs, indent=1) + "\n")
 
@@ -328,12 +381,18 @@ def objective(name: str) -> Any:
     # below 0 and ranks under every healthy one (without a bound the tuner would keep the
     # diverged trial's own clipped 0, tying it with the healthy trials of a flat epoch).
     return Objective(
-        name=name, fn=lambda m: fn(m["accuracy"], m["loss"]), metric_name="kappa",
-        requires=("accuracy", "loss"), clipped=lambda m: fn(m["accuracy"], m["loss"]), worst=lambda start: 0.0,
+        name=name,
+        fn=lambda m: fn(m["accuracy"], m["loss"]),
+        metric_name="kappa",
+        requires=("accuracy", "loss"),
+        clipped=lambda m: fn(m["accuracy"], m["loss"]),
+        worst=lambda start: 0.0,
     )
 
 
-def union_grid(sizes: Iterable[int], high: float = THESIS_LR_HIGH) -> tuple[list[float], dict[int, list[float]]]:
+def union_grid(
+    sizes: Iterable[int], high: float = THESIS_LR_HIGH
+) -> tuple[list[float], dict[int, list[float]]]:
     """The points of the linear grids ``high * k / N`` (``k = 1..N``) for every ``N``, and their union.
 
     A point shared by two grids (e.g. 0.25 in every even grid) is trained once; each grid's
@@ -355,7 +414,9 @@ def union_grid(sizes: Iterable[int], high: float = THESIS_LR_HIGH) -> tuple[list
     return sorted(union.values()), grids
 
 
-def fixed_points_sampler(points: Sequence[float], name: str = "lr", order_seed: int = 0) -> Callable[[int], Any]:
+def fixed_points_sampler(
+    points: Sequence[float], name: str = "lr", order_seed: int = 0
+) -> Callable[[int], Any]:
     """A sampler factory (``seed -> GridSampler``) that visits exactly ``points`` of ``name``.
 
     Used to train a set of learning rates (a union of grids, one chosen value) through the
@@ -460,7 +521,9 @@ def med_iqr(values: Iterable[float | None], scale: float = 100.0, digits: int = 
     return f"{q2 * scale:.{digits}f} [{q1 * scale:.{digits}f}, {q3 * scale:.{digits}f}]"
 
 
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
+def md_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None
+) -> str:
     """A GitHub Markdown table (``align``: one of ``l``/``r`` per column; default first l, rest r)."""
     headers = list(headers)
     align = align or ("l" + "r" * (len(headers) - 1))
@@ -482,10 +545,14 @@ def write_figures(out: Path, name: str, figures: Sequence[Any], title: str) -> P
     """All ``figures`` in one HTML page; plotly.js once per folder (``plotly.min.js``)."""
     path = Path(out) / f"{name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>",
-             f"<h2>{title}</h2>"]
+    parts = [
+        f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>",
+        f"<h2>{title}</h2>",
+    ]
     for i, fig in enumerate(figures):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs="directory" if i == 0 else False))
+        parts.append(
+            fig.to_html(full_html=False, include_plotlyjs="directory" if i == 0 else False)
+        )
     parts.append("</body></html>")
     path.write_text("\n".join(parts))
     if not (path.parent / "plotly.min.js").exists():  # to_html(directory) only references it
@@ -506,12 +573,27 @@ def tuner_config(args: Any, run: str, run_dir: Path, **kw: Any) -> Any:
     """A :class:`~optuna_gamma.tuner.TunerConfig` with the command line's device and threads."""
     from optuna_gamma.tuner import TunerConfig
 
-    return TunerConfig(run=run, run_dir=run_dir, device=args.device, num_threads=args.threads, progress=False, **kw)
+    return TunerConfig(
+        run=run,
+        run_dir=run_dir,
+        device=args.device,
+        num_threads=args.threads,
+        progress=False,
+        **kw,
+    )
 
 
 def run_per_epoch(
-    args: Any, trainer: Any, space: Any, run_dir: Path, *, sampler: Any, objective: Any, seed: int,
-    trials: int | None, test_after: Sequence[int],
+    args: Any,
+    trainer: Any,
+    space: Any,
+    run_dir: Path,
+    *,
+    sampler: Any,
+    objective: Any,
+    seed: int,
+    trials: int | None,
+    test_after: Sequence[int],
 ) -> dict[str, Any]:
     """A per-epoch run, tested after each epoch in ``test_after`` (the run is extended in steps).
 
@@ -527,36 +609,77 @@ def run_per_epoch(
     res = None
     for e in sorted(set(test_after)):
         try:
-            res = tune_per_epoch(trainer, space, tuner_config(args, "pe", run_dir, sampler=sampler, objective=objective,
-                                                              trials_per_epoch=trials, epochs=e, seed=seed))
+            res = tune_per_epoch(
+                trainer,
+                space,
+                tuner_config(
+                    args,
+                    "pe",
+                    run_dir,
+                    sampler=sampler,
+                    objective=objective,
+                    trials_per_epoch=trials,
+                    epochs=e,
+                    seed=seed,
+                ),
+            )
         except AllTrialsDivergedError as err:
             # The run stops as it would for a user; the cell records the failure and its cost.
-            return failed_run(run_dir, str(err), seed=seed, trials=trials, wall=time.perf_counter() - t0, tests=tests)
+            return failed_run(
+                run_dir,
+                str(err),
+                seed=seed,
+                trials=trials,
+                wall=time.perf_counter() - t0,
+                tests=tests,
+            )
         tests[str(e)] = test_metrics(res.test)
     assert res is not None
     schedule = []
     for entry in res.schedule:
         trials_e = load_trials(run_dir, f"pe/epoch-{entry.epoch:03d}")
         adopted = next(t for t in trials_e if t.number == entry.trial_number)
-        schedule.append({
-            "epoch": entry.epoch, "lr": entry.lr, "value": entry.value,
-            "valid_accuracy": entry.metrics.get("accuracy"), "valid_loss": entry.metrics.get("loss"),
-            "kappa_clipped": adopted.user_attrs.get("kappa_clipped"),
-            "trial_lrs": [float(t.params.get("lr", entry.lr)) for t in trials_e],
-            "trial_accuracy": [t.user_attrs.get("accuracy") for t in trials_e],
-            "n_zero_clipped": sum(1 for t in trials_e if t.user_attrs.get("kappa_clipped") == 0.0),
-            "n_diverged": sum(1 for t in trials_e if t.user_attrs.get("diverged")),
-        })
+        schedule.append(
+            {
+                "epoch": entry.epoch,
+                "lr": entry.lr,
+                "value": entry.value,
+                "valid_accuracy": entry.metrics.get("accuracy"),
+                "valid_loss": entry.metrics.get("loss"),
+                "kappa_clipped": adopted.user_attrs.get("kappa_clipped"),
+                "trial_lrs": [float(t.params.get("lr", entry.lr)) for t in trials_e],
+                "trial_accuracy": [t.user_attrs.get("accuracy") for t in trials_e],
+                "n_zero_clipped": sum(
+                    1 for t in trials_e if t.user_attrs.get("kappa_clipped") == 0.0
+                ),
+                "n_diverged": sum(1 for t in trials_e if t.user_attrs.get("diverged")),
+            }
+        )
     return {
-        "mode": "per-epoch", "sampler": res.sampler, "objective": res.objective, "seed": seed,
-        "epochs": res.epochs, "trials_per_study": res.trials_per_study, "schedule": schedule, "test": tests,
-        "compute_epochs": res.trials_trained, "compute_time": res.compute_time, "trials_reused": res.trials_reused,
+        "mode": "per-epoch",
+        "sampler": res.sampler,
+        "objective": res.objective,
+        "seed": seed,
+        "epochs": res.epochs,
+        "trials_per_study": res.trials_per_study,
+        "schedule": schedule,
+        "test": tests,
+        "compute_epochs": res.trials_trained,
+        "compute_time": res.compute_time,
+        "trials_reused": res.trials_reused,
         "wall_time": time.perf_counter() - t0,
     }
 
 
-def failed_run(run_dir: Path, why: str, *, seed: int, trials: int | None, wall: float,
-               tests: Mapping[str, Any]) -> dict[str, Any]:
+def failed_run(
+    run_dir: Path,
+    why: str,
+    *,
+    seed: int,
+    trials: int | None,
+    wall: float,
+    tests: Mapping[str, Any],
+) -> dict[str, Any]:
     """The record of a per-epoch run that stopped because every trial of an epoch diverged."""
     import optuna
     from optuna.trial import TrialState
@@ -570,31 +693,70 @@ def failed_run(run_dir: Path, why: str, *, seed: int, trials: int | None, wall: 
         n_epochs += sum(1 for t in done if "reused_from" not in t.user_attrs)
         seconds += sum(trial_seconds(t) for t in done)
         epochs_done += int("adopted" in study.user_attrs)
-    return {"mode": "per-epoch", "failed": why, "seed": seed, "trials_per_study": trials, "epochs_adopted": epochs_done,
-            "schedule": [], "test": dict(tests), "compute_epochs": n_epochs, "compute_time": seconds,
-            "trials_reused": 0, "wall_time": wall}
+    return {
+        "mode": "per-epoch",
+        "failed": why,
+        "seed": seed,
+        "trials_per_study": trials,
+        "epochs_adopted": epochs_done,
+        "schedule": [],
+        "test": dict(tests),
+        "compute_epochs": n_epochs,
+        "compute_time": seconds,
+        "trials_reused": 0,
+        "wall_time": wall,
+    }
 
 
 def run_whole(
-    args: Any, trainer: Any, space: Any, run_dir: Path, *, sampler: Any, objective: Any, seed: int,
-    trials: int | None, epochs: int,
+    args: Any,
+    trainer: Any,
+    space: Any,
+    run_dir: Path,
+    *,
+    sampler: Any,
+    objective: Any,
+    seed: int,
+    trials: int | None,
+    epochs: int,
 ) -> dict[str, Any]:
     """A whole-training search (each trial trains ``epochs`` epochs at constant settings)."""
     from optuna_gamma.tuner import tune_whole
 
     t0 = time.perf_counter()
-    res = tune_whole(trainer, space, tuner_config(args, "wh", run_dir, sampler=sampler, objective=objective,
-                                                  trials_per_epoch=trials, epochs=epochs, seed=seed))
+    res = tune_whole(
+        trainer,
+        space,
+        tuner_config(
+            args,
+            "wh",
+            run_dir,
+            sampler=sampler,
+            objective=objective,
+            trials_per_epoch=trials,
+            epochs=epochs,
+            seed=seed,
+        ),
+    )
     assert res.best is not None
     return {
-        "mode": "whole", "sampler": res.sampler, "objective": res.objective, "seed": seed, "epochs": epochs,
-        "trials_per_study": res.trials_per_study, "lr": res.best.lr, "valid_accuracy": res.best.metrics.get("accuracy"),
-        "valid_loss": res.best.metrics.get("loss"), "value": res.best.value,
+        "mode": "whole",
+        "sampler": res.sampler,
+        "objective": res.objective,
+        "seed": seed,
+        "epochs": epochs,
+        "trials_per_study": res.trials_per_study,
+        "lr": res.best.lr,
+        "valid_accuracy": res.best.metrics.get("accuracy"),
+        "valid_loss": res.best.metrics.get("loss"),
+        "value": res.best.value,
         "trial_lrs": [t["params"]["lr"] for t in res.trials],
         "trial_accuracy": [t["metrics"].get("accuracy") for t in res.trials],
         "test": {str(epochs): test_metrics(res.test)},
-        "compute_epochs": res.trials_trained * epochs, "compute_time": res.compute_time,
-        "trials_reused": res.trials_reused, "wall_time": time.perf_counter() - t0,
+        "compute_epochs": res.trials_trained * epochs,
+        "compute_time": res.compute_time,
+        "trials_reused": res.trials_reused,
+        "wall_time": time.perf_counter() - t0,
     }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
@@ -46,19 +47,34 @@ def experiment(args) -> pe.Experiment:
         n_valid = -(-subset // 5)
         what = f"{subset:,} training images ({subset - n_valid:,} train / {n_valid:,} validation)"
     return pe.Experiment(
-        name=args.tag or NAME, title="Held-out dataset: Fashion-MNIST, per-epoch tuning (thesis table 6's comparison)",
-        dataset="fashion-mnist", model="thesis-cnn", subset=subset, valid_fraction=valid_fraction, epochs=args.epochs,
-        test_after=tuple(range(1, args.epochs + 1)), grid_size=grid, seeds=seeds,
-        notes=(f"Not in the thesis. Thesis CNN on {what}, {args.epochs} epochs, seeds {seeds}, grid {grid} per epoch"
-               + ("" if grid == 100 else " (reduced from the thesis's 100)")
-               + "; test on the official 10,000 Fashion-MNIST test images."
-               + ("" if full else " Reduced from the full training set to fit the CPU budget (--full runs it).")),
+        name=args.tag or NAME,
+        title="Held-out dataset: Fashion-MNIST, per-epoch tuning (thesis table 6's comparison)",
+        dataset="fashion-mnist",
+        model="thesis-cnn",
+        subset=subset,
+        valid_fraction=valid_fraction,
+        epochs=args.epochs,
+        test_after=tuple(range(1, args.epochs + 1)),
+        grid_size=grid,
+        seeds=seeds,
+        notes=(
+            f"Not in the thesis. Thesis CNN on {what}, {args.epochs} epochs, seeds {seeds}, grid {grid} per epoch"
+            + ("" if grid == 100 else " (reduced from the thesis's 100)")
+            + "; test on the official 10,000 Fashion-MNIST test images."
+            + (
+                ""
+                if full
+                else " Reduced from the full training set to fit the CPU budget (--full runs it)."
+            )
+        ),
     )
 
 
 def _add_args(p) -> None:
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--subset", type=int, default=10000, help="training images on a CPU (train + validation)")
+    p.add_argument(
+        "--subset", type=int, default=10000, help="training images on a CPU (train + validation)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

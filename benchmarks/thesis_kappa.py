@@ -30,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
@@ -41,36 +42,73 @@ SAMPLERS = ("grid", "gaussian", "gamma")
 #: Thesis tables 4-5: (sensitivity, specificity, accuracy, MCC) in %, by epoch, sampler and
 #: system: "accuracy" = existing system, "kappa1" = before the kappa improvement, "kappa2" = after.
 THESIS = {
-    1: {"grid": {"accuracy": (43.69, 93.94, 47.0, 35.61), "kappa1": (46.98, 94.61, 52.0, 38.20),
-                 "kappa2": (46.88, 94.20, 52.0, 37.03)},
-        "gaussian": {"accuracy": (42.78, 93.42, 42.0, 35.48), "kappa1": (43.05, 94.40, 50.0, 41.23),
-                     "kappa2": (42.02, 94.47, 51.0, 40.12)},
-        "gamma": {"accuracy": (44.02, 94.00, 46.0, 38.90), "kappa1": (47.46, 94.42, 50.0, 39.89),
-                  "kappa2": (46.92, 94.01, 51.0, 39.81)}},
-    2: {"grid": {"accuracy": (90.04, 98.67, 88.0, 87.61), "kappa1": (91.76, 99.02, 91.0, 89.50),
-                 "kappa2": (90.56, 98.72, 90.0, 89.50)},
-        "gaussian": {"accuracy": (89.37, 98.55, 87.0, 86.86), "kappa1": (88.70, 98.70, 88.0, 85.92),
-                     "kappa2": (88.70, 99.21, 88.0, 85.92)},
-        "gamma": {"accuracy": (89.38, 98.56, 87.0, 86.83), "kappa1": (90.13, 98.80, 89.0, 87.36),
-                  "kappa2": (90.13, 98.90, 91.0, 87.36)}},
+    1: {
+        "grid": {
+            "accuracy": (43.69, 93.94, 47.0, 35.61),
+            "kappa1": (46.98, 94.61, 52.0, 38.20),
+            "kappa2": (46.88, 94.20, 52.0, 37.03),
+        },
+        "gaussian": {
+            "accuracy": (42.78, 93.42, 42.0, 35.48),
+            "kappa1": (43.05, 94.40, 50.0, 41.23),
+            "kappa2": (42.02, 94.47, 51.0, 40.12),
+        },
+        "gamma": {
+            "accuracy": (44.02, 94.00, 46.0, 38.90),
+            "kappa1": (47.46, 94.42, 50.0, 39.89),
+            "kappa2": (46.92, 94.01, 51.0, 39.81),
+        },
+    },
+    2: {
+        "grid": {
+            "accuracy": (90.04, 98.67, 88.0, 87.61),
+            "kappa1": (91.76, 99.02, 91.0, 89.50),
+            "kappa2": (90.56, 98.72, 90.0, 89.50),
+        },
+        "gaussian": {
+            "accuracy": (89.37, 98.55, 87.0, 86.86),
+            "kappa1": (88.70, 98.70, 88.0, 85.92),
+            "kappa2": (88.70, 99.21, 88.0, 85.92),
+        },
+        "gamma": {
+            "accuracy": (89.38, 98.56, 87.0, 86.83),
+            "kappa1": (90.13, 98.80, 89.0, 87.36),
+            "kappa2": (90.13, 98.90, 91.0, 87.36),
+        },
+    },
 }
 
 
 def sampler_spec(sampler: str, grid_size: int) -> tuple[str, Any, int]:
     """(tuner sampler name, search space, trials per epoch) of an arm."""
     if sampler == "grid":
-        return f"grid:{grid_size}:linear", tc.thesis_space(low=tc.THESIS_LR_HIGH / grid_size), grid_size
+        return (
+            f"grid:{grid_size}:linear",
+            tc.thesis_space(low=tc.THESIS_LR_HIGH / grid_size),
+            grid_size,
+        )
     return sampler, tc.thesis_space(), 12
 
 
-def run_cell(args: Any, root: str | None, seed: int, sampler: str, obj: str, epochs: int) -> dict[str, Any]:
+def run_cell(
+    args: Any, root: str | None, seed: int, sampler: str, obj: str, epochs: int
+) -> dict[str, Any]:
     from optuna_gamma.tuner import ThesisTrainer
 
     name, space, trials = sampler_spec(sampler, args.grid_size)
     run_dir = args.runs_dir / NAME / f"s{seed}-{sampler}-{obj}"
     trainer = ThesisTrainer("mnist", root, model="thesis-cnn", subset=500, data_seed=seed)
-    rec = tc.run_per_epoch(args, trainer, space, run_dir, sampler=name, objective=tc.objective(obj), seed=seed,
-                           trials=trials, test_after=range(1, epochs + 1))
+    rec = tc.run_per_epoch(
+        args,
+        trainer,
+        space,
+        run_dir,
+        sampler=name,
+        objective=tc.objective(obj),
+        seed=seed,
+        trials=trials,
+        test_after=range(1, epochs + 1),
+    )
     tc.remove_dir(run_dir)
     return {"arm": sampler, "objective_name": obj, **rec}
 
@@ -92,37 +130,78 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     ]
     failed = [c for c in cells if c.get("failed")]
     if failed:
-        lines += ["Stopped runs (every trial of an epoch diverged; left out below): " + "; ".join(
-            f"{c['arm']} / {c['objective_name']} seed {c['seed']} after {c.get('epochs_adopted')} epochs" for c in failed), ""]
+        lines += [
+            "Stopped runs (every trial of an epoch diverged; left out below): "
+            + "; ".join(
+                f"{c['arm']} / {c['objective_name']} seed {c['seed']} after {c.get('epochs_adopted')} epochs"
+                for c in failed
+            ),
+            "",
+        ]
     cells = [c for c in cells if not c.get("failed")]
     rows = []
     epochs = sorted({int(e) for c in cells for e in c["test"]})
     for e in epochs:
         for smp in SAMPLERS:
             for obj in tc.OBJECTIVES:
-                cs = [c for c in cells if c["arm"] == smp and c["objective_name"] == obj and str(e) in c["test"]]
+                cs = [
+                    c
+                    for c in cells
+                    if c["arm"] == smp and c["objective_name"] == obj and str(e) in c["test"]
+                ]
                 if not cs:
                     continue
                 base = obj.replace("-clipped", "")
-                th = THESIS.get(e, {}).get(smp, {}).get(base) if obj in ("accuracy", "kappa1-clipped", "kappa2-clipped") else None
+                th = (
+                    THESIS.get(e, {}).get(smp, {}).get(base)
+                    if obj in ("accuracy", "kappa1-clipped", "kappa2-clipped")
+                    else None
+                )
                 t = [c["test"][str(e)] for c in cs]
                 sched = [c["schedule"][e - 1] for c in cs]
                 n_trials = len(sched[0]["trial_lrs"])
-                rows.append([
-                    e, smp, obj, len(cs),
-                    " / ".join(f"{v:.1f}" for v in th) if th else "",
-                    tc.pct(tc.median(x["sensitivity"] for x in t)), tc.pct(tc.median(x["specificity"] for x in t)),
-                    tc.med_iqr([x["accuracy"] for x in t]), tc.pct(tc.median(x["mcc"] for x in t)),
-                    tc.pct(tc.median(s["valid_accuracy"] for s in sched), 0),
-                    f"{tc.median(s['lr'] for s in sched):.3f}",
-                    f"{tc.median(s['n_zero_clipped'] / n_trials for s in sched):.0%}",
-                ])
-    lines.append(tc.md_table(
-        ["epoch", "sampler", "objective", "seeds", "thesis Sens / Spec / Acc / MCC", "Sens", "Spec",
-         "test Acc median [Q1, Q3]", "MCC", "valid acc", "lr (median)", "flat"], rows))
+                rows.append(
+                    [
+                        e,
+                        smp,
+                        obj,
+                        len(cs),
+                        " / ".join(f"{v:.1f}" for v in th) if th else "",
+                        tc.pct(tc.median(x["sensitivity"] for x in t)),
+                        tc.pct(tc.median(x["specificity"] for x in t)),
+                        tc.med_iqr([x["accuracy"] for x in t]),
+                        tc.pct(tc.median(x["mcc"] for x in t)),
+                        tc.pct(tc.median(s["valid_accuracy"] for s in sched), 0),
+                        f"{tc.median(s['lr'] for s in sched):.3f}",
+                        f"{tc.median(s['n_zero_clipped'] / n_trials for s in sched):.0%}",
+                    ]
+                )
+    lines.append(
+        tc.md_table(
+            [
+                "epoch",
+                "sampler",
+                "objective",
+                "seeds",
+                "thesis Sens / Spec / Acc / MCC",
+                "Sens",
+                "Spec",
+                "test Acc median [Q1, Q3]",
+                "MCC",
+                "valid acc",
+                "lr (median)",
+                "flat",
+            ],
+            rows,
+        )
+    )
     # paired comparison: kappa vs accuracy, per sampler and epoch (same seeds)
-    lines += ["", "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same sampler, seed, "
-              "epoch), median in points, and wins/ties/losses:", ""]
+    lines += [
+        "",
+        "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same sampler, seed, "
+        "epoch), median in points, and wins/ties/losses:",
+        "",
+    ]
     rows = []
     for e in epochs:
         for smp in SAMPLERS:
@@ -131,19 +210,41 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                 for c in cells:
                     if c["arm"] != smp or c["objective_name"] != obj or str(e) not in c["test"]:
                         continue
-                    ref = [r for r in cells if r["arm"] == smp and r["objective_name"] == "accuracy"
-                           and r["seed"] == c["seed"] and str(e) in r["test"]]
+                    ref = [
+                        r
+                        for r in cells
+                        if r["arm"] == smp
+                        and r["objective_name"] == "accuracy"
+                        and r["seed"] == c["seed"]
+                        and str(e) in r["test"]
+                    ]
                     if ref:
-                        diffs.append(c["test"][str(e)]["accuracy"] - ref[0]["test"][str(e)]["accuracy"])
+                        diffs.append(
+                            c["test"][str(e)]["accuracy"] - ref[0]["test"][str(e)]["accuracy"]
+                        )
                 if diffs:
-                    rows.append([e, smp, obj, len(diffs), f"{100 * tc.median(diffs):+.1f}",
-                                 f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}"])
-    lines.append(tc.md_table(["epoch", "sampler", "objective", "pairs", "median diff (points)", "W/T/L"], rows))
+                    rows.append(
+                        [
+                            e,
+                            smp,
+                            obj,
+                            len(diffs),
+                            f"{100 * tc.median(diffs):+.1f}",
+                            f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
+                        ]
+                    )
+    lines.append(
+        tc.md_table(
+            ["epoch", "sampler", "objective", "pairs", "median diff (points)", "W/T/L"], rows
+        )
+    )
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
 
-    fig = make_subplots(rows=1, cols=len(epochs) or 1, subplot_titles=[f"after epoch {e}" for e in epochs])
+    fig = make_subplots(
+        rows=1, cols=len(epochs) or 1, subplot_titles=[f"after epoch {e}" for e in epochs]
+    )
     colors = dict(zip(tc.OBJECTIVES, ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a")))
     for j, e in enumerate(epochs, 1):
         for obj in tc.OBJECTIVES:
@@ -154,16 +255,36 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                         xs.append(smp)
                         ys.append(c["test"][str(e)]["accuracy"])
             if ys:
-                fig.add_trace(go.Box(x=xs, y=ys, name=obj, marker_color=colors[obj], boxpoints="all",
-                                     legendgroup=obj, showlegend=j == 1), 1, j)
-    fig.update_layout(boxmode="group", title="Test accuracy of the per-epoch schedule by sampler and objective "
-                                             "(one point per seed)", yaxis_title="test accuracy")
+                fig.add_trace(
+                    go.Box(
+                        x=xs,
+                        y=ys,
+                        name=obj,
+                        marker_color=colors[obj],
+                        boxpoints="all",
+                        legendgroup=obj,
+                        showlegend=j == 1,
+                    ),
+                    1,
+                    j,
+                )
+    fig.update_layout(
+        boxmode="group",
+        title="Test accuracy of the per-epoch schedule by sampler and objective "
+        "(one point per seed)",
+        yaxis_title="test accuracy",
+    )
     figs = [fig]
     # confusion matrices of seed 0, epoch 2 (thesis figs. 18-19)
     e = max(epochs) if epochs else None
-    cms = [(c["arm"], c["objective_name"], c["test"][str(e)].get("confusion_matrix")) for c in cells
-           if e is not None and c["seed"] == min(x["seed"] for x in cells) and str(e) in c["test"]
-           and c["objective_name"] in ("accuracy", "kappa1-clipped", "kappa2-clipped")]
+    cms = [
+        (c["arm"], c["objective_name"], c["test"][str(e)].get("confusion_matrix"))
+        for c in cells
+        if e is not None
+        and c["seed"] == min(x["seed"] for x in cells)
+        and str(e) in c["test"]
+        and c["objective_name"] in ("accuracy", "kappa1-clipped", "kappa2-clipped")
+    ]
     cms = [x for x in cms if x[2]]
     if cms:
         cms.sort(key=lambda x: (SAMPLERS.index(x[0]), tc.OBJECTIVES.index(x[1])))
@@ -176,11 +297,17 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             m = np.array(cm, dtype=float)
             off = m.copy()
             np.fill_diagonal(off, np.nan)
-            fig.add_trace(go.Heatmap(z=off.tolist(), colorscale="Reds", showscale=i == 0), i // ncol + 1, i % ncol + 1)
+            fig.add_trace(
+                go.Heatmap(z=off.tolist(), colorscale="Reds", showscale=i == 0),
+                i // ncol + 1,
+                i % ncol + 1,
+            )
             fig.update_yaxes(autorange="reversed", row=i // ncol + 1, col=i % ncol + 1)
-        fig.update_layout(title=f"Misclassifications on the test set after epoch {e}, seed {min(x['seed'] for x in cells)} "
-                                "(rows: true digit, columns: predicted; diagonal blank; cf. thesis figs. 18-19)",
-                          height=330 * nrow)
+        fig.update_layout(
+            title=f"Misclassifications on the test set after epoch {e}, seed {min(x['seed'] for x in cells)} "
+            "(rows: true digit, columns: predicted; diagonal blank; cf. thesis figs. 18-19)",
+            height=330 * nrow,
+        )
         figs.append(fig)
     tc.write_figures(out, name, figs, "Thesis tables 4-5: kappa")
     return text
@@ -188,8 +315,15 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = tc.common_parser(__doc__ or "", seeds="0-4")
-    p.add_argument("--grid-seeds", default="0-2", help="seeds of the grid arm (default 0-2; --full: --seeds)")
-    p.add_argument("--grid-size", type=int, default=100, help="learning rates of the per-epoch grid (default 100)")
+    p.add_argument(
+        "--grid-seeds", default="0-2", help="seeds of the grid arm (default 0-2; --full: --seeds)"
+    )
+    p.add_argument(
+        "--grid-size",
+        type=int,
+        default=100,
+        help="learning rates of the per-epoch grid (default 100)",
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     p.add_argument("--objectives", nargs="+", default=list(tc.OBJECTIVES), choices=tc.OBJECTIVES)
@@ -197,16 +331,31 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summary_only:
         root = tc.data_root(args.data_root)
         seeds = tc.parse_seeds(args.seeds)
-        grid_seeds = seeds if args.full else [s for s in tc.parse_seeds(args.grid_seeds) if s in seeds]
-        tc.write_meta(args.out, name, {"seeds": seeds, "grid_seeds": grid_seeds, "grid_size": args.grid_size,
-                                       "epochs": args.epochs, "device": args.device})
+        grid_seeds = (
+            seeds if args.full else [s for s in tc.parse_seeds(args.grid_seeds) if s in seeds]
+        )
+        tc.write_meta(
+            args.out,
+            name,
+            {
+                "seeds": seeds,
+                "grid_seeds": grid_seeds,
+                "grid_size": args.grid_size,
+                "epochs": args.epochs,
+                "device": args.device,
+            },
+        )
         t0 = time.perf_counter()
         done = 0
         for smp in args.samplers:
-            for seed in (grid_seeds if smp == "grid" else seeds):
+            for seed in grid_seeds if smp == "grid" else seeds:
                 for obj in args.objectives:
-                    k = f"{smp}|{obj}|seed={seed}|E={args.epochs}" + (f"|N={args.grid_size}" if smp == "grid" else "")
-                    done += tc.run_once(cells, k, lambda: run_cell(args, root, seed, smp, obj, args.epochs), t0)
+                    k = f"{smp}|{obj}|seed={seed}|E={args.epochs}" + (
+                        f"|N={args.grid_size}" if smp == "grid" else ""
+                    )
+                    done += tc.run_once(
+                        cells, k, lambda: run_cell(args, root, seed, smp, obj, args.epochs), t0
+                    )
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

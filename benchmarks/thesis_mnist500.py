@@ -44,6 +44,7 @@ import sys
 import time
 from typing import Any
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
@@ -59,32 +60,83 @@ BO_OBJECTIVES = ("accuracy", "kappa1")
 #: Thesis tables 8-10 (accuracy %, learning time s) and 11 (learning rates), by grid size.
 THESIS = {
     1: {  # table 8
-        "grid": {100: (47, 5.3), 200: (49, 10.4), 300: (50, 16.6), 400: (52, 20.1), 500: (49, 25.6)},
-        "gaussian": {100: (42, 4.4), 200: (42, 4.1), 300: (42, 4.7), 400: (37, 5.1), 500: (39, 4.6)},
+        "grid": {
+            100: (47, 5.3),
+            200: (49, 10.4),
+            300: (50, 16.6),
+            400: (52, 20.1),
+            500: (49, 25.6),
+        },
+        "gaussian": {
+            100: (42, 4.4),
+            200: (42, 4.1),
+            300: (42, 4.7),
+            400: (37, 5.1),
+            500: (39, 4.6),
+        },
         "gamma": {100: (52, 4.3), 200: (48, 4.2), 300: (47, 4.7), 400: (41, 4.9), 500: (51, 4.3)},
         "avg": {"grid": (49.4, 15.6), "gaussian": (40.4, 4.58), "gamma": (47.8, 4.48)},
     },
     50: {  # table 9
-        "grid": {100: (87, 226.2), 200: (90, 443.5), 300: (91, 679.2), 400: (89, 881.3), 500: (87, 1419.3)},
-        "gaussian": {100: (87, 27.0), 200: (89, 27.2), 300: (87, 26.8), 400: (86, 25.9), 500: (81, 39.2)},
-        "gamma": {100: (90, 27.1), 200: (88, 26.9), 300: (89, 27.0), 400: (89, 26.1), 500: (84, 39.8)},
+        "grid": {
+            100: (87, 226.2),
+            200: (90, 443.5),
+            300: (91, 679.2),
+            400: (89, 881.3),
+            500: (87, 1419.3),
+        },
+        "gaussian": {
+            100: (87, 27.0),
+            200: (89, 27.2),
+            300: (87, 26.8),
+            400: (86, 25.9),
+            500: (81, 39.2),
+        },
+        "gamma": {
+            100: (90, 27.1),
+            200: (88, 26.9),
+            300: (89, 27.0),
+            400: (89, 26.1),
+            500: (84, 39.8),
+        },
         "avg": {"grid": (88.8, 729.9), "gaussian": (86.0, 29.22), "gamma": (88.0, 29.38)},
     },
     "e1_t22": {  # table 10 (2 + 20 trials, 1 epoch) and table 11 (learning rates)
-        "grid": {100: (93, 215.9, 0.085), 200: (92, 459.1, 0.070), 300: (94, 647.58, 0.156),
-                 400: (94, 899.84, 0.096), 500: (94, 1124.46, 0.078)},
-        "gaussian": {100: (92, 26.1, 0.307), 200: (88, 28.55, 0.075), 300: (91, 27.0, 0.117),
-                     400: (93, 28.1, 0.138), 500: (93, 26.58, 0.186)},
-        "gamma": {100: (93, 27.7, 0.265), 200: (91, 27.8, 0.113), 300: (92, 26.7, 0.178),
-                  400: (92, 27.9, 0.077), 500: (94, 26.4, 0.230)},
+        "grid": {
+            100: (93, 215.9, 0.085),
+            200: (92, 459.1, 0.070),
+            300: (94, 647.58, 0.156),
+            400: (94, 899.84, 0.096),
+            500: (94, 1124.46, 0.078),
+        },
+        "gaussian": {
+            100: (92, 26.1, 0.307),
+            200: (88, 28.55, 0.075),
+            300: (91, 27.0, 0.117),
+            400: (93, 28.1, 0.138),
+            500: (93, 26.58, 0.186),
+        },
+        "gamma": {
+            100: (93, 27.7, 0.265),
+            200: (91, 27.8, 0.113),
+            300: (92, 26.7, 0.178),
+            400: (92, 27.9, 0.077),
+            500: (94, 26.4, 0.230),
+        },
         "avg": {"grid": (93.4, 699.38), "gaussian": (91.4, 27.266), "gamma": (92.4, 27.3)},
     },
 }
 
 
 def plan(
-    part: str, full: bool, seeds: list[int] | None, *, grid_sizes: list[int] | None = None,
-    bo_trials: list[int] | None = None, samplers: list[str] | None = None, objectives: list[str] | None = None,
+    part: str,
+    full: bool,
+    seeds: list[int] | None,
+    *,
+    grid_sizes: list[int] | None = None,
+    bo_trials: list[int] | None = None,
+    samplers: list[str] | None = None,
+    objectives: list[str] | None = None,
 ) -> dict[str, Any]:
     """Which cells a part runs: ``{"epochs", "grids": {seed: sizes}, "bo": [(seed, sampler, obj, T)]}``."""
     if part == "e1":
@@ -106,8 +158,13 @@ def plan(
     if grid_sizes:
         grids = {seed: sorted(grid_sizes) for seed in s}
     trials = tuple(bo_trials or trials)
-    bo = [(seed, smp, obj, t) for seed in s for t in trials for smp in (samplers or BO_SAMPLERS)
-          for obj in (objectives or BO_OBJECTIVES)]
+    bo = [
+        (seed, smp, obj, t)
+        for seed in s
+        for t in trials
+        for smp in (samplers or BO_SAMPLERS)
+        for obj in (objectives or BO_OBJECTIVES)
+    ]
     return {"epochs": epochs, "grids": grids, "bo": bo}
 
 
@@ -120,10 +177,19 @@ def _trainer(root: str | None, seed: int) -> Any:
 def _config(args: Any, run: str, run_dir: Path, **kw: Any) -> Any:
     from optuna_gamma.tuner import TunerConfig
 
-    return TunerConfig(run=run, run_dir=run_dir, device=args.device, num_threads=args.threads, progress=False, **kw)
+    return TunerConfig(
+        run=run,
+        run_dir=run_dir,
+        device=args.device,
+        num_threads=args.threads,
+        progress=False,
+        **kw,
+    )
 
 
-def run_grid_cell(args: Any, root: str | None, seed: int, epochs: int, sizes: list[int]) -> dict[str, Any]:
+def run_grid_cell(
+    args: Any, root: str | None, seed: int, epochs: int, sizes: list[int]
+) -> dict[str, Any]:
     """Train the union of the grids ``sizes`` for one seed; keep every trial (lr, metrics, s).
 
     The union is trained in studies of at most ``--chunk`` points (each a ``tune_whole`` run
@@ -147,64 +213,128 @@ def run_grid_cell(args: Any, root: str | None, seed: int, epochs: int, sizes: li
         run_dir = base / f"chunk-{i:03d}"
         try:
             res = tune_whole(
-                _trainer(root, seed), tc.thesis_space(),
-                _config(args, "grid", run_dir, sampler=tc.fixed_points_sampler(part), trials_per_epoch=len(part),
-                        epochs=epochs, seed=seed, objective="kappa1"),
+                _trainer(root, seed),
+                tc.thesis_space(),
+                _config(
+                    args,
+                    "grid",
+                    run_dir,
+                    sampler=tc.fixed_points_sampler(part),
+                    trials_per_epoch=len(part),
+                    epochs=epochs,
+                    seed=seed,
+                    objective="kappa1",
+                ),
             )
-        except AllTrialsDivergedError:  # every point of the chunk diverged: the trials are still recorded
+        except (
+            AllTrialsDivergedError
+        ):  # every point of the chunk diverged: the trials are still recorded
             pass
         trials = tc.load_trials(run_dir, "grid/whole")
         compute += sum(tc.trial_seconds(t) for t in trials)
         trained += sum(1 for t in trials if "reused_from" not in t.user_attrs)
         rows += [
-            [float(t.params["lr"]), t.user_attrs.get("accuracy"), t.user_attrs.get("loss"),
-             round(tc.trial_seconds(t), 4), bool(t.user_attrs.get("diverged", False))]
+            [
+                float(t.params["lr"]),
+                t.user_attrs.get("accuracy"),
+                t.user_attrs.get("loss"),
+                round(tc.trial_seconds(t), 4),
+                bool(t.user_attrs.get("diverged", False)),
+            ]
             for t in trials
         ]
     rec = {
-        "kind": "grid", "seed": seed, "epochs": epochs, "sizes": sizes, "n_points": len(union),
-        "trials_columns": ["lr", "valid_accuracy", "valid_loss", "seconds", "diverged"], "trials": sorted(rows),
-        "compute_time": compute, "wall_time": time.perf_counter() - t0, "trials_trained": trained,
+        "kind": "grid",
+        "seed": seed,
+        "epochs": epochs,
+        "sizes": sizes,
+        "n_points": len(union),
+        "trials_columns": ["lr", "valid_accuracy", "valid_loss", "seconds", "diverged"],
+        "trials": sorted(rows),
+        "compute_time": compute,
+        "wall_time": time.perf_counter() - t0,
+        "trials_trained": trained,
     }
     tc.remove_dir(base)
     return rec
 
 
-def run_bo_cell(args: Any, root: str | None, seed: int, epochs: int, sampler: str, obj: str, trials: int) -> dict[str, Any]:
+def run_bo_cell(
+    args: Any, root: str | None, seed: int, epochs: int, sampler: str, obj: str, trials: int
+) -> dict[str, Any]:
     """A model-based search; ``sampler`` ``"gamma-loglr"`` etc. searches ``lr`` on a log scale."""
     from optuna_gamma.tuner import SearchSpace
     from optuna_gamma.tuner import tune_whole
 
     base, _, scale = sampler.partition("-")
-    space = SearchSpace(lr_low=tc.THESIS_LR_LOW, lr_high=tc.THESIS_LR_HIGH, lr_log=True) if scale == "loglr" \
+    space = (
+        SearchSpace(lr_low=tc.THESIS_LR_LOW, lr_high=tc.THESIS_LR_HIGH, lr_log=True)
+        if scale == "loglr"
         else tc.thesis_space()
+    )
     run_dir = args.runs_dir / NAME / f"bo-E{epochs}-s{seed}-{sampler}-{obj}-T{trials}"
     t0 = time.perf_counter()
     res = tune_whole(
-        _trainer(root, seed), space,
-        _config(args, "bo", run_dir, sampler=base, trials_per_epoch=trials, epochs=epochs, seed=seed,
-                objective=tc.objective(obj)),
+        _trainer(root, seed),
+        space,
+        _config(
+            args,
+            "bo",
+            run_dir,
+            sampler=base,
+            trials_per_epoch=trials,
+            epochs=epochs,
+            seed=seed,
+            objective=tc.objective(obj),
+        ),
     )
     rows = [
-        [t.number, float(t.params["lr"]), t.user_attrs.get("accuracy"), t.user_attrs.get("loss"), t.value,
-         round(tc.trial_seconds(t), 4), t.user_attrs.get("reused_from")]
+        [
+            t.number,
+            float(t.params["lr"]),
+            t.user_attrs.get("accuracy"),
+            t.user_attrs.get("loss"),
+            t.value,
+            round(tc.trial_seconds(t), 4),
+            t.user_attrs.get("reused_from"),
+        ]
         for t in tc.load_trials(run_dir, "bo/whole")
     ]
     assert res.best is not None
     rec = {
-        "kind": "bo", "seed": seed, "epochs": epochs, "sampler": sampler, "objective": obj, "trials_per_study": trials,
-        "lr": res.best.lr, "valid_accuracy": res.best.metrics.get("accuracy"), "valid_loss": res.best.metrics.get("loss"),
+        "kind": "bo",
+        "seed": seed,
+        "epochs": epochs,
+        "sampler": sampler,
+        "objective": obj,
+        "trials_per_study": trials,
+        "lr": res.best.lr,
+        "valid_accuracy": res.best.metrics.get("accuracy"),
+        "valid_loss": res.best.metrics.get("loss"),
         "best_seen_valid_accuracy": max((r[2] for r in rows if r[2] is not None), default=None),
-        "test": tc.test_metrics(res.test), "compute_time": res.compute_time, "trials_trained": res.trials_trained,
-        "trials_reused": res.trials_reused, "wall_time": time.perf_counter() - t0,
-        "trials_columns": ["number", "lr", "valid_accuracy", "valid_loss", "value", "seconds", "reused_from"],
+        "test": tc.test_metrics(res.test),
+        "compute_time": res.compute_time,
+        "trials_trained": res.trials_trained,
+        "trials_reused": res.trials_reused,
+        "wall_time": time.perf_counter() - t0,
+        "trials_columns": [
+            "number",
+            "lr",
+            "valid_accuracy",
+            "valid_loss",
+            "value",
+            "seconds",
+            "reused_from",
+        ],
         "trials": rows,
     }
     tc.remove_dir(run_dir)
     return rec
 
 
-def run_grid_test_cell(args: Any, root: str | None, seed: int, epochs: int, n: int, lr: float) -> dict[str, Any]:
+def run_grid_test_cell(
+    args: Any, root: str | None, seed: int, epochs: int, n: int, lr: float
+) -> dict[str, Any]:
     """Retrain grid ``n``'s best learning rate (same seed: the same training) and test it.
 
     The grid cell keeps no model; training is deterministic on a CPU, so one more training
@@ -215,14 +345,30 @@ def run_grid_test_cell(args: Any, root: str | None, seed: int, epochs: int, n: i
 
     run_dir = args.runs_dir / NAME / f"gridtest-E{epochs}-s{seed}-{n}"
     res = tune_whole(
-        _trainer(root, seed), tc.thesis_space(),
-        _config(args, "gt", run_dir, sampler=tc.fixed_points_sampler([lr]), trials_per_epoch=1, epochs=epochs,
-                seed=seed, objective="kappa1"),
+        _trainer(root, seed),
+        tc.thesis_space(),
+        _config(
+            args,
+            "gt",
+            run_dir,
+            sampler=tc.fixed_points_sampler([lr]),
+            trials_per_epoch=1,
+            epochs=epochs,
+            seed=seed,
+            objective="kappa1",
+        ),
     )
     assert res.best is not None
-    rec = {"kind": "gridtest", "seed": seed, "epochs": epochs, "n": n, "lr": lr,
-           "valid_accuracy": res.best.metrics.get("accuracy"), "test": tc.test_metrics(res.test),
-           "compute_time": res.compute_time}
+    rec = {
+        "kind": "gridtest",
+        "seed": seed,
+        "epochs": epochs,
+        "n": n,
+        "lr": lr,
+        "valid_accuracy": res.best.metrics.get("accuracy"),
+        "test": tc.test_metrics(res.test),
+        "compute_time": res.compute_time,
+    }
     tc.remove_dir(run_dir)
     return rec
 
@@ -235,8 +381,14 @@ def grid_result(cell: dict[str, Any], n: int) -> dict[str, Any]:
     assert len(pts) == n, (n, len(pts))
     ok = [r for r in pts if r[1] is not None and r[2] is not None]
     best = max(ok, key=lambda r: (r[1], -r[2]))
-    return {"n": n, "lr": best[0], "valid_accuracy": best[1], "valid_loss": best[2],
-            "seconds": sum(r[3] for r in pts), "epochs": n * cell["epochs"]}
+    return {
+        "n": n,
+        "lr": best[0],
+        "valid_accuracy": best[1],
+        "valid_loss": best[2],
+        "seconds": sum(r[3] for r in pts),
+        "epochs": n * cell["epochs"],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +411,10 @@ def _sizes(grid_cells: list[dict[str, Any]]) -> list[int]:
 
 
 def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
-    lines = ["# Thesis tables 8-11: whole-training search on MNIST-500 (thesis CNN, lr in (0, 0.5])", ""]
+    lines = [
+        "# Thesis tables 8-11: whole-training search on MNIST-500 (thesis CNN, lr in (0, 0.5])",
+        "",
+    ]
     lines.append(
         "Validation accuracy is on the 100 validation images (one image = 1 point), so the median over "
         "seeds moves in whole points. Learning time (LT) = seconds of training + validation of the "
@@ -279,105 +434,243 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             continue
         th = THESIS[epochs]
         table = {1: "8", 50: "9"}[epochs]
-        lines += ["", f"## E = {epochs} epoch{'s' if epochs > 1 else ''} per training (thesis table {table}"
-                  + (", and tables 10-11 with 2 + 20 trials" if epochs == 1 else "") + ")", ""]
+        lines += [
+            "",
+            f"## E = {epochs} epoch{'s' if epochs > 1 else ''} per training (thesis table {table}"
+            + (", and tables 10-11 with 2 + 20 trials" if epochs == 1 else "")
+            + ")",
+            "",
+        ]
         # grid rows
         rows = []
         for n in _sizes(g_e):
             have = [grid_result(c, n) for c in g_e if n in c["sizes"]]
             if not have:
-                rows.append([f"grid {n}", f"{th['grid'][n][0]}", "not run (budget)", "", "", f"{th['grid'][n][1]}", "", ""])
+                rows.append(
+                    [
+                        f"grid {n}",
+                        f"{th['grid'][n][0]}",
+                        "not run (budget)",
+                        "",
+                        "",
+                        f"{th['grid'][n][1]}",
+                        "",
+                        "",
+                    ]
+                )
                 continue
             seeds = sorted(c["seed"] for c in g_e if n in c["sizes"])
             lr_t = THESIS["e1_t22"]["grid"][n][2] if epochs == 1 and n in GRID_SIZES else None
-            rows.append([
-                f"grid {n}", f"{th['grid'][n][0]}" if n in th["grid"] else "-",
-                tc.med_iqr([h["valid_accuracy"] for h in have]),
-                ",".join(map(str, seeds)), f"{have[0]['epochs']}", f"{th['grid'][n][1]}" if n in th["grid"] else "-",
-                f"{tc.median(h['seconds'] for h in have):.1f}",
-                f"{tc.median(h['lr'] for h in have):.3f}" + (f" (thesis t.11: {lr_t})" if lr_t else ""),
-            ])
-        for trials in sorted({c['trials_per_study'] for c in b_e}):
+            rows.append(
+                [
+                    f"grid {n}",
+                    f"{th['grid'][n][0]}" if n in th["grid"] else "-",
+                    tc.med_iqr([h["valid_accuracy"] for h in have]),
+                    ",".join(map(str, seeds)),
+                    f"{have[0]['epochs']}",
+                    f"{th['grid'][n][1]}" if n in th["grid"] else "-",
+                    f"{tc.median(h['seconds'] for h in have):.1f}",
+                    f"{tc.median(h['lr'] for h in have):.3f}"
+                    + (f" (thesis t.11: {lr_t})" if lr_t else ""),
+                ]
+            )
+        for trials in sorted({c["trials_per_study"] for c in b_e}):
             for smp in _smps(bos_all):
                 for obj in _objs(bos_all):
-                    cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
+                    cs = [
+                        c
+                        for c in b_e
+                        if c["sampler"] == smp
+                        and c["objective"] == obj
+                        and c["trials_per_study"] == trials
+                    ]
                     if not cs:
                         continue
                     th_s = smp.split("-")[0]
-                    ref = (THESIS[epochs]["avg"][th_s] if trials == 12 else THESIS["e1_t22"]["avg"][th_s]
-                           if trials == 22 else ("-", "-"))
+                    ref = (
+                        THESIS[epochs]["avg"][th_s]
+                        if trials == 12
+                        else THESIS["e1_t22"]["avg"][th_s]
+                        if trials == 22
+                        else ("-", "-")
+                    )
                     if smp != th_s:
                         ref = ("-", "-")
-                    rows.append([
-                        f"{smp} 2+{trials - 2} ({obj})", f"{ref[0]} (avg)", tc.med_iqr([c["valid_accuracy"] for c in cs]),
-                        ",".join(str(c["seed"]) for c in sorted(cs, key=lambda c: c["seed"])),
-                        f"{trials * epochs}", f"{ref[1]} (avg)", f"{tc.median(c['compute_time'] for c in cs):.1f}",
-                        f"{tc.median(c['lr'] for c in cs):.3f}",
-                    ])
-        lines.append(tc.md_table(
-            ["arm", "thesis acc %", "ours: valid acc % median [Q1, Q3]", "seeds", "epochs", "thesis LT s", "ours LT s",
-             "lr found (median)"], rows))
+                    rows.append(
+                        [
+                            f"{smp} 2+{trials - 2} ({obj})",
+                            f"{ref[0]} (avg)",
+                            tc.med_iqr([c["valid_accuracy"] for c in cs]),
+                            ",".join(str(c["seed"]) for c in sorted(cs, key=lambda c: c["seed"])),
+                            f"{trials * epochs}",
+                            f"{ref[1]} (avg)",
+                            f"{tc.median(c['compute_time'] for c in cs):.1f}",
+                            f"{tc.median(c['lr'] for c in cs):.3f}",
+                        ]
+                    )
+        lines.append(
+            tc.md_table(
+                [
+                    "arm",
+                    "thesis acc %",
+                    "ours: valid acc % median [Q1, Q3]",
+                    "seeds",
+                    "epochs",
+                    "thesis LT s",
+                    "ours LT s",
+                    "lr found (median)",
+                ],
+                rows,
+            )
+        )
         if epochs == 1:
-            lines += ["", "Thesis table 10 (2 + 20 trials, 1 epoch) reports grid 93.4 / Gaussian 91.4 / Gamma 92.4 % "
-                      "(averages): accuracies that the 1-epoch rows of table 8 (47-52 %) do not reach; "
-                      "table 10's set-up is not described beyond '20 iterations, 1 epoch'.", ""]
+            lines += [
+                "",
+                "Thesis table 10 (2 + 20 trials, 1 epoch) reports grid 93.4 / Gaussian 91.4 / Gamma 92.4 % "
+                "(averages): accuracies that the 1-epoch rows of table 8 (47-52 %) do not reach; "
+                "table 10's set-up is not described beyond '20 iterations, 1 epoch'.",
+                "",
+            ]
         # BO detail: best seen, test accuracy
         rows = []
-        for trials in sorted({c['trials_per_study'] for c in b_e}):
+        for trials in sorted({c["trials_per_study"] for c in b_e}):
             for smp in _smps(bos_all):
                 for obj in _objs(bos_all):
-                    cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
+                    cs = [
+                        c
+                        for c in b_e
+                        if c["sampler"] == smp
+                        and c["objective"] == obj
+                        and c["trials_per_study"] == trials
+                    ]
                     if not cs:
                         continue
-                    rows.append([
-                        f"{smp} 2+{trials - 2} ({obj})", len(cs), tc.med_iqr([c["valid_accuracy"] for c in cs]),
-                        tc.med_iqr([c["best_seen_valid_accuracy"] for c in cs]),
-                        tc.med_iqr([c["test"].get("accuracy") for c in cs]),
-                        f"{tc.median(c['lr'] for c in cs):.3f}", f"{tc.median(c['wall_time'] for c in cs):.1f}",
-                    ])
+                    rows.append(
+                        [
+                            f"{smp} 2+{trials - 2} ({obj})",
+                            len(cs),
+                            tc.med_iqr([c["valid_accuracy"] for c in cs]),
+                            tc.med_iqr([c["best_seen_valid_accuracy"] for c in cs]),
+                            tc.med_iqr([c["test"].get("accuracy") for c in cs]),
+                            f"{tc.median(c['lr'] for c in cs):.3f}",
+                            f"{tc.median(c['wall_time'] for c in cs):.1f}",
+                        ]
+                    )
         for n in _sizes(g_e):
             gt = [c for c in gtests if c["epochs"] == epochs and c["n"] == n]
             if gt:
-                rows.append([f"grid {n} (best valid acc)", len(gt), tc.med_iqr([c["valid_accuracy"] for c in gt]),
-                             tc.med_iqr([c["valid_accuracy"] for c in gt]), tc.med_iqr([c["test"].get("accuracy") for c in gt]),
-                             f"{tc.median(c['lr'] for c in gt):.3f}", "-"])
+                rows.append(
+                    [
+                        f"grid {n} (best valid acc)",
+                        len(gt),
+                        tc.med_iqr([c["valid_accuracy"] for c in gt]),
+                        tc.med_iqr([c["valid_accuracy"] for c in gt]),
+                        tc.med_iqr([c["test"].get("accuracy") for c in gt]),
+                        f"{tc.median(c['lr'] for c in gt):.3f}",
+                        "-",
+                    ]
+                )
         if rows:
-            lines += ["", "Arms in detail (adopted = the study's best trial by its objective; a grid's model retrained "
-                      "from the same seed to test it):", ""]
-            lines.append(tc.md_table(["arm", "seeds", "adopted valid acc %", "best valid acc seen %",
-                                      "test acc % (adopted model)", "lr (median)", "wall s (median)"], rows))
+            lines += [
+                "",
+                "Arms in detail (adopted = the study's best trial by its objective; a grid's model retrained "
+                "from the same seed to test it):",
+                "",
+            ]
+            lines.append(
+                tc.md_table(
+                    [
+                        "arm",
+                        "seeds",
+                        "adopted valid acc %",
+                        "best valid acc seen %",
+                        "test acc % (adopted model)",
+                        "lr (median)",
+                        "wall s (median)",
+                    ],
+                    rows,
+                )
+            )
         # target (E = 1): gamma 12 vs grid 100
         if epochs == 1:
             lines += ["", "### Target: gamma with 12 trials vs grid 100 (per seed)", ""]
             rows = []
             for obj in _objs(bos_all):
-                for c in sorted((c for c in b_e if c["sampler"] == "gamma" and c["objective"] == obj
-                                 and c["trials_per_study"] == min(x["trials_per_study"] for x in b_e)),
-                                key=lambda c: c["seed"]):
-                    g = [grid_result(x, 100) for x in g_e if x["seed"] == c["seed"] and 100 in x["sizes"]]
+                for c in sorted(
+                    (
+                        c
+                        for c in b_e
+                        if c["sampler"] == "gamma"
+                        and c["objective"] == obj
+                        and c["trials_per_study"] == min(x["trials_per_study"] for x in b_e)
+                    ),
+                    key=lambda c: c["seed"],
+                ):
+                    g = [
+                        grid_result(x, 100)
+                        for x in g_e
+                        if x["seed"] == c["seed"] and 100 in x["sizes"]
+                    ]
                     if not g:
                         continue
-                    rows.append([obj, c["seed"], tc.pct(c["valid_accuracy"], 0), tc.pct(g[0]["valid_accuracy"], 0),
-                                 "yes" if c["valid_accuracy"] >= g[0]["valid_accuracy"] else "no",
-                                 f"{12 * epochs}/{g[0]['epochs']} = {12 / 100:.2f}",
-                                 f"{c['compute_time']:.1f}/{g[0]['seconds']:.1f} = {c['compute_time'] / g[0]['seconds']:.2f}"])
-            lines.append(tc.md_table(["gamma objective", "seed", "gamma 2+10 valid acc %", "grid-100 best valid acc %",
-                                      "gamma >= grid", "compute ratio (epochs)", "compute ratio (seconds)"], rows))
+                    rows.append(
+                        [
+                            obj,
+                            c["seed"],
+                            tc.pct(c["valid_accuracy"], 0),
+                            tc.pct(g[0]["valid_accuracy"], 0),
+                            "yes" if c["valid_accuracy"] >= g[0]["valid_accuracy"] else "no",
+                            f"{12 * epochs}/{g[0]['epochs']} = {12 / 100:.2f}",
+                            f"{c['compute_time']:.1f}/{g[0]['seconds']:.1f} = {c['compute_time'] / g[0]['seconds']:.2f}",
+                        ]
+                    )
+            lines.append(
+                tc.md_table(
+                    [
+                        "gamma objective",
+                        "seed",
+                        "gamma 2+10 valid acc %",
+                        "grid-100 best valid acc %",
+                        "gamma >= grid",
+                        "compute ratio (epochs)",
+                        "compute ratio (seconds)",
+                    ],
+                    rows,
+                )
+            )
             for smp, obj in [(sm, o) for sm in ("gamma", "gamma-loglr") for o in _objs(bos_all)]:
-                gm = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == 12]
+                gm = [
+                    c
+                    for c in b_e
+                    if c["sampler"] == smp
+                    and c["objective"] == obj
+                    and c["trials_per_study"] == 12
+                ]
                 seeds = {c["seed"] for c in gm} & {x["seed"] for x in g_e if 100 in x["sizes"]}
                 if seeds:
                     a = tc.median(c["valid_accuracy"] for c in gm if c["seed"] in seeds)
-                    b = tc.median(grid_result(x, 100)["valid_accuracy"] for x in g_e if x["seed"] in seeds and 100 in x["sizes"])
-                    lines.append(f"\nMedian over seeds {sorted(seeds)} ({smp}, objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
-                                 f"grid 100 {100 * b:.1f} % -> target {'met' if a >= b else 'missed'} "
-                                 f"(compute 12 vs 100 epochs = 0.12 <= 1/8).")
-                    gt = [c for c in gtests if c["epochs"] == epochs and c["n"] == 100 and c["seed"] in seeds]
+                    b = tc.median(
+                        grid_result(x, 100)["valid_accuracy"]
+                        for x in g_e
+                        if x["seed"] in seeds and 100 in x["sizes"]
+                    )
+                    lines.append(
+                        f"\nMedian over seeds {sorted(seeds)} ({smp}, objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
+                        f"grid 100 {100 * b:.1f} % -> target {'met' if a >= b else 'missed'} "
+                        f"(compute 12 vs 100 epochs = 0.12 <= 1/8)."
+                    )
+                    gt = [
+                        c
+                        for c in gtests
+                        if c["epochs"] == epochs and c["n"] == 100 and c["seed"] in seeds
+                    ]
                     if gt:
                         ta = tc.median(c["test"].get("accuracy") for c in gm if c["seed"] in seeds)
                         tb = tc.median(c["test"].get("accuracy") for c in gt)
-                        lines.append(f"On the 10,000 test images (same seeds {sorted(c['seed'] for c in gt)}): gamma "
-                                     f"{100 * ta:.1f} % vs grid 100's chosen model {100 * tb:.1f} %.")
+                        lines.append(
+                            f"On the 10,000 test images (same seeds {sorted(c['seed'] for c in gt)}): gamma "
+                            f"{100 * ta:.1f} % vs grid 100's chosen model {100 * tb:.1f} %."
+                        )
         figures += _figures(g_e, b_e, epochs)
     # table 11: learning rates
     lines += ["", "## Learning rates found (thesis table 11: 2 + 20 trials, 1 epoch)", ""]
@@ -389,17 +682,43 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         if not have:
             continue
         t = THESIS["e1_t22"]
-        rows.append([f"{n}", f"{t['grid'][n][2]}", ", ".join(f"{h['lr']:.3f}" for h in have),
-                     f"{t['gaussian'][n][2]}", f"{t['gamma'][n][2]}"])
-    lines.append(tc.md_table(["grid N", "thesis grid lr", "ours grid lr (per seed)", "thesis Gaussian lr",
-                              "thesis Gamma lr"], rows))
+        rows.append(
+            [
+                f"{n}",
+                f"{t['grid'][n][2]}",
+                ", ".join(f"{h['lr']:.3f}" for h in have),
+                f"{t['gaussian'][n][2]}",
+                f"{t['gamma'][n][2]}",
+            ]
+        )
+    lines.append(
+        tc.md_table(
+            [
+                "grid N",
+                "thesis grid lr",
+                "ours grid lr (per seed)",
+                "thesis Gaussian lr",
+                "thesis Gamma lr",
+            ],
+            rows,
+        )
+    )
     for smp in _smps(bos_all):
         for obj in _objs(bos_all):
-            cs = sorted((c for c in b1 if c["sampler"] == smp and c["objective"] == obj), key=lambda c: c["seed"])
+            cs = sorted(
+                (c for c in b1 if c["sampler"] == smp and c["objective"] == obj),
+                key=lambda c: c["seed"],
+            )
             if cs:
-                lines.append(f"\nOurs, {smp} 2+20 ({obj}), per seed: " + ", ".join(f"{c['lr']:.3f}" for c in cs))
-    lines += ["", tc.code_note(cells, lambda c: c["kind"] if c["kind"] != "bo" else f"bo {c['sampler']}"),
-              "Grid cells do not depend on the sampler (fixed points; training is deterministic on a CPU)."]
+                lines.append(
+                    f"\nOurs, {smp} 2+20 ({obj}), per seed: "
+                    + ", ".join(f"{c['lr']:.3f}" for c in cs)
+                )
+    lines += [
+        "",
+        tc.code_note(cells, lambda c: c["kind"] if c["kind"] != "bo" else f"bo {c['sampler']}"),
+        "Grid cells do not depend on the sampler (fixed points; training is deterministic on a CPU).",
+    ]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
     if figures:
@@ -409,52 +728,138 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
 
 def _figures(g_e: list[dict[str, Any]], b_e: list[dict[str, Any]], epochs: int) -> list[Any]:
     import plotly.graph_objects as go
+
     bos_all = b_e
     from plotly.subplots import make_subplots
 
     figs = []
     for c in sorted(g_e, key=lambda c: c["seed"])[:1]:
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=("validation accuracy", "validation loss"))
+        fig = make_subplots(
+            rows=2,
+            cols=1,
+            shared_xaxes=True,
+            subplot_titles=("validation accuracy", "validation loss"),
+        )
         lrs = [r[0] for r in c["trials"]]
-        fig.add_trace(go.Scatter(x=lrs, y=[r[1] for r in c["trials"]], mode="lines", name=f"grid union ({len(lrs)} lrs)"), 1, 1)
-        fig.add_trace(go.Scatter(x=lrs, y=[r[2] for r in c["trials"]], mode="lines", name="loss", showlegend=False), 2, 1)
+        fig.add_trace(
+            go.Scatter(
+                x=lrs,
+                y=[r[1] for r in c["trials"]],
+                mode="lines",
+                name=f"grid union ({len(lrs)} lrs)",
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=lrs, y=[r[2] for r in c["trials"]], mode="lines", name="loss", showlegend=False
+            ),
+            2,
+            1,
+        )
         for smp, color in (("gaussian", "orange"), ("gamma", "green")):
             for b in b_e:
-                if b["seed"] == c["seed"] and b["sampler"] == smp and b["objective"] == "accuracy" and b["trials_per_study"] == 12:
-                    fig.add_trace(go.Scatter(x=[r[1] for r in b["trials"]], y=[r[2] for r in b["trials"]], mode="markers",
-                                             marker={"color": color, "size": 9}, name=f"{smp} 2+10 trials"), 1, 1)
+                if (
+                    b["seed"] == c["seed"]
+                    and b["sampler"] == smp
+                    and b["objective"] == "accuracy"
+                    and b["trials_per_study"] == 12
+                ):
+                    fig.add_trace(
+                        go.Scatter(
+                            x=[r[1] for r in b["trials"]],
+                            y=[r[2] for r in b["trials"]],
+                            mode="markers",
+                            marker={"color": color, "size": 9},
+                            name=f"{smp} 2+10 trials",
+                        ),
+                        1,
+                        1,
+                    )
         fig.update_yaxes(type="log", row=2, col=1)
-        fig.update_layout(title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the learning rate "
-                                "(cf. thesis fig. 14)", xaxis2_title="learning rate", height=650)
+        fig.update_layout(
+            title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the learning rate "
+            "(cf. thesis fig. 14)",
+            xaxis2_title="learning rate",
+            height=650,
+        )
         figs.append(fig)
     # accuracy vs compute
     fig = go.Figure()
     for n in _sizes(g_e):
         have = [grid_result(c, n) for c in g_e if n in c["sizes"]]
         if have:
-            fig.add_trace(go.Box(x=[n * epochs] * len(have), y=[h["valid_accuracy"] for h in have], name=f"grid {n}",
-                                 boxpoints="all"))
+            fig.add_trace(
+                go.Box(
+                    x=[n * epochs] * len(have),
+                    y=[h["valid_accuracy"] for h in have],
+                    name=f"grid {n}",
+                    boxpoints="all",
+                )
+            )
     for smp in _smps(bos_all):
         for obj in _objs(bos_all):
-            for trials in sorted({c['trials_per_study'] for c in b_e}):
-                cs = [c for c in b_e if c["sampler"] == smp and c["objective"] == obj and c["trials_per_study"] == trials]
+            for trials in sorted({c["trials_per_study"] for c in b_e}):
+                cs = [
+                    c
+                    for c in b_e
+                    if c["sampler"] == smp
+                    and c["objective"] == obj
+                    and c["trials_per_study"] == trials
+                ]
                 if cs:
-                    fig.add_trace(go.Box(x=[trials * epochs] * len(cs), y=[c["valid_accuracy"] for c in cs],
-                                         name=f"{smp} 2+{trials - 2} ({obj})", boxpoints="all"))
-    fig.update_layout(title=f"E = {epochs}: validation accuracy against compute (training epochs), per seed",
-                      xaxis_title="training epochs", xaxis_type="log", yaxis_title="validation accuracy")
+                    fig.add_trace(
+                        go.Box(
+                            x=[trials * epochs] * len(cs),
+                            y=[c["valid_accuracy"] for c in cs],
+                            name=f"{smp} 2+{trials - 2} ({obj})",
+                            boxpoints="all",
+                        )
+                    )
+    fig.update_layout(
+        title=f"E = {epochs}: validation accuracy against compute (training epochs), per seed",
+        xaxis_title="training epochs",
+        xaxis_type="log",
+        yaxis_title="validation accuracy",
+    )
     figs.append(fig)
     return figs
 
 
 def main(argv: list[str] | None = None) -> int:
     p = tc.common_parser(__doc__ or "", seeds="")
-    p.add_argument("--part", choices=("e1", "e50"), nargs="+", default=["e1"], help="E = 1 and/or E = 50 cells")
-    p.add_argument("--grid-sizes", type=int, nargs="+", default=None, help="override the grid sizes (all seeds)")
-    p.add_argument("--chunk", type=int, default=100, help="grid points per tuner study (default 100)")
-    p.add_argument("--bo-trials", type=int, nargs="+", default=None, help="override the BO trial counts (12 22)")
-    p.add_argument("--samplers", nargs="+", default=None, choices=BO_SAMPLERS + LOG_SAMPLERS,
-                   help="model-based arms (default gaussian gamma; *-loglr: lr on a log scale)")
+    p.add_argument(
+        "--part",
+        choices=("e1", "e50"),
+        nargs="+",
+        default=["e1"],
+        help="E = 1 and/or E = 50 cells",
+    )
+    p.add_argument(
+        "--grid-sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="override the grid sizes (all seeds)",
+    )
+    p.add_argument(
+        "--chunk", type=int, default=100, help="grid points per tuner study (default 100)"
+    )
+    p.add_argument(
+        "--bo-trials",
+        type=int,
+        nargs="+",
+        default=None,
+        help="override the BO trial counts (12 22)",
+    )
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        default=None,
+        choices=BO_SAMPLERS + LOG_SAMPLERS,
+        help="model-based arms (default gaussian gamma; *-loglr: lr on a log scale)",
+    )
     p.add_argument("--objectives", nargs="+", default=None, choices=tc.OBJECTIVES)
     args, name, cells = tc.start(p, argv, NAME)
     if not args.summary_only:
@@ -463,21 +868,46 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         done = 0
         for part in args.part:
-            pl = plan(part, args.full, seeds, grid_sizes=args.grid_sizes, bo_trials=args.bo_trials,
-                      samplers=args.samplers, objectives=args.objectives)
-            tc.write_meta(args.out, name, {"part": part, "full": args.full, "plan": {"grids": pl["grids"], "bo": pl["bo"]},
-                                           "device": args.device, "threads": args.threads})
+            pl = plan(
+                part,
+                args.full,
+                seeds,
+                grid_sizes=args.grid_sizes,
+                bo_trials=args.bo_trials,
+                samplers=args.samplers,
+                objectives=args.objectives,
+            )
+            tc.write_meta(
+                args.out,
+                name,
+                {
+                    "part": part,
+                    "full": args.full,
+                    "plan": {"grids": pl["grids"], "bo": pl["bo"]},
+                    "device": args.device,
+                    "threads": args.threads,
+                },
+            )
             e = pl["epochs"]
             for seed, smp, obj, trials in pl["bo"]:
                 k = f"bo|E={e}|seed={seed}|{smp}|{obj}|T={trials}"
-                done += tc.run_once(cells, k, lambda: run_bo_cell(args, root, seed, e, smp, obj, trials), t0)
+                done += tc.run_once(
+                    cells, k, lambda: run_bo_cell(args, root, seed, e, smp, obj, trials), t0
+                )
             for seed, sizes in pl["grids"].items():
                 k = f"grid|E={e}|seed={seed}|sizes={','.join(map(str, sizes))}"
-                done += tc.run_once(cells, k, lambda: run_grid_cell(args, root, seed, e, sizes), t0)
+                done += tc.run_once(
+                    cells, k, lambda: run_grid_cell(args, root, seed, e, sizes), t0
+                )
                 for n in sizes:  # test accuracy of each grid's chosen model
                     best = grid_result(cells.records[k], n)
                     kt = f"gridtest|E={e}|seed={seed}|N={n}"
-                    done += tc.run_once(cells, kt, lambda: run_grid_test_cell(args, root, seed, e, n, best["lr"]), t0)
+                    done += tc.run_once(
+                        cells,
+                        kt,
+                        lambda: run_grid_test_cell(args, root, seed, e, n, best["lr"]),
+                        t0,
+                    )
             tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

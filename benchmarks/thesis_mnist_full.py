@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
@@ -29,12 +30,24 @@ NAME = "thesis_mnist_full"
 
 #: Thesis table 6: (sensitivity, specificity, accuracy, MCC) in %.
 THESIS = {
-    1: {"grid": (95.95, 99.51, 95.62, 95.10), "gaussian": (95.73, 99.53, 95.75, 95.25),
-        "gamma": (95.61, 99.52, 95.64, 95.12), "gamma-kappa2": (96.21, 99.49, 96.24, 96.01)},
-    2: {"grid": (98.15, 99.80, 98.18, 97.97), "gaussian": (98.11, 99.79, 98.13, 97.94),
-        "gamma": (98.35, 99.82, 98.36, 98.17), "gamma-kappa2": (98.61, 99.90, 98.62, 98.56)},
-    3: {"grid": (97.81, 99.76, 97.83, 97.58), "gaussian": (98.19, 98.21, 98.21, 98.00),
-        "gamma": (98.21, 99.80, 98.23, 98.03), "gamma-kappa2": (98.77, 99.81, 98.79, 98.51)},
+    1: {
+        "grid": (95.95, 99.51, 95.62, 95.10),
+        "gaussian": (95.73, 99.53, 95.75, 95.25),
+        "gamma": (95.61, 99.52, 95.64, 95.12),
+        "gamma-kappa2": (96.21, 99.49, 96.24, 96.01),
+    },
+    2: {
+        "grid": (98.15, 99.80, 98.18, 97.97),
+        "gaussian": (98.11, 99.79, 98.13, 97.94),
+        "gamma": (98.35, 99.82, 98.36, 98.17),
+        "gamma-kappa2": (98.61, 99.90, 98.62, 98.56),
+    },
+    3: {
+        "grid": (97.81, 99.76, 97.83, 97.58),
+        "gaussian": (98.19, 98.21, 98.21, 98.00),
+        "gamma": (98.21, 99.80, 98.23, 98.03),
+        "gamma-kappa2": (98.77, 99.81, 98.79, 98.51),
+    },
 }
 
 
@@ -43,13 +56,23 @@ def experiment(args) -> pe.Experiment:
     seeds = tc.parse_seeds(args.seeds) if args.seeds else ([0, 1, 2] if full else [0])
     grid = args.grid_size or (100 if full else 12)
     return pe.Experiment(
-        name=args.tag or NAME, title="Thesis table 6: full MNIST (50,000 train / 10,000 validation), per-epoch tuning",
-        dataset="mnist", model="thesis-cnn", subset=None, valid_fraction=1 / 6, epochs=args.epochs,
-        test_after=tuple(range(1, args.epochs + 1)), grid_size=grid, seeds=seeds, thesis=THESIS,
-        notes=(f"Test set: the official 10,000 images. Seeds {seeds}; the grid has {grid} learning rates per epoch "
-               f"({'as the thesis' if grid == 100 else 'reduced from the thesis 100 to fit the CPU budget'}). "
-               "The thesis reports one run per arm (60,000 train / 10,000 evaluation images). Target: gamma "
-               ">= 99.0 % test accuracy after 3 epochs."),
+        name=args.tag or NAME,
+        title="Thesis table 6: full MNIST (50,000 train / 10,000 validation), per-epoch tuning",
+        dataset="mnist",
+        model="thesis-cnn",
+        subset=None,
+        valid_fraction=1 / 6,
+        epochs=args.epochs,
+        test_after=tuple(range(1, args.epochs + 1)),
+        grid_size=grid,
+        seeds=seeds,
+        thesis=THESIS,
+        notes=(
+            f"Test set: the official 10,000 images. Seeds {seeds}; the grid has {grid} learning rates per epoch "
+            f"({'as the thesis' if grid == 100 else 'reduced from the thesis 100 to fit the CPU budget'}). "
+            "The thesis reports one run per arm (60,000 train / 10,000 evaluation images). Target: gamma "
+            ">= 99.0 % test accuracy after 3 epochs."
+        ),
     )
 
 

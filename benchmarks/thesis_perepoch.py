@@ -52,7 +52,12 @@ class Experiment:
 def arm_spec(arm: str, grid_size: int) -> tuple[str, Any, int, str]:
     """(tuner sampler, space, trials per epoch, objective) of an arm."""
     if arm == "grid":
-        return f"grid:{grid_size}:linear", tc.thesis_space(low=tc.THESIS_LR_HIGH / grid_size), grid_size, "kappa1"
+        return (
+            f"grid:{grid_size}:linear",
+            tc.thesis_space(low=tc.THESIS_LR_HIGH / grid_size),
+            grid_size,
+            "kappa1",
+        )
     if arm == "gamma-kappa2":
         return "gamma", tc.thesis_space(), 12, "kappa2"
     return arm, tc.thesis_space(), 12, "kappa1"
@@ -63,12 +68,33 @@ def run_cell(args: Any, exp: Experiment, root: str | None, seed: int, arm: str) 
 
     sampler, space, trials, obj = arm_spec(arm, exp.grid_size)
     run_dir = args.runs_dir / exp.name / f"s{seed}-{arm}"
-    trainer = ThesisTrainer(exp.dataset, root, model=exp.model, subset=exp.subset, valid_fraction=exp.valid_fraction,
-                            data_seed=seed)
-    rec = tc.run_per_epoch(args, trainer, space, run_dir, sampler=sampler, objective=obj, seed=seed, trials=trials,
-                           test_after=[e for e in exp.test_after if e <= exp.epochs])
+    trainer = ThesisTrainer(
+        exp.dataset,
+        root,
+        model=exp.model,
+        subset=exp.subset,
+        valid_fraction=exp.valid_fraction,
+        data_seed=seed,
+    )
+    rec = tc.run_per_epoch(
+        args,
+        trainer,
+        space,
+        run_dir,
+        sampler=sampler,
+        objective=obj,
+        seed=seed,
+        trials=trials,
+        test_after=[e for e in exp.test_after if e <= exp.epochs],
+    )
     tc.remove_dir(run_dir)
-    return {"arm": arm, "dataset": exp.dataset, "subset": exp.subset, "grid_size": exp.grid_size, **rec}
+    return {
+        "arm": arm,
+        "dataset": exp.dataset,
+        "subset": exp.subset,
+        "grid_size": exp.grid_size,
+        **rec,
+    }
 
 
 def run(args: Any, exp: Experiment, arms: list[str]) -> tc.Cells:
@@ -76,11 +102,24 @@ def run(args: Any, exp: Experiment, arms: list[str]) -> tc.Cells:
     if args.summary_only:
         return cells
     root = tc.data_root(args.data_root, required=exp.dataset != "digits")
-    tc.write_meta(args.out, exp.name, {
-        "dataset": exp.dataset, "model": exp.model, "subset": exp.subset, "valid_fraction": exp.valid_fraction,
-        "epochs": exp.epochs, "test_after": exp.test_after, "grid_size": exp.grid_size, "seeds": exp.seeds,
-        "arms": arms, "full": args.full, "device": args.device, "threads": args.threads,
-    })
+    tc.write_meta(
+        args.out,
+        exp.name,
+        {
+            "dataset": exp.dataset,
+            "model": exp.model,
+            "subset": exp.subset,
+            "valid_fraction": exp.valid_fraction,
+            "epochs": exp.epochs,
+            "test_after": exp.test_after,
+            "grid_size": exp.grid_size,
+            "seeds": exp.seeds,
+            "arms": arms,
+            "full": args.full,
+            "device": args.device,
+            "threads": args.threads,
+        },
+    )
     t0 = time.perf_counter()
     done = 0
     for seed in exp.seeds:
@@ -91,11 +130,21 @@ def run(args: Any, exp: Experiment, arms: list[str]) -> tc.Cells:
     return cells
 
 
-def main(doc: str, make: Callable[[Any], Experiment], add_args: Callable[[Any], None], argv: list[str] | None) -> int:
+def main(
+    doc: str,
+    make: Callable[[Any], Experiment],
+    add_args: Callable[[Any], None],
+    argv: list[str] | None,
+) -> int:
     """The command line of a per-epoch comparison module (``make(args)`` builds its experiment)."""
     p = tc.common_parser(doc, seeds="")
     add_args(p)
-    p.add_argument("--grid-size", type=int, default=None, help="learning rates of the grid per epoch (12; --full 100)")
+    p.add_argument(
+        "--grid-size",
+        type=int,
+        default=None,
+        help="learning rates of the grid per epoch (12; --full 100)",
+    )
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     args = p.parse_args(argv)
     tc.quiet()
@@ -113,8 +162,14 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
     lines = [f"# {exp.title}", "", exp.notes, ""]
     failed = [c for c in cells if c.get("failed")]
     if failed:
-        lines += ["Stopped runs (every trial of an epoch diverged; left out below): " + "; ".join(
-            f"{c['arm']} seed {c['seed']} after {c.get('epochs_adopted')} epochs" for c in failed), ""]
+        lines += [
+            "Stopped runs (every trial of an epoch diverged; left out below): "
+            + "; ".join(
+                f"{c['arm']} seed {c['seed']} after {c.get('epochs_adopted')} epochs"
+                for c in failed
+            ),
+            "",
+        ]
     cells = [c for c in cells if not c.get("failed")]
     checkpoints = sorted({int(e) for c in cells for e in c["test"]})
     rows = []
@@ -126,37 +181,86 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
             t = [c["test"][str(e)] for c in cs]
             th = exp.thesis.get(e, {}).get(arm)
             label = arm if arm != "grid" else f"grid {cs[0]['grid_size']}"
-            rows.append([
-                e, label, len(cs), " / ".join(f"{v:g}" for v in th) if th else "-",
-                tc.pct(tc.median(x["sensitivity"] for x in t), 2), tc.pct(tc.median(x["specificity"] for x in t), 2),
-                tc.med_iqr([x["accuracy"] for x in t], digits=2), tc.pct(tc.median(x["mcc"] for x in t), 2),
-                f"{tc.median(x['loss'] for x in t):.4f}",
-                " ".join(f"{s['lr']:.3f}" for s in cs[0]["schedule"][:e]) if len(cs[0]["schedule"]) <= 5 else
-                f"{tc.median(s['lr'] for c in cs for s in c['schedule'][:e]):.3f} (median)",
-                f"{tc.median(c['compute_epochs'] for c in cs) * e / cs[0]['epochs']:.0f}",
-                f"{tc.median(c['compute_time'] for c in cs) * e / cs[0]['epochs'] / 60:.1f}",
-            ])
-    lines.append(tc.md_table(
-        ["epoch", "arm", "seeds", "thesis " + " / ".join(exp.thesis_columns), "Sens", "Spec", "test Acc % median [Q1, Q3]",
-         "MCC", "test loss", "lr schedule (seed " + str(min((c["seed"] for c in cells), default=0)) + ")",
-         "epochs trained", "train+valid min"], rows))
-    lines += ["", "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The learning-rate "
-              "schedule is the adopted trial's lr per epoch."]
+            rows.append(
+                [
+                    e,
+                    label,
+                    len(cs),
+                    " / ".join(f"{v:g}" for v in th) if th else "-",
+                    tc.pct(tc.median(x["sensitivity"] for x in t), 2),
+                    tc.pct(tc.median(x["specificity"] for x in t), 2),
+                    tc.med_iqr([x["accuracy"] for x in t], digits=2),
+                    tc.pct(tc.median(x["mcc"] for x in t), 2),
+                    f"{tc.median(x['loss'] for x in t):.4f}",
+                    " ".join(f"{s['lr']:.3f}" for s in cs[0]["schedule"][:e])
+                    if len(cs[0]["schedule"]) <= 5
+                    else f"{tc.median(s['lr'] for c in cs for s in c['schedule'][:e]):.3f} (median)",
+                    f"{tc.median(c['compute_epochs'] for c in cs) * e / cs[0]['epochs']:.0f}",
+                    f"{tc.median(c['compute_time'] for c in cs) * e / cs[0]['epochs'] / 60:.1f}",
+                ]
+            )
+    lines.append(
+        tc.md_table(
+            [
+                "epoch",
+                "arm",
+                "seeds",
+                "thesis " + " / ".join(exp.thesis_columns),
+                "Sens",
+                "Spec",
+                "test Acc % median [Q1, Q3]",
+                "MCC",
+                "test loss",
+                "lr schedule (seed " + str(min((c["seed"] for c in cells), default=0)) + ")",
+                "epochs trained",
+                "train+valid min",
+            ],
+            rows,
+        )
+    )
+    lines += [
+        "",
+        "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The learning-rate "
+        "schedule is the adopted trial's lr per epoch.",
+    ]
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, exp.name, ".md", text)
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy at the checkpoints", "adopted learning rate per epoch"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("test accuracy at the checkpoints", "adopted learning rate per epoch"),
+    )
     for arm in ARMS:
         cs = [c for c in cells if c["arm"] == arm]
         if not cs:
             continue
         for c in cs:
             es = sorted(int(e) for e in c["test"])
-            fig.add_trace(go.Scatter(x=es, y=[c["test"][str(e)]["accuracy"] for e in es], mode="lines+markers",
-                                     name=f"{arm} s{c['seed']}", legendgroup=arm), 1, 1)
-            fig.add_trace(go.Scatter(x=[s["epoch"] for s in c["schedule"]], y=[s["lr"] for s in c["schedule"]],
-                                     mode="lines+markers", name=f"{arm} s{c['seed']}", legendgroup=arm, showlegend=False), 1, 2)
+            fig.add_trace(
+                go.Scatter(
+                    x=es,
+                    y=[c["test"][str(e)]["accuracy"] for e in es],
+                    mode="lines+markers",
+                    name=f"{arm} s{c['seed']}",
+                    legendgroup=arm,
+                ),
+                1,
+                1,
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[s["epoch"] for s in c["schedule"]],
+                    y=[s["lr"] for s in c["schedule"]],
+                    mode="lines+markers",
+                    name=f"{arm} s{c['seed']}",
+                    legendgroup=arm,
+                    showlegend=False,
+                ),
+                1,
+                2,
+            )
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(title=exp.title, height=500)
     tc.write_figures(out, exp.name, [fig], exp.title)

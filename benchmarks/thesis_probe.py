@@ -41,14 +41,26 @@ from typing import Any
 
 import numpy as np
 
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import thesis_common as tc  # noqa: E402
 
 
 NAME = "thesis_probe"
-VARIANTS = ("baseline", "inputs-0-1", "init-keras", "init-torch", "batch-10", "batch-1", "momentum-0.9",
-            "mlp6", "mlp6-nodrop", "mlp6-0-1", "mlp6-nodrop-0-1")
+VARIANTS = (
+    "baseline",
+    "inputs-0-1",
+    "init-keras",
+    "init-torch",
+    "batch-10",
+    "batch-1",
+    "momentum-0.9",
+    "mlp6",
+    "mlp6-nodrop",
+    "mlp6-0-1",
+    "mlp6-nodrop-0-1",
+)
 LRS = tuple(float(v) for v in np.geomspace(0.001, 0.5, 16))
 
 
@@ -109,7 +121,9 @@ def make_trainer(variant: str, root: str | None, seed: int) -> tuple[Any, dict[s
         def unstd(s: Any) -> Any:
             return dataclasses.replace(s, x=(s.x * std + mean).contiguous())
 
-        data = dataclasses.replace(d, train=unstd(d.train), valid=unstd(d.valid), test=unstd(d.test))
+        data = dataclasses.replace(
+            d, train=unstd(d.train), valid=unstd(d.valid), test=unstd(d.test)
+        )
     if variant in ("init-keras", "init-torch"):
         how = variant.split("-")[1]
 
@@ -130,17 +144,22 @@ def make_trainer(variant: str, root: str | None, seed: int) -> tuple[Any, dict[s
                 return mlp6(p)
     elif variant not in ("baseline", "inputs-0-1"):
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    trainer = ThesisTrainer(data, root, model=model, subset=500, data_seed=seed) if isinstance(data, str) else \
-        ThesisTrainer(data, model=model)
+    trainer = (
+        ThesisTrainer(data, root, model=model, subset=500, data_seed=seed)
+        if isinstance(data, str)
+        else ThesisTrainer(data, model=model)
+    )
     return trainer, hp
 
 
-def sweep(variant: str, root: str | None, seed: int, epochs: int, lrs: tuple[float, ...], device: str) -> dict[str, Any]:
+def sweep(
+    variant: str, root: str | None, seed: int, epochs: int, lrs: tuple[float, ...], device: str
+) -> dict[str, Any]:
     """Train every lr for ``epochs`` epochs; validation accuracy/loss after each epoch."""
     import torch
 
-    from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner import apply_hyperparameters
+    from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner.trainer import capture
     from optuna_gamma.tuner.trainer import restore
 
@@ -158,17 +177,30 @@ def sweep(variant: str, root: str | None, seed: int, epochs: int, lrs: tuple[flo
         apply_hyperparameters(state, hparams)
         a_row, l_row = [], []
         for epoch in range(1, epochs + 1):
-            ctx = EpochContext(epoch=epoch, seed=seed * 1000 + epoch, device=dev, trial_number=0,
-                               generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+            ctx = EpochContext(
+                epoch=epoch,
+                seed=seed * 1000 + epoch,
+                device=dev,
+                trial_number=0,
+                generator=torch.Generator().manual_seed(seed * 1000 + epoch),
+            )
             trainer.train_epoch(state, hparams, ctx)
             m = trainer.evaluate(state, "valid")
             a_row.append(float(m["accuracy"]))
             l_row.append(float(m["loss"]) if math.isfinite(float(m["loss"])) else None)
         acc.append(a_row)
         loss.append(l_row)
-    return {"variant": variant, "seed": seed, "epochs": epochs, "lrs": list(lrs), "steps_per_epoch": steps_per_epoch,
-            "batch_size": hp["batch_size"], "valid_accuracy": acc, "valid_loss": loss,
-            "cpu_seconds": time.process_time() - t0}
+    return {
+        "variant": variant,
+        "seed": seed,
+        "epochs": epochs,
+        "lrs": list(lrs),
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": hp["batch_size"],
+        "valid_accuracy": acc,
+        "valid_loss": loss,
+        "cpu_seconds": time.process_time() - t0,
+    }
 
 
 def _best(cell: dict[str, Any], epoch: int) -> tuple[float, float]:
@@ -200,7 +232,10 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         row = [v, cs[0]["steps_per_epoch"], len(cs)]
         for e in range(1, max_e + 1):
             bests = [_best(c, e) for c in cs if c["epochs"] >= e]
-            row += [tc.med_iqr([b[0] for b in bests], digits=0), f"{tc.median(b[1] for b in bests):.3g}"]
+            row += [
+                tc.med_iqr([b[0] for b in bests], digits=0),
+                f"{tc.median(b[1] for b in bests):.3g}",
+            ]
         rows.append(row)
     lines.append(tc.md_table(headers, rows))
     text = "\n".join(lines) + "\n"
@@ -213,8 +248,12 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         if cs:
             med = np.median(np.array([[r[0] for r in c["valid_accuracy"]] for c in cs]), axis=0)
             fig.add_trace(go.Scatter(x=cs[0]["lrs"], y=med.tolist(), mode="lines+markers", name=v))
-    fig.update_layout(title="Validation accuracy after 1 epoch against the learning rate (median over seeds)",
-                      xaxis_type="log", xaxis_title="learning rate", yaxis_title="validation accuracy")
+    fig.update_layout(
+        title="Validation accuracy after 1 epoch against the learning rate (median over seeds)",
+        xaxis_type="log",
+        xaxis_title="learning rate",
+        yaxis_title="validation accuracy",
+    )
     figs.append(fig)
     fig = go.Figure()
     for v in VARIANTS:
@@ -224,8 +263,12 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             steps = [cs[0]["steps_per_epoch"] * k for k in range(1, e + 1)]
             med = [tc.median(_best(c, k)[0] for c in cs) for k in range(1, e + 1)]
             fig.add_trace(go.Scatter(x=steps, y=med, mode="lines+markers", name=v))
-    fig.update_layout(title="Best validation accuracy (over the lr sweep) against the number of SGD steps",
-                      xaxis_type="log", xaxis_title="SGD steps", yaxis_title="validation accuracy")
+    fig.update_layout(
+        title="Best validation accuracy (over the lr sweep) against the number of SGD steps",
+        xaxis_type="log",
+        xaxis_title="SGD steps",
+        yaxis_title="validation accuracy",
+    )
     figs.append(fig)
     tc.write_figures(out, name, figs, "Why 1 epoch of MNIST-500 reaches 20-33 % here")
     return text
@@ -233,21 +276,31 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = tc.common_parser(__doc__ or "", seeds="0-2")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per training (accuracy after each)")
+    p.add_argument(
+        "--epochs", type=int, default=3, help="epochs per training (accuracy after each)"
+    )
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--n-lrs", type=int, default=len(LRS), help="points of the log lr sweep in [0.001, 0.5]")
+    p.add_argument(
+        "--n-lrs", type=int, default=len(LRS), help="points of the log lr sweep in [0.001, 0.5]"
+    )
     args, name, cells = tc.start(p, argv, NAME)
     lrs = tuple(float(v) for v in np.geomspace(0.001, 0.5, args.n_lrs))
     if not args.summary_only:
         root = tc.data_root(args.data_root)
         seeds = tc.parse_seeds(args.seeds)
-        tc.write_meta(args.out, name, {"seeds": seeds, "epochs": args.epochs, "variants": args.variants, "lrs": lrs})
+        tc.write_meta(
+            args.out,
+            name,
+            {"seeds": seeds, "epochs": args.epochs, "variants": args.variants, "lrs": lrs},
+        )
         t0 = time.perf_counter()
         done = 0
         for v in args.variants:
             for seed in seeds:
                 k = f"{v}|seed={seed}|E={args.epochs}|n_lrs={len(lrs)}"
-                done += tc.run_once(cells, k, lambda: sweep(v, root, seed, args.epochs, lrs, args.device), t0)
+                done += tc.run_once(
+                    cells, k, lambda: sweep(v, root, seed, args.epochs, lrs, args.device), t0
+                )
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
     print(summarize(cells.values(), args.out, name))
     return 0

@@ -10,12 +10,12 @@ and is skipped where Ray is not installed (CI installs ``.[dev]`` only).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+
 
 torch = pytest.importorskip("torch")
 
@@ -44,7 +44,9 @@ def _restore_log_levels() -> object:
 
 
 def _args(tmp_path: Path) -> argparse.Namespace:
-    return argparse.Namespace(runs_dir=tmp_path / "runs", device="cpu", threads=1, out=tmp_path / "out")
+    return argparse.Namespace(
+        runs_dir=tmp_path / "runs", device="cpu", threads=1, out=tmp_path / "out"
+    )
 
 
 def _digits(*_: object, data_seed: int = 0, **__: object) -> ThesisTrainer:
@@ -95,7 +97,10 @@ def test_clipped_objective_is_flat_where_the_thesis_kappa_is_zero() -> None:
     k2 = tc.objective("kappa2-clipped")
     assert k2(low_loss) == pytest.approx(0.81 - math.log(0.3) / 0.5)
     # a diverged trial is told a value just below 0, under every healthy trial of a flat epoch
-    assert obj.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0 and k2.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0
+    assert (
+        obj.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0
+        and k2.worst({"accuracy": 0.1, "loss": 2.3}) == 0.0
+    )
     assert tc.objective("kappa1") == "kappa1"
     with pytest.raises(ValueError, match="unknown objective"):
         tc.objective("kappa3")
@@ -106,9 +111,17 @@ def test_fixed_points_sampler_trains_every_point_once(tmp_path: Path) -> None:
     some points twice and others never (its grid order depends on its seed)."""
     points = [0.02 * k for k in range(1, 7)]
     res = tuner.tune_whole(
-        _digits(), tc.thesis_space(),
-        tc.tuner_config(_args(tmp_path), "pts", tmp_path / "r", sampler=tc.fixed_points_sampler(points),
-                        trials_per_epoch=len(points), epochs=1, seed=0),
+        _digits(),
+        tc.thesis_space(),
+        tc.tuner_config(
+            _args(tmp_path),
+            "pts",
+            tmp_path / "r",
+            sampler=tc.fixed_points_sampler(points),
+            trials_per_epoch=len(points),
+            epochs=1,
+            seed=0,
+        ),
     )
     assert res.trials_reused == 0
     assert sorted(t["params"]["lr"] for t in res.trials) == pytest.approx(points)
@@ -129,19 +142,50 @@ def test_thesis_1d_counts_evaluations_to_the_maximum() -> None:
 
 def test_thesis_1d_main_writes_table_and_page(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert thesis_1d.main(["--seeds", "0", "--budget", "5", "--samplers", "gaussian", "gp",
-                           "--deterministic", "no", "--out", str(out)]) == 0
+    assert (
+        thesis_1d.main(
+            [
+                "--seeds",
+                "0",
+                "--budget",
+                "5",
+                "--samplers",
+                "gaussian",
+                "gp",
+                "--deterministic",
+                "no",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(tc.Cells(out / "thesis_1d.jsonl")) == 2
     assert "gp (Optuna GPSampler)" in (out / "thesis_1d.md").read_text()
     assert (out / "thesis_1d.html").exists() and (out / "plotly.min.js").exists()
     # resume: nothing new to run
-    thesis_1d.main(["--seeds", "0", "--budget", "5", "--samplers", "gaussian", "gp", "--deterministic", "no",
-                    "--out", str(out)])
+    thesis_1d.main(
+        [
+            "--seeds",
+            "0",
+            "--budget",
+            "5",
+            "--samplers",
+            "gaussian",
+            "gp",
+            "--deterministic",
+            "no",
+            "--out",
+            str(out),
+        ]
+    )
     assert len((out / "thesis_1d.jsonl").read_text().splitlines()) == 2
 
 
 # ------------------------------------------------------------------------------- tables 8-11
-def test_grid_results_read_off_the_union_equal_direct_grid_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grid_results_read_off_the_union_equal_direct_grid_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(m500, "_trainer", lambda root, seed: _digits(data_seed=seed))
     args = _args(tmp_path)
     args.chunk = 3  # the union of grids 4 and 6 (8 points) in three studies
@@ -150,10 +194,16 @@ def test_grid_results_read_off_the_union_equal_direct_grid_runs(tmp_path: Path, 
     for n in (4, 6):
         derived = m500.grid_result(cell, n)
         direct = tuner.tune_whole(
-            _digits(), tc.thesis_space(low=0.5 / n),
-            tc.tuner_config(args, "g", tmp_path / f"direct{n}", sampler=f"grid:{n}:linear", epochs=1, seed=0),
+            _digits(),
+            tc.thesis_space(low=0.5 / n),
+            tc.tuner_config(
+                args, "g", tmp_path / f"direct{n}", sampler=f"grid:{n}:linear", epochs=1, seed=0
+            ),
         )
-        accs = [(t["metrics"]["accuracy"], -t["metrics"]["loss"], t["params"]["lr"]) for t in direct.trials]
+        accs = [
+            (t["metrics"]["accuracy"], -t["metrics"]["loss"], t["params"]["lr"])
+            for t in direct.trials
+        ]
         best = max(accs)
         assert derived["valid_accuracy"] == pytest.approx(best[0])
         assert derived["lr"] == pytest.approx(best[2])
@@ -163,25 +213,71 @@ def test_grid_results_read_off_the_union_equal_direct_grid_runs(tmp_path: Path, 
 def test_mnist500_bo_cell_and_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(m500, "_trainer", lambda root, seed: _digits(data_seed=seed))
     out = tmp_path / "out"
-    assert m500.main(["--seeds", "0", "--grid-sizes", "4", "--bo-trials", "3", "--samplers", "gamma",
-                      "--objectives", "accuracy", "--out", str(out), "--runs-dir", str(tmp_path / "runs"),
-                      "--data-root", str(tmp_path)]) == 0
+    assert (
+        m500.main(
+            [
+                "--seeds",
+                "0",
+                "--grid-sizes",
+                "4",
+                "--bo-trials",
+                "3",
+                "--samplers",
+                "gamma",
+                "--objectives",
+                "accuracy",
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--data-root",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     recs = tc.Cells(out / "thesis_mnist500.jsonl").values()
     bo = [r for r in recs if r["kind"] == "bo"][0]
     assert len(bo["trials"]) == 3 and bo["valid_accuracy"] == max(t[2] for t in bo["trials"])
     assert bo["test"]["accuracy"] > 0.1
     text = (out / "thesis_mnist500.md").read_text()
     assert "gamma 2+1 (accuracy)" in text and "grid 4" in text
-    assert not (tmp_path / "runs" / m500.NAME).exists() or not any((tmp_path / "runs" / m500.NAME).iterdir())
+    assert not (tmp_path / "runs" / m500.NAME).exists() or not any(
+        (tmp_path / "runs" / m500.NAME).iterdir()
+    )
 
 
 # ------------------------------------------------------------------------------- tables 4-5
-def test_kappa_experiment_records_flat_clipped_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kappa_experiment_records_flat_clipped_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
     out = tmp_path / "out"
-    assert thesis_kappa.main(["--seeds", "0", "--grid-seeds", "0", "--grid-size", "3", "--samplers", "grid", "gamma",
-                              "--objectives", "accuracy", "kappa1-clipped", "--out", str(out), "--runs-dir",
-                              str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    assert (
+        thesis_kappa.main(
+            [
+                "--seeds",
+                "0",
+                "--grid-seeds",
+                "0",
+                "--grid-size",
+                "3",
+                "--samplers",
+                "grid",
+                "gamma",
+                "--objectives",
+                "accuracy",
+                "kappa1-clipped",
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--data-root",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     cells = tc.Cells(out / "thesis_kappa.jsonl").values()
     assert len(cells) == 4
     for c in cells:
@@ -196,8 +292,8 @@ def test_kappa_experiment_records_flat_clipped_epochs(tmp_path: Path, monkeypatc
 
 # ------------------------------------------------------------------------------- peers
 def test_cosine_trainer_anneals_per_epoch() -> None:
-    from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner import apply_hyperparameters
+    from optuna_gamma.tuner import EpochContext
 
     trainer = peers.CosineTrainer(_digits(), epochs=4)
     state = trainer.build(0, torch.device("cpu"))
@@ -205,7 +301,9 @@ def test_cosine_trainer_anneals_per_epoch() -> None:
     seen = []
     for e in range(1, 5):
         seen.append(state.optimizer.param_groups[0]["lr"])
-        trainer.train_epoch(state, {"lr": 0.2}, EpochContext(e, e, torch.device("cpu"), 0, torch.Generator()))
+        trainer.train_epoch(
+            state, {"lr": 0.2}, EpochContext(e, e, torch.device("cpu"), 0, torch.Generator())
+        )
     assert seen == pytest.approx([0.2 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)])
     with pytest.raises(ValueError):
         peers.CosineTrainer(_digits(), epochs=0)
@@ -216,9 +314,20 @@ def test_a_run_that_diverges_is_recorded_not_lost(tmp_path: Path) -> None:
 
     trainer = _digits()
     space = SearchSpace(lr_low=1e5, lr_high=1e6)  # every trial explodes
-    rec = tc.run_per_epoch(_args(tmp_path), trainer, space, tmp_path / "r", sampler="random", objective="kappa1",
-                           seed=0, trials=2, test_after=[2])
-    assert "diverged" in rec["failed"] and rec["epochs_adopted"] == 0 and rec["compute_epochs"] == 2
+    rec = tc.run_per_epoch(
+        _args(tmp_path),
+        trainer,
+        space,
+        tmp_path / "r",
+        sampler="random",
+        objective="kappa1",
+        seed=0,
+        trials=2,
+        test_after=[2],
+    )
+    assert (
+        "diverged" in rec["failed"] and rec["epochs_adopted"] == 0 and rec["compute_epochs"] == 2
+    )
     cell = {"arm": "pe-gamma", "seed": 0, **rec}
     assert peers._points(cell) == []
 
@@ -228,19 +337,46 @@ def test_population_member_step_without_ray() -> None:
     state = trainer.build(0, torch.device("cpu"))
     m = peers.member_step(trainer, state, 0.05, 1, 0, torch.device("cpu"))
     assert state.optimizer.param_groups[0]["lr"] == 0.05
-    assert math.isfinite(m["objective"]) and 0 <= m["valid_accuracy"] <= 1 and m["train_seconds"] > 0
-    bad = peers.member_step(trainer, trainer.build(0, torch.device("cpu")), 1e6, 1, 0, torch.device("cpu"))
+    assert (
+        math.isfinite(m["objective"]) and 0 <= m["valid_accuracy"] <= 1 and m["train_seconds"] > 0
+    )
+    bad = peers.member_step(
+        trainer, trainer.build(0, torch.device("cpu")), 1e6, 1, 0, torch.device("cpu")
+    )
     assert bad["objective"] == -100.0 and bad["valid_loss"] is None
     assert peers._clip_lr({"lr": 3.0})["lr"] == peers.LR_HIGH
     assert peers._clip_lr({"log10_lr": -9.0})["log10_lr"] == pytest.approx(-3.0)
 
 
-def test_peers_tuner_arms_spend_the_same_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed))
+def test_peers_tuner_arms_spend_the_same_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed)
+    )
     out = tmp_path / "out"
     arms = ["pe-gamma", "pe-gamma-t4", "fixed-0.1", "grid11-cosine", "tpe-whole"]
-    assert peers.main(["--dataset", "mnist", "--seeds", "0", "--epochs", "1", "--arms", *arms, "--out", str(out),
-                       "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    assert (
+        peers.main(
+            [
+                "--dataset",
+                "mnist",
+                "--seeds",
+                "0",
+                "--epochs",
+                "1",
+                "--arms",
+                *arms,
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--data-root",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     cells = {c["arm"]: c for c in tc.Cells(out / "peers.jsonl").values()}
     assert set(cells) == set(arms)
     assert cells["pe-gamma"]["compute_epochs"] + cells["pe-gamma"]["trials_reused"] == 12
@@ -257,14 +393,18 @@ def test_peers_tuner_arms_spend_the_same_budget(tmp_path: Path, monkeypatch: pyt
 @pytest.mark.slow
 def test_pbt_population_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
-    monkeypatch.setattr(peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed))
+    monkeypatch.setattr(
+        peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed)
+    )
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     # Ray workers import benchmarks.peers afresh, without this test's monkeypatch: give them the
     # digits trainer through the dataset name the real make_trainer understands.
     rec = peers.run_ray_arm(_args(tmp_path), "pbt", "digits", None, 0, 2, None)
     assert rec["compute_epochs"] == 2 * peers.TRIALS
     assert rec["test"]["2"]["accuracy"] > 0.1
-    assert len(rec["lr_path"]) == 2 and all(peers.LR_LOW <= lr <= peers.LR_HIGH for lr in rec["lr_path"])
+    assert len(rec["lr_path"]) == 2 and all(
+        peers.LR_LOW <= lr <= peers.LR_HIGH for lr in rec["lr_path"]
+    )
 
 
 # ------------------------------------------------------------------------------- the probe
@@ -283,43 +423,108 @@ def test_probe_variants_build(data_root: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- tables 6-7
-def test_per_epoch_comparison_tests_at_each_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_epoch_comparison_tests_at_each_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from benchmarks import thesis_cifar10
     from benchmarks import thesis_mnist_full
 
     monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
     out = tmp_path / "out"
-    assert thesis_mnist_full.main(["--seeds", "0", "--epochs", "2", "--grid-size", "2", "--arms", "grid", "gamma-kappa2",
-                                   "--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    assert (
+        thesis_mnist_full.main(
+            [
+                "--seeds",
+                "0",
+                "--epochs",
+                "2",
+                "--grid-size",
+                "2",
+                "--arms",
+                "grid",
+                "gamma-kappa2",
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--data-root",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     cells = {c["arm"]: c for c in tc.Cells(out / "thesis_mnist_full.jsonl").values()}
     assert set(cells) == {"grid", "gamma-kappa2"}
-    assert set(cells["grid"]["test"]) == {"1", "2"} and cells["gamma-kappa2"]["objective"] == "kappa2"
+    assert (
+        set(cells["grid"]["test"]) == {"1", "2"} and cells["gamma-kappa2"]["objective"] == "kappa2"
+    )
     assert cells["grid"]["compute_epochs"] + cells["grid"]["trials_reused"] == 4
-    assert "98.61 / 99.9 / 98.62 / 98.56" in (out / "thesis_mnist_full.md").read_text()  # thesis table 6, epoch 2
-    args = argparse.Namespace(full=False, seeds="", epochs=3, subset=5000, grid_size=None, tag=None)
+    assert (
+        "98.61 / 99.9 / 98.62 / 98.56" in (out / "thesis_mnist_full.md").read_text()
+    )  # thesis table 6, epoch 2
+    args = argparse.Namespace(
+        full=False, seeds="", epochs=3, subset=5000, grid_size=None, tag=None
+    )
     exp = thesis_cifar10.experiment(args)
     assert exp.test_after == (1, 3) and exp.subset == 5000 and exp.grid_size == 12
     args.full, args.epochs = True, None
     full = thesis_cifar10.experiment(args)
-    assert full.epochs == 50 and full.subset is None and full.test_after == (1, 10, 20, 50) and full.grid_size == 100
+    assert (
+        full.epochs == 50
+        and full.subset is None
+        and full.test_after == (1, 10, 20, 50)
+        and full.grid_size == 100
+    )
 
 
-def test_fashion_comparison_is_table_6_on_held_out_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fashion_comparison_is_table_6_on_held_out_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from benchmarks import thesis_fashion
 
-    args = argparse.Namespace(full=False, seeds="", epochs=3, subset=10000, grid_size=None, tag=None)
+    args = argparse.Namespace(
+        full=False, seeds="", epochs=3, subset=10000, grid_size=None, tag=None
+    )
     exp = thesis_fashion.experiment(args)
     assert exp.dataset == "fashion-mnist" and exp.model == "thesis-cnn"
     assert exp.subset == 10000 and exp.valid_fraction == 0.2 and exp.grid_size == 12
-    assert exp.test_after == (1, 2, 3) and exp.seeds == [0, 1, 2] and "8,000 train / 2,000 validation" in exp.notes
+    assert (
+        exp.test_after == (1, 2, 3)
+        and exp.seeds == [0, 1, 2]
+        and "8,000 train / 2,000 validation" in exp.notes
+    )
     args.full = True
     full = thesis_fashion.experiment(args)
-    assert full.subset is None and full.valid_fraction == pytest.approx(1 / 6) and full.grid_size == 100
+    assert (
+        full.subset is None
+        and full.valid_fraction == pytest.approx(1 / 6)
+        and full.grid_size == 100
+    )
     # the same runner as tables 6-7 (digits stand in for Fashion-MNIST here)
     monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
     out = tmp_path / "out"
-    assert thesis_fashion.main(["--seeds", "0", "--epochs", "1", "--grid-size", "2", "--arms", "grid", "gamma",
-                                "--out", str(out), "--runs-dir", str(tmp_path / "runs"), "--data-root", str(tmp_path)]) == 0
+    assert (
+        thesis_fashion.main(
+            [
+                "--seeds",
+                "0",
+                "--epochs",
+                "1",
+                "--grid-size",
+                "2",
+                "--arms",
+                "grid",
+                "gamma",
+                "--out",
+                str(out),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--data-root",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     cells = {c["arm"]: c for c in tc.Cells(out / "thesis_fashion.jsonl").values()}
     assert set(cells) == {"grid", "gamma"} and cells["gamma"]["dataset"] == "fashion-mnist"
     assert all(c["code"] == tc.code_version() for c in cells.values())
