@@ -20,11 +20,11 @@ right) and a convergence plot. It prints how many evaluations each mode needed t
 The drawn posterior is a **refit**: the sampler's internal GP is not part of its public API, so
 the script fits :func:`optuna_gamma.gp.fit_gp` again on the same data, transformed the way the
 sampler transforms it (``x`` mapped linearly to the unit interval, ``y`` standardized), with the
-sampler's own settings (``sampler.gp_settings``). The demo runs the thesis's model as DESIGN.md
-sec. 2 states it (zero mean, no output warping; the sampler's defaults add a constant mean and a
-Yeo-Johnson warp of the outputs), so that the drawn band is in the objective's units. The sampler
-warm-starts its hyperparameter fit from the previous trial, so its fit can differ slightly from
-the refit; the proposal marked on the plot is the sampler's own.
+sampler's own settings (``sampler.gp_settings``). The demo runs the thesis's model as
+docs/design.md §2 states it (zero mean, no output warping; the sampler's defaults add a constant
+mean and a Yeo-Johnson warp of the outputs), so that the drawn band is in the objective's units.
+The sampler warm-starts its hyperparameter fit from the previous trial, so its fit can differ
+slightly from the refit; the proposal marked on the plot is the sampler's own.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_lml_equals_dense_density(kernel: KernelName, predictive: Predictive, me
     if mean == "zero":
         ref = _log_density_given_mean(y, 0.0, K, predictive)
         if predictive != "gaussian":
-            # ... and it equals DESIGN.md's closed form term by term.
+            # ... and it equals docs/design.md's closed form term by term.
             n = len(y)
             a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ np.linalg.solve(K, y)
             closed = (

@@ -1,4 +1,4 @@
-"""kappa (thesis eqs. 11-12, DESIGN.md section 3) on hand-computed points and edge cases, and the
+"""kappa (thesis eqs. 11-12, docs/design.md §3) on hand-computed points and edge cases, and the
 objectives a trial returns (unclipped kappa, accuracy, loss, callables)."""
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_numpy_scalars_accepted() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Objectives: what the study sees (DESIGN.md section 3)
+# Objectives: what the study sees (docs/design.md §3)
 # ---------------------------------------------------------------------------------------------
 
 

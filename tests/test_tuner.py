@@ -1,6 +1,6 @@
 """The per-epoch tuner on real small data (scikit-learn digits, the built-in MLP trainer).
 
-What the study sees (DESIGN.md §3: unclipped kappa, metric name, adopted == best trial,
+What the study sees (docs/design.md §3: unclipped kappa, metric name, adopted == best trial,
 diverged trials), no wasted trials (§4), baselines through the same engine, the search-space
 and sampler plumbing, logging and progress.
 """
@@ -483,7 +483,7 @@ def test_every_model_sampler_runs_through_the_tuner(digits, tmp_path: Path, name
     assert study.user_attrs["config"]["sampler"] == name == res.sampler
 
 
-# ----------------------------------------------------------------------------- DESIGN §3-§4
+# ---------------------------------------------------------------------- docs/design.md §3-§4
 def test_repeated_proposals_reuse_the_earlier_result(digits, tmp_path: Path) -> None:
     """A sampler that proposes the same point again: no second training, ``reused_from`` set."""
     res = tune_per_epoch(

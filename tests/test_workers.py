@@ -1,4 +1,4 @@
-"""Parallel workers (DESIGN.md §6) on SQLite, PostgreSQL and an S3 artifact store.
+"""Parallel workers (docs/design.md §6) on SQLite, PostgreSQL and an S3 artifact store.
 
 Each scenario kills workers with SIGKILL at exact points (``OPTUNA_GAMMA_CRASH_AT``; with
 ``OPTUNA_GAMMA_CRASH_ONCE`` exactly one process, the first to get there, dies) and checks the
@@ -61,7 +61,11 @@ def _popen(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def check_run(storage: object, run: str, epochs: int = 3, trials: int = 4) -> dict[str, int]:
-    """The guarantees of DESIGN.md §6 on a finished run; returns counts of failed/reused trials."""
+    """The guarantees of docs/design.md §6 on a finished run.
+
+    Returns:
+        Counts of failed and reused trials.
+    """
     from optuna.artifacts import get_all_artifact_meta  # noqa: F401  (the states are listed there)
 
     counts = {"failed": 0, "reused": 0}

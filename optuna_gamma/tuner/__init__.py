@@ -1,4 +1,4 @@
-"""The per-epoch tuner (the torch side of optuna-gamma; thesis fig. 8, DESIGN.md §3-§4).
+"""The per-epoch tuner (the torch side of optuna-gamma; thesis fig. 8, docs/design.md §3-§4).
 
 Tune a network's learning rate (batch size, weight decay, ...) epoch by epoch on *your*
 training code: give a :class:`Trainer` (build a state, train one epoch, evaluate) and a search

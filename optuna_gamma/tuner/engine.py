@@ -1,5 +1,5 @@
 """The engine behind :func:`~optuna_gamma.tuner.tune_per_epoch` and
-:func:`~optuna_gamma.tuner.tune_whole` (DESIGN.md §3-§4).
+:func:`~optuna_gamma.tuner.tune_whole` (docs/design.md §3-§4).
 
 One :class:`Engine` holds a run: the user's trainer, the validated search space, the settings,
 the storage and the artifact store. A *study* of the run is a set of trials that all start from

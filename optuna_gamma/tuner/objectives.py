@@ -1,10 +1,10 @@
-"""kappa, and the objective a trial returns to its study (thesis eqs. 11-12; DESIGN.md §3).
+"""kappa, and the objective a trial returns to its study (thesis eqs. 11-12; docs/design.md §3).
 
 The thesis ("Research on Hyperparameter Optimization for Improving AutoML Performance", Pukyong
 National University, section 3.2) returns to Bayesian optimization not the validation accuracy
 alone but a combination ``kappa`` of the validation accuracy ``Ma`` and the validation loss
 ``Ml``. The equations are garbled in the source text; this module implements the reading fixed by
-the project's design reference (DESIGN.md §3):
+the project's design reference (docs/design.md §3):
 
 .. math::
 
@@ -113,7 +113,7 @@ def kappa_1(
         loss: Mean validation cross-entropy ``Ml`` (finite, >= 0); clipped below at ``1e-12``.
         lam: Trade-off ``lambda`` in (0, 1].
         clip: Apply the thesis's ``max(0, .)``; ``False`` gives the unclipped expression the
-            study sees (DESIGN.md §3).
+            study sees (docs/design.md §3).
 
     Raises:
         ValueError: If ``accuracy`` is outside [0, 1], ``loss`` is negative, nan or infinite, or

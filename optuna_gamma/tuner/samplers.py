@@ -4,7 +4,7 @@ Names (:func:`parse_sampler`, :class:`SamplerPlan`):
 
 ============  ==========================================================================
 ``gamma``     :class:`~optuna_gamma.GammaBOSampler` with ``predictive="student_t"`` (the thesis's
-              "Gamma search", DESIGN.md §2)
+              "Gamma search", docs/design.md §2)
 ``gaussian``  ``GammaBOSampler(predictive="gaussian")``: plain GP-EI ("Gaussian search")
 ``plugin``    ``GammaBOSampler(predictive="plugin")``: Gamma posterior mean variance in a
               Gaussian EI
@@ -22,7 +22,7 @@ Names (:func:`parse_sampler`, :class:`SamplerPlan`):
 
 All model-based samplers get ``n_startup_trials`` (default 2, the thesis's 2 start-up points
 before 10 BO iterations), so the comparison is at equal start-up budgets, and
-``deterministic_objective=True`` when the training is deterministic (DESIGN.md §4).
+``deterministic_objective=True`` when the training is deterministic (docs/design.md §4).
 
 Reproducibility: the tuner does not keep one sampler object for a whole study. A *factory*
 ``seed -> sampler`` is called before every trial (:class:`ReseededSampler`) with a seed derived

@@ -13,7 +13,7 @@ hyperparameter, passed to every trial but not tuned)::
 :class:`SearchSpace` builds the thesis's SGD space (learning rate, optionally batch size,
 weight decay and momentum) in that form. :class:`ParamSpace` is the validated form the engine
 works with: it suggests a trial's values, compares two points at each parameter's resolution
-(the "no wasted trials" rule of DESIGN.md §4), finds values at a range bound and builds grids.
+(the "no wasted trials" rule of docs/design.md §4), finds values at a range bound and builds grids.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The trainer protocol: how the per-epoch tuner runs *your* training code.
 
-The tuner's contract with user code is three callables (DESIGN.md §4):
+The tuner's contract with user code is three callables (docs/design.md §4):
 
 1. ``build(seed, device) -> TrainingState``: the initial training state for a seed: the model,
    an optimizer of any kind, optionally an LR scheduler and an AMP ``GradScaler``, and any other

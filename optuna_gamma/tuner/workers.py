@@ -1,6 +1,6 @@
 """Parallel workers: an epoch's trials trained at the same time, on one machine or many.
 
-The engine is Optuna's own (DESIGN.md §6): the studies live in the run's storage (PostgreSQL
+The engine is Optuna's own (docs/design.md §6): the studies live in the run's storage (PostgreSQL
 for many machines; SQLite or a journal file on one), the training states in an Optuna artifact
 store (a shared directory, or S3), and any number of worker processes join a run by storage,
 artifact store and run name. Each worker repeatedly
