@@ -111,7 +111,8 @@ class CosineTrainer:
     ``build`` attaches ``CosineAnnealingLR(optimizer, T_max=epochs)``; ``train_epoch`` trains
     one epoch with the wrapped trainer and then steps the scheduler, so epoch ``e`` (1-based)
     trains at ``lr0 * (1 + cos(pi (e - 1) / epochs)) / 2``. The tuner sets ``lr0`` on the
-    optimizer and on the scheduler's ``base_lrs`` (:func:`optuna_gamma.tuner.apply_hyperparameters`).
+    optimizer and on the scheduler's ``base_lrs``
+    (:func:`optuna_gamma.tuner.apply_hyperparameters`).
     Meant for whole mode (:func:`optuna_gamma.tuner.tune_whole`): one trial trains all epochs.
     """
 
@@ -631,15 +632,17 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     lines = [
         f"# Per-epoch tuning vs the peers at equal compute: {label}"
         + (
-            f" ({sub} images, {sub - math.ceil(0.2 * sub)} train / {math.ceil(0.2 * sub)} validation)"
+            f" ({sub} images, {sub - math.ceil(0.2 * sub)} train"
+            f" / {math.ceil(0.2 * sub)} validation)"
             if sub
             else ""
         ),
         "",
-        f"E = {e} epochs, budget B = 12 E = {b} training epochs. Test accuracy and MCC (%) on the official 10,000 "
-        f"test images, median [Q1, Q3] over seeds {seeds}; selection by validation kappa_1 (unclipped) for every "
-        "method. 'compute' = training epochs actually spent (median); seconds = training + validation, 1 torch "
-        "thread on a shared 2-core machine (Ray's own overhead is in 'wall' only).",
+        f"E = {e} epochs, budget B = 12 E = {b} training epochs. Test accuracy and MCC (%) on "
+        f"the official 10,000 test images, median [Q1, Q3] over seeds {seeds}; selection by "
+        "validation kappa_1 (unclipped) for every method. 'compute' = training epochs actually "
+        "spent (median); seconds = training + validation, 1 torch thread on a shared 2-core "
+        "machine (Ray's own overhead is in 'wall' only).",
         "",
     ]
     rows = []
@@ -661,6 +664,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
             extra = ""
             if arm.startswith("fixed-"):
                 extra = f" ({int(ep)} epochs)"
+            compute_epochs = max(tc.median(c["compute_epochs"] for c in cs), 1)
+            seconds = tc.median(c["compute_time"] for c in cs) * (ep / compute_epochs)
             rows.append(
                 [
                     arm + extra,
@@ -671,7 +676,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                     tc.pct(tc.median(_valid_acc(c) for c in cs), 1)
                     if i == len(pts[0]) - 1
                     else "-",
-                    f"{tc.median(c['compute_time'] for c in cs) * (ep / max(tc.median(c['compute_epochs'] for c in cs), 1)):.0f}",
+                    f"{seconds:.0f}",
                     f"{tc.median(c['wall_time'] for c in cs):.0f}",
                     f"{tc.median(_final_lr(c) for c in cs):.3g}",
                 ]
@@ -695,8 +700,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     if failures:
         lines += [
             "",
-            "Runs that stopped because every trial of an epoch diverged (left out of the medians above; "
-            "in the pairs below they count as losses): " + "; ".join(failures) + ".",
+            "Runs that stopped because every trial of an epoch diverged (left out of the medians "
+            "above; in the pairs below they count as losses): " + "; ".join(failures) + ".",
         ]
     # target: per-epoch gamma vs PBT and PB2, paired by seed
     lines += ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
@@ -722,8 +727,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                 continue
             o = [x for x in cells if x["arm"] == other and x["seed"] == c["seed"]]
             if o:
-                # the other method's best point within the same budget B (a fixed lr: after B epochs);
-                # a run that stopped on divergence scores 0
+                # the other method's best point within the same budget B (a fixed lr: after B
+                # epochs); a run that stopped on divergence scores 0
                 oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]] or [(0, 0.0, 0.0)]
                 mine = _points(c) or [(0, 0.0, 0.0)]
                 pairs.append((mine[0][1], oe[-1][1]))
@@ -737,7 +742,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                     tc.pct(g, 2),
                     tc.pct(oth, 2),
                     f"{100 * tc.median(diffs):+.2f}",
-                    f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
+                    f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
+                    f"/{sum(d < 0 for d in diffs)}",
                     "yes" if g >= oth else "no",
                 ]
             )
@@ -757,7 +763,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     )
     lines += [
         "",
-        "Both medians over the seeds where both ran; a fixed learning rate is taken after B epochs.",
+        "Both medians over the seeds where both ran; a fixed learning rate is taken after B "
+        "epochs.",
     ]
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"

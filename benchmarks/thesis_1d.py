@@ -115,13 +115,14 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
     import plotly.graph_objects as go
 
     lines = [
-        "# Thesis figs. 12-13: evaluations until the maximum of f(x) = -sin(3x) - x^2 + 0.7x on [-1, 2]",
+        "# Thesis figs. 12-13: evaluations until the maximum of "
+        "f(x) = -sin(3x) - x^2 + 0.7x on [-1, 2]",
         "",
         f"Maximum {maximum:.6f}. Evaluations counted with the 2 random start-up points included; "
         "a run that never got within the tolerance counts as budget + 1 (censored), and the "
         "'reached' columns give the share of seeds that got there within the budget and within "
-        "12 evaluations (the thesis's 2 start-up + 10 iterations). Thesis: Gaussian 8-9, Gamma 5-6 "
-        "evaluations (one run each).",
+        "12 evaluations (the thesis's 2 start-up + 10 iterations). Thesis: Gaussian 8-9, "
+        "Gamma 5-6 evaluations (one run each).",
         "",
     ]
     groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
@@ -159,9 +160,10 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
     lines.append(tc.md_table(headers, rows))
     lines += [
         "",
-        "Paired by seed (the three GammaBO modes start from the same two random points for a seed; GPSampler draws its own): evaluations "
-        "of student_t minus those of the other sampler; W/T/L = student_t needed fewer / as many / more; p = "
-        "two-sided sign test over the non-tied seeds.",
+        "Paired by seed (the three GammaBO modes start from the same two random points for a "
+        "seed; GPSampler draws its own): evaluations of student_t minus those of the other "
+        "sampler; W/T/L = student_t needed fewer / as many / more; p = two-sided sign test over "
+        "the non-tied seeds.",
         "",
     ]
     rows = []
@@ -225,8 +227,8 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
                 go.Box(y=ev, name=f"{s}{' (det)' if det else ''}", boxpoints="all", jitter=0.4)
             )
         fig.update_layout(
-            title=f"Evaluations until within {tol:g} of the maximum ({len(cells) // max(len(groups), 1)} seeds; "
-            f"budget + 1 = not reached)",
+            title=f"Evaluations until within {tol:g} of the maximum "
+            f"({len(cells) // max(len(groups), 1)} seeds; budget + 1 = not reached)",
             yaxis_title="evaluations",
         )
         figs.append(fig)

@@ -66,6 +66,11 @@ def experiment(args) -> pe.Experiment:
     subset = None if full else args.subset
     grid = args.grid_size or (100 if full else 12)
     test_after = (1, 10, 20, 50) if full else (1, 5, 10)
+    if subset is None:
+        images = "All 50,000 training images (45,000 / 5,000)"
+    else:
+        n_train = int(subset * 0.8)
+        images = f"{subset} training images ({n_train} train / {subset - n_train} validation)"
     return pe.Experiment(
         name=args.tag or NAME,
         title="Thesis table 7: CIFAR-10, Keras example CNN, per-epoch tuning",
@@ -80,13 +85,14 @@ def experiment(args) -> pe.Experiment:
         thesis=THESIS,
         thesis_columns=("Sens", "Spec", "Acc", "MCC", "Loss"),
         notes=(
-            f"{'All 50,000 training images (45,000 / 5,000)' if subset is None else f'{subset} training images ({int(subset * 0.8)} train / {subset - int(subset * 0.8)} validation)'}"
-            f", {epochs} epochs, seeds {seeds}, grid {grid} per epoch; test on the official 10,000 images. "
+            f"{images}, {epochs} epochs, seeds {seeds}, grid {grid} per epoch; test on the "
+            "official 10,000 images. "
             + (
                 ""
                 if full
-                else "Reduced from the thesis (all images, 50 epochs, grid 100) to about an hour of one "
-                "CPU core; the thesis's epochs 10-50 columns are not comparable to ours in absolute terms. "
+                else "Reduced from the thesis (all images, 50 epochs, grid 100) to about an hour "
+                "of one CPU core; the thesis's epochs 10-50 columns are not comparable to ours in "
+                "absolute terms. "
             )
             + "The thesis reports one run per arm."
         ),

@@ -1,4 +1,5 @@
-"""Shared plumbing of the thesis-reproduction benchmarks (``benchmarks/thesis_*.py``, ``peers.py``).
+"""Shared plumbing of the thesis-reproduction benchmarks (``benchmarks/thesis_*.py``,
+``peers.py``).
 
 Every experiment module writes, under ``benchmarks/results/thesis/`` (or ``--out``):
 
@@ -393,7 +394,8 @@ def objective(name: str) -> Any:
 def union_grid(
     sizes: Iterable[int], high: float = THESIS_LR_HIGH
 ) -> tuple[list[float], dict[int, list[float]]]:
-    """The points of the linear grids ``high * k / N`` (``k = 1..N``) for every ``N``, and their union.
+    """The points of the linear grids ``high * k / N`` (``k = 1..N``) for every ``N``, and their
+    union.
 
     A point shared by two grids (e.g. 0.25 in every even grid) is trained once; each grid's
     result is then read off the union. Points are matched on 12 significant digits.
@@ -524,7 +526,10 @@ def med_iqr(values: Iterable[float | None], scale: float = 100.0, digits: int = 
 def md_table(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None
 ) -> str:
-    """A GitHub Markdown table (``align``: one of ``l``/``r`` per column; default first l, rest r)."""
+    """A GitHub Markdown table.
+
+    ``align``: one of ``l``/``r`` per column; default first l, rest r.
+    """
     headers = list(headers)
     align = align or ("l" + "r" * (len(headers) - 1))
     sep = ["---:" if a == "r" else "---" for a in align]

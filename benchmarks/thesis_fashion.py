@@ -58,7 +58,8 @@ def experiment(args) -> pe.Experiment:
         grid_size=grid,
         seeds=seeds,
         notes=(
-            f"Not in the thesis. Thesis CNN on {what}, {args.epochs} epochs, seeds {seeds}, grid {grid} per epoch"
+            f"Not in the thesis. Thesis CNN on {what}, {args.epochs} epochs, seeds {seeds}, "
+            f"grid {grid} per epoch"
             + ("" if grid == 100 else " (reduced from the thesis's 100)")
             + "; test on the official 10,000 Fashion-MNIST test images."
             + (

@@ -120,12 +120,13 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     lines = [
         "# Thesis tables 4-5: accuracy alone vs kappa_1 vs kappa_2, per-epoch tuning on MNIST-500",
         "",
-        "Test-set (10,000 images) sensitivity, specificity, accuracy and MCC in % of the adopted model after each "
-        "epoch, median over seeds; 'valid acc' = the adopted trial's validation accuracy (100 images); "
-        "'flat' = share of the epoch's trials whose thesis (clipped) kappa was 0, i.e. that the clipped objective "
-        "could not tell apart. Thesis: its tables 4 ('existing system' = accuracy, 'before kappa improvement' = "
-        "kappa_1) and 5 ('after' = kappa_2); one run each, evaluated on a set of about 100 images "
-        "(accuracies in whole points).",
+        "Test-set (10,000 images) sensitivity, specificity, accuracy and MCC in % of the adopted "
+        "model after each epoch, median over seeds; 'valid acc' = the adopted trial's validation "
+        "accuracy (100 images); 'flat' = share of the epoch's trials whose thesis (clipped) kappa "
+        "was 0, i.e. that the clipped objective could not tell apart. Thesis: its tables 4 "
+        "('existing system' = accuracy, 'before kappa improvement' = kappa_1) and 5 ('after' = "
+        "kappa_2); one run each, evaluated on a set of about 100 images (accuracies in whole "
+        "points).",
         "",
     ]
     failed = [c for c in cells if c.get("failed")]
@@ -133,7 +134,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         lines += [
             "Stopped runs (every trial of an epoch diverged; left out below): "
             + "; ".join(
-                f"{c['arm']} / {c['objective_name']} seed {c['seed']} after {c.get('epochs_adopted')} epochs"
+                f"{c['arm']} / {c['objective_name']} seed {c['seed']} "
+                f"after {c.get('epochs_adopted')} epochs"
                 for c in failed
             ),
             "",
@@ -198,8 +200,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     # paired comparison: kappa vs accuracy, per sampler and epoch (same seeds)
     lines += [
         "",
-        "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same sampler, seed, "
-        "epoch), median in points, and wins/ties/losses:",
+        "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same "
+        "sampler, seed, epoch), median in points, and wins/ties/losses:",
         "",
     ]
     rows = []
@@ -230,7 +232,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                             obj,
                             len(diffs),
                             f"{100 * tc.median(diffs):+.1f}",
-                            f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}/{sum(d < 0 for d in diffs)}",
+                            f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
+                            f"/{sum(d < 0 for d in diffs)}",
                         ]
                     )
     lines.append(
@@ -304,7 +307,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             )
             fig.update_yaxes(autorange="reversed", row=i // ncol + 1, col=i % ncol + 1)
         fig.update_layout(
-            title=f"Misclassifications on the test set after epoch {e}, seed {min(x['seed'] for x in cells)} "
+            title=f"Misclassifications on the test set after epoch {e}, "
+            f"seed {min(x['seed'] for x in cells)} "
             "(rows: true digit, columns: predicted; diagonal blank; cf. thesis figs. 18-19)",
             height=330 * nrow,
         )

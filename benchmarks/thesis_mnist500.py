@@ -138,7 +138,10 @@ def plan(
     samplers: list[str] | None = None,
     objectives: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Which cells a part runs: ``{"epochs", "grids": {seed: sizes}, "bo": [(seed, sampler, obj, T)]}``."""
+    """Which cells a part runs.
+
+    ``{"epochs", "grids": {seed: sizes}, "bo": [(seed, sampler, obj, T)]}``.
+    """
     if part == "e1":
         s = seeds or [0, 1, 2, 3, 4]
         grids = {seed: list(GRID_SIZES) for seed in s}
@@ -212,7 +215,7 @@ def run_grid_cell(
         part = union[i::n_chunks]  # interleaved: every chunk spans the whole lr range
         run_dir = base / f"chunk-{i:03d}"
         try:
-            res = tune_whole(
+            tune_whole(
                 _trainer(root, seed),
                 tc.thesis_space(),
                 _config(
@@ -226,10 +229,8 @@ def run_grid_cell(
                     objective="kappa1",
                 ),
             )
-        except (
-            AllTrialsDivergedError
-        ):  # every point of the chunk diverged: the trials are still recorded
-            pass
+        except AllTrialsDivergedError:
+            pass  # every point of the chunk diverged: the trials are still recorded
         trials = tc.load_trials(run_dir, "grid/whole")
         compute += sum(tc.trial_seconds(t) for t in trials)
         trained += sum(1 for t in trials if "reused_from" not in t.user_attrs)
@@ -416,11 +417,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         "",
     ]
     lines.append(
-        "Validation accuracy is on the 100 validation images (one image = 1 point), so the median over "
-        "seeds moves in whole points. Learning time (LT) = seconds of training + validation of the "
-        "arm's own trainings on this machine (1 torch thread, a 2-core machine shared with other "
-        "jobs); compute = training epochs. Thesis figures are single runs on a GTX 1050 Ti laptop. "
-        "Medians over seeds [Q1, Q3]."
+        "Validation accuracy is on the 100 validation images (one image = 1 point), so the median "
+        "over seeds moves in whole points. Learning time (LT) = seconds of training + validation "
+        "of the arm's own trainings on this machine (1 torch thread, a 2-core machine shared with "
+        "other jobs); compute = training epochs. Thesis figures are single runs on a GTX 1050 Ti "
+        "laptop. Medians over seeds [Q1, Q3]."
     )
     grids = [c for c in cells if c["kind"] == "grid"]
     bos = [c for c in cells if c["kind"] == "bo"]
@@ -526,9 +527,10 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         if epochs == 1:
             lines += [
                 "",
-                "Thesis table 10 (2 + 20 trials, 1 epoch) reports grid 93.4 / Gaussian 91.4 / Gamma 92.4 % "
-                "(averages): accuracies that the 1-epoch rows of table 8 (47-52 %) do not reach; "
-                "table 10's set-up is not described beyond '20 iterations, 1 epoch'.",
+                "Thesis table 10 (2 + 20 trials, 1 epoch) reports grid 93.4 / Gaussian 91.4 / "
+                "Gamma 92.4 % (averages): accuracies that the 1-epoch rows of table 8 (47-52 %) "
+                "do not reach; table 10's set-up is not described beyond '20 iterations, "
+                "1 epoch'.",
                 "",
             ]
         # BO detail: best seen, test accuracy
@@ -573,8 +575,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         if rows:
             lines += [
                 "",
-                "Arms in detail (adopted = the study's best trial by its objective; a grid's model retrained "
-                "from the same seed to test it):",
+                "Arms in detail (adopted = the study's best trial by its objective; a grid's "
+                "model retrained from the same seed to test it):",
                 "",
             ]
             lines.append(
@@ -621,7 +623,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                             tc.pct(g[0]["valid_accuracy"], 0),
                             "yes" if c["valid_accuracy"] >= g[0]["valid_accuracy"] else "no",
                             f"{12 * epochs}/{g[0]['epochs']} = {12 / 100:.2f}",
-                            f"{c['compute_time']:.1f}/{g[0]['seconds']:.1f} = {c['compute_time'] / g[0]['seconds']:.2f}",
+                            f"{c['compute_time']:.1f}/{g[0]['seconds']:.1f} = "
+                            f"{c['compute_time'] / g[0]['seconds']:.2f}",
                         ]
                     )
             lines.append(
@@ -655,8 +658,9 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                         if x["seed"] in seeds and 100 in x["sizes"]
                     )
                     lines.append(
-                        f"\nMedian over seeds {sorted(seeds)} ({smp}, objective {obj}): gamma 2+10 {100 * a:.1f} % vs "
-                        f"grid 100 {100 * b:.1f} % -> target {'met' if a >= b else 'missed'} "
+                        f"\nMedian over seeds {sorted(seeds)} ({smp}, objective {obj}): "
+                        f"gamma 2+10 {100 * a:.1f} % vs grid 100 {100 * b:.1f} % -> "
+                        f"target {'met' if a >= b else 'missed'} "
                         f"(compute 12 vs 100 epochs = 0.12 <= 1/8)."
                     )
                     gt = [
@@ -668,7 +672,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                         ta = tc.median(c["test"].get("accuracy") for c in gm if c["seed"] in seeds)
                         tb = tc.median(c["test"].get("accuracy") for c in gt)
                         lines.append(
-                            f"On the 10,000 test images (same seeds {sorted(c['seed'] for c in gt)}): gamma "
+                            "On the 10,000 test images "
+                            f"(same seeds {sorted(c['seed'] for c in gt)}): gamma "
                             f"{100 * ta:.1f} % vs grid 100's chosen model {100 * tb:.1f} %."
                         )
         figures += _figures(g_e, b_e, epochs)
@@ -717,7 +722,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     lines += [
         "",
         tc.code_note(cells, lambda c: c["kind"] if c["kind"] != "bo" else f"bo {c['sampler']}"),
-        "Grid cells do not depend on the sampler (fixed points; training is deterministic on a CPU).",
+        "Grid cells do not depend on the sampler (fixed points; training is deterministic on a "
+        "CPU).",
     ]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, name, ".md", text)
@@ -779,8 +785,8 @@ def _figures(g_e: list[dict[str, Any]], b_e: list[dict[str, Any]], epochs: int) 
                     )
         fig.update_yaxes(type="log", row=2, col=1)
         fig.update_layout(
-            title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the learning rate "
-            "(cf. thesis fig. 14)",
+            title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the "
+            "learning rate (cf. thesis fig. 14)",
             xaxis2_title="learning rate",
             height=650,
         )

@@ -194,7 +194,9 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
                     f"{tc.median(x['loss'] for x in t):.4f}",
                     " ".join(f"{s['lr']:.3f}" for s in cs[0]["schedule"][:e])
                     if len(cs[0]["schedule"]) <= 5
-                    else f"{tc.median(s['lr'] for c in cs for s in c['schedule'][:e]):.3f} (median)",
+                    else (
+                        f"{tc.median(s['lr'] for c in cs for s in c['schedule'][:e]):.3f} (median)"
+                    ),
                     f"{tc.median(c['compute_epochs'] for c in cs) * e / cs[0]['epochs']:.0f}",
                     f"{tc.median(c['compute_time'] for c in cs) * e / cs[0]['epochs'] / 60:.1f}",
                 ]
@@ -220,8 +222,8 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
     )
     lines += [
         "",
-        "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The learning-rate "
-        "schedule is the adopted trial's lr per epoch.",
+        "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The "
+        "learning-rate schedule is the adopted trial's lr per epoch.",
     ]
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"

@@ -83,7 +83,10 @@ def _reinit(model: Any, how: str, seed: int) -> Any:
 
 
 def mlp6(dropout: float) -> Any:
-    """Saito's MultiLayerNet(Extend): 784 - 6 x (100, ReLU[, dropout]) - 10, He-normal, zero bias."""
+    """Saito's MultiLayerNet(Extend).
+
+    784 - 6 x (100, ReLU[, dropout]) - 10, He-normal, zero bias.
+    """
     from torch import nn
 
     layers: list[nn.Module] = [nn.Flatten()]
@@ -216,9 +219,10 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     lines = [
         "# Why 1 epoch on MNIST-500 gives 20-33 % here and 47-52 % in the thesis",
         "",
-        "Best validation accuracy over a 16-point log sweep of the learning rate in [0.001, 0.5] (100 validation "
-        "images), median [Q1, Q3] over seeds, after 1 and more epochs of 400 training images; one factor changed "
-        "at a time from the project's set-up (`baseline`). Steps = SGD updates per epoch.",
+        "Best validation accuracy over a 16-point log sweep of the learning rate in "
+        "[0.001, 0.5] (100 validation images), median [Q1, Q3] over seeds, after 1 and more "
+        "epochs of 400 training images; one factor changed at a time from the project's set-up "
+        "(`baseline`). Steps = SGD updates per epoch.",
         "",
     ]
     headers = ["variant", "steps / epoch", "seeds"]
