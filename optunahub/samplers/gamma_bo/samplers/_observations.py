@@ -1,0 +1,244 @@
+# generated from optuna_gamma/samplers/_observations.py by tools/sync_optunahub.py; do not edit
+"""What the GP sees of a study: encoded parameters, standardized values, constraints.
+
+Standardization works at any finite scale. Values are first divided by a power of two (exact)
+so that the largest magnitude is below 2, then centred on their mean and divided by their
+standard deviation. So objectives whose spread is below 1e-12, or whose values lie near 1e300
+or 1.7e308, are standardized without overflow and without being taken for constant; only values
+that are all equal are (the GP then sees zeros). Non-finite values are clipped to the range of
+the finite ones, with a ``RuntimeWarning``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import math
+import warnings
+
+import numpy as np
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+
+from ._search_space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Standardization:
+    """The affine map ``y = ((v / power - centre) - centre_low) / scale`` that
+    :func:`standardize` applied: ``power`` is a power of two (so dividing by it is exact and
+    cannot overflow), and the centre is kept as two floats (their sum is the mean to about twice
+    the float precision, which matters when the spread is near the float spacing).
+    """
+
+    power: float
+    centre: float
+    centre_low: float
+    scale: float
+
+    def apply(self, values: np.ndarray | float) -> np.ndarray:
+        v = np.asarray(values, dtype=float) / self.power
+        return ((v - self.centre) - self.centre_low) / self.scale
+
+
+def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Standardization]:
+    """Robustly standardize finite-or-infinite values (module docstring).
+
+    Returns:
+        ``(y, transform)``: ``y`` has mean 0 and standard deviation 1 (all zeros if every value
+        is equal), and ``transform.apply`` maps further values the same way.
+    """
+    v = np.array(values, dtype=float)
+    finite = np.isfinite(v)
+    if not finite.all():
+        lo, hi = (v[finite].min(), v[finite].max()) if finite.any() else (0.0, 0.0)
+        warnings.warn(
+            f"{int((~finite).sum())} non-finite value(s) clipped to the range of the finite "
+            f"values [{lo}, {hi}] for the GP (the trials themselves are unchanged).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        v = np.where(np.isposinf(v), hi, np.where(finite, v, lo))
+    if v.size == 0:
+        return v, Standardization(1.0, 0.0, 0.0, 1.0)
+    peak = float(np.max(np.abs(v)))
+    # 2**(e-1) <= peak < 2**e; dividing by 2**(e-1) is exact and cannot overflow (e <= 1024)
+    power = 1.0 if peak == 0.0 else math.ldexp(1.0, math.frexp(peak)[1] - 1)
+    u = v / power  # exact, |u| < 2
+    centre = float(np.mean(u))
+    d = u - centre
+    # second pass: the mean of the residuals (small numbers, computed precisely) removes the
+    # rounding error of the first mean, which matters when the spread is near the float spacing
+    shift = float(np.mean(d))
+    d -= shift
+    spread = float(np.sqrt(np.mean(d * d)))
+    scale = spread if spread > 0.0 else 1.0
+    return d / scale, Standardization(power, centre, shift, scale)
+
+
+#: Below this many observations the output is not warped (a power transform of 2-4 points is
+#: not identifiable).
+MIN_WARP_OBSERVATIONS = 5
+
+
+# Yeo-Johnson exponents searched (a grid, then a parabolic refinement around its best point).
+_YJ_GRID = np.linspace(-3.0, 5.0, 81)
+
+
+def yeo_johnson(y: np.ndarray, lam: np.ndarray | float) -> np.ndarray:
+    """The Yeo-Johnson transform of ``y`` for each exponent in ``lam`` (shape ``lam.shape +
+    y.shape``): :math:`((y+1)^\\lambda - 1)/\\lambda` for :math:`y \\ge 0` and
+    :math:`-((1-y)^{2-\\lambda} - 1)/(2-\\lambda)` for :math:`y < 0` (logarithms at
+    :math:`\\lambda = 0` resp. 2), written with ``expm1``/``log1p`` for accuracy."""
+    lam = np.asarray(lam, dtype=float)[..., None]
+    y = np.asarray(y, dtype=float)
+    pos = y >= 0.0
+    lp = np.log1p(np.where(pos, y, 0.0))  # log(1 + y) on the positive side
+    ln = np.log1p(np.where(pos, 0.0, -y))  # log(1 - y) on the negative side
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        a = np.where(np.abs(lam) < 1e-12, lp, np.expm1(lam * lp) / lam)
+        two = 2.0 - lam
+        b = np.where(np.abs(two) < 1e-12, -ln, -np.expm1(two * ln) / two)
+    return np.where(pos, a, b)
+
+
+def _yeo_johnson_llf(y: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Profile log-likelihood of the exponents (Yeo & Johnson 2000): the Gaussian log-likelihood
+    of the transformed data at its MLE variance plus the log-Jacobian."""
+    z = yeo_johnson(y, lam)
+    var = z.var(axis=-1)
+    jac = np.sum(np.sign(y) * np.log1p(np.abs(y)))
+    with np.errstate(divide="ignore"):
+        return -0.5 * y.shape[0] * np.log(var) + (np.asarray(lam) - 1.0) * jac
+
+
+def warp(y: np.ndarray) -> np.ndarray:
+    """Yeo-Johnson power transform with the maximum-likelihood exponent, then standardized
+    (output warping; Yeo & Johnson 2000, as HEBO warps its outputs, Cowen-Rivers et al. 2022).
+
+    The transform is monotone, so the order of the observations (and so the incumbent) is kept;
+    a heavy tail of bad values (e.g. Rosenbrock's 1e5 far from its valley) is compressed, so the
+    GP's amplitude and lengthscales follow the region that matters instead of the worst values.
+    The exponent maximizes the profile likelihood over [-3, 5] (a grid of step 0.1, then one
+    parabolic step). Returns ``y`` unchanged when the data are too few or constant, or the
+    transform is not finite.
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) < MIN_WARP_OBSERVATIONS or not np.ptp(y) > 0:
+        return y
+    llf = _yeo_johnson_llf(y, _YJ_GRID)
+    llf = np.where(np.isfinite(llf), llf, -np.inf)
+    i = int(np.argmax(llf))
+    lam = float(_YJ_GRID[i])
+    if 0 < i < len(_YJ_GRID) - 1 and np.all(np.isfinite(llf[i - 1 : i + 2])):
+        f0, f1, f2 = llf[i - 1 : i + 2]
+        den = f0 - 2.0 * f1 + f2
+        if den < 0.0:  # concave: the vertex of the parabola through the three points
+            lam += 0.5 * (_YJ_GRID[1] - _YJ_GRID[0]) * (f0 - f2) / den
+    with np.errstate(all="ignore"):
+        z = yeo_johnson(y, lam)
+    if not (np.all(np.isfinite(z)) and np.ptp(z) > 0):
+        return y
+    z = z - z.mean()
+    spread = float(z.std())
+    return z / spread if spread > 0 else y
+
+
+def constraints_of(trial: FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values (``Trial.set_constraint`` or a sampler's ``constraints_func``;
+    ``FrozenTrial.constraints`` in Optuna >= 5, the ``"constraints"`` system attribute before)."""
+    if not any(str(key).startswith("constraints") for key in trial.system_attrs):
+        return {}  # the usual case, without building the property's dict
+    found = getattr(trial, "constraints", None)
+    if isinstance(found, dict):
+        return {str(k): float(v) for k, v in found.items()}
+    legacy = trial.system_attrs.get("constraints")
+    if legacy is None:
+        return {}
+    return {str(i): float(c) for i, c in enumerate(legacy)}
+
+
+@dataclass(frozen=True)
+class Observations:
+    """The completed trials of the relative search space, as the GP sees them.
+
+    Attributes:
+        X: Encoded parameters ``(n, d)``.
+        y: Standardized (and, with ``warp_output``, Yeo-Johnson warped) objective values
+            ``(n,)``, larger is better.
+        constraint_names: Names of the constraints (sorted); empty if unconstrained.
+        constraints: ``(n, k)`` constraint values (``nan`` where a trial lacks one); feasible
+            where ``<= 0``.
+        feasible: ``(n,)`` True where every constraint is known and ``<= 0``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    constraint_names: tuple[str, ...]
+    constraints: np.ndarray
+    feasible: np.ndarray
+
+    @classmethod
+    def from_trials(
+        cls,
+        space: SearchSpace,
+        trials: Sequence[FrozenTrial],
+        direction: StudyDirection,
+        *,
+        warp_output: bool = True,
+    ) -> Observations:
+        rows, values, cons = [], [], []
+        for t in trials:
+            if t.value is None:
+                continue
+            try:
+                rows.append(space.encode(t.params))
+            except (KeyError, ValueError, TypeError):
+                continue  # a trial outside this search space
+            values.append(t.value)
+            cons.append(constraints_of(t))
+        X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
+        sign = -1.0 if direction == StudyDirection.MINIMIZE else 1.0
+        y, _ = standardize(sign * np.asarray(values, dtype=float))
+        if warp_output:
+            y = warp(y)
+        names = tuple(sorted({k for c in cons for k in c}))
+        C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
+        C = C.reshape(len(cons), len(names))
+        feasible = np.all(C <= 0.0, axis=1) if names else np.ones(len(y), dtype=bool)
+        return cls(X, y, names, C, feasible)
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.constraint_names)
+
+    def best_index(self) -> int | None:
+        """Index of the best feasible observation (``None`` if none is feasible)."""
+        if not self.feasible.any():
+            return None
+        return int(np.flatnonzero(self.feasible)[np.argmax(self.y[self.feasible])])
+
+    def incumbent_index(self) -> int:
+        """The best feasible observation, else the one with the least constraint violation."""
+        best = self.best_index()
+        if best is not None:
+            return best
+        violation = np.nan_to_num(self.constraints, nan=np.inf).clip(min=0.0).max(axis=1)
+        return int(np.argmin(violation))
+
+    def ranked(self) -> np.ndarray:
+        """Indices from best to worst: feasible ones first, by value."""
+        return np.lexsort((-self.y, ~self.feasible))
+
+    def constraint_targets(self, i: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Training data of constraint ``i``: rows with a value, ``g = -c`` standardized (larger
+        is more feasible), and the feasibility threshold (``c = 0``) in ``g``'s units."""
+        c = self.constraints[:, i]
+        rows = ~np.isnan(c)
+        g, transform = standardize(-c[rows])
+        threshold = float(transform.apply(0.0))
+        return self.X[rows], g, threshold
