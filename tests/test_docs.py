@@ -56,7 +56,7 @@ def test_package_map_names_every_module_and_only_existing_paths() -> None:
         assert rel in table or f"`{module.name}`" in table or folder in table, (
             f"{rel} is missing from the README's package map"
         )
-    for folder in ("benchmarks", "examples", "tests", "docs", "optunahub"):
+    for folder in ("benchmarks", "examples", "tests", "docs", "optunahub", "tools"):
         assert f"`{folder}/" in table, f"{folder}/ is missing from the README's package map"
 
 

@@ -3,7 +3,7 @@
 
 For a predictive with location :math:`\\mu`, scale :math:`s` and :math:`\\nu` degrees of freedom,
 incumbent :math:`f^*` and trade-off :math:`\\xi \\geq 0`, let
-:math:`z = (\\mu - f^* - \\xi) / s`. Then (``../shared/DESIGN.md`` sec. 2; Jones, Schonlau & Welch
+:math:`z = (\\mu - f^* - \\xi) / s`. Then (``docs/design.md`` §2; Jones, Schonlau & Welch
 1998, "Efficient global optimization of expensive black-box functions", for the Gaussian case;
 thesis eqs. 7-10):
 

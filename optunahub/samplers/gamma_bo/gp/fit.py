@@ -10,7 +10,7 @@ mean), the log evidence is
     \\log p(y) = \\log\\Gamma(a_n) - \\log\\Gamma(a_0) + a_0 \\log b_0 - a_n \\log b_n
                - \\tfrac{n'}2 \\log 2\\pi - \\tfrac12 \\log|K| - \\tfrac12 \\log c
 
-for ``"student_t"``/``"plugin"`` (DESIGN.md sec. 2; a multivariate Student-t with :math:`2a_0`
+for ``"student_t"``/``"plugin"`` (docs/design.md §2; a multivariate Student-t with :math:`2a_0`
 degrees of freedom, integrated over the flat prior of the mean), and
 :math:`-Q/(2A) - \\tfrac{n'}2\\log(2\\pi A) - \\tfrac12\\log|K| - \\tfrac12\\log c` for
 ``"gaussian"``. The flat prior of the mean is improper, so the evidence is defined up to a

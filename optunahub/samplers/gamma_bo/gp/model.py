@@ -1,7 +1,7 @@
 # generated from optuna_gamma/gp/model.py by tools/sync_optunahub.py; do not edit
 """The conditioned GP and its predictive: a GP whose output precision has a Gamma conjugate prior.
 
-Model (``../shared/DESIGN.md`` sec. 2, thesis eqs. 14-15; Shah, Wilson & Ghahramani 2014,
+Model (``docs/design.md`` §2, thesis eqs. 14-15; Shah, Wilson & Ghahramani 2014,
 "Student-t processes as alternatives to Gaussian processes"): with a unit-amplitude kernel
 :math:`k_\\theta` (:mod:`optuna_gamma.gp.kernels`) and noise-to-signal ratio :math:`\\eta^2`,
 

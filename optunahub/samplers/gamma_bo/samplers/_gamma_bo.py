@@ -139,7 +139,7 @@ class GammaBOSampler(BaseSampler):
     degrees of freedom; the next point maximizes Student-t Expected Improvement (or Probability of
     Improvement). This is the "Gamma search" of the thesis "Research on Hyperparameter
     Optimization for Improving AutoML Performance" (Pukyong National University) done exactly;
-    see ``DESIGN.md`` §2 of the project and :mod:`optuna_gamma.gp.model` for the formulas.
+    see ``docs/design.md`` §2 of the project and :mod:`optuna_gamma.gp.model` for the formulas.
 
     Kernel hyperparameters are fitted at every suggestion by maximizing the log marginal
     likelihood plus weak log-priors (a lengthscale prior scaled with the dimension) with
