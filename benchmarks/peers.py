@@ -624,8 +624,10 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     cells = [c for c in cells if c["dataset"] == dataset]
     if not cells:
         return f"(no cells for {dataset})\n"
-    e = cells[0]["epochs"]
+    # Every arm spends the budget B = 12 E; a cell's "epochs" is E only for the per-epoch and
+    # whole-run arms (a fixed-lr arm trains for B, pe-gamma-t4 for 3 E), so E comes from B.
     b = cells[0]["budget_epochs"]
+    e = b // TRIALS
     sub = cells[0]["subset"]
     seeds = sorted({c["seed"] for c in cells})
     label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
@@ -638,7 +640,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
             else ""
         ),
         "",
-        f"E = {e} epochs, budget B = 12 E = {b} training epochs. Test accuracy and MCC (%) on "
+        f"E = {e} epoch{'s' if e != 1 else ''}, budget B = {TRIALS} E = {b} training epochs. "
+        "Test accuracy and MCC (%) on "
         f"the official 10,000 test images, median [Q1, Q3] over seeds {seeds}; selection by "
         "validation kappa_1 (unclipped) for every method. 'compute' = training epochs actually "
         "spent (median); seconds = training + validation, 1 torch thread on a shared 2-core "
