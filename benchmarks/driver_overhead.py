@@ -39,7 +39,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "driver_overhead"
 
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "thesis-cnn / MNIST-500": dict(dataset="mnist", model="thesis-cnn", subset=500),
     "mlp / digits": dict(dataset="digits", model="mlp", subset=None),
 }

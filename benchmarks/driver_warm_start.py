@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import optuna
@@ -47,7 +48,7 @@ def main() -> None:
         trainer = ThesisTrainer(
             args.dataset, args.data_root, model=args.model, subset=args.subset, data_seed=seed
         )
-        row = {"seed": seed}
+        row: dict[str, Any] = {"seed": seed}
         for warm in (False, True):
             with tempfile.TemporaryDirectory() as tmp:
                 r = tune_per_epoch(

@@ -395,7 +395,9 @@ def _member_class() -> type:
                 Path(checkpoint_dir) / "state.pt",
             )
 
-        def load_checkpoint(self, checkpoint_dir: str) -> None:
+        # Ray annotates the argument as ``dict | None``, but documents (and does) passing the
+        # checkpoint directory when save_checkpoint returned None, as ours does.
+        def load_checkpoint(self, checkpoint_dir: str) -> None:  # type: ignore[override]
             import torch
 
             from optuna_gamma.tuner.trainer import restore
@@ -528,7 +530,8 @@ def run_ray_arm(
         grid = tuner.fit()
         logged = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         members = []
-        for r in grid:
+        for i in range(len(grid)):  # ResultGrid is indexable but declares no __iter__
+            r = grid[i]
             m = r.metrics or {}
             mine = [x for x in logged if x["trial"] == m.get("trial_id")]
             # The member's lr path: its own lrs, epoch by epoch, from the last time it trained each
@@ -624,8 +627,10 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
     cells = [c for c in cells if c["dataset"] == dataset]
     if not cells:
         return f"(no cells for {dataset})\n"
-    e = cells[0]["epochs"]
+    # Every arm spends the budget B = 12 E; a cell's "epochs" is E only for the per-epoch and
+    # whole-run arms (a fixed-lr arm trains for B, pe-gamma-t4 for 3 E), so E comes from B.
     b = cells[0]["budget_epochs"]
+    e = b // TRIALS
     sub = cells[0]["subset"]
     seeds = sorted({c["seed"] for c in cells})
     label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
@@ -638,7 +643,8 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
             else ""
         ),
         "",
-        f"E = {e} epochs, budget B = 12 E = {b} training epochs. Test accuracy and MCC (%) on "
+        f"E = {e} epoch{'s' if e != 1 else ''}, budget B = {TRIALS} E = {b} training epochs. "
+        "Test accuracy and MCC (%) on "
         f"the official 10,000 test images, median [Q1, Q3] over seeds {seeds}; selection by "
         "validation kappa_1 (unclipped) for every method. 'compute' = training epochs actually "
         "spent (median); seconds = training + validation, 1 torch thread on a shared 2-core "
@@ -721,7 +727,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         "fixed-0.1",
         "fixed-0.01",
     ):
-        pairs = []
+        pairs: list[tuple[float, float]] = []
         for c in cells:
             if c["arm"] != "pe-gamma":
                 continue
@@ -731,7 +737,11 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
                 # epochs); a run that stopped on divergence scores 0
                 oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]] or [(0, 0.0, 0.0)]
                 mine = _points(c) or [(0, 0.0, 0.0)]
-                pairs.append((mine[0][1], oe[-1][1]))
+                # a test point without an accuracy cannot be compared: no pair (as the
+                # medians above skip it)
+                a, oa = mine[0][1], oe[-1][1]
+                if a is not None and oa is not None:
+                    pairs.append((a, oa))
         if pairs:
             diffs = [a - o for a, o in pairs]
             g, oth = tc.median(a for a, _ in pairs), tc.median(o for _, o in pairs)

@@ -99,7 +99,7 @@ from typing import Any
 from typing import Literal
 
 import numpy as np
-import optuna
+from optuna.trial import BaseTrial
 
 
 ParamGrid = dict[str, list[Any]]
@@ -131,7 +131,7 @@ class Problem:
     name: str
     direction: Literal["minimize", "maximize"]
     optimum: float
-    objective: Callable[[optuna.Trial], float]
+    objective: Callable[[BaseTrial], float]
     grid: Callable[[int], ParamGrid | None]
     dim: int
     description: str = ""
@@ -295,7 +295,7 @@ def lr_wd_bs_function(lr: float, weight_decay: float, batch_size: float) -> floa
 
 
 def _thesis1d() -> Problem:
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         return thesis1d_function(trial.suggest_float("x", -1.0, 2.0))
 
     def grid(budget: int) -> ParamGrid:
@@ -313,7 +313,7 @@ def _thesis1d() -> Problem:
 
 
 def _branin() -> Problem:
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         return branin_function(
             trial.suggest_float("x1", -5.0, 10.0), trial.suggest_float("x2", 0.0, 15.0)
         )
@@ -328,7 +328,7 @@ def _branin() -> Problem:
 def _hartmann6() -> Problem:
     names = [f"x{i}" for i in range(6)]
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         return hartmann6_function(np.array([trial.suggest_float(n, 0.0, 1.0) for n in names]))
 
     def grid(budget: int) -> ParamGrid:
@@ -341,7 +341,7 @@ def _hartmann6() -> Problem:
 
 
 def _lr_wd_bs() -> Problem:
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
         wd = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
         bs = trial.suggest_int("batch_size", 16, 512, log=True)
@@ -516,7 +516,7 @@ def _synthetic_problem(name: str) -> Problem:
     fn = SYNTHETIC[name]()
     names = [f"x{i}" for i in range(fn.dim)]
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         return fn(np.array([trial.suggest_float(n, fn.low, fn.high) for n in names]))
 
     def grid(budget: int) -> ParamGrid:
@@ -539,19 +539,19 @@ def _synthetic_problem(name: str) -> Problem:
 # cases for the Gamma prior: heavy-tailed noise, outliers, a narrow peak the first points miss
 
 
-def _noise_uniform(trial: optuna.Trial, tag: int) -> float:
+def _noise_uniform(trial: BaseTrial, tag: int) -> float:
     """A uniform number in [0, 1) fixed by the trial's number and parameters (reproducible)."""
     key = repr((tag, trial.number, sorted(trial.params.items()))).encode()
     return np.random.default_rng(list(key)).random()
 
 
 def _noisy(
-    base: Problem, name: str, description: str, noise: Callable[[optuna.Trial, float], float]
+    base: Problem, name: str, description: str, noise: Callable[[BaseTrial, float], float]
 ) -> Problem:
     """``base`` observed with ``noise(trial, true_value)`` added; the noise-free value is kept in
     the trial's user attribute ``"true_value"``."""
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         value = base.objective(trial)
         trial.set_user_attr("true_value", value)
         return value + noise(trial, value)
@@ -561,7 +561,7 @@ def _noisy(
     )
 
 
-def _student_t_noise(trial: optuna.Trial, value: float) -> float:
+def _student_t_noise(trial: BaseTrial, value: float) -> float:
     """Student-t noise with 2 degrees of freedom (infinite variance), scale 2."""
     from scipy.special import stdtrit
 
@@ -569,7 +569,7 @@ def _student_t_noise(trial: optuna.Trial, value: float) -> float:
     return 2.0 * float(stdtrit(2.0, u))
 
 
-def _divergence(trial: optuna.Trial, value: float) -> float:
+def _divergence(trial: BaseTrial, value: float) -> float:
     """15% of the evaluations "diverge": a loss 3 to 13 higher than the true one."""
     return 3.0 + 10.0 * _noise_uniform(trial, 3) if _noise_uniform(trial, 2) < 0.15 else 0.0
 
@@ -608,7 +608,7 @@ NEEDLE_OPTIMUM = 1.0095813600000647
 
 
 def _needle2() -> Problem:
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         return needle_function(
             np.array([trial.suggest_float("x0", 0.0, 1.0), trial.suggest_float("x1", 0.0, 1.0)])
         )
@@ -679,7 +679,7 @@ def _tabular(bench: str, dataset: str) -> Problem:
     table, lo, hi = _load_table(bench, dataset, metric)
     optimum = hi if direction == "maximize" else lo
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: BaseTrial) -> float:
         key = []
         for n in names:
             choices = space[n]

@@ -93,7 +93,11 @@ def run_cell(
     t0 = time.process_time()
     study.optimize(lambda t: thesis1d_function(t.suggest_float("x", LOW, HIGH)), n_trials=budget)
     cpu = time.process_time() - t0
-    values = [float(t.value) for t in study.trials]
+    values = []
+    for t in study.trials:
+        if t.value is None:  # optimize() re-raises, so every trial should have a value
+            raise RuntimeError(f"trial {t.number} ended {t.state.name} without a value")
+        values.append(float(t.value))
     xs = [float(t.params["x"]) for t in study.trials]
     return {
         "sampler": sampler,

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -149,7 +150,7 @@ def quiet() -> None:
     try:
         from optuna_gamma.tuner import set_verbosity
 
-        set_verbosity("WARNING")
+        set_verbosity(logging.WARNING)
     except Exception:  # pragma: no cover - torch-free environment
         pass
 

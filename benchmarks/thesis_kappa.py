@@ -279,13 +279,13 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
     )
     figs = [fig]
     # confusion matrices of seed 0, epoch 2 (thesis figs. 18-19)
-    e = max(epochs) if epochs else None
+    last = max(epochs) if epochs else None
     cms = [
-        (c["arm"], c["objective_name"], c["test"][str(e)].get("confusion_matrix"))
+        (c["arm"], c["objective_name"], c["test"][str(last)].get("confusion_matrix"))
         for c in cells
-        if e is not None
+        if last is not None
         and c["seed"] == min(x["seed"] for x in cells)
-        and str(e) in c["test"]
+        and str(last) in c["test"]
         and c["objective_name"] in ("accuracy", "kappa1-clipped", "kappa2-clipped")
     ]
     cms = [x for x in cms if x[2]]
@@ -307,7 +307,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             )
             fig.update_yaxes(autorange="reversed", row=i // ncol + 1, col=i % ncol + 1)
         fig.update_layout(
-            title=f"Misclassifications on the test set after epoch {e}, "
+            title=f"Misclassifications on the test set after epoch {last}, "
             f"seed {min(x['seed'] for x in cells)} "
             "(rows: true digit, columns: predicted; diagonal blank; cf. thesis figs. 18-19)",
             height=330 * nrow,

@@ -58,7 +58,7 @@ LOG_SAMPLERS = ("gaussian-loglr", "gamma-loglr")
 BO_OBJECTIVES = ("accuracy", "kappa1")
 
 #: Thesis tables 8-10 (accuracy %, learning time s) and 11 (learning rates), by grid size.
-THESIS = {
+THESIS: dict[int | str, dict[str, Any]] = {
     1: {  # table 8
         "grid": {
             100: (47, 5.3),
@@ -142,6 +142,7 @@ def plan(
 
     ``{"epochs", "grids": {seed: sizes}, "bo": [(seed, sampler, obj, T)]}``.
     """
+    trials: tuple[int, ...]
     if part == "e1":
         s = seeds or [0, 1, 2, 3, 4]
         grids = {seed: list(GRID_SIZES) for seed in s}
@@ -443,7 +444,7 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             "",
         ]
         # grid rows
-        rows = []
+        rows: list[list[Any]] = []
         for n in _sizes(g_e):
             have = [grid_result(c, n) for c in g_e if n in c["sizes"]]
             if not have:
@@ -460,14 +461,14 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                     ]
                 )
                 continue
-            seeds = sorted(c["seed"] for c in g_e if n in c["sizes"])
+            grid_seeds = sorted(c["seed"] for c in g_e if n in c["sizes"])
             lr_t = THESIS["e1_t22"]["grid"][n][2] if epochs == 1 and n in GRID_SIZES else None
             rows.append(
                 [
                     f"grid {n}",
                     f"{th['grid'][n][0]}" if n in th["grid"] else "-",
                     tc.med_iqr([h["valid_accuracy"] for h in have]),
-                    ",".join(map(str, seeds)),
+                    ",".join(map(str, grid_seeds)),
                     f"{have[0]['epochs']}",
                     f"{th['grid'][n][1]}" if n in th["grid"] else "-",
                     f"{tc.median(h['seconds'] for h in have):.1f}",

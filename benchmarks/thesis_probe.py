@@ -74,7 +74,8 @@ def _reinit(model: Any, how: str, seed: int) -> Any:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 if how == "keras":
                     nn.init.xavier_uniform_(m.weight)
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:  # bias=False layers have none to zero
+                        nn.init.zeros_(m.bias)
                 elif how == "torch":
                     m.reset_parameters()
                 else:
@@ -172,13 +173,14 @@ def sweep(
     start = capture(state)
     steps_per_epoch = math.ceil(len(trainer.data.train) / hp["batch_size"])
     acc: list[list[float]] = []
-    loss: list[list[float]] = []
+    loss: list[list[float | None]] = []  # None: a non-finite loss
     t0 = time.process_time()
     for lr in lrs:
         restore(state, start)
         hparams = {**hp, "lr": lr}
         apply_hyperparameters(state, hparams)
-        a_row, l_row = [], []
+        a_row: list[float] = []
+        l_row: list[float | None] = []
         for epoch in range(1, epochs + 1):
             ctx = EpochContext(
                 epoch=epoch,

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from optuna_gamma.tuner.builtin.data import load_dataset
 from optuna_gamma.tuner.builtin.models import build_model
+from optuna_gamma.tuner.builtin.models import ShapeCheckedModel
 from optuna_gamma.tuner.builtin.training import make_optimizer
 from optuna_gamma.tuner.builtin.training import train_one_epoch
 from optuna_gamma.tuner.trainer import capture
@@ -81,6 +82,8 @@ def bench(
 ) -> dict:
     d = load_dataset(dataset, root, subset=subset, seed=0, cache_dir=cache_dir)
     model = build_model(name, d.input_shape, d.n_classes, seed=0)
+    assert isinstance(model, ShapeCheckedModel), f"build_model returned {type(model).__name__}"
+    body = model.body
     opt = make_optimizer(model, lr=0.01, momentum=0.9, weight_decay=1e-3)
     initial = capture(TrainingState(model=model, optimizer=opt))
     cpu = torch.device("cpu")
@@ -92,7 +95,7 @@ def bench(
         c0, t0 = time.process_time(), time.perf_counter()
         for e in range(epochs_per_run):
             if variant == "plain":
-                plain_epoch(model.body, opt, x, y, batch_size, e)
+                plain_epoch(body, opt, x, y, batch_size, e)
             else:
                 train_one_epoch(model, opt, d.train, batch_size=batch_size, seed=e, device=cpu)
         return time.process_time() - c0, time.perf_counter() - t0

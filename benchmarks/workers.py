@@ -56,9 +56,13 @@ def _epoch_walls(storage: Any, run: str, epochs: int) -> list[float]:
     for e in range(1, epochs + 1):
         study = optuna.load_study(study_name=f"{run}/epoch-{e:03d}", storage=storage)
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        start = min(t.datetime_start for t in done)
-        end = max(t.datetime_complete for t in done)
-        out.append((end - start).total_seconds())
+        # Optuna allows a COMPLETE trial without timestamps (one added with add_trial):
+        # it carries no timing, so it is left out rather than crash min/max on None.
+        starts = [t.datetime_start for t in done if t.datetime_start is not None]
+        ends = [t.datetime_complete for t in done if t.datetime_complete is not None]
+        if not starts or not ends:
+            raise ValueError(f"epoch {e} of run {run!r} has no timed complete trial")
+        out.append((max(ends) - min(starts)).total_seconds())
     return out
 
 
@@ -75,7 +79,7 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(30)
     trainer = ThesisTrainer("mnist", args.data_root, subset=500)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rep in range(args.reps):
         for n in (1, 2):
             with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,7 @@ Data: scikit-learn's digits (bundled, the default) or Fashion-MNIST (``--dataset
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 import json
 from pathlib import Path
 import sys
@@ -110,7 +111,7 @@ class MyTrainer:
         return TrainingState(model=model, optimizer=optimizer)
 
     def train_epoch(
-        self, state: TrainingState, hparams: dict[str, Any], ctx: EpochContext
+        self, state: TrainingState, hparams: Mapping[str, Any], ctx: EpochContext
     ) -> dict[str, float]:
         loader = DataLoader(
             self.data["train"],

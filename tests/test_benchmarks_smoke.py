@@ -178,6 +178,7 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
             assert p.objective(optuna.trial.FixedTrial(params)) == value
         if r["sampler"] == "grid":
             grid = p.grid(6)
+            assert grid is not None, f"{p.name} has a grid"
             assert all(params[k] in grid[k] for params in r["params"] for k in grid)
     summary = json.loads((run_dir / "summary.json").read_text())
     row = next(
@@ -253,7 +254,10 @@ def test_noisy_problems_use_the_true_value_of_the_best_observed_trial() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(p.objective, n_trials=30)
-    values = [t.value for t in study.trials]
+    values = []
+    for t in study.trials:
+        assert t.value is not None, f"trial {t.number} ({t.state.name}) has no value"
+        values.append(t.value)
     true = [t.user_attrs["true_value"] for t in study.trials]
     assert any(abs(v - t) > 1.0 for v, t in zip(values, true))  # heavy-tailed noise is there
     curve = p.inference_regret_curve(values, true, 30)

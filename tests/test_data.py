@@ -7,12 +7,17 @@ import hashlib
 import os
 from pathlib import Path
 import shutil
+from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 
-torch = pytest.importorskip("torch")
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
 from optuna_gamma.tuner.builtin.data import DATASETS  # noqa: E402
@@ -198,8 +203,9 @@ def test_cifar10_full(data_root: Path, cache_dir: Path) -> None:
     assert _class_counts(d.train.y).tolist() == [80] * 10
     assert _class_counts(d.valid.y).tolist() == [20] * 10
     expected = (
-        raw.test_x[:3].astype(np.float32) / 255 - np.float32(raw.mean).reshape(1, 3, 1, 1)
-    ) / np.float32(raw.std).reshape(1, 3, 1, 1)
+        raw.test_x[:3].astype(np.float32) / 255
+        - np.asarray(raw.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    ) / np.asarray(raw.std, dtype=np.float32).reshape(1, 3, 1, 1)
     np.testing.assert_allclose(d.test.x[:3].numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -342,7 +348,7 @@ def test_bad_arguments(data_root: Path, cache_dir: Path) -> None:
     with pytest.raises(ValueError, match=r"'imagenet'.*mnist, fashion-mnist, cifar10, digits"):
         load_dataset("imagenet", data_root)
     assert DATASETS == ("mnist", "fashion-mnist", "cifar10", "digits")
-    for kwargs, word in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"subset": 0}, "subset"),
         ({"subset": 10**6}, "subset"),
         ({"subset": 2.5}, "subset"),
@@ -351,7 +357,8 @@ def test_bad_arguments(data_root: Path, cache_dir: Path) -> None:
         ({"seed": -1}, "seed"),
         ({"subset": 20}, "stratified"),
         ({"test_subset": 5}, "test_subset"),
-    ]:
+    ]
+    for kwargs, word in cases:
         with pytest.raises(ValueError, match=word):
             load_dataset("digits", None, **kwargs)
     with pytest.raises(ValueError, match="data root"):

@@ -102,8 +102,8 @@ def test_logs_finite_and_monotone_far_in_the_tail(dof: float) -> None:
         assert np.all(np.diff(v[:300]) > 0), fn.__name__  # strictly increasing for z < 0
         assert np.all(np.diff(v) >= 0), fn.__name__  # log PI saturates at 0 for large z
     extreme = np.array([-1e300, -1e150, 1e150, 1e300])
-    for fn in (_log_ei_and_grads, _log_pi_and_grads):
-        assert all(np.all(np.isfinite(a)) for a in fn(extreme, np.ones(4), 0.0, 0.0, dof))
+    for grads_fn in (_log_ei_and_grads, _log_pi_and_grads):
+        assert all(np.all(np.isfinite(a)) for a in grads_fn(extreme, np.ones(4), 0.0, 0.0, dof))
     if dof >= 1000:  # where plain EI underflows, the log still carries signal
         assert expected_improvement(np.array([-1e6]), np.array([1.0]), 0.0, dof=dof)[0] == 0.0
 

@@ -93,7 +93,7 @@ def test_initialisation() -> None:
     conv6 = [m for m in thesis.modules() if isinstance(m, nn.Conv2d)][-1]  # 36,864 weights
     assert conv6.weight.std().item() == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
     assert all(
-        float(m.bias.detach().abs().max()) == 0.0
+        m.bias is not None and float(m.bias.detach().abs().max()) == 0.0
         for m in thesis.modules()
         if isinstance(m, (nn.Conv2d, nn.Linear))
     )

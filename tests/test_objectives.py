@@ -3,9 +3,11 @@ objectives a trial returns (unclipped kappa, accuracy, loss, callables)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,7 +115,8 @@ def test_bad_loss_in_kappa_functions() -> None:
 
 
 def test_numpy_scalars_accepted() -> None:
-    assert kappa_1(np.float32(0.9), np.float64(0.5), lam=0.5) == pytest.approx(
+    f32: Any = np.float32(0.9)  # not a float subclass (np.float64 is): accepted all the same
+    assert kappa_1(f32, np.float64(0.5), lam=0.5) == pytest.approx(
         kappa_1(0.9, 0.5, lam=0.5), rel=1e-6
     )
     assert isinstance(kappa_2(np.float64(0.9), np.float64(0.5)), float)
@@ -177,17 +180,24 @@ def test_resolve_objective_names_lambdas_and_callables() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             resolve_objective(bad)  # type: ignore[arg-type]
+    up: Any = "up"  # deliberately not a direction
     with pytest.raises(ValueError, match="direction"):
-        Objective("x", mine, direction="up")
+        Objective("x", mine, direction=up)
 
 
 def test_objective_names_missing_metrics_and_bad_returns() -> None:
     with pytest.raises(ValueError, match=r"needs the metrics \['loss'\]"):
         Objective.kappa1()({"accuracy": 0.5})
-    for bad in ("1.0", None, True, np.array([1.0, 2.0])):
+    bad_returns: tuple[Any, ...] = ("1.0", None, True, np.array([1.0, 2.0]))
+    for bad in bad_returns:
+
+        def returns_bad(m: Mapping[str, Any], bad: Any = bad) -> Any:
+            return bad
+
         with pytest.raises(ValueError, match="must return a real number"):
-            resolve_objective(lambda m, bad=bad: bad)({})
-    assert resolve_objective(lambda m: np.float32(2.5))({}) == 2.5
+            resolve_objective(returns_bad)({})
+    f32: Any = np.float32(2.5)  # a numpy scalar that is not a float subclass
+    assert resolve_objective(lambda m: f32)({}) == 2.5
     assert math.isnan(resolve_objective(lambda m: math.nan)({}))  # non-finite: the caller's call
 
 

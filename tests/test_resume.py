@@ -10,6 +10,7 @@ a DataLoader and an LR scheduler: ``examples/own_training.py`` plus a scheduler 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 from pathlib import Path
 import signal
@@ -123,7 +124,7 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):  # type: ignore[no-untyped-def]
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
     """Uninterrupted runs, one per (sampler, mode)."""
     cache: dict[tuple[str, str], Path] = {}
 

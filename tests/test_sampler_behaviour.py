@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 from optuna.samplers import RandomSampler
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
 from scipy.optimize import minimize_scalar
@@ -35,6 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 def thesis_function(x: float) -> float:
     """The thesis's 1-D test function, maximized on [-1, 2]."""
     return -math.sin(3 * x) - x**2 + 0.7 * x
+
+
+def _value(t: FrozenTrial) -> float:
+    """A finished trial's value (a test bug if it has none)."""
+    assert t.value is not None, f"trial {t.number} ({t.state.name}) has no value"
+    return t.value
 
 
 def _duplicates(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -127,7 +136,7 @@ def test_every_suggestion_is_valid_for_its_distribution(predictive: str) -> None
                 k = (value - dist.low) / dist.step
                 assert abs(k - round(k)) < 1e-9
     # The model is used (the best value beats the start-up trials by a margin).
-    assert study.best_value < min(t.value for t in study.trials[:2])
+    assert study.best_value < min(_value(t) for t in study.trials[:2])
 
 
 def _params_for_seed(seed: int, n_trials: int = 8) -> list[dict[str, Any]]:
@@ -198,7 +207,10 @@ def test_pending_proposals_of_this_process_are_seen_by_the_next_proposal() -> No
         study.optimize(_int_grid_objective, n_trials=12)
         return study
 
-    search_space = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
+    search_space: dict[str, BaseDistribution] = {
+        "x": IntDistribution(0, 30),
+        "y": IntDistribution(0, 30),
+    }
     sampler = GammaBOSampler(seed=0, deterministic_objective=True)
     study = fill(sampler)
     study.ask()
@@ -317,6 +329,11 @@ class _Worker:
             raise AssertionError(f"expected {word!r}, got {reply}: {self.proc.stderr.read()}")
         return reply
 
+    def step(self, line: str, word: str) -> list[str]:
+        """Send ``line`` and expect a reply starting with ``word``."""
+        self.send(line)
+        return self.expect(word)
+
     def close(self) -> None:
         self.send("quit")
         _, err = self.proc.communicate(timeout=120)
@@ -339,9 +356,9 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
         storage: Any = url
     else:
         url = str(tmp_path / "journal.log")
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        storage = optuna.storages.JournalStorage(JournalFileBackend(url))
     study = optuna.create_study(study_name="shared", storage=storage, direction="maximize")
-    dist = {"x": IntDistribution(0, 12), "y": IntDistribution(0, 12)}
+    dist: dict[str, BaseDistribution] = {"x": IntDistribution(0, 12), "y": IntDistribution(0, 12)}
     for x, y in [(1, 1), (11, 2), (3, 10), (10, 11)]:
         study.add_trial(
             optuna.create_trial(
@@ -354,25 +371,25 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
     try:
         for first, second in [(a, b), (b, a), (a, b)]:
             # both snapshot, then `first` finishes computing before `second`
-            a.send("ask 1"), a.expect("snapshot")
-            b.send("ask 1"), b.expect("snapshot")
-            first.send("go"), first.expect("asked")
-            second.send("go"), second.expect("asked")
-            a.send("tell"), a.expect("told")
-            b.send("tell"), b.expect("told")
+            a.step("ask 1", "snapshot")
+            b.step("ask 1", "snapshot")
+            first.step("go", "asked")
+            second.step("go", "asked")
+            a.step("tell", "told")
+            b.step("tell", "told")
         for _ in range(3):
             # a pending point: b asks while a's trial is RUNNING with its parameters
-            a.send("ask 0"), a.expect("asked")
-            b.send("ask 0"), b.expect("asked")
-            b.send("tell"), b.expect("told")
-            a.send("tell"), a.expect("told")
+            a.step("ask 0", "asked")
+            b.step("ask 0", "asked")
+            b.step("tell", "told")
+            a.step("tell", "told")
         for _ in range(2):
             # a completes a trial while b computes from an older snapshot
-            b.send("ask 1"), b.expect("snapshot")
-            a.send("ask 0"), a.expect("asked")
-            a.send("tell"), a.expect("told")
-            b.send("go"), b.expect("asked")
-            b.send("tell"), b.expect("told")
+            b.step("ask 1", "snapshot")
+            a.step("ask 0", "asked")
+            a.step("tell", "told")
+            b.step("go", "asked")
+            b.step("tell", "told")
     finally:
         a.close()
         b.close()
@@ -402,7 +419,7 @@ def test_non_finite_values_warn_and_the_study_continues() -> None:
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     with pytest.warns(RuntimeWarning, match="non-finite"):
         study.optimize(objective, n_trials=12)
-    finite = [t for t in study.trials if math.isfinite(t.value)]
+    finite = [t for t in study.trials if math.isfinite(_value(t))]
     assert len(study.trials) == 12 and len(finite) == 9
     assert study.best_value < -0.45
 
@@ -415,7 +432,7 @@ def test_constant_objective_single_observation_and_duplicates() -> None:
     assert len(set(xs)) > 1
 
     # Many copies of one point with different values, then a suggestion.
-    dist = {"x": FloatDistribution(0, 1), "k": IntDistribution(0, 3)}
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0, 1), "k": IntDistribution(0, 3)}
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
     for v in (1.0, 2.0, 1.5, 1.0):
         frozen = optuna.create_trial(params={"x": 0.5, "k": 2}, distributions=dist, value=v)
@@ -425,7 +442,7 @@ def test_constant_objective_single_observation_and_duplicates() -> None:
 
 
 def test_running_trials_of_other_workers_are_constant_liars() -> None:
-    dist = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
+    dist: dict[str, BaseDistribution] = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
     study = optuna.create_study(sampler=GammaBOSampler(seed=0, deterministic_objective=True))
     study.optimize(_int_grid_objective, n_trials=12)
     first = study.ask(dist)  # fully suggested, RUNNING: as another worker's trial looks
@@ -580,7 +597,7 @@ def test_import_does_not_import_torch_or_the_heavy_scipy_modules() -> None:
 
 
 def _frozen_running(number_hint: int, started: Any, params: dict[str, Any] | None = None) -> Any:
-    dist = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
+    dist: dict[str, BaseDistribution] = {"x": IntDistribution(0, 30), "y": IntDistribution(0, 30)}
     params = params or {}
     return optuna.trial.FrozenTrial(
         number=number_hint,
@@ -654,7 +671,10 @@ def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(fit_module, "fit_gp", counting_fit)
     sampler = GammaBOSampler(seed=0)
     study = optuna.create_study(sampler=sampler)
-    dist = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    dist: dict[str, BaseDistribution] = {
+        "x": FloatDistribution(0, 1),
+        "y": FloatDistribution(0, 1),
+    }
     rng = np.random.default_rng(0)
     study.add_trials(
         [

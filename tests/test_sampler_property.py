@@ -172,6 +172,7 @@ def _objective(
                     name, dist.low, dist.high, step=dist.step, log=dist.log
                 )
             else:
+                assert isinstance(dist, FloatDistribution), dist
                 params[name] = trial.suggest_float(
                     name, dist.low, dist.high, step=dist.step, log=dist.log
                 )

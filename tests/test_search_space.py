@@ -149,6 +149,7 @@ def test_decode_clips_and_round_is_idempotent() -> None:
             if isinstance(dist, CategoricalDistribution):
                 assert p[name] in dist.choices
             else:
+                assert isinstance(dist, (IntDistribution, FloatDistribution)), dist
                 _assert_valid(p[name], dist)
     # Out-of-range values are encoded as the nearest end of the range (grids: its cell centre).
     assert space.encode({"f": 5.0, "s": -3.0, "i": 10**6, "c": False}).tolist() == pytest.approx(
@@ -346,6 +347,7 @@ def test_int64_extremes_are_exact() -> None:
 
 def test_stepped_floats_pass_optunas_own_check() -> None:
     dist = FloatDistribution(-1e6, -999999.98, step=1e-4)
+    assert dist.step is not None
     accepted = [k for k in range(201) if _contains(dist, dist.low + k * dist.step)]
     assert accepted == [0, 98, 135, 196]  # only these grid values are representable closely enough
     space = SearchSpace({"x": dist})

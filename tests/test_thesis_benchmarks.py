@@ -388,6 +388,12 @@ def test_peers_tuner_arms_spend_the_same_budget(
     assert [p[0] for p in peers._points(cells["fixed-0.1"])] == [1, 12]
     text = (out / "peers_mnist.md").read_text()
     assert "fixed-0.1 (12 epochs)" in text and "Per-epoch gamma against PBT and PB2" in text
+    assert "E = 1 epoch, budget B = 12 E = 12 training epochs" in text
+    # E comes from the budget, not from the first cell: a fixed-lr cell's "epochs" is all of B
+    assert cells["fixed-0.1"]["epochs"] == 12
+    first_fixed = [cells["fixed-0.1"], *(c for a, c in cells.items() if a != "fixed-0.1")]
+    text = peers.summarize(first_fixed, tmp_path / "again", "peers", "mnist")
+    assert "E = 1 epoch, budget B = 12 E = 12 training epochs" in text
 
 
 @pytest.mark.slow

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 
-torch = pytest.importorskip("torch")
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = pytest.importorskip("torch")
 import optuna  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -201,7 +205,7 @@ def test_forked_trials_differ_by_their_hyperparameters(digits) -> None:
     opt = make_optimizer(model, lr=0.1, momentum=0.5)
     train_one_epoch(model, opt, digits.train, seed=0, device=CPU)
     state = capture_state(model, opt)
-    losses = {}
+    losses: dict[float, list[float]] = {}
     for lr in (0.01, 0.3, 0.01):
         m = build_model("mlp", digits.input_shape, digits.n_classes)
         o = make_optimizer(m, lr=1.0)
@@ -287,9 +291,9 @@ def test_input_validation(digits) -> None:
     with pytest.raises(ValueError, match="weight_decay"):
         make_optimizer(model, lr=0.1, weight_decay=-1e-3)
     opt = make_optimizer(model, lr=0.1)
-    for bad in (0, 2.5, True, None):
+    for bad_size in (0, 2.5, True, None):
         with pytest.raises(ValueError, match="batch_size"):
-            train_one_epoch(model, opt, digits.train, batch_size=bad, device=CPU)  # type: ignore[arg-type]
+            train_one_epoch(model, opt, digits.train, batch_size=bad_size, device=CPU)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="seed"):
         train_one_epoch(model, opt, digits.train, seed=-1, device=CPU)
     with pytest.raises(ValueError, match="empty"):

@@ -11,11 +11,13 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import pytest
 
@@ -54,6 +56,12 @@ def digits() -> ThesisTrainer:
     trainer = ThesisTrainer("digits")
     trainer.data  # load once for the module
     return trainer
+
+
+def _value(t: FrozenTrial) -> float:
+    """A finished trial's value (a test bug if it has none)."""
+    assert t.value is not None, f"trial {t.number} ({t.state.name}) has no value"
+    return t.value
 
 
 def _cfg(tmp_path: Path, run: str, **kw) -> TunerConfig:  # type: ignore[no-untyped-def]
@@ -184,8 +192,9 @@ def test_parse_sampler() -> None:
 
 def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     space = ParamSpace.of({"lr": FloatDistribution(1e-3, 0.5, log=True)})
+    not_a_sampler: Any = "tpe"  # deliberately the wrong type: the plan must refuse it
     with pytest.raises(ValueError, match="returned str, not an optuna.samplers.BaseSampler"):
-        SamplerPlan(lambda seed: "tpe", space, None, 2, True)
+        SamplerPlan(lambda seed: not_a_sampler, space, None, 2, True)
     with pytest.raises(ValueError, match="exceed"):
         SamplerPlan("grid:3", space, 5, 2, True)
     two = ParamSpace.of({"lr": FloatDistribution(1e-3, 0.5), "wd": FloatDistribution(0, 1)})
@@ -302,7 +311,7 @@ def test_per_epoch_gamma_and_grid_share_one_storage(digits, tmp_path: Path) -> N
                 assert t.value == pytest.approx(
                     kappa_1(ua["accuracy"], ua["loss"], clip=False), rel=1e-12
                 )
-                assert ua["kappa_clipped"] == max(0.0, t.value)
+                assert ua["kappa_clipped"] == max(0.0, _value(t))
             if run == "grid":
                 assert {t.params["lr"] for t in trials} == set(grid_points(1e-3, 0.5, 4))
             best = (
@@ -372,6 +381,7 @@ def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
     model = build_model(
         "mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(0, "model")
     )
+    assert res.best.lr is not None, "the best trial tuned lr"
     opt = make_optimizer(model, lr=res.best.lr, weight_decay=1e-3)
     for e in (1, 2):
         train_one_epoch(
@@ -534,8 +544,8 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
     trials = sorted(study.get_trials(), key=lambda t: t.number)
     assert all(t.state == TrialState.COMPLETE for t in trials)
     bad = [t for t in trials if t.user_attrs.get("diverged")]
-    good = [t.value for t in trials if not t.user_attrs.get("diverged")]
-    assert bad and good and all(math.isfinite(t.value) for t in bad)
+    good = [_value(t) for t in trials if not t.user_attrs.get("diverged")]
+    assert bad and good and all(math.isfinite(_value(t)) for t in bad)
     start = study.user_attrs["start"]["metrics"]
     bound = kappa_1(0.0, DIVERGENCE_FACTOR * start["loss"], clip=False)
     for t in bad:
@@ -547,9 +557,9 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
         assert "state" not in t.user_attrs
     for t in trials:  # every healthy trial is above the bound by construction
         if not t.user_attrs.get("diverged"):
-            assert t.user_attrs["loss"] <= DIVERGENCE_FACTOR * start["loss"] and t.value >= bound
+            assert t.user_attrs["loss"] <= DIVERGENCE_FACTOR * start["loss"] and _value(t) >= bound
     assert (max(good) - min(good)) / (
-        max(good) - min(t.value for t in trials)
+        max(good) - min(_value(t) for t in trials)
     ) > 0.2  # no flattening
     assert study.best_trial.number == res.schedule[
         0
@@ -621,8 +631,12 @@ def test_objectives_and_minimize(digits, tmp_path: Path) -> None:
 
 def test_one_log_line_per_epoch_and_a_warning_at_a_bound(digits, tmp_path: Path) -> None:
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = _Collect()
     logger = logging.getLogger("optuna_gamma")
     logger.addHandler(handler)
     try:

@@ -60,7 +60,9 @@ def _popen(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def check_run(storage: object, run: str, epochs: int = 3, trials: int = 4) -> dict[str, int]:
+def check_run(
+    storage: str | optuna.storages.BaseStorage, run: str, epochs: int = 3, trials: int = 4
+) -> dict[str, int]:
     """The guarantees of docs/design.md §6 on a finished run.
 
     Returns:
