@@ -6,7 +6,7 @@ in training epochs (one epoch of one model over the training split). The per-epo
 budget ``B`` unless its row says otherwise. All methods train the same model on the same data
 split with the same SGD settings (thesis CNN, mini-batch 50, weight decay 0.001), search ``lr``
 in [0.001, 0.5] on a log scale (the tuner's default range), and select by the same validation
-objective, the project's unclipped kappa_1 (DESIGN.md §3); none sees the test set.
+objective, the project's unclipped kappa_1 (docs/design.md §3); none sees the test set.
 
 Arms:
 

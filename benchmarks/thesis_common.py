@@ -53,8 +53,9 @@ RUNS_DIR = REPO / "runs" / "thesis"
 THESIS_LR_HIGH = 0.5
 THESIS_LR_LOW = 0.5 / 500
 
-#: Objectives of the kappa experiments: the project's (unclipped, DESIGN.md §3) and the thesis's
-#: literal clipped kappas (``max(0, .)``), and accuracy alone (the thesis's "existing system").
+#: Objectives of the kappa experiments: the project's (unclipped, docs/design.md §3) and the
+#: thesis's literal clipped kappas (``max(0, .)``), and accuracy alone (the thesis's "existing
+#: system").
 OBJECTIVES = ("accuracy", "kappa1-clipped", "kappa2-clipped", "kappa1", "kappa2")
 
 
@@ -365,7 +366,7 @@ def thesis_space(low: float = THESIS_LR_LOW, high: float = THESIS_LR_HIGH) -> An
 def objective(name: str) -> Any:
     """A tuner objective by name (:data:`OBJECTIVES`).
 
-    ``kappa1``/``kappa2`` are the project's unclipped kappas (DESIGN.md §3); the ``-clipped``
+    ``kappa1``/``kappa2`` are the project's unclipped kappas (docs/design.md §3); the ``-clipped``
     ones return the thesis's ``max(0, .)`` value to the study itself, so that a flat region
     reaches the sampler exactly as in the thesis.
     """

@@ -12,7 +12,7 @@ Objectives (:data:`benchmarks.thesis_common.OBJECTIVES`):
 * ``accuracy``: validation accuracy alone (the "existing system");
 * ``kappa1-clipped`` / ``kappa2-clipped``: the thesis's eqs. 11-12 literally, ``max(0, .)``
   returned to the study (lambda = 0.5);
-* ``kappa1`` / ``kappa2``: the unclipped expressions the project returns (DESIGN.md §3).
+* ``kappa1`` / ``kappa2``: the unclipped expressions the project returns (docs/design.md §3).
 
 Samplers: ``grid`` = ``grid:100:linear`` (100 learning rates 0.005..0.5 per epoch, the thesis's
 grid), ``gaussian`` and ``gamma`` (``GammaBOSampler``, 2 start-up + 10 BO trials per epoch, lr

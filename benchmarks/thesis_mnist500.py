@@ -18,7 +18,7 @@ Arms:
   + 10 BO trials (tables 8-9; 12 trainings) and 2 + 20 (table 10; 22), the learning rate linear
   in [0.001, 0.5]. Two objectives: validation accuracy alone (what the tables report, so the
   comparison with a grid's best accuracy is like for like) and the project's unclipped kappa_1
-  (DESIGN.md §3). A cell records every trial; the table gives the adopted trial's validation
+  (docs/design.md §3). A cell records every trial; the table gives the adopted trial's validation
   accuracy, its learning rate and the test accuracy of its model.
 
 Default (CPU) plan, reduced where the budget forces it:

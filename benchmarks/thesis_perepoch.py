@@ -10,7 +10,7 @@ checkpoint epochs:
 ``gamma``         ``GammaBOSampler()`` (Student-t), 2 + 10 trials, kappa_1
 ``gamma-kappa2``  the same with kappa_2 (the thesis's "kappa-improved Gamma")
 
-kappa is the project's unclipped objective (DESIGN.md §3); the thesis's clipped value is
+kappa is the project's unclipped objective (docs/design.md §3); the thesis's clipped value is
 recorded. The model-based arms search ``lr`` linearly in [0.001, 0.5].
 """
 

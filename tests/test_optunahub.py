@@ -91,7 +91,7 @@ def mixed(trial):
 
 
 def _trials(sampler_class: type, objectives: dict[str, object]) -> dict[str, list[list[object]]]:
-    out = {}
+    out: dict[str, list[list[object]]] = {}
     for name in ("sphere", "mixed"):
         study = optuna.create_study(sampler=sampler_class(seed=0))
         study.optimize(objectives[name], n_trials=10)  # type: ignore[arg-type]
