@@ -44,7 +44,7 @@ def digits() -> ThesisTrainer:
     return trainer
 
 
-def _cfg(tmp_path: Path, run: str = "f", **kw) -> TunerConfig:  # type: ignore[no-untyped-def]
+def _cfg(tmp_path: Path, run: str = "f", **kw) -> TunerConfig:
     return TunerConfig(
         run=run, run_dir=str(tmp_path / run), sampler="random", trials_per_epoch=3, seed=4, **kw
     )
@@ -69,7 +69,7 @@ def _cli(*args: str, cwd: Path, limit_bytes: int | None = None) -> subprocess.Co
     )
 
 
-def _one_line_exit_2(capsys, args: list[str], needle: str) -> str:  # type: ignore[no-untyped-def]
+def _one_line_exit_2(capsys, args: list[str], needle: str) -> str:
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err
@@ -79,7 +79,7 @@ def _one_line_exit_2(capsys, args: list[str], needle: str) -> str:  # type: igno
     return lines[0]
 
 
-def _artifact(result, ident: str) -> Path:  # type: ignore[no-untyped-def]
+def _artifact(result, ident: str) -> Path:
     return Path(result.artifacts) / ident
 
 
@@ -104,7 +104,7 @@ def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(
     assert victim.read_text() == "keep me" and Path("/etc/hostname").exists()
 
 
-def _forged(value: float, **attrs):  # type: ignore[no-untyped-def]
+def _forged(value: float, **attrs):
     return optuna.trial.create_trial(
         params={"lr": 0.01},
         distributions={"lr": FloatDistribution(1e-3, 0.5, log=True)},
@@ -202,7 +202,7 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
 )
 def test_unusable_storage_urls(
     tmp_path: Path, monkeypatch, capsys, storage: str, needle: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.chdir(tmp_path)
     line = _one_line_exit_2(capsys, ["tune", "--dataset", "digits", "--storage", storage], needle)
     assert "s3cret" not in line
@@ -213,7 +213,7 @@ def test_unusable_storage_urls(
     )
 
 
-def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "junk.log").write_bytes(b'{"op_code": 0, "worker_id": "x"\nnot json\n')
     _one_line_exit_2(
@@ -252,7 +252,7 @@ def test_malformed_and_locked_storages(tmp_path: Path, monkeypatch, capsys) -> N
         lock.close()
 
 
-def test_bad_devices_fail_before_any_trial(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bad_devices_fail_before_any_trial(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     _one_line_exit_2(
         capsys, ["tune", "--dataset", "digits", "--device", "tpu9"], "unknown device 'tpu9'"
@@ -264,7 +264,7 @@ def test_bad_devices_fail_before_any_trial(tmp_path: Path, monkeypatch, capsys) 
     assert not (tmp_path / "runs").exists()
 
 
-def test_run_dir_that_is_a_file_or_cannot_be_written(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_run_dir_that_is_a_file_or_cannot_be_written(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x")
     _one_line_exit_2(
@@ -285,7 +285,7 @@ def test_run_dir_that_is_a_file_or_cannot_be_written(tmp_path: Path, monkeypatch
     )
 
 
-def test_report_output_and_storage_errors(tmp_path: Path, monkeypatch, capsys, digits) -> None:  # type: ignore[no-untyped-def]
+def test_report_output_and_storage_errors(tmp_path: Path, monkeypatch, capsys, digits) -> None:
     monkeypatch.chdir(tmp_path)
     res = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
     (tmp_path / "outdir").mkdir()
@@ -363,7 +363,7 @@ def test_a_torn_journal_tail_is_cut_before_appending(tmp_path: Path) -> None:
     assert len(optuna.load_study(study_name="s", storage=get_storage(str(path))).trials) == 5
 
 
-def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:
     """Optuna's schema set-up races (alembic IntegrityError) when two processes create the same
     database at once: the loser retries. Once forced here, then for real with four processes."""
     import sqlalchemy.exc
@@ -371,7 +371,7 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:  #
     calls = {"n": 0}
     real = optuna.storages.RDBStorage
 
-    def flaky(url: str):  # type: ignore[no-untyped-def]
+    def flaky(url: str):
         calls["n"] += 1
         if calls["n"] == 1:
             raise sqlalchemy.exc.IntegrityError(
@@ -433,7 +433,7 @@ def test_passwords_are_masked_and_the_dashboard_command_is_quoted() -> None:
 
 def test_dashboard_line_is_quoted_for_a_run_dir_with_spaces(
     tmp_path: Path, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert (
         main(
@@ -460,7 +460,7 @@ def test_dashboard_line_is_quoted_for_a_run_dir_with_spaces(
 
 def test_a_storage_password_is_neither_printed_nor_saved(
     tmp_path: Path, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A PostgreSQL URL with a password (the connection itself served by SQLite here): the
     dashboard line, the log, result.json and the studies' records carry only the masked URL."""
     import optuna_gamma.tuner.storage as storage_mod

@@ -144,7 +144,7 @@ def test_against_sklearn_on_random_labels(seed: int) -> None:
         ([0, 1], [0, 1], 2.0, "n_classes must be an integer >= 2, got 2.0"),
     ],
 )
-def test_bad_inputs(y_true, y_pred, n_classes, match) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs(y_true, y_pred, n_classes, match) -> None:
     with pytest.raises(ValueError, match=match):
         classification_report(np.asarray(y_true), np.asarray(y_pred), n_classes)
 
@@ -264,7 +264,7 @@ def test_evaluate_restores_mode_on_error() -> None:
         (SimpleNamespace(x=X, y=Y), {"n_classes": 1}, "n_classes"),
     ],
 )
-def test_evaluate_bad_inputs(split, kwargs, match) -> None:  # type: ignore[no-untyped-def]
+def test_evaluate_bad_inputs(split, kwargs, match) -> None:
     kwargs = {"n_classes": 3, **kwargs}
     with pytest.raises(ValueError, match=match):
         evaluate(_known_linear(), split, **kwargs)

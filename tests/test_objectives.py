@@ -162,7 +162,7 @@ def test_resolve_objective_names_lambdas_and_callables() -> None:
     loss = resolve_objective("loss")
     assert loss.direction == "minimize" and loss.sign == -1.0 and loss({"loss": 0.3}) == 0.3
 
-    def mine(m):  # type: ignore[no-untyped-def]
+    def mine(m):
         return m["accuracy"] - m["loss"]
 
     obj = resolve_objective(mine)

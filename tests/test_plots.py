@@ -91,7 +91,7 @@ def test_confusion_heatmap_from_classification_report() -> None:
         ([["a", "b"], ["c", "d"]], None, "square matrix of counts"),
     ],
 )
-def test_confusion_heatmap_bad_input(cm, names, match) -> None:  # type: ignore[no-untyped-def]
+def test_confusion_heatmap_bad_input(cm, names, match) -> None:
     with pytest.raises(ValueError, match=match):
         plot_confusion_heatmap(cm, names)
 

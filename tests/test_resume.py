@@ -84,7 +84,7 @@ def _run(
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _final(run_dir: Path):  # type: ignore[no-untyped-def]
+def _final(run_dir: Path):
     from optuna.artifacts import FileSystemArtifactStore
 
     from optuna_gamma.tuner import load_result
@@ -94,7 +94,7 @@ def _final(run_dir: Path):  # type: ignore[no-untyped-def]
     return res, StateStore(FileSystemArtifactStore(res.artifacts)).load(res.final_state)
 
 
-def _assert_equal(a, b) -> None:  # type: ignore[no-untyped-def]
+def _assert_equal(a, b) -> None:
     if isinstance(a, torch.Tensor):
         assert torch.equal(a, b)
     elif isinstance(a, dict):
@@ -113,7 +113,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     ra, sa = _final(a)
     rb, sb = _final(b)
 
-    def entries(r):  # type: ignore[no-untyped-def]
+    def entries(r):
         return r.schedule if r.mode == "per-epoch" else [r.best]
 
     assert [(e.params, e.value, e.metrics) for e in entries(ra)] == [
@@ -170,7 +170,7 @@ def crash_and_resume(tmp_path: Path, sampler: str, mode: str, crashes: list[str]
 )
 def test_kill_and_resume_gives_identical_run(
     tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     run_dir = crash_and_resume(tmp_path, sampler, mode, crashes)
     assert_same_run(run_dir, reference(sampler, mode))
 

@@ -39,7 +39,7 @@ def _assert_valid(value: object, dist: IntDistribution | FloatDistribution) -> N
     else:
         assert type(value) is float
     if dist.step is not None:
-        k = (float(value) - dist.low) / dist.step  # type: ignore[arg-type]
+        k = (float(value) - dist.low) / dist.step
         assert abs(k - round(k)) < 1e-8
 
 

@@ -64,18 +64,18 @@ def _value(t: FrozenTrial) -> float:
     return t.value
 
 
-def _cfg(tmp_path: Path, run: str, **kw) -> TunerConfig:  # type: ignore[no-untyped-def]
+def _cfg(tmp_path: Path, run: str, **kw) -> TunerConfig:
     return TunerConfig(run=run, run_dir=str(tmp_path / run), **kw)
 
 
-def _store(result) -> StateStore:  # type: ignore[no-untyped-def]
+def _store(result) -> StateStore:
     from optuna.artifacts import FileSystemArtifactStore
 
     return StateStore(FileSystemArtifactStore(result.artifacts))
 
 
 @pytest.fixture()
-def one_thread():  # type: ignore[no-untyped-def]
+def one_thread():
     """Retrain by hand with the tuner's default of one torch thread (results depend on it)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -254,7 +254,7 @@ def test_reseeded_sampler_builds_per_trial_and_shows_the_slot() -> None:
             super().__init__(seed=seed)
             self.seed = seed
 
-        def sample_independent(self, study, trial, name, dist):  # type: ignore[no-untyped-def]
+        def sample_independent(self, study, trial, name, dist):
             seen.append((self.seed, trial.number))
             return super().sample_independent(study, trial, name, dist)
 
@@ -661,7 +661,7 @@ def test_one_log_line_per_epoch_and_a_warning_at_a_bound(digits, tmp_path: Path)
     assert any(m.startswith("run 'log' done: 6 trials") for m in lines)
 
 
-def test_progress_bar_counts_right_on_resume_and_extension(digits, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_progress_bar_counts_right_on_resume_and_extension(digits, tmp_path: Path, capsys) -> None:
     kw = dict(sampler="random", trials_per_epoch=2, progress=True)
     tune_per_epoch(digits, None, _cfg(tmp_path, "p", epochs=1, **kw))
     capsys.readouterr()
@@ -676,7 +676,7 @@ def test_threads_are_set_for_the_run_and_restored(digits, tmp_path: Path) -> Non
     seen: list[int] = []
 
     class Spy(ThesisTrainer):
-        def train_epoch(self, state, hparams, ctx):  # type: ignore[no-untyped-def]
+        def train_epoch(self, state, hparams, ctx):
             seen.append(torch.get_num_threads())
             return super().train_epoch(state, hparams, ctx)
 

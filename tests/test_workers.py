@@ -96,7 +96,7 @@ def _final_state_loads(result: dict) -> None:
     assert set(snap) == {"model", "optimizer"}
 
 
-def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:
     """Poll until ``predicate()`` (not a sleep deciding an outcome: the condition does)."""
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -324,7 +324,7 @@ def test_unusable_storages_and_artifact_locations_fail_before_any_trial(
     monkeypatch,
     capsys,
     args: list[str],
-    needle: str,  # type: ignore[no-untyped-def]
+    needle: str,
 ) -> None:
     from optuna_gamma.tuner.cli import main
 
@@ -340,7 +340,7 @@ def test_unusable_storages_and_artifact_locations_fail_before_any_trial(
 
 def test_unwritable_s3_location_fails_before_any_trial(
     tmp_path: Path, monkeypatch, capsys, s3_server
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from optuna_gamma.tuner.cli import main
 
     for k, v in s3_server.items():

@@ -75,7 +75,7 @@ class Backoff:
         self.delay = self.first
 
 
-class WorkerSummary(dict):  # type: ignore[type-arg]
+class WorkerSummary(dict):
     """What :func:`run_worker` returns: ``worker``, ``trials`` (completed by it), ``reason``."""
 
 
