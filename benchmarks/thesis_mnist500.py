@@ -178,19 +178,6 @@ def _trainer(root: str | None, seed: int) -> Any:
     return ThesisTrainer("mnist", root, model="thesis-cnn", subset=500, data_seed=seed)
 
 
-def _config(args: Any, run: str, run_dir: Path, **kw: Any) -> Any:
-    from optuna_gamma.tuner import TunerConfig
-
-    return TunerConfig(
-        run=run,
-        run_dir=run_dir,
-        device=args.device,
-        num_threads=args.threads,
-        progress=False,
-        **kw,
-    )
-
-
 def run_grid_cell(
     args: Any, root: str | None, seed: int, epochs: int, sizes: list[int]
 ) -> dict[str, Any]:
@@ -219,7 +206,7 @@ def run_grid_cell(
             tune_whole(
                 _trainer(root, seed),
                 tc.thesis_space(),
-                _config(
+                tc.tuner_config(
                     args,
                     "grid",
                     run_dir,
@@ -279,7 +266,7 @@ def run_bo_cell(
     res = tune_whole(
         _trainer(root, seed),
         space,
-        _config(
+        tc.tuner_config(
             args,
             "bo",
             run_dir,
@@ -349,7 +336,7 @@ def run_grid_test_cell(
     res = tune_whole(
         _trainer(root, seed),
         tc.thesis_space(),
-        _config(
+        tc.tuner_config(
             args,
             "gt",
             run_dir,
