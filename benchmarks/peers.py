@@ -82,7 +82,18 @@ PEERS = (
     "pbt",
     "pb2",
 )
-ARMS = PER_EPOCH + DEEP + PEERS
+#: The tuner's policies (docs/design.md §7) at the same budget B: the default population policy
+#: serial (``pe-pop``) and with 12 trials at a time (``pe-pop-w12``: the wall time of 12 workers
+#: for B / 12 epochs), and the ablation of what makes it pay (docs/when-it-pays.md).
+POLICIES = {
+    "pe-pop": {"width": 1},
+    "pe-pop-w12": {"width": 12},
+    "pe-pop-explore-all": {"width": 1, "explore_until": 1.0},
+    "pe-pop-explore-none": {"width": 1, "explore_until": 0.0},
+    "pe-pop-w12-carry1": {"width": 12, "carry": 1},
+    "pe-thesis-t2": {"thesis": 2},
+}
+ARMS = PER_EPOCH + DEEP + PEERS + tuple(POLICIES)
 DATASETS = {"mnist": 500, "fashion-mnist": 1000}
 
 
@@ -153,13 +164,35 @@ class CosineTrainer:
 
 # --------------------------------------------------------------------------------------------
 # tuner-based arms
+def policy_of(arm: str, budget: int) -> Any:
+    """The policy object of a policy arm at ``budget`` training epochs."""
+    from optuna_gamma.tuner.policies import PopulationPolicy
+    from optuna_gamma.tuner.policies import ThesisPolicy
+
+    settings = dict(POLICIES[arm])
+    if "thesis" in settings:
+        t = settings["thesis"]
+        return ThesisPolicy(trials=t, epochs=budget // t)
+    return PopulationPolicy(budget=budget, **settings)
+
+
 def run_tuner_arm(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
     run_dir = args.runs_dir / NAME / f"{dataset}-s{seed}-{arm}"
     trainer = make_trainer(dataset, root, subset, seed)
     budget = TRIALS * epochs
-    if arm in PER_EPOCH:
+    if arm in POLICIES:
+        rec = tc.run_policy(
+            args,
+            trainer,
+            space(),
+            run_dir,
+            policy=policy_of(arm, budget),
+            objective="kappa1",
+            seed=seed,
+        )
+    elif arm in PER_EPOCH:
         sampler = {
             "pe-gamma": "gamma",
             "pe-gaussian": "gaussian",

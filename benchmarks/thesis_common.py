@@ -580,14 +580,72 @@ def tuner_config(args: Any, run: str, run_dir: Path, **kw: Any) -> Any:
     """A :class:`~optuna_gamma.tuner.TunerConfig` with the command line's device and threads."""
     from optuna_gamma.tuner import TunerConfig
 
+    # The thesis's benchmarks pin its policy (docs/design.md §7), so their tables reproduce.
     return TunerConfig(
         run=run,
         run_dir=run_dir,
         device=args.device,
         num_threads=args.threads,
         progress=False,
-        **kw,
+        **{"policy": "thesis", **kw},
     )
+
+
+def run_policy(
+    args: Any,
+    trainer: Any,
+    space: Any,
+    run_dir: Path,
+    *,
+    policy: Any,
+    objective: Any,
+    seed: int,
+) -> dict[str, Any]:
+    """A per-epoch run under ``policy`` (a :class:`~optuna_gamma.tuner.policies.Policy`), tested
+    at its end. The record: the schedule, the test metrics keyed by the epochs of the final
+    model, the compute spent (training epochs and seconds), the plan and the wall time."""
+    from optuna_gamma.tuner import AllTrialsDivergedError
+    from optuna_gamma.tuner import tune_per_epoch
+
+    t0 = time.perf_counter()
+    plan = policy.plan
+    try:
+        res = tune_per_epoch(
+            trainer,
+            space,
+            tuner_config(args, "pe", run_dir, policy=policy, objective=objective, seed=seed),
+        )
+    except AllTrialsDivergedError as err:
+        return failed_run(
+            run_dir, str(err), seed=seed, trials=None, wall=time.perf_counter() - t0, tests={}
+        )
+    schedule = [
+        {
+            "epoch": e.epoch,
+            "lr": e.lr,
+            "value": e.value,
+            "valid_accuracy": e.metrics.get("accuracy"),
+            "valid_loss": e.metrics.get("loss"),
+        }
+        for e in res.schedule
+    ]
+    return {
+        "mode": "per-epoch",
+        "policy": res.policy,
+        "sampler": res.sampler,
+        "objective": res.objective,
+        "seed": seed,
+        "epochs": res.epochs,
+        "final_epochs": res.final_epochs,
+        "rounds": plan.epochs,
+        "trials_per_study": res.trials_per_study,
+        "schedule": schedule,
+        "test": {str(res.final_epochs): test_metrics(res.test)},
+        "compute_epochs": res.compute_epochs,
+        "compute_time": res.compute_time,
+        "trials_reused": res.trials_reused,
+        "wall_time": time.perf_counter() - t0,
+    }
 
 
 def run_per_epoch(

@@ -174,14 +174,14 @@ def test_truncated_trial_state_is_recomputed_before_adoption(tmp_path: Path) -> 
 
     ref = tmp_path / "ref"
     ref.mkdir()
-    assert _run(ref, ref / "run", "random", "per-epoch", None).returncode == 0
-    proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", "after_tell:4")
+    assert _run(ref, ref / "run", "random", "per-epoch", None, "thesis").returncode == 0
+    proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", "after_tell:4", "thesis")
     assert proc.returncode == -9, proc.stderr[-2000:]
     best = optuna.load_study(
         study_name="job/epoch-001", storage=get_storage(str(tmp_path / "run" / "journal.log"))
     ).best_trial
     _truncate(tmp_path / "run" / "artifacts" / best.user_attrs["state"])
-    proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", None)
+    proc = _run(tmp_path, tmp_path / "run", "random", "per-epoch", None, "thesis")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "unreadable" in proc.stderr and "recomputing" in proc.stderr
     assert_same_run(tmp_path / "run", ref / "run")

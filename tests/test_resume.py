@@ -31,7 +31,7 @@ import sys
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 from optuna_gamma.tuner import ThesisTrainer, TunerConfig, tune_per_epoch, tune_whole
-run_dir, sampler, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+run_dir, sampler, mode, policy = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[5]
 if mode == "user":
     import runpy, torch
     ns = runpy.run_path(sys.argv[4])
@@ -54,7 +54,7 @@ if mode == "user":
 else:
     trainer, space = ThesisTrainer("digits"), None
 config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, trials_per_epoch=4, epochs=2,
-                     seed=7,
+                     seed=7, policy=policy,
                      warm_start=(mode == "warm"))
 if mode == "whole":
     r = tune_whole(trainer, space, config)
@@ -65,7 +65,7 @@ print("done", r.final_state)
 
 
 def _run(
-    tmp: Path, run_dir: Path, sampler: str, mode: str, crash: str | None
+    tmp: Path, run_dir: Path, sampler: str, mode: str, crash: str | None, policy: str
 ) -> subprocess.CompletedProcess:
     script = tmp / "job.py"
     script.write_text(JOB)
@@ -80,6 +80,7 @@ def _run(
         sampler,
         mode,
         str(REPO / "examples" / "own_training.py"),
+        policy,
     ]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
@@ -124,55 +125,74 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
-    """Uninterrupted runs, one per (sampler, mode)."""
-    cache: dict[tuple[str, str], Path] = {}
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str, str], Path]:
+    """Uninterrupted runs, one per (sampler, mode, policy)."""
+    cache: dict[tuple[str, str, str], Path] = {}
 
-    def get(sampler: str, mode: str) -> Path:
-        if (sampler, mode) not in cache:
-            tmp = tmp_path_factory.mktemp(f"ref-{sampler.replace(':', '_')}-{mode}")
-            proc = _run(tmp, tmp / "run", sampler, mode, None)
+    def get(sampler: str, mode: str, policy: str) -> Path:
+        if (sampler, mode, policy) not in cache:
+            tmp = tmp_path_factory.mktemp(f"ref-{sampler.replace(':', '_')}-{mode}-{policy}")
+            proc = _run(tmp, tmp / "run", sampler, mode, None, policy)
             assert proc.returncode == 0, proc.stderr
-            cache[(sampler, mode)] = tmp / "run"
-        return cache[(sampler, mode)]
+            cache[(sampler, mode, policy)] = tmp / "run"
+        return cache[(sampler, mode, policy)]
 
     return get
 
 
-def crash_and_resume(tmp_path: Path, sampler: str, mode: str, crashes: list[str]) -> Path:
+def crash_and_resume(
+    tmp_path: Path, sampler: str, mode: str, crashes: list[str], policy: str = "thesis"
+) -> Path:
     run_dir = tmp_path / "run"
     for crash in crashes:
-        proc = _run(tmp_path, run_dir, sampler, mode, crash)
+        proc = _run(tmp_path, run_dir, sampler, mode, crash, policy)
         assert proc.returncode == -signal.SIGKILL, (crash, proc.returncode, proc.stderr[-2000:])
         assert not (run_dir / "result.json").exists()
-    proc = _run(tmp_path, run_dir, sampler, mode, None)
+    proc = _run(tmp_path, run_dir, sampler, mode, None, policy)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("sampler", "mode", "crashes"),
+    ("sampler", "mode", "crashes", "policy"),
     [
         # 2 epochs x 4 trials: epoch 2 is the 5th..8th trial. Crash 1 kills trial 6 between its
         # state upload and tell; the resumed process dies right after asking (the retry), then
         # between verifying epoch 2's adoption and recording it.
-        ("gamma", "per-epoch", ["after_save:6", "after_ask:1", "after_adopt_verify:1"]),
+        (
+            "gamma",
+            "per-epoch",
+            ["after_save:6", "after_ask:1", "after_adopt_verify:1"],
+            "thesis",
+        ),
         (
             "tpe",
             "warm",
             ["after_ask:5", "after_adopt:1"],
+            "thesis",
         ),  # the enqueued warm-start trial of epoch 2
-        ("grid:4", "per-epoch", ["after_save:6"]),
-        ("gamma", "whole", ["after_save:3"]),
-        ("gamma", "user", ["after_save:2", "after_tell:5"]),  # AdamW + DataLoader + StepLR
+        ("grid:4", "per-epoch", ["after_save:6"], "thesis"),
+        ("gamma", "whole", ["after_save:3"], "thesis"),
+        # AdamW + DataLoader + StepLR
+        ("gamma", "user", ["after_save:2", "after_tell:5"], "thesis"),
+        # The population policy: epoch 2 queues 2 continuing and 2 exploring trials, from the
+        # 2 states epoch 1 carried; trial 6 is the first explorer (killed before its tell), the
+        # resumed process dies after the queued retry is asked, then mid-adoption.
+        (
+            "gamma",
+            "per-epoch",
+            ["after_save:7", "after_ask:1", "after_adopt_verify:1"],
+            "population",
+        ),
+        ("tpe", "user", ["after_save:2", "after_tell:6"], "population"),
     ],
 )
 def test_kill_and_resume_gives_identical_run(
-    tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str]
+    tmp_path: Path, reference, sampler: str, mode: str, crashes: list[str], policy: str
 ) -> None:
-    run_dir = crash_and_resume(tmp_path, sampler, mode, crashes)
-    assert_same_run(run_dir, reference(sampler, mode))
+    run_dir = crash_and_resume(tmp_path, sampler, mode, crashes, policy)
+    assert_same_run(run_dir, reference(sampler, mode, policy))
 
     # The dead process's RUNNING trials were failed and retried with the same parameters.
     from optuna_gamma.tuner import get_storage
@@ -194,5 +214,13 @@ def test_kill_and_resume_gives_identical_run(
                 if t.params:
                     assert r.params == t.params
     assert failed == sum(c.startswith(("after_ask", "after_save")) for c in crashes)
-    # Only the adopted states (and the initial one) are left in the store.
-    assert len(list((run_dir / "artifacts").iterdir())) == (2 if mode == "whole" else 3)
+    # Only the carried states (and the initial one) are left in the store.
+    from optuna_gamma.tuner import load_result
+
+    carried = set()
+    for name in optuna.get_all_study_names(storage):
+        attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
+        carried |= {m["state"] for m in attrs["population"]}
+    assert len(carried) == (1 if mode == "whole" else 2) * (1 if policy == "thesis" else 2)
+    assert load_result(run_dir / "result.json").policy["name"] == policy
+    assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 1

@@ -226,7 +226,7 @@ def test_config_validation_names_the_value() -> None:
     for kw, match in (
         ({"trials_per_epoch": 2.5}, "trials_per_epoch must be an int >= 1 or None, got 2.5"),
         ({"warm_start": "yes"}, "warm_start must be True or False, got 'yes'"),
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ({"epochs": 0}, "epochs must be an int >= 1 or None, got 0"),
         ({"seed": -1}, "seed"),
         ({"num_threads": 0}, "num_threads"),
         ({"run": "a/b"}, "run must be"),
@@ -408,7 +408,15 @@ def test_warm_start_enqueues_previous_best(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(
         digits,
         None,
-        _cfg(tmp_path, "ws", sampler="random", trials_per_epoch=3, epochs=2, warm_start=True),
+        _cfg(
+            tmp_path,
+            "ws",
+            sampler="random",
+            trials_per_epoch=3,
+            epochs=2,
+            warm_start=True,
+            policy="thesis",
+        ),
     )
     study = optuna.load_study(study_name="ws/epoch-002", storage=get_storage(res.storage))
     assert min(study.get_trials(), key=lambda t: t.number).params["lr"] == res.schedule[0].lr

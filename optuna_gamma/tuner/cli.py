@@ -136,15 +136,36 @@ def _build_parser() -> _Parser:
     s = t.add_argument_group("study")
     s.add_argument("--mode", choices=("per-epoch", "whole"), default="per-epoch")
     s.add_argument("--sampler", default="gamma", help="one of: " + ", ".join(SAMPLER_CHOICES))
-    s.add_argument("--epochs", type=int, default=1)
+    s.add_argument(
+        "--policy",
+        choices=("population", "thesis"),
+        default=None,
+        help="how the run spends its compute: 'population' (default; committed settings plus "
+        "sampled explorers) or 'thesis' (the thesis's T trials per epoch, best adopted; the "
+        "default for grid:N and fixed:LR)",
+    )
+    s.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="compute in training epochs (one epoch of one model), spent exactly; the policy "
+        "derives the epochs from it (give --budget or --epochs)",
+    )
+    s.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of the run (whole mode: of each training); default 1 unless --budget",
+    )
     s.add_argument(
         "--trials-per-epoch",
         "--trials",
         dest="trials",
         type=int,
         default=None,
-        help="trials per epoch (whole mode: trainings); default 12, grid size for grid:N, 1 for "
-        "fixed",
+        help="trials per epoch: thesis policy and whole mode (trainings): default 12, grid "
+        "size for grid:N, 1 for fixed; population policy: trials at once (default: --workers, "
+        "at least 1)",
     )
     s.add_argument("--n-startup-trials", type=int, default=2)
     s.add_argument(
@@ -292,7 +313,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.trainer is None and args.dataset is None:
         raise ValueError("give --dataset (built-in thesis trainer) or --trainer MODULE:FACTORY")
     for flag, value, low in (
-        ("--epochs", args.epochs, 1),
+        ("--epochs", 1 if args.epochs is None else args.epochs, 1),
+        ("--budget", 1 if args.budget is None else args.budget, 1),
         ("--threads", args.threads, 1),
         ("--n-startup-trials", args.n_startup_trials, 0),
         ("--seed", args.seed, 0),
@@ -535,6 +557,8 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             storage=args.storage,
             artifacts=args.artifacts,
             sampler=sampler,
+            policy=args.policy,
+            budget=args.budget,
             trials_per_epoch=args.trials,
             epochs=args.epochs,
             objective=objective,

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 import numbers
 import os
 from typing import Any
+from typing import TYPE_CHECKING
 from typing import Union
+
+
+if TYPE_CHECKING:
+    from optuna_gamma.tuner.policies.base import Policy
 
 
 __all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
@@ -53,9 +58,20 @@ class TunerConfig:
             Optuna artifact store object.
         sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`) or a callable
             ``seed -> sampler``.
-        trials_per_epoch: Trials of each study (whole mode: trainings); default 12 (2 start-up
-            + 10 BO, the thesis), the grid size for ``grid:N``, 1 for ``fixed``.
-        epochs: Epochs ``E``.
+        policy: How the run spends its compute (:mod:`~optuna_gamma.tuner.policies`):
+            ``"population"`` (default: a population of committed settings and sampled explorers,
+            sized from ``budget`` and ``workers``) or ``"thesis"`` (``trials_per_epoch`` trials
+            per epoch from the adopted state, the best adopted: the thesis's fig. 8), or a
+            :class:`~optuna_gamma.tuner.policies.Policy` object (e.g. a ``PopulationPolicy`` with
+            other settings). ``None`` (default) is ``"population"``, or ``"thesis"`` for
+            ``grid:N`` and ``fixed:LR``.
+        budget: Compute in training epochs (one epoch of one model), spent exactly; the policy
+            derives the epochs and trials per epoch from it. Give ``budget`` or ``epochs``.
+        trials_per_epoch: Trials of each study. Thesis policy (and whole mode: trainings):
+            default 12 (2 start-up + 10 BO), the grid size for ``grid:N``, 1 for ``fixed``.
+            Population policy: the trials that run at once (default ``max(1, workers)``).
+        epochs: Epochs ``E`` of the per-epoch run (default 1 unless ``budget`` is given);
+            whole mode: the epochs of each training.
         objective: ``"kappa1"``, ``"kappa2"`` (``"kappa2:0.2"`` sets lambda), ``"accuracy"``,
             ``"loss"``, an :class:`~optuna_gamma.tuner.objectives.Objective` or a callable
             ``metrics -> float``.
@@ -89,8 +105,10 @@ class TunerConfig:
     storage: Any = None
     artifacts: Any = None
     sampler: Union[str, Callable[[int], Any]] = "gamma"
+    policy: Union[str, Policy, None] = None
+    budget: int | None = None
     trials_per_epoch: int | None = None
-    epochs: int = 1
+    epochs: int | None = None
     objective: Union[str, Callable[[Mapping[str, Any]], float], Any] = "kappa1"
     seed: int = 0
     n_startup_trials: int = 2
@@ -111,7 +129,18 @@ class TunerConfig:
         if self.run_dir is not None and not isinstance(self.run_dir, (str, os.PathLike)):
             raise ValueError(f"run_dir must be a path, got {self.run_dir!r}")
         _check_int("trials_per_epoch", self.trials_per_epoch, 1, none_ok=True)
-        _check_int("epochs", self.epochs, 1)
+        _check_int("epochs", self.epochs, 1, none_ok=True)
+        _check_int("budget", self.budget, 1, none_ok=True)
+        from optuna_gamma.tuner.policies.base import Policy
+
+        if not isinstance(self.policy, Policy) and self.policy not in (
+            None,
+            "population",
+            "thesis",
+        ):
+            raise ValueError(
+                f"policy must be 'population', 'thesis', a Policy or None, got {self.policy!r}"
+            )
         _check_int("seed", self.seed, 0)
         _check_int("n_startup_trials", self.n_startup_trials, 0)
         _check_int("num_threads", self.num_threads, 1, none_ok=True)

@@ -53,6 +53,11 @@ from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.policies import make_policy
+from optuna_gamma.tuner.policies import Member
+from optuna_gamma.tuner.policies import Policy
+from optuna_gamma.tuner.policies import Slot
+from optuna_gamma.tuner.policies import ThesisPolicy
 from optuna_gamma.tuner.runfiles import crash_point
 from optuna_gamma.tuner.runfiles import derive_seed
 from optuna_gamma.tuner.runfiles import run_lock
@@ -81,6 +86,7 @@ _logger = get_logger(__name__)
 #: Config keys whose change would make a run's stored results meaningless: refused on resume.
 _HARD_KEYS = (
     "mode",
+    "policy",
     "sampler",
     "seed",
     "trials",
@@ -103,6 +109,18 @@ def trainer_spec(trainer: Any) -> dict[str, Any] | None:
     rebuild = getattr(trainer, "spec", None)
     kwargs = rebuild() if callable(rebuild) else None
     return {"builtin": dict(kwargs)} if kwargs else None
+
+
+#: Epochs of trials the sampler sees as its history (older ones hardly correlate).
+HISTORY_EPOCHS = 4
+
+
+def improvement(trial: optuna.trial.FrozenTrial) -> float:
+    """What the sampler models for a trial under a history: its value minus the value of the
+    state it started from (its value when that is unknown)."""
+    start = trial.user_attrs.get("start_value")
+    assert trial.value is not None
+    return trial.value - start if isinstance(start, (int, float)) else trial.value
 
 
 def worker_id() -> str:
@@ -252,6 +270,12 @@ class Engine:
             self.deterministic,
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
+        self.policy: Policy = (
+            make_policy(config, thesis_trials=self.plan.trials, fixed_plan=self.plan.thesis_only)
+            if mode == "per-epoch"
+            else ThesisPolicy(trials=self.plan.trials, epochs=1)
+        )
+        self.run_plan = self.policy.plan
         self.paths = RunPaths(
             config.run_dir if config.run_dir is not None else Path("runs") / config.run
         )
@@ -261,7 +285,7 @@ class Engine:
         self.store: StateStore | None = None
         self._state: Any = None
         self._initial: dict[str, Any] | None = None
-        self._snapshots: dict[int, dict[str, Any]] = {}
+        self._snapshots: dict[tuple[int, int], dict[str, Any]] = {}
         self._warned_bounds: set[tuple[str, str]] = set()
         self._bar: Any = None
         self.new_trials = 0
@@ -327,8 +351,11 @@ class Engine:
             "run_dir": str(self.paths.root),
             "artifacts": self.artifacts_text,
             "sampler": self.plan.name,
+            "policy": self.policy.describe(),
             "seed": self.config.seed,
-            "trials": self.plan.trials,
+            "trials": getattr(self.policy, "width", self.plan.trials),
+            "plan": list(self.run_plan.trials),
+            "budget": self.config.budget,
             "objective": self.objective.name,
             "space": self.space.to_dict(),
             "warm_start": self.config.warm_start,
@@ -347,8 +374,22 @@ class Engine:
         """:meth:`config_record` with the run's length: ``epochs_total`` (the number of
         studies) and, in whole mode, ``epochs_per_trial``."""
         if self.mode == "whole":
-            return self.config_record(epochs_per_trial=self.config.epochs, epochs_total=1)
-        return self.config_record(epochs_total=self.config.epochs)
+            return self.config_record(epochs_per_trial=self.epochs_per_trial, epochs_total=1)
+        return self.config_record(epochs_total=self.n_epochs)
+
+    @property
+    def n_epochs(self) -> int:
+        """Studies of the run: the policy's epochs (1 in whole mode)."""
+        return self.run_plan.epochs
+
+    @property
+    def epochs_per_trial(self) -> int:
+        """Epochs one trial trains: 1 per epoch, ``epochs`` in whole mode."""
+        return (self.config.epochs or 1) if self.mode == "whole" else 1
+
+    def trials_of(self, epoch: int) -> int:
+        """Complete trials study ``epoch`` needs before adoption."""
+        return self.run_plan.trials[epoch - 1]
 
     def open_study(self, name: str, record: dict[str, Any]) -> optuna.Study:
         """Create or load study ``name``; record the config, or refuse a different one."""
@@ -470,16 +511,22 @@ class Engine:
 
         return optuna.load_study(study_name=self.study_name(epoch), storage=self.storage)
 
-    def start_snapshot(self, epoch: int) -> dict[str, Any]:
-        """The start state of study ``epoch`` (recovered if its artifact is unreadable)."""
+    def start_snapshot(self, epoch: int, parent: int = 0) -> dict[str, Any]:
+        """The start state of a trial of study ``epoch`` whose slot names ``parent`` (the rank
+        of its state in the previous epoch's population; recovered if its artifact is
+        unreadable)."""
         if epoch > 1 and self.mode == "per-epoch":
-            return self.adopted_snapshot(epoch - 1)
+            return self.member_snapshot(epoch - 1, parent)
+        if (0, epoch) in self._snapshots:
+            return self._snapshots[(0, epoch)]
         assert self.store is not None and self._initial is not None
         study = self.load_study(epoch)
         rec = study.user_attrs["start"]
         where = f"the start of study {study.study_name!r}"
         try:
-            return self.store.load(check_artifact_id(rec.get("state"), where=where))
+            snap = self.store.load(check_artifact_id(rec.get("state"), where=where))
+            self._snapshots[(0, epoch)] = snap
+            return snap
         except StateUnavailableError as err:
             _logger.warning(f"{err}; rebuilding the initial state from the seed")
             broken, rec = (
@@ -490,33 +537,83 @@ class Engine:
             self.store.remove(broken)
             return self._initial
 
-    def adopted_snapshot(self, epoch: int) -> dict[str, Any]:
-        """The adopted state of study ``epoch``; recomputed from its start if unreadable."""
-        if epoch in self._snapshots:
-            return self._snapshots[epoch]
+    def population_of(self, epoch: int) -> list[dict[str, Any]]:
+        """The records of the states study ``epoch`` carried forward, best first (the adopted
+        one alone for runs recorded before populations existed)."""
+        return self.population_of_study(self.load_study(epoch))
+
+    @staticmethod
+    def population_of_study(study: optuna.Study) -> list[dict[str, Any]]:
+        """:meth:`population_of` for an open study."""
+        attrs = study.user_attrs
+        members = attrs.get("population")
+        if not isinstance(members, list) or not members:
+            return [dict(attrs["adopted"])]
+        return [dict(m) for m in members]
+
+    def parent_record(self, epoch: int, parent: int) -> dict[str, Any]:
+        """What a trial of study ``epoch`` starting from rank ``parent`` starts from:
+        ``{"metrics", "value"}`` of that state (the study's start record for rank 0).
+
+        Raises:
+            ValueError: ``parent`` is not a rank of the previous epoch's population (a queued
+                trial read from the storage is untrusted).
+        """
+        if parent == 0 or epoch == 1 or self.mode != "per-epoch":
+            if parent != 0:
+                raise ValueError(f"study {self.study_name(epoch)!r}: no parent {parent!r}")
+            return dict(self.load_study(epoch).user_attrs["start"])
+        members = self.population_of(epoch - 1)
+        if not isinstance(parent, int) or not 0 <= parent < len(members):
+            raise ValueError(
+                f"study {self.study_name(epoch)!r}: a trial names parent {parent!r}, but the "
+                f"previous epoch carried {len(members)} state(s)"
+            )
+        return {"metrics": members[parent]["metrics"], "value": members[parent]["value"]}
+
+    def member_snapshot(self, epoch: int, rank: int = 0) -> dict[str, Any]:
+        """State ``rank`` of study ``epoch``'s population (0: the adopted state); recomputed
+        from its start if unreadable."""
+        if (epoch, rank) in self._snapshots:
+            return self._snapshots[(epoch, rank)]
         assert self.store is not None
         study = self.load_study(epoch)
-        adopted = dict(study.user_attrs["adopted"])
-        where = f"the adopted trial {adopted['trial']} of study {study.study_name!r}"
+        members = self.population_of(epoch)
+        record = dict(members[rank])
+        where = f"the carried trial {record['trial']} of study {study.study_name!r}"
         try:
-            snap = self.store.load(check_artifact_id(adopted.get("state"), where=where))
+            snap = self.store.load(check_artifact_id(record.get("state"), where=where))
         except StateUnavailableError as err:
-            snap = self._recompute(study, adopted, epoch, f"{err} ({where})")
-            broken, adopted["state"] = (
-                adopted["state"],
-                self.store.save(snap, study, f"adopted-recomputed-{adopted['trial']:04d}.pt"),
+            snap = self._recompute(study, record, epoch, f"{err} ({where})")
+            broken, record["state"] = (
+                record["state"],
+                self.store.save(snap, study, f"adopted-recomputed-{record['trial']:04d}.pt"),
             )
-            study.set_user_attr("adopted", adopted)
+            members[rank] = record
+            if "population" in study.user_attrs:
+                study.set_user_attr("population", members)
+            if rank == 0:
+                study.set_user_attr("adopted", {**study.user_attrs["adopted"], **record})
             self.store.remove(broken)
-        self._snapshots = {epoch: snap}  # only the latest is needed again
+        # only the latest epoch's states are needed again
+        self._snapshots = {k: v for k, v in self._snapshots.items() if k[0] == epoch}
+        self._snapshots[(epoch, rank)] = snap
         return snap
+
+    def adopted_snapshot(self, epoch: int) -> dict[str, Any]:
+        """The adopted state of study ``epoch``; recomputed from its start if unreadable."""
+        return self.member_snapshot(epoch, 0)
 
     def _recompute(
         self, study: optuna.Study, record: Mapping[str, Any], epoch: int, why: str
     ) -> dict[str, Any]:
         _logger.warning(f"{why}; recomputing it from the study's start state")
+        parent = int(record.get("parent", 0))
         snap, valid, _, _, _ = self.train(
-            self.start_snapshot(epoch), record["hparams"], self.epochs_of(epoch), record["trial"]
+            self.start_snapshot(epoch, parent),
+            record["hparams"],
+            self.epochs_of(epoch),
+            record["trial"],
         )
         recorded = record.get("metrics", {})
         if any(valid.get(k) != v for k, v in recorded.items() if isinstance(v, float)):
@@ -530,16 +627,19 @@ class Engine:
 
     def epochs_of(self, epoch: int) -> list[int]:
         """The epochs a trial of study ``epoch`` trains."""
-        return list(range(1, self.config.epochs + 1)) if self.mode == "whole" else [epoch]
+        return list(range(1, self.epochs_per_trial + 1)) if self.mode == "whole" else [epoch]
 
     def prepare_study(self, epoch: int, study: optuna.Study) -> dict[str, Any]:
         """Record the study's start, fail dead trials (serial driver and coordinator only: they
-        hold the run lock), and enqueue grid points or the warm start once. Returns the start
-        record."""
+        hold the run lock), and enqueue the policy's planned slots, grid points or the warm start
+        once. Returns the start record."""
         start = self.start_record(study, epoch)
         if self.role != "worker":
             self.fail_stale(study)
-        if self.plan.grid:
+        slots = self.policy.slots(epoch, self._members(epoch - 1) if epoch > 1 else [])
+        if not all(slot.plain for slot in slots):
+            self._enqueue_slots(study, slots)
+        elif self.plan.grid:
             self._enqueue_once(
                 study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch))
             )
@@ -550,15 +650,74 @@ class Engine:
             study.set_user_attr("prepared", True)
         return start
 
+    def _members(self, epoch: int) -> list[Member]:
+        return [
+            Member(
+                trial=int(m["trial"]),
+                value=float(m["value"]),
+                params=dict(m["params"]),
+                parent=int(m.get("parent", 0)),
+            )
+            for m in self.population_of(epoch)
+        ]
+
+    @staticmethod
+    def _enqueue_slots(study: optuna.Study, slots: list[Slot]) -> None:
+        """Queue the policy's slots of a study once, also across a crash in the middle (a slot
+        already queued is known by its ``slot`` user attribute)."""
+        if study.user_attrs.get("queued"):
+            return
+        there = {t.user_attrs.get("slot") for t in study.get_trials(deepcopy=False)}
+        for i, slot in enumerate(slots):
+            if i not in there:
+                study.enqueue_trial(dict(slot.params or {}), user_attrs=slot.user_attrs(i))
+        study.set_user_attr("queued", True)
+
     def sampler_for(
         self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]
     ) -> ReseededSampler:
-        """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot)."""
+        """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot).
+
+        Under a policy other than the thesis's, from epoch 2 on, ``GammaBOSampler`` also sees
+        the earlier epochs' trials (:meth:`history`) and models every trial's improvement over
+        the state it started from (docs/design.md §7: knowledge across epochs)."""
+        factory = self.plan.factory
+        if self.policy.name != "thesis" and epoch > 1:
+            factory = self.plan.factory_with_history(self.history(epoch), improvement)
         return ReseededSampler(
-            self.plan.factory,
+            factory,
             lambda slot: derive_seed(self.config.seed, "sampler", epoch, slot),
             slot_of=slot_of,
         )
+
+    def history(self, epoch: int) -> Callable[[optuna.Study], Any]:
+        """The observations of the :data:`HISTORY_EPOCHS` epochs before ``epoch`` for the
+        sampler (``GammaBOSampler(history=...)``): each healthy trial that trained its own
+        state, its improvement over its start state, and its age ``epoch - e``. The earlier
+        epochs are adopted, so they are read once."""
+        from optuna.trial import TrialState
+
+        from optuna_gamma.samplers import History
+
+        params: list[dict[str, Any]] = []
+        values: list[float] = []
+        ages: list[float] = []
+        for e in range(max(1, epoch - HISTORY_EPOCHS), epoch):
+            for t in self.load_study(e).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                ua = t.user_attrs
+                start = ua.get("start_value")
+                if (
+                    t.value is None
+                    or not isinstance(start, (int, float))
+                    or ua.get("diverged")
+                    or "reused_from" in ua
+                ):
+                    continue
+                params.append(dict(t.params))
+                values.append(float(t.value) - float(start))
+                ages.append(float(epoch - e))
+        observed = History(params=params, values=values, ages=ages)
+        return lambda _study: observed
 
     def optimize(
         self,
@@ -589,8 +748,7 @@ class Engine:
         import optuna
         from optuna.trial import TrialState
 
-        start = self.prepare_study(epoch, study)
-        snapshot = self.start_snapshot(epoch)
+        self.prepare_study(epoch, study)
         # This process holds the run lock, so the study's COMPLETE trials change only through
         # it: keep them here instead of asking the storage before every trial.
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -598,10 +756,9 @@ class Engine:
         study = optuna.load_study(
             study_name=study.study_name, storage=self.storage, sampler=sampler
         )
-        epochs = self.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
-            return self.trial(study, trial, done, snapshot, start, epochs)
+            return self.trial(study, trial, done, epoch)
 
         def after(study_: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             crash_point("after_tell")
@@ -611,8 +768,8 @@ class Engine:
             if self._bar is not None:
                 self._bar.update(1)
 
-        while len(done) < self.plan.trials:
-            self.optimize(study, objective, self.plan.trials - len(done), after)
+        while len(done) < self.trials_of(epoch):
+            self.optimize(study, objective, self.trials_of(epoch) - len(done), after)
         return self.adopt(study, epoch)
 
     def trial(
@@ -620,15 +777,16 @@ class Engine:
         study: optuna.Study,
         trial: optuna.Trial,
         done: list[optuna.trial.FrozenTrial] | None,
-        snapshot: dict[str, Any],
-        start: Mapping[str, Any],
-        epochs: list[int],
+        epoch: int,
     ) -> float:
         """One trial: reuse an earlier result for a repeated point, else train, evaluate, store.
 
-        ``done`` is the study's COMPLETE trials (kept by the serial driver); ``None`` reads them
-        from the storage (workers), where a point that another worker is training right now is
-        awaited and then reused, so no point is trained twice.
+        The trial starts from the state its slot names (user attribute ``parent``, a rank of
+        the previous epoch's population; 0 when the policy queued nothing) and records that
+        state's value as ``start_value``. ``done`` is the study's COMPLETE trials (kept by the
+        serial driver); ``None`` reads them from the storage (workers), where a point that
+        another worker is training right now is awaited and then reused, so no point is trained
+        twice from the same state.
         """
         from optuna.trial import TrialState
 
@@ -637,6 +795,8 @@ class Engine:
         if self.role == "worker":
             trial.set_user_attr("worker", worker_id())
         hparams = self.space.suggest(trial)
+        parent = trial.user_attrs.get("parent", 0)
+        start = self.parent_record(epoch, parent)
         if done is None:
             done = self._await_twins(study, trial)
         params = trial.params  # a copy on every access
@@ -644,16 +804,17 @@ class Engine:
             if (
                 prior.state == TrialState.COMPLETE
                 and "reused_from" not in prior.user_attrs
+                and prior.user_attrs.get("parent", 0) == parent
                 and self.space.same(prior.params, params)
             ):
                 for key, value in prior.user_attrs.items():
-                    if key != "worker":
+                    if key not in self._OWN_ATTRS:
                         trial.set_user_attr(key, value)
                 trial.set_user_attr("reused_from", prior.number)
                 assert prior.value is not None
                 return prior.value
         snap, valid, train_metrics, t_train, t_eval = self.train(
-            snapshot, hparams, epochs, trial.number
+            self.start_snapshot(epoch, parent), hparams, self.epochs_of(epoch), trial.number
         )
         value = self.objective(valid) if _finite(valid) else math.nan
         diverged = (
@@ -664,6 +825,7 @@ class Engine:
         )
         attrs: dict[str, Any] = {k: _jsonable(v) for k, v in {**valid, **train_metrics}.items()}
         attrs["time"] = {"train": t_train, "eval": t_eval}
+        attrs["start_value"] = _jsonable(start.get("value"))
         if diverged:
             attrs["diverged"] = True
             if self.objective.worst is not None or not math.isfinite(value):
@@ -698,6 +860,7 @@ class Engine:
                 if t.state == TrialState.RUNNING
                 and t.number != trial.number
                 and t.number < trial.number
+                and t.user_attrs.get("parent", 0) == trial.user_attrs.get("parent", 0)
                 and self.space.same(t.params, params)
             ]
             if not twins:
@@ -768,14 +931,16 @@ class Engine:
         retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         params = {**fixed, **trial.params}
+        # the retry keeps the policy's slot (its start state and kind)
+        attrs = {
+            k: trial.user_attrs[k] for k in ("slot", "parent", "kind") if k in trial.user_attrs
+        }
+        attrs["retry_of"] = trial.number
         if trial.number not in retried:
             if set(self.space.tuned()) <= set(params):
-                study.enqueue_trial(
-                    {k: params[k] for k in self.space.tuned()},
-                    user_attrs={"retry_of": trial.number},
-                )
-            elif fixed:
-                study.enqueue_trial(fixed, user_attrs={"retry_of": trial.number})
+                study.enqueue_trial({k: params[k] for k in self.space.tuned()}, user_attrs=attrs)
+            elif fixed or len(attrs) > 1:
+                study.enqueue_trial(fixed, user_attrs=attrs)
         study.tell(trial.number, state=TrialState.FAIL)
 
     def storage_has_heartbeat(self) -> bool:
@@ -804,41 +969,121 @@ class Engine:
 
     # ------------------------------------------------------------------ adoption
     def adopt(self, study: optuna.Study, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Adopt ``study.best_trial`` (see the module docstring); idempotent."""
-        assert self.store is not None
+        """Adopt the policy's selection; idempotent.
+
+        The thesis's policy adopts ``study.best_trial`` (the one optuna-dashboard shows as
+        Best Trial). Other policies rank the healthy trials that trained a state of their own
+        (best value first, then trial number) and carry what the policy selects; the first is
+        adopted. Each carried state is loaded (recomputed from its start if unreadable) before
+        the records are written: ``population`` (every carried state, best first) and then
+        ``adopted`` (the first, with why it was chosen), whose presence marks the study done.
+        """
+        from optuna.trial import TrialState
+
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
-        best = study.best_trial
-        if best.user_attrs.get("diverged"):
+        chosen = self._chosen(study)
+        records: list[dict[str, Any]] = []
+        snaps: dict[tuple[int, int], dict[str, Any]] = {}
+        for rank, trial in enumerate(chosen):
+            record, snaps[(epoch, rank)] = self._carried(study, trial, epoch)
+            records.append(record)
+        crash_point("after_adopt_verify")
+        study.set_user_attr("population", records)
+        n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        why = f"best of {n} trials" + (
+            f" (kind {records[0]['kind']!r}), {len(records)} state(s) carried"
+            if self.policy.name != "thesis"
+            else ""
+        )
+        study.set_user_attr("adopted", {**records[0], "why": why})
+        crash_point("after_adopt")
+        self.clean_up(study)
+        self._snapshots = snaps
+        return dict(study.user_attrs["adopted"]), snaps[(epoch, 0)]
+
+    def _chosen(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+        """The trials whose states are carried forward, best first (the policy decides)."""
+        from optuna.trial import TrialState
+
+        if self.policy.name == "thesis":
+            best = study.best_trial
+            if best.user_attrs.get("diverged"):
+                raise AllTrialsDivergedError(
+                    f"every trial of study {study.study_name!r} diverged; narrow the search "
+                    f"space (e.g. lower the upper end of the learning rate)"
+                )
+            return [best]
+        sign = self.objective.sign
+        healthy = sorted(
+            (
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if not t.user_attrs.get("diverged")
+                and "reused_from" not in t.user_attrs
+                and "state" in t.user_attrs
+                and t.value is not None
+            ),
+            key=lambda t: (-sign * float(t.value), t.number),  # type: ignore[arg-type]
+        )
+        if not healthy:
             raise AllTrialsDivergedError(
                 f"every trial of study {study.study_name!r} diverged; narrow the search space "
                 f"(e.g. lower the upper end of the learning rate)"
             )
-        record = {
-            "trial": best.number,
-            "value": float(best.value),  # type: ignore[arg-type]
-            "params": dict(best.params),
-            "hparams": {**self.space.fixed, **best.params},
-            "metrics": {k: best.user_attrs[k] for k in self._metric_keys(best)},
+        by_number = {t.number: t for t in healthy}
+        ranked = [
+            Member(
+                trial=t.number,
+                value=float(t.value),  # type: ignore[arg-type]
+                params=dict(t.params),
+                parent=int(t.user_attrs.get("parent", 0)),
+            )
+            for t in healthy
+        ]
+        return [by_number[m.trial] for m in self.policy.select(ranked)]
+
+    def _carried(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The record of a carried trial and its state (recomputed if unreadable)."""
+        assert self.store is not None
+        record: dict[str, Any] = {
+            "trial": trial.number,
+            "value": float(trial.value),  # type: ignore[arg-type]
+            "params": dict(trial.params),
+            "hparams": {**self.space.fixed, **trial.params},
+            "metrics": {k: trial.user_attrs[k] for k in self._metric_keys(trial)},
+            "parent": int(trial.user_attrs.get("parent", 0)),
+            "kind": str(trial.user_attrs.get("kind", "sample")),
         }
-        where = f"trial {best.number} of study {study.study_name!r}"
-        state_id = check_artifact_id(best.user_attrs.get("state"), where=where)
+        where = f"trial {trial.number} of study {study.study_name!r}"
+        state_id = check_artifact_id(trial.user_attrs.get("state"), where=where)
         try:
             snap = self.store.load(state_id)
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
-            state_id = self.store.save(snap, study, f"adopted-recomputed-{best.number:04d}.pt")
+            state_id = self.store.save(snap, study, f"adopted-recomputed-{trial.number:04d}.pt")
         record["state"] = state_id
-        crash_point("after_adopt_verify")
-        study.set_user_attr("adopted", record)
-        crash_point("after_adopt")
-        self.clean_up(study)
-        self._snapshots = {epoch: snap}
         return record, snap
 
     _NON_METRICS = frozenset(
-        {"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"}
+        {
+            "state",
+            "reused_from",
+            "retry_of",
+            "time",
+            "diverged",
+            "kappa_clipped",
+            "worker",
+            "slot",
+            "parent",
+            "kind",
+            "start_value",
+        }
     )
+    #: User attributes of a trial's own (not copied from the trial whose result it reuses).
+    _OWN_ATTRS = frozenset({"worker", "slot", "parent", "kind", "retry_of"})
 
     def _metric_keys(self, trial: optuna.trial.FrozenTrial) -> list[str]:
         return [k for k in trial.user_attrs if k not in self._NON_METRICS]
@@ -850,10 +1095,10 @@ class Engine:
         assert self.store is not None
         if self.config.keep_trial_states or study.user_attrs.get("cleaned"):
             return
-        keep = study.user_attrs["adopted"]["state"]
+        keep = {m["state"] for m in self.population_of_study(study)}
         for t in study.get_trials(deepcopy=False):
             for meta in get_all_artifact_meta(t, storage=self.storage):
-                if meta.artifact_id != keep:
+                if meta.artifact_id not in keep:
                     self.store.remove(
                         check_artifact_id(meta.artifact_id, where=f"trial {t.number}")
                     )
@@ -902,10 +1147,10 @@ class Engine:
             for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)
         }
         total = 0
-        for e in range(1, (1 if self.mode == "whole" else self.config.epochs) + 1):
+        for e in range(1, self.n_epochs + 1):
             if self.study_name(e) in names:
                 total += min(
-                    self.plan.trials,
+                    self.trials_of(e),
                     len(
                         self.load_study(e).get_trials(
                             deepcopy=False, states=(TrialState.COMPLETE,)

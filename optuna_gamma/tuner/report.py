@@ -229,14 +229,18 @@ def build_report(
 
     for run in names:
         info = found[run]
+        policy = info["config"].get("policy") or {"name": "thesis"}
+        plan = info["config"].get("plan") or []
         items.append(
             f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, "
-            f"{info['mode']}</h2>"
+            f"{info['mode']}, policy {html.escape(str(policy.get('name')))}"
+            + (f" ({sum(plan)} training epochs in {len(plan)} epochs)" if plan else "")
+            + "</h2>"
         )
         sched = info["schedule"]
         items.append(
             _table(
-                ["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
+                ["epoch", "parameters", "objective", "accuracy", "loss", "trial", "adopted as"],
                 [
                     [
                         s["epoch"],
@@ -245,6 +249,7 @@ def build_report(
                         s["metrics"].get("accuracy", ""),
                         s["metrics"].get("loss", ""),
                         s["trial"],
+                        s.get("why", ""),
                     ]
                     for s in sched
                 ],

@@ -63,6 +63,9 @@ class _Common:
     final_state: str
     space: dict[str, Any]
     notes: dict[str, Any]
+    policy: dict[str, Any] = field(default_factory=dict)
+    compute_epochs: int = 0
+    final_epochs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +87,12 @@ class PerEpochResult(_Common):
         storage: Storage URL without its password.
         artifacts: Where the training states are.
         run_dir: Run directory.
-        epochs: Number of epochs.
-        trials_per_study: Trials per epoch.
+        epochs: Number of epochs (studies).
+        trials_per_study: Trials per epoch (the most of any epoch).
+        policy: The policy and its plan (``name``, ``trials`` per epoch, its settings).
+        compute_epochs: Compute spent, in training epochs (trials trained times the epochs
+            each trained; reused trials cost nothing).
+        final_epochs: Epochs of training of the final model.
         schedule: One :class:`ScheduleEntry` per epoch.
         test: Test-set metrics of the final state (the trainer's ``evaluate(state, "test")``).
         compute_time: Seconds of training plus validation over every trained trial of the run

@@ -156,19 +156,27 @@ def parse_sampler(name: str) -> SamplerSpec:
 
 
 def _registry_factory(
-    spec: SamplerSpec, *, n_startup_trials: int, deterministic: bool, grid: dict[str, list] | None
+    spec: SamplerSpec,
+    *,
+    n_startup_trials: int,
+    deterministic: bool,
+    grid: dict[str, list] | None,
+    history: Callable[[Study], Any] | None = None,
+    target: Callable[[FrozenTrial], float] | None = None,
 ) -> SamplerFactory:
     kind = spec.kind
     if kind in _GAMMA_MODES:
         from optuna_gamma.samplers import GammaBOSampler
 
         mode = _GAMMA_MODES[kind]
+        extra = {} if history is None else {"history": history, "target": target}
         return lambda seed: GammaBOSampler(
             predictive=mode,
             n_startup_trials=n_startup_trials,
             seed=seed,
             deterministic_objective=deterministic,
             warn_independent_sampling=False,
+            **extra,
         )
     if kind == "gp":
         return lambda seed: optuna.samplers.GPSampler(
@@ -212,6 +220,9 @@ class SamplerPlan:
         deterministic: bool,
     ) -> None:
         self.grid: list[dict[str, Any]] = []
+        self._build: tuple[SamplerSpec, int, bool, Any] | None = None
+        #: The sampler only works with the thesis's plan (a grid or a fixed learning rate).
+        self.thesis_only = False
         if isinstance(sampler, str):
             spec = parse_sampler(sampler)
             self.name = spec.name
@@ -227,6 +238,7 @@ class SamplerPlan:
                     )
                 space = space.with_fixed("lr", spec.fixed_lr)
                 trials = 1 if trials is None else trials
+                self.thesis_only = True
                 spec = SamplerSpec(name=spec.name, kind="random")
             grid_axes = None
             if spec.kind == "grid":
@@ -236,11 +248,13 @@ class SamplerPlan:
                     k: sorted({p[k] for p in self.grid}, key=repr) for k in space.distributions
                 }
                 trials = len(self.grid) if trials is None else trials
+                self.thesis_only = True
                 if trials > len(self.grid):
                     raise ValueError(
                         f"trials per study ({trials}) exceed the {len(self.grid)} points of "
                         f"{self.name!r}"
                     )
+            self._build = (spec, n_startup_trials, deterministic, grid_axes)
             self.factory = _registry_factory(
                 spec,
                 n_startup_trials=n_startup_trials,
@@ -262,6 +276,30 @@ class SamplerPlan:
             )
         self.space = space
         self.trials = DEFAULT_TRIALS if trials is None else trials
+
+    @property
+    def learns_across_studies(self) -> bool:
+        """Whether the sampler takes a history of earlier studies (``GammaBOSampler``)."""
+        return self._build is not None and self._build[0].kind in _GAMMA_MODES
+
+    def factory_with_history(
+        self, history: Callable[[Study], Any], target: Callable[[FrozenTrial], float]
+    ) -> SamplerFactory:
+        """The factory, for a sampler that also sees ``history`` (observations of earlier
+        studies) and models ``target`` (e.g. the improvement over a trial's start) for the
+        study's own trials; the plain factory for samplers without the option."""
+        if not self.learns_across_studies:
+            return self.factory
+        assert self._build is not None
+        spec, n_startup, deterministic, grid = self._build
+        return _registry_factory(
+            spec,
+            n_startup_trials=n_startup,
+            deterministic=deterministic,
+            grid=grid,
+            history=history,
+            target=target,
+        )
 
     def queue(self, seed: int) -> list[dict[str, Any]]:
         """The grid points a study runs, in a seeded order (a seeded subset if fewer trials)."""

@@ -83,21 +83,22 @@ def tune_per_epoch(
     t0 = time.perf_counter()
     with engine.opened(), storage_errors():
         before = engine.count_complete()
-        with engine.progress(cfg.epochs * engine.plan.trials, before):
+        n = engine.n_epochs
+        with engine.progress(engine.run_plan.compute, before):
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             else:
                 _serial_epochs(engine)
         entries = [
             _entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
-            for e in range(1, cfg.epochs + 1)
+            for e in range(1, n + 1)
         ]
-        final = engine.adopted_snapshot(cfg.epochs)
+        final = engine.adopted_snapshot(n)
         test = engine.evaluate(final, "test")
-        last = engine.load_study(cfg.epochs)
+        last = engine.load_study(n)
         last.set_user_attr("test", test)
         engine.new_trials = engine.count_complete() - before
-        studies = [engine.load_study(e) for e in range(1, cfg.epochs + 1)]
+        studies = [engine.load_study(e) for e in range(1, n + 1)]
         result = PerEpochResult(
             **_common(
                 engine,
@@ -118,14 +119,13 @@ def _role(cfg: TunerConfig) -> str:
 
 
 def _serial_epochs(engine: Engine) -> None:
-    cfg = engine.config
     record = engine.run_record()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, engine.n_epochs + 1):
         study = engine.open_study(engine.study_name(epoch), {**record, "epoch": epoch})
         adopted = study.user_attrs.get("adopted")
         t_epoch = time.perf_counter()
         if adopted is None:
-            engine.set_progress(f"epoch {epoch}/{cfg.epochs}")
+            engine.set_progress(f"epoch {epoch}/{engine.n_epochs}")
             adopted, _ = engine.run_study(epoch, study)
             how = f"{time.perf_counter() - t_epoch:.1f} s"
         else:
@@ -137,11 +137,10 @@ def _serial_epochs(engine: Engine) -> None:
 def _log_adopted(
     engine: Engine, epoch: int, study: optuna.Study, adopted: dict[str, Any], how: str
 ) -> None:
-    n = 1 if engine.mode == "whole" else engine.config.epochs
     what = (
-        f"epoch {epoch}/{n}"
+        f"epoch {epoch}/{engine.n_epochs}"
         if engine.mode == "per-epoch"
-        else f"whole training, {engine.config.epochs} epochs"
+        else f"whole training, {engine.epochs_per_trial} epochs"
     )
     _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
     engine.warn_at_bounds(epoch, adopted["hparams"])
@@ -153,7 +152,7 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
 
     from optuna_gamma.tuner.workers import coordinate
 
-    n = 1 if engine.mode == "whole" else engine.config.epochs
+    n = engine.n_epochs
     final: dict[int, int] = {}  # complete trials of adopted epochs (they do not change)
     t_last = time.perf_counter()
     shown = [before]
@@ -170,7 +169,7 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
                 continue
             study = engine.load_study(epoch)
             count = min(
-                engine.plan.trials,
+                engine.trials_of(epoch),
                 len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
             )
             done += count
@@ -231,7 +230,7 @@ def tune_whole(
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             elif "adopted" not in study.user_attrs:
-                engine.set_progress(f"whole ({cfg.epochs} epochs)")
+                engine.set_progress(f"whole ({engine.epochs_per_trial} epochs)")
                 adopted, _ = engine.run_study(1, study)
                 _log_adopted(engine, 1, study, adopted, f"{time.perf_counter() - t0:.1f} s")
             else:
@@ -253,7 +252,7 @@ def tune_whole(
         ]
         result = WholeResult(
             **_common(engine, [study], test, time.perf_counter() - t0, adopted["state"]),
-            best=_entry(cfg.epochs, adopted, engine.space.fixed),
+            best=_entry(engine.epochs_per_trial, adopted, engine.space.fixed),
             trials=trials,
         )
         result.save(engine.paths.result)
@@ -317,8 +316,11 @@ def _common(
         storage=engine.storage_text,
         artifacts=engine.artifacts_text,
         run_dir=str(engine.paths.root),
-        epochs=cfg.epochs,
-        trials_per_study=engine.plan.trials,
+        epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,
+        trials_per_study=max(engine.run_plan.trials),
+        policy={**engine.policy.describe(), "trials": list(engine.run_plan.trials)},
+        compute_epochs=trained * engine.epochs_per_trial,
+        final_epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,
         test=test,
         compute_time=compute,
         wall_time=wall,

@@ -100,7 +100,7 @@ def _study_names(engine: Engine) -> set[str]:
 
 
 def _n_studies(engine: Engine) -> int:
-    return 1 if engine.mode == "whole" else engine.config.epochs
+    return engine.n_epochs
 
 
 def first_open_epoch(engine: Engine) -> int | None:
@@ -169,7 +169,7 @@ def _work(engine: Engine) -> WorkerSummary:
     trained = 0
     n_studies = _n_studies(engine)
     epoch = first_open_epoch(engine) or n_studies + 1  # an adopted epoch stays adopted
-    current: tuple[int, optuna.Study, dict[str, Any], Any] | None = None
+    current: tuple[int, optuna.Study] | None = None
     backoff = Backoff()
     trial_seconds: list[float] = []
     while epoch <= n_studies:
@@ -182,14 +182,14 @@ def _work(engine: Engine) -> WorkerSummary:
             study = optuna.load_study(
                 study_name=prepared.study_name, storage=engine.storage, sampler=sampler
             )
-            current = (epoch, study, prepared.user_attrs["start"], engine.start_snapshot(epoch))
-        _, study, start, snapshot = current
+            current = (epoch, study)
+        _, study = current
         n_complete, n_running, n_waiting = _counts(study)
-        if n_complete >= engine.plan.trials and n_running == 0 and n_waiting == 0:
+        if n_complete >= engine.trials_of(epoch) and n_running == 0 and n_waiting == 0:
             engine.adopt(study, epoch)  # idempotent: whoever sees the barrier open may do it
             epoch += 1
             continue
-        if n_waiting == 0 and n_complete + n_running >= engine.plan.trials:
+        if n_waiting == 0 and n_complete + n_running >= engine.trials_of(epoch):
             if "adopted" in study.user_attrs:
                 epoch += 1
                 continue
@@ -205,10 +205,10 @@ def _work(engine: Engine) -> WorkerSummary:
             continue
         backoff.reset()
         done: list[int] = []
-        epochs = engine.epochs_of(epoch)
+        this_epoch = epoch
 
         def objective(trial: optuna.Trial) -> float:
-            return engine.trial(study, trial, None, snapshot, start, epochs)
+            return engine.trial(study, trial, None, this_epoch)
 
         def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             if frozen.state == TrialState.COMPLETE:
@@ -284,8 +284,15 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
     if first is None:
         return
     prepared_study(engine, first, record)
+    # the workers' own config runs the same plan: the policy's width is the coordinator's
+    width = getattr(engine.policy, "width", None)
     worker_config = _replace(
-        cfg, workers=0, coordinate=False, progress=False, run_dir=str(engine.paths.root)
+        cfg,
+        workers=0,
+        coordinate=False,
+        progress=False,
+        run_dir=str(engine.paths.root),
+        trials_per_epoch=width if width is not None else cfg.trials_per_epoch,
     )
     ctx = multiprocessing.get_context("spawn")
     errors = ctx.Queue()
@@ -399,13 +406,23 @@ def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
 
 def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
-    return {
-        "run": manifest["run"],
-        "sampler": manifest["sampler"],
+    policy = manifest.get("policy") or {"name": "thesis"}
+    plan: dict[str, Any] = {
+        "policy": policy["name"],
         "trials_per_epoch": manifest["trials"],
         "epochs": manifest["epochs_total"]
         if manifest["mode"] == "per-epoch"
         else manifest["epochs_per_trial"],
+    }
+    if policy["name"] == "population":
+        # the same plan: the population's width, and its epochs (however they were derived)
+        plan["trials_per_epoch"] = policy["width"]
+        if manifest.get("budget") is not None:
+            plan.update(budget=manifest["budget"], epochs=None)
+    return {
+        "run": manifest["run"],
+        "sampler": manifest["sampler"],
+        **plan,
         "objective": manifest["objective"],
         "seed": manifest["seed"],
         "n_startup_trials": manifest.get("n_startup_trials", 2),

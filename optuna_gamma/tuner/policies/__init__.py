@@ -1,0 +1,89 @@
+"""Policies: how a per-epoch run spends its compute (docs/design.md §7).
+
+``population`` (:class:`PopulationPolicy`, the default) and ``thesis`` (:class:`ThesisPolicy`,
+the thesis's fig. 8, pinned by its benchmarks). :func:`make_policy` builds one from a
+:class:`~optuna_gamma.tuner.config.TunerConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optuna_gamma.tuner.policies.base import Member
+from optuna_gamma.tuner.policies.base import Policy
+from optuna_gamma.tuner.policies.base import RunPlan
+from optuna_gamma.tuner.policies.base import Slot
+from optuna_gamma.tuner.policies.population import PopulationPolicy
+from optuna_gamma.tuner.policies.thesis import ThesisPolicy
+
+
+if TYPE_CHECKING:
+    from optuna_gamma.tuner.config import TunerConfig
+
+
+__all__ = [
+    "POLICY_CHOICES",
+    "Member",
+    "Policy",
+    "PopulationPolicy",
+    "RunPlan",
+    "Slot",
+    "ThesisPolicy",
+    "make_policy",
+]
+
+#: Policy names of ``TunerConfig(policy=...)`` and ``--policy``.
+POLICY_CHOICES = ("population", "thesis")
+
+
+def make_policy(config: TunerConfig, *, thesis_trials: int, fixed_plan: bool) -> Policy:
+    """The policy of a per-epoch run.
+
+    Args:
+        config: The settings (``policy``, ``budget``, ``epochs``, ``trials_per_epoch``,
+            ``workers``, ``warm_start``).
+        thesis_trials: Trials per epoch of the thesis's policy (``trials_per_epoch``, else
+            12, the thesis's 2 start-up + 10 BO trials, a grid's size, 1 for ``fixed:LR``).
+        fixed_plan: The sampler only works with the thesis's plan (``grid:N``, ``fixed:LR``):
+            the default policy is then ``thesis``.
+
+    Raises:
+        ValueError: An unknown policy, both a budget and epochs, a budget too small for one
+            epoch, or ``warm_start`` (a setting of the thesis's policy) with another policy.
+    """
+    if isinstance(config.policy, Policy):
+        return config.policy
+    name = config.policy
+    if name is None:
+        name = "thesis" if fixed_plan else "population"
+    if config.budget is not None and config.epochs is not None:
+        raise ValueError(
+            f"give a budget (budget={config.budget}) or a number of epochs "
+            f"(epochs={config.epochs}), not both: the policy derives the epochs from the budget"
+        )
+    if name == "thesis":
+        t = thesis_trials
+        if config.budget is not None:
+            if config.budget < t:
+                raise ValueError(
+                    f"budget={config.budget} is less than one epoch of the thesis's policy "
+                    f"({t} trials per epoch)"
+                )
+            return ThesisPolicy(trials=t, epochs=config.budget // t)
+        return ThesisPolicy(trials=t, epochs=config.epochs or 1)
+    if name == "population":
+        if config.warm_start:
+            raise ValueError(
+                "warm_start belongs to policy='thesis'; the population policy continues the "
+                "adopted setting anyway"
+            )
+        if fixed_plan:
+            raise ValueError(
+                f"sampler {config.sampler!r} enumerates fixed points per epoch: use "
+                "policy='thesis' with it"
+            )
+        width = config.trials_per_epoch or max(1, config.workers)
+        if config.budget is not None:
+            return PopulationPolicy(width=width, budget=config.budget)
+        return PopulationPolicy(width=width, epochs=config.epochs or 1)
+    raise ValueError(f"policy must be one of {list(POLICY_CHOICES)}, got {name!r}")

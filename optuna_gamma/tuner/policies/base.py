@@ -1,0 +1,126 @@
+"""What a policy decides, apart from the machinery that runs it (docs/design.md §7).
+
+A policy plans the run (how many epochs, how many trials each epoch) and, for each epoch, the
+trials' *slots*: from which carried state a trial starts and whether its hyperparameters are
+fixed (a committed setting continued) or proposed by the sampler. After the epoch it selects the
+states carried forward, best first; the first is the adopted one (the schedule's entry). The
+engine (:mod:`~optuna_gamma.tuner.engine`) asks, trains, stores, reuses, retries and resumes; it
+never decides. Ray Tune keeps its schedulers (``PopulationBasedTraining``, ``PB2``) apart from its
+runner in the same way.
+
+Compute is counted in *training epochs*: one epoch of one model. A trial of the per-epoch tuner
+trains one epoch, so a run's planned compute is the sum of its trials per epoch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import ClassVar
+
+
+__all__ = ["Member", "Policy", "RunPlan", "Slot"]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One trial of an epoch as the policy plans it.
+
+    Attributes:
+        parent: Rank of its start state among the states carried from the previous epoch
+            (``0`` = the adopted state; the first epoch starts every trial from the initial state).
+        params: Fixed hyperparameters (a setting committed to: the parent's own, continued), or
+            ``None`` for the sampler to propose.
+        kind: ``"sample"`` (the sampler proposes, from the adopted state), ``"continue"`` (the
+            parent's setting for one more epoch) or ``"explore"`` (the sampler proposes a new
+            setting for the parent's state).
+    """
+
+    parent: int = 0
+    params: Mapping[str, Any] | None = None
+    kind: str = "sample"
+
+    @property
+    def plain(self) -> bool:
+        """Whether the slot is what an unplanned trial does anyway (no queue entry needed)."""
+        return self.parent == 0 and self.params is None and self.kind == "sample"
+
+    def user_attrs(self, index: int) -> dict[str, Any]:
+        """What the queued trial carries (read back by the engine, shown by the dashboard)."""
+        return {"slot": index, "parent": self.parent, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A state carried to the next epoch (a record of the study user attribute
+    ``population``).
+
+    Attributes:
+        trial: Number of the trial that trained it.
+        value: Its objective value.
+        params: Its tuned hyperparameters.
+        parent: Rank of the state it started from.
+    """
+
+    trial: int
+    value: float
+    params: Mapping[str, Any]
+    parent: int = 0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run's shape: trials of each epoch (``len(trials)`` epochs; ``sum(trials)`` training
+    epochs of compute at most) and the most states carried from one epoch to the next."""
+
+    trials: tuple[int, ...]
+    population: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.trials or any(t < 1 for t in self.trials):
+            raise ValueError(f"a run needs >= 1 epoch of >= 1 trial, got {self.trials!r}")
+        if self.population < 1:
+            raise ValueError(f"population must be >= 1, got {self.population!r}")
+
+    @property
+    def epochs(self) -> int:
+        return len(self.trials)
+
+    @property
+    def compute(self) -> int:
+        """Planned compute in training epochs."""
+        return sum(self.trials)
+
+
+class Policy(abc.ABC):
+    """How a per-epoch run spends its compute (module docstring). Subclasses are small, frozen
+    and deterministic: the same inputs give the same plan in every process, which is what lets
+    workers on many machines and a resumed run agree without talking to each other."""
+
+    name: ClassVar[str]
+
+    @property
+    @abc.abstractmethod
+    def plan(self) -> RunPlan:
+        """Epochs and trials per epoch."""
+
+    @abc.abstractmethod
+    def slots(self, epoch: int, population: Sequence[Member]) -> list[Slot]:
+        """The trials of ``epoch`` (1-based), given the states carried into it, best first
+        (empty for epoch 1, which starts from the initial state)."""
+
+    def select(self, ranked: Sequence[Member]) -> list[Member]:
+        """The states carried forward, best first, from the epoch's healthy trials ranked best
+        first (distinct states; reused trials left out). The first is adopted."""
+        return list(ranked[: self.plan.population])
+
+    def describe(self) -> dict[str, Any]:
+        """The policy's name and settings as the storage records them (compared on resume;
+        the plan's length is not part of it, so a finished run can be extended)."""
+        return {"name": self.name, **self._settings()}
+
+    def _settings(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,214 @@
+"""Policies (docs/design.md §7): plans that spend a budget exactly, the slots of an epoch, and
+the population carried from one epoch to the next, on real small runs (scikit-learn digits)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+from optuna_gamma.tuner import TunerConfig
+from optuna_gamma.tuner.policies import make_policy
+from optuna_gamma.tuner.policies import Member
+from optuna_gamma.tuner.policies import PopulationPolicy
+from optuna_gamma.tuner.policies import RunPlan
+from optuna_gamma.tuner.policies import ThesisPolicy
+
+
+torch = pytest.importorskip("torch")
+
+from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
+from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# ----------------------------------------------------------------------------- plans
+@settings(max_examples=300, deadline=None)
+@given(
+    width=st.integers(1, 32),
+    budget=st.integers(1, 500),
+    first=st.integers(1, 8),
+    every=st.integers(1, 5),
+    until=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+)
+def test_population_plan_spends_the_budget_exactly(
+    width: int, budget: int, first: int, every: int, until: float
+) -> None:
+    policy = PopulationPolicy(
+        width=width, budget=budget, first=first, explore_every=every, explore_until=until
+    )
+    plan = policy.plan
+    assert plan.compute == budget
+    assert all(1 <= t <= max(width, first, 2) for t in plan.trials)
+    assert plan.trials[0] == min(first, budget)
+    # only the last epoch is trimmed to fit
+    for e, t in enumerate(plan.trials[:-1], start=1):
+        assert t == policy._wanted(e, sum(plan.trials[: e - 1]) / budget)
+    if width >= 2 and budget >= first:
+        # W trials at a time: the rounds of wall time are the epochs
+        assert plan.epochs == 1 + -(-(budget - first) // width)
+
+
+def test_serial_population_gives_the_final_model_most_of_the_budget() -> None:
+    plan = PopulationPolicy(width=1, budget=120).plan
+    assert plan.compute == 120 and plan.population == 1
+    assert plan.trials[:5] == (4, 2, 1, 2, 1)
+    assert plan.epochs >= 100  # the thesis's policy: 10 epochs of 12 trials
+    assert set(plan.trials[30:]) == {1}  # exploring stops after a quarter of the budget
+    assert PopulationPolicy(width=12, budget=120).plan.trials == (12,) * 10
+    assert PopulationPolicy(width=1, budget=120, explore_until=0).plan.trials[1:] == (1,) * 116
+    assert ThesisPolicy(trials=12, epochs=10).plan == RunPlan((12,) * 10, population=1)
+
+
+def test_population_slots_continue_and_explore() -> None:
+    members = [
+        Member(trial=i, value=1.0 - i / 10, params={"lr": 0.01 * (i + 1)}) for i in range(6)
+    ]
+    policy = PopulationPolicy(width=12, budget=120)
+    assert all(s.plain for s in policy.slots(1, []))
+    slots = policy.slots(2, members)
+    assert len(slots) == 12
+    keep = [s for s in slots if s.kind == "continue"]
+    assert [s.parent for s in keep] == list(range(6))
+    assert [dict(s.params or {}) for s in keep] == [dict(m.params) for m in members]
+    explore = [s for s in slots if s.kind == "explore"]
+    assert len(explore) == 6 and all(s.params is None for s in explore)
+    assert {s.parent for s in explore} == {0, 1, 2}  # the better half of the population
+    # a trimmed last epoch keeps the best members' continuations first
+    short = PopulationPolicy(width=12, budget=15)
+    assert short.plan.trials == (12, 3)
+    assert [s.kind for s in short.slots(2, members)] == ["continue"] * 3
+    assert policy.select([members[3], members[0]]) == [members[3], members[0]]
+    assert len(policy.select(members * 2)) == 6
+
+
+def test_policy_validation_and_defaults() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        PopulationPolicy(width=1, budget=10, epochs=3)
+    with pytest.raises(ValueError, match="not neither"):
+        PopulationPolicy(width=1)
+    with pytest.raises(ValueError, match="width must be an int >= 1, got 0"):
+        PopulationPolicy(width=0, budget=3)
+    with pytest.raises(ValueError, match="explore_until must be in"):
+        PopulationPolicy(width=1, budget=3, explore_until=2)
+    with pytest.raises(ValueError, match="policy must be"):
+        TunerConfig(policy="pbt")
+    with pytest.raises(ValueError, match="budget must be an int >= 1"):
+        TunerConfig(budget=0)
+
+    def policy(**kw):
+        return make_policy(TunerConfig(**kw), thesis_trials=12, fixed_plan=False)
+
+    assert isinstance(policy(budget=30), PopulationPolicy)
+    assert policy(budget=30, workers=4).plan.trials == (4,) * 7 + (2,)
+    assert policy(epochs=2, trials_per_epoch=8).plan.trials == (8, 8)
+    assert policy(policy="thesis", budget=30).plan.trials == (12, 12)
+    assert policy(policy="thesis", epochs=3).plan.trials == (12, 12, 12)
+    assert make_policy(TunerConfig(), thesis_trials=5, fixed_plan=True).name == "thesis"
+    with pytest.raises(ValueError, match="not both"):
+        policy(budget=30, epochs=3)
+    with pytest.raises(ValueError, match="warm_start belongs to policy='thesis'"):
+        policy(budget=30, warm_start=True)
+    with pytest.raises(ValueError, match="less than one epoch"):
+        policy(policy="thesis", budget=5)
+    with pytest.raises(ValueError, match="use policy='thesis'"):
+        make_policy(TunerConfig(policy="population"), thesis_trials=4, fixed_plan=True)
+    custom = PopulationPolicy(width=3, budget=9)
+    assert policy(policy=custom) is custom
+
+
+# ----------------------------------------------------------------------------- real runs
+@pytest.fixture(scope="module")
+def digits() -> ThesisTrainer:
+    trainer = ThesisTrainer("digits")
+    trainer.data  # load once for the module
+    return trainer
+
+
+def _studies(run_dir: Path, run: str) -> list[optuna.Study]:
+    storage = get_storage(str(run_dir / "journal.log"))
+    names = sorted(n for n in optuna.get_all_study_names(storage) if n.startswith(f"{run}/"))
+    return [optuna.load_study(study_name=n, storage=storage) for n in names]
+
+
+def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path) -> None:
+    cfg = TunerConfig(run="pop", run_dir=str(tmp_path / "pop"), budget=11, seed=1)
+    res = tune_per_epoch(digits, None, cfg)
+    plan = PopulationPolicy(width=1, budget=11).plan
+    assert res.policy["name"] == "population" and res.policy["trials"] == list(plan.trials)
+    assert res.epochs == res.final_epochs == plan.epochs == len(res.schedule)
+    studies = _studies(tmp_path / "pop", "pop")
+    complete = [
+        t for s in studies for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ]
+    assert len(complete) == 11  # the budget, exactly
+    assert res.compute_epochs == res.trials_trained == 11 - res.trials_reused
+    for e, study in enumerate(studies[1:], start=2):
+        prev = studies[e - 2].user_attrs["adopted"]
+        trials = study.get_trials(deepcopy=False)
+        keep = [t for t in trials if t.user_attrs.get("kind") == "continue"]
+        # the carried state continues with its own setting, from its own state
+        assert len(keep) == 1 and keep[0].params == prev["params"]
+        assert keep[0].user_attrs["parent"] == 0
+        assert keep[0].user_attrs["start_value"] == pytest.approx(prev["value"])
+        adopted = study.user_attrs["adopted"]
+        assert adopted["why"].startswith(f"best of {len(trials)} trials")
+        assert study.user_attrs["population"][0]["trial"] == adopted["trial"]
+        assert adopted["value"] == max(t.value for t in trials if t.value is not None)
+    # only carried states (and the initial one) remain
+    carried = {s.user_attrs["population"][0]["state"] for s in studies}
+    assert len(list((tmp_path / "pop" / "artifacts").iterdir())) == len(carried) + 1
+
+
+def test_population_carries_states_and_explorers_start_from_them(digits, tmp_path: Path) -> None:
+    cfg = TunerConfig(
+        run="w4", run_dir=str(tmp_path / "w4"), trials_per_epoch=4, epochs=3, sampler="random"
+    )
+    res = tune_per_epoch(digits, None, cfg)
+    assert res.policy["population"] == 2 and res.policy["trials"] == [4, 4, 4]
+    studies = _studies(tmp_path / "w4", "w4")
+    for e, study in enumerate(studies, start=1):
+        pop = study.user_attrs["population"]
+        assert len(pop) == 2 and pop[0]["value"] >= pop[1]["value"]
+        assert pop[0]["state"] != pop[1]["state"]
+        if e == 1:
+            continue
+        prev = studies[e - 2].user_attrs["population"]
+        for t in study.get_trials(deepcopy=False):
+            parent = t.user_attrs["parent"]
+            assert t.user_attrs["start_value"] == pytest.approx(prev[parent]["value"])
+            if t.user_attrs["kind"] == "continue":
+                assert t.params == prev[parent]["params"]
+            else:
+                assert parent == 0  # ceil(2 / 2) = 1 parent for the explorers
+    # every carried state is loadable and its recorded metrics are what it evaluates to
+    from optuna_gamma.tuner.engine import Engine
+
+    engine = Engine(digits, None, cfg, "per-epoch")
+    with engine.opened():
+        for rank in range(2):
+            snap = engine.member_snapshot(3, rank)
+            metrics = engine.evaluate(snap, "valid")
+            assert (
+                metrics["accuracy"]
+                == studies[2].user_attrs["population"][rank]["metrics"]["accuracy"]
+            )
+
+
+def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
+    cfg = TunerConfig(run="bad", run_dir=str(tmp_path / "bad"), trials_per_epoch=2, epochs=1)
+    tune_per_epoch(digits, None, cfg)
+    from optuna_gamma.tuner.engine import Engine
+
+    engine = Engine(digits, None, cfg, "per-epoch")
+    with engine.opened():
+        with pytest.raises(ValueError, match="no parent 3"):
+            engine.parent_record(1, 3)
