@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from typing import Any
@@ -350,3 +351,19 @@ def test_the_docs_example_runs_and_prints_what_it_says() -> None:
         exec(compile(block.group(1), "docs-history-example", "exec"), {})
     assert abs(float(out.getvalue()) - 0.35) < 0.06  # "already near 0.3" (optimum 0.35)
 
+
+def test_benchmark_regret_and_a_tiny_run(tmp_path: Any) -> None:
+    from benchmarks import history as bench
+
+    for epoch in (0, 5):
+        assert bench.regret(bench.centre(epoch), epoch) == 0.0
+        assert bench.regret(bench.centre(epoch) + 0.1, epoch) > 0.0
+    assert (
+        bench.main(["--seeds", "1", "--epochs", "2", "--trials", "2", "--out", str(tmp_path)]) == 0
+    )
+    cells = [json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines()]
+    assert {(c["arm"], c["epoch"]) for c in cells} == {(a, e) for a in bench.ARMS for e in (0, 1)}
+    fresh, hist = ({c["epoch"]: c for c in cells if c["arm"] == a} for a in ("fresh", "history"))
+    assert fresh[0]["regrets"] == hist[0]["regrets"]  # no history in epoch 0: the same trials
+    assert fresh[1]["regrets"] != hist[1]["regrets"]
+    assert "| epoch |" in (tmp_path / "summary.md").read_text()
