@@ -74,7 +74,7 @@ def level(epoch: int) -> float:
     return 2.0 * 0.8**epoch
 
 
-def regret(u: Sequence[float], epoch: int) -> float:
+def regret(u: Sequence[float] | np.ndarray, epoch: int) -> float:
     """``g_e(u)``: the regret at age 0 of the point ``u`` in epoch ``epoch`` (0 at ``c_e``)."""
     r2 = float(np.sum((np.asarray(u, dtype=float) - centre(epoch)) ** 2))
     return 1.5 * r2 + 0.3 * (1.0 - math.exp(-r2 / (2 * 0.1**2)))
