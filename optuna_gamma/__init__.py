@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from optuna_gamma.samplers import GammaBOSampler
+from optuna_gamma.samplers import History
 
 
 __version__ = "0.1.0"
 
-__all__ = ["GammaBOSampler", "__version__"]
+__all__ = ["GammaBOSampler", "History", "__version__"]

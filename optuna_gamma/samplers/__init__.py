@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optuna_gamma.samplers._gamma_bo import GammaBOSampler
+from optuna_gamma.samplers._history import History
 
 
-__all__ = ["GammaBOSampler"]
+__all__ = ["GammaBOSampler", "History"]

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from .samplers import GammaBOSampler
+from .samplers import History
 
 
 __version__ = "0.1.0"
 
-__all__ = ["GammaBOSampler", "__version__"]
+__all__ = ["GammaBOSampler", "History", "__version__"]

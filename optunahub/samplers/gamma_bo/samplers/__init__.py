@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ._gamma_bo import GammaBOSampler
+from ._history import History
 
 
-__all__ = ["GammaBOSampler"]
+__all__ = ["GammaBOSampler", "History"]

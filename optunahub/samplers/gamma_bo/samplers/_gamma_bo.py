@@ -24,6 +24,12 @@ from optuna.trial import TrialState
 from ..gp.settings import DEFAULT_PRIOR_RATE
 from ..gp.settings import DEFAULT_PRIOR_SHAPE
 from ..gp.settings import GPSettings
+from ._history import aged_acquisition
+from ._history import aged_observations
+from ._history import AgedObservations
+from ._history import check_history
+from ._history import History
+from ._history import with_target
 from ._observations import Observations
 from ._optimize import optimize_acquisition
 from ._parallel import conflicts
@@ -121,6 +127,7 @@ class _Snapshot(NamedTuple):
     pending: np.ndarray  # encoded points of RUNNING trials (and own unwritten proposals)
     running: list[FrozenTrial]  # RUNNING trials of other workers
     known: set[int]  # numbers of the COMPLETE trials
+    aged: AgedObservations | None = None  # with a history: the GP's data (age column)
 
 
 def _space_key(space: SearchSpace) -> tuple[tuple[str, str], ...]:
@@ -208,6 +215,31 @@ class GammaBOSampler(BaseSampler):
         warp_output: Apply a Yeo-Johnson power transform (exponent by maximum likelihood) to the
             standardized objective values before the GP sees them (from 5 observations on);
             monotone, so it keeps the order of the values.
+        history: Optional ``Study -> History`` (:class:`~optuna_gamma.History`): observations of
+            earlier, related studies, each with its age (e.g. epochs ago), called once per
+            suggestion. They enter the GP together with the study's own COMPLETE trials (age
+            0); the GP gets one more input, the age divided by ``AGE_SCALE`` (10), with its own
+            fitted lengthscale, so the kernel is the product
+            :math:`k((x, a), (x', a')) = k_x(x, x')\\, k_a(|a - a'|)` whose correlation decays
+            with the distance in age: the time-varying GP-bandit of PB2 (Parker-Holder et al.,
+            NeurIPS 2020) after the time-varying GP-UCB of Bogunovic et al. (AISTATS 2016).
+            The acquisition is maximized at age 0, and the EI incumbent is the best posterior
+            mean at age 0 over the observed points. Observations whose parameters are not all
+            in the relative search space (a name missing, a value out of range) are skipped.
+            When the history and the own trials together number at least
+            ``n_startup_trials``, the GP is used from the study's first trial (no random
+            start-up). The repeat guard and the pending points concern the study's own trials
+            only. ``None`` (or a history with no usable observation): the sampler works exactly
+            as without the option. See :mod:`optuna_gamma.samplers._history`.
+        target: Optional ``FrozenTrial -> float``: the value the GP models for a COMPLETE trial
+            of the study (default: ``trial.value``), in the study's direction; e.g. the
+            improvement over the trial's start state
+            ``trial.value - trial.user_attrs["start_value"]``, so that the values of studies
+            that start from different states are comparable with a ``history``.
+
+    ``history`` and ``target`` must be picklable (module-level functions or picklable callable
+    objects, not lambdas) when the sampler is sent to other processes (``n_jobs`` threads need
+    not; the tuner's parallel workers do).
     """
 
     def __init__(
@@ -231,6 +263,8 @@ class GammaBOSampler(BaseSampler):
         n_local_search: int = 8,
         parallel: str = "fantasy",
         warp_output: bool = True,
+        history: Callable[[Study], History] | None = None,
+        target: Callable[[FrozenTrial], float] | None = None,
     ) -> None:
         _check_choice("acquisition", acquisition, _ACQUISITIONS)
         _check_choice("parallel", parallel, _PARALLEL)
@@ -269,6 +303,13 @@ class GammaBOSampler(BaseSampler):
         )
         self._n_preliminary_samples = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
         self._n_local_search = _check_int("n_local_search", n_local_search, 1)
+        for name, fn in (("history", history), ("target", target)):
+            if fn is not None and not callable(fn):
+                raise ValueError(f"{name} must be callable or None, got {fn!r}.")
+        self._history = history
+        self._target = target
+        # (study name, trial number) -> the History called for the space of a first trial.
+        self._histories: dict[tuple[str, int], History] = {}
 
         self._intersection_search_space = IntersectionSearchSpace()
         self._lock = threading.Lock()
@@ -355,15 +396,18 @@ class GammaBOSampler(BaseSampler):
         X: np.ndarray,
         y: np.ndarray,
         target: str,
+        is_categorical: np.ndarray | None = None,
     ) -> GaussianProcess | None:
         """The GP of ``target`` on ``(X, y)``: hyperparameters refitted on the schedule of
         :func:`~optuna_gamma.samplers._refit.refit_due` (warm-started from the last fit), else the
         last ones reused with the Cholesky factor extended by the new rows
-        (:meth:`GaussianProcess.extended`)."""
+        (:meth:`GaussianProcess.extended`). ``is_categorical`` defaults to the space's mask
+        (a history's GP has one more column, the age)."""
         from ..gp import GaussianProcess
         from ..gp import GPHyperparams
         from ..gp.fit import fit_gp
 
+        mask = space.is_categorical if is_categorical is None else is_categorical
         key = (study.study_name, _space_key(space), target)
         cached = self._fit_cache.pop(key, None)
         n = len(X)
@@ -373,14 +417,12 @@ class GammaBOSampler(BaseSampler):
         if gp is None:
             init = None if cached is None else cached.gp.params
             try:
-                gp = fit_gp(X, y, self._settings, is_categorical=space.is_categorical, init=init)
+                gp = fit_gp(X, y, self._settings, is_categorical=mask, init=init)
             except _NUMERICAL_ERRORS as error:
                 _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
-                params = init or GPHyperparams.default(space.dim, self._settings)
+                params = init or GPHyperparams.default(X.shape[1], self._settings)
                 try:
-                    gp = GaussianProcess(
-                        X, y, params, self._settings, is_categorical=space.is_categorical
-                    )
+                    gp = GaussianProcess(X, y, params, self._settings, is_categorical=mask)
                 except _NUMERICAL_ERRORS as error2:
                     _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
                     return None
@@ -444,8 +486,10 @@ class GammaBOSampler(BaseSampler):
         pending: np.ndarray,
         rng: np.random.Generator,
         trial: FrozenTrial,
+        aged: AgedObservations | None = None,
     ) -> np.ndarray:
-        """Encoded proposal; a uniformly random point if the model or optimizer failed."""
+        """Encoded proposal; a uniformly random point if the model or optimizer failed. With a
+        history, ``gp`` is the aged GP of ``aged`` (:mod:`~optuna_gamma.samplers._history`)."""
         exclude = self._exclusion(space, obs, pending)
         if gp is not None and self._acquisition == "ei" and gp.dof <= 1.0:
             # EI needs more than one degree of freedom (e.g. a single observation with the
@@ -453,14 +497,30 @@ class GammaBOSampler(BaseSampler):
             gp = None
         elif gp is not None:
             try:
-                acq = self._acquisition_function(gp, obs, constraint_models, pending, rng)
-                ranked = obs.ranked()
+                acq: Any
+                if aged is None:
+                    acq = self._acquisition_function(gp, obs, constraint_models, pending, rng)
+                    centres = obs.X[obs.ranked()]
+                    warm = obs.X[[obs.incumbent_index()]]
+                else:
+                    n_fantasies = _N_FANTASIES if self._parallel == "fantasy" else 0
+                    acq, centres = aged_acquisition(
+                        gp,
+                        aged,
+                        constraint_models,
+                        pending,
+                        rng,
+                        kind=self._acquisition,
+                        xi=self._xi,
+                        fantasies=n_fantasies,
+                    )
+                    warm = centres[:1]
                 x, _ = optimize_acquisition(
                     acq,
                     space,
                     rng=rng,
-                    warm_starts=obs.X[[obs.incumbent_index()]],
-                    local_centres=obs.X[ranked[:_N_LOCAL_CENTRES]],
+                    warm_starts=warm,
+                    local_centres=centres[:_N_LOCAL_CENTRES],
                     n_preliminary_samples=self._n_preliminary_samples,
                     n_local_samples=self._n_preliminary_samples // 2,
                     n_local_search=self._n_local_search,
@@ -513,16 +573,25 @@ class GammaBOSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
         self._raise_if_multi_objective(study)
-        return {
+        space = {
             name: dist
             for name, dist in self._intersection_search_space.calculate(study).items()
             if not dist.single()
         }
+        if not space and self._history is not None:
+            # No trial of the study tells the space yet: the history's distributions do.
+            history = check_history(self._history(study))
+            with self._lock:
+                self._histories[(study.study_name, trial.number)] = history
+            space = {n: d for n, d in (history.distributions or {}).items() if not d.single()}
+        return space
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         self._raise_if_multi_objective(study)
+        with self._lock:  # the history called for this trial's space, if any
+            history = self._histories.pop((study.study_name, trial.number), None)
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
@@ -535,7 +604,9 @@ class GammaBOSampler(BaseSampler):
             trials = study.get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
             )
-            complete = [t for t in trials if t.state == TrialState.COMPLETE]
+            complete = with_target(
+                [t for t in trials if t.state == TrialState.COMPLETE], self._target
+            )
             running = [
                 t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number
             ]
@@ -550,14 +621,35 @@ class GammaBOSampler(BaseSampler):
                 pending=self._pending_points(study, space, trial, running),
                 running=running,
                 known={t.number for t in complete},
+                aged=self._aged(study, space, complete, history),
             )
-            if len(complete) < max(self._n_startup_trials, 1) or snap.obs.n == 0:
+            n_history = 0 if snap.aged is None else snap.aged.n_history
+            n_model = snap.obs.n + n_history
+            if len(complete) + n_history < max(self._n_startup_trials, 1) or n_model == 0:
                 params = self._startup_params(snap)
             else:
                 params = space.decode(self._suggest(snap))
             if params:
                 self._pending[(study.study_name, trial.number)] = params
         return params
+
+    def _aged(
+        self,
+        study: Study,
+        space: SearchSpace,
+        complete: list[FrozenTrial],
+        history: History | None,
+    ) -> AgedObservations | None:
+        """The GP's data with the history (``None`` without one, or when it has no observation
+        in ``space``). The history is called once per suggestion: here, unless
+        ``infer_relative_search_space`` called it already (``history``)."""
+        if self._history is None:
+            return None
+        if history is None:
+            history = check_history(self._history(study))
+        return aged_observations(
+            space, complete, history, study.direction, warp_output=self._warp_output
+        )
 
     def _startup_params(self, snap: _Snapshot) -> dict[str, Any]:
         """Start-up phase: with the default independent sampler, a uniformly random point of the
@@ -576,12 +668,17 @@ class GammaBOSampler(BaseSampler):
         """The encoded proposal, from the snapshot of the trials taken by ``sample_relative``."""
         study, trial, space, obs = snap.study, snap.trial, snap.space, snap.obs
         rng = self._trial_rng(trial)
-        gp = self._fit(study, space, obs.X, obs.y, target="objective")
+        aged = snap.aged
+        if aged is None:
+            gp = self._fit(study, space, obs.X, obs.y, target="objective")
+        else:
+            mask = aged.is_categorical
+            gp = self._fit(study, space, aged.X, aged.y, "objective:history", is_categorical=mask)
         constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
         taken = snap.pending
 
         def propose() -> np.ndarray:
-            return self._propose(space, gp, obs, constraint_models, taken, rng, trial)
+            return self._propose(space, gp, obs, constraint_models, taken, rng, trial, aged)
 
         # Earlier trials of other workers that are still choosing their parameters will most
         # likely take the points this model ranks first: take those as pending too (the
@@ -640,6 +737,7 @@ class GammaBOSampler(BaseSampler):
         with self._lock:
             self._pending.pop((study.study_name, trial.number), None)
             self._startup.discard((study.study_name, trial.number))
+            self._histories.pop((study.study_name, trial.number), None)
         if self._constraints_func is not None:
             # Optuna's own helper (as GPSampler and TPESampler use it): calls constraints_func
             # for COMPLETE and PRUNED trials and stores the values where Trial.constraints and
