@@ -213,6 +213,20 @@ def test_younger_observations_count_more_than_older_ones(young: float, old: floa
         assert abs(study.trials[0].params["x"] - centre[1.0]) < 0.1
 
 
+def test_the_repeat_guard_concerns_the_study_own_trials_only() -> None:
+    """With ``deterministic_objective`` the best history point of a grid is proposed again: it
+    was evaluated in another study (at another age), not in this one."""
+    grid = FloatDistribution(0.0, 1.0, step=0.1)
+    xs = [round(0.1 * i, 1) for i in range(11)]
+    values = [math.exp(-((x - 0.2) ** 2) / 0.02) for x in xs]
+    history = History([{"x": x} for x in xs], values, [1.0] * 11, distributions={"x": grid})
+    sampler = GammaBOSampler(seed=0, history=_Fixed(history), deterministic_objective=True)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1, step=0.1), n_trials=2)
+    assert study.trials[0].params["x"] == 0.2  # the history's best point
+    assert study.trials[1].params["x"] != 0.2  # an own trial's point is not proposed again
+
+
 def test_minimize_and_maximize_of_the_negated_values_give_the_same_proposals() -> None:
     h = _drifting_history(1)
     negated = History(h.params, [-v for v in h.values], h.ages, distributions=SPACE)

@@ -55,8 +55,11 @@ __all__ = [
     "AgeZeroAcquisition",
     "AgedObservations",
     "History",
+    "aged_acquisition",
     "aged_observations",
     "check_history",
+    "incumbent",
+    "with_age_zero",
     "with_target",
 ]
 
