@@ -702,6 +702,7 @@ class Engine:
         params: list[dict[str, Any]] = []
         values: list[float] = []
         ages: list[float] = []
+        distributions: dict[str, Any] | None = None
         for e in range(max(1, epoch - HISTORY_EPOCHS), epoch):
             for t in self.load_study(e).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 ua = t.user_attrs
@@ -716,7 +717,9 @@ class Engine:
                 params.append(dict(t.params))
                 values.append(float(t.value) - float(start))
                 ages.append(float(epoch - e))
-        observed = History(params=params, values=values, ages=ages)
+                distributions = distributions or dict(t.distributions)
+        # the space lets the sampler model the study's first trial already
+        observed = History(params=params, values=values, ages=ages, distributions=distributions)
         return lambda _study: observed
 
     def optimize(
