@@ -17,6 +17,12 @@ Tables:
 ``tuner-headline``
     ``results/thesis/peers.jsonl`` (MNIST-500): final test accuracy of the per-epoch tuner and of
     its peers at equal compute.
+``policy-headline``
+    ``results/thesis/policies.jsonl`` (the policy arms of ``benchmarks/peers.py`` and the peers
+    over five seeds): the default policy against PB2, PBT and untuned training, serial at equal
+    compute and with 12 trials at a time at equal wall time, with the issue's targets.
+``policy-ablation``
+    the same file: what each part of the default policy contributes (docs/when-it-pays.md).
 ``thesis-claims``
     ``results/thesis/*.jsonl``: the thesis's claims and the project's targets, each with the
     figures it rests on and a verdict that follows from them.
@@ -40,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 THESIS = RESULTS / "thesis"
 #: Files that may hold generated tables.
-TARGETS = ("README.md", "docs/benchmarks.md", "docs/results.md")
+TARGETS = ("README.md", "docs/benchmarks.md", "docs/results.md", "docs/when-it-pays.md")
 _MARK = re.compile(
     r"(<!-- table:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table:(?P=name) -->)", re.S
 )
@@ -189,6 +195,147 @@ def tuner_headline(dataset: str = "mnist") -> str:
             ]
         )
     return _table(["method", "seeds", "training epochs", "test accuracy %"], rows)
+
+
+# --------------------------------------------------------------------------------------------
+# policy-headline, policy-ablation
+_TASKS = {"mnist": "MNIST-500", "fashion-mnist": "Fashion-MNIST 1,000"}
+
+
+def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
+    """A cell's test accuracy: at its last checkpoint, or after ``epochs`` epochs."""
+    if c.get("failed"):
+        return None
+    tests = c.get("test") or {}
+    if epochs is None:
+        return _peer_final(c)
+    got = tests.get(str(epochs))
+    return got.get("accuracy") if isinstance(got, dict) else None
+
+
+def _by_seed(
+    cells: list[dict[str, Any]], dataset: str, arm: str, epochs: int | None = None
+) -> dict[int, float]:
+    out = {}
+    for c in cells:
+        if c.get("dataset") == dataset and c["arm"] == arm:
+            v = _test_at(c, epochs)
+            if v is not None:
+                out[int(c["seed"])] = float(v)
+    return out
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
+    """Median paired difference (points) and wins/ties/losses of ``a`` over ``b``."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [100 * (a[s] - b[s]) for s in seeds]
+    w = sum(d > 0 for d in diffs)
+    t = sum(d == 0 for d in diffs)
+    return (statistics.median(diffs) if diffs else math.nan), f"{w}/{t}/{len(diffs) - w - t}"
+
+
+#: (regime, default arm, the untuned training's epochs, PB2 margin, untuned margin).
+_REGIMES = (
+    ("serial, equal compute (B = 120)", "pe-pop", 120, 5.0, -1.0),
+    ("12 at a time, equal wall time (10 rounds)", "pe-pop-w12", 10, 0.0, 0.0),
+)
+
+
+def policy_headline() -> str:
+    cells = load_cells("policies")
+    rows = []
+    for dataset, task in _TASKS.items():
+        for regime, arm, untuned_epochs, m_pb2, m_fixed in _REGIMES:
+            mine = _by_seed(cells, dataset, arm)
+            if not mine:
+                continue
+            pb2 = _by_seed(cells, dataset, "pb2")
+            pbt = _by_seed(cells, dataset, "pbt")
+            fixed = _by_seed(cells, dataset, "fixed-0.01", untuned_epochs)
+            thesis = _by_seed(cells, dataset, "pe-gamma")
+            d_pb2, wtl_pb2 = _paired(mine, pb2)
+            d_fix, wtl_fix = _paired(mine, fixed)
+            ok = d_pb2 >= m_pb2 and d_fix >= m_fixed
+            rows.append(
+                [
+                    task,
+                    regime,
+                    len(mine),
+                    _pct(_median(mine.values())),
+                    _pct(_median(pb2.values())),
+                    _pct(_median(pbt.values())),
+                    f"{_pct(_median(fixed.values()))} ({untuned_epochs} ep.)",
+                    _pct(_median(thesis.values())),
+                    f"{d_pb2:+.1f} ({wtl_pb2})",
+                    f"{d_fix:+.1f} ({wtl_fix})",
+                    ("met" if ok else "missed")
+                    + f" (>= PB2 {m_pb2:+.0f}, >= untuned {m_fixed:+.0f})",
+                ]
+            )
+    return _table(
+        [
+            "task",
+            "regime",
+            "seeds",
+            "default policy %",
+            "PB2 %",
+            "PBT %",
+            "untuned %",
+            "thesis policy %",
+            "vs PB2 (pts, W/T/L)",
+            "vs untuned (pts, W/T/L)",
+            "target",
+        ],
+        rows,
+        align="llrrrrrrrrl",
+    )
+
+
+_ABLATION = (
+    ("pe-pop-explore-all", "pe-pop", "explorers to the end (not only in the first quarter)"),
+    ("pe-pop-explore-none", "pe-pop", "no explorers after epoch 1 (choose once, then commit)"),
+    ("pe-thesis-t2", "pe-pop", "no commitment: 2 sampled trials per epoch, best adopted"),
+    ("pe-pop-w12-carry1", "pe-pop-w12", "population 1 instead of 6 (12 at a time)"),
+)
+
+
+def policy_ablation() -> str:
+    cells = load_cells("policies")
+    rows = []
+    for dataset, task in _TASKS.items():
+        for arm, ref, what in _ABLATION:
+            mine = _by_seed(cells, dataset, arm)
+            base = _by_seed(cells, dataset, ref)
+            if not mine or not base:
+                continue
+            diff, wtl = _paired(mine, base)
+            epochs = _median(
+                c.get("final_epochs") for c in cells if c["arm"] == arm and c["dataset"] == dataset
+            )
+            rows.append(
+                [
+                    task,
+                    f"`{arm}`: {what}",
+                    len(mine),
+                    f"{epochs:.0f}",
+                    _pct(_median(mine.values())),
+                    f"`{ref}` {_pct(_median(base.values()))}",
+                    f"{diff:+.1f} ({wtl})",
+                ]
+            )
+    return _table(
+        [
+            "task",
+            "variant",
+            "seeds",
+            "final model's epochs",
+            "test accuracy %",
+            "default",
+            "variant - default (pts, W/T/L)",
+        ],
+        rows,
+        align="llrrrrr",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,6 +537,8 @@ def thesis_claims() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "sampler-headline": sampler_headline,
     "tuner-headline": tuner_headline,
+    "policy-headline": policy_headline,
+    "policy-ablation": policy_ablation,
     "thesis-claims": thesis_claims,
 }
 

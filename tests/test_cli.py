@@ -70,6 +70,13 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune", "--trainer", "missing.py:make"], "no file 'missing.py'"),
         (["tune", "--trainer", "json:nothing_here"], "has no attribute 'nothing_here'"),
         (["tune", "--dataset", "digits", "--epochs", "0"], "--epochs must be >= 1"),
+        (["tune", "--dataset", "digits", "--budget", "0"], "--budget must be >= 1"),
+        (["tune", "--dataset", "digits", "--budget", "9", "--epochs", "2"], "not both"),
+        (["tune", "--dataset", "digits", "--policy", "pbt"], "invalid choice: 'pbt'"),
+        (
+            ["tune", "--dataset", "digits", "--policy", "thesis", "--budget", "5"],
+            "less than one epoch",
+        ),
         (["tune", "--dataset", "digits", "--tune-momentum", "0.1"], "LOW,HIGH"),
         (["tune", "--dataset", "mnist"], "--data-root is required"),
         (["tune", "--dataset", "mnist", "--data-root", "NOWHERE"], "not a directory"),
@@ -383,3 +390,21 @@ def test_readme_quick_start_informs_the_sampler(tmp_path: Path, data_root: Path)
             if "reused_from" in t.user_attrs:
                 src = [x for x in trained if x.number == t.user_attrs["reused_from"]][0]
                 assert src.params == t.params and src.value == t.value
+
+
+def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
+    """``--budget`` is spent exactly by the default policy; ``--policy thesis`` keeps fig. 8."""
+    common = ["tune", "--dataset", "digits", "--no-progress", "--sampler", "random"]
+    proc = _cli(*common, "--budget", "6", "--run", "b", "--run-dir", "b", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert res["policy"]["name"] == "population" and res["policy"]["trials"] == [4, 1, 1]
+    assert res["compute_epochs"] + res["trials_reused"] == 6 and res["final_epochs"] == 3
+    proc = _cli(
+        *common,
+        *("--policy", "thesis", "--budget", "6", "--trials", "3", "--run", "t", "--run-dir", "t"),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert res["policy"] == {"name": "thesis", "trials": [3, 3]} and len(res["schedule"]) == 2

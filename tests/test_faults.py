@@ -45,6 +45,7 @@ def digits() -> ThesisTrainer:
 
 
 def _cfg(tmp_path: Path, run: str = "f", **kw) -> TunerConfig:
+    kw = {"policy": "thesis", **kw}  # the fault machinery is shared; test_resume runs both
     return TunerConfig(
         run=run, run_dir=str(tmp_path / run), sampler="random", trials_per_epoch=3, seed=4, **kw
     )
@@ -99,6 +100,7 @@ def test_state_reference_outside_the_store_is_refused_and_nothing_is_deleted(
     study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(first.storage))
     adopted = dict(study.user_attrs["adopted"])
     study.set_user_attr("adopted", {**adopted, "state": ref})
+    study.set_user_attr("population", [{**adopted, "state": ref}])
     with pytest.raises(ValueError, match="not an artifact id of this run's store; refusing"):
         tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))
     assert victim.read_text() == "keep me" and Path("/etc/hostname").exists()

@@ -80,8 +80,12 @@ def check_run(
         adopted = study.user_attrs["adopted"]
         assert adopted["trial"] == study.best_trial.number and adopted["value"] == study.best_value
         trained = [t for t in done if "reused_from" not in t.user_attrs]
-        points = [tuple(sorted(t.params.items())) for t in trained]
+        # a point is a setting from a start state (the policy's slots name the state)
+        points = [(t.user_attrs.get("parent", 0), *sorted(t.params.items())) for t in trained]
         assert len(points) == len(set(points)), "a point was trained twice in one epoch"
+        carried = study.user_attrs["population"]
+        assert carried[0]["trial"] == adopted["trial"]
+        assert len({m["state"] for m in carried}) == len(carried)
         counts["failed"] += sum(t.state == TrialState.FAIL for t in trials_)
         counts["reused"] += len(done) - len(trained)
     return counts

@@ -131,6 +131,11 @@ class TunerConfig:
         _check_int("trials_per_epoch", self.trials_per_epoch, 1, none_ok=True)
         _check_int("epochs", self.epochs, 1, none_ok=True)
         _check_int("budget", self.budget, 1, none_ok=True)
+        if self.budget is not None and self.epochs is not None:
+            raise ValueError(
+                f"give a budget (budget={self.budget}) or a number of epochs "
+                f"(epochs={self.epochs}), not both: the policy derives the epochs from the budget"
+            )
         from optuna_gamma.tuner.policies.base import Policy
 
         if not isinstance(self.policy, Policy) and self.policy not in (

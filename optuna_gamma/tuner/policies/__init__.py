@@ -48,19 +48,15 @@ def make_policy(config: TunerConfig, *, thesis_trials: int, fixed_plan: bool) ->
             the default policy is then ``thesis``.
 
     Raises:
-        ValueError: An unknown policy, both a budget and epochs, a budget too small for one
-            epoch, or ``warm_start`` (a setting of the thesis's policy) with another policy.
+        ValueError: An unknown policy, a budget too small for one epoch, ``warm_start`` (a
+            setting of the thesis's policy) with another policy, or a grid or fixed sampler with
+            the population policy.
     """
     if isinstance(config.policy, Policy):
         return config.policy
     name = config.policy
     if name is None:
         name = "thesis" if fixed_plan else "population"
-    if config.budget is not None and config.epochs is not None:
-        raise ValueError(
-            f"give a budget (budget={config.budget}) or a number of epochs "
-            f"(epochs={config.epochs}), not both: the policy derives the epochs from the budget"
-        )
     if name == "thesis":
         t = thesis_trials
         if config.budget is not None:
