@@ -70,24 +70,32 @@ def test_serial_population_gives_the_final_model_most_of_the_budget() -> None:
 
 def test_population_slots_continue_and_explore() -> None:
     members = [
-        Member(trial=i, value=1.0 - i / 10, params={"lr": 0.01 * (i + 1)}) for i in range(6)
+        Member(trial=i, value=1.0 - i / 10, params={"lr": 0.01 * (i + 1)}) for i in range(9)
     ]
     policy = PopulationPolicy(width=12, budget=120)
+    assert policy.population == 9  # PBT/PB2: the bottom quarter is replaced
     assert all(s.plain for s in policy.slots(1, []))
-    slots = policy.slots(2, members)
+    first = policy.slots(1, [], {"lr": 0.01})
+    assert first[0].kind == "default" and first[0].params == {"lr": 0.01}
+    assert len(first) == 12 and all(s.plain for s in first[1:])
+    slots = policy.slots(2, members, {"lr": 0.01})
     assert len(slots) == 12
     keep = [s for s in slots if s.kind == "continue"]
-    assert [s.parent for s in keep] == list(range(6))
+    assert [s.parent for s in keep] == list(range(9))
     assert [dict(s.params or {}) for s in keep] == [dict(m.params) for m in members]
     explore = [s for s in slots if s.kind == "explore"]
-    assert len(explore) == 6 and all(s.params is None for s in explore)
-    assert {s.parent for s in explore} == {0, 1, 2}  # the better half of the population
+    assert len(explore) == 3 and all(s.params is None for s in explore)
+    assert [s.parent for s in explore] == [0, 1, 2]  # one explorer from each of the best 3
     # a trimmed last epoch keeps the best members' continuations first
     short = PopulationPolicy(width=12, budget=15)
     assert short.plan.trials == (12, 3)
     assert [s.kind for s in short.slots(2, members)] == ["continue"] * 3
     assert policy.select([members[3], members[0]]) == [members[3], members[0]]
-    assert len(policy.select(members * 2)) == 6
+    assert len(policy.select(members * 2)) == 9
+    assert PopulationPolicy(width=2, budget=9).population == 1
+    serial = PopulationPolicy(width=1, budget=20)
+    assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["sample"] * 3
+    assert [s.kind for s in serial.slots(2, members)] == ["continue", "explore"]
 
 
 def test_policy_validation_and_defaults() -> None:
@@ -173,13 +181,16 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
         run="w4", run_dir=str(tmp_path / "w4"), trials_per_epoch=4, epochs=3, sampler="random"
     )
     res = tune_per_epoch(digits, None, cfg)
-    assert res.policy["population"] == 2 and res.policy["trials"] == [4, 4, 4]
+    assert res.policy["population"] == 3 and res.policy["trials"] == [4, 4, 4]
     studies = _studies(tmp_path / "w4", "w4")
     for e, study in enumerate(studies, start=1):
         pop = study.user_attrs["population"]
-        assert len(pop) == 2 and pop[0]["value"] >= pop[1]["value"]
-        assert pop[0]["state"] != pop[1]["state"]
+        assert len(pop) == 3 and pop[0]["value"] >= pop[1]["value"] >= pop[2]["value"]
+        assert len({m["state"] for m in pop}) == 3
         if e == 1:
+            # the trainer's own setting (SGD at lr 0.01) is the first candidate
+            default = [t for t in study.get_trials() if t.user_attrs.get("kind") == "default"]
+            assert len(default) == 1 and default[0].params == {"lr": 0.01}
             continue
         prev = studies[e - 2].user_attrs["population"]
         for t in study.get_trials(deepcopy=False):
@@ -188,13 +199,13 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
             if t.user_attrs["kind"] == "continue":
                 assert t.params == prev[parent]["params"]
             else:
-                assert parent == 0  # ceil(2 / 2) = 1 parent for the explorers
+                assert parent == 0  # one explorer, from the best state
     # every carried state is loadable and its recorded metrics are what it evaluates to
     from optuna_gamma.tuner.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
-        for rank in range(2):
+        for rank in range(3):
             snap = engine.member_snapshot(3, rank)
             metrics = engine.evaluate(snap, "valid")
             assert (

@@ -636,7 +636,9 @@ class Engine:
         start = self.start_record(study, epoch)
         if self.role != "worker":
             self.fail_stale(study)
-        slots = self.policy.slots(epoch, self._members(epoch - 1) if epoch > 1 else [])
+        slots = self.policy.slots(
+            epoch, self._members(epoch - 1) if epoch > 1 else [], self.default_point()
+        )
         if not all(slot.plain for slot in slots):
             self._enqueue_slots(study, slots)
         elif self.plan.grid:
@@ -649,6 +651,19 @@ class Engine:
         if not study.user_attrs.get("prepared"):
             study.set_user_attr("prepared", True)
         return start
+
+    def default_point(self) -> dict[str, Any]:
+        """The trainer's own values of the tuned hyperparameters: those of the built optimizer's
+        first parameter group that lie in the search space (what an untuned training uses)."""
+        from optuna_gamma.tuner.space import in_distribution
+
+        assert self._initial is not None
+        groups = self._initial["optimizer"].get("param_groups") or [{}]
+        return {
+            name: groups[0][name]
+            for name, dist in self.space.distributions.items()
+            if name in groups[0] and in_distribution(dist, groups[0][name])
+        }
 
     def _members(self, epoch: int) -> list[Member]:
         return [

@@ -340,6 +340,25 @@ def _numeric(d: BaseDistribution) -> FloatDistribution | IntDistribution:
     return d
 
 
+def in_distribution(dist: BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` is a value ``dist`` can take (in range and on its step; one of its
+    choices)."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return any(type(value) is type(c) and value == c for c in dist.choices)
+    if not _is_real(value) or not math.isfinite(float(value)):
+        return False
+    d = _numeric(dist)
+    v = float(value)
+    if not d.low <= v <= d.high:
+        return False
+    if d.step is None:  # a float range without a step (an int range always has one)
+        return True
+    k = (v - d.low) / d.step
+    return abs(k - round(k)) <= 1e-8 * max(1.0, abs(k))
+
+
 def grid_points(low: float, high: float, n: int, *, log: bool = True) -> list[float]:
     """``n`` values over ``[low, high]``: log-spaced (``numpy.geomspace``) or linear.
 

@@ -35,8 +35,9 @@ class Slot:
         params: Fixed hyperparameters (a setting committed to: the parent's own, continued), or
             ``None`` for the sampler to propose.
         kind: ``"sample"`` (the sampler proposes, from the adopted state), ``"continue"`` (the
-            parent's setting for one more epoch) or ``"explore"`` (the sampler proposes a new
-            setting for the parent's state).
+            parent's setting for one more epoch), ``"explore"`` (the sampler proposes a new
+            setting for the parent's state) or ``"default"`` (the trainer's own setting: what
+            its optimizer was built with, the untuned training's).
     """
 
     parent: int = 0
@@ -108,9 +109,16 @@ class Policy(abc.ABC):
         """Epochs and trials per epoch."""
 
     @abc.abstractmethod
-    def slots(self, epoch: int, population: Sequence[Member]) -> list[Slot]:
+    def slots(
+        self,
+        epoch: int,
+        population: Sequence[Member],
+        default: Mapping[str, Any] | None = None,
+    ) -> list[Slot]:
         """The trials of ``epoch`` (1-based), given the states carried into it, best first
-        (empty for epoch 1, which starts from the initial state)."""
+        (empty for epoch 1, which starts from the initial state), and the trainer's own values
+        of the tuned hyperparameters (``default``: those its optimizer was built with that lie
+        in the search space; may be empty)."""
 
     def select(self, ranked: Sequence[Member]) -> list[Member]:
         """The states carried forward, best first, from the epoch's healthy trials ranked best

@@ -15,8 +15,11 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
 - *commits*: a carried state continues with its own setting (the ``continue`` slot) and is
   replaced only by an explorer that beats it on the same epoch, so one noisy epoch does not make
   the schedule jump (Ray Tune's PBT keeps 75 % of its population the same way);
-- carries a population of ``max(1, width // 2)`` states (PBT's truncation selection at 50 %),
-  the explorers starting from the better half of it;
+- starts from the trainer's own setting: epoch 1 trains it beside the sampler's first
+  proposals, so the untuned training is a candidate that an explorer has to beat;
+- with ``width`` trials at a time, carries ``width - width // 4`` states, and ``width // 4``
+  explorers (at least 1) start from the best ones: Ray Tune's PBT and PB2 replace the bottom
+  quarter of their population by clones of the top quarter the same way;
 - lets the sampler propose the explorers' settings knowing the earlier epochs (the engine passes
   them to ``GammaBOSampler`` as its ``history``: PB2's time-varying model, Parker-Holder et al.,
   NeurIPS 2020).
@@ -27,9 +30,9 @@ Epoch 1 starts every trial from the initial state with ``first`` settings from t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-import math
 from typing import Any
 
 from optuna_gamma.tuner.policies.base import Member
@@ -63,7 +66,8 @@ class PopulationPolicy(Policy):
         explore_every: Serial runs: one explorer every this many epochs after the first.
         explore_until: Serial runs: explorers only while less than this fraction of the
             budget (of the epochs, when ``epochs`` is given) is spent; 1 explores to the end.
-        carry: States carried from one epoch to the next (default ``max(1, width // 2)``).
+        carry: States carried from one epoch to the next (default ``width - max(1, width //
+            4)``, at least 1).
     """
 
     width: int = 1
@@ -93,7 +97,9 @@ class PopulationPolicy(Policy):
 
     @property
     def population(self) -> int:
-        return self.carry if self.carry is not None else max(1, self.width // 2)
+        if self.carry is not None:
+            return self.carry
+        return max(1, self.width - max(1, self.width // 4))
 
     def _wanted(self, epoch: int, progress: float) -> int:
         """Trials of ``epoch``, given the fraction of the run already spent."""
@@ -121,16 +127,23 @@ class PopulationPolicy(Policy):
                 left -= t
         return RunPlan(tuple(trials), population=self.population)
 
-    def slots(self, epoch: int, population: Sequence[Member]) -> list[Slot]:
+    def slots(
+        self,
+        epoch: int,
+        population: Sequence[Member],
+        default: Mapping[str, Any] | None = None,
+    ) -> list[Slot]:
         n = self.plan.trials[epoch - 1]
         if epoch == 1 or not population:
-            return [Slot() for _ in range(n)]
+            first = [Slot(params=dict(default), kind="default")] if default else []
+            return (first + [Slot() for _ in range(n)])[:n]
         members = list(population[: self.population])[:n]
         keep = [
             Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(members)
         ]
-        parents = math.ceil(len(members) / 2)
-        explore = [Slot(parent=j % parents, kind="explore") for j in range(n - len(keep))]
+        explorers = n - len(keep)
+        parents = min(len(members), max(1, explorers))  # the best: one explorer each
+        explore = [Slot(parent=j % parents, kind="explore") for j in range(explorers)]
         return keep + explore
 
     def _settings(self) -> dict[str, Any]:

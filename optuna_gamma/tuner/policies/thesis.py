@@ -3,8 +3,10 @@ state with hyperparameters the sampler proposes, the single best adopted."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from optuna_gamma.tuner.policies.base import Member
 from optuna_gamma.tuner.policies.base import Policy
@@ -35,5 +37,10 @@ class ThesisPolicy(Policy):
     def plan(self) -> RunPlan:
         return RunPlan((self.trials,) * self.epochs, population=1)
 
-    def slots(self, epoch: int, population: Sequence[Member]) -> list[Slot]:
+    def slots(
+        self,
+        epoch: int,
+        population: Sequence[Member],
+        default: Mapping[str, Any] | None = None,
+    ) -> list[Slot]:
         return [Slot() for _ in range(self.trials)]
