@@ -223,3 +223,23 @@ def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
     with engine.opened():
         with pytest.raises(ValueError, match="no parent 3"):
             engine.parent_record(1, 3)
+
+
+def test_in_distribution() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import FloatDistribution
+    from optuna.distributions import IntDistribution
+
+    from optuna_gamma.tuner.space import in_distribution
+
+    lr = FloatDistribution(1e-3, 0.5, log=True)
+    assert in_distribution(lr, 0.01) and in_distribution(lr, 0.5)
+    assert not in_distribution(lr, 0.6) and not in_distribution(lr, float("nan"))
+    assert not in_distribution(lr, "0.01") and not in_distribution(lr, True)
+    stepped = FloatDistribution(0.0, 1.0, step=0.25)
+    assert in_distribution(stepped, 0.75) and not in_distribution(stepped, 0.3)
+    ints = IntDistribution(16, 128, step=16)
+    assert in_distribution(ints, 64) and not in_distribution(ints, 40)
+    cat = CategoricalDistribution([16, 32, "auto"])
+    assert in_distribution(cat, 32) and in_distribution(cat, "auto")
+    assert not in_distribution(cat, 32.0) and not in_distribution(cat, 64)
