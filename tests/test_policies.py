@@ -58,13 +58,17 @@ def test_population_plan_spends_the_budget_exactly(
 
 
 def test_serial_population_gives_the_final_model_most_of_the_budget() -> None:
-    plan = PopulationPolicy(width=1, budget=120).plan
-    assert plan.compute == 120 and plan.population == 1
-    assert plan.trials[:5] == (4, 2, 1, 2, 1)
+    policy = PopulationPolicy(width=1, budget=120)
+    plan = policy.plan
+    assert plan.compute == 120 and plan.population == 4
+    # 4 settings race (halved every 3 epochs), then one explorer every other epoch
+    assert plan.trials[:10] == (4, 4, 4, 2, 2, 2, 1, 2, 1, 2)
+    assert [policy.carried(e) for e in range(1, 8)] == [4, 4, 2, 2, 2, 1, 1]
     assert plan.epochs >= 100  # the thesis's policy: 10 epochs of 12 trials
     assert set(plan.trials[30:]) == {1}  # exploring stops after a quarter of the budget
     assert PopulationPolicy(width=12, budget=120).plan.trials == (12,) * 10
-    assert PopulationPolicy(width=1, budget=120, explore_until=0).plan.trials[1:] == (1,) * 116
+    quiet = PopulationPolicy(width=1, budget=120, explore_until=0).plan.trials
+    assert quiet == (4, 4, 4, 2, 2, 2) + (1,) * 102
     assert ThesisPolicy(trials=12, epochs=10).plan == RunPlan((12,) * 10, population=1)
 
 
@@ -90,12 +94,14 @@ def test_population_slots_continue_and_explore() -> None:
     short = PopulationPolicy(width=12, budget=15)
     assert short.plan.trials == (12, 3)
     assert [s.kind for s in short.slots(2, members)] == ["continue"] * 3
-    assert policy.select([members[3], members[0]]) == [members[3], members[0]]
-    assert len(policy.select(members * 2)) == 9
+    assert policy.select(2, [members[3], members[0]]) == [members[3], members[0]]
+    assert len(policy.select(2, members * 2)) == 9
     assert PopulationPolicy(width=2, budget=9).population == 1
-    serial = PopulationPolicy(width=1, budget=20)
+    serial = PopulationPolicy(width=1, budget=120)
     assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["sample"] * 3
-    assert [s.kind for s in serial.slots(2, members)] == ["continue", "explore"]
+    assert [s.kind for s in serial.slots(2, members)] == ["continue"] * 4  # the race
+    assert [s.kind for s in serial.slots(8, members)] == ["continue", "explore"]
+    assert serial.select(3, members) == members[:2] and serial.select(6, members) == members[:1]
 
 
 def test_policy_validation_and_defaults() -> None:
@@ -148,31 +154,40 @@ def _studies(run_dir: Path, run: str) -> list[optuna.Study]:
 
 
 def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path) -> None:
-    cfg = TunerConfig(run="pop", run_dir=str(tmp_path / "pop"), budget=11, seed=1)
+    cfg = TunerConfig(run="pop", run_dir=str(tmp_path / "pop"), budget=23, seed=1)
     res = tune_per_epoch(digits, None, cfg)
-    plan = PopulationPolicy(width=1, budget=11).plan
+    policy = PopulationPolicy(width=1, budget=23)
+    plan = policy.plan
+    assert plan.trials == (4, 4, 4, 2, 2, 2, 1, 1, 1, 1, 1)
     assert res.policy["name"] == "population" and res.policy["trials"] == list(plan.trials)
     assert res.epochs == res.final_epochs == plan.epochs == len(res.schedule)
     studies = _studies(tmp_path / "pop", "pop")
     complete = [
         t for s in studies for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ]
-    assert len(complete) == 11  # the budget, exactly
-    assert res.compute_epochs == res.trials_trained == 11 - res.trials_reused
-    for e, study in enumerate(studies[1:], start=2):
-        prev = studies[e - 2].user_attrs["adopted"]
+    assert len(complete) == 23  # the budget, exactly
+    assert res.compute_epochs == res.trials_trained == 23 - res.trials_reused
+    for e, study in enumerate(studies, start=1):
         trials = study.get_trials(deepcopy=False)
-        keep = [t for t in trials if t.user_attrs.get("kind") == "continue"]
-        # the carried state continues with its own setting, from its own state
-        assert len(keep) == 1 and keep[0].params == prev["params"]
-        assert keep[0].user_attrs["parent"] == 0
-        assert keep[0].user_attrs["start_value"] == pytest.approx(prev["value"])
+        population = study.user_attrs["population"]
+        assert len(population) == policy.carried(e)  # 4, 4, 2, 2, 2, 1, ...
         adopted = study.user_attrs["adopted"]
         assert adopted["why"].startswith(f"best of {len(trials)} trials")
-        assert study.user_attrs["population"][0]["trial"] == adopted["trial"]
+        assert population[0]["trial"] == adopted["trial"]
         assert adopted["value"] == max(t.value for t in trials if t.value is not None)
+        if e == 1:
+            continue
+        prev = studies[e - 2].user_attrs["population"]
+        keep = [t for t in trials if t.user_attrs.get("kind") == "continue"]
+        # every carried state continues with its own setting, from its own state
+        assert [t.user_attrs["parent"] for t in keep] == list(range(len(prev)))
+        for t in keep:
+            assert t.params == prev[t.user_attrs["parent"]]["params"]
+            assert t.user_attrs["start_value"] == pytest.approx(
+                prev[t.user_attrs["parent"]]["value"]
+            )
     # only carried states (and the initial one) remain
-    carried = {s.user_attrs["population"][0]["state"] for s in studies}
+    carried = {m["state"] for s in studies for m in s.user_attrs["population"]}
     assert len(list((tmp_path / "pop" / "artifacts").iterdir())) == len(carried) + 1
 
 

@@ -1000,7 +1000,7 @@ class Engine:
 
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
-        chosen = self._chosen(study)
+        chosen = self._chosen(study, epoch)
         records: list[dict[str, Any]] = []
         snaps: dict[tuple[int, int], dict[str, Any]] = {}
         for rank, trial in enumerate(chosen):
@@ -1020,7 +1020,7 @@ class Engine:
         self._snapshots = snaps
         return dict(study.user_attrs["adopted"]), snaps[(epoch, 0)]
 
-    def _chosen(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    def _chosen(self, study: optuna.Study, epoch: int) -> list[optuna.trial.FrozenTrial]:
         """The trials whose states are carried forward, best first (the policy decides)."""
         from optuna.trial import TrialState
 
@@ -1059,7 +1059,7 @@ class Engine:
             )
             for t in healthy
         ]
-        return [by_number[m.trial] for m in self.policy.select(ranked)]
+        return [by_number[m.trial] for m in self.policy.select(epoch, ranked)]
 
     def _carried(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int

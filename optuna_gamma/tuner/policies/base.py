@@ -120,8 +120,8 @@ class Policy(abc.ABC):
         of the tuned hyperparameters (``default``: those its optimizer was built with that lie
         in the search space; may be empty)."""
 
-    def select(self, ranked: Sequence[Member]) -> list[Member]:
-        """The states carried forward, best first, from the epoch's healthy trials ranked best
+    def select(self, epoch: int, ranked: Sequence[Member]) -> list[Member]:
+        """The states carried out of ``epoch``, best first, from its healthy trials ranked best
         first (distinct states; reused trials left out). The first is adopted."""
         return list(ranked[: self.plan.population])
 

@@ -24,8 +24,11 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
   them to ``GammaBOSampler`` as its ``history``: PB2's time-varying model, Parker-Holder et al.,
   NeurIPS 2020).
 
-Epoch 1 starts every trial from the initial state with ``first`` settings from the sampler
-(default ``width``, 4 when serial): nothing is committed yet.
+Epoch 1 starts every trial from the initial state with ``first`` settings (the trainer's own
+and the sampler's; default ``width``, 4 when serial): nothing is committed yet. Serial, these
+race by successive halving (each continues its own setting; the better half is kept every
+``rung`` epochs) until one is left, so the setting is chosen over several epochs rather than on
+the noise of one.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class PopulationPolicy(Policy):
         epochs: Epochs to run (the compute then follows from the plan).
         first: Trials of epoch 1 (from the initial state; nothing to continue yet); default
             ``width``, and 4 when serial (a few settings to choose from before committing).
+        rung: Serial runs: the ``first`` settings race by successive halving, each continuing
+            its own setting, the better half kept every ``rung`` epochs until one is left, so
+            no setting is chosen on one epoch's noise (Jamieson & Talwalkar, AISTATS 2016).
         explore_every: Serial runs: one explorer every this many epochs after the first.
         explore_until: Serial runs: explorers only while less than this fraction of the
             budget (of the epochs, when ``epochs`` is given) is spent; 1 explores to the end.
@@ -77,6 +83,7 @@ class PopulationPolicy(Policy):
     explore_every: int = 2
     explore_until: float = 0.25
     carry: int | None = None
+    rung: int = 3
     name = "population"
 
     def __post_init__(self) -> None:
@@ -86,6 +93,7 @@ class PopulationPolicy(Policy):
         _check("first", self.first, 1, none_ok=True)
         _check("explore_every", self.explore_every, 1)
         _check("carry", self.carry, 1, none_ok=True)
+        _check("rung", self.rung, 1)
         if not isinstance(self.explore_until, (int, float)) or not 0 <= self.explore_until <= 1:
             raise ValueError(f"explore_until must be in [0, 1], got {self.explore_until!r}")
         if (self.budget is None) == (self.epochs is None):
@@ -97,18 +105,35 @@ class PopulationPolicy(Policy):
 
     @property
     def population(self) -> int:
+        """The most states carried from one epoch to the next."""
         if self.carry is not None:
             return self.carry
+        if self.width == 1:
+            return self._first
         return max(1, self.width - max(1, self.width // 4))
+
+    @property
+    def _first(self) -> int:
+        if self.first is not None:
+            return self.first
+        return self.width if self.width > 1 else 4
+
+    def carried(self, epoch: int) -> int:
+        """States carried out of ``epoch``: serial, the race's survivors (halved every
+        ``rung`` epochs); with ``width`` at a time, :attr:`population`."""
+        if self.width >= 2 or self.carry is not None:
+            return self.population
+        return max(1, self._first // 2 ** (epoch // self.rung))
 
     def _wanted(self, epoch: int, progress: float) -> int:
         """Trials of ``epoch``, given the fraction of the run already spent."""
         if epoch == 1:
-            if self.first is not None:
-                return self.first
-            return self.width if self.width > 1 else 4
+            return self._first
         if self.width >= 2:
             return max(self.width, self.population)
+        racing = self.carried(epoch - 1)
+        if racing > 1:
+            return racing
         explore = progress < self.explore_until and (epoch - 2) % self.explore_every == 0
         return 1 + int(explore)
 
@@ -137,7 +162,7 @@ class PopulationPolicy(Policy):
         if epoch == 1 or not population:
             first = [Slot(params=dict(default), kind="default")] if default else []
             return (first + [Slot() for _ in range(n)])[:n]
-        members = list(population[: self.population])[:n]
+        members = list(population[: self.carried(epoch - 1)])[:n]
         keep = [
             Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(members)
         ]
@@ -146,8 +171,12 @@ class PopulationPolicy(Policy):
         explore = [Slot(parent=j % parents, kind="explore") for j in range(explorers)]
         return keep + explore
 
+    def select(self, epoch: int, ranked: Sequence[Member]) -> list[Member]:
+        return list(ranked[: self.carried(epoch)])
+
     def _settings(self) -> dict[str, Any]:
         return {
+            "rung": self.rung,
             "width": self.width,
             "population": self.population,
             "first": self.first,
