@@ -269,3 +269,29 @@ def test_noisy_problems_use_the_true_value_of_the_best_observed_trial() -> None:
 
     assert needle.regret(_value_at("needle2", {"x0": 0.721336, "x1": 0.236836})) < 1e-9
     assert needle.regret(_value_at("needle2", {"x0": NEEDLE_CENTRE[0] - 0.3, "x1": 0.5})) > 0.9
+
+
+def test_noisy_tabular_problem_returns_one_repeated_run_and_records_the_mean() -> None:
+    """``noisy_hpobench_vehicle``: every value is one of the table's repeated runs of the trial's
+    configuration, the same for the same (trial number, parameters), and the mean is the true
+    value; the runs differ, so the problem is noisy."""
+    from benchmarks.problems import _load_runs
+
+    p = get_problem("noisy_hpobench_vehicle")
+    base = get_problem("hpobench_vehicle")
+    assert p.noisy and p.optimum == base.optimum and p.direction == base.direction
+    runs = _load_runs("hpobench", "vehicle", "val_acc")
+    params = {"alpha": 3, "batch_size": 2, "depth": 1, "learning_rate_init": 4, "width": 5}
+    key = "".join(
+        str(params[k]) for k in ("alpha", "batch_size", "depth", "learning_rate_init", "width")
+    )
+    seen = set()
+    for number in range(40):
+        trial = optuna.trial.FixedTrial(params, number=number)
+        value = p.objective(trial)
+        assert value in runs[key]
+        assert trial.user_attrs["true_value"] == pytest.approx(float(np.mean(runs[key])))
+        assert p.objective(optuna.trial.FixedTrial(params, number=number)) == value
+        seen.add(value)
+    assert len(seen) > 1
+    assert base.objective(optuna.trial.FixedTrial(params)) == pytest.approx(np.mean(runs[key]))

@@ -30,6 +30,10 @@ from ._history import AgedObservations
 from ._history import check_history
 from ._history import History
 from ._history import with_target
+from ._noise import incumbent_of
+from ._noise import INCUMBENTS
+from ._noise import noise_evident
+from ._noise import resolve_incumbent
 from ._observations import Observations
 from ._optimize import optimize_acquisition
 from ._parallel import conflicts
@@ -199,7 +203,10 @@ class GammaBOSampler(BaseSampler):
         deterministic_objective: The objective is deterministic: fix the GP noise ratio at its
             minimum (``1e-10``) and never propose a point already evaluated (at the parameters'
             resolution: the same category, integer or grid value, continuous parameters within
-            ``FLOAT_RESOLUTION`` of their range).
+            ``FLOAT_RESOLUTION`` of their range). Otherwise the noise ratio is fitted, and an
+            evaluated point may be proposed again only once the fitted ratio is at least
+            :data:`~optuna_gamma.samplers._noise.NOISE_EVIDENCE` (evidence of noise; a constant
+            objective gets distinct proposals).
         constraints_func: Optional ``FrozenTrial -> Sequence[float]``, called after each
             COMPLETE (or PRUNED) trial; a value ``> 0`` means violated (Optuna's convention, as
             in ``GPSampler(constraints_func=...)``). Constraints set in the objective with
@@ -237,6 +244,13 @@ class GammaBOSampler(BaseSampler):
             ``trial.value - trial.user_attrs["start_value"]``, so that the values of studies
             that start from different states are comparable with a ``history``.
 
+        incumbent: The incumbent :math:`f^*` of EI/PI: ``"posterior_mean"`` (the best posterior
+            mean of the objective at an observed point, so that a lucky draw of a noisy
+            objective does not set the bar; Picheny et al. 2013's plug-in EI, cf. BoTorch's
+            noisy EI),
+            ``"observed"`` (the best observed value) or ``"auto"`` (default:
+            ``"posterior_mean"`` unless ``deterministic_objective=True``). The local search
+            starts from that incumbent too.
     ``history`` and ``target`` must be picklable (module-level functions or picklable callable
     objects, not lambdas) when the sampler is sent to other processes (``n_jobs`` threads need
     not; the tuner's parallel workers do).
@@ -265,8 +279,10 @@ class GammaBOSampler(BaseSampler):
         warp_output: bool = True,
         history: Callable[[Study], History] | None = None,
         target: Callable[[FrozenTrial], float] | None = None,
+        incumbent: str = "auto",
     ) -> None:
         _check_choice("acquisition", acquisition, _ACQUISITIONS)
+        _check_choice("incumbent", incumbent, INCUMBENTS)
         _check_choice("parallel", parallel, _PARALLEL)
         self._parallel = parallel
         self._warp_output = _check_bool("warp_output", warp_output)
@@ -282,6 +298,7 @@ class GammaBOSampler(BaseSampler):
             ),
         )
         self._acquisition = acquisition
+        self._incumbent = resolve_incumbent(incumbent, self._settings.deterministic_objective)
         self._xi = _check_nonnegative("xi", xi)
         self._n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 0)
         if seed is not None:
@@ -439,16 +456,16 @@ class GammaBOSampler(BaseSampler):
         self,
         gp: GaussianProcess,
         obs: Observations,
+        best: float | None,
         constraint_models: list[tuple[GaussianProcess, float]],
         pending: np.ndarray,
         rng: np.random.Generator,
     ) -> Acquisition | FantasyAcquisition:
-        """The log acquisition, given the pending points (fantasies or constant liars)."""
+        """The log acquisition over the incumbent ``best``, given the pending points (fantasies
+        or constant liars)."""
         from ..gp import Acquisition
         from ..gp import Feasibility
 
-        best_index = obs.best_index()
-        best = None if best_index is None else float(obs.y[best_index])
         constraints = [Feasibility(c, t) for c, t in constraint_models]
         if len(pending) > 0 and self._parallel == "fantasy" and self._acquisition == "ei":
             from ..gp.acquisition import FantasyAcquisition
@@ -490,7 +507,7 @@ class GammaBOSampler(BaseSampler):
     ) -> np.ndarray:
         """Encoded proposal; a uniformly random point if the model or optimizer failed. With a
         history, ``gp`` is the aged GP of ``aged`` (:mod:`~optuna_gamma.samplers._history`)."""
-        exclude = self._exclusion(space, obs, pending)
+        exclude = self._exclusion(space, obs, pending, None if aged is not None else gp)
         if gp is not None and self._acquisition == "ei" and gp.dof <= 1.0:
             # EI needs more than one degree of freedom (e.g. a single observation with the
             # prior a0 = 1/2): one more point at random, as in the start-up phase.
@@ -499,9 +516,12 @@ class GammaBOSampler(BaseSampler):
             try:
                 acq: Any
                 if aged is None:
-                    acq = self._acquisition_function(gp, obs, constraint_models, pending, rng)
+                    index, best = incumbent_of(gp, obs, self._incumbent)
+                    acq = self._acquisition_function(
+                        gp, obs, best, constraint_models, pending, rng
+                    )
                     centres = obs.X[obs.ranked()]
-                    warm = obs.X[[obs.incumbent_index()]]
+                    warm = obs.X[[obs.incumbent_index() if index is None else index]]
                 else:
                     n_fantasies = _N_FANTASIES if self._parallel == "fantasy" else 0
                     acq, centres = aged_acquisition(
@@ -536,12 +556,17 @@ class GammaBOSampler(BaseSampler):
         return self._random_point(space, rng, exclude)
 
     def _exclusion(
-        self, space: SearchSpace, obs: Observations, pending: np.ndarray
+        self,
+        space: SearchSpace,
+        obs: Observations,
+        pending: np.ndarray,
+        gp: GaussianProcess | None,
     ) -> Callable[[np.ndarray], np.ndarray]:
         """The repeat guard: points equal (at the parameters' resolution) to a pending one or,
-        for a deterministic objective, to an evaluated one."""
+        unless ``gp`` has evidence of noise (:func:`~optuna_gamma.samplers._noise.
+        noise_evident`; never for a deterministic objective), to an evaluated one."""
         reference = pending
-        if self._settings.deterministic_objective:
+        if not noise_evident(gp):
             reference = np.vstack([obs.X, pending])
 
         def exclude(X: np.ndarray) -> np.ndarray:
@@ -655,12 +680,10 @@ class GammaBOSampler(BaseSampler):
         """Start-up phase: with the default independent sampler, a uniformly random point of the
         relative space that the repeat guard allows; else ``{}`` (the independent sampler)."""
         self._startup.add((snap.study.study_name, snap.trial.number))
-        if self._independent_sampler is not None or (
-            len(snap.pending) == 0
-            and not (self._settings.deterministic_objective and snap.obs.n > 0)
-        ):
+        if self._independent_sampler is not None or (len(snap.pending) == 0 and snap.obs.n == 0):
             return {}
-        exclude = self._exclusion(snap.space, snap.obs, snap.pending)
+        # No model yet, so no evidence of noise: evaluated points are excluded too.
+        exclude = self._exclusion(snap.space, snap.obs, snap.pending, None)
         rng = self._trial_rng(snap.trial, 2)
         return snap.space.decode(self._random_point(snap.space, rng, exclude))
 
