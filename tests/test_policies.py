@@ -36,34 +36,43 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
     width=st.integers(1, 32),
     budget=st.integers(1, 500),
     first=st.integers(1, 8),
-    every=st.integers(1, 5),
+    rung=st.integers(1, 5),
     until=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
 )
 def test_population_plan_spends_the_budget_exactly(
-    width: int, budget: int, first: int, every: int, until: float
+    width: int, budget: int, first: int, rung: int, until: float
 ) -> None:
     policy = PopulationPolicy(
-        width=width, budget=budget, first=first, explore_every=every, explore_until=until
+        width=width, budget=budget, first=first, rung=rung, explore_until=until
     )
     plan = policy.plan
     assert plan.compute == budget
-    assert all(1 <= t <= max(width, first, 2) for t in plan.trials)
     assert plan.trials[0] == min(first, budget)
-    # only the last epoch is trimmed to fit
-    for e, t in enumerate(plan.trials[:-1], start=1):
-        assert t == policy._wanted(e, sum(plan.trials[: e - 1]) / budget)
+    assert len(plan.carry) == plan.epochs
+    for e in range(1, plan.epochs + 1):
+        t, out = plan.trials[e - 1], plan.carry[e - 1]
+        assert 1 <= out <= t <= max(width, first, 2)
+        assert out <= plan.population
+        if e > 1:
+            # an epoch continues every carried state (plus explorers), unless trimmed at the end
+            assert t >= plan.carry[e - 2] or e == plan.epochs
+            assert len(policy.slots(e, [_member(i) for i in range(plan.carry[e - 2])])) == t
     if width >= 2 and budget >= first:
         # W trials at a time: the rounds of wall time are the epochs
         assert plan.epochs == 1 + -(-(budget - first) // width)
+
+
+def _member(i: int) -> Member:
+    return Member(trial=i, value=1.0 - i / 100, params={"lr": 0.001 * (i + 1)})
 
 
 def test_serial_population_gives_the_final_model_most_of_the_budget() -> None:
     policy = PopulationPolicy(width=1, budget=120)
     plan = policy.plan
     assert plan.compute == 120 and plan.population == 4
-    # 4 settings race (halved every 3 epochs), then one explorer every other epoch
-    assert plan.trials[:10] == (4, 4, 4, 2, 2, 2, 1, 2, 1, 2)
-    assert [policy.carried(e) for e in range(1, 8)] == [4, 4, 2, 2, 2, 1, 1]
+    # 4 settings race (halved every 3 epochs), then explorers race the adopted setting
+    assert plan.trials[:13] == (4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1)
+    assert plan.carry[:13] == (4, 4, 2, 2, 2, 1, 2, 2, 1, 2, 2, 1, 1)
     assert plan.epochs >= 100  # the thesis's policy: 10 epochs of 12 trials
     assert set(plan.trials[30:]) == {1}  # exploring stops after a quarter of the budget
     assert PopulationPolicy(width=12, budget=120).plan.trials == (12,) * 10
@@ -100,7 +109,7 @@ def test_population_slots_continue_and_explore() -> None:
     serial = PopulationPolicy(width=1, budget=120)
     assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["sample"] * 3
     assert [s.kind for s in serial.slots(2, members)] == ["continue"] * 4  # the race
-    assert [s.kind for s in serial.slots(8, members)] == ["continue", "explore"]
+    assert [s.kind for s in serial.slots(7, members)] == ["continue", "explore"]
     assert serial.select(3, members) == members[:2] and serial.select(6, members) == members[:1]
 
 

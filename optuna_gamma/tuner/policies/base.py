@@ -75,10 +75,12 @@ class Member:
 @dataclass(frozen=True)
 class RunPlan:
     """The run's shape: trials of each epoch (``len(trials)`` epochs; ``sum(trials)`` training
-    epochs of compute at most) and the most states carried from one epoch to the next."""
+    epochs of compute at most), the most states carried from one epoch to the next, and (where
+    it changes) the states carried out of each epoch."""
 
     trials: tuple[int, ...]
     population: int = 1
+    carry: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.trials or any(t < 1 for t in self.trials):
