@@ -693,11 +693,11 @@ class Engine:
     ) -> ReseededSampler:
         """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot).
 
-        Under a policy other than the thesis's, from epoch 2 on, ``GammaBOSampler`` also sees
+        Under a policy that asks for it, from epoch 2 on, ``GammaBOSampler`` also sees
         the earlier epochs' trials (:meth:`history`) and models every trial's improvement over
         the state it started from (docs/design.md §7: knowledge across epochs)."""
         factory = self.plan.factory
-        if self.policy.name != "thesis" and epoch > 1:
+        if self.policy.history and epoch > 1:
             factory = self.plan.factory_with_history(self.history(epoch), improvement)
         return ReseededSampler(
             factory,

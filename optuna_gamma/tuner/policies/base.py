@@ -104,6 +104,8 @@ class Policy(abc.ABC):
     workers on many machines and a resumed run agree without talking to each other."""
 
     name: ClassVar[str]
+    #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
+    history: bool = False
 
     @property
     @abc.abstractmethod

@@ -68,6 +68,8 @@ class PopulationPolicy(Policy):
             explores after the first race, 1 explores to the end.
         carry: States carried from one epoch to the next with ``width >= 2`` (default ``width -
             max(1, width // 4)``, at least 1).
+        history: Let the sampler see the earlier epochs' trials (``GammaBOSampler``'s
+            ``history``, on the improvement over each trial's start state).
     """
 
     width: int = 1
@@ -77,6 +79,7 @@ class PopulationPolicy(Policy):
     rung: int = 3
     explore_until: float = 0.25
     carry: int | None = None
+    history: bool = True
     name = "population"
 
     def __post_init__(self) -> None:
@@ -86,6 +89,8 @@ class PopulationPolicy(Policy):
         _check("first", self.first, 1, none_ok=True)
         _check("rung", self.rung, 1)
         _check("carry", self.carry, 1, none_ok=True)
+        if not isinstance(self.history, bool):
+            raise ValueError(f"history must be True or False, got {self.history!r}")
         if not isinstance(self.explore_until, (int, float)) or not 0 <= self.explore_until <= 1:
             raise ValueError(f"explore_until must be in [0, 1], got {self.explore_until!r}")
         if (self.budget is None) == (self.epochs is None):
@@ -187,4 +192,5 @@ class PopulationPolicy(Policy):
             "rung": self.rung,
             "explore_until": self.explore_until,
             "carry": self.carry,
+            "history": self.history,
         }
