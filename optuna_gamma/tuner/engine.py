@@ -636,11 +636,13 @@ class Engine:
         start = self.start_record(study, epoch)
         if self.role != "worker":
             self.fail_stale(study)
-        slots = self.policy.slots(
-            epoch, self._members(epoch - 1) if epoch > 1 else [], self.default_point()
-        )
-        if not all(slot.plain for slot in slots):
-            self._enqueue_slots(study, slots)
+        slots = self.planned_slots(epoch)
+        if slots is not None:
+            # Workers find every slot queued. The serial driver queues one slot at a time
+            # (:meth:`run_study`), so that a retry after a crash runs in its slot's place and
+            # a resumed run proposes what an uninterrupted one would.
+            if self.role != "serial":
+                self._enqueue_slots(study, slots)
         elif self.plan.grid:
             self._enqueue_once(
                 study, self.plan.queue(derive_seed(self.config.seed, "grid", epoch))
@@ -675,6 +677,31 @@ class Engine:
             )
             for m in self.population_of(epoch)
         ]
+
+    def planned_slots(self, epoch: int) -> list[Slot] | None:
+        """The policy's slots of study ``epoch``; ``None`` when each is a plain sampler trial
+        from the adopted state (nothing to queue: the thesis's policy)."""
+        slots = self.policy.slots(
+            epoch, self._members(epoch - 1) if epoch > 1 else [], self.default_point()
+        )
+        return None if all(slot.plain for slot in slots) else slots
+
+    @staticmethod
+    def _enqueue_next_slot(study: optuna.Study, slots: list[Slot]) -> None:
+        """Queue the first slot that no live trial holds, unless a trial is queued already."""
+        from optuna.trial import TrialState
+
+        live = study.get_trials(
+            deepcopy=False,
+            states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
+        )
+        if any(t.state == TrialState.WAITING for t in live):
+            return
+        held = {t.user_attrs.get("slot") for t in live}
+        for i, slot in enumerate(slots):
+            if i not in held:
+                study.enqueue_trial(dict(slot.params or {}), user_attrs=slot.user_attrs(i))
+                return
 
     @staticmethod
     def _enqueue_slots(study: optuna.Study, slots: list[Slot]) -> None:
@@ -786,8 +813,13 @@ class Engine:
             if self._bar is not None:
                 self._bar.update(1)
 
+        slots = self.planned_slots(epoch)
         while len(done) < self.trials_of(epoch):
-            self.optimize(study, objective, self.trials_of(epoch) - len(done), after)
+            if slots is None:
+                self.optimize(study, objective, self.trials_of(epoch) - len(done), after)
+            else:
+                self._enqueue_next_slot(study, slots)
+                self.optimize(study, objective, 1, after)
         return self.adopt(study, epoch)
 
     def trial(
