@@ -10,6 +10,8 @@ import os
 from typing import Any
 from typing import Union
 
+from optuna_gamma.tuner.trainer_ref import TrainerRef
+
 
 __all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
 
@@ -82,6 +84,10 @@ class TunerConfig:
             whose worker has not beaten for ``grace_period`` seconds is failed and retried once
             with the same parameters (Optuna's heartbeat and ``RetryFailedTrialCallback``).
         grace_period: See ``heartbeat_interval``; default ``3 * heartbeat_interval``.
+        trainer_ref: How worker processes import the trainer
+            (:class:`~optuna_gamma.tuner.trainer_ref.TrainerRef`, built by the CLI from
+            ``--trainer``); ``None``: local workers receive the trainer object itself (pickled).
+            Workers never import what a storage names (docs/cluster.md, "Trust model").
     """
 
     run: str = "run"
@@ -104,6 +110,7 @@ class TunerConfig:
     coordinate: bool = False
     heartbeat_interval: int = 10
     grace_period: int | None = None
+    trainer_ref: TrainerRef | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, str) or not self.run or "/" in self.run:
@@ -123,6 +130,8 @@ class TunerConfig:
         _check_bool("coordinate", self.coordinate)
         _check_int("heartbeat_interval", self.heartbeat_interval, 1)
         _check_int("grace_period", self.grace_period, 1, none_ok=True)
+        if self.trainer_ref is not None and not isinstance(self.trainer_ref, TrainerRef):
+            raise ValueError(f"trainer_ref must be a TrainerRef or None, got {self.trainer_ref!r}")
         if not isinstance(self.sampler, str) and not callable(self.sampler):
             raise ValueError(
                 f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}"

@@ -93,13 +93,13 @@ _HARD_KEYS = (
 )
 
 
-def trainer_spec(trainer: Any) -> dict[str, Any] | None:
-    """How another process rebuilds ``trainer``: ``{"import": "module:factory", "args": {...}}``
-    for a trainer loaded by ``--trainer``, ``{"builtin": {...}}`` for :class:`ThesisTrainer`
-    (its data root is each machine's own), ``None`` for other objects (Python-only runs)."""
-    spec = getattr(trainer, "_optuna_gamma_spec", None)
-    if spec is not None:
-        return {"import": spec[0], "args": dict(spec[1])}
+def trainer_spec(trainer: Any, ref: Any = None) -> dict[str, Any] | None:
+    """What the run records about its trainer (workers only compare it with their own):
+    ``{"import": "module:factory", "args": {...}}`` for a trainer reference (``--trainer``),
+    ``{"builtin": {...}}`` for :class:`ThesisTrainer` (its data root is each machine's own),
+    ``None`` for other objects (Python-only runs)."""
+    if ref is not None:
+        return dict(ref.to_record())
     rebuild = getattr(trainer, "spec", None)
     kwargs = rebuild() if callable(rebuild) else None
     return {"builtin": dict(kwargs)} if kwargs else None
@@ -333,7 +333,7 @@ class Engine:
             "space": self.space.to_dict(),
             "warm_start": self.config.warm_start,
             "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
-            "trainer_spec": trainer_spec(self.trainer),
+            "trainer_spec": trainer_spec(self.trainer, self.config.trainer_ref),
             "num_threads": self.config.num_threads,
             "device": str(self.device),
             "n_startup_trials": self.config.n_startup_trials,

@@ -1,0 +1,295 @@
+"""Trust boundaries (issue 16): what a storage, a data file or a state file may make us do.
+
+Each test failed on main before its change: crafted storage records that made workers import
+code or write elsewhere, files mistaken for journals, workers that could hang a run, leaked
+credentials, forged states adopted silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+
+torch = pytest.importorskip("torch")
+
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner.cli import main  # noqa: E402
+from optuna_gamma.tuner.trainer_ref import load_trainer  # noqa: E402
+from optuna_gamma.tuner.trainer_ref import TrainerRef  # noqa: E402
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+REPO = Path(__file__).resolve().parents[1]
+
+_TRAINER_FILE = """
+import pathlib
+pathlib.Path({marker!r}).write_text("imported")
+
+
+class Trainer:
+    def __init__(self, width=1):
+        self.width = width
+
+    def build(self, seed, device):
+        raise NotImplementedError
+
+    def train_epoch(self, state, hparams, ctx):
+        raise NotImplementedError
+
+    def evaluate(self, state, split):
+        raise NotImplementedError
+"""
+
+
+def _one_line_exit_2(capsys, args: list[str], needle: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("run '")]
+    assert exc.value.code == 2 and len(lines) == 1, err
+    assert "error:" in lines[0] and needle in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+def _crafted_run(tmp_path: Path, **record: object) -> str:
+    """An SQLite storage holding run ``r`` whose recorded settings are ``record`` over a valid
+    manifest of the built-in digits trainer (what a storage writer could forge)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    manifest = {
+        "mode": "per-epoch",
+        "run": "r",
+        "run_dir": str(tmp_path / "r"),
+        "artifacts": str(tmp_path / "r" / "artifacts"),
+        "sampler": "random",
+        "seed": 0,
+        "trials": 2,
+        "objective": "kappa1",
+        "space": {
+            "tuned": {
+                "lr": {
+                    "name": "FloatDistribution",
+                    "attributes": {"low": 0.001, "high": 0.5, "log": True, "step": None},
+                }
+            },  # noqa: E501
+            "fixed": {},
+        },
+        "warm_start": False,
+        "trainer": "ThesisTrainer",
+        "trainer_spec": {"builtin": {"dataset": "digits", "model": "mlp"}},
+        "epochs_total": 1,
+        **record,
+    }
+    study = optuna.create_study(study_name="r/epoch-001", storage=url, direction="maximize")
+    study.set_user_attr("config", manifest)
+    return url
+
+
+# ------------------------------------------------------------------ 1: workers trust themselves
+@pytest.mark.parametrize("target", ["os:system", "subprocess:getoutput", "EVIL"])
+def test_a_worker_never_imports_the_trainer_a_storage_names(
+    tmp_path: Path, capsys, target: str
+) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.py"
+    evil.write_text(_TRAINER_FILE.format(marker=str(marker)))
+    target = f"{evil}:Trainer" if target == "EVIL" else target
+    url = _crafted_run(
+        tmp_path, trainer_spec={"import": target, "args": {"cmd": f"touch {marker}"}}
+    )
+    line = _one_line_exit_2(
+        capsys,
+        ["worker", "--storage", url, "--run", "r", "--artifacts", str(tmp_path / "r/artifacts")],
+        "give this worker the same --trainer",
+    )
+    assert "never imports code named by a storage" in line
+    assert not marker.exists() and "evil" not in sys.modules
+
+
+def test_a_worker_refuses_a_run_recorded_with_other_trainer_code(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "imported"
+    mine = tmp_path / "mine.py"
+    mine.write_text(_TRAINER_FILE.format(marker=str(marker)))
+    url = _crafted_run(tmp_path, trainer_spec={"import": "/srv/other.py:Trainer", "args": {}})
+    base = ["worker", "--storage", url, "--run", "r", "--artifacts", str(tmp_path / "r/artifacts")]
+    line = _one_line_exit_2(capsys, [*base, "--trainer", f"{mine}:Trainer"], "does not match")
+    assert "started with --trainer '/srv/other.py:Trainer'" in line
+    assert not marker.exists()  # compared before anything is imported
+    # the same file name elsewhere (another machine's folder) but other arguments: refused too
+    url2 = _crafted_run(
+        tmp_path / "b", trainer_spec={"import": "/srv/mine.py:Trainer", "args": {"width": 2}}
+    )
+    args2 = [
+        "worker",
+        "--storage",
+        url2,
+        "--run",
+        "r",
+        "--artifacts",
+        str(tmp_path / "b/r/artifacts"),
+    ]
+    line = _one_line_exit_2(capsys, [*args2, "--trainer", f"{mine}:Trainer"], "does not match")
+    assert "trainer arguments {'width': 2}" in line and not marker.exists()
+
+
+def test_a_matching_trainer_reference_is_accepted() -> None:
+    ref = TrainerRef("/home/me/code/mine.py:make", {"width": 2})
+    assert ref.mismatch({"import": "/srv/other/mine.py:make", "args": {"width": 2}}) is None
+    assert ref.mismatch({"import": "mine:make", "args": {"width": 2}}) is not None
+    assert ref.mismatch({"builtin": {"dataset": "digits"}}) is not None
+    mod = TrainerRef("pkg.mod:make")
+    assert mod.mismatch({"import": "pkg.mod:make", "args": {}}) is None
+    assert mod.mismatch({"import": "pkg.other:make", "args": {}}) is not None
+    with pytest.raises(ValueError, match="MODULE:FACTORY"):
+        TrainerRef("no-colon")
+    with pytest.raises(ValueError, match="JSON values"):
+        TrainerRef("m:f", {"x": object()})
+    with pytest.raises(ValueError, match="trainer_ref must be a TrainerRef"):
+        TunerConfig(trainer_ref="os:system")  # type: ignore[arg-type]
+
+
+def test_loading_a_trainer_sets_nothing_on_the_users_object(tmp_path: Path) -> None:
+    mine = tmp_path / "mine2.py"
+    mine.write_text(_TRAINER_FILE.format(marker=str(tmp_path / "m")))
+    trainer = load_trainer(TrainerRef(f"{mine}:Trainer", {"width": 3}))
+    assert trainer.width == 3 and vars(trainer) == {"width": 3}
+
+
+@pytest.mark.parametrize("given", [None, "elsewhere"])
+def test_a_worker_writes_only_where_its_own_command_line_says(
+    tmp_path: Path, capsys, given: str | None
+) -> None:
+    crafted = tmp_path / "crafted" / "place"
+    url = _crafted_run(tmp_path, artifacts=str(crafted))
+    args = ["worker", "--storage", url, "--run", "r"]
+    if given is None:
+        _one_line_exit_2(capsys, args, "give --artifacts")
+    else:
+        _one_line_exit_2(
+            capsys, [*args, "--artifacts", str(tmp_path / given)], "does not match run 'r'"
+        )
+    assert not (tmp_path / "crafted").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_workers_module_does_not_import_the_cli() -> None:
+    code = (
+        "import sys, optuna_gamma.tuner.workers, optuna_gamma.tuner.worker_setup; "
+        "print('optuna_gamma.tuner.cli' in sys.modules)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ 3: nothing can hang a run
+def test_standalone_workers_refuse_a_journal_storage(tmp_path: Path, capsys) -> None:
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(b"")
+    _one_line_exit_2(
+        capsys,
+        ["worker", "--storage", str(journal), "--run", "r", "--artifacts", str(tmp_path / "a")],
+        "is a journal file, which has no heartbeat",
+    )
+
+
+def test_a_coordinator_without_workers_refuses_a_journal(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--coordinate", "--no-progress", "--run", "c"],
+        "coordinate without local workers needs an RDB storage",
+    )
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTUNA_GAMMA_CRASH")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def _popen(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _poll(condition, what: str, limit: float = 120.0) -> None:
+    import time
+
+    end = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_head_fails_and_retries_the_trial_of_a_killed_worker_by_itself(tmp_path: Path) -> None:
+    """The only worker of a head (--coordinate, SQLite) is killed mid-trial. The head alone
+    fails that trial and enqueues its retry (no other worker reaches the barrier to do it); a
+    worker started later, from its own --artifacts and the built-in trainer, finishes the run."""
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    shared = str(tmp_path / "shared")
+    head = _popen(
+        "tune",
+        *("--dataset", "digits", "--epochs", "1", "--trials", "3", "--no-progress"),
+        *("--sampler", "random", "--coordinate", "--storage", url, "--artifacts", shared),
+        *("--run", "h", "--heartbeat-interval", "1", "--grace-period", "2"),
+        cwd=tmp_path,
+        env=_env(),
+    )
+    worker_args = ["worker", "--storage", url, "--run", "h", "--artifacts", shared]
+    try:
+
+        def trials(state: TrialState) -> list:
+            try:
+                study = optuna.load_study(study_name="h/epoch-001", storage=url)
+            except KeyError:
+                return []
+            return study.get_trials(deepcopy=False, states=(state,))
+
+        def prepared() -> bool:
+            assert head.poll() is None, head.communicate()[1][-2000:]
+            try:
+                study = optuna.load_study(study_name="h/epoch-001", storage=url)
+            except KeyError:
+                return False
+            return "prepared" in study.user_attrs
+
+        _poll(prepared, "the head's first study")
+        doomed = _popen(*worker_args, cwd=tmp_path, env=_env(OPTUNA_GAMMA_CRASH_AT="after_save:1"))
+        assert doomed.wait(timeout=300) == -9, (
+            doomed.stderr.read()[-2000:] if doomed.stderr else ""
+        )
+        _poll(
+            lambda: len(trials(TrialState.FAIL)) == 1 and len(trials(TrialState.WAITING)) == 1,
+            "the head to fail and retry the dead worker's trial",
+        )
+        assert head.poll() is None  # still coordinating
+        worker = _popen(*worker_args, cwd=tmp_path, env=_env())
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:] if worker.stderr else ""
+        out, err = head.communicate(timeout=300)
+        assert head.returncode == 0, err[-3000:]
+    finally:
+        if head.poll() is None:
+            head.kill()
+    study = optuna.load_study(study_name="h/epoch-001", storage=url)
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") is not None]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) >= 3 and len(retried) == 1
+    assert "adopted" in study.user_attrs
