@@ -293,3 +293,71 @@ def test_a_head_fails_and_retries_the_trial_of_a_killed_worker_by_itself(tmp_pat
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") is not None]
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) >= 3 and len(retried) == 1
     assert "adopted" in study.user_attrs
+
+
+# ------------------------------------------------------------------ 2: no file is truncated
+_NOTES = b"epoch,acc\n1,0.91\n2,0.93"
+
+
+@pytest.mark.parametrize("content", [_NOTES, b"\x89PNG\r\n\x1a\n\x00\x00binary"])
+def test_report_on_a_file_that_is_not_a_journal_refuses_and_keeps_it(
+    tmp_path: Path, capsys, content: bytes
+) -> None:
+    notes = tmp_path / "notes.csv"
+    notes.write_bytes(content)
+    line = _one_line_exit_2(
+        capsys,
+        ["report", "--storage", str(notes), "-o", str(tmp_path / "r.html")],
+        "is not an Optuna journal",
+    )
+    assert str(notes) in line and ("text starting 'epoch,acc'" in line or "binary" in line)
+    assert notes.read_bytes() == content and not (tmp_path / "r.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.csv"]
+
+
+def test_tune_on_a_file_that_is_not_a_journal_refuses_and_keeps_it(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(_NOTES)
+    _one_line_exit_2(
+        capsys,
+        ["tune", "--dataset", "digits", "--no-progress", "--storage", str(precious)],
+        "is not an Optuna journal (it holds text starting 'epoch,acc')",
+    )
+    assert precious.read_bytes() == _NOTES
+
+
+def test_report_reads_a_journal_without_changing_it(tmp_path: Path) -> None:
+    from optuna_gamma.tuner.storage import open_storage
+
+    journal = tmp_path / "runs.log"
+    storage, _ = open_storage(str(journal))
+    optuna.create_study(study_name="x/epoch-001", storage=storage).set_user_attr("k", 1)
+    with open(journal, "ab") as f:  # a torn last record: a writer may still be appending it
+        f.write(b'{"op_code": 5, "worker_id"')
+    before = journal.read_bytes()
+    storage, _ = open_storage(str(journal), read_only=True)
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["x/epoch-001"]
+    assert journal.read_bytes() == before  # the read-only open did not cut the tail
+    open_storage(str(journal))  # a writer does (the torn record was never acknowledged)
+    assert journal.read_bytes() != before and journal.read_bytes().endswith(b"\n")
+    with pytest.raises(ValueError, match="no journal file"):
+        open_storage(str(tmp_path / "missing.log"), read_only=True)
+    assert not (tmp_path / "missing.log").exists()
+
+
+def test_report_does_not_change_an_sqlite_file(tmp_path: Path) -> None:
+    import hashlib
+
+    from optuna_gamma.tuner.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    optuna.create_study(study_name="x/epoch-001", storage=url)
+    digest = hashlib.sha256((tmp_path / "r.db").read_bytes()).hexdigest()
+    storage, _ = open_storage(url, read_only=True)
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["x/epoch-001"]
+    del storage
+    assert hashlib.sha256((tmp_path / "r.db").read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "r.db-wal").exists()  # not switched to write-ahead logging

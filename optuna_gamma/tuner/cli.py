@@ -596,20 +596,12 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.tuner.errors import TunerError
     from optuna_gamma.tuner.report import build_report
     from optuna_gamma.tuner.storage import dashboard_command
-    from optuna_gamma.tuner.storage import mask_url
     from optuna_gamma.tuner.storage import open_storage
 
     report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
-        if (
-            args.storage.startswith("sqlite:///")
-            and not Path(args.storage[len("sqlite:///") :]).is_file()
-        ):
-            raise ValueError(f"no SQLite file at {mask_url(args.storage)!r}")
-        if "://" not in args.storage and not Path(args.storage).is_file():
-            raise ValueError(f"no journal file at {args.storage!r}")
-        storage, shown = open_storage(args.storage)
+        storage, shown = open_storage(args.storage, read_only=True)
         path = build_report(storage, args.output, runs=args.run)
     except (ValueError, TunerError, OSError) as err:
         report_parser.error(_one_line(err))

@@ -65,7 +65,11 @@ def _first_line(err: BaseException) -> str:
 
 
 def open_storage(
-    spec: Any, default: str | None = None, heartbeat: tuple[int, int] | None = None
+    spec: Any,
+    default: str | None = None,
+    heartbeat: tuple[int, int] | None = None,
+    *,
+    read_only: bool = False,
 ) -> tuple[Any, str]:
     """The storage for ``spec`` and a printable (password-free) description of it.
 
@@ -78,6 +82,11 @@ def open_storage(
             Optuna's ``RetryHeartbeatStaleTrialCallback`` (``RetryFailedTrialCallback`` before
             Optuna 4.9) retries it once with the same parameters. Journal files have no heartbeat
             (local workers are watched by their parent process instead).
+        read_only: Only read (``report``): the file must exist, a journal's torn tail is
+            left alone, an SQLite file is neither switched to WAL nor given Optuna's tables.
+
+    An existing file is opened as a journal only when its content is one (empty, or JSON
+    lines of Optuna's journal records); anything else is refused, and never changed.
 
     Raises:
         ValueError: ``spec`` is neither, names an unknown scheme, or is an SQLite file without
@@ -94,7 +103,7 @@ def open_storage(
             f"storage must be a URL, a journal file path or an optuna storage, got {text!r}"
         )
     if "://" not in text:
-        return _open_journal(text)
+        return _open_journal(text, read_only=read_only)
     shown = mask_url(text)
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in _SCHEMES:
@@ -107,12 +116,20 @@ def open_storage(
         path = Path(text[len("sqlite:///") :]).expanduser()
         if path.is_dir():
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
+        if read_only:
+            if not path.is_file():
+                raise ValueError(f"no SQLite file at {shown!r}")
+            if not _is_sqlite(path):
+                from optuna_gamma.tuner.errors import TunerError
+
+                raise TunerError(f"storage {shown!r} is not a usable database (not SQLite)")
+            return _connect(text, shown, None, read_only=True), shown
         _make_parent(path, shown)
         _use_wal(path)
         storage = _connect(text, shown, heartbeat)
         _synchronous_normal(storage)
         return storage, shown
-    return _connect(text, shown, heartbeat), shown
+    return _connect(text, shown, heartbeat, read_only=read_only), shown
 
 
 def get_storage(spec: Any) -> Any:
@@ -135,8 +152,8 @@ def _make_parent(path: Path, shown: str) -> None:
         raise TunerError(f"cannot create the folder of storage {shown!r}: {err.strerror}") from err
 
 
-def _open_journal(text: str) -> tuple[Any, str]:
-    """An Optuna journal file (created if missing)."""
+def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
+    """An Optuna journal file (created if missing, unless ``read_only``)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
     from optuna.storages.journal import JournalFileSymlinkLock
@@ -150,10 +167,15 @@ def _open_journal(text: str) -> tuple[Any, str]:
         raise ValueError(
             f"storage {text!r} looks like an SQLite file: write it as sqlite:///{path}"
         )
+    if read_only and not path.is_file():
+        raise ValueError(f"no journal file at {text!r}")
+    if path.is_file():
+        _check_journal_content(path, text)
     _make_parent(path, text)
     try:
         lock = JournalFileSymlinkLock(str(path))
-        _repair_torn_tail(path, lock)
+        if not read_only:
+            _repair_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
     except OSError as err:
         raise TunerError(
@@ -161,6 +183,36 @@ def _open_journal(text: str) -> tuple[Any, str]:
         ) from err
     except (ValueError, KeyError, TypeError) as err:  # Optuna replays the log when it opens it
         raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({err})") from err
+
+
+def _check_journal_content(path: Path, text: str) -> None:
+    """Refuse an existing file that is not an Optuna journal (before anything writes to it).
+
+    A journal is empty or starts with a JSON object holding Optuna's ``op_code`` (its first
+    line may be torn). A mistyped ``--storage notes.csv`` is refused, not truncated.
+
+    Raises:
+        ValueError: Naming the file and what it looks like.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as err:
+        raise ValueError(f"storage {text!r} cannot be read: {err.strerror}") from err
+    if not head:
+        return
+    first = head.split(b"\n", 1)[0]
+    if first.startswith(b"{") and b'"op_code"' in first:
+        return
+    if b"\x00" in head[:1024]:
+        looks = "binary data"
+    else:
+        shown = first[:40].decode("utf-8", "replace")
+        looks = f"text starting {shown!r}"
+    raise ValueError(
+        f"storage {str(path)!r} exists and is not an Optuna journal (it holds {looks}); "
+        "give a new file name, an existing journal or an RDB URL"
+    )
 
 
 def _repair_torn_tail(path: Path, lock: Any) -> None:
@@ -242,7 +294,9 @@ def _synchronous_normal(storage: Any) -> None:
         engine.dispose()
 
 
-def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> Any:
+def _connect(
+    url: str, shown: str, heartbeat: tuple[int, int] | None = None, *, read_only: bool = False
+) -> Any:
     import warnings
 
     import optuna
@@ -250,7 +304,7 @@ def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> 
 
     from optuna_gamma.tuner.errors import TunerError
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"skip_table_creation": True} if read_only else {}
     if heartbeat is not None:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
         kwargs = dict(heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])
