@@ -361,3 +361,82 @@ def test_report_does_not_change_an_sqlite_file(tmp_path: Path) -> None:
     del storage
     assert hashlib.sha256((tmp_path / "r.db").read_bytes()).hexdigest() == digest
     assert not (tmp_path / "r.db-wal").exists()  # not switched to write-ahead logging
+
+
+# ------------------------------------------------------------------ 4: every credential form
+_CREDENTIAL_URLS = [
+    "postgresql://alice:s3cret@db.example:5432/runs",
+    "postgresql+psycopg2://alice:s3cret@db.example/runs",
+    "postgresql://alice:p%40s3cret@db.example/runs",  # percent-encoded
+    "postgresql://alice@db.example/runs?password=s3cret",
+    "postgresql://db.example/runs?user=alice&password=s3cret&sslmode=require",
+    "postgresql:///runs?host=/var/run/postgresql&PASSWORD=s3cret",
+    "postgresql://alice@db.example/runs?sslpassword=s3cret",
+    "postgresql://alice:s3cret@db.example/runs?password=s3cret",
+    "mysql+pymysql://alice@db.example/runs?passwd=s3cret",
+    "mysql://alice:s3cret@db.example/runs",
+    "mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BODBC%7D%3BSERVER%3Dh%3BUID%3Du%3BPWD%3Ds3cret",
+    "weird://alice:s3c@ret@host/x",  # not a URL SQLAlchemy parses
+]
+
+
+@pytest.mark.parametrize("url", _CREDENTIAL_URLS)
+def test_every_credential_form_is_masked(url: str) -> None:
+    from optuna_gamma.tuner.storage import mask_url
+
+    shown = mask_url(url)
+    assert "s3cret" not in shown and "s3c" not in shown and "***" in shown, shown
+    assert shown.split("://")[0] == url.split("://")[0]  # still says what it is
+
+
+def test_masking_keeps_urls_without_secrets() -> None:
+    from optuna_gamma.tuner.storage import mask_url
+
+    for url in ("sqlite:////tmp/x.db", "postgresql://u@h/db?application_name=mypassword"):
+        assert mask_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://alice@db.example:5432/runs?password=s3cret",
+        "postgresql://db.example/runs?user=alice&password=s3cret",
+    ],
+)
+def test_a_query_password_is_neither_printed_nor_saved(
+    tmp_path: Path, monkeypatch, capsys, url: str
+) -> None:
+    import json
+
+    import optuna_gamma.tuner.storage as storage_mod
+
+    real = storage_mod._connect
+    monkeypatch.setattr(  # the connection itself served by SQLite
+        storage_mod,
+        "_connect",
+        lambda _url, shown, heartbeat=None, **kw: real(
+            f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat, **kw
+        ),
+    )
+    monkeypatch.chdir(tmp_path)
+    args = ["tune", "--dataset", "digits", "--trials", "2", "--storage", url, "--run", "pw"]
+    assert main([*args, "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err
+    assert "password=***" in captured.out
+    result = json.loads((tmp_path / "runs" / "pw" / "result.json").read_text())
+    assert "s3cret" not in json.dumps(result) and "password=***" in result["storage"]
+    for path in [*(tmp_path / "runs").rglob("*"), tmp_path / "pg.db"]:
+        if path.is_file():
+            assert b"s3cret" not in path.read_bytes(), path
+
+
+def test_pgpassword_is_never_echoed(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("PGPASSWORD", "s3cret-env")
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ["tune", "--dataset", "digits", "--storage", "postgresql://u@127.0.0.1:1/db"],
+        ["worker", "--storage", "postgresql://u@127.0.0.1:1/db?password=s3cret", "--run", "x"],
+    ):
+        line = _one_line_exit_2(capsys, args, "cannot open storage")
+        assert "s3cret" not in line

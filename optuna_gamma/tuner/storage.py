@@ -30,22 +30,56 @@ import time
 from typing import Any
 
 
-__all__ = ["dashboard_command", "get_storage", "mask_url", "open_storage"]
+__all__ = ["dashboard_command", "get_storage", "mask_secrets", "mask_url", "open_storage"]
 
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 
+#: Names of URL query parameters (and of ``key=value`` pairs inside them, such as an ODBC
+#: connection string's ``PWD=``) that hold a secret in SQLAlchemy, libpq, MySQL or ODBC URLs.
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "sslpassword",
+    "sslkeypassword",
+    "passfile_password",
+    "secret",
+    "token",
+    "access_token",
+    "auth_token",
+    "api_key",
+    "secret_key",
+    "aws_secret_access_key",
+)
+_SECRET_PARAM = re.compile(
+    r"(?i)(?:(?<![A-Za-z0-9_])|(?<=%3B)|(?<=%26))((?:" + "|".join(_SECRET_KEYS) + r")\s*(?:=|%3D))"
+    r"((?:(?!%3B|%26)[^&;#\s'\"])*)"
+)
+_USERINFO = re.compile(r"(://[^/:@?#\s]*):[^/?#\s]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every credential a storage URL may carry replaced by ``***``: the
+    password of ``user:password@``, and the value of ``password=``, ``passwd=``, ``pwd=``,
+    ``sslpassword=``, ... query parameters (also percent-encoded inside another parameter, such
+    as ``odbc_connect``). Applied to URLs and to error messages that may quote them."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    return _SECRET_PARAM.sub(lambda m: m.group(1) + ("***" if m.group(2) else ""), text)
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (unchanged when it has none)."""
+    """``url`` with every password and secret parameter replaced by ``***`` (see
+    :func:`mask_secrets`; unchanged when it has none)."""
     try:
         from sqlalchemy.engine import make_url
 
         parsed = make_url(url)
-        if parsed.password is None:
-            return url
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL: hide anything that looks like user:pass@
-        return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+        if parsed.password is not None:
+            url = parsed.render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: the patterns below still apply
+        pass
+    return mask_secrets(url)
 
 
 def dashboard_command(storage_text: str, artifacts: str | None = None) -> str:
@@ -61,7 +95,7 @@ def dashboard_command(storage_text: str, artifacts: str | None = None) -> str:
 def _first_line(err: BaseException) -> str:
     orig = getattr(err, "orig", None)
     text = str(orig if orig is not None else err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return mask_secrets(text.splitlines()[0]) if text else type(err).__name__
 
 
 def open_storage(
