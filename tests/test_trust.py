@@ -440,3 +440,84 @@ def test_pgpassword_is_never_echoed(tmp_path: Path, monkeypatch, capsys) -> None
     ):
         line = _one_line_exit_2(capsys, args, "cannot open storage")
         assert "s3cret" not in line
+
+
+# ------------------------------------------------------------------ 5: states bound to trials
+@pytest.fixture(scope="module")
+def digits():
+    from optuna_gamma.tuner import ThesisTrainer
+
+    trainer = ThesisTrainer("digits")
+    trainer.data
+    return trainer
+
+
+def _cfg(tmp_path: Path, run: str = "f", **kw) -> TunerConfig:
+    return TunerConfig(
+        run=run, run_dir=str(tmp_path / run), sampler="random", trials_per_epoch=3, seed=4, **kw
+    )
+
+
+def _forge_zero_state(path: Path) -> None:
+    """Replace a stored state by a well-formed one of the same layout with all-zero tensors."""
+
+    def zero(obj):
+        if isinstance(obj, torch.Tensor):
+            return torch.zeros_like(obj)
+        if isinstance(obj, dict):
+            return {k: zero(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [zero(v) for v in obj]
+        return obj
+
+    payload = torch.load(path, weights_only=True)
+    payload["components"] = zero(payload["components"])
+    torch.save(payload, path)
+
+
+def test_a_forged_adopted_state_is_recomputed_with_a_warning_naming_the_trial(
+    digits, tmp_path: Path, caplog
+) -> None:
+    from optuna_gamma.tuner import get_storage
+    from optuna_gamma.tuner import tune_per_epoch
+
+    reference = tune_per_epoch(digits, None, _cfg(tmp_path, "ref", epochs=2))
+    one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
+    study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
+    adopted = study.user_attrs["adopted"]
+    best = study.best_trial
+    assert adopted["state_sha256"] == best.user_attrs["state_sha256"]
+    assert "state_sha256" not in adopted["metrics"]
+    _forge_zero_state(Path(one.artifacts) / adopted["state"])
+    with caplog.at_level("WARNING", logger="optuna_gamma"):
+        two = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    named = [
+        w for w in warnings if f"adopted trial {adopted['trial']} of study 'f/epoch-001'" in w
+    ]
+    assert named and "SHA-256 differs" in named[0], warnings
+    assert not any("not deterministic" in w for w in warnings), warnings  # bit-identical here
+    assert [(e.params, e.value) for e in two.schedule] == [
+        (e.params, e.value) for e in reference.schedule
+    ]
+    assert two.test == reference.test  # the forged weights did not reach the final model
+
+
+def test_the_state_store_refuses_a_state_whose_digest_differs(digits, tmp_path: Path) -> None:
+    """A well-formed state with other weights than its trial stored is refused by its digest."""
+    from optuna_gamma.tuner import get_storage
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.states import StateUnavailableError
+
+    one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1, keep_trial_states=True))
+    study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
+    best = study.best_trial
+    path = Path(one.artifacts) / best.user_attrs["state"]
+    _forge_zero_state(path)
+    from optuna.artifacts import FileSystemArtifactStore
+
+    store = StateStore(FileSystemArtifactStore(one.artifacts))
+    with pytest.raises(StateUnavailableError, match="not the one its trial stored"):
+        store.load(best.user_attrs["state"], best.user_attrs["state_sha256"])
+    assert store.load(best.user_attrs["state"])  # well-formed: only the digest tells

@@ -455,6 +455,7 @@ class Engine:
             metrics = self.evaluate(self._initial, "valid")
             state_id = self.store.save(self._initial, study, "initial.pt")
             rec = {"state": state_id, "metrics": metrics, "value": self.objective(metrics)}
+            rec["state_sha256"] = self.store.digest(state_id)
         study.set_user_attr("start", rec)
         return rec
 
@@ -479,13 +480,15 @@ class Engine:
         rec = study.user_attrs["start"]
         where = f"the start of study {study.study_name!r}"
         try:
-            return self.store.load(check_artifact_id(rec.get("state"), where=where))
+            state_id = check_artifact_id(rec.get("state"), where=where)
+            return self.store.load(state_id, rec.get("state_sha256"))
         except StateUnavailableError as err:
-            _logger.warning(f"{err}; rebuilding the initial state from the seed")
+            _logger.warning(f"{err} ({where}); rebuilding the initial state from the seed")
             broken, rec = (
                 rec["state"],
                 {**rec, "state": self.store.save(self._initial, study, "initial.pt")},
             )
+            rec["state_sha256"] = self.store.digest(rec["state"])
             study.set_user_attr("start", rec)
             self.store.remove(broken)
             return self._initial
@@ -499,13 +502,15 @@ class Engine:
         adopted = dict(study.user_attrs["adopted"])
         where = f"the adopted trial {adopted['trial']} of study {study.study_name!r}"
         try:
-            snap = self.store.load(check_artifact_id(adopted.get("state"), where=where))
+            state_id = check_artifact_id(adopted.get("state"), where=where)
+            snap = self.store.load(state_id, adopted.get("state_sha256"))
         except StateUnavailableError as err:
             snap = self._recompute(study, adopted, epoch, f"{err} ({where})")
             broken, adopted["state"] = (
                 adopted["state"],
                 self.store.save(snap, study, f"adopted-recomputed-{adopted['trial']:04d}.pt"),
             )
+            adopted["state_sha256"] = self.store.digest(adopted["state"])
             study.set_user_attr("adopted", adopted)
             self.store.remove(broken)
         self._snapshots = {epoch: snap}  # only the latest is needed again
@@ -518,8 +523,8 @@ class Engine:
         snap, valid, _, _, _ = self.train(
             self.start_snapshot(epoch), record["hparams"], self.epochs_of(epoch), record["trial"]
         )
-        recorded = record.get("metrics", {})
-        if any(valid.get(k) != v for k, v in recorded.items() if isinstance(v, float)):
+        recorded = record.get("metrics", {})  # validation and training metrics: compare the first
+        if any(k in valid and valid[k] != v for k, v in recorded.items() if isinstance(v, float)):
             _logger.warning(
                 f"the recomputed state of trial {record['trial']} of {study.study_name!r} has "
                 f"other "
@@ -674,6 +679,7 @@ class Engine:
             attrs["state"] = self.store.save(
                 snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt"
             )
+            attrs["state_sha256"] = self.store.digest(attrs["state"])
             crash_point("after_save")
         for key, v in attrs.items():
             trial.set_user_attr(key, v)
@@ -823,12 +829,14 @@ class Engine:
         }
         where = f"trial {best.number} of study {study.study_name!r}"
         state_id = check_artifact_id(best.user_attrs.get("state"), where=where)
+        digest = best.user_attrs.get("state_sha256")
         try:
-            snap = self.store.load(state_id)
+            snap = self.store.load(state_id, digest)
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             state_id = self.store.save(snap, study, f"adopted-recomputed-{best.number:04d}.pt")
-        record["state"] = state_id
+            digest = self.store.digest(state_id)
+        record["state"], record["state_sha256"] = state_id, digest
         crash_point("after_adopt_verify")
         study.set_user_attr("adopted", record)
         crash_point("after_adopt")
@@ -837,7 +845,16 @@ class Engine:
         return record, snap
 
     _NON_METRICS = frozenset(
-        {"state", "reused_from", "retry_of", "time", "diverged", "kappa_clipped", "worker"}
+        {
+            "state",
+            "state_sha256",
+            "reused_from",
+            "retry_of",
+            "time",
+            "diverged",
+            "kappa_clipped",
+            "worker",
+        }
     )
 
     def _metric_keys(self, trial: optuna.trial.FrozenTrial) -> list[str]:

@@ -17,6 +17,7 @@ a CPU) instead of failing the run.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -158,6 +159,12 @@ class StateStore:
 
     def __init__(self, artifact_store: ArtifactStore) -> None:
         self.artifact_store = artifact_store
+        self._digests: dict[str, str] = {}
+
+    def digest(self, artifact_id: str) -> str:
+        """The SHA-256 (hex) of the file this store saved under ``artifact_id`` (recorded with
+        the trial or study, and checked by :meth:`load`)."""
+        return self._digests[artifact_id]
 
     def save(
         self,
@@ -175,15 +182,25 @@ class StateStore:
         with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
             path = os.path.join(tmp, filename)
             torch.save(payload, path)
-            return upload_artifact(
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            artifact_id = upload_artifact(
                 artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
             )
+        self._digests[artifact_id] = digest
+        return artifact_id
 
-    def load(self, artifact_id: str) -> dict[str, Any]:
+    def load(self, artifact_id: str, digest: str | None = None) -> dict[str, Any]:
         """The snapshot stored under ``artifact_id`` (tensors on the CPU).
 
+        Args:
+            artifact_id: The state's artifact id.
+            digest: The SHA-256 recorded with the state's trial when it was stored (``None``:
+                a run from before digests were recorded; not checked).
+
         Raises:
-            StateUnavailableError: Missing, truncated or not a training state of this tuner.
+            StateUnavailableError: Missing, truncated, not a training state of this tuner, or
+                not the file its trial stored (another digest: replaced or forged).
         """
         from optuna.artifacts.exceptions import ArtifactNotFound
         import torch
@@ -193,6 +210,11 @@ class StateStore:
                 data = reader.read()
         except (ArtifactNotFound, FileNotFoundError) as err:
             raise StateUnavailableError(f"training state {artifact_id} is missing") from err
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+            raise StateUnavailableError(
+                f"training state {artifact_id} is not the one its trial stored (its SHA-256 "
+                "differs from the recorded one: replaced or forged in the artifact store)"
+            )
         try:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as err:  # truncated or foreign files fail in many ways
