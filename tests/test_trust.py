@@ -521,3 +521,139 @@ def test_the_state_store_refuses_a_state_whose_digest_differs(digits, tmp_path: 
     with pytest.raises(StateUnavailableError, match="not the one its trial stored"):
         store.load(best.user_attrs["state"], best.user_attrs["state_sha256"])
     assert store.load(best.user_attrs["state"])  # well-formed: only the digest tells
+
+
+# ------------------------------------------------------------------ 8: one line, not a traceback
+def _cli(*args: str, cwd: Path, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    import resource
+
+    def limit() -> None:  # writes past this size fail with EFBIG, as on a full disk
+        if limit_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=_env(OPTUNA_GAMMA_CACHE=str(cwd / "cache")),
+        timeout=600,
+        preexec_fn=limit,
+    )
+
+
+def _only_line(proc: subprocess.CompletedProcess, needle: str) -> str:
+    lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("run '")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert needle in lines[0] and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return lines[0]
+
+
+def test_a_truncated_mnist_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    import gzip
+
+    raw = tmp_path / "data" / "mnist"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
+        name += "-ubyte"
+        (raw / f"{name}.gz").write_bytes(gzip.compress(os.urandom(4096)))
+    damaged = raw / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    proc = _cli("tune", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), cwd=tmp_path)
+    line = _only_line(proc, "is damaged")
+    assert str(damaged) in line and "EOFError" in line
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "abs-symlink"])
+def test_a_crafted_cifar_archive_is_one_line(tmp_path: Path, kind: str) -> None:
+    import io
+    import tarfile
+
+    root = tmp_path / "data"
+    root.mkdir()
+    archive = root / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/readme")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+        if kind == "dotdot":
+            evil = tarfile.TarInfo("../../escaped.txt")
+            evil.size = 4
+            tar.addfile(evil, io.BytesIO(b"evil"))
+        else:
+            evil = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+            evil.type, evil.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(evil)
+    proc = _cli("tune", "--dataset", "cifar10", "--data-root", str(root), cwd=tmp_path)
+    line = _only_line(proc, "refusing to extract")
+    assert str(archive) in line
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+_FAILING_TRAINER = """
+import errno
+import torch
+from optuna.distributions import FloatDistribution
+from optuna_gamma.tuner import TrainingState
+
+
+class Full:
+    def search_space(self):
+        return {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    def build(self, seed, device):
+        model = torch.nn.Linear(2, 2)
+        return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+    def train_epoch(self, state, hparams, ctx):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def evaluate(self, state, split):
+        return {"accuracy": 0.5, "loss": 1.0}
+"""
+
+
+def test_a_full_disk_inside_a_trial_is_one_line_naming_the_paths(tmp_path: Path) -> None:
+    (tmp_path / "full.py").write_text(_FAILING_TRAINER)
+    proc = _cli("tune", "--trainer", "full.py:Full", "--run", "d", "--no-progress", cwd=tmp_path)
+    line = _only_line(proc, "No space left on device")
+    assert "failed with parameters" not in proc.stderr  # Optuna's warning and traceback
+    assert f"run directory {os.path.join('runs', 'd')!r}" in line and "journal.log" in line
+
+
+def test_a_file_size_limit_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    proc = _cli(
+        *("tune", "--dataset", "digits", "--run", "l", "--no-progress"),
+        cwd=tmp_path,
+        limit_bytes=20_000,  # a training state (about 42 kB) does not fit
+    )
+    line = _only_line(proc, "File too large")
+    assert "basic_ios" not in proc.stderr and "training state initial.pt" in line
+
+
+def test_a_journal_with_an_unknown_record_is_one_line_naming_it(tmp_path: Path, capsys) -> None:
+    journal = tmp_path / "j.log"
+    journal.write_text(
+        '{"op_code": 0, "worker_id": "x", "study_name": "a", "directions": [1]}\n'
+        '{"op_code": 99, "worker_id": "x"}\n'
+    )
+    line = _one_line_exit_2(
+        capsys,
+        ["report", "--storage", str(journal), "-o", str(tmp_path / "r.html")],
+        "is not a usable Optuna journal",
+    )
+    assert str(journal) in line
+
+
+def test_a_categorical_momentum_of_strings_is_refused_by_name(digits, tmp_path: Path) -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+
+    space = {
+        "lr": FloatDistribution(1e-3, 0.5, log=True),
+        "momentum": CategoricalDistribution(["0.9", "0.5"]),
+    }
+    with pytest.raises(ValueError, match=r"hyperparameter 'momentum' = '0\.\d' \(str\)"):
+        tune_per_epoch(digits, space, _cfg(tmp_path))

@@ -418,10 +418,12 @@ def _summary(result: Any) -> str:
 def _setup_logging() -> None:
     import optuna
 
+    from optuna_gamma.tuner._logging import quiet_reported_trial_failures
     from optuna_gamma.tuner._logging import set_verbosity
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
+    quiet_reported_trial_failures()
 
 
 def _tune(parser: _Parser, args: argparse.Namespace) -> int:
@@ -513,7 +515,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
         result = tune(trainer, space, config)
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
-        tune_parser.error(_one_line(err))
+        tune_parser.error(_one_line(err, where=_writing(args, run_dir)))
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
     if args.report:
@@ -537,13 +539,27 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException, where: str = "") -> str:
+    """``err`` in one line; an OSError that names no file (a full disk met inside Optuna's
+    storage or artifact code) is followed by ``where`` (the paths the run writes)."""
     text = (
         str(err)
         if not isinstance(err, OSError) or not err.filename
         else f"{err.strerror}: {err.filename!r}"
     )
+    if isinstance(err, OSError) and not err.filename and where:
+        text = f"{text} ({where})"
     return " ".join(text.split()) or type(err).__name__
+
+
+def _writing(args: argparse.Namespace, run_dir: str) -> str:
+    from optuna_gamma.tuner.storage import mask_url
+
+    storage = mask_url(_storage_arg(args.storage, run_dir))
+    artifacts = args.artifacts or str(Path(run_dir) / "artifacts")
+    return (
+        f"while writing storage {storage!r}, artifacts {artifacts!r} or run directory {run_dir!r}"
+    )
 
 
 def _storage_arg(storage: str | None, run_dir: str) -> str:

@@ -292,7 +292,7 @@ class Engine:
                 cfg.storage, self.paths.default_storage, heartbeat
             )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
-            self.store = StateStore(store)
+            self.store = StateStore(store, self.artifacts_text)
             with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
                 self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()

@@ -157,8 +157,9 @@ def _open_s3(location: str) -> tuple[ArtifactStore, str]:
 class StateStore:
     """Save, load (verified) and remove training states in an Optuna artifact store."""
 
-    def __init__(self, artifact_store: ArtifactStore) -> None:
+    def __init__(self, artifact_store: ArtifactStore, where: str = "") -> None:
         self.artifact_store = artifact_store
+        self.where = where or type(artifact_store).__name__
         self._digests: dict[str, str] = {}
 
     def digest(self, artifact_id: str) -> str:
@@ -177,16 +178,31 @@ class StateStore:
         import torch
 
         payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)  # in memory: a failing write is Python's OSError below
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
         # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
             path = os.path.join(tmp, filename)
-            torch.save(payload, path)
-            with open(path, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-            artifact_id = upload_artifact(
-                artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
-            )
+            try:
+                with open(path, "wb") as f:
+                    f.write(data)
+            except OSError as err:
+                raise OSError(
+                    err.errno, f"cannot stage training state {filename} in {tmp}: {err.strerror}"
+                ) from err
+            try:
+                artifact_id = upload_artifact(
+                    artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
+                )
+            except OSError as err:
+                raise OSError(
+                    err.errno,
+                    f"cannot write training state {filename} to the artifact store "
+                    f"{self.where!r}: {err.strerror or err}",
+                ) from err
         self._digests[artifact_id] = digest
         return artifact_id
 

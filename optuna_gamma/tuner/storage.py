@@ -215,8 +215,10 @@ def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
         raise TunerError(
             f"cannot open journal storage {str(path)!r}: {err.strerror or err}"
         ) from err
-    except (ValueError, KeyError, TypeError) as err:  # Optuna replays the log when it opens it
-        raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({err})") from err
+    except (ValueError, KeyError, TypeError, AssertionError, IndexError, AttributeError) as err:
+        # Optuna replays the log when it opens it (an unknown op_code ends in an assert)
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({why})") from err
 
 
 def _check_journal_content(path: Path, text: str) -> None:
