@@ -657,3 +657,42 @@ def test_a_categorical_momentum_of_strings_is_refused_by_name(digits, tmp_path: 
     }
     with pytest.raises(ValueError, match=r"hyperparameter 'momentum' = '0\.\d' \(str\)"):
         tune_per_epoch(digits, space, _cfg(tmp_path))
+
+
+# ------------------------------------------------------------------ 9: the words are true
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ({"sampler": "bogus"}, "unknown sampler 'bogus'"),
+        ({"objective": "kappa9"}, "unknown objective 'kappa9'"),
+        ({"device": "tpu9"}, "unknown device 'tpu9'"),
+        ({"storage": 42}, "storage must be a URL, a path or an Optuna storage object, got 42"),
+        ({"storage": ""}, "storage must not be an empty string"),
+        ({"artifacts": 3.5}, "artifacts must be a URL, a path or an Optuna artifacts object"),
+    ],
+)
+def test_tuner_config_validates_on_creation(setting: dict, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        TunerConfig(**setting)
+
+
+def test_tuner_config_accepts_what_the_tuner_understands(tmp_path: Path) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    cfg = TunerConfig(
+        sampler="grid:5",
+        objective="kappa2:0.2",
+        device=torch.device("cpu"),
+        storage=optuna.storages.InMemoryStorage(),
+        artifacts=FileSystemArtifactStore(str(tmp_path)),
+    )
+    assert cfg.sampler == "grid:5"
+    assert TunerConfig(device="cuda:1", storage=tmp_path / "j.log").device == "cuda:1"
+
+
+def test_a_huge_number_of_preliminary_samples_is_refused_at_construction() -> None:
+    from optuna_gamma import GammaBOSampler
+
+    with pytest.raises(ValueError, match=r"n_preliminary_samples must be <= 1048576"):
+        GammaBOSampler(n_preliminary_samples=10**12)
+    GammaBOSampler(n_preliminary_samples=1 << 20)

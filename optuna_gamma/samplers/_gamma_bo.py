@@ -85,6 +85,11 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
+#: Upper bound of ``n_preliminary_samples``: the candidates are scored at once (about
+#: ``n * dims`` floats per array), so a value such as ``10**12`` would end in a MemoryError.
+MAX_PRELIMINARY_SAMPLES = 1 << 20
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
@@ -198,7 +203,7 @@ class GammaBOSampler(BaseSampler):
             ``Trial.set_constraint`` are used as well.
         warn_independent_sampling: Log a warning when a parameter is sampled by the independent
             sampler after the start-up trials.
-        n_preliminary_samples: Sobol candidates scored per suggestion.
+        n_preliminary_samples: Sobol candidates scored per suggestion (at most 2**20).
         n_local_search: Local searches (L-BFGS-B and coordinate search) per suggestion.
         parallel: How pending points (RUNNING trials of other workers, ``n_jobs`` threads) enter
             the acquisition: ``"fantasy"`` (EI averaged over joint Student-t draws of their
@@ -267,6 +272,11 @@ class GammaBOSampler(BaseSampler):
             "warn_independent_sampling", warn_independent_sampling
         )
         self._n_preliminary_samples = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
+        if self._n_preliminary_samples > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
+            raise ValueError(
+                f"n_preliminary_samples must be <= {MAX_PRELIMINARY_SAMPLES}, "
+                f"got {n_preliminary_samples!r}."
+            )
         self._n_local_search = _check_int("n_local_search", n_local_search, 1)
 
         self._intersection_search_space = IntersectionSearchSpace()

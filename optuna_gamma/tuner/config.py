@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 import numbers
 import os
+import re
 from typing import Any
 from typing import Union
 
@@ -39,6 +40,42 @@ def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
         raise ValueError(
             f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}"
         )
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$")
+
+
+def _check_location(name: str, value: Any, methods: tuple[str, ...]) -> None:
+    """``value`` is ``None``, a non-empty string, a path, or an object with ``methods``."""
+    if value is None or isinstance(value, os.PathLike):
+        return
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{name} must not be an empty string")
+        return
+    if not all(callable(getattr(value, m, None)) for m in methods):
+        raise ValueError(f"{name} must be a URL, a path or an Optuna {name} object, got {value!r}")
+
+
+def _check_named_settings(config: TunerConfig) -> None:
+    """Validate the settings given by name (sampler, objective, device) and the storage and
+    artifact locations' types at construction, as the class docstring promises (availability
+    of a device or reachability of a storage is checked when a run opens them)."""
+    from optuna_gamma.tuner.objectives import resolve_objective
+    from optuna_gamma.tuner.samplers import parse_sampler
+
+    if isinstance(config.sampler, str):
+        parse_sampler(config.sampler)
+    resolve_objective(config.objective)
+    device = config.device
+    if isinstance(device, str) and not _DEVICE.match(device.strip()):
+        raise ValueError(
+            f"unknown device {device!r}: use cpu, cuda, cuda:K, mps or a torch.device"
+        )
+    if device is not None and not isinstance(device, str) and type(device).__name__ != "device":
+        raise ValueError(f"device must be a string or a torch.device, got {device!r}")
+    _check_location("storage", config.storage, ("get_all_studies", "create_new_study"))
+    _check_location("artifacts", config.artifacts, ("open_reader", "write", "remove"))
 
 
 @dataclass(frozen=True)
@@ -136,3 +173,4 @@ class TunerConfig:
             raise ValueError(
                 f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}"
             )
+        _check_named_settings(self)
