@@ -7,6 +7,7 @@ credentials, forged states adopted silently.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -406,8 +407,6 @@ def test_masking_keeps_urls_without_secrets() -> None:
 def test_a_query_password_is_neither_printed_nor_saved(
     tmp_path: Path, monkeypatch, capsys, url: str
 ) -> None:
-    import json
-
     import optuna_gamma.tuner.storage as storage_mod
 
     real = storage_mod._connect
@@ -696,3 +695,73 @@ def test_a_huge_number_of_preliminary_samples_is_refused_at_construction() -> No
     with pytest.raises(ValueError, match=r"n_preliminary_samples must be <= 1048576"):
         GammaBOSampler(n_preliminary_samples=10**12)
     GammaBOSampler(n_preliminary_samples=1 << 20)
+
+
+# ------------------------------------------------------------------ 7: a dead process's lock
+_HOLD_AND_DIE = """
+import os, sys
+from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+OwnedSymlinkLock(sys.argv[1]).acquire()
+os._exit(0)  # dies holding the lock, as under kill -9
+"""
+
+_ACQUIRE = """
+import sys
+from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+lock = OwnedSymlinkLock(sys.argv[1], grace_period=None)  # no grace period: only the owner check
+lock.acquire()
+lock.release()
+print("acquired")
+"""
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,  # a hang is a failure, not a slow pass
+    )
+
+
+def test_a_dead_processs_journal_lock_is_taken_over(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(b"")
+    lock = Path(f"{journal}.lock")
+    assert _python(_HOLD_AND_DIE, str(journal)).returncode == 0
+    assert lock.is_symlink() and json_owner(lock)["pid"] > 0  # left behind by the dead process
+    out = _python(_ACQUIRE, str(journal))
+    assert out.returncode == 0 and out.stdout.strip() == "acquired", out.stderr[-2000:]
+    assert not lock.is_symlink() and not Path(f"{lock}.owner").exists()
+
+
+def json_owner(lock: Path) -> dict:
+    return json.loads(Path(f"{lock}.owner").read_text())
+
+
+def test_a_live_or_unknown_holder_is_not_broken(tmp_path: Path) -> None:
+    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+
+    journal = tmp_path / "journal.log"
+    journal.write_bytes(b"")
+    mine = OwnedSymlinkLock(str(journal))
+    mine.acquire()
+    other = OwnedSymlinkLock(str(journal))
+    held = other._link_identity()
+    assert held is not None and not other._holder_is_dead(held)  # this process is alive
+    mine.release()
+    os.symlink(str(journal), f"{journal}.lock")  # a plain Optuna lock: no owner record
+    held = other._link_identity()
+    assert held is not None and not other._holder_is_dead(held)
+    stale = {"host": "elsewhere", "pid": 999999, "link": list(held)}
+    Path(f"{journal}.lock.owner").write_text(json.dumps(stale))
+    assert not other._holder_is_dead(held)  # another host's process cannot be checked
+
+
+def test_journal_storages_use_the_owned_lock(tmp_path: Path) -> None:
+    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+    from optuna_gamma.tuner.storage import open_storage
+
+    storage, _ = open_storage(str(tmp_path / "j.log"))
+    assert isinstance(storage._backend._lock, OwnedSymlinkLock)

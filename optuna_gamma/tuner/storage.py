@@ -190,9 +190,9 @@ def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
     """An Optuna journal file (created if missing, unless ``read_only``)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal import JournalFileSymlinkLock
 
     from optuna_gamma.tuner.errors import TunerError
+    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
 
     path = Path(text).expanduser().resolve()
     if path.is_dir():
@@ -207,7 +207,7 @@ def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
         _check_journal_content(path, text)
     _make_parent(path, text)
     try:
-        lock = JournalFileSymlinkLock(str(path))
+        lock = OwnedSymlinkLock(str(path))  # a dead holder's lock is taken over at once
         if not read_only:
             _repair_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
