@@ -160,8 +160,16 @@ class GammaBOSampler(BaseSampler):
     of the relative search space enter the model as *constant liars* (observations at their
     parameters with the worst standardized value seen so far), and proposals of this sampler
     instance that have not been written to storage yet (``n_jobs`` threads) are kept in a
-    lock-protected in-process registry and used the same way. A point equal to a pending one (at
-    the parameters' resolution) is never proposed. The random stream of a trial depends on
+    lock-protected in-process registry and used the same way. What holds: a point equal (at the
+    parameters' resolution) to one pending when the suggestion starts is never proposed, and a
+    proposal is checked against the storage once more before it is returned (proposed again, at
+    most twice, when another process wrote the same point meanwhile). What does not: nothing
+    reserves a point atomically across processes, so a point another process writes after that
+    last check can be proposed again, and so can one of the trials asked before the first trial
+    completes (Optuna's relative search space is empty then, and the independent sampler does
+    not see pending points); small integer grids and 1-D spaces make both likelier. The
+    per-epoch tuner awaits such a twin and reuses its result instead of training it twice.
+    The random stream of a trial depends on
     ``(seed, trial.number)`` only, so processes that share a seed still propose different points,
     and a seed reproduces the same suggestions in any process.
 
