@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -765,3 +766,26 @@ def test_journal_storages_use_the_owned_lock(tmp_path: Path) -> None:
 
     storage, _ = open_storage(str(tmp_path / "j.log"))
     assert isinstance(storage._backend._lock, OwnedSymlinkLock)
+
+
+# ------------------------------------------------------------------ 10: plain-text run names
+def test_run_names_from_the_storage_are_plain_text_in_the_report(digits, tmp_path: Path) -> None:
+    from optuna_gamma.tuner import get_storage
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner.report import build_report
+
+    one = tune_per_epoch(digits, None, _cfg(tmp_path, "plain", epochs=1))
+    storage = get_storage(one.storage)
+    crafted = '<a href="https://evil.example/">click</a>'
+    optuna.copy_study(
+        from_study_name="plain/epoch-001",
+        from_storage=storage,
+        to_storage=storage,
+        to_study_name=f"{crafted}/epoch-001",
+    )
+    page = Path(build_report(storage, str(tmp_path / "r.html"))).read_text()
+    assert "evil.example" in page  # the crafted run is in the report ...
+    # ... as text: no live <a href> in the page nor in plotly's figure JSON (where "<" may be
+    # written as \u003c, "/" as \u002f and quotes escaped)
+    assert re.search(r'(<|\\u003c)a href=\\*"https:(/|\\u002f)+evil', page) is None
+    assert "&lt;a href=" in page
