@@ -789,3 +789,50 @@ def test_run_names_from_the_storage_are_plain_text_in_the_report(digits, tmp_pat
     # written as \u003c, "/" as \u002f and quotes escaped)
     assert re.search(r'(<|\\u003c)a href=\\*"https:(/|\\u002f)+evil', page) is None
     assert "&lt;a href=" in page
+
+
+def test_a_trial_asked_beyond_the_epochs_t_is_pruned_before_training() -> None:
+    """Two workers that both saw T - 1 trials ask one each: the later one is pruned."""
+    from optuna.trial import TrialState
+
+    from optuna_gamma.tuner.workers import surplus_trial
+
+    study = optuna.create_study()
+    for x in (0.1, 0.2):
+        study.tell(study.ask(), x)
+    first, second = study.ask(), study.ask()  # both asked when 2 of T = 3 were complete
+    surplus_trial(study, first.number, 3)  # the third trial of the epoch: trains
+    with pytest.raises(optuna.TrialPruned):
+        surplus_trial(study, second.number, 3)
+    study.tell(second, state=TrialState.PRUNED)
+    study.tell(first, state=TrialState.FAIL)  # a failed trial's retry takes its place
+    study.enqueue_trial({"x": 0.5})
+    retry = study.ask()
+    surplus_trial(study, retry.number, 3)
+
+
+@pytest.mark.slow
+def test_local_workers_train_exactly_t_trials_per_epoch(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optuna_gamma",
+            *("tune", "--dataset", "digits", "--epochs", "3", "--trials", "3"),
+            *("--sampler", "random", "--workers", "3", "--run", "t", "--no-progress"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(tmp_path / "runs" / "t" / "journal.log"))
+    for e in (1, 2, 3):
+        study = optuna.load_study(study_name=f"t/epoch-{e:03d}", storage=storage)
+        assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3

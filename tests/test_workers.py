@@ -76,7 +76,7 @@ def check_run(
         trials_ = study.get_trials()
         assert not [t for t in trials_ if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         done = [t for t in trials_ if t.state == TrialState.COMPLETE]
-        assert len(done) >= trials
+        assert len(done) == trials  # T trials per epoch, never T + 1
         adopted = study.user_attrs["adopted"]
         assert adopted["trial"] == study.best_trial.number and adopted["value"] == study.best_value
         trained = [t for t in done if "reused_from" not in t.user_attrs]

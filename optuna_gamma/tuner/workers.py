@@ -21,7 +21,8 @@ RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters
 started by :func:`coordinate` are watched by their parent instead (a journal file has no
 heartbeat): when
 one dies, its RUNNING trials are failed and retried. Killing every worker and starting again
-resumes the run. Guaranteed: every epoch adopted exactly once from >= ``T`` complete trials, no
+resumes the run. Guaranteed: every epoch adopted exactly once from ``T`` complete trials (a
+trial asked beyond the first ``T`` live ones is pruned before it trains: :func:`surplus_trial`), no
 trial or state lost, no point trained twice within an epoch. Not guaranteed: bit-identical
 results across worker counts (the samplers see different pending sets); the serial driver keeps
 its bit-identical resume.
@@ -224,6 +225,7 @@ def _work(engine: Engine) -> WorkerSummary:
         epochs = engine.epochs_of(epoch)
 
         def objective(trial: optuna.Trial) -> float:
+            surplus_trial(study, trial.number, engine.plan.trials)  # T trials, not T + 1
             return engine.trial(study, trial, None, snapshot, start, epochs)
 
         def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
@@ -236,6 +238,26 @@ def _work(engine: Engine) -> WorkerSummary:
         trained += len(done)
     reason = f"run {engine.config.run!r} is finished"
     return WorkerSummary(worker=me, trials=trained, reason=reason)
+
+
+def surplus_trial(study: optuna.Study, number: int, n_trials: int) -> None:
+    """Prune trial ``number`` before it trains when ``n_trials`` live trials precede it.
+
+    Two workers may both see ``T - 1`` trials and ask one each. Trial numbers are given out in
+    order, so each asked trial sees every trial asked before it: the first ``T`` live ones
+    (COMPLETE, RUNNING or WAITING; a FAILED trial's retry takes its place) are the epoch's, a
+    later one is told PRUNED without training, and the epoch keeps exactly ``T`` trials.
+
+    Raises:
+        optuna.TrialPruned: Trial ``number`` is beyond the first ``n_trials``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    ahead = sum(t.number < number for t in study.get_trials(deepcopy=False, states=live))
+    if ahead >= n_trials:
+        raise optuna.TrialPruned(f"the epoch has its {n_trials} trials already")
 
 
 def _median(values: list[float], default: float) -> float:
