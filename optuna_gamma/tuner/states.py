@@ -228,8 +228,9 @@ class StateStore:
             raise StateUnavailableError(f"training state {artifact_id} is missing") from err
         if digest is not None and hashlib.sha256(data).hexdigest() != digest:
             raise StateUnavailableError(
-                f"training state {artifact_id} is not the one its trial stored (its SHA-256 "
-                "differs from the recorded one: replaced or forged in the artifact store)"
+                f"training state {artifact_id} is unreadable: not the one its trial stored (its "
+                "SHA-256 differs from the recorded one: truncated, replaced or forged in the "
+                "artifact store)"
             )
         try:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
