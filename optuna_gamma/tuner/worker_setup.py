@@ -191,6 +191,9 @@ def worker_setup(
     if mode not in ("per-epoch", "whole"):
         raise ValueError(f"run {run!r} records an unknown mode {mode!r}")
     trainer = worker_trainer(manifest, run, trainer_ref, data_root)
+    # The run directory is the head's: a worker never writes there, but the studies it creates
+    # record it (a resumed head compares it), so it is carried over as a label only.
+    run_dir = manifest.get("run_dir")
     config = TunerConfig(
         **settings,
         storage=storage_arg,
@@ -199,5 +202,6 @@ def worker_setup(
         num_threads=threads,
         progress=False,
         trainer_ref=trainer_ref,
+        run_dir=run_dir if isinstance(run_dir, str) and run_dir else None,
     )
     return WorkerArgs(trainer=trainer, space=space, config=config, mode=mode)
