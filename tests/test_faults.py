@@ -471,8 +471,8 @@ def test_a_storage_password_is_neither_printed_nor_saved(
     monkeypatch.setattr(
         storage_mod,
         "_connect",
-        lambda url, shown, heartbeat=None: real(
-            f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat
+        lambda url, shown, heartbeat=None, **kw: real(
+            f"sqlite:///{tmp_path / 'pg.db'}", shown, heartbeat, **kw
         ),
     )
     monkeypatch.chdir(tmp_path)

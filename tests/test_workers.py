@@ -76,7 +76,7 @@ def check_run(
         trials_ = study.get_trials()
         assert not [t for t in trials_ if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         done = [t for t in trials_ if t.state == TrialState.COMPLETE]
-        assert len(done) >= trials
+        assert len(done) == trials  # T trials per epoch, never T + 1
         adopted = study.user_attrs["adopted"]
         assert adopted["trial"] == study.best_trial.number and adopted["value"] == study.best_value
         trained = [t for t in done if "reused_from" not in t.user_attrs]
@@ -194,6 +194,7 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
         "2",
     ]
     worker_args = ["worker", "--storage", postgres_url, "--run", run]
+    worker_args += ["--artifacts", str(tmp_path / "shared")]
 
     def start_workers(env: dict[str, str]) -> list[subprocess.Popen]:
         return [_popen(*worker_args, cwd=tmp_path, env=env) for _ in range(3)]
@@ -232,6 +233,7 @@ def test_workers_on_postgresql_with_heartbeats(tmp_path: Path, postgres_url: str
     run2 = run + "b"
     head_args2 = [a if a != run else run2 for a in head_args]
     worker_args = ["worker", "--storage", postgres_url, "--run", run2]
+    worker_args += ["--artifacts", str(tmp_path / "shared")]
     run = run2
     head = _popen("tune", *head_args2, cwd=tmp_path, env=_env())
     _wait_for(manifest_exists, "the second run's first study")
@@ -360,14 +362,15 @@ def test_unwritable_s3_location_fails_before_any_trial(
 
 
 def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> None:
-    proc = _cli("tune", *RUN, "--run", "done", "--run-dir", "run", cwd=tmp_path)
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    proc = _cli("tune", *RUN, "--run", "done", "--run-dir", "run", "--storage", db, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    journal = str(tmp_path / "run" / "journal.log")
-    proc = _cli("worker", "--storage", journal, "--run", "done", cwd=tmp_path)
+    artifacts = str(tmp_path / "run" / "artifacts")
+    proc = _cli("worker", "--storage", db, "--run", "done", "--artifacts", artifacts, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip().endswith(
         "nothing to do: run 'done' is finished"
-    )
-    proc = _cli("worker", "--storage", journal, "--run", "other", cwd=tmp_path)
+    ), proc.stderr[-2000:]
+    proc = _cli("worker", "--storage", db, "--run", "other", cwd=tmp_path)
     assert (
         proc.returncode == 2
         and "no run 'other'" in proc.stderr

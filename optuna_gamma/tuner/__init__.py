@@ -31,6 +31,8 @@ from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import FunctionTrainer
 from optuna_gamma.tuner.trainer import Trainer
 from optuna_gamma.tuner.trainer import TrainingState
+from optuna_gamma.tuner.trainer_ref import load_trainer
+from optuna_gamma.tuner.trainer_ref import TrainerRef
 from optuna_gamma.tuner.tune import tune_per_epoch
 from optuna_gamma.tuner.tune import tune_whole
 from optuna_gamma.tuner.workers import run_worker
@@ -48,6 +50,7 @@ __all__ = [
     "SearchSpace",
     "ThesisTrainer",
     "Trainer",
+    "TrainerRef",
     "TrainingState",
     "TunerConfig",
     "TunerError",
@@ -56,6 +59,7 @@ __all__ = [
     "build_report",
     "get_storage",
     "load_result",
+    "load_trainer",
     "run_worker",
     "set_verbosity",
     "tune_per_epoch",

@@ -9,6 +9,7 @@ change that, as their namesakes in :mod:`optuna.logging` do.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 
@@ -45,6 +46,32 @@ def set_verbosity(level: int) -> None:
     """Set the level of the ``optuna_gamma`` logger (e.g. ``logging.WARNING``)."""
     _configure()
     logging.getLogger(_LIBRARY).setLevel(level)
+
+
+_FOLLOW_UP = re.compile(r"^Trial \d+ failed with value None\.$")
+
+
+class _ReportedTrialFailure(logging.Filter):
+    """Drops Optuna's "Trial N failed ..." warning and its traceback for an error that the
+    command line reports itself, in one line (a full disk, a bad value, a storage failure)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from optuna_gamma.tuner.errors import TunerError
+
+        err = record.exc_info[1] if record.exc_info else None
+        if isinstance(err, (OSError, ValueError, TunerError)):
+            return False
+        # its follow-up line: the tuner does not catch trial errors, so the error ends the run
+        # and the command line reports it
+        return not (err is None and _FOLLOW_UP.match(record.getMessage()))
+
+
+def quiet_reported_trial_failures() -> None:
+    """Install :class:`_ReportedTrialFailure` on the logger of Optuna's optimize loop (the
+    command line calls this; library users keep Optuna's full warning)."""
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _ReportedTrialFailure) for f in logger.filters):
+        logger.addFilter(_ReportedTrialFailure())
 
 
 def disable_default_handler() -> None:

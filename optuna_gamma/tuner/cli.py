@@ -10,7 +10,9 @@ Subcommands:
     optuna-dashboard command. Re-running the same command resumes the run.
 ``worker``
     Join a run (``--storage``, ``--artifacts``, ``--run``) from any machine and train its trials
-    until it is done; the trainer and the settings come from the run's storage.
+    until it is done; the trainer (``--trainer``) and the artifact store come from the worker's
+    own command line and are only compared with the run's record; the other settings are read
+    from the storage as data (docs/cluster.md, "Trust model").
 ``report``
     Build the HTML report from an existing storage (every run in it, or ``--run`` ones).
 
@@ -23,8 +25,6 @@ trial starts where it can be known then. Storage passwords are never printed.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -276,8 +276,8 @@ def _build_parser() -> _Parser:
     w.add_argument(
         "--artifacts",
         default=None,
-        help="the run's artifact store: a shared directory or s3://bucket/prefix (default: the "
-        "run's)",
+        help="the run's artifact store: a shared directory or s3://bucket/prefix (required; "
+        "compared with the run's record)",
     )
     w.add_argument("--run", required=True, help="the run's name")
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
@@ -294,7 +294,8 @@ def _build_parser() -> _Parser:
         "--trainer",
         default=None,
         metavar="MODULE:FACTORY",
-        help="load the trainer from here instead of the path recorded by the run",
+        help="the run's --trainer (required for such runs; compared with the run's record, "
+        "never taken from the storage)",
     )
     w.add_argument("--trainer-arg", action="append", default=[], metavar="KEY=VALUE")
 
@@ -401,66 +402,6 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def load_trainer(spec: str, kwargs: dict[str, Any]) -> Any:
-    """The trainer named by ``module:attr`` or ``path/to/file.py:attr`` (called with ``kwargs``
-    when it is a class or factory).
-
-    Raises:
-        ValueError: A malformed spec, a module or file that cannot be imported, a missing
-            attribute, or something that is not a trainer.
-    """
-    from optuna_gamma.tuner.trainer import check_trainer
-
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise ValueError(f"--trainer {spec!r}: expected MODULE:FACTORY or path/to/file.py:FACTORY")
-    try:
-        if target.endswith(".py") or os.sep in target:
-            path = Path(target)
-            if not path.is_file():
-                raise ValueError(f"--trainer {spec!r}: no file {target!r}")
-            name = re.sub(r"\W", "_", path.stem)
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            assert module_spec is not None and module_spec.loader is not None
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            module_spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path and os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(target)
-    except ImportError as err:
-        raise ValueError(f"--trainer {spec!r}: cannot import {target!r} ({err})") from err
-    obj = getattr(module, attr, None)
-    if obj is None:
-        raise ValueError(f"--trainer {spec!r}: {target!r} has no attribute {attr!r}")
-    has_protocol = all(
-        callable(getattr(obj, m, None)) for m in ("build", "train_epoch", "evaluate")
-    )
-    if has_protocol and not isinstance(obj, type):
-        trainer = obj
-    elif callable(obj):
-        try:
-            trainer = obj(**kwargs)
-        except TypeError as err:  # wrong --trainer-arg names or a factory needing arguments
-            raise ValueError(
-                f"--trainer {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {err}"
-            ) from err
-    else:
-        trainer = obj
-    try:
-        check_trainer(trainer)
-    except ValueError as err:
-        raise ValueError(f"--trainer {spec!r}: {err}") from None
-    if target.endswith(".py") or os.sep in target:
-        spec = f"{Path(target).resolve()}:{attr}"  # workers in another folder find it too
-    try:
-        trainer._optuna_gamma_spec = (spec, dict(kwargs))  # how worker processes rebuild it
-    except AttributeError:
-        pass
-    return trainer
-
-
 def _summary(result: Any) -> str:
     lines = []
     entries = result.schedule if result.mode == "per-epoch" else [result.best]
@@ -499,15 +440,19 @@ def _summary(result: Any) -> str:
 def _setup_logging() -> None:
     import optuna
 
+    from optuna_gamma.tuner._logging import quiet_reported_trial_failures
     from optuna_gamma.tuner._logging import set_verbosity
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
+    quiet_reported_trial_failures()
 
 
 def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.tuner.errors import TunerError
     from optuna_gamma.tuner.samplers import parse_sampler
+    from optuna_gamma.tuner.trainer_ref import load_trainer
+    from optuna_gamma.tuner.trainer_ref import TrainerRef
 
     tune_parser = parser.subparsers["tune"]  # type: ignore[attr-defined]
     try:
@@ -516,8 +461,11 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         if args.lr_linear and sampler.lower().startswith("grid:") and sampler.count(":") == 1:
             sampler += ":linear"
         spec = parse_sampler(sampler)
+        trainer_ref = None
         if args.trainer is not None:
-            trainer = load_trainer(args.trainer, _trainer_args(args.trainer_arg))
+            trainer_ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
+            trainer = load_trainer(trainer_ref)
+            trainer_ref = trainer_ref.resolved()  # local workers in another folder find it too
             label = f"{Path(args.trainer.rpartition(':')[0]).stem}"
         else:
             from optuna_gamma.tuner.builtin import ThesisTrainer
@@ -573,6 +521,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             coordinate=args.coordinate,
             heartbeat_interval=args.heartbeat_interval,
             grace_period=args.grace_period,
+            trainer_ref=trainer_ref,
         )
         if args.trainer is None:
             data = trainer.data  # load now: a missing file is an argument error
@@ -590,7 +539,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
         result = tune(trainer, space, config)
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
-        tune_parser.error(_one_line(err))
+        tune_parser.error(_one_line(err, where=_writing(args, run_dir)))
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
     if args.report:
@@ -614,13 +563,27 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException, where: str = "") -> str:
+    """``err`` in one line; an OSError that names no file (a full disk met inside Optuna's
+    storage or artifact code) is followed by ``where`` (the paths the run writes)."""
     text = (
         str(err)
         if not isinstance(err, OSError) or not err.filename
         else f"{err.strerror}: {err.filename!r}"
     )
+    if isinstance(err, OSError) and not err.filename and where:
+        text = f"{text} ({where})"
     return " ".join(text.split()) or type(err).__name__
+
+
+def _writing(args: argparse.Namespace, run_dir: str) -> str:
+    from optuna_gamma.tuner.storage import mask_url
+
+    storage = mask_url(_storage_arg(args.storage, run_dir))
+    artifacts = args.artifacts or str(Path(run_dir) / "artifacts")
+    return (
+        f"while writing storage {storage!r}, artifacts {artifacts!r} or run directory {run_dir!r}"
+    )
 
 
 def _storage_arg(storage: str | None, run_dir: str) -> str:
@@ -628,56 +591,35 @@ def _storage_arg(storage: str | None, run_dir: str) -> str:
 
 
 def _worker(parser: _Parser, args: argparse.Namespace) -> int:
-    """``optuna-gamma worker``: rebuild the run's trainer and settings from its storage, train."""
-    import json as json_mod
-
-    from optuna.distributions import json_to_distribution
-
-    from optuna_gamma.tuner import TunerConfig
+    """``optuna-gamma worker``: the trainer and the artifact store from this command line, the
+    run's settings from its storage (compared, never executed: :mod:`.worker_setup`)."""
     from optuna_gamma.tuner.errors import TunerError
     from optuna_gamma.tuner.storage import open_storage
+    from optuna_gamma.tuner.trainer_ref import TrainerRef
+    from optuna_gamma.tuner.worker_setup import worker_setup
     from optuna_gamma.tuner.workers import run_worker
-    from optuna_gamma.tuner.workers import trainer_config
 
     worker_parser = parser.subparsers["worker"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        storage, shown = open_storage(args.storage)
-        manifest = _manifest(storage, args.run, shown)
-        spec = manifest.get("trainer_spec")
+        ref = None
         if args.trainer is not None:
-            trainer = load_trainer(args.trainer, _trainer_args(args.trainer_arg))
-        elif spec and "import" in spec:
-            trainer = load_trainer(spec["import"], spec.get("args", {}))
-        elif spec and "builtin" in spec:
-            from optuna_gamma.tuner.builtin import ThesisTrainer
-
-            builtin = dict(spec["builtin"])
-            trainer = ThesisTrainer(builtin.pop("dataset"), args.data_root, **builtin)
-            trainer.data  # load now: a missing file is an argument error
-        else:
-            raise ValueError(
-                f"run {args.run!r} was started from Python with the trainer "
-                f"{manifest.get('trainer')!r}; "
-                "start its workers with optuna_gamma.tuner.run_worker, or give --trainer"
-            )
-        sp = manifest["space"]
-        space = {
-            **{k: json_to_distribution(json_mod.dumps(d)) for k, d in sp["tuned"].items()},
-            **sp["fixed"],
-        }
-        config = TunerConfig(
-            **trainer_config(manifest),
-            storage=args.storage,
-            artifacts=args.artifacts or manifest["artifacts"],
+            ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
+        storage, shown = open_storage(args.storage)
+        setup = worker_setup(
+            storage,
+            shown,
+            run=args.run,
+            storage_arg=args.storage,
+            trainer_ref=ref,
+            artifacts=args.artifacts,
+            data_root=args.data_root,
             device=args.device,
-            num_threads=args.threads,
-            progress=False,
-            run_dir=manifest.get("run_dir"),
+            threads=args.threads,
         )
-        summary = run_worker(trainer, space, config, manifest["mode"])
+        summary = run_worker(setup["trainer"], setup["space"], setup["config"], setup["mode"])
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
         worker_parser.error(_one_line(err))
     if summary["trials"] == 0:
@@ -690,40 +632,16 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
-    """The run's settings as its first study recorded them."""
-    import optuna
-
-    names = {
-        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-    }
-    for name in (f"{run}/epoch-001", f"{run}/whole"):
-        if name in names:
-            config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
-            if config:
-                return dict(config)
-    runs = sorted({n.rsplit("/", 1)[0] for n in names if "/" in n})
-    raise ValueError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
-
-
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
     from optuna_gamma.tuner.errors import TunerError
     from optuna_gamma.tuner.report import build_report
     from optuna_gamma.tuner.storage import dashboard_command
-    from optuna_gamma.tuner.storage import mask_url
     from optuna_gamma.tuner.storage import open_storage
 
     report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
-        if (
-            args.storage.startswith("sqlite:///")
-            and not Path(args.storage[len("sqlite:///") :]).is_file()
-        ):
-            raise ValueError(f"no SQLite file at {mask_url(args.storage)!r}")
-        if "://" not in args.storage and not Path(args.storage).is_file():
-            raise ValueError(f"no journal file at {args.storage!r}")
-        storage, shown = open_storage(args.storage)
+        storage, shown = open_storage(args.storage, read_only=True)
         path = build_report(storage, args.output, runs=args.run)
     except (ValueError, TunerError, OSError) as err:
         report_parser.error(_one_line(err))

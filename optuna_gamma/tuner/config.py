@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 import numbers
 import os
+import re
 from typing import Any
 from typing import TYPE_CHECKING
 from typing import Union
+
+from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
@@ -42,6 +45,42 @@ def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
         raise ValueError(
             f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}"
         )
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$")
+
+
+def _check_location(name: str, value: Any, methods: tuple[str, ...]) -> None:
+    """``value`` is ``None``, a non-empty string, a path, or an object with ``methods``."""
+    if value is None or isinstance(value, os.PathLike):
+        return
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{name} must not be an empty string")
+        return
+    if not all(callable(getattr(value, m, None)) for m in methods):
+        raise ValueError(f"{name} must be a URL, a path or an Optuna {name} object, got {value!r}")
+
+
+def _check_named_settings(config: TunerConfig) -> None:
+    """Validate the settings given by name (sampler, objective, device) and the storage and
+    artifact locations' types at construction, as the class docstring promises (availability
+    of a device or reachability of a storage is checked when a run opens them)."""
+    from optuna_gamma.tuner.objectives import resolve_objective
+    from optuna_gamma.tuner.samplers import parse_sampler
+
+    if isinstance(config.sampler, str):
+        parse_sampler(config.sampler)
+    resolve_objective(config.objective)
+    device = config.device
+    if isinstance(device, str) and not _DEVICE.match(device.strip()):
+        raise ValueError(
+            f"unknown device {device!r}: use cpu, cuda, cuda:K, mps or a torch.device"
+        )
+    if device is not None and not isinstance(device, str) and type(device).__name__ != "device":
+        raise ValueError(f"device must be a string or a torch.device, got {device!r}")
+    _check_location("storage", config.storage, ("get_all_studies", "create_new_study"))
+    _check_location("artifacts", config.artifacts, ("open_reader", "write", "remove"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,10 @@ class TunerConfig:
             whose worker has not beaten for ``grace_period`` seconds is failed and retried once
             with the same parameters (Optuna's heartbeat and ``RetryFailedTrialCallback``).
         grace_period: See ``heartbeat_interval``; default ``3 * heartbeat_interval``.
+        trainer_ref: How worker processes import the trainer
+            (:class:`~optuna_gamma.tuner.trainer_ref.TrainerRef`, built by the CLI from
+            ``--trainer``); ``None``: local workers receive the trainer object itself (pickled).
+            Workers never import what a storage names (docs/cluster.md, "Trust model").
     """
 
     run: str = "run"
@@ -122,6 +165,7 @@ class TunerConfig:
     coordinate: bool = False
     heartbeat_interval: int = 10
     grace_period: int | None = None
+    trainer_ref: TrainerRef | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.run, str) or not self.run or "/" in self.run:
@@ -157,7 +201,10 @@ class TunerConfig:
         _check_bool("coordinate", self.coordinate)
         _check_int("heartbeat_interval", self.heartbeat_interval, 1)
         _check_int("grace_period", self.grace_period, 1, none_ok=True)
+        if self.trainer_ref is not None and not isinstance(self.trainer_ref, TrainerRef):
+            raise ValueError(f"trainer_ref must be a TrainerRef or None, got {self.trainer_ref!r}")
         if not isinstance(self.sampler, str) and not callable(self.sampler):
             raise ValueError(
                 f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}"
             )
+        _check_named_settings(self)

@@ -99,13 +99,13 @@ _HARD_KEYS = (
 )
 
 
-def trainer_spec(trainer: Any) -> dict[str, Any] | None:
-    """How another process rebuilds ``trainer``: ``{"import": "module:factory", "args": {...}}``
-    for a trainer loaded by ``--trainer``, ``{"builtin": {...}}`` for :class:`ThesisTrainer`
-    (its data root is each machine's own), ``None`` for other objects (Python-only runs)."""
-    spec = getattr(trainer, "_optuna_gamma_spec", None)
-    if spec is not None:
-        return {"import": spec[0], "args": dict(spec[1])}
+def trainer_spec(trainer: Any, ref: Any = None) -> dict[str, Any] | None:
+    """What the run records about its trainer (workers only compare it with their own):
+    ``{"import": "module:factory", "args": {...}}`` for a trainer reference (``--trainer``),
+    ``{"builtin": {...}}`` for :class:`ThesisTrainer` (its data root is each machine's own),
+    ``None`` for other objects (Python-only runs)."""
+    if ref is not None:
+        return dict(ref.to_record())
     rebuild = getattr(trainer, "spec", None)
     kwargs = rebuild() if callable(rebuild) else None
     return {"builtin": dict(kwargs)} if kwargs else None
@@ -316,7 +316,7 @@ class Engine:
                 cfg.storage, self.paths.default_storage, heartbeat
             )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
-            self.store = StateStore(store)
+            self.store = StateStore(store, self.artifacts_text)
             with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
                 self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()
@@ -360,7 +360,7 @@ class Engine:
             "space": self.space.to_dict(),
             "warm_start": self.config.warm_start,
             "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
-            "trainer_spec": trainer_spec(self.trainer),
+            "trainer_spec": trainer_spec(self.trainer, self.config.trainer_ref),
             "num_threads": self.config.num_threads,
             "device": str(self.device),
             "n_startup_trials": self.config.n_startup_trials,
@@ -496,6 +496,7 @@ class Engine:
             metrics = self.evaluate(self._initial, "valid")
             state_id = self.store.save(self._initial, study, "initial.pt")
             rec = {"state": state_id, "metrics": metrics, "value": self.objective(metrics)}
+            rec["state_sha256"] = self.store.digest(state_id)
         study.set_user_attr("start", rec)
         return rec
 
@@ -524,15 +525,17 @@ class Engine:
         rec = study.user_attrs["start"]
         where = f"the start of study {study.study_name!r}"
         try:
-            snap = self.store.load(check_artifact_id(rec.get("state"), where=where))
+            state_id = check_artifact_id(rec.get("state"), where=where)
+            snap = self.store.load(state_id, rec.get("state_sha256"))
             self._snapshots[(0, epoch)] = snap
             return snap
         except StateUnavailableError as err:
-            _logger.warning(f"{err}; rebuilding the initial state from the seed")
+            _logger.warning(f"{err} ({where}); rebuilding the initial state from the seed")
             broken, rec = (
                 rec["state"],
                 {**rec, "state": self.store.save(self._initial, study, "initial.pt")},
             )
+            rec["state_sha256"] = self.store.digest(rec["state"])
             study.set_user_attr("start", rec)
             self.store.remove(broken)
             return self._initial
@@ -582,13 +585,15 @@ class Engine:
         record = dict(members[rank])
         where = f"the carried trial {record['trial']} of study {study.study_name!r}"
         try:
-            snap = self.store.load(check_artifact_id(record.get("state"), where=where))
+            state_id = check_artifact_id(record.get("state"), where=where)
+            snap = self.store.load(state_id, record.get("state_sha256"))
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             broken, record["state"] = (
                 record["state"],
                 self.store.save(snap, study, f"adopted-recomputed-{record['trial']:04d}.pt"),
             )
+            record["state_sha256"] = self.store.digest(record["state"])
             members[rank] = record
             if "population" in study.user_attrs:
                 study.set_user_attr("population", members)
@@ -615,8 +620,8 @@ class Engine:
             self.epochs_of(epoch),
             record["trial"],
         )
-        recorded = record.get("metrics", {})
-        if any(valid.get(k) != v for k, v in recorded.items() if isinstance(v, float)):
+        recorded = record.get("metrics", {})  # validation and training metrics: compare the first
+        if any(k in valid and valid[k] != v for k, v in recorded.items() if isinstance(v, float)):
             _logger.warning(
                 f"the recomputed state of trial {record['trial']} of {study.study_name!r} has "
                 f"other "
@@ -886,6 +891,7 @@ class Engine:
             attrs["state"] = self.store.save(
                 snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt"
             )
+            attrs["state_sha256"] = self.store.digest(attrs["state"])
             crash_point("after_save")
         for key, v in attrs.items():
             trial.set_user_attr(key, v)
@@ -1109,17 +1115,20 @@ class Engine:
         }
         where = f"trial {trial.number} of study {study.study_name!r}"
         state_id = check_artifact_id(trial.user_attrs.get("state"), where=where)
+        digest = trial.user_attrs.get("state_sha256")
         try:
-            snap = self.store.load(state_id)
+            snap = self.store.load(state_id, digest)
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             state_id = self.store.save(snap, study, f"adopted-recomputed-{trial.number:04d}.pt")
-        record["state"] = state_id
+            digest = self.store.digest(state_id)
+        record["state"], record["state_sha256"] = state_id, digest
         return record, snap
 
     _NON_METRICS = frozenset(
         {
             "state",
+            "state_sha256",
             "reused_from",
             "retry_of",
             "time",

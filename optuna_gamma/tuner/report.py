@@ -115,6 +115,13 @@ def _compute_time(info: dict[str, Any]) -> float:
     return total
 
 
+def _plain(text: Any) -> str:
+    """``text`` (a run, study or parameter name read from the storage) as plain text in a
+    plotly title or legend: plotly renders a subset of HTML there (``<a href=...>`` becomes a
+    live link), so ``<``, ``>`` and ``&`` are escaped; plotly shows the entities as characters."""
+    return html.escape(str(text), quote=False)
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):
@@ -201,7 +208,7 @@ def build_report(
                         x=[s["epoch"] for s in sched],
                         y=[s["value"] for s in sched],
                         mode="lines+markers",
-                        name=f"{run} ({info['sampler']})",
+                        name=_plain(f"{run} ({info['sampler']})"),
                     )
                 )
         items.append(
@@ -267,9 +274,9 @@ def build_report(
                     )
                 )
                 fig.update_layout(
-                    title=f"{run}: {x} schedule",
+                    title=_plain(f"{run}: {x} schedule"),
                     xaxis_title="epoch",
-                    yaxis_title=x,
+                    yaxis_title=_plain(x),
                     yaxis_type="log",
                     height=360,
                 )
@@ -285,7 +292,7 @@ def build_report(
                 keys,
                 lr_key="lr",
                 group_by="epoch" if info["mode"] == "per-epoch" else None,
-                title=f"{run}: metrics against {x} (validation)",
+                title=_plain(f"{run}: metrics against {x} (validation)"),
             )
             items.append(fig)
             import optuna
@@ -293,7 +300,8 @@ def build_report(
             last_study = info["studies"][max(info["studies"])]
             hist = optuna.visualization.plot_optimization_history(last_study)
             hist.update_layout(
-                title=f"{run}: optimization history of {last_study.study_name}", height=360
+                title=_plain(f"{run}: optimization history of {last_study.study_name}"),
+                height=360,
             )
             items.append(hist)
         test = info.get("test")
@@ -307,7 +315,7 @@ def build_report(
                     plot_confusion_heatmap(
                         test["confusion_matrix"],
                         class_names,
-                        title=f"{run}: test-set misclassifications",
+                        title=_plain(f"{run}: test-set misclassifications"),
                     )
                 )
     return write_html(items, path, title=title or "optuna-gamma report")

@@ -17,6 +17,7 @@ a CPU) instead of failing the run.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -156,8 +157,15 @@ def _open_s3(location: str) -> tuple[ArtifactStore, str]:
 class StateStore:
     """Save, load (verified) and remove training states in an Optuna artifact store."""
 
-    def __init__(self, artifact_store: ArtifactStore) -> None:
+    def __init__(self, artifact_store: ArtifactStore, where: str = "") -> None:
         self.artifact_store = artifact_store
+        self.where = where or type(artifact_store).__name__
+        self._digests: dict[str, str] = {}
+
+    def digest(self, artifact_id: str) -> str:
+        """The SHA-256 (hex) of the file this store saved under ``artifact_id`` (recorded with
+        the trial or study, and checked by :meth:`load`)."""
+        return self._digests[artifact_id]
 
     def save(
         self,
@@ -170,20 +178,45 @@ class StateStore:
         import torch
 
         payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)  # in memory: a failing write is Python's OSError below
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
         # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
             path = os.path.join(tmp, filename)
-            torch.save(payload, path)
-            return upload_artifact(
-                artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
-            )
+            try:
+                with open(path, "wb") as f:
+                    f.write(data)
+            except OSError as err:
+                raise OSError(
+                    err.errno, f"cannot stage training state {filename} in {tmp}: {err.strerror}"
+                ) from err
+            try:
+                artifact_id = upload_artifact(
+                    artifact_store=self.artifact_store, file_path=path, study_or_trial=owner
+                )
+            except OSError as err:
+                raise OSError(
+                    err.errno,
+                    f"cannot write training state {filename} to the artifact store "
+                    f"{self.where!r}: {err.strerror or err}",
+                ) from err
+        self._digests[artifact_id] = digest
+        return artifact_id
 
-    def load(self, artifact_id: str) -> dict[str, Any]:
+    def load(self, artifact_id: str, digest: str | None = None) -> dict[str, Any]:
         """The snapshot stored under ``artifact_id`` (tensors on the CPU).
 
+        Args:
+            artifact_id: The state's artifact id.
+            digest: The SHA-256 recorded with the state's trial when it was stored (``None``:
+                a run from before digests were recorded; not checked).
+
         Raises:
-            StateUnavailableError: Missing, truncated or not a training state of this tuner.
+            StateUnavailableError: Missing, truncated, not a training state of this tuner, or
+                not the file its trial stored (another digest: replaced or forged).
         """
         from optuna.artifacts.exceptions import ArtifactNotFound
         import torch
@@ -193,6 +226,12 @@ class StateStore:
                 data = reader.read()
         except (ArtifactNotFound, FileNotFoundError) as err:
             raise StateUnavailableError(f"training state {artifact_id} is missing") from err
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+            raise StateUnavailableError(
+                f"training state {artifact_id} is unreadable: not the one its trial stored (its "
+                "SHA-256 differs from the recorded one: truncated, replaced or forged in the "
+                "artifact store)"
+            )
         try:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as err:  # truncated or foreign files fail in many ways

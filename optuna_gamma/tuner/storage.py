@@ -30,22 +30,56 @@ import time
 from typing import Any
 
 
-__all__ = ["dashboard_command", "get_storage", "mask_url", "open_storage"]
+__all__ = ["dashboard_command", "get_storage", "mask_secrets", "mask_url", "open_storage"]
 
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 
+#: Names of URL query parameters (and of ``key=value`` pairs inside them, such as an ODBC
+#: connection string's ``PWD=``) that hold a secret in SQLAlchemy, libpq, MySQL or ODBC URLs.
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "sslpassword",
+    "sslkeypassword",
+    "passfile_password",
+    "secret",
+    "token",
+    "access_token",
+    "auth_token",
+    "api_key",
+    "secret_key",
+    "aws_secret_access_key",
+)
+_SECRET_PARAM = re.compile(
+    r"(?i)(?:(?<![A-Za-z0-9_])|(?<=%3B)|(?<=%26))((?:" + "|".join(_SECRET_KEYS) + r")\s*(?:=|%3D))"
+    r"((?:(?!%3B|%26)[^&;#\s'\"])*)"
+)
+_USERINFO = re.compile(r"(://[^/:@?#\s]*):[^/?#\s]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every credential a storage URL may carry replaced by ``***``: the
+    password of ``user:password@``, and the value of ``password=``, ``passwd=``, ``pwd=``,
+    ``sslpassword=``, ... query parameters (also percent-encoded inside another parameter, such
+    as ``odbc_connect``). Applied to URLs and to error messages that may quote them."""
+    text = _USERINFO.sub(r"\1:***@", text)
+    return _SECRET_PARAM.sub(lambda m: m.group(1) + ("***" if m.group(2) else ""), text)
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (unchanged when it has none)."""
+    """``url`` with every password and secret parameter replaced by ``***`` (see
+    :func:`mask_secrets`; unchanged when it has none)."""
     try:
         from sqlalchemy.engine import make_url
 
         parsed = make_url(url)
-        if parsed.password is None:
-            return url
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL: hide anything that looks like user:pass@
-        return re.sub(r"(://[^/:@]*):[^/@]*@", r"\1:***@", url)
+        if parsed.password is not None:
+            url = parsed.render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: the patterns below still apply
+        pass
+    return mask_secrets(url)
 
 
 def dashboard_command(storage_text: str, artifacts: str | None = None) -> str:
@@ -61,11 +95,15 @@ def dashboard_command(storage_text: str, artifacts: str | None = None) -> str:
 def _first_line(err: BaseException) -> str:
     orig = getattr(err, "orig", None)
     text = str(orig if orig is not None else err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return mask_secrets(text.splitlines()[0]) if text else type(err).__name__
 
 
 def open_storage(
-    spec: Any, default: str | None = None, heartbeat: tuple[int, int] | None = None
+    spec: Any,
+    default: str | None = None,
+    heartbeat: tuple[int, int] | None = None,
+    *,
+    read_only: bool = False,
 ) -> tuple[Any, str]:
     """The storage for ``spec`` and a printable (password-free) description of it.
 
@@ -78,6 +116,11 @@ def open_storage(
             Optuna's ``RetryHeartbeatStaleTrialCallback`` (``RetryFailedTrialCallback`` before
             Optuna 4.9) retries it once with the same parameters. Journal files have no heartbeat
             (local workers are watched by their parent process instead).
+        read_only: Only read (``report``): the file must exist, a journal's torn tail is
+            left alone, an SQLite file is neither switched to WAL nor given Optuna's tables.
+
+    An existing file is opened as a journal only when its content is one (empty, or JSON
+    lines of Optuna's journal records); anything else is refused, and never changed.
 
     Raises:
         ValueError: ``spec`` is neither, names an unknown scheme, or is an SQLite file without
@@ -94,7 +137,7 @@ def open_storage(
             f"storage must be a URL, a journal file path or an optuna storage, got {text!r}"
         )
     if "://" not in text:
-        return _open_journal(text)
+        return _open_journal(text, read_only=read_only)
     shown = mask_url(text)
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in _SCHEMES:
@@ -107,12 +150,20 @@ def open_storage(
         path = Path(text[len("sqlite:///") :]).expanduser()
         if path.is_dir():
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
+        if read_only:
+            if not path.is_file():
+                raise ValueError(f"no SQLite file at {shown!r}")
+            if not _is_sqlite(path):
+                from optuna_gamma.tuner.errors import TunerError
+
+                raise TunerError(f"storage {shown!r} is not a usable database (not SQLite)")
+            return _connect(text, shown, None, read_only=True), shown
         _make_parent(path, shown)
         _use_wal(path)
         storage = _connect(text, shown, heartbeat)
         _synchronous_normal(storage)
         return storage, shown
-    return _connect(text, shown, heartbeat), shown
+    return _connect(text, shown, heartbeat, read_only=read_only), shown
 
 
 def get_storage(spec: Any) -> Any:
@@ -135,13 +186,13 @@ def _make_parent(path: Path, shown: str) -> None:
         raise TunerError(f"cannot create the folder of storage {shown!r}: {err.strerror}") from err
 
 
-def _open_journal(text: str) -> tuple[Any, str]:
-    """An Optuna journal file (created if missing)."""
+def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
+    """An Optuna journal file (created if missing, unless ``read_only``)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal import JournalFileSymlinkLock
 
     from optuna_gamma.tuner.errors import TunerError
+    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
 
     path = Path(text).expanduser().resolve()
     if path.is_dir():
@@ -150,17 +201,54 @@ def _open_journal(text: str) -> tuple[Any, str]:
         raise ValueError(
             f"storage {text!r} looks like an SQLite file: write it as sqlite:///{path}"
         )
+    if read_only and not path.is_file():
+        raise ValueError(f"no journal file at {text!r}")
+    if path.is_file():
+        _check_journal_content(path, text)
     _make_parent(path, text)
     try:
-        lock = JournalFileSymlinkLock(str(path))
-        _repair_torn_tail(path, lock)
+        lock = OwnedSymlinkLock(str(path))  # a dead holder's lock is taken over at once
+        if not read_only:
+            _repair_torn_tail(path, lock)
         return JournalStorage(JournalFileBackend(str(path), lock_obj=lock)), str(path)
     except OSError as err:
         raise TunerError(
             f"cannot open journal storage {str(path)!r}: {err.strerror or err}"
         ) from err
-    except (ValueError, KeyError, TypeError) as err:  # Optuna replays the log when it opens it
-        raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({err})") from err
+    except (ValueError, KeyError, TypeError, AssertionError, IndexError, AttributeError) as err:
+        # Optuna replays the log when it opens it (an unknown op_code ends in an assert)
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise TunerError(f"storage {str(path)!r} is not a usable Optuna journal ({why})") from err
+
+
+def _check_journal_content(path: Path, text: str) -> None:
+    """Refuse an existing file that is not an Optuna journal (before anything writes to it).
+
+    A journal is empty or starts with a JSON object holding Optuna's ``op_code`` (its first
+    line may be torn). A mistyped ``--storage notes.csv`` is refused, not truncated.
+
+    Raises:
+        ValueError: Naming the file and what it looks like.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError as err:
+        raise ValueError(f"storage {text!r} cannot be read: {err.strerror}") from err
+    if not head:
+        return
+    first = head.split(b"\n", 1)[0]
+    if first.startswith(b"{") and b'"op_code"' in first:
+        return
+    if b"\x00" in head[:1024]:
+        looks = "binary data"
+    else:
+        shown = first[:40].decode("utf-8", "replace")
+        looks = f"text starting {shown!r}"
+    raise ValueError(
+        f"storage {str(path)!r} exists and is not an Optuna journal (it holds {looks}); "
+        "give a new file name, an existing journal or an RDB URL"
+    )
 
 
 def _repair_torn_tail(path: Path, lock: Any) -> None:
@@ -242,7 +330,9 @@ def _synchronous_normal(storage: Any) -> None:
         engine.dispose()
 
 
-def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> Any:
+def _connect(
+    url: str, shown: str, heartbeat: tuple[int, int] | None = None, *, read_only: bool = False
+) -> Any:
     import warnings
 
     import optuna
@@ -250,7 +340,7 @@ def _connect(url: str, shown: str, heartbeat: tuple[int, int] | None = None) -> 
 
     from optuna_gamma.tuner.errors import TunerError
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"skip_table_creation": True} if read_only else {}
     if heartbeat is not None:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
         kwargs = dict(heartbeat_interval=heartbeat[0], grace_period=heartbeat[1])

@@ -202,7 +202,9 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
         The names that were applied to the optimizer.
 
     Raises:
-        ValueError: ``key[i]`` for a key that is not a tuple, or an index out of range.
+        ValueError: ``key[i]`` for a key that is not a tuple, or an index out of range; a value
+            of another kind than the optimizer's (a string or ``None`` for a number, a number
+            for a flag), such as a categorical ``momentum`` with string choices.
     """
     optimizer = state.optimizer
     keys = optimizer_keys(optimizer)
@@ -211,6 +213,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
         m = _ELEMENT.match(name)
         if name in keys:
             for group in optimizer.param_groups:
+                _check_kind(name, group.get(name, optimizer.defaults.get(name)), value)
                 group[name] = value
             applied.append(name)
         elif m and m["key"] in keys:
@@ -234,6 +237,25 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
         if isinstance(base_lrs, list):
             base_lrs[:] = [hparams["lr"]] * len(base_lrs)
     return applied
+
+
+def _check_kind(name: str, current: Any, value: Any) -> None:
+    """Refuse a hyperparameter value of another kind than the optimizer's setting."""
+    import numbers
+
+    def number(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    if isinstance(current, bool) and not isinstance(value, bool):
+        wanted = "True or False"
+    elif number(current) and not number(value):
+        wanted = "a number"
+    else:
+        return
+    raise ValueError(
+        f"hyperparameter {name!r} = {value!r} ({type(value).__name__}): the optimizer's "
+        f"{name!r} needs {wanted}; give the search space numeric choices"
+    )
 
 
 # ------------------------------------------------------------------------ capture / restore

@@ -188,9 +188,7 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
             shown[0] = done
 
     progress(log=False)  # epochs adopted before this call are not logged again
-    ref = getattr(trainer, "_optuna_gamma_spec", None)
-    trainer_ref = ("import", ref[0], ref[1]) if ref is not None else trainer
-    coordinate(engine, trainer_ref, space, on_progress=progress)
+    coordinate(engine, trainer, space, on_progress=progress)
     progress()
 
 

@@ -21,7 +21,8 @@ RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters
 started by :func:`coordinate` are watched by their parent instead (a journal file has no
 heartbeat): when
 one dies, its RUNNING trials are failed and retried. Killing every worker and starting again
-resumes the run. Guaranteed: every epoch adopted exactly once from >= ``T`` complete trials, no
+resumes the run. Guaranteed: every epoch adopted exactly once from ``T`` complete trials (a
+trial asked beyond the first ``T`` live ones is pruned before it trains: :func:`surplus_trial`), no
 trial or state lost, no point trained twice within an epoch. Not guaranteed: bit-identical
 results across worker counts (the samplers see different pending sets); the serial driver keeps
 its bit-identical resume.
@@ -42,6 +43,8 @@ from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
 from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.trainer_ref import load_trainer
+from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
@@ -148,6 +151,8 @@ def run_worker(
     Start as many as you like, on any machine that reaches the storage and the artifact store
     (``config.storage``, ``config.artifacts``, the same ``config.run``; one per GPU with
     ``config.device="cuda:K"``). ``optuna-gamma worker`` does the same from the command line.
+    The storage must be an RDB storage: its heartbeat fails the trial of a worker that died
+    (a journal file has none; its workers are the local ones of ``workers=N``).
 
     Returns:
         ``{"worker", "trials", "reason"}``.
@@ -155,8 +160,20 @@ def run_worker(
     Raises:
         ValueError, TunerError: As :func:`~optuna_gamma.tuner.tune_per_epoch`.
     """
+    return _run_worker(trainer, space, config, mode, local=False)
+
+
+def _run_worker(
+    trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str, *, local: bool
+) -> WorkerSummary:
     engine = Engine(trainer, space, config, mode, role="worker")
     with engine.opened(), storage_errors():
+        if not local and not engine.storage_has_heartbeat():
+            raise ValueError(
+                f"storage {engine.storage_text!r} has no heartbeat (a journal file): a worker "
+                "that dies there would hold its trial for ever; join with an RDB storage, or "
+                "use workers=N on the run's machine"
+            )
         return _work(engine)
 
 
@@ -208,6 +225,7 @@ def _work(engine: Engine) -> WorkerSummary:
         this_epoch = epoch
 
         def objective(trial: optuna.Trial) -> float:
+            surplus_trial(study, trial.number, engine.trials_of(this_epoch))  # T, not T + 1
             return engine.trial(study, trial, None, this_epoch)
 
         def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
@@ -220,6 +238,26 @@ def _work(engine: Engine) -> WorkerSummary:
         trained += len(done)
     reason = f"run {engine.config.run!r} is finished"
     return WorkerSummary(worker=me, trials=trained, reason=reason)
+
+
+def surplus_trial(study: optuna.Study, number: int, n_trials: int) -> None:
+    """Prune trial ``number`` before it trains when ``n_trials`` live trials precede it.
+
+    Two workers may both see ``T - 1`` trials and ask one each. Trial numbers are given out in
+    order, so each asked trial sees every trial asked before it: the first ``T`` live ones
+    (COMPLETE, RUNNING or WAITING; a FAILED trial's retry takes its place) are the epoch's, a
+    later one is told PRUNED without training, and the epoch keeps exactly ``T`` trials.
+
+    Raises:
+        optuna.TrialPruned: Trial ``number`` is beyond the first ``n_trials``.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    ahead = sum(t.number < number for t in study.get_trials(deepcopy=False, states=live))
+    if ahead >= n_trials:
+        raise optuna.TrialPruned(f"the epoch has its {n_trials} trials already")
 
 
 def _median(values: list[float], default: float) -> float:
@@ -241,17 +279,15 @@ def _local_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna_gamma").setLevel(logging.WARNING)
     try:
-        if isinstance(trainer, tuple):  # ("import", "module:factory", kwargs): the CLI's trainer
-            from optuna_gamma.tuner.cli import load_trainer
-
-            trainer = load_trainer(trainer[1], trainer[2])
-        run_worker(trainer, space, config, mode)
+        if isinstance(trainer, TrainerRef):  # the CLI's --trainer: imported here, as there
+            trainer = load_trainer(trainer)
+        _run_worker(trainer, space, config, mode, local=True)
     except BaseException as err:  # report it to the parent in one line, then fail the process
         errors.put(f"worker {worker_id()}: {type(err).__name__}: {' '.join(str(err).split())}")
         raise SystemExit(1) from None
 
 
-def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = None) -> None:
+def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None) -> None:
     """Prepare the run, start ``engine.config.workers`` local workers (possibly none: then only
     workers on other machines train) and watch until the run is done (the engine holds the run
     lock, so no other driver runs it at the same time).
@@ -261,8 +297,8 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
 
     Args:
         engine: The coordinator's opened engine.
-        trainer_ref: What the workers rebuild their trainer from: the trainer itself (it must
-            be picklable: the workers are spawned processes) or ``("import", spec, kwargs)``.
+        trainer: The trainer; the workers receive it pickled (they are spawned processes),
+            or import it themselves when ``engine.config.trainer_ref`` names it.
         space: The search space (picklable).
         on_progress: Called about once a second with no arguments while waiting (progress bar,
             log lines).
@@ -272,6 +308,7 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
     import optuna
 
     cfg = engine.config
+    trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
     record = engine.run_record()
     for epoch in range(1, _n_studies(engine) + 1):  # dead trials of an earlier run: retried
         if engine.study_name(epoch) in _study_names(engine):
@@ -283,6 +320,11 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
     first = first_open_epoch(engine)
     if first is None:
         return
+    if not cfg.workers and not engine.storage_has_heartbeat():
+        raise ValueError(
+            f"coordinate without local workers needs an RDB storage: {engine.storage_text!r} "
+            "is a journal file, which standalone workers cannot join (no heartbeat)"
+        )
     prepared_study(engine, first, record)
     # the workers' own config runs the same plan: the policy's width is the coordinator's
     width = getattr(engine.policy, "width", None)
@@ -325,6 +367,7 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
             f"...)"
         )
     watched = {p.pid: p for p in procs}
+    stale = StaleTrialWatch(engine)
     messages: list[str] = []
     backoff = Backoff(first=1.0, longest=5.0)
     try:
@@ -335,6 +378,7 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
                 )
             else:  # remote workers only: watch the storage
                 backoff.wait()
+            stale.poll()
             for pid, p in list(watched.items()):
                 if p.exitcode is None:
                     continue
@@ -359,6 +403,45 @@ def coordinate(engine: Engine, trainer_ref: Any, space: Any, on_progress: Any = 
             f"every worker stopped before run {cfg.run!r} was done{detail}; run the same command "
             f"again to resume"
         )
+
+
+class StaleTrialWatch:
+    """The coordinator's own check for trials of dead workers on an RDB storage.
+
+    Workers fail stale trials when they reach the epoch barrier; when every remote worker is
+    gone, nobody else would. Every ``heartbeat_interval`` seconds (by the clock, not a sleep)
+    the coordinator fails the open epoch's trials whose heartbeat is older than the grace period
+    (Optuna's ``fail_stale_trials``; the storage's retry callback enqueues them again), so a
+    killed worker's trial is failed and retried within about ``grace_period +
+    heartbeat_interval`` seconds on every storage that standalone workers may join.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.every = float(engine.config.heartbeat_interval)
+        self.last = time.monotonic()
+
+    def poll(self) -> int:
+        """Fail the stale trials if it is time; return how many were failed."""
+        import optuna
+
+        if not self.engine.storage_has_heartbeat() or time.monotonic() - self.last < self.every:
+            return 0
+        self.last = time.monotonic()
+        epoch = first_open_epoch(self.engine)
+        if epoch is None or self.engine.study_name(epoch) not in _study_names(self.engine):
+            return 0
+        from optuna.trial import TrialState
+
+        study = self.engine.load_study(epoch)
+        before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        n = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
+        if n:
+            _logger.warning(f"{n} trial(s) of a worker that stopped beating will be retried")
+        return n
 
 
 def worker_id_of(pid: int | None) -> str:
@@ -406,19 +489,25 @@ def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
 
 def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
-    policy = manifest.get("policy") or {"name": "thesis"}
-    plan: dict[str, Any] = {
-        "policy": policy["name"],
-        "trials_per_epoch": manifest["trials"],
-        "epochs": manifest["epochs_total"]
+    from optuna_gamma.tuner.policies import policy_from_record
+
+    epochs = (
+        manifest["epochs_total"]
         if manifest["mode"] == "per-epoch"
-        else manifest["epochs_per_trial"],
-    }
-    if policy["name"] == "population":
-        # the same plan: the population's width, and its epochs (however they were derived)
-        plan["trials_per_epoch"] = policy["width"]
-        if manifest.get("budget") is not None:
-            plan.update(budget=manifest["budget"], epochs=None)
+        else manifest["epochs_per_trial"]
+    )
+    plan: dict[str, Any] = {"trials_per_epoch": manifest["trials"], "epochs": epochs}
+    policy = manifest.get("policy") or {"name": "thesis"}
+    if manifest["mode"] == "per-epoch" and policy.get("name") != "thesis":
+        # the same plan as the run's: its policy with its settings, and its budget or epochs
+        budget = manifest.get("budget")
+        plan = {
+            "policy": policy_from_record(policy, budget=budget, epochs=epochs),
+            "trials_per_epoch": None,
+            "epochs": None,
+        }
+    else:
+        plan["policy"] = "thesis"
     return {
         "run": manifest["run"],
         "sampler": manifest["sampler"],

@@ -82,6 +82,7 @@ import tempfile
 from typing import Any
 from typing import BinaryIO
 from typing import TYPE_CHECKING
+import zlib
 
 import numpy as np
 
@@ -284,8 +285,14 @@ def _stamp(sources: Sequence[Path]) -> str:
 def _copy_decompressed(src: Path, out: BinaryIO) -> None:
     """Copy ``src`` into ``out``, gunzipping it if its name ends in ``.gz``."""
     opener = gzip.open if src.suffix == ".gz" else open
-    with opener(src, "rb") as fin:
-        shutil.copyfileobj(fin, out, 1 << 20)
+    try:
+        with opener(src, "rb") as fin:
+            shutil.copyfileobj(fin, out, 1 << 20)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # truncated or not gzip
+        raise ValueError(
+            f"{str(src)!r} is damaged ({type(err).__name__}: {err or 'truncated'}); "
+            "replace it with a complete copy"
+        ) from None
 
 
 def _idx_dir_candidates(name: str, root: Path | None, cache: Path) -> list[Path]:
@@ -351,6 +358,20 @@ def _cifar_candidates(root: Path | None, cache: Path) -> list[Path]:
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract ``archive`` into ``dest``; a member that would land outside it (``../``, an
+    absolute path or link), a damaged or truncated archive: :class:`ValueError` naming both."""
+    try:
+        _extract(archive, dest)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        if isinstance(err, getattr(tarfile, "FilterError", ())):  # filter="data" refused it
+            member = getattr(getattr(err, "tarinfo", None), "name", "?")
+            raise ValueError(
+                f"refusing to extract {member!r} from {str(archive)!r}: {err}"
+            ) from None
+        raise ValueError(f"{str(archive)!r} is not a readable .tar.gz archive ({err})") from None
+
+
+def _extract(archive: Path, dest: Path) -> None:
     with tarfile.open(archive, "r:gz") as tar:
         try:
             tar.extractall(dest, filter="data")

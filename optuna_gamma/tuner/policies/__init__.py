@@ -7,6 +7,8 @@ the thesis's fig. 8, pinned by its benchmarks). :func:`make_policy` builds one f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner.policies.base import Member
@@ -30,6 +32,7 @@ __all__ = [
     "Slot",
     "ThesisPolicy",
     "make_policy",
+    "policy_from_record",
 ]
 
 #: Policy names of ``TunerConfig(policy=...)`` and ``--policy``.
@@ -83,3 +86,26 @@ def make_policy(config: TunerConfig, *, thesis_trials: int, fixed_plan: bool) ->
             return PopulationPolicy(width=width, budget=config.budget)
         return PopulationPolicy(width=width, epochs=config.epochs or 1)
     raise ValueError(f"policy must be one of {list(POLICY_CHOICES)}, got {name!r}")
+
+
+def policy_from_record(
+    record: Mapping[str, Any], *, budget: int | None, epochs: int | None
+) -> Policy:
+    """The policy a run's stored record (:meth:`Policy.describe`) names, rebuilt through its
+    validating constructor (a record read from a storage is untrusted), with the run's budget
+    or, without one, its number of epochs.
+
+    Raises:
+        ValueError: An unknown policy name or setting, or a bad value.
+    """
+    if not isinstance(record, Mapping) or record.get("name") != "population":
+        raise ValueError(f"the run's policy record {record!r} names no known policy")
+    settings = {k: v for k, v in record.items() if k not in ("name", "population")}
+    known = {"width", "first", "rung", "explore_until", "carry", "history"}
+    if not set(settings) <= known:
+        raise ValueError(
+            f"the run's policy record has unknown settings {sorted(set(settings) - known)}"
+        )
+    if budget is not None:
+        return PopulationPolicy(budget=budget, **settings)
+    return PopulationPolicy(epochs=epochs, **settings)

@@ -96,6 +96,11 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
+#: Upper bound of ``n_preliminary_samples``: the candidates are scored at once (about
+#: ``n * dims`` floats per array), so a value such as ``10**12`` would end in a MemoryError.
+MAX_PRELIMINARY_SAMPLES = 1 << 20
+
+
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
@@ -167,8 +172,16 @@ class GammaBOSampler(BaseSampler):
     of the relative search space enter the model as *constant liars* (observations at their
     parameters with the worst standardized value seen so far), and proposals of this sampler
     instance that have not been written to storage yet (``n_jobs`` threads) are kept in a
-    lock-protected in-process registry and used the same way. A point equal to a pending one (at
-    the parameters' resolution) is never proposed. The random stream of a trial depends on
+    lock-protected in-process registry and used the same way. What holds: a point equal (at the
+    parameters' resolution) to one pending when the suggestion starts is never proposed, and a
+    proposal is checked against the storage once more before it is returned (proposed again, at
+    most twice, when another process wrote the same point meanwhile). What does not: nothing
+    reserves a point atomically across processes, so a point another process writes after that
+    last check can be proposed again, and so can one of the trials asked before the first trial
+    completes (Optuna's relative search space is empty then, and the independent sampler does
+    not see pending points); small integer grids and 1-D spaces make both likelier. The
+    per-epoch tuner awaits such a twin and reuses its result instead of training it twice.
+    The random stream of a trial depends on
     ``(seed, trial.number)`` only, so processes that share a seed still propose different points,
     and a seed reproduces the same suggestions in any process.
 
@@ -213,7 +226,7 @@ class GammaBOSampler(BaseSampler):
             ``Trial.set_constraint`` are used as well.
         warn_independent_sampling: Log a warning when a parameter is sampled by the independent
             sampler after the start-up trials.
-        n_preliminary_samples: Sobol candidates scored per suggestion.
+        n_preliminary_samples: Sobol candidates scored per suggestion (at most 2**20).
         n_local_search: Local searches (L-BFGS-B and coordinate search) per suggestion.
         parallel: How pending points (RUNNING trials of other workers, ``n_jobs`` threads) enter
             the acquisition: ``"fantasy"`` (EI averaged over joint Student-t draws of their
@@ -319,6 +332,11 @@ class GammaBOSampler(BaseSampler):
             "warn_independent_sampling", warn_independent_sampling
         )
         self._n_preliminary_samples = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
+        if self._n_preliminary_samples > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
+            raise ValueError(
+                f"n_preliminary_samples must be <= {MAX_PRELIMINARY_SAMPLES}, "
+                f"got {n_preliminary_samples!r}."
+            )
         self._n_local_search = _check_int("n_local_search", n_local_search, 1)
         for name, fn in (("history", history), ("target", target)):
             if fn is not None and not callable(fn):

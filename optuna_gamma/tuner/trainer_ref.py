@@ -1,0 +1,162 @@
+"""Trainer references: which user code a process imports to build its trainer.
+
+A :class:`TrainerRef` names a trainer by ``module:factory`` or ``path/to/file.py:factory`` plus
+the keyword arguments of the factory. The command line builds one from ``--trainer`` and
+``--trainer-arg``; a run's workers receive it on their own command line (``optuna-gamma worker
+--trainer ...``) or in their :class:`~optuna_gamma.tuner.TunerConfig` (local workers), never
+from the run's storage: a storage only records the reference so that a worker can *compare* it
+with its own (docs/cluster.md, "Trust model"). :func:`load_trainer` is the one place that
+imports such code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+import importlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+import re
+import sys
+from typing import Any
+
+
+__all__ = ["TrainerRef", "load_trainer"]
+
+
+def _is_path(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+@dataclass(frozen=True)
+class TrainerRef:
+    """A frozen reference to user trainer code.
+
+    Attributes:
+        target: ``"module:attr"`` or ``"path/to/file.py:attr"``; ``attr`` is a trainer, or a
+            class or factory returning one when called with ``args``.
+        args: Keyword arguments of the factory (JSON values).
+
+    Raises:
+        ValueError: A malformed ``target`` or arguments that are not JSON values.
+    """
+
+    target: str
+    args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.target, str):
+            raise ValueError(f"trainer reference must be a string, got {self.target!r}")
+        module, sep, attr = self.target.rpartition(":")
+        if not sep or not module or not attr or not attr.isidentifier():
+            raise ValueError(
+                f"--trainer {self.target!r}: expected MODULE:FACTORY or path/to/file.py:FACTORY"
+            )
+        if not isinstance(self.args, Mapping) or not all(isinstance(k, str) for k in self.args):
+            raise ValueError(f"trainer arguments must be a mapping by name, got {self.args!r}")
+        try:
+            frozen = json.loads(json.dumps(dict(self.args), allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"trainer arguments must be JSON values: {err}") from None
+        object.__setattr__(self, "args", frozen)  # a private copy: later changes do not leak
+
+    @property
+    def module(self) -> str:
+        """The module name or file path part of :attr:`target`."""
+        return self.target.rpartition(":")[0]
+
+    @property
+    def attr(self) -> str:
+        """The attribute part of :attr:`target`."""
+        return self.target.rpartition(":")[2]
+
+    def resolved(self) -> TrainerRef:
+        """This reference with a file path made absolute (local workers in another folder)."""
+        if not _is_path(self.module):
+            return self
+        return TrainerRef(f"{Path(self.module).expanduser().resolve()}:{self.attr}", self.args)
+
+    def to_record(self) -> dict[str, Any]:
+        """What a run's studies record (``{"import": target, "args": {...}}``)."""
+        return {"import": self.target, "args": dict(self.args)}
+
+    def mismatch(self, record: Any) -> str | None:
+        """Why ``record`` (read from a storage, untrusted) names other code than this reference,
+        or ``None`` when it names the same. A file is compared by its name (machines may hold it
+        in different folders), a module by its full name; the arguments must be equal."""
+        if not isinstance(record, Mapping) or not isinstance(record.get("import"), str):
+            return f"the run was started with the trainer {_short(record)}, not {self.target!r}"
+        other, _, other_attr = record["import"].rpartition(":")
+        if _is_path(self.module) != _is_path(other):
+            same = False
+        elif _is_path(other):
+            same = Path(other).name == Path(self.module).name and other_attr == self.attr
+        else:
+            same = record["import"] == self.target
+        if not same:
+            return f"the run was started with --trainer {_short(record['import'])}"
+        if dict(record.get("args") or {}) != dict(self.args):
+            return f"the run was started with the trainer arguments {_short(record.get('args'))}"
+        return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def load_trainer(ref: TrainerRef) -> Any:
+    """Import the code ``ref`` names and return the trainer (called with ``ref.args`` when it
+    is a class or factory).
+
+    Raises:
+        ValueError: A module or file that cannot be imported, a missing attribute, a factory
+            that refuses the arguments, or something that is not a trainer.
+    """
+    from optuna_gamma.tuner.trainer import check_trainer
+
+    spec, target, attr = ref.target, ref.module, ref.attr
+    try:
+        if _is_path(target):
+            path = Path(target).expanduser()
+            if not path.is_file():
+                raise ValueError(f"--trainer {spec!r}: no file {target!r}")
+            name = re.sub(r"\W", "_", path.stem)
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise ValueError(f"--trainer {spec!r}: {target!r} is not a Python file")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(target)
+    except ImportError as err:
+        raise ValueError(f"--trainer {spec!r}: cannot import {target!r} ({err})") from err
+    obj = getattr(module, attr, None)
+    if obj is None:
+        raise ValueError(f"--trainer {spec!r}: {target!r} has no attribute {attr!r}")
+    kwargs = dict(ref.args)
+    has_protocol = all(
+        callable(getattr(obj, m, None)) for m in ("build", "train_epoch", "evaluate")
+    )
+    if has_protocol and not isinstance(obj, type):
+        trainer = obj
+    elif callable(obj):
+        try:
+            trainer = obj(**kwargs)
+        except TypeError as err:  # wrong --trainer-arg names or a factory needing arguments
+            raise ValueError(
+                f"--trainer {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {err}"
+            ) from err
+    else:
+        trainer = obj
+    try:
+        check_trainer(trainer)
+    except ValueError as err:
+        raise ValueError(f"--trainer {spec!r}: {err}") from None
+    return trainer

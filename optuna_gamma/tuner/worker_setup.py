@@ -1,0 +1,207 @@
+"""What ``optuna-gamma worker`` takes from its own command line and what from the run's storage.
+
+The trust model (docs/cluster.md): whoever can write to a run's storage must not be able to run
+code on its workers or make them write elsewhere. So a standalone worker takes
+
+* **from its own command line only**: the trainer code (``--trainer``, a
+  :class:`~optuna_gamma.tuner.trainer_ref.TrainerRef`), the artifact store it reads and writes
+  (``--artifacts``), its data folder, device and threads;
+* **from the storage**: the run's settings as data (sampler and objective by registry name, the
+  search space as Optuna distributions, trial counts, seeds, the built-in trainer's dataset and
+  model names), every one validated like user input.
+
+What the storage records about the trainer and the artifact store is only compared with the
+worker's own values; a difference is a :class:`ValueError` (the CLI prints one line and exits
+2) before anything is imported or written. A journal file has no heartbeat, so a worker that
+died there would hold its trial for ever: standalone workers need an RDB storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import json
+from pathlib import Path
+from typing import Any
+
+from optuna_gamma.tuner.trainer_ref import load_trainer
+from optuna_gamma.tuner.trainer_ref import TrainerRef
+
+
+__all__ = ["WorkerArgs", "read_manifest", "require_heartbeat_storage", "worker_setup"]
+
+#: Keyword arguments of the built-in trainer a storage may set (values are checked by it).
+_BUILTIN_KEYS = frozenset(
+    {
+        "model",
+        "subset",
+        "valid_fraction",
+        "data_seed",
+        "test_subset",
+        "download",
+        "batch_size",
+        "weight_decay",
+        "momentum",
+    }
+)
+
+
+class WorkerArgs(dict):
+    """What :func:`worker_setup` returns: ``trainer``, ``space``, ``config``, ``mode``."""
+
+
+def require_heartbeat_storage(storage: Any, shown: str) -> None:
+    """Refuse a storage without heartbeats (a journal file) for a standalone worker.
+
+    Raises:
+        ValueError: ``storage`` is not an RDB storage.
+    """
+    import optuna
+
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        raise ValueError(
+            f"storage {shown!r} is a journal file, which has no heartbeat: a worker that dies "
+            "there would hold its trial for ever. Use --workers N on the run's machine, or an "
+            "RDB storage (postgresql://..., sqlite:///...) for standalone workers"
+        )
+
+
+def read_manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
+    """The run's settings as its first study recorded them (untrusted data).
+
+    Raises:
+        ValueError: No such run, or no readable record.
+    """
+    import optuna
+
+    names = {
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
+    for name in (f"{run}/epoch-001", f"{run}/whole"):
+        if name in names:
+            config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
+            if isinstance(config, Mapping):
+                return dict(config)
+    runs = sorted({n.rsplit("/", 1)[0] for n in names if "/" in n})
+    raise ValueError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
+
+
+def worker_trainer(
+    manifest: Mapping[str, Any], run: str, ref: TrainerRef | None, data_root: str | None
+) -> Any:
+    """The worker's trainer: its own ``--trainer`` (compared with the run's record first), or
+    the built-in trainer rebuilt from recorded names. Never code named by the storage.
+
+    Raises:
+        ValueError: A mismatch, a run whose trainer needs ``--trainer``, or bad recorded values.
+    """
+    spec = manifest.get("trainer_spec")
+    if ref is not None:
+        if spec is not None:
+            why = ref.mismatch(spec)
+            if why is not None:
+                raise ValueError(
+                    f"this worker's --trainer {ref.target!r} does not match run {run!r}: {why}"
+                )
+        return load_trainer(ref)
+    if isinstance(spec, Mapping) and isinstance(spec.get("builtin"), Mapping):
+        from optuna_gamma.tuner.builtin import ThesisTrainer
+
+        builtin = dict(spec["builtin"])
+        dataset = builtin.pop("dataset", None)
+        unknown = sorted(set(builtin) - _BUILTIN_KEYS)
+        if not isinstance(dataset, str) or unknown:
+            raise ValueError(
+                f"run {run!r} records a malformed built-in trainer {spec['builtin']!r}"
+            )
+        builtin["download"] = False  # a worker uses its own --data-root as it is
+        try:
+            trainer = ThesisTrainer(dataset, data_root, **builtin)
+        except TypeError as err:
+            raise ValueError(f"run {run!r} records a malformed built-in trainer: {err}") from None
+        trainer.data  # load now: a missing file is an argument error
+        return trainer
+    if isinstance(spec, Mapping) and "import" in spec:
+        raise ValueError(
+            f"run {run!r} was started with --trainer {spec['import']!r}: give this worker the "
+            "same --trainer (a worker never imports code named by a storage)"
+        )
+    raise ValueError(
+        f"run {run!r} was started from Python with the trainer {manifest.get('trainer')!r}; "
+        "start its workers with optuna_gamma.tuner.run_worker, or give --trainer"
+    )
+
+
+def worker_artifacts(manifest: Mapping[str, Any], run: str, given: str | None) -> str:
+    """The worker's own ``--artifacts``, checked against the run's record.
+
+    Raises:
+        ValueError: Not given, or naming another store than the run records.
+    """
+    recorded = manifest.get("artifacts")
+    if given is None:
+        raise ValueError(
+            f"give --artifacts: run {run!r} keeps its states in {recorded!r} (a worker reads "
+            "and writes only where its own command line says)"
+        )
+    mine = given if "://" in given else str(Path(given).expanduser().resolve())
+    comparable = isinstance(recorded, str) and ("://" in recorded or recorded.startswith("/"))
+    if comparable and mine != recorded:
+        raise ValueError(
+            f"this worker's --artifacts {mine!r} does not match run {run!r}, which keeps its "
+            f"states in {recorded!r}"
+        )
+    return given
+
+
+def worker_setup(
+    storage: Any,
+    shown: str,
+    *,
+    run: str,
+    storage_arg: str,
+    trainer_ref: TrainerRef | None,
+    artifacts: str | None,
+    data_root: str | None,
+    device: str | None,
+    threads: int,
+) -> WorkerArgs:
+    """Everything ``optuna-gamma worker`` needs to join ``run`` (see the module docstring).
+
+    Raises:
+        ValueError: Any refused or malformed value, before anything is imported or written.
+    """
+    from optuna.distributions import json_to_distribution
+
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.workers import trainer_config
+
+    require_heartbeat_storage(storage, shown)
+    manifest = read_manifest(storage, run, shown)
+    where = worker_artifacts(manifest, run, artifacts)
+    try:
+        settings = trainer_config(manifest)
+        sp = manifest["space"]
+        space = {
+            **{k: json_to_distribution(json.dumps(d)) for k, d in dict(sp["tuned"]).items()},
+            **dict(sp["fixed"]),
+        }
+        mode = manifest["mode"]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"run {run!r} has a malformed record in its storage ({err!r})") from None
+    if mode not in ("per-epoch", "whole"):
+        raise ValueError(f"run {run!r} records an unknown mode {mode!r}")
+    trainer = worker_trainer(manifest, run, trainer_ref, data_root)
+    # The run directory is the head's: a worker never writes there, but the studies it creates
+    # record it (a resumed head compares it), so it is carried over as a label only.
+    run_dir = manifest.get("run_dir")
+    config = TunerConfig(
+        **settings,
+        storage=storage_arg,
+        artifacts=where,
+        device=device,
+        num_threads=threads,
+        progress=False,
+        trainer_ref=trainer_ref,
+        run_dir=run_dir if isinstance(run_dir, str) and run_dir else None,
+    )
+    return WorkerArgs(trainer=trainer, space=space, config=config, mode=mode)
