@@ -672,7 +672,10 @@ class Engine:
             if self.objective.clipped is not None:
                 attrs["kappa_clipped"] = float(self.objective.clipped(valid))
             attrs["state"] = self.store.save(
-                snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt"
+                snap,
+                trial,
+                f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt",
+                attach=self.config.keep_trial_states,
             )
             crash_point("after_save")
         for key, v in attrs.items():
@@ -825,6 +828,7 @@ class Engine:
         state_id = check_artifact_id(best.user_attrs.get("state"), where=where)
         try:
             snap = self.store.load(state_id)
+            state_id = self.store.keep(snap, best, study, self.storage)
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             state_id = self.store.save(snap, study, f"adopted-recomputed-{best.number:04d}.pt")
@@ -845,18 +849,10 @@ class Engine:
 
     def clean_up(self, study: optuna.Study) -> None:
         """Delete the states of every trial but the adopted one (unless kept); idempotent."""
-        from optuna.artifacts import get_all_artifact_meta
-
         assert self.store is not None
         if self.config.keep_trial_states or study.user_attrs.get("cleaned"):
             return
-        keep = study.user_attrs["adopted"]["state"]
-        for t in study.get_trials(deepcopy=False):
-            for meta in get_all_artifact_meta(t, storage=self.storage):
-                if meta.artifact_id != keep:
-                    self.store.remove(
-                        check_artifact_id(meta.artifact_id, where=f"trial {t.number}")
-                    )
+        self.store.remove_unadopted(study, self.storage, study.user_attrs["adopted"]["state"])
         study.set_user_attr("cleaned", True)
 
     def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
