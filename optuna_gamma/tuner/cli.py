@@ -241,6 +241,12 @@ def _build_parser() -> _Parser:
     )
     o.add_argument("--report", default=None, help="write an HTML report here")
     o.add_argument("--keep-trial-states", action="store_true")
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run's studies, states and result.json first and start again (a run "
+        "made with other settings is refused otherwise)",
+    )
     o.add_argument("--no-progress", action="store_true")
 
     w = sub.add_parser(
@@ -544,6 +550,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             device=args.device,
             num_threads=args.threads,
             keep_trial_states=args.keep_trial_states,
+            overwrite=args.overwrite,
             progress=False if args.no_progress else None,
             workers=args.workers,
             coordinate=args.coordinate,

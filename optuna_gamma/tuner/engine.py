@@ -51,6 +51,10 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.identity import check_same_run
+from optuna_gamma.tuner.identity import identity_fields
+from optuna_gamma.tuner.identity import overwrite_run
+from optuna_gamma.tuner.identity import resolve_run_name
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.runfiles import crash_point
@@ -77,20 +81,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "resolve_device", "storage_errors", "worker_id"]
 
 _logger = get_logger(__name__)
-
-#: Config keys whose change would make a run's stored results meaningless: refused on resume.
-_HARD_KEYS = (
-    "mode",
-    "sampler",
-    "seed",
-    "trials",
-    "objective",
-    "space",
-    "run_dir",
-    "artifacts",
-    "epochs_per_trial",
-    "warm_start",
-)
 
 
 def trainer_spec(trainer: Any) -> dict[str, Any] | None:
@@ -252,8 +242,9 @@ class Engine:
             self.deterministic,
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
+        self.config = config = resolve_run_name(config, self)
         self.paths = RunPaths(
-            config.run_dir if config.run_dir is not None else Path("runs") / config.run
+            config.run_dir if config.run_dir is not None else Path("runs") / str(config.run)
         )
         self.storage: Any = None
         self.storage_text = ""
@@ -293,6 +284,7 @@ class Engine:
             )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store)
+            overwrite_run(self)
             with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
                 self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()
@@ -340,6 +332,7 @@ class Engine:
             "keep_trial_states": self.config.keep_trial_states,
             "heartbeat_interval": self.config.heartbeat_interval,
             "grace_period": self.config.grace_period,
+            **identity_fields(self.trainer, self._initial, self.config),
             **extra,
         }
 
@@ -368,13 +361,7 @@ class Engine:
                 study.set_metric_names([self.objective.metric_name])
             study.set_user_attr("config", record)
             return study
-        local = ("run_dir", "artifacts") if self.role == "worker" else ()  # differ per machine
-        for key in _HARD_KEYS:
-            if key not in local and key in old and key in record and old[key] != record[key]:
-                raise ValueError(
-                    f"study {name!r} was created with {key}={old[key]!r}, this call has "
-                    f"{record[key]!r}; use another run name or run directory"
-                )
+        check_same_run(name, old, record, worker=self.role == "worker")
         for key in ("num_threads", "device"):
             if old.get(key) != record.get(key) and self.role != "worker":
                 _logger.warning(
