@@ -35,6 +35,9 @@ from typing import Any
 from typing import NoReturn
 from typing import Sequence
 
+from optuna_gamma.tuner.failures import cli_exit_status
+from optuna_gamma.tuner.failures import is_reported_failure
+
 
 __all__ = ["main"]
 
@@ -573,6 +576,8 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
         result = tune(trainer, space, config)
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
+        if is_reported_failure(err):  # a trainer's error: its traceback (cli_exit_status)
+            raise
         tune_parser.error(_one_line(err))
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
@@ -720,9 +725,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "tune":
-        return _tune(parser, args)
+        return cli_exit_status(lambda: _tune(parser, args))
     if args.command == "worker":
-        return _worker(parser, args)
+        return cli_exit_status(lambda: _worker(parser, args))
     return _report(parser, args)
 
 

@@ -42,6 +42,7 @@ from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
 from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.failures import reported_failures
 
 
 if TYPE_CHECKING:
@@ -245,7 +246,8 @@ def _local_worker(
             from optuna_gamma.tuner.cli import load_trainer
 
             trainer = load_trainer(trainer[1], trainer[2])
-        run_worker(trainer, space, config, mode)
+        with reported_failures():  # Optuna's copy of a failed trial's traceback: dropped
+            run_worker(trainer, space, config, mode)
     except BaseException as err:  # report it to the parent in one line, then fail the process
         errors.put(f"worker {worker_id()}: {type(err).__name__}: {' '.join(str(err).split())}")
         raise SystemExit(1) from None
