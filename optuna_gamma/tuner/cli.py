@@ -39,7 +39,10 @@ from optuna_gamma.tuner.failures import cli_exit_status
 from optuna_gamma.tuner.failures import is_reported_failure
 
 
-__all__ = ["main"]
+__all__ = ["DATA_ROOT_ENV", "main"]
+
+#: The environment variable naming the dataset folder when ``--data-root`` is not given.
+DATA_ROOT_ENV = "OPTUNA_GAMMA_DATA_ROOT"
 
 DATASETS = (
     "mnist",
@@ -79,6 +82,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _build_parser() -> _Parser:
+    from optuna_gamma import __version__
     from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
     from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
 
@@ -86,6 +90,7 @@ def _build_parser() -> _Parser:
         prog="optuna-gamma",
         description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser(
@@ -114,8 +119,9 @@ def _build_parser() -> _Parser:
     )
     d.add_argument(
         "--data-root",
-        default=None,
-        help="folder holding the dataset files (not needed for digits)",
+        default=os.environ.get(DATA_ROOT_ENV) or None,
+        help=f"folder holding the dataset files (not needed for digits; default "
+        f"${DATA_ROOT_ENV} when set)",
     )
     d.add_argument(
         "--subset",
@@ -123,7 +129,12 @@ def _build_parser() -> _Parser:
         default=None,
         help="training images used (train + validation), e.g. 500",
     )
-    d.add_argument("--valid-fraction", type=float, default=0.2)
+    d.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training images held out for validation (default %(default)s)",
+    )
     d.add_argument(
         "--download",
         action="store_true",
@@ -137,9 +148,24 @@ def _build_parser() -> _Parser:
         "digits",
     )
     s = t.add_argument_group("study")
-    s.add_argument("--mode", choices=("per-epoch", "whole"), default="per-epoch")
-    s.add_argument("--sampler", default="gamma", help="one of: " + ", ".join(SAMPLER_CHOICES))
-    s.add_argument("--epochs", type=int, default=1)
+    s.add_argument(
+        "--mode",
+        choices=("per-epoch", "whole"),
+        default="per-epoch",
+        help="per-epoch: one study per epoch, adopting the best trial's state (thesis fig. 8); "
+        "whole: constant settings for a whole training (default %(default)s)",
+    )
+    s.add_argument(
+        "--sampler",
+        default="gamma",
+        help="one of: " + ", ".join(SAMPLER_CHOICES) + " (default %(default)s)",
+    )
+    s.add_argument(
+        "--epochs",
+        type=int,
+        default=1,
+        help="epochs E (per-epoch: E studies; whole: each trial trains E) (default %(default)s)",
+    )
     s.add_argument(
         "--trials-per-epoch",
         "--trials",
@@ -149,7 +175,12 @@ def _build_parser() -> _Parser:
         help="trials per epoch (whole mode: trainings); default 12, grid size for grid:N, 1 for "
         "fixed",
     )
-    s.add_argument("--n-startup-trials", type=int, default=2)
+    s.add_argument(
+        "--n-startup-trials",
+        type=int,
+        default=2,
+        help="random start-up trials of the model-based samplers (default %(default)s)",
+    )
     s.add_argument(
         "--objective",
         "--kappa",
@@ -167,7 +198,12 @@ def _build_parser() -> _Parser:
         default=False,
         help="enqueue the previous epoch's best parameters first (off: it did not help)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the initial model, the batches and the samplers (default %(default)s)",
+    )
     s.add_argument(
         "--storage",
         default=None,
@@ -193,7 +229,9 @@ def _build_parser() -> _Parser:
     h.add_argument(
         "--lr-linear", action="store_true", help="linear instead of log scale (grid:N too)"
     )
-    h.add_argument("--batch-size", type=int, default=50)
+    h.add_argument(
+        "--batch-size", type=int, default=50, help="mini-batch size (default %(default)s)"
+    )
     h.add_argument(
         "--tune-batch-size",
         type=_ints,
@@ -201,10 +239,26 @@ def _build_parser() -> _Parser:
         metavar="B1,B2,...",
         help="batch-size choices",
     )
-    h.add_argument("--weight-decay", type=float, default=1e-3)
-    h.add_argument("--tune-weight-decay", type=_floats, default=None, metavar="LOW,HIGH")
-    h.add_argument("--momentum", type=float, default=0.0)
-    h.add_argument("--tune-momentum", type=_floats, default=None, metavar="LOW,HIGH")
+    h.add_argument(
+        "--weight-decay", type=float, default=1e-3, help="SGD weight decay (default %(default)s)"
+    )
+    h.add_argument(
+        "--tune-weight-decay",
+        type=_floats,
+        default=None,
+        metavar="LOW,HIGH",
+        help="tune the weight decay in this range (log scale when LOW > 0) instead of fixing it",
+    )
+    h.add_argument(
+        "--momentum", type=float, default=0.0, help="SGD momentum (default %(default)s)"
+    )
+    h.add_argument(
+        "--tune-momentum",
+        type=_floats,
+        default=None,
+        metavar="LOW,HIGH",
+        help="tune the momentum in this range instead of fixing it",
+    )
     o = t.add_argument_group("execution and output")
     o.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
@@ -243,14 +297,22 @@ def _build_parser() -> _Parser:
         help="seconds without a heartbeat before that (default 3x)",
     )
     o.add_argument("--report", default=None, help="write an HTML report here")
-    o.add_argument("--keep-trial-states", action="store_true")
+    o.add_argument(
+        "--keep-trial-states",
+        action="store_true",
+        help="keep every trial's training state (default: only the adopted ones)",
+    )
     o.add_argument(
         "--overwrite",
         action="store_true",
         help="delete the run's studies, states and result.json first and start again (a run "
         "made with other settings is refused otherwise)",
     )
-    o.add_argument("--no-progress", action="store_true")
+    o.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar on a terminal, none otherwise)",
+    )
 
     w = sub.add_parser(
         "worker",
@@ -270,7 +332,10 @@ def _build_parser() -> _Parser:
     w.add_argument("--run", required=True, help="the run's name")
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
     w.add_argument(
-        "--data-root", default=None, help="this machine's dataset folder (built-in trainer)"
+        "--data-root",
+        default=os.environ.get(DATA_ROOT_ENV) or None,
+        help=f"this machine's dataset folder (built-in trainer; default ${DATA_ROOT_ENV} when "
+        "set)",
     )
     w.add_argument(
         "--threads",
@@ -324,7 +389,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--kappa-lambda must be in (0, 1], got {args.kappa_lambda:g}")
     if args.trainer is None:
         if args.dataset != "digits" and args.data_root is None and not args.download:
-            raise ValueError(f"--data-root is required for {args.dataset!r} (or pass --download)")
+            raise ValueError(
+                f"--data-root is required for {args.dataset!r} (or set ${DATA_ROOT_ENV}, or pass "
+                "--download)"
+            )
         if args.data_root is not None and not Path(args.data_root).is_dir():
             raise ValueError(f"--data-root {args.data_root!r} is not a directory")
 
