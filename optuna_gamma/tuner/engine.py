@@ -51,9 +51,10 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.frontend import widen_hint
 from optuna_gamma.tuner.identity import check_same_run
 from optuna_gamma.tuner.identity import identity_fields
-from optuna_gamma.tuner.identity import overwrite_run
+from optuna_gamma.tuner.identity import prepare_run
 from optuna_gamma.tuner.identity import resolve_run_name
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
@@ -284,11 +285,11 @@ class Engine:
             )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store)
-            overwrite_run(self)
             with seeded_rng(derive_seed(cfg.seed, "build"), self.device):
                 self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()
             self._initial = capture(self._state)
+            prepare_run(self)
             yield self
 
     def _check_state(self) -> None:
@@ -848,10 +849,9 @@ class Engine:
             if (name, side) in self._warned_bounds:
                 continue
             self._warned_bounds.add((name, side))
-            flag = f"--lr-{side}" if name == "lr" else f"the {side} end of {name!r}"
             _logger.warning(
                 f"the best {name} of epoch {epoch} ({params[name]:.4g}) sits at the {side} end "
-                f"of its search range: widen {flag}"
+                f"of its search range: {widen_hint(name, side)}"
             )
 
     # ------------------------------------------------------------------ progress

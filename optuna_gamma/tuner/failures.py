@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
-import contextvars
 import logging
 import re
 import sys
 import traceback
 
 from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.frontend import cli_frontend
+from optuna_gamma.tuner.frontend import repeat_word
 
 
 __all__ = ["INTERRUPTED", "cli_exit_status", "is_reported_failure", "reported_failures"]
@@ -39,8 +40,6 @@ INTERRUPTED = "interrupted; re-run the same command to resume"
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # where Optuna logs "Trial N failed ..."
 _FAILED = re.compile(r"^Trial (\d+) failed with parameters: (.*) because of the following error")
 _MARK = "_optuna_gamma_failure_reported"
-#: How the user repeats what failed: "call" (Python API) or "command" (set by the CLI).
-_CALL: contextvars.ContextVar[str] = contextvars.ContextVar("optuna_gamma_call", default="call")
 
 
 class _DropOptunasCopy(logging.Filter):
@@ -75,7 +74,7 @@ def _attach(err: BaseException, line: str) -> None:
 @contextlib.contextmanager
 def reported_failures() -> Iterator[None]:
     """Around a tuner call: one traceback and one line for a failed trial or a Ctrl-C."""
-    call = _CALL.get()
+    call = repeat_word()
     dropper = _DropOptunasCopy()
     optuna_logger = logging.getLogger(_OPTUNA_TRIAL_LOGGER)
     optuna_logger.addFilter(dropper)
@@ -104,9 +103,9 @@ def is_reported_failure(err: BaseException) -> bool:
 
 def cli_exit_status(command: Callable[[], int]) -> int:
     """Run a CLI command; a trial's failure: traceback and line once, 1; Ctrl-C: one line, 130."""
-    token = _CALL.set("command")
     try:
-        return command()
+        with cli_frontend():
+            return command()
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
@@ -115,5 +114,3 @@ def cli_exit_status(command: Callable[[], int]) -> int:
             raise
         traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
         return 1
-    finally:
-        _CALL.reset(token)

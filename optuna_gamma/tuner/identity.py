@@ -161,7 +161,11 @@ def _short(value: Any) -> str:
 
 
 def check_same_run(
-    study_name: str, old: Mapping[str, Any], new: Mapping[str, Any], *, worker: bool = False
+    study_name: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    worker: bool = False,
 ) -> None:
     """Refuse a call whose identity differs from the stored run's.
 
@@ -224,10 +228,20 @@ def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = Non
     return len(names)
 
 
-def overwrite_run(engine: Any) -> None:
-    """With ``overwrite=True`` (not on a worker), delete the run before anything else."""
+def prepare_run(engine: Any) -> None:
+    """Before any study is opened: with ``overwrite=True`` (not on a worker) delete the run;
+    for a new run, check the objective on the initial state's validation metrics, so a wrong
+    objective is a clear error that leaves nothing behind (no study that records it)."""
+    import optuna
+
     if engine.config.overwrite and engine.role != "worker":
         delete_run(engine.storage, engine.store, engine.config.run, engine.paths.result)
+    names = {
+        s.study_name
+        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
+    }
+    if engine.role != "worker" and engine.study_name(1) not in names:
+        engine.objective(engine.evaluate(engine._initial, "valid"))  # ValueError: the fix
 
 
 def resolve_run_name(config: TunerConfig, engine: Any) -> TunerConfig:

@@ -18,11 +18,11 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
-from optuna_gamma.tuner.failures import reported_failures
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
 from optuna_gamma.tuner.runfiles import crash_point
+from optuna_gamma.tuner.session import tuner_call
 
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def tune_per_epoch(
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
-    with reported_failures(), engine.opened(), storage_errors():
+    with tuner_call(), engine.opened(), storage_errors():
         before = engine.count_complete()
         with engine.progress(cfg.epochs * engine.plan.trials, before):
             if engine.role == "coordinator":
@@ -224,7 +224,7 @@ def tune_whole(
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
-    with reported_failures(), engine.opened(), storage_errors():
+    with tuner_call(), engine.opened(), storage_errors():
         before = engine.count_complete()
         record = engine.run_record()
         study = engine.open_study(engine.study_name(1), record)
