@@ -41,7 +41,6 @@ import contextlib
 import math
 import numbers
 from pathlib import Path
-import sys
 import time
 from typing import Any
 from typing import TYPE_CHECKING
@@ -56,6 +55,7 @@ from optuna_gamma.tuner.identity import check_same_run
 from optuna_gamma.tuner.identity import identity_fields
 from optuna_gamma.tuner.identity import prepare_run
 from optuna_gamma.tuner.identity import resolve_run_name
+from optuna_gamma.tuner.live import live_progress
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.runfiles import crash_point
@@ -857,19 +857,10 @@ class Engine:
     # ------------------------------------------------------------------ progress
     @contextlib.contextmanager
     def progress(self, total: int, done: int) -> Iterator[None]:
-        """A tqdm bar over the run's trials (total and start count right on resume)."""
-        show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
-        if not show or done >= total:
+        """A tqdm bar over the run's trials (total and start count right on resume) and the
+        running epoch's trials (:mod:`optuna_gamma.tuner.live`)."""
+        with live_progress(self, total, done):
             yield
-            return
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=total, initial=done, unit="trial", dynamic_ncols=True)
-        try:
-            yield
-        finally:
-            self._bar.close()
-            self._bar = None
 
     def set_progress(self, text: str) -> None:
         if self._bar is not None:
