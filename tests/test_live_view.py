@@ -54,8 +54,8 @@ def test_off_a_terminal_one_debug_row_per_trial_and_one_info_line_per_epoch(
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    rows = [ROW.search(r.getMessage()) for r in records if r.levelno == logging.DEBUG]
-    rows = [m for m in rows if m]
+    found = [ROW.search(r.getMessage()) for r in records if r.levelno == logging.DEBUG]
+    rows = [m for m in found if m is not None]
     assert sorted((int(m.group(1)), int(m.group(2))) for m in rows) == [
         (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)
     ]  # fmt: skip
