@@ -784,8 +784,26 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
     except (ValueError, TunerError, OSError) as err:
         report_parser.error(_one_line(err))
     print(f"report: {path}")
-    print(f"dashboard: {dashboard_command(shown)}")
+    dirs: list[str | None] = list(_artifact_dirs(storage, args.run)) or [None]
+    for artifacts in dirs:
+        print(f"dashboard: {dashboard_command(shown, artifacts)}")
     return 0
+
+
+def _artifact_dirs(storage: Any, runs: list[str] | None) -> list[str]:
+    """The artifact directories the runs in ``storage`` recorded (``runs``: only those), so
+    that the printed dashboard command can download their states (one command per folder)."""
+    from optuna_gamma.tuner.report import collect_runs
+
+    found = collect_runs(storage)
+    dirs = {
+        str(info["config"].get("artifacts"))
+        for run, info in found.items()
+        if (runs is None or run.split("/")[0] in runs)
+        and info["config"].get("artifacts")
+        and "://" not in str(info["config"].get("artifacts"))
+    }
+    return sorted(dirs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

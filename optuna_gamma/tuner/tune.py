@@ -18,6 +18,8 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
+from optuna_gamma.tuner.finished import save_result
+from optuna_gamma.tuner.finished import test_metrics
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
@@ -93,10 +95,8 @@ def tune_per_epoch(
             _entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
             for e in range(1, cfg.epochs + 1)
         ]
-        final = engine.adopted_snapshot(cfg.epochs)
-        test = engine.evaluate(final, "test")
         last = engine.load_study(cfg.epochs)
-        last.set_user_attr("test", test)
+        test = test_metrics(engine, last, cfg.epochs)
         engine.new_trials = engine.count_complete() - before
         studies = [engine.load_study(e) for e in range(1, cfg.epochs + 1)]
         result = PerEpochResult(
@@ -109,7 +109,7 @@ def tune_per_epoch(
             ),
             schedule=entries,
         )
-        result.save(engine.paths.result)
+        save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
 
@@ -238,9 +238,7 @@ def tune_whole(
             else:
                 engine.clean_up(study)
         adopted = study.user_attrs["adopted"]
-        final = engine.adopted_snapshot(1)
-        test = engine.evaluate(final, "test")
-        study.set_user_attr("test", test)
+        test = test_metrics(engine, study, 1)
         engine.new_trials = engine.count_complete() - before
         trials = [
             {
@@ -257,7 +255,7 @@ def tune_whole(
             best=_entry(cfg.epochs, adopted, engine.space.fixed),
             trials=trials,
         )
-        result.save(engine.paths.result)
+        save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
 
