@@ -85,7 +85,7 @@ PEERS = (
 #: The tuner's policies (docs/design.md §7) at the same budget B: the default population policy
 #: serial (``pe-pop``) and with 12 trials at a time (``pe-pop-w12``: the wall time of 12 workers
 #: for B / 12 epochs), and the ablation of what makes it pay (docs/when-it-pays.md).
-POLICIES = {
+POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
     "pe-pop-explore-all": {"width": 1, "explore_until": 1.0},

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
+import shutil
 import sys
+import tempfile
 
 
 sys.path.insert(0, os.path.abspath(".."))
@@ -33,4 +37,22 @@ nitpicky = False
 suppress_warnings = ["myst.xref_missing"]
 exclude_patterns = ["_build"]
 html_theme = "furo"
+
+
+def _offline_mathjax() -> str:
+    """MathJax 3 served from the site itself, so equations render without internet: its
+    self-contained ``tex-svg.js`` (SVG output, no web fonts) from the sphinx-mathjax-offline
+    package, copied into the site's ``_static/mathjax/``."""
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the docs need sphinx-mathjax-offline: pip install -e '.[docs]'")
+    source = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "tex-svg.js"
+    static = Path(tempfile.mkdtemp(prefix="optuna-gamma-docs-"))
+    (static / "mathjax").mkdir()
+    shutil.copy(source, static / "mathjax" / "tex-svg.js")
+    return str(static)
+
+
+html_static_path = [_offline_mathjax()]
+mathjax_path = "mathjax/tex-svg.js"
 html_title = "optuna-gamma"

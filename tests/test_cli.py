@@ -96,6 +96,7 @@ def test_bad_arguments_give_one_line_and_exit_2(
     from optuna_gamma.tuner.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPTUNA_GAMMA_DATA_ROOT", raising=False)  # the --data-root default
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2

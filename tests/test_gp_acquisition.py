@@ -270,14 +270,18 @@ def test_fantasy_acquisition_is_the_mean_ei_over_conditioned_gps(predictive: str
         )
         l_ref, s_ref = ref.predict(Xq)
         l_f, s_f = fant.predict(Xq)
-        np.testing.assert_allclose(l_f[:, s], l_ref, rtol=1e-9, atol=1e-10)
-        np.testing.assert_allclose(s_f[:, s], s_ref, rtol=1e-9, atol=1e-12)
+        # Extended factor against a fresh one: they round differently, by about
+        # n * eps * cond(K) (17 points, noise 1e-3: cond(K) < 2e4, so ~1e-10); 1e-8 holds on
+        # any BLAS.
+        np.testing.assert_allclose(l_f[:, s], l_ref, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(s_f[:, s], s_ref, rtol=1e-8, atol=1e-8)
         eis.append(
             expected_improvement(l_ref, s_ref, max(best, draws[s].max()), xi=0.01, dof=ref.dof)
         )
     np.testing.assert_allclose(acq(Xq), np.log(np.mean(eis, axis=0)), rtol=1e-8)
     value, grad = acq.value_and_grad(Xq)
-    np.testing.assert_allclose(value, acq(Xq), rtol=1e-12)
+    # two code paths (with and without the gradient) over the same factor: a few roundings
+    np.testing.assert_allclose(value, acq(Xq), rtol=1e-10, atol=1e-12)
     assert np.all(grad[:, 2] == 0.0)
     _assert_gradient_matches_finite_differences(acq, Xq, grad, columns=range(2))
 

@@ -694,9 +694,12 @@ def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> Non
     fresh = GaussianProcess(gp.X, gp.y, gp.params, gp.settings, is_categorical=gp.is_categorical)
     Xq = rng.random((9, 2))
     (loc, scale), (loc_ref, scale_ref) = gp.predict(Xq), fresh.predict(Xq)
-    # the two factorizations agree to the conditioning of K (80 points, noise ratio ~1e-8):
-    # a few 1e-9 relative
-    np.testing.assert_allclose(loc, loc_ref, rtol=1e-7, atol=1e-12)
+    # Not bit-equal: the extended and the fresh factor round differently, and the error of a
+    # Cholesky solve grows with n * eps * cond(K); these 80 close points give cond(K) ~ 1e12, so
+    # the locations (outputs standardized, |y| ~ 1) differ by ~1e-10 here and by more on another
+    # BLAS (1.3e-9 relative was seen). 1e-6 of the output scale is far below what changes a
+    # suggestion and holds on any machine.
+    np.testing.assert_allclose(loc, loc_ref, rtol=1e-6, atol=1e-6)
     # the scale is a difference of nearly equal numbers among 80 close points (1 - |L^-1 k|^2
     # ~ 1e-8): both factorizations agree to that cancellation
     np.testing.assert_allclose(scale, scale_ref, rtol=1e-5)

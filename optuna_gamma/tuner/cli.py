@@ -35,8 +35,14 @@ from typing import Any
 from typing import NoReturn
 from typing import Sequence
 
+from optuna_gamma.tuner.failures import cli_exit_status
+from optuna_gamma.tuner.failures import is_reported_failure
 
-__all__ = ["main"]
+
+__all__ = ["DATA_ROOT_ENV", "main"]
+
+#: The environment variable naming the dataset folder when ``--data-root`` is not given.
+DATA_ROOT_ENV = "OPTUNA_GAMMA_DATA_ROOT"
 
 DATASETS = (
     "mnist",
@@ -76,6 +82,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _build_parser() -> _Parser:
+    from optuna_gamma import __version__
     from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
     from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
 
@@ -83,6 +90,7 @@ def _build_parser() -> _Parser:
         prog="optuna-gamma",
         description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser(
@@ -111,8 +119,9 @@ def _build_parser() -> _Parser:
     )
     d.add_argument(
         "--data-root",
-        default=None,
-        help="folder holding the dataset files (not needed for digits)",
+        default=os.environ.get(DATA_ROOT_ENV) or None,
+        help=f"folder holding the dataset files (not needed for digits; default "
+        f"${DATA_ROOT_ENV} when set)",
     )
     d.add_argument(
         "--subset",
@@ -120,7 +129,12 @@ def _build_parser() -> _Parser:
         default=None,
         help="training images used (train + validation), e.g. 500",
     )
-    d.add_argument("--valid-fraction", type=float, default=0.2)
+    d.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training images held out for validation (default %(default)s)",
+    )
     d.add_argument(
         "--download",
         action="store_true",
@@ -134,15 +148,25 @@ def _build_parser() -> _Parser:
         "digits",
     )
     s = t.add_argument_group("study")
-    s.add_argument("--mode", choices=("per-epoch", "whole"), default="per-epoch")
-    s.add_argument("--sampler", default="gamma", help="one of: " + ", ".join(SAMPLER_CHOICES))
+    s.add_argument(
+        "--mode",
+        choices=("per-epoch", "whole"),
+        default="per-epoch",
+        help="per-epoch: one study per epoch, adopting the best trial's state (thesis fig. 8); "
+        "whole: constant settings for a whole training (default %(default)s)",
+    )
+    s.add_argument(
+        "--sampler",
+        default="gamma",
+        help="one of: " + ", ".join(SAMPLER_CHOICES) + " (default %(default)s)",
+    )
     s.add_argument(
         "--policy",
         choices=("population", "thesis"),
         default=None,
-        help="how the run spends its compute: 'population' (default; committed settings plus "
-        "sampled explorers) or 'thesis' (the thesis's T trials per epoch, best adopted; the "
-        "default for grid:N and fixed:LR)",
+        help="how the run spends its compute: 'population' (default; settings that race, "
+        "commit, and sampled explorers) or 'thesis' (the thesis's T trials per epoch, best "
+        "adopted; the default for grid:N and fixed:LR)",
     )
     s.add_argument(
         "--budget",
@@ -167,7 +191,12 @@ def _build_parser() -> _Parser:
         "size for grid:N, 1 for fixed; population policy: trials at once (default: --workers, "
         "at least 1)",
     )
-    s.add_argument("--n-startup-trials", type=int, default=2)
+    s.add_argument(
+        "--n-startup-trials",
+        type=int,
+        default=2,
+        help="random start-up trials of the model-based samplers (default %(default)s)",
+    )
     s.add_argument(
         "--objective",
         "--kappa",
@@ -185,7 +214,12 @@ def _build_parser() -> _Parser:
         default=False,
         help="enqueue the previous epoch's best parameters first (off: it did not help)",
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the initial model, the batches and the samplers (default %(default)s)",
+    )
     s.add_argument(
         "--storage",
         default=None,
@@ -211,7 +245,9 @@ def _build_parser() -> _Parser:
     h.add_argument(
         "--lr-linear", action="store_true", help="linear instead of log scale (grid:N too)"
     )
-    h.add_argument("--batch-size", type=int, default=50)
+    h.add_argument(
+        "--batch-size", type=int, default=50, help="mini-batch size (default %(default)s)"
+    )
     h.add_argument(
         "--tune-batch-size",
         type=_ints,
@@ -219,10 +255,26 @@ def _build_parser() -> _Parser:
         metavar="B1,B2,...",
         help="batch-size choices",
     )
-    h.add_argument("--weight-decay", type=float, default=1e-3)
-    h.add_argument("--tune-weight-decay", type=_floats, default=None, metavar="LOW,HIGH")
-    h.add_argument("--momentum", type=float, default=0.0)
-    h.add_argument("--tune-momentum", type=_floats, default=None, metavar="LOW,HIGH")
+    h.add_argument(
+        "--weight-decay", type=float, default=1e-3, help="SGD weight decay (default %(default)s)"
+    )
+    h.add_argument(
+        "--tune-weight-decay",
+        type=_floats,
+        default=None,
+        metavar="LOW,HIGH",
+        help="tune the weight decay in this range (log scale when LOW > 0) instead of fixing it",
+    )
+    h.add_argument(
+        "--momentum", type=float, default=0.0, help="SGD momentum (default %(default)s)"
+    )
+    h.add_argument(
+        "--tune-momentum",
+        type=_floats,
+        default=None,
+        metavar="LOW,HIGH",
+        help="tune the momentum in this range instead of fixing it",
+    )
     o = t.add_argument_group("execution and output")
     o.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
@@ -261,8 +313,22 @@ def _build_parser() -> _Parser:
         help="seconds without a heartbeat before that (default 3x)",
     )
     o.add_argument("--report", default=None, help="write an HTML report here")
-    o.add_argument("--keep-trial-states", action="store_true")
-    o.add_argument("--no-progress", action="store_true")
+    o.add_argument(
+        "--keep-trial-states",
+        action="store_true",
+        help="keep every trial's training state (default: only the adopted ones)",
+    )
+    o.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run's studies, states and result.json first and start again (a run "
+        "made with other settings is refused otherwise)",
+    )
+    o.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar on a terminal, none otherwise)",
+    )
 
     w = sub.add_parser(
         "worker",
@@ -282,7 +348,10 @@ def _build_parser() -> _Parser:
     w.add_argument("--run", required=True, help="the run's name")
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
     w.add_argument(
-        "--data-root", default=None, help="this machine's dataset folder (built-in trainer)"
+        "--data-root",
+        default=os.environ.get(DATA_ROOT_ENV) or None,
+        help=f"this machine's dataset folder (built-in trainer; default ${DATA_ROOT_ENV} when "
+        "set)",
     )
     w.add_argument(
         "--threads",
@@ -338,7 +407,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--kappa-lambda must be in (0, 1], got {args.kappa_lambda:g}")
     if args.trainer is None:
         if args.dataset != "digits" and args.data_root is None and not args.download:
-            raise ValueError(f"--data-root is required for {args.dataset!r} (or pass --download)")
+            raise ValueError(
+                f"--data-root is required for {args.dataset!r} (or set ${DATA_ROOT_ENV}, or pass "
+                "--download)"
+            )
         if args.data_root is not None and not Path(args.data_root).is_dir():
             raise ValueError(f"--data-root {args.data_root!r} is not a directory")
 
@@ -516,6 +588,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             device=args.device,
             num_threads=args.threads,
             keep_trial_states=args.keep_trial_states,
+            overwrite=args.overwrite,
             progress=False if args.no_progress else None,
             workers=args.workers,
             coordinate=args.coordinate,
@@ -539,6 +612,8 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
         result = tune(trainer, space, config)
     except (ValueError, FileNotFoundError, TunerError, OSError) as err:
+        if is_reported_failure(err):  # a trainer's error: its traceback (cli_exit_status)
+            raise
         tune_parser.error(_one_line(err, where=_writing(args, run_dir)))
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
@@ -646,8 +721,26 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
     except (ValueError, TunerError, OSError) as err:
         report_parser.error(_one_line(err))
     print(f"report: {path}")
-    print(f"dashboard: {dashboard_command(shown)}")
+    dirs: list[str | None] = list(_artifact_dirs(storage, args.run)) or [None]
+    for artifacts in dirs:
+        print(f"dashboard: {dashboard_command(shown, artifacts)}")
     return 0
+
+
+def _artifact_dirs(storage: Any, runs: list[str] | None) -> list[str]:
+    """The artifact directories the runs in ``storage`` recorded (``runs``: only those), so
+    that the printed dashboard command can download their states (one command per folder)."""
+    from optuna_gamma.tuner.report import collect_runs
+
+    found = collect_runs(storage)
+    dirs = {
+        str(info["config"].get("artifacts"))
+        for run, info in found.items()
+        if (runs is None or run.split("/")[0] in runs)
+        and info["config"].get("artifacts")
+        and "://" not in str(info["config"].get("artifacts"))
+    }
+    return sorted(dirs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -655,9 +748,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "tune":
-        return _tune(parser, args)
+        return cli_exit_status(lambda: _tune(parser, args))
     if args.command == "worker":
-        return _worker(parser, args)
+        return cli_exit_status(lambda: _worker(parser, args))
     return _report(parser, args)
 
 

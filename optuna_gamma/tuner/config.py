@@ -88,7 +88,13 @@ class TunerConfig:
     """Settings of one tuner run (validated on creation; ``ValueError`` names a bad value).
 
     Attributes:
-        run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``).
+        run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``);
+            calling again with the same name resumes the run. Default: ``run-<8 hex>``, a hash
+            of what determines the result (trainer, space, objective, sampler, seed, mode;
+            :mod:`optuna_gamma.tuner.identity`), so unrelated scripts never share a run.
+        overwrite: Delete the run's studies, states and ``result.json`` first and start again
+            (for a run name whose stored run was made with other settings, which is refused
+            otherwise).
         run_dir: Run directory (default storage, artifacts, ``result.json``); default
             ``runs/<run>``.
         storage: An RDB URL (``sqlite:///runs.db``, ``postgresql://...``), a journal file path,
@@ -143,7 +149,7 @@ class TunerConfig:
             Workers never import what a storage names (docs/cluster.md, "Trust model").
     """
 
-    run: str = "run"
+    run: str | None = None
     run_dir: Union[str, os.PathLike[str], None] = None
     storage: Any = None
     artifacts: Any = None
@@ -166,10 +172,13 @@ class TunerConfig:
     heartbeat_interval: int = 10
     grace_period: int | None = None
     trainer_ref: TrainerRef | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.run, str) or not self.run or "/" in self.run:
-            raise ValueError(f"run must be a non-empty name without '/', got {self.run!r}")
+        if self.run is not None and (
+            not isinstance(self.run, str) or not self.run or "/" in self.run
+        ):
+            raise ValueError(f"run must be a non-empty name without '/' or None, got {self.run!r}")
         if self.run_dir is not None and not isinstance(self.run_dir, (str, os.PathLike)):
             raise ValueError(f"run_dir must be a path, got {self.run_dir!r}")
         _check_int("trials_per_epoch", self.trials_per_epoch, 1, none_ok=True)
@@ -199,6 +208,7 @@ class TunerConfig:
         _check_bool("progress", self.progress, none_ok=True)
         _check_int("workers", self.workers, 0)
         _check_bool("coordinate", self.coordinate)
+        _check_bool("overwrite", self.overwrite)
         _check_int("heartbeat_interval", self.heartbeat_interval, 1)
         _check_int("grace_period", self.grace_period, 1, none_ok=True)
         if self.trainer_ref is not None and not isinstance(self.trainer_ref, TrainerRef):

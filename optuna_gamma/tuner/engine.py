@@ -41,7 +41,6 @@ import contextlib
 import math
 import numbers
 from pathlib import Path
-import sys
 import time
 from typing import Any
 from typing import TYPE_CHECKING
@@ -51,6 +50,12 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.frontend import widen_hint
+from optuna_gamma.tuner.identity import check_same_run
+from optuna_gamma.tuner.identity import identity_fields
+from optuna_gamma.tuner.identity import prepare_run
+from optuna_gamma.tuner.identity import resolve_run_name
+from optuna_gamma.tuner.live import live_progress
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.policies import make_policy
@@ -82,21 +87,6 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "resolve_device", "storage_errors", "worker_id"]
 
 _logger = get_logger(__name__)
-
-#: Config keys whose change would make a run's stored results meaningless: refused on resume.
-_HARD_KEYS = (
-    "mode",
-    "policy",
-    "sampler",
-    "seed",
-    "trials",
-    "objective",
-    "space",
-    "run_dir",
-    "artifacts",
-    "epochs_per_trial",
-    "warm_start",
-)
 
 
 def trainer_spec(trainer: Any, ref: Any = None) -> dict[str, Any] | None:
@@ -276,8 +266,9 @@ class Engine:
             else ThesisPolicy(trials=self.plan.trials, epochs=1)
         )
         self.run_plan = self.policy.plan
+        self.config = config = resolve_run_name(config, self)
         self.paths = RunPaths(
-            config.run_dir if config.run_dir is not None else Path("runs") / config.run
+            config.run_dir if config.run_dir is not None else Path("runs") / str(config.run)
         )
         self.storage: Any = None
         self.storage_text = ""
@@ -321,6 +312,7 @@ class Engine:
                 self._state = self.trainer.build(cfg.seed, self.device)
             self._check_state()
             self._initial = capture(self._state)
+            prepare_run(self)
             yield self
 
     def _check_state(self) -> None:
@@ -367,6 +359,7 @@ class Engine:
             "keep_trial_states": self.config.keep_trial_states,
             "heartbeat_interval": self.config.heartbeat_interval,
             "grace_period": self.config.grace_period,
+            **identity_fields(self.trainer, self._initial, self.config),
             **extra,
         }
 
@@ -409,13 +402,7 @@ class Engine:
                 study.set_metric_names([self.objective.metric_name])
             study.set_user_attr("config", record)
             return study
-        local = ("run_dir", "artifacts") if self.role == "worker" else ()  # differ per machine
-        for key in _HARD_KEYS:
-            if key not in local and key in old and key in record and old[key] != record[key]:
-                raise ValueError(
-                    f"study {name!r} was created with {key}={old[key]!r}, this call has "
-                    f"{record[key]!r}; use another run name or run directory"
-                )
+        check_same_run(name, old, record, worker=self.role == "worker")
         for key in ("num_threads", "device"):
             if old.get(key) != record.get(key) and self.role != "worker":
                 _logger.warning(
@@ -889,7 +876,10 @@ class Engine:
             if self.objective.clipped is not None:
                 attrs["kappa_clipped"] = float(self.objective.clipped(valid))
             attrs["state"] = self.store.save(
-                snap, trial, f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt"
+                snap,
+                trial,
+                f"{study.study_name.replace('/', '-')}-trial-{trial.number:04d}.pt",
+                attach=self.config.keep_trial_states,
             )
             attrs["state_sha256"] = self.store.digest(attrs["state"])
             crash_point("after_save")
@@ -988,7 +978,7 @@ class Engine:
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         params = {**fixed, **trial.params}
         # the retry keeps the policy's slot (its start state and kind)
-        attrs = {
+        attrs: dict[str, Any] = {
             k: trial.user_attrs[k] for k in ("slot", "parent", "kind") if k in trial.user_attrs
         }
         attrs["retry_of"] = trial.number
@@ -1118,6 +1108,9 @@ class Engine:
         digest = trial.user_attrs.get("state_sha256")
         try:
             snap = self.store.load(state_id, digest)
+            kept = self.store.keep(snap, trial, study, self.storage)
+            if kept != state_id:  # a copy attached to the study (the trial's own is removed)
+                state_id, digest = kept, self.store.digest(kept)
         except StateUnavailableError as err:
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             state_id = self.store.save(snap, study, f"adopted-recomputed-{trial.number:04d}.pt")
@@ -1149,18 +1142,11 @@ class Engine:
 
     def clean_up(self, study: optuna.Study) -> None:
         """Delete the states of every trial but the adopted one (unless kept); idempotent."""
-        from optuna.artifacts import get_all_artifact_meta
-
         assert self.store is not None
         if self.config.keep_trial_states or study.user_attrs.get("cleaned"):
             return
         keep = {m["state"] for m in self.population_of_study(study)}
-        for t in study.get_trials(deepcopy=False):
-            for meta in get_all_artifact_meta(t, storage=self.storage):
-                if meta.artifact_id not in keep:
-                    self.store.remove(
-                        check_artifact_id(meta.artifact_id, where=f"trial {t.number}")
-                    )
+        self.store.remove_unadopted(study, self.storage, keep)
         study.set_user_attr("cleaned", True)
 
     def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
@@ -1169,28 +1155,18 @@ class Engine:
             if (name, side) in self._warned_bounds:
                 continue
             self._warned_bounds.add((name, side))
-            flag = f"--lr-{side}" if name == "lr" else f"the {side} end of {name!r}"
             _logger.warning(
                 f"the best {name} of epoch {epoch} ({params[name]:.4g}) sits at the {side} end "
-                f"of its search range: widen {flag}"
+                f"of its search range: {widen_hint(name, side)}"
             )
 
     # ------------------------------------------------------------------ progress
     @contextlib.contextmanager
     def progress(self, total: int, done: int) -> Iterator[None]:
-        """A tqdm bar over the run's trials (total and start count right on resume)."""
-        show = self.config.progress if self.config.progress is not None else sys.stderr.isatty()
-        if not show or done >= total:
+        """A tqdm bar over the run's trials (total and start count right on resume) and the
+        running epoch's trials (:mod:`optuna_gamma.tuner.live`)."""
+        with live_progress(self, total, done):
             yield
-            return
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=total, initial=done, unit="trial", dynamic_ncols=True)
-        try:
-            yield
-        finally:
-            self._bar.close()
-            self._bar = None
 
     def set_progress(self, text: str) -> None:
         if self._bar is not None:

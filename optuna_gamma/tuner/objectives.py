@@ -185,9 +185,14 @@ class Objective:
         """
         missing = [k for k in self.requires if k not in metrics]
         if missing:
+            from optuna_gamma.tuner.frontend import option
+
+            fits = [option("objective", k) for k in ("loss", "accuracy") if k in metrics]
             raise ValueError(
                 f"objective {self.name!r} needs the metrics {missing}, but evaluate() returned "
-                f"{sorted(metrics)}"
+                f"{sorted(metrics)}: pass "
+                + (f"{' or '.join(fits)}, or " if fits else "")
+                + "an objective computed from your metrics"
             )
         try:
             value = self.fn(metrics)

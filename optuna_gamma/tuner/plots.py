@@ -192,7 +192,12 @@ def _best_index(values: np.ndarray, metric: str) -> Optional[int]:
 
 
 def _metric_traces(
-    lr: np.ndarray, val: np.ndarray, metric: str, name: str, color: Optional[str]
+    lr: np.ndarray,
+    val: np.ndarray,
+    metric: str,
+    name: str,
+    color: Optional[str],
+    star_best: bool = True,
 ) -> list[go.Scatter]:
     import plotly.graph_objects as go
 
@@ -211,7 +216,7 @@ def _metric_traces(
             ),
         )
     ]
-    best = _best_index(val, metric)
+    best = _best_index(val, metric) if star_best else None
     if best is not None:
         traces.append(
             go.Scatter(
@@ -286,8 +291,15 @@ def plot_metrics_vs_learning_rate(
     lr_key: Optional[str] = None,
     group_by: Optional[str] = None,
     title: Optional[str] = None,
+    mark: Optional[str] = None,
+    mark_label: str = "marked",
 ) -> go.Figure:
     """Several metrics against the learning rate, one subplot per metric, shared log x axis.
+
+    Each subplot stars its own best point, unless ``mark`` names a key: then the records whose
+    ``mark`` is true are starred in every subplot (e.g. the trial each epoch adopted, which is
+    the best of the objective but not always of the accuracy or the loss), with one legend
+    entry ``mark_label`` saying what the stars are.
 
     Args:
         records: One mapping per evaluated learning rate, e.g. ``{"learning_rate": 0.1,
@@ -299,6 +311,8 @@ def plot_metrics_vs_learning_rate(
             subplots with one colour each (e.g. ``"epoch"`` or ``"sampler"``, as thesis fig. 14
             draws 1 and 50 epochs).
         title: Figure title.
+        mark: Key of the records to star (truthy values) instead of each subplot's best.
+        mark_label: The legend entry of the stars when ``mark`` is given.
 
     Returns:
         A ``plotly.graph_objects.Figure`` with ``len(metrics)`` rows of subplots.
@@ -308,6 +322,7 @@ def plot_metrics_vs_learning_rate(
             metric or the ``group_by`` key, or a learning rate is not finite and positive.
     """
     import plotly.colors
+    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     records = list(records)
@@ -337,17 +352,42 @@ def plot_metrics_vs_learning_rate(
         color = palette[g % len(palette)]
         for row, m in enumerate(metrics, start=1):
             lr, val = _check_lr_values([lrs[i] for i in idx], [records[i][m] for i in idx], m)
-            for t, trace in enumerate(_metric_traces(lr, val, m, name, color)):
+            traces = _metric_traces(lr, val, m, name, color, star_best=mark is None)
+            for t, trace in enumerate(traces):
                 if t == 0:
                     trace.showlegend = row == 1 and group_by is not None
                 fig.add_trace(trace, row=row, col=1)
+            if mark is not None:
+                marked = [i for i in idx if records[i].get(mark)]
+                fig.add_trace(
+                    go.Scatter(
+                        x=[lrs[i] for i in marked],
+                        y=_to_list(np.asarray([records[i][m] for i in marked], dtype=float)),
+                        mode="markers",
+                        name=mark_label,
+                        legendgroup="__marked__",
+                        showlegend=row == 1 and g == 0,
+                        marker={
+                            "symbol": "star",
+                            "size": 14,
+                            "color": color,
+                            "line": {"width": 1, "color": "black"},
+                        },
+                        hovertemplate=(
+                            f"{html.escape(mark_label)}<br>{m} %{{y:.4g}} at lr %{{x:.4g}}"
+                            f"<extra>{html.escape(name)}</extra>"
+                        ),
+                    ),
+                    row=row,
+                    col=1,
+                )
             fig.update_yaxes(title_text=m, row=row, col=1)
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="learning rate", row=len(metrics), col=1)
     fig.update_layout(
         title={"text": title if title is not None else "metrics against learning rate"},
         height=max(360, 260 * len(metrics)),
-        showlegend=group_by is not None,
+        showlegend=group_by is not None or mark is not None,
     )
     return fig
 

@@ -86,6 +86,7 @@ def _x_key(info: dict[str, Any]) -> str | None:
 def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
     from optuna.trial import TrialState
 
+    adopted = (study.user_attrs.get("adopted") or {}).get("trial")
     recs = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         ua = t.user_attrs
@@ -98,6 +99,7 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
                 "accuracy": ua.get("accuracy", float("nan")),
                 "loss": ua.get("loss") if ua.get("loss") is not None else float("nan"),
                 "epoch": epoch,
+                "adopted": t.number == adopted,
             }
         )
     return recs
@@ -280,6 +282,8 @@ def build_report(
                     yaxis_type="log",
                     height=360,
                 )
+                # epochs are whole numbers: one tick per epoch, none at 1.5
+                fig.update_xaxes(tickmode="array", tickvals=[s["epoch"] for s in sched])
                 items.append(fig)
             for e, study in info["studies"].items():
                 records += _trial_records(study, e, x)
@@ -293,6 +297,8 @@ def build_report(
                 lr_key="lr",
                 group_by="epoch" if info["mode"] == "per-epoch" else None,
                 title=_plain(f"{run}: metrics against {x} (validation)"),
+                mark="adopted",
+                mark_label="adopted trial (best objective of its epoch)",
             )
             items.append(fig)
             import optuna

@@ -169,14 +169,14 @@ def _registry_factory(
         from optuna_gamma.samplers import GammaBOSampler
 
         mode = _GAMMA_MODES[kind]
-        extra = {} if history is None else {"history": history, "target": target}
         return lambda seed: GammaBOSampler(
             predictive=mode,
             n_startup_trials=n_startup_trials,
             seed=seed,
             deterministic_objective=deterministic,
             warn_independent_sampling=False,
-            **extra,
+            history=history,
+            target=target,
         )
     if kind == "gp":
         return lambda seed: optuna.samplers.GPSampler(

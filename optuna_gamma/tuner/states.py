@@ -1,12 +1,19 @@
 """Training states in an Optuna artifact store: the one persistence path of the tuner.
 
-Every state the tuner keeps (a run's initial state, each trial's trained state, the adopted
-states) is a snapshot from :func:`optuna_gamma.tuner.trainer.capture` written with
-:func:`torch.save` and uploaded with :func:`optuna.artifacts.upload_artifact`, attached to its
-trial (or study), so optuna-dashboard lists it. The studies refer to a state only by its
-artifact id, a UUID: :func:`check_artifact_id` refuses anything else, so a reference read from a
-storage can never name a path outside the store (the store itself,
-:class:`optuna.artifacts.FileSystemArtifactStore`, refuses absolute and escaping ids too).
+Every state is a snapshot from :func:`optuna_gamma.tuner.trainer.capture` written with
+:func:`torch.save`. What the tuner keeps (a run's initial state, the adopted states, and every
+trial's state with ``keep_trial_states``) is uploaded with
+:func:`optuna.artifacts.upload_artifact`, attached to its trial or study, so optuna-dashboard
+lists it and every link it shows downloads. A trial's state that may be deleted after the
+adoption is written into the store *without* being attached (:meth:`StateStore.save` with
+``attach=False``: :meth:`ArtifactStore.write` under a fresh UUID, recorded only in the trial's
+``state`` user attribute), so the dashboard never lists a state that no longer exists; the
+adoption attaches a copy of the adopted one to its study (:meth:`StateStore.keep`).
+
+The studies refer to a state only by its artifact id, a UUID: :func:`check_artifact_id` refuses
+anything else, so a reference read from a storage can never name a path outside the store (the
+store itself, :class:`optuna.artifacts.FileSystemArtifactStore`, refuses absolute and escaping
+ids too).
 
 A state is read with ``torch.load(weights_only=True)`` (tensors and plain containers only, no
 code execution) and checked before use: :meth:`StateStore.load` raises
@@ -17,6 +24,7 @@ a CPU) instead of failing the run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import hashlib
 import io
 import os
@@ -25,6 +33,7 @@ import re
 import tempfile
 from typing import Any
 from typing import TYPE_CHECKING
+import uuid
 
 
 if TYPE_CHECKING:
@@ -165,6 +174,9 @@ class StateStore:
     def digest(self, artifact_id: str) -> str:
         """The SHA-256 (hex) of the file this store saved under ``artifact_id`` (recorded with
         the trial or study, and checked by :meth:`load`)."""
+        if artifact_id not in self._digests:  # stored by an earlier process: hash the file
+            with self.artifact_store.open_reader(artifact_id) as reader:
+                self._digests[artifact_id] = hashlib.sha256(reader.read()).hexdigest()
         return self._digests[artifact_id]
 
     def save(
@@ -172,8 +184,22 @@ class StateStore:
         snapshot: dict[str, Any],
         owner: optuna.Trial | optuna.study.Study,
         filename: str,
+        *,
+        attach: bool = True,
     ) -> str:
-        """Upload ``snapshot`` attached to ``owner``; return its artifact id."""
+        """Store ``snapshot``; return its artifact id.
+
+        Args:
+            snapshot: The state's components.
+            owner: The trial or study the state belongs to.
+            filename: The name optuna-dashboard shows for it.
+            attach: Attach it to ``owner`` (:func:`optuna.artifacts.upload_artifact`, listed by
+                the dashboard); ``False`` writes it under a fresh UUID only, for a state that
+                may be removed later (a trial's state before the adoption). The id is then
+                recorded as ``owner``'s user attribute ``state`` *before* the write, so a
+                process killed in between leaves no state that :meth:`remove_unadopted` cannot
+                find.
+        """
         from optuna.artifacts import upload_artifact
         import torch
 
@@ -182,6 +208,19 @@ class StateStore:
         torch.save(payload, buffer)  # in memory: a failing write is Python's OSError below
         data = buffer.getvalue()
         digest = hashlib.sha256(data).hexdigest()
+        if not attach:
+            artifact_id = str(uuid.uuid4())
+            owner.set_user_attr("state", artifact_id)
+            try:
+                self.artifact_store.write(artifact_id, io.BytesIO(data))
+            except OSError as err:
+                raise OSError(
+                    err.errno,
+                    f"cannot write training state {filename} to the artifact store "
+                    f"{self.where!r}: {err.strerror or err}",
+                ) from err
+            self._digests[artifact_id] = digest
+            return artifact_id
         # upload_artifact takes a file: stage it in memory-backed /dev/shm where there is one.
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         with tempfile.TemporaryDirectory(prefix="optuna-gamma-", dir=shm) as tmp:
@@ -248,6 +287,49 @@ class StateStore:
                 f"training state {artifact_id} is not an optuna-gamma state"
             )
         return payload["components"]
+
+    def keep(
+        self,
+        snapshot: dict[str, Any],
+        trial: optuna.trial.FrozenTrial,
+        study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
+    ) -> str:
+        """The id under which ``trial``'s state (loaded as ``snapshot``) is kept once adopted.
+
+        A state attached to its trial (``keep_trial_states``) is kept as it is; an unattached
+        one is attached to ``study`` as a copy under a new id (the original then goes with the
+        other trials' states in :meth:`remove_unadopted`). A readable copy that an earlier,
+        interrupted adoption attached already is reused, so a resumed run keeps one copy.
+        """
+        from optuna.artifacts import get_all_artifact_meta
+
+        state_id = check_artifact_id(trial.user_attrs.get("state"), where=f"trial {trial.number}")
+        if any(m.artifact_id == state_id for m in get_all_artifact_meta(trial, storage=storage)):
+            return state_id
+        name = f"{study.study_name.replace('/', '-')}-adopted-trial-{trial.number:04d}.pt"
+        for meta in get_all_artifact_meta(study):
+            if meta.filename == name:
+                try:
+                    self.load(check_artifact_id(meta.artifact_id, where=name))
+                except StateUnavailableError:
+                    continue
+                return meta.artifact_id
+        return self.save(snapshot, study, name)
+
+    def remove_unadopted(
+        self, study: optuna.Study, storage: optuna.storages.BaseStorage, keep: Collection[str]
+    ) -> None:
+        """Delete the state of every trial of ``study`` but those in ``keep`` (the carried
+        states; attached or not)."""
+        from optuna.artifacts import get_all_artifact_meta
+
+        for t in study.get_trials(deepcopy=False):
+            ids = {m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
+            if "state" in t.user_attrs:
+                ids.add(t.user_attrs["state"])
+            for artifact_id in sorted(ids - set(keep)):
+                self.remove(check_artifact_id(artifact_id, where=f"trial {t.number}"))
 
     def remove(self, artifact_id: str) -> None:
         """Delete a state (a missing one is fine)."""

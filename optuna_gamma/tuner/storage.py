@@ -136,8 +136,9 @@ def open_storage(
         raise ValueError(
             f"storage must be a URL, a journal file path or an optuna storage, got {text!r}"
         )
+    _check_not_a_broken_url(text)
     if "://" not in text:
-        return _open_journal(text, read_only=read_only)
+        return _open_journal(text, read_only=read_only, create_parent=spec is None)
     shown = mask_url(text)
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in _SCHEMES:
@@ -158,7 +159,7 @@ def open_storage(
 
                 raise TunerError(f"storage {shown!r} is not a usable database (not SQLite)")
             return _connect(text, shown, None, read_only=True), shown
-        _make_parent(path, shown)
+        _make_parent(path, shown, create=spec is None)
         _use_wal(path)
         storage = _connect(text, shown, heartbeat)
         _synchronous_normal(storage)
@@ -177,17 +178,47 @@ def get_storage(spec: Any) -> Any:
     return open_storage(spec)[0]
 
 
-def _make_parent(path: Path, shown: str) -> None:
+def _check_not_a_broken_url(text: str) -> None:
+    """Refuse ``sqlite:/runs.db`` and the like (a scheme without ``://``): taken as a file path
+    they become a file named ``sqlite:/runs.db`` in a folder ``sqlite:``."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):(?!//)(.*)$", text)
+    if match is None or match.group(1).split("+", 1)[0].lower() not in _SCHEMES:
+        return
+    scheme, rest = match.group(1), match.group(2).lstrip("/")
+    if scheme.split("+", 1)[0].lower() == "sqlite":
+        raise ValueError(
+            f"storage {text!r} is not a URL (it needs '://'): write sqlite:///{rest} for "
+            f"{rest!r} in the current folder, or sqlite:////{rest} for the absolute path "
+            f"'/{rest}'"
+        )
+    raise ValueError(f"storage {text!r} is not a URL (it needs '://'): write {scheme}://{rest}")
+
+
+def _make_parent(path: Path, shown: str, *, create: bool = True) -> None:
+    """Create the storage file's folder (the run directory's default storage) or, for a storage
+    the user named (``create=False``), require it to exist: a typo must not create folders
+    anywhere on the file system."""
     from optuna_gamma.tuner.errors import TunerError
 
+    parent = path.expanduser().resolve().parent
+    if not create:
+        if not parent.is_dir():
+            raise ValueError(
+                f"storage {shown!r}: the folder {str(parent)!r} does not exist; create it first "
+                "(or fix the path)"
+            )
+        return
     try:
         path.resolve().parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise TunerError(f"cannot create the folder of storage {shown!r}: {err.strerror}") from err
 
 
-def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
-    """An Optuna journal file (created if missing, unless ``read_only``)."""
+def _open_journal(
+    text: str, *, read_only: bool = False, create_parent: bool = True
+) -> tuple[Any, str]:
+    """An Optuna journal file (created if missing, unless ``read_only``; its folder too when
+    ``create_parent``)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -205,7 +236,7 @@ def _open_journal(text: str, *, read_only: bool = False) -> tuple[Any, str]:
         raise ValueError(f"no journal file at {text!r}")
     if path.is_file():
         _check_journal_content(path, text)
-    _make_parent(path, text)
+    _make_parent(path, text, create=create_parent)
     try:
         lock = OwnedSymlinkLock(str(path))  # a dead holder's lock is taken over at once
         if not read_only:

@@ -18,10 +18,13 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
+from optuna_gamma.tuner.finished import save_result
+from optuna_gamma.tuner.finished import test_metrics
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
 from optuna_gamma.tuner.runfiles import crash_point
+from optuna_gamma.tuner.session import tuner_call
 
 
 if TYPE_CHECKING:
@@ -81,7 +84,7 @@ def tune_per_epoch(
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
-    with engine.opened(), storage_errors():
+    with tuner_call(), engine.opened(), storage_errors():
         before = engine.count_complete()
         n = engine.n_epochs
         with engine.progress(engine.run_plan.compute, before):
@@ -93,10 +96,8 @@ def tune_per_epoch(
             _entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
             for e in range(1, n + 1)
         ]
-        final = engine.adopted_snapshot(n)
-        test = engine.evaluate(final, "test")
         last = engine.load_study(n)
-        last.set_user_attr("test", test)
+        test = test_metrics(engine, last, n)
         engine.new_trials = engine.count_complete() - before
         studies = [engine.load_study(e) for e in range(1, n + 1)]
         result = PerEpochResult(
@@ -109,7 +110,7 @@ def tune_per_epoch(
             ),
             schedule=entries,
         )
-        result.save(engine.paths.result)
+        save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
 
@@ -220,7 +221,7 @@ def tune_whole(
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
-    with engine.opened(), storage_errors():
+    with tuner_call(), engine.opened(), storage_errors():
         before = engine.count_complete()
         record = engine.run_record()
         study = engine.open_study(engine.study_name(1), record)
@@ -234,9 +235,7 @@ def tune_whole(
             else:
                 engine.clean_up(study)
         adopted = study.user_attrs["adopted"]
-        final = engine.adopted_snapshot(1)
-        test = engine.evaluate(final, "test")
-        study.set_user_attr("test", test)
+        test = test_metrics(engine, study, 1)
         engine.new_trials = engine.count_complete() - before
         trials = [
             {
@@ -253,7 +252,7 @@ def tune_whole(
             best=_entry(engine.epochs_per_trial, adopted, engine.space.fixed),
             trials=trials,
         )
-        result.save(engine.paths.result)
+        save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
 

@@ -43,6 +43,7 @@ from optuna_gamma.tuner.engine import Engine
 from optuna_gamma.tuner.engine import storage_errors
 from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.failures import reported_failures
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
@@ -281,7 +282,8 @@ def _local_worker(
     try:
         if isinstance(trainer, TrainerRef):  # the CLI's --trainer: imported here, as there
             trainer = load_trainer(trainer)
-        _run_worker(trainer, space, config, mode, local=True)
+        with reported_failures():  # Optuna's copy of a failed trial's traceback: dropped
+            _run_worker(trainer, space, config, mode, local=True)
     except BaseException as err:  # report it to the parent in one line, then fail the process
         errors.put(f"worker {worker_id()}: {type(err).__name__}: {' '.join(str(err).split())}")
         raise SystemExit(1) from None

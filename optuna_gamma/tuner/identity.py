@@ -1,0 +1,270 @@
+"""A run's identity: what determines its result, checked before a run is resumed.
+
+A run is resumed by calling the tuner again with the same run name. That is only right when
+the call would compute the same run; otherwise the stored studies belong to another experiment
+and resuming them returns a stale result (or fails deep in ``load_state_dict``). The identity
+of a run is what determines its result (:data:`IDENTITY_KEYS`): the trainer (its
+``describe()``, else its class and a hash of the class's source code), the model and optimizer
+it builds (names, shapes and dtypes of the tensors; the optimizer's settings), the search
+space, the objective, the sampler, the seed, the number of trials, the mode and, once the
+engine has one, the policy. :func:`check_same_run` compares the identity stored with a run's
+studies with the current call's and refuses a difference in one line that names the
+differing keys and the ways out: another run name, or ``overwrite=True`` (``--overwrite``),
+which deletes the run's studies and states (:func:`delete_run`) before anything else.
+
+The default run name (:func:`default_run_name`) is derived from the identity, so two unrelated
+scripts that do not name their runs never share one.
+
+A trainer controls its identity with a ``describe()`` method returning a JSON-able dict of
+what determines its results (the built-in trainer does); then its source code is not hashed
+and editing, e.g., a log message does not refuse the resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import hashlib
+import inspect
+import json
+from typing import Any
+from typing import TYPE_CHECKING
+
+from optuna_gamma.tuner._logging import get_logger
+
+
+if TYPE_CHECKING:
+    from optuna_gamma.tuner.config import TunerConfig
+    from optuna_gamma.tuner.states import StateStore
+
+
+__all__ = [
+    "IDENTITY_KEYS",
+    "RunMismatchError",
+    "check_same_run",
+    "default_run_name",
+    "delete_run",
+    "identity_fields",
+]
+
+_logger = get_logger(__name__)
+
+#: Keys of a run's recorded config that must match for a resume (the rest, e.g. the device
+#: or the thread count, only warn). ``run_dir`` and ``artifacts`` are where the run lives.
+IDENTITY_KEYS = (
+    "mode",
+    "trainer",
+    "trainer_code",
+    "model",
+    "space",
+    "objective",
+    "policy",
+    "sampler",
+    "seed",
+    "trials",
+    "epochs_per_trial",
+    "warm_start",
+    "run_dir",
+    "artifacts",
+)
+
+#: Keys that differ between the machines of one run (a worker's paths are its own).
+_LOCAL_KEYS = ("run_dir", "artifacts")
+
+
+class RunMismatchError(ValueError):
+    """The stored run was made by another experiment (see :func:`check_same_run`)."""
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trainer_description(trainer: Any) -> Any:
+    """``trainer.describe()`` if it has one, else its class's ``module.qualname``."""
+    describe = getattr(trainer, "describe", None)
+    if callable(describe):
+        return dict(describe())
+    cls = type(trainer)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def trainer_code(trainer: Any) -> str | None:
+    """A hash of the source of the trainer's class (and its bases from the same module).
+
+    ``None`` for a trainer with ``describe()`` (it states its identity) or whose source is not
+    available (defined interactively).
+    """
+    if callable(getattr(trainer, "describe", None)):
+        return None
+    cls = type(trainer)
+    parts = []
+    for klass in cls.__mro__:
+        if klass.__module__ in ("builtins", "typing") or klass.__module__ != cls.__module__:
+            continue
+        try:
+            parts.append(inspect.getsource(klass))
+        except (OSError, TypeError):
+            return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def model_fingerprint(snapshot: Mapping[str, Any] | None) -> str | None:
+    """A hash of the initial state's structure: every tensor's name, shape and dtype, and every
+    non-tensor setting (optimizer hyperparameters), not the tensors' values."""
+    if snapshot is None:
+        return None
+
+    def shape(value: Any) -> Any:
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            return [list(value.shape), str(value.dtype)]
+        if isinstance(value, Mapping):
+            return {str(k): shape(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [shape(v) for v in value]
+        return value
+
+    return _digest(shape(snapshot))
+
+
+def identity_fields(trainer: Any, initial: Mapping[str, Any] | None, config: TunerConfig) -> dict:
+    """The identity keys that :meth:`Engine.config_record` does not record itself."""
+    fields: dict[str, Any] = {
+        "trainer_code": trainer_code(trainer),
+        "model": model_fingerprint(initial),
+    }
+    policy = getattr(config, "policy", None)
+    if policy is not None:
+        fields["policy"] = policy if isinstance(policy, (str, int, float)) else repr(policy)
+    return fields
+
+
+def default_run_name(
+    trainer: Any,
+    space: Mapping[str, Any],
+    objective: str,
+    sampler: str,
+    seed: int,
+    mode: str,
+    policy: Any = None,
+) -> str:
+    """``run-<8 hex>``: a hash of what identifies the run, so unrelated scripts never share."""
+    ident = {
+        "trainer": trainer_description(trainer),
+        "trainer_code": trainer_code(trainer),
+        "space": space,
+        "objective": objective,
+        "sampler": sampler,
+        "seed": seed,
+        "mode": mode,
+    }
+    if policy is not None:
+        ident["policy"] = policy
+    return f"run-{_digest(ident)[:8]}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def check_same_run(
+    study_name: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    worker: bool = False,
+) -> None:
+    """Refuse a call whose identity differs from the stored run's.
+
+    Only keys recorded on both sides are compared (runs recorded before a key existed
+    resume).
+
+    Raises:
+        RunMismatchError: One line naming the differing keys and the ways out.
+    """
+    diffs = [
+        key
+        for key in IDENTITY_KEYS
+        if not (worker and key in _LOCAL_KEYS)
+        and key in old
+        and key in new
+        and old[key] != new[key]
+    ]
+    if not diffs:
+        return
+    shown = "; ".join(f"{k}: {_short(old[k])} -> {_short(new[k])}" for k in diffs)
+    run = old.get("run", study_name.split("/")[0])
+    raise RunMismatchError(
+        f"run {run!r} (study {study_name!r}) was made with other settings ({shown}); "
+        "use another run name, or overwrite=True (--overwrite) to delete it and start again"
+    )
+
+
+def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = None) -> int:
+    """Delete every study of ``run`` (``run/...``) with its training states, and its
+    ``result.json``; return the number of studies deleted."""
+    import optuna
+    from optuna.artifacts import get_all_artifact_meta
+
+    from optuna_gamma.tuner.states import check_artifact_id
+
+    names = [
+        s.study_name
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if s.study_name.startswith(f"{run}/")
+    ]
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        ids = {m.artifact_id for m in get_all_artifact_meta(study)}
+        for rec in ("start", "adopted"):
+            if isinstance(study.user_attrs.get(rec), Mapping) and "state" in study.user_attrs[rec]:
+                ids.add(study.user_attrs[rec]["state"])
+        for t in study.get_trials(deepcopy=False):
+            ids |= {m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
+            if "state" in t.user_attrs:
+                ids.add(t.user_attrs["state"])
+        for artifact_id in sorted(ids):
+            store.remove(check_artifact_id(artifact_id, where=f"study {name!r}"))
+        optuna.delete_study(study_name=name, storage=storage)
+    if result_path is not None:
+        from pathlib import Path
+
+        Path(result_path).unlink(missing_ok=True)
+    if names:
+        _logger.warning(f"overwrite: deleted run {run!r} ({len(names)} studies and their states)")
+    return len(names)
+
+
+def prepare_run(engine: Any) -> None:
+    """Before any study is opened: with ``overwrite=True`` (not on a worker) delete the run;
+    for a new run, check the objective on the initial state's validation metrics, so a wrong
+    objective is a clear error that leaves nothing behind (no study that records it)."""
+    import optuna
+
+    if engine.config.overwrite and engine.role != "worker":
+        delete_run(engine.storage, engine.store, engine.config.run, engine.paths.result)
+    names = {
+        s.study_name
+        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
+    }
+    if engine.role != "worker" and engine.study_name(1) not in names:
+        engine.objective(engine.evaluate(engine._initial, "valid"))  # ValueError: the fix
+
+
+def resolve_run_name(config: TunerConfig, engine: Any) -> TunerConfig:
+    """``config`` with its run name: the given one, else :func:`default_run_name`."""
+    import dataclasses
+
+    if config.run is not None:
+        return config
+    name = default_run_name(
+        engine.trainer,
+        engine.space.to_dict(),
+        engine.objective.name,
+        engine.plan.name,
+        config.seed,
+        engine.mode,
+        engine.policy.describe(),
+    )
+    return dataclasses.replace(config, run=name)

@@ -1,0 +1,96 @@
+"""The Python API speaks Python (issue 15, point 8): the range warning names the search space,
+not --lr-low; Optuna's per-trial INFO lines stay quiet during a call as in the CLI; a wrong
+objective for the metrics is a clear error suggesting one that fits, and locks nothing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import FloatDistribution
+import pytest
+
+
+pytest.importorskip("torch")
+
+from test_identity import _Base  # noqa: E402
+from test_identity import SignTrainer  # noqa: E402
+
+from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner.frontend import cli_frontend  # noqa: E402
+
+
+def _cfg(tmp_path: Path, run: str, **kw: Any) -> TunerConfig:
+    base: dict[str, Any] = dict(
+        run=run, run_dir=str(tmp_path / run), sampler="grid:2", epochs=1, progress=False
+    )
+    base.update(kw)
+    return TunerConfig(**base)
+
+
+NARROW = {"lr": FloatDistribution(1e-3, 2e-3, log=True)}  # grid:2 adopts an end
+
+
+def _bound_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return sorted({r.getMessage() for r in caplog.records if "search range" in r.getMessage()})
+
+
+def test_range_warning_speaks_python_or_cli(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        tune_per_epoch(SignTrainer(), NARROW, _cfg(tmp_path, "py"))
+        (api,) = _bound_warnings(caplog)
+        caplog.clear()
+        with cli_frontend():
+            tune_per_epoch(SignTrainer(), NARROW, _cfg(tmp_path, "cli"))
+        (cli,) = _bound_warnings(caplog)
+    assert "--lr" not in api and "end of 'lr' in the search space" in api
+    assert "widen --lr-" in cli
+
+
+class _SeesOptunaVerbosity(SignTrainer):
+    seen: list[int] = []
+
+    def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> None:
+        self.seen.append(optuna.logging.get_verbosity())
+        super().train_epoch(state, hparams, ctx)
+
+
+def test_optuna_info_lines_are_quiet_during_a_call_only(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # Optuna's default
+    trainer = _SeesOptunaVerbosity()
+    tune_per_epoch(trainer, NARROW, _cfg(tmp_path, "q"))
+    assert trainer.seen and set(trainer.seen) == {optuna.logging.WARNING}
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO  # restored
+    # a verbosity the user chose is kept
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        trainer.seen.clear()
+        tune_per_epoch(trainer, NARROW, _cfg(tmp_path, "q2"))
+        assert set(trainer.seen) == {optuna.logging.DEBUG}
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+
+
+class _LossOnly(_Base):
+    def evaluate(self, state: Any, split: str) -> dict[str, float]:
+        return {"loss": super().evaluate(state, split)["loss"]}
+
+
+def test_wrong_objective_suggests_one_and_locks_nothing(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    with pytest.raises(ValueError) as err:
+        tune_per_epoch(_LossOnly(), NARROW, _cfg(tmp_path, "o", storage=storage))
+    msg = str(err.value)
+    assert "needs the metrics ['accuracy']" in msg and "pass objective='loss'" in msg
+    assert optuna.get_all_study_names(storage) == []  # nothing recorded the wrong objective
+    res = tune_per_epoch(
+        _LossOnly(), NARROW, _cfg(tmp_path, "o", storage=storage, objective="loss")
+    )
+    assert res.new_trials == 2 and res.objective == "loss"
+    with cli_frontend(), pytest.raises(ValueError, match="pass --objective loss"):
+        tune_per_epoch(_LossOnly(), NARROW, _cfg(tmp_path, "o2", storage=storage))

@@ -1,0 +1,133 @@
+"""One error path (issue 15, point 3): a trainer's error prints its traceback once and one line
+naming the trial and its parameters; Ctrl-C prints one line and exits 130; both resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+pytest.importorskip("torch")
+
+TRAINER = textwrap.dedent(
+    '''
+    import os
+
+    import torch
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import TrainingState
+
+    X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    Y = (X.sum(dim=1) > 0).long()
+
+
+    class Flaky:
+        """Raises FAIL_WITH in the trial FAIL_AT ("epoch:number"; environment variables)."""
+
+        def search_space(self):
+            return {"lr": FloatDistribution(1e-3, 0.5, log=True)}
+
+        def describe(self):
+            return {"trainer": "Flaky"}  # the failure switch is not part of the identity
+
+        def build(self, seed, device):
+            model = torch.nn.Linear(4, 2)
+            return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters()))
+
+        def train_epoch(self, state, hparams, ctx):
+            if f"{ctx.epoch}:{ctx.trial_number}" == os.environ.get("FAIL_AT"):
+                raise {"error": RuntimeError("the data loader broke"),
+                       "interrupt": KeyboardInterrupt()}[os.environ["FAIL_WITH"]]
+            loss = torch.nn.functional.cross_entropy(state.model(X), Y)
+            state.optimizer.zero_grad()
+            loss.backward()
+            state.optimizer.step()
+
+        def evaluate(self, state, split):
+            with torch.no_grad():
+                out = state.model(X)
+            return {"accuracy": float((out.argmax(1) == Y).float().mean()),
+                    "loss": float(torch.nn.functional.cross_entropy(out, Y))}
+    '''
+)
+
+
+def _tune(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    (tmp_path / "flaky.py").write_text(TRAINER)
+    environ = dict(os.environ, OMP_NUM_THREADS="1", **env)
+    for key in ("OPTUNA_GAMMA_CRASH_AT", *(("FAIL_AT", "FAIL_WITH") if not env else ())):
+        environ.pop(key, None)
+    args = ["tune", "--trainer", str(tmp_path / "flaky.py") + ":Flaky", "--run", "f"]
+    args += ["--run-dir", str(tmp_path / "f"), "--epochs", "2", "--trials-per-epoch", "3"]
+    args += ["--sampler", "random", "--no-progress"]
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_gamma", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environ,
+        timeout=600,
+    )
+
+
+def test_trainer_error_traceback_once_then_one_line_and_resume(tmp_path: Path) -> None:
+    proc = _tune(tmp_path, FAIL_AT="1:1", FAIL_WITH="error")
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert err.count("RuntimeError: the data loader broke") == 1, err
+    assert "Trial 1 failed" not in err  # Optuna's copy of the same traceback
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("trial 1 failed with parameters {'lr': ") and "(RuntimeError)" in last
+    assert "re-run the same command: the run resumes from there" in last
+    assert not (tmp_path / "f" / "result.json").exists()
+
+    again = _tune(tmp_path)  # fixed: the same command resumes
+    assert again.returncode == 0, again.stderr
+    result = json.loads((tmp_path / "f" / "result.json").read_text())
+    assert result["trials_trained"] == 6 and len(result["schedule"]) == 2
+
+
+def test_ctrl_c_is_one_line_rc_130_and_resumes(tmp_path: Path) -> None:
+    proc = _tune(tmp_path, FAIL_AT="2:1", FAIL_WITH="interrupt")
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "interrupted; re-run the same command to resume"
+    )
+    assert not (tmp_path / "f" / "result.json").exists()  # nothing half-written
+    again = _tune(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "epoch 1/2: adopted trial" in again.stderr and "(adopted earlier)" in again.stderr
+    result = json.loads((tmp_path / "f" / "result.json").read_text())
+    assert result["trials_trained"] == 6
+
+
+def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch) -> None:
+    """A script sees the trainer's own exception, with the line as a note (Python 3.11+)."""
+    import importlib.util
+
+    from optuna_gamma.tuner import tune_per_epoch
+
+    (tmp_path / "flaky.py").write_text(TRAINER)
+    spec = importlib.util.spec_from_file_location("flaky_api", tmp_path / "flaky.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("FAIL_AT", "1:0")
+    monkeypatch.setenv("FAIL_WITH", "error")
+    with pytest.raises(RuntimeError, match="the data loader broke") as err:
+        tune_per_epoch(
+            module.Flaky(), None, run="api", run_dir=str(tmp_path / "api"), progress=False
+        )
+    if sys.version_info >= (3, 11):
+        (note,) = err.value.__notes__
+        assert note.startswith("trial 0 failed with parameters {'lr': ")
+        assert note.endswith("re-run the same call: the run resumes from there")

@@ -1,0 +1,179 @@
+"""Safe run identity (issue 15, point 2): a call whose identity differs from the stored run's is
+refused in one line before any training; ``overwrite=True`` starts again; the default run name
+is derived from the identity, so unrelated scripts never share a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import FloatDistribution
+import pytest
+
+
+torch = pytest.importorskip("torch")
+
+from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import TrainingState  # noqa: E402
+from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner.identity import check_same_run  # noqa: E402
+from optuna_gamma.tuner.identity import default_run_name  # noqa: E402
+from optuna_gamma.tuner.identity import RunMismatchError  # noqa: E402
+
+
+SPACE = {"lr": FloatDistribution(1e-3, 0.5, log=True)}
+_X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+
+
+class _Base:
+    hidden = 3
+
+    def build(self, seed: int, device: Any) -> TrainingState:
+        model = torch.nn.Sequential(
+            torch.nn.Linear(4, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 2)
+        )
+        return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+    def target(self) -> Any:
+        return (_X.sum(dim=1) > 0).long()
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> None:
+        loss = torch.nn.functional.cross_entropy(state.model(_X), self.target())
+        state.optimizer.zero_grad()
+        loss.backward()
+        state.optimizer.step()
+
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+        with torch.no_grad():
+            out = state.model(_X)
+        y = self.target()
+        return {
+            "accuracy": float((out.argmax(1) == y).float().mean()),
+            "loss": float(torch.nn.functional.cross_entropy(out, y)),
+        }
+
+
+class SignTrainer(_Base):
+    """Learns the sign of the sum."""
+
+
+class FirstTrainer(_Base):
+    """Learns the sign of the first feature (another training target)."""
+
+    def target(self) -> Any:
+        return (_X[:, 0] > 0).long()
+
+
+class Described(_Base):
+    """States its identity with describe(); the model size is not part of it."""
+
+    def __init__(self, hidden: int) -> None:
+        self.hidden = hidden
+
+    def describe(self) -> dict[str, Any]:
+        return {"trainer": "Described"}
+
+
+def _cfg(tmp_path: Path, **kw: Any) -> TunerConfig:
+    base: dict[str, Any] = dict(
+        storage=f"sqlite:///{tmp_path / 'runs.db'}",
+        artifacts=str(tmp_path / "artifacts"),
+        run_dir=str(tmp_path / "dir"),
+        sampler="random",
+        trials_per_epoch=2,
+        epochs=2,
+        progress=False,
+    )
+    base.update(kw)
+    return TunerConfig(**base)
+
+
+def _n_trials(tmp_path: Path) -> int:
+    storage = get_storage(f"sqlite:///{tmp_path / 'runs.db'}")
+    return sum(
+        len(optuna.load_study(study_name=s.study_name, storage=storage).get_trials())
+        for s in optuna.get_all_study_summaries(storage)
+    )
+
+
+def test_changed_training_target_is_refused_before_training(tmp_path: Path) -> None:
+    tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="r"))
+    before = _n_trials(tmp_path)
+    with pytest.raises(RunMismatchError) as err:
+        tune_per_epoch(FirstTrainer(), SPACE, _cfg(tmp_path, run="r"))
+    msg = str(err.value)
+    assert "\n" not in msg and "trainer" in msg and "trainer_code" in msg
+    assert "another run name" in msg and "overwrite=True" in msg and "--overwrite" in msg
+    assert _n_trials(tmp_path) == before  # nothing trained, nothing written
+
+    # overwrite=True deletes the old run and trains the new one from the start
+    res = tune_per_epoch(FirstTrainer(), SPACE, _cfg(tmp_path, run="r", overwrite=True))
+    assert res.new_trials == 4 and _n_trials(tmp_path) == 4
+    # the same call again resumes it (overwrite off): nothing left to train
+    again = tune_per_epoch(FirstTrainer(), SPACE, _cfg(tmp_path, run="r"))
+    assert again.new_trials == 0 and again.schedule == res.schedule
+
+
+def test_changed_model_seed_or_space_is_refused_in_one_line(tmp_path: Path) -> None:
+    tune_per_epoch(Described(3), SPACE, _cfg(tmp_path, run="m", epochs=1))
+    with pytest.raises(RunMismatchError, match=r"\(model: "):
+        tune_per_epoch(Described(5), SPACE, _cfg(tmp_path, run="m", epochs=1))
+    with pytest.raises(RunMismatchError, match=r"\(seed: 0 -> 1\)"):
+        tune_per_epoch(Described(3), SPACE, _cfg(tmp_path, run="m", epochs=1, seed=1))
+    narrow = {"lr": FloatDistribution(1e-3, 0.1, log=True)}
+    with pytest.raises(RunMismatchError, match=r"\(space: "):
+        tune_per_epoch(Described(3), narrow, _cfg(tmp_path, run="m", epochs=1))
+    # a longer run of the same experiment is not another identity: it resumes and extends
+    res = tune_per_epoch(Described(3), SPACE, _cfg(tmp_path, run="m", epochs=2))
+    assert res.new_trials == 2
+
+
+def test_default_run_names_keep_unrelated_scripts_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # run_dir defaults to runs/<run>
+    a = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run_dir=None, epochs=1))
+    b = tune_per_epoch(FirstTrainer(), SPACE, _cfg(tmp_path, run_dir=None, epochs=1))
+    assert a.run != b.run and a.run.startswith("run-") and len(a.run) == len("run-") + 8
+    assert b.new_trials == 2  # not "adopted earlier": its own run
+    again = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run_dir=None, epochs=1))
+    assert again.run == a.run and again.new_trials == 0
+    other_seed = default_run_name(SignTrainer(), {"lr": 1}, "kappa1", "random", 1, "per-epoch")
+    assert other_seed != default_run_name(
+        SignTrainer(), {"lr": 1}, "kappa1", "random", 0, "per-epoch"
+    )
+
+
+def test_check_same_run_compares_only_recorded_keys() -> None:
+    check_same_run("r/epoch-001", {"seed": 0}, {"seed": 0, "model": "x"})  # older record
+    with pytest.raises(RunMismatchError, match=r"objective: \"kappa1\" -> \"loss\""):
+        check_same_run("r/epoch-001", {"objective": "kappa1"}, {"objective": "loss"})
+    # a worker's paths are its own machine's
+    check_same_run("r/epoch-001", {"run_dir": "/a"}, {"run_dir": "/b"}, worker=True)
+
+
+def test_overwrite_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="overwrite must be True or False, got 'yes'"):
+        TunerConfig(overwrite="yes")  # type: ignore[arg-type]
+
+
+def test_cli_refuses_another_identity_and_overwrite_starts_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from optuna_gamma.tuner.cli import main
+
+    common = ["tune", "--dataset", "digits", "--epochs", "1", "--trials-per-epoch", "2"]
+    common += ["--sampler", "random", "--run", "c", "--run-dir", str(tmp_path / "c")]
+    common += ["--no-progress"]
+    assert main(common) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*common, "--seed", "3"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    (line,) = [x for x in err.splitlines() if "other settings" in x]
+    assert "seed: 0 -> 3" in line and "--overwrite" in line
+    assert main([*common, "--seed", "3", "--overwrite"]) == 0
+    assert "overwrite: deleted run 'c' (1 studies" in caplog.text

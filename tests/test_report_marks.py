@@ -1,0 +1,81 @@
+"""The report's stars (issue 15, point 5): they mark the trial each epoch adopted in every
+panel, with a legend entry saying so, not each panel's own best; the lr schedule's epoch axis
+has whole-number ticks only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+
+pytest.importorskip("torch")
+
+from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
+from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate  # noqa: E402
+from optuna_gamma.tuner.report import build_report  # noqa: E402
+
+
+LABEL = "adopted trial (best objective of its epoch)"
+
+
+def _figures(text: str) -> list[tuple[list[dict], dict]]:
+    """(traces, layout) of every Plotly.newPlot call in the page."""
+    out = []
+    decoder = json.JSONDecoder()
+    start = 0
+    while (i := text.find("Plotly.newPlot(", start)) >= 0:
+        data, end = decoder.raw_decode(text, text.index("[", i))
+        layout, end = decoder.raw_decode(text, text.index("{", end))
+        out.append((data, layout))
+        start = end
+    return out
+
+
+def test_marked_records_are_starred_instead_of_each_panels_best() -> None:
+    records = [
+        {"lr": 0.01, "objective": 1.0, "loss": 0.2, "adopted": True},  # best objective
+        {"lr": 0.1, "objective": 0.5, "loss": 0.1, "adopted": False},  # best loss
+    ]
+    fig = plot_metrics_vs_learning_rate(
+        records, ("objective", "loss"), lr_key="lr", mark="adopted", mark_label=LABEL
+    )
+    stars = [t for t in fig.data if t.marker.symbol == "star"]
+    assert [(t.x, t.y) for t in stars] == [((0.01,), (1.0,)), ((0.01,), (0.2,))]
+    assert [t.showlegend for t in stars] == [True, False] and stars[0].name == LABEL
+    # without mark: each panel's own best, as before
+    plain = plot_metrics_vs_learning_rate(records, ("objective", "loss"), lr_key="lr")
+    assert sorted(t.x[0] for t in plain.data if t.marker.symbol == "star") == [0.01, 0.1]
+
+
+def test_report_stars_the_adopted_trials_and_ticks_whole_epochs(tmp_path: Path) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    res = tune_per_epoch(
+        ThesisTrainer("digits"),
+        None,
+        TunerConfig(
+            run="rep",
+            run_dir=str(tmp_path / "rep"),
+            sampler="random",
+            trials_per_epoch=4,
+            epochs=3,
+            progress=False,
+        ),
+    )
+    page = build_report(res.storage, tmp_path / "r.html").read_text(encoding="utf-8")
+    figures = _figures(page)
+    (schedule,) = [lay for _, lay in figures if "lr schedule" in json.dumps(lay.get("title"))]
+    assert schedule["xaxis"]["tickvals"] == [1, 2, 3]
+    (metrics,) = [data for data, lay in figures if "metrics against" in json.dumps(lay)]
+    stars = [t for t in metrics if t.get("marker", {}).get("symbol") == "star"]
+    adopted_lrs = sorted(e.params["lr"] for e in res.schedule)
+    panels = {t.get("yaxis", "y") for t in stars}
+    assert len(panels) == 3  # objective, accuracy, loss
+    for panel in panels:
+        xs = sorted(x for t in stars if t.get("yaxis", "y") == panel for x in t["x"])
+        assert xs == pytest.approx(adopted_lrs)  # the adopted trials, in every panel
+    assert sum(bool(t.get("showlegend")) and t["name"] == LABEL for t in stars) == 1
