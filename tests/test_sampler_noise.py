@@ -147,18 +147,12 @@ def test_posterior_mean_incumbent_ignores_a_lucky_draw() -> None:
 
 
 def test_incumbent_option() -> None:
-    """``incumbent="auto"`` is the posterior mean once the fit is evidence of noise, else (and
-    always for an objective declared deterministic) the best observed value; a bad value is a
-    ValueError naming it."""
-    noisy, _ = _noisy_gp(0.5)
-    exact, _ = _noisy_gp(0.0)
-    declared, _ = _noisy_gp(0.5, deterministic=True)
-    assert resolve_incumbent("auto", noisy) == "posterior_mean"
-    assert resolve_incumbent("auto", exact) == "observed"
-    assert resolve_incumbent("auto", declared) == "observed"
-    assert resolve_incumbent("auto", None) == "observed"
-    assert resolve_incumbent("observed", noisy) == "observed"
-    assert resolve_incumbent("posterior_mean", exact) == "posterior_mean"
+    """``incumbent="auto"`` is the posterior mean unless the objective is declared deterministic,
+    whose behaviour stays that of the best observed value; a bad value is a ValueError naming
+    it."""
+    assert resolve_incumbent("auto", False) == "posterior_mean"
+    assert resolve_incumbent("auto", True) == "observed"
+    assert resolve_incumbent("observed", False) == "observed"
     with pytest.raises(ValueError, match="incumbent.*'median'"):
         GammaBOSampler(incumbent="median")
     runs = []

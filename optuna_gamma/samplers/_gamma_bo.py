@@ -219,9 +219,8 @@ class GammaBOSampler(BaseSampler):
             objective does not set the bar; Picheny et al. 2013's plug-in EI, cf. BoTorch's
             noisy EI),
             ``"observed"`` (the best observed value) or ``"auto"`` (default:
-            ``"posterior_mean"`` once the fitted noise is evidence of noise, as for repeats,
-            else ``"observed"``; so always ``"observed"`` with ``deterministic_objective=True``).
-            The local search starts from that incumbent too.
+            ``"posterior_mean"`` unless ``deterministic_objective=True``). The local search
+            starts from that incumbent too.
     """
 
     def __init__(
@@ -264,7 +263,7 @@ class GammaBOSampler(BaseSampler):
             ),
         )
         self._acquisition = acquisition
-        self._incumbent = incumbent
+        self._incumbent = resolve_incumbent(incumbent, self._settings.deterministic_objective)
         self._xi = _check_nonnegative("xi", xi)
         self._n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 0)
         if seed is not None:
@@ -470,7 +469,7 @@ class GammaBOSampler(BaseSampler):
             gp = None
         elif gp is not None:
             try:
-                index, best = incumbent_of(gp, obs, resolve_incumbent(self._incumbent, gp))
+                index, best = incumbent_of(gp, obs, self._incumbent)
                 acq = self._acquisition_function(gp, obs, best, constraint_models, pending, rng)
                 ranked = obs.ranked()
                 x, _ = optimize_acquisition(

@@ -3,17 +3,14 @@
 
 Two decisions follow from the fitted noise ratio :math:`\\eta^2` of the objective's GP:
 
-* **The incumbent** :math:`f^*` of EI/PI. With ``incumbent="posterior_mean"`` (and with
-  ``"auto"``, the default, once the fit is evidence of noise) it is the largest posterior mean
-  of the latent objective at the (feasible) observed points, not the largest observed value,
-  so that a lucky draw of a noisy objective does not become the bar every candidate must
-  clear: the "plug-in" EI of Picheny et al. 2013 ("A benchmark of kriging-based infill criteria
-  for noisy optimization"), the deterministic counterpart of BoTorch's noisy EI, which
-  integrates over the incumbent's posterior (Letham et al. 2019). Optuna 5.1's ``GPSampler``
-  uses the best observed value (``optuna/samplers/_gp/sampler.py``). Below
-  :data:`NOISE_EVIDENCE` ``"auto"`` keeps the best observed value: the posterior mean at every
-  suggestion lost to main's sampler on the deterministic problems of the suite (16 problems x 3
-  seeds, win rate 0.43 at trial 50; ``benchmarks/results/issue17_suite``).
+* **The incumbent** :math:`f^*` of EI/PI. With ``incumbent="posterior_mean"`` it is the largest
+  posterior mean of the latent objective at the (feasible) observed points, not the largest
+  observed value, so that a lucky draw of a noisy objective does not become the bar every
+  candidate must clear: the "plug-in" EI of Picheny et al. 2013 ("A benchmark of kriging-based
+  infill criteria for noisy optimization"), the deterministic counterpart of BoTorch's noisy EI,
+  which integrates over the incumbent's posterior (Letham et al. 2019). Optuna 5.1's
+  ``GPSampler`` uses the best observed value (``optuna/samplers/_gp/sampler.py``). For a noise
+  ratio near 0 the posterior mean at an observation is the observation, so the two agree.
 * **Repeats.** A point already evaluated is proposed again only when the model has evidence of
   noise: the objective is not declared deterministic and the fitted noise ratio is at least
   :data:`NOISE_EVIDENCE`. The noise prior (``Gamma(1.1, 30)``, :mod:`optuna_gamma.gp.priors`)
@@ -46,12 +43,12 @@ INCUMBENTS: tuple[str, ...] = ("auto", "observed", "posterior_mean")
 NOISE_EVIDENCE = 0.01
 
 
-def resolve_incumbent(incumbent: str, gp: GaussianProcess | None) -> str:
-    """``"observed"`` or ``"posterior_mean"``: ``"auto"`` is the latter when ``gp`` has evidence
-    of noise (:func:`noise_evident`; never with ``deterministic_objective=True``, whose
-    behaviour stays the best observed value), else the former."""
+def resolve_incumbent(incumbent: str, deterministic_objective: bool) -> str:
+    """``"observed"`` or ``"posterior_mean"``: ``"auto"`` is the latter unless the objective is
+    deterministic (where the two agree up to the noise floor and the former is the old default).
+    """
     if incumbent == "auto":
-        return "posterior_mean" if noise_evident(gp) else "observed"
+        return "observed" if deterministic_objective else "posterior_mean"
     return incumbent
 
 
