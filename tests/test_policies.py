@@ -87,10 +87,10 @@ def test_population_slots_continue_and_explore() -> None:
     ]
     policy = PopulationPolicy(width=12, budget=120)
     assert policy.population == 9  # PBT/PB2: the bottom quarter is replaced
-    assert all(s.plain for s in policy.slots(1, []))
+    assert [s.kind for s in policy.slots(1, [])] == ["design"] * 12
     first = policy.slots(1, [], {"lr": 0.01})
     assert first[0].kind == "default" and first[0].params == {"lr": 0.01}
-    assert len(first) == 12 and all(s.plain for s in first[1:])
+    assert len(first) == 12 and all(s.kind == "design" and s.params is None for s in first[1:])
     slots = policy.slots(2, members, {"lr": 0.01})
     assert len(slots) == 12
     keep = [s for s in slots if s.kind == "continue"]
@@ -107,7 +107,7 @@ def test_population_slots_continue_and_explore() -> None:
     assert len(policy.select(2, members * 2)) == 9
     assert PopulationPolicy(width=2, budget=9).population == 1
     serial = PopulationPolicy(width=1, budget=120)
-    assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["sample"] * 3
+    assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["design"] * 3
     assert [s.kind for s in serial.slots(2, members)] == ["continue"] * 4  # the race
     assert [s.kind for s in serial.slots(7, members)] == ["continue", "explore"]
     assert serial.select(3, members) == members[:2] and serial.select(6, members) == members[:1]

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 import contextlib
+import dataclasses
 import math
 import numbers
 from pathlib import Path
@@ -676,7 +677,26 @@ class Engine:
         slots = self.policy.slots(
             epoch, self._members(epoch - 1) if epoch > 1 else [], self.default_point()
         )
-        return None if all(slot.plain for slot in slots) else slots
+        if all(slot.plain for slot in slots):
+            return None
+        designed = [i for i, slot in enumerate(slots) if slot.kind == "design"]
+        for i, params in zip(designed, self._design(epoch, len(designed))):
+            slots[i] = dataclasses.replace(slots[i], params=params)
+        return slots
+
+    def _design(self, epoch: int, n: int) -> list[dict[str, Any]]:
+        """``n`` points of a Latin hypercube over the search space, seeded by (run seed,
+        epoch): the same in every process."""
+        if n == 0:
+            return []
+        from scipy.stats import qmc
+
+        from optuna_gamma.samplers._search_space import SearchSpace
+
+        space = SearchSpace(self.space.distributions)
+        seed = derive_seed(self.config.seed, "design", epoch)
+        U = qmc.LatinHypercube(d=space.dim, seed=seed).random(n)
+        return [space.decode(x) for x in space.from_unit_cube(U)]
 
     @staticmethod
     def _enqueue_next_slot(study: optuna.Study, slots: list[Slot]) -> None:

@@ -36,8 +36,11 @@ class Slot:
             ``None`` for the sampler to propose.
         kind: ``"sample"`` (the sampler proposes, from the adopted state), ``"continue"`` (the
             parent's setting for one more epoch), ``"explore"`` (the sampler proposes a new
-            setting for the parent's state) or ``"default"`` (the trainer's own setting: what
-            its optimizer was built with, the untuned training's).
+            setting for the parent's state), ``"default"`` (the trainer's own setting: what
+            its optimizer was built with, the untuned training's) or ``"design"`` (a point of
+            a space-filling design over the search space, which the engine draws: a first
+            population spread over the space rather than clustered by a model fitted on a
+            handful of one-epoch results).
     """
 
     parent: int = 0

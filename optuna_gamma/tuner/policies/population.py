@@ -20,8 +20,10 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
 - with ``width`` trials at a time, carries ``width - width // 4`` states and starts
   ``width // 4`` explorers (at least 1) from the best ones: Ray Tune's PBT and PB2 replace the
   bottom quarter of their population by clones of the top quarter the same way;
-- starts from the trainer's own setting: epoch 1 trains it beside the sampler's first
-  proposals, so the untuned training is a candidate the others have to beat;
+- starts from the trainer's own setting and a space-filling design: epoch 1 trains the
+  untuned setting beside a Latin hypercube over the search space (PBT and PB2 start from
+  random samples the same way), so the first population is spread over the space and the
+  untuned training is a candidate the others have to beat;
 - lets the sampler propose the explorers' settings knowing the earlier epochs (the engine passes
   them to ``GammaBOSampler`` as its ``history``: PB2's time-varying model, Parker-Holder et al.,
   NeurIPS 2020).
@@ -171,7 +173,7 @@ class PopulationPolicy(Policy):
         n = self.plan.trials[epoch - 1]
         if epoch == 1 or not population:
             first = [Slot(params=dict(default), kind="default")] if default else []
-            return (first + [Slot() for _ in range(n)])[:n]
+            return (first + [Slot(kind="design") for _ in range(n)])[:n]
         members = list(population[: self.carried(epoch - 1)])[:n]
         keep = [
             Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(members)
