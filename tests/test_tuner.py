@@ -341,7 +341,17 @@ def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one
     then one at epoch 2's, with each epoch's seed (every trial of an epoch sees the same
     batches)."""
     res = tune_per_epoch(
-        digits, None, _cfg(tmp_path, "r", sampler="random", trials_per_epoch=3, epochs=2, seed=3)
+        digits,
+        None,
+        _cfg(
+            tmp_path,
+            "r",
+            sampler="random",
+            trials_per_epoch=3,
+            epochs=2,
+            seed=3,
+            policy="thesis",  # each epoch from the one adopted state: the schedule retrains it
+        ),
     )
     model = build_model(
         "mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(3, "model")
