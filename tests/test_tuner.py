@@ -524,6 +524,7 @@ def test_repeated_proposals_reuse_the_earlier_result(digits, tmp_path: Path) -> 
             sampler=lambda seed: optuna.samplers.RandomSampler(seed=0),
             trials_per_epoch=4,
             epochs=2,
+            policy="thesis",  # every trial from the sampler (no queued slots)
         ),
     )
     assert res.trials_trained == 2 and res.trials_reused == 6

@@ -179,7 +179,8 @@ def _build_parser() -> _Parser:
         "--epochs",
         type=int,
         default=None,
-        help="epochs of the run (whole mode: of each training); default 1 unless --budget",
+        help="epochs E (per-epoch: E studies; whole: each trial trains E) (default 1); or give "
+        "--budget and the policy derives them",
     )
     s.add_argument(
         "--trials-per-epoch",

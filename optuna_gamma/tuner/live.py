@@ -64,7 +64,7 @@ class LiveView:
         self._epoch = self._first_open_epoch()
 
     def _n_epochs(self) -> int:
-        return 1 if self.engine.mode == "whole" else int(self.engine.config.epochs)
+        return int(self.engine.n_epochs)
 
     def _study(self, epoch: int) -> Any:
         import optuna
