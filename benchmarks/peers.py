@@ -912,6 +912,8 @@ def main(argv: list[str] | None = None) -> int:
     cells = tc.Cells(args.out / f"{name}.jsonl")
     if not args.summary_only:
         root = tc.data_root(args.data_root, required=args.dataset == "mnist")
+        # absolute: Ray runs the PBT/PB2 members in a working directory of its own
+        root = str(Path(root).resolve()) if root else root
         seeds = tc.parse_seeds(args.seeds)
         tc.write_meta(
             args.out,
