@@ -154,6 +154,9 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
     assert "epoch 1/1: adopted trial" in proc.stderr and "Trial 0 finished" not in proc.stderr
     page = (tmp_path / "report.html").read_text()
     assert "Run tiny" in page and "lr schedule" in page and "misclassifications" in page
+    # the policy and why each epoch's state was adopted (docs/design.md §7)
+    assert "policy population (2 training epochs over 1 epoch)" in page
+    assert "best of 2 trials" in page
     assert '<script src="http' not in page and "<script" in page  # plotly.js inline, offline
     # A second run into the same storage, then the report subcommand compares the samplers.
     proc = _cli(

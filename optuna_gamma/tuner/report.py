@@ -243,7 +243,12 @@ def build_report(
         items.append(
             f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, "
             f"{info['mode']}, policy {html.escape(str(policy.get('name')))}"
-            + (f" ({sum(plan)} training epochs in {len(plan)} epochs)" if plan else "")
+            + (
+                f" ({sum(plan)} training epochs over {len(plan)} "
+                f"epoch{'' if len(plan) == 1 else 's'})"
+                if plan
+                else ""
+            )
             + "</h2>"
         )
         sched = info["schedule"]
