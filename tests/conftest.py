@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 
+# The README's test command gives the data root relative to the repository; the tests also
+# run the CLI in subprocesses from other folders, which read the same variable.
+if os.environ.get("OPTUNA_GAMMA_DATA_ROOT"):
+    os.environ["OPTUNA_GAMMA_DATA_ROOT"] = str(
+        Path(os.environ["OPTUNA_GAMMA_DATA_ROOT"]).resolve()
+    )
+
+
 def _data_root() -> Path | None:
     env = os.environ.get("OPTUNA_GAMMA_DATA_ROOT")
     if env:

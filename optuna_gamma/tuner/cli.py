@@ -412,7 +412,12 @@ def _check_args(args: argparse.Namespace) -> None:
                 f"--data-root is required for {args.dataset!r} (or set ${DATA_ROOT_ENV}, or pass "
                 "--download)"
             )
-        if args.data_root is not None and not Path(args.data_root).is_dir():
+        # (digits ship with scikit-learn: no data root is read for them)
+        if (
+            args.dataset != "digits"
+            and args.data_root is not None
+            and not Path(args.data_root).is_dir()
+        ):
             raise ValueError(f"--data-root {args.data_root!r} is not a directory")
 
 
