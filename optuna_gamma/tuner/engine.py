@@ -571,7 +571,8 @@ class Engine:
         study = self.load_study(epoch)
         members = self.population_of(epoch)
         record = dict(members[rank])
-        where = f"the carried trial {record['trial']} of study {study.study_name!r}"
+        what = "adopted" if rank == 0 else f"carried (rank {rank})"
+        where = f"the {what} trial {record['trial']} of study {study.study_name!r}"
         try:
             state_id = check_artifact_id(record.get("state"), where=where)
             snap = self.store.load(state_id, record.get("state_sha256"))
