@@ -128,15 +128,12 @@ def model_fingerprint(snapshot: Mapping[str, Any] | None) -> str | None:
 
 
 def identity_fields(trainer: Any, initial: Mapping[str, Any] | None, config: TunerConfig) -> dict:
-    """The identity keys that :meth:`Engine.config_record` does not record itself."""
-    fields: dict[str, Any] = {
+    """The identity keys that :meth:`Engine.config_record` does not record itself (it records
+    the policy, as :meth:`~optuna_gamma.tuner.policies.Policy.describe` gives it)."""
+    return {
         "trainer_code": trainer_code(trainer),
         "model": model_fingerprint(initial),
     }
-    policy = getattr(config, "policy", None)
-    if policy is not None:
-        fields["policy"] = policy if isinstance(policy, (str, int, float)) else repr(policy)
-    return fields
 
 
 def default_run_name(

@@ -238,11 +238,15 @@ def build_report(
 
     for run in names:
         info = found[run]
-        policy = info["config"].get("policy") or {"name": "thesis"}
-        plan = info["config"].get("plan") or []
+        # the record is read from a storage: show only what has the expected form
+        policy = info["config"].get("policy")
+        name = policy.get("name") if isinstance(policy, dict) else "thesis"
+        plan = info["config"].get("plan")
+        if not isinstance(plan, list) or not all(isinstance(t, int) for t in plan):
+            plan = []
         items.append(
             f"<h2>Run {html.escape(run)} &mdash; sampler {html.escape(str(info['sampler']))}, "
-            f"{info['mode']}, policy {html.escape(str(policy.get('name')))}"
+            f"{info['mode']}, policy {html.escape(str(name))}"
             + (
                 f" ({sum(plan)} training epochs over {len(plan)} "
                 f"epoch{'' if len(plan) == 1 else 's'})"

@@ -500,7 +500,8 @@ def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
     )
     plan: dict[str, Any] = {"trials_per_epoch": manifest["trials"], "epochs": epochs}
     policy = manifest.get("policy") or {"name": "thesis"}
-    if manifest["mode"] == "per-epoch" and policy.get("name") != "thesis":
+    thesis = isinstance(policy, Mapping) and policy.get("name") == "thesis"
+    if manifest["mode"] == "per-epoch" and not thesis:  # (a malformed record: ValueError)
         # the same plan as the run's: its policy with its settings, and its budget or epochs
         budget = manifest.get("budget")
         plan = {
