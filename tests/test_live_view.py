@@ -91,3 +91,48 @@ def test_on_a_terminal_rows_and_log_lines_are_printed_above_the_bar(tmp_path: Pa
     rows = [s for s in shown if ROW.search(s)]
     assert len(rows) == 6 and all(s.startswith("epoch ") for s in rows), rows
     assert "6/6" in proc.stderr  # the bar itself
+
+
+WORKERS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from optuna_gamma.tuner import ThesisTrainer, TunerConfig, tune_per_epoch
+
+    if __name__ == "__main__":
+        tune_per_epoch(ThesisTrainer("digits"), None, TunerConfig(
+            run="bar", run_dir=sys.argv[1], trials_per_epoch=4, epochs=3, workers=2,
+            seed=0, progress=True))
+    """
+)
+
+
+def test_with_workers_the_bar_and_rows_keep_up_with_the_storage(tmp_path: Path) -> None:
+    """The coordinator counts the storage's trials: when it logs an epoch's adoption, that
+    epoch's rows are printed and the bar counts its trials; no state is recomputed because
+    two workers adopted the same epoch together."""
+    script = tmp_path / "run.py"
+    script.write_text(WORKERS_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "bar")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "recomputing" not in proc.stderr
+    seen: set[tuple[int, int]] = set()
+    count = 0
+    adopted = 0
+    for line in proc.stderr.replace("\r", "\n").split("\n"):
+        row = ROW.search(line)
+        bar = re.search(r"\| *(\d+)/12 \[", line)
+        if row is not None:
+            seen.add((int(row.group(1)), int(row.group(2))))
+        elif bar is not None:
+            count = max(count, int(bar.group(1)))
+        elif "adopted trial" in line:
+            adopted += 1
+            assert {(adopted, t) for t in range(4)} <= seen, (adopted, seen)
+            assert count >= 4 * adopted, (adopted, count)
+    assert adopted == 3 and count == 12

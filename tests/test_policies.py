@@ -249,6 +249,61 @@ def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
             engine.parent_record(1, 3)
 
 
+class _SeenBeforeAdoption:
+    """A study whose first ``user_attrs`` read predates another worker's adoption."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+        self._reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._study, name)
+
+    @property
+    def user_attrs(self) -> dict[str, object]:
+        self._reads += 1
+        attrs = dict(self._study.user_attrs)
+        if self._reads == 1:
+            for key in ("adopted", "population", "cleaned"):
+                attrs.pop(key, None)
+        return attrs
+
+
+def test_a_worker_adopting_after_another_keeps_its_adoption(
+    digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two workers at an epoch's barrier adopt together; the first removes the states it did
+    not carry (the originals of the kept copies too). The second finds them missing: it takes
+    the first one's adoption instead of recomputing states (a training epoch each) and
+    overwriting the records."""
+    cfg = TunerConfig(run="race", run_dir=str(tmp_path / "race"), budget=4, seed=2)
+    tune_per_epoch(digits, None, cfg)
+    from optuna_gamma.tuner.engine import Engine
+
+    engine = Engine(digits, None, cfg, "per-epoch")
+    with engine.opened():
+        study = engine.load_study(1)
+        before = study.user_attrs["adopted"], study.user_attrs["population"]
+        from optuna_gamma.tuner.states import StateUnavailableError
+
+        assert engine.store is not None
+        for t in study.get_trials():  # the originals are gone: only the study's copies remain
+            if t.number in {m["trial"] for m in before[1]}:
+                with pytest.raises(StateUnavailableError, match="missing"):
+                    engine.store.load(t.user_attrs["state"])
+
+        def no_training(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a state was recomputed")
+
+        monkeypatch.setattr(engine, "train", no_training)
+        caplog.set_level("WARNING", logger="optuna_gamma")
+        adopted, snap = engine.adopt(_SeenBeforeAdoption(study), 1)  # type: ignore[arg-type]
+    assert adopted == before[0]
+    assert (study.user_attrs["adopted"], study.user_attrs["population"]) == before
+    assert "recomputing" not in caplog.text
+    assert snap.keys() == engine.store.load(before[0]["state"]).keys()
+
+
 def test_in_distribution() -> None:
     from optuna.distributions import CategoricalDistribution
     from optuna.distributions import FloatDistribution

@@ -1052,10 +1052,15 @@ class Engine:
         chosen = self._chosen(study, epoch)
         records: list[dict[str, Any]] = []
         snaps: dict[tuple[int, int], dict[str, Any]] = {}
-        for rank, trial in enumerate(chosen):
-            record, snaps[(epoch, rank)] = self._carried(study, trial, epoch)
-            records.append(record)
+        try:
+            for rank, trial in enumerate(chosen):
+                record, snaps[(epoch, rank)] = self._carried(study, trial, epoch)
+                records.append(record)
+        except _AdoptedElsewhere:  # another worker adopted meanwhile (and removed the rest)
+            return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
         crash_point("after_adopt_verify")
+        if "adopted" in study.user_attrs:  # adopted by another worker meanwhile: it stands
+            return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
         study.set_user_attr("population", records)
         n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         why = f"best of {n} trials" + (
@@ -1133,6 +1138,12 @@ class Engine:
             if kept != state_id:  # a copy attached to the study (the trial's own is removed)
                 state_id, digest = kept, self.store.digest(kept)
         except StateUnavailableError as err:
+            # Workers that reach the epoch's barrier together may adopt at the same time
+            # (adoption is a function of the complete trials, so they choose the same states).
+            # The first to finish removes the states it did not carry, original files
+            # included; a state missing for that reason is not recomputed: its adoption stands.
+            if "adopted" in study.user_attrs:
+                raise _AdoptedElsewhere from err
             snap = self._recompute(study, record, epoch, f"{err} ({where})")
             state_id = self.store.save(snap, study, f"adopted-recomputed-{trial.number:04d}.pt")
             digest = self.store.digest(state_id)
@@ -1214,6 +1225,10 @@ class Engine:
                     ),
                 )
         return total
+
+
+class _AdoptedElsewhere(Exception):
+    """Another process adopted the study while this one was loading the carried states."""
 
 
 @contextlib.contextmanager

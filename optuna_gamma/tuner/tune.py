@@ -162,6 +162,7 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
         nonlocal t_last
         names = _names(engine)
         done = 0
+        adopted_now: list[tuple[int, Any, Any, str]] = []
         for epoch in range(1, n + 1):
             if epoch in final:
                 done += final[epoch]
@@ -178,15 +179,19 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
             if adopted is not None:
                 final[epoch] = count
                 if log:
-                    _log_adopted(
-                        engine, epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s"
+                    adopted_now.append(
+                        (epoch, study, adopted, f"{time.perf_counter() - t_last:.1f} s")
                     )
-                    crash_point("coordinator_adopted")
                 t_last = time.perf_counter()
-                engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
+        # the bar and the rows of the finished trials first, then the epochs' adoption lines
         if engine._bar is not None and done > shown[0]:
             engine._bar.update(done - shown[0])
             shown[0] = done
+        for epoch, study, adopted, took in adopted_now:
+            _log_adopted(engine, epoch, study, adopted, took)
+            crash_point("coordinator_adopted")
+        if final:
+            engine.set_progress(f"epoch {min(max(final) + 1, n)}/{n}")
 
     progress(log=False)  # epochs adopted before this call are not logged again
     coordinate(engine, trainer, space, on_progress=progress)
