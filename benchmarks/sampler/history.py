@@ -22,12 +22,12 @@ Arms, each ``GammaBOSampler(seed=...)`` with the default 2 start-up trials:
 
 Metric: the regret at age 0 of an epoch, ``min over its trials of g_e(u)`` (the optimum of
 ``g_e`` is 0), and the regret of its first trial; medians and quartiles over the seeds, per
-epoch. Results: ``benchmarks/results/history/`` (``summary.md``, ``summary.json``,
+epoch. Results: ``benchmarks/sampler/results/history/`` (``summary.md``, ``summary.json``,
 ``cells.jsonl``).
 
 Example (about 3 CPU minutes on one core)::
 
-    python -m benchmarks.history --seeds 10 --epochs 10 --trials 3
+    python -m benchmarks.sampler.history --seeds 10 --epochs 10 --trials 3
 """
 
 from __future__ import annotations
@@ -49,11 +49,8 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from optuna_gamma import GammaBOSampler  # noqa: E402
-from optuna_gamma import History  # noqa: E402
+from optuna_gamma import GammaBOSampler
+from optuna_gamma import History
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "history"
@@ -230,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in range(args.seeds):
             cells.extend(run_arm(arm, seed, args.epochs, args.trials))
     meta = {
-        "command": "python -m benchmarks.history "
+        "command": "python -m benchmarks.sampler.history "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "seeds": args.seeds,
         "epochs": args.epochs,

@@ -32,22 +32,18 @@ Default (CPU) plan, reduced where the budget forces it:
 ``--full`` runs the whole design (every grid at both E, BO on seeds 0-4); meant for a GPU
 (``--device cuda``).
 
-    python -m benchmarks.thesis_mnist500 --part e1      # ~1 h on one busy core
-    python -m benchmarks.thesis_mnist500 --part e50     # ~45 min
-    python -m benchmarks.thesis_mnist500 --summary-only
+    python -m benchmarks.thesis.mnist500 --part e1      # ~1 h on one busy core
+    python -m benchmarks.thesis.mnist500 --part e50     # ~45 min
+    python -m benchmarks.thesis.mnist500 --summary-only
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-import sys
 import time
 from typing import Any
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
+from benchmarks.thesis import common as tc
 
 
 NAME = "thesis_mnist500"

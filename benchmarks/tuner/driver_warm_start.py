@@ -5,8 +5,9 @@ model, same batch orders, same sampler seeds) and compares the final epoch's ado
 objective (unclipped kappa_1) and the test accuracy. The figure decides the default of
 ``optuna_gamma.tuner.TunerConfig.warm_start``.
 
-    OMP_NUM_THREADS=1 python benchmarks/driver_warm_start.py --dataset digits --seeds 6 \
-        --epochs 3 --trials 6 --out benchmarks/results/driver_warm_start_digits.json
+    OMP_NUM_THREADS=1 python -m benchmarks.tuner.driver_warm_start --dataset digits \
+        --seeds 6 --epochs 3 --trials 6 \
+        --out benchmarks/tuner/results/driver_warm_start/driver_warm_start_digits.json
 """
 
 from __future__ import annotations

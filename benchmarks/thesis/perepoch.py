@@ -24,7 +24,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from benchmarks import thesis_common as tc
+from benchmarks.thesis import common as tc
 
 
 ARMS = ("grid", "gaussian", "gamma", "gamma-kappa2")

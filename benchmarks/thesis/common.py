@@ -1,7 +1,8 @@
-"""Shared plumbing of the thesis-reproduction benchmarks (``benchmarks/thesis_*.py``,
-``peers.py``).
+"""Shared plumbing of the thesis-reproduction benchmarks (``benchmarks/thesis/*.py``) and of
+the tuner's comparison with its peers (``benchmarks/tuner/peers.py``).
 
-Every experiment module writes, under ``benchmarks/results/thesis/`` (or ``--out``):
+Every experiment module writes, under ``benchmarks/thesis/results/`` (``peers``:
+``benchmarks/tuner/results/peers/``; or ``--out``):
 
 * ``<name>.jsonl``: one JSON object per finished cell (a cell is one (method, seed, ...) run);
   cells are appended as they finish and skipped on a restart, so every run is resumable;
@@ -43,8 +44,8 @@ from typing import Any
 import numpy as np
 
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results" / "thesis"
+REPO = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO / "benchmarks" / "thesis" / "results"
 RUNS_DIR = REPO / "runs" / "thesis"
 
 #: The thesis's learning-rate range (0, 0.5]: the grids are ``0.5 k / N``; the model-based
@@ -83,7 +84,9 @@ def parse_seeds(text: str | Sequence[str]) -> list[int]:
     return sorted(seeds)
 
 
-def common_parser(description: str, *, seeds: str) -> argparse.ArgumentParser:
+def common_parser(
+    description: str, *, seeds: str, results: Path = RESULTS_DIR
+) -> argparse.ArgumentParser:
     """An argument parser with the flags every thesis experiment has."""
     p = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,9 +98,7 @@ def common_parser(description: str, *, seeds: str) -> argparse.ArgumentParser:
         help="dataset root (default $OPTUNA_GAMMA_DATA_ROOT; Fashion-MNIST is also found "
         "in the Debian package's folder)",
     )
-    p.add_argument(
-        "--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})"
-    )
+    p.add_argument("--out", type=Path, default=results, help=f"results folder (default {results})")
     p.add_argument(
         "--runs-dir",
         type=Path,
@@ -280,6 +281,7 @@ def _code_dirty() -> bool:
             "--",
             "optuna_gamma",
             "benchmarks/*.py",
+            "benchmarks/*/*.py",
             "pyproject.toml",
         )
     )
@@ -321,6 +323,14 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _command() -> str:
+    """This invocation as ``python -m MODULE ARGS`` (the way the modules are run)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and sys.argv:
+        return " ".join(["python -m " + spec.name, *sys.argv[1:]])
+    return " ".join(sys.argv)
+
+
 def write_meta(out: Path, name: str, extra: Mapping[str, Any]) -> None:
     """Append this invocation (command, machine, settings) to ``<name>.meta.json``."""
     path = Path(out) / f"{name}.meta.json"
@@ -328,12 +338,7 @@ def write_meta(out: Path, name: str, extra: Mapping[str, Any]) -> None:
     code_version()  # fixed now, at the start of the run, for every cell it writes
     runs.append(
         {
-            "command": "python -m benchmarks."
-            + Path(sys.argv[0]).stem
-            + " "
-            + " ".join(sys.argv[1:])
-            if sys.argv and sys.argv[0].endswith(".py")
-            else " ".join(sys.argv),
+            "command": _command(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             **machine_info(),
             **_jsonable(dict(extra)),

@@ -18,7 +18,7 @@ process (``time.process_time``). On a machine shared with other work the CPU fig
 stable one; the wall figure also counts waiting for the disk (SQLite and artifact writes).
 
     OPTUNA_GAMMA_DATA_ROOT=../shared/data OMP_NUM_THREADS=1 \\
-        python -m benchmarks.driver_overhead --reps 5
+        python -m benchmarks.tuner.driver_overhead --reps 5
 """
 
 from __future__ import annotations

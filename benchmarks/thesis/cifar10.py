@@ -10,22 +10,16 @@ validation, stratified, seeded), 10 epochs, tested on the full official 10,000-i
 after epochs 1, 5 and 10; seed 0; a 12-point grid per epoch instead of 100. ``--full`` runs the
 thesis's version (all 50,000 images split 45,000 / 5,000, 50 epochs, tests after 1, 10, 20, 50,
 grid 100, seeds 0-2) and is meant for a GPU (``--device cuda``). Arms: see
-:mod:`benchmarks.thesis_perepoch`.
+:mod:`benchmarks.thesis.perepoch`.
 
-    python -m benchmarks.thesis_cifar10
-    python -m benchmarks.thesis_cifar10 --full --device cuda
+    python -m benchmarks.thesis.cifar10
+    python -m benchmarks.thesis.cifar10 --full --device cuda
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-import sys
-
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
-from benchmarks import thesis_perepoch as pe  # noqa: E402
+from benchmarks.thesis import common as tc
+from benchmarks.thesis import perepoch as pe
 
 
 NAME = "thesis_cifar10"

@@ -2,7 +2,7 @@
 
 The thesis tunes and reports on MNIST and CIFAR-10 only; this runs the comparison of its table 6
 (per-epoch tuning, 3 epochs, grid vs Gaussian vs Gamma vs Gamma with kappa_2; arms as in
-:mod:`benchmarks.thesis_perepoch`) on Fashion-MNIST, a dataset the project's defaults were not
+:mod:`benchmarks.thesis.perepoch`) on Fashion-MNIST, a dataset the project's defaults were not
 tuned on, so that a conclusion drawn from MNIST can be checked elsewhere. Thesis CNN, SGD with
 mini-batch 50 and weight decay 0.001; the adopted model is tested on the official 10,000-image
 Fashion-MNIST test set after epochs 1, 2 and 3.
@@ -15,20 +15,14 @@ trainings per epoch as the model-based arms). ``--full`` (for a GPU): all 60,000
 Fashion-MNIST is read from the data root or from the Debian package ``dataset-fashion-mnist``
 (``/usr/share/datasets/fashion-mnist``); nothing is downloaded.
 
-    python -m benchmarks.thesis_fashion               # ~20 min on one core
-    python -m benchmarks.thesis_fashion --full --device cuda
+    python -m benchmarks.thesis.fashion               # ~20 min on one core
+    python -m benchmarks.thesis.fashion --full --device cuda
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-import sys
-
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
-from benchmarks import thesis_perepoch as pe  # noqa: E402
+from benchmarks.thesis import common as tc
+from benchmarks.thesis import perepoch as pe
 
 
 NAME = "thesis_fashion"

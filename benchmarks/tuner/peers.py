@@ -1,5 +1,8 @@
 """Per-epoch tuning against what a user would do instead, at equal compute.
 
+A tuner benchmark (results in ``benchmarks/tuner/results/peers/``) that reuses the thesis
+benchmarks' plumbing (:mod:`benchmarks.thesis.common`) and their trainer.
+
 Question: which method reaches the best *test* accuracy per unit of compute? Compute is counted
 in training epochs (one epoch of one model over the training split). The per-epoch tuner with
 ``T = 12`` trials per epoch for ``E`` epochs costs ``B = 12 E`` epochs; every peer gets the same
@@ -43,9 +46,9 @@ Datasets: ``mnist`` (the thesis's MNIST-500: 400 train / 100 validation) and ``f
 images. Defaults: ``E = 10`` (``B = 120``), seeds 0-4; ``--full`` (for a GPU): the full training
 sets, ``E = 20``, seeds 0-4.
 
-    python -m benchmarks.peers --dataset mnist
-    python -m benchmarks.peers --dataset fashion-mnist
-    python -m benchmarks.peers --summary-only --dataset mnist
+    python -m benchmarks.tuner.peers --dataset mnist
+    python -m benchmarks.tuner.peers --dataset fashion-mnist
+    python -m benchmarks.tuner.peers --summary-only --dataset mnist
 """
 
 from __future__ import annotations
@@ -56,17 +59,15 @@ import math
 import os
 from pathlib import Path
 import random
-import sys
 import time
 from typing import Any
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
+from benchmarks.thesis import common as tc
 
 
 NAME = "peers"
+#: Where the cells, tables and pages go (``--out``).
+RESULTS_DIR = Path(__file__).resolve().parent / "results" / "peers"
 LR_LOW, LR_HIGH = 1e-3, 0.5
 TRIALS = 12
 PER_EPOCH = ("pe-gamma", "pe-gaussian", "pe-gp", "pe-grid12", "pe-gamma-kappa2")
@@ -893,7 +894,7 @@ def _final_lr(c: dict[str, Any]) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = tc.common_parser(__doc__ or "", seeds="0-4")
+    p = tc.common_parser(__doc__ or "", seeds="0-4", results=RESULTS_DIR)
     p.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
     p.add_argument("--epochs", type=int, default=None, help="E (default 10; --full 20)")
     p.add_argument(

@@ -14,14 +14,14 @@ Student-t draws at the pending points), ``liar`` (``GammaBOSampler(parallel="lia
 liar at the worst value so far), ``gp`` (Optuna's ``GPSampler``, qLogEI over running trials),
 and ``sequential`` (GammaBOSampler with one worker, for reference).
 
-Every run appends one JSON line (``benchmarks/results/parallel/cells.jsonl``: the simulated
+Every run appends one JSON line (``benchmarks/sampler/results/parallel/cells.jsonl``: the simulated
 time at which each trial was told, the best-so-far regret then, the sampler's CPU seconds);
 finished cells are skipped. The summary gives the median regret at fixed wall times and the
 win rate of ``fantasy`` against ``liar`` and ``gp`` at each.
 
 Example::
 
-    python -m benchmarks.parallel --seeds 10 --trials 48 --workers 4
+    python -m benchmarks.sampler.parallel --seeds 10 --trials 48 --workers 4
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import json
 import math
 import os
 from pathlib import Path
-import sys
 import time
 from typing import Any
 import warnings
@@ -41,12 +40,9 @@ import warnings
 import numpy as np
 import optuna
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import get_problem  # noqa: E402
-from benchmarks.samplers import append_record  # noqa: E402
-from benchmarks.samplers import win_rate  # noqa: E402
+from benchmarks.sampler.problems import get_problem
+from benchmarks.sampler.regret import append_record
+from benchmarks.sampler.regret import win_rate
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results" / "parallel"

@@ -33,7 +33,7 @@ Two kinds of history (``--history random|bo|both``, default both):
 
 Example::
 
-    OMP_NUM_THREADS=1 python -m benchmarks.timing --reps 5 --asks 3 --threads 1
+    OMP_NUM_THREADS=1 python -m benchmarks.sampler.timing --reps 5 --asks 3 --threads 1
 """
 
 from __future__ import annotations
@@ -53,10 +53,7 @@ import warnings
 import numpy as np
 import optuna
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import hartmann6_function  # noqa: E402
+from benchmarks.sampler.problems import hartmann6_function
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -314,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         row["ratio_of_medians"] = row["gamma_student_t_median_s"] / row["gpsampler_median_s"]
         rows.append(row)
     meta = {
-        "command": "python -m benchmarks.timing "
+        "command": "python -m benchmarks.sampler.timing "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "optuna": optuna.__version__,
         "torch": torch.__version__,

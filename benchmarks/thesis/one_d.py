@@ -16,25 +16,21 @@ default) and told that the function is noise-free (``deterministic_objective=Tru
 never gets within the tolerance counts as ``budget + 1`` (censored; the table gives the share
 that got there).
 
-    python -m benchmarks.thesis_1d                  # 50 seeds x 30 evaluations (~5 min on 1 core)
-    python -m benchmarks.thesis_1d --summary-only
+    python -m benchmarks.thesis.one_d          # 50 seeds x 30 evaluations (~5 min on 1 core)
+    python -m benchmarks.thesis.one_d --summary-only
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
-from benchmarks.problems import thesis1d_function  # noqa: E402
+from benchmarks.sampler.problems import thesis1d_function
+from benchmarks.thesis import common as tc
 
 
 NAME = "thesis_1d"

@@ -2,12 +2,12 @@
 
 Every (problem, sampler, seed) cell runs one study of ``--trials`` trials and appends one JSON
 line (objective values, wall and CPU time, the sampler's settings, how many proposals repeated
-an earlier trial's parameters) to ``benchmarks/results/<run>/cells.jsonl``. Finished cells are
-skipped, so a long run can be split or resumed; the best-so-far regret curves are recomputed
-from the recorded values and the problem's known optimum, and the summary (median and IQR of
-the regret at the checkpoints, win rates of the reference sampler against every other over
-problem x seed pairs, ratios of median final regrets) is rebuilt from all cells of the run at
-the end (or alone with ``--summary-only``).
+an earlier trial's parameters) to ``benchmarks/sampler/results/<run>/cells.jsonl``. Finished
+cells are skipped, so a long run can be split or resumed; the best-so-far regret curves are
+recomputed from the recorded values and the problem's known optimum, and the summary (median
+and IQR of the regret at the checkpoints, win rates of the reference sampler against every
+other over problem x seed pairs, ratios of median final regrets) is rebuilt from all cells of
+the run at the end (or alone with ``--summary-only``).
 
 Samplers (``--samplers``; a name may carry keyword overrides, e.g.
 ``student_t:prior_shape=2,xi=0.01``):
@@ -21,7 +21,7 @@ Samplers (``--samplers``; a name may carry keyword overrides, e.g.
 
 Example (the full benchmark)::
 
-    python -m benchmarks.samplers --run full --seeds 10 --trials 50 --jobs 1
+    python -m benchmarks.sampler.regret --run full --seeds 10 --trials 50 --jobs 1
 
 Regret is |optimum - best value so far| in the problem's own units (see problems.py).
 """
@@ -45,12 +45,9 @@ import warnings
 import numpy as np
 import optuna
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import DEFAULT_PROBLEMS  # noqa: E402
-from benchmarks.problems import get_problem  # noqa: E402
-from benchmarks.problems import Problem  # noqa: E402
+from benchmarks.sampler.problems import DEFAULT_PROBLEMS
+from benchmarks.sampler.problems import get_problem
+from benchmarks.sampler.problems import Problem
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -694,7 +691,9 @@ def _git_state() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--run", default="headline", help="run name: results go to benchmarks/results/<run>/"
+        "--run",
+        default="headline",
+        help="run name: results go to benchmarks/sampler/results/<run>/",
     )
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
@@ -743,7 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.summary_only:
         meta_path = run_dir / "meta.json"
         old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        command = "python -m benchmarks.samplers " + " ".join(
+        command = "python -m benchmarks.sampler.regret " + " ".join(
             sys.argv[1:] if argv is None else argv
         )
         meta = {

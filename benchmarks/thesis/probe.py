@@ -26,8 +26,8 @@ through the tuner's public trainer protocol (:class:`~optuna_gamma.tuner.ThesisT
 ``build``/``train_epoch``/``evaluate``), and records the validation accuracy after every epoch,
 so accuracy against the number of SGD steps comes out too.
 
-    python -m benchmarks.thesis_probe                 # seeds 0-2, 3 epochs (~15 min on one core)
-    python -m benchmarks.thesis_probe --summary-only
+    python -m benchmarks.thesis.probe                 # seeds 0-2, 3 epochs (~15 min on one core)
+    python -m benchmarks.thesis.probe --summary-only
 """
 
 from __future__ import annotations
@@ -35,16 +35,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
+from benchmarks.thesis import common as tc
 
 
 NAME = "thesis_probe"

@@ -7,7 +7,7 @@ MCC. Here every (sampler, objective) pair runs the tuner's per-epoch mode (thesi
 MNIST-500 (400 train / 100 validation), thesis CNN, for 2 epochs, and the adopted model is
 evaluated on the official 10,000-image test set after epoch 1 and after epoch 2.
 
-Objectives (:data:`benchmarks.thesis_common.OBJECTIVES`):
+Objectives (:data:`benchmarks.thesis.common.OBJECTIVES`):
 
 * ``accuracy``: validation accuracy alone (the "existing system");
 * ``kappa1-clipped`` / ``kappa2-clipped``: the thesis's eqs. 11-12 literally, ``max(0, .)``
@@ -19,21 +19,17 @@ grid), ``gaussian`` and ``gamma`` (``GammaBOSampler``, 2 start-up + 10 BO trials
 linear in [0.001, 0.5]). Default seeds: 0-4 for the model-based samplers, 0-2 for the grid
 (100 trainings per epoch; ``--full`` runs the grid on all seeds).
 
-    python -m benchmarks.thesis_kappa              # ~40 min on one busy core
-    python -m benchmarks.thesis_kappa --summary-only
+    python -m benchmarks.thesis.kappa              # ~40 min on one busy core
+    python -m benchmarks.thesis.kappa --summary-only
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-import sys
 import time
 from typing import Any
 
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
+from benchmarks.thesis import common as tc
 
 
 NAME = "thesis_kappa"

@@ -3,27 +3,21 @@
 The thesis trains on 60,000 images with 10,000 for evaluation; here the 60,000 official training
 images are split 50,000 train / 10,000 validation (stratified, seeded) and the adopted model is
 tested on the official 10,000-image test set after epochs 1, 2 and 3. Thesis CNN, SGD with
-mini-batch 50 and weight decay 0.001. Arms: see :mod:`benchmarks.thesis_perepoch`.
+mini-batch 50 and weight decay 0.001. Arms: see :mod:`benchmarks.thesis.perepoch`.
 
 CPU plan (reduced): seed 0 only, and a 12-point grid per epoch (the same 12 trainings per epoch
 as the model-based arms) instead of the thesis's 100. ``--full`` (for a GPU): grid 100 and
 seeds 0-2. Target of the project: per-epoch gamma reaches >= 99.0 % test accuracy after 3 epochs
 (thesis: 98.79 % with kappa_2).
 
-    python -m benchmarks.thesis_mnist_full            # ~1.5 h on one busy core
-    python -m benchmarks.thesis_mnist_full --full --device cuda
+    python -m benchmarks.thesis.mnist_full            # ~1.5 h on one busy core
+    python -m benchmarks.thesis.mnist_full --full --device cuda
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-import sys
-
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import thesis_common as tc  # noqa: E402
-from benchmarks import thesis_perepoch as pe  # noqa: E402
+from benchmarks.thesis import common as tc
+from benchmarks.thesis import perepoch as pe
 
 
 NAME = "thesis_mnist_full"

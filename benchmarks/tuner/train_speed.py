@@ -16,11 +16,11 @@ time (``time.process_time``; one torch thread by default), since the benchmark m
 are shared with other processes and wall time then mostly measures their load; wall-clock
 figures are recorded too. Images per second come from the median over repetitions, the
 overhead from the median of the per-repetition time ratios. Results go to
-``benchmarks/results/train_speed.{json,md}``.
+``benchmarks/tuner/results/train_speed/train_speed.{json,md}``.
 
 Usage::
 
-    OPTUNA_GAMMA_DATA_ROOT=../shared/data .venv/bin/python benchmarks/train_speed.py
+    OPTUNA_GAMMA_DATA_ROOT=../shared/data .venv/bin/python -m benchmarks.tuner.train_speed
 """
 
 from __future__ import annotations
@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="dataset cache (default: $OPTUNA_GAMMA_CACHE or ~/.cache/optuna-gamma)",
     )
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "train_speed"
+    )
     args = p.parse_args(argv)
     if args.data_root is None:
         p.error("give --data-root or set OPTUNA_GAMMA_DATA_ROOT")

@@ -1,6 +1,6 @@
 """Parallel workers: speed-up, scaling against PostgreSQL, and what parallelism costs in quality.
 
-Three measurements (results in ``benchmarks/results/workers/``):
+Three measurements (results in ``benchmarks/tuner/results/scaling/``):
 
 ``speedup``
     Wall time per epoch of the thesis CNN on MNIST-500 (12 trials per epoch, 1 torch thread per
@@ -15,9 +15,9 @@ Three measurements (results in ``benchmarks/results/workers/``):
     Final validation objective and test accuracy with 1, 2 and 4 workers on the same seeds (the
     samplers see other pending trials when more workers run, so the schedules differ).
 
-    OPTUNA_GAMMA_DATA_ROOT=../shared/data python -m benchmarks.workers speedup --reps 3
-    OPTUNA_GAMMA_TEST_POSTGRES=postgresql://... python -m benchmarks.workers simulate
-    OPTUNA_GAMMA_DATA_ROOT=../shared/data python -m benchmarks.workers quality --seeds 5
+    OPTUNA_GAMMA_DATA_ROOT=../shared/data python -m benchmarks.tuner.scaling speedup --reps 3
+    OPTUNA_GAMMA_TEST_POSTGRES=postgresql://... python -m benchmarks.tuner.scaling simulate
+    OPTUNA_GAMMA_DATA_ROOT=../shared/data python -m benchmarks.tuner.scaling quality --seeds 5
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 
-RESULTS = Path(__file__).resolve().parent / "results" / "workers"
+RESULTS = Path(__file__).resolve().parent / "results" / "scaling"
 
 
 def _meta(**extra: Any) -> dict[str, Any]:
