@@ -262,16 +262,13 @@ def win_rate(ref: Sequence[float], other: Sequence[float]) -> float:
     return score / len(ref)
 
 
-def summarize(
-    records: list[dict[str, Any]],
-    checkpoints: Sequence[int] = CHECKPOINTS,
-    reference: str = "student_t",
-) -> dict[str, Any]:
-    """Median/IQR of regret per (problem, sampler, checkpoint) and win rates of ``reference``.
+Record = dict[str, Any]
+Cells = dict[tuple[str, str, int], Record]
 
-    Win rates are computed over the (problem, seed) pairs that both samplers finished.
-    """
-    problems = sorted(
+
+def _problem_order(records: list[Record]) -> list[str]:
+    """The problems of ``records``: those of the default suite first, in its order."""
+    return sorted(
         {r["problem"] for r in records},
         key=lambda p: (
             p not in DEFAULT_PROBLEMS,
@@ -279,12 +276,12 @@ def summarize(
             p,
         ),
     )
-    samplers = list(dict.fromkeys(r["sampler"] for r in records))
-    by = {(r["problem"], r["sampler"], r["seed"]): r for r in records}
-    max_t = max(r["n_trials"] for r in records)
-    cps = [c for c in checkpoints if c <= max_t]
-    if max_t not in cps:
-        cps.append(max_t)
+
+
+def _regret_stats(
+    by: Cells, problems: list[str], samplers: list[str], cps: list[int]
+) -> list[dict[str, Any]]:
+    """Per (problem, sampler): seeds, mean seconds, repeats, median [Q1, Q3] per checkpoint."""
     stats: list[dict[str, Any]] = []
     for p in problems:
         for s in samplers:
@@ -310,38 +307,52 @@ def summarize(
                         float(q3),
                     )
             stats.append(row)
+    return stats
+
+
+def _reference_wins(
+    by: Cells, problems: list[str], samplers: list[str], cps: list[int], reference: str
+) -> list[dict[str, Any]]:
+    """Win rates of ``reference`` against every other sampler, overall and per problem."""
     wins: list[dict[str, Any]] = []
-    if reference in samplers:
-        for s in samplers:
-            if s == reference:
-                continue
-            for c in cps:
-                a, b, per_problem = [], [], {}
-                for p in problems:
-                    pa, pb = [], []
-                    for (pp, ss, seed), r in by.items():
-                        if pp == p and ss == reference and (p, s, seed) in by:
-                            o = by[(p, s, seed)]
-                            if len(r["regret"]) >= c and len(o["regret"]) >= c:
-                                pa.append(r["regret"][c - 1])
-                                pb.append(o["regret"][c - 1])
-                    if pa:
-                        per_problem[p] = win_rate(pa, pb)
-                        a += pa
-                        b += pb
-                if a:
-                    wins.append(
-                        {
-                            "reference": reference,
-                            "other": s,
-                            "trial": c,
-                            "n_pairs": len(a),
-                            "win_rate": win_rate(a, b),
-                            "per_problem": per_problem,
-                        }
-                    )
+    if reference not in samplers:
+        return wins
+    for s in samplers:
+        if s == reference:
+            continue
+        for c in cps:
+            a, b, per_problem = [], [], {}
+            for p in problems:
+                pa, pb = [], []
+                for (pp, ss, seed), r in by.items():
+                    if pp == p and ss == reference and (p, s, seed) in by:
+                        o = by[(p, s, seed)]
+                        if len(r["regret"]) >= c and len(o["regret"]) >= c:
+                            pa.append(r["regret"][c - 1])
+                            pb.append(o["regret"][c - 1])
+                if pa:
+                    per_problem[p] = win_rate(pa, pb)
+                    a += pa
+                    b += pb
+            if a:
+                wins.append(
+                    {
+                        "reference": reference,
+                        "other": s,
+                        "trial": c,
+                        "n_pairs": len(a),
+                        "win_rate": win_rate(a, b),
+                        "per_problem": per_problem,
+                    }
+                )
+    return wins
+
+
+def _mean_ranks(
+    by: Cells, problems: list[str], samplers: list[str], cps: list[int], seeds: list[int]
+) -> dict[str, dict[int, float]]:
+    """Mean rank per sampler and checkpoint over the (problem, seed) pairs all samplers ran."""
     ranks: dict[str, dict[int, float]] = {}
-    seeds = sorted({r["seed"] for r in records})
     for c in cps:
         acc: dict[str, list[float]] = {s: [] for s in samplers}
         for p in problems:
@@ -359,6 +370,13 @@ def summarize(
         for s, v in acc.items():
             if v:
                 ranks.setdefault(s, {})[c] = float(np.mean(v))
+    return ranks
+
+
+def _pairwise_wins(
+    by: Cells, samplers: list[str], max_t: int
+) -> dict[int, dict[str, dict[str, float]]]:
+    """Win rate of every sampler against every other at trial 12 and at the last trial."""
     pairwise: dict[int, dict[str, dict[str, float]]] = {}
     for c in sorted({min(12, max_t), max_t}):
         table: dict[str, dict[str, float]] = {}
@@ -374,6 +392,11 @@ def summarize(
                 if ra:
                     table.setdefault(a, {})[b] = win_rate(ra, rb)
         pairwise[c] = table
+    return pairwise
+
+
+def _hitting_times(by: Cells, problems: list[str], samplers: list[str]) -> list[dict[str, Any]]:
+    """Trials until the regret is at most each of :data:`HIT_TOLERANCES` (median over seeds)."""
     hitting: list[dict[str, Any]] = []
     for p in problems:
         for s in samplers:
@@ -394,39 +417,72 @@ def summarize(
                             "n": len(hits),
                         }
                     )
+    return hitting
+
+
+def _regret_ratios(
+    stats: list[dict[str, Any]],
+    problems: list[str],
+    samplers: list[str],
+    max_t: int,
+    reference: str,
+) -> list[dict[str, Any]]:
+    """``reference``'s median final regret over each other sampler's, per problem."""
     ratios: list[dict[str, Any]] = []
-    if reference in samplers:
-        med = {(row["problem"], row["sampler"]): row.get(f"median@{max_t}") for row in stats}
-        for s in samplers:
-            if s == reference:
-                continue
-            per_problem = {}
-            for p in problems:
-                med_ref, med_s = med.get((p, reference)), med.get((p, s))
-                if med_ref is not None and med_s is not None:
-                    per_problem[p] = regret_ratio(med_ref, med_s)
-            if per_problem:
-                ratios.append(
-                    {
-                        "reference": reference,
-                        "other": s,
-                        "trial": max_t,
-                        "per_problem": per_problem,
-                        "max": max(per_problem.values()),
-                        "worst_problem": max(per_problem, key=per_problem.__getitem__),
-                    }
-                )
+    if reference not in samplers:
+        return ratios
+    med = {(row["problem"], row["sampler"]): row.get(f"median@{max_t}") for row in stats}
+    for s in samplers:
+        if s == reference:
+            continue
+        per_problem = {}
+        for p in problems:
+            med_ref, med_s = med.get((p, reference)), med.get((p, s))
+            if med_ref is not None and med_s is not None:
+                per_problem[p] = regret_ratio(med_ref, med_s)
+        if per_problem:
+            ratios.append(
+                {
+                    "reference": reference,
+                    "other": s,
+                    "trial": max_t,
+                    "per_problem": per_problem,
+                    "max": max(per_problem.values()),
+                    "worst_problem": max(per_problem, key=per_problem.__getitem__),
+                }
+            )
+    return ratios
+
+
+def summarize(
+    records: list[dict[str, Any]],
+    checkpoints: Sequence[int] = CHECKPOINTS,
+    reference: str = "student_t",
+) -> dict[str, Any]:
+    """Median/IQR of regret per (problem, sampler, checkpoint) and win rates of ``reference``.
+
+    Win rates are computed over the (problem, seed) pairs that both samplers finished.
+    """
+    problems = _problem_order(records)
+    samplers = list(dict.fromkeys(r["sampler"] for r in records))
+    by = {(r["problem"], r["sampler"], r["seed"]): r for r in records}
+    max_t = max(r["n_trials"] for r in records)
+    cps = [c for c in checkpoints if c <= max_t]
+    if max_t not in cps:
+        cps.append(max_t)
+    stats = _regret_stats(by, problems, samplers, cps)
+    seeds = sorted({r["seed"] for r in records})
     return {
         "checkpoints": cps,
         "problems": problems,
         "samplers": samplers,
         "stats": stats,
-        "wins": wins,
+        "wins": _reference_wins(by, problems, samplers, cps, reference),
         "reference": reference,
-        "mean_rank": ranks,
-        "pairwise": pairwise,
-        "hitting": hitting,
-        "regret_ratios": ratios,
+        "mean_rank": _mean_ranks(by, problems, samplers, cps, seeds),
+        "pairwise": _pairwise_wins(by, samplers, max_t),
+        "hitting": _hitting_times(by, problems, samplers),
+        "regret_ratios": _regret_ratios(stats, problems, samplers, max_t, reference),
     }
 
 
@@ -465,8 +521,162 @@ def _fmt_ratio(x: float) -> str:
     return "inf" if not math.isfinite(x) else (f"{x:.2f}" if x < 100 else f"{x:.3g}")
 
 
-def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -> str:
+def _md_problem(summary: dict[str, Any], p: str) -> list[str]:
     cps = summary["checkpoints"]
+    lines = [
+        f"## {p}",
+        "",
+        "| sampler | n | "
+        + " | ".join(f"@{c}" for c in cps)
+        + " | s/run (wall) | s/run (CPU) | repeats |",
+        "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- | --- | --- |",
+    ]
+    for row in summary["stats"]:
+        if row["problem"] != p:
+            continue
+        cells = [
+            f"{_fmt(row[f'median@{c}'])} [{_fmt(row[f'q1@{c}'])}, {_fmt(row[f'q3@{c}'])}]"
+            if f"median@{c}" in row
+            else "-"
+            for c in cps
+        ]
+        cpu = f"{row['mean_cpu_s']:.1f}" if "mean_cpu_s" in row else "-"
+        lines.append(
+            f"| {row['sampler']} | {row['n_seeds']} | "
+            + " | ".join(cells)
+            + f" | {row['mean_wall_s']:.1f} | {cpu} | {row['repeats']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _md_mean_rank(summary: dict[str, Any]) -> list[str]:
+    cps = summary["checkpoints"]
+    lines = [
+        "## Mean rank over problem x seed pairs (1 = best; ties share ranks)",
+        "",
+        "| sampler | " + " | ".join(f"@{c}" for c in cps) + " |",
+        "| --- | " + " | ".join("---" for _ in cps) + " |",
+    ]
+    order = sorted(
+        summary["mean_rank"], key=lambda s: summary["mean_rank"][s].get(cps[-1], math.inf)
+    )
+    for s in order:
+        rk = summary["mean_rank"][s]
+        lines.append(
+            f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |"
+        )
+    lines.append("")
+    return lines
+
+
+def _md_pairwise(summary: dict[str, Any], c: Any, table: dict[str, dict[str, float]]) -> list[str]:
+    names = [s for s in summary["samplers"] if s in table]
+    lines = [
+        f"## Pairwise win rate at trial {c}: row beats column (ties 1/2)",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for a in names:
+        lines.append(
+            f"| {a} | "
+            + " | ".join("-" if a == b else f"{table[a].get(b, float('nan')):.2f}" for b in names)
+            + " |"
+        )
+    lines.append("")
+    return lines
+
+
+def _md_hitting(summary: dict[str, Any]) -> list[str]:
+    tols = sorted({h["tol"] for h in summary["hitting"]}, reverse=True)
+    lines = [
+        "## Trials to reach a regret <= tol: median over seeds (seeds that reached it / all)",
+        "",
+        "| problem | sampler | " + " | ".join(f"tol {t:g}" for t in tols) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in tols) + " |",
+    ]
+    for p in summary["problems"]:
+        for s in summary["samplers"]:
+            hs = {
+                h["tol"]: h for h in summary["hitting"] if h["problem"] == p and h["sampler"] == s
+            }
+            if hs:
+                lines.append(
+                    f"| {p} | {s} | "
+                    + " | ".join(
+                        (f"{hs[t]['median']:g}" if math.isfinite(hs[t]["median"]) else "never")
+                        + f" ({hs[t]['reached']}/{hs[t]['n']})"
+                        for t in tols
+                    )
+                    + " |"
+                )
+    lines.append("")
+    return lines
+
+
+def _md_ratios(summary: dict[str, Any]) -> list[str]:
+    ref = summary["reference"]
+    last = summary["checkpoints"][-1]
+    lines = [
+        f"## Median regret of {ref} at trial {last} / the other's median (> 1: {ref} worse)",
+        "",
+        "| against | worst | " + " | ".join(summary["problems"]) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
+    ]
+    for r in summary["regret_ratios"]:
+        cells = [
+            _fmt_ratio(r["per_problem"][p]) if p in r["per_problem"] else "-"
+            for p in summary["problems"]
+        ]
+        lines.append(
+            f"| {r['other']} | {_fmt_ratio(r['max'])} ({r['worst_problem']}) | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines.append("")
+    return lines
+
+
+def _md_wins(summary: dict[str, Any]) -> list[str]:
+    cps = summary["checkpoints"]
+    ref = summary["reference"]
+    lines = [
+        f"## Win rate of {ref} (lower regret; ties 1/2) over problem x seed pairs",
+        "",
+        "| against | pairs | " + " | ".join(f"@{c}" for c in cps) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in cps) + " |",
+    ]
+    others = list(dict.fromkeys(w["other"] for w in summary["wins"]))
+    for o in others:
+        ws = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
+        n = max(w["n_pairs"] for w in ws.values())
+        lines.append(
+            f"| {o} | {n} | "
+            + " | ".join(f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:",
+        "",
+        "| against | " + " | ".join(summary["problems"]) + " |",
+        "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
+    ]
+    for o in others:
+        wl = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
+        cells = []
+        for p in summary["problems"]:
+            end = wl.get(cps[-1], {}).get("per_problem", {}).get(p)
+            mid = wl.get(12, {}).get("per_problem", {}).get(p)
+            cells.append(f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-")
+        lines.append(f"| {o} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -> str:
+    """``summary.md``: the sections of :func:`summarize`'s statistics, as Markdown tables."""
     lines = [f"# {title}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()]
     lines += [
@@ -476,144 +686,17 @@ def render_markdown(summary: dict[str, Any], title: str, meta: dict[str, Any]) -
         "",
     ]
     for p in summary["problems"]:
-        lines += [
-            f"## {p}",
-            "",
-            "| sampler | n | "
-            + " | ".join(f"@{c}" for c in cps)
-            + " | s/run (wall) | s/run (CPU) | repeats |",
-            "| --- | --- | " + " | ".join("---" for _ in cps) + " | --- | --- | --- |",
-        ]
-        for row in summary["stats"]:
-            if row["problem"] != p:
-                continue
-            cells = [
-                f"{_fmt(row[f'median@{c}'])} [{_fmt(row[f'q1@{c}'])}, {_fmt(row[f'q3@{c}'])}]"
-                if f"median@{c}" in row
-                else "-"
-                for c in cps
-            ]
-            cpu = f"{row['mean_cpu_s']:.1f}" if "mean_cpu_s" in row else "-"
-            lines.append(
-                f"| {row['sampler']} | {row['n_seeds']} | "
-                + " | ".join(cells)
-                + f" | {row['mean_wall_s']:.1f} | {cpu} | {row['repeats']} |"
-            )
-        lines.append("")
+        lines += _md_problem(summary, p)
     if summary.get("mean_rank"):
-        lines += [
-            "## Mean rank over problem x seed pairs (1 = best; ties share ranks)",
-            "",
-            "| sampler | " + " | ".join(f"@{c}" for c in cps) + " |",
-            "| --- | " + " | ".join("---" for _ in cps) + " |",
-        ]
-        order = sorted(
-            summary["mean_rank"], key=lambda s: summary["mean_rank"][s].get(cps[-1], math.inf)
-        )
-        for s in order:
-            rk = summary["mean_rank"][s]
-            lines.append(
-                f"| {s} | " + " | ".join(f"{rk[c]:.2f}" if c in rk else "-" for c in cps) + " |"
-            )
-        lines.append("")
+        lines += _md_mean_rank(summary)
     for c, table in sorted(summary.get("pairwise", {}).items(), key=lambda kv: int(kv[0])):
-        names = [s for s in summary["samplers"] if s in table]
-        lines += [
-            f"## Pairwise win rate at trial {c}: row beats column (ties 1/2)",
-            "",
-            "| | " + " | ".join(names) + " |",
-            "| --- | " + " | ".join("---" for _ in names) + " |",
-        ]
-        for a in names:
-            lines.append(
-                f"| {a} | "
-                + " | ".join(
-                    "-" if a == b else f"{table[a].get(b, float('nan')):.2f}" for b in names
-                )
-                + " |"
-            )
-        lines.append("")
+        lines += _md_pairwise(summary, c, table)
     if summary.get("hitting"):
-        tols = sorted({h["tol"] for h in summary["hitting"]}, reverse=True)
-        lines += [
-            "## Trials to reach a regret <= tol: median over seeds (seeds that reached it / all)",
-            "",
-            "| problem | sampler | " + " | ".join(f"tol {t:g}" for t in tols) + " |",
-            "| --- | --- | " + " | ".join("---" for _ in tols) + " |",
-        ]
-        for p in summary["problems"]:
-            for s in summary["samplers"]:
-                hs = {
-                    h["tol"]: h
-                    for h in summary["hitting"]
-                    if h["problem"] == p and h["sampler"] == s
-                }
-                if hs:
-                    lines.append(
-                        f"| {p} | {s} | "
-                        + " | ".join(
-                            (f"{hs[t]['median']:g}" if math.isfinite(hs[t]["median"]) else "never")
-                            + f" ({hs[t]['reached']}/{hs[t]['n']})"
-                            for t in tols
-                        )
-                        + " |"
-                    )
-        lines.append("")
+        lines += _md_hitting(summary)
     if summary.get("regret_ratios"):
-        ref = summary["reference"]
-        last = summary["checkpoints"][-1]
-        lines += [
-            f"## Median regret of {ref} at trial {last} / the other's median (> 1: {ref} worse)",
-            "",
-            "| against | worst | " + " | ".join(summary["problems"]) + " |",
-            "| --- | --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
-        ]
-        for r in summary["regret_ratios"]:
-            cells = [
-                _fmt_ratio(r["per_problem"][p]) if p in r["per_problem"] else "-"
-                for p in summary["problems"]
-            ]
-            lines.append(
-                f"| {r['other']} | {_fmt_ratio(r['max'])} ({r['worst_problem']}) | "
-                + " | ".join(cells)
-                + " |"
-            )
-        lines.append("")
+        lines += _md_ratios(summary)
     if summary["wins"]:
-        ref = summary["reference"]
-        lines += [
-            f"## Win rate of {ref} (lower regret; ties 1/2) over problem x seed pairs",
-            "",
-            "| against | pairs | " + " | ".join(f"@{c}" for c in cps) + " |",
-            "| --- | --- | " + " | ".join("---" for _ in cps) + " |",
-        ]
-        others = list(dict.fromkeys(w["other"] for w in summary["wins"]))
-        for o in others:
-            ws = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
-            n = max(w["n_pairs"] for w in ws.values())
-            lines.append(
-                f"| {o} | {n} | "
-                + " | ".join(f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps)
-                + " |"
-            )
-        lines += [
-            "",
-            f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:",
-            "",
-            "| against | " + " | ".join(summary["problems"]) + " |",
-            "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
-        ]
-        for o in others:
-            wl = {w["trial"]: w for w in summary["wins"] if w["other"] == o}
-            cells = []
-            for p in summary["problems"]:
-                end = wl.get(cps[-1], {}).get("per_problem", {}).get(p)
-                mid = wl.get(12, {}).get("per_problem", {}).get(p)
-                cells.append(
-                    f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-"
-                )
-            lines.append(f"| {o} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _md_wins(summary)
     return "\n".join(lines)
 
 

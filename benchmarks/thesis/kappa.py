@@ -109,36 +109,13 @@ def run_cell(
     return {"arm": sampler, "objective_name": obj, **rec}
 
 
-def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+# statistics
+Cell = dict[str, Any]
 
-    lines = [
-        "# Thesis tables 4-5: accuracy alone vs kappa_1 vs kappa_2, per-epoch tuning on MNIST-500",
-        "",
-        "Test-set (10,000 images) sensitivity, specificity, accuracy and MCC in % of the adopted "
-        "model after each epoch, median over seeds; 'valid acc' = the adopted trial's validation "
-        "accuracy (100 images); 'flat' = share of the epoch's trials whose thesis (clipped) kappa "
-        "was 0, i.e. that the clipped objective could not tell apart. Thesis: its tables 4 "
-        "('existing system' = accuracy, 'before kappa improvement' = kappa_1) and 5 ('after' = "
-        "kappa_2); one run each, evaluated on a set of about 100 images (accuracies in whole "
-        "points).",
-        "",
-    ]
-    failed = [c for c in cells if c.get("failed")]
-    if failed:
-        lines += [
-            "Stopped runs (every trial of an epoch diverged; left out below): "
-            + "; ".join(
-                f"{c['arm']} / {c['objective_name']} seed {c['seed']} "
-                f"after {c.get('epochs_adopted')} epochs"
-                for c in failed
-            ),
-            "",
-        ]
-    cells = [c for c in cells if not c.get("failed")]
-    rows = []
-    epochs = sorted({int(e) for c in cells for e in c["test"]})
+
+def _metric_stats(cells: list[Cell], epochs: list[int]) -> list[dict[str, Any]]:
+    """Per (epoch, sampler, objective): the test metrics and adopted trials of every seed."""
+    out = []
     for e in epochs:
         for smp in SAMPLERS:
             for obj in tc.OBJECTIVES:
@@ -150,57 +127,27 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                 if not cs:
                     continue
                 base = obj.replace("-clipped", "")
-                th = (
-                    THESIS.get(e, {}).get(smp, {}).get(base)
-                    if obj in ("accuracy", "kappa1-clipped", "kappa2-clipped")
-                    else None
-                )
-                t = [c["test"][str(e)] for c in cs]
                 sched = [c["schedule"][e - 1] for c in cs]
-                n_trials = len(sched[0]["trial_lrs"])
-                rows.append(
-                    [
-                        e,
-                        smp,
-                        obj,
-                        len(cs),
-                        " / ".join(f"{v:.1f}" for v in th) if th else "",
-                        tc.pct(tc.median(x["sensitivity"] for x in t)),
-                        tc.pct(tc.median(x["specificity"] for x in t)),
-                        tc.med_iqr([x["accuracy"] for x in t]),
-                        tc.pct(tc.median(x["mcc"] for x in t)),
-                        tc.pct(tc.median(s["valid_accuracy"] for s in sched), 0),
-                        f"{tc.median(s['lr'] for s in sched):.3f}",
-                        f"{tc.median(s['n_zero_clipped'] / n_trials for s in sched):.0%}",
-                    ]
+                out.append(
+                    {
+                        "epoch": e,
+                        "sampler": smp,
+                        "objective": obj,
+                        "seeds": len(cs),
+                        "thesis": THESIS.get(e, {}).get(smp, {}).get(base)
+                        if obj in ("accuracy", "kappa1-clipped", "kappa2-clipped")
+                        else None,
+                        "test": [c["test"][str(e)] for c in cs],
+                        "schedule": sched,
+                        "n_trials": len(sched[0]["trial_lrs"]),
+                    }
                 )
-    lines.append(
-        tc.md_table(
-            [
-                "epoch",
-                "sampler",
-                "objective",
-                "seeds",
-                "thesis Sens / Spec / Acc / MCC",
-                "Sens",
-                "Spec",
-                "test Acc median [Q1, Q3]",
-                "MCC",
-                "valid acc",
-                "lr (median)",
-                "flat",
-            ],
-            rows,
-        )
-    )
-    # paired comparison: kappa vs accuracy, per sampler and epoch (same seeds)
-    lines += [
-        "",
-        "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same "
-        "sampler, seed, epoch), median in points, and wins/ties/losses:",
-        "",
-    ]
-    rows = []
+    return out
+
+
+def _paired_stats(cells: list[Cell], epochs: list[int]) -> list[tuple[int, str, str, list[float]]]:
+    """Test accuracy of each objective minus that of ``accuracy`` (same sampler, seed, epoch)."""
+    out = []
     for e in epochs:
         for smp in SAMPLERS:
             for obj in tc.OBJECTIVES[1:]:
@@ -221,25 +168,104 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
                             c["test"][str(e)]["accuracy"] - ref[0]["test"][str(e)]["accuracy"]
                         )
                 if diffs:
-                    rows.append(
-                        [
-                            e,
-                            smp,
-                            obj,
-                            len(diffs),
-                            f"{100 * tc.median(diffs):+.1f}",
-                            f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
-                            f"/{sum(d < 0 for d in diffs)}",
-                        ]
-                    )
-    lines.append(
-        tc.md_table(
-            ["epoch", "sampler", "objective", "pairs", "median diff (points)", "W/T/L"], rows
+                    out.append((e, smp, obj, diffs))
+    return out
+
+
+# rendering
+_INTRO = [
+    "# Thesis tables 4-5: accuracy alone vs kappa_1 vs kappa_2, per-epoch tuning on MNIST-500",
+    "",
+    "Test-set (10,000 images) sensitivity, specificity, accuracy and MCC in % of the adopted "
+    "model after each epoch, median over seeds; 'valid acc' = the adopted trial's validation "
+    "accuracy (100 images); 'flat' = share of the epoch's trials whose thesis (clipped) kappa "
+    "was 0, i.e. that the clipped objective could not tell apart. Thesis: its tables 4 "
+    "('existing system' = accuracy, 'before kappa improvement' = kappa_1) and 5 ('after' = "
+    "kappa_2); one run each, evaluated on a set of about 100 images (accuracies in whole "
+    "points).",
+    "",
+]
+_METRIC_HEADER = [
+    "epoch",
+    "sampler",
+    "objective",
+    "seeds",
+    "thesis Sens / Spec / Acc / MCC",
+    "Sens",
+    "Spec",
+    "test Acc median [Q1, Q3]",
+    "MCC",
+    "valid acc",
+    "lr (median)",
+    "flat",
+]
+_PAIRED_HEADER = ["epoch", "sampler", "objective", "pairs", "median diff (points)", "W/T/L"]
+
+
+def _render_failed(failed: list[Cell]) -> list[str]:
+    if not failed:
+        return []
+    return [
+        "Stopped runs (every trial of an epoch diverged; left out below): "
+        + "; ".join(
+            f"{c['arm']} / {c['objective_name']} seed {c['seed']} "
+            f"after {c.get('epochs_adopted')} epochs"
+            for c in failed
+        ),
+        "",
+    ]
+
+
+def _render_metrics(stats: list[dict[str, Any]]) -> str:
+    rows = []
+    for r in stats:
+        t, sched, th = r["test"], r["schedule"], r["thesis"]
+        rows.append(
+            [
+                r["epoch"],
+                r["sampler"],
+                r["objective"],
+                r["seeds"],
+                " / ".join(f"{v:.1f}" for v in th) if th else "",
+                tc.pct(tc.median(x["sensitivity"] for x in t)),
+                tc.pct(tc.median(x["specificity"] for x in t)),
+                tc.med_iqr([x["accuracy"] for x in t]),
+                tc.pct(tc.median(x["mcc"] for x in t)),
+                tc.pct(tc.median(s["valid_accuracy"] for s in sched), 0),
+                f"{tc.median(s['lr'] for s in sched):.3f}",
+                f"{tc.median(s['n_zero_clipped'] / r['n_trials'] for s in sched):.0%}",
+            ]
         )
-    )
-    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
-    text = "\n".join(lines) + "\n"
-    tc.write_text(out, name, ".md", text)
+    return tc.md_table(_METRIC_HEADER, rows)
+
+
+def _render_paired(stats: list[tuple[int, str, str, list[float]]]) -> list[str]:
+    rows = [
+        [
+            e,
+            smp,
+            obj,
+            len(diffs),
+            f"{100 * tc.median(diffs):+.1f}",
+            f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
+            f"/{sum(d < 0 for d in diffs)}",
+        ]
+        for e, smp, obj, diffs in stats
+    ]
+    return [
+        "",
+        "Paired over seeds: test accuracy of each objective minus that of `accuracy` (same "
+        "sampler, seed, epoch), median in points, and wins/ties/losses:",
+        "",
+        tc.md_table(_PAIRED_HEADER, rows),
+    ]
+
+
+def _figures(cells: list[Cell], epochs: list[int]) -> list[Any]:
+    """Test accuracy by sampler and objective; the first seed's confusion matrices."""
+    import numpy as np
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     fig = make_subplots(
         rows=1, cols=len(epochs) or 1, subplot_titles=[f"after epoch {e}" for e in epochs]
@@ -291,8 +317,6 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
         nrow = (len(cms) + ncol - 1) // ncol
         fig = make_subplots(rows=nrow, cols=ncol, subplot_titles=[f"{a} / {o}" for a, o, _ in cms])
         for i, (a, o, cm) in enumerate(cms):
-            import numpy as np
-
             m = np.array(cm, dtype=float)
             off = m.copy()
             np.fill_diagonal(off, np.nan)
@@ -309,7 +333,21 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str) -> str:
             height=330 * nrow,
         )
         figs.append(fig)
-    tc.write_figures(out, name, figs, "Thesis tables 4-5: kappa")
+    return figs
+
+
+def summarize(cells: list[Cell], out: Path, name: str) -> str:
+    """Write ``<name>.md`` (tables 4-5 against ours) and ``<name>.html``; return the text."""
+    lines = list(_INTRO)
+    lines += _render_failed([c for c in cells if c.get("failed")])
+    cells = [c for c in cells if not c.get("failed")]
+    epochs = sorted({int(e) for c in cells for e in c["test"]})
+    lines.append(_render_metrics(_metric_stats(cells, epochs)))
+    lines += _render_paired(_paired_stats(cells, epochs))
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
+    text = "\n".join(lines) + "\n"
+    tc.write_text(out, name, ".md", text)
+    tc.write_figures(out, name, _figures(cells, epochs), "Thesis tables 4-5: kappa")
     return text
 
 

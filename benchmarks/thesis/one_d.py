@@ -111,10 +111,84 @@ def key(sampler: str, seed: int, deterministic: bool, budget: int) -> str:
     return f"{sampler}|det={int(deterministic)}|seed={seed}|budget={budget}"
 
 
-def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str) -> str:
-    import plotly.graph_objects as go
+# statistics
+Cell = dict[str, Any]
+Groups = dict[tuple[str, bool], list[Cell]]
 
-    lines = [
+
+def _filled(c: Cell, tol: float) -> int:
+    """Evaluations to within ``tol``; budget + 1 when never (censored)."""
+    return c[f"evals_{tol:g}"] or c["budget"] + 1
+
+
+def _evaluation_stats(groups: Groups) -> list[dict[str, Any]]:
+    """Per (deterministic, sampler): evaluations to each tolerance and CPU per evaluation."""
+    out = []
+    for det in (False, True):
+        for s in SAMPLERS:
+            g = groups.get((s, det))
+            if not g:
+                continue
+            per_tol = {}
+            for tol in TOLERANCES:
+                ev = [c[f"evals_{tol:g}"] for c in g]
+                filled = [e if e is not None else c["budget"] + 1 for e, c in zip(ev, g)]
+                per_tol[tol] = {
+                    "quartiles": tc.quartiles(filled),
+                    "mean": float(np.mean(filled)),
+                    "reached": sum(e is not None for e in ev),
+                    "reached_12": sum(e is not None and e <= 12 for e in ev),
+                    "n": len(ev),
+                }
+            out.append(
+                {
+                    "sampler": s,
+                    "deterministic": det,
+                    "seeds": len(g),
+                    "tolerances": per_tol,
+                    "ms_per_eval": 1000 * tc.median(c["cpu_seconds"] / c["budget"] for c in g),
+                }
+            )
+    return out
+
+
+def _paired_stats(groups: Groups) -> list[dict[str, Any]]:
+    """student_t against each other sampler, paired by seed: differences and a sign test."""
+    from scipy.stats import binomtest
+
+    out = []
+    for det in (False, True):
+        ref = {c["seed"]: c for c in groups.get(("student_t", det), [])}
+        for other in SAMPLERS[1:]:
+            for tol in TOLERANCES:
+                diffs = [
+                    _filled(ref[c["seed"]], tol) - _filled(c, tol)
+                    for c in groups.get((other, det), [])
+                    if c["seed"] in ref
+                ]
+                if not diffs:
+                    continue
+                w, t, l_ = (
+                    sum(d < 0 for d in diffs),
+                    sum(d == 0 for d in diffs),
+                    sum(d > 0 for d in diffs),
+                )
+                out.append(
+                    {
+                        "other": other,
+                        "deterministic": det,
+                        "tol": tol,
+                        "diffs": diffs,
+                        "wtl": (w, t, l_),
+                        "p": binomtest(w, w + l_).pvalue if w + l_ else 1.0,
+                    }
+                )
+    return out
+
+
+# rendering
+def _render_intro(maximum: float) -> list[str]:
+    return [
         "# Thesis figs. 12-13: evaluations until the maximum of "
         "f(x) = -sin(3x) - x^2 + 0.7x on [-1, 2]",
         "",
@@ -125,29 +199,25 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
         "Gamma 5-6 evaluations (one run each).",
         "",
     ]
-    groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
-    for c in cells:
-        groups.setdefault((c["sampler"], bool(c["deterministic"])), []).append(c)
-    budget = max((c["budget"] for c in cells), default=0)
+
+
+def _render_evaluations(stats: list[dict[str, Any]], budget: int) -> str:
     rows = []
-    for det in (False, True):
-        for s in SAMPLERS:
-            g = groups.get((s, det))
-            if not g:
-                continue
-            row = [s if s != "gp" else "gp (Optuna GPSampler)", "yes" if det else "no", len(g)]
-            for tol in TOLERANCES:
-                ev = [c[f"evals_{tol:g}"] for c in g]
-                filled = [e if e is not None else c["budget"] + 1 for e, c in zip(ev, g)]
-                q1, q2, q3 = tc.quartiles(filled)
-                row += [
-                    f"{q2:g} [{q1:g}, {q3:g}]",
-                    f"{np.mean(filled):.1f}",
-                    f"{sum(e is not None for e in ev)}/{len(ev)}",
-                    f"{sum(e is not None and e <= 12 for e in ev)}/{len(ev)}",
-                ]
-            row.append(f"{1000 * tc.median(c['cpu_seconds'] / c['budget'] for c in g):.0f}")
-            rows.append(row)
+    for r in stats:
+        s = r["sampler"]
+        row = [s if s != "gp" else "gp (Optuna GPSampler)", "yes" if r["deterministic"] else "no"]
+        row.append(r["seeds"])
+        for tol in TOLERANCES:
+            x = r["tolerances"][tol]
+            q1, q2, q3 = x["quartiles"]
+            row += [
+                f"{q2:g} [{q1:g}, {q3:g}]",
+                f"{x['mean']:.1f}",
+                f"{x['reached']}/{x['n']}",
+                f"{x['reached_12']}/{x['n']}",
+            ]
+        row.append(f"{r['ms_per_eval']:.0f}")
+        rows.append(row)
     headers = ["sampler", "deterministic_objective", "seeds"]
     for tol in TOLERANCES:
         headers += [
@@ -157,48 +227,29 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
             "reached (<= 12)",
         ]
     headers.append("ms CPU / evaluation")
-    lines.append(tc.md_table(headers, rows))
-    lines += [
+    return tc.md_table(headers, rows)
+
+
+def _render_paired(stats: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            f"student_t vs {r['other']}",
+            "yes" if r["deterministic"] else "no",
+            f"{r['tol']:g}",
+            len(r["diffs"]),
+            f"{np.mean(r['diffs']):+.2f}",
+            "/".join(map(str, r["wtl"])),
+            f"{r['p']:.2f}",
+        ]
+        for r in stats
+    ]
+    return [
         "",
         "Paired by seed (the three GammaBO modes start from the same two random points for a "
         "seed; GPSampler draws its own): evaluations of student_t minus those of the other "
         "sampler; W/T/L = student_t needed fewer / as many / more; p = two-sided sign test over "
         "the non-tied seeds.",
         "",
-    ]
-    rows = []
-    from scipy.stats import binomtest
-
-    for det in (False, True):
-        ref = {c["seed"]: c for c in groups.get(("student_t", det), [])}
-        for other in SAMPLERS[1:]:
-            for tol in TOLERANCES:
-                diffs = []
-                for c in groups.get((other, det), []):
-                    if c["seed"] in ref:
-                        a = ref[c["seed"]][f"evals_{tol:g}"] or ref[c["seed"]]["budget"] + 1
-                        b = c[f"evals_{tol:g}"] or c["budget"] + 1
-                        diffs.append(a - b)
-                if not diffs:
-                    continue
-                w, t, l_ = (
-                    sum(d < 0 for d in diffs),
-                    sum(d == 0 for d in diffs),
-                    sum(d > 0 for d in diffs),
-                )
-                pval = binomtest(w, w + l_).pvalue if w + l_ else 1.0
-                rows.append(
-                    [
-                        f"student_t vs {other}",
-                        "yes" if det else "no",
-                        f"{tol:g}",
-                        len(diffs),
-                        f"{np.mean(diffs):+.2f}",
-                        f"{w}/{t}/{l_}",
-                        f"{pval:.2f}",
-                    ]
-                )
-    lines.append(
         tc.md_table(
             [
                 "pair",
@@ -210,11 +261,13 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
                 "sign test p",
             ],
             rows,
-        )
-    )
-    lines += ["", tc.code_note(cells, lambda c: c["sampler"]), ""]
-    text = "\n".join(lines) + "\n"
-    tc.write_text(out, name, ".md", text)
+        ),
+    ]
+
+
+def _figures(cells: list[Cell], groups: Groups, maximum: float) -> list[Any]:
+    """Evaluations per tolerance (boxes per sampler); median regret against evaluations."""
+    import plotly.graph_objects as go
 
     figs = []
     for tol in TOLERANCES:
@@ -222,7 +275,7 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
         for (s, det), g in sorted(
             groups.items(), key=lambda kv: (kv[0][1], SAMPLERS.index(kv[0][0]))
         ):
-            ev = [c[f"evals_{tol:g}"] or c["budget"] + 1 for c in g]
+            ev = [_filled(c, tol) for c in g]
             fig.add_trace(
                 go.Box(y=ev, name=f"{s}{' (det)' if det else ''}", boxpoints="all", jitter=0.4)
             )
@@ -252,7 +305,24 @@ def summarize(cells: list[dict[str, Any]], maximum: float, out: Path, name: str)
         yaxis_type="log",
     )
     figs.append(fig)
-    tc.write_figures(out, name, figs, "Thesis figs. 12-13: the 1-D function")
+    return figs
+
+
+def summarize(cells: list[Cell], maximum: float, out: Path, name: str) -> str:
+    """Write ``<name>.md`` (figs. 12-13 as tables) and ``<name>.html``; return the text."""
+    groups: Groups = {}
+    for c in cells:
+        groups.setdefault((c["sampler"], bool(c["deterministic"])), []).append(c)
+    budget = max((c["budget"] for c in cells), default=0)
+    lines = _render_intro(maximum)
+    lines.append(_render_evaluations(_evaluation_stats(groups), budget))
+    lines += _render_paired(_paired_stats(groups))
+    lines += ["", tc.code_note(cells, lambda c: c["sampler"]), ""]
+    text = "\n".join(lines) + "\n"
+    tc.write_text(out, name, ".md", text)
+    tc.write_figures(
+        out, name, _figures(cells, groups, maximum), "Thesis figs. 12-13: the 1-D function"
+    )
     return text
 
 

@@ -155,79 +155,96 @@ def main(
     return 0
 
 
-def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+# statistics
+Cell = dict[str, Any]
 
-    lines = [f"# {exp.title}", "", exp.notes, ""]
-    failed = [c for c in cells if c.get("failed")]
-    if failed:
-        lines += [
-            "Stopped runs (every trial of an epoch diverged; left out below): "
-            + "; ".join(
-                f"{c['arm']} seed {c['seed']} after {c.get('epochs_adopted')} epochs"
-                for c in failed
-            ),
-            "",
-        ]
-    cells = [c for c in cells if not c.get("failed")]
-    checkpoints = sorted({int(e) for c in cells for e in c["test"]})
-    rows = []
-    for e in checkpoints:
+
+def _checkpoint_stats(exp: Experiment, cells: list[Cell]) -> list[dict[str, Any]]:
+    """Per (checkpoint epoch, arm): the test metrics of every seed, the schedule, the compute."""
+    out = []
+    for e in sorted({int(e) for c in cells for e in c["test"]}):
         for arm in ARMS:
             cs = [c for c in cells if c["arm"] == arm and str(e) in c["test"]]
             if not cs:
                 continue
-            t = [c["test"][str(e)] for c in cs]
-            th = exp.thesis.get(e, {}).get(arm)
-            label = arm if arm != "grid" else f"grid {cs[0]['grid_size']}"
-            rows.append(
-                [
-                    e,
-                    label,
-                    len(cs),
-                    " / ".join(f"{v:g}" for v in th) if th else "-",
-                    tc.pct(tc.median(x["sensitivity"] for x in t), 2),
-                    tc.pct(tc.median(x["specificity"] for x in t), 2),
-                    tc.med_iqr([x["accuracy"] for x in t], digits=2),
-                    tc.pct(tc.median(x["mcc"] for x in t), 2),
-                    f"{tc.median(x['loss'] for x in t):.4f}",
-                    " ".join(f"{s['lr']:.3f}" for s in cs[0]["schedule"][:e])
-                    if len(cs[0]["schedule"]) <= 5
-                    else (
-                        f"{tc.median(s['lr'] for c in cs for s in c['schedule'][:e]):.3f} (median)"
-                    ),
-                    f"{tc.median(c['compute_epochs'] for c in cs) * e / cs[0]['epochs']:.0f}",
-                    f"{tc.median(c['compute_time'] for c in cs) * e / cs[0]['epochs'] / 60:.1f}",
-                ]
+            sched = cs[0]["schedule"]
+            out.append(
+                {
+                    "epoch": e,
+                    "label": arm if arm != "grid" else f"grid {cs[0]['grid_size']}",
+                    "seeds": len(cs),
+                    "thesis": exp.thesis.get(e, {}).get(arm),
+                    "test": [c["test"][str(e)] for c in cs],
+                    # the first seed's schedule when short, else the median over all
+                    "lrs": [s["lr"] for s in sched[:e]] if len(sched) <= 5 else None,
+                    "median_lr": tc.median(s["lr"] for c in cs for s in c["schedule"][:e]),
+                    "epochs_trained": tc.median(c["compute_epochs"] for c in cs)
+                    * e
+                    / cs[0]["epochs"],
+                    "minutes": tc.median(c["compute_time"] for c in cs) * e / cs[0]["epochs"] / 60,
+                }
             )
-    lines.append(
-        tc.md_table(
-            [
-                "epoch",
-                "arm",
-                "seeds",
-                "thesis " + " / ".join(exp.thesis_columns),
-                "Sens",
-                "Spec",
-                "test Acc % median [Q1, Q3]",
-                "MCC",
-                "test loss",
-                "lr schedule (seed " + str(min((c["seed"] for c in cells), default=0)) + ")",
-                "epochs trained",
-                "train+valid min",
-            ],
-            rows,
-        )
-    )
-    lines += [
+    return out
+
+
+# rendering
+def _render_failed(failed: list[Cell]) -> list[str]:
+    if not failed:
+        return []
+    return [
+        "Stopped runs (every trial of an epoch diverged; left out below): "
+        + "; ".join(
+            f"{c['arm']} seed {c['seed']} after {c.get('epochs_adopted')} epochs" for c in failed
+        ),
         "",
-        "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The "
-        "learning-rate schedule is the adopted trial's lr per epoch.",
     ]
-    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
-    text = "\n".join(lines) + "\n"
-    tc.write_text(out, exp.name, ".md", text)
+
+
+def _render_checkpoints(exp: Experiment, stats: list[dict[str, Any]], first_seed: int) -> str:
+    rows = []
+    for r in stats:
+        t, th = r["test"], r["thesis"]
+        rows.append(
+            [
+                r["epoch"],
+                r["label"],
+                r["seeds"],
+                " / ".join(f"{v:g}" for v in th) if th else "-",
+                tc.pct(tc.median(x["sensitivity"] for x in t), 2),
+                tc.pct(tc.median(x["specificity"] for x in t), 2),
+                tc.med_iqr([x["accuracy"] for x in t], digits=2),
+                tc.pct(tc.median(x["mcc"] for x in t), 2),
+                f"{tc.median(x['loss'] for x in t):.4f}",
+                " ".join(f"{lr:.3f}" for lr in r["lrs"])
+                if r["lrs"] is not None
+                else f"{r['median_lr']:.3f} (median)",
+                f"{r['epochs_trained']:.0f}",
+                f"{r['minutes']:.1f}",
+            ]
+        )
+    return tc.md_table(
+        [
+            "epoch",
+            "arm",
+            "seeds",
+            "thesis " + " / ".join(exp.thesis_columns),
+            "Sens",
+            "Spec",
+            "test Acc % median [Q1, Q3]",
+            "MCC",
+            "test loss",
+            "lr schedule (seed " + str(first_seed) + ")",
+            "epochs trained",
+            "train+valid min",
+        ],
+        rows,
+    )
+
+
+def _figures(exp: Experiment, cells: list[Cell]) -> list[Any]:
+    """Test accuracy at the checkpoints and the adopted learning rates, per arm and seed."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     fig = make_subplots(
         rows=1,
@@ -235,10 +252,7 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
         subplot_titles=("test accuracy at the checkpoints", "adopted learning rate per epoch"),
     )
     for arm in ARMS:
-        cs = [c for c in cells if c["arm"] == arm]
-        if not cs:
-            continue
-        for c in cs:
+        for c in (c for c in cells if c["arm"] == arm):
             es = sorted(int(e) for e in c["test"])
             fig.add_trace(
                 go.Scatter(
@@ -265,5 +279,23 @@ def summarize(exp: Experiment, cells: list[dict[str, Any]], out: Path) -> str:
             )
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(title=exp.title, height=500)
-    tc.write_figures(out, exp.name, [fig], exp.title)
+    return [fig]
+
+
+def summarize(exp: Experiment, cells: list[Cell], out: Path) -> str:
+    """Write ``<exp.name>.md`` and ``.html`` from the cells; return the text."""
+    lines = [f"# {exp.title}", "", exp.notes, ""]
+    lines += _render_failed([c for c in cells if c.get("failed")])
+    cells = [c for c in cells if not c.get("failed")]
+    first_seed = min((c["seed"] for c in cells), default=0)
+    lines.append(_render_checkpoints(exp, _checkpoint_stats(exp, cells), first_seed))
+    lines += [
+        "",
+        "'epochs trained' and minutes up to that epoch (pro rata of the run's total). The "
+        "learning-rate schedule is the adopted trial's lr per epoch.",
+    ]
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
+    text = "\n".join(lines) + "\n"
+    tc.write_text(out, exp.name, ".md", text)
+    tc.write_figures(out, exp.name, _figures(exp, cells), exp.title)
     return text

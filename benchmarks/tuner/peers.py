@@ -657,20 +657,110 @@ def _points(c: dict[str, Any]) -> list[tuple[int, float | None, float | None]]:
     ]
 
 
-def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -> str:
-    import plotly.graph_objects as go
+# statistics
+Cell = dict[str, Any]
+#: The methods per-epoch gamma is paired with, in the order of the table.
+_VERSUS = (
+    "pbt",
+    "pb2",
+    "pe-gaussian",
+    "pe-gp",
+    "pe-grid12",
+    "pe-gamma-kappa2",
+    "pe-gamma-t4",
+    "grid12-best",
+    "grid11-cosine",
+    "tpe-whole",
+    "gp-whole",
+    "fixed-0.1",
+    "fixed-0.01",
+)
 
-    cells = [c for c in cells if c["dataset"] == dataset]
-    if not cells:
-        return f"(no cells for {dataset})\n"
+
+def _arm_stats(cells: list[Cell]) -> tuple[list[dict[str, Any]], list[list[Cell]]]:
+    """Per arm and test point (two for a fixed learning rate): medians and quartiles over the
+    seeds that finished; and per arm the cells that stopped on divergence."""
+    rows: list[dict[str, Any]] = []
+    failures = []
+    for arm in ARMS:
+        failed = [c for c in cells if c["arm"] == arm and c.get("failed")]
+        if failed:
+            failures.append(failed)
+        cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
+        if not cs:
+            continue
+        pts = [_points(c) for c in cs]
+        for i in range(len(pts[0])):
+            ep = tc.median(p[i][0] for p in pts)
+            compute_epochs = max(tc.median(c["compute_epochs"] for c in cs), 1)
+            last = i == len(pts[0]) - 1
+            rows.append(
+                {
+                    "arm": arm,
+                    "seeds": len(cs),
+                    "epochs": ep,
+                    "accuracy": [p[i][1] for p in pts],
+                    "mcc": tc.median(p[i][2] for p in pts),
+                    "valid_accuracy": tc.median(_valid_acc(c) for c in cs) if last else None,
+                    "seconds": tc.median(c["compute_time"] for c in cs) * (ep / compute_epochs),
+                    "wall": tc.median(c["wall_time"] for c in cs),
+                    "lr": tc.median(_final_lr(c) for c in cs),
+                }
+            )
+    return rows, failures
+
+
+def _pairs(cells: list[Cell], other: str) -> list[tuple[float, float]]:
+    """(pe-gamma, ``other``) test accuracies paired by seed.
+
+    The other method's best point within the same budget B (a fixed lr: after B epochs); a run
+    that stopped on divergence scores 0; a test point without an accuracy cannot be compared:
+    no pair (as the medians skip it).
+    """
+    pairs: list[tuple[float, float]] = []
+    for c in cells:
+        if c["arm"] != "pe-gamma":
+            continue
+        o = [x for x in cells if x["arm"] == other and x["seed"] == c["seed"]]
+        if o:
+            oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]] or [(0, 0.0, 0.0)]
+            mine = _points(c) or [(0, 0.0, 0.0)]
+            a, oa = mine[0][1], oe[-1][1]
+            if a is not None and oa is not None:
+                pairs.append((a, oa))
+    return pairs
+
+
+# rendering
+_ARM_HEADER = [
+    "method",
+    "seeds",
+    "compute (epochs)",
+    "test acc % median [Q1, Q3]",
+    "test MCC %",
+    "valid acc % (selected)",
+    "train+valid s",
+    "wall s",
+    "final lr (median)",
+]
+_PAIR_HEADER = [
+    "vs",
+    "pairs",
+    "pe-gamma median %",
+    "other median %",
+    "median paired diff (points)",
+    "gamma W/T/L",
+    "gamma >= other (medians)",
+]
+
+
+def _render_intro(cells: list[Cell], label: str, seeds: list[int]) -> list[str]:
     # Every arm spends the budget B = 12 E; a cell's "epochs" is E only for the per-epoch and
     # whole-run arms (a fixed-lr arm trains for B, pe-gamma-t4 for 3 E), so E comes from B.
     b = cells[0]["budget_epochs"]
     e = b // TRIALS
     sub = cells[0]["subset"]
-    seeds = sorted({c["seed"] for c in cells})
-    label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
-    lines = [
+    return [
         f"# Per-epoch tuning vs the peers at equal compute: {label}"
         + (
             f" ({sub} images, {sub - math.ceil(0.2 * sub)} train"
@@ -687,134 +777,71 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         "machine (Ray's own overhead is in 'wall' only).",
         "",
     ]
-    rows = []
-    failures = []
-    for arm in ARMS:
-        failed = [c for c in cells if c["arm"] == arm and c.get("failed")]
-        if failed:
-            failures.append(
-                f"`{arm}`: seed(s) {', '.join(str(c['seed']) for c in failed)} stopped after "
-                f"{', '.join(str(c.get('epochs_adopted')) for c in failed)} adopted epochs "
-                f"({failed[0]['failed'].split(';')[0]})"
-            )
-        cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
-        if not cs:
-            continue
-        pts = [_points(c) for c in cs]
-        for i in range(len(pts[0])):
-            ep = tc.median(p[i][0] for p in pts)
-            extra = ""
-            if arm.startswith("fixed-"):
-                extra = f" ({int(ep)} epochs)"
-            compute_epochs = max(tc.median(c["compute_epochs"] for c in cs), 1)
-            seconds = tc.median(c["compute_time"] for c in cs) * (ep / compute_epochs)
-            rows.append(
-                [
-                    arm + extra,
-                    len(cs),
-                    f"{ep:.0f}",
-                    tc.med_iqr([p[i][1] for p in pts]),
-                    tc.pct(tc.median(p[i][2] for p in pts)),
-                    tc.pct(tc.median(_valid_acc(c) for c in cs), 1)
-                    if i == len(pts[0]) - 1
-                    else "-",
-                    f"{seconds:.0f}",
-                    f"{tc.median(c['wall_time'] for c in cs):.0f}",
-                    f"{tc.median(_final_lr(c) for c in cs):.3g}",
-                ]
-            )
-    lines.append(
-        tc.md_table(
-            [
-                "method",
-                "seeds",
-                "compute (epochs)",
-                "test acc % median [Q1, Q3]",
-                "test MCC %",
-                "valid acc % (selected)",
-                "train+valid s",
-                "wall s",
-                "final lr (median)",
-            ],
-            rows,
-        )
-    )
+
+
+def _render_arms(rows: list[dict[str, Any]], failures: list[list[Cell]]) -> list[str]:
+    table = [
+        [
+            r["arm"] + (f" ({int(r['epochs'])} epochs)" if r["arm"].startswith("fixed-") else ""),
+            r["seeds"],
+            f"{r['epochs']:.0f}",
+            tc.med_iqr(r["accuracy"]),
+            tc.pct(r["mcc"]),
+            "-" if r["valid_accuracy"] is None else tc.pct(r["valid_accuracy"], 1),
+            f"{r['seconds']:.0f}",
+            f"{r['wall']:.0f}",
+            f"{r['lr']:.3g}",
+        ]
+        for r in rows
+    ]
+    lines = [tc.md_table(_ARM_HEADER, table)]
     if failures:
+        stopped = [
+            f"`{failed[0]['arm']}`: seed(s) {', '.join(str(c['seed']) for c in failed)} stopped "
+            f"after {', '.join(str(c.get('epochs_adopted')) for c in failed)} adopted epochs "
+            f"({failed[0]['failed'].split(';')[0]})"
+            for failed in failures
+        ]
         lines += [
             "",
             "Runs that stopped because every trial of an epoch diverged (left out of the medians "
-            "above; in the pairs below they count as losses): " + "; ".join(failures) + ".",
+            "above; in the pairs below they count as losses): " + "; ".join(stopped) + ".",
         ]
-    # target: per-epoch gamma vs PBT and PB2, paired by seed
-    lines += ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
+    return lines
+
+
+def _render_pairs(pairs: dict[str, list[tuple[float, float]]]) -> list[str]:
+    lines = ["", "## Per-epoch gamma against PBT and PB2 (paired by seed, test accuracy)", ""]
     rows = []
-    for other in (
-        "pbt",
-        "pb2",
-        "pe-gaussian",
-        "pe-gp",
-        "pe-grid12",
-        "pe-gamma-kappa2",
-        "pe-gamma-t4",
-        "grid12-best",
-        "grid11-cosine",
-        "tpe-whole",
-        "gp-whole",
-        "fixed-0.1",
-        "fixed-0.01",
-    ):
-        pairs: list[tuple[float, float]] = []
-        for c in cells:
-            if c["arm"] != "pe-gamma":
-                continue
-            o = [x for x in cells if x["arm"] == other and x["seed"] == c["seed"]]
-            if o:
-                # the other method's best point within the same budget B (a fixed lr: after B
-                # epochs); a run that stopped on divergence scores 0
-                oe = [p for p in _points(o[0]) if p[0] <= c["budget_epochs"]] or [(0, 0.0, 0.0)]
-                mine = _points(c) or [(0, 0.0, 0.0)]
-                # a test point without an accuracy cannot be compared: no pair (as the
-                # medians above skip it)
-                a, oa = mine[0][1], oe[-1][1]
-                if a is not None and oa is not None:
-                    pairs.append((a, oa))
-        if pairs:
-            diffs = [a - o for a, o in pairs]
-            g, oth = tc.median(a for a, _ in pairs), tc.median(o for _, o in pairs)
-            rows.append(
-                [
-                    other,
-                    len(diffs),
-                    tc.pct(g, 2),
-                    tc.pct(oth, 2),
-                    f"{100 * tc.median(diffs):+.2f}",
-                    f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
-                    f"/{sum(d < 0 for d in diffs)}",
-                    "yes" if g >= oth else "no",
-                ]
-            )
-    lines.append(
-        tc.md_table(
+    for other, ps in pairs.items():
+        if not ps:
+            continue
+        diffs = [a - o for a, o in ps]
+        g, oth = tc.median(a for a, _ in ps), tc.median(o for _, o in ps)
+        rows.append(
             [
-                "vs",
-                "pairs",
-                "pe-gamma median %",
-                "other median %",
-                "median paired diff (points)",
-                "gamma W/T/L",
-                "gamma >= other (medians)",
-            ],
-            rows,
+                other,
+                len(diffs),
+                tc.pct(g, 2),
+                tc.pct(oth, 2),
+                f"{100 * tc.median(diffs):+.2f}",
+                f"{sum(d > 0 for d in diffs)}/{sum(d == 0 for d in diffs)}"
+                f"/{sum(d < 0 for d in diffs)}",
+                "yes" if g >= oth else "no",
+            ]
         )
-    )
+    lines.append(tc.md_table(_PAIR_HEADER, rows))
     lines += [
         "",
         "Both medians over the seeds where both ran; a fixed learning rate is taken after B "
         "epochs.",
     ]
-    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
-    text = "\n".join(lines) + "\n"
-    tc.write_text(out, f"{name}_{dataset}", ".md", text)
+    return lines
+
+
+def _figures(cells: list[Cell], label: str, seeds: list[int]) -> list[Any]:
+    """Test accuracy against compute per arm; the first seed's learning-rate schedules."""
+    import plotly.graph_objects as go
 
     fig = go.Figure()
     for arm in ARMS:
@@ -876,6 +903,23 @@ def summarize(cells: list[dict[str, Any]], out: Path, name: str, dataset: str) -
         yaxis_type="log",
     )
     figs.append(fig)
+    return figs
+
+
+def summarize(cells: list[Cell], out: Path, name: str, dataset: str) -> str:
+    """Write ``<name>_<dataset>.md`` and ``.html`` from the dataset's cells; return the text."""
+    cells = [c for c in cells if c["dataset"] == dataset]
+    if not cells:
+        return f"(no cells for {dataset})\n"
+    seeds = sorted({c["seed"] for c in cells})
+    label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
+    lines = _render_intro(cells, label, seeds)
+    lines += _render_arms(*_arm_stats(cells))
+    lines += _render_pairs({other: _pairs(cells, other) for other in _VERSUS})
+    lines += ["", tc.code_note(cells, lambda c: c["arm"])]
+    text = "\n".join(lines) + "\n"
+    tc.write_text(out, f"{name}_{dataset}", ".md", text)
+    figs = _figures(cells, label, seeds)
     tc.write_figures(out, f"{name}_{dataset}", figs, f"Per-epoch tuning vs peers: {label}")
     return text
 
