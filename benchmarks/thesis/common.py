@@ -553,24 +553,33 @@ def write_text(out: Path, name: str, suffix: str, text: str) -> Path:
     return path
 
 
-def write_figures(out: Path, name: str, figures: Sequence[Any], title: str) -> Path:
-    """All ``figures`` in one HTML page; plotly.js once per folder (``plotly.min.js``)."""
+def write_figures(
+    out: Path, name: str, figures: Sequence[Any], title: str, plotly_js: Path | None = None
+) -> Path:
+    """All ``figures`` in one HTML page; plotly.js once per folder (``plotly.min.js``), or at
+    ``plotly_js``, which the page then references by its relative path (one copy for several
+    results folders)."""
     path = Path(out) / f"{name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
+    js = path.parent / "plotly.min.js" if plotly_js is None else Path(plotly_js)
+    include: Any = (
+        "directory"
+        if plotly_js is None
+        else os.path.relpath(js.resolve(), path.parent.resolve()).replace(os.sep, "/")
+    )
     parts = [
         f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>",
         f"<h2>{title}</h2>",
     ]
     for i, fig in enumerate(figures):
-        parts.append(
-            fig.to_html(full_html=False, include_plotlyjs="directory" if i == 0 else False)
-        )
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=include if i == 0 else False))
     parts.append("</body></html>")
     path.write_text("\n".join(parts))
-    if not (path.parent / "plotly.min.js").exists():  # to_html(directory) only references it
+    if not js.exists():  # to_html only references it
         from plotly.offline import get_plotlyjs
 
-        (path.parent / "plotly.min.js").write_text(get_plotlyjs())
+        js.parent.mkdir(parents=True, exist_ok=True)
+        js.write_text(get_plotlyjs())
     return path
 
 

@@ -920,7 +920,13 @@ def summarize(cells: list[Cell], out: Path, name: str, dataset: str) -> str:
     text = "\n".join(lines) + "\n"
     tc.write_text(out, f"{name}_{dataset}", ".md", text)
     figs = _figures(cells, label, seeds)
-    tc.write_figures(out, f"{name}_{dataset}", figs, f"Per-epoch tuning vs peers: {label}")
+    tc.write_figures(
+        out,
+        f"{name}_{dataset}",
+        figs,
+        f"Per-epoch tuning vs peers: {label}",
+        plotly_js=tc.RESULTS_DIR / "plotly.min.js",  # the thesis pages' copy
+    )
     return text
 
 
