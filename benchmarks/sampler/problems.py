@@ -758,7 +758,7 @@ ANALYTIC = {
     "hartmann6": _hartmann6,
     "lr_wd_bs": _lr_wd_bs,
 }
-#: The problems of the headline run of issue 6 (``results/headline``).
+#: The problems of the headline run of issue 6 (its results are in the git history).
 HEADLINE_PROBLEMS = (
     "thesis1d",
     "branin",
