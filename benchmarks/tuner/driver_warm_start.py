@@ -6,7 +6,7 @@ objective (unclipped kappa_1) and the test accuracy. The figure decides the defa
 ``optuna_gamma.tuner.TunerConfig.warm_start``.
 
     OMP_NUM_THREADS=1 python -m benchmarks.tuner.driver_warm_start --dataset digits \
-        --seeds 6 --epochs 3 --trials 6 \
+        --seeds 8 --epochs 4 --trials 6 \
         --out benchmarks/tuner/results/driver_warm_start/driver_warm_start_digits.json
 """
 
