@@ -205,7 +205,10 @@ def _greenlet_version() -> str | None:
     return str(greenlet.__version__)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+SAMPLERS = ("gamma_student_t", "gpsampler")
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", type=int, nargs="+", default=[3, 6])
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 500])
@@ -231,30 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"--dims must lie in 1..6, got {args.dims}")
     if any(n < 11 for n in list(args.sizes) + list(args.bo_sizes)):
         raise ValueError(f"--sizes must be > 10 (past both samplers' start-up), got {args.sizes}")
+    return args
 
-    import torch
 
-    torch.set_num_threads(args.threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore")
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limiter: Any = threadpool_limits(limits=args.threads)
-    except ImportError:
-        limiter = None
-    samplers = ("gamma_student_t", "gpsampler")
+def measure(args: argparse.Namespace, cells: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    """Time both samplers, interleaved on the same histories: one record per (cell, rep,
+    sampler) with the CPU and wall seconds of each timed suggestion."""
+    kinds = {kind for kind, _, _ in cells}
     raw: list[dict[str, Any]] = []
-    args.out.mkdir(parents=True, exist_ok=True)
-    threads = _thread_info(args.threads)
     t_start = time.perf_counter()
-    kinds = ("random", "bo") if args.history == "both" else (args.history,)
-    cells = [
-        (kind, dim, n)
-        for kind in kinds
-        for dim in args.dims
-        for n in (args.sizes if kind == "random" else args.bo_sizes)
-    ]
     trajectories = {}
     if "bo" in kinds:
         for dim in args.dims:
@@ -267,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     for kind, dim, n in cells:
         for rep in range(args.reps):
-            for name in samplers:  # interleaved, same history for both
+            for name in SAMPLERS:  # interleaved, same history for both
                 sampler = _make_sampler(name, rep)
                 if kind == "random":
                     study = prefilled_study(sampler, dim, n, seed=1000 * dim + rep)
@@ -292,10 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"mean {np.mean([c for c, _ in ts]):.3f}s",
                     flush=True,
                 )
+    return raw
+
+
+def summarize(
+    raw: list[dict[str, Any]], cells: list[tuple[str, int, int]]
+) -> list[dict[str, Any]]:
+    """Per (history, dim, trials): each sampler's median and mean CPU seconds, and the ratios."""
     rows = []
     for kind, dim, n in cells:
         row: dict[str, Any] = {"history": kind, "dim": dim, "n_trials": n}
-        for s in samplers:
+        for s in SAMPLERS:
             cpu = [
                 c
                 for r in raw
@@ -310,31 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         row["ratio"] = row["gamma_student_t_mean_s"] / row["gpsampler_median_s"]
         row["ratio_of_medians"] = row["gamma_student_t_median_s"] / row["gpsampler_median_s"]
         rows.append(row)
-    meta = {
-        "command": "python -m benchmarks.sampler.timing "
-        + " ".join(sys.argv[1:] if argv is None else argv),
-        "optuna": optuna.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs (shared)",
-        "threads": threads,
-        # GPSampler optimizes its acquisition with batched L-BFGS-B when greenlet is importable
-        # and falls back to sequential (slower) L-BFGS-B otherwise
-        "greenlet (GPSampler batched L-BFGS-B)": _greenlet_version(),
-        "reps": args.reps,
-        "asks": args.asks,
-    }
-    (args.out / "timing.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=1)
-    )
-    with open(args.out / "timing.csv", "w") as f:
-        keys = list(rows[0])
-        f.write(",".join(keys) + "\n")
-        for r in rows:
-            f.write(
-                ",".join(f"{r[k]:.5g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
-                + "\n"
-            )
+    return rows
+
+
+def render_markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """``timing.md``: the settings and one table row per (history, dim, trials)."""
     md = ["# Time per suggestion (ask + suggest + tell), CPU seconds", ""]
     md += [f"- {k}: {v}" for k, v in meta.items()]
     md += [
@@ -354,8 +329,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{r['gamma_student_t_median_s']:.4f} | {r['gpsampler_median_s']:.4f} | {r['ratio']:.2f} |"
         for r in rows
     ]
-    (args.out / "timing.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    return "\n".join(md) + "\n"
+
+
+def write_results(
+    out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], raw: list[dict[str, Any]]
+) -> str:
+    """``timing.json`` (settings, rows, raw seconds), ``timing.csv`` and ``timing.md``."""
+    (out / "timing.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "raw": raw}, indent=1)
+    )
+    with open(out / "timing.csv", "w") as f:
+        keys = list(rows[0])
+        f.write(",".join(keys) + "\n")
+        for r in rows:
+            f.write(
+                ",".join(f"{r[k]:.5g}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+                + "\n"
+            )
+    text = render_markdown(meta, rows)
+    (out / "timing.md").write_text(text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter: Any = threadpool_limits(limits=args.threads)
+    except ImportError:
+        limiter = None
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = _thread_info(args.threads)
+    kinds = ("random", "bo") if args.history == "both" else (args.history,)
+    cells = [
+        (kind, dim, n)
+        for kind in kinds
+        for dim in args.dims
+        for n in (args.sizes if kind == "random" else args.bo_sizes)
+    ]
+    raw = measure(args, cells)
+    meta = {
+        "command": "python -m benchmarks.sampler.timing "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "optuna": optuna.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs (shared)",
+        "threads": threads,
+        # GPSampler optimizes its acquisition with batched L-BFGS-B when greenlet is importable
+        # and falls back to sequential (slower) L-BFGS-B otherwise
+        "greenlet (GPSampler batched L-BFGS-B)": _greenlet_version(),
+        "reps": args.reps,
+        "asks": args.asks,
+    }
+    print(write_results(args.out, meta, summarize(raw, cells), raw), end="")
     if limiter is not None:
         limiter.restore_original_limits()
     return 0

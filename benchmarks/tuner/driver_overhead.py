@@ -145,28 +145,8 @@ def run_case(
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--trials", type=int, default=12)
-    p.add_argument("--data-root", default=os.environ.get("OPTUNA_GAMMA_DATA_ROOT"))
-    p.add_argument("--out", default=str(RESULTS))
-    args = p.parse_args()
-
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for name, case in CASES.items():
-        rows[name] = []
-        for rep in range(args.reps):
-            r = run_case(case, args.data_root, args.epochs, args.trials, seed=rep)
-            rows[name].append(r)
-            print(
-                f"{name} rep {rep}: overhead {100 * r['overhead_fraction_cpu']:.1f}% CPU, "
-                f"{100 * r['overhead_fraction']:.1f}% wall ({r['overhead_ms_per_trial']:.1f} ms "
-                f"of "
-                f"{r['train_eval_ms_per_trial']:.1f} ms per trial)",
-                flush=True,
-            )
+def summarize(rows: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per case, the medians over the repetitions of :func:`run_case`'s figures."""
     summary = {}
     med = statistics.median
     for name, rs in rows.items():
@@ -188,27 +168,16 @@ def main() -> None:
                 for k in rs[0]["parts_ms_per_trial"]
             },
         }
-    meta = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "reps": args.reps,
-        "epochs": args.epochs,
-        "trials_per_epoch": args.trials,
-        "sampler": "gamma",
-        "threads": 1,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n"
-    )
+    return summary
+
+
+def render_markdown(meta: dict[str, Any], summary: dict[str, dict[str, Any]]) -> str:
+    """``summary.md``: overhead per case, and where the time outside training goes."""
     lines = [
         f"Measured {meta['when']} on {meta['cpus']} CPUs (load average "
         f"{', '.join(f'{x:.1f}' for x in meta['load_average'])}), "
-        f"GammaBOSampler, {args.epochs} epochs x {args.trials} trials, 1 torch thread, median of "
-        f"{args.reps} runs.",
+        f"GammaBOSampler, {meta['epochs']} epochs x {meta['trials_per_epoch']} trials, 1 torch "
+        f"thread, median of {meta['reps']} runs.",
         "",
         "| case | train+eval per trial (CPU / wall) "
         "| outside train+eval per trial (CPU / wall) | overhead (CPU / wall) |",
@@ -240,8 +209,51 @@ def main() -> None:
             )
             + " |"
         )
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--data-root", default=os.environ.get("OPTUNA_GAMMA_DATA_ROOT"))
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args()
+
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for name, case in CASES.items():
+        rows[name] = []
+        for rep in range(args.reps):
+            r = run_case(case, args.data_root, args.epochs, args.trials, seed=rep)
+            rows[name].append(r)
+            print(
+                f"{name} rep {rep}: overhead {100 * r['overhead_fraction_cpu']:.1f}% CPU, "
+                f"{100 * r['overhead_fraction']:.1f}% wall ({r['overhead_ms_per_trial']:.1f} ms "
+                f"of "
+                f"{r['train_eval_ms_per_trial']:.1f} ms per trial)",
+                flush=True,
+            )
+    summary = summarize(rows)
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "reps": args.reps,
+        "epochs": args.epochs,
+        "trials_per_epoch": args.trials,
+        "sampler": "gamma",
+        "threads": 1,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2) + "\n"
+    )
+    text = render_markdown(meta, summary)
+    (out / "summary.md").write_text(text)
+    print(text, end="")
 
 
 if __name__ == "__main__":
