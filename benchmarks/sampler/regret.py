@@ -771,7 +771,7 @@ def _git_state() -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--run",
@@ -810,7 +810,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also record every trial's parameters in the cells",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _write_meta(run_dir: Path, args: argparse.Namespace, argv: Sequence[str] | None) -> None:
+    """Add this invocation (command, versions, git state, GammaBO settings) to ``meta.json``."""
+    meta_path = run_dir / "meta.json"
+    old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    command = "python -m benchmarks.sampler.regret " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    meta = {
+        "commands": [*old.get("commands", []), command],
+        "optuna": optuna.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "git": {**old.get("git", {}), command: _git_state()},
+        "jobs": args.jobs,
+        "torch threads per worker": 1,
+        "gamma settings": {
+            **old.get("gamma settings", {}),
+            **{
+                s: sampler_settings(s)
+                for s in args.samplers
+                if parse_sampler_spec(s)[0] in GAMMA_MODES
+            },
+        },
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if not 1 <= args.jobs <= 2:
         raise ValueError(f"--jobs must be 1 or 2, got {args.jobs}")
     if args.trials < 1 or args.seeds < 1:
@@ -823,29 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = args.results_dir / args.run
     run_dir.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
-        meta_path = run_dir / "meta.json"
-        old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        command = "python -m benchmarks.sampler.regret " + " ".join(
-            sys.argv[1:] if argv is None else argv
-        )
-        meta = {
-            "commands": [*old.get("commands", []), command],
-            "optuna": optuna.__version__,
-            "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "git": {**old.get("git", {}), command: _git_state()},
-            "jobs": args.jobs,
-            "torch threads per worker": 1,
-            "gamma settings": {
-                **old.get("gamma settings", {}),
-                **{
-                    s: sampler_settings(s)
-                    for s in args.samplers
-                    if parse_sampler_spec(s)[0] in GAMMA_MODES
-                },
-            },
-        }
-        (run_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        _write_meta(run_dir, args, argv)
         done = {cell_key(r["problem"], r["sampler"], r["seed"]) for r in load_records(run_dir)}
         jobs = []
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):

@@ -39,6 +39,7 @@ Default (CPU) plan, reduced where the budget forces it:
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 import time
 from typing import Any
@@ -787,66 +788,77 @@ def summarize(cells: list[Cell], out: Path, name: str) -> str:
     return text
 
 
-def _figures(g_e: list[dict[str, Any]], b_e: list[dict[str, Any]], epochs: int) -> list[Any]:
+def _figures(g_e: list[Cell], b_e: list[Cell], epochs: int) -> list[Any]:
+    """The first seed's grid union against the learning rate; accuracy against compute."""
+    figs = [_lr_figure(c, b_e, epochs) for c in sorted(g_e, key=lambda c: c["seed"])[:1]]
+    figs.append(_compute_figure(g_e, b_e, epochs))
+    return figs
+
+
+def _lr_figure(c: Cell, b_e: list[Cell], epochs: int) -> Any:
+    """Validation accuracy and loss of one seed's grid union against the learning rate, with
+    the Gaussian and Gamma trials of the same seed (cf. thesis fig. 14)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=("validation accuracy", "validation loss"),
+    )
+    lrs = [r[0] for r in c["trials"]]
+    fig.add_trace(
+        go.Scatter(
+            x=lrs,
+            y=[r[1] for r in c["trials"]],
+            mode="lines",
+            name=f"grid union ({len(lrs)} lrs)",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=lrs, y=[r[2] for r in c["trials"]], mode="lines", name="loss", showlegend=False
+        ),
+        2,
+        1,
+    )
+    for smp, color in (("gaussian", "orange"), ("gamma", "green")):
+        for b in b_e:
+            if (
+                b["seed"] == c["seed"]
+                and b["sampler"] == smp
+                and b["objective"] == "accuracy"
+                and b["trials_per_study"] == 12
+            ):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[r[1] for r in b["trials"]],
+                        y=[r[2] for r in b["trials"]],
+                        mode="markers",
+                        marker={"color": color, "size": 9},
+                        name=f"{smp} 2+10 trials",
+                    ),
+                    1,
+                    1,
+                )
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_layout(
+        title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the "
+        "learning rate (cf. thesis fig. 14)",
+        xaxis2_title="learning rate",
+        height=650,
+    )
+    return fig
+
+
+def _compute_figure(g_e: list[Cell], b_e: list[Cell], epochs: int) -> Any:
+    """Validation accuracy per seed against the compute of each arm (training epochs)."""
     import plotly.graph_objects as go
 
     bos_all = b_e
-    from plotly.subplots import make_subplots
-
-    figs = []
-    for c in sorted(g_e, key=lambda c: c["seed"])[:1]:
-        fig = make_subplots(
-            rows=2,
-            cols=1,
-            shared_xaxes=True,
-            subplot_titles=("validation accuracy", "validation loss"),
-        )
-        lrs = [r[0] for r in c["trials"]]
-        fig.add_trace(
-            go.Scatter(
-                x=lrs,
-                y=[r[1] for r in c["trials"]],
-                mode="lines",
-                name=f"grid union ({len(lrs)} lrs)",
-            ),
-            1,
-            1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=lrs, y=[r[2] for r in c["trials"]], mode="lines", name="loss", showlegend=False
-            ),
-            2,
-            1,
-        )
-        for smp, color in (("gaussian", "orange"), ("gamma", "green")):
-            for b in b_e:
-                if (
-                    b["seed"] == c["seed"]
-                    and b["sampler"] == smp
-                    and b["objective"] == "accuracy"
-                    and b["trials_per_study"] == 12
-                ):
-                    fig.add_trace(
-                        go.Scatter(
-                            x=[r[1] for r in b["trials"]],
-                            y=[r[2] for r in b["trials"]],
-                            mode="markers",
-                            marker={"color": color, "size": 9},
-                            name=f"{smp} 2+10 trials",
-                        ),
-                        1,
-                        1,
-                    )
-        fig.update_yaxes(type="log", row=2, col=1)
-        fig.update_layout(
-            title=f"Seed {c['seed']}, E = {epochs}: validation accuracy and loss against the "
-            "learning rate (cf. thesis fig. 14)",
-            xaxis2_title="learning rate",
-            height=650,
-        )
-        figs.append(fig)
-    # accuracy vs compute
     fig = go.Figure()
     for n in _sizes(g_e):
         have = [grid_result(c, n) for c in g_e if n in c["sizes"]]
@@ -884,11 +896,10 @@ def _figures(g_e: list[dict[str, Any]], b_e: list[dict[str, Any]], epochs: int) 
         xaxis_type="log",
         yaxis_title="validation accuracy",
     )
-    figs.append(fig)
-    return figs
+    return fig
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = tc.common_parser(__doc__ or "", seeds="")
     p.add_argument(
         "--part",
@@ -922,7 +933,11 @@ def main(argv: list[str] | None = None) -> int:
         help="model-based arms (default gaussian gamma; *-loglr: lr on a log scale)",
     )
     p.add_argument("--objectives", nargs="+", default=None, choices=tc.OBJECTIVES)
-    args, name, cells = tc.start(p, argv, NAME)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, name, cells = tc.start(_parser(), argv, NAME)
     if not args.summary_only:
         root = tc.data_root(args.data_root)
         seeds = tc.parse_seeds(args.seeds) if args.seeds else None

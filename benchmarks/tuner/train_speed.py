@@ -134,7 +134,7 @@ def bench(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--data-root",
@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "train_speed"
     )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
     if args.data_root is None:
         p.error("give --data-root or set OPTUNA_GAMMA_DATA_ROOT")
