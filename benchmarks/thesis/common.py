@@ -714,6 +714,25 @@ def run_per_epoch(
             )
         tests[str(e)] = test_metrics(res.test)
     assert res is not None
+    return {
+        "mode": "per-epoch",
+        "sampler": res.sampler,
+        "objective": res.objective,
+        "seed": seed,
+        "epochs": res.epochs,
+        "trials_per_study": res.trials_per_study,
+        "schedule": _schedule(res, run_dir),
+        "test": tests,
+        "compute_epochs": res.trials_trained,
+        "compute_time": res.compute_time,
+        "trials_reused": res.trials_reused,
+        "wall_time": time.perf_counter() - t0,
+    }
+
+
+def _schedule(res: Any, run_dir: Path) -> list[dict[str, Any]]:
+    """The adopted trial of every epoch of a per-epoch run, with what its study's trials saw:
+    lr, validation accuracy and loss, objective value, the thesis's clipped kappa."""
     schedule = []
     for entry in res.schedule:
         trials_e = load_trials(run_dir, f"pe/epoch-{entry.epoch:03d}")
@@ -734,20 +753,7 @@ def run_per_epoch(
                 "n_diverged": sum(1 for t in trials_e if t.user_attrs.get("diverged")),
             }
         )
-    return {
-        "mode": "per-epoch",
-        "sampler": res.sampler,
-        "objective": res.objective,
-        "seed": seed,
-        "epochs": res.epochs,
-        "trials_per_study": res.trials_per_study,
-        "schedule": schedule,
-        "test": tests,
-        "compute_epochs": res.trials_trained,
-        "compute_time": res.compute_time,
-        "trials_reused": res.trials_reused,
-        "wall_time": time.perf_counter() - t0,
-    }
+    return schedule
 
 
 def failed_run(

@@ -179,6 +179,57 @@ def policy_of(arm: str, budget: int) -> Any:
     return PopulationPolicy(budget=budget, **settings)
 
 
+#: The arms run by ``tc.run_per_epoch``: sampler, objective, trials per epoch, the epochs (in
+#: units of E) after which the adopted model is tested, and whether also after B = 12 E.
+_PER_EPOCH_RUNS: dict[str, tuple[str, str, int, int, bool]] = {
+    "pe-gamma": ("gamma", "kappa1", TRIALS, 1, False),
+    "pe-gaussian": ("gaussian", "kappa1", TRIALS, 1, False),
+    "pe-gp": ("gp", "kappa1", TRIALS, 1, False),
+    "pe-grid12": ("grid:12", "kappa1", TRIALS, 1, False),
+    "pe-gamma-kappa2": ("gamma", "kappa2", TRIALS, 1, False),
+    "pe-gamma-t4": ("gamma", "kappa1", 4, 3, False),
+    "fixed-0.01": ("fixed:0.01", "kappa1", 1, 1, True),
+    "fixed-0.1": ("fixed:0.1", "kappa1", 1, 1, True),
+}
+#: The whole-training searches: the sampler over constant learning rates.
+_WHOLE_RUNS = {"grid12-best": "grid:12", "tpe-whole": "tpe", "gp-whole": "gp"}
+
+
+def _grid_cosine(args: Any, trainer: Any, run_dir: Path, seed: int, epochs: int) -> dict[str, Any]:
+    """``grid11-cosine``: the best of 11 constant rates, then cosine annealing from it."""
+    grid = tc.run_whole(
+        args,
+        trainer,
+        space(),
+        run_dir / "grid",
+        sampler="grid:11",
+        objective="kappa1",
+        seed=seed,
+        trials=TRIALS - 1,
+        epochs=epochs,
+    )
+    cos = tc.run_whole(
+        args,
+        CosineTrainer(trainer, epochs),
+        space(),
+        run_dir / "cosine",
+        sampler=tc.fixed_points_sampler([grid["lr"]]),
+        objective="kappa1",
+        seed=seed,
+        trials=1,
+        epochs=epochs,
+    )
+    return {
+        **cos,
+        "grid_lr": grid["lr"],
+        "grid_valid_accuracy": grid["valid_accuracy"],
+        "grid_test": grid["test"],
+        "compute_epochs": grid["compute_epochs"] + cos["compute_epochs"],
+        "compute_time": grid["compute_time"] + cos["compute_time"],
+        "wall_time": grid["wall_time"] + cos["wall_time"],
+    }
+
+
 def run_tuner_arm(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
@@ -195,15 +246,8 @@ def run_tuner_arm(
             objective="kappa1",
             seed=seed,
         )
-    elif arm in PER_EPOCH:
-        sampler = {
-            "pe-gamma": "gamma",
-            "pe-gaussian": "gaussian",
-            "pe-gp": "gp",
-            "pe-grid12": "grid:12",
-            "pe-gamma-kappa2": "gamma",
-        }[arm]
-        obj = "kappa2" if arm == "pe-gamma-kappa2" else "kappa1"
+    elif arm in _PER_EPOCH_RUNS:
+        sampler, obj, trials, tested_at, and_budget = _PER_EPOCH_RUNS[arm]
         rec = tc.run_per_epoch(
             args,
             trainer,
@@ -212,78 +256,23 @@ def run_tuner_arm(
             sampler=sampler,
             objective=obj,
             seed=seed,
-            trials=TRIALS,
-            test_after=[epochs],
+            trials=trials,
+            test_after=[tested_at * epochs, budget] if and_budget else [tested_at * epochs],
         )
-    elif arm == "pe-gamma-t4":
-        rec = tc.run_per_epoch(
-            args,
-            trainer,
-            space(),
-            run_dir,
-            sampler="gamma",
-            objective="kappa1",
-            seed=seed,
-            trials=4,
-            test_after=[3 * epochs],
-        )
-    elif arm in ("fixed-0.01", "fixed-0.1"):
-        rec = tc.run_per_epoch(
-            args,
-            trainer,
-            space(),
-            run_dir,
-            sampler=arm.replace("-", ":"),
-            objective="kappa1",
-            seed=seed,
-            trials=1,
-            test_after=[epochs, budget],
-        )
-    elif arm in ("grid12-best", "tpe-whole", "gp-whole"):
-        sampler = {"grid12-best": "grid:12", "tpe-whole": "tpe", "gp-whole": "gp"}[arm]
+    elif arm in _WHOLE_RUNS:
         rec = tc.run_whole(
             args,
             trainer,
             space(),
             run_dir,
-            sampler=sampler,
+            sampler=_WHOLE_RUNS[arm],
             objective="kappa1",
             seed=seed,
             trials=TRIALS,
             epochs=epochs,
         )
     elif arm == "grid11-cosine":
-        grid = tc.run_whole(
-            args,
-            trainer,
-            space(),
-            run_dir / "grid",
-            sampler="grid:11",
-            objective="kappa1",
-            seed=seed,
-            trials=TRIALS - 1,
-            epochs=epochs,
-        )
-        cos = tc.run_whole(
-            args,
-            CosineTrainer(trainer, epochs),
-            space(),
-            run_dir / "cosine",
-            sampler=tc.fixed_points_sampler([grid["lr"]]),
-            objective="kappa1",
-            seed=seed,
-            trials=1,
-            epochs=epochs,
-        )
-        rec = {
-            **cos,
-            "grid_lr": grid["lr"],
-            "grid_valid_accuracy": grid["valid_accuracy"],
-            "grid_test": grid["test"],
-            "compute_epochs": grid["compute_epochs"] + cos["compute_epochs"],
-            "compute_time": grid["compute_time"] + cos["compute_time"],
-            "wall_time": grid["wall_time"] + cos["wall_time"],
-        }
+        rec = _grid_cosine(args, trainer, run_dir, seed, epochs)
     else:
         raise ValueError(arm)
     tc.remove_dir(run_dir)
@@ -358,6 +347,29 @@ def _worker_trainer(static: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return _WORKER_CACHE[key]
 
 
+def _log_member_epoch(
+    log: str, trial: str, epoch: int, lr: float, start: float, metrics: Mapping[str, Any]
+) -> None:
+    """Append one member-epoch to the log (Ray's per-trial history is rewritten when a member
+    exploits another's checkpoint, so it cannot count the compute)."""
+    with open(log, "a") as f:
+        f.write(
+            json.dumps(
+                {
+                    "trial": trial,
+                    "epoch": epoch,
+                    "lr": lr,
+                    "start": start,
+                    "train_seconds": metrics["train_seconds"],
+                    "eval_seconds": metrics["eval_seconds"],
+                    "objective": metrics["objective"],
+                    "pid": os.getpid(),
+                }
+            )
+            + "\n"
+        )
+
+
 def _member_class() -> type:
     """The Ray Tune class trainable of a population member (built lazily: Ray is optional).
 
@@ -401,24 +413,9 @@ def _member_class() -> type:
             metrics = member_step(
                 self.trainer, self.state, self.lr, self.epoch, self.static["seed"], self.device
             )
-            # Every member-epoch trained is logged (Ray's per-trial history is rewritten when a
-            # member exploits another's checkpoint, so it cannot count the compute).
-            with open(self.static["log"], "a") as f:
-                f.write(
-                    json.dumps(
-                        {
-                            "trial": self.trial_id,
-                            "epoch": self.epoch,
-                            "lr": self.lr,
-                            "start": t_start,
-                            "train_seconds": metrics["train_seconds"],
-                            "eval_seconds": metrics["eval_seconds"],
-                            "objective": metrics["objective"],
-                            "pid": os.getpid(),
-                        }
-                    )
-                    + "\n"
-                )
+            _log_member_epoch(
+                self.static["log"], self.trial_id, self.epoch, self.lr, t_start, metrics
+            )
             return metrics
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -477,10 +474,6 @@ def run_ray_arm(
     """PBT or PB2 with a population of 12 for ``epochs`` epochs (see the module docstring)."""
     try:
         import ray
-        from ray import tune
-        from ray.tune.schedulers import PopulationBasedTraining
-        from ray.tune.schedulers.pb2 import PB2
-        from ray.tune.search.basic_variant import BasicVariantGenerator
     except ImportError as err:
         raise SystemExit(
             f"error: the {arm} arm needs Ray Tune: pip install -e '.[peers]' ({err})"
@@ -492,28 +485,7 @@ def run_ray_arm(
     import numpy as np
 
     np.random.seed(seed)
-    lo, hi = math.log10(LR_LOW), math.log10(LR_HIGH)
-    if arm == "pbt":
-        scheduler: Any = PopulationBasedTraining(
-            time_attr="training_iteration",
-            perturbation_interval=1,
-            quantile_fraction=0.25,
-            resample_probability=0.25,
-            hyperparam_mutations={"lr": tune.loguniform(LR_LOW, LR_HIGH)},
-            synch=True,
-            custom_explore_fn=_clip_lr,
-        )
-        params: dict[str, Any] = {"lr": tune.loguniform(LR_LOW, LR_HIGH)}
-    else:
-        scheduler = PB2(
-            time_attr="training_iteration",
-            perturbation_interval=1,
-            quantile_fraction=0.25,
-            hyperparam_bounds={"log10_lr": [lo, hi]},
-            synch=True,
-            custom_explore_fn=_clip_lr,
-        )
-        params = {"log10_lr": tune.uniform(lo, hi)}
+    schedule = _ray_scheduler(arm)  # made before ray.init, as the run always did
     storage.mkdir(parents=True, exist_ok=True)
     log = storage / "member_epochs.jsonl"
     static = {
@@ -540,55 +512,9 @@ def run_ray_arm(
         runtime_env={"env_vars": env},
     )
     try:
-        tuner = tune.Tuner(
-            tune.with_resources(
-                _member_class(), {"cpu": 1, "gpu": 1 if args.device.startswith("cuda") else 0}
-            ),
-            param_space={**params, "static": static},
-            tune_config=tune.TuneConfig(
-                metric="objective",
-                mode="max",
-                scheduler=scheduler,
-                num_samples=TRIALS,
-                search_alg=BasicVariantGenerator(random_state=seed),
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=arm,
-                storage_path=str(storage),
-                stop={"training_iteration": epochs},
-                verbose=0,
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
-                ),
-            ),
-        )
-        grid = tuner.fit()
+        grid = _ray_tuner(arm, args.device, storage, static, seed, epochs, schedule).fit()
         logged = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        members = []
-        for i in range(len(grid)):  # ResultGrid is indexable but declares no __iter__
-            r = grid[i]
-            m = r.metrics or {}
-            mine = [x for x in logged if x["trial"] == m.get("trial_id")]
-            # The member's lr path: its own lrs, epoch by epoch, from the last time it trained each
-            # epoch (an exploit replaces the epochs before it by the donor's).
-            path: dict[int, float] = {}
-            for x in sorted(mine, key=lambda x: x["start"]):
-                path[x["epoch"]] = x["lr"]
-            members.append(
-                {
-                    "trial": m.get("trial_id"),
-                    "epochs_trained": len(mine),
-                    "seconds": sum(x["train_seconds"] + x["eval_seconds"] for x in mine),
-                    "lr_path": [path[e] for e in sorted(path)],
-                    "final_objective": m.get("objective"),
-                    "valid_accuracy": m.get("valid_accuracy"),
-                    "valid_loss": m.get("valid_loss"),
-                    "epoch": m.get("epoch"),
-                    "error": str(r.error) if r.error else None,
-                    "checkpoint": r.checkpoint,
-                }
-            )
+        members = _members(grid, logged)
     finally:
         ray.shutdown()
     wall = time.perf_counter() - t0
@@ -602,6 +528,119 @@ def run_ray_arm(
     for m in members:
         m.pop("checkpoint", None)
     tc.remove_dir(storage)
+    return _ray_record(arm, seed, epochs, best, members, logged, wall)
+
+
+def _ray_tuner(
+    arm: str,
+    device: str,
+    storage: Path,
+    static: dict[str, Any],
+    seed: int,
+    epochs: int,
+    schedule: tuple[Any, dict[str, Any]],
+) -> Any:
+    """The Ray Tune run of the population: ``TRIALS`` members for ``epochs`` epochs, every
+    member checkpointed every epoch, under ``storage``; ``schedule``: the scheduler and the
+    parameter space, from :func:`_ray_scheduler`."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    scheduler, params = schedule
+    return tune.Tuner(
+        tune.with_resources(
+            _member_class(), {"cpu": 1, "gpu": 1 if device.startswith("cuda") else 0}
+        ),
+        param_space={**params, "static": static},
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode="max",
+            scheduler=scheduler,
+            num_samples=TRIALS,
+            search_alg=BasicVariantGenerator(random_state=seed),
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=arm,
+            storage_path=str(storage),
+            stop={"training_iteration": epochs},
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=4, checkpoint_frequency=1, checkpoint_at_end=True
+            ),
+        ),
+    )
+
+
+def _ray_scheduler(arm: str) -> tuple[Any, dict[str, Any]]:
+    """PBT's or PB2's scheduler and the parameter space of its population."""
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    lo, hi = math.log10(LR_LOW), math.log10(LR_HIGH)
+    if arm == "pbt":
+        scheduler: Any = PopulationBasedTraining(
+            time_attr="training_iteration",
+            perturbation_interval=1,
+            quantile_fraction=0.25,
+            resample_probability=0.25,
+            hyperparam_mutations={"lr": tune.loguniform(LR_LOW, LR_HIGH)},
+            synch=True,
+            custom_explore_fn=_clip_lr,
+        )
+        return scheduler, {"lr": tune.loguniform(LR_LOW, LR_HIGH)}
+    scheduler = PB2(
+        time_attr="training_iteration",
+        perturbation_interval=1,
+        quantile_fraction=0.25,
+        hyperparam_bounds={"log10_lr": [lo, hi]},
+        synch=True,
+        custom_explore_fn=_clip_lr,
+    )
+    return scheduler, {"log10_lr": tune.uniform(lo, hi)}
+
+
+def _members(grid: Any, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each population member's final metrics, compute and lr path, from Ray's result grid and
+    the member-epoch log."""
+    members = []
+    for i in range(len(grid)):  # ResultGrid is indexable but declares no __iter__
+        r = grid[i]
+        m = r.metrics or {}
+        mine = [x for x in logged if x["trial"] == m.get("trial_id")]
+        # The member's lr path: its own lrs, epoch by epoch, from the last time it trained each
+        # epoch (an exploit replaces the epochs before it by the donor's).
+        path: dict[int, float] = {}
+        for x in sorted(mine, key=lambda x: x["start"]):
+            path[x["epoch"]] = x["lr"]
+        members.append(
+            {
+                "trial": m.get("trial_id"),
+                "epochs_trained": len(mine),
+                "seconds": sum(x["train_seconds"] + x["eval_seconds"] for x in mine),
+                "lr_path": [path[e] for e in sorted(path)],
+                "final_objective": m.get("objective"),
+                "valid_accuracy": m.get("valid_accuracy"),
+                "valid_loss": m.get("valid_loss"),
+                "epoch": m.get("epoch"),
+                "error": str(r.error) if r.error else None,
+                "checkpoint": r.checkpoint,
+            }
+        )
+    return members
+
+
+def _ray_record(
+    arm: str,
+    seed: int,
+    epochs: int,
+    best: dict[str, Any],
+    members: list[dict[str, Any]],
+    logged: list[dict[str, Any]],
+    wall: float,
+) -> dict[str, Any]:
+    """The cell of a PBT or PB2 run: its selected member, and the compute of all members."""
     return {
         "mode": arm,
         "seed": seed,
