@@ -1,4 +1,4 @@
-"""Regenerate the README's (and the docs') generated tables from ``benchmarks/results/``.
+"""Regenerate the README's (and the docs') generated tables from the benchmarks' results.
 
 A generated table sits between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->`` in
 ``README.md`` or a page of ``docs/``; this script recomputes every such table from the raw results
@@ -11,21 +11,24 @@ test suite runs it, so a README figure cannot drift from the results it quotes).
 
 Tables:
 
+(Paths below are under ``benchmarks/``.)
+
 ``sampler-headline``
-    ``results/full/summary.json``: win rates of ``GammaBOSampler()`` at trials 12 and 50 and the
-    worst ratio of median final regrets, against each of Optuna's samplers.
+    ``sampler/results/full/summary.json``: win rates of ``GammaBOSampler()`` at trials 12 and
+    50 and the worst ratio of median final regrets, against each of Optuna's samplers.
 ``tuner-headline``
-    ``results/thesis/peers.jsonl`` (MNIST-500): final test accuracy of the per-epoch tuner and of
-    its peers at equal compute.
+    ``tuner/results/peers/peers.jsonl`` (MNIST-500): final test accuracy of the per-epoch tuner
+    and of its peers at equal compute.
 ``policy-headline``
-    ``results/thesis/policies.jsonl`` (the policy arms of ``benchmarks/peers.py`` and the peers
+    ``tuner/results/peers/policies.jsonl`` (the policy arms of ``tuner/peers.py`` and the peers
     over five seeds): the default policy against PB2, PBT and untuned training, serial at equal
     compute and with 12 trials at a time at equal wall time, with the issue's targets.
 ``policy-ablation``
     the same file: what each part of the default policy contributes (docs/when-it-pays.md).
 ``thesis-claims``
-    ``results/thesis/*.jsonl``: the thesis's claims and the project's targets, each with the
-    figures it rests on and a verdict that follows from them.
+    ``thesis/results/*.jsonl`` and ``tuner/results/peers/peers.jsonl``: the thesis's claims
+    and the project's targets, each with the figures it rests on and a verdict that follows
+    from them.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ from typing import Any
 
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-THESIS = RESULTS / "thesis"
+SAMPLER = ROOT / "benchmarks" / "sampler" / "results"
+THESIS = ROOT / "benchmarks" / "thesis" / "results"
+PEERS = ROOT / "benchmarks" / "tuner" / "results" / "peers"
 #: Files that may hold generated tables.
 TARGETS = ("README.md", "docs/benchmarks.md", "docs/results.md", "docs/when-it-pays.md")
 _MARK = re.compile(
@@ -55,8 +59,9 @@ _MARK = re.compile(
 # --------------------------------------------------------------------------------------------
 # helpers
 def load_cells(name: str) -> list[dict[str, Any]]:
-    """The cells of ``results/thesis/NAME.jsonl`` (the last record of each key wins)."""
-    path = THESIS / f"{name}.jsonl"
+    """The cells of ``NAME.jsonl`` (the last record of each key wins): in
+    ``tuner/results/peers/`` for ``peers`` and ``policies``, else in ``thesis/results/``."""
+    path = (PEERS if name in ("peers", "policies") else THESIS) / f"{name}.jsonl"
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -115,7 +120,7 @@ _SAMPLER_LABELS = {
 
 
 def sampler_headline() -> str:
-    summary = json.loads((RESULTS / "full" / "summary.json").read_text())
+    summary = json.loads((SAMPLER / "full" / "summary.json").read_text())
     ref = summary["reference"]
     wins = {
         (w["other"], w["trial"]): w["win_rate"] for w in summary["wins"] if w["reference"] == ref
@@ -363,7 +368,7 @@ def _claim_1d() -> list[Any] | None:
 
 
 def _claim_mnist500(epochs: int) -> list[Any] | None:
-    from benchmarks.thesis_mnist500 import grid_result
+    from benchmarks.thesis.mnist500 import grid_result
 
     cells = load_cells("thesis_mnist500")
     grids = {c["seed"]: c for c in cells if c.get("kind") == "grid" and c.get("epochs") == epochs}
@@ -584,6 +589,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(ROOT))
     raise SystemExit(main())

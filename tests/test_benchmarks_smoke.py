@@ -11,16 +11,16 @@ import optuna
 import pytest
 from scipy.optimize import minimize
 
-from benchmarks import samplers as bench
-from benchmarks.problems import branin_function
-from benchmarks.problems import BRANIN_OPTIMUM
-from benchmarks.problems import get_problem
-from benchmarks.problems import HARTMANN6_ARGMIN
-from benchmarks.problems import hartmann6_function
-from benchmarks.problems import LR_WD_BS_ARGMIN
-from benchmarks.problems import lr_wd_bs_function
-from benchmarks.problems import THESIS1D_ARGMAX
-from benchmarks.problems import thesis1d_function
+from benchmarks.sampler import regret as bench
+from benchmarks.sampler.problems import branin_function
+from benchmarks.sampler.problems import BRANIN_OPTIMUM
+from benchmarks.sampler.problems import get_problem
+from benchmarks.sampler.problems import HARTMANN6_ARGMIN
+from benchmarks.sampler.problems import hartmann6_function
+from benchmarks.sampler.problems import LR_WD_BS_ARGMIN
+from benchmarks.sampler.problems import lr_wd_bs_function
+from benchmarks.sampler.problems import THESIS1D_ARGMAX
+from benchmarks.sampler.problems import thesis1d_function
 
 
 def _value_at(problem_name: str, params: dict) -> float:
@@ -98,7 +98,7 @@ def test_tabular_optimum_is_the_best_table_mean(name: str) -> None:
         vals.append(p.objective(optuna.trial.FixedTrial(params)))
     assert all(p.regret(v) >= 0 for v in vals)
     # the optimum is attained by some configuration and equals the mean of the public API's runs
-    from benchmarks.problems import _load_table
+    from benchmarks.sampler.problems import _load_table
 
     table, _, _ = _load_table(p.extra["bench"], p.extra["dataset"], metric)
     key = next(k for k, v in table.items() if v == p.optimum)
@@ -229,7 +229,7 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
 
 
 def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
-    from benchmarks.problems import SYNTHETIC
+    from benchmarks.sampler.problems import SYNTHETIC
 
     rng = np.random.default_rng(0)
     for name, make in SYNTHETIC.items():
@@ -265,7 +265,7 @@ def test_noisy_problems_use_the_true_value_of_the_best_observed_trial() -> None:
         i = int(np.argmin(values[: k + 1]))
         assert curve[k] == pytest.approx(true[i] - p.optimum)
     needle = get_problem("needle2")
-    from benchmarks.problems import NEEDLE_CENTRE
+    from benchmarks.sampler.problems import NEEDLE_CENTRE
 
     assert needle.regret(_value_at("needle2", {"x0": 0.721336, "x1": 0.236836})) < 1e-9
     assert needle.regret(_value_at("needle2", {"x0": NEEDLE_CENTRE[0] - 0.3, "x1": 0.5})) > 0.9
@@ -275,7 +275,7 @@ def test_noisy_tabular_problem_returns_one_repeated_run_and_records_the_mean() -
     """``noisy_hpobench_vehicle``: every value is one of the table's repeated runs of the trial's
     configuration, the same for the same (trial number, parameters), and the mean is the true
     value; the runs differ, so the problem is noisy."""
-    from benchmarks.problems import _load_runs
+    from benchmarks.sampler.problems import _load_runs
 
     p = get_problem("noisy_hpobench_vehicle")
     base = get_problem("hpobench_vehicle")

@@ -367,7 +367,7 @@ def test_the_docs_example_runs_and_prints_what_it_says() -> None:
 
 
 def test_benchmark_regret_and_a_tiny_run(tmp_path: Any) -> None:
-    from benchmarks import history as bench
+    from benchmarks.sampler import history as bench
 
     for epoch in (0, 5):
         assert bench.regret(bench.centre(epoch), epoch) == 0.0

@@ -19,12 +19,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks import peers  # noqa: E402
-from benchmarks import thesis_1d  # noqa: E402
-from benchmarks import thesis_common as tc  # noqa: E402
-from benchmarks import thesis_kappa  # noqa: E402
-from benchmarks import thesis_mnist500 as m500  # noqa: E402
-from benchmarks import thesis_probe  # noqa: E402
+from benchmarks.thesis import common as tc  # noqa: E402
+from benchmarks.thesis import kappa as thesis_kappa  # noqa: E402
+from benchmarks.thesis import mnist500 as m500  # noqa: E402
+from benchmarks.thesis import one_d as thesis_1d  # noqa: E402
+from benchmarks.thesis import probe as thesis_probe  # noqa: E402
+from benchmarks.tuner import peers  # noqa: E402
 import optuna_gamma.tuner as tuner  # noqa: E402
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 
@@ -403,8 +403,8 @@ def test_pbt_population_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         peers, "make_trainer", lambda dataset, root, subset, seed: _digits(data_seed=seed)
     )
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
-    # Ray workers import benchmarks.peers afresh, without this test's monkeypatch: give them the
-    # digits trainer through the dataset name the real make_trainer understands.
+    # Ray workers import benchmarks.tuner.peers afresh, without this test's monkeypatch: give them
+    # the digits trainer through the dataset name the real make_trainer understands.
     rec = peers.run_ray_arm(_args(tmp_path), "pbt", "digits", None, 0, 2, None)
     assert rec["compute_epochs"] == 2 * peers.TRIALS
     assert rec["test"]["2"]["accuracy"] > 0.1
@@ -432,8 +432,8 @@ def test_probe_variants_build(data_root: Path) -> None:
 def test_per_epoch_comparison_tests_at_each_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchmarks import thesis_cifar10
-    from benchmarks import thesis_mnist_full
+    from benchmarks.thesis import cifar10 as thesis_cifar10
+    from benchmarks.thesis import mnist_full as thesis_mnist_full
 
     monkeypatch.setattr(tuner, "ThesisTrainer", _digits)
     out = tmp_path / "out"
@@ -486,7 +486,7 @@ def test_per_epoch_comparison_tests_at_each_checkpoint(
 def test_fashion_comparison_is_table_6_on_held_out_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from benchmarks import thesis_fashion
+    from benchmarks.thesis import fashion as thesis_fashion
 
     args = argparse.Namespace(
         full=False, seeds="", epochs=3, subset=10000, grid_size=None, tag=None

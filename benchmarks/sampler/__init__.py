@@ -1,0 +1,1 @@
+"""The sampler benchmarks (see ``benchmarks/README.md``)."""

@@ -1,0 +1,1 @@
+"""The thesis benchmarks (see ``benchmarks/README.md``)."""

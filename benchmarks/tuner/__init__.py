@@ -1,0 +1,1 @@
+"""The tuner benchmarks (see ``benchmarks/README.md``)."""
