@@ -204,7 +204,15 @@ def tuner_headline(dataset: str = "mnist") -> str:
 
 # --------------------------------------------------------------------------------------------
 # policy-headline, policy-ablation
-_TASKS = {"mnist": "MNIST-500", "fashion-mnist": "Fashion-MNIST 1,000"}
+_TASKS = {
+    "mnist": "MNIST-500",
+    "fashion-mnist": "Fashion-MNIST 1,000",
+    "cifar10": "CIFAR-10 5,000",
+    "own-fashion": "own trainer (AdamW, lr + wd), Fashion-MNIST 1,000",
+}
+#: The untuned training of a task (the thesis's trainer: Keras's SGD default lr 0.01; a user's
+#: trainer: its own optimizer settings), as ``benchmarks.tuner.peers`` names the arm.
+_UNTUNED = {"own-fashion": "untuned"}
 
 
 def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
@@ -256,7 +264,7 @@ def policy_headline() -> str:
                 continue
             pb2 = _by_seed(cells, dataset, "pb2")
             pbt = _by_seed(cells, dataset, "pbt")
-            fixed = _by_seed(cells, dataset, "fixed-0.01", untuned_epochs)
+            fixed = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), untuned_epochs)
             thesis = _by_seed(cells, dataset, "pe-gamma")
             d_pb2, wtl_pb2 = _paired(mine, pb2)
             d_fix, wtl_fix = _paired(mine, fixed)

@@ -413,6 +413,57 @@ def test_pbt_population_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
+    """The user-trainer task (examples/own_training.py: AdamW, lr and weight decay tuned):
+    a member trains with both values set on the optimizer, explored values stay in range, and
+    the tuner's arms and the untuned training run through the same benchmark."""
+    task = peers.TASKS["own-digits"]
+    trainer = peers.make_trainer("own-digits", None, None, 0)
+    state = trainer.build(0, torch.device("cpu"))
+    m = peers.member_step(
+        trainer,
+        state,
+        {"lr": 0.004, "weight_decay": 0.02},
+        1,
+        0,
+        torch.device("cpu"),
+        fixed=task.fixed,
+    )
+    group = state.optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (0.004, 0.02)
+    assert m["params"] == {"lr": 0.004, "weight_decay": 0.02} and 0 <= m["valid_accuracy"] <= 1
+    static = {"dataset": "own-digits"}
+    assert peers.member_params({"log10_lr": -3.0, "weight_decay": 0.5}, task) == {
+        "lr": pytest.approx(1e-3),
+        "weight_decay": 0.5,
+    }
+    clipped = peers._clip_lr({"static": static, "lr": 1.0, "log10_weight_decay": -9.0})
+    assert clipped["lr"] == 3e-2 and clipped["log10_weight_decay"] == pytest.approx(-5.0)
+    out = tmp_path / "out"
+    common = ["--dataset", "own-digits", "--seeds", "0", "--epochs", "1", "--out", str(out)]
+    common += ["--runs-dir", str(tmp_path / "runs")]
+    assert peers.main([*common, "--arms", "untuned", "pe-pop"]) == 0
+    cells = {c["arm"]: c for c in tc.Cells(out / "peers.jsonl").values()}
+    assert [p[0] for p in peers._points(cells["untuned"])] == [1, 12]
+    assert cells["untuned"]["schedule"][0]["trial_lrs"] == [1e-3]
+    assert cells["pe-pop"]["compute_epochs"] == 12
+    assert {"lr", "weight_decay"} <= set(cells["pe-pop"]["schedule"][-1]["params"])
+    assert "untuned (12 epochs)" in (out / "peers_own-digits.md").read_text()
+    with pytest.raises(ValueError, match="searches the thesis's learning rate only"):
+        peers.run_tuner_arm(_args(tmp_path), "pe-gamma", "own-digits", None, 0, 1, None)
+
+
+@pytest.mark.slow
+def test_pb2_population_on_ray_tunes_two_parameters(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
+    rec = peers.run_ray_arm(_args(tmp_path), "pb2", "own-digits", None, 0, 2, None)
+    assert rec["compute_epochs"] == 2 * peers.TRIALS
+    assert rec["test"]["2"]["accuracy"] > 0.1
+    bounds = peers.TASKS["own-digits"].bounds
+    assert set(rec["params"]) == set(bounds)
+    assert all(lo <= rec["params"][k] <= hi for k, (lo, hi) in bounds.items())
+
+
 # ------------------------------------------------------------------------------- the probe
 def test_probe_variants_build(data_root: Path) -> None:
     cell = thesis_probe.sweep("batch-10", str(data_root), 0, 1, (0.01,), "cpu")

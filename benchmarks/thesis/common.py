@@ -637,6 +637,7 @@ def run_policy(
         {
             "epoch": e.epoch,
             "lr": e.lr,
+            "params": dict(e.params),
             "value": e.value,
             "valid_accuracy": e.metrics.get("accuracy"),
             "valid_loss": e.metrics.get("loss"),

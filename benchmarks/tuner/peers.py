@@ -41,19 +41,29 @@ Arms:
     given to it as the parameter). The result is the member with the best final validation
     objective. Needs the ``peers`` extra (``pip install -e '.[peers]'``: ``ray[tune]``, ``GPy``).
 
-Datasets: ``mnist`` (the thesis's MNIST-500: 400 train / 100 validation) and ``fashion-mnist``
-(held out from the thesis: a 1,000-image subset, 800 / 200); test on the official 10,000 test
-images. Defaults: ``E = 10`` (``B = 120``), seeds 0-4; ``--full`` (for a GPU): the full training
-sets, ``E = 20``, seeds 0-4.
+Tasks (``--dataset``, :data:`TASKS`): ``mnist`` (the thesis's MNIST-500: 400 train / 100
+validation), ``fashion-mnist`` (held out from the thesis: a 1,000-image subset, 800 / 200),
+``cifar10`` (5,000 images, the Keras CIFAR-10 CNN), and ``own-fashion``: a user's own trainer of
+another kind (``examples/own_training.py``: a BatchNorm MLP, AdamW, a DataLoader with batches
+of 64) on the Fashion-MNIST subset, with ``lr`` in [1e-4, 0.03] and ``weight_decay`` in
+[1e-5, 0.1] tuned on log scales by every method (PBT perturbs both, PB2 models both logs), and
+``untuned`` (AdamW as its ``build`` makes it: lr 1e-3, weight decay 0.01) in place of the
+``fixed-*`` arms; the lr-only arms (``pe-gamma`` ... ``gp-whole``) are the thesis's and refuse
+it. Test on the official 10,000 test images. Defaults: ``E = 10`` (``B = 120``), seeds 0-4;
+``--full`` (for a GPU): the full training sets, ``E = 20``, seeds 0-4.
 
     python -m benchmarks.tuner.peers --dataset mnist
     python -m benchmarks.tuner.peers --dataset fashion-mnist
+    python -m benchmarks.tuner.peers --dataset cifar10 --arms pe-pop pe-pop-w12 pb2 pbt fixed-0.01
+    python -m benchmarks.tuner.peers --dataset own-fashion --arms pe-pop pe-pop-w12 pb2 pbt \
+        untuned
     python -m benchmarks.tuner.peers --summary-only --dataset mnist
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 import json
 import math
 import os
@@ -96,27 +106,143 @@ POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop-w12-nohist": {"width": 12, "history": False},
     "pe-thesis-t2": {"thesis": 2},
 }
-ARMS = PER_EPOCH + DEEP + PEERS + tuple(POLICIES)
-DATASETS = {"mnist": 500, "fashion-mnist": 1000}
+#: The untuned training of a task whose trainer is not the thesis's (its own optimizer
+#: settings, e.g. AdamW's lr and weight decay as ``build`` sets them): compute E and B, as the
+#: ``fixed-*`` arms.
+UNTUNED = "untuned"
+ARMS = PER_EPOCH + DEEP + PEERS + tuple(POLICIES) + (UNTUNED,)
 
 
-def space() -> Any:
+@dataclass(frozen=True)
+class Task:
+    """A benchmark task: a trainer on a dataset, what is tuned and what "untuned" means.
+
+    Attributes:
+        label: The name in tables and pictures.
+        dataset: The data set (:func:`optuna_gamma.tuner.builtin.data.load_dataset`).
+        subset: Training images by default (``None``: all).
+        model: The built-in model (:class:`~optuna_gamma.tuner.ThesisTrainer`), or ``None`` for
+            ``examples/own_training.py``'s trainer (a user's own code: SmallNet, AdamW,
+            a DataLoader).
+        bounds: Each tuned hyperparameter's range, searched on a log scale by every method.
+        untuned: What the trainer trains with when nobody tunes it.
+        fixed: The other hyperparameters every trial and member trains with.
+        needs_root: The data set needs a data root (no Debian package provides it).
+    """
+
+    label: str
+    dataset: str
+    subset: int | None
+    model: str | None
+    bounds: Mapping[str, tuple[float, float]]
+    untuned: Mapping[str, float]
+    fixed: Mapping[str, Any]
+    needs_root: bool = True
+
+    @property
+    def own(self) -> bool:
+        """The trainer is ``examples/own_training.py``'s, not the thesis's."""
+        return self.model is None
+
+    @property
+    def untuned_arm(self) -> str:
+        """The arm that trains without tuning (``fixed-0.01``: the thesis's Keras SGD default)."""
+        return UNTUNED if self.own else "fixed-0.01"
+
+
+_THESIS_LR = {"lr": (LR_LOW, LR_HIGH)}
+#: The tasks of docs/when-it-pays.md (``digits`` and ``own-digits``: the smoke tests' small
+#: tasks).
+TASKS: dict[str, Task] = {
+    "mnist": Task("MNIST", "mnist", 500, "thesis-cnn", _THESIS_LR, {"lr": 0.01}, {}),
+    "fashion-mnist": Task(
+        "Fashion-MNIST", "fashion-mnist", 1000, "thesis-cnn", _THESIS_LR, {"lr": 0.01}, {}, False
+    ),
+    "cifar10": Task("CIFAR-10", "cifar10", 5000, "keras-cifar-cnn", _THESIS_LR, {"lr": 0.01}, {}),
+    "own-fashion": Task(
+        "own trainer (Fashion-MNIST, AdamW)",
+        "fashion-mnist",
+        1000,
+        None,
+        {"lr": (1e-4, 3e-2), "weight_decay": (1e-5, 1e-1)},
+        {"lr": 1e-3, "weight_decay": 1e-2},
+        {"batch_size": 64},
+        False,
+    ),
+    "digits": Task("digits", "digits", None, "mlp", _THESIS_LR, {"lr": 0.01}, {}, False),
+    "own-digits": Task(
+        "own trainer (digits, AdamW)",
+        "digits",
+        None,
+        None,
+        {"lr": (1e-4, 3e-2), "weight_decay": (1e-5, 1e-1)},
+        {"lr": 1e-3, "weight_decay": 1e-2},
+        {"batch_size": 64},
+        False,
+    ),
+}
+DATASETS = {name: task.subset for name, task in TASKS.items()}
+
+
+def space(task: str = "mnist") -> Any:
+    """The search space of ``task``: the thesis's lr range, or the tuned ranges (log scale)."""
+    from optuna.distributions import FloatDistribution
+
     from optuna_gamma.tuner import SearchSpace
 
-    return SearchSpace(lr_low=LR_LOW, lr_high=LR_HIGH, lr_log=True)
+    t = TASKS[task]
+    if not t.own:
+        return SearchSpace(lr_low=LR_LOW, lr_high=LR_HIGH, lr_log=True)
+    return {k: FloatDistribution(lo, hi, log=True) for k, (lo, hi) in t.bounds.items()}
+
+
+class _WithFixed:
+    """A trainer whose every epoch also gets ``fixed`` hyperparameters (e.g. the batch size of
+    a task that does not tune it)."""
+
+    def __init__(self, base: Any, fixed: Mapping[str, Any]) -> None:
+        self.base, self.fixed = base, dict(fixed)
+
+    def build(self, seed: int, device: Any) -> Any:
+        return self.base.build(seed, device)
+
+    def train_epoch(self, state: Any, hparams: Mapping[str, Any], ctx: Any) -> Any:
+        return self.base.train_epoch(state, {**self.fixed, **hparams}, ctx)
+
+    def evaluate(self, state: Any, split: str) -> Any:
+        return self.base.evaluate(state, split)
 
 
 def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) -> Any:
+    """The trainer of task ``dataset`` (a name of :data:`TASKS`)."""
+    t = TASKS[dataset]
+    if t.own:
+        from examples.own_training import make_trainer as own_trainer
+
+        return _WithFixed(own_trainer(t.dataset, root, subset), t.fixed)
     from optuna_gamma.tuner import ThesisTrainer
 
     # The thesis CNN on the image datasets (digits, used by the smoke tests, gets its MLP).
     return ThesisTrainer(
-        dataset,
+        t.dataset,
         root,
-        model=None if dataset == "digits" else "thesis-cnn",
+        model=None if t.dataset == "digits" else t.model,
         subset=subset,
         data_seed=seed,
     )
+
+
+def point_sampler(point: Mapping[str, float]) -> Any:
+    """A sampler factory that trains exactly ``point`` (one value per tuned parameter)."""
+    import optuna
+
+    grid = {k: [float(v)] for k, v in point.items()}
+
+    def factory(seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GridSampler(grid, seed=0)
+
+    factory.__name__ = "untuned"
+    return factory
 
 
 class CosineTrainer:
@@ -196,7 +322,8 @@ _WHOLE_RUNS = {"grid12-best": "grid:12", "tpe-whole": "tpe", "gp-whole": "gp"}
 
 
 def _grid_cosine(args: Any, trainer: Any, run_dir: Path, seed: int, epochs: int) -> dict[str, Any]:
-    """``grid11-cosine``: the best of 11 constant rates, then cosine annealing from it."""
+    """``grid11-cosine``: the best of 11 constant rates, then cosine annealing from it (the
+    thesis's tasks: one tuned parameter, ``lr``)."""
     grid = tc.run_whole(
         args,
         trainer,
@@ -236,22 +363,40 @@ def run_tuner_arm(
     run_dir = args.runs_dir / NAME / f"{dataset}-s{seed}-{arm}"
     trainer = make_trainer(dataset, root, subset, seed)
     budget = TRIALS * epochs
+    task = TASKS[dataset]
+    if task.own and arm not in POLICIES and arm != UNTUNED:
+        raise ValueError(
+            f"arm {arm!r} searches the thesis's learning rate only; task {dataset!r} tunes "
+            f"{sorted(task.bounds)}: run the policies, {UNTUNED!r}, pbt and pb2"
+        )
     if arm in POLICIES:
         rec = tc.run_policy(
             args,
             trainer,
-            space(),
+            space(dataset),
             run_dir,
             policy=policy_of(arm, budget),
             objective="kappa1",
             seed=seed,
+        )
+    elif arm == UNTUNED:
+        rec = tc.run_per_epoch(
+            args,
+            trainer,
+            space(dataset),
+            run_dir,
+            sampler=point_sampler(task.untuned),
+            objective="kappa1",
+            seed=seed,
+            trials=1,
+            test_after=[epochs, budget],
         )
     elif arm in _PER_EPOCH_RUNS:
         sampler, obj, trials, tested_at, and_budget = _PER_EPOCH_RUNS[arm]
         rec = tc.run_per_epoch(
             args,
             trainer,
-            space(),
+            space(dataset),
             run_dir,
             sampler=sampler,
             objective=obj,
@@ -263,7 +408,7 @@ def run_tuner_arm(
         rec = tc.run_whole(
             args,
             trainer,
-            space(),
+            space(dataset),
             run_dir,
             sampler=_WHOLE_RUNS[arm],
             objective="kappa1",
@@ -282,12 +427,20 @@ def run_tuner_arm(
 # --------------------------------------------------------------------------------------------
 # Ray Tune arms (PBT, PB2)
 def member_step(
-    trainer: Any, state: Any, lr: float, epoch: int, seed: int, device: Any
+    trainer: Any,
+    state: Any,
+    lr: float | Mapping[str, float],
+    epoch: int,
+    seed: int,
+    device: Any,
+    fixed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one population member one epoch at ``lr`` and validate it (no Ray needed).
+    """Train one population member one epoch with hyperparameters ``lr`` (a learning rate, or
+    every tuned value by name) and validate it (no Ray needed).
 
     The batch order and dropout masks of epoch ``epoch`` are the same for every member (the
-    epoch's seed), as in the tuner's trials.
+    epoch's seed), as in the tuner's trials. ``fixed``: the other hyperparameters (default:
+    the thesis's mini-batch of 50).
     """
     import torch
 
@@ -295,7 +448,8 @@ def member_step(
     from optuna_gamma.tuner import EpochContext
     from optuna_gamma.tuner.objectives import kappa_1
 
-    apply_hyperparameters(state, {"lr": float(lr)})
+    params = {"lr": float(lr)} if isinstance(lr, (int, float)) else dict(lr)
+    apply_hyperparameters(state, params)
     epoch_seed = (int(seed) * 100_003 + int(epoch)) % (2**31)
     ctx = EpochContext(
         epoch=epoch,
@@ -305,7 +459,7 @@ def member_step(
         generator=torch.Generator().manual_seed(epoch_seed),
     )
     t0 = time.perf_counter()
-    trainer.train_epoch(state, {"lr": float(lr), "batch_size": 50}, ctx)
+    trainer.train_epoch(state, {**({"batch_size": 50} if fixed is None else fixed), **params}, ctx)
     t1 = time.perf_counter()
     m = trainer.evaluate(state, "valid")
     t2 = time.perf_counter()
@@ -317,7 +471,8 @@ def member_step(
         "objective": objective,
         "valid_accuracy": acc,
         "valid_loss": loss if ok else None,
-        "lr": float(lr),
+        "lr": float(params["lr"]),
+        "params": params,
         "epoch": epoch,
         "train_seconds": t1 - t0,
         "eval_seconds": t2 - t1,
@@ -349,7 +504,7 @@ def _worker_trainer(static: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
 def _log_member_epoch(
     log: str, trial: str, epoch: int, lr: float, start: float, metrics: Mapping[str, Any]
-) -> None:
+) -> None:  # (``metrics["params"]``: every tuned value)
     """Append one member-epoch to the log (Ray's per-trial history is rewritten when a member
     exploits another's checkpoint, so it cannot count the compute)."""
     with open(log, "a") as f:
@@ -359,6 +514,7 @@ def _log_member_epoch(
                     "trial": trial,
                     "epoch": epoch,
                     "lr": lr,
+                    "params": metrics.get("params", {"lr": lr}),
                     "start": start,
                     "train_seconds": metrics["train_seconds"],
                     "eval_seconds": metrics["eval_seconds"],
@@ -395,7 +551,8 @@ def _member_class() -> type:
             self._set_lr(config)
 
         def _set_lr(self, config: Mapping[str, Any]) -> None:
-            self.lr = float(10 ** config["log10_lr"] if "log10_lr" in config else config["lr"])
+            self.params = member_params(config, TASKS[self.static["dataset"]])
+            self.lr = self.params["lr"]
 
         def reset_config(self, new_config: dict[str, Any]) -> bool:
             from optuna_gamma.tuner.trainer import restore
@@ -410,8 +567,15 @@ def _member_class() -> type:
         def step(self) -> dict[str, Any]:
             self.epoch += 1
             t_start = time.time()
+            task = TASKS[self.static["dataset"]]
             metrics = member_step(
-                self.trainer, self.state, self.lr, self.epoch, self.static["seed"], self.device
+                self.trainer,
+                self.state,
+                self.params,
+                self.epoch,
+                self.static["seed"],
+                self.device,
+                fixed=dict(task.fixed) if task.own else None,
             )
             _log_member_epoch(
                 self.static["log"], self.trial_id, self.epoch, self.lr, t_start, metrics
@@ -458,13 +622,26 @@ def _test_checkpoint(
     return tc.test_metrics(trainer.evaluate(state, "test"))
 
 
+def member_params(config: Mapping[str, Any], task: Task) -> dict[str, float]:
+    """A member's hyperparameters from its Ray config (``name``, or ``log10_name`` for PB2)."""
+    return {
+        k: float(10 ** config[f"log10_{k}"] if f"log10_{k}" in config else config[k])
+        for k in task.bounds
+    }
+
+
 def _clip_lr(config: dict[str, Any]) -> dict[str, Any]:
-    if "lr" in config:
-        config["lr"] = min(max(float(config["lr"]), LR_LOW), LR_HIGH)
-    if "log10_lr" in config:
-        config["log10_lr"] = min(
-            max(float(config["log10_lr"]), math.log10(LR_LOW)), math.log10(LR_HIGH)
-        )
+    """Keep an explored config inside the task's ranges (PBT's x0.8/x1.2 and PB2's steps may
+    leave them)."""
+    static = config.get("static")
+    task = TASKS[static["dataset"]] if isinstance(static, Mapping) else TASKS["mnist"]
+    for k, (lo, hi) in task.bounds.items():
+        if k in config:
+            config[k] = min(max(float(config[k]), lo), hi)
+        if f"log10_{k}" in config:
+            config[f"log10_{k}"] = min(
+                max(float(config[f"log10_{k}"]), math.log10(lo)), math.log10(hi)
+            )
     return config
 
 
@@ -485,7 +662,7 @@ def run_ray_arm(
     import numpy as np
 
     np.random.seed(seed)
-    schedule = _ray_scheduler(arm)  # made before ray.init, as the run always did
+    schedule = _ray_scheduler(arm, TASKS[dataset])  # made before ray.init, as it always was
     storage.mkdir(parents=True, exist_ok=True)
     log = storage / "member_epochs.jsonl"
     static = {
@@ -572,33 +749,39 @@ def _ray_tuner(
     )
 
 
-def _ray_scheduler(arm: str) -> tuple[Any, dict[str, Any]]:
-    """PBT's or PB2's scheduler and the parameter space of its population."""
+def _ray_scheduler(arm: str, task: Task | None = None) -> tuple[Any, dict[str, Any]]:
+    """PBT's or PB2's scheduler and the parameter space of its population: every tuned
+    parameter of ``task`` (default: MNIST's ``lr``) on a log scale (PB2's bounds are linear,
+    so it models ``log10`` of each)."""
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.schedulers.pb2 import PB2
 
-    lo, hi = math.log10(LR_LOW), math.log10(LR_HIGH)
+    bounds = (task or TASKS["mnist"]).bounds
     if arm == "pbt":
+        space = {k: tune.loguniform(lo, hi) for k, (lo, hi) in bounds.items()}
         scheduler: Any = PopulationBasedTraining(
             time_attr="training_iteration",
             perturbation_interval=1,
             quantile_fraction=0.25,
             resample_probability=0.25,
-            hyperparam_mutations={"lr": tune.loguniform(LR_LOW, LR_HIGH)},
+            hyperparam_mutations=dict(space),
             synch=True,
             custom_explore_fn=_clip_lr,
         )
-        return scheduler, {"lr": tune.loguniform(LR_LOW, LR_HIGH)}
+        return scheduler, space
+    logs: dict[str, Any] = {
+        f"log10_{k}": [math.log10(lo), math.log10(hi)] for k, (lo, hi) in bounds.items()
+    }
     scheduler = PB2(
         time_attr="training_iteration",
         perturbation_interval=1,
         quantile_fraction=0.25,
-        hyperparam_bounds={"log10_lr": [lo, hi]},
+        hyperparam_bounds=logs,
         synch=True,
         custom_explore_fn=_clip_lr,
     )
-    return scheduler, {"log10_lr": tune.uniform(lo, hi)}
+    return scheduler, {k: tune.uniform(lo, hi) for k, (lo, hi) in logs.items()}
 
 
 def _members(grid: Any, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -612,14 +795,17 @@ def _members(grid: Any, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # The member's lr path: its own lrs, epoch by epoch, from the last time it trained each
         # epoch (an exploit replaces the epochs before it by the donor's).
         path: dict[int, float] = {}
+        params: dict[int, dict[str, float]] = {}
         for x in sorted(mine, key=lambda x: x["start"]):
             path[x["epoch"]] = x["lr"]
+            params[x["epoch"]] = x.get("params", {"lr": x["lr"]})
         members.append(
             {
                 "trial": m.get("trial_id"),
                 "epochs_trained": len(mine),
                 "seconds": sum(x["train_seconds"] + x["eval_seconds"] for x in mine),
                 "lr_path": [path[e] for e in sorted(path)],
+                "params": params[max(params)] if params else None,
                 "final_objective": m.get("objective"),
                 "valid_accuracy": m.get("valid_accuracy"),
                 "valid_loss": m.get("valid_loss"),
@@ -648,6 +834,7 @@ def _ray_record(
         "population": TRIALS,
         "lr": best["lr_path"][-1] if best["lr_path"] else None,
         "lr_path": best["lr_path"],
+        "params": best["params"],
         "valid_accuracy": best["valid_accuracy"],
         "valid_loss": best["valid_loss"],
         "value": best["final_objective"],
@@ -685,7 +872,7 @@ def _points(c: dict[str, Any]) -> list[tuple[int, float | None, float | None]]:
     """
     if c.get("failed"):
         return []
-    if c["arm"].startswith("fixed-"):
+    if c["arm"].startswith("fixed-") or c["arm"] == UNTUNED:
         return [
             (int(e), t.get("accuracy"), t.get("mcc"))
             for e, t in sorted(c["test"].items(), key=lambda kv: int(kv[0]))
@@ -821,7 +1008,12 @@ def _render_intro(cells: list[Cell], label: str, seeds: list[int]) -> list[str]:
 def _render_arms(rows: list[dict[str, Any]], failures: list[list[Cell]]) -> list[str]:
     table = [
         [
-            r["arm"] + (f" ({int(r['epochs'])} epochs)" if r["arm"].startswith("fixed-") else ""),
+            r["arm"]
+            + (
+                f" ({int(r['epochs'])} epochs)"
+                if r["arm"].startswith("fixed-") or r["arm"] == UNTUNED
+                else ""
+            ),
             r["seeds"],
             f"{r['epochs']:.0f}",
             tc.med_iqr(r["accuracy"]),
@@ -951,7 +1143,7 @@ def summarize(cells: list[Cell], out: Path, name: str, dataset: str) -> str:
     if not cells:
         return f"(no cells for {dataset})\n"
     seeds = sorted({c["seed"] for c in cells})
-    label = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[dataset]
+    label = TASKS[dataset].label
     lines = _render_intro(cells, label, seeds)
     lines += _render_arms(*_arm_stats(cells))
     lines += _render_pairs({other: _pairs(cells, other) for other in _VERSUS})
@@ -990,7 +1182,8 @@ def main(argv: list[str] | None = None) -> int:
         "--subset",
         type=int,
         default=None,
-        help="training images (default: 500 MNIST, 1000 Fashion; --full: all)",
+        help="training images (default: the task's, e.g. 500 MNIST, 1000 Fashion, 5000 "
+        "CIFAR-10; --full: all)",
     )
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     args = p.parse_args(argv)
@@ -1001,7 +1194,7 @@ def main(argv: list[str] | None = None) -> int:
     subset = args.subset if args.subset else (None if args.full else DATASETS[args.dataset])
     cells = tc.Cells(args.out / f"{name}.jsonl")
     if not args.summary_only:
-        root = tc.data_root(args.data_root, required=args.dataset == "mnist")
+        root = tc.data_root(args.data_root, required=TASKS[args.dataset].needs_root)
         # absolute: Ray runs the PBT/PB2 members in a working directory of its own
         root = str(Path(root).resolve()) if root else root
         seeds = tc.parse_seeds(args.seeds)
