@@ -35,6 +35,7 @@ from optuna_gamma.samplers._noise import noise_evident
 from optuna_gamma.samplers._noise import resolve_incumbent
 from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._optimize import optimize_acquisition
+from optuna_gamma.samplers._optimize import OptimizerSettings
 from optuna_gamma.samplers._parallel import conflicts
 from optuna_gamma.samplers._parallel import fantasy_draws
 from optuna_gamma.samplers._parallel import n_choosing
@@ -330,13 +331,17 @@ class GammaBOSampler(BaseSampler):
         self._warn_independent_sampling = _check_bool(
             "warn_independent_sampling", warn_independent_sampling
         )
-        self._n_preliminary_samples = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
-        if self._n_preliminary_samples > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
+        n_preliminary = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
+        if n_preliminary > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
             raise ValueError(
                 f"n_preliminary_samples must be <= {MAX_PRELIMINARY_SAMPLES}, "
                 f"got {n_preliminary_samples!r}."
             )
-        self._n_local_search = _check_int("n_local_search", n_local_search, 1)
+        self._optimizer_settings = OptimizerSettings(
+            n_preliminary_samples=n_preliminary,
+            n_local_samples=n_preliminary // 2,
+            n_local_search=_check_int("n_local_search", n_local_search, 1),
+        )
         for name, fn in (("history", history), ("target", target)):
             if fn is not None and not callable(fn):
                 raise ValueError(f"{name} must be callable or None, got {fn!r}.")
@@ -558,10 +563,8 @@ class GammaBOSampler(BaseSampler):
                     rng=rng,
                     warm_starts=warm,
                     local_centres=centres[:_N_LOCAL_CENTRES],
-                    n_preliminary_samples=self._n_preliminary_samples,
-                    n_local_samples=self._n_preliminary_samples // 2,
-                    n_local_search=self._n_local_search,
                     exclude=exclude,
+                    settings=self._optimizer_settings,
                 )
                 if not exclude(x[None])[0]:
                     return x
