@@ -27,6 +27,7 @@ from pathlib import Path
 import sys
 import time
 from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -66,9 +67,13 @@ def make_sampler(name: str, seed: int, deterministic: bool) -> Any:
             n_startup_trials=2, seed=seed, deterministic_objective=deterministic
         )
     from optuna_gamma import GammaBOSampler
+    from optuna_gamma.gp.settings import Predictive
 
     return GammaBOSampler(
-        predictive=name, n_startup_trials=2, seed=seed, deterministic_objective=deterministic
+        predictive=cast(Predictive, name),
+        n_startup_trials=2,
+        seed=seed,
+        deterministic_objective=deterministic,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
@@ -281,7 +282,7 @@ def test_candidates_around_local_centres_find_a_narrow_peak() -> None:
         ("tol", float("nan")),
     ],
 )
-def test_optimizer_settings_reject_bad_values(field: str, value: object) -> None:
+def test_optimizer_settings_reject_bad_values(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
         OptimizerSettings(**{field: value})
 

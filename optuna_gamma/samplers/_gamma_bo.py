@@ -9,6 +9,7 @@ import math
 import numbers
 import threading
 from typing import Any
+from typing import Literal
 from typing import NamedTuple
 from typing import TYPE_CHECKING
 import zlib
@@ -20,15 +21,22 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.gp.kernels import KernelName
+from optuna_gamma.gp.settings import ACQUISITION_KINDS
+from optuna_gamma.gp.settings import AcquisitionKind
 from optuna_gamma.gp.settings import DEFAULT_PRIOR_RATE
 from optuna_gamma.gp.settings import DEFAULT_PRIOR_SHAPE
 from optuna_gamma.gp.settings import GPSettings
+from optuna_gamma.gp.settings import LengthscalePrior
+from optuna_gamma.gp.settings import Mean
+from optuna_gamma.gp.settings import Predictive
 from optuna_gamma.samplers._history import aged_acquisition
 from optuna_gamma.samplers._history import aged_observations
 from optuna_gamma.samplers._history import AgedObservations
 from optuna_gamma.samplers._history import check_history
 from optuna_gamma.samplers._history import History
 from optuna_gamma.samplers._history import with_target
+from optuna_gamma.samplers._noise import Incumbent
 from optuna_gamma.samplers._noise import incumbent_of
 from optuna_gamma.samplers._noise import INCUMBENTS
 from optuna_gamma.samplers._noise import noise_evident
@@ -57,7 +65,6 @@ __all__ = ["GammaBOSampler"]
 
 _logger = logging.getLogger(__name__)
 
-_ACQUISITIONS = ("ei", "pi")
 #: Default exploration trade-off of EI/PI, in units of the standardized objective. 0 because the
 #: Student-t tails already explore while data are few; in a first check (Hartmann-3 and Branin,
 #: 30 trials, 5 seeds) xi = 0.01 left 10-30x larger median regret than xi = 0.
@@ -77,7 +84,8 @@ _N_RANDOM_FALLBACK = 256
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 # Joint draws of the pending points' values per suggestion (fantasy strategy).
 _N_FANTASIES = 16
-_PARALLEL = ("fantasy", "liar")
+Parallel = Literal["fantasy", "liar"]
+_PARALLEL: tuple[str, ...] = ("fantasy", "liar")
 # Models kept for warm starts and factor reuse.
 _MAX_CACHED_MODELS = 16
 
@@ -272,14 +280,14 @@ class GammaBOSampler(BaseSampler):
     def __init__(
         self,
         *,
-        predictive: str = "student_t",
-        acquisition: str = "ei",
+        predictive: Predictive = "student_t",
+        acquisition: AcquisitionKind = "ei",
         xi: float = DEFAULT_XI,
         prior_shape: float = DEFAULT_PRIOR_SHAPE,
         prior_rate: float = DEFAULT_PRIOR_RATE,
-        kernel: str = "matern52",
-        mean: str = "constant",
-        lengthscale_prior: str = "dim_scaled",
+        kernel: KernelName = "matern52",
+        mean: Mean = "constant",
+        lengthscale_prior: LengthscalePrior = "dim_scaled",
         n_startup_trials: int = 2,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
@@ -288,24 +296,24 @@ class GammaBOSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         n_preliminary_samples: int = 512,
         n_local_search: int = 8,
-        parallel: str = "fantasy",
+        parallel: Parallel = "fantasy",
         warp_output: bool = True,
         history: Callable[[Study], History] | None = None,
         target: Callable[[FrozenTrial], float] | None = None,
-        incumbent: str = "auto",
+        incumbent: Incumbent = "auto",
     ) -> None:
-        _check_choice("acquisition", acquisition, _ACQUISITIONS)
+        _check_choice("acquisition", acquisition, ACQUISITION_KINDS)
         _check_choice("incumbent", incumbent, INCUMBENTS)
         _check_choice("parallel", parallel, _PARALLEL)
         self._parallel = parallel
         self._warp_output = _check_bool("warp_output", warp_output)
         self._settings = GPSettings(
-            kernel=kernel,  # type: ignore[arg-type]
-            predictive=predictive,  # type: ignore[arg-type]
+            kernel=kernel,
+            predictive=predictive,
             prior_shape=prior_shape,
             prior_rate=prior_rate,
-            mean=mean,  # type: ignore[arg-type]
-            lengthscale_prior=lengthscale_prior,  # type: ignore[arg-type]
+            mean=mean,
+            lengthscale_prior=lengthscale_prior,
             deterministic_objective=_check_bool(
                 "deterministic_objective", deterministic_objective
             ),
@@ -505,8 +513,9 @@ class GammaBOSampler(BaseSampler):
             # Constant liar: the pending points "observed" at the worst value seen so far,
             # with the hyperparameters fitted on the real observations.
             gp = gp.with_observations(pending, np.full(len(pending), float(obs.y.min())))
-        kind: Any = self._acquisition
-        return Acquisition(gp, kind=kind, best=best, xi=self._xi, constraints=constraints)
+        return Acquisition(
+            gp, kind=self._acquisition, best=best, xi=self._xi, constraints=constraints
+        )
 
     def _random_point(
         self, space: SearchSpace, rng: np.random.Generator, exclude: Callable[..., np.ndarray]

@@ -41,8 +41,10 @@ from optuna.distributions import IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_gamma.gp.settings import AcquisitionKind
 from optuna_gamma.samplers._observations import standardize
 from optuna_gamma.samplers._observations import warp
+from optuna_gamma.samplers._parallel import fantasy_draws
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -345,7 +347,7 @@ def aged_acquisition(
     pending: np.ndarray,
     rng: np.random.Generator,
     *,
-    kind: str,
+    kind: AcquisitionKind,
     xi: float,
     fantasies: int,
 ) -> tuple[AgeZeroAcquisition, np.ndarray]:
@@ -358,7 +360,6 @@ def aged_acquisition(
     """
     from optuna_gamma.gp import Acquisition
     from optuna_gamma.gp import Feasibility
-    from optuna_gamma.samplers._parallel import fantasy_draws
 
     best, ranked = incumbent(gp, aged)
     objective: Any
@@ -374,7 +375,7 @@ def aged_acquisition(
             gp = gp.with_observations(
                 with_age_zero(pending), np.full(len(pending), float(aged.y.min()))
             )
-        objective = Acquisition(gp, kind=kind, best=best, xi=xi)  # type: ignore[arg-type]
+        objective = Acquisition(gp, kind=kind, best=best, xi=xi)
     constraints = None
     if constraint_models:
         feasibility = [Feasibility(c, t) for c, t in constraint_models]
