@@ -17,7 +17,9 @@ import zlib
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
@@ -26,10 +28,12 @@ from optuna_gamma.gp.settings import ACQUISITION_KINDS
 from optuna_gamma.gp.settings import AcquisitionKind
 from optuna_gamma.gp.settings import DEFAULT_PRIOR_RATE
 from optuna_gamma.gp.settings import DEFAULT_PRIOR_SHAPE
+from optuna_gamma.gp.settings import GPHyperparams
 from optuna_gamma.gp.settings import GPSettings
 from optuna_gamma.gp.settings import LengthscalePrior
 from optuna_gamma.gp.settings import Mean
 from optuna_gamma.gp.settings import Predictive
+from optuna_gamma.gp.threads import limit_blas_threads
 from optuna_gamma.samplers._history import aged_acquisition
 from optuna_gamma.samplers._history import aged_observations
 from optuna_gamma.samplers._history import AgedObservations
@@ -54,11 +58,9 @@ from optuna_gamma.samplers._search_space import SearchSpace
 
 
 if TYPE_CHECKING:
-    from optuna.study import Study
-
-    from optuna_gamma.gp import Acquisition
-    from optuna_gamma.gp import GaussianProcess
+    from optuna_gamma.gp.acquisition import Acquisition
     from optuna_gamma.gp.acquisition import FantasyAcquisition
+    from optuna_gamma.gp.model import GaussianProcess
 
 
 __all__ = ["GammaBOSampler"]
@@ -450,9 +452,10 @@ class GammaBOSampler(BaseSampler):
         last ones reused with the Cholesky factor extended by the new rows
         (:meth:`GaussianProcess.extended`). ``is_categorical`` defaults to the space's mask
         (a history's GP has one more column, the age)."""
-        from optuna_gamma.gp import GaussianProcess
-        from optuna_gamma.gp import GPHyperparams
+        # Lazy by design: scipy.linalg and scipy.optimize (about 0.2 s) load on the first
+        # suggestion, not at `import optuna_gamma` (tests/test_sampler_behaviour.py).
         from optuna_gamma.gp.fit import fit_gp
+        from optuna_gamma.gp.model import GaussianProcess
 
         mask = space.is_categorical if is_categorical is None else is_categorical
         key = (study.study_name, _space_key(space), target)
@@ -493,14 +496,14 @@ class GammaBOSampler(BaseSampler):
     ) -> Acquisition | FantasyAcquisition:
         """The log acquisition over the incumbent ``best``, given the pending points (fantasies
         or constant liars)."""
-        from optuna_gamma.gp import Acquisition
-        from optuna_gamma.gp import Feasibility
+        # Lazy by design, as in `_fit`: the acquisition module loads scipy.special.
+        from optuna_gamma.gp.acquisition import Acquisition
+        from optuna_gamma.gp.acquisition import FantasyAcquisition
+        from optuna_gamma.gp.acquisition import Feasibility
+        from optuna_gamma.gp.model import Fantasies
 
         constraints = [Feasibility(c, t) for c, t in constraint_models]
         if len(pending) > 0 and self._parallel == "fantasy" and self._acquisition == "ei":
-            from optuna_gamma.gp.acquisition import FantasyAcquisition
-            from optuna_gamma.gp.model import Fantasies
-
             draws = fantasy_draws(gp, pending, rng, _N_FANTASIES)
             return FantasyAcquisition(
                 Fantasies(gp, pending, draws),
@@ -649,8 +652,6 @@ class GammaBOSampler(BaseSampler):
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
-        from optuna_gamma.gp.threads import limit_blas_threads
-
         # One suggestion at a time per sampler (so n_jobs threads see each other's proposals),
         # with single-threaded BLAS: thousands of tiny BLAS calls (GP fit, L-BFGS-B) run faster
         # without thread-pool overhead and oversubscription.
@@ -794,8 +795,6 @@ class GammaBOSampler(BaseSampler):
             # Optuna's own helper (as GPSampler and TPESampler use it): calls constraints_func
             # for COMPLETE and PRUNED trials and stores the values where Trial.constraints and
             # every constrained sampler read them. Not public API (optuna.samplers._base).
-            from optuna.samplers._base import _process_constraints_after_trial
-
             _process_constraints_after_trial(self._constraints_func, study, trial, state)
         if self._independent_sampler is not None:
             self._independent_sampler.after_trial(study, trial, state, values)

@@ -358,15 +358,15 @@ def aged_acquisition(
     age 0, as fantasies when ``fantasies > 0`` and ``kind == "ei"`` (as the sampler's
     ``parallel="fantasy"``), else as constant liars at the worst value observed.
     """
-    from optuna_gamma.gp import Acquisition
-    from optuna_gamma.gp import Feasibility
+    # Lazy by design: the acquisition module loads scipy.special (not at `import optuna_gamma`).
+    from optuna_gamma.gp.acquisition import Acquisition
+    from optuna_gamma.gp.acquisition import FantasyAcquisition
+    from optuna_gamma.gp.acquisition import Feasibility
+    from optuna_gamma.gp.model import Fantasies
 
     best, ranked = incumbent(gp, aged)
     objective: Any
     if len(pending) > 0 and fantasies > 0 and kind == "ei":
-        from optuna_gamma.gp.acquisition import FantasyAcquisition
-        from optuna_gamma.gp.model import Fantasies
-
         P = with_age_zero(pending)
         draws = fantasy_draws(gp, P, rng, fantasies)
         objective = FantasyAcquisition(Fantasies(gp, P, draws), best=best, draws=draws, xi=xi)

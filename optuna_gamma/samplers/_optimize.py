@@ -53,7 +53,8 @@ import numpy as np
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-# scipy.stats (for its Sobol engine) takes about 0.3 s to import: imported on first use.
+# scipy.stats (for its Sobol engine) takes about 0.3 s to import, scipy.optimize about 0.1 s:
+# both are imported on first use (lazy by design; `import optuna_gamma` loads neither).
 _sobol_lock = threading.Lock()
 # Line-search steps per L-BFGS-B iteration (scipy's default 20). At a converged start the
 # log-acquisition is flat to rounding and the line search fails anyway ("ABNORMAL"): with 20

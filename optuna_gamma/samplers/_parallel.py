@@ -33,6 +33,8 @@ def fantasy_draws(
     predictive (multivariate Student-t with ``gp.dof`` degrees of freedom, or Gaussian): scrambled
     Sobol points mapped through the normal quantile (and, for the Student-t, the chi-square
     quantile of the mixing variable, ``f = mu + L z / sqrt(w)``, ``w ~ chi2_nu / nu``)."""
+    # Lazy by design: scipy.special, scipy.stats and scipy.linalg load on the first suggestion,
+    # not at `import optuna_gamma`.
     from scipy.special import gammaincinv
     from scipy.special import ndtri
     from scipy.stats import qmc
