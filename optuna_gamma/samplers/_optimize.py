@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import math
 import numbers
 import threading
+from typing import Any
 from typing import Protocol
 
 import numpy as np
@@ -139,11 +140,19 @@ def _safe(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), -np.inf, values)
 
 
-def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+def sobol_engine(d: int, rng: np.random.Generator) -> Any:
+    """A scrambled ``scipy.stats.qmc.Sobol`` engine of ``d`` dimensions drawn from ``rng``."""
     from scipy.stats import qmc
 
     with _sobol_lock:  # the engine's initialization is not thread-safe (cf. Optuna's _gp)
-        sampler = qmc.Sobol(d, scramble=True, rng=rng)
+        try:
+            return qmc.Sobol(d, scramble=True, rng=rng)
+        except TypeError:  # SciPy < 1.15 (the newest for Python 3.9 is 1.13) calls it `seed`
+            return qmc.Sobol(d, scramble=True, seed=rng)
+
+
+def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    sampler = sobol_engine(d, rng)
     return sampler.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
 
 
