@@ -33,6 +33,7 @@ import argparse
 import math
 from pathlib import Path
 import time
+from typing import cast
 
 import numpy as np
 import optuna
@@ -41,6 +42,7 @@ from scipy import stats
 from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp.acquisition import expected_improvement
+from optuna_gamma.gp.settings import Predictive
 
 
 LOW, HIGH = -1.0, 2.0
@@ -95,7 +97,7 @@ def run_mode(
 ) -> dict:
     """Drive one GammaBOSampler with ask-and-tell; snapshot the posterior before each proposal."""
     sampler = GammaBOSampler(
-        predictive=predictive,
+        predictive=cast(Predictive, predictive),
         xi=xi,
         mean="zero",
         warp_output=False,

@@ -12,7 +12,6 @@ from optuna_gamma.gp.kernels import kernel_and_derivative
 from optuna_gamma.gp.kernels import kernel_from_sqdist
 from optuna_gamma.gp.kernels import kernel_matrix
 from optuna_gamma.gp.kernels import KernelName
-from optuna_gamma.gp.kernels import lengthscale_trace_terms
 from optuna_gamma.gp.kernels import squared_distance
 
 
@@ -78,26 +77,6 @@ def test_derivative_wrt_squared_distance(kernel: KernelName) -> None:
     assert np.allclose(dk, fd, rtol=1e-4, atol=1e-5)
     if kernel == "matern52":
         assert dk[0] == pytest.approx(-5.0 / 6.0)
-
-
-@pytest.mark.parametrize("kernel", ["matern52", "rbf"])
-def test_lengthscale_trace_terms_match_finite_differences(kernel: KernelName) -> None:
-    rng = np.random.default_rng(3)
-    X = _points(rng, 9)
-    X[4] = X[7]  # a duplicate row: r = 0 off the diagonal
-    ell = np.array([2.0, 0.7, 5.0])
-    W = rng.standard_normal((9, 9))
-    W = W + W.T
-    sqdist = squared_distance(X, X, ell, CAT)
-    _, dk = kernel_and_derivative(sqdist, kernel)
-    got = lengthscale_trace_terms(W * dk, X, ell, CAT)
-    for d in range(3):
-        e = np.zeros(3)
-        e[d] = 1e-6
-        Kp = kernel_matrix(X, X, ell * np.exp(e), kernel=kernel, is_categorical=CAT)
-        Km = kernel_matrix(X, X, ell * np.exp(-e), kernel=kernel, is_categorical=CAT)
-        ref = np.sum(W * (Kp - Km) / 2e-6)
-        assert got[d] == pytest.approx(ref, rel=1e-5, abs=1e-7)
 
 
 def test_bad_input() -> None:

@@ -28,6 +28,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from optuna_gamma import GammaBOSampler
+from optuna_gamma.gp.settings import Predictive
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -94,7 +95,7 @@ def test_smooth_deterministic_optimum_is_refined_below_the_old_noise_floor() -> 
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
-def test_every_suggestion_is_valid_for_its_distribution(predictive: str) -> None:
+def test_every_suggestion_is_valid_for_its_distribution(predictive: Predictive) -> None:
     space: dict[str, Any] = {
         "i": IntDistribution(-5, 5),
         "i2": IntDistribution(0, 20, step=4),

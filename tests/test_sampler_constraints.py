@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 import pytest
 
 from optuna_gamma import GammaBOSampler
+from optuna_gamma.gp.settings import Predictive
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -29,7 +30,7 @@ def _value(t: FrozenTrial) -> float:
 
 @pytest.mark.parametrize("constraint_value", [-1.0, 0.0, 1.0, -float("inf"), float("inf")])
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
-def test_constraints_func(constraint_value: float, predictive: str) -> None:
+def test_constraints_func(constraint_value: float, predictive: Predictive) -> None:
     n_trials = 5
     constraints_func_call_count = 0
 
@@ -92,7 +93,7 @@ def _objective_with_constraint(trial: optuna.Trial) -> float:
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian"])
-def test_set_constraint_steers_the_search_into_the_feasible_region(predictive: str) -> None:
+def test_set_constraint_steers_the_search_into_the_feasible_region(predictive: Predictive) -> None:
     """The unconstrained optimum (0.9, 0.9) is infeasible (violation 0.8): the sampler models the
     constraint and searches along the boundary near the constrained optimum (0.5, 0.5), where EI
     times the probability of feasibility is largest, so late proposals violate it by little."""

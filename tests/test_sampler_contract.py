@@ -8,6 +8,7 @@ trial and then call ``sample_relative`` directly, exercise the GP.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from optuna.samplers import BaseSampler
 from optuna.study import Study
@@ -19,6 +20,7 @@ import pytest
 
 from optuna_gamma import GammaBOSampler
 from optuna_gamma import History
+from optuna_gamma.gp.settings import Predictive
 
 
 def _own_trials_at_age_one(study: Study) -> History:
@@ -37,7 +39,7 @@ def _factory(mode: str) -> Callable[[], BaseSampler]:
 
     def factory() -> BaseSampler:
         return GammaBOSampler(
-            predictive=predictive,
+            predictive=cast(Predictive, predictive),
             n_startup_trials=0,
             seed=0,
             warn_independent_sampling=False,

@@ -154,7 +154,7 @@ def test_incumbent_option() -> None:
     assert resolve_incumbent("auto", True) == "observed"
     assert resolve_incumbent("observed", False) == "observed"
     with pytest.raises(ValueError, match="incumbent.*'median'"):
-        GammaBOSampler(incumbent="median")
+        GammaBOSampler(incumbent="median")  # type: ignore[arg-type]
     runs = []
     options: list[dict[str, Any]] = [{}, {"incumbent": "observed"}]
     for kwargs in options:

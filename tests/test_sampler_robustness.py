@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_gamma import GammaBOSampler
+from optuna_gamma.gp.settings import Predictive
 from optuna_gamma.samplers._gamma_bo import FLOAT_RESOLUTION
 from optuna_gamma.samplers._observations import standardize
 from optuna_gamma.samplers._search_space import SearchSpace
@@ -113,7 +114,7 @@ def test_suggest_int_up_to_2_to_the_31_needs_little_memory() -> None:
 
 
 @pytest.mark.parametrize("predictive", ["student_t", "gaussian", "plugin"])
-def test_extreme_spaces_give_valid_relative_values(predictive: str) -> None:
+def test_extreme_spaces_give_valid_relative_values(predictive: Predictive) -> None:
     space: dict[str, Any] = {
         "i62": IntDistribution(-(2**62), 2**62),
         "i63": IntDistribution(0, 2**63 - 1),

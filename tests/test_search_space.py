@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -11,7 +12,9 @@ from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 import pytest
 
+from optuna_gamma.samplers._optimize import DEFAULT_OPTIMIZER_SETTINGS
 from optuna_gamma.samplers._optimize import optimize_acquisition
+from optuna_gamma.samplers._optimize import OptimizerSettings
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -199,12 +202,14 @@ def test_short_joint_search_is_completed_by_the_polish_of_the_best_start() -> No
     space = SearchSpace({f"x{i}": FloatDistribution(0, 1) for i in range(6)})
     target = np.array([0.21, 0.43, 0.65, 0.37, 0.59, 0.71])
     acq = _Quadratic(target, np.logspace(0, 3, 6))
-    kwargs: dict[str, Any] = dict(
-        rng=np.random.default_rng(3), n_preliminary_samples=16, lbfgs_maxiter=1
+    settings = OptimizerSettings(n_preliminary_samples=16, lbfgs_maxiter=1)
+    x_short, _ = optimize_acquisition(
+        acq,
+        space,
+        rng=np.random.default_rng(3),
+        settings=dataclasses.replace(settings, polish_maxiter=0),
     )
-    x_short, _ = optimize_acquisition(acq, space, polish_maxiter=0, **kwargs)
-    kwargs["rng"] = np.random.default_rng(3)
-    x, value = optimize_acquisition(acq, space, **kwargs)
+    x, value = optimize_acquisition(acq, space, rng=np.random.default_rng(3), settings=settings)
     assert np.max(np.abs(x_short - target)) > 1e-2
     np.testing.assert_allclose(x, target, atol=1e-4)
     assert value == pytest.approx(float(acq(x[None])[0]))
@@ -265,11 +270,32 @@ def test_candidates_around_local_centres_find_a_narrow_peak() -> None:
     assert v_local > 1.5
 
 
-def test_optimizer_rejects_bad_sizes() -> None:
-    space = SearchSpace({"a": FloatDistribution(0, 1)})
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n_local_search", 0),
+        ("n_preliminary_samples", 0),
+        ("n_local_samples", -1),
+        ("max_rounds", 1.5),
+        ("n_polish", True),
+        ("tol", -1e-3),
+        ("tol", float("nan")),
+    ],
+)
+def test_optimizer_settings_reject_bad_values(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        OptimizerSettings(**{field: value})
+
+
+def test_optimizer_settings_are_frozen_and_default() -> None:
+    settings = OptimizerSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.tol = 0.0  # type: ignore[misc]
+    assert settings == DEFAULT_OPTIMIZER_SETTINGS
+
+
+def test_optimizer_rejects_an_empty_space() -> None:
     acq = _Quadratic(np.array([0.5]), np.ones(1))
-    with pytest.raises(ValueError, match="n_local_search"):
-        optimize_acquisition(acq, space, rng=np.random.default_rng(0), n_local_search=0)
     with pytest.raises(ValueError, match="no dimension"):
         optimize_acquisition(acq, SearchSpace({}), rng=np.random.default_rng(0))
 

@@ -55,8 +55,9 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=4)
     from optuna_gamma import GammaBOSampler
 
-    parallel = "liar" if name == "liar" else "fantasy"
-    return GammaBOSampler(seed=seed, n_startup_trials=4, parallel=parallel)
+    return GammaBOSampler(
+        seed=seed, n_startup_trials=4, parallel="liar" if name == "liar" else "fantasy"
+    )
 
 
 def simulate(

@@ -40,6 +40,7 @@ import platform
 import sys
 import time
 from typing import Any
+from typing import cast
 import warnings
 
 import numpy as np
@@ -93,8 +94,9 @@ def make_sampler(
     base, kwargs = parse_sampler_spec(spec)
     if base in GAMMA_MODES:
         from optuna_gamma import GammaBOSampler
+        from optuna_gamma.gp.settings import Predictive
 
-        return GammaBOSampler(predictive=base, seed=seed, **kwargs)
+        return GammaBOSampler(predictive=cast(Predictive, base), seed=seed, **kwargs)
     if base == "gp":
         return optuna.samplers.GPSampler(seed=seed, **kwargs)
     if base == "gp_startup2":

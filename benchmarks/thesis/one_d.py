@@ -26,6 +26,7 @@ import math
 from pathlib import Path
 import time
 from typing import Any
+from typing import cast
 
 import numpy as np
 
@@ -62,9 +63,13 @@ def make_sampler(name: str, seed: int, deterministic: bool) -> Any:
             n_startup_trials=2, seed=seed, deterministic_objective=deterministic
         )
     from optuna_gamma import GammaBOSampler
+    from optuna_gamma.gp.settings import Predictive
 
     return GammaBOSampler(
-        predictive=name, n_startup_trials=2, seed=seed, deterministic_objective=deterministic
+        predictive=cast(Predictive, name),
+        n_startup_trials=2,
+        seed=seed,
+        deterministic_objective=deterministic,
     )
 
 

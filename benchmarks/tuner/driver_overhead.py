@@ -54,6 +54,7 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
     from optuna_gamma.tuner import states as states_mod
     from optuna_gamma.tuner import trainer as trainer_mod
     from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
+    from optuna_gamma.tuner.samplers import ReseededSampler
 
     targets = [
         (engine_mod.Engine, "run_study", "study"),
@@ -67,8 +68,8 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
         (optuna.trial.Trial, "set_user_attr", "user attributes"),
         (optuna.study.Study, "ask", "ask (incl. sampler set-up)"),
         (optuna.study.Study, "tell", "tell"),
-        (engine_mod.ReseededSampler, "sample_relative", "sampler"),
-        (engine_mod.ReseededSampler, "sample_independent", "sampler"),
+        (ReseededSampler, "sample_relative", "sampler"),
+        (ReseededSampler, "sample_independent", "sampler"),
     ]
     saved = []
     depth = {"study": 0}

@@ -51,12 +51,12 @@ from dataclasses import dataclass
 import functools
 import math
 from typing import Any
-from typing import Literal
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
+from optuna_gamma.gp.settings import AcquisitionKind
 from optuna_gamma.gp.threads import limit_blas_threads
 
 
@@ -64,8 +64,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from optuna_gamma.gp.model import GaussianProcess
-
-AcquisitionKind = Literal["ei", "pi"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)

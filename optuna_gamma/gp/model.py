@@ -421,14 +421,6 @@ class GaussianProcess:
             _factor=factor,
         )
 
-    def log_marginal_likelihood(self) -> float:
-        """Log evidence of the training data under this GP's hyperparameters."""
-        from optuna_gamma.gp.fit import log_marginal_likelihood
-
-        return log_marginal_likelihood(
-            self.X, self.y, self.params, self.settings, is_categorical=self.is_categorical
-        )
-
 
 class Fantasies:
     """A GP conditioned, with its own hyperparameters, on each of ``S`` joint draws of the latent

@@ -20,6 +20,8 @@ from optuna_gamma.gp.kernels import KernelName
 from optuna_gamma.gp.kernels import KERNELS
 
 
+AcquisitionKind = Literal["ei", "pi"]
+ACQUISITION_KINDS: tuple[str, ...] = ("ei", "pi")
 Predictive = Literal["student_t", "gaussian", "plugin"]
 PREDICTIVES: tuple[str, ...] = ("student_t", "gaussian", "plugin")
 Mean = Literal["constant", "zero"]

@@ -9,6 +9,8 @@ from typing import Any
 from typing import Callable
 from typing import TypeVar
 
+from threadpoolctl import ThreadpoolController
+
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -23,7 +25,7 @@ class limit_blas_threads:  # noqa: N801 - used like a function (a context manage
     A GP fit and an acquisition optimization issue thousands of small BLAS calls; multi-threaded
     OpenBLAS on such small matrices is slower, and on a busy machine it can be an order of
     magnitude slower (thread oversubscription), as Optuna's ``GPSampler`` also notes. Uses
-    ``threadpoolctl`` when it is installed and does nothing otherwise. The outermost use switches
+    ``threadpoolctl`` (a dependency). The outermost use switches
     the limit (about 30 us); nested uses, e.g. every prediction inside a suggestion, cost only a
     lock (a class, not a generator-based context manager, because they happen thousands of times
     per suggestion). Also usable as a decorator.
@@ -33,10 +35,8 @@ class limit_blas_threads:  # noqa: N801 - used like a function (a context manage
         global _blas_depth
         with _blas_lock:
             if _blas_depth == 0:
-                controller = _threadpool_controller()
-                _blas_state["limiter"] = (
-                    controller.limit(limits=1, user_api="blas") if controller is not None else None
-                )
+                limiter = _threadpool_controller().limit(limits=1, user_api="blas")
+                _blas_state["limiter"] = limiter
             _blas_depth += 1
 
     def __exit__(
@@ -63,9 +63,6 @@ class limit_blas_threads:  # noqa: N801 - used like a function (a context manage
 
 
 @functools.lru_cache(maxsize=1)
-def _threadpool_controller() -> Any:
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: without it BLAS keeps its default threading
-        return None
+def _threadpool_controller() -> ThreadpoolController:
+    # Built on first use: it inspects the BLAS libraries loaded by then (numpy's, scipy's).
     return ThreadpoolController()

@@ -41,8 +41,10 @@ from optuna.distributions import IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_gamma.gp.settings import AcquisitionKind
 from optuna_gamma.samplers._observations import standardize
 from optuna_gamma.samplers._observations import warp
+from optuna_gamma.samplers._parallel import fantasy_draws
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -345,7 +347,7 @@ def aged_acquisition(
     pending: np.ndarray,
     rng: np.random.Generator,
     *,
-    kind: str,
+    kind: AcquisitionKind,
     xi: float,
     fantasies: int,
 ) -> tuple[AgeZeroAcquisition, np.ndarray]:
@@ -356,16 +358,15 @@ def aged_acquisition(
     age 0, as fantasies when ``fantasies > 0`` and ``kind == "ei"`` (as the sampler's
     ``parallel="fantasy"``), else as constant liars at the worst value observed.
     """
-    from optuna_gamma.gp import Acquisition
-    from optuna_gamma.gp import Feasibility
-    from optuna_gamma.samplers._parallel import fantasy_draws
+    # Lazy by design: the acquisition module loads scipy.special (not at `import optuna_gamma`).
+    from optuna_gamma.gp.acquisition import Acquisition
+    from optuna_gamma.gp.acquisition import FantasyAcquisition
+    from optuna_gamma.gp.acquisition import Feasibility
+    from optuna_gamma.gp.model import Fantasies
 
     best, ranked = incumbent(gp, aged)
     objective: Any
     if len(pending) > 0 and fantasies > 0 and kind == "ei":
-        from optuna_gamma.gp.acquisition import FantasyAcquisition
-        from optuna_gamma.gp.model import Fantasies
-
         P = with_age_zero(pending)
         draws = fantasy_draws(gp, P, rng, fantasies)
         objective = FantasyAcquisition(Fantasies(gp, P, draws), best=best, draws=draws, xi=xi)
@@ -374,7 +375,7 @@ def aged_acquisition(
             gp = gp.with_observations(
                 with_age_zero(pending), np.full(len(pending), float(aged.y.min()))
             )
-        objective = Acquisition(gp, kind=kind, best=best, xi=xi)  # type: ignore[arg-type]
+        objective = Acquisition(gp, kind=kind, best=best, xi=xi)
     constraints = None
     if constraint_models:
         feasibility = [Feasibility(c, t) for c, t in constraint_models]

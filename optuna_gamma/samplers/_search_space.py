@@ -27,7 +27,6 @@ value ``2**63 - 1`` fails it (its float is ``2**63``); the nearest value that pa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from collections.abc import Sequence
 import decimal
 import math
 from typing import Any
@@ -312,12 +311,6 @@ class SearchSpace:
             else:
                 x[j] = column.encode(value)
         return x
-
-    def encode_many(self, params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Encode several parameter dicts into an ``(n, d)`` array."""
-        if len(params_list) == 0:
-            return np.empty((0, self.dim))
-        return np.stack([self.encode(p) for p in params_list])
 
     def round(self, X: np.ndarray) -> np.ndarray:
         """Snap encoded points onto the representable set (grid cell centres, category indices).

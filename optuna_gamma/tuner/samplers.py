@@ -51,6 +51,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.gp.settings import Predictive
 from optuna_gamma.tuner.space import ParamSpace
 
 
@@ -85,7 +86,11 @@ SAMPLER_CHOICES = (
 DEFAULT_FIXED_LR = 0.01
 DEFAULT_TRIALS = 12  # the thesis: 2 start-up + 10 BO iterations
 
-_GAMMA_MODES = {"gamma": "student_t", "gaussian": "gaussian", "plugin": "plugin"}
+_GAMMA_MODES: dict[str, Predictive] = {
+    "gamma": "student_t",
+    "gaussian": "gaussian",
+    "plugin": "plugin",
+}
 
 
 def _choices_text() -> str:

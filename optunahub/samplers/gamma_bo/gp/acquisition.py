@@ -52,12 +52,12 @@ from dataclasses import dataclass
 import functools
 import math
 from typing import Any
-from typing import Literal
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
+from .settings import AcquisitionKind
 from .threads import limit_blas_threads
 
 
@@ -65,8 +65,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .model import GaussianProcess
-
-AcquisitionKind = Literal["ei", "pi"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)

@@ -21,6 +21,8 @@ from .kernels import KernelName
 from .kernels import KERNELS
 
 
+AcquisitionKind = Literal["ei", "pi"]
+ACQUISITION_KINDS: tuple[str, ...] = ("ei", "pi")
 Predictive = Literal["student_t", "gaussian", "plugin"]
 PREDICTIVES: tuple[str, ...] = ("student_t", "gaussian", "plugin")
 Mean = Literal["constant", "zero"]

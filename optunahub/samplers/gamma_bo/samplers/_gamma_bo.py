@@ -10,6 +10,7 @@ import math
 import numbers
 import threading
 from typing import Any
+from typing import Literal
 from typing import NamedTuple
 from typing import TYPE_CHECKING
 import zlib
@@ -17,25 +18,37 @@ import zlib
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from ..gp.kernels import KernelName
+from ..gp.settings import ACQUISITION_KINDS
+from ..gp.settings import AcquisitionKind
 from ..gp.settings import DEFAULT_PRIOR_RATE
 from ..gp.settings import DEFAULT_PRIOR_SHAPE
+from ..gp.settings import GPHyperparams
 from ..gp.settings import GPSettings
+from ..gp.settings import LengthscalePrior
+from ..gp.settings import Mean
+from ..gp.settings import Predictive
+from ..gp.threads import limit_blas_threads
 from ._history import aged_acquisition
 from ._history import aged_observations
 from ._history import AgedObservations
 from ._history import check_history
 from ._history import History
 from ._history import with_target
+from ._noise import Incumbent
 from ._noise import incumbent_of
 from ._noise import INCUMBENTS
 from ._noise import noise_evident
 from ._noise import resolve_incumbent
 from ._observations import Observations
 from ._optimize import optimize_acquisition
+from ._optimize import OptimizerSettings
 from ._parallel import conflicts
 from ._parallel import fantasy_draws
 from ._parallel import n_choosing
@@ -46,18 +59,15 @@ from ._search_space import SearchSpace
 
 
 if TYPE_CHECKING:
-    from optuna.study import Study
-
-    from ..gp import Acquisition
-    from ..gp import GaussianProcess
+    from ..gp.acquisition import Acquisition
     from ..gp.acquisition import FantasyAcquisition
+    from ..gp.model import GaussianProcess
 
 
 __all__ = ["GammaBOSampler"]
 
 _logger = logging.getLogger(__name__)
 
-_ACQUISITIONS = ("ei", "pi")
 #: Default exploration trade-off of EI/PI, in units of the standardized objective. 0 because the
 #: Student-t tails already explore while data are few; in a first check (Hartmann-3 and Branin,
 #: 30 trials, 5 seeds) xi = 0.01 left 10-30x larger median regret than xi = 0.
@@ -77,7 +87,8 @@ _N_RANDOM_FALLBACK = 256
 _NUMERICAL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 # Joint draws of the pending points' values per suggestion (fantasy strategy).
 _N_FANTASIES = 16
-_PARALLEL = ("fantasy", "liar")
+Parallel = Literal["fantasy", "liar"]
+_PARALLEL: tuple[str, ...] = ("fantasy", "liar")
 # Models kept for warm starts and factor reuse.
 _MAX_CACHED_MODELS = 16
 
@@ -272,14 +283,14 @@ class GammaBOSampler(BaseSampler):
     def __init__(
         self,
         *,
-        predictive: str = "student_t",
-        acquisition: str = "ei",
+        predictive: Predictive = "student_t",
+        acquisition: AcquisitionKind = "ei",
         xi: float = DEFAULT_XI,
         prior_shape: float = DEFAULT_PRIOR_SHAPE,
         prior_rate: float = DEFAULT_PRIOR_RATE,
-        kernel: str = "matern52",
-        mean: str = "constant",
-        lengthscale_prior: str = "dim_scaled",
+        kernel: KernelName = "matern52",
+        mean: Mean = "constant",
+        lengthscale_prior: LengthscalePrior = "dim_scaled",
         n_startup_trials: int = 2,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
@@ -288,24 +299,24 @@ class GammaBOSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         n_preliminary_samples: int = 512,
         n_local_search: int = 8,
-        parallel: str = "fantasy",
+        parallel: Parallel = "fantasy",
         warp_output: bool = True,
         history: Callable[[Study], History] | None = None,
         target: Callable[[FrozenTrial], float] | None = None,
-        incumbent: str = "auto",
+        incumbent: Incumbent = "auto",
     ) -> None:
-        _check_choice("acquisition", acquisition, _ACQUISITIONS)
+        _check_choice("acquisition", acquisition, ACQUISITION_KINDS)
         _check_choice("incumbent", incumbent, INCUMBENTS)
         _check_choice("parallel", parallel, _PARALLEL)
         self._parallel = parallel
         self._warp_output = _check_bool("warp_output", warp_output)
         self._settings = GPSettings(
-            kernel=kernel,  # type: ignore[arg-type]
-            predictive=predictive,  # type: ignore[arg-type]
+            kernel=kernel,
+            predictive=predictive,
             prior_shape=prior_shape,
             prior_rate=prior_rate,
-            mean=mean,  # type: ignore[arg-type]
-            lengthscale_prior=lengthscale_prior,  # type: ignore[arg-type]
+            mean=mean,
+            lengthscale_prior=lengthscale_prior,
             deterministic_objective=_check_bool(
                 "deterministic_objective", deterministic_objective
             ),
@@ -331,13 +342,17 @@ class GammaBOSampler(BaseSampler):
         self._warn_independent_sampling = _check_bool(
             "warn_independent_sampling", warn_independent_sampling
         )
-        self._n_preliminary_samples = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
-        if self._n_preliminary_samples > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
+        n_preliminary = _check_int("n_preliminary_samples", n_preliminary_samples, 1)
+        if n_preliminary > MAX_PRELIMINARY_SAMPLES:  # memory: n x dims floats
             raise ValueError(
                 f"n_preliminary_samples must be <= {MAX_PRELIMINARY_SAMPLES}, "
                 f"got {n_preliminary_samples!r}."
             )
-        self._n_local_search = _check_int("n_local_search", n_local_search, 1)
+        self._optimizer_settings = OptimizerSettings(
+            n_preliminary_samples=n_preliminary,
+            n_local_samples=n_preliminary // 2,
+            n_local_search=_check_int("n_local_search", n_local_search, 1),
+        )
         for name, fn in (("history", history), ("target", target)):
             if fn is not None and not callable(fn):
                 raise ValueError(f"{name} must be callable or None, got {fn!r}.")
@@ -438,9 +453,10 @@ class GammaBOSampler(BaseSampler):
         last ones reused with the Cholesky factor extended by the new rows
         (:meth:`GaussianProcess.extended`). ``is_categorical`` defaults to the space's mask
         (a history's GP has one more column, the age)."""
-        from ..gp import GaussianProcess
-        from ..gp import GPHyperparams
+        # Lazy by design: scipy.linalg and scipy.optimize (about 0.2 s) load on the first
+        # suggestion, not at `import optuna_gamma` (tests/test_sampler_behaviour.py).
         from ..gp.fit import fit_gp
+        from ..gp.model import GaussianProcess
 
         mask = space.is_categorical if is_categorical is None else is_categorical
         key = (study.study_name, _space_key(space), target)
@@ -481,14 +497,14 @@ class GammaBOSampler(BaseSampler):
     ) -> Acquisition | FantasyAcquisition:
         """The log acquisition over the incumbent ``best``, given the pending points (fantasies
         or constant liars)."""
-        from ..gp import Acquisition
-        from ..gp import Feasibility
+        # Lazy by design, as in `_fit`: the acquisition module loads scipy.special.
+        from ..gp.acquisition import Acquisition
+        from ..gp.acquisition import FantasyAcquisition
+        from ..gp.acquisition import Feasibility
+        from ..gp.model import Fantasies
 
         constraints = [Feasibility(c, t) for c, t in constraint_models]
         if len(pending) > 0 and self._parallel == "fantasy" and self._acquisition == "ei":
-            from ..gp.acquisition import FantasyAcquisition
-            from ..gp.model import Fantasies
-
             draws = fantasy_draws(gp, pending, rng, _N_FANTASIES)
             return FantasyAcquisition(
                 Fantasies(gp, pending, draws),
@@ -501,8 +517,9 @@ class GammaBOSampler(BaseSampler):
             # Constant liar: the pending points "observed" at the worst value seen so far,
             # with the hyperparameters fitted on the real observations.
             gp = gp.with_observations(pending, np.full(len(pending), float(obs.y.min())))
-        kind: Any = self._acquisition
-        return Acquisition(gp, kind=kind, best=best, xi=self._xi, constraints=constraints)
+        return Acquisition(
+            gp, kind=self._acquisition, best=best, xi=self._xi, constraints=constraints
+        )
 
     def _random_point(
         self, space: SearchSpace, rng: np.random.Generator, exclude: Callable[..., np.ndarray]
@@ -559,10 +576,8 @@ class GammaBOSampler(BaseSampler):
                     rng=rng,
                     warm_starts=warm,
                     local_centres=centres[:_N_LOCAL_CENTRES],
-                    n_preliminary_samples=self._n_preliminary_samples,
-                    n_local_samples=self._n_preliminary_samples // 2,
-                    n_local_search=self._n_local_search,
                     exclude=exclude,
+                    settings=self._optimizer_settings,
                 )
                 if not exclude(x[None])[0]:
                     return x
@@ -638,8 +653,6 @@ class GammaBOSampler(BaseSampler):
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
-        from ..gp.threads import limit_blas_threads
-
         # One suggestion at a time per sampler (so n_jobs threads see each other's proposals),
         # with single-threaded BLAS: thousands of tiny BLAS calls (GP fit, L-BFGS-B) run faster
         # without thread-pool overhead and oversubscription.
@@ -783,8 +796,6 @@ class GammaBOSampler(BaseSampler):
             # Optuna's own helper (as GPSampler and TPESampler use it): calls constraints_func
             # for COMPLETE and PRUNED trials and stores the values where Trial.constraints and
             # every constrained sampler read them. Not public API (optuna.samplers._base).
-            from optuna.samplers._base import _process_constraints_after_trial
-
             _process_constraints_after_trial(self._constraints_func, study, trial, state)
         if self._independent_sampler is not None:
             self._independent_sampler.after_trial(study, trial, state, values)

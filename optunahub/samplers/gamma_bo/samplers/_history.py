@@ -42,8 +42,10 @@ from optuna.distributions import IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from ..gp.settings import AcquisitionKind
 from ._observations import standardize
 from ._observations import warp
+from ._parallel import fantasy_draws
 from ._search_space import SearchSpace
 
 
@@ -346,7 +348,7 @@ def aged_acquisition(
     pending: np.ndarray,
     rng: np.random.Generator,
     *,
-    kind: str,
+    kind: AcquisitionKind,
     xi: float,
     fantasies: int,
 ) -> tuple[AgeZeroAcquisition, np.ndarray]:
@@ -357,16 +359,15 @@ def aged_acquisition(
     age 0, as fantasies when ``fantasies > 0`` and ``kind == "ei"`` (as the sampler's
     ``parallel="fantasy"``), else as constant liars at the worst value observed.
     """
-    from ..gp import Acquisition
-    from ..gp import Feasibility
-    from ._parallel import fantasy_draws
+    # Lazy by design: the acquisition module loads scipy.special (not at `import optuna_gamma`).
+    from ..gp.acquisition import Acquisition
+    from ..gp.acquisition import FantasyAcquisition
+    from ..gp.acquisition import Feasibility
+    from ..gp.model import Fantasies
 
     best, ranked = incumbent(gp, aged)
     objective: Any
     if len(pending) > 0 and fantasies > 0 and kind == "ei":
-        from ..gp.acquisition import FantasyAcquisition
-        from ..gp.model import Fantasies
-
         P = with_age_zero(pending)
         draws = fantasy_draws(gp, P, rng, fantasies)
         objective = FantasyAcquisition(Fantasies(gp, P, draws), best=best, draws=draws, xi=xi)
@@ -375,7 +376,7 @@ def aged_acquisition(
             gp = gp.with_observations(
                 with_age_zero(pending), np.full(len(pending), float(aged.y.min()))
             )
-        objective = Acquisition(gp, kind=kind, best=best, xi=xi)  # type: ignore[arg-type]
+        objective = Acquisition(gp, kind=kind, best=best, xi=xi)
     constraints = None
     if constraint_models:
         feasibility = [Feasibility(c, t) for c, t in constraint_models]

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 Incumbent = Literal["auto", "observed", "posterior_mean"]
 INCUMBENTS: tuple[str, ...] = ("auto", "observed", "posterior_mean")
+#: An incumbent once ``"auto"`` is resolved (:func:`resolve_incumbent`).
+ResolvedIncumbent = Literal["observed", "posterior_mean"]
 
 #: Noise-to-signal ratio :math:`\\eta^2` from which the fitted noise counts as evidence that
 #: re-measuring a point can be worth a trial (module docstring). Measured fits (seed 1): a
@@ -43,7 +45,7 @@ INCUMBENTS: tuple[str, ...] = ("auto", "observed", "posterior_mean")
 NOISE_EVIDENCE = 0.01
 
 
-def resolve_incumbent(incumbent: str, deterministic_objective: bool) -> str:
+def resolve_incumbent(incumbent: Incumbent, deterministic_objective: bool) -> ResolvedIncumbent:
     """``"observed"`` or ``"posterior_mean"``: ``"auto"`` is the latter unless the objective is
     deterministic (where the two agree up to the noise floor and the former is the old default).
     """
@@ -60,7 +62,7 @@ def noise_evident(gp: GaussianProcess | None) -> bool:
 
 
 def incumbent_of(
-    gp: GaussianProcess, obs: Observations, incumbent: str
+    gp: GaussianProcess, obs: Observations, incumbent: ResolvedIncumbent
 ) -> tuple[int | None, float | None]:
     """The incumbent's index in ``obs`` and its value :math:`f^*` in the GP's units.
 

@@ -35,13 +35,19 @@ from the acquisition: ``acq(X) -> (m,)`` and
    ``2 * neighbourhood + 1`` grid values around the relaxed position (arithmetic on the grid
    index: a grid is never enumerated); the best point found anywhere (local or global phase)
    that the ``exclude`` predicate allows (the repeat guard) is returned, already on the grid.
+
+The knobs named above (``n_preliminary_samples`` ... ``tol``) are the fields of one frozen,
+validated :class:`OptimizerSettings` passed to :func:`optimize_acquisition`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 import math
+import numbers
 import threading
+from typing import Any
 from typing import Protocol
 
 import numpy as np
@@ -49,7 +55,8 @@ import numpy as np
 from ._search_space import SearchSpace
 
 
-# scipy.stats (for its Sobol engine) takes about 0.3 s to import: imported on first use.
+# scipy.stats (for its Sobol engine) takes about 0.3 s to import, scipy.optimize about 0.1 s:
+# both are imported on first use (lazy by design; `import optuna_gamma` loads neither).
 _sobol_lock = threading.Lock()
 # Line-search steps per L-BFGS-B iteration (scipy's default 20). At a converged start the
 # log-acquisition is flat to rounding and the line search fails anyway ("ABNORMAL"): with 20
@@ -57,7 +64,68 @@ _sobol_lock = threading.Lock()
 _MAX_LINE_SEARCH = 6
 
 
-__all__ = ["AcquisitionLike", "optimize_acquisition"]
+__all__ = ["AcquisitionLike", "OptimizerSettings", "optimize_acquisition"]
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """The tuning knobs of :func:`optimize_acquisition` (frozen, validated once), as
+    :class:`~optuna_gamma.gp.settings.GPSettings` is for the GP.
+
+    Attributes:
+        n_preliminary_samples: Sobol points scored in the global phase (rounded up to a power
+            of two internally, then truncated).
+        n_local_samples: Candidates drawn around ``local_centres`` (split evenly between them).
+        n_local_search: Number of local searches (warm starts included).
+        max_exhaustive: Grid columns with at most this many values (and all categorical columns)
+            are searched exhaustively; larger grids are relaxed to the interval.
+        neighbourhood: Half-width, in grid values, of the final snapping search on relaxed grids.
+        max_rounds: Maximum number of (continuous, discrete) alternations per local search.
+        lbfgs_maxiter: Iteration limit of each joint L-BFGS-B call over all starts.
+        polish_maxiter: Iteration limit of the final L-BFGS-B polish of the best start(s).
+        n_polish: Number of best starts polished (one L-BFGS-B call each) at the end.
+        tol: Stop when the continuous step improves the best value by less than this.
+
+    Raises:
+        ValueError: A field has a bad value (the message names it).
+    """
+
+    n_preliminary_samples: int = 1024
+    n_local_samples: int = 256
+    n_local_search: int = 8
+    max_exhaustive: int = 32
+    neighbourhood: int = 2
+    max_rounds: int = 5
+    lbfgs_maxiter: int = 20
+    polish_maxiter: int = 100
+    n_polish: int = 1
+    tol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check_int("n_preliminary_samples", self.n_preliminary_samples, 1)
+        _check_int("n_local_search", self.n_local_search, 1)
+        for name in (
+            "n_local_samples",
+            "max_exhaustive",
+            "neighbourhood",
+            "max_rounds",
+            "lbfgs_maxiter",
+            "polish_maxiter",
+            "n_polish",
+        ):
+            _check_int(name, getattr(self, name), 0)
+        tol = self.tol
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0.0:
+            raise ValueError(f"tol must be a real number >= 0, got {tol!r}.")
+
+
+#: The default settings (the sampler makes its own from its arguments).
+DEFAULT_OPTIMIZER_SETTINGS = OptimizerSettings()
 
 
 class AcquisitionLike(Protocol):
@@ -73,11 +141,19 @@ def _safe(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), -np.inf, values)
 
 
-def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+def sobol_engine(d: int, rng: np.random.Generator) -> Any:
+    """A scrambled ``scipy.stats.qmc.Sobol`` engine of ``d`` dimensions drawn from ``rng``."""
     from scipy.stats import qmc
 
     with _sobol_lock:  # the engine's initialization is not thread-safe (cf. Optuna's _gp)
-        sampler = qmc.Sobol(d, scramble=True, rng=rng)
+        try:
+            return qmc.Sobol(d, scramble=True, rng=rng)
+        except TypeError:  # SciPy < 1.15 (the newest for Python 3.9 is 1.13) calls it `seed`
+            return qmc.Sobol(d, scramble=True, seed=rng)
+
+
+def _sobol(d: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    sampler = sobol_engine(d, rng)
     return sampler.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
 
 
@@ -223,17 +299,8 @@ def optimize_acquisition(
     rng: np.random.Generator,
     warm_starts: np.ndarray | None = None,
     local_centres: np.ndarray | None = None,
-    n_preliminary_samples: int = 1024,
-    n_local_samples: int = 256,
-    n_local_search: int = 8,
-    max_exhaustive: int = 32,
-    neighbourhood: int = 2,
-    max_rounds: int = 5,
-    lbfgs_maxiter: int = 20,
-    polish_maxiter: int = 100,
-    n_polish: int = 1,
-    tol: float = 1e-4,
     exclude: Callable[[np.ndarray], np.ndarray] | None = None,
+    settings: OptimizerSettings = DEFAULT_OPTIMIZER_SETTINGS,
 ) -> tuple[np.ndarray, float]:
     """Maximize ``acquisition`` over the encoded mixed space.
 
@@ -244,22 +311,11 @@ def optimize_acquisition(
             of the generator's state and the acquisition.
         warm_starts: ``(k, d)`` encoded points that always start a local search (the incumbent).
         local_centres: ``(k, d)`` encoded points (e.g. the best observations) around which
-            ``n_local_samples`` extra candidates are drawn in the global phase.
-        n_preliminary_samples: Sobol points scored in the global phase (rounded up to a power
-            of two internally, then truncated).
-        n_local_samples: Candidates drawn around ``local_centres`` (split evenly between them).
-        n_local_search: Number of local searches (warm starts included).
-        max_exhaustive: Grid columns with at most this many values (and all categorical columns)
-            are searched exhaustively; larger grids are relaxed to the interval.
-        neighbourhood: Half-width, in grid values, of the final snapping search on relaxed grids.
-        max_rounds: Maximum number of (continuous, discrete) alternations per local search.
-        lbfgs_maxiter: Iteration limit of each joint L-BFGS-B call over all starts.
-        polish_maxiter: Iteration limit of the final L-BFGS-B polish of the best start(s).
-        n_polish: Number of best starts polished (one L-BFGS-B call each) at the end.
-        tol: Stop when the continuous step improves the best value by less than this.
+            ``settings.n_local_samples`` extra candidates are drawn in the global phase.
         exclude: Vectorized predicate ``(m, d) -> (m,) bool`` of points that must not be
             returned (e.g. already evaluated ones); the best point found that it allows is
             returned, or the best overall if it allows none of the points scored.
+        settings: The search's tuning knobs (:class:`OptimizerSettings`).
 
     Returns:
         ``(x, value)``: the best encoded point (on the grid, categorical indices integral) and its
@@ -268,11 +324,11 @@ def optimize_acquisition(
     d = space.dim
     if d == 0:
         raise ValueError("The search space has no dimension to optimize.")
-    if n_preliminary_samples < 1 or n_local_search < 1:
-        raise ValueError(
-            f"n_preliminary_samples and n_local_search must be >= 1, got "
-            f"{n_preliminary_samples} and {n_local_search}."
-        )
+    n_preliminary_samples = settings.n_preliminary_samples
+    n_local_samples = settings.n_local_samples
+    n_local_search = settings.n_local_search
+    max_exhaustive = settings.max_exhaustive
+    polish_maxiter, n_polish, tol = settings.polish_maxiter, settings.n_polish, settings.tol
     relaxed = [
         j
         for j, size in enumerate(space.sizes)
@@ -303,11 +359,13 @@ def optimize_acquisition(
     X, values = starts[keep], start_values[keep]
 
     if len(X) > 0:
-        for _ in range(max_rounds):
+        for _ in range(settings.max_rounds):
             before = float(values.max())
             changed = False
             if len(continuous) > 0:
-                X, values = _lbfgsb_batch(acquisition, X, values, continuous, lbfgs_maxiter)
+                X, values = _lbfgsb_batch(
+                    acquisition, X, values, continuous, settings.lbfgs_maxiter
+                )
             for j in exhaustive:
                 X, values, moved = _coordinate_sweep(acquisition, X, values, j, choices[j])
                 changed = changed or moved
@@ -323,7 +381,7 @@ def optimize_acquisition(
                 )
                 X[i], values[i] = Xi[0], vi[0]
         for j in relaxed_grids:
-            X = _neighbourhood_snap(acquisition, X, space, j, neighbourhood)
+            X = _neighbourhood_snap(acquisition, X, space, j, settings.neighbourhood)
         X = space.round(X)
         values = _safe(acquisition(X))
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Sequence
 import math
-import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from ._optimize import sobol_engine
 from ._search_space import SearchSpace
 
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from optuna.study import Study
 
     from ..gp import GaussianProcess
-
-_SOBOL_LOCK = threading.Lock()
 
 
 def fantasy_draws(
@@ -34,18 +32,17 @@ def fantasy_draws(
     predictive (multivariate Student-t with ``gp.dof`` degrees of freedom, or Gaussian): scrambled
     Sobol points mapped through the normal quantile (and, for the Student-t, the chi-square
     quantile of the mixing variable, ``f = mu + L z / sqrt(w)``, ``w ~ chi2_nu / nu``)."""
+    # Lazy by design: scipy.special and scipy.linalg load on the first suggestion, not at
+    # `import optuna_gamma`.
     from scipy.special import gammaincinv
     from scipy.special import ndtri
-    from scipy.stats import qmc
 
     from ..gp._linalg import robust_cholesky
 
     loc, cov = gp.joint_predict(X)
     p = len(loc)
     L, _ = robust_cholesky(cov + 1e-12 * np.eye(p))
-    with _SOBOL_LOCK:
-        sobol = qmc.Sobol(p + 1, scramble=True, rng=rng)
-    u = np.clip(sobol.random(n_draws), 1e-12, 1.0 - 1e-12)
+    u = np.clip(sobol_engine(p + 1, rng).random(n_draws), 1e-12, 1.0 - 1e-12)
     z = ndtri(u[:, :p])
     draws = loc[None, :] + z @ L.T
     if math.isfinite(gp.dof):

@@ -38,7 +38,8 @@ def refit_due(n: int, n_fitted: int) -> bool:
 def recondition(gp: GaussianProcess, X: np.ndarray, y: np.ndarray) -> GaussianProcess | None:
     """``gp``'s hyperparameters on ``(X, y)``, extending its factor when its inputs are the first
     rows of ``X`` (the usual case: trials complete in order); ``None`` if that fails."""
-    from ..gp import GaussianProcess
+    # Lazy by design: the model module loads scipy.linalg (not at `import optuna_gamma`).
+    from ..gp.model import GaussianProcess
 
     m = gp.X.shape[0]
     try:
