@@ -216,10 +216,15 @@ class _WithFixed:
 def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) -> Any:
     """The trainer of task ``dataset`` (a name of :data:`TASKS`)."""
     t = TASKS[dataset]
-    if t.own:
-        from examples.own_training import make_trainer as own_trainer
+    if t.own:  # loaded as a user's file is (optuna-gamma tune --trainer FILE:FACTORY)
+        from optuna_gamma.tuner import load_trainer
+        from optuna_gamma.tuner import TrainerRef
 
-        return _WithFixed(own_trainer(t.dataset, root, subset), t.fixed)
+        ref = TrainerRef(
+            f"{tc.REPO / 'examples' / 'own_training.py'}:make_trainer",
+            {"dataset": t.dataset, "data_root": root, "subset": subset},
+        )
+        return _WithFixed(load_trainer(ref), t.fixed)
     from optuna_gamma.tuner import ThesisTrainer
 
     # The thesis CNN on the image datasets (digits, used by the smoke tests, gets its MLP).
