@@ -1,4 +1,5 @@
-"""Smoke tests of the thesis-reproduction benchmarks (``benchmarks/thesis_*.py``, ``peers.py``).
+"""Smoke tests of the thesis-reproduction benchmarks (``benchmarks/thesis/``) and the peers
+benchmark (``benchmarks/tuner/peers.py``).
 
 Tiny real runs (scikit-learn's digits with the MLP, or a few MNIST-500 trainings) through the
 same code paths as the full experiments: resumable cell files, the grid-union bookkeeping, the

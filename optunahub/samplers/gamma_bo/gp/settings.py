@@ -37,8 +37,8 @@ LENGTHSCALE_PRIORS: tuple[str, ...] = ("dim_scaled", "optuna")
 #: heavy-tailed (``dof = 2 a0 + n - 1 = n`` with the constant mean) while observations are few.
 #: Chosen on the full benchmark (16 problems x 10 seeds): win rate against GPSampler at trial 50
 #: 0.759 against 0.725 for (1, 1), and against GPSampler(n_startup_trials=2) at trial 12 0.594
-#: against 0.544 (``benchmarks/results/ablation``); (2, 1) and (3, 3) were worse on an earlier
-#: version (``benchmarks/results/prior_sweep``).
+#: against 0.544 (``benchmarks/sampler/results/ablation``); (2, 1) and (3, 3) were worse on an
+#: earlier version (``benchmarks/sampler/results/prior_sweep``).
 DEFAULT_PRIOR_SHAPE = 0.5
 DEFAULT_PRIOR_RATE = 0.5
 
