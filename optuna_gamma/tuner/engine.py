@@ -1193,6 +1193,17 @@ class Engine:
         if self._bar is not None:
             self._bar.set_description(text)
 
+    def advance_progress(self, n: int) -> None:
+        """Count ``n`` more complete trials on the progress bar (if one is shown)."""
+        if self._bar is not None and n > 0:
+            self._bar.update(n)
+
+    def count_new_trials(self, before: int) -> int:
+        """Set and return :attr:`new_trials`: the run's complete trials now less ``before``
+        (those of earlier calls), including trials completed by workers."""
+        self.new_trials = self.count_complete() - before
+        return self.new_trials
+
     def count_complete(self) -> int:
         """Complete trials of this run's studies that exist so far."""
         import optuna

@@ -98,7 +98,7 @@ def tune_per_epoch(
         ]
         last = engine.load_study(n)
         test = test_metrics(engine, last, n)
-        engine.new_trials = engine.count_complete() - before
+        engine.count_new_trials(before)
         studies = [engine.load_study(e) for e in range(1, n + 1)]
         result = PerEpochResult(
             **_common(
@@ -184,8 +184,8 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
                     crash_point("coordinator_adopted")
                 t_last = time.perf_counter()
                 engine.set_progress(f"epoch {min(epoch + 1, n)}/{n}")
-        if engine._bar is not None and done > shown[0]:
-            engine._bar.update(done - shown[0])
+        if done > shown[0]:
+            engine.advance_progress(done - shown[0])
             shown[0] = done
 
     progress(log=False)  # epochs adopted before this call are not logged again
@@ -236,7 +236,7 @@ def tune_whole(
                 engine.clean_up(study)
         adopted = study.user_attrs["adopted"]
         test = test_metrics(engine, study, 1)
-        engine.new_trials = engine.count_complete() - before
+        engine.count_new_trials(before)
         trials = [
             {
                 "number": t.number,
