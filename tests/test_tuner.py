@@ -201,7 +201,7 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     two = ParamSpace.of({"lr": FloatDistribution(1e-3, 0.5), "wd": FloatDistribution(0, 1)})
     with pytest.raises(ValueError, match="tunes nothing"):
         SamplerPlan("fixed", two, None, 2, True)
-    assert SamplerPlan("gamma", space, None, 2, True).trials == 12
+    assert SamplerPlan("gamma", space, None, 2, True).trials_per_epoch == 12
     from unittest import mock
 
     import optuna_gamma.samplers
@@ -408,7 +408,7 @@ def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
 
 def test_fixed_learning_rate_baseline(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(digits, None, _cfg(tmp_path, "f", sampler="fixed:0.05", epochs=2))
-    assert res.trials_per_study == 1 and res.learning_rates == [0.05, 0.05]
+    assert res.trials_per_epoch == 1 and res.learning_rates == [0.05, 0.05]
     with pytest.raises(ValueError, match="tunes nothing"):
         tune_per_epoch(
             digits, SearchSpace(batch_size=[16, 32]), _cfg(tmp_path, "f2", sampler="fixed")
@@ -438,7 +438,7 @@ def test_tuned_batch_size_and_grid_product(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(digits, space, _cfg(tmp_path, "gb", sampler="grid:2"))
     study = optuna.load_study(study_name="gb/epoch-001", storage=get_storage(res.storage))
     assert len({(t.params["lr"], t.params["batch_size"]) for t in study.get_trials()}) == 4
-    assert res.trials_per_study == 4 and res.schedule[0].params["batch_size"] in (32, 64)
+    assert res.trials_per_epoch == 4 and res.schedule[0].params["batch_size"] in (32, 64)
 
 
 def test_bad_arguments_before_any_work(digits, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from optuna_gamma.tuner.policies.base import Policy
 
 
-__all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
+__all__ = ["DEFAULT_NUM_THREADS", "SettingError", "TunerConfig"]
 
 #: torch's intra-op threads during a run, by default. Results depend on the thread count (the
 #: order of floating-point reductions changes), so the default is a fixed number rather than
@@ -29,22 +29,28 @@ __all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
 DEFAULT_NUM_THREADS = 1
 
 
+class SettingError(ValueError):
+    """A setting of :class:`TunerConfig` with a bad value: ``"{setting} must be
+    {requirement}, got {value!r}"``. The CLI shows it under the setting's flag
+    (``--trials-per-epoch: must be an int >= 1, got 0``)."""
+
+    def __init__(self, setting: str, requirement: str, value: Any) -> None:
+        self.setting, self.requirement, self.value = setting, requirement, value
+        super().__init__(f"{setting} must be {requirement}, got {value!r}")
+
+
 def _check_int(name: str, value: Any, low: int, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"{name} must be an int >= {low}{' or None' if none_ok else ''}, got {value!r}"
-        )
+        raise SettingError(name, f"an int >= {low}{' or None' if none_ok else ''}", value)
 
 
 def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if not isinstance(value, bool):
-        raise ValueError(
-            f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}"
-        )
+        raise SettingError(name, f"True or False{' or None' if none_ok else ''}", value)
 
 
 _DEVICE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$")
@@ -69,8 +75,8 @@ def _check_named_settings(config: TunerConfig) -> None:
     from optuna_gamma.tuner.objectives import resolve_objective
     from optuna_gamma.tuner.samplers import parse_sampler
 
-    if isinstance(config.sampler, str):
-        parse_sampler(config.sampler)
+    if isinstance(config.sampler, str):  # parsed once, here: the canonical name is kept
+        object.__setattr__(config, "sampler", parse_sampler(config.sampler).name)
     resolve_objective(config.objective)
     device = config.device
     if isinstance(device, str) and not _DEVICE.match(device.strip()):
@@ -101,8 +107,8 @@ class TunerConfig:
             or an Optuna storage object; default ``<run_dir>/journal.log``.
         artifacts: Where training states go: a directory (default ``<run_dir>/artifacts``) or an
             Optuna artifact store object.
-        sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`) or a callable
-            ``seed -> sampler``.
+        sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`; kept in its canonical
+            form, e.g. ``"GAMMA"`` becomes ``"gamma"``) or a callable ``seed -> sampler``.
         policy: How the run spends its compute (:mod:`~optuna_gamma.tuner.policies`):
             ``"population"`` (default: a population of committed settings and sampled explorers,
             sized from ``budget`` and ``workers``) or ``"thesis"`` (``trials_per_epoch`` trials

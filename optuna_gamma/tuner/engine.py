@@ -57,6 +57,8 @@ from optuna_gamma.tuner.identity import identity_fields
 from optuna_gamma.tuner.identity import prepare_run
 from optuna_gamma.tuner.identity import resolve_run_name
 from optuna_gamma.tuner.live import live_progress
+from optuna_gamma.tuner.manifest import current_record
+from optuna_gamma.tuner.manifest import RunManifest
 from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.policies import make_policy
@@ -262,9 +264,11 @@ class Engine:
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
         self.policy: Policy = (
-            make_policy(config, thesis_trials=self.plan.trials, fixed_plan=self.plan.thesis_only)
+            make_policy(
+                config, thesis_trials=self.plan.trials_per_epoch, fixed_plan=self.plan.thesis_only
+            )
             if mode == "per-epoch"
-            else ThesisPolicy(trials=self.plan.trials, epochs=1)
+            else ThesisPolicy(trials=self.plan.trials_per_epoch, epochs=1)
         )
         self.run_plan = self.policy.plan
         self.config = config = resolve_run_name(config, self)
@@ -335,41 +339,33 @@ class Engine:
         ):
             state.model.to(self.device)
 
-    def config_record(self, **extra: Any) -> dict[str, Any]:
-        """What the studies of this run record about it (hard keys are checked on resume)."""
+    def manifest(self) -> RunManifest:
+        """What the studies of this run record about it (:mod:`~optuna_gamma.tuner.manifest`;
+        its identity keys are checked on resume), with the run's length: ``epochs_total`` (the
+        number of studies) and, in whole mode, ``epochs_per_trial``."""
         describe = getattr(self.trainer, "describe", None)
-        return {
-            "mode": self.mode,
-            "run": self.config.run,
-            "run_dir": str(self.paths.root),
-            "artifacts": self.artifacts_text,
-            "sampler": self.plan.name,
-            "policy": self.policy.describe(),
-            "seed": self.config.seed,
-            "trials": getattr(self.policy, "width", self.plan.trials),
-            "plan": list(self.run_plan.trials),
-            "budget": self.config.budget,
-            "objective": self.objective.name,
-            "space": self.space.to_dict(),
-            "warm_start": self.config.warm_start,
-            "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
-            "trainer_spec": trainer_spec(self.trainer, self.config.trainer_ref),
-            "num_threads": self.config.num_threads,
-            "device": str(self.device),
-            "n_startup_trials": self.config.n_startup_trials,
-            "keep_trial_states": self.config.keep_trial_states,
-            "heartbeat_interval": self.config.heartbeat_interval,
-            "grace_period": self.config.grace_period,
+        return RunManifest.from_config(
+            self.config,
+            mode=self.mode,
+            sampler=self.plan.name,
+            trials_per_epoch=getattr(self.policy, "width", self.plan.trials_per_epoch),
+            objective=self.objective.name,
+            space=self.space.to_dict(),
+            epochs_total=1 if self.mode == "whole" else self.n_epochs,
+            epochs_per_trial=self.epochs_per_trial if self.mode == "whole" else None,
+            run_dir=str(self.paths.root),
+            artifacts=self.artifacts_text,
+            policy=self.policy.describe(),
+            plan=tuple(self.run_plan.trials),
+            trainer=dict(describe()) if callable(describe) else type(self.trainer).__name__,
+            trainer_spec=trainer_spec(self.trainer, self.config.trainer_ref),
+            device=str(self.device),
             **identity_fields(self.trainer, self._initial, self.config),
-            **extra,
-        }
+        )
 
     def run_record(self) -> dict[str, Any]:
-        """:meth:`config_record` with the run's length: ``epochs_total`` (the number of
-        studies) and, in whole mode, ``epochs_per_trial``."""
-        if self.mode == "whole":
-            return self.config_record(epochs_per_trial=self.epochs_per_trial, epochs_total=1)
-        return self.config_record(epochs_total=self.n_epochs)
+        """:meth:`manifest` as the studies store it (a JSON-safe dict)."""
+        return self.manifest().to_record()
 
     @property
     def n_epochs(self) -> int:
@@ -397,6 +393,8 @@ class Engine:
             sampler=optuna.samplers.RandomSampler(seed=0),
         )
         old = study.user_attrs.get("config")
+        if isinstance(old, Mapping):
+            old = current_record(old)
         if old is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

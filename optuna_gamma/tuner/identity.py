@@ -60,7 +60,7 @@ IDENTITY_KEYS = (
     "policy",
     "sampler",
     "seed",
-    "trials",
+    "trials_per_epoch",
     "epochs_per_trial",
     "warm_start",
     "run_dir",
@@ -128,7 +128,7 @@ def model_fingerprint(snapshot: Mapping[str, Any] | None) -> str | None:
 
 
 def identity_fields(trainer: Any, initial: Mapping[str, Any] | None, config: TunerConfig) -> dict:
-    """The identity keys that :meth:`Engine.config_record` does not record itself (it records
+    """The identity keys that :meth:`Engine.manifest` does not record itself (it records
     the policy, as :meth:`~optuna_gamma.tuner.policies.Policy.describe` gives it)."""
     return {
         "trainer_code": trainer_code(trainer),

@@ -225,7 +225,7 @@ def tune_whole(
         before = engine.count_complete()
         record = engine.run_record()
         study = engine.open_study(engine.study_name(1), record)
-        with engine.progress(engine.plan.trials, before):
+        with engine.progress(engine.plan.trials_per_epoch, before):
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             elif "adopted" not in study.user_attrs:
@@ -314,7 +314,7 @@ def _common(
         artifacts=engine.artifacts_text,
         run_dir=str(engine.paths.root),
         epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,
-        trials_per_study=max(engine.run_plan.trials),
+        trials_per_epoch=max(engine.run_plan.trials),
         policy={**engine.policy.describe(), "trials": list(engine.run_plan.trials)},
         compute_epochs=trained * engine.epochs_per_trial,
         final_epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,

@@ -30,7 +30,6 @@ its bit-identical resume.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import logging
 import multiprocessing
 import time
@@ -487,39 +486,3 @@ def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
     import dataclasses
 
     return dataclasses.replace(config, **changes)
-
-
-def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
-    from optuna_gamma.tuner.policies import policy_from_record
-
-    epochs = (
-        manifest["epochs_total"]
-        if manifest["mode"] == "per-epoch"
-        else manifest["epochs_per_trial"]
-    )
-    plan: dict[str, Any] = {"trials_per_epoch": manifest["trials"], "epochs": epochs}
-    policy = manifest.get("policy") or {"name": "thesis"}
-    thesis = isinstance(policy, Mapping) and policy.get("name") == "thesis"
-    if manifest["mode"] == "per-epoch" and not thesis:  # (a malformed record: ValueError)
-        # the same plan as the run's: its policy with its settings, and its budget or epochs
-        budget = manifest.get("budget")
-        plan = {
-            "policy": policy_from_record(policy, budget=budget, epochs=epochs),
-            "trials_per_epoch": None,
-            "epochs": None,
-        }
-    else:
-        plan["policy"] = "thesis"
-    return {
-        "run": manifest["run"],
-        "sampler": manifest["sampler"],
-        **plan,
-        "objective": manifest["objective"],
-        "seed": manifest["seed"],
-        "n_startup_trials": manifest.get("n_startup_trials", 2),
-        "warm_start": manifest.get("warm_start", False),
-        "keep_trial_states": manifest.get("keep_trial_states", False),
-        "heartbeat_interval": manifest.get("heartbeat_interval", 10),
-        "grace_period": manifest.get("grace_period"),
-    }
