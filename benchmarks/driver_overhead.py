@@ -52,7 +52,6 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
 
     from optuna_gamma.tuner import engine as engine_mod
     from optuna_gamma.tuner import states as states_mod
-    from optuna_gamma.tuner import trainer as trainer_mod
     from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
 
     targets = [
@@ -62,8 +61,8 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
         (states_mod.StateStore, "save", "artifact upload"),
         (states_mod.StateStore, "load", "artifact download"),
         (states_mod.StateStore, "remove", "artifact delete"),
-        (trainer_mod, "capture", "capture"),
-        (trainer_mod, "restore", "restore"),
+        (engine_mod, "capture", "capture"),
+        (engine_mod, "restore", "restore"),
         (optuna.trial.Trial, "set_user_attr", "user attributes"),
         (optuna.study.Study, "ask", "ask (incl. sampler set-up)"),
         (optuna.study.Study, "tell", "tell"),

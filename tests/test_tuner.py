@@ -204,12 +204,10 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     assert SamplerPlan("gamma", space, None, 2, True).trials_per_epoch == 12
     from unittest import mock
 
-    import optuna_gamma.samplers
+    import optuna_gamma.tuner.samplers as registry
 
     for det in (True, False):
-        with mock.patch.object(
-            optuna_gamma.samplers, "GammaBOSampler", wraps=optuna_gamma.samplers.GammaBOSampler
-        ) as g:
+        with mock.patch.object(registry, "GammaBOSampler", wraps=registry.GammaBOSampler) as g:
             SamplerPlan("gamma", space, None, 2, det).factory(7)
         assert (
             g.call_args.kwargs["deterministic_objective"] is det

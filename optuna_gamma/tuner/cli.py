@@ -36,11 +36,33 @@ from typing import Any
 from typing import NoReturn
 from typing import Sequence
 
+import optuna
+from optuna.distributions import FloatDistribution
+
+from optuna_gamma import __version__
+from optuna_gamma.tuner import tune_per_epoch
+from optuna_gamma.tuner import tune_whole
+from optuna_gamma.tuner._logging import quiet_reported_trial_failures
+from optuna_gamma.tuner._logging import set_verbosity
+from optuna_gamma.tuner.builtin import ThesisTrainer
+from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.failures import cli_exit_status
 from optuna_gamma.tuner.failures import is_reported_failure
 from optuna_gamma.tuner.frontend import cli_flag
+from optuna_gamma.tuner.report import build_report
+from optuna_gamma.tuner.report import collect_runs
+from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
+from optuna_gamma.tuner.space import SearchSpace
+from optuna_gamma.tuner.storage import dashboard_command
+from optuna_gamma.tuner.storage import mask_url
+from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.trainer_ref import load_trainer
+from optuna_gamma.tuner.trainer_ref import TrainerRef
+from optuna_gamma.tuner.worker_setup import worker_setup
+from optuna_gamma.tuner.workers import run_worker
 
 
 __all__ = ["DATA_ROOT_ENV", "main"]
@@ -86,10 +108,6 @@ def _ints(text: str) -> list[int]:
 
 
 def _build_parser() -> _Parser:
-    from optuna_gamma import __version__
-    from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
-    from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
-
     parser = _Parser(
         prog="optuna-gamma",
         description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).",
@@ -414,10 +432,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _space(args: argparse.Namespace, trainer: Any) -> Any:
-    from optuna.distributions import FloatDistribution
-
-    from optuna_gamma.tuner.space import SearchSpace
-
     lo = 1e-3 if args.lr_low is None else args.lr_low
     hi = 0.5 if args.lr_high is None else args.lr_high
     if args.trainer is None:
@@ -508,11 +522,6 @@ def _summary(result: Any) -> str:
 
 
 def _setup_logging() -> None:
-    import optuna
-
-    from optuna_gamma.tuner._logging import quiet_reported_trial_failures
-    from optuna_gamma.tuner._logging import set_verbosity
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
     quiet_reported_trial_failures()
@@ -563,10 +572,6 @@ def _flag_message(err: ValueError) -> str:
 
 
 def _tune(parser: _Parser, args: argparse.Namespace) -> int:
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.trainer_ref import load_trainer
-    from optuna_gamma.tuner.trainer_ref import TrainerRef
-
     tune_parser = parser.subparsers["tune"]  # type: ignore[attr-defined]
     try:
         _check_args(args)
@@ -578,8 +583,6 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             trainer_ref = trainer_ref.resolved()  # local workers in another folder find it too
             label = f"{Path(args.trainer.rpartition(':')[0]).stem}"
         else:
-            from optuna_gamma.tuner.builtin import ThesisTrainer
-
             trainer = ThesisTrainer(
                 args.dataset,
                 args.data_root,
@@ -601,9 +604,6 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     run = args.run or re.sub(r"[^A-Za-z0-9_.:=-]", "_", f"{label}-{sampler}-s{args.seed}")
     run_dir = args.run_dir or os.path.join("runs", run)
     _setup_logging()
-    from optuna_gamma.tuner import tune_per_epoch
-    from optuna_gamma.tuner import tune_whole
-    from optuna_gamma.tuner.storage import dashboard_command
 
     try:
         config = dataclasses.replace(config, run=run, run_dir=run_dir, trainer_ref=trainer_ref)
@@ -629,8 +629,6 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
     if args.report:
-        from optuna_gamma.tuner.report import build_report
-
         try:
             class_names = (
                 list(getattr(trainer.data, "class_names", []) or [])
@@ -663,8 +661,6 @@ def _one_line(err: BaseException, where: str = "") -> str:
 
 
 def _writing(args: argparse.Namespace, run_dir: str) -> str:
-    from optuna_gamma.tuner.storage import mask_url
-
     storage = mask_url(_storage_arg(args.storage, run_dir))
     artifacts = args.artifacts or str(Path(run_dir) / "artifacts")
     return (
@@ -679,12 +675,6 @@ def _storage_arg(storage: str | None, run_dir: str) -> str:
 def _worker(parser: _Parser, args: argparse.Namespace) -> int:
     """``optuna-gamma worker``: the trainer and the artifact store from this command line, the
     run's settings from its storage (compared, never executed: :mod:`.worker_setup`)."""
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.storage import open_storage
-    from optuna_gamma.tuner.trainer_ref import TrainerRef
-    from optuna_gamma.tuner.worker_setup import worker_setup
-    from optuna_gamma.tuner.workers import run_worker
-
     worker_parser = parser.subparsers["worker"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
@@ -719,11 +709,6 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
 
 
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.report import build_report
-    from optuna_gamma.tuner.storage import dashboard_command
-    from optuna_gamma.tuner.storage import open_storage
-
     report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
@@ -741,8 +726,6 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
 def _artifact_dirs(storage: Any, runs: list[str] | None) -> list[str]:
     """The artifact directories the runs in ``storage`` recorded (``runs``: only those), so
     that the printed dashboard command can download their states (one command per folder)."""
-    from optuna_gamma.tuner.report import collect_runs
-
     found = collect_runs(storage)
     dirs = {
         str(info["config"].get("artifacts"))

@@ -9,14 +9,12 @@ import numbers
 import os
 import re
 from typing import Any
-from typing import TYPE_CHECKING
 from typing import Union
 
+from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.policies.base import Policy
+from optuna_gamma.tuner.samplers import parse_sampler
 from optuna_gamma.tuner.trainer_ref import TrainerRef
-
-
-if TYPE_CHECKING:
-    from optuna_gamma.tuner.policies.base import Policy
 
 
 __all__ = ["DEFAULT_NUM_THREADS", "SettingError", "TunerConfig"]
@@ -72,9 +70,6 @@ def _check_named_settings(config: TunerConfig) -> None:
     """Validate the settings given by name (sampler, objective, device) and the storage and
     artifact locations' types at construction, as the class docstring promises (availability
     of a device or reachability of a storage is checked when a run opens them)."""
-    from optuna_gamma.tuner.objectives import resolve_objective
-    from optuna_gamma.tuner.samplers import parse_sampler
-
     if isinstance(config.sampler, str):  # parsed once, here: the canonical name is kept
         object.__setattr__(config, "sampler", parse_sampler(config.sampler).name)
     resolve_objective(config.objective)
@@ -195,7 +190,6 @@ class TunerConfig:
                 f"give a budget (budget={self.budget}) or a number of epochs "
                 f"(epochs={self.epochs}), not both: the policy derives the epochs from the budget"
             )
-        from optuna_gamma.tuner.policies.base import Policy
 
         if not isinstance(self.policy, Policy) and self.policy not in (
             None,

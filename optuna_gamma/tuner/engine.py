@@ -41,12 +41,20 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import os
 from pathlib import Path
+import socket
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
 
+import optuna
+from optuna.trial import TrialState
+import sqlalchemy.exc
+
+from optuna_gamma.samplers import History
+from optuna_gamma.samplers._search_space import SearchSpace
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
@@ -72,16 +80,23 @@ from optuna_gamma.tuner.runfiles import run_lock
 from optuna_gamma.tuner.runfiles import RunPaths
 from optuna_gamma.tuner.samplers import ReseededSampler
 from optuna_gamma.tuner.samplers import SamplerPlan
+from optuna_gamma.tuner.space import in_distribution
 from optuna_gamma.tuner.space import ParamSpace
 from optuna_gamma.tuner.space import SpaceLike
 from optuna_gamma.tuner.states import check_artifact_id
+from optuna_gamma.tuner.states import open_artifact_store
 from optuna_gamma.tuner.states import StateStore
 from optuna_gamma.tuner.states import StateUnavailableError
+from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.trainer import apply_hyperparameters
+from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import check_trainer
+from optuna_gamma.tuner.trainer import EpochContext
+from optuna_gamma.tuner.trainer import restore
+from optuna_gamma.tuner.trainer import seeded_rng
 
 
 if TYPE_CHECKING:
-    import optuna
     import torch
 
     from optuna_gamma.tuner.trainer import Trainer
@@ -118,9 +133,6 @@ def improvement(trial: optuna.trial.FrozenTrial) -> float:
 
 def worker_id() -> str:
     """``host:pid`` of this process (recorded on the trials a worker trains)."""
-    import os
-    import socket
-
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -291,11 +303,6 @@ class Engine:
     def opened(self) -> Iterator[Engine]:
         """Open storage and artifact store and build the trainer's state; the serial driver and
         the coordinator also lock the run directory (a worker never does)."""
-        from optuna_gamma.tuner.states import open_artifact_store
-        from optuna_gamma.tuner.storage import open_storage
-        from optuna_gamma.tuner.trainer import capture
-        from optuna_gamma.tuner.trainer import seeded_rng
-
         cfg = self.config
         with contextlib.ExitStack() as stack:
             if self.role != "worker":
@@ -383,8 +390,6 @@ class Engine:
 
     def open_study(self, name: str, record: dict[str, Any]) -> optuna.Study:
         """Create or load study ``name``; record the config, or refuse a different one."""
-        import optuna
-
         study = optuna.create_study(
             study_name=name,
             storage=self.storage,
@@ -421,12 +426,6 @@ class Engine:
         """
         import torch
 
-        from optuna_gamma.tuner.trainer import apply_hyperparameters
-        from optuna_gamma.tuner.trainer import capture
-        from optuna_gamma.tuner.trainer import EpochContext
-        from optuna_gamma.tuner.trainer import restore
-        from optuna_gamma.tuner.trainer import seeded_rng
-
         state = self._state
         restore(state, snapshot)
         apply = getattr(self.trainer, "apply_hyperparameters", None)
@@ -456,9 +455,6 @@ class Engine:
 
     def evaluate(self, snapshot: dict[str, Any], split: str) -> dict[str, Any]:
         """Metrics of ``snapshot`` on ``split``."""
-        from optuna_gamma.tuner.trainer import restore
-        from optuna_gamma.tuner.trainer import seeded_rng
-
         restore(self._state, snapshot)
         with seeded_rng(derive_seed(self.config.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self._state, split)
@@ -494,8 +490,6 @@ class Engine:
         )
 
     def load_study(self, epoch: int) -> optuna.Study:
-        import optuna
-
         return optuna.load_study(study_name=self.study_name(epoch), storage=self.storage)
 
     def start_snapshot(self, epoch: int, parent: int = 0) -> dict[str, Any]:
@@ -649,8 +643,6 @@ class Engine:
     def default_point(self) -> dict[str, Any]:
         """The trainer's own values of the tuned hyperparameters: those of the built optimizer's
         first parameter group that lie in the search space (what an untuned training uses)."""
-        from optuna_gamma.tuner.space import in_distribution
-
         assert self._initial is not None
         groups = self._initial["optimizer"].get("param_groups") or [{}]
         return {
@@ -690,8 +682,6 @@ class Engine:
             return []
         from scipy.stats import qmc
 
-        from optuna_gamma.samplers._search_space import SearchSpace
-
         space = SearchSpace(self.space.distributions)
         seed = derive_seed(self.config.seed, "design", epoch)
         U = qmc.LatinHypercube(d=space.dim, seed=seed).random(n)
@@ -700,8 +690,6 @@ class Engine:
     @staticmethod
     def _enqueue_next_slot(study: optuna.Study, slots: list[Slot]) -> None:
         """Queue the first slot that no live trial holds, unless a trial is queued already."""
-        from optuna.trial import TrialState
-
         live = study.get_trials(
             deepcopy=False,
             states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
@@ -748,10 +736,6 @@ class Engine:
         sampler (``GammaBOSampler(history=...)``): each healthy trial that trained its own
         state, its improvement over its start state, and its age ``epoch - e``. The earlier
         epochs are adopted, so they are read once."""
-        from optuna.trial import TrialState
-
-        from optuna_gamma.samplers import History
-
         params: list[dict[str, Any]] = []
         values: list[float] = []
         ages: list[float] = []
@@ -801,9 +785,6 @@ class Engine:
         Returns:
             (the ``adopted`` record, the adopted snapshot)
         """
-        import optuna
-        from optuna.trial import TrialState
-
         self.prepare_study(epoch, study)
         # This process holds the run lock, so the study's COMPLETE trials change only through
         # it: keep them here instead of asking the storage before every trial.
@@ -849,8 +830,6 @@ class Engine:
         another worker is training right now is awaited and then reused, so no point is trained
         twice from the same state.
         """
-        from optuna.trial import TrialState
-
         assert self.store is not None
         crash_point("after_ask")
         if self.role == "worker":
@@ -911,8 +890,6 @@ class Engine:
     ) -> list[optuna.trial.FrozenTrial]:
         """The study's COMPLETE trials, once no other RUNNING trial holds this trial's point
         (waiting with back-off for such a twin to finish: its result is then reused)."""
-        from optuna.trial import TrialState
-
         delay = 0.05
         params = trial.params
         while True:
@@ -980,8 +957,6 @@ class Engine:
     def fail_stale(self, study: optuna.Study) -> None:
         """Fail every RUNNING trial (its process is dead: this process holds the run lock) and
         retry each once with the same parameters (:meth:`fail_and_retry`)."""
-        from optuna.trial import TrialState
-
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.fail_and_retry(study, t)
 
@@ -991,8 +966,6 @@ class Engine:
         enqueue and the fail does not enqueue it twice. A trial that died before all its
         parameters were suggested is retried with whatever was fixed for it (an enqueued point),
         else the sampler proposes again."""
-        from optuna.trial import TrialState
-
         retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         params = {**fixed, **trial.params}
@@ -1043,8 +1016,6 @@ class Engine:
         the records are written: ``population`` (every carried state, best first) and then
         ``adopted`` (the first, with why it was chosen), whose presence marks the study done.
         """
-        from optuna.trial import TrialState
-
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
         chosen = self._chosen(study, epoch)
@@ -1069,8 +1040,6 @@ class Engine:
 
     def _chosen(self, study: optuna.Study, epoch: int) -> list[optuna.trial.FrozenTrial]:
         """The trials whose states are carried forward, best first (the policy decides)."""
-        from optuna.trial import TrialState
-
         if self.policy.name == "thesis":
             best = study.best_trial
             if best.user_attrs.get("diverged"):
@@ -1204,9 +1173,6 @@ class Engine:
 
     def count_complete(self) -> int:
         """Complete trials of this run's studies that exist so far."""
-        import optuna
-        from optuna.trial import TrialState
-
         names = {
             s.study_name
             for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)
@@ -1228,9 +1194,6 @@ class Engine:
 @contextlib.contextmanager
 def storage_errors() -> Iterator[None]:
     """Turn storage failures in the middle of a run into a one-line :class:`TunerError`."""
-    import optuna
-    import sqlalchemy.exc
-
     try:
         yield
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:

@@ -36,6 +36,8 @@ from typing import Any
 from typing import Literal
 from typing import Union
 
+from optuna_gamma.tuner.frontend import option
+
 
 __all__ = [
     "DEFAULT_LAMBDA",
@@ -185,8 +187,6 @@ class Objective:
         """
         missing = [k for k in self.requires if k not in metrics]
         if missing:
-            from optuna_gamma.tuner.frontend import option
-
             fits = [option("objective", k) for k in ("loss", "accuracy") if k in metrics]
             raise ValueError(
                 f"objective {self.name!r} needs the metrics {missing}, but evaluate() returned "

@@ -31,6 +31,8 @@ from typing import Any
 from typing import BinaryIO
 import zlib
 
+import numpy as np
+
 from optuna_gamma.tuner.errors import TunerError
 
 
@@ -47,8 +49,6 @@ __all__ = [
 
 def derive_seed(seed: int, *keys: int | str) -> int:
     """A 32-bit seed from ``seed`` and ``keys``, the same in every process."""
-    import numpy as np
-
     ints = [int(seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
     return int(np.random.SeedSequence(ints).generate_state(1, dtype=np.uint32)[0])
 

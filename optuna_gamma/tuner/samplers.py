@@ -45,12 +45,14 @@ import math
 from typing import Any
 from typing import Union
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.samplers import GammaBOSampler
 from optuna_gamma.tuner.space import ParamSpace
 
 
@@ -166,8 +168,6 @@ def _registry_factory(
 ) -> SamplerFactory:
     kind = spec.kind
     if kind in _GAMMA_MODES:
-        from optuna_gamma.samplers import GammaBOSampler
-
         mode = _GAMMA_MODES[kind]
         return lambda seed: GammaBOSampler(
             predictive=mode,
@@ -305,8 +305,6 @@ class SamplerPlan:
 
     def queue(self, seed: int) -> list[dict[str, Any]]:
         """The grid points a study runs, in a seeded order (a seeded subset if fewer trials)."""
-        import numpy as np
-
         order = np.random.default_rng(seed).permutation(len(self.grid))[: self.trials_per_epoch]
         return [self.grid[int(i)] for i in order]
 

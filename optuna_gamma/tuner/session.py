@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 
+import optuna
+
 from optuna_gamma.tuner.failures import reported_failures
 
 
@@ -26,8 +28,6 @@ __all__ = ["quiet_optuna", "tuner_call"]
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
     """Optuna at WARNING for the duration, if it is at its default INFO."""
-    import optuna
-
     before = optuna.logging.get_verbosity()
     if before == optuna.logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -10,9 +10,13 @@ Both run on :class:`~optuna_gamma.tuner.engine.Engine`; re-running the same call
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
@@ -25,11 +29,10 @@ from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
 from optuna_gamma.tuner.runfiles import crash_point
 from optuna_gamma.tuner.session import tuner_call
+from optuna_gamma.tuner.workers import coordinate
 
 
 if TYPE_CHECKING:
-    import optuna
-
     from optuna_gamma.tuner.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
 
@@ -40,8 +43,6 @@ _logger = get_logger(__name__)
 
 
 def _config(config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig:
-    import dataclasses
-
     if config is not None and not isinstance(config, TunerConfig):
         raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
     base = config or TunerConfig()
@@ -149,10 +150,6 @@ def _log_adopted(
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
     """Start the workers, log each adoption as it happens, keep the bar counting."""
-    from optuna.trial import TrialState
-
-    from optuna_gamma.tuner.workers import coordinate
-
     n = engine.n_epochs
     final: dict[int, int] = {}  # complete trials of adopted epochs (they do not change)
     t_last = time.perf_counter()
@@ -194,8 +191,6 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
 
 
 def _names(engine: Engine) -> set[str]:
-    import optuna
-
     return {
         s.study_name
         for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
@@ -216,8 +211,6 @@ def tune_whole(
         The :class:`~optuna_gamma.tuner.results.WholeResult`, also written to
         ``run_dir/result.json``.
     """
-    from optuna.trial import TrialState
-
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
@@ -292,8 +285,6 @@ def _common(
     wall: float,
     final_state: str,
 ) -> dict[str, Any]:
-    from optuna.trial import TrialState
-
     trained = reused = 0
     compute = 0.0
     for study in studies:

@@ -26,6 +26,7 @@ from typing import Any
 import optuna
 from optuna.distributions import json_to_distribution
 
+from optuna_gamma.tuner.builtin import ThesisTrainer
 from optuna_gamma.tuner.manifest import RunManifest
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
@@ -110,8 +111,6 @@ def worker_trainer(
                 )
         return load_trainer(ref)
     if isinstance(spec, Mapping) and isinstance(spec.get("builtin"), Mapping):
-        from optuna_gamma.tuner.builtin import ThesisTrainer
-
         builtin = dict(spec["builtin"])
         dataset = builtin.pop("dataset", None)
         unknown = sorted(set(builtin) - _BUILTIN_KEYS)

@@ -30,12 +30,19 @@ its bit-identical resume.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
+import os
+import pickle
+import socket
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
+
+import optuna
+from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.engine import Engine
@@ -43,13 +50,12 @@ from optuna_gamma.tuner.engine import storage_errors
 from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.failures import reported_failures
+from optuna_gamma.tuner.runfiles import WORKER_INDEX_ENV
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
-    import optuna
-
     from optuna_gamma.tuner.config import TunerConfig
     from optuna_gamma.tuner.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
@@ -83,8 +89,6 @@ class WorkerSummary(dict):
 
 
 def _counts(study: optuna.Study) -> tuple[int, int, int]:
-    from optuna.trial import TrialState
-
     trials = study.get_trials(deepcopy=False)
     return (
         sum(t.state == TrialState.COMPLETE for t in trials),
@@ -94,8 +98,6 @@ def _counts(study: optuna.Study) -> tuple[int, int, int]:
 
 
 def _study_names(engine: Engine) -> set[str]:
-    import optuna
-
     return {
         s.study_name
         for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
@@ -118,8 +120,6 @@ def first_open_epoch(engine: Engine) -> int | None:
 
 def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna.Study:
     """Study ``epoch``, created and prepared by exactly one process (the others wait for it)."""
-    import optuna
-
     name = engine.study_name(epoch)
     try:
         study = optuna.create_study(
@@ -178,9 +178,6 @@ def _run_worker(
 
 
 def _work(engine: Engine) -> WorkerSummary:
-    import optuna
-    from optuna.trial import TrialState
-
     me = worker_id()
     record = engine.run_record()
     trained = 0
@@ -251,9 +248,6 @@ def surplus_trial(study: optuna.Study, number: int, n_trials: int) -> None:
     Raises:
         optuna.TrialPruned: Trial ``number`` is beyond the first ``n_trials``.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
     ahead = sum(t.number < number for t in study.get_trials(deepcopy=False, states=live))
     if ahead >= n_trials:
@@ -269,12 +263,6 @@ def _local_worker(
     trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int
 ) -> None:
     """Entry point of a worker process started by :func:`coordinate` (spawned, not forked)."""
-    import os
-
-    import optuna
-
-    from optuna_gamma.tuner.runfiles import WORKER_INDEX_ENV
-
     os.environ[WORKER_INDEX_ENV] = str(index)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna_gamma").setLevel(logging.WARNING)
@@ -304,10 +292,6 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
         on_progress: Called about once a second with no arguments while waiting (progress bar,
             log lines).
     """
-    import pickle
-
-    import optuna
-
     cfg = engine.config
     trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
     record = engine.run_record()
@@ -424,15 +408,12 @@ class StaleTrialWatch:
 
     def poll(self) -> int:
         """Fail the stale trials if it is time; return how many were failed."""
-        import optuna
-
         if not self.engine.storage_has_heartbeat() or time.monotonic() - self.last < self.every:
             return 0
         self.last = time.monotonic()
         epoch = first_open_epoch(self.engine)
         if epoch is None or self.engine.study_name(epoch) not in _study_names(self.engine):
             return 0
-        from optuna.trial import TrialState
 
         study = self.engine.load_study(epoch)
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
@@ -446,16 +427,12 @@ class StaleTrialWatch:
 
 
 def worker_id_of(pid: int | None) -> str:
-    import socket
-
     return f"{socket.gethostname()}:{pid}"
 
 
 def fail_trials_of(engine: Engine, worker: str) -> int:
     """Fail the RUNNING trials of a dead local ``worker`` (also those it had not labelled yet)
     and retry each once with the same parameters. Returns how many were failed."""
-    from optuna.trial import TrialState
-
     n = 0
     names = _study_names(engine)
     for epoch in range(1, _n_studies(engine) + 1):
@@ -483,6 +460,4 @@ def fail_trials_of(engine: Engine, worker: str) -> int:
 
 
 def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
-    import dataclasses
-
     return dataclasses.replace(config, **changes)
