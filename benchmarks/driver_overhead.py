@@ -50,9 +50,9 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
     """Wrap the engine's pieces with timers adding up into ``parts`` (wall) and ``cpu``."""
     import optuna
 
-    from optuna_gamma.tuner import engine as engine_mod
-    from optuna_gamma.tuner import states as states_mod
     from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
+    from optuna_gamma.tuner.execution import engine as engine_mod
+    from optuna_gamma.tuner.persistence import states as states_mod
 
     targets = [
         (engine_mod.Engine, "run_study", "study"),

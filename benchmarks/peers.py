@@ -303,7 +303,7 @@ def member_step(
 
     from optuna_gamma.tuner import apply_hyperparameters
     from optuna_gamma.tuner import EpochContext
-    from optuna_gamma.tuner.objectives import kappa_1
+    from optuna_gamma.tuner.search.objectives import kappa_1
 
     apply_hyperparameters(state, {"lr": float(lr)})
     epoch_seed = (int(seed) * 100_003 + int(epoch)) % (2**31)

@@ -371,8 +371,8 @@ def objective(name: str) -> Any:
     reaches the sampler exactly as in the thesis.
     """
     from optuna_gamma.tuner import Objective
-    from optuna_gamma.tuner.objectives import kappa_1
-    from optuna_gamma.tuner.objectives import kappa_2
+    from optuna_gamma.tuner.search.objectives import kappa_1
+    from optuna_gamma.tuner.search.objectives import kappa_2
 
     if name in ("accuracy", "kappa1", "kappa2"):
         return name

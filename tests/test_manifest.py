@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from optuna_gamma.tuner import TunerConfig
-from optuna_gamma.tuner.manifest import current_record
-from optuna_gamma.tuner.manifest import RunManifest
+from optuna_gamma.tuner.execution.manifest import current_record
+from optuna_gamma.tuner.execution.manifest import RunManifest
 
 
 _SPACE = {

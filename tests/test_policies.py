@@ -225,7 +225,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
             else:
                 assert parent == 0  # one explorer, from the best state
     # every carried state is loadable and its recorded metrics are what it evaluates to
-    from optuna_gamma.tuner.engine import Engine
+    from optuna_gamma.tuner.execution.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
@@ -241,7 +241,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
 def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
     cfg = TunerConfig(run="bad", run_dir=str(tmp_path / "bad"), trials_per_epoch=2, epochs=1)
     tune_per_epoch(digits, None, cfg)
-    from optuna_gamma.tuner.engine import Engine
+    from optuna_gamma.tuner.execution.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
@@ -254,7 +254,7 @@ def test_in_distribution() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.distributions import IntDistribution
 
-    from optuna_gamma.tuner.space import in_distribution
+    from optuna_gamma.tuner.search.space import in_distribution
 
     lr = FloatDistribution(1e-3, 0.5, log=True)
     assert in_distribution(lr, 0.01) and in_distribution(lr, 0.5)

@@ -37,14 +37,14 @@ from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
 from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
-from optuna_gamma.tuner.objectives import kappa_1  # noqa: E402
-from optuna_gamma.tuner.runfiles import derive_seed  # noqa: E402
-from optuna_gamma.tuner.samplers import parse_sampler  # noqa: E402
-from optuna_gamma.tuner.samplers import ReseededSampler  # noqa: E402
-from optuna_gamma.tuner.samplers import SamplerPlan  # noqa: E402
-from optuna_gamma.tuner.space import grid_points  # noqa: E402
-from optuna_gamma.tuner.space import ParamSpace  # noqa: E402
-from optuna_gamma.tuner.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.persistence.runfiles import derive_seed  # noqa: E402
+from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.search.objectives import kappa_1  # noqa: E402
+from optuna_gamma.tuner.search.samplers import parse_sampler  # noqa: E402
+from optuna_gamma.tuner.search.samplers import ReseededSampler  # noqa: E402
+from optuna_gamma.tuner.search.samplers import SamplerPlan  # noqa: E402
+from optuna_gamma.tuner.search.space import grid_points  # noqa: E402
+from optuna_gamma.tuner.search.space import ParamSpace  # noqa: E402
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -204,7 +204,7 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     assert SamplerPlan("gamma", space, None, 2, True).trials_per_epoch == 12
     from unittest import mock
 
-    import optuna_gamma.tuner.samplers as registry
+    import optuna_gamma.tuner.search.samplers as registry
 
     for det in (True, False):
         with mock.patch.object(registry, "GammaBOSampler", wraps=registry.GammaBOSampler) as g:
@@ -559,7 +559,7 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
     below the worst a healthy trial can have (accuracy 0 and 10x the start loss), so they are
     below every healthy trial in whatever order trials finish, without squashing the healthy
     trials' spread."""
-    from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
+    from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
 
     space = {"lr": FloatDistribution(1e-2, 1e4, log=True)}
     res = tune_per_epoch(digits, space, _cfg(tmp_path, "d", sampler="grid:8"))
@@ -722,7 +722,7 @@ def test_imports_do_not_import_torch() -> None:
 
     code = (
         "import sys, optuna_gamma, optuna_gamma.tuner, optuna_gamma.tuner.cli, "
-        "optuna_gamma.tuner.report;"
+        "optuna_gamma.tuner.reporting.report;"
         "from optuna_gamma.tuner.cli import _build_parser; _build_parser();"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )

@@ -49,20 +49,20 @@ from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.failures import cli_exit_status
-from optuna_gamma.tuner.failures import is_reported_failure
+from optuna_gamma.tuner.execution.failures import cli_exit_status
+from optuna_gamma.tuner.execution.failures import is_reported_failure
+from optuna_gamma.tuner.execution.worker_setup import worker_setup
+from optuna_gamma.tuner.execution.workers import run_worker
 from optuna_gamma.tuner.frontend import cli_flag
-from optuna_gamma.tuner.report import build_report
-from optuna_gamma.tuner.report import collect_runs
-from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
-from optuna_gamma.tuner.space import SearchSpace
-from optuna_gamma.tuner.storage import dashboard_command
-from optuna_gamma.tuner.storage import mask_url
-from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.persistence.storage import dashboard_command
+from optuna_gamma.tuner.persistence.storage import mask_url
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.reporting.report import build_report
+from optuna_gamma.tuner.reporting.report import collect_runs
+from optuna_gamma.tuner.search.samplers import SAMPLER_CHOICES
+from optuna_gamma.tuner.search.space import SearchSpace
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
-from optuna_gamma.tuner.worker_setup import worker_setup
-from optuna_gamma.tuner.workers import run_worker
 
 
 __all__ = ["DATA_ROOT_ENV", "main"]

@@ -11,9 +11,9 @@ import re
 from typing import Any
 from typing import Union
 
-from optuna_gamma.tuner.objectives import resolve_objective
 from optuna_gamma.tuner.policies.base import Policy
-from optuna_gamma.tuner.samplers import parse_sampler
+from optuna_gamma.tuner.search.objectives import resolve_objective
+from optuna_gamma.tuner.search.samplers import parse_sampler
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
@@ -92,7 +92,8 @@ class TunerConfig:
         run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``);
             calling again with the same name resumes the run. Default: ``run-<8 hex>``, a hash
             of what determines the result (trainer, space, objective, sampler, seed, mode;
-            :mod:`optuna_gamma.tuner.identity`), so unrelated scripts never share a run.
+            :mod:`optuna_gamma.tuner.persistence.identity`), so unrelated scripts never share a
+            run.
         overwrite: Delete the run's studies, states and ``result.json`` first and start again
             (for a run name whose stored run was made with other settings, which is refused
             otherwise).
@@ -102,7 +103,7 @@ class TunerConfig:
             or an Optuna storage object; default ``<run_dir>/journal.log``.
         artifacts: Where training states go: a directory (default ``<run_dir>/artifacts``) or an
             Optuna artifact store object.
-        sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`; kept in its canonical
+        sampler: A registry name (:mod:`optuna_gamma.tuner.search.samplers`; kept in its canonical
             form, e.g. ``"GAMMA"`` becomes ``"gamma"``) or a callable ``seed -> sampler``.
         policy: How the run spends its compute (:mod:`~optuna_gamma.tuner.policies`):
             ``"population"`` (default: a population of committed settings and sampled explorers,
@@ -119,7 +120,7 @@ class TunerConfig:
         epochs: Epochs ``E`` of the per-epoch run (default 1 unless ``budget`` is given);
             whole mode: the epochs of each training.
         objective: ``"kappa1"``, ``"kappa2"`` (``"kappa2:0.2"`` sets lambda), ``"accuracy"``,
-            ``"loss"``, an :class:`~optuna_gamma.tuner.objectives.Objective` or a callable
+            ``"loss"``, an :class:`~optuna_gamma.tuner.search.objectives.Objective` or a callable
             ``metrics -> float``.
         seed: Seeds the initial state, the epochs' randomness and the samplers.
         n_startup_trials: Start-up trials of the model-based samplers.

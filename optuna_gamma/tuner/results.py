@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from optuna_gamma.tuner.runfiles import atomic_write_json
+from optuna_gamma.tuner.persistence.runfiles import atomic_write_json
 
 
 __all__ = ["PerEpochResult", "ScheduleEntry", "WholeResult", "load_result"]

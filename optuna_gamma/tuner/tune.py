@@ -5,7 +5,7 @@ trials each train one epoch from the state adopted in epoch ``e - 1``, and the b
 model, optimizer, scheduler and scaler state becomes the next start (the thesis's
 "Determinant"); its hyperparameters are the epoch's schedule entry. :func:`tune_whole` runs one
 study ``"{run}/whole"`` whose trials each train all ``E`` epochs at constant hyperparameters.
-Both run on :class:`~optuna_gamma.tuner.engine.Engine`; re-running the same call resumes.
+Both run on :class:`~optuna_gamma.tuner.execution.engine.Engine`; re-running the same call resumes.
 """
 
 from __future__ import annotations
@@ -20,20 +20,20 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
-from optuna_gamma.tuner.engine import Engine
-from optuna_gamma.tuner.engine import storage_errors
-from optuna_gamma.tuner.finished import save_result
-from optuna_gamma.tuner.finished import test_metrics
+from optuna_gamma.tuner.execution.engine import Engine
+from optuna_gamma.tuner.execution.engine import storage_errors
+from optuna_gamma.tuner.execution.finished import save_result
+from optuna_gamma.tuner.execution.finished import test_metrics
+from optuna_gamma.tuner.execution.session import tuner_call
+from optuna_gamma.tuner.execution.workers import coordinate
+from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
-from optuna_gamma.tuner.runfiles import crash_point
-from optuna_gamma.tuner.session import tuner_call
-from optuna_gamma.tuner.workers import coordinate
 
 
 if TYPE_CHECKING:
-    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.search.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
 
 
@@ -63,12 +63,12 @@ def tune_per_epoch(
     Args:
         trainer: Your :class:`~optuna_gamma.tuner.trainer.Trainer`, or the built-in
             :class:`~optuna_gamma.tuner.builtin.ThesisTrainer`.
-        space: The search space (:mod:`optuna_gamma.tuner.space`); default
+        space: The search space (:mod:`optuna_gamma.tuner.search.space`); default
             ``trainer.search_space()``.
         config: The settings (:class:`~optuna_gamma.tuner.config.TunerConfig`); with
             ``workers=N`` an epoch's trials run in ``N`` worker processes at once
-            (:mod:`~optuna_gamma.tuner.workers`; the trainer, space and config must then be
-            picklable, and a script must guard its entry point with ``if __name__ ==
+            (:mod:`~optuna_gamma.tuner.execution.workers`; the trainer, space and config must
+            then be picklable, and a script must guard its entry point with ``if __name__ ==
             "__main__":``).
         **settings: Fields of :class:`~optuna_gamma.tuner.config.TunerConfig` that replace
             those of ``config`` (e.g. ``epochs=3, sampler="gamma"``).

@@ -5,9 +5,9 @@ of :data:`~optuna_gamma.tuner.builtin.models.MODELS` with SGD (thesis table 2: m
 weight decay 0.001, no momentum), trains one epoch with
 :func:`~optuna_gamma.tuner.builtin.training.train_one_epoch` on an in-memory dataset of
 :func:`~optuna_gamma.tuner.builtin.data.load_dataset`, and evaluates with
-:func:`~optuna_gamma.tuner.metrics.evaluate`: accuracy and cross-entropy on the validation split
-(all a trial needs for kappa), and on the test split also the thesis's sensitivity, specificity,
-MCC and confusion matrix.
+:func:`~optuna_gamma.tuner.reporting.metrics.evaluate`: accuracy and cross-entropy on the
+validation split (all a trial needs for kappa), and on the test split also the thesis's
+sensitivity, specificity, MCC and confusion matrix.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner.builtin.data import DATASETS
 from optuna_gamma.tuner.builtin.data import load_dataset
-from optuna_gamma.tuner.metrics import evaluate
-from optuna_gamma.tuner.runfiles import derive_seed
-from optuna_gamma.tuner.space import SearchSpace
+from optuna_gamma.tuner.persistence.runfiles import derive_seed
+from optuna_gamma.tuner.reporting.metrics import evaluate
+from optuna_gamma.tuner.search.space import SearchSpace
 from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import TrainingState
 

@@ -59,35 +59,35 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.live import live_progress
+from optuna_gamma.tuner.execution.manifest import current_record
+from optuna_gamma.tuner.execution.manifest import RunManifest
 from optuna_gamma.tuner.frontend import widen_hint
-from optuna_gamma.tuner.identity import check_same_run
-from optuna_gamma.tuner.identity import identity_fields
-from optuna_gamma.tuner.identity import prepare_run
-from optuna_gamma.tuner.identity import resolve_run_name
-from optuna_gamma.tuner.live import live_progress
-from optuna_gamma.tuner.manifest import current_record
-from optuna_gamma.tuner.manifest import RunManifest
-from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
-from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.persistence.identity import check_same_run
+from optuna_gamma.tuner.persistence.identity import identity_fields
+from optuna_gamma.tuner.persistence.identity import prepare_run
+from optuna_gamma.tuner.persistence.identity import resolve_run_name
+from optuna_gamma.tuner.persistence.runfiles import crash_point
+from optuna_gamma.tuner.persistence.runfiles import derive_seed
+from optuna_gamma.tuner.persistence.runfiles import run_lock
+from optuna_gamma.tuner.persistence.runfiles import RunPaths
+from optuna_gamma.tuner.persistence.states import check_artifact_id
+from optuna_gamma.tuner.persistence.states import open_artifact_store
+from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.persistence.states import StateUnavailableError
+from optuna_gamma.tuner.persistence.storage import open_storage
 from optuna_gamma.tuner.policies import make_policy
 from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.policies import Slot
 from optuna_gamma.tuner.policies import ThesisPolicy
-from optuna_gamma.tuner.runfiles import crash_point
-from optuna_gamma.tuner.runfiles import derive_seed
-from optuna_gamma.tuner.runfiles import run_lock
-from optuna_gamma.tuner.runfiles import RunPaths
-from optuna_gamma.tuner.samplers import ReseededSampler
-from optuna_gamma.tuner.samplers import SamplerPlan
-from optuna_gamma.tuner.space import in_distribution
-from optuna_gamma.tuner.space import ParamSpace
-from optuna_gamma.tuner.space import SpaceLike
-from optuna_gamma.tuner.states import check_artifact_id
-from optuna_gamma.tuner.states import open_artifact_store
-from optuna_gamma.tuner.states import StateStore
-from optuna_gamma.tuner.states import StateUnavailableError
-from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
+from optuna_gamma.tuner.search.objectives import resolve_objective
+from optuna_gamma.tuner.search.samplers import ReseededSampler
+from optuna_gamma.tuner.search.samplers import SamplerPlan
+from optuna_gamma.tuner.search.space import in_distribution
+from optuna_gamma.tuner.search.space import ParamSpace
+from optuna_gamma.tuner.search.space import SpaceLike
 from optuna_gamma.tuner.trainer import apply_hyperparameters
 from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import check_trainer
@@ -227,8 +227,8 @@ class Engine:
         mode: ``"per-epoch"`` or ``"whole"``.
         role: ``"serial"`` (this process trains every trial, holding the run lock),
             ``"coordinator"`` (holds the lock, prepares the run and finalizes it while workers
-            train; :mod:`~optuna_gamma.tuner.workers`) or ``"worker"`` (trains trials next to
-            other workers, without the lock).
+            train; :mod:`~optuna_gamma.tuner.execution.workers`) or ``"worker"`` (trains trials
+            next to other workers, without the lock).
 
     Raises:
         ValueError: Any bad argument, found before any work starts.
@@ -347,9 +347,10 @@ class Engine:
             state.model.to(self.device)
 
     def manifest(self) -> RunManifest:
-        """What the studies of this run record about it (:mod:`~optuna_gamma.tuner.manifest`;
-        its identity keys are checked on resume), with the run's length: ``epochs_total`` (the
-        number of studies) and, in whole mode, ``epochs_per_trial``."""
+        """What the studies of this run record about it
+        (:mod:`~optuna_gamma.tuner.execution.manifest`; its identity keys are checked on resume),
+        with the run's length: ``epochs_total`` (the number of studies) and, in whole mode,
+        ``epochs_per_trial``."""
         describe = getattr(self.trainer, "describe", None)
         return RunManifest.from_config(
             self.config,
@@ -915,7 +916,7 @@ class Engine:
     ) -> float:
         """A finite, clearly bad value for a diverged trial.
 
-        With a bound (:attr:`~optuna_gamma.tuner.objectives.Objective.worst`, every built-in
+        With a bound (:attr:`~optuna_gamma.tuner.search.objectives.Objective.worst`, every built-in
         objective has one): just beyond the worst value a healthy trial can have, given the
         epoch's start metrics, ``worst - sign * 1e-3 * max(1, |worst|)``. For kappa_1 with a
         start loss of 2.3 that is ``0 - 0.5 ln(23) = -1.57``: below every healthy trial whatever
@@ -1152,7 +1153,7 @@ class Engine:
     @contextlib.contextmanager
     def progress(self, total: int, done: int) -> Iterator[None]:
         """A tqdm bar over the run's trials (total and start count right on resume) and the
-        running epoch's trials (:mod:`optuna_gamma.tuner.live`)."""
+        running epoch's trials (:mod:`optuna_gamma.tuner.execution.live`)."""
         with live_progress(self, total, done):
             yield
 

@@ -4,7 +4,7 @@
 :func:`~optuna_gamma.tuner.tune.tune_whole` run inside :func:`tuner_call`:
 
 - a failed trial or a Ctrl-C is reported once
-  (:func:`~optuna_gamma.tuner.failures.reported_failures`);
+  (:func:`~optuna_gamma.tuner.execution.failures.reported_failures`);
 - Optuna's own INFO lines ("Trial 3 finished with value ...", "Using an existing study ...")
   are hidden while Optuna's verbosity is its default (INFO), as the CLI always did: the tuner
   logs one line per adopted epoch itself. A user who set another verbosity (e.g.
@@ -19,7 +19,7 @@ import contextlib
 
 import optuna
 
-from optuna_gamma.tuner.failures import reported_failures
+from optuna_gamma.tuner.execution.failures import reported_failures
 
 
 __all__ = ["quiet_optuna", "tuner_call"]

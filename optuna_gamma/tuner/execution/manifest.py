@@ -2,11 +2,12 @@
 
 The first process of a run writes a :class:`RunManifest` (:meth:`RunManifest.to_record`, a
 JSON-safe dict) into the user attribute ``config`` of each of the run's studies. A resumed call
-compares the identity keys with its own (:func:`~optuna_gamma.tuner.identity.check_same_run`);
-a standalone worker (``optuna-gamma worker``) reads it back (:meth:`RunManifest.from_record`)
-and rebuilds the run's :class:`~optuna_gamma.tuner.config.TunerConfig` from it
-(:meth:`RunManifest.to_config`). A record read from a storage is untrusted: every field is
-type-checked, and a malformed record is a :class:`ValueError` naming the field.
+compares the identity keys with its own
+(:func:`~optuna_gamma.tuner.persistence.identity.check_same_run`); a standalone worker
+(``optuna-gamma worker``) reads it back (:meth:`RunManifest.from_record`) and rebuilds the run's
+:class:`~optuna_gamma.tuner.config.TunerConfig` from it (:meth:`RunManifest.to_config`). A record
+read from a storage is untrusted: every field is type-checked, and a malformed record is a
+:class:`ValueError` naming the field.
 
 Each setting has one name from flag to result: ``--trials-per-epoch`` is
 ``TunerConfig.trials_per_epoch``, ``RunManifest.trials_per_epoch``, the record's key
@@ -75,7 +76,7 @@ class RunManifest:
         epochs_per_trial: Whole mode: the epochs each trial trains (``None`` per epoch).
         trainer: The trainer's ``describe()`` or its class name.
         trainer_spec: How workers get the trainer (compared with theirs, never imported).
-        trainer_code, model: Identity hashes (:mod:`optuna_gamma.tuner.identity`).
+        trainer_code, model: Identity hashes (:mod:`optuna_gamma.tuner.persistence.identity`).
         warm_start, n_startup_trials, keep_trial_states, heartbeat_interval, grace_period,
             num_threads: As in :class:`~optuna_gamma.tuner.config.TunerConfig`.
         device: The head's device (a worker uses its own).

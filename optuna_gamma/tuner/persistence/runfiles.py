@@ -9,7 +9,7 @@ Layout of a run directory (``run_dir``)::
     .lock          held (``fcntl.flock``) while a driver works on the run
 
 Training states never live under a path the tuner makes up: they are artifacts (see
-:mod:`optuna_gamma.tuner.states`), referenced from the studies by artifact id only.
+:mod:`optuna_gamma.tuner.persistence.states`), referenced from the studies by artifact id only.
 
 Seeds: :func:`derive_seed` maps the run seed and a tuple of keys (ints or strings) to a 32-bit
 seed via :class:`numpy.random.SeedSequence` (strings through CRC-32, which is stable across

@@ -1,6 +1,6 @@
 """The live view of a run: a progress bar, the running epoch's trials, log lines that fit.
 
-:func:`live_progress` is what :meth:`Engine.progress <optuna_gamma.tuner.engine.Engine.progress>`
+:func:`live_progress` is what :meth:`Engine.progress <.Engine.progress>`
 opens around a run. It gives the engine a :class:`LiveView` as its bar: every time the engine
 (serial: after each trial; with workers: the coordinator, about once a second) counts finished
 trials, the view reads the running epoch's study and reports each newly finished trial once,

@@ -27,7 +27,7 @@ import optuna
 from optuna.distributions import json_to_distribution
 
 from optuna_gamma.tuner.builtin import ThesisTrainer
-from optuna_gamma.tuner.manifest import RunManifest
+from optuna_gamma.tuner.execution.manifest import RunManifest
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 

@@ -40,7 +40,7 @@ from sqlalchemy.engine import make_url
 import sqlalchemy.exc
 
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 
 
 __all__ = ["dashboard_command", "get_storage", "mask_secrets", "mask_url", "open_storage"]

@@ -45,19 +45,19 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
-from optuna_gamma.tuner.engine import Engine
-from optuna_gamma.tuner.engine import storage_errors
-from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.failures import reported_failures
-from optuna_gamma.tuner.runfiles import WORKER_INDEX_ENV
+from optuna_gamma.tuner.execution.engine import Engine
+from optuna_gamma.tuner.execution.engine import storage_errors
+from optuna_gamma.tuner.execution.engine import worker_id
+from optuna_gamma.tuner.execution.failures import reported_failures
+from optuna_gamma.tuner.persistence.runfiles import WORKER_INDEX_ENV
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
     from optuna_gamma.tuner.config import TunerConfig
-    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.search.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
 
 

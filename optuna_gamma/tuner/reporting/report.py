@@ -19,10 +19,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from optuna_gamma.tuner.plots import plot_confusion_heatmap
-from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
-from optuna_gamma.tuner.plots import write_html
-from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
+from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
+from optuna_gamma.tuner.reporting.plots import write_html
 
 
 __all__ = ["build_report", "collect_runs"]

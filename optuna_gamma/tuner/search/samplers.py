@@ -53,7 +53,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_gamma.samplers import GammaBOSampler
-from optuna_gamma.tuner.space import ParamSpace
+from optuna_gamma.tuner.search.space import ParamSpace
 
 
 __all__ = [

@@ -35,12 +35,12 @@ import optuna
 from optuna.artifacts import get_all_artifact_meta
 
 from optuna_gamma.tuner._logging import get_logger
-from optuna_gamma.tuner.states import check_artifact_id
+from optuna_gamma.tuner.persistence.states import check_artifact_id
 
 
 if TYPE_CHECKING:
     from optuna_gamma.tuner.config import TunerConfig
-    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.persistence.states import StateStore
 
 
 __all__ = [
