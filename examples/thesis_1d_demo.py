@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict[str, int | None]:
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
 
-    from optuna_gamma.tuner.plots import write_html
+    from optuna_gamma.tuner.reporting.plots import write_html
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     x_star, f_star = true_maximum()

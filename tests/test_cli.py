@@ -61,7 +61,10 @@ def test_console_script_entry_point_is_main() -> None:
             ["tune", "--dataset", "digits", "--lr-low", "-1", "--lr-high", "0.5"],
             "--lr-low must be > 0",
         ),
-        (["tune", "--dataset", "digits", "--threads", "0"], "--threads must be >= 1"),
+        (
+            ["tune", "--dataset", "digits", "--threads", "0"],
+            "--threads: must be an int >= 1, got 0",
+        ),
         (["tune", "--dataset", "digits", "--kappa-lambda", "2"], "--kappa-lambda"),
         (["tune", "--trainer", "nomodule_xyz:make"], "cannot import 'nomodule_xyz'"),
         (["tune", "--trainer", "json:loads"], "calling loads() failed"),
@@ -69,9 +72,14 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune", "--trainer", "json"], "MODULE:FACTORY"),
         (["tune", "--trainer", "missing.py:make"], "no file 'missing.py'"),
         (["tune", "--trainer", "json:nothing_here"], "has no attribute 'nothing_here'"),
-        (["tune", "--dataset", "digits", "--epochs", "0"], "--epochs must be >= 1"),
-        (["tune", "--dataset", "digits", "--budget", "0"], "--budget must be >= 1"),
+        (["tune", "--dataset", "digits", "--epochs", "0"], "--epochs: must be an int >= 1, got 0"),
+        (["tune", "--dataset", "digits", "--budget", "0"], "--budget: must be an int >= 1, got 0"),
         (["tune", "--dataset", "digits", "--budget", "9", "--epochs", "2"], "not both"),
+        (
+            ["tune", "--dataset", "digits", "--trials-per-epoch", "0"],
+            "--trials-per-epoch: must be an int >= 1, got 0",
+        ),
+        (["tune", "--dataset", "digits", "--seed", "-1"], "--seed: must be an int >= 0, got -1"),
         (["tune", "--dataset", "digits", "--policy", "pbt"], "invalid choice: 'pbt'"),
         (["tune", "--dataset", "digits", "--tune-momentum", "0.1"], "LOW,HIGH"),
         (["tune", "--dataset", "mnist"], "--data-root is required"),
@@ -139,7 +147,7 @@ def test_tiny_real_run_writes_result_and_report(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "tiny" / "result.json").read_text())
     assert (
         result["sampler"] == "gamma"
-        and result["trials_per_study"] == 2
+        and result["trials_per_epoch"] == 2
         and len(result["schedule"]) == 1
     )
     assert (
@@ -231,7 +239,7 @@ def test_per_epoch_mnist_example_runs(tmp_path: Path, data_root: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert (
-        result["trials_per_study"] == 2
+        result["trials_per_epoch"] == 2
         and sum(map(sum, result["test"]["confusion_matrix"])) == 10000
     )
     assert (

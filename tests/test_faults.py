@@ -28,9 +28,9 @@ from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner.cli import main  # noqa: E402
-from optuna_gamma.tuner.storage import dashboard_command  # noqa: E402
-from optuna_gamma.tuner.storage import mask_url  # noqa: E402
-from optuna_gamma.tuner.storage import open_storage  # noqa: E402
+from optuna_gamma.tuner.persistence.storage import dashboard_command  # noqa: E402
+from optuna_gamma.tuner.persistence.storage import mask_url  # noqa: E402
+from optuna_gamma.tuner.persistence.storage import open_storage  # noqa: E402
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -387,7 +387,8 @@ def test_two_drivers_on_a_fresh_storage(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.undo()
 
     code = (
-        "import sys; from optuna_gamma.tuner.storage import open_storage; import optuna;"
+        "import sys; import optuna;"
+        "from optuna_gamma.tuner.persistence.storage import open_storage;"
         "s, _ = open_storage(sys.argv[1]); optuna.create_study(storage=s, study_name=sys.argv[2])"
     )
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -465,7 +466,7 @@ def test_a_storage_password_is_neither_printed_nor_saved(
 ) -> None:
     """A PostgreSQL URL with a password (the connection itself served by SQLite here): the
     dashboard line, the log, result.json and the studies' records carry only the masked URL."""
-    import optuna_gamma.tuner.storage as storage_mod
+    import optuna_gamma.tuner.persistence.storage as storage_mod
 
     real = storage_mod._connect
     monkeypatch.setattr(

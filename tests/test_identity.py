@@ -18,9 +18,9 @@ from optuna_gamma.tuner import get_storage  # noqa: E402
 from optuna_gamma.tuner import TrainingState  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 from optuna_gamma.tuner import TunerConfig  # noqa: E402
-from optuna_gamma.tuner.identity import check_same_run  # noqa: E402
-from optuna_gamma.tuner.identity import default_run_name  # noqa: E402
-from optuna_gamma.tuner.identity import RunMismatchError  # noqa: E402
+from optuna_gamma.tuner.persistence.identity import check_same_run  # noqa: E402
+from optuna_gamma.tuner.persistence.identity import default_run_name  # noqa: E402
+from optuna_gamma.tuner.persistence.identity import RunMismatchError  # noqa: E402
 
 
 SPACE = {"lr": FloatDistribution(1e-3, 0.5, log=True)}

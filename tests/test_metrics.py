@@ -15,8 +15,8 @@ from sklearn.metrics import recall_score
 import torch
 import torch.nn.functional as F
 
-from optuna_gamma.tuner.metrics import classification_report
-from optuna_gamma.tuner.metrics import evaluate
+from optuna_gamma.tuner.reporting.metrics import classification_report
+from optuna_gamma.tuner.reporting.metrics import evaluate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def test_evaluate_on_real_digits() -> None:
 
 def test_import_does_not_pull_torch_or_sklearn() -> None:
     code = (
-        "import sys, optuna_gamma.tuner.metrics; "
+        "import sys, optuna_gamma.tuner.reporting.metrics; "
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

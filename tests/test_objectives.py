@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optuna_gamma.tuner.objectives import DEFAULT_LAMBDA
-from optuna_gamma.tuner.objectives import kappa_1
-from optuna_gamma.tuner.objectives import kappa_2
-from optuna_gamma.tuner.objectives import LOSS_FLOOR
-from optuna_gamma.tuner.objectives import Objective
-from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.search.objectives import DEFAULT_LAMBDA
+from optuna_gamma.tuner.search.objectives import kappa_1
+from optuna_gamma.tuner.search.objectives import kappa_2
+from optuna_gamma.tuner.search.objectives import LOSS_FLOOR
+from optuna_gamma.tuner.search.objectives import Objective
+from optuna_gamma.tuner.search.objectives import resolve_objective
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_objective_names_missing_metrics_and_bad_returns() -> None:
 
 def test_import_does_not_pull_torch() -> None:
     code = (
-        "import sys, optuna_gamma.tuner.objectives; "
+        "import sys, optuna_gamma.tuner.search.objectives; "
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

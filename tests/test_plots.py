@@ -13,10 +13,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from optuna_gamma.tuner.plots import plot_confusion_heatmap
-from optuna_gamma.tuner.plots import plot_metric_vs_learning_rate
-from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
-from optuna_gamma.tuner.plots import write_html
+from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
+from optuna_gamma.tuner.reporting.plots import plot_metric_vs_learning_rate
+from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
+from optuna_gamma.tuner.reporting.plots import write_html
 
 
 CM = [[8, 2, 0], [1, 6, 3], [0, 0, 0]]  # class 2 has no true sample
@@ -65,7 +65,7 @@ def test_confusion_heatmap_counts_and_default_names() -> None:
 
 
 def test_confusion_heatmap_from_classification_report() -> None:
-    from optuna_gamma.tuner.metrics import classification_report
+    from optuna_gamma.tuner.reporting.metrics import classification_report
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 200)
@@ -241,7 +241,7 @@ def test_write_html_bad_input(tmp_path: Path) -> None:
 
 
 def test_import_does_not_pull_plotly() -> None:
-    code = "import sys, optuna_gamma.tuner.plots; assert 'plotly' not in sys.modules"
+    code = "import sys, optuna_gamma.tuner.reporting.plots; assert 'plotly' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -225,7 +225,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
             else:
                 assert parent == 0  # one explorer, from the best state
     # every carried state is loadable and its recorded metrics are what it evaluates to
-    from optuna_gamma.tuner.engine import Engine
+    from optuna_gamma.tuner.execution.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
@@ -241,7 +241,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
 def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
     cfg = TunerConfig(run="bad", run_dir=str(tmp_path / "bad"), trials_per_epoch=2, epochs=1)
     tune_per_epoch(digits, None, cfg)
-    from optuna_gamma.tuner.engine import Engine
+    from optuna_gamma.tuner.execution.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
@@ -278,13 +278,13 @@ def test_a_worker_adopting_after_another_keeps_its_adoption(
     overwriting the records."""
     cfg = TunerConfig(run="race", run_dir=str(tmp_path / "race"), budget=4, seed=2)
     tune_per_epoch(digits, None, cfg)
-    from optuna_gamma.tuner.engine import Engine
+    from optuna_gamma.tuner.execution.engine import Engine
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
         study = engine.load_study(1)
         before = study.user_attrs["adopted"], study.user_attrs["population"]
-        from optuna_gamma.tuner.states import StateUnavailableError
+        from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
         assert engine.store is not None
         for t in study.get_trials():  # the originals are gone: only the study's copies remain
@@ -309,7 +309,7 @@ def test_in_distribution() -> None:
     from optuna.distributions import FloatDistribution
     from optuna.distributions import IntDistribution
 
-    from optuna_gamma.tuner.space import in_distribution
+    from optuna_gamma.tuner.search.space import in_distribution
 
     lr = FloatDistribution(1e-3, 0.5, log=True)
     assert in_distribution(lr, 0.01) and in_distribution(lr, 0.5)

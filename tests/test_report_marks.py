@@ -16,8 +16,8 @@ pytest.importorskip("torch")
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 from optuna_gamma.tuner import TunerConfig  # noqa: E402
-from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate  # noqa: E402
-from optuna_gamma.tuner.report import build_report  # noqa: E402
+from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate  # noqa: E402
+from optuna_gamma.tuner.reporting.report import build_report  # noqa: E402
 
 
 LABEL = "adopted trial (best objective of its epoch)"

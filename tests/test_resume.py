@@ -89,7 +89,7 @@ def _final(run_dir: Path):
     from optuna.artifacts import FileSystemArtifactStore
 
     from optuna_gamma.tuner import load_result
-    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.persistence.states import StateStore
 
     res = load_result(run_dir / "result.json")
     return res, StateStore(FileSystemArtifactStore(res.artifacts)).load(res.final_state)

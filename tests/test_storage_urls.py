@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from optuna_gamma.tuner.storage import open_storage
+from optuna_gamma.tuner.persistence.storage import open_storage
 
 
 @pytest.mark.parametrize(

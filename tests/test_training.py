@@ -24,8 +24,8 @@ from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.training import default_device  # noqa: E402
 from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
 from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
-from optuna_gamma.tuner.states import StateStore  # noqa: E402
-from optuna_gamma.tuner.states import StateUnavailableError  # noqa: E402
+from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.persistence.states import StateUnavailableError  # noqa: E402
 from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
 from optuna_gamma.tuner.trainer import capture  # noqa: E402
 from optuna_gamma.tuner.trainer import restore  # noqa: E402

@@ -182,7 +182,8 @@ def test_a_worker_writes_only_where_its_own_command_line_says(
 
 def test_workers_module_does_not_import_the_cli() -> None:
     code = (
-        "import sys, optuna_gamma.tuner.workers, optuna_gamma.tuner.worker_setup; "
+        "import sys, optuna_gamma.tuner.execution.workers, "
+        "optuna_gamma.tuner.execution.worker_setup; "
         "print('optuna_gamma.tuner.cli' in sys.modules)"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -339,7 +340,7 @@ def test_tune_on_a_file_that_is_not_a_journal_refuses_and_keeps_it(
 
 
 def test_report_reads_a_journal_without_changing_it(tmp_path: Path) -> None:
-    from optuna_gamma.tuner.storage import open_storage
+    from optuna_gamma.tuner.persistence.storage import open_storage
 
     journal = tmp_path / "runs.log"
     storage, _ = open_storage(str(journal))
@@ -360,7 +361,7 @@ def test_report_reads_a_journal_without_changing_it(tmp_path: Path) -> None:
 def test_report_does_not_change_an_sqlite_file(tmp_path: Path) -> None:
     import hashlib
 
-    from optuna_gamma.tuner.storage import open_storage
+    from optuna_gamma.tuner.persistence.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'r.db'}"
     optuna.create_study(study_name="x/epoch-001", storage=url)
@@ -391,7 +392,7 @@ _CREDENTIAL_URLS = [
 
 @pytest.mark.parametrize("url", _CREDENTIAL_URLS)
 def test_every_credential_form_is_masked(url: str) -> None:
-    from optuna_gamma.tuner.storage import mask_url
+    from optuna_gamma.tuner.persistence.storage import mask_url
 
     shown = mask_url(url)
     assert "s3cret" not in shown and "s3c" not in shown and "***" in shown, shown
@@ -399,7 +400,7 @@ def test_every_credential_form_is_masked(url: str) -> None:
 
 
 def test_masking_keeps_urls_without_secrets() -> None:
-    from optuna_gamma.tuner.storage import mask_url
+    from optuna_gamma.tuner.persistence.storage import mask_url
 
     for url in ("sqlite:////tmp/x.db", "postgresql://u@h/db?application_name=mypassword"):
         assert mask_url(url) == url
@@ -415,7 +416,7 @@ def test_masking_keeps_urls_without_secrets() -> None:
 def test_a_query_password_is_neither_printed_nor_saved(
     tmp_path: Path, monkeypatch, capsys, url: str
 ) -> None:
-    import optuna_gamma.tuner.storage as storage_mod
+    import optuna_gamma.tuner.persistence.storage as storage_mod
 
     real = storage_mod._connect
     monkeypatch.setattr(  # the connection itself served by SQLite
@@ -517,8 +518,8 @@ def test_the_state_store_refuses_a_state_whose_digest_differs(digits, tmp_path: 
     """A well-formed state with other weights than its trial stored is refused by its digest."""
     from optuna_gamma.tuner import get_storage
     from optuna_gamma.tuner import tune_per_epoch
-    from optuna_gamma.tuner.states import StateStore
-    from optuna_gamma.tuner.states import StateUnavailableError
+    from optuna_gamma.tuner.persistence.states import StateStore
+    from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
     one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1, keep_trial_states=True))
     study = optuna.load_study(study_name="f/epoch-001", storage=get_storage(one.storage))
@@ -711,14 +712,14 @@ def test_a_huge_number_of_preliminary_samples_is_refused_at_construction() -> No
 # ------------------------------------------------------------------ 7: a dead process's lock
 _HOLD_AND_DIE = """
 import os, sys
-from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 OwnedSymlinkLock(sys.argv[1]).acquire()
 os._exit(0)  # dies holding the lock, as under kill -9
 """
 
 _ACQUIRE = """
 import sys
-from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 lock = OwnedSymlinkLock(sys.argv[1], grace_period=None)  # no grace period: only the owner check
 lock.acquire()
 lock.release()
@@ -752,7 +753,7 @@ def json_owner(lock: Path) -> dict:
 
 
 def test_a_live_or_unknown_holder_is_not_broken(tmp_path: Path) -> None:
-    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
+    from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 
     journal = tmp_path / "journal.log"
     journal.write_bytes(b"")
@@ -771,8 +772,8 @@ def test_a_live_or_unknown_holder_is_not_broken(tmp_path: Path) -> None:
 
 
 def test_journal_storages_use_the_owned_lock(tmp_path: Path) -> None:
-    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
-    from optuna_gamma.tuner.storage import open_storage
+    from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
+    from optuna_gamma.tuner.persistence.storage import open_storage
 
     storage, _ = open_storage(str(tmp_path / "j.log"))
     assert isinstance(storage._backend._lock, OwnedSymlinkLock)
@@ -782,7 +783,7 @@ def test_journal_storages_use_the_owned_lock(tmp_path: Path) -> None:
 def test_run_names_from_the_storage_are_plain_text_in_the_report(digits, tmp_path: Path) -> None:
     from optuna_gamma.tuner import get_storage
     from optuna_gamma.tuner import tune_per_epoch
-    from optuna_gamma.tuner.report import build_report
+    from optuna_gamma.tuner.reporting.report import build_report
 
     one = tune_per_epoch(digits, None, _cfg(tmp_path, "plain", epochs=1))
     storage = get_storage(one.storage)
@@ -805,7 +806,7 @@ def test_a_trial_asked_beyond_the_epochs_t_is_pruned_before_training() -> None:
     """Two workers that both saw T - 1 trials ask one each: the later one is pruned."""
     from optuna.trial import TrialState
 
-    from optuna_gamma.tuner.workers import surplus_trial
+    from optuna_gamma.tuner.execution.workers import surplus_trial
 
     study = optuna.create_study()
     for x in (0.1, 0.2):

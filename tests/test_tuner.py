@@ -37,14 +37,14 @@ from optuna_gamma.tuner import TunerConfig  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
 from optuna_gamma.tuner.builtin.training import make_optimizer  # noqa: E402
 from optuna_gamma.tuner.builtin.training import train_one_epoch  # noqa: E402
-from optuna_gamma.tuner.objectives import kappa_1  # noqa: E402
-from optuna_gamma.tuner.runfiles import derive_seed  # noqa: E402
-from optuna_gamma.tuner.samplers import parse_sampler  # noqa: E402
-from optuna_gamma.tuner.samplers import ReseededSampler  # noqa: E402
-from optuna_gamma.tuner.samplers import SamplerPlan  # noqa: E402
-from optuna_gamma.tuner.space import grid_points  # noqa: E402
-from optuna_gamma.tuner.space import ParamSpace  # noqa: E402
-from optuna_gamma.tuner.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.persistence.runfiles import derive_seed  # noqa: E402
+from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
+from optuna_gamma.tuner.search.objectives import kappa_1  # noqa: E402
+from optuna_gamma.tuner.search.samplers import parse_sampler  # noqa: E402
+from optuna_gamma.tuner.search.samplers import ReseededSampler  # noqa: E402
+from optuna_gamma.tuner.search.samplers import SamplerPlan  # noqa: E402
+from optuna_gamma.tuner.search.space import grid_points  # noqa: E402
+from optuna_gamma.tuner.search.space import ParamSpace  # noqa: E402
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -201,15 +201,14 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
     two = ParamSpace.of({"lr": FloatDistribution(1e-3, 0.5), "wd": FloatDistribution(0, 1)})
     with pytest.raises(ValueError, match="tunes nothing"):
         SamplerPlan("fixed", two, None, 2, True)
-    assert SamplerPlan("gamma", space, None, 2, True).trials == 12
+    assert SamplerPlan("gamma", space, None, 2, True).trials_per_epoch == 12
     from unittest import mock
 
-    import optuna_gamma.samplers
+    from optuna_gamma.samplers import GammaBOSampler
+    import optuna_gamma.tuner.search.samplers as registry
 
     for det in (True, False):
-        with mock.patch.object(
-            optuna_gamma.samplers, "GammaBOSampler", wraps=optuna_gamma.samplers.GammaBOSampler
-        ) as g:
+        with mock.patch.object(registry, "GammaBOSampler", wraps=GammaBOSampler) as g:
             SamplerPlan("gamma", space, None, 2, det).factory(7)
         assert (
             g.call_args.kwargs["deterministic_objective"] is det
@@ -408,7 +407,7 @@ def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
 
 def test_fixed_learning_rate_baseline(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(digits, None, _cfg(tmp_path, "f", sampler="fixed:0.05", epochs=2))
-    assert res.trials_per_study == 1 and res.learning_rates == [0.05, 0.05]
+    assert res.trials_per_epoch == 1 and res.learning_rates == [0.05, 0.05]
     with pytest.raises(ValueError, match="tunes nothing"):
         tune_per_epoch(
             digits, SearchSpace(batch_size=[16, 32]), _cfg(tmp_path, "f2", sampler="fixed")
@@ -438,7 +437,7 @@ def test_tuned_batch_size_and_grid_product(digits, tmp_path: Path) -> None:
     res = tune_per_epoch(digits, space, _cfg(tmp_path, "gb", sampler="grid:2"))
     study = optuna.load_study(study_name="gb/epoch-001", storage=get_storage(res.storage))
     assert len({(t.params["lr"], t.params["batch_size"]) for t in study.get_trials()}) == 4
-    assert res.trials_per_study == 4 and res.schedule[0].params["batch_size"] in (32, 64)
+    assert res.trials_per_epoch == 4 and res.schedule[0].params["batch_size"] in (32, 64)
 
 
 def test_bad_arguments_before_any_work(digits, tmp_path: Path) -> None:
@@ -561,7 +560,7 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
     below the worst a healthy trial can have (accuracy 0 and 10x the start loss), so they are
     below every healthy trial in whatever order trials finish, without squashing the healthy
     trials' spread."""
-    from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
+    from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
 
     space = {"lr": FloatDistribution(1e-2, 1e4, log=True)}
     res = tune_per_epoch(digits, space, _cfg(tmp_path, "d", sampler="grid:8"))
@@ -724,7 +723,7 @@ def test_imports_do_not_import_torch() -> None:
 
     code = (
         "import sys, optuna_gamma, optuna_gamma.tuner, optuna_gamma.tuner.cli, "
-        "optuna_gamma.tuner.report;"
+        "optuna_gamma.tuner.reporting.report;"
         "from optuna_gamma.tuner.cli import _build_parser; _build_parser();"
         "assert 'torch' not in sys.modules, 'torch imported'"
     )

@@ -92,8 +92,8 @@ def check_run(
 
 
 def _final_state_loads(result: dict) -> None:
-    from optuna_gamma.tuner.states import open_artifact_store
-    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.persistence.states import open_artifact_store
+    from optuna_gamma.tuner.persistence.states import StateStore
 
     store, _ = open_artifact_store(result["artifacts"], Path(result["run_dir"]) / "artifacts")
     snap = StateStore(store).load(result["final_state"])

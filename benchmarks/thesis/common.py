@@ -376,8 +376,8 @@ def objective(name: str) -> Any:
     reaches the sampler exactly as in the thesis.
     """
     from optuna_gamma.tuner import Objective
-    from optuna_gamma.tuner.objectives import kappa_1
-    from optuna_gamma.tuner.objectives import kappa_2
+    from optuna_gamma.tuner.search.objectives import kappa_1
+    from optuna_gamma.tuner.search.objectives import kappa_2
 
     if name in ("accuracy", "kappa1", "kappa2"):
         return name
@@ -653,7 +653,7 @@ def run_policy(
         "epochs": res.epochs,
         "final_epochs": res.final_epochs,
         "rounds": plan.epochs,
-        "trials_per_study": res.trials_per_study,
+        "trials_per_study": res.trials_per_epoch,
         "schedule": schedule,
         "test": {str(res.final_epochs): test_metrics(res.test)},
         "compute_epochs": res.compute_epochs,
@@ -721,7 +721,7 @@ def run_per_epoch(
         "objective": res.objective,
         "seed": seed,
         "epochs": res.epochs,
-        "trials_per_study": res.trials_per_study,
+        "trials_per_study": res.trials_per_epoch,
         "schedule": _schedule(res, run_dir),
         "test": tests,
         "compute_epochs": res.trials_trained,
@@ -831,7 +831,7 @@ def run_whole(
         "objective": res.objective,
         "seed": seed,
         "epochs": epochs,
-        "trials_per_study": res.trials_per_study,
+        "trials_per_study": res.trials_per_epoch,
         "lr": res.best.lr,
         "valid_accuracy": res.best.metrics.get("accuracy"),
         "valid_loss": res.best.metrics.get("loss"),

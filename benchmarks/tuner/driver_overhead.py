@@ -50,11 +50,10 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
     """Wrap the engine's pieces with timers adding up into ``parts`` (wall) and ``cpu``."""
     import optuna
 
-    from optuna_gamma.tuner import engine as engine_mod
-    from optuna_gamma.tuner import states as states_mod
-    from optuna_gamma.tuner import trainer as trainer_mod
     from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
-    from optuna_gamma.tuner.samplers import ReseededSampler
+    from optuna_gamma.tuner.execution import engine as engine_mod
+    from optuna_gamma.tuner.persistence import states as states_mod
+    from optuna_gamma.tuner.search.samplers import ReseededSampler
 
     targets = [
         (engine_mod.Engine, "run_study", "study"),
@@ -63,8 +62,8 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
         (states_mod.StateStore, "save", "artifact upload"),
         (states_mod.StateStore, "load", "artifact download"),
         (states_mod.StateStore, "remove", "artifact delete"),
-        (trainer_mod, "capture", "capture"),
-        (trainer_mod, "restore", "restore"),
+        (engine_mod, "capture", "capture"),
+        (engine_mod, "restore", "restore"),
         (optuna.trial.Trial, "set_user_attr", "user attributes"),
         (optuna.study.Study, "ask", "ask (incl. sampler set-up)"),
         (optuna.study.Study, "tell", "tell"),

@@ -451,7 +451,7 @@ def member_step(
 
     from optuna_gamma.tuner import apply_hyperparameters
     from optuna_gamma.tuner import EpochContext
-    from optuna_gamma.tuner.objectives import kappa_1
+    from optuna_gamma.tuner.search.objectives import kappa_1
 
     params = {"lr": float(lr)} if isinstance(lr, (int, float)) else dict(lr)
     apply_hyperparameters(state, params)

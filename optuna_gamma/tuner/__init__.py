@@ -17,15 +17,16 @@ from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.objectives import Objective
-from optuna_gamma.tuner.report import build_report
+from optuna_gamma.tuner.execution.workers import run_worker
+from optuna_gamma.tuner.persistence.storage import get_storage
+from optuna_gamma.tuner.reporting.report import build_report
 from optuna_gamma.tuner.results import load_result
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
-from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
-from optuna_gamma.tuner.space import SearchSpace
-from optuna_gamma.tuner.storage import get_storage
+from optuna_gamma.tuner.search.objectives import Objective
+from optuna_gamma.tuner.search.samplers import SAMPLER_CHOICES
+from optuna_gamma.tuner.search.space import SearchSpace
 from optuna_gamma.tuner.trainer import apply_hyperparameters
 from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import FunctionTrainer
@@ -35,7 +36,6 @@ from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 from optuna_gamma.tuner.tune import tune_per_epoch
 from optuna_gamma.tuner.tune import tune_whole
-from optuna_gamma.tuner.workers import run_worker
 
 
 __all__ = [

@@ -12,6 +12,10 @@ import logging
 import re
 import threading
 
+from optuna.logging import create_default_formatter
+
+from optuna_gamma.tuner.errors import TunerError
+
 
 __all__ = ["disable_default_handler", "get_logger", "set_verbosity"]
 
@@ -26,7 +30,6 @@ def _configure() -> None:
     with _lock:
         if _default_handler is not None:
             return
-        from optuna.logging import create_default_formatter
 
         _default_handler = logging.StreamHandler()
         _default_handler.setFormatter(create_default_formatter())
@@ -56,8 +59,6 @@ class _ReportedTrialFailure(logging.Filter):
     command line reports itself, in one line (a full disk, a bad value, a storage failure)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from optuna_gamma.tuner.errors import TunerError
-
         err = record.exc_info[1] if record.exc_info else None
         if isinstance(err, (OSError, ValueError, TunerError)):
             return False

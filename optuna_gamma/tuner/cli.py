@@ -25,6 +25,7 @@ trial starts where it can be known then. Storage passwords are never printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -35,8 +36,33 @@ from typing import Any
 from typing import NoReturn
 from typing import Sequence
 
-from optuna_gamma.tuner.failures import cli_exit_status
-from optuna_gamma.tuner.failures import is_reported_failure
+import optuna
+from optuna.distributions import FloatDistribution
+
+from optuna_gamma import __version__
+from optuna_gamma.tuner import tune_per_epoch
+from optuna_gamma.tuner import tune_whole
+from optuna_gamma.tuner._logging import quiet_reported_trial_failures
+from optuna_gamma.tuner._logging import set_verbosity
+from optuna_gamma.tuner.builtin import ThesisTrainer
+from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
+from optuna_gamma.tuner.config import SettingError
+from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.failures import cli_exit_status
+from optuna_gamma.tuner.execution.failures import is_reported_failure
+from optuna_gamma.tuner.execution.worker_setup import worker_setup
+from optuna_gamma.tuner.execution.workers import run_worker
+from optuna_gamma.tuner.frontend import cli_flag
+from optuna_gamma.tuner.persistence.storage import dashboard_command
+from optuna_gamma.tuner.persistence.storage import mask_url
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.reporting.report import build_report
+from optuna_gamma.tuner.reporting.report import collect_runs
+from optuna_gamma.tuner.search.samplers import SAMPLER_CHOICES
+from optuna_gamma.tuner.search.space import SearchSpace
+from optuna_gamma.tuner.trainer_ref import load_trainer
+from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 __all__ = ["DATA_ROOT_ENV", "main"]
@@ -82,10 +108,6 @@ def _ints(text: str) -> list[int]:
 
 
 def _build_parser() -> _Parser:
-    from optuna_gamma import __version__
-    from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
-    from optuna_gamma.tuner.samplers import SAMPLER_CHOICES
-
     parser = _Parser(
         prog="optuna-gamma",
         description="Per-epoch hyperparameter tuning with Optuna (GammaBOSampler and baselines).",
@@ -185,7 +207,7 @@ def _build_parser() -> _Parser:
     s.add_argument(
         "--trials-per-epoch",
         "--trials",
-        dest="trials",
+        dest="trials_per_epoch",
         type=int,
         default=None,
         help="trials per epoch: thesis policy and whole mode (trainings): default 12, grid "
@@ -380,22 +402,10 @@ def _build_parser() -> _Parser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    """Argument checks that name the flag (ValueError), before anything is loaded."""
+    """Checks of the flags that are not settings of TunerConfig (which checks its own:
+    :func:`_config`), naming the flag (ValueError), before anything is loaded."""
     if args.trainer is None and args.dataset is None:
         raise ValueError("give --dataset (built-in thesis trainer) or --trainer MODULE:FACTORY")
-    for flag, value, low in (
-        ("--epochs", 1 if args.epochs is None else args.epochs, 1),
-        ("--budget", 1 if args.budget is None else args.budget, 1),
-        ("--threads", args.threads, 1),
-        ("--n-startup-trials", args.n_startup_trials, 0),
-        ("--seed", args.seed, 0),
-        ("--workers", args.workers, 0),
-        ("--heartbeat-interval", args.heartbeat_interval, 1),
-    ):
-        if value < low:
-            raise ValueError(f"{flag} must be >= {low}, got {value}")
-    if args.trials is not None and args.trials < 1:
-        raise ValueError(f"--trials-per-epoch must be >= 1, got {args.trials}")
     if args.lr_low is not None and args.lr_low <= 0:
         raise ValueError(
             f"--lr-low must be > 0 (a learning rate of 0 does not train), got {args.lr_low:g}"
@@ -422,10 +432,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _space(args: argparse.Namespace, trainer: Any) -> Any:
-    from optuna.distributions import FloatDistribution
-
-    from optuna_gamma.tuner.space import SearchSpace
-
     lo = 1e-3 if args.lr_low is None else args.lr_low
     hi = 0.5 if args.lr_high is None else args.lr_high
     if args.trainer is None:
@@ -516,29 +522,60 @@ def _summary(result: Any) -> str:
 
 
 def _setup_logging() -> None:
-    import optuna
-
-    from optuna_gamma.tuner._logging import quiet_reported_trial_failures
-    from optuna_gamma.tuner._logging import set_verbosity
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
     quiet_reported_trial_failures()
 
 
-def _tune(parser: _Parser, args: argparse.Namespace) -> int:
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.samplers import parse_sampler
-    from optuna_gamma.tuner.trainer_ref import load_trainer
-    from optuna_gamma.tuner.trainer_ref import TrainerRef
+def _config(args: argparse.Namespace) -> TunerConfig:
+    """The run's settings from the flags (run name, run directory and trainer reference are
+    filled in once the trainer is loaded). A bad value is TunerConfig's ValueError."""
+    sampler = args.sampler
+    if args.lr_linear and sampler.lower().startswith("grid:") and sampler.count(":") == 1:
+        sampler += ":linear"  # --lr-linear also spaces a grid's learning rates linearly
+    objective: Any = args.objective
+    if args.kappa_lambda is not None and objective.startswith("kappa"):
+        objective = f"{objective}:{args.kappa_lambda}"
+    return TunerConfig(
+        run=args.run,
+        run_dir=args.run_dir,
+        storage=args.storage,
+        artifacts=args.artifacts,
+        sampler=sampler,
+        policy=args.policy,
+        budget=args.budget,
+        trials_per_epoch=args.trials_per_epoch,
+        epochs=args.epochs,
+        objective=objective,
+        seed=args.seed,
+        n_startup_trials=args.n_startup_trials,
+        warm_start=args.warm_start,
+        device=args.device,
+        num_threads=args.threads,
+        keep_trial_states=args.keep_trial_states,
+        overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
+        workers=args.workers,
+        coordinate=args.coordinate,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
 
+
+def _flag_message(err: ValueError) -> str:
+    """``err`` as a command-line user reads it: a bad setting under its flag's name
+    (``--trials-per-epoch: must be an int >= 1, got 0``)."""
+    if isinstance(err, SettingError):
+        requirement = err.requirement.removesuffix(" or None")  # "not given" is no flag value
+        return f"{cli_flag(err.setting)}: must be {requirement}, got {err.value!r}"
+    return str(err)
+
+
+def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     tune_parser = parser.subparsers["tune"]  # type: ignore[attr-defined]
     try:
         _check_args(args)
-        sampler = args.sampler
-        if args.lr_linear and sampler.lower().startswith("grid:") and sampler.count(":") == 1:
-            sampler += ":linear"
-        spec = parse_sampler(sampler)
+        config = _config(args)  # every setting checked once, by TunerConfig
         trainer_ref = None
         if args.trainer is not None:
             trainer_ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
@@ -546,8 +583,6 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             trainer_ref = trainer_ref.resolved()  # local workers in another folder find it too
             label = f"{Path(args.trainer.rpartition(':')[0]).stem}"
         else:
-            from optuna_gamma.tuner.builtin import ThesisTrainer
-
             trainer = ThesisTrainer(
                 args.dataset,
                 args.data_root,
@@ -563,56 +598,26 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
             label = f"{args.dataset}-{trainer.model}"
         space = _space(args, trainer)
     except ValueError as err:
-        tune_parser.error(str(err))
+        tune_parser.error(_flag_message(err))
 
-    run = args.run or re.sub(r"[^A-Za-z0-9_.:=-]", "_", f"{label}-{spec.name}-s{args.seed}")
+    sampler = str(config.sampler)  # its canonical name
+    run = args.run or re.sub(r"[^A-Za-z0-9_.:=-]", "_", f"{label}-{sampler}-s{args.seed}")
     run_dir = args.run_dir or os.path.join("runs", run)
     _setup_logging()
-    from optuna_gamma.tuner import tune_per_epoch
-    from optuna_gamma.tuner import tune_whole
-    from optuna_gamma.tuner import TunerConfig
-    from optuna_gamma.tuner.storage import dashboard_command
 
-    objective: Any = args.objective
-    if args.kappa_lambda is not None and objective.startswith("kappa"):
-        objective = f"{objective}:{args.kappa_lambda}"
     try:
-        config = TunerConfig(
-            run=run,
-            run_dir=run_dir,
-            storage=args.storage,
-            artifacts=args.artifacts,
-            sampler=sampler,
-            policy=args.policy,
-            budget=args.budget,
-            trials_per_epoch=args.trials,
-            epochs=args.epochs,
-            objective=objective,
-            seed=args.seed,
-            n_startup_trials=args.n_startup_trials,
-            warm_start=args.warm_start,
-            device=args.device,
-            num_threads=args.threads,
-            keep_trial_states=args.keep_trial_states,
-            overwrite=args.overwrite,
-            progress=False if args.no_progress else None,
-            workers=args.workers,
-            coordinate=args.coordinate,
-            heartbeat_interval=args.heartbeat_interval,
-            grace_period=args.grace_period,
-            trainer_ref=trainer_ref,
-        )
+        config = dataclasses.replace(config, run=run, run_dir=run_dir, trainer_ref=trainer_ref)
         if args.trainer is None:
             data = trainer.data  # load now: a missing file is an argument error
             print(
-                f"run {run!r}: {args.mode}, sampler {spec.name}, {args.dataset} "
+                f"run {run!r}: {args.mode}, sampler {sampler}, {args.dataset} "
                 f"({len(data.train)} train / "
                 f"{len(data.valid)} valid / {len(data.test)} test), model {trainer.model}",
                 file=sys.stderr,
             )
         else:
             print(
-                f"run {run!r}: {args.mode}, sampler {spec.name}, trainer {args.trainer}",
+                f"run {run!r}: {args.mode}, sampler {sampler}, trainer {args.trainer}",
                 file=sys.stderr,
             )
         tune = tune_per_epoch if args.mode == "per-epoch" else tune_whole
@@ -624,8 +629,6 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     print(_summary(result))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
     if args.report:
-        from optuna_gamma.tuner.report import build_report
-
         try:
             class_names = (
                 list(getattr(trainer.data, "class_names", []) or [])
@@ -658,8 +661,6 @@ def _one_line(err: BaseException, where: str = "") -> str:
 
 
 def _writing(args: argparse.Namespace, run_dir: str) -> str:
-    from optuna_gamma.tuner.storage import mask_url
-
     storage = mask_url(_storage_arg(args.storage, run_dir))
     artifacts = args.artifacts or str(Path(run_dir) / "artifacts")
     return (
@@ -674,17 +675,11 @@ def _storage_arg(storage: str | None, run_dir: str) -> str:
 def _worker(parser: _Parser, args: argparse.Namespace) -> int:
     """``optuna-gamma worker``: the trainer and the artifact store from this command line, the
     run's settings from its storage (compared, never executed: :mod:`.worker_setup`)."""
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.storage import open_storage
-    from optuna_gamma.tuner.trainer_ref import TrainerRef
-    from optuna_gamma.tuner.worker_setup import worker_setup
-    from optuna_gamma.tuner.workers import run_worker
-
     worker_parser = parser.subparsers["worker"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise ValueError(f"--threads: must be an int >= 1, got {args.threads}")
         ref = None
         if args.trainer is not None:
             ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
@@ -714,11 +709,6 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
 
 
 def _report(parser: _Parser, args: argparse.Namespace) -> int:
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.report import build_report
-    from optuna_gamma.tuner.storage import dashboard_command
-    from optuna_gamma.tuner.storage import open_storage
-
     report_parser = parser.subparsers["report"]  # type: ignore[attr-defined]
     _setup_logging()
     try:
@@ -736,8 +726,6 @@ def _report(parser: _Parser, args: argparse.Namespace) -> int:
 def _artifact_dirs(storage: Any, runs: list[str] | None) -> list[str]:
     """The artifact directories the runs in ``storage`` recorded (``runs``: only those), so
     that the printed dashboard command can download their states (one command per folder)."""
-    from optuna_gamma.tuner.report import collect_runs
-
     found = collect_runs(storage)
     dirs = {
         str(info["config"].get("artifacts"))

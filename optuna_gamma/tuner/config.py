@@ -9,17 +9,15 @@ import numbers
 import os
 import re
 from typing import Any
-from typing import TYPE_CHECKING
 from typing import Union
 
+from optuna_gamma.tuner.policies.base import Policy
+from optuna_gamma.tuner.search.objectives import resolve_objective
+from optuna_gamma.tuner.search.samplers import parse_sampler
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
-if TYPE_CHECKING:
-    from optuna_gamma.tuner.policies.base import Policy
-
-
-__all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
+__all__ = ["DEFAULT_NUM_THREADS", "SettingError", "TunerConfig"]
 
 #: torch's intra-op threads during a run, by default. Results depend on the thread count (the
 #: order of floating-point reductions changes), so the default is a fixed number rather than
@@ -29,22 +27,28 @@ __all__ = ["DEFAULT_NUM_THREADS", "TunerConfig"]
 DEFAULT_NUM_THREADS = 1
 
 
+class SettingError(ValueError):
+    """A setting of :class:`TunerConfig` with a bad value: ``"{setting} must be
+    {requirement}, got {value!r}"``. The CLI shows it under the setting's flag
+    (``--trials-per-epoch: must be an int >= 1, got 0``)."""
+
+    def __init__(self, setting: str, requirement: str, value: Any) -> None:
+        self.setting, self.requirement, self.value = setting, requirement, value
+        super().__init__(f"{setting} must be {requirement}, got {value!r}")
+
+
 def _check_int(name: str, value: Any, low: int, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"{name} must be an int >= {low}{' or None' if none_ok else ''}, got {value!r}"
-        )
+        raise SettingError(name, f"an int >= {low}{' or None' if none_ok else ''}", value)
 
 
 def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
     if not isinstance(value, bool):
-        raise ValueError(
-            f"{name} must be True or False{' or None' if none_ok else ''}, got {value!r}"
-        )
+        raise SettingError(name, f"True or False{' or None' if none_ok else ''}", value)
 
 
 _DEVICE = re.compile(r"^(cpu|cuda|mps)(:\d+)?$")
@@ -66,11 +70,8 @@ def _check_named_settings(config: TunerConfig) -> None:
     """Validate the settings given by name (sampler, objective, device) and the storage and
     artifact locations' types at construction, as the class docstring promises (availability
     of a device or reachability of a storage is checked when a run opens them)."""
-    from optuna_gamma.tuner.objectives import resolve_objective
-    from optuna_gamma.tuner.samplers import parse_sampler
-
-    if isinstance(config.sampler, str):
-        parse_sampler(config.sampler)
+    if isinstance(config.sampler, str):  # parsed once, here: the canonical name is kept
+        object.__setattr__(config, "sampler", parse_sampler(config.sampler).name)
     resolve_objective(config.objective)
     device = config.device
     if isinstance(device, str) and not _DEVICE.match(device.strip()):
@@ -91,7 +92,8 @@ class TunerConfig:
         run: Run name, the prefix of the study names (``"{run}/epoch-003"``, ``"{run}/whole"``);
             calling again with the same name resumes the run. Default: ``run-<8 hex>``, a hash
             of what determines the result (trainer, space, objective, sampler, seed, mode;
-            :mod:`optuna_gamma.tuner.identity`), so unrelated scripts never share a run.
+            :mod:`optuna_gamma.tuner.persistence.identity`), so unrelated scripts never share a
+            run.
         overwrite: Delete the run's studies, states and ``result.json`` first and start again
             (for a run name whose stored run was made with other settings, which is refused
             otherwise).
@@ -101,8 +103,8 @@ class TunerConfig:
             or an Optuna storage object; default ``<run_dir>/journal.log``.
         artifacts: Where training states go: a directory (default ``<run_dir>/artifacts``) or an
             Optuna artifact store object.
-        sampler: A registry name (:mod:`optuna_gamma.tuner.samplers`) or a callable
-            ``seed -> sampler``.
+        sampler: A registry name (:mod:`optuna_gamma.tuner.search.samplers`; kept in its canonical
+            form, e.g. ``"GAMMA"`` becomes ``"gamma"``) or a callable ``seed -> sampler``.
         policy: How the run spends its compute (:mod:`~optuna_gamma.tuner.policies`):
             ``"population"`` (default: a population of committed settings and sampled explorers,
             sized from ``budget`` and ``workers``) or ``"thesis"`` (``trials_per_epoch`` trials
@@ -118,7 +120,7 @@ class TunerConfig:
         epochs: Epochs ``E`` of the per-epoch run (default 1 unless ``budget`` is given);
             whole mode: the epochs of each training.
         objective: ``"kappa1"``, ``"kappa2"`` (``"kappa2:0.2"`` sets lambda), ``"accuracy"``,
-            ``"loss"``, an :class:`~optuna_gamma.tuner.objectives.Objective` or a callable
+            ``"loss"``, an :class:`~optuna_gamma.tuner.search.objectives.Objective` or a callable
             ``metrics -> float``.
         seed: Seeds the initial state, the epochs' randomness and the samplers.
         n_startup_trials: Start-up trials of the model-based samplers.
@@ -189,7 +191,6 @@ class TunerConfig:
                 f"give a budget (budget={self.budget}) or a number of epochs "
                 f"(epochs={self.epochs}), not both: the policy derives the epochs from the budget"
             )
-        from optuna_gamma.tuner.policies.base import Policy
 
         if not isinstance(self.policy, Policy) and self.policy not in (
             None,

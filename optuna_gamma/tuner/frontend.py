@@ -12,14 +12,20 @@ import contextlib
 import contextvars
 
 
-__all__ = ["cli_frontend", "from_cli", "option", "repeat_word", "widen_hint"]
+__all__ = ["cli_flag", "cli_frontend", "from_cli", "option", "repeat_word", "widen_hint"]
 
 _FROM_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "optuna_gamma_from_cli", default=False
 )
 
 #: Settings whose CLI flag is not ``--<name with dashes>``.
-_CLI_FLAGS = {"trials_per_epoch": "--trials-per-epoch"}
+_CLI_FLAGS = {"num_threads": "--threads"}
+
+
+def cli_flag(name: str) -> str:
+    """The ``optuna-gamma tune`` flag of setting ``name`` (``trials_per_epoch`` ->
+    ``--trials-per-epoch``, ``num_threads`` -> ``--threads``)."""
+    return _CLI_FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 @contextlib.contextmanager
@@ -45,7 +51,7 @@ def repeat_word() -> str:
 def option(name: str, value: str) -> str:
     """A setting as the user writes it: ``--objective loss`` or ``objective='loss'``."""
     if from_cli():
-        return f"{_CLI_FLAGS.get(name, '--' + name.replace('_', '-'))} {value}"
+        return f"{cli_flag(name)} {value}"
     return f"{name}={value!r}"
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from optuna_gamma.tuner.runfiles import atomic_write_json
+from optuna_gamma.tuner.persistence.runfiles import atomic_write_json
 
 
 __all__ = ["PerEpochResult", "ScheduleEntry", "WholeResult", "load_result"]
@@ -51,7 +51,7 @@ class _Common:
     artifacts: str
     run_dir: str
     epochs: int
-    trials_per_study: int
+    trials_per_epoch: int
     test: dict[str, Any]
     compute_time: float
     wall_time: float
@@ -88,7 +88,7 @@ class PerEpochResult(_Common):
         artifacts: Where the training states are.
         run_dir: Run directory.
         epochs: Number of epochs (studies).
-        trials_per_study: Trials per epoch (the most of any epoch).
+        trials_per_epoch: Trials per epoch (the most of any epoch; whole mode: trainings).
         policy: The policy and its plan (``name``, ``trials`` per epoch, its settings).
         compute_epochs: Compute spent, in training epochs (trials trained times the epochs
             each trained; reused trials cost nothing).
@@ -134,6 +134,8 @@ class WholeResult(_Common):
 def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
     """Read a ``result.json`` back into its dataclass."""
     data = json.loads(Path(path).read_text())
+    if "trials_per_study" in data:  # result.json files written before the setting had one name
+        data.setdefault("trials_per_epoch", data.pop("trials_per_study"))
     if data.get("mode") == "whole":
         data["best"] = ScheduleEntry(**data["best"]) if data.get("best") else None
         return WholeResult(**data)

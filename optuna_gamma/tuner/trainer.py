@@ -39,12 +39,15 @@ import contextlib
 import copy
 from dataclasses import dataclass
 from dataclasses import field
+import numbers
 import random
 import re
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 
 if TYPE_CHECKING:
@@ -241,7 +244,6 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
 
 def _check_kind(name: str, current: Any, value: Any) -> None:
     """Refuse a hyperparameter value of another kind than the optimizer's setting."""
-    import numbers
 
     def number(v: Any) -> bool:
         return isinstance(v, numbers.Real) and not isinstance(v, bool)
@@ -320,7 +322,6 @@ def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
     and restored by hand. The three seeds are derived from ``seed`` by
     :class:`numpy.random.SeedSequence`.
     """
-    import numpy as np
     import torch
 
     torch_seed, np_seed, py_seed = (

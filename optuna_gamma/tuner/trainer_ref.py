@@ -23,6 +23,8 @@ import re
 import sys
 from typing import Any
 
+from optuna_gamma.tuner.trainer import check_trainer
+
 
 __all__ = ["TrainerRef", "load_trainer"]
 
@@ -116,8 +118,6 @@ def load_trainer(ref: TrainerRef) -> Any:
         ValueError: A module or file that cannot be imported, a missing attribute, a factory
             that refuses the arguments, or something that is not a trainer.
     """
-    from optuna_gamma.tuner.trainer import check_trainer
-
     spec, target, attr = ref.target, ref.module, ref.attr
     try:
         if _is_path(target):

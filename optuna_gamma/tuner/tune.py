@@ -5,32 +5,35 @@ trials each train one epoch from the state adopted in epoch ``e - 1``, and the b
 model, optimizer, scheduler and scaler state becomes the next start (the thesis's
 "Determinant"); its hyperparameters are the epoch's schedule entry. :func:`tune_whole` runs one
 study ``"{run}/whole"`` whose trials each train all ``E`` epochs at constant hyperparameters.
-Both run on :class:`~optuna_gamma.tuner.engine.Engine`; re-running the same call resumes.
+Both run on :class:`~optuna_gamma.tuner.execution.engine.Engine`; re-running the same call resumes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 
+import optuna
+from optuna.trial import TrialState
+
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
-from optuna_gamma.tuner.engine import Engine
-from optuna_gamma.tuner.engine import storage_errors
-from optuna_gamma.tuner.finished import save_result
-from optuna_gamma.tuner.finished import test_metrics
+from optuna_gamma.tuner.execution.engine import Engine
+from optuna_gamma.tuner.execution.engine import storage_errors
+from optuna_gamma.tuner.execution.finished import save_result
+from optuna_gamma.tuner.execution.finished import test_metrics
+from optuna_gamma.tuner.execution.session import tuner_call
+from optuna_gamma.tuner.execution.workers import coordinate
+from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
-from optuna_gamma.tuner.runfiles import crash_point
-from optuna_gamma.tuner.session import tuner_call
 
 
 if TYPE_CHECKING:
-    import optuna
-
-    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.search.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
 
 
@@ -40,8 +43,6 @@ _logger = get_logger(__name__)
 
 
 def _config(config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig:
-    import dataclasses
-
     if config is not None and not isinstance(config, TunerConfig):
         raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
     base = config or TunerConfig()
@@ -62,12 +63,12 @@ def tune_per_epoch(
     Args:
         trainer: Your :class:`~optuna_gamma.tuner.trainer.Trainer`, or the built-in
             :class:`~optuna_gamma.tuner.builtin.ThesisTrainer`.
-        space: The search space (:mod:`optuna_gamma.tuner.space`); default
+        space: The search space (:mod:`optuna_gamma.tuner.search.space`); default
             ``trainer.search_space()``.
         config: The settings (:class:`~optuna_gamma.tuner.config.TunerConfig`); with
             ``workers=N`` an epoch's trials run in ``N`` worker processes at once
-            (:mod:`~optuna_gamma.tuner.workers`; the trainer, space and config must then be
-            picklable, and a script must guard its entry point with ``if __name__ ==
+            (:mod:`~optuna_gamma.tuner.execution.workers`; the trainer, space and config must
+            then be picklable, and a script must guard its entry point with ``if __name__ ==
             "__main__":``).
         **settings: Fields of :class:`~optuna_gamma.tuner.config.TunerConfig` that replace
             those of ``config`` (e.g. ``epochs=3, sampler="gamma"``).
@@ -98,7 +99,7 @@ def tune_per_epoch(
         ]
         last = engine.load_study(n)
         test = test_metrics(engine, last, n)
-        engine.new_trials = engine.count_complete() - before
+        engine.count_new_trials(before)
         studies = [engine.load_study(e) for e in range(1, n + 1)]
         result = PerEpochResult(
             **_common(
@@ -149,10 +150,6 @@ def _log_adopted(
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
     """Start the workers, log each adoption as it happens, keep the bar counting."""
-    from optuna.trial import TrialState
-
-    from optuna_gamma.tuner.workers import coordinate
-
     n = engine.n_epochs
     final: dict[int, int] = {}  # complete trials of adopted epochs (they do not change)
     t_last = time.perf_counter()
@@ -184,8 +181,8 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
                     )
                 t_last = time.perf_counter()
         # the bar and the rows of the finished trials first, then the epochs' adoption lines
-        if engine._bar is not None and done > shown[0]:
-            engine._bar.update(done - shown[0])
+        if done > shown[0]:
+            engine.advance_progress(done - shown[0])
             shown[0] = done
         for epoch, study, adopted, took in adopted_now:
             _log_adopted(engine, epoch, study, adopted, took)
@@ -199,8 +196,6 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
 
 
 def _names(engine: Engine) -> set[str]:
-    import optuna
-
     return {
         s.study_name
         for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
@@ -221,8 +216,6 @@ def tune_whole(
         The :class:`~optuna_gamma.tuner.results.WholeResult`, also written to
         ``run_dir/result.json``.
     """
-    from optuna.trial import TrialState
-
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
@@ -230,7 +223,7 @@ def tune_whole(
         before = engine.count_complete()
         record = engine.run_record()
         study = engine.open_study(engine.study_name(1), record)
-        with engine.progress(engine.plan.trials, before):
+        with engine.progress(engine.plan.trials_per_epoch, before):
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             elif "adopted" not in study.user_attrs:
@@ -241,7 +234,7 @@ def tune_whole(
                 engine.clean_up(study)
         adopted = study.user_attrs["adopted"]
         test = test_metrics(engine, study, 1)
-        engine.new_trials = engine.count_complete() - before
+        engine.count_new_trials(before)
         trials = [
             {
                 "number": t.number,
@@ -297,8 +290,6 @@ def _common(
     wall: float,
     final_state: str,
 ) -> dict[str, Any]:
-    from optuna.trial import TrialState
-
     trained = reused = 0
     compute = 0.0
     for study in studies:
@@ -319,7 +310,7 @@ def _common(
         artifacts=engine.artifacts_text,
         run_dir=str(engine.paths.root),
         epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,
-        trials_per_study=max(engine.run_plan.trials),
+        trials_per_epoch=max(engine.run_plan.trials),
         policy={**engine.policy.describe(), "trials": list(engine.run_plan.trials)},
         compute_epochs=trained * engine.epochs_per_trial,
         final_epochs=engine.n_epochs if engine.mode == "per-epoch" else engine.epochs_per_trial,

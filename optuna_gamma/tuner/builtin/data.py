@@ -86,7 +86,7 @@ import zlib
 
 import numpy as np
 
-from optuna_gamma.tuner.runfiles import atomic_write
+from optuna_gamma.tuner.persistence.runfiles import atomic_write
 
 
 if TYPE_CHECKING:

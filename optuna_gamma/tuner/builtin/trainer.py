@@ -5,9 +5,9 @@ of :data:`~optuna_gamma.tuner.builtin.models.MODELS` with SGD (thesis table 2: m
 weight decay 0.001, no momentum), trains one epoch with
 :func:`~optuna_gamma.tuner.builtin.training.train_one_epoch` on an in-memory dataset of
 :func:`~optuna_gamma.tuner.builtin.data.load_dataset`, and evaluates with
-:func:`~optuna_gamma.tuner.metrics.evaluate`: accuracy and cross-entropy on the validation split
-(all a trial needs for kappa), and on the test split also the thesis's sensitivity, specificity,
-MCC and confusion matrix.
+:func:`~optuna_gamma.tuner.reporting.metrics.evaluate`: accuracy and cross-entropy on the
+validation split (all a trial needs for kappa), and on the test split also the thesis's
+sensitivity, specificity, MCC and confusion matrix.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import os
 from typing import Any
 from typing import TYPE_CHECKING
 
-from optuna_gamma.tuner.space import SearchSpace
+from optuna_gamma.tuner.builtin.data import DATASETS
+from optuna_gamma.tuner.builtin.data import load_dataset
+from optuna_gamma.tuner.persistence.runfiles import derive_seed
+from optuna_gamma.tuner.reporting.metrics import evaluate
+from optuna_gamma.tuner.search.space import SearchSpace
 from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import TrainingState
 
@@ -78,7 +82,6 @@ class ThesisTrainer:
         weight_decay: float = 1e-3,
         momentum: float = 0.0,
     ) -> None:
-        from optuna_gamma.tuner.builtin.data import DATASETS
         from optuna_gamma.tuner.builtin.models import MODELS
 
         if isinstance(dataset, str):
@@ -122,8 +125,6 @@ class ThesisTrainer:
     def data(self) -> DatasetSplits:
         """The dataset (loaded on first use)."""
         if self._data is None:
-            from optuna_gamma.tuner.builtin.data import load_dataset
-
             args = dict(self._load_args)
             self._data = load_dataset(self.dataset_name, args.pop("root"), **args)
         return self._data
@@ -172,7 +173,6 @@ class ThesisTrainer:
     def build(self, seed: int, device: torch.device) -> TrainingState:
         from optuna_gamma.tuner.builtin.models import build_model
         from optuna_gamma.tuner.builtin.training import make_optimizer
-        from optuna_gamma.tuner.runfiles import derive_seed
 
         data = self.data
         if isinstance(self.model, str):
@@ -205,8 +205,6 @@ class ThesisTrainer:
         return {"train_loss": loss}
 
     def evaluate(self, state: TrainingState, split: str) -> dict[str, Any]:
-        from optuna_gamma.tuner.metrics import evaluate
-
         data = self.data
         part = {"valid": data.valid, "test": data.test}.get(split)
         if part is None:

@@ -4,7 +4,7 @@
 :func:`~optuna_gamma.tuner.tune.tune_whole` run inside :func:`tuner_call`:
 
 - a failed trial or a Ctrl-C is reported once
-  (:func:`~optuna_gamma.tuner.failures.reported_failures`);
+  (:func:`~optuna_gamma.tuner.execution.failures.reported_failures`);
 - Optuna's own INFO lines ("Trial 3 finished with value ...", "Using an existing study ...")
   are hidden while Optuna's verbosity is its default (INFO), as the CLI always did: the tuner
   logs one line per adopted epoch itself. A user who set another verbosity (e.g.
@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 import contextlib
 
-from optuna_gamma.tuner.failures import reported_failures
+import optuna
+
+from optuna_gamma.tuner.execution.failures import reported_failures
 
 
 __all__ = ["quiet_optuna", "tuner_call"]
@@ -26,8 +28,6 @@ __all__ = ["quiet_optuna", "tuner_call"]
 @contextlib.contextmanager
 def quiet_optuna() -> Iterator[None]:
     """Optuna at WARNING for the duration, if it is at its default INFO."""
-    import optuna
-
     before = optuna.logging.get_verbosity()
     if before == optuna.logging.INFO:
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -41,45 +41,62 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import os
 from pathlib import Path
+import socket
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
 
+import optuna
+from optuna.trial import TrialState
+import sqlalchemy.exc
+
+from optuna_gamma.samplers import History
+from optuna_gamma.samplers._search_space import SearchSpace
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.live import live_progress
+from optuna_gamma.tuner.execution.manifest import current_record
+from optuna_gamma.tuner.execution.manifest import RunManifest
 from optuna_gamma.tuner.frontend import widen_hint
-from optuna_gamma.tuner.identity import check_same_run
-from optuna_gamma.tuner.identity import identity_fields
-from optuna_gamma.tuner.identity import prepare_run
-from optuna_gamma.tuner.identity import resolve_run_name
-from optuna_gamma.tuner.live import live_progress
-from optuna_gamma.tuner.objectives import DIVERGENCE_FACTOR
-from optuna_gamma.tuner.objectives import resolve_objective
+from optuna_gamma.tuner.persistence.identity import check_same_run
+from optuna_gamma.tuner.persistence.identity import identity_fields
+from optuna_gamma.tuner.persistence.identity import prepare_run
+from optuna_gamma.tuner.persistence.identity import resolve_run_name
+from optuna_gamma.tuner.persistence.runfiles import crash_point
+from optuna_gamma.tuner.persistence.runfiles import derive_seed
+from optuna_gamma.tuner.persistence.runfiles import run_lock
+from optuna_gamma.tuner.persistence.runfiles import RunPaths
+from optuna_gamma.tuner.persistence.states import check_artifact_id
+from optuna_gamma.tuner.persistence.states import open_artifact_store
+from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.persistence.states import StateUnavailableError
+from optuna_gamma.tuner.persistence.storage import open_storage
 from optuna_gamma.tuner.policies import make_policy
 from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.policies import Slot
 from optuna_gamma.tuner.policies import ThesisPolicy
-from optuna_gamma.tuner.runfiles import crash_point
-from optuna_gamma.tuner.runfiles import derive_seed
-from optuna_gamma.tuner.runfiles import run_lock
-from optuna_gamma.tuner.runfiles import RunPaths
-from optuna_gamma.tuner.samplers import ReseededSampler
-from optuna_gamma.tuner.samplers import SamplerPlan
-from optuna_gamma.tuner.space import ParamSpace
-from optuna_gamma.tuner.space import SpaceLike
-from optuna_gamma.tuner.states import check_artifact_id
-from optuna_gamma.tuner.states import StateStore
-from optuna_gamma.tuner.states import StateUnavailableError
+from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
+from optuna_gamma.tuner.search.objectives import resolve_objective
+from optuna_gamma.tuner.search.samplers import ReseededSampler
+from optuna_gamma.tuner.search.samplers import SamplerPlan
+from optuna_gamma.tuner.search.space import in_distribution
+from optuna_gamma.tuner.search.space import ParamSpace
+from optuna_gamma.tuner.search.space import SpaceLike
+from optuna_gamma.tuner.trainer import apply_hyperparameters
+from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import check_trainer
+from optuna_gamma.tuner.trainer import EpochContext
+from optuna_gamma.tuner.trainer import restore
+from optuna_gamma.tuner.trainer import seeded_rng
 
 
 if TYPE_CHECKING:
-    import optuna
     import torch
 
     from optuna_gamma.tuner.trainer import Trainer
@@ -116,9 +133,6 @@ def improvement(trial: optuna.trial.FrozenTrial) -> float:
 
 def worker_id() -> str:
     """``host:pid`` of this process (recorded on the trials a worker trains)."""
-    import os
-    import socket
-
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -213,8 +227,8 @@ class Engine:
         mode: ``"per-epoch"`` or ``"whole"``.
         role: ``"serial"`` (this process trains every trial, holding the run lock),
             ``"coordinator"`` (holds the lock, prepares the run and finalizes it while workers
-            train; :mod:`~optuna_gamma.tuner.workers`) or ``"worker"`` (trains trials next to
-            other workers, without the lock).
+            train; :mod:`~optuna_gamma.tuner.execution.workers`) or ``"worker"`` (trains trials
+            next to other workers, without the lock).
 
     Raises:
         ValueError: Any bad argument, found before any work starts.
@@ -262,9 +276,11 @@ class Engine:
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
         self.policy: Policy = (
-            make_policy(config, thesis_trials=self.plan.trials, fixed_plan=self.plan.thesis_only)
+            make_policy(
+                config, thesis_trials=self.plan.trials_per_epoch, fixed_plan=self.plan.thesis_only
+            )
             if mode == "per-epoch"
-            else ThesisPolicy(trials=self.plan.trials, epochs=1)
+            else ThesisPolicy(trials=self.plan.trials_per_epoch, epochs=1)
         )
         self.run_plan = self.policy.plan
         self.config = config = resolve_run_name(config, self)
@@ -287,11 +303,6 @@ class Engine:
     def opened(self) -> Iterator[Engine]:
         """Open storage and artifact store and build the trainer's state; the serial driver and
         the coordinator also lock the run directory (a worker never does)."""
-        from optuna_gamma.tuner.states import open_artifact_store
-        from optuna_gamma.tuner.storage import open_storage
-        from optuna_gamma.tuner.trainer import capture
-        from optuna_gamma.tuner.trainer import seeded_rng
-
         cfg = self.config
         with contextlib.ExitStack() as stack:
             if self.role != "worker":
@@ -335,41 +346,34 @@ class Engine:
         ):
             state.model.to(self.device)
 
-    def config_record(self, **extra: Any) -> dict[str, Any]:
-        """What the studies of this run record about it (hard keys are checked on resume)."""
+    def manifest(self) -> RunManifest:
+        """What the studies of this run record about it
+        (:mod:`~optuna_gamma.tuner.execution.manifest`; its identity keys are checked on resume),
+        with the run's length: ``epochs_total`` (the number of studies) and, in whole mode,
+        ``epochs_per_trial``."""
         describe = getattr(self.trainer, "describe", None)
-        return {
-            "mode": self.mode,
-            "run": self.config.run,
-            "run_dir": str(self.paths.root),
-            "artifacts": self.artifacts_text,
-            "sampler": self.plan.name,
-            "policy": self.policy.describe(),
-            "seed": self.config.seed,
-            "trials": getattr(self.policy, "width", self.plan.trials),
-            "plan": list(self.run_plan.trials),
-            "budget": self.config.budget,
-            "objective": self.objective.name,
-            "space": self.space.to_dict(),
-            "warm_start": self.config.warm_start,
-            "trainer": dict(describe()) if callable(describe) else type(self.trainer).__name__,
-            "trainer_spec": trainer_spec(self.trainer, self.config.trainer_ref),
-            "num_threads": self.config.num_threads,
-            "device": str(self.device),
-            "n_startup_trials": self.config.n_startup_trials,
-            "keep_trial_states": self.config.keep_trial_states,
-            "heartbeat_interval": self.config.heartbeat_interval,
-            "grace_period": self.config.grace_period,
+        return RunManifest.from_config(
+            self.config,
+            mode=self.mode,
+            sampler=self.plan.name,
+            trials_per_epoch=getattr(self.policy, "width", self.plan.trials_per_epoch),
+            objective=self.objective.name,
+            space=self.space.to_dict(),
+            epochs_total=1 if self.mode == "whole" else self.n_epochs,
+            epochs_per_trial=self.epochs_per_trial if self.mode == "whole" else None,
+            run_dir=str(self.paths.root),
+            artifacts=self.artifacts_text,
+            policy=self.policy.describe(),
+            plan=tuple(self.run_plan.trials),
+            trainer=dict(describe()) if callable(describe) else type(self.trainer).__name__,
+            trainer_spec=trainer_spec(self.trainer, self.config.trainer_ref),
+            device=str(self.device),
             **identity_fields(self.trainer, self._initial, self.config),
-            **extra,
-        }
+        )
 
     def run_record(self) -> dict[str, Any]:
-        """:meth:`config_record` with the run's length: ``epochs_total`` (the number of
-        studies) and, in whole mode, ``epochs_per_trial``."""
-        if self.mode == "whole":
-            return self.config_record(epochs_per_trial=self.epochs_per_trial, epochs_total=1)
-        return self.config_record(epochs_total=self.n_epochs)
+        """:meth:`manifest` as the studies store it (a JSON-safe dict)."""
+        return self.manifest().to_record()
 
     @property
     def n_epochs(self) -> int:
@@ -387,8 +391,6 @@ class Engine:
 
     def open_study(self, name: str, record: dict[str, Any]) -> optuna.Study:
         """Create or load study ``name``; record the config, or refuse a different one."""
-        import optuna
-
         study = optuna.create_study(
             study_name=name,
             storage=self.storage,
@@ -397,6 +399,8 @@ class Engine:
             sampler=optuna.samplers.RandomSampler(seed=0),
         )
         old = study.user_attrs.get("config")
+        if isinstance(old, Mapping):
+            old = current_record(old)
         if old is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -422,12 +426,6 @@ class Engine:
             (trained snapshot, validation metrics, training metrics, train seconds, eval seconds)
         """
         import torch
-
-        from optuna_gamma.tuner.trainer import apply_hyperparameters
-        from optuna_gamma.tuner.trainer import capture
-        from optuna_gamma.tuner.trainer import EpochContext
-        from optuna_gamma.tuner.trainer import restore
-        from optuna_gamma.tuner.trainer import seeded_rng
 
         state = self._state
         restore(state, snapshot)
@@ -458,9 +456,6 @@ class Engine:
 
     def evaluate(self, snapshot: dict[str, Any], split: str) -> dict[str, Any]:
         """Metrics of ``snapshot`` on ``split``."""
-        from optuna_gamma.tuner.trainer import restore
-        from optuna_gamma.tuner.trainer import seeded_rng
-
         restore(self._state, snapshot)
         with seeded_rng(derive_seed(self.config.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self._state, split)
@@ -496,8 +491,6 @@ class Engine:
         )
 
     def load_study(self, epoch: int) -> optuna.Study:
-        import optuna
-
         return optuna.load_study(study_name=self.study_name(epoch), storage=self.storage)
 
     def start_snapshot(self, epoch: int, parent: int = 0) -> dict[str, Any]:
@@ -651,8 +644,6 @@ class Engine:
     def default_point(self) -> dict[str, Any]:
         """The trainer's own values of the tuned hyperparameters: those of the built optimizer's
         first parameter group that lie in the search space (what an untuned training uses)."""
-        from optuna_gamma.tuner.space import in_distribution
-
         assert self._initial is not None
         groups = self._initial["optimizer"].get("param_groups") or [{}]
         return {
@@ -692,8 +683,6 @@ class Engine:
             return []
         from scipy.stats import qmc
 
-        from optuna_gamma.samplers._search_space import SearchSpace
-
         space = SearchSpace(self.space.distributions)
         seed = derive_seed(self.config.seed, "design", epoch)
         U = qmc.LatinHypercube(d=space.dim, seed=seed).random(n)
@@ -702,8 +691,6 @@ class Engine:
     @staticmethod
     def _enqueue_next_slot(study: optuna.Study, slots: list[Slot]) -> None:
         """Queue the first slot that no live trial holds, unless a trial is queued already."""
-        from optuna.trial import TrialState
-
         live = study.get_trials(
             deepcopy=False,
             states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
@@ -750,10 +737,6 @@ class Engine:
         sampler (``GammaBOSampler(history=...)``): each healthy trial that trained its own
         state, its improvement over its start state, and its age ``epoch - e``. The earlier
         epochs are adopted, so they are read once."""
-        from optuna.trial import TrialState
-
-        from optuna_gamma.samplers import History
-
         params: list[dict[str, Any]] = []
         values: list[float] = []
         ages: list[float] = []
@@ -803,9 +786,6 @@ class Engine:
         Returns:
             (the ``adopted`` record, the adopted snapshot)
         """
-        import optuna
-        from optuna.trial import TrialState
-
         self.prepare_study(epoch, study)
         # This process holds the run lock, so the study's COMPLETE trials change only through
         # it: keep them here instead of asking the storage before every trial.
@@ -851,8 +831,6 @@ class Engine:
         another worker is training right now is awaited and then reused, so no point is trained
         twice from the same state.
         """
-        from optuna.trial import TrialState
-
         assert self.store is not None
         crash_point("after_ask")
         if self.role == "worker":
@@ -913,8 +891,6 @@ class Engine:
     ) -> list[optuna.trial.FrozenTrial]:
         """The study's COMPLETE trials, once no other RUNNING trial holds this trial's point
         (waiting with back-off for such a twin to finish: its result is then reused)."""
-        from optuna.trial import TrialState
-
         delay = 0.05
         params = trial.params
         while True:
@@ -940,7 +916,7 @@ class Engine:
     ) -> float:
         """A finite, clearly bad value for a diverged trial.
 
-        With a bound (:attr:`~optuna_gamma.tuner.objectives.Objective.worst`, every built-in
+        With a bound (:attr:`~optuna_gamma.tuner.search.objectives.Objective.worst`, every built-in
         objective has one): just beyond the worst value a healthy trial can have, given the
         epoch's start metrics, ``worst - sign * 1e-3 * max(1, |worst|)``. For kappa_1 with a
         start loss of 2.3 that is ``0 - 0.5 ln(23) = -1.57``: below every healthy trial whatever
@@ -982,8 +958,6 @@ class Engine:
     def fail_stale(self, study: optuna.Study) -> None:
         """Fail every RUNNING trial (its process is dead: this process holds the run lock) and
         retry each once with the same parameters (:meth:`fail_and_retry`)."""
-        from optuna.trial import TrialState
-
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.fail_and_retry(study, t)
 
@@ -993,8 +967,6 @@ class Engine:
         enqueue and the fail does not enqueue it twice. A trial that died before all its
         parameters were suggested is retried with whatever was fixed for it (an enqueued point),
         else the sampler proposes again."""
-        from optuna.trial import TrialState
-
         retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
         fixed = dict(trial.system_attrs.get("fixed_params") or {})
         params = {**fixed, **trial.params}
@@ -1045,8 +1017,6 @@ class Engine:
         the records are written: ``population`` (every carried state, best first) and then
         ``adopted`` (the first, with why it was chosen), whose presence marks the study done.
         """
-        from optuna.trial import TrialState
-
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.adopted_snapshot(epoch)
         chosen = self._chosen(study, epoch)
@@ -1076,8 +1046,6 @@ class Engine:
 
     def _chosen(self, study: optuna.Study, epoch: int) -> list[optuna.trial.FrozenTrial]:
         """The trials whose states are carried forward, best first (the policy decides)."""
-        from optuna.trial import TrialState
-
         if self.policy.name == "thesis":
             best = study.best_trial
             if best.user_attrs.get("diverged"):
@@ -1196,7 +1164,7 @@ class Engine:
     @contextlib.contextmanager
     def progress(self, total: int, done: int) -> Iterator[None]:
         """A tqdm bar over the run's trials (total and start count right on resume) and the
-        running epoch's trials (:mod:`optuna_gamma.tuner.live`)."""
+        running epoch's trials (:mod:`optuna_gamma.tuner.execution.live`)."""
         with live_progress(self, total, done):
             yield
 
@@ -1204,11 +1172,19 @@ class Engine:
         if self._bar is not None:
             self._bar.set_description(text)
 
+    def advance_progress(self, n: int) -> None:
+        """Count ``n`` more complete trials on the progress bar (if one is shown)."""
+        if self._bar is not None and n > 0:
+            self._bar.update(n)
+
+    def count_new_trials(self, before: int) -> int:
+        """Set and return :attr:`new_trials`: the run's complete trials now less ``before``
+        (those of earlier calls), including trials completed by workers."""
+        self.new_trials = self.count_complete() - before
+        return self.new_trials
+
     def count_complete(self) -> int:
         """Complete trials of this run's studies that exist so far."""
-        import optuna
-        from optuna.trial import TrialState
-
         names = {
             s.study_name
             for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)
@@ -1234,9 +1210,6 @@ class _AdoptedElsewhere(Exception):
 @contextlib.contextmanager
 def storage_errors() -> Iterator[None]:
     """Turn storage failures in the middle of a run into a one-line :class:`TunerError`."""
-    import optuna
-    import sqlalchemy.exc
-
     try:
         yield
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:

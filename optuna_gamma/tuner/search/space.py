@@ -21,18 +21,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 import itertools
+import json
 import math
 import numbers
 from typing import Any
 from typing import TYPE_CHECKING
 from typing import Union
 
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import distribution_to_json
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.distributions import BaseDistribution
-    from optuna.distributions import FloatDistribution
-    from optuna.distributions import IntDistribution
 
 
 __all__ = ["ParamSpace", "SearchSpace", "SpaceLike", "grid_points"]
@@ -97,10 +102,6 @@ class SearchSpace:
 
     def distributions(self) -> dict[str, Any]:
         """The space as ``name -> distribution or fixed value`` (see the module docstring)."""
-        from optuna.distributions import CategoricalDistribution
-        from optuna.distributions import FloatDistribution
-        from optuna.distributions import IntDistribution
-
         out: dict[str, Any] = {
             "lr": FloatDistribution(float(self.lr_low), float(self.lr_high), log=self.lr_log)
         }
@@ -178,11 +179,6 @@ class ParamSpace:
             ValueError: Not a mapping, a non-string or empty name, a value that is neither an
                 Optuna distribution nor a JSON scalar/list, or nothing tuned.
         """
-        from optuna.distributions import BaseDistribution
-        from optuna.distributions import CategoricalDistribution
-        from optuna.distributions import FloatDistribution
-        from optuna.distributions import IntDistribution
-
         if isinstance(space, ParamSpace):
             return space
         if isinstance(space, SearchSpace):
@@ -218,9 +214,6 @@ class ParamSpace:
     # ------------------------------------------------------------------ trials
     def suggest(self, trial: optuna.trial.Trial) -> dict[str, Any]:
         """Ask ``trial`` for every tuned value; return them with the fixed ones."""
-        from optuna.distributions import CategoricalDistribution
-        from optuna.distributions import FloatDistribution
-
         out = dict(self.fixed)
         for name, d in self.distributions.items():
             if isinstance(d, FloatDistribution):
@@ -242,8 +235,6 @@ class ParamSpace:
         and other floats must be equal (the training that a float differing in its last bit
         would run is not the same, so it is not reused).
         """
-        from optuna.distributions import FloatDistribution
-
         for name, d in self.distributions.items():
             if name not in a or name not in b:
                 return False
@@ -258,8 +249,6 @@ class ParamSpace:
     def at_bound(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(name, "low"|"high")`` for every numeric value within 0.1% of its range's end
         (measured on the log scale for ``log=True``)."""
-        from optuna.distributions import CategoricalDistribution
-
         hits = []
         for name, dist in self.distributions.items():
             if isinstance(dist, CategoricalDistribution) or name not in params:
@@ -285,9 +274,6 @@ class ParamSpace:
         """Every combination of: ``n`` values per float range (its own scale, or linear), every
         choice of a categorical, every integer of a range of at most ``n`` values (else ``n``
         spread ones)."""
-        from optuna.distributions import CategoricalDistribution
-        from optuna.distributions import FloatDistribution
-
         axes: dict[str, list[Any]] = {}
         for name, d in self.distributions.items():
             if isinstance(d, CategoricalDistribution):
@@ -313,10 +299,6 @@ class ParamSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (Optuna's ``distribution_to_json`` for tuned entries)."""
-        import json
-
-        from optuna.distributions import distribution_to_json
-
         return {
             "tuned": {
                 k: json.loads(distribution_to_json(d)) for k, d in self.distributions.items()
@@ -326,16 +308,11 @@ class ParamSpace:
 
 
 def _int(d: BaseDistribution) -> IntDistribution:
-    from optuna.distributions import IntDistribution
-
     assert isinstance(d, IntDistribution)
     return d
 
 
 def _numeric(d: BaseDistribution) -> FloatDistribution | IntDistribution:
-    from optuna.distributions import FloatDistribution
-    from optuna.distributions import IntDistribution
-
     assert isinstance(d, (FloatDistribution, IntDistribution))
     return d
 
@@ -343,8 +320,6 @@ def _numeric(d: BaseDistribution) -> FloatDistribution | IntDistribution:
 def in_distribution(dist: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` is a value ``dist`` can take (in range and on its step; one of its
     choices)."""
-    from optuna.distributions import CategoricalDistribution
-
     if isinstance(dist, CategoricalDistribution):
         return any(type(value) is type(c) and value == c for c in dist.choices)
     if not _is_real(value) or not math.isfinite(float(value)):
@@ -368,8 +343,6 @@ def grid_points(low: float, high: float, n: int, *, log: bool = True) -> list[fl
     Raises:
         ValueError: ``n`` is not an int >= 1.
     """
-    import numpy as np
-
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"grid size must be an int >= 1, got {n!r}")
     if n == 1:

@@ -9,7 +9,7 @@ Layout of a run directory (``run_dir``)::
     .lock          held (``fcntl.flock``) while a driver works on the run
 
 Training states never live under a path the tuner makes up: they are artifacts (see
-:mod:`optuna_gamma.tuner.states`), referenced from the studies by artifact id only.
+:mod:`optuna_gamma.tuner.persistence.states`), referenced from the studies by artifact id only.
 
 Seeds: :func:`derive_seed` maps the run seed and a tuple of keys (ints or strings) to a 32-bit
 seed via :class:`numpy.random.SeedSequence` (strings through CRC-32, which is stable across
@@ -31,6 +31,8 @@ from typing import Any
 from typing import BinaryIO
 import zlib
 
+import numpy as np
+
 from optuna_gamma.tuner.errors import TunerError
 
 
@@ -47,8 +49,6 @@ __all__ = [
 
 def derive_seed(seed: int, *keys: int | str) -> int:
     """A 32-bit seed from ``seed`` and ``keys``, the same in every process."""
-    import numpy as np
-
     ints = [int(seed)] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
     return int(np.random.SeedSequence(ints).generate_state(1, dtype=np.uint32)[0])
 

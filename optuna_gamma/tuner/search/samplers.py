@@ -45,6 +45,7 @@ import math
 from typing import Any
 from typing import Union
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
@@ -52,7 +53,8 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_gamma.gp.settings import Predictive
-from optuna_gamma.tuner.space import ParamSpace
+from optuna_gamma.samplers import GammaBOSampler
+from optuna_gamma.tuner.search.space import ParamSpace
 
 
 __all__ = [
@@ -171,8 +173,6 @@ def _registry_factory(
 ) -> SamplerFactory:
     kind = spec.kind
     if kind in _GAMMA_MODES:
-        from optuna_gamma.samplers import GammaBOSampler
-
         mode = _GAMMA_MODES[kind]
         return lambda seed: GammaBOSampler(
             predictive=mode,
@@ -206,7 +206,8 @@ class SamplerPlan:
     Args:
         sampler: A registry name or a callable ``seed -> sampler``.
         space: The validated search space.
-        trials: Trials per study; ``None``: 12, the grid size for ``grid:N``, 1 for ``fixed``.
+        trials_per_epoch: Trials per study (``TunerConfig.trials_per_epoch``); ``None``: 12, the
+            grid size for ``grid:N``, 1 for ``fixed``.
         n_startup_trials: Start-up trials of the model-based samplers.
         deterministic: Tell model-based samplers that the objective is noise-free.
 
@@ -220,10 +221,11 @@ class SamplerPlan:
         self,
         sampler: Union[str, SamplerFactory],
         space: ParamSpace,
-        trials: int | None,
+        trials_per_epoch: int | None,
         n_startup_trials: int,
         deterministic: bool,
     ) -> None:
+        trials = trials_per_epoch
         self.grid: list[dict[str, Any]] = []
         self._build: tuple[SamplerSpec, int, bool, Any] | None = None
         #: The sampler only works with the thesis's plan (a grid or a fixed learning rate).
@@ -280,7 +282,7 @@ class SamplerPlan:
                 "optuna.samplers.BaseSampler"
             )
         self.space = space
-        self.trials = DEFAULT_TRIALS if trials is None else trials
+        self.trials_per_epoch: int = DEFAULT_TRIALS if trials is None else trials
 
     @property
     def learns_across_studies(self) -> bool:
@@ -308,9 +310,7 @@ class SamplerPlan:
 
     def queue(self, seed: int) -> list[dict[str, Any]]:
         """The grid points a study runs, in a seeded order (a seeded subset if fewer trials)."""
-        import numpy as np
-
-        order = np.random.default_rng(seed).permutation(len(self.grid))[: self.trials]
+        order = np.random.default_rng(seed).permutation(len(self.grid))[: self.trials_per_epoch]
         return [self.grid[int(i)] for i in order]
 
 

@@ -1,6 +1,6 @@
 """The live view of a run: a progress bar, the running epoch's trials, log lines that fit.
 
-:func:`live_progress` is what :meth:`Engine.progress <optuna_gamma.tuner.engine.Engine.progress>`
+:func:`live_progress` is what :meth:`Engine.progress <.Engine.progress>`
 opens around a run. It gives the engine a :class:`LiveView` as its bar: every time the engine
 (serial: after each trial; with workers: the coordinator, about once a second) counts finished
 trials, the view reads the running epoch's study and reports each newly finished trial once,
@@ -24,6 +24,11 @@ import logging
 import math
 import sys
 from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from optuna_gamma.tuner._logging import get_logger
 
@@ -67,8 +72,6 @@ class LiveView:
         return int(self.engine.n_epochs)
 
     def _study(self, epoch: int) -> Any:
-        import optuna
-
         try:
             return self.engine.load_study(epoch)
         except KeyError:  # not created yet
@@ -88,8 +91,6 @@ class LiveView:
 
     def poll(self) -> None:
         """Report the trials finished since the last poll, epoch by epoch."""
-        from optuna.trial import TrialState
-
         metric = self.engine.objective.metric_name
         while True:
             study = self._study(self._epoch)
@@ -107,8 +108,6 @@ class LiveView:
 
     def _emit(self, row: str) -> None:
         if self.bar is not None:
-            from tqdm.auto import tqdm
-
             tqdm.write(row, file=sys.stderr)
         else:
             _logger.debug(row)
@@ -132,8 +131,6 @@ def live_progress(engine: Any, total: int, done: int) -> Iterator[LiveView]:
     show = engine.config.progress if engine.config.progress is not None else sys.stderr.isatty()
     bar = None
     if show and done < total:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, initial=done, unit="trial", dynamic_ncols=True)
     view = LiveView(engine, bar)
     engine._bar = view
@@ -141,8 +138,6 @@ def live_progress(engine: Any, total: int, done: int) -> Iterator[LiveView]:
         if bar is None:
             yield view
         else:
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
             with logging_redirect_tqdm(loggers=[logging.getLogger("optuna_gamma")]):
                 yield view
     finally:

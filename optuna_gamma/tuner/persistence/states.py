@@ -35,6 +35,14 @@ from typing import Any
 from typing import TYPE_CHECKING
 import uuid
 
+from optuna.artifacts import Boto3ArtifactStore
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts import get_all_artifact_meta
+from optuna.artifacts import upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+from optuna_gamma.tuner.errors import TunerError
+
 
 if TYPE_CHECKING:
     import optuna
@@ -89,8 +97,6 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
         ValueError: ``location`` is none of these.
         TunerError: The store cannot be written (checked with a small probe before any trial).
     """
-    from optuna.artifacts import FileSystemArtifactStore
-
     if isinstance(location, str) and location.startswith("s3://"):
         return _open_s3(location)
     if location is None or isinstance(location, (str, os.PathLike)):
@@ -139,8 +145,6 @@ class PrefixedArtifactStore:
 
 
 def _open_s3(location: str) -> tuple[ArtifactStore, str]:
-    from optuna_gamma.tuner.errors import TunerError
-
     bucket, _, prefix = location[len("s3://") :].partition("/")
     if not bucket:
         raise ValueError(f"artifact location {location!r}: expected s3://bucket/prefix")
@@ -152,7 +156,6 @@ def _open_s3(location: str) -> tuple[ArtifactStore, str]:
         raise TunerError(
             f"artifact location {location!r} needs boto3: install optuna-gamma[s3]"
         ) from err
-    from optuna.artifacts import Boto3ArtifactStore
 
     store = PrefixedArtifactStore(Boto3ArtifactStore(bucket, client=boto3.client("s3")), prefix)
     try:  # a write probe, before any trial
@@ -200,7 +203,6 @@ class StateStore:
                 process killed in between leaves no state that :meth:`remove_unadopted` cannot
                 find.
         """
-        from optuna.artifacts import upload_artifact
         import torch
 
         payload = {"format": _FORMAT, "version": _VERSION, "components": snapshot}
@@ -257,7 +259,6 @@ class StateStore:
             StateUnavailableError: Missing, truncated, not a training state of this tuner, or
                 not the file its trial stored (another digest: replaced or forged).
         """
-        from optuna.artifacts.exceptions import ArtifactNotFound
         import torch
 
         try:
@@ -302,8 +303,6 @@ class StateStore:
         other trials' states in :meth:`remove_unadopted`). A readable copy that an earlier,
         interrupted adoption attached already is reused, so a resumed run keeps one copy.
         """
-        from optuna.artifacts import get_all_artifact_meta
-
         state_id = check_artifact_id(trial.user_attrs.get("state"), where=f"trial {trial.number}")
         if any(m.artifact_id == state_id for m in get_all_artifact_meta(trial, storage=storage)):
             return state_id
@@ -322,8 +321,6 @@ class StateStore:
     ) -> None:
         """Delete the state of every trial of ``study`` but those in ``keep`` (the carried
         states; attached or not)."""
-        from optuna.artifacts import get_all_artifact_meta
-
         for t in study.get_trials(deepcopy=False):
             ids = {m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
             if "state" in t.user_attrs:
@@ -333,8 +330,6 @@ class StateStore:
 
     def remove(self, artifact_id: str) -> None:
         """Delete a state (a missing one is fine)."""
-        from optuna.artifacts.exceptions import ArtifactNotFound
-
         try:
             self.artifact_store.remove(artifact_id)
         except (ArtifactNotFound, FileNotFoundError):

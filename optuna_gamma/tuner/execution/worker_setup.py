@@ -23,6 +23,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.distributions import json_to_distribution
+
+from optuna_gamma.tuner.builtin import ThesisTrainer
+from optuna_gamma.tuner.execution.manifest import RunManifest
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
@@ -55,8 +60,6 @@ def require_heartbeat_storage(storage: Any, shown: str) -> None:
     Raises:
         ValueError: ``storage`` is not an RDB storage.
     """
-    import optuna
-
     if not isinstance(storage, optuna.storages.RDBStorage):
         raise ValueError(
             f"storage {shown!r} is a journal file, which has no heartbeat: a worker that dies "
@@ -65,14 +68,13 @@ def require_heartbeat_storage(storage: Any, shown: str) -> None:
         )
 
 
-def read_manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
-    """The run's settings as its first study recorded them (untrusted data).
+def read_manifest(storage: Any, run: str, shown: str) -> RunManifest:
+    """The run's settings as its first study recorded them (untrusted data, checked by
+    :meth:`RunManifest.from_record`).
 
     Raises:
-        ValueError: No such run, or no readable record.
+        ValueError: No such run, or a missing or malformed record.
     """
-    import optuna
-
     names = {
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
     }
@@ -80,13 +82,18 @@ def read_manifest(storage: Any, run: str, shown: str) -> dict[str, Any]:
         if name in names:
             config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
             if isinstance(config, Mapping):
-                return dict(config)
+                try:
+                    return RunManifest.from_record(config)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(
+                        f"run {run!r} has a malformed record in its storage ({err})"
+                    ) from None
     runs = sorted({n.rsplit("/", 1)[0] for n in names if "/" in n})
     raise ValueError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
 
 
 def worker_trainer(
-    manifest: Mapping[str, Any], run: str, ref: TrainerRef | None, data_root: str | None
+    manifest: RunManifest, run: str, ref: TrainerRef | None, data_root: str | None
 ) -> Any:
     """The worker's trainer: its own ``--trainer`` (compared with the run's record first), or
     the built-in trainer rebuilt from recorded names. Never code named by the storage.
@@ -94,7 +101,7 @@ def worker_trainer(
     Raises:
         ValueError: A mismatch, a run whose trainer needs ``--trainer``, or bad recorded values.
     """
-    spec = manifest.get("trainer_spec")
+    spec = manifest.trainer_spec
     if ref is not None:
         if spec is not None:
             why = ref.mismatch(spec)
@@ -104,8 +111,6 @@ def worker_trainer(
                 )
         return load_trainer(ref)
     if isinstance(spec, Mapping) and isinstance(spec.get("builtin"), Mapping):
-        from optuna_gamma.tuner.builtin import ThesisTrainer
-
         builtin = dict(spec["builtin"])
         dataset = builtin.pop("dataset", None)
         unknown = sorted(set(builtin) - _BUILTIN_KEYS)
@@ -126,18 +131,18 @@ def worker_trainer(
             "same --trainer (a worker never imports code named by a storage)"
         )
     raise ValueError(
-        f"run {run!r} was started from Python with the trainer {manifest.get('trainer')!r}; "
+        f"run {run!r} was started from Python with the trainer {manifest.trainer!r}; "
         "start its workers with optuna_gamma.tuner.run_worker, or give --trainer"
     )
 
 
-def worker_artifacts(manifest: Mapping[str, Any], run: str, given: str | None) -> str:
+def worker_artifacts(manifest: RunManifest, run: str, given: str | None) -> str:
     """The worker's own ``--artifacts``, checked against the run's record.
 
     Raises:
         ValueError: Not given, or naming another store than the run records.
     """
-    recorded = manifest.get("artifacts")
+    recorded = manifest.artifacts
     if given is None:
         raise ValueError(
             f"give --artifacts: run {run!r} keeps its states in {recorded!r} (a worker reads "
@@ -170,38 +175,31 @@ def worker_setup(
     Raises:
         ValueError: Any refused or malformed value, before anything is imported or written.
     """
-    from optuna.distributions import json_to_distribution
-
-    from optuna_gamma.tuner import TunerConfig
-    from optuna_gamma.tuner.workers import trainer_config
-
     require_heartbeat_storage(storage, shown)
     manifest = read_manifest(storage, run, shown)
     where = worker_artifacts(manifest, run, artifacts)
     try:
-        settings = trainer_config(manifest)
-        sp = manifest["space"]
+        sp = manifest.space
         space = {
             **{k: json_to_distribution(json.dumps(d)) for k, d in dict(sp["tuned"]).items()},
             **dict(sp["fixed"]),
         }
-        mode = manifest["mode"]
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"run {run!r} has a malformed record in its storage ({err!r})") from None
-    if mode not in ("per-epoch", "whole"):
-        raise ValueError(f"run {run!r} records an unknown mode {mode!r}")
     trainer = worker_trainer(manifest, run, trainer_ref, data_root)
     # The run directory is the head's: a worker never writes there, but the studies it creates
     # record it (a resumed head compares it), so it is carried over as a label only.
-    run_dir = manifest.get("run_dir")
-    config = TunerConfig(
-        **settings,
-        storage=storage_arg,
-        artifacts=where,
-        device=device,
-        num_threads=threads,
-        progress=False,
-        trainer_ref=trainer_ref,
-        run_dir=run_dir if isinstance(run_dir, str) and run_dir else None,
-    )
+    try:
+        config = manifest.to_config(
+            storage=storage_arg,
+            artifacts=where,
+            device=device,
+            num_threads=threads,
+            progress=False,
+            trainer_ref=trainer_ref,
+            run_dir=manifest.run_dir or None,
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"run {run!r} has a malformed record in its storage ({err})") from None
+    mode = manifest.mode
     return WorkerArgs(trainer=trainer, space=space, config=config, mode=mode)

@@ -26,8 +26,21 @@ import contextlib
 import os
 from pathlib import Path
 import re
+import shlex
+import sqlite3
 import time
 from typing import Any
+import warnings
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+import sqlalchemy.exc
+
+from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 
 
 __all__ = ["dashboard_command", "get_storage", "mask_secrets", "mask_url", "open_storage"]
@@ -72,8 +85,6 @@ def mask_url(url: str) -> str:
     """``url`` with every password and secret parameter replaced by ``***`` (see
     :func:`mask_secrets`; unchanged when it has none)."""
     try:
-        from sqlalchemy.engine import make_url
-
         parsed = make_url(url)
         if parsed.password is not None:
             url = parsed.render_as_string(hide_password=True)
@@ -84,8 +95,6 @@ def mask_url(url: str) -> str:
 
 def dashboard_command(storage_text: str, artifacts: str | None = None) -> str:
     """The shell-quoted optuna-dashboard command for a (masked) storage URL."""
-    import shlex
-
     cmd = ["optuna-dashboard", storage_text]
     if artifacts:
         cmd += ["--artifact-dir", artifacts]
@@ -127,8 +136,6 @@ def open_storage(
             the ``sqlite:///`` scheme.
         TunerError: The storage cannot be opened (the message names the cause).
     """
-    import optuna
-
     if isinstance(spec, optuna.storages.BaseStorage):
         return spec, type(spec).__name__
     text = default if spec is None else spec
@@ -155,8 +162,6 @@ def open_storage(
             if not path.is_file():
                 raise ValueError(f"no SQLite file at {shown!r}")
             if not _is_sqlite(path):
-                from optuna_gamma.tuner.errors import TunerError
-
                 raise TunerError(f"storage {shown!r} is not a usable database (not SQLite)")
             return _connect(text, shown, None, read_only=True), shown
         _make_parent(path, shown, create=spec is None)
@@ -198,8 +203,6 @@ def _make_parent(path: Path, shown: str, *, create: bool = True) -> None:
     """Create the storage file's folder (the run directory's default storage) or, for a storage
     the user named (``create=False``), require it to exist: a typo must not create folders
     anywhere on the file system."""
-    from optuna_gamma.tuner.errors import TunerError
-
     parent = path.expanduser().resolve().parent
     if not create:
         if not parent.is_dir():
@@ -219,12 +222,6 @@ def _open_journal(
 ) -> tuple[Any, str]:
     """An Optuna journal file (created if missing, unless ``read_only``; its folder too when
     ``create_parent``)."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    from optuna_gamma.tuner.errors import TunerError
-    from optuna_gamma.tuner.journal_lock import OwnedSymlinkLock
-
     path = Path(text).expanduser().resolve()
     if path.is_dir():
         raise ValueError(f"storage {text!r} is a directory, not a journal file")
@@ -334,8 +331,6 @@ def _use_wal(path: Path) -> None:
     other workers) no longer block the writer. A file that is not a database is left alone
     (opening it fails with a clear error next).
     """
-    import sqlite3
-
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=1)) as con:
             con.execute("PRAGMA journal_mode=WAL")
@@ -347,9 +342,6 @@ def _synchronous_normal(storage: Any) -> None:
     """``PRAGMA synchronous=NORMAL`` on the storage's connections: in WAL mode a commit then
     survives the death of the process (``kill -9``) without an ``fsync`` per transaction; only
     an operating-system crash may lose the last commits."""
-    import sqlite3
-
-    from sqlalchemy import event
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
@@ -364,13 +356,6 @@ def _synchronous_normal(storage: Any) -> None:
 def _connect(
     url: str, shown: str, heartbeat: tuple[int, int] | None = None, *, read_only: bool = False
 ) -> Any:
-    import warnings
-
-    import optuna
-    import sqlalchemy.exc
-
-    from optuna_gamma.tuner.errors import TunerError
-
     kwargs: dict[str, Any] = {"skip_table_creation": True} if read_only else {}
     if heartbeat is not None:
         retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9

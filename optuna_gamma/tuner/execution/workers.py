@@ -30,29 +30,34 @@ its bit-identical resume.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
 import logging
 import multiprocessing
+import os
+import pickle
+import socket
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 import warnings
 
+import optuna
+from optuna.trial import TrialState
+
 from optuna_gamma.tuner._logging import get_logger
-from optuna_gamma.tuner.engine import Engine
-from optuna_gamma.tuner.engine import storage_errors
-from optuna_gamma.tuner.engine import worker_id
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.failures import reported_failures
+from optuna_gamma.tuner.execution.engine import Engine
+from optuna_gamma.tuner.execution.engine import storage_errors
+from optuna_gamma.tuner.execution.engine import worker_id
+from optuna_gamma.tuner.execution.failures import reported_failures
+from optuna_gamma.tuner.persistence.runfiles import WORKER_INDEX_ENV
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
-    import optuna
-
     from optuna_gamma.tuner.config import TunerConfig
-    from optuna_gamma.tuner.space import SpaceLike
+    from optuna_gamma.tuner.search.space import SpaceLike
     from optuna_gamma.tuner.trainer import Trainer
 
 
@@ -84,8 +89,6 @@ class WorkerSummary(dict):
 
 
 def _counts(study: optuna.Study) -> tuple[int, int, int]:
-    from optuna.trial import TrialState
-
     trials = study.get_trials(deepcopy=False)
     return (
         sum(t.state == TrialState.COMPLETE for t in trials),
@@ -95,8 +98,6 @@ def _counts(study: optuna.Study) -> tuple[int, int, int]:
 
 
 def _study_names(engine: Engine) -> set[str]:
-    import optuna
-
     return {
         s.study_name
         for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
@@ -119,8 +120,6 @@ def first_open_epoch(engine: Engine) -> int | None:
 
 def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna.Study:
     """Study ``epoch``, created and prepared by exactly one process (the others wait for it)."""
-    import optuna
-
     name = engine.study_name(epoch)
     try:
         study = optuna.create_study(
@@ -179,9 +178,6 @@ def _run_worker(
 
 
 def _work(engine: Engine) -> WorkerSummary:
-    import optuna
-    from optuna.trial import TrialState
-
     me = worker_id()
     record = engine.run_record()
     trained = 0
@@ -252,9 +248,6 @@ def surplus_trial(study: optuna.Study, number: int, n_trials: int) -> None:
     Raises:
         optuna.TrialPruned: Trial ``number`` is beyond the first ``n_trials``.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
     ahead = sum(t.number < number for t in study.get_trials(deepcopy=False, states=live))
     if ahead >= n_trials:
@@ -270,12 +263,6 @@ def _local_worker(
     trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int
 ) -> None:
     """Entry point of a worker process started by :func:`coordinate` (spawned, not forked)."""
-    import os
-
-    import optuna
-
-    from optuna_gamma.tuner.runfiles import WORKER_INDEX_ENV
-
     os.environ[WORKER_INDEX_ENV] = str(index)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna_gamma").setLevel(logging.WARNING)
@@ -305,10 +292,6 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
         on_progress: Called about once a second with no arguments while waiting (progress bar,
             log lines).
     """
-    import pickle
-
-    import optuna
-
     cfg = engine.config
     trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
     record = engine.run_record()
@@ -425,15 +408,12 @@ class StaleTrialWatch:
 
     def poll(self) -> int:
         """Fail the stale trials if it is time; return how many were failed."""
-        import optuna
-
         if not self.engine.storage_has_heartbeat() or time.monotonic() - self.last < self.every:
             return 0
         self.last = time.monotonic()
         epoch = first_open_epoch(self.engine)
         if epoch is None or self.engine.study_name(epoch) not in _study_names(self.engine):
             return 0
-        from optuna.trial import TrialState
 
         study = self.engine.load_study(epoch)
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
@@ -447,16 +427,12 @@ class StaleTrialWatch:
 
 
 def worker_id_of(pid: int | None) -> str:
-    import socket
-
     return f"{socket.gethostname()}:{pid}"
 
 
 def fail_trials_of(engine: Engine, worker: str) -> int:
     """Fail the RUNNING trials of a dead local ``worker`` (also those it had not labelled yet)
     and retry each once with the same parameters. Returns how many were failed."""
-    from optuna.trial import TrialState
-
     n = 0
     names = _study_names(engine)
     for epoch in range(1, _n_studies(engine) + 1):
@@ -484,42 +460,4 @@ def fail_trials_of(engine: Engine, worker: str) -> int:
 
 
 def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
-    import dataclasses
-
     return dataclasses.replace(config, **changes)
-
-
-def trainer_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`~optuna_gamma.tuner.TunerConfig` settings a run's manifest fixes."""
-    from optuna_gamma.tuner.policies import policy_from_record
-
-    epochs = (
-        manifest["epochs_total"]
-        if manifest["mode"] == "per-epoch"
-        else manifest["epochs_per_trial"]
-    )
-    plan: dict[str, Any] = {"trials_per_epoch": manifest["trials"], "epochs": epochs}
-    policy = manifest.get("policy") or {"name": "thesis"}
-    thesis = isinstance(policy, Mapping) and policy.get("name") == "thesis"
-    if manifest["mode"] == "per-epoch" and not thesis:  # (a malformed record: ValueError)
-        # the same plan as the run's: its policy with its settings, and its budget or epochs
-        budget = manifest.get("budget")
-        plan = {
-            "policy": policy_from_record(policy, budget=budget, epochs=epochs),
-            "trials_per_epoch": None,
-            "epochs": None,
-        }
-    else:
-        plan["policy"] = "thesis"
-    return {
-        "run": manifest["run"],
-        "sampler": manifest["sampler"],
-        **plan,
-        "objective": manifest["objective"],
-        "seed": manifest["seed"],
-        "n_startup_trials": manifest.get("n_startup_trials", 2),
-        "warm_start": manifest.get("warm_start", False),
-        "keep_trial_states": manifest.get("keep_trial_states", False),
-        "heartbeat_interval": manifest.get("heartbeat_interval", 10),
-        "grace_period": manifest.get("grace_period"),
-    }

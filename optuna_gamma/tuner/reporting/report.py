@@ -16,6 +16,14 @@ from pathlib import Path
 import re
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
+from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
+from optuna_gamma.tuner.reporting.plots import write_html
+
 
 __all__ = ["build_report", "collect_runs"]
 
@@ -25,8 +33,6 @@ _WHOLE = re.compile(r"^(?P<run>.+)/whole$")
 
 def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
     """Runs found in ``storage``: ``{run: {"mode", "sampler", "studies": {e: study}, ...}}``."""
-    import optuna
-
     runs: dict[str, dict[str, Any]] = defaultdict(lambda: {"epochs": {}, "whole": None})
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         name = summary.study_name
@@ -84,8 +90,6 @@ def _x_key(info: dict[str, Any]) -> str | None:
 
 
 def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
-    from optuna.trial import TrialState
-
     adopted = (study.user_attrs.get("adopted") or {}).get("trial")
     recs = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -106,8 +110,6 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
 
 
 def _compute_time(info: dict[str, Any]) -> float:
-    from optuna.trial import TrialState
-
     total = 0.0
     for study in info["studies"].values():
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -161,11 +163,6 @@ def build_report(
         ValueError: No run in the storage, a requested run is missing, or ``path`` is a folder.
     """
     import plotly.graph_objects as go
-
-    from optuna_gamma.tuner.plots import plot_confusion_heatmap
-    from optuna_gamma.tuner.plots import plot_metrics_vs_learning_rate
-    from optuna_gamma.tuner.plots import write_html
-    from optuna_gamma.tuner.storage import open_storage
 
     if Path(path).is_dir():
         raise ValueError(
@@ -310,7 +307,6 @@ def build_report(
                 mark_label="adopted trial (best objective of its epoch)",
             )
             items.append(fig)
-            import optuna
 
             last_study = info["studies"][max(info["studies"])]
             hist = optuna.visualization.plot_optimization_history(last_study)

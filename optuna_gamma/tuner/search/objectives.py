@@ -36,6 +36,8 @@ from typing import Any
 from typing import Literal
 from typing import Union
 
+from optuna_gamma.tuner.frontend import option
+
 
 __all__ = [
     "DEFAULT_LAMBDA",
@@ -154,7 +156,7 @@ class Objective:
         worst: ``start_metrics -> float``: a value no healthy trial can be worse than, given the
             metrics of its epoch's start state (a healthy trial has accuracy >= 0 and a loss at
             most :data:`DIVERGENCE_FACTOR` times the start loss). Diverged trials are told a value
-            just beyond it (see :class:`~optuna_gamma.tuner.engine.Engine`).
+            just beyond it (see :class:`~optuna_gamma.tuner.execution.engine.Engine`).
     """
 
     name: str
@@ -185,8 +187,6 @@ class Objective:
         """
         missing = [k for k in self.requires if k not in metrics]
         if missing:
-            from optuna_gamma.tuner.frontend import option
-
             fits = [option("objective", k) for k in ("loss", "accuracy") if k in metrics]
             raise ValueError(
                 f"objective {self.name!r} needs the metrics {missing}, but evaluate() returned "

@@ -26,7 +26,7 @@ from typing import Union
 
 import numpy as np
 
-from optuna_gamma.tuner.runfiles import atomic_write
+from optuna_gamma.tuner.persistence.runfiles import atomic_write
 
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def plot_confusion_heatmap(
 
     Args:
         confusion_matrix: ``(k, k)`` counts, rows true and columns predicted (as returned by
-            :func:`optuna_gamma.tuner.metrics.classification_report`).
+            :func:`optuna_gamma.tuner.reporting.metrics.classification_report`).
         class_names: ``k`` class names for the axes; ``"0" .. "k-1"`` by default.
         normalize: If True, each row is divided by its total, so a cell is the fraction of
             the true class predicted as the column's class (rows with no sample stay blank).

@@ -23,18 +23,24 @@ and editing, e.g., a log message does not refuse the resume.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 import hashlib
 import inspect
 import json
+from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
 
+import optuna
+from optuna.artifacts import get_all_artifact_meta
+
 from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.persistence.states import check_artifact_id
 
 
 if TYPE_CHECKING:
     from optuna_gamma.tuner.config import TunerConfig
-    from optuna_gamma.tuner.states import StateStore
+    from optuna_gamma.tuner.persistence.states import StateStore
 
 
 __all__ = [
@@ -60,7 +66,7 @@ IDENTITY_KEYS = (
     "policy",
     "sampler",
     "seed",
-    "trials",
+    "trials_per_epoch",
     "epochs_per_trial",
     "warm_start",
     "run_dir",
@@ -128,7 +134,7 @@ def model_fingerprint(snapshot: Mapping[str, Any] | None) -> str | None:
 
 
 def identity_fields(trainer: Any, initial: Mapping[str, Any] | None, config: TunerConfig) -> dict:
-    """The identity keys that :meth:`Engine.config_record` does not record itself (it records
+    """The identity keys that :meth:`Engine.manifest` does not record itself (it records
     the policy, as :meth:`~optuna_gamma.tuner.policies.Policy.describe` gives it)."""
     return {
         "trainer_code": trainer_code(trainer),
@@ -201,11 +207,6 @@ def check_same_run(
 def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = None) -> int:
     """Delete every study of ``run`` (``run/...``) with its training states, and its
     ``result.json``; return the number of studies deleted."""
-    import optuna
-    from optuna.artifacts import get_all_artifact_meta
-
-    from optuna_gamma.tuner.states import check_artifact_id
-
     names = [
         s.study_name
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -225,8 +226,6 @@ def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = Non
             store.remove(check_artifact_id(artifact_id, where=f"study {name!r}"))
         optuna.delete_study(study_name=name, storage=storage)
     if result_path is not None:
-        from pathlib import Path
-
         Path(result_path).unlink(missing_ok=True)
     if names:
         _logger.warning(f"overwrite: deleted run {run!r} ({len(names)} studies and their states)")
@@ -237,8 +236,6 @@ def prepare_run(engine: Any) -> None:
     """Before any study is opened: with ``overwrite=True`` (not on a worker) delete the run;
     for a new run, check the objective on the initial state's validation metrics, so a wrong
     objective is a clear error that leaves nothing behind (no study that records it)."""
-    import optuna
-
     if engine.config.overwrite and engine.role != "worker":
         delete_run(engine.storage, engine.store, engine.config.run, engine.paths.result)
     names = {
@@ -251,8 +248,6 @@ def prepare_run(engine: Any) -> None:
 
 def resolve_run_name(config: TunerConfig, engine: Any) -> TunerConfig:
     """``config`` with its run name: the given one, else :func:`default_run_name`."""
-    import dataclasses
-
     if config.run is not None:
         return config
     name = default_run_name(
