@@ -50,7 +50,11 @@ if TYPE_CHECKING:
     from optuna_gamma.gp.model import GaussianProcess
 
 
-__all__ = ["ExpectedHypervolumeImprovement", "log_interval_gain"]
+__all__ = [
+    "ExpectedHypervolumeImprovement",
+    "log_expected_hypervolume_improvement",
+    "log_interval_gain",
+]
 
 # Below this relative gap 1 - EI(u)/EI(l), the mid-point rule replaces the difference.
 _CANCELLATION = 1e-4
@@ -75,17 +79,21 @@ def log_interval_gain(
     scale = np.asarray(scale, dtype=float)[:, None]
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
-    # (the incumbents broadcast: one per column)
-    a, a_mu, a_s = _log_ei_and_grads(loc, scale, cast(float, lower[None, :]), 0.0, dof)
     finite = np.isfinite(upper)
+    # one evaluation per distinct bound (boxes share them: an upper bound is often another
+    # box's lower bound); the incumbents broadcast, one per column
+    bounds, index = np.unique(np.concatenate([lower, upper[finite]]), return_inverse=True)
+    index = np.asarray(index).ravel()
+    v, v_mu, v_s = _log_ei_and_grads(loc, scale, cast(float, bounds[None, :]), 0.0, dof)
+    il = index[: len(lower)]
+    a, a_mu, a_s = v[:, il], v_mu[:, il], v_s[:, il]
     shape = a.shape
     b = np.full(shape, -np.inf)
     b_mu = np.zeros(shape)
     b_s = np.zeros(shape)
     if finite.any():
-        b[:, finite], b_mu[:, finite], b_s[:, finite] = _log_ei_and_grads(
-            loc, scale, cast(float, upper[None, finite]), 0.0, dof
-        )
+        iu = index[len(lower) :]
+        b[:, finite], b_mu[:, finite], b_s[:, finite] = v[:, iu], v_mu[:, iu], v_s[:, iu]
     delta = np.minimum(b - a, 0.0)
     r = np.exp(delta)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,3 +196,29 @@ class ExpectedHypervolumeImprovement(_LogAcquisition):
             grad += (w * d_mu).sum(axis=1)[:, None] * dloc
             grad += (w * d_s).sum(axis=1)[:, None] * dscale
         return log_ehvi, grad
+
+
+def log_expected_hypervolume_improvement(
+    loc: np.ndarray,
+    scale: np.ndarray,
+    dof: Sequence[float],
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> np.ndarray:
+    """Log EHVI of independent predictives (module docstring), without a GP.
+
+    Args:
+        loc, scale: ``(M, m)`` locations and scales of the ``m`` objectives (larger is better).
+        dof: The ``m`` degrees of freedom (``> 1``; ``inf`` for Gaussians).
+        lower, upper: ``(B, m)`` non-dominated boxes (``upper`` may be ``inf``).
+
+    Returns:
+        ``(M,)`` log EHVI.
+    """
+    loc = np.atleast_2d(np.asarray(loc, dtype=float))
+    scale = np.atleast_2d(np.asarray(scale, dtype=float))
+    total = np.zeros((loc.shape[0], len(lower)))
+    for j in range(loc.shape[1]):
+        total += log_interval_gain(loc[:, j], scale[:, j], lower[:, j], upper[:, j], dof[j])[0]
+    top = np.max(total, axis=1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(total - top).sum(axis=1))
