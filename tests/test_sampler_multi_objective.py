@@ -152,6 +152,29 @@ def test_ehvi_acquisition_gradient_matches_finite_differences() -> None:
         np.testing.assert_allclose((acq(shifted) - value) / eps, grad[:, d], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("predictives", [("student_t", "student_t"), ("student_t", "gaussian")])
+def test_ehvi_acquisition_equals_the_closed_form_of_its_predictives(
+    predictives: tuple[str, str],
+) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.random((10, 2))
+    Y = np.stack([X[:, 0] - X[:, 1] ** 2, np.sin(4 * X[:, 1]) - X[:, 0]], axis=1)
+    gps = [
+        fit_gp(X, Y[:, j], GPSettings(predictive=predictives[j]))  # type: ignore[arg-type]
+        for j in range(2)
+    ]
+    ref = reference_point(Y)
+    acq = ehvi_acquisition(gps, Y, ref)
+    lower, upper = _boxes(Y, ref)
+    Xq = rng.random((7, 2))
+    loc = np.stack([gp.predict(Xq)[0] for gp in gps], axis=1)
+    scale = np.stack([gp.predict(Xq)[1] for gp in gps], axis=1)
+    expected = log_expected_hypervolume_improvement(
+        loc, scale, [gp.dof for gp in gps], lower, upper
+    )
+    np.testing.assert_allclose(acq(Xq), expected, rtol=1e-10)
+
+
 def _zdt1(trial: optuna.Trial) -> tuple[float, float]:
     x = np.array([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(4)])
     f1 = float(x[0])
