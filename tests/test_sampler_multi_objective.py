@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import settings
@@ -327,3 +328,19 @@ def test_history_with_several_objectives_raises() -> None:
     )
     with pytest.raises(ValueError, match="single-objective"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+
+
+def test_benchmark_problems_and_a_tiny_resumable_run(tmp_path: Path) -> None:
+    from benchmarks import multi_objective as bench
+
+    assert bench.get_problem("zdt1").true_hv == pytest.approx(1.21 - 1.0 / 3.0, abs=1e-4)
+    assert bench.get_problem("dtlz2").true_hv == pytest.approx(1.331 - math.pi / 6.0)
+    args = ["--problems", "zdt1", "--samplers", "random", "--seeds", "1", "--trials", "25"]
+    args += ["--out", str(tmp_path)]
+    for _ in range(2):  # the second call finds the cell done
+        bench.main(args)
+    cells = bench.load_cells(tmp_path / "cells.jsonl")
+    assert len(cells) == 1
+    hv = bench.get_problem("zdt1").hv(np.array(cells[0]["values"]))
+    assert cells[0]["regret"]["25"] == pytest.approx(cells[0]["true_hv"] - hv)
+    assert "Median regret at trial 25" in (tmp_path / "summary.md").read_text()
