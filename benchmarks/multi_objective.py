@@ -318,15 +318,16 @@ def summarize(cells: Sequence[dict[str, Any]]) -> str:
     lines.append("|---" * (len(samplers) + 2) + "|")
     for p in problems:
         row = [p]
-        med: dict[str, float] = {}
+        seconds: dict[str, float] = {}
         for s in samplers:
             per = [float(np.mean(c["seconds"])) for c in by.get((p, s), {}).values()]
             if per:
-                med[s] = float(np.median(per))
-                row.append(f"{med[s]:.3f}")
+                seconds[s] = float(np.median(per))
+                row.append(f"{seconds[s]:.3f}")
             else:
                 row.append("-")
-        ratio = med["gamma"] / med["gp"] if "gamma" in med and "gp" in med else math.nan
+        both = "gamma" in seconds and "gp" in seconds
+        ratio = seconds["gamma"] / seconds["gp"] if both else math.nan
         row.append(f"{ratio:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")

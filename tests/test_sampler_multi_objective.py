@@ -127,10 +127,14 @@ def test_ehvi_vanishes_where_dominated_with_certainty() -> None:
     front = np.array([[1.0, 1.0]])
     lower, upper = _boxes(front, np.zeros(2))
     tiny = np.full(2, 1e-6)
-    inside = log_expected_hypervolume_improvement([0.5, 0.5], tiny, [5.0, 5.0], lower, upper)
+    inside = log_expected_hypervolume_improvement(
+        np.array([0.5, 0.5]), tiny, [5.0, 5.0], lower, upper
+    )
     assert inside[0] < math.log(1e-9)
     # a sure improvement is worth its hypervolume improvement: [0, 2]^2 minus [0, 1]^2
-    outside = log_expected_hypervolume_improvement([2.0, 2.0], tiny, [5.0, 5.0], lower, upper)
+    outside = log_expected_hypervolume_improvement(
+        np.array([2.0, 2.0]), tiny, [5.0, 5.0], lower, upper
+    )
     assert math.exp(outside[0]) == pytest.approx(3.0, rel=1e-4)
     assert math.exp(inside[0]) < math.exp(outside[0])
 
@@ -196,7 +200,7 @@ def test_zdt1_hypervolume_beats_random_sampling() -> None:
     assert wins >= 2
 
 
-def _mixed(trial: optuna.Trial) -> tuple[float, float]:
+def _mixed(trial: optuna.trial.BaseTrial) -> tuple[float, float]:
     x = trial.suggest_float("x", -2.0, 2.0)
     n = trial.suggest_int("n", 0, 4)
     c = trial.suggest_categorical("c", ["a", "b", "c"])
