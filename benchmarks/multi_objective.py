@@ -310,8 +310,33 @@ def summarize(cells: Sequence[dict[str, Any]]) -> str:
             + "."
         )
         lines.append("")
-    lines += [
-        "## Median time per trial (s; suggestion + evaluation, the evaluations are cheap)",
+    for key, title in (
+        ("seconds", "wall"),
+        ("cpu_seconds", "CPU (process time; cells that recorded it)"),
+    ):
+        lines += _time_table(by, problems, samplers, key, title)
+    return "\n".join(lines)
+
+
+def _per_trial(cell: dict[str, Any], key: str) -> float | None:
+    if key == "seconds":
+        return float(np.mean(cell["seconds"]))
+    value = cell.get(key)
+    return None if value is None else float(value) / cell["trials"]
+
+
+def _time_table(
+    by: dict[tuple[str, str], dict[int, dict[str, Any]]],
+    problems: Sequence[str],
+    samplers: Sequence[str],
+    key: str,
+    title: str,
+) -> list[str]:
+    if not any(_per_trial(c, key) is not None for v in by.values() for c in v.values()):
+        return []
+    lines = [
+        f"## Median time per trial, {title} (s; suggestion + evaluation, the evaluations are "
+        "cheap)",
         "",
     ]
     lines.append("| problem | " + " | ".join(samplers) + " | gamma / gp |")
@@ -320,7 +345,8 @@ def summarize(cells: Sequence[dict[str, Any]]) -> str:
         row = [p]
         seconds: dict[str, float] = {}
         for s in samplers:
-            per = [float(np.mean(c["seconds"])) for c in by.get((p, s), {}).values()]
+            found = [_per_trial(c, key) for c in by.get((p, s), {}).values()]
+            per = [x for x in found if x is not None]
             if per:
                 seconds[s] = float(np.median(per))
                 row.append(f"{seconds[s]:.3f}")
@@ -331,7 +357,7 @@ def summarize(cells: Sequence[dict[str, Any]]) -> str:
         row.append(f"{ratio:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
