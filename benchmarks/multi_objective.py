@@ -339,8 +339,11 @@ def _time_table(
         "cheap)",
         "",
     ]
-    lines.append("| problem | " + " | ".join(samplers) + " | gamma / gp |")
-    lines.append("|---" * (len(samplers) + 2) + "|")
+    ratio_column = "gamma" in samplers and "gp" in samplers
+    lines.append(
+        "| problem | " + " | ".join(samplers) + (" | gamma / gp |" if ratio_column else " |")
+    )
+    lines.append("|---" * (len(samplers) + 1 + ratio_column) + "|")
     for p in problems:
         row = [p]
         seconds: dict[str, float] = {}
@@ -352,9 +355,10 @@ def _time_table(
                 row.append(f"{seconds[s]:.3f}")
             else:
                 row.append("-")
-        both = "gamma" in seconds and "gp" in seconds
-        ratio = seconds["gamma"] / seconds["gp"] if both else math.nan
-        row.append(f"{ratio:.2f}")
+        if ratio_column:
+            both = "gamma" in seconds and "gp" in seconds
+            ratio = seconds["gamma"] / seconds["gp"] if both else math.nan
+            row.append(f"{ratio:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     return lines
