@@ -185,6 +185,12 @@ class GammaBOSampler(BaseSampler):
     ``(seed, trial.number)`` only, so processes that share a seed still propose different points,
     and a seed reproduces the same suggestions in any process.
 
+    Several objectives (``create_study(directions=[...])``): one GP per objective and the exact
+    log expected hypervolume improvement of their independent Student-t predictives, with the
+    constraints as above and the pending points as Kriging believers
+    (:mod:`~optuna_gamma.samplers._multi_objective`); ``history`` and ``target`` are
+    single-objective only.
+
     Args:
         predictive: ``"student_t"`` (the Gamma-marginalized predictive, default), ``"gaussian"``
             (plain GP-EI with a fitted amplitude: the thesis's "Gaussian search") or ``"plugin"``
