@@ -402,10 +402,17 @@ def test_two_processes_sharing_a_storage_give_no_duplicates(kind: str, tmp_path:
     )
 
 
-def test_multi_objective_raises_value_error() -> None:
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=GammaBOSampler())
+def test_multi_objective_with_a_target_raises_value_error() -> None:
+    # several objectives work (tests/test_sampler_multi_objective.py); the single-valued
+    # target and history options do not
+    sampler = GammaBOSampler(target=_first_value)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
     with pytest.raises(ValueError, match="single-objective"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 0.0), n_trials=1)
+
+
+def _first_value(trial: FrozenTrial) -> float:
+    return float(trial.values[0])
 
 
 def test_non_finite_values_warn_and_the_study_continues() -> None:

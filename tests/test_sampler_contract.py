@@ -1,5 +1,6 @@
 """Optuna's own sampler contract (``optuna.testing.pytest_samplers``), for each predictive mode
-and with the ``history`` option active.
+and with the ``history`` option active: the multi-objective contract for the modes without a
+history, the single-objective-only one (raise on several objectives) with it.
 
 ``n_startup_trials=0`` so that the contract's relative-sampling tests, which complete a single
 trial and then call ``sample_relative`` directly, exercise the GP.
@@ -13,6 +14,7 @@ from typing import cast
 from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.testing.pytest_samplers import BasicSamplerTestCase
+from optuna.testing.pytest_samplers import MultiObjectiveSamplerTestCase
 from optuna.testing.pytest_samplers import RelativeSamplerTestCase
 from optuna.testing.pytest_samplers import SingleOnlySamplerTestCase
 from optuna.trial import TrialState
@@ -63,5 +65,15 @@ class TestRelative(_Modes, RelativeSamplerTestCase):
     pass
 
 
-class TestSingleOnly(_Modes, SingleOnlySamplerTestCase):
-    pass
+class TestMultiObjective(MultiObjectiveSamplerTestCase):
+    @pytest.fixture(params=["student_t", "gaussian", "plugin"])
+    def sampler(self, request: pytest.FixtureRequest) -> Callable[[], BaseSampler]:
+        return _factory(request.param)
+
+
+class TestSingleOnly(SingleOnlySamplerTestCase):
+    """``history`` is single-valued: several objectives raise with it."""
+
+    @pytest.fixture(params=["student_t+history"])
+    def sampler(self, request: pytest.FixtureRequest) -> Callable[[], BaseSampler]:
+        return _factory(request.param)

@@ -196,6 +196,12 @@ class GammaBOSampler(BaseSampler):
     ``(seed, trial.number)`` only, so processes that share a seed still propose different points,
     and a seed reproduces the same suggestions in any process.
 
+    Several objectives (``create_study(directions=[...])``): one GP per objective and the exact
+    log expected hypervolume improvement of their independent Student-t predictives, with the
+    constraints as above and the pending points as Kriging believers
+    (:mod:`~optuna_gamma.samplers._multi_objective`); ``history`` and ``target`` are
+    single-objective only.
+
     Args:
         predictive: ``"student_t"`` (the Gamma-marginalized predictive, default), ``"gaussian"``
             (plain GP-EI with a fitted amplitude: the thesis's "Gaussian search") or ``"plugin"``
@@ -390,12 +396,14 @@ class GammaBOSampler(BaseSampler):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _raise_if_multi_objective(study: Study) -> None:
-        if len(study.directions) > 1:
+    def _raise_if_multi_objective(self, study: Study) -> None:
+        """Several objectives are supported (:mod:`~optuna_gamma.samplers._multi_objective`),
+        but not with the single-valued ``history`` and ``target`` options."""
+        if len(study.directions) > 1 and (self._history is not None or self._target is not None):
             raise ValueError(
-                f"GammaBOSampler supports single-objective studies only, got "
-                f"{len(study.directions)} objectives ({[d.name for d in study.directions]})."
+                f"GammaBOSampler's history and target options support single-objective studies "
+                f"only, got {len(study.directions)} objectives "
+                f"({[d.name for d in study.directions]})."
             )
 
     def _trial_rng(self, trial: FrozenTrial, *extra: int) -> np.random.Generator:
@@ -650,6 +658,10 @@ class GammaBOSampler(BaseSampler):
         self._raise_if_multi_objective(study)
         with self._lock:  # the history called for this trial's space, if any
             history = self._histories.pop((study.study_name, trial.number), None)
+        if len(study.directions) > 1:
+            from ._multi_objective import sample_relative_multi
+
+            return sample_relative_multi(self, study, trial, search_space)
         search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
