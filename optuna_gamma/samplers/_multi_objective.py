@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-import math
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -44,6 +43,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.samplers._observations import constraint_matrix
 from optuna_gamma.samplers._observations import constraints_of
 from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._observations import standardize
@@ -115,10 +115,7 @@ class MultiObservations:
             y, _ = standardize(sign[j] * V[:, j])
             columns.append(warp(y) if warp_output else y)
         Y = np.stack(columns, axis=1) if columns else np.zeros((0, m))
-        names = tuple(sorted({k for c in cons for k in c}))
-        C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
-        C = C.reshape(len(cons), len(names))
-        feasible = np.all(C <= 0.0, axis=1) if names else np.ones(len(Y), dtype=bool)
+        names, C, feasible = constraint_matrix(cons)
         return cls(X, Y, names, C, feasible)
 
     @property

@@ -157,6 +157,18 @@ def constraints_of(trial: FrozenTrial) -> dict[str, float]:
     return {str(i): float(c) for i, c in enumerate(legacy)}
 
 
+def constraint_matrix(
+    cons: Sequence[dict[str, float]],
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The constraint names (sorted), the ``(n, k)`` matrix of each trial's values (NaN where a
+    trial lacks one) and whether each trial is feasible (every value ``<= 0``)."""
+    names = tuple(sorted({k for c in cons for k in c}))
+    C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
+    C = C.reshape(len(cons), len(names))
+    feasible = np.all(C <= 0.0, axis=1) if names else np.ones(len(cons), dtype=bool)
+    return names, C, feasible
+
+
 @dataclass(frozen=True)
 class Observations:
     """The completed trials of the relative search space, as the GP sees them.
@@ -201,10 +213,7 @@ class Observations:
         y, _ = standardize(sign * np.asarray(values, dtype=float))
         if warp_output:
             y = warp(y)
-        names = tuple(sorted({k for c in cons for k in c}))
-        C = np.array([[c.get(k, math.nan) for k in names] for c in cons], dtype=float)
-        C = C.reshape(len(cons), len(names))
-        feasible = np.all(C <= 0.0, axis=1) if names else np.ones(len(y), dtype=bool)
+        names, C, feasible = constraint_matrix(cons)
         return cls(X, y, names, C, feasible)
 
     @property
