@@ -34,6 +34,7 @@ import math
 from pathlib import Path
 import time
 from typing import cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
@@ -43,6 +44,10 @@ from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp.acquisition import expected_improvement
 from optuna_gamma.gp.settings import Predictive
+
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
 LOW, HIGH = -1.0, 2.0
@@ -139,7 +144,7 @@ def evaluations_to_reach(ys: list[float], target: float) -> int | None:
     return None
 
 
-def build_figure(results: dict[str, dict], x_star: float, f_star: float):  # -> go.Figure
+def build_figure(results: dict[str, dict], x_star: float, f_star: float) -> go.Figure:
     """Two columns (Gamma, Gaussian) x two rows (posterior, EI), a slider over the iterations."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -283,7 +288,7 @@ def build_figure(results: dict[str, dict], x_star: float, f_star: float):  # -> 
     return fig
 
 
-def convergence_figure(results: dict[str, dict], f_star: float):  # -> go.Figure
+def convergence_figure(results: dict[str, dict], f_star: float) -> go.Figure:
     """Best value so far against the number of evaluations, both modes."""
     import plotly.graph_objects as go
 
