@@ -230,8 +230,8 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
         for rank in range(3):
-            snap = engine.member_snapshot(3, rank)
-            metrics = engine.evaluate(snap, "valid")
+            snap = engine.starts.member_snapshot(3, rank)
+            metrics = engine.training.evaluate(snap, "valid")
             assert (
                 metrics["accuracy"]
                 == studies[2].user_attrs["population"][rank]["metrics"]["accuracy"]
@@ -246,7 +246,7 @@ def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
         with pytest.raises(ValueError, match="no parent 3"):
-            engine.parent_record(1, 3)
+            engine.starts.parent_record(1, 3)
 
 
 class _SeenBeforeAdoption:
@@ -282,7 +282,7 @@ def test_a_worker_adopting_after_another_keeps_its_adoption(
 
     engine = Engine(digits, None, cfg, "per-epoch")
     with engine.opened():
-        study = engine.load_study(1)
+        study = engine.studies.load(1)
         before = study.user_attrs["adopted"], study.user_attrs["population"]
         from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
@@ -295,9 +295,9 @@ def test_a_worker_adopting_after_another_keeps_its_adoption(
         def no_training(*args: object, **kwargs: object) -> None:
             raise AssertionError("a state was recomputed")
 
-        monkeypatch.setattr(engine, "train", no_training)
+        monkeypatch.setattr(engine.training, "train", no_training)
         caplog.set_level("WARNING", logger="optuna_gamma")
-        adopted, snap = engine.adopt(_SeenBeforeAdoption(study), 1)  # type: ignore[arg-type]
+        adopted, snap = engine.adoption.adopt(_SeenBeforeAdoption(study), 1)  # type: ignore[arg-type]
     assert adopted == before[0]
     assert (study.user_attrs["adopted"], study.user_attrs["population"]) == before
     assert "recomputing" not in caplog.text

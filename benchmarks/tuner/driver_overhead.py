@@ -52,6 +52,7 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
 
     from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
     from optuna_gamma.tuner.execution import engine as engine_mod
+    from optuna_gamma.tuner.execution import training as training_mod
     from optuna_gamma.tuner.persistence import states as states_mod
     from optuna_gamma.tuner.search.samplers import ReseededSampler
 
@@ -62,8 +63,8 @@ def timed(parts: dict[str, float], cpu: dict[str, float]) -> Any:
         (states_mod.StateStore, "save", "artifact upload"),
         (states_mod.StateStore, "load", "artifact download"),
         (states_mod.StateStore, "remove", "artifact delete"),
-        (engine_mod, "capture", "capture"),
-        (engine_mod, "restore", "restore"),
+        (training_mod, "capture", "capture"),
+        (training_mod, "restore", "restore"),
         (optuna.trial.Trial, "set_user_attr", "user attributes"),
         (optuna.study.Study, "ask", "ask (incl. sampler set-up)"),
         (optuna.study.Study, "tell", "tell"),

@@ -21,9 +21,9 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.execution.engine import Engine
-from optuna_gamma.tuner.execution.engine import storage_errors
 from optuna_gamma.tuner.execution.finished import save_result
 from optuna_gamma.tuner.execution.finished import test_metrics
+from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.session import tuner_call
 from optuna_gamma.tuner.execution.workers import coordinate
 from optuna_gamma.tuner.persistence.runfiles import crash_point
@@ -86,21 +86,21 @@ def tune_per_epoch(
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
-        before = engine.count_complete()
+        before = engine.studies.count_complete()
         n = engine.n_epochs
-        with engine.progress(engine.run_plan.compute, before):
+        with engine.progress.shown(engine.run_plan.compute, before):
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             else:
                 _serial_epochs(engine)
         entries = [
-            _entry(e, engine.load_study(e).user_attrs["adopted"], engine.space.fixed)
+            _entry(e, engine.studies.load(e).user_attrs["adopted"], engine.space.fixed)
             for e in range(1, n + 1)
         ]
-        last = engine.load_study(n)
+        last = engine.studies.load(n)
         test = test_metrics(engine, last, n)
-        engine.count_new_trials(before)
-        studies = [engine.load_study(e) for e in range(1, n + 1)]
+        engine.progress.count_new_trials(before)
+        studies = [engine.studies.load(e) for e in range(1, n + 1)]
         result = PerEpochResult(
             **_common(
                 engine,
@@ -123,15 +123,15 @@ def _role(cfg: TunerConfig) -> str:
 def _serial_epochs(engine: Engine) -> None:
     record = engine.run_record()
     for epoch in range(1, engine.n_epochs + 1):
-        study = engine.open_study(engine.study_name(epoch), {**record, "epoch": epoch})
+        study = engine.studies.open(engine.studies.name(epoch), {**record, "epoch": epoch})
         adopted = study.user_attrs.get("adopted")
         t_epoch = time.perf_counter()
         if adopted is None:
-            engine.set_progress(f"epoch {epoch}/{engine.n_epochs}")
+            engine.progress.describe(f"epoch {epoch}/{engine.n_epochs}")
             adopted, _ = engine.run_study(epoch, study)
             how = f"{time.perf_counter() - t_epoch:.1f} s"
         else:
-            engine.clean_up(study)
+            engine.adoption.clean_up(study)
             how = "adopted earlier"
         _log_adopted(engine, epoch, study, adopted, how)
 
@@ -145,7 +145,7 @@ def _log_adopted(
         else f"whole training, {engine.epochs_per_trial} epochs"
     )
     _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
-    engine.warn_at_bounds(epoch, adopted["hparams"])
+    engine.adoption.warn_at_bounds(epoch, adopted["hparams"])
 
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
@@ -157,16 +157,16 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
 
     def progress(log: bool = True) -> None:
         nonlocal t_last
-        names = _names(engine)
+        names = engine.studies.names()
         done = 0
         adopted_now: list[tuple[int, Any, Any, str]] = []
         for epoch in range(1, n + 1):
             if epoch in final:
                 done += final[epoch]
                 continue
-            if engine.study_name(epoch) not in names:
+            if engine.studies.name(epoch) not in names:
                 continue
-            study = engine.load_study(epoch)
+            study = engine.studies.load(epoch)
             count = min(
                 engine.trials_of(epoch),
                 len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
@@ -182,24 +182,17 @@ def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:
                 t_last = time.perf_counter()
         # the bar and the rows of the finished trials first, then the epochs' adoption lines
         if done > shown[0]:
-            engine.advance_progress(done - shown[0])
+            engine.progress.advance(done - shown[0])
             shown[0] = done
         for epoch, study, adopted, took in adopted_now:
             _log_adopted(engine, epoch, study, adopted, took)
             crash_point("coordinator_adopted")
         if final:
-            engine.set_progress(f"epoch {min(max(final) + 1, n)}/{n}")
+            engine.progress.describe(f"epoch {min(max(final) + 1, n)}/{n}")
 
     progress(log=False)  # epochs adopted before this call are not logged again
     coordinate(engine, trainer, space, on_progress=progress)
     progress()
-
-
-def _names(engine: Engine) -> set[str]:
-    return {
-        s.study_name
-        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
-    }
 
 
 def tune_whole(
@@ -220,21 +213,21 @@ def tune_whole(
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
-        before = engine.count_complete()
+        before = engine.studies.count_complete()
         record = engine.run_record()
-        study = engine.open_study(engine.study_name(1), record)
-        with engine.progress(engine.plan.trials_per_epoch, before):
+        study = engine.studies.open(engine.studies.name(1), record)
+        with engine.progress.shown(engine.plan.trials_per_epoch, before):
             if engine.role == "coordinator":
                 _coordinated(engine, trainer, space, before)
             elif "adopted" not in study.user_attrs:
-                engine.set_progress(f"whole ({engine.epochs_per_trial} epochs)")
+                engine.progress.describe(f"whole ({engine.epochs_per_trial} epochs)")
                 adopted, _ = engine.run_study(1, study)
                 _log_adopted(engine, 1, study, adopted, f"{time.perf_counter() - t0:.1f} s")
             else:
-                engine.clean_up(study)
+                engine.adoption.clean_up(study)
         adopted = study.user_attrs["adopted"]
         test = test_metrics(engine, study, 1)
-        engine.count_new_trials(before)
+        engine.progress.count_new_trials(before)
         trials = [
             {
                 "number": t.number,
@@ -319,7 +312,7 @@ def _common(
         wall_time=wall,
         trials_trained=trained,
         trials_reused=reused,
-        new_trials=engine.new_trials,
+        new_trials=engine.progress.new_trials,
         num_threads=cfg.num_threads,
         device=str(engine.device),
         final_state=final_state,

@@ -26,7 +26,7 @@ def test_metrics(engine: Any, study: Any, epoch: int) -> dict[str, Any]:
     recorded = study.user_attrs.get("test")
     if recorded is not None and study.user_attrs.get("test_state") == state:
         return dict(recorded)
-    test = engine.evaluate(engine.adopted_snapshot(epoch), "test")
+    test = engine.training.evaluate(engine.starts.adopted_snapshot(epoch), "test")
     study.set_user_attr("test", test)
     study.set_user_attr("test_state", state)
     return test

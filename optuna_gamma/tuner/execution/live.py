@@ -1,10 +1,10 @@
 """The live view of a run: a progress bar, the running epoch's trials, log lines that fit.
 
-:func:`live_progress` is what :meth:`Engine.progress <.Engine.progress>`
-opens around a run. It gives the engine a :class:`LiveView` as its bar: every time the engine
-(serial: after each trial; with workers: the coordinator, about once a second) counts finished
-trials, the view reads the running epoch's study and reports each newly finished trial once,
-as one row of a compact table (trial, parameters, objective, status):
+:class:`Progress` is how the drivers report a run's progress (and count a call's new trials);
+:meth:`Progress.shown` opens a :class:`LiveView` around a run (:func:`live_progress`): every
+time a driver (serial: after each trial; with workers: the coordinator, about once a second)
+counts finished trials, the view reads the running epoch's study and reports each newly
+finished trial once, as one row of a compact table (trial, parameters, objective, status):
 
 - on a terminal, the rows are printed above a tqdm bar (``tqdm.write``), and the library's log
   lines go through tqdm too (:func:`tqdm.contrib.logging.logging_redirect_tqdm`), so nothing
@@ -18,6 +18,7 @@ The view reads the storage, so it is right with workers too: it shows what the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
 import logging
@@ -33,7 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from optuna_gamma.tuner._logging import get_logger
 
 
-__all__ = ["LiveView", "live_progress", "trial_row"]
+__all__ = ["LiveView", "Progress", "live_progress", "trial_row"]
 
 _logger = get_logger(__name__)
 
@@ -59,21 +60,32 @@ def trial_row(epoch: int, trial: Any, metric: str) -> str:
 
 
 class LiveView:
-    """The engine's bar (``update``, ``set_description``): a tqdm bar or none, and the rows of
-    the running epoch's finished trials."""
+    """The run's bar (``update``, ``set_description``): a tqdm bar or none, and the rows of
+    the running epoch's finished trials.
 
-    def __init__(self, engine: Any, bar: Any) -> None:
-        self.engine = engine
+    Args:
+        load_study: Study ``epoch`` of the run (``KeyError`` or an Optuna error: not created).
+        n_epochs: The run's number of studies.
+        metric: The objective's metric name (the rows' value column).
+        bar: The tqdm bar, or ``None``.
+    """
+
+    def __init__(
+        self, load_study: Callable[[int], Any], n_epochs: int, metric: str, bar: Any
+    ) -> None:
+        self.load_study = load_study
+        self.n_epochs = n_epochs
+        self.metric = metric
         self.bar = bar
         self._shown: dict[int, set[int]] = {}
         self._epoch = self._first_open_epoch()
 
     def _n_epochs(self) -> int:
-        return int(self.engine.n_epochs)
+        return int(self.n_epochs)
 
     def _study(self, epoch: int) -> Any:
         try:
-            return self.engine.load_study(epoch)
+            return self.load_study(epoch)
         except KeyError:  # not created yet
             return None
         except optuna.exceptions.OptunaError:
@@ -91,7 +103,7 @@ class LiveView:
 
     def poll(self) -> None:
         """Report the trials finished since the last poll, epoch by epoch."""
-        metric = self.engine.objective.metric_name
+        metric = self.metric
         while True:
             study = self._study(self._epoch)
             if study is None:
@@ -112,7 +124,7 @@ class LiveView:
         else:
             _logger.debug(row)
 
-    # the engine's bar interface
+    # the bar interface
     def update(self, n: int = 1) -> None:
         """``n`` more trials finished: show them, advance the bar."""
         self.poll()
@@ -125,15 +137,21 @@ class LiveView:
 
 
 @contextlib.contextmanager
-def live_progress(engine: Any, total: int, done: int) -> Iterator[LiveView]:
-    """Set ``engine._bar`` to a :class:`LiveView` for the duration (a tqdm bar on a terminal,
-    or when ``config.progress`` is true; none when nothing is left to train)."""
-    show = engine.config.progress if engine.config.progress is not None else sys.stderr.isatty()
+def live_progress(
+    load_study: Callable[[int], Any],
+    n_epochs: int,
+    metric: str,
+    show: bool | None,
+    total: int,
+    done: int,
+) -> Iterator[LiveView]:
+    """A :class:`LiveView` for the duration (with a tqdm bar when ``show``, or, when ``show``
+    is ``None``, on a terminal; none when nothing is left to train)."""
+    show = show if show is not None else sys.stderr.isatty()
     bar = None
     if show and done < total:
         bar = tqdm(total=total, initial=done, unit="trial", dynamic_ncols=True)
-    view = LiveView(engine, bar)
-    engine._bar = view
+    view = LiveView(load_study, n_epochs, metric, bar)
     try:
         if bar is None:
             yield view
@@ -141,6 +159,61 @@ def live_progress(engine: Any, total: int, done: int) -> Iterator[LiveView]:
             with logging_redirect_tqdm(loggers=[logging.getLogger("optuna_gamma")]):
                 yield view
     finally:
-        engine._bar = None
         if bar is not None:
             bar.close()
+
+
+class Progress:
+    """A run's progress as its drivers report it: the live view while :meth:`shown`, and the
+    count of the trials this call completed (:attr:`new_trials`).
+
+    Args:
+        studies: The run's studies (``load``, ``count_complete``).
+        n_epochs: The run's number of studies.
+        metric: The objective's metric name.
+        show: ``config.progress`` (``None``: a bar on a terminal).
+    """
+
+    def __init__(self, studies: Any, n_epochs: int, metric: str, show: bool | None) -> None:
+        self.studies = studies
+        self.n_epochs = n_epochs
+        self.metric = metric
+        self.show = show
+        self.view: LiveView | None = None
+        #: Trials completed by this call (set by :meth:`count_new_trials`).
+        self.new_trials = 0
+
+    @contextlib.contextmanager
+    def shown(self, total: int, done: int) -> Iterator[None]:
+        """A tqdm bar over the run's trials (total and start count right on resume) and the
+        running epoch's trials, for the duration."""
+        with live_progress(
+            self.studies.load, self.n_epochs, self.metric, self.show, total, done
+        ) as view:
+            self.view = view
+            try:
+                yield
+            finally:
+                self.view = None
+
+    def describe(self, text: str) -> None:
+        """Set the bar's description (if a view is open)."""
+        if self.view is not None:
+            self.view.set_description(text)
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more complete trials on the bar (if a view is open)."""
+        if self.view is not None and n > 0:
+            self.view.update(n)
+
+    def trial_finished(self) -> None:
+        """One trial of this process finished (the serial driver's callback)."""
+        self.new_trials += 1
+        if self.view is not None:
+            self.view.update(1)
+
+    def count_new_trials(self, before: int) -> int:
+        """Set and return :attr:`new_trials`: the run's complete trials now less ``before``
+        (those of earlier calls), including trials completed by workers."""
+        self.new_trials = self.studies.count_complete() - before
+        return self.new_trials

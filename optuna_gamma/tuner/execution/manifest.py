@@ -26,7 +26,7 @@ from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.policies import policy_from_record
 
 
-__all__ = ["RunManifest", "current_record"]
+__all__ = ["RunManifest", "current_record", "trainer_spec"]
 
 #: Keys of older records and their current names.
 _RENAMED = {"trials": "trials_per_epoch"}
@@ -44,6 +44,18 @@ def current_record(record: Mapping[str, Any]) -> dict[str, Any]:
         if old in out and new not in out:
             out[new] = out.pop(old)
     return out
+
+
+def trainer_spec(trainer: Any, ref: Any = None) -> dict[str, Any] | None:
+    """What the run records about its trainer (workers only compare it with their own):
+    ``{"import": "module:factory", "args": {...}}`` for a trainer reference (``--trainer``),
+    ``{"builtin": {...}}`` for :class:`ThesisTrainer` (its data root is each machine's own),
+    ``None`` for other objects (Python-only runs)."""
+    if ref is not None:
+        return dict(ref.to_record())
+    rebuild = getattr(trainer, "spec", None)
+    kwargs = rebuild() if callable(rebuild) else None
+    return {"builtin": dict(kwargs)} if kwargs else None
 
 
 def _is_int(value: Any) -> bool:

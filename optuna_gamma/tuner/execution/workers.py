@@ -47,9 +47,13 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.execution.engine import Engine
-from optuna_gamma.tuner.execution.engine import storage_errors
-from optuna_gamma.tuner.execution.engine import worker_id
 from optuna_gamma.tuner.execution.failures import reported_failures
+from optuna_gamma.tuner.execution.retries import fail_and_retry
+from optuna_gamma.tuner.execution.retries import fail_stale
+from optuna_gamma.tuner.execution.retries import storage_has_heartbeat
+from optuna_gamma.tuner.execution.runtime import storage_errors
+from optuna_gamma.tuner.execution.runtime import worker_id
+from optuna_gamma.tuner.execution.trials import optimize
 from optuna_gamma.tuner.persistence.runfiles import WORKER_INDEX_ENV
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
@@ -98,10 +102,7 @@ def _counts(study: optuna.Study) -> tuple[int, int, int]:
 
 
 def _study_names(engine: Engine) -> set[str]:
-    return {
-        s.study_name
-        for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
-    }
+    return engine.studies.names()
 
 
 def _n_studies(engine: Engine) -> int:
@@ -112,15 +113,15 @@ def first_open_epoch(engine: Engine) -> int | None:
     """The first epoch of the run whose study is not adopted yet (``None``: the run is done)."""
     names = _study_names(engine)
     for epoch in range(1, _n_studies(engine) + 1):
-        name = engine.study_name(epoch)
-        if name not in names or "adopted" not in engine.load_study(epoch).user_attrs:
+        name = engine.studies.name(epoch)
+        if name not in names or "adopted" not in engine.studies.load(epoch).user_attrs:
             return epoch
     return None
 
 
 def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna.Study:
     """Study ``epoch``, created and prepared by exactly one process (the others wait for it)."""
-    name = engine.study_name(epoch)
+    name = engine.studies.name(epoch)
     try:
         study = optuna.create_study(
             study_name=name,
@@ -131,14 +132,14 @@ def prepared_study(engine: Engine, epoch: int, record: dict[str, Any]) -> optuna
     except optuna.exceptions.DuplicatedStudyError:
         backoff = Backoff()
         while True:
-            study = engine.open_study(name, {**record, "epoch": epoch})
+            study = engine.studies.open(name, {**record, "epoch": epoch})
             if study.user_attrs.get("prepared"):
                 return study
             if engine.role == "coordinator":  # it holds the run lock: preparing is safe
                 engine.prepare_study(epoch, study)
                 return study
             backoff.wait()
-    study = engine.open_study(name, {**record, "epoch": epoch})
+    study = engine.studies.open(name, {**record, "epoch": epoch})
     engine.prepare_study(epoch, study)
     return study
 
@@ -168,7 +169,7 @@ def _run_worker(
 ) -> WorkerSummary:
     engine = Engine(trainer, space, config, mode, role="worker")
     with engine.opened(), storage_errors():
-        if not local and not engine.storage_has_heartbeat():
+        if not local and not storage_has_heartbeat(engine.storage):
             raise ValueError(
                 f"storage {engine.storage_text!r} has no heartbeat (a journal file): a worker "
                 "that dies there would hold its trial for ever; join with an RDB storage, or "
@@ -192,7 +193,9 @@ def _work(engine: Engine) -> WorkerSummary:
             if "adopted" in prepared.user_attrs:
                 epoch += 1
                 continue
-            sampler = engine.sampler_for(epoch, slot_of=lambda _study, trial: trial.number)
+            sampler = engine.sampling.sampler_for(
+                epoch, slot_of=lambda _study, trial: trial.number
+            )
             study = optuna.load_study(
                 study_name=prepared.study_name, storage=engine.storage, sampler=sampler
             )
@@ -200,14 +203,16 @@ def _work(engine: Engine) -> WorkerSummary:
         _, study = current
         n_complete, n_running, n_waiting = _counts(study)
         if n_complete >= engine.trials_of(epoch) and n_running == 0 and n_waiting == 0:
-            engine.adopt(study, epoch)  # idempotent: whoever sees the barrier open may do it
+            engine.adoption.adopt(
+                study, epoch
+            )  # idempotent: whoever sees the barrier open may do it
             epoch += 1
             continue
         if n_waiting == 0 and n_complete + n_running >= engine.trials_of(epoch):
             if "adopted" in study.user_attrs:
                 epoch += 1
                 continue
-            if engine.storage_has_heartbeat():
+            if storage_has_heartbeat(engine.storage):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
@@ -223,14 +228,14 @@ def _work(engine: Engine) -> WorkerSummary:
 
         def objective(trial: optuna.Trial) -> float:
             surplus_trial(study, trial.number, engine.trials_of(this_epoch))  # T, not T + 1
-            return engine.trial(study, trial, None, this_epoch)
+            return engine.trials.run(study, trial, None, this_epoch)
 
         def after(_study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
             if frozen.state == TrialState.COMPLETE:
                 done.append(frozen.number)
 
         t0 = time.perf_counter()
-        engine.optimize(study, objective, 1, after)
+        optimize(study, objective, 1, after)
         trial_seconds = (trial_seconds + [time.perf_counter() - t0])[-8:]
         trained += len(done)
     reason = f"run {engine.config.run!r} is finished"
@@ -296,16 +301,16 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
     trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
     record = engine.run_record()
     for epoch in range(1, _n_studies(engine) + 1):  # dead trials of an earlier run: retried
-        if engine.study_name(epoch) in _study_names(engine):
-            study = engine.load_study(epoch)
-            if engine.storage_has_heartbeat():  # workers on other machines may be alive
+        if engine.studies.name(epoch) in _study_names(engine):
+            study = engine.studies.load(epoch)
+            if storage_has_heartbeat(engine.storage):  # workers on other machines may be alive
                 optuna.storages.fail_stale_trials(study)
             else:  # a journal file: only this machine's workers, and this process holds the lock
-                engine.fail_stale(study)
+                fail_stale(study, engine.space)
     first = first_open_epoch(engine)
     if first is None:
         return
-    if not cfg.workers and not engine.storage_has_heartbeat():
+    if not cfg.workers and not storage_has_heartbeat(engine.storage):
         raise ValueError(
             f"coordinate without local workers needs an RDB storage: {engine.storage_text!r} "
             "is a journal file, which standalone workers cannot join (no heartbeat)"
@@ -408,14 +413,17 @@ class StaleTrialWatch:
 
     def poll(self) -> int:
         """Fail the stale trials if it is time; return how many were failed."""
-        if not self.engine.storage_has_heartbeat() or time.monotonic() - self.last < self.every:
+        if (
+            not storage_has_heartbeat(self.engine.storage)
+            or time.monotonic() - self.last < self.every
+        ):
             return 0
         self.last = time.monotonic()
         epoch = first_open_epoch(self.engine)
-        if epoch is None or self.engine.study_name(epoch) not in _study_names(self.engine):
+        if epoch is None or self.engine.studies.name(epoch) not in _study_names(self.engine):
             return 0
 
-        study = self.engine.load_study(epoch)
+        study = self.engine.studies.load(epoch)
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -436,9 +444,9 @@ def fail_trials_of(engine: Engine, worker: str) -> int:
     n = 0
     names = _study_names(engine)
     for epoch in range(1, _n_studies(engine) + 1):
-        if engine.study_name(epoch) not in names:
+        if engine.studies.name(epoch) not in names:
             continue
-        study = engine.load_study(epoch)
+        study = engine.studies.load(epoch)
         running = [
             t
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -454,7 +462,7 @@ def fail_trials_of(engine: Engine, worker: str) -> int:
             }
             running = [t for t in running if "worker" in t.user_attrs or t.number in still]
         for t in running:
-            engine.fail_and_retry(study, t)
+            fail_and_retry(study, t, engine.space)
             n += 1
     return n
 

@@ -242,8 +242,9 @@ def prepare_run(engine: Any) -> None:
         s.study_name
         for s in optuna.get_all_study_summaries(engine.storage, include_best_trial=False)
     }
-    if engine.role != "worker" and engine.study_name(1) not in names:
-        engine.objective(engine.evaluate(engine._initial, "valid"))  # ValueError: the fix
+    if engine.role != "worker" and engine.studies.name(1) not in names:
+        training = engine.training
+        engine.objective(training.evaluate(training.initial, "valid"))  # ValueError: the fix
 
 
 def resolve_run_name(config: TunerConfig, engine: Any) -> TunerConfig:

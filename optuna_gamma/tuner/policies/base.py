@@ -4,9 +4,10 @@ A policy plans the run (how many epochs, how many trials each epoch) and, for ea
 trials' *slots*: from which carried state a trial starts and whether its hyperparameters are
 fixed (a committed setting continued) or proposed by the sampler. After the epoch it selects the
 states carried forward, best first; the first is the adopted one (the schedule's entry). The
-engine (:mod:`~optuna_gamma.tuner.execution.engine`) asks, trains, stores, reuses, retries and
-resumes; it never decides. Ray Tune keeps its schedulers (``PopulationBasedTraining``, ``PB2``)
-apart from its runner in the same way.
+engine (:mod:`~optuna_gamma.tuner.execution`: its :mod:`~optuna_gamma.tuner.execution.planning`
+queues the slots, its :mod:`~optuna_gamma.tuner.execution.adoption` carries the selection)
+asks, trains, stores, reuses, retries and resumes; it never decides. Ray Tune keeps its
+schedulers (``PopulationBasedTraining``, ``PB2``) apart from its runner in the same way.
 
 Compute is counted in *training epochs*: one epoch of one model. A trial of the per-epoch tuner
 trains one epoch, so a run's planned compute is the sum of its trials per epoch.

@@ -156,7 +156,7 @@ class Objective:
         worst: ``start_metrics -> float``: a value no healthy trial can be worse than, given the
             metrics of its epoch's start state (a healthy trial has accuracy >= 0 and a loss at
             most :data:`DIVERGENCE_FACTOR` times the start loss). Diverged trials are told a value
-            just beyond it (see :class:`~optuna_gamma.tuner.execution.engine.Engine`).
+            just beyond it (see :func:`~optuna_gamma.tuner.execution.scoring.diverged_value`).
     """
 
     name: str

@@ -1,0 +1,218 @@
+"""After an epoch's trials: adopt the policy's selection, keep its states, remove the rest.
+
+The thesis's policy adopts ``study.best_trial`` (the one optuna-dashboard shows as Best Trial).
+Other policies rank the healthy trials that trained a state of their own and carry what the
+policy selects; the first is adopted. Each carried state is loaded (recomputed from its start
+if unreadable) before the records are written: ``population`` (every carried state, best
+first), then ``adopted``, whose presence marks the study done. Adoption is a function of the
+complete trials, so whichever process does it, and however often, it writes the same records;
+the other trials' states are then deleted unless kept on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner.errors import AllTrialsDivergedError
+from optuna_gamma.tuner.execution.start_states import population_of_study
+from optuna_gamma.tuner.execution.start_states import StartStates
+from optuna_gamma.tuner.frontend import widen_hint
+from optuna_gamma.tuner.persistence.runfiles import crash_point
+from optuna_gamma.tuner.persistence.states import check_artifact_id
+from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.persistence.states import StateUnavailableError
+from optuna_gamma.tuner.policies import Member
+from optuna_gamma.tuner.policies import Policy
+from optuna_gamma.tuner.search.objectives import Objective
+from optuna_gamma.tuner.search.space import ParamSpace
+
+
+__all__ = ["Adoption", "NON_METRICS"]
+
+_logger = get_logger(__name__)
+
+#: User attributes of a trial that are not its metrics.
+NON_METRICS = frozenset(
+    {
+        "state",
+        "state_sha256",
+        "reused_from",
+        "retry_of",
+        "time",
+        "diverged",
+        "kappa_clipped",
+        "worker",
+        "slot",
+        "parent",
+        "kind",
+        "start_value",
+    }
+)
+
+
+class _AdoptedElsewhere(Exception):
+    """Another process adopted the study while this one was loading the carried states."""
+
+
+class Adoption:
+    """Adopts the studies of a run (module docstring).
+
+    Args:
+        policy: The run's policy (what is carried).
+        objective: The objective (its direction ranks the trials).
+        space: The search space (the adopted hyperparameters; bounds).
+        store: The run's state store.
+        storage: The run's Optuna storage.
+        starts: The run's start states (a state recomputed; the cache of carried states).
+        keep_states: Whether every trial's state is kept (``keep_trial_states``).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        objective: Objective,
+        space: ParamSpace,
+        store: StateStore,
+        storage: Any,
+        starts: StartStates,
+        *,
+        keep_states: bool,
+    ) -> None:
+        self.policy = policy
+        self.objective = objective
+        self.space = space
+        self.store = store
+        self.storage = storage
+        self.starts = starts
+        self.keep_states = keep_states
+        self._warned_bounds: set[tuple[str, str]] = set()
+
+    def adopt(self, study: optuna.Study, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Adopt the policy's selection; idempotent (module docstring).
+
+        Returns:
+            (the ``adopted`` record, the adopted snapshot)
+        """
+        if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
+            return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
+        chosen = self._chosen(study, epoch)
+        records: list[dict[str, Any]] = []
+        snaps: dict[tuple[int, int], dict[str, Any]] = {}
+        try:
+            for rank, trial in enumerate(chosen):
+                record, snaps[(epoch, rank)] = self._carried(study, trial, epoch)
+                records.append(record)
+        except _AdoptedElsewhere:  # another worker adopted meanwhile (and removed the rest)
+            return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
+        crash_point("after_adopt_verify")
+        if "adopted" in study.user_attrs:  # adopted by another worker meanwhile: it stands
+            return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
+        study.set_user_attr("population", records)
+        n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        why = f"best of {n} trials" + (
+            f" (kind {records[0]['kind']!r}), {len(records)} state(s) carried"
+            if self.policy.name != "thesis"
+            else ""
+        )
+        study.set_user_attr("adopted", {**records[0], "why": why})
+        crash_point("after_adopt")
+        self.clean_up(study)
+        self.starts.remember(snaps)
+        return dict(study.user_attrs["adopted"]), snaps[(epoch, 0)]
+
+    def _chosen(self, study: optuna.Study, epoch: int) -> list[optuna.trial.FrozenTrial]:
+        """The trials whose states are carried forward, best first (the policy decides)."""
+        if self.policy.name == "thesis":
+            best = study.best_trial
+            if best.user_attrs.get("diverged"):
+                raise AllTrialsDivergedError(
+                    f"every trial of study {study.study_name!r} diverged; narrow the search "
+                    f"space (e.g. lower the upper end of the learning rate)"
+                )
+            return [best]
+        sign = self.objective.sign
+        healthy = sorted(
+            (
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if not t.user_attrs.get("diverged")
+                and "reused_from" not in t.user_attrs
+                and "state" in t.user_attrs
+                and t.value is not None
+            ),
+            key=lambda t: (-sign * float(t.value), t.number),  # type: ignore[arg-type]
+        )
+        if not healthy:
+            raise AllTrialsDivergedError(
+                f"every trial of study {study.study_name!r} diverged; narrow the search space "
+                f"(e.g. lower the upper end of the learning rate)"
+            )
+        by_number = {t.number: t for t in healthy}
+        ranked = [
+            Member(
+                trial=t.number,
+                value=float(t.value),  # type: ignore[arg-type]
+                params=dict(t.params),
+                parent=int(t.user_attrs.get("parent", 0)),
+            )
+            for t in healthy
+        ]
+        return [by_number[m.trial] for m in self.policy.select(epoch, ranked)]
+
+    def _carried(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The record of a carried trial and its state (recomputed if unreadable)."""
+        record: dict[str, Any] = {
+            "trial": trial.number,
+            "value": float(trial.value),  # type: ignore[arg-type]
+            "params": dict(trial.params),
+            "hparams": {**self.space.fixed, **trial.params},
+            "metrics": {k: v for k, v in trial.user_attrs.items() if k not in NON_METRICS},
+            "parent": int(trial.user_attrs.get("parent", 0)),
+            "kind": str(trial.user_attrs.get("kind", "sample")),
+        }
+        where = f"trial {trial.number} of study {study.study_name!r}"
+        state_id = check_artifact_id(trial.user_attrs.get("state"), where=where)
+        digest = trial.user_attrs.get("state_sha256")
+        try:
+            snap = self.store.load(state_id, digest)
+            kept = self.store.keep(snap, trial, study, self.storage)
+            if kept != state_id:  # a copy attached to the study (the trial's own is removed)
+                state_id, digest = kept, self.store.digest(kept)
+        except StateUnavailableError as err:
+            # Workers that reach the epoch's barrier together may adopt at the same time
+            # (adoption is a function of the complete trials, so they choose the same states).
+            # The first to finish removes the states it did not carry, original files
+            # included; a state missing for that reason is not recomputed: its adoption stands.
+            if "adopted" in study.user_attrs:
+                raise _AdoptedElsewhere from err
+            snap = self.starts.recompute(study, record, epoch, f"{err} ({where})")
+            state_id = self.store.save(snap, study, f"adopted-recomputed-{trial.number:04d}.pt")
+            digest = self.store.digest(state_id)
+        record["state"], record["state_sha256"] = state_id, digest
+        return record, snap
+
+    def clean_up(self, study: optuna.Study) -> None:
+        """Delete the states of every trial but the carried ones (unless kept); idempotent."""
+        if self.keep_states or study.user_attrs.get("cleaned"):
+            return
+        keep = {m["state"] for m in population_of_study(study)}
+        self.store.remove_unadopted(study, self.storage, keep)
+        study.set_user_attr("cleaned", True)
+
+    def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
+        """Warn once per (parameter, end) when the adopted value sits at a range bound."""
+        for name, side in self.space.at_bound(params):
+            if (name, side) in self._warned_bounds:
+                continue
+            self._warned_bounds.add((name, side))
+            _logger.warning(
+                f"the best {name} of epoch {epoch} ({params[name]:.4g}) sits at the {side} end "
+                f"of its search range: {widen_hint(name, side)}"
+            )

@@ -1,0 +1,105 @@
+"""A trial's metrics as numbers, and the value of a diverged trial (docs/design.md §3).
+
+The trainer's ``train_epoch`` and ``evaluate`` return metrics; :func:`scalars` checks them into
+``{name: float}``, :func:`finite` and :func:`exploded` tell a diverged trial (a non-finite
+metric, or a validation loss :data:`~optuna_gamma.tuner.search.objectives.DIVERGENCE_FACTOR`
+times the start's), :func:`jsonable` stores a metric in a user attribute, and
+:func:`diverged_value` gives a diverged trial a finite, clearly bad objective value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import math
+import numbers
+from typing import Any
+
+import optuna
+
+from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
+from optuna_gamma.tuner.search.objectives import Objective
+
+
+__all__ = ["diverged_value", "exploded", "finite", "jsonable", "scalars"]
+
+
+def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, Any]:
+    """Metrics as ``{name: float}`` (a ``confusion_matrix`` list kept when ``keep_lists``)."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, numbers.Real) and not isinstance(metrics, bool):
+        return {"train_loss": float(metrics)}
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"{what} must return a mapping of metrics, got {type(metrics).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool):
+            out[str(k)] = v
+        elif isinstance(v, numbers.Real) or (hasattr(v, "item") and getattr(v, "ndim", 1) == 0):
+            out[str(k)] = float(v)
+        elif keep_lists and isinstance(v, (list, tuple)):
+            out[str(k)] = v
+        else:
+            raise ValueError(f"{what} returned the metric {k!r} = {v!r}, which is not a number")
+    return out
+
+
+def exploded(valid: Mapping[str, Any], start: Mapping[str, Any]) -> bool:
+    """Whether the validation ``loss`` exceeds :data:`DIVERGENCE_FACTOR` times the start's."""
+    loss, ref = valid.get("loss"), (start.get("metrics") or {}).get("loss")
+    if not isinstance(loss, float) or not isinstance(ref, (int, float)) or not ref > 0:
+        return False
+    return loss > DIVERGENCE_FACTOR * ref
+
+
+def jsonable(v: Any) -> Any:
+    """A metric as stored in a user attribute (non-finite floats as ``None``)."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def finite(metrics: Mapping[str, Any]) -> bool:
+    """Whether every float metric is finite."""
+    return all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+
+
+def diverged_value(
+    objective: Objective, done: list[optuna.trial.FrozenTrial], start: Mapping[str, Any]
+) -> float:
+    """A finite, clearly bad value for a diverged trial.
+
+    With a bound (:attr:`~optuna_gamma.tuner.search.objectives.Objective.worst`, every built-in
+    objective has one): just beyond the worst value a healthy trial can have, given the
+    epoch's start metrics, ``worst - sign * 1e-3 * max(1, |worst|)``. For kappa_1 with a
+    start loss of 2.3 that is ``0 - 0.5 ln(23) = -1.57``: below every healthy trial whatever
+    order the trials finish in (so a diverged trial is never adopted while a healthy one
+    exists), and not so far below that it squashes the healthy trials' differences in the
+    sampler's standardized view, as a constant such as -1e9 would.
+
+    Without a bound (a callable objective that returned no finite value): one spread of the
+    healthy values (and the start's) below the worst value so far; this depends on the
+    trials completed before it.
+    """
+    sign = objective.sign
+    start_metrics = start.get("metrics") or {}
+    if objective.worst is not None and finite(start_metrics):
+        try:
+            bound = float(objective.worst(start_metrics))
+        except (KeyError, ValueError, TypeError):
+            bound = math.nan
+        if math.isfinite(bound):
+            return bound - sign * 1e-3 * max(1.0, abs(bound))
+    healthy = [
+        float(t.value) for t in done if not t.user_attrs.get("diverged") and t.value is not None
+    ]
+    ref = start.get("value")
+    if isinstance(ref, (int, float)) and math.isfinite(ref):
+        healthy.append(float(ref))
+    everything = healthy + [float(t.value) for t in done if t.value is not None]
+    if not healthy:
+        base = everything or [0.0]
+        worst = min(v * sign for v in base) * sign
+        return worst - sign * 1.0
+    spread = max(healthy) - min(healthy)
+    spread = max(spread, 1e-3 * max(1.0, max(abs(h) for h in healthy)))
+    worst = min(v * sign for v in everything) * sign
+    return worst - sign * spread
