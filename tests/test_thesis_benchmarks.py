@@ -345,8 +345,8 @@ def test_population_member_step_without_ray() -> None:
         trainer, trainer.build(0, torch.device("cpu")), 1e6, 1, 0, torch.device("cpu")
     )
     assert bad["objective"] == -100.0 and bad["valid_loss"] is None
-    assert peers._clip_lr({"lr": 3.0})["lr"] == peers.LR_HIGH
-    assert peers._clip_lr({"log10_lr": -9.0})["log10_lr"] == pytest.approx(-3.0)
+    assert peers._clip_to_bounds({"lr": 3.0})["lr"] == peers.LR_HIGH
+    assert peers._clip_to_bounds({"log10_lr": -9.0})["log10_lr"] == pytest.approx(-3.0)
 
 
 def test_peers_tuner_arms_spend_the_same_budget(
@@ -438,7 +438,7 @@ def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
         "lr": pytest.approx(1e-3),
         "weight_decay": 0.5,
     }
-    clipped = peers._clip_lr({"static": static, "lr": 1.0, "log10_weight_decay": -9.0})
+    clipped = peers._clip_to_bounds({"static": static, "lr": 1.0, "log10_weight_decay": -9.0})
     assert clipped["lr"] == 3e-2 and clipped["log10_weight_decay"] == pytest.approx(-5.0)
     out = tmp_path / "out"
     common = ["--dataset", "own-digits", "--seeds", "0", "--epochs", "1", "--out", str(out)]

@@ -430,6 +430,16 @@ def fixed_points_sampler(
 
     Used to train a set of learning rates (a union of grids, one chosen value) through the
     tuner's own engine, i.e. with the same initial state and batch order as any other sampler.
+    """
+    values = [float(p) for p in points]
+    return grid_sampler({name: values}, label=f"points{len(values)}", order_seed=order_seed)
+
+
+def grid_sampler(
+    grid: Mapping[str, Sequence[float]], *, label: str, order_seed: int = 0
+) -> Callable[[int], Any]:
+    """A sampler factory (``seed -> GridSampler``) over ``grid``, named ``label`` (the name the
+    storage records for the sampler).
 
     The factory ignores the seed the tuner passes: the tuner builds a new sampler for every
     trial with a new seed (``ReseededSampler``), and ``GridSampler`` shuffles its grid with its
@@ -438,12 +448,12 @@ def fixed_points_sampler(
     """
     import optuna
 
-    values = list(points)
+    search_space = {k: list(v) for k, v in grid.items()}
 
     def factory(seed: int) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GridSampler({name: values}, seed=order_seed)
+        return optuna.samplers.GridSampler(search_space, seed=order_seed)
 
-    factory.__name__ = f"points{len(values)}"
+    factory.__name__ = label
     return factory
 
 

@@ -239,15 +239,7 @@ def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) 
 
 def point_sampler(point: Mapping[str, float]) -> Any:
     """A sampler factory that trains exactly ``point`` (one value per tuned parameter)."""
-    import optuna
-
-    grid = {k: [float(v)] for k, v in point.items()}
-
-    def factory(seed: int) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GridSampler(grid, seed=0)
-
-    factory.__name__ = "untuned"
-    return factory
+    return tc.grid_sampler({k: [float(v)] for k, v in point.items()}, label=UNTUNED)
 
 
 class CosineTrainer:
@@ -635,7 +627,7 @@ def member_params(config: Mapping[str, Any], task: Task) -> dict[str, float]:
     }
 
 
-def _clip_lr(config: dict[str, Any]) -> dict[str, Any]:
+def _clip_to_bounds(config: dict[str, Any]) -> dict[str, Any]:
     """Keep an explored config inside the task's ranges (PBT's x0.8/x1.2 and PB2's steps may
     leave them)."""
     static = config.get("static")
@@ -772,7 +764,7 @@ def _ray_scheduler(arm: str, task: Task | None = None) -> tuple[Any, dict[str, A
             resample_probability=0.25,
             hyperparam_mutations=dict(space),
             synch=True,
-            custom_explore_fn=_clip_lr,
+            custom_explore_fn=_clip_to_bounds,
         )
         return scheduler, space
     logs: dict[str, Any] = {
@@ -784,7 +776,7 @@ def _ray_scheduler(arm: str, task: Task | None = None) -> tuple[Any, dict[str, A
         quantile_fraction=0.25,
         hyperparam_bounds=logs,
         synch=True,
-        custom_explore_fn=_clip_lr,
+        custom_explore_fn=_clip_to_bounds,
     )
     return scheduler, {k: tune.uniform(lo, hi) for k, (lo, hi) in logs.items()}
 
