@@ -15,7 +15,9 @@ import pytest
 from optuna_gamma.tuner import TunerConfig
 from optuna_gamma.tuner.policies import make_policy
 from optuna_gamma.tuner.policies import Member
+from optuna_gamma.tuner.policies import policy_from_record
 from optuna_gamma.tuner.policies import PopulationPolicy
+from optuna_gamma.tuner.policies import RunContext
 from optuna_gamma.tuner.policies import RunPlan
 from optuna_gamma.tuner.policies import ThesisPolicy
 
@@ -148,6 +150,46 @@ def test_policy_validation_and_defaults() -> None:
     assert policy(policy=custom) is custom
 
 
+def test_plateau_challenge_keeps_an_adopted_setting_that_still_improves() -> None:
+    policy = PopulationPolicy(width=1, budget=120, challenge="plateau")
+    always = PopulationPolicy(width=1, budget=120)
+    # epochs 7-9 and 10-12 are the explorers' races; the first race (epochs 1-6) has no
+    # adopted setting to defend
+    assert [e for e in range(1, 40) if policy._race_start(e)] == [9, 12]
+    assert policy._race_start(9) == 7 and policy._race_start(6) is None
+    incumbent = Member(trial=0, value=1.0, params={"lr": 0.01})
+    populations = {6: [incumbent], 9: [incumbent]}
+
+    def context(maximize: bool = True) -> RunContext:
+        return RunContext(maximize=maximize, population=lambda e: populations.get(e, []))
+
+    explorer = Member(trial=1, value=1.3, params={"lr": 0.002})
+    improved = Member(trial=2, value=1.1, params={"lr": 0.01})
+    declined = Member(trial=2, value=0.9, params={"lr": 0.01})
+    # the explorer is better at the race's end, but the adopted setting improved: it stays
+    assert policy.select(9, [explorer, improved], context()) == [improved]
+    assert always.select(9, [explorer, improved], context()) == [explorer]
+    # a setting that stopped improving is replaced by the better one
+    assert policy.select(9, [explorer, declined], context()) == [explorer]
+    # minimizing: improving means a smaller value
+    low = Member(trial=1, value=0.5, params={"lr": 0.002})
+    assert policy.select(9, [low, declined], context(maximize=False)) == [declined]
+    # not a race's end, no context, or the explorer proposed the same setting: the ranking
+    assert policy.select(8, [explorer, improved], context()) == [explorer, improved]
+    assert policy.select(9, [explorer, improved]) == [explorer]
+    twin = Member(trial=3, value=1.3, params={"lr": 0.01})
+    assert policy.select(9, [twin, improved], context()) == [twin]
+    # 12 at a time, every epoch is ranked as measured
+    wide = PopulationPolicy(width=12, budget=120, challenge="plateau")
+    assert all(wide._race_start(e) is None for e in range(1, 11))
+    # validated, recorded only when set (older runs' records stay the same), read back
+    with pytest.raises(ValueError, match="challenge must be 'always' or 'plateau', got 'x'"):
+        PopulationPolicy(width=1, budget=3, challenge="x")
+    assert "challenge" not in always.describe()
+    assert policy.describe()["challenge"] == "plateau"
+    assert policy_from_record(policy.describe(), budget=120, epochs=None) == policy
+
+
 # ----------------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
 def digits() -> ThesisTrainer:
@@ -198,6 +240,31 @@ def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path)
     # only carried states (and the initial one) remain
     carried = {m["state"] for s in studies for m in s.user_attrs["population"]}
     assert len(list((tmp_path / "pop" / "artifacts").iterdir())) == len(carried) + 1
+
+
+def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
+    digits, tmp_path: Path
+) -> None:
+    policy = PopulationPolicy(width=1, budget=30, challenge="plateau", explore_until=1.0)
+    cfg = TunerConfig(run="plat", run_dir=str(tmp_path / "plat"), policy=policy, seed=2)
+    res = tune_per_epoch(digits, None, cfg)
+    assert res.policy["challenge"] == "plateau" and res.compute_epochs + res.trials_reused == 30
+    studies = _studies(tmp_path / "plat", "plat")
+    for end in (9, 12):  # the explorers' races end here
+        start = policy._race_start(end)
+        assert start is not None
+        incumbent = studies[start - 2].user_attrs["population"][0]
+        trials = studies[end - 1].get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        mine = [t for t in trials if t.params == incumbent["params"]]
+        assert len(mine) == 1 and len(trials) == 2
+        adopted = studies[end - 1].user_attrs["adopted"]
+        if mine[0].value > incumbent["value"]:
+            assert adopted["trial"] == mine[0].number
+        else:
+            assert adopted["value"] == max(t.value for t in trials if t.value is not None)
+    # resumed: nothing to train, the same schedule
+    again = tune_per_epoch(digits, None, cfg)
+    assert again.new_trials == 0 and again.schedule == res.schedule
 
 
 def test_population_carries_states_and_explorers_start_from_them(digits, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
+from optuna_gamma.tuner.execution.start_states import members_of_study
 from optuna_gamma.tuner.execution.start_states import population_of_study
 from optuna_gamma.tuner.execution.start_states import StartStates
 from optuna_gamma.tuner.frontend import widen_hint
@@ -28,6 +29,7 @@ from optuna_gamma.tuner.persistence.states import StateStore
 from optuna_gamma.tuner.persistence.states import StateUnavailableError
 from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
+from optuna_gamma.tuner.policies import RunContext
 from optuna_gamma.tuner.search.objectives import Objective
 from optuna_gamma.tuner.search.space import ParamSpace
 
@@ -162,7 +164,11 @@ class Adoption:
             )
             for t in healthy
         ]
-        return [by_number[m.trial] for m in self.policy.select(epoch, ranked)]
+        context = RunContext(
+            maximize=sign > 0,
+            population=lambda e: members_of_study(self.starts.studies.load(e)),
+        )
+        return [by_number[m.trial] for m in self.policy.select(epoch, ranked, context)]
 
     def _carried(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_gamma.samplers._search_space import SearchSpace
-from optuna_gamma.tuner.execution.start_states import population_of_study
+from optuna_gamma.tuner.execution.start_states import members_of_study
 from optuna_gamma.tuner.execution.studies import RunStudies
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.policies import Member
@@ -92,15 +92,7 @@ class StudyPlanner:
         }
 
     def _members(self, epoch: int) -> list[Member]:
-        return [
-            Member(
-                trial=int(m["trial"]),
-                value=float(m["value"]),
-                params=dict(m["params"]),
-                parent=int(m.get("parent", 0)),
-            )
-            for m in population_of_study(self.studies.load(epoch))
-        ]
+        return members_of_study(self.studies.load(epoch))
 
     def planned_slots(self, epoch: int) -> list[Slot] | None:
         """The policy's slots of study ``epoch``; ``None`` when each is a plain sampler trial

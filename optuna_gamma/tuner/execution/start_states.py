@@ -23,10 +23,11 @@ from optuna_gamma.tuner.execution.training import Training
 from optuna_gamma.tuner.persistence.states import check_artifact_id
 from optuna_gamma.tuner.persistence.states import StateStore
 from optuna_gamma.tuner.persistence.states import StateUnavailableError
+from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.search.objectives import Objective
 
 
-__all__ = ["StartStates", "population_of_study"]
+__all__ = ["StartStates", "members_of_study", "population_of_study"]
 
 _logger = get_logger(__name__)
 
@@ -43,6 +44,19 @@ def population_of_study(study: optuna.Study) -> list[dict[str, Any]]:
     if not isinstance(members, list) or not members:
         return [dict(attrs["adopted"])]
     return [dict(m) for m in members]
+
+
+def members_of_study(study: optuna.Study) -> list[Member]:
+    """The states ``study`` carried forward, best first, as the policies see them."""
+    return [
+        Member(
+            trial=int(m["trial"]),
+            value=float(m["value"]),
+            params=dict(m["params"]),
+            parent=int(m.get("parent", 0)),
+        )
+        for m in population_of_study(study)
+    ]
 
 
 class StartStates:

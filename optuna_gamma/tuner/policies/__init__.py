@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner.policies.base import Member
 from optuna_gamma.tuner.policies.base import Policy
+from optuna_gamma.tuner.policies.base import RunContext
 from optuna_gamma.tuner.policies.base import RunPlan
 from optuna_gamma.tuner.policies.base import Slot
 from optuna_gamma.tuner.policies.population import PopulationPolicy
@@ -28,6 +29,7 @@ __all__ = [
     "Member",
     "Policy",
     "PopulationPolicy",
+    "RunContext",
     "RunPlan",
     "Slot",
     "ThesisPolicy",
@@ -101,7 +103,7 @@ def policy_from_record(
     if not isinstance(record, Mapping) or record.get("name") != "population":
         raise ValueError(f"the run's policy record {record!r} names no known policy")
     settings = {k: v for k, v in record.items() if k not in ("name", "population")}
-    known = {"width", "first", "rung", "explore_until", "carry", "history"}
+    known = {"width", "first", "rung", "explore_until", "carry", "history", "challenge"}
     if not set(settings) <= known:
         raise ValueError(
             f"the run's policy record has unknown settings {sorted(set(settings) - known)}"

@@ -16,6 +16,7 @@ trains one epoch, so a run's planned compute is the sum of its trials per epoch.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 from typing import ClassVar
 
 
-__all__ = ["Member", "Policy", "RunPlan", "Slot"]
+__all__ = ["Member", "Policy", "RunContext", "RunPlan", "Slot"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,19 @@ class Member:
     value: float
     params: Mapping[str, Any]
     parent: int = 0
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a policy may read of the run when it selects (the engine builds it).
+
+    Attributes:
+        maximize: Whether larger objective values are better.
+        population: The states carried out of an earlier epoch (1-based), best first.
+    """
+
+    maximize: bool
+    population: Callable[[int], Sequence[Member]]
 
 
 @dataclass(frozen=True)
@@ -128,9 +142,12 @@ class Policy(abc.ABC):
         of the tuned hyperparameters (``default``: those its optimizer was built with that lie
         in the search space; may be empty)."""
 
-    def select(self, epoch: int, ranked: Sequence[Member]) -> list[Member]:
+    def select(
+        self, epoch: int, ranked: Sequence[Member], context: RunContext | None = None
+    ) -> list[Member]:
         """The states carried out of ``epoch``, best first, from its healthy trials ranked best
-        first (distinct states; reused trials left out). The first is adopted."""
+        first (distinct states; reused trials left out). The first is adopted. ``context``
+        gives what the run carried before (``None``: the ranking alone decides)."""
         return list(ranked[: self.plan.population])
 
     def describe(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from typing import Any
 
 from optuna_gamma.tuner.policies.base import Member
 from optuna_gamma.tuner.policies.base import Policy
+from optuna_gamma.tuner.policies.base import RunContext
 from optuna_gamma.tuner.policies.base import RunPlan
 from optuna_gamma.tuner.policies.base import Slot
 
@@ -72,6 +73,13 @@ class PopulationPolicy(Policy):
             max(1, width // 4)``, at least 1).
         history: Let the sampler see the earlier epochs' trials (``GammaBOSampler``'s
             ``history``, on the improvement over each trial's start state).
+        challenge: Serial runs: when an explorer's race ends. ``"always"``: the better of the
+            two at the race's last epoch is kept. ``"plateau"``: the adopted setting keeps its
+            place if its state improved during the race (its value now is better than when the
+            race started), and only a setting that has stopped improving can be replaced, as
+            Keras's ``ReduceLROnPlateau`` changes the rate only on a plateau. A 3-epoch race
+            prefers a smaller step (the short-horizon bias), which pays where the model
+            overfits the objective and costs where it is still learning.
     """
 
     width: int = 1
@@ -82,6 +90,7 @@ class PopulationPolicy(Policy):
     explore_until: float = 0.25
     carry: int | None = None
     history: bool = True
+    challenge: str = "always"
     name = "population"
 
     def __post_init__(self) -> None:
@@ -91,6 +100,8 @@ class PopulationPolicy(Policy):
         _check("first", self.first, 1, none_ok=True)
         _check("rung", self.rung, 1)
         _check("carry", self.carry, 1, none_ok=True)
+        if self.challenge not in ("always", "plateau"):
+            raise ValueError(f"challenge must be 'always' or 'plateau', got {self.challenge!r}")
         if not isinstance(self.history, bool):
             raise ValueError(f"history must be True or False, got {self.history!r}")
         if not isinstance(self.explore_until, (int, float)) or not 0 <= self.explore_until <= 1:
@@ -183,8 +194,50 @@ class PopulationPolicy(Policy):
         explore = [Slot(parent=j % parents, kind="explore") for j in range(explorers)]
         return keep + explore
 
-    def select(self, epoch: int, ranked: Sequence[Member]) -> list[Member]:
-        return list(ranked[: self.carried(epoch)])
+    def select(
+        self, epoch: int, ranked: Sequence[Member], context: RunContext | None = None
+    ) -> list[Member]:
+        kept = list(ranked[: self.carried(epoch)])
+        if self.challenge == "always" or context is None or not kept:
+            return kept
+        defended = self._defended(epoch, ranked, context)
+        if defended is None:
+            return kept
+        rest = [m for m in kept if m.trial != defended.trial]
+        return [defended, *rest][: len(kept)]
+
+    def _race_start(self, epoch: int) -> int | None:
+        """The first epoch of the explorer's race that is decided at ``epoch`` (its states
+        are halved there), or ``None`` (no race ends, or it is the first race, of epoch 1's
+        settings, where there is no adopted setting to defend)."""
+        if self.width != 1:
+            return None
+        plan = self.plan
+        if plan.carry[epoch - 1] >= plan.trials[epoch - 1]:
+            return None
+        start = epoch
+        while start > 1 and plan.carry[start - 2] > 1:
+            start -= 1
+        return start if start > 1 else None
+
+    def _defended(
+        self, epoch: int, ranked: Sequence[Member], context: RunContext
+    ) -> Member | None:
+        """With ``challenge="plateau"``: the adopted setting's state at the end of a race it
+        should keep (it improved during the race), else ``None``."""
+        start = self._race_start(epoch)
+        if start is None:
+            return None
+        before = list(context.population(start - 1))
+        if not before:
+            return None
+        incumbent = before[0]
+        same = [m for m in ranked if dict(m.params) == dict(incumbent.params)]
+        if len(same) != 1:  # its lineage diverged, or the explorer proposed the same setting
+            return None
+        now = same[0]
+        improved = now.value > incumbent.value if context.maximize else now.value < incumbent.value
+        return now if improved else None
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -195,4 +248,6 @@ class PopulationPolicy(Policy):
             "explore_until": self.explore_until,
             "carry": self.carry,
             "history": self.history,
+            # recorded only when set, so runs stored before the setting existed still resume
+            **({"challenge": self.challenge} if self.challenge != "always" else {}),
         }
