@@ -305,13 +305,21 @@ def policy_headline() -> str:
 
 
 _ABLATION = (
-    ("pe-pop-explore-all", "pe-pop", "explorers to the end (not only in the first quarter)"),
-    ("pe-pop-explore-none", "pe-pop", "no explorer after the first race (choose, then commit)"),
-    ("pe-pop-rung1", "pe-pop", "races halved every epoch: one-epoch verdicts"),
     (
-        "pe-pop-plateau",
+        "pe-pop-always",
         "pe-pop",
-        "an explorer replaces the adopted setting only if that stopped improving",
+        "an explorer also replaces an adopted setting that still improves (the earlier default)",
+    ),
+    ("pe-pop-explore-none", "pe-pop", "no explorer after the first race (choose, then commit)"),
+    (
+        "pe-pop-explore-all",
+        "pe-pop-always",
+        "explorers to the end (not only in the first quarter), both without the plateau rule",
+    ),
+    (
+        "pe-pop-rung1",
+        "pe-pop-always",
+        "races halved every epoch: one-epoch verdicts, both without the plateau rule",
     ),
     ("pe-thesis-t2", "pe-pop", "no commitment or race: 2 sampled trials per epoch, best adopted"),
     ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),

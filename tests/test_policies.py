@@ -151,8 +151,9 @@ def test_policy_validation_and_defaults() -> None:
 
 
 def test_plateau_challenge_keeps_an_adopted_setting_that_still_improves() -> None:
-    policy = PopulationPolicy(width=1, budget=120, challenge="plateau")
-    always = PopulationPolicy(width=1, budget=120)
+    policy = PopulationPolicy(width=1, budget=120)
+    assert policy.challenge == "plateau"  # the default
+    always = PopulationPolicy(width=1, budget=120, challenge="always")
     # epochs 7-9 and 10-12 are the explorers' races; the first race (epochs 1-6) has no
     # adopted setting to defend
     assert [e for e in range(1, 40) if policy._race_start(e)] == [9, 12]
@@ -188,6 +189,7 @@ def test_plateau_challenge_keeps_an_adopted_setting_that_still_improves() -> Non
     assert "challenge" not in always.describe()
     assert policy.describe()["challenge"] == "plateau"
     assert policy_from_record(policy.describe(), budget=120, epochs=None) == policy
+    assert policy_from_record(always.describe(), budget=120, epochs=None) == always
 
 
 # ----------------------------------------------------------------------------- real runs

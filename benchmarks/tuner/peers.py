@@ -101,7 +101,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop-w12": {"width": 12},
     "pe-pop-explore-all": {"width": 1, "explore_until": 1.0},
     "pe-pop-explore-none": {"width": 1, "explore_until": 0.0},
-    "pe-pop-plateau": {"width": 1, "challenge": "plateau"},
+    "pe-pop-always": {"width": 1, "challenge": "always"},
     "pe-pop-w12-carry1": {"width": 12, "carry": 1},
     "pe-pop-rung1": {"width": 1, "rung": 1},
     "pe-pop-w12-nohist": {"width": 12, "history": False},

@@ -108,6 +108,7 @@ def policy_from_record(
         raise ValueError(
             f"the run's policy record has unknown settings {sorted(set(settings) - known)}"
         )
+    settings.setdefault("challenge", "always")  # records made before the setting existed
     if budget is not None:
         return PopulationPolicy(budget=budget, **settings)
     return PopulationPolicy(epochs=epochs, **settings)

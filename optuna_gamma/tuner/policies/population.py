@@ -73,13 +73,13 @@ class PopulationPolicy(Policy):
             max(1, width // 4)``, at least 1).
         history: Let the sampler see the earlier epochs' trials (``GammaBOSampler``'s
             ``history``, on the improvement over each trial's start state).
-        challenge: Serial runs: when an explorer's race ends. ``"always"``: the better of the
-            two at the race's last epoch is kept. ``"plateau"``: the adopted setting keeps its
-            place if its state improved during the race (its value now is better than when the
-            race started), and only a setting that has stopped improving can be replaced, as
-            Keras's ``ReduceLROnPlateau`` changes the rate only on a plateau. A 3-epoch race
-            prefers a smaller step (the short-horizon bias), which pays where the model
-            overfits the objective and costs where it is still learning.
+        challenge: Serial runs: when an explorer's race ends. ``"plateau"`` (default): the
+            adopted setting keeps its place if its state improved during the race (its value
+            now is better than when the race started), and only a setting that has stopped
+            improving can be replaced, as Keras's ``ReduceLROnPlateau`` changes the rate only
+            on a plateau. ``"always"``: the better of the two at the race's last epoch is kept.
+            A 3-epoch race prefers a smaller step (the short-horizon bias), which pays where
+            the model overfits the objective and costs where it is still learning.
     """
 
     width: int = 1
@@ -90,7 +90,7 @@ class PopulationPolicy(Policy):
     explore_until: float = 0.25
     carry: int | None = None
     history: bool = True
-    challenge: str = "always"
+    challenge: str = "plateau"
     name = "population"
 
     def __post_init__(self) -> None:
@@ -248,6 +248,7 @@ class PopulationPolicy(Policy):
             "explore_until": self.explore_until,
             "carry": self.carry,
             "history": self.history,
-            # recorded only when set, so runs stored before the setting existed still resume
+            # absent from the records of runs stored before the setting existed, which behave
+            # as "always" (policy_from_record reads them so)
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
         }
