@@ -260,8 +260,15 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
         mine = [t for t in trials if t.params == incumbent["params"]]
         assert len(mine) == 1 and len(trials) == 2
         adopted = studies[end - 1].user_attrs["adopted"]
+        best = max(t.value for t in trials if t.value is not None)
         if mine[0].value > incumbent["value"]:
             assert adopted["trial"] == mine[0].number
+            # the record says why, when it is not the best measured trial
+            assert adopted["why"].startswith(
+                "best of 2 trials"
+                if mine[0].value == best
+                else "the adopted setting improved during its race"
+            )
         else:
             assert adopted["value"] == max(t.value for t in trials if t.value is not None)
     # resumed: nothing to train, the same schedule

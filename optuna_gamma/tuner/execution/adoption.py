@@ -102,7 +102,7 @@ class Adoption:
         """
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
-        chosen = self._chosen(study, epoch)
+        chosen, first_is_best = self._chosen(study, epoch)
         records: list[dict[str, Any]] = []
         snaps: dict[tuple[int, int], dict[str, Any]] = {}
         try:
@@ -116,7 +116,8 @@ class Adoption:
             return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
         study.set_user_attr("population", records)
         n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        why = f"best of {n} trials" + (
+        lead = f"best of {n} trials" if first_is_best else f"{self.policy.kept_reason}, {n} trials"
+        why = lead + (
             f" (kind {records[0]['kind']!r}), {len(records)} state(s) carried"
             if self.policy.name != "thesis"
             else ""
@@ -127,8 +128,11 @@ class Adoption:
         self.starts.remember(snaps)
         return dict(study.user_attrs["adopted"]), snaps[(epoch, 0)]
 
-    def _chosen(self, study: optuna.Study, epoch: int) -> list[optuna.trial.FrozenTrial]:
-        """The trials whose states are carried forward, best first (the policy decides)."""
+    def _chosen(
+        self, study: optuna.Study, epoch: int
+    ) -> tuple[list[optuna.trial.FrozenTrial], bool]:
+        """The trials whose states are carried forward, the adopted one first (the policy
+        decides), and whether that one is the epoch's best measured trial."""
         if self.policy.name == "thesis":
             best = study.best_trial
             if best.user_attrs.get("diverged"):
@@ -136,7 +140,7 @@ class Adoption:
                     f"every trial of study {study.study_name!r} diverged; narrow the search "
                     f"space (e.g. lower the upper end of the learning rate)"
                 )
-            return [best]
+            return [best], True
         sign = self.objective.sign
         healthy = sorted(
             (
@@ -168,7 +172,8 @@ class Adoption:
             maximize=sign > 0,
             population=lambda e: members_of_study(self.starts.studies.load(e)),
         )
-        return [by_number[m.trial] for m in self.policy.select(epoch, ranked, context)]
+        selected = self.policy.select(epoch, ranked, context)
+        return [by_number[m.trial] for m in selected], selected[0].trial == ranked[0].trial
 
     def _carried(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int

@@ -122,6 +122,8 @@ class Policy(abc.ABC):
     workers on many machines and a resumed run agree without talking to each other."""
 
     name: ClassVar[str]
+    #: Why :meth:`select` puts first a state that is not the epoch's best (``adopted.why``).
+    kept_reason: ClassVar[str] = "kept by the policy"
     #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
     history: bool = False
 

@@ -92,6 +92,7 @@ class PopulationPolicy(Policy):
     history: bool = True
     challenge: str = "plateau"
     name = "population"
+    kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
     def __post_init__(self) -> None:
         _check("width", self.width, 1)
