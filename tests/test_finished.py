@@ -3,6 +3,7 @@ result.json keeps the wall time of the call that did the work."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,113 @@ def test_report_prints_the_dashboard_command_with_the_artifact_dir(
     assert main(["report", "--storage", storage, "-o", str(tmp_path / "r.html")]) == 0
     out = capsys.readouterr().out
     assert f"dashboard: optuna-dashboard {storage} --artifact-dir {res.artifacts}" in out
+
+
+class _PeaksAtEpoch3(SignTrainer):
+    """Its validation accuracy peaks after 3 epochs of training and falls after (a model that
+    overfits); the test split reports the epochs the evaluated state was trained."""
+
+    def __init__(self) -> None:
+        self.test_evaluations = 0
+
+    def build(self, seed: int, device: Any) -> Any:
+        import torch
+
+        state = super().build(seed, device)
+        state.model.register_buffer("trained_epochs", torch.zeros(()))
+        return state
+
+    def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> None:
+        super().train_epoch(state, hparams, ctx)
+        state.model.trained_epochs += 1
+
+    def evaluate(self, state: Any, split: str) -> dict[str, float]:
+        trained = float(state.model.trained_epochs)
+        if split == "test":
+            self.test_evaluations += 1
+            return {"accuracy": 0.5, "trained_epochs": trained}
+        return {"accuracy": 0.9 - 0.1 * abs(trained - 3.0), "loss": 1.0}
+
+
+def _peaking_run(tmp_path: Path, **kw: Any) -> TunerConfig:
+    base: dict[str, Any] = dict(
+        run="peak",
+        run_dir=str(tmp_path / "peak"),
+        sampler="random",
+        objective="accuracy",
+        epochs=6,
+        progress=False,
+    )
+    return TunerConfig(**{**base, **kw})
+
+
+def test_final_model_is_the_best_validated_state_and_can_be_changed_after_the_run(
+    tmp_path: Path,
+) -> None:
+    """The population policy returns the adopted state that validated best (epoch 3 of 6),
+    tests that state, and records the choice on the last study; the same finished run called
+    with ``final_model="last"`` trains nothing and tests epoch 6's state."""
+    import optuna
+
+    trainer = _PeaksAtEpoch3()
+    best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    assert best.final_model == "best" and best.final_epochs == 3 and best.epochs == 6
+    assert best.test["trained_epochs"] == 3.0 and trainer.test_evaluations == 1
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "peak" / "journal.log"))
+    )
+    last_study = optuna.load_study(study_name="peak/epoch-006", storage=storage)
+    final = last_study.user_attrs["final"]
+    assert final["epoch"] == 3 and final["rule"] == "best" and final["state"] == best.final_state
+    assert last_study.user_attrs["test"]["trained_epochs"] == 3.0
+
+    last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
+    assert last.new_trials == 0 and last.final_model == "last" and last.final_epochs == 6
+    assert last.test["trained_epochs"] == 6.0 and last.final_state != best.final_state
+    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
+    assert saved["final_epochs"] == 6 and saved["test"]["trained_epochs"] == 6.0
+
+    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "best"
+    assert again.final_epochs == 3 and again.test == best.test
+    assert trainer.test_evaluations == 3  # each switch evaluates the newly chosen state once
+
+
+def test_thesis_policy_keeps_the_last_state(
+    tmp_path: Path,
+) -> None:
+    thesis = tune_per_epoch(
+        _PeaksAtEpoch3(), SPACE, _peaking_run(tmp_path, policy="thesis", trials_per_epoch=1)
+    )
+    assert thesis.final_model == "last" and thesis.final_epochs == 6
+    assert thesis.test["trained_epochs"] == 6.0
+
+
+@pytest.mark.parametrize(
+    ("values", "maximize", "rule", "expected"),
+    [
+        ([0.1, 0.5, 0.3], True, "best", 2),
+        ([0.1, 0.5, 0.3], False, "best", 1),
+        ([0.1, 0.5, 0.5, 0.2], True, "best", 2),  # a later state must improve to replace it
+        ([float("nan"), 0.2, float("nan")], True, "best", 2),
+        ([0.1, 0.5, 0.3], True, "last", 3),
+    ],
+)
+def test_final_epoch(values: list[float], maximize: bool, rule: str, expected: int) -> None:
+    from optuna_gamma.tuner.execution.finished import final_epoch
+
+    records = [{"value": v} for v in values]
+    assert final_epoch(records, rule, maximize=maximize) == expected
+
+
+def test_bad_final_model_is_refused_before_work() -> None:
+    from optuna_gamma.tuner.config import SettingError
+    from optuna_gamma.tuner.execution.finished import final_epoch
+
+    with pytest.raises(
+        SettingError, match="final_model must be 'best', 'last' or None, got 'top'"
+    ):
+        TunerConfig(final_model="top")
+    with pytest.raises(ValueError, match="final_model must be one of"):
+        final_epoch([{"value": 1.0}], "first", maximize=True)
+    with pytest.raises(ValueError, match="no final model"):
+        final_epoch([], "best", maximize=True)

@@ -198,6 +198,13 @@ def _build_parser() -> _Parser:
         "derives the epochs from it (give --budget or --epochs)",
     )
     s.add_argument(
+        "--final-model",
+        choices=("best", "last"),
+        default=None,
+        help="which adopted state the run returns and tests: 'best' (best validation "
+        "objective; the population policy's default) or 'last' (the thesis policy's default)",
+    )
+    s.add_argument(
         "--epochs",
         type=int,
         default=None,
@@ -509,6 +516,11 @@ def _summary(result: Any) -> str:
         for k in ("accuracy", "sensitivity", "specificity", "mcc")
         if isinstance(t.get(k), float)
     )
+    if result.mode == "per-epoch" and result.final_epochs != result.epochs:
+        lines.append(
+            f"final model: epoch {result.final_epochs} of {result.epochs} (its adopted state "
+            f"validated best; --final-model last tests epoch {result.epochs}'s)"
+        )
     lines.append(f"test: {shown}")
     done = result.trials_trained + result.trials_reused
     lines.append(
@@ -544,6 +556,7 @@ def _config(args: argparse.Namespace) -> TunerConfig:
         sampler=sampler,
         policy=args.policy,
         budget=args.budget,
+        final_model=args.final_model,
         trials_per_epoch=args.trials_per_epoch,
         epochs=args.epochs,
         objective=objective,

@@ -114,6 +114,12 @@ class TunerConfig:
             ``grid:N`` and ``fixed:LR``.
         budget: Compute in training epochs (one epoch of one model), spent exactly; the policy
             derives the epochs and trials per epoch from it. Give ``budget`` or ``epochs``.
+        final_model: Which adopted state a per-epoch run returns and tests: ``"best"`` (the
+            one with the best validation objective, as Keras's ``restore_best_weights``) or
+            ``"last"``; ``None`` (default): the policy's choice, ``"best"`` for the population
+            policy and ``"last"`` for the thesis's. Every adopted state is kept, so calling a
+            finished run again with another choice only evaluates that state
+            (:mod:`~optuna_gamma.tuner.execution.finished`).
         trials_per_epoch: Trials of each study. Thesis policy (and whole mode: trainings):
             default 12 (2 start-up + 10 BO), the grid size for ``grid:N``, 1 for ``fixed``.
             Population policy: the trials that run at once (default ``max(1, workers)``).
@@ -158,6 +164,7 @@ class TunerConfig:
     sampler: Union[str, Callable[[int], Any]] = "gamma"
     policy: Union[str, Policy, None] = None
     budget: int | None = None
+    final_model: str | None = None
     trials_per_epoch: int | None = None
     epochs: int | None = None
     objective: Union[str, Callable[[Mapping[str, Any]], float], Any] = "kappa1"
@@ -200,6 +207,8 @@ class TunerConfig:
             raise ValueError(
                 f"policy must be 'population', 'thesis', a Policy or None, got {self.policy!r}"
             )
+        if self.final_model not in (None, "best", "last"):
+            raise SettingError("final_model", "'best', 'last' or None", self.final_model)
         _check_int("seed", self.seed, 0)
         _check_int("n_startup_trials", self.n_startup_trials, 0)
         _check_int("num_threads", self.num_threads, 1, none_ok=True)

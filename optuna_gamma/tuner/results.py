@@ -66,6 +66,7 @@ class _Common:
     policy: dict[str, Any] = field(default_factory=dict)
     compute_epochs: int = 0
     final_epochs: int = 0
+    final_model: str = "last"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +93,10 @@ class PerEpochResult(_Common):
         policy: The policy and its plan (``name``, ``trials`` per epoch, its settings).
         compute_epochs: Compute spent, in training epochs (trials trained times the epochs
             each trained; reused trials cost nothing).
-        final_epochs: Epochs of training of the final model.
+        final_epochs: Epochs of training of the final model (the epoch whose adopted state it
+            is).
+        final_model: How the final model was chosen among the adopted states: ``"best"``
+            (best validation objective) or ``"last"`` (``TunerConfig.final_model``).
         schedule: One :class:`ScheduleEntry` per epoch.
         test: Test-set metrics of the final state (the trainer's ``evaluate(state, "test")``).
         compute_time: Seconds of training plus validation over every trained trial of the run
@@ -102,7 +106,7 @@ class PerEpochResult(_Common):
             an earlier trial's result.
         new_trials: Trials this call completed (0 on a finished run's resume).
         num_threads, device: Where and how the training ran.
-        final_state: Artifact id of the final (last adopted) state.
+        final_state: Artifact id of the final model's state.
         space: The search space (JSON form).
         notes: Provenance.
     """

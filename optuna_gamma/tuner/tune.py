@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.execution.engine import Engine
+from optuna_gamma.tuner.execution.finished import final_epoch
 from optuna_gamma.tuner.execution.finished import save_result
 from optuna_gamma.tuner.execution.finished import test_metrics
 from optuna_gamma.tuner.execution.runtime import storage_errors
@@ -93,27 +94,43 @@ def tune_per_epoch(
                 _coordinated(engine, trainer, space, before)
             else:
                 _serial_epochs(engine)
-        entries = [
-            _entry(e, engine.studies.load(e).user_attrs["adopted"], engine.space.fixed)
-            for e in range(1, n + 1)
-        ]
-        last = engine.studies.load(n)
-        test = test_metrics(engine, last, n)
-        engine.progress.count_new_trials(before)
         studies = [engine.studies.load(e) for e in range(1, n + 1)]
+        adopted = [s.user_attrs["adopted"] for s in studies]
+        entries = [_entry(e, a, engine.space.fixed) for e, a in enumerate(adopted, start=1)]
+        rule = cfg.final_model or engine.policy.final_model
+        final = final_epoch(adopted, rule, maximize=engine.objective.sign > 0)
+        last = studies[-1]
+        test = test_metrics(engine, studies[final - 1], final, record_on=last)
+        _record_final(last, final, adopted[final - 1], rule)
+        if final != n:
+            _logger.info(
+                f"final model: the state adopted in epoch {final}/{n}, whose validation "
+                f"{engine.objective.metric_name} {adopted[final - 1]['value']:.4g} is the run's "
+                f"best (epoch {n}: {adopted[-1]['value']:.4g}); final_model='last' returns "
+                f"epoch {n}'s"
+            )
+        engine.progress.count_new_trials(before)
+        common = _common(
+            engine, studies, test, time.perf_counter() - t0, adopted[final - 1]["state"]
+        )
         result = PerEpochResult(
-            **_common(
-                engine,
-                studies,
-                test,
-                time.perf_counter() - t0,
-                last.user_attrs["adopted"]["state"],
-            ),
-            schedule=entries,
+            **{**common, "final_epochs": final, "final_model": rule}, schedule=entries
         )
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
+
+
+def _record_final(study: optuna.Study, epoch: int, adopted: dict[str, Any], rule: str) -> None:
+    """Record the final model's choice on the run's last study (the dashboard shows it)."""
+    why = (
+        "the last adopted state"
+        if rule == "last"
+        else f"the adopted state with the best validation objective ({adopted['value']:.4g})"
+    )
+    record = {"epoch": epoch, "state": adopted["state"], "rule": rule, "why": why}
+    if study.user_attrs.get("final") != record:
+        study.set_user_attr("final", record)
 
 
 def _role(cfg: TunerConfig) -> str:

@@ -63,6 +63,7 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
                     if "adopted" in s.user_attrs
                 ],
                 "test": last.user_attrs.get("test"),
+                "final": _final_epoch(last.user_attrs.get("final"), max(studies)),
             }
         if info["whole"]:
             study = optuna.load_study(study_name=info["whole"], storage=storage)
@@ -79,6 +80,24 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
                 "test": study.user_attrs.get("test"),
             }
     return out
+
+
+def _final_epoch(record: Any, epochs: int) -> int:
+    """The epoch of a run's final model as its last study records it (``final``, read from a
+    storage: anything but an epoch of the run means the last one)."""
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs:
+        return epoch
+    return epochs
+
+
+def _final_entry(info: dict[str, Any]) -> dict[str, Any]:
+    """The schedule entry of the run's final model (per-epoch: ``final``; whole: the best)."""
+    sched = info["schedule"]
+    if not sched:
+        return {}
+    final = info.get("final")
+    return next((s for s in sched if s.get("epoch") == final), sched[-1])
 
 
 def _x_key(info: dict[str, Any]) -> str | None:
@@ -185,7 +204,7 @@ def build_report(
         for run, info in found.items():
             test = info.get("test") or {}
             sched = info["schedule"]
-            last = sched[-1] if sched else {}
+            last = _final_entry(info)
             rows.append(
                 [
                     run,
@@ -217,7 +236,7 @@ def build_report(
                     "sampler",
                     "mode",
                     "epochs",
-                    "final objective (valid)",
+                    "final model's objective (valid)",
                     "accuracy (valid)",
                     "test accuracy",
                     "test MCC",
@@ -320,6 +339,11 @@ def build_report(
             shown = [
                 k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
             ]
+            final = info.get("final")
+            if info["mode"] == "per-epoch" and final is not None:
+                epochs = len(info["studies"])
+                which = "last" if final == epochs else "best validation objective"
+                items.append(f"<p>Final model: the state adopted in epoch {final} ({which}).</p>")
             items.append(_table([f"test {k}" for k in shown], [[test[k] for k in shown]]))
             if test.get("confusion_matrix"):
                 items.append(
