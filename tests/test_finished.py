@@ -187,3 +187,31 @@ def test_bad_final_model_is_refused_before_work() -> None:
         final_epoch([{"value": 1.0}], "first", maximize=True)
     with pytest.raises(ValueError, match="no final model"):
         final_epoch([], "best", maximize=True)
+
+
+def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path: Path) -> None:
+    """``load_state`` loads the result's final state (the best-validated one, epoch 3) into the
+    trainer's state, from the returned result and from ``result.json``; a state id that
+    escapes the artifact store or a replaced state file is refused."""
+    import dataclasses
+
+    from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner.persistence.states import StateUnavailableError
+
+    trainer = _PeaksAtEpoch3()
+    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    state = load_state(res, trainer)
+    assert float(state.model.trained_epochs) == 3.0
+    assert trainer.evaluate(state, "valid")["accuracy"] == pytest.approx(0.9)
+    saved = load_result(tmp_path / "peak" / "result.json")
+    assert float(load_state(saved, trainer).model.trained_epochs) == 3.0
+    assert len(res.final_state_sha256) == 64
+
+    with pytest.raises(ValueError, match="final_state"):
+        load_state(dataclasses.replace(res, final_state="../../etc/passwd"), trainer)
+    (Path(res.artifacts) / res.final_state).write_bytes(b"not a state")
+    with pytest.raises(StateUnavailableError, match="SHA-256"):
+        load_state(res, trainer)
+    with pytest.raises(ValueError, match="not a directory"):
+        load_state(res, trainer, artifacts=tmp_path / "nowhere")

@@ -17,6 +17,7 @@ from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.finished import load_state
 from optuna_gamma.tuner.execution.workers import run_worker
 from optuna_gamma.tuner.persistence.storage import get_storage
 from optuna_gamma.tuner.reporting.report import build_report
@@ -58,6 +59,7 @@ __all__ = [
     "apply_hyperparameters",
     "build_report",
     "get_storage",
+    "load_state",
     "load_result",
     "load_trainer",
     "run_worker",

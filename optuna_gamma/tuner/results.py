@@ -67,6 +67,7 @@ class _Common:
     compute_epochs: int = 0
     final_epochs: int = 0
     final_model: str = "last"
+    final_state_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +107,9 @@ class PerEpochResult(_Common):
             an earlier trial's result.
         new_trials: Trials this call completed (0 on a finished run's resume).
         num_threads, device: Where and how the training ran.
-        final_state: Artifact id of the final model's state.
+        final_state: Artifact id of the final model's state
+            (:func:`~optuna_gamma.tuner.load_state` loads it into your trainer's state).
+        final_state_sha256: Its SHA-256, checked when it is loaded.
         space: The search space (JSON form).
         notes: Provenance.
     """

@@ -110,9 +110,7 @@ def tune_per_epoch(
                 f"epoch {n}'s"
             )
         engine.progress.count_new_trials(before)
-        common = _common(
-            engine, studies, test, time.perf_counter() - t0, adopted[final - 1]["state"]
-        )
+        common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])
         result = PerEpochResult(
             **{**common, "final_epochs": final, "final_model": rule}, schedule=entries
         )
@@ -256,7 +254,7 @@ def tune_whole(
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         ]
         result = WholeResult(
-            **_common(engine, [study], test, time.perf_counter() - t0, adopted["state"]),
+            **_common(engine, [study], test, time.perf_counter() - t0, adopted),
             best=_entry(engine.epochs_per_trial, adopted, engine.space.fixed),
             trials=trials,
         )
@@ -298,7 +296,7 @@ def _common(
     studies: list[optuna.Study],
     test: dict[str, Any],
     wall: float,
-    final_state: str,
+    final: dict[str, Any],
 ) -> dict[str, Any]:
     trained = reused = 0
     compute = 0.0
@@ -332,7 +330,8 @@ def _common(
         new_trials=engine.progress.new_trials,
         num_threads=cfg.num_threads,
         device=str(engine.device),
-        final_state=final_state,
+        final_state=final["state"],
+        final_state_sha256=str(final.get("state_sha256") or ""),
         space=engine.space.to_dict(),
         notes={},
     )

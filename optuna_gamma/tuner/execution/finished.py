@@ -21,14 +21,21 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
+from typing import TYPE_CHECKING
 
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import WholeResult
 
 
-__all__ = ["FINAL_MODELS", "final_epoch", "save_result", "test_metrics"]
+if TYPE_CHECKING:
+    from optuna_gamma.tuner.trainer import Trainer
+    from optuna_gamma.tuner.trainer import TrainingState
+
+
+__all__ = ["FINAL_MODELS", "final_epoch", "load_state", "save_result", "test_metrics"]
 
 #: The choices of a per-epoch run's final model (``TunerConfig.final_model``).
 FINAL_MODELS = ("best", "last")
@@ -85,3 +92,53 @@ def save_result(result: PerEpochResult | WholeResult, path: Path) -> None:
         if isinstance(stored, dict) and stored.get("final_state") == result.final_state:
             return
     result.save(path)
+
+
+def load_state(
+    result: PerEpochResult | WholeResult,
+    trainer: Trainer,
+    *,
+    artifacts: Any = None,
+    device: Any = None,
+) -> TrainingState:
+    """The final model of a run: ``trainer.build()``'s state with the run's final state loaded
+    (model, optimizer, scheduler, scaler and extras, as the run's trials restore it).
+
+    Args:
+        result: The run's result (returned by the tuner, or read by
+            :func:`~optuna_gamma.tuner.results.load_result` from ``result.json``).
+        trainer: The trainer the run used (or one that builds the same state).
+        artifacts: Where the states are (a directory, ``s3://bucket/prefix`` or an Optuna
+            artifact store); default ``result.artifacts``.
+        device: Where the state goes (default: the CPU).
+
+    Raises:
+        ValueError: ``result`` names no valid state id, or the state does not fit the trainer.
+        StateUnavailableError: The state is missing, unreadable, or not the file the run stored
+            (its SHA-256 differs from ``result.final_state_sha256``).
+    """
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_gamma.tuner.execution.runtime import resolve_device
+    from optuna_gamma.tuner.execution.training import Training
+    from optuna_gamma.tuner.persistence.states import check_artifact_id
+    from optuna_gamma.tuner.persistence.states import open_artifact_store
+    from optuna_gamma.tuner.persistence.states import StateStore
+    from optuna_gamma.tuner.trainer import restore
+
+    if not isinstance(result, (PerEpochResult, WholeResult)):
+        raise ValueError(f"result must be a PerEpochResult or WholeResult, got {result!r}")
+    state_id = check_artifact_id(result.final_state, where="the result's final_state")
+    location = artifacts if artifacts is not None else result.artifacts
+    if isinstance(location, (str, os.PathLike)) and not str(location).startswith("s3://"):
+        folder = Path(location).expanduser()
+        if not folder.is_dir():  # read only: nothing is created or probed
+            raise ValueError(f"artifact location {str(folder)!r} is not a directory")
+        store: Any = FileSystemArtifactStore(str(folder))
+        text = str(folder)
+    else:
+        store, text = open_artifact_store(location, Path(result.run_dir))
+    snapshot = StateStore(store, text).load(state_id, result.final_state_sha256 or None)
+    training = Training.build(trainer, result.seed, resolve_device(device or "cpu"))
+    restore(training.state, snapshot)
+    return training.state
