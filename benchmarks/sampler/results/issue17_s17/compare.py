@@ -5,12 +5,13 @@ Run from the repository root, after the runs' ``--summary-only`` summaries (READ
     python benchmarks/sampler/results/issue17_s17/compare.py default half d d6 ten6 ...
 
 For each name and seed set (``<name>``: seeds 0-9, ``<name>_s10``: 10-19, ``<name>_s20``:
-20-29; ``default`` is ``issue17_full``, ``issue17_h6/base_s10``, ``issue17_h6/base_s20``) one
+20-29, ``<name>_s30``: 30-39; ``default`` is ``issue17_full``, ``issue17_h6/base_s10``,
+``issue17_h6/base_s20``, ``issue17_s17/base_s30``) one
 line: win rates of ``student_t`` at trials 12/25/50 against GPSampler(n_startup_trials=2),
 GPSampler() and TPE, the lowest problem at trial 12 against GPSampler(2), the worst
 median-regret ratio at trial 50 against each, the Ackley-6 ratio against GPSampler(), and the
 paired win rate against the default at 12/25/50 (the same problem and seed; ties 1/2). Seeds
-20-29 have no Optuna cells: the paired figures only.
+20-39 have no Optuna cells: the paired figures only.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ BASE = {
     "": RESULTS / "issue17_full",
     "_s10": RESULTS / "issue17_h6/base_s10",
     "_s20": RESULTS / "issue17_h6/base_s20",
+    "_s30": RESULTS / "issue17_s17/base_s30",
 }
-SEEDS = {"": "0-9", "_s10": "10-19", "_s20": "20-29"}
+SEEDS = {"": "0-9", "_s10": "10-19", "_s20": "20-29", "_s30": "30-39"}
 CHECKPOINTS = (12, 25, 50)
 
 
