@@ -216,7 +216,7 @@ _UNTUNED = {"own-fashion": "untuned"}
 
 
 def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
-    """A cell's test accuracy: at its last checkpoint, or after ``epochs`` epochs."""
+    """A cell's test accuracy: of its final model, or after ``epochs`` epochs."""
     if c.get("failed"):
         return None
     tests = c.get("test") or {}
@@ -226,16 +226,32 @@ def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
     return got.get("accuracy") if isinstance(got, dict) else None
 
 
+def _last_state(c: dict[str, Any]) -> dict[str, Any]:
+    """A policy cell as if its final model were the last adopted state (``test_last``; cells
+    made before the final model could be another state tested the last one)."""
+    if "test_last" in c:
+        return {**c, "test": c["test_last"], "final_epochs": c.get("epochs")}
+    return c
+
+
 def _by_seed(
     cells: list[dict[str, Any]], dataset: str, arm: str, epochs: int | None = None
 ) -> dict[int, float]:
+    """Test accuracy of ``arm``'s cells by seed; ``"<arm>@last"``: of their last adopted
+    state."""
     out = {}
-    for c in cells:
-        if c.get("dataset") == dataset and c["arm"] == arm:
-            v = _test_at(c, epochs)
-            if v is not None:
-                out[int(c["seed"])] = float(v)
+    for c in _cells_of(cells, dataset, arm):
+        v = _test_at(c, epochs)
+        if v is not None:
+            out[int(c["seed"])] = float(v)
     return out
+
+
+def _cells_of(cells: list[dict[str, Any]], dataset: str, arm: str) -> list[dict[str, Any]]:
+    """The cells of ``arm`` on ``dataset`` (``"<arm>@last"``: with the last state's test)."""
+    name, _, which = arm.partition("@")
+    mine = [c for c in cells if c.get("dataset") == dataset and c["arm"] == name]
+    return [_last_state(c) for c in mine] if which == "last" else mine
 
 
 def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
@@ -304,26 +320,58 @@ def policy_headline() -> str:
     )
 
 
+#: (variant, reference, what the variant changes). ``@last``: the arm's last adopted state
+#: tested, so that variants measured before the final model was the best-validated state
+#: compare like with like.
 _ABLATION = (
     (
-        "pe-pop-always",
+        "pe-pop@last",
         "pe-pop",
-        "an explorer also replaces an adopted setting that still improves (the earlier default)",
-    ),
-    ("pe-pop-explore-none", "pe-pop", "no explorer after the first race (choose, then commit)"),
-    (
-        "pe-pop-explore-all",
-        "pe-pop-always",
-        "explorers to the end (not only in the first quarter), both without the plateau rule",
+        "final model: the last adopted state, not the one that validated best",
     ),
     (
-        "pe-pop-rung1",
-        "pe-pop-always",
-        "races halved every epoch: one-epoch verdicts, both without the plateau rule",
+        "pe-pop-always@last",
+        "pe-pop@last",
+        "an explorer also replaces an adopted setting that still improves (the earlier rule); "
+        "both: last state",
     ),
-    ("pe-thesis-t2", "pe-pop", "no commitment or race: 2 sampled trials per epoch, best adopted"),
-    ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
-    ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
+    (
+        "pe-pop-explore-none@last",
+        "pe-pop@last",
+        "no explorer after the first race (choose, then commit); both: last state",
+    ),
+    (
+        "pe-pop-explore-all@last",
+        "pe-pop-always@last",
+        "explorers to the end (not only in the first quarter), both without the plateau rule "
+        "and tested at the last state",
+    ),
+    (
+        "pe-pop-rung1@last",
+        "pe-pop-always@last",
+        "races halved every epoch: one-epoch verdicts, both without the plateau rule and "
+        "tested at the last state",
+    ),
+    (
+        "pe-thesis-t2@last",
+        "pe-pop@last",
+        "no commitment or race: 2 sampled trials per epoch, best adopted; both: last state",
+    ),
+    (
+        "pe-pop-w12@last",
+        "pe-pop-w12",
+        "12 at a time, final model: the last adopted state, not the one that validated best",
+    ),
+    (
+        "pe-pop-w12-carry1@last",
+        "pe-pop-w12@last",
+        "12 at a time, 1 state carried instead of 9; both: last state",
+    ),
+    (
+        "pe-pop-w12-nohist@last",
+        "pe-pop-w12@last",
+        "12 at a time, explorers without the earlier epochs; both: last state",
+    ),
 )
 
 
@@ -337,9 +385,7 @@ def policy_ablation() -> str:
             if not mine or not base:
                 continue
             diff, wtl = _paired(mine, base)
-            epochs = _median(
-                c.get("final_epochs") for c in cells if c["arm"] == arm and c["dataset"] == dataset
-            )
+            epochs = _median(c.get("final_epochs") for c in _cells_of(cells, dataset, arm))
             rows.append(
                 [
                     task,
