@@ -20,13 +20,13 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.execution.coordinator import coordinate
 from optuna_gamma.tuner.execution.engine import Engine
 from optuna_gamma.tuner.execution.finished import final_epoch
 from optuna_gamma.tuner.execution.finished import save_result
 from optuna_gamma.tuner.execution.finished import test_metrics
 from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.session import tuner_call
-from optuna_gamma.tuner.execution.workers import coordinate
 from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
