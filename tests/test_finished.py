@@ -137,6 +137,10 @@ def test_final_model_is_the_best_validated_state_and_can_be_changed_after_the_ru
     final = last_study.user_attrs["final"]
     assert final["epoch"] == 3 and final["rule"] == "best" and final["state"] == best.final_state
     assert last_study.user_attrs["test"]["trained_epochs"] == 3.0
+    from optuna_gamma.tuner import build_report
+
+    page = build_report(best.storage, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Final model: the state adopted in epoch 3 (best validation objective)." in page
 
     last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
     assert last.new_trials == 0 and last.final_model == "last" and last.final_epochs == 12
