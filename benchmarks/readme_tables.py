@@ -226,19 +226,19 @@ def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
     return got.get("accuracy") if isinstance(got, dict) else None
 
 
-def _last_state(c: dict[str, Any]) -> dict[str, Any]:
-    """A policy cell as if its final model were the last adopted state (``test_last``; cells
-    made before the final model could be another state tested the last one)."""
-    if "test_last" in c:
-        return {**c, "test": c["test_last"], "final_epochs": c.get("epochs")}
-    return c
+def _best_state(c: dict[str, Any]) -> dict[str, Any] | None:
+    """A policy cell as if its final model were the peak of its validation curve
+    (``test_best``, ``final_model="best"``); ``None`` for cells that did not test it."""
+    if "test_best" not in c:
+        return None
+    return {**c, "test": c["test_best"], "final_epochs": int(next(iter(c["test_best"])))}
 
 
 def _by_seed(
     cells: list[dict[str, Any]], dataset: str, arm: str, epochs: int | None = None
 ) -> dict[int, float]:
-    """Test accuracy of ``arm``'s cells by seed; ``"<arm>@last"``: of their last adopted
-    state."""
+    """Test accuracy of ``arm``'s cells by seed; ``"<arm>@best"``: of the peak of their
+    validation curves."""
     out = {}
     for c in _cells_of(cells, dataset, arm):
         v = _test_at(c, epochs)
@@ -248,10 +248,13 @@ def _by_seed(
 
 
 def _cells_of(cells: list[dict[str, Any]], dataset: str, arm: str) -> list[dict[str, Any]]:
-    """The cells of ``arm`` on ``dataset`` (``"<arm>@last"``: with the last state's test)."""
+    """The cells of ``arm`` on ``dataset`` (``"<arm>@best"``: with the validation peak's
+    test, where they have it)."""
     name, _, which = arm.partition("@")
     mine = [c for c in cells if c.get("dataset") == dataset and c["arm"] == name]
-    return [_last_state(c) for c in mine] if which == "last" else mine
+    if which != "best":
+        return mine
+    return [b for b in map(_best_state, mine) if b is not None]
 
 
 def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
@@ -320,57 +323,37 @@ def policy_headline() -> str:
     )
 
 
-#: (variant, reference, what the variant changes). ``@last``: the arm's last adopted state
-#: tested, so that variants measured before the final model was the best-validated state
-#: compare like with like.
+#: (variant, reference, what the variant changes). ``@best``: the arm's cells with the peak
+#: of their validation curves as the final model (``final_model="best"``).
 _ABLATION = (
     (
-        "pe-pop@last",
+        "pe-pop-always",
         "pe-pop",
-        "final model: the last adopted state, not the one that validated best",
+        "an explorer also replaces an adopted setting that still improves (the earlier default)",
+    ),
+    ("pe-pop-explore-none", "pe-pop", "no explorer after the first race (choose, then commit)"),
+    (
+        "pe-pop-explore-all",
+        "pe-pop-always",
+        "explorers to the end (not only in the first quarter), both without the plateau rule",
     ),
     (
-        "pe-pop-always@last",
-        "pe-pop@last",
-        "an explorer also replaces an adopted setting that still improves (the earlier rule); "
-        "both: last state",
+        "pe-pop-rung1",
+        "pe-pop-always",
+        "races halved every epoch: one-epoch verdicts, both without the plateau rule",
     ),
+    ("pe-thesis-t2", "pe-pop", "no commitment or race: 2 sampled trials per epoch, best adopted"),
     (
-        "pe-pop-explore-none@last",
-        "pe-pop@last",
-        "no explorer after the first race (choose, then commit); both: last state",
+        "pe-pop@best",
+        "pe-pop",
+        'final model: the peak of the validation curve (`final_model="best"`), not the last state',
     ),
+    ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
+    ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
     (
-        "pe-pop-explore-all@last",
-        "pe-pop-always@last",
-        "explorers to the end (not only in the first quarter), both without the plateau rule "
-        "and tested at the last state",
-    ),
-    (
-        "pe-pop-rung1@last",
-        "pe-pop-always@last",
-        "races halved every epoch: one-epoch verdicts, both without the plateau rule and "
-        "tested at the last state",
-    ),
-    (
-        "pe-thesis-t2@last",
-        "pe-pop@last",
-        "no commitment or race: 2 sampled trials per epoch, best adopted; both: last state",
-    ),
-    (
-        "pe-pop-w12@last",
+        "pe-pop-w12@best",
         "pe-pop-w12",
-        "12 at a time, final model: the last adopted state, not the one that validated best",
-    ),
-    (
-        "pe-pop-w12-carry1@last",
-        "pe-pop-w12@last",
-        "12 at a time, 1 state carried instead of 9; both: last state",
-    ),
-    (
-        "pe-pop-w12-nohist@last",
-        "pe-pop-w12@last",
-        "12 at a time, explorers without the earlier epochs; both: last state",
+        "12 at a time, final model: the peak of the validation curve, not the last state",
     ),
 )
 

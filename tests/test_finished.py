@@ -118,18 +118,32 @@ def _peaking_run(tmp_path: Path, **kw: Any) -> TunerConfig:
     return TunerConfig(**{**base, **kw})
 
 
-def test_final_model_is_the_best_validated_state_and_can_be_changed_after_the_run(
-    tmp_path: Path,
+def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed_after_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The population policy returns the adopted state that validated best (epoch 3 of 12),
-    tests that state, and records the choice on the last study; the same finished run called
-    with ``final_model="last"`` trains nothing and tests epoch 12's state."""
+    """By default the last adopted state is the final model, and the run says that its
+    validation curve peaked (epoch 3 of 12); called again with ``final_model="best"`` the
+    finished run trains nothing, tests epoch 3's state and records the choice on the last
+    study; and back."""
+    import logging
+
     import optuna
 
+    from optuna_gamma.tuner import build_report
+
     trainer = _PeaksAtEpoch3()
-    best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
-    assert best.final_model == "best" and best.final_epochs == 3 and best.epochs == 12
-    assert best.test["trained_epochs"] == 3.0 and trainer.test_evaluations == 1
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    assert last.final_model == "last" and last.final_epochs == 12 and last.epochs == 12
+    assert last.test["trained_epochs"] == 12.0 and trainer.test_evaluations == 1
+    (hint,) = [r.getMessage() for r in caplog.records if "peaked" in r.getMessage()]
+    assert "around epoch 3/12" in hint and "final_model='best'" in hint
+
+    best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
+    assert best.new_trials == 0 and best.final_model == "best" and best.final_epochs == 3
+    assert best.test["trained_epochs"] == 3.0 and best.final_state != last.final_state
+    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
+    assert saved["final_epochs"] == 3 and saved["test"]["trained_epochs"] == 3.0
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "peak" / "journal.log"))
     )
@@ -137,19 +151,11 @@ def test_final_model_is_the_best_validated_state_and_can_be_changed_after_the_ru
     final = last_study.user_attrs["final"]
     assert final["epoch"] == 3 and final["rule"] == "best" and final["state"] == best.final_state
     assert last_study.user_attrs["test"]["trained_epochs"] == 3.0
-    from optuna_gamma.tuner import build_report
-
     page = build_report(best.storage, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Final model: the state adopted in epoch 3 (best validation objective)." in page
 
-    last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
-    assert last.new_trials == 0 and last.final_model == "last" and last.final_epochs == 12
-    assert last.test["trained_epochs"] == 12.0 and last.final_state != best.final_state
-    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
-    assert saved["final_epochs"] == 12 and saved["test"]["trained_epochs"] == 12.0
-
-    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "best"
-    assert again.final_epochs == 3 and again.test == best.test
+    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "last"
+    assert again.final_epochs == 12 and again.test == last.test
     assert trainer.test_evaluations == 3  # each switch evaluates the newly chosen state once
 
 
@@ -211,9 +217,7 @@ def test_bad_final_model_is_refused_before_work() -> None:
     from optuna_gamma.tuner.config import SettingError
     from optuna_gamma.tuner.execution.finished import final_epoch
 
-    with pytest.raises(
-        SettingError, match="final_model must be 'best', 'last' or None, got 'top'"
-    ):
+    with pytest.raises(SettingError, match="final_model must be 'best' or 'last', got 'top'"):
         TunerConfig(final_model="top")
     with pytest.raises(ValueError, match="final_model must be one of"):
         final_epoch([{"value": 1.0}], "first", maximize=True)
@@ -232,7 +236,7 @@ def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path
     from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
     trainer = _PeaksAtEpoch3()
-    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
     state = load_state(res, trainer)
     assert float(state.model.trained_epochs) == 3.0
     assert trainer.evaluate(state, "valid")["accuracy"] == pytest.approx(0.9)

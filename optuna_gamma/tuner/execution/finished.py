@@ -1,13 +1,16 @@
 """A finished run: which state is the final model, its test metrics, and ``result.json``.
 
 The final model of a per-epoch run is one of its adopted states: the last one (``"last"``, the
-thesis's fig. 8), or the one at the peak of the validation curve (``"best"``, the default of the
-population policy; :func:`final_epoch` says how noise is kept from choosing it), as Keras's
-``EarlyStopping(restore_best_weights=True)`` and Hugging Face's ``load_best_model_at_end``
-return the checkpoint that validated best rather than the last one.
-The budget may outlast the model: a model that overfits its training data (its validation
-objective peaks and then falls) keeps its peak. Every adopted state stays in the artifact store,
-so either choice can be made, and changed, after the run.
+default, as in the thesis's fig. 8 and as Keras, Lightning and Hugging Face's trainers end with
+the last weights), or the one at the peak of the validation curve (``"best"``; :func:`final_epoch`
+says how noise is kept from choosing it), as Keras's ``EarlyStopping(restore_best_weights=True)``
+and Hugging Face's ``load_best_model_at_end`` return the checkpoint that validated best. The
+budget may outlast the model: one that overfits (its validation objective peaks and then falls)
+keeps its peak with ``"best"``, and a run whose curve has such a peak says so when it returns
+the last state. ``"best"`` is not the default because the objective can fall while the test
+accuracy still rises (kappa_1's loss term grows as a CNN gets overconfident), and then the peak
+is the worse model (docs/when-it-pays.md). Every adopted state stays in the artifact store, so
+either choice can be made, and changed, after the run.
 
 Re-running a finished command is a no-op that prints the result: the test metrics of the final
 state are evaluated once and recorded on the run's last study with the state's id (``test``,
@@ -68,7 +71,8 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
     - the curve is averaged over windows, ``s_e = mean(v_{e-h} .. v_{e+h})`` for the epochs
       whose window is complete, and its end over the last ``h + 1`` epochs, ``s_end``;
     - the noise of one value is estimated from the epoch-to-epoch changes,
-      ``sigma = MAD(v_{e+1} - v_e) / 0.6745 / sqrt(2)`` (robust to the trend's few jumps);
+      ``sigma = median|v_{e+1} - v_e| / 0.6745 / sqrt(2)`` (the normal distribution's median
+      absolute value is 0.6745 sigma; the median is robust to the trend's few jumps);
     - the peak ``e* = argmax s_e`` (the earliest of equal ones) is the final model if it stands
       :data:`PEAK_MARGIN_SE` standard errors above the end,
       ``s_e* - s_end > 2 sigma sqrt(1 / (2h + 1) + 1 / (h + 1))``; otherwise, and for runs of
@@ -77,8 +81,9 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
     A model that overfits (its validation objective peaks, then falls for many epochs) gets its
     peak; a model still learning, or whose curve is flat within the noise, keeps its last
     state. Measured on the per-epoch benchmark (docs/when-it-pays.md): the plain argmax lost
-    0.2 points against the last state with 12 trials at a time (it picked a lucky epoch) where
-    this rule ties, and both gain about a point for the overfitting MLP trained serially.
+    0.2 points of test accuracy against the last state with 12 trials at a time (it picked
+    lucky epochs) where this rule ties, and both gain about a point for the overfitting MLP
+    trained serially.
 
     Args:
         adopted: The ``adopted`` records of epochs ``1..E``, in order.
