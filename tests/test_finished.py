@@ -136,7 +136,7 @@ def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed
         last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
     assert last.final_model == "last" and last.final_epochs == 12 and last.epochs == 12
     assert last.test["trained_epochs"] == 12.0 and trainer.test_evaluations == 1
-    (hint,) = [r.getMessage() for r in caplog.records if "peaked" in r.getMessage()]
+    (hint,) = [r.getMessage() for r in caplog.records if "was best around" in r.getMessage()]
     assert "around epoch 3/12" in hint and "final_model='best'" in hint
 
     best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))

@@ -200,7 +200,7 @@ def _build_parser() -> _Parser:
     s.add_argument(
         "--final-model",
         choices=("best", "last"),
-        default=None,
+        default="last",
         help="which adopted state the run returns and tests: 'last' (default) or 'best' (the "
         "peak of the validation curve, when it stands clearly above the curve's end)",
     )

@@ -113,8 +113,8 @@ def tune_per_epoch(
             )
         elif peak != n:
             _logger.warning(
-                f"the validation {name} peaked around epoch {peak}/{n} "
-                f"({adopted[peak - 1]['value']:.4g}) and ended lower "
+                f"the validation {name} was best around epoch {peak}/{n} "
+                f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
                 f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
                 f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
                 f"(the run need not train again)"
