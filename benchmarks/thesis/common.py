@@ -633,14 +633,15 @@ def run_policy(
     from optuna_gamma.tuner import AllTrialsDivergedError
     from optuna_gamma.tuner import tune_per_epoch
 
+    def config(**final: Any) -> Any:
+        return tuner_config(
+            args, "pe", run_dir, policy=policy, objective=objective, seed=seed, **final
+        )
+
     t0 = time.perf_counter()
     plan = policy.plan
     try:
-        res = tune_per_epoch(
-            trainer,
-            space,
-            tuner_config(args, "pe", run_dir, policy=policy, objective=objective, seed=seed),
-        )
+        res = tune_per_epoch(trainer, space, config())
     except AllTrialsDivergedError as err:
         return failed_run(
             run_dir, str(err), seed=seed, trials=None, wall=time.perf_counter() - t0, tests={}
@@ -657,19 +658,7 @@ def run_policy(
         for e in res.schedule
     ]
     # the peak of the validation curve as the final model too: the run again, nothing trained
-    best = tune_per_epoch(
-        trainer,
-        space,
-        tuner_config(
-            args,
-            "pe",
-            run_dir,
-            policy=policy,
-            objective=objective,
-            seed=seed,
-            final_model="best",
-        ),
-    )
+    best = tune_per_epoch(trainer, space, config(final_model="best"))
     return {
         "mode": "per-epoch",
         "policy": res.policy,
