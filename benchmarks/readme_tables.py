@@ -216,7 +216,7 @@ _UNTUNED = {"own-fashion": "untuned"}
 
 
 def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
-    """A cell's test accuracy: at its last checkpoint, or after ``epochs`` epochs."""
+    """A cell's test accuracy: of its final model, or after ``epochs`` epochs."""
     if c.get("failed"):
         return None
     tests = c.get("test") or {}
@@ -226,16 +226,35 @@ def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
     return got.get("accuracy") if isinstance(got, dict) else None
 
 
+def _best_state(c: dict[str, Any]) -> dict[str, Any] | None:
+    """A policy cell as if its final model were the peak of its validation curve
+    (``test_best``, ``final_model="best"``); ``None`` for cells that did not test it."""
+    if "test_best" not in c:
+        return None
+    return {**c, "test": c["test_best"], "final_epochs": int(next(iter(c["test_best"])))}
+
+
 def _by_seed(
     cells: list[dict[str, Any]], dataset: str, arm: str, epochs: int | None = None
 ) -> dict[int, float]:
+    """Test accuracy of ``arm``'s cells by seed; ``"<arm>@best"``: of the peak of their
+    validation curves."""
     out = {}
-    for c in cells:
-        if c.get("dataset") == dataset and c["arm"] == arm:
-            v = _test_at(c, epochs)
-            if v is not None:
-                out[int(c["seed"])] = float(v)
+    for c in _cells_of(cells, dataset, arm):
+        v = _test_at(c, epochs)
+        if v is not None:
+            out[int(c["seed"])] = float(v)
     return out
+
+
+def _cells_of(cells: list[dict[str, Any]], dataset: str, arm: str) -> list[dict[str, Any]]:
+    """The cells of ``arm`` on ``dataset`` (``"<arm>@best"``: with the validation peak's
+    test, where they have it)."""
+    name, _, which = arm.partition("@")
+    mine = [c for c in cells if c.get("dataset") == dataset and c["arm"] == name]
+    if which != "best":
+        return mine
+    return [b for b in map(_best_state, mine) if b is not None]
 
 
 def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
@@ -304,6 +323,8 @@ def policy_headline() -> str:
     )
 
 
+#: (variant, reference, what the variant changes). ``@best``: the arm's cells with the peak
+#: of their validation curves as the final model (``final_model="best"``).
 _ABLATION = (
     (
         "pe-pop-always",
@@ -322,8 +343,18 @@ _ABLATION = (
         "races halved every epoch: one-epoch verdicts, both without the plateau rule",
     ),
     ("pe-thesis-t2", "pe-pop", "no commitment or race: 2 sampled trials per epoch, best adopted"),
+    (
+        "pe-pop@best",
+        "pe-pop",
+        'final model: the peak of the validation curve (`final_model="best"`), not the last state',
+    ),
     ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
     ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
+    (
+        "pe-pop-w12@best",
+        "pe-pop-w12",
+        "12 at a time, final model: the peak of the validation curve, not the last state",
+    ),
 )
 
 
@@ -337,9 +368,7 @@ def policy_ablation() -> str:
             if not mine or not base:
                 continue
             diff, wtl = _paired(mine, base)
-            epochs = _median(
-                c.get("final_epochs") for c in cells if c["arm"] == arm and c["dataset"] == dataset
-            )
+            epochs = _median(c.get("final_epochs") for c in _cells_of(cells, dataset, arm))
             rows.append(
                 [
                     task,

@@ -145,6 +145,10 @@ def test_dashboard_lists_the_runs_studies_and_trials(served) -> None:
         assert lr["distribution"]["log"] is True
         study_attrs = {a["key"] for a in study["user_attrs"]}
         assert {"config", "adopted"} <= study_attrs
+    # The run's last study shows which state is the final model, and why.
+    last = _get(f"{base}/api/studies/{by_name['dash/epoch-002']['study_id']}")
+    (final,) = [a["value"] for a in last["user_attrs"] if a["key"] == "final"]
+    assert result.final_state in final and "last" in final and result.final_epochs == 2
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium package (.ci/run installs it)

@@ -80,8 +80,9 @@ def test_report_prints_the_dashboard_command_with_the_artifact_dir(
 
 
 class _PeaksAtEpoch3(SignTrainer):
-    """Its validation accuracy peaks after 3 epochs of training and falls after (a model that
-    overfits); the test split reports the epochs the evaluated state was trained."""
+    """Its validation accuracy peaks after 3 epochs of training and falls by 5 points an epoch
+    after (a model that overfits); the test split reports the epochs the evaluated state was
+    trained."""
 
     def __init__(self) -> None:
         self.test_evaluations = 0
@@ -102,7 +103,7 @@ class _PeaksAtEpoch3(SignTrainer):
         if split == "test":
             self.test_evaluations += 1
             return {"accuracy": 0.5, "trained_epochs": trained}
-        return {"accuracy": 0.9 - 0.1 * abs(trained - 3.0), "loss": 1.0}
+        return {"accuracy": 0.9 - 0.05 * abs(trained - 3.0), "loss": 1.0}
 
 
 def _peaking_run(tmp_path: Path, **kw: Any) -> TunerConfig:
@@ -111,40 +112,50 @@ def _peaking_run(tmp_path: Path, **kw: Any) -> TunerConfig:
         run_dir=str(tmp_path / "peak"),
         sampler="random",
         objective="accuracy",
-        epochs=6,
+        epochs=12,
         progress=False,
     )
     return TunerConfig(**{**base, **kw})
 
 
-def test_final_model_is_the_best_validated_state_and_can_be_changed_after_the_run(
-    tmp_path: Path,
+def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed_after_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The population policy returns the adopted state that validated best (epoch 3 of 6),
-    tests that state, and records the choice on the last study; the same finished run called
-    with ``final_model="last"`` trains nothing and tests epoch 6's state."""
+    """By default the last adopted state is the final model, and the run says that its
+    validation curve peaked (epoch 3 of 12); called again with ``final_model="best"`` the
+    finished run trains nothing, tests epoch 3's state and records the choice on the last
+    study; and back."""
+    import logging
+
     import optuna
 
+    from optuna_gamma.tuner import build_report
+
     trainer = _PeaksAtEpoch3()
-    best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
-    assert best.final_model == "best" and best.final_epochs == 3 and best.epochs == 6
-    assert best.test["trained_epochs"] == 3.0 and trainer.test_evaluations == 1
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    assert last.final_model == "last" and last.final_epochs == 12 and last.epochs == 12
+    assert last.test["trained_epochs"] == 12.0 and trainer.test_evaluations == 1
+    (hint,) = [r.getMessage() for r in caplog.records if "was best around" in r.getMessage()]
+    assert "around epoch 3/12" in hint and "final_model='best'" in hint
+
+    best = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
+    assert best.new_trials == 0 and best.final_model == "best" and best.final_epochs == 3
+    assert best.test["trained_epochs"] == 3.0 and best.final_state != last.final_state
+    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
+    assert saved["final_epochs"] == 3 and saved["test"]["trained_epochs"] == 3.0
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "peak" / "journal.log"))
     )
-    last_study = optuna.load_study(study_name="peak/epoch-006", storage=storage)
+    last_study = optuna.load_study(study_name="peak/epoch-012", storage=storage)
     final = last_study.user_attrs["final"]
     assert final["epoch"] == 3 and final["rule"] == "best" and final["state"] == best.final_state
     assert last_study.user_attrs["test"]["trained_epochs"] == 3.0
+    page = build_report(best.storage, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Final model: the state adopted in epoch 3 (best validation objective)." in page
 
-    last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
-    assert last.new_trials == 0 and last.final_model == "last" and last.final_epochs == 6
-    assert last.test["trained_epochs"] == 6.0 and last.final_state != best.final_state
-    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
-    assert saved["final_epochs"] == 6 and saved["test"]["trained_epochs"] == 6.0
-
-    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "best"
-    assert again.final_epochs == 3 and again.test == best.test
+    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "last"
+    assert again.final_epochs == 12 and again.test == last.test
     assert trainer.test_evaluations == 3  # each switch evaluates the newly chosen state once
 
 
@@ -154,18 +165,23 @@ def test_thesis_policy_keeps_the_last_state(
     thesis = tune_per_epoch(
         _PeaksAtEpoch3(), SPACE, _peaking_run(tmp_path, policy="thesis", trials_per_epoch=1)
     )
-    assert thesis.final_model == "last" and thesis.final_epochs == 6
-    assert thesis.test["trained_epochs"] == 6.0
+    assert thesis.final_model == "last" and thesis.final_epochs == 12
+    assert thesis.test["trained_epochs"] == 12.0
+
+
+_PEAKED = [0.80, 0.85, 0.90, 0.85, 0.80, 0.75, 0.70, 0.65, 0.60, 0.55, 0.50, 0.45]
 
 
 @pytest.mark.parametrize(
     ("values", "maximize", "rule", "expected"),
     [
-        ([0.1, 0.5, 0.3], True, "best", 2),
-        ([0.1, 0.5, 0.3], False, "best", 1),
-        ([0.1, 0.5, 0.5, 0.2], True, "best", 2),  # a later state must improve to replace it
-        ([float("nan"), 0.2, float("nan")], True, "best", 2),
-        ([0.1, 0.5, 0.3], True, "last", 3),
+        (_PEAKED, True, "best", 3),  # a clear peak, then a long fall: the peak
+        (_PEAKED, True, "last", 12),
+        ([-v for v in _PEAKED], False, "best", 3),  # minimizing: the valley
+        (_PEAKED[:4], True, "best", 4),  # shorter than a window: the last
+        ([float("nan"), *_PEAKED[1:]], True, "best", 12),  # not a finite curve: the last
+        (list(range(12)), True, "best", 12),  # still improving: the last
+        ([0.5] * 12, True, "best", 12),  # flat: the last
     ],
 )
 def test_final_epoch(values: list[float], maximize: bool, rule: str, expected: int) -> None:
@@ -175,13 +191,33 @@ def test_final_epoch(values: list[float], maximize: bool, rule: str, expected: i
     assert final_epoch(records, rule, maximize=maximize) == expected
 
 
+def test_final_epoch_ignores_a_lucky_draw_and_finds_a_peak_under_noise() -> None:
+    """Monte Carlo over noisy curves: a curve that keeps improving slowly, with one lucky
+    epoch far above it, keeps its last state (the plain argmax would take the lucky one); an
+    overfitting curve under the same noise gets a state near its peak."""
+    import numpy as np
+
+    from optuna_gamma.tuner.execution.finished import final_epoch
+
+    rng = np.random.default_rng(0)
+    epochs = np.arange(1, 61)
+    lucky_kept = near_peak = 0
+    for _ in range(200):
+        noise = rng.normal(0.0, 0.02, size=epochs.size)
+        rising = 0.7 + 0.001 * epochs + noise
+        rising[20] += 0.08  # one lucky validation draw, 4 sigma high
+        lucky_kept += final_epoch([{"value": v} for v in rising], "best", maximize=True) == 60
+        peaked = 0.8 - 0.002 * np.abs(epochs - 15) + noise
+        chosen = final_epoch([{"value": v} for v in peaked], "best", maximize=True)
+        near_peak += abs(chosen - 15) <= 8
+    assert lucky_kept >= 190 and near_peak >= 180
+
+
 def test_bad_final_model_is_refused_before_work() -> None:
     from optuna_gamma.tuner.config import SettingError
     from optuna_gamma.tuner.execution.finished import final_epoch
 
-    with pytest.raises(
-        SettingError, match="final_model must be 'best', 'last' or None, got 'top'"
-    ):
+    with pytest.raises(SettingError, match="final_model must be 'best' or 'last', got 'top'"):
         TunerConfig(final_model="top")
     with pytest.raises(ValueError, match="final_model must be one of"):
         final_epoch([{"value": 1.0}], "first", maximize=True)
@@ -200,7 +236,7 @@ def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path
     from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
     trainer = _PeaksAtEpoch3()
-    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
     state = load_state(res, trainer)
     assert float(state.model.trained_epochs) == 3.0
     assert trainer.evaluate(state, "valid")["accuracy"] == pytest.approx(0.9)

@@ -79,3 +79,6 @@ def test_report_stars_the_adopted_trials_and_ticks_whole_epochs(tmp_path: Path) 
         xs = sorted(x for t in stars if t.get("yaxis", "y") == panel for x in t["x"])
         assert xs == pytest.approx(adopted_lrs)  # the adopted trials, in every panel
     assert sum(bool(t.get("showlegend")) and t["name"] == LABEL for t in stars) == 1
+    # the report names the final model's epoch
+    assert res.final_epochs == 3
+    assert "Final model: the state adopted in epoch 3 (last)." in page

@@ -53,9 +53,13 @@ if mode == "user":
     space = trainer.search_space()
 else:
     trainer, space = ThesisTrainer("digits"), None
-config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, trials_per_epoch=4, epochs=2,
-                     seed=7, policy=policy,
-                     warm_start=(mode == "warm"))
+if policy == "plateau":  # serial: races the plateau rule decides (test_policies' run)
+    from optuna_gamma.tuner.policies import PopulationPolicy
+    plan = dict(seed=2, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0))
+else:
+    plan = dict(seed=7, policy=policy, trials_per_epoch=4, epochs=2)
+config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, warm_start=(mode == "warm"),
+                     **plan)
 if mode == "whole":
     r = tune_whole(trainer, space, config)
 else:
@@ -186,6 +190,11 @@ def crash_and_resume(
             "population",
         ),
         ("tpe", "user", ["after_save:2", "after_tell:6"], "population"),
+        # Serial, the plateau rule: 12 epochs, the last an explorer's race that the adopted
+        # setting wins by improving (not by the better value: test_policies' run). Killed while
+        # training epoch 12's explorer, then between verifying that race's adoption and
+        # recording it; the resumed decision reads the stored populations.
+        ("gamma", "per-epoch", ["after_save:29", "after_adopt_verify:1"], "plateau"),
     ],
 )
 def test_kill_and_resume_gives_identical_run(
@@ -221,7 +230,18 @@ def test_kill_and_resume_gives_identical_run(
     for name in optuna.get_all_study_names(storage):
         attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
         carried |= {m["state"] for m in attrs["population"]}
-    # the thesis carries the adopted state; the population policy with 4 at a time carries 3
-    assert len(carried) == (1 if mode == "whole" else 2) * (1 if policy == "thesis" else 3)
-    assert load_result(run_dir / "result.json").policy["name"] == policy
+    # the thesis carries the adopted state; the population policy with 4 at a time carries 3;
+    # serial, as many as race
+    if policy == "plateau":
+        from optuna_gamma.tuner.policies import PopulationPolicy
+
+        plan = PopulationPolicy(width=1, budget=30, explore_until=1.0).plan
+        assert len(carried) == sum(plan.carry)
+        last = optuna.load_study(study_name="job/epoch-012", storage=storage).user_attrs
+        assert last["adopted"]["why"].startswith("the adopted setting improved during its race")
+    else:
+        assert len(carried) == (1 if mode == "whole" else 2) * (1 if policy == "thesis" else 3)
+    assert load_result(run_dir / "result.json").policy["name"] == (
+        "population" if policy == "plateau" else policy
+    )
     assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 1

@@ -449,6 +449,11 @@ def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
     assert cells["untuned"]["schedule"][0]["trial_lrs"] == [1e-3]
     assert cells["pe-pop"]["compute_epochs"] == 12
     assert {"lr", "weight_decay"} <= set(cells["pe-pop"]["schedule"][-1]["params"])
+    # the last state is the final model; the validation peak's test is recorded beside it
+    pop = cells["pe-pop"]
+    assert pop["final_model"] == "last" and set(pop["test"]) == {str(pop["epochs"])}
+    (best_epoch,) = pop["test_best"]
+    assert 1 <= int(best_epoch) <= pop["epochs"] and "accuracy" in pop["test_best"][best_epoch]
     assert "untuned (12 epochs)" in (out / "peers_own-digits.md").read_text()
     with pytest.raises(ValueError, match="searches the thesis's learning rate only"):
         peers.run_tuner_arm(_args(tmp_path), "pe-gamma", "own-digits", None, 0, 1, None)

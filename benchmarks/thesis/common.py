@@ -627,20 +627,21 @@ def run_policy(
 ) -> dict[str, Any]:
     """A per-epoch run under ``policy`` (a :class:`~optuna_gamma.tuner.policies.Policy`), tested
     at its end. The record: the schedule, the test metrics keyed by the epochs of the final
-    model (``test``; the policy's ``final_model``) and of the last adopted state
-    (``test_last``), the compute spent (training epochs and seconds), the plan and the wall
-    time."""
+    model (``test``: the last adopted state) and of the peak of the validation curve
+    (``test_best``: ``final_model="best"``), the compute spent (training epochs and seconds),
+    the plan and the wall time."""
     from optuna_gamma.tuner import AllTrialsDivergedError
     from optuna_gamma.tuner import tune_per_epoch
+
+    def config(**final: Any) -> Any:
+        return tuner_config(
+            args, "pe", run_dir, policy=policy, objective=objective, seed=seed, **final
+        )
 
     t0 = time.perf_counter()
     plan = policy.plan
     try:
-        res = tune_per_epoch(
-            trainer,
-            space,
-            tuner_config(args, "pe", run_dir, policy=policy, objective=objective, seed=seed),
-        )
+        res = tune_per_epoch(trainer, space, config())
     except AllTrialsDivergedError as err:
         return failed_run(
             run_dir, str(err), seed=seed, trials=None, wall=time.perf_counter() - t0, tests={}
@@ -656,26 +657,13 @@ def run_policy(
         }
         for e in res.schedule
     ]
-    last = res
-    if res.final_epochs != res.epochs:  # the last state as well: the run again, nothing trained
-        last = tune_per_epoch(
-            trainer,
-            space,
-            tuner_config(
-                args,
-                "pe",
-                run_dir,
-                policy=policy,
-                objective=objective,
-                seed=seed,
-                final_model="last",
-            ),
-        )
+    # the peak of the validation curve as the final model too: the run again, nothing trained
+    best = tune_per_epoch(trainer, space, config(final_model="best"))
     return {
         "mode": "per-epoch",
         "policy": res.policy,
         "final_model": res.final_model,
-        "test_last": {str(last.final_epochs): test_metrics(last.test)},
+        "test_best": {str(best.final_epochs): test_metrics(best.test)},
         "sampler": res.sampler,
         "objective": res.objective,
         "seed": seed,

@@ -200,9 +200,9 @@ def _build_parser() -> _Parser:
     s.add_argument(
         "--final-model",
         choices=("best", "last"),
-        default=None,
-        help="which adopted state the run returns and tests: 'best' (best validation "
-        "objective; the population policy's default) or 'last' (the thesis policy's default)",
+        default="last",
+        help="which adopted state the run returns and tests: 'last' (default) or 'best' (the "
+        "peak of the validation curve, when it stands clearly above the curve's end)",
     )
     s.add_argument(
         "--epochs",
@@ -519,7 +519,8 @@ def _summary(result: Any) -> str:
     if result.mode == "per-epoch" and result.final_epochs != result.epochs:
         lines.append(
             f"final model: epoch {result.final_epochs} of {result.epochs} (its adopted state "
-            f"validated best; --final-model last tests epoch {result.epochs}'s)"
+            f"is the peak of the validation curve; --final-model last tests epoch "
+            f"{result.epochs}'s)"
         )
     lines.append(f"test: {shown}")
     done = result.trials_trained + result.trials_reused

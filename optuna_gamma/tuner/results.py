@@ -136,6 +136,7 @@ class WholeResult(_Common):
     best: ScheduleEntry | None = None
     trials: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "whole"
+    final_model: str = "best"  # the trial whose whole training validated best
 
 
 def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:

@@ -20,13 +20,13 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.execution.coordinator import coordinate
 from optuna_gamma.tuner.execution.engine import Engine
 from optuna_gamma.tuner.execution.finished import final_epoch
 from optuna_gamma.tuner.execution.finished import save_result
 from optuna_gamma.tuner.execution.finished import test_metrics
 from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.session import tuner_call
-from optuna_gamma.tuner.execution.workers import coordinate
 from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
@@ -97,17 +97,27 @@ def tune_per_epoch(
         studies = [engine.studies.load(e) for e in range(1, n + 1)]
         adopted = [s.user_attrs["adopted"] for s in studies]
         entries = [_entry(e, a, engine.space.fixed) for e, a in enumerate(adopted, start=1)]
-        rule = cfg.final_model or engine.policy.final_model
-        final = final_epoch(adopted, rule, maximize=engine.objective.sign > 0)
+        rule = cfg.final_model
+        maximize = engine.objective.sign > 0
+        final = final_epoch(adopted, rule, maximize=maximize)
         last = studies[-1]
         test = test_metrics(engine, studies[final - 1], final, record_on=last)
         _record_final(last, final, adopted[final - 1], rule)
+        peak = final if rule == "best" else final_epoch(adopted, "best", maximize=maximize)
+        name = engine.objective.metric_name
         if final != n:
             _logger.info(
-                f"final model: the state adopted in epoch {final}/{n}, whose validation "
-                f"{engine.objective.metric_name} {adopted[final - 1]['value']:.4g} is the run's "
-                f"best (epoch {n}: {adopted[-1]['value']:.4g}); final_model='last' returns "
-                f"epoch {n}'s"
+                f"final model: the state adopted in epoch {final}/{n}, at the peak of the "
+                f"validation {name} ({adopted[final - 1]['value']:.4g}; epoch {n}: "
+                f"{adopted[-1]['value']:.4g}); final_model='last' returns epoch {n}'s"
+            )
+        elif peak != n:
+            _logger.warning(
+                f"the validation {name} was best around epoch {peak}/{n} "
+                f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
+                f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
+                f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
+                f"(the run need not train again)"
             )
         engine.progress.count_new_trials(before)
         common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])

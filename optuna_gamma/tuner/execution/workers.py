@@ -18,9 +18,9 @@ artifact store and run name. Each worker repeatedly
 A dead worker loses at most its running trial. On an RDB storage, Optuna's heartbeat
 (``heartbeat_interval``, ``grace_period``) fails it and :class:`optuna.storages.
 RetryHeartbeatStaleTrialCallback` enqueues it once more with the same parameters. Local workers
-started by :func:`coordinate` are watched by their parent instead (a journal file has no
-heartbeat): when
-one dies, its RUNNING trials are failed and retried. Killing every worker and starting again
+started by :func:`~optuna_gamma.tuner.execution.coordinator.coordinate` are watched by their
+parent instead (a journal file has no heartbeat): when one dies, its RUNNING trials are failed
+and retried. Killing every worker and starting again
 resumes the run. Guaranteed: every epoch adopted exactly once from ``T`` complete trials (a
 trial asked beyond the first ``T`` live ones is pruned before it trains: :func:`surplus_trial`), no
 trial or state lost, no point trained twice within an epoch. Not guaranteed: bit-identical
@@ -30,12 +30,6 @@ its bit-identical resume.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import multiprocessing
-import os
-import pickle
-import socket
 import time
 from typing import Any
 from typing import TYPE_CHECKING
@@ -45,18 +39,11 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
-from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.execution.engine import Engine
-from optuna_gamma.tuner.execution.failures import reported_failures
-from optuna_gamma.tuner.execution.retries import fail_and_retry
-from optuna_gamma.tuner.execution.retries import fail_stale
 from optuna_gamma.tuner.execution.retries import storage_has_heartbeat
 from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.runtime import worker_id
 from optuna_gamma.tuner.execution.trials import optimize
-from optuna_gamma.tuner.persistence.runfiles import WORKER_INDEX_ENV
-from optuna_gamma.tuner.trainer_ref import load_trainer
-from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
 if TYPE_CHECKING:
@@ -65,7 +52,7 @@ if TYPE_CHECKING:
     from optuna_gamma.tuner.trainer import Trainer
 
 
-__all__ = ["WorkerSummary", "coordinate", "run_worker"]
+__all__ = ["WorkerSummary", "first_open_epoch", "prepared_study", "run_worker"]
 
 _logger = get_logger(__name__)
 
@@ -101,18 +88,18 @@ def _counts(study: optuna.Study) -> tuple[int, int, int]:
     )
 
 
-def _study_names(engine: Engine) -> set[str]:
+def study_names(engine: Engine) -> set[str]:
     return engine.studies.names()
 
 
-def _n_studies(engine: Engine) -> int:
+def n_studies(engine: Engine) -> int:
     return engine.n_epochs
 
 
 def first_open_epoch(engine: Engine) -> int | None:
     """The first epoch of the run whose study is not adopted yet (``None``: the run is done)."""
-    names = _study_names(engine)
-    for epoch in range(1, _n_studies(engine) + 1):
+    names = study_names(engine)
+    for epoch in range(1, n_studies(engine) + 1):
         name = engine.studies.name(epoch)
         if name not in names or "adopted" not in engine.studies.load(epoch).user_attrs:
             return epoch
@@ -161,10 +148,10 @@ def run_worker(
     Raises:
         ValueError, TunerError: As :func:`~optuna_gamma.tuner.tune_per_epoch`.
     """
-    return _run_worker(trainer, space, config, mode, local=False)
+    return worker_loop(trainer, space, config, mode, local=False)
 
 
-def _run_worker(
+def worker_loop(
     trainer: Trainer, space: SpaceLike | None, config: TunerConfig, mode: str, *, local: bool
 ) -> WorkerSummary:
     engine = Engine(trainer, space, config, mode, role="worker")
@@ -182,12 +169,12 @@ def _work(engine: Engine) -> WorkerSummary:
     me = worker_id()
     record = engine.run_record()
     trained = 0
-    n_studies = _n_studies(engine)
-    epoch = first_open_epoch(engine) or n_studies + 1  # an adopted epoch stays adopted
+    last = n_studies(engine)
+    epoch = first_open_epoch(engine) or last + 1  # an adopted epoch stays adopted
     current: tuple[int, optuna.Study] | None = None
     backoff = Backoff()
     trial_seconds: list[float] = []
-    while epoch <= n_studies:
+    while epoch <= last:
         if current is None or current[0] != epoch:
             prepared = prepared_study(engine, epoch, record)
             if "adopted" in prepared.user_attrs:
@@ -261,211 +248,3 @@ def surplus_trial(study: optuna.Study, number: int, n_trials: int) -> None:
 
 def _median(values: list[float], default: float) -> float:
     return sorted(values)[len(values) // 2] if values else default
-
-
-# --------------------------------------------------------------------------- local workers
-def _local_worker(
-    trainer: Any, space: Any, config: TunerConfig, mode: str, errors: Any, index: int
-) -> None:
-    """Entry point of a worker process started by :func:`coordinate` (spawned, not forked)."""
-    os.environ[WORKER_INDEX_ENV] = str(index)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna_gamma").setLevel(logging.WARNING)
-    try:
-        if isinstance(trainer, TrainerRef):  # the CLI's --trainer: imported here, as there
-            trainer = load_trainer(trainer)
-        with reported_failures():  # Optuna's copy of a failed trial's traceback: dropped
-            _run_worker(trainer, space, config, mode, local=True)
-    except BaseException as err:  # report it to the parent in one line, then fail the process
-        errors.put(f"worker {worker_id()}: {type(err).__name__}: {' '.join(str(err).split())}")
-        raise SystemExit(1) from None
-
-
-def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None) -> None:
-    """Prepare the run, start ``engine.config.workers`` local workers (possibly none: then only
-    workers on other machines train) and watch until the run is done (the engine holds the run
-    lock, so no other driver runs it at the same time).
-
-    A worker that dies has its RUNNING trials failed and retried with the same parameters; the
-    others go on. When every worker has stopped and the run is not done, :class:`TunerError`.
-
-    Args:
-        engine: The coordinator's opened engine.
-        trainer: The trainer; the workers receive it pickled (they are spawned processes),
-            or import it themselves when ``engine.config.trainer_ref`` names it.
-        space: The search space (picklable).
-        on_progress: Called about once a second with no arguments while waiting (progress bar,
-            log lines).
-    """
-    cfg = engine.config
-    trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
-    record = engine.run_record()
-    for epoch in range(1, _n_studies(engine) + 1):  # dead trials of an earlier run: retried
-        if engine.studies.name(epoch) in _study_names(engine):
-            study = engine.studies.load(epoch)
-            if storage_has_heartbeat(engine.storage):  # workers on other machines may be alive
-                optuna.storages.fail_stale_trials(study)
-            else:  # a journal file: only this machine's workers, and this process holds the lock
-                fail_stale(study, engine.space)
-    first = first_open_epoch(engine)
-    if first is None:
-        return
-    if not cfg.workers and not storage_has_heartbeat(engine.storage):
-        raise ValueError(
-            f"coordinate without local workers needs an RDB storage: {engine.storage_text!r} "
-            "is a journal file, which standalone workers cannot join (no heartbeat)"
-        )
-    prepared_study(engine, first, record)
-    # the workers' own config runs the same plan: the policy's width is the coordinator's
-    width = getattr(engine.policy, "width", None)
-    worker_config = _replace(
-        cfg,
-        workers=0,
-        coordinate=False,
-        progress=False,
-        run_dir=str(engine.paths.root),
-        trials_per_epoch=width if width is not None else cfg.trials_per_epoch,
-    )
-    ctx = multiprocessing.get_context("spawn")
-    errors = ctx.Queue()
-    if cfg.workers:
-        try:
-            pickle.dumps((trainer_ref, space, worker_config))
-        except Exception as err:
-            raise ValueError(
-                f"with workers={cfg.workers} the trainer, the search space and the config must "
-                f"be picklable "
-                f"(the workers are separate processes): {err}"
-            ) from err
-    procs = [
-        ctx.Process(
-            target=_local_worker,
-            args=(trainer_ref, space, worker_config, engine.mode, errors, i),
-            name=f"optuna-gamma-worker-{i}",
-        )
-        for i in range(cfg.workers)
-    ]
-    for p in procs:
-        p.start()
-    if procs:
-        _logger.info(
-            f"started {len(procs)} workers: {', '.join(worker_id_of(p.pid) for p in procs)}"
-        )
-    else:
-        _logger.info(
-            f"waiting for workers to join run {cfg.run!r} (optuna-gamma worker --run {cfg.run} "
-            f"...)"
-        )
-    watched = {p.pid: p for p in procs}
-    stale = StaleTrialWatch(engine)
-    messages: list[str] = []
-    backoff = Backoff(first=1.0, longest=5.0)
-    try:
-        while watched or (not procs and first_open_epoch(engine) is not None):
-            if watched:
-                multiprocessing.connection.wait(
-                    [p.sentinel for p in watched.values()], timeout=1.0
-                )
-            else:  # remote workers only: watch the storage
-                backoff.wait()
-            stale.poll()
-            for pid, p in list(watched.items()):
-                if p.exitcode is None:
-                    continue
-                del watched[pid]
-                if p.exitcode != 0:
-                    n = fail_trials_of(engine, worker_id_of(pid))
-                    _logger.warning(
-                        f"worker {worker_id_of(pid)} stopped (exit code {p.exitcode}); "
-                        f"{n} of its running trials will be retried"
-                    )
-            while not errors.empty():
-                messages.append(errors.get())
-            if on_progress is not None:
-                on_progress()
-    finally:
-        for p in watched.values():
-            p.terminate()
-            p.join()
-    if first_open_epoch(engine) is not None:
-        detail = f" ({messages[0]})" if messages else ""
-        raise TunerError(
-            f"every worker stopped before run {cfg.run!r} was done{detail}; run the same command "
-            f"again to resume"
-        )
-
-
-class StaleTrialWatch:
-    """The coordinator's own check for trials of dead workers on an RDB storage.
-
-    Workers fail stale trials when they reach the epoch barrier; when every remote worker is
-    gone, nobody else would. Every ``heartbeat_interval`` seconds (by the clock, not a sleep)
-    the coordinator fails the open epoch's trials whose heartbeat is older than the grace period
-    (Optuna's ``fail_stale_trials``; the storage's retry callback enqueues them again), so a
-    killed worker's trial is failed and retried within about ``grace_period +
-    heartbeat_interval`` seconds on every storage that standalone workers may join.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.every = float(engine.config.heartbeat_interval)
-        self.last = time.monotonic()
-
-    def poll(self) -> int:
-        """Fail the stale trials if it is time; return how many were failed."""
-        if (
-            not storage_has_heartbeat(self.engine.storage)
-            or time.monotonic() - self.last < self.every
-        ):
-            return 0
-        self.last = time.monotonic()
-        epoch = first_open_epoch(self.engine)
-        if epoch is None or self.engine.studies.name(epoch) not in _study_names(self.engine):
-            return 0
-
-        study = self.engine.studies.load(epoch)
-        before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        n = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
-        if n:
-            _logger.warning(f"{n} trial(s) of a worker that stopped beating will be retried")
-        return n
-
-
-def worker_id_of(pid: int | None) -> str:
-    return f"{socket.gethostname()}:{pid}"
-
-
-def fail_trials_of(engine: Engine, worker: str) -> int:
-    """Fail the RUNNING trials of a dead local ``worker`` (also those it had not labelled yet)
-    and retry each once with the same parameters. Returns how many were failed."""
-    n = 0
-    names = _study_names(engine)
-    for epoch in range(1, _n_studies(engine) + 1):
-        if engine.studies.name(epoch) not in names:
-            continue
-        study = engine.studies.load(epoch)
-        running = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if t.user_attrs.get("worker") in (worker, None)
-        ]
-        unlabelled = [t for t in running if "worker" not in t.user_attrs]
-        if unlabelled:  # asked by a worker that died before labelling it, or being labelled now
-            time.sleep(0.5)
-            still = {
-                t.number
-                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if "worker" not in t.user_attrs
-            }
-            running = [t for t in running if "worker" in t.user_attrs or t.number in still]
-        for t in running:
-            fail_and_retry(study, t, engine.space)
-            n += 1
-    return n
-
-
-def _replace(config: TunerConfig, **changes: Any) -> TunerConfig:
-    return dataclasses.replace(config, **changes)

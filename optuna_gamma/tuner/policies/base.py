@@ -126,10 +126,6 @@ class Policy(abc.ABC):
     kept_reason: ClassVar[str] = "kept by the policy"
     #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
     history: bool = False
-    #: Which adopted state is the run's final model unless ``TunerConfig.final_model`` says:
-    #: ``"best"`` (best validation objective) or ``"last"``
-    #: (:mod:`~optuna_gamma.tuner.execution.finished`).
-    final_model: ClassVar[str] = "best"
 
     @property
     @abc.abstractmethod

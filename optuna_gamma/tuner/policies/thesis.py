@@ -23,13 +23,12 @@ class ThesisPolicy(Policy):
 
     Kept unchanged for the thesis's reproduction: its benchmarks pin it, and its trials are not
     queued (the sampler proposes every one), so its runs equal those made before policies
-    existed; its final model is the last adopted state, as in the thesis.
+    existed.
     """
 
     trials: int
     epochs: int
     name = "thesis"
-    final_model = "last"  # the thesis tests the model after its last epoch
 
     def __post_init__(self) -> None:
         self.plan  # noqa: B018 (validates)
