@@ -99,7 +99,7 @@ class _PeaksAtEpoch3(SignTrainer):
         state.model.trained_epochs += 1
 
     def evaluate(self, state: Any, split: str) -> dict[str, float]:
-        trained = float(state.model.trained_epochs)
+        trained = float(state.model.get_buffer("trained_epochs"))
         if split == "test":
             self.test_evaluations += 1
             return {"accuracy": 0.5, "trained_epochs": trained}
@@ -238,10 +238,10 @@ def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path
     trainer = _PeaksAtEpoch3()
     res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
     state = load_state(res, trainer)
-    assert float(state.model.trained_epochs) == 3.0
+    assert float(state.model.get_buffer("trained_epochs")) == 3.0
     assert trainer.evaluate(state, "valid")["accuracy"] == pytest.approx(0.9)
     saved = load_result(tmp_path / "peak" / "result.json")
-    assert float(load_state(saved, trainer).model.trained_epochs) == 3.0
+    assert float(load_state(saved, trainer).model.get_buffer("trained_epochs")) == 3.0
     assert len(res.final_state_sha256) == 64
 
     with pytest.raises(ValueError, match="final_state"):
