@@ -17,10 +17,13 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_gamma.samplers import History
+from optuna_gamma.tuner.execution.start_states import members_of_study
 from optuna_gamma.tuner.execution.studies import RunStudies
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
+from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.search.samplers import ReseededSampler
+from optuna_gamma.tuner.search.neighbourhood import NearParentSampler
 from optuna_gamma.tuner.search.samplers import SamplerPlan
 
 
@@ -56,7 +59,7 @@ class Sampling:
 
     def sampler_for(
         self, epoch: int, slot_of: Callable[[optuna.Study, optuna.trial.FrozenTrial], int]
-    ) -> ReseededSampler:
+    ) -> optuna.samplers.BaseSampler:
         """The per-trial sampler of study ``epoch``, seeded from (run seed, epoch, slot).
 
         Under a policy that asks for it, from epoch 2 on, ``GammaBOSampler`` also sees
@@ -65,11 +68,35 @@ class Sampling:
         factory = self.plan.factory
         if self.policy.history and epoch > 1:
             factory = self.plan.factory_with_history(self.history(epoch), improvement)
-        return ReseededSampler(
+        sampler: optuna.samplers.BaseSampler = ReseededSampler(
             factory,
             lambda slot: derive_seed(self.seed, "sampler", epoch, slot),
             slot_of=slot_of,
         )
+        radius = self.policy.explore_radius
+        if radius is not None and epoch > 1:
+            sampler = NearParentSampler(sampler, radius, self.parent_setting(epoch))
+        return sampler
+
+    def parent_setting(
+        self, epoch: int
+    ) -> Callable[[optuna.trial.FrozenTrial], dict[str, Any] | None]:
+        """The setting an explorer of study ``epoch`` starts near: the one its parent (a rank in
+        the previous epoch's population, its ``parent`` attribute) was trained with; ``None``
+        for the other trials. The previous epoch is adopted, so it is read once."""
+        members: list[Member] = []
+
+        def centre(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+            if trial.user_attrs.get("kind") != "explore":
+                return None
+            parent = trial.user_attrs.get("parent", 0)
+            if not members:
+                members.extend(members_of_study(self.studies.load(epoch - 1)))
+            if isinstance(parent, bool) or not isinstance(parent, int):
+                return None
+            return dict(members[parent].params) if 0 <= parent < len(members) else None
+
+        return centre
 
     def history(self, epoch: int) -> Callable[[optuna.Study], Any]:
         """The observations of the :data:`HISTORY_EPOCHS` epochs before ``epoch`` for the

@@ -103,12 +103,23 @@ def policy_from_record(
     if not isinstance(record, Mapping) or record.get("name") != "population":
         raise ValueError(f"the run's policy record {record!r} names no known policy")
     settings = {k: v for k, v in record.items() if k not in ("name", "population")}
-    known = {"width", "first", "rung", "explore_until", "carry", "history", "challenge"}
+    known = {
+        "width",
+        "first",
+        "rung",
+        "explore_until",
+        "carry",
+        "history",
+        "challenge",
+        "explore_radius",
+    }
     if not set(settings) <= known:
         raise ValueError(
             f"the run's policy record has unknown settings {sorted(set(settings) - known)}"
         )
-    settings.setdefault("challenge", "always")  # records made before the setting existed
+    # records made before the settings existed
+    settings.setdefault("challenge", "always")
+    settings.setdefault("explore_radius", None)
     if budget is not None:
         return PopulationPolicy(budget=budget, **settings)
     return PopulationPolicy(epochs=epochs, **settings)

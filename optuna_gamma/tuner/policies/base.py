@@ -126,6 +126,9 @@ class Policy(abc.ABC):
     kept_reason: ClassVar[str] = "kept by the policy"
     #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
     history: bool = False
+    #: How far an explorer's setting may move from its parent's (in the unit cube of the search
+    #: space; ``None``: anywhere). See :mod:`~optuna_gamma.tuner.search.neighbourhood`.
+    explore_radius: float | None = None
 
     @property
     @abc.abstractmethod

@@ -80,6 +80,12 @@ class PopulationPolicy(Policy):
             on a plateau. ``"always"``: the better of the two at the race's last epoch is kept.
             A 3-epoch race prefers a smaller step (the short-horizon bias), which pays where
             the model overfits the objective and costs where it is still learning.
+        explore_radius: How far an explorer's setting may move from its parent's: the sampler's
+            proposal is projected onto the box of this half-width around the parent's setting
+            in the unit cube of the search space (each numerical range on its own scale;
+            :mod:`~optuna_gamma.tuner.search.neighbourhood`), as PBT perturbs a setting by a
+            factor instead of jumping anywhere. The default 0.1 lets a learning rate in
+            ``[1e-3, 0.5]`` change by a factor 1.86 at most per race. ``None``: anywhere.
     """
 
     width: int = 1
@@ -91,6 +97,7 @@ class PopulationPolicy(Policy):
     carry: int | None = None
     history: bool = True
     challenge: str = "plateau"
+    explore_radius: float | None = 0.1
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -103,6 +110,11 @@ class PopulationPolicy(Policy):
         _check("carry", self.carry, 1, none_ok=True)
         if self.challenge not in ("always", "plateau"):
             raise ValueError(f"challenge must be 'always' or 'plateau', got {self.challenge!r}")
+        r = self.explore_radius
+        if r is not None and (
+            isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
+        ):
+            raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
         if not isinstance(self.history, bool):
             raise ValueError(f"history must be True or False, got {self.history!r}")
         if not isinstance(self.explore_until, (int, float)) or not 0 <= self.explore_until <= 1:
@@ -252,4 +264,10 @@ class PopulationPolicy(Policy):
             # absent from the records of runs stored before the setting existed, which behave
             # as "always" (policy_from_record reads them so)
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
+            # absent likewise for runs that explore anywhere (policy_from_record: None)
+            **(
+                {"explore_radius": self.explore_radius}
+                if self.explore_radius is not None
+                else {}
+            ),
         }
