@@ -282,7 +282,9 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
     )
     res = tune_per_epoch(digits, None, cfg)
     assert res.policy["population"] == 3 and res.policy["trials"] == [4, 4, 4]
+    assert res.policy["explore_radius"] == 0.1
     studies = _studies(tmp_path / "w4", "w4")
+    moved: list[float] = []
     for e, study in enumerate(studies, start=1):
         pop = study.user_attrs["population"]
         assert len(pop) == 3 and pop[0]["value"] >= pop[1]["value"] >= pop[2]["value"]
@@ -300,6 +302,10 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
                 assert t.params == prev[parent]["params"]
             else:
                 assert parent == 0  # one explorer, from the best state
+                # near its parent's setting: within 0.1 of lr's log range (a factor 1.86)
+                ratio = t.params["lr"] / prev[parent]["params"]["lr"]
+                assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9)
+                moved.append(ratio)
     # every carried state is loadable and its recorded metrics are what it evaluates to
     from optuna_gamma.tuner.execution.engine import Engine
 
@@ -312,6 +318,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
                 metrics["accuracy"]
                 == studies[2].user_attrs["population"][rank]["metrics"]["accuracy"]
             )
+    assert len(moved) == 2 and all(r != 1.0 for r in moved)
 
 
 def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:

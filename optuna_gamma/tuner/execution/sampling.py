@@ -22,8 +22,8 @@ from optuna_gamma.tuner.execution.studies import RunStudies
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
-from optuna_gamma.tuner.search.samplers import ReseededSampler
 from optuna_gamma.tuner.search.neighbourhood import NearParentSampler
+from optuna_gamma.tuner.search.samplers import ReseededSampler
 from optuna_gamma.tuner.search.samplers import SamplerPlan
 
 

@@ -265,9 +265,5 @@ class PopulationPolicy(Policy):
             # as "always" (policy_from_record reads them so)
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
             # absent likewise for runs that explore anywhere (policy_from_record: None)
-            **(
-                {"explore_radius": self.explore_radius}
-                if self.explore_radius is not None
-                else {}
-            ),
+            **({"explore_radius": self.explore_radius} if self.explore_radius is not None else {}),
         }

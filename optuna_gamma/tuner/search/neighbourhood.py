@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import math
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
@@ -72,7 +73,7 @@ def project(
         c = float(space.encode({name: c_value})[0])
         if abs(u - c) <= radius:
             continue
-        moved = space.decode(space.round([min(max(u, c - radius), c + radius)]))[name]
+        moved = space.decode(space.round(np.array([min(max(u, c - radius), c + radius)])))[name]
         out[name] = moved
     return out
 
