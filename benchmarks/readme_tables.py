@@ -332,11 +332,6 @@ _ABLATION = (
         "explorers anywhere in the space, not near their parent (the earlier default)",
     ),
     (
-        "pe-pop-w12-anywhere",
-        "pe-pop-w12",
-        "12 at a time, explorers anywhere in the space (the earlier default)",
-    ),
-    (
         "pe-pop-always",
         "pe-pop-anywhere",
         "an explorer also replaces an adopted setting that still improves, both anywhere",
@@ -362,16 +357,8 @@ _ABLATION = (
         "pe-pop",
         'final model: the peak of the validation curve (`final_model="best"`), not the last state',
     ),
-    (
-        "pe-pop-w12-carry1",
-        "pe-pop-w12-anywhere",
-        "12 at a time, 1 state carried instead of 9, both anywhere",
-    ),
-    (
-        "pe-pop-w12-nohist",
-        "pe-pop-w12-anywhere",
-        "12 at a time, explorers without the earlier epochs, both anywhere",
-    ),
+    ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
+    ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
     (
         "pe-pop-w12@best",
         "pe-pop-w12",

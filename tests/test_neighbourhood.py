@@ -152,5 +152,10 @@ def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:
     old = {k: v for k, v in record.items() if k != "explore_radius"}
     assert policy_from_record(old, budget=30, epochs=None).explore_radius is None
     anywhere = PopulationPolicy(width=1, budget=30, explore_radius=None)
-    assert "explore_radius" not in anywhere.describe()
+    assert "explore_radius" not in anywhere.describe() and anywhere.radius is None
     assert policy_from_record(anywhere.describe(), budget=30, epochs=None) == anywhere
+    # with several at a time explorers go anywhere, and the record says nothing of a radius
+    wide = PopulationPolicy(width=12, budget=120)
+    assert wide.explore_radius == 0.1 and wide.radius is None
+    assert "explore_radius" not in wide.describe()
+    assert policy_from_record(wide.describe(), budget=120, epochs=None).radius is None

@@ -248,10 +248,11 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
     digits, tmp_path: Path
 ) -> None:
     policy = PopulationPolicy(width=1, budget=30, challenge="plateau", explore_until=1.0)
-    cfg = TunerConfig(run="plat", run_dir=str(tmp_path / "plat"), policy=policy, seed=2)
+    cfg = TunerConfig(run="plat", run_dir=str(tmp_path / "plat"), policy=policy, seed=6)
     res = tune_per_epoch(digits, None, cfg)
     assert res.policy["challenge"] == "plateau" and res.compute_epochs + res.trials_reused == 30
     studies = _studies(tmp_path / "plat", "plat")
+    kept = 0
     for end in (9, 12):  # the explorers' races end here
         start = policy._race_start(end)
         assert start is not None
@@ -263,6 +264,7 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
         best = max(t.value for t in trials if t.value is not None)
         if mine[0].value > incumbent["value"]:
             assert adopted["trial"] == mine[0].number
+            kept += mine[0].value < best
             # the record says why, when it is not the best measured trial
             assert adopted["why"].startswith(
                 "best of 2 trials"
@@ -271,6 +273,21 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
             )
         else:
             assert adopted["value"] == max(t.value for t in trials if t.value is not None)
+    assert kept == 2  # seed 6: both races are won by the plateau rule, not the better value
+    # both explorers (epochs 7 and 10) stay near its parent's setting: within 0.1 of lr's
+    # log range, a factor 500 ** 0.1 = 1.86 (explore_radius, serial runs)
+    assert res.policy["explore_radius"] == 0.1
+    explorers = [
+        (e, t)
+        for e, s in enumerate(studies, start=1)
+        for t in s.get_trials(deepcopy=False)
+        if t.user_attrs.get("kind") == "explore"
+    ]
+    assert [e for e, _ in explorers] == [7, 10]
+    for e, t in explorers:
+        parent = studies[e - 2].user_attrs["population"][t.user_attrs["parent"]]["params"]
+        ratio = t.params["lr"] / parent["lr"]
+        assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9) and ratio != 1.0
     # resumed: nothing to train, the same schedule
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule
@@ -282,9 +299,7 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
     )
     res = tune_per_epoch(digits, None, cfg)
     assert res.policy["population"] == 3 and res.policy["trials"] == [4, 4, 4]
-    assert res.policy["explore_radius"] == 0.1
     studies = _studies(tmp_path / "w4", "w4")
-    moved: list[float] = []
     for e, study in enumerate(studies, start=1):
         pop = study.user_attrs["population"]
         assert len(pop) == 3 and pop[0]["value"] >= pop[1]["value"] >= pop[2]["value"]
@@ -302,10 +317,6 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
                 assert t.params == prev[parent]["params"]
             else:
                 assert parent == 0  # one explorer, from the best state
-                # near its parent's setting: within 0.1 of lr's log range (a factor 1.86)
-                ratio = t.params["lr"] / prev[parent]["params"]["lr"]
-                assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9)
-                moved.append(ratio)
     # every carried state is loadable and its recorded metrics are what it evaluates to
     from optuna_gamma.tuner.execution.engine import Engine
 
@@ -318,7 +329,6 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
                 metrics["accuracy"]
                 == studies[2].user_attrs["population"][rank]["metrics"]["accuracy"]
             )
-    assert len(moved) == 2 and all(r != 1.0 for r in moved)
 
 
 def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:

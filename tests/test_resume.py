@@ -55,7 +55,7 @@ else:
     trainer, space = ThesisTrainer("digits"), None
 if policy == "plateau":  # serial: races the plateau rule decides (test_policies' run)
     from optuna_gamma.tuner.policies import PopulationPolicy
-    plan = dict(seed=2, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0))
+    plan = dict(seed=6, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0))
 else:
     plan = dict(seed=7, policy=policy, trials_per_epoch=4, epochs=2)
 config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, warm_start=(mode == "warm"),

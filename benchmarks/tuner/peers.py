@@ -99,16 +99,15 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
-    # explorers anywhere in the space (the default until explorers stayed near their parent;
-    # the ablation's variants below are of it)
+    # serial explorers anywhere in the space (the default until they stayed near their parent;
+    # the serial ablation's variants below are of it)
     "pe-pop-anywhere": {"width": 1, "explore_radius": None},
-    "pe-pop-w12-anywhere": {"width": 12, "explore_radius": None},
     "pe-pop-explore-all": {"width": 1, "explore_until": 1.0, "explore_radius": None},
     "pe-pop-explore-none": {"width": 1, "explore_until": 0.0, "explore_radius": None},
     "pe-pop-always": {"width": 1, "challenge": "always", "explore_radius": None},
-    "pe-pop-w12-carry1": {"width": 12, "carry": 1, "explore_radius": None},
+    "pe-pop-w12-carry1": {"width": 12, "carry": 1},
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None},
-    "pe-pop-w12-nohist": {"width": 12, "history": False, "explore_radius": None},
+    "pe-pop-w12-nohist": {"width": 12, "history": False},
     "pe-thesis-t2": {"thesis": 2},
 }
 #: The untuned training of a task whose trainer is not the thesis's (its own optimizer

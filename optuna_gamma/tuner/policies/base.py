@@ -126,9 +126,12 @@ class Policy(abc.ABC):
     kept_reason: ClassVar[str] = "kept by the policy"
     #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
     history: bool = False
-    #: How far an explorer's setting may move from its parent's (in the unit cube of the search
-    #: space; ``None``: anywhere). See :mod:`~optuna_gamma.tuner.search.neighbourhood`.
-    explore_radius: float | None = None
+
+    @property
+    def radius(self) -> float | None:
+        """How far an explorer's setting may move from its parent's, in the unit cube of the
+        search space (``None``: anywhere; :mod:`~optuna_gamma.tuner.search.neighbourhood`)."""
+        return None
 
     @property
     @abc.abstractmethod

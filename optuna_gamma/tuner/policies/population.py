@@ -80,12 +80,15 @@ class PopulationPolicy(Policy):
             on a plateau. ``"always"``: the better of the two at the race's last epoch is kept.
             A 3-epoch race prefers a smaller step (the short-horizon bias), which pays where
             the model overfits the objective and costs where it is still learning.
-        explore_radius: How far an explorer's setting may move from its parent's: the sampler's
-            proposal is projected onto the box of this half-width around the parent's setting
-            in the unit cube of the search space (each numerical range on its own scale;
-            :mod:`~optuna_gamma.tuner.search.neighbourhood`), as PBT perturbs a setting by a
-            factor instead of jumping anywhere. The default 0.1 lets a learning rate in
-            ``[1e-3, 0.5]`` change by a factor 1.86 at most per race. ``None``: anywhere.
+        explore_radius: Serial runs: how far an explorer's setting may move from its parent's:
+            the sampler's proposal is projected onto the box of this half-width around the
+            parent's setting in the unit cube of the search space (each numerical range on its
+            own scale; :mod:`~optuna_gamma.tuner.search.neighbourhood`), as PBT perturbs a
+            setting by a factor instead of jumping anywhere. The default 0.1 lets a learning
+            rate in ``[1e-3, 0.5]`` change by a factor 1.86 at most per race. ``None``:
+            anywhere. With ``width >= 2`` explorers go anywhere: the carried population hedges
+            a greedy jump (as PB2 explores its whole bounds), and restricting them cost 3
+            points on MNIST-500 (docs/when-it-pays.md).
     """
 
     width: int = 1
@@ -184,6 +187,12 @@ class PopulationPolicy(Policy):
             spent += t
         return RunPlan(tuple(trials), population=self.population, carry=tuple(carry))
 
+    @property
+    def radius(self) -> float | None:
+        """How far an explorer may move from its parent (``explore_radius``, serial runs
+        only; ``None``: anywhere)."""
+        return self.explore_radius if self.width == 1 else None
+
     def carried(self, epoch: int) -> int:
         """States carried out of ``epoch`` (1-based)."""
         return self.plan.carry[epoch - 1]
@@ -264,6 +273,6 @@ class PopulationPolicy(Policy):
             # absent from the records of runs stored before the setting existed, which behave
             # as "always" (policy_from_record reads them so)
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
-            # absent likewise for runs that explore anywhere (policy_from_record: None)
-            **({"explore_radius": self.explore_radius} if self.explore_radius is not None else {}),
+            # absent likewise where explorers go anywhere (policy_from_record reads None)
+            **({"explore_radius": self.radius} if self.radius is not None else {}),
         }
