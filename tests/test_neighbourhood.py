@@ -150,7 +150,7 @@ def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:
     assert record["explore_radius"] == 0.1
     assert policy_from_record(record, budget=30, epochs=None) == policy
     old = {k: v for k, v in record.items() if k != "explore_radius"}
-    assert policy_from_record(old, budget=30, epochs=None).explore_radius is None
+    assert policy_from_record(old, budget=30, epochs=None).radius is None
     anywhere = PopulationPolicy(width=1, budget=30, explore_radius=None)
     assert "explore_radius" not in anywhere.describe() and anywhere.radius is None
     assert policy_from_record(anywhere.describe(), budget=30, epochs=None) == anywhere
