@@ -152,10 +152,12 @@ def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed
     assert final["epoch"] == 3 and final["rule"] == "best" and final["state"] == best.final_state
     assert last_study.user_attrs["test"]["trained_epochs"] == 3.0
     page = build_report(best.storage, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "Final model: the state adopted in epoch 3 (best validation objective)." in page
+    assert final["why"].startswith("the peak of the validation accuracy (0.9; 0.45 at the end")
+    assert f"Final model: the state adopted in epoch 3 ({final['why']})." in page
 
     again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "last"
     assert again.final_epochs == 12 and again.test == last.test
+    assert last_study.user_attrs["final"]["why"] == "the last adopted state"
     assert trainer.test_evaluations == 3  # each switch evaluates the newly chosen state once
 
 
@@ -251,3 +253,39 @@ def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path
         load_state(res, trainer)
     with pytest.raises(ValueError, match="not a directory"):
         load_state(res, trainer, artifacts=tmp_path / "nowhere")
+
+
+def test_the_recorded_reason_when_best_keeps_the_last_state(tmp_path: Path) -> None:
+    """``final_model="best"`` returns the last state of a run too short to have a peak, and of
+    one whose peak does not stand above its noise, and says which."""
+    import optuna
+
+    def why(res: Any, name: str, epochs: int) -> str:
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / name / "journal.log"))
+        )
+        study = optuna.load_study(study_name=f"{name}/epoch-{epochs:03d}", storage=storage)
+        return str(study.user_attrs["final"]["why"])
+
+    short = tune_per_epoch(
+        _PeaksAtEpoch3(),
+        SPACE,
+        _peaking_run(
+            tmp_path, run="short", run_dir=str(tmp_path / "short"), epochs=4, final_model="best"
+        ),
+    )
+    assert short.final_epochs == 4
+    assert why(short, "short", 4) == "the last adopted state: 4 epochs are too few to find a peak"
+    small = tune_per_epoch(
+        _PeaksAtEpoch3(),
+        SPACE,
+        _peaking_run(
+            tmp_path, run="small", run_dir=str(tmp_path / "small"), epochs=6, final_model="best"
+        ),
+    )
+    # accuracy 0.8, 0.85, 0.9, 0.85, 0.8, 0.75: the peak's window (epochs 1-5) averages 0.84,
+    # the end (epochs 4-6) 0.8, and the noise estimated from the changes (0.05) hides it
+    assert small.final_epochs == 6
+    assert why(small, "small", 6) == (
+        "the last adopted state: no peak of the validation accuracy stands above its noise"
+    )

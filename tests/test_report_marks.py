@@ -81,4 +81,4 @@ def test_report_stars_the_adopted_trials_and_ticks_whole_epochs(tmp_path: Path) 
     assert sum(bool(t.get("showlegend")) and t["name"] == LABEL for t in stars) == 1
     # the report names the final model's epoch
     assert res.final_epochs == 3
-    assert "Final model: the state adopted in epoch 3 (last)." in page
+    assert "Final model: the state adopted in epoch 3 (the last adopted state)." in page

@@ -22,7 +22,7 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.execution.coordinator import coordinate
 from optuna_gamma.tuner.execution.engine import Engine
-from optuna_gamma.tuner.execution.finished import final_epoch
+from optuna_gamma.tuner.execution.finished import finish_per_epoch
 from optuna_gamma.tuner.execution.finished import save_result
 from optuna_gamma.tuner.execution.finished import test_metrics
 from optuna_gamma.tuner.execution.runtime import storage_errors
@@ -98,27 +98,7 @@ def tune_per_epoch(
         adopted = [s.user_attrs["adopted"] for s in studies]
         entries = [_entry(e, a, engine.space.fixed) for e, a in enumerate(adopted, start=1)]
         rule = cfg.final_model
-        maximize = engine.objective.sign > 0
-        final = final_epoch(adopted, rule, maximize=maximize)
-        last = studies[-1]
-        test = test_metrics(engine, studies[final - 1], final, record_on=last)
-        _record_final(last, final, adopted[final - 1], rule)
-        peak = final if rule == "best" else final_epoch(adopted, "best", maximize=maximize)
-        name = engine.objective.metric_name
-        if final != n:
-            _logger.info(
-                f"final model: the state adopted in epoch {final}/{n}, at the peak of the "
-                f"validation {name} ({adopted[final - 1]['value']:.4g}; epoch {n}: "
-                f"{adopted[-1]['value']:.4g}); final_model='last' returns epoch {n}'s"
-            )
-        elif peak != n:
-            _logger.warning(
-                f"the validation {name} was best around epoch {peak}/{n} "
-                f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
-                f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
-                f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
-                f"(the run need not train again)"
-            )
+        final, test = finish_per_epoch(engine, studies, rule)
         engine.progress.count_new_trials(before)
         common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])
         result = PerEpochResult(
@@ -127,18 +107,6 @@ def tune_per_epoch(
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
-
-
-def _record_final(study: optuna.Study, epoch: int, adopted: dict[str, Any], rule: str) -> None:
-    """Record the final model's choice on the run's last study (the dashboard shows it)."""
-    why = (
-        "the last adopted state"
-        if rule == "last"
-        else f"the adopted state with the best validation objective ({adopted['value']:.4g})"
-    )
-    record = {"epoch": epoch, "state": adopted["state"], "rule": rule, "why": why}
-    if study.user_attrs.get("final") != record:
-        study.set_user_attr("final", record)
 
 
 def _role(cfg: TunerConfig) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "PEAK_MARGIN_SE",
     "SMOOTHING_HALF_WIDTH",
     "final_epoch",
+    "finish_per_epoch",
     "load_state",
     "save_result",
     "test_metrics",
@@ -106,6 +107,55 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
     sigma = statistics.median(changes) / 0.6745 / math.sqrt(2.0)
     margin = PEAK_MARGIN_SE * sigma * math.sqrt(1.0 / (2 * h + 1) + 1.0 / (h + 1))
     return peak + 1 if smoothed[peak] - end > margin else n
+
+
+def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[int, dict[str, Any]]:
+    """Choose a finished per-epoch run's final model by ``rule`` (:func:`final_epoch`), record
+    the choice on the run's last study (``final``: epoch, state, rule and why; the dashboard
+    and the report show it), and return ``(its epoch, its test metrics)``.
+
+    Logs the choice when it is not the last state, and warns when the last state is returned
+    although the validation curve has a clear peak (``final_model="best"`` would return it
+    without training again)."""
+    from optuna_gamma.tuner._logging import get_logger
+
+    logger = get_logger(__name__)
+    adopted = [s.user_attrs["adopted"] for s in studies]
+    n, last = len(adopted), studies[-1]
+    maximize = engine.objective.sign > 0
+    final = final_epoch(adopted, rule, maximize=maximize)
+    peak = final if rule == "best" else final_epoch(adopted, "best", maximize=maximize)
+    test = test_metrics(engine, studies[final - 1], final, record_on=last)
+    name = engine.objective.metric_name
+    if rule == "last":
+        why = "the last adopted state"
+    elif final != n:
+        why = (
+            f"the peak of the validation {name} ({adopted[final - 1]['value']:.4g}; "
+            f"{adopted[-1]['value']:.4g} at the end, beyond its noise)"
+        )
+    elif n < 2 * SMOOTHING_HALF_WIDTH + 1:
+        why = f"the last adopted state: {n} epochs are too few to find a peak"
+    else:
+        why = f"the last adopted state: no peak of the validation {name} stands above its noise"
+    record = {"epoch": final, "state": adopted[final - 1]["state"], "rule": rule, "why": why}
+    if last.user_attrs.get("final") != record:
+        last.set_user_attr("final", record)
+    if final != n:
+        logger.info(
+            f"final model: the state adopted in epoch {final}/{n}, at the peak of the "
+            f"validation {name} ({adopted[final - 1]['value']:.4g}; epoch {n}: "
+            f"{adopted[-1]['value']:.4g}); final_model='last' returns epoch {n}'s"
+        )
+    elif peak != n:
+        logger.warning(
+            f"the validation {name} was best around epoch {peak}/{n} "
+            f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
+            f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
+            f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
+            f"(the run need not train again)"
+        )
+    return final, test
 
 
 def test_metrics(engine: Any, study: Any, epoch: int, *, record_on: Any = None) -> dict[str, Any]:

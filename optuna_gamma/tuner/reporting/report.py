@@ -64,6 +64,7 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
                 ],
                 "test": last.user_attrs.get("test"),
                 "final": _final_epoch(last.user_attrs.get("final"), max(studies)),
+                "final_why": _final_why(last.user_attrs.get("final")),
             }
         if info["whole"]:
             study = optuna.load_study(study_name=info["whole"], storage=storage)
@@ -89,6 +90,13 @@ def _final_epoch(record: Any, epochs: int) -> int:
     if isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= epochs:
         return epoch
     return epochs
+
+
+def _final_why(record: Any) -> str | None:
+    """Why the run's final model was chosen, as its last study records it (``final.why``;
+    ``None`` when missing or not text)."""
+    why = record.get("why") if isinstance(record, dict) else None
+    return why if isinstance(why, str) and why else None
 
 
 def _final_entry(info: dict[str, Any]) -> dict[str, Any]:
@@ -342,8 +350,13 @@ def build_report(
             final = info.get("final")
             if info["mode"] == "per-epoch" and final is not None:
                 epochs = len(info["studies"])
-                which = "last" if final == epochs else "best validation objective"
-                items.append(f"<p>Final model: the state adopted in epoch {final} ({which}).</p>")
+                which = info.get("final_why") or (
+                    "the last adopted state" if final == epochs else "the validation peak"
+                )
+                items.append(
+                    f"<p>Final model: the state adopted in epoch {final} "
+                    f"({html.escape(which)}).</p>"
+                )
             items.append(_table([f"test {k}" for k in shown], [[test[k] for k in shown]]))
             if test.get("confusion_matrix"):
                 items.append(
