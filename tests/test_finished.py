@@ -260,32 +260,22 @@ def test_the_recorded_reason_when_best_keeps_the_last_state(tmp_path: Path) -> N
     one whose peak does not stand above its noise, and says which."""
     import optuna
 
-    def why(res: Any, name: str, epochs: int) -> str:
+    def run(name: str, epochs: int) -> tuple[int, str]:
+        """The final model's epoch of a ``final_model="best"`` run, and the recorded reason."""
+        cfg = _peaking_run(
+            tmp_path, run=name, run_dir=str(tmp_path / name), epochs=epochs, final_model="best"
+        )
+        res = tune_per_epoch(_PeaksAtEpoch3(), SPACE, cfg)
         storage = optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(tmp_path / name / "journal.log"))
         )
         study = optuna.load_study(study_name=f"{name}/epoch-{epochs:03d}", storage=storage)
-        return str(study.user_attrs["final"]["why"])
+        return res.final_epochs, str(study.user_attrs["final"]["why"])
 
-    short = tune_per_epoch(
-        _PeaksAtEpoch3(),
-        SPACE,
-        _peaking_run(
-            tmp_path, run="short", run_dir=str(tmp_path / "short"), epochs=4, final_model="best"
-        ),
-    )
-    assert short.final_epochs == 4
-    assert why(short, "short", 4) == "the last adopted state: 4 epochs are too few to find a peak"
-    small = tune_per_epoch(
-        _PeaksAtEpoch3(),
-        SPACE,
-        _peaking_run(
-            tmp_path, run="small", run_dir=str(tmp_path / "small"), epochs=6, final_model="best"
-        ),
-    )
+    assert run("short", 4) == (4, "the last adopted state: 4 epochs are too few to find a peak")
     # accuracy 0.8, 0.85, 0.9, 0.85, 0.8, 0.75: the peak's window (epochs 1-5) averages 0.84,
     # the end (epochs 4-6) 0.8, and the noise estimated from the changes (0.05) hides it
-    assert small.final_epochs == 6
-    assert why(small, "small", 6) == (
-        "the last adopted state: no peak of the validation accuracy stands above its noise"
+    assert run("small", 6) == (
+        6,
+        "the last adopted state: no peak of the validation accuracy stands above its noise",
     )
