@@ -123,7 +123,9 @@ def test_changed_model_seed_or_space_is_refused_in_one_line(tmp_path: Path) -> N
     with pytest.raises(RunMismatchError, match=r"\(seed: 0 -> 1\)"):
         tune_per_epoch(Described(3), SPACE, _cfg(tmp_path, run="m", epochs=1, seed=1))
     narrow = {"lr": FloatDistribution(1e-3, 0.1, log=True)}
-    with pytest.raises(RunMismatchError, match=r"\(space: "):
+    with pytest.raises(
+        RunMismatchError, match=r"\(space\.tuned\.lr\.attributes\.high: 0\.5 -> 0\.1\);"
+    ):
         tune_per_epoch(Described(3), narrow, _cfg(tmp_path, run="m", epochs=1))
     # a longer run of the same experiment is not another identity: it resumes and extends
     res = tune_per_epoch(Described(3), SPACE, _cfg(tmp_path, run="m", epochs=2))

@@ -415,3 +415,25 @@ def test_in_distribution() -> None:
     cat = CategoricalDistribution([16, 32, "auto"])
     assert in_distribution(cat, 32) and in_distribution(cat, "auto")
     assert not in_distribution(cat, 32.0) and not in_distribution(cat, 64)
+
+
+def test_a_run_made_before_explorers_stayed_near_their_parent_resumes_with_its_policy(
+    digits, tmp_path: Path
+) -> None:
+    """A serial run recorded without ``explore_radius`` (explorers anywhere, as before the
+    setting existed) is refused by a call with today's default, naming the policy, and resumes
+    with the stored policy passed explicitly."""
+    from optuna_gamma.tuner.persistence.identity import RunMismatchError
+
+    anywhere = PopulationPolicy(width=1, budget=8, explore_radius=None)
+    cfg = TunerConfig(run="old", run_dir=str(tmp_path / "old"), policy=anywhere, seed=3)
+    first = tune_per_epoch(digits, None, cfg)
+    assert "explore_radius" not in first.policy
+    with pytest.raises(
+        RunMismatchError, match=r"other settings \(policy\.explore_radius: \(absent\) -> 0\.1\);"
+    ):
+        tune_per_epoch(
+            digits, None, TunerConfig(run="old", run_dir=str(tmp_path / "old"), budget=8, seed=3)
+        )
+    again = tune_per_epoch(digits, None, cfg)
+    assert again.new_trials == 0 and again.schedule == first.schedule

@@ -171,6 +171,29 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
+def _difference(key: str, old: Any, new: Any) -> str:
+    """``key: old -> new``; for two mappings (the policy's settings, the space) the entries
+    that differ, down to the innermost ones, ``key.entry.inner: old -> new`` (an entry one
+    side lacks shows as ``(absent)``)."""
+    if not (isinstance(old, Mapping) and isinstance(new, Mapping)):
+        return f"{key}: {_short(old)} -> {_short(new)}"
+    missing = object()
+    parts = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, missing), new.get(k, missing)
+        if a == b:
+            continue
+        if a is missing or b is missing:
+            shown = (
+                "(absent)" if a is missing else _short(a),
+                "(absent)" if b is missing else _short(b),
+            )
+            parts.append(f"{key}.{k}: {shown[0]} -> {shown[1]}")
+        else:
+            parts.append(_difference(f"{key}.{k}", a, b))
+    return "; ".join(parts) or f"{key}: {_short(old)} -> {_short(new)}"
+
+
 def check_same_run(
     study_name: str,
     old: Mapping[str, Any],
@@ -196,7 +219,7 @@ def check_same_run(
     ]
     if not diffs:
         return
-    shown = "; ".join(f"{k}: {_short(old[k])} -> {_short(new[k])}" for k in diffs)
+    shown = "; ".join(_difference(k, old[k], new[k]) for k in diffs)
     run = old.get("run", study_name.split("/")[0])
     raise RunMismatchError(
         f"run {run!r} (study {study_name!r}) was made with other settings ({shown}); "
