@@ -43,6 +43,11 @@ from optuna_gamma.samplers._search_space import SearchSpace
 __all__ = ["NearParentSampler", "project"]
 
 
+def _check_radius(radius: Any) -> None:
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 0:
+        raise ValueError(f"radius must be a number >= 0, got {radius!r}")
+
+
 def project(
     params: Mapping[str, Any],
     distributions: Mapping[str, BaseDistribution],
@@ -56,8 +61,7 @@ def project(
     Raises:
         ValueError: ``radius`` is not a number >= 0.
     """
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 0:
-        raise ValueError(f"radius must be a number >= 0, got {radius!r}")
+    _check_radius(radius)
     out = dict(params)
     for name, value in params.items():
         dist = distributions.get(name)
@@ -96,7 +100,7 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         radius: float,
         centre_of: Callable[[FrozenTrial], Mapping[str, Any] | None],
     ) -> None:
-        project({}, {}, {}, radius)  # validates the radius
+        _check_radius(radius)
         self._base = base
         self._radius = float(radius)
         self._centre_of = centre_of
