@@ -109,7 +109,13 @@ POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None},
     "pe-pop-w12-nohist": {"width": 12, "history": False},
     "pe-thesis-t2": {"thesis": 2},
+    # the default serial policy on a validation split twice as large (40 % of the images,
+    # taken from the training split: the trainer option of _TRAINER_OPTIONS)
+    "pe-pop-valid40": {"width": 1},
 }
+#: Trainer options of policy arms that change the trainer rather than the policy (the thesis's
+#: trainer only: ``ThesisTrainer(valid_fraction=...)``; the default is 0.2).
+_TRAINER_OPTIONS: dict[str, dict[str, Any]] = {"pe-pop-valid40": {"valid_fraction": 0.4}}
 #: The untuned training of a task whose trainer is not the thesis's (its own optimizer
 #: settings, e.g. AdamW's lr and weight decay as ``build`` sets them): compute E and B, as the
 #: ``fixed-*`` arms.
@@ -217,9 +223,14 @@ class _WithFixed:
         return self.base.evaluate(state, split)
 
 
-def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) -> Any:
-    """The trainer of task ``dataset`` (a name of :data:`TASKS`)."""
+def make_trainer(
+    dataset: str, root: str | None, subset: int | None, seed: int, **options: Any
+) -> Any:
+    """The trainer of task ``dataset`` (a name of :data:`TASKS`), with ``options`` for
+    :class:`~optuna_gamma.tuner.ThesisTrainer` (e.g. ``valid_fraction``)."""
     t = TASKS[dataset]
+    if t.own and options:
+        raise ValueError(f"task {dataset!r} has its own trainer, which takes no {sorted(options)}")
     if t.own:  # loaded as a user's file is (optuna-gamma tune --trainer FILE:FACTORY)
         from optuna_gamma.tuner import load_trainer
         from optuna_gamma.tuner import TrainerRef
@@ -238,6 +249,7 @@ def make_trainer(dataset: str, root: str | None, subset: int | None, seed: int) 
         model=None if t.dataset == "digits" else t.model,
         subset=subset,
         data_seed=seed,
+        **options,
     )
 
 
@@ -362,7 +374,7 @@ def run_tuner_arm(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
     run_dir = args.runs_dir / NAME / f"{dataset}-s{seed}-{arm}"
-    trainer = make_trainer(dataset, root, subset, seed)
+    trainer = make_trainer(dataset, root, subset, seed, **_TRAINER_OPTIONS.get(arm, {}))
     budget = TRIALS * epochs
     task = TASKS[dataset]
     if task.own and arm not in POLICIES and arm != UNTUNED:
