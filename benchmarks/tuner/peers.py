@@ -112,6 +112,9 @@ POLICIES: dict[str, dict[str, Any]] = {
     # the default serial policy on a validation split twice as large (40 % of the images,
     # taken from the training split: the trainer option of _TRAINER_OPTIONS)
     "pe-pop-valid40": {"width": 1},
+    # adoption on the posterior mean of a GP over (setting, age) instead of the raw value
+    "pe-pop-posterior": {"width": 1, "adopt_on": "posterior"},
+    "pe-pop-w12-posterior": {"width": 12, "adopt_on": "posterior"},
 }
 #: Trainer options of policy arms that change the trainer rather than the policy (the thesis's
 #: trainer only: ``ThesisTrainer(valid_fraction=...)``; the default is 0.2).

@@ -1,12 +1,13 @@
 """After an epoch's trials: adopt the policy's selection, keep its states, remove the rest.
 
 The thesis's policy adopts ``study.best_trial`` (the one optuna-dashboard shows as Best Trial).
-Other policies rank the healthy trials that trained a state of their own and carry what the
-policy selects; the first is adopted. Each carried state is loaded (recomputed from its start
-if unreadable) before the records are written: ``population`` (every carried state, best
-first), then ``adopted``, whose presence marks the study done. Adoption is a function of the
-complete trials, so whichever process does it, and however often, it writes the same records;
-the other trials' states are then deleted unless kept on request.
+Other policies rank the healthy trials that trained a state of their own (by value, or by the
+posterior mean of a GP over setting and age: :mod:`~optuna_gamma.tuner.execution.posterior`)
+and carry what the policy selects; the first is adopted. Each carried state is loaded
+(recomputed from its start if unreadable) before the records are written: ``population``
+(every carried state, best first), then ``adopted``, whose presence marks the study done.
+Adoption is a function of the complete trials, so whichever process does it, and however often,
+it writes the same records; the other trials' states are then deleted unless kept on request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
+from optuna_gamma.tuner.execution.posterior import posterior_values
 from optuna_gamma.tuner.execution.start_states import members_of_study
 from optuna_gamma.tuner.execution.start_states import population_of_study
 from optuna_gamma.tuner.execution.start_states import StartStates
@@ -55,6 +57,21 @@ NON_METRICS = frozenset(
         "start_value",
     }
 )
+#: Epochs before the adopted one whose trials the posterior-mean ranking sees (as the sampler's
+#: history, :data:`~optuna_gamma.tuner.execution.sampling.HISTORY_EPOCHS`).
+POSTERIOR_EPOCHS = 4
+
+
+def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's complete trials that trained a state of their own and did not diverge."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not t.user_attrs.get("diverged")
+        and "reused_from" not in t.user_attrs
+        and "state" in t.user_attrs
+        and t.value is not None
+    ]
 
 
 class _AdoptedElsewhere(Exception):
@@ -102,12 +119,14 @@ class Adoption:
         """
         if "adopted" in study.user_attrs:  # adopted already (by another worker): the same record
             return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
-        chosen, first_is_best = self._chosen(study, epoch)
+        chosen, first_is_best, posterior = self._chosen(study, epoch)
         records: list[dict[str, Any]] = []
         snaps: dict[tuple[int, int], dict[str, Any]] = {}
         try:
             for rank, trial in enumerate(chosen):
                 record, snaps[(epoch, rank)] = self._carried(study, trial, epoch)
+                if trial.number in posterior:  # what ranked it (adopt_on="posterior")
+                    record["posterior_mean"] = posterior[trial.number]
                 records.append(record)
         except _AdoptedElsewhere:  # another worker adopted meanwhile (and removed the rest)
             return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
@@ -116,7 +135,9 @@ class Adoption:
             return dict(study.user_attrs["adopted"]), self.starts.adopted_snapshot(epoch)
         study.set_user_attr("population", records)
         n = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        lead = f"best of {n} trials" if first_is_best else f"{self.policy.kept_reason}, {n} trials"
+        best = "best posterior mean" if posterior else "best"
+        lead = f"{best} of {n} trials" if first_is_best else self.policy.kept_reason
+        lead += "" if first_is_best else f", {n} trials"
         why = lead + (
             f" (kind {records[0]['kind']!r}), {len(records)} state(s) carried"
             if self.policy.name != "thesis"
@@ -130,9 +151,10 @@ class Adoption:
 
     def _chosen(
         self, study: optuna.Study, epoch: int
-    ) -> tuple[list[optuna.trial.FrozenTrial], bool]:
+    ) -> tuple[list[optuna.trial.FrozenTrial], bool, dict[int, float]]:
         """The trials whose states are carried forward, the adopted one first (the policy
-        decides), and whether that one is the epoch's best measured trial."""
+        decides), whether that one is the epoch's best ranked trial, and the posterior means
+        that ranked them (``adopt_on="posterior"``; else empty)."""
         if self.policy.name == "thesis":
             best = study.best_trial
             if best.user_attrs.get("diverged"):
@@ -140,19 +162,15 @@ class Adoption:
                     f"every trial of study {study.study_name!r} diverged; narrow the search "
                     f"space (e.g. lower the upper end of the learning rate)"
                 )
-            return [best], True
+            return [best], True, {}
         sign = self.objective.sign
-        healthy = sorted(
-            (
-                t
-                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if not t.user_attrs.get("diverged")
-                and "reused_from" not in t.user_attrs
-                and "state" in t.user_attrs
-                and t.value is not None
-            ),
-            key=lambda t: (-sign * float(t.value), t.number),  # type: ignore[arg-type]
-        )
+        healthy = _healthy(study)
+        score = {t.number: float(t.value) for t in healthy}  # type: ignore[arg-type]
+        posterior: dict[int, float] = {}
+        if self.policy.adopt_on == "posterior" and healthy:
+            posterior = posterior_values(healthy, self._earlier(epoch), maximize=sign > 0)
+            score = posterior
+        healthy.sort(key=lambda t: (-sign * score[t.number], t.number))
         if not healthy:
             raise AllTrialsDivergedError(
                 f"every trial of study {study.study_name!r} diverged; narrow the search space "
@@ -173,7 +191,17 @@ class Adoption:
             population=lambda e: members_of_study(self.starts.studies.load(e)),
         )
         selected = self.policy.select(epoch, ranked, context)
-        return [by_number[m.trial] for m in selected], selected[0].trial == ranked[0].trial
+        chosen = [by_number[m.trial] for m in selected]
+        return chosen, selected[0].trial == ranked[0].trial, posterior
+
+    def _earlier(self, epoch: int) -> list[tuple[optuna.trial.FrozenTrial, int]]:
+        """The healthy trials of the :data:`POSTERIOR_EPOCHS` epochs before ``epoch``, with
+        their ages (adopted studies: they do not change)."""
+        return [
+            (t, epoch - e)
+            for e in range(max(1, epoch - POSTERIOR_EPOCHS), epoch)
+            for t in _healthy(self.starts.studies.load(e))
+        ]
 
     def _carried(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, epoch: int

@@ -112,6 +112,7 @@ def policy_from_record(
         "history",
         "challenge",
         "explore_radius",
+        "adopt_on",
     }
     if not set(settings) <= known:
         raise ValueError(

@@ -89,6 +89,10 @@ class PopulationPolicy(Policy):
             anywhere. With ``width >= 2`` explorers go anywhere: the carried population hedges
             a greedy jump (as PB2 explores its whole bounds), and restricting them cost 3
             points on MNIST-500 (docs/when-it-pays.md).
+        adopt_on: What ranks an epoch's trials. ``"value"`` (default): their validation values.
+            ``"posterior"``: the posterior mean of a GP fitted to their values and the earlier
+            epochs' over (setting, age), so a lucky value its neighbours do not support is
+            shrunk (:mod:`~optuna_gamma.tuner.execution.posterior`; the noisy-EI incumbent).
     """
 
     width: int = 1
@@ -101,6 +105,7 @@ class PopulationPolicy(Policy):
     history: bool = True
     challenge: str = "plateau"
     explore_radius: float | None = 0.1
+    adopt_on: str = "value"
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -111,6 +116,8 @@ class PopulationPolicy(Policy):
         _check("first", self.first, 1, none_ok=True)
         _check("rung", self.rung, 1)
         _check("carry", self.carry, 1, none_ok=True)
+        if self.adopt_on not in ("value", "posterior"):
+            raise ValueError(f"adopt_on must be 'value' or 'posterior', got {self.adopt_on!r}")
         if self.challenge not in ("always", "plateau"):
             raise ValueError(f"challenge must be 'always' or 'plateau', got {self.challenge!r}")
         r = self.explore_radius
@@ -275,4 +282,6 @@ class PopulationPolicy(Policy):
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
             # absent likewise where explorers go anywhere (policy_from_record reads None)
             **({"explore_radius": self.radius} if self.radius is not None else {}),
+            # absent likewise where the values rank the trials
+            **({"adopt_on": self.adopt_on} if self.adopt_on != "value" else {}),
         }
