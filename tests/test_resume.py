@@ -56,6 +56,9 @@ else:
 if policy == "plateau":  # serial: races the plateau rule decides (test_policies' run)
     from optuna_gamma.tuner.policies import PopulationPolicy
     plan = dict(seed=6, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0))
+elif policy == "posterior":  # 4 at a time, ranked by a GP's posterior mean (epoch 2 sees 1)
+    from optuna_gamma.tuner.policies import PopulationPolicy
+    plan = dict(seed=7, policy=PopulationPolicy(width=4, epochs=2, adopt_on="posterior"))
 else:
     plan = dict(seed=7, policy=policy, trials_per_epoch=4, epochs=2)
 config = TunerConfig(run="job", run_dir=run_dir, sampler=sampler, warm_start=(mode == "warm"),
@@ -195,6 +198,9 @@ def crash_and_resume(
         # training epoch 12's explorer, then between verifying that race's adoption and
         # recording it; the resumed decision reads the stored populations.
         ("gamma", "per-epoch", ["after_save:29", "after_adopt_verify:1"], "plateau"),
+        # Ranked by the posterior mean of a GP over setting and age (adopt_on="posterior"):
+        # killed mid-adoption of epoch 2, whose ranking also reads epoch 1's trials.
+        ("gamma", "per-epoch", ["after_save:7", "after_adopt_verify:1"], "posterior"),
     ],
 )
 def test_kill_and_resume_gives_identical_run(
@@ -242,6 +248,11 @@ def test_kill_and_resume_gives_identical_run(
     else:
         assert len(carried) == (1 if mode == "whole" else 2) * (1 if policy == "thesis" else 3)
     assert load_result(run_dir / "result.json").policy["name"] == (
-        "population" if policy == "plateau" else policy
+        "population" if policy in ("plateau", "posterior") else policy
     )
+    if policy == "posterior":
+        last = optuna.load_study(study_name="job/epoch-002", storage=storage).user_attrs
+        assert last["adopted"]["why"].startswith("best posterior mean of 4 trials")
+        means = [m["posterior_mean"] for m in last["population"]]
+        assert means == sorted(means, reverse=True)
     assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 1

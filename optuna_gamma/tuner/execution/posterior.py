@@ -30,6 +30,7 @@ import numpy as np
 import optuna
 
 from optuna_gamma.samplers._history import AGE_SCALE
+from optuna_gamma.samplers._history import inside
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -70,6 +71,11 @@ def posterior_values(
     values: list[float] = []
     ages: list[float] = []
     for t, age in earlier:
+        if not all(
+            n in t.params and inside(d, t.params[n])
+            for n, d in zip(space.names, space.distributions)
+        ):
+            continue  # a trial outside the epoch's search space
         try:
             rows.append(space.round(space.encode(t.params)))
         except (KeyError, ValueError, TypeError, OverflowError):
