@@ -141,6 +141,27 @@ def test_the_sampler_restricts_only_the_trials_with_a_centre() -> None:
     assert len(outside) >= 15
     # and the explorers' values are not all on the box's edge: a proposal inside stays
     assert len({round(t.params["lr"], 12) for t in explorers}) > 5
+    # what the box moved is kept for the engine (the trial's ``proposed``), read once
+    sampler = study.sampler
+    assert isinstance(sampler, NearParentSampler)
+    moved = 0
+    for t in study.trials:
+        proposed = sampler.moved_proposal(study, t.number)
+        assert sampler.moved_proposal(study, t.number) is None
+        if t.user_attrs["kind"] == "design":
+            assert proposed is None
+            continue
+        u = space.encode(t.params)
+        if proposed is None:
+            continue
+        moved += 1
+        assert set(proposed) <= {"lr", "k"}
+        for j, name in enumerate(("lr", "k")):
+            if name in proposed:  # outside the box, and now on its edge
+                raw = space.encode({**t.params, name: proposed[name]})[j]
+                assert abs(raw - c[j]) > 0.1
+                assert abs(abs(u[j] - c[j]) - 0.1) <= (1e-9 if j == 0 else 1 / 301)
+    assert 15 <= moved < 30  # random proposals: most leave the box, a few fall inside
 
 
 def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:

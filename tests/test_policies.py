@@ -288,6 +288,11 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
         parent = studies[e - 2].user_attrs["population"][t.user_attrs["parent"]]["params"]
         ratio = t.params["lr"] / parent["lr"]
         assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9) and ratio != 1.0
+        # the box moved both proposals (the sampler wanted about 0.0016 and 0.0094 from
+        # 0.10): the trial records what it was, and its setting is on the box's edge
+        wanted = t.user_attrs["proposed"]["lr"] / parent["lr"]
+        assert not 500**-0.1 <= wanted <= 500**0.1
+        assert min(abs(ratio - 500**0.1), abs(ratio - 500**-0.1)) < 1e-9
     # resumed: nothing to train, the same schedule
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule

@@ -55,6 +55,7 @@ NON_METRICS = frozenset(
         "parent",
         "kind",
         "start_value",
+        "proposed",
     }
 )
 #: Epochs before the adopted one whose trials the posterior-mean ranking sees (as the sampler's

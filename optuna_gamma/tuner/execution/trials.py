@@ -29,6 +29,7 @@ from optuna_gamma.tuner.execution.start_states import StartStates
 from optuna_gamma.tuner.execution.training import Training
 from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.search.neighbourhood import NearParentSampler
 from optuna_gamma.tuner.search.objectives import Objective
 from optuna_gamma.tuner.search.space import ParamSpace
 
@@ -36,7 +37,7 @@ from optuna_gamma.tuner.search.space import ParamSpace
 __all__ = ["OWN_ATTRS", "TrialRunner", "optimize"]
 
 #: User attributes of a trial's own (not copied from the trial whose result it reuses).
-OWN_ATTRS = frozenset({"worker", "slot", "parent", "kind", "retry_of"})
+OWN_ATTRS = frozenset({"worker", "slot", "parent", "kind", "retry_of", "proposed"})
 
 
 class TrialRunner:
@@ -95,6 +96,10 @@ class TrialRunner:
         if self.worker:
             trial.set_user_attr("worker", worker_id())
         hparams = self.space.suggest(trial)
+        if isinstance(study.sampler, NearParentSampler):  # an explorer kept near its parent
+            proposed = study.sampler.moved_proposal(study, trial.number)
+            if proposed:
+                trial.set_user_attr("proposed", {k: jsonable(v) for k, v in proposed.items()})
         parent = trial.user_attrs.get("parent", 0)
         start = self.starts.parent_record(epoch, parent)
         if done is None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,10 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         centre_of: The centre of a trial's box (its parent's setting), or ``None`` for a trial
             the base sampler proposes freely (e.g. the epoch's design points and queued
             settings, which the base sampler does not propose anyway).
+
+    A proposal the box moved is remembered until :meth:`moved_proposal` reads it (the engine
+    records it as the trial's user attribute ``proposed``: what the sampler chose before the
+    box, for the parameters the box moved).
     """
 
     def __init__(
@@ -104,6 +109,14 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         self._base = base
         self._radius = float(radius)
         self._centre_of = centre_of
+        self._moved: dict[tuple[str, int], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def moved_proposal(self, study: Study, number: int) -> dict[str, Any] | None:
+        """The base sampler's values of trial ``number``'s parameters that the box moved
+        (``None`` if it moved none); read once."""
+        with self._lock:
+            return self._moved.pop((study.study_name, number), None)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
@@ -114,18 +127,27 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         return self._base.infer_relative_search_space(study, trial)
 
     def _project(
-        self, trial: FrozenTrial, params: dict[str, Any], space: Mapping[str, BaseDistribution]
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        params: dict[str, Any],
+        space: Mapping[str, BaseDistribution],
     ) -> dict[str, Any]:
         centre = self._centre_of(trial)
         if not centre or not params:
             return params
-        return project(params, space, centre, self._radius)
+        out = project(params, space, centre, self._radius)
+        moved = {k: v for k, v in params.items() if out[k] != v}
+        if moved:
+            with self._lock:
+                self._moved.setdefault((study.study_name, trial.number), {}).update(moved)
+        return out
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         params = self._base.sample_relative(study, trial, search_space)
-        return self._project(trial, params, search_space)
+        return self._project(study, trial, params, search_space)
 
     def sample_independent(
         self,
@@ -135,7 +157,7 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         value = self._base.sample_independent(study, trial, param_name, param_distribution)
-        moved = self._project(trial, {param_name: value}, {param_name: param_distribution})
+        moved = self._project(study, trial, {param_name: value}, {param_name: param_distribution})
         return moved[param_name]
 
     def after_trial(
