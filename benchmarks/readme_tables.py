@@ -360,8 +360,23 @@ _ABLATION = (
         "pe-pop",
         'final model: the peak of the validation curve (`final_model="best"`), not the last state',
     ),
+    (
+        "pe-pop-posterior",
+        "pe-pop",
+        "trials ranked by a GP's posterior mean over setting and age, not their values",
+    ),
+    (
+        "pe-pop-valid40",
+        "pe-pop",
+        "a validation split of 40 % of the images instead of 20 % (fewer training images)",
+    ),
     ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
     ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
+    (
+        "pe-pop-w12-posterior",
+        "pe-pop-w12",
+        "12 at a time, trials ranked by a GP's posterior mean, not their values",
+    ),
     (
         "pe-pop-w12@best",
         "pe-pop-w12",

@@ -21,8 +21,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 LR = {"lr": FloatDistribution(1e-3, 0.5, log=True)}
 
 
-def _trial(number: int, lr: float, value: float, dists=LR) -> optuna.trial.FrozenTrial:
-    t = optuna.trial.create_trial(params={"lr": lr}, distributions=dists, value=value)
+def _trial(
+    number: int, lr: float, value: float, dists=LR, start: float | None = None
+) -> optuna.trial.FrozenTrial:
+    attrs = {} if start is None else {"start_value": start}
+    t = optuna.trial.create_trial(
+        params={"lr": lr}, distributions=dists, value=value, user_attrs=attrs
+    )
     t.number = number
     return t
 
@@ -53,6 +58,32 @@ def test_a_lucky_value_its_neighbours_and_history_do_not_support_is_shrunk() -> 
     assert alone[1] < raw[1] - 0.05
 
 
+def test_the_improvement_is_smoothed_and_the_start_state_kept() -> None:
+    """A state far ahead whose setting improves it little is not overtaken by a state behind
+    whose last epoch drew a lucky improvement its setting's history does not support; and the
+    state's own start value is kept (a value model over settings would pool the states)."""
+    earlier, n = [], 100
+    for age in (3, 2, 1):
+        for lr, gain in ((0.05, 0.01), (0.004, 0.02), (0.006, 0.021), (0.003, 0.019)):
+            earlier.append((_trial(n, lr, 0.5 + gain, start=0.5), age))
+            n += 1
+    own = [
+        _trial(0, 0.05, 0.82, start=0.81),  # far ahead, its usual +0.01
+        _trial(1, 0.004, 0.90, start=0.60),  # behind, a lucky +0.30
+        _trial(2, 0.006, 0.62, start=0.60),
+        _trial(3, 0.003, 0.618, start=0.60),
+    ]
+    post = posterior_values(own, earlier, maximize=True)
+    assert max(post, key=post.__getitem__) == 0 and own[1].value > own[0].value
+    assert post[1] < 0.70  # start 0.60 plus a shrunk improvement
+    assert 0.81 < post[0] < 0.87  # its start plus a modest improvement
+    # states that start apart stay apart: the same setting's trials from two start states
+    twins = [_trial(0, 0.01, 0.71, start=0.70), _trial(1, 0.01, 0.41, start=0.40)]
+    twins.append(_trial(2, 0.1, 0.52, start=0.5))
+    post = posterior_values(twins, earlier, maximize=True)
+    assert post[0] - post[1] == pytest.approx(0.30, abs=1e-9)
+
+
 @pytest.mark.parametrize(("scale", "shift"), [(1.0, 0.0), (3.0, -2.0), (1e-3, 5.0)])
 def test_posterior_is_affine_equivariant_and_respects_the_direction(
     scale: float, shift: float
@@ -60,8 +91,10 @@ def test_posterior_is_affine_equivariant_and_respects_the_direction(
     own, earlier = _race()
     base = posterior_values(own, earlier, maximize=True)
 
-    def moved(t, sign=1.0):
-        return _trial(t.number, t.params["lr"], sign * (scale * t.value + shift))
+    def moved(t, sign=1.0):  # the values and the start values moved alike
+        start = t.user_attrs.get("start_value")
+        new = None if start is None else sign * (scale * start + shift)
+        return _trial(t.number, t.params["lr"], sign * (scale * t.value + shift), start=new)
 
     post = posterior_values(
         [moved(t) for t in own], [(moved(t), a) for t, a in earlier], maximize=True
