@@ -397,6 +397,19 @@ def test_peers_tuner_arms_spend_the_same_budget(
     assert "E = 1 epoch, budget B = 12 E = 12 training epochs" in text
 
 
+def test_a_trainer_option_arm_builds_its_trainer_and_the_own_trainer_refuses_one() -> None:
+    """``pe-pop-valid40`` trains the default policy on a 40 % validation split."""
+    assert peers._TRAINER_OPTIONS["pe-pop-valid40"] == {"valid_fraction": 0.4}
+    assert peers.POLICIES["pe-pop-valid40"] == peers.POLICIES["pe-pop"]
+    wide = peers.make_trainer("digits", None, None, 0, valid_fraction=0.4).data
+    usual = peers.make_trainer("digits", None, None, 0).data
+    n = len(usual.train.y) + len(usual.valid.y)
+    assert len(wide.train.y) + len(wide.valid.y) == n
+    assert len(wide.valid.y) == math.ceil(0.4 * n) and len(usual.valid.y) == math.ceil(0.2 * n)
+    with pytest.raises(ValueError, match=r"own trainer, which takes no \['valid_fraction'\]"):
+        peers.make_trainer("own-digits", None, None, 0, valid_fraction=0.4)
+
+
 @pytest.mark.slow
 def test_pbt_population_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
