@@ -293,6 +293,9 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
         wanted = t.user_attrs["proposed"]["lr"] / parent["lr"]
         assert not 500**-0.1 <= wanted <= 500**0.1
         assert min(abs(ratio - 500**0.1), abs(ratio - 500**-0.1)) < 1e-9
+        # the explorer's state is carried into its race, and its record says it too
+        carried = [m for m in studies[e - 1].user_attrs["population"] if m["trial"] == t.number]
+        assert len(carried) == 1 and carried[0]["proposed"] == t.user_attrs["proposed"]
     # resumed: nothing to train, the same schedule
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule

@@ -82,3 +82,16 @@ def test_report_stars_the_adopted_trials_and_ticks_whole_epochs(tmp_path: Path) 
     # the report names the final model's epoch
     assert res.final_epochs == 3
     assert "Final model: the state adopted in epoch 3 (the last adopted state)." in page
+
+
+def test_the_adopted_column_says_what_the_box_moved_and_ignores_forged_records() -> None:
+    from optuna_gamma.tuner.reporting.report import _adopted_as
+
+    entry = {"why": "best of 2 trials (kind 'explore')", "proposed": {"lr": 0.0016358}}
+    assert _adopted_as(entry) == (
+        "best of 2 trials (kind 'explore'); the sampler proposed lr=0.001636, moved near its "
+        "parent"
+    )
+    assert _adopted_as({"why": "best of 4 trials"}) == "best of 4 trials"
+    for forged in ("lr=1", ["lr"], {1: 2}, {}):
+        assert _adopted_as({"why": "w", "proposed": forged}) == "w"

@@ -217,6 +217,9 @@ class Adoption:
             "parent": int(trial.user_attrs.get("parent", 0)),
             "kind": str(trial.user_attrs.get("kind", "sample")),
         }
+        proposed = trial.user_attrs.get("proposed")
+        if isinstance(proposed, dict) and proposed:  # an explorer the parent's box moved
+            record["proposed"] = dict(proposed)
         where = f"trial {trial.number} of study {study.study_name!r}"
         state_id = check_artifact_id(trial.user_attrs.get("state"), where=where)
         digest = trial.user_attrs.get("state_sha256")

@@ -168,6 +168,17 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     )
 
 
+def _adopted_as(entry: dict[str, Any]) -> str:
+    """Why an epoch's state was adopted (its record's ``why``), and, for an explorer whose
+    proposal the box around its parent moved, what the sampler proposed (read from a storage:
+    anything but a mapping of names to values is left out)."""
+    why = str(entry.get("why", ""))
+    proposed = entry.get("proposed")
+    if isinstance(proposed, dict) and proposed and all(isinstance(k, str) for k in proposed):
+        why += f"; the sampler proposed {_params_text(proposed)}, moved near its parent"
+    return why
+
+
 def _params_text(params: dict[str, Any]) -> str:
     return ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
@@ -291,7 +302,7 @@ def build_report(
                         s["metrics"].get("accuracy", ""),
                         s["metrics"].get("loss", ""),
                         s["trial"],
-                        s.get("why", ""),
+                        _adopted_as(s),
                     ]
                     for s in sched
                 ],
