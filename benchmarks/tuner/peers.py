@@ -102,6 +102,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     # serial explorers anywhere in the space (the default until they stayed near their parent;
     # the serial ablation's variants below are of it)
     "pe-pop-anywhere": {"width": 1, "explore_radius": None},
+    "pe-pop-late": {"width": 1, "explore_after": 0.8},
     "pe-pop-explore-all": {"width": 1, "explore_until": 1.0, "explore_radius": None},
     "pe-pop-explore-none": {"width": 1, "explore_until": 0.0, "explore_radius": None},
     "pe-pop-always": {"width": 1, "challenge": "always", "explore_radius": None},

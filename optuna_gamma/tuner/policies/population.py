@@ -105,6 +105,7 @@ class PopulationPolicy(Policy):
     history: bool = True
     challenge: str = "plateau"
     explore_radius: float | None = 0.1
+    explore_after: float | None = None
     adopt_on: str = "value"
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
@@ -158,7 +159,10 @@ class PopulationPolicy(Policy):
             lines, since = self._first, 0
         elif self.width >= 2:
             return self.width, self.population, 0
-        elif alive == 1 and progress < self.explore_until:
+        elif alive == 1 and (
+            progress < self.explore_until
+            or (self.explore_after is not None and progress >= self.explore_after)
+        ):
             lines, since = 2, 0  # an explorer races the adopted setting
         else:
             lines = alive
@@ -282,6 +286,8 @@ class PopulationPolicy(Policy):
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
             # absent likewise where explorers go anywhere (policy_from_record reads None)
             **({"explore_radius": self.radius} if self.radius is not None else {}),
+            # absent likewise where no explorer races late (policy_from_record reads None)
+            **({"explore_after": self.explore_after} if self.explore_after is not None else {}),
             # absent likewise where the values rank the trials
             **({"adopt_on": self.adopt_on} if self.adopt_on != "value" else {}),
         }
