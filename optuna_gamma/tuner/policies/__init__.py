@@ -113,6 +113,7 @@ def policy_from_record(
         "challenge",
         "explore_radius",
         "adopt_on",
+        "explore_after",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -121,6 +122,7 @@ def policy_from_record(
     # records made before the settings existed
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
+    settings.setdefault("explore_after", None)
     if budget is not None:
         return PopulationPolicy(budget=budget, **settings)
     return PopulationPolicy(epochs=epochs, **settings)

@@ -128,8 +128,13 @@ class PopulationPolicy(Policy):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
         if not isinstance(self.history, bool):
             raise ValueError(f"history must be True or False, got {self.history!r}")
-        if not isinstance(self.explore_until, (int, float)) or not 0 <= self.explore_until <= 1:
-            raise ValueError(f"explore_until must be in [0, 1], got {self.explore_until!r}")
+        for name in ("explore_until", "explore_after"):
+            value = getattr(self, name)
+            if name == "explore_after" and value is None:
+                continue
+            real = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not real or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if (self.budget is None) == (self.epochs is None):
             raise ValueError(
                 f"give the population policy a budget or a number of epochs, not "
