@@ -330,9 +330,14 @@ def policy_headline() -> str:
 #: of their validation curves as the final model (``final_model="best"``).
 _ABLATION = (
     (
-        "pe-pop-anywhere",
+        "pe-pop-no-late",
         "pe-pop",
-        "explorers anywhere in the space, not near their parent (the earlier default)",
+        "no explorer race in the budget's last fifth (the default before it)",
+    ),
+    (
+        "pe-pop-anywhere",
+        "pe-pop-no-late",
+        "explorers anywhere in the space, not near their parent (the default before that)",
     ),
     (
         "pe-pop-always",
@@ -362,12 +367,12 @@ _ABLATION = (
     ),
     (
         "pe-pop-posterior",
-        "pe-pop",
+        "pe-pop-no-late",
         "trials ranked by a GP's posterior mean over setting and age, not their values",
     ),
     (
         "pe-pop-valid40",
-        "pe-pop",
+        "pe-pop-no-late",
         "a validation split of 40 % of the images instead of 20 % (fewer training images)",
     ),
     ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),

@@ -75,11 +75,25 @@ def test_serial_population_gives_the_final_model_most_of_the_budget() -> None:
     # 4 settings race (halved every 3 epochs), then explorers race the adopted setting
     assert plan.trials[:13] == (4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1)
     assert plan.carry[:13] == (4, 4, 2, 2, 2, 1, 2, 2, 1, 2, 2, 1, 1)
-    assert plan.epochs >= 100  # the thesis's policy: 10 epochs of 12 trials
-    assert set(plan.trials[30:]) == {1}  # exploring stops after a quarter of the budget
+    assert plan.epochs == 90  # the thesis's policy: 10 epochs of 12 trials
+    # exploring stops after a quarter of the budget, and resumes once 0.8 of it is spent
+    # (96 training epochs): 4 races of 3 epochs, each of 2 trials
+    assert set(plan.trials[30:78]) == {1} and plan.trials[78:] == (2,) * 12
+    assert plan.carry[78:] == (2, 2, 1) * 4
+    assert sum(plan.trials[:78]) == 96
+    no_late = PopulationPolicy(width=1, budget=120, explore_after=None).plan
+    assert no_late.epochs == 102 and set(no_late.trials[30:]) == {1}
     assert PopulationPolicy(width=12, budget=120).plan.trials == (12,) * 10
-    quiet = PopulationPolicy(width=1, budget=120, explore_until=0).plan.trials
-    assert quiet == (4, 4, 4, 2, 2, 2) + (1,) * 102
+    quiet = PopulationPolicy(width=1, budget=120, explore_until=0, explore_after=None)
+    assert quiet.plan.trials == (4, 4, 4, 2, 2, 2) + (1,) * 102 and quiet.population == 4
+    # with no early explorer, the late ones still need a second state carried
+    assert PopulationPolicy(width=1, budget=120, explore_until=0, first=1).population == 2
+    assert (
+        PopulationPolicy(
+            width=1, budget=120, explore_until=0, explore_after=None, first=1
+        ).population
+        == 1
+    )
     assert ThesisPolicy(trials=12, epochs=10).plan == RunPlan((12,) * 10, population=1)
 
 
@@ -211,7 +225,8 @@ def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path)
     res = tune_per_epoch(digits, None, cfg)
     policy = PopulationPolicy(width=1, budget=23)
     plan = policy.plan
-    assert plan.trials == (4, 4, 4, 2, 2, 2, 1, 1, 1, 1, 1)
+    # the first race, one epoch, then an explorer races in the last fifth (cut by the budget)
+    assert plan.trials == (4, 4, 4, 2, 2, 2, 1, 2, 2)
     assert res.policy["name"] == "population" and res.policy["trials"] == list(plan.trials)
     assert res.epochs == res.final_epochs == plan.epochs == len(res.schedule)
     studies = _studies(tmp_path / "pop", "pop")
@@ -220,10 +235,17 @@ def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path)
     ]
     assert len(complete) == 23  # the budget, exactly
     assert res.compute_epochs == res.trials_trained == 23 - res.trials_reused
+    # epoch 8 (19 of 23 training epochs spent, past 0.8): the adopted setting continues and
+    # an explorer from its state races it, near its setting
+    late = studies[7].get_trials(deepcopy=False)
+    assert sorted(t.user_attrs["kind"] for t in late) == ["continue", "explore"]
+    assert all(t.user_attrs["parent"] == 0 for t in late)
+    ratio = late[1].params["lr"] / late[0].params["lr"]
+    assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9) and ratio != 1.0
     for e, study in enumerate(studies, start=1):
         trials = study.get_trials(deepcopy=False)
         population = study.user_attrs["population"]
-        assert len(population) == policy.carried(e)  # 4, 4, 2, 2, 2, 1, ...
+        assert len(population) == policy.carried(e)  # 4, 4, 2, 2, 2, 1, 1, 2, 2
         adopted = study.user_attrs["adopted"]
         assert adopted["why"].startswith(f"best of {len(trials)} trials")
         assert population[0]["trial"] == adopted["trial"]
@@ -428,17 +450,22 @@ def test_in_distribution() -> None:
 def test_a_run_made_before_explorers_stayed_near_their_parent_resumes_with_its_policy(
     digits, tmp_path: Path
 ) -> None:
-    """A serial run recorded without ``explore_radius`` (explorers anywhere, as before the
-    setting existed) is refused by a call with today's default, naming the policy, and resumes
-    with the stored policy passed explicitly."""
+    """A serial run recorded without ``explore_radius`` and ``explore_after`` (explorers
+    anywhere and no late races, as before the settings existed) is refused by a call with
+    today's default, naming the policy's differences, and resumes with the stored policy passed
+    explicitly."""
     from optuna_gamma.tuner.persistence.identity import RunMismatchError
 
-    anywhere = PopulationPolicy(width=1, budget=8, explore_radius=None)
+    anywhere = PopulationPolicy(width=1, budget=8, explore_radius=None, explore_after=None)
     cfg = TunerConfig(run="old", run_dir=str(tmp_path / "old"), policy=anywhere, seed=3)
     first = tune_per_epoch(digits, None, cfg)
-    assert "explore_radius" not in first.policy
+    assert "explore_radius" not in first.policy and "explore_after" not in first.policy
+    stored = {k: v for k, v in first.policy.items() if k != "trials"}  # the plan's, not a setting
+    assert policy_from_record(stored, budget=8, epochs=None) == anywhere
     with pytest.raises(
-        RunMismatchError, match=r"other settings \(policy\.explore_radius: \(absent\) -> 0\.1\);"
+        RunMismatchError,
+        match=r"other settings \(policy\.explore_after: \(absent\) -> 0\.8; "
+        r"policy\.explore_radius: \(absent\) -> 0\.1\);",
     ):
         tune_per_epoch(
             digits, None, TunerConfig(run="old", run_dir=str(tmp_path / "old"), budget=8, seed=3)

@@ -99,22 +99,39 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
+    # serial, no explorer race in the budget's last fifth (the default until they raced there;
+    # the serial ablation's variants below are of it, or of the default before it)
+    "pe-pop-no-late": {"width": 1, "explore_after": None},
     # serial explorers anywhere in the space (the default until they stayed near their parent;
     # the serial ablation's variants below are of it)
-    "pe-pop-anywhere": {"width": 1, "explore_radius": None},
-    "pe-pop-late": {"width": 1, "explore_after": 0.8},
-    "pe-pop-explore-all": {"width": 1, "explore_until": 1.0, "explore_radius": None},
-    "pe-pop-explore-none": {"width": 1, "explore_until": 0.0, "explore_radius": None},
-    "pe-pop-always": {"width": 1, "challenge": "always", "explore_radius": None},
+    "pe-pop-anywhere": {"width": 1, "explore_radius": None, "explore_after": None},
+    "pe-pop-explore-all": {
+        "width": 1,
+        "explore_until": 1.0,
+        "explore_radius": None,
+        "explore_after": None,
+    },
+    "pe-pop-explore-none": {
+        "width": 1,
+        "explore_until": 0.0,
+        "explore_radius": None,
+        "explore_after": None,
+    },
+    "pe-pop-always": {
+        "width": 1,
+        "challenge": "always",
+        "explore_radius": None,
+        "explore_after": None,
+    },
     "pe-pop-w12-carry1": {"width": 12, "carry": 1},
-    "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None},
+    "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None, "explore_after": None},
     "pe-pop-w12-nohist": {"width": 12, "history": False},
     "pe-thesis-t2": {"thesis": 2},
-    # the default serial policy on a validation split twice as large (40 % of the images,
-    # taken from the training split: the trainer option of _TRAINER_OPTIONS)
-    "pe-pop-valid40": {"width": 1},
+    # pe-pop-no-late on a validation split twice as large (40 % of the images, taken from the
+    # training split: the trainer option of _TRAINER_OPTIONS)
+    "pe-pop-valid40": {"width": 1, "explore_after": None},
     # adoption on the posterior mean of a GP over (setting, age) instead of the raw value
-    "pe-pop-posterior": {"width": 1, "adopt_on": "posterior"},
+    "pe-pop-posterior": {"width": 1, "adopt_on": "posterior", "explore_after": None},
     "pe-pop-w12-posterior": {"width": 12, "adopt_on": "posterior"},
 }
 #: Trainer options of policy arms that change the trainer rather than the policy (the thesis's
