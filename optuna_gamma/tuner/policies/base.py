@@ -126,8 +126,9 @@ class Policy(abc.ABC):
     kept_reason: ClassVar[str] = "kept by the policy"
     #: Whether the sampler sees the earlier epochs' trials (``GammaBOSampler(history=...)``).
     history: bool = False
-    #: What ranks an epoch's trials: ``"value"`` or ``"posterior"`` (the posterior mean of a GP
-    #: over setting and age: :mod:`~optuna_gamma.tuner.execution.posterior`).
+    #: What ranks an epoch's trials: ``"value"`` or ``"posterior"`` (the start value plus the
+    #: posterior mean of the improvement under a GP over setting and age:
+    #: :mod:`~optuna_gamma.tuner.execution.posterior`).
     adopt_on: str = "value"
 
     @property
