@@ -398,9 +398,9 @@ def test_peers_tuner_arms_spend_the_same_budget(
 
 
 def test_a_trainer_option_arm_builds_its_trainer_and_the_own_trainer_refuses_one() -> None:
-    """``pe-pop-valid40`` trains the default policy on a 40 % validation split."""
+    """``pe-pop-valid40`` trains ``pe-pop-no-late`` on a 40 % validation split."""
     assert peers._TRAINER_OPTIONS["pe-pop-valid40"] == {"valid_fraction": 0.4}
-    assert peers.POLICIES["pe-pop-valid40"] == peers.POLICIES["pe-pop"]
+    assert peers.POLICIES["pe-pop-valid40"] == peers.POLICIES["pe-pop-no-late"]
     wide = peers.make_trainer("digits", None, None, 0, valid_fraction=0.4).data
     usual = peers.make_trainer("digits", None, None, 0).data
     n = len(usual.train.y) + len(usual.valid.y)

@@ -62,6 +62,7 @@ __all__ = [
     "aged_observations",
     "check_history",
     "incumbent",
+    "inside",
     "with_age_zero",
     "with_target",
 ]
@@ -193,7 +194,7 @@ def with_target(
     return out
 
 
-def _inside(dist: BaseDistribution, value: Any) -> bool:
+def inside(dist: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` lies in ``dist`` (range or choices; not checked against steps, which
     the encoding rounds to), with Optuna's public attributes only."""
     if isinstance(dist, CategoricalDistribution):
@@ -259,7 +260,7 @@ def aged_observations(
     ages: list[float] = []
     for params, value, age in zip(history.params, history.values, history.ages):
         if not all(
-            name in params and _inside(dist, params[name])
+            name in params and inside(dist, params[name])
             for name, dist in zip(space.names, space.distributions)
         ):
             continue
