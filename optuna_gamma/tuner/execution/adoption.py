@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.errors import AllTrialsDivergedError
 from optuna_gamma.tuner.execution.posterior import posterior_values
+from optuna_gamma.tuner.execution.sampling import HISTORY_EPOCHS
 from optuna_gamma.tuner.execution.start_states import members_of_study
 from optuna_gamma.tuner.execution.start_states import population_of_study
 from optuna_gamma.tuner.execution.start_states import StartStates
@@ -58,9 +59,6 @@ NON_METRICS = frozenset(
         "proposed",
     }
 )
-#: Epochs before the adopted one whose trials the posterior-mean ranking sees (as the sampler's
-#: history, :data:`~optuna_gamma.tuner.execution.sampling.HISTORY_EPOCHS`).
-POSTERIOR_EPOCHS = 4
 
 
 def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -196,11 +194,11 @@ class Adoption:
         return chosen, selected[0].trial == ranked[0].trial, posterior
 
     def _earlier(self, epoch: int) -> list[tuple[optuna.trial.FrozenTrial, int]]:
-        """The healthy trials of the :data:`POSTERIOR_EPOCHS` epochs before ``epoch``, with
-        their ages (adopted studies: they do not change)."""
+        """The healthy trials of the epochs the sampler's history sees before ``epoch``
+        (:data:`~optuna_gamma.tuner.execution.sampling.HISTORY_EPOCHS`), with their ages."""
         return [
             (t, epoch - e)
-            for e in range(max(1, epoch - POSTERIOR_EPOCHS), epoch)
+            for e in range(max(1, epoch - HISTORY_EPOCHS), epoch)
             for t in _healthy(self.starts.studies.load(e))
         ]
 

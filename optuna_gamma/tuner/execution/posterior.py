@@ -11,7 +11,7 @@ mean of its epoch's improvement,
     \mu(x, 0) = m + k\big((x, 0), X\big)\,\big(K + \sigma^2 I\big)^{-1} (\Delta - m),
 
 where :math:`\Delta` are the improvements over their start states of the epoch's trials and of
-the :data:`~optuna_gamma.tuner.execution.adoption.POSTERIOR_EPOCHS` epochs before it, and the GP
+the :data:`~optuna_gamma.tuner.execution.sampling.HISTORY_EPOCHS` epochs before it, and the GP
 is the sampler's time-varying model over ``(setting, age)`` (the product kernel of PB2,
 :mod:`optuna_gamma.samplers._history`; Parker-Holder et al., NeurIPS 2020), its hyperparameters
 (lengthscales, the noise ratio :math:`\sigma^2`) fitted by maximum a posteriori
