@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from optuna.distributions import FloatDistribution
 import pytest
 
@@ -279,3 +280,61 @@ def test_the_recorded_reason_when_best_keeps_the_last_state(tmp_path: Path) -> N
         6,
         "the last adopted state: no peak of the validation accuracy stands above its noise",
     )
+
+
+class _ConfidentAtEpoch3(_PeaksAtEpoch3):
+    """A model that does not overfit: its validation accuracy rises every epoch, but from epoch
+    3 on its loss grows by a factor e an epoch (overconfidence), so kappa_1 peaks at epoch 3.
+    With ``overfits`` the accuracy falls after epoch 3 as well."""
+
+    def __init__(self, overfits: bool) -> None:
+        super().__init__()
+        self.overfits = overfits
+
+    def evaluate(self, state: Any, split: str) -> dict[str, float]:
+        metrics = super().evaluate(state, split)
+        if split == "test":
+            return metrics
+        trained = float(state.model.get_buffer("trained_epochs"))
+        accuracy = 0.5 + 0.02 * trained
+        if self.overfits and trained > 3.0:
+            accuracy = 0.56 - 0.02 * (trained - 3.0)
+        return {"accuracy": accuracy, "loss": float(np.exp(abs(trained - 3.0)))}
+
+
+@pytest.mark.parametrize("overfits", [False, True])
+def test_the_overfitting_hint_needs_the_validation_accuracy_to_fall_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, overfits: bool
+) -> None:
+    """kappa_1 (the default objective) peaks at epoch 3 of 12 in both runs. Only where the
+    validation accuracy falls as well does the run advise ``final_model='best'``; where the
+    accuracy still rises (a CNN getting overconfident: on CIFAR-10 that advice cost 2-6
+    points) it says why it keeps the last state. ``"best"`` itself still returns the objective's
+    peak when asked for."""
+    import logging
+
+    from optuna_gamma.tuner.execution.finished import accuracy_agrees
+
+    cfg = _peaking_run(tmp_path, objective="kappa1")
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        last = tune_per_epoch(_ConfidentAtEpoch3(overfits), SPACE, cfg)
+    messages = [r.getMessage() for r in caplog.records]
+    hints = [m for m in messages if "final_model='best'" in m and "was best around" in m]
+    kept = [m for m in messages if "the last state is kept" in m]
+    assert last.final_epochs == 12
+    if overfits:
+        assert len(hints) == 1 and "around epoch 3/12" in hints[0] and not kept
+    else:
+        assert not hints and len(kept) == 1 and "around epoch 3/12" in kept[0]
+    best = tune_per_epoch(
+        _ConfidentAtEpoch3(overfits),
+        SPACE,
+        _peaking_run(tmp_path, objective="kappa1", final_model="best"),
+    )
+    assert best.final_epochs == 3 and best.new_trials == 0
+
+    rising = [{"metrics": {"accuracy": 0.5 + 0.01 * e}} for e in range(12)]
+    peaked = [{"metrics": {"accuracy": 0.9 - 0.05 * abs(e - 3)}} for e in range(12)]
+    assert not accuracy_agrees(rising, "kappa") and accuracy_agrees(peaked, "kappa")
+    assert accuracy_agrees(rising, "accuracy")  # the objective's own curve decides
+    assert accuracy_agrees([{"metrics": {"loss": 1.0}}] * 12, "loss")  # no accuracy reported
