@@ -335,6 +335,9 @@ def test_the_overfitting_hint_needs_the_validation_accuracy_to_fall_too(
 
     rising = [{"metrics": {"accuracy": 0.5 + 0.01 * e}} for e in range(12)]
     peaked = [{"metrics": {"accuracy": 0.9 - 0.05 * abs(e - 3)}} for e in range(12)]
-    assert not accuracy_agrees(rising, "kappa") and accuracy_agrees(peaked, "kappa")
-    assert accuracy_agrees(rising, "accuracy")  # the objective's own curve decides
-    assert accuracy_agrees([{"metrics": {"loss": 1.0}}] * 12, "loss")  # no accuracy reported
+    assert not accuracy_agrees(rising, 4, "kappa") and accuracy_agrees(peaked, 4, "kappa")
+    # The accuracy peaks at epoch 4, but the objective's peak (epoch 11) validates no better
+    # than the end.
+    assert not accuracy_agrees(peaked, 11, "kappa")
+    assert accuracy_agrees(rising, 4, "accuracy")  # the objective's own curve decides
+    assert accuracy_agrees([{"metrics": {"loss": 1.0}}] * 12, 4, "loss")  # no accuracy

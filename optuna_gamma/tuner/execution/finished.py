@@ -7,7 +7,8 @@ says how noise is kept from choosing it), as Keras's ``EarlyStopping(restore_bes
 and Hugging Face's ``load_best_model_at_end`` return the checkpoint that validated best. The
 budget may outlast the model: one that overfits (its validation objective peaks and then falls)
 keeps its peak with ``"best"``, and a run whose curve has such a peak says so when it returns
-the last state, if the validation accuracy has a peak too (:func:`accuracy_agrees`).
+the last state, if the validation accuracy there is higher than at the end too
+(:func:`accuracy_agrees`).
 ``"best"`` is not the default because the objective can fall while the test accuracy still
 rises (kappa_1's loss term grows as a CNN gets overconfident), and then the peak is the worse
 model (docs/when-it-pays.md). Every adopted state stays in the artifact store, so
@@ -102,13 +103,22 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
     v = [sign * float(record["value"]) for record in adopted]
     if rule == "last" or n < 2 * h + 1 or not all(math.isfinite(x) for x in v):
         return n
-    smoothed = {e: statistics.fmean(v[e - h : e + h + 1]) for e in range(h, n - h)}
+    smoothed, end, margin = _smoothed_curve(v)
     peak = max(smoothed, key=lambda e: (smoothed[e], -e))
+    return peak + 1 if smoothed[peak] - end > margin else n
+
+
+def _smoothed_curve(v: Sequence[float]) -> tuple[dict[int, float], float, float]:
+    """:func:`final_epoch`'s pieces of a curve of at least ``2h + 1`` values: the window
+    averages ``s_e`` by 0-based epoch, the end's average ``s_end`` and the margin a window must
+    stand above the end."""
+    n, h = len(v), SMOOTHING_HALF_WIDTH
+    smoothed = {e: statistics.fmean(v[e - h : e + h + 1]) for e in range(h, n - h)}
     end = statistics.fmean(v[n - h - 1 :])
     changes = [abs(b - a) for a, b in zip(v, v[1:])]
     sigma = statistics.median(changes) / 0.6745 / math.sqrt(2.0)
     margin = PEAK_MARGIN_SE * sigma * math.sqrt(1.0 / (2 * h + 1) + 1.0 / (h + 1))
-    return peak + 1 if smoothed[peak] - end > margin else n
+    return smoothed, end, margin
 
 
 def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[int, dict[str, Any]]:
@@ -149,7 +159,7 @@ def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[in
             f"validation {name} ({adopted[final - 1]['value']:.4g}; epoch {n}: "
             f"{adopted[-1]['value']:.4g}); final_model='last' returns epoch {n}'s"
         )
-    elif peak != n and accuracy_agrees(adopted, name):
+    elif peak != n and accuracy_agrees(adopted, peak, name):
         logger.warning(
             f"the validation {name} was best around epoch {peak}/{n} "
             f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
@@ -160,16 +170,17 @@ def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[in
     elif peak != n:
         logger.info(
             f"the validation {name} was best around epoch {peak}/{n}, but the validation "
-            f"accuracy has no such peak (it is as high at the end): the loss grows as the model "
-            f"gets more confident, not from overfitting, so the last state is kept"
+            f"accuracy is not lower at the end than there: the loss grows as the model gets "
+            f"more confident, not from overfitting, so the last state is kept"
         )
     return final, test
 
 
-def accuracy_agrees(adopted: Sequence[Mapping[str, Any]], metric_name: str) -> bool:
-    """Whether the validation accuracy confirms that the model overfits: its own curve has a
-    peak that stands above its end (:func:`final_epoch`'s rule applied to the adopted states'
-    ``accuracy`` metric).
+def accuracy_agrees(adopted: Sequence[Mapping[str, Any]], peak: int, metric_name: str) -> bool:
+    """Whether the validation accuracy confirms that the state at the objective's peak (epoch
+    ``peak``, 1-based) is the better model: its window average of the adopted states'
+    ``accuracy`` metric stands above the end's by the margin of :func:`final_epoch` (the
+    accuracy's own noise).
 
     A falling validation objective alone is not enough evidence where the objective mixes in
     the loss (kappa_1 = accuracy - lambda ln loss): a CNN's cross-entropy grows as it gets
@@ -184,8 +195,12 @@ def accuracy_agrees(adopted: Sequence[Mapping[str, Any]], metric_name: str) -> b
     accuracy = [record.get("metrics", {}).get("accuracy") for record in adopted]
     if not all(isinstance(a, (int, float)) and math.isfinite(a) for a in accuracy):
         return True
-    curve = [{"value": a} for a in accuracy]
-    return final_epoch(curve, "best", maximize=True) != len(adopted)
+    n, h = len(accuracy), SMOOTHING_HALF_WIDTH
+    if n < 2 * h + 1 or not 1 <= peak < n:
+        return False
+    smoothed, end, margin = _smoothed_curve([float(a) for a in accuracy])
+    window = min(max(peak - 1, h), n - h - 1)  # the peak's window, kept inside the curve
+    return smoothed[window] - end > margin
 
 
 def test_metrics(engine: Any, study: Any, epoch: int, *, record_on: Any = None) -> dict[str, Any]:
