@@ -4,6 +4,9 @@ Run from the repository root, after the runs' ``--summary-only`` summaries (READ
 
     python benchmarks/sampler/results/issue17_s17/compare.py default half d d6 ten6 ...
 
+``--dir NAME`` first reads the variants from ``benchmarks/sampler/results/NAME/`` instead of
+this folder (``issue17_marg`` uses it).
+
 For each name and seed set (``<name>``: seeds 0-9, ``<name>_s10``: 10-19, ``<name>_s20``:
 20-29, ``<name>_s30``: 30-39; ``default`` is ``issue17_full``, ``issue17_h6/base_s10``,
 ``issue17_h6/base_s20``, ``issue17_s17/base_s30``) one
@@ -34,6 +37,8 @@ BASE = {
 }
 SEEDS = {"": "0-9", "_s10": "10-19", "_s20": "20-29", "_s30": "30-39"}
 CHECKPOINTS = (12, 25, 50)
+#: The folder under ``RESULTS`` that holds the variants (``--dir``).
+VARIANTS = "issue17_s17"
 
 
 def _cells(folder: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -55,7 +60,7 @@ def paired(folder: Path, base: Path) -> tuple[int, list[float]]:
 
 def line(name: str, suffix: str) -> str | None:
     """One seed set's figures (``None`` if the run has no cells)."""
-    folder = BASE[suffix] if name == "default" else RESULTS / "issue17_s17" / (name + suffix)
+    folder = BASE[suffix] if name == "default" else RESULTS / VARIANTS / (name + suffix)
     if not (folder / "cells.jsonl").exists():
         return None
     row = [f"{name} seeds {SEEDS[suffix]}"]
@@ -96,4 +101,7 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--dir"]:
+        VARIANTS, args = args[1], args[2:]
+    main(args)
