@@ -415,3 +415,32 @@ def test_wide_grids_are_relaxed_not_enumerated(monkeypatch: pytest.MonkeyPatch) 
     np.testing.assert_allclose(x, target, atol=1e-6)
     params = space.decode(x)
     assert params["c"] == 4 and abs(params["i"] - 0.31 * 2**31) < 2**31 * 1e-6
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_best_allowed_equals_the_argmax_over_every_allowed_point(seed: int) -> None:
+    # The final choice asks the repeat guard lazily, best values first; it must pick what the
+    # plain rule (match the whole pool, argmax over the allowed ones) picks, ties and -inf
+    # included, and the overall argmax when nothing is allowed.
+    from optuna_gamma.samplers._optimize import _best_allowed
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    values = rng.choice(np.array([-np.inf, 0.0, 1.0, 2.0, 3.0]), size=n)
+    values = np.where(rng.random(n) < 0.5, rng.standard_normal(n), values)
+    pool = np.arange(n, dtype=float)[:, None]
+    banned = rng.random(n) < rng.choice(np.array([0.0, 0.5, 0.99, 1.0]))
+    calls = []
+
+    def exclude(X: np.ndarray) -> np.ndarray:
+        calls.append(len(X))
+        return banned[X[:, 0].astype(int)]
+
+    allowed = ~banned
+    if allowed.any():
+        expected = int(np.flatnonzero(allowed)[np.argmax(values[allowed])])
+    else:
+        expected = int(np.argmax(values))
+    assert _best_allowed(pool, values, exclude) == expected
+    assert sum(calls) <= n  # every point is matched at most once
+    assert _best_allowed(pool, values, None) == int(np.argmax(values))
