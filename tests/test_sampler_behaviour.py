@@ -659,15 +659,14 @@ def test_workers_still_choosing_are_counted_in_a_window_of_trial_numbers() -> No
 
 
 def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hyperparameters are refitted at every suggestion up to 32 observations, then when the data
+    """Hyperparameters are refitted at every suggestion up to 64 observations, then when the data
     have grown by 12.5%; in between the GP reuses them with its factor extended, and predicts
     exactly as a GP built from scratch on the same data."""
     from optuna_gamma.gp import GaussianProcess
     import optuna_gamma.gp.fit as fit_module
     from optuna_gamma.samplers._refit import refit_due as _refit_due
 
-    assert all(_refit_due(n, n - 1) for n in range(2, 33))
-    assert not _refit_due(34, 33) and _refit_due(38, 33) and not _refit_due(37, 33)
+    assert all(_refit_due(n, n - 1) for n in range(2, 65))
     assert not _refit_due(70, 65) and _refit_due(74, 65) and not _refit_due(224, 200)
     assert _refit_due(225, 200) and not _refit_due(78, 70) and _refit_due(79, 70)
     fits: list[int] = []

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 #: Observations up to which the hyperparameters are refitted at every suggestion. Refitting only
 #: from 16 on cost 0.025 of win rate against GPSampler at trial 50 on the full benchmark; from 32
-#: on it ties refitting up to 64 (106 wins and 111 losses at trial 50 over 320 paired runs,
-#: benchmarks/sampler/results/issue17_speed/) and saves most of a suggestion's fit at 33-64.
-ALWAYS_REFIT = 32
+#: on it tied on the noise-free suite but lost on the noisy problems (16 wins, 22 losses at trial
+#: 50; benchmarks/sampler/results/issue17_speed/).
+ALWAYS_REFIT = 64
 #: Growth of the data since the last fit that makes the next suggestion refit.
 REFIT_GROWTH = 0.125
 
@@ -28,7 +28,7 @@ class Fitted(NamedTuple):
 
 
 def refit_due(n: int, n_fitted: int) -> bool:
-    """Refit the hyperparameters at every suggestion up to ``ALWAYS_REFIT`` (32) observations, then
+    """Refit the hyperparameters at every suggestion up to ``ALWAYS_REFIT`` (64) observations, then
     whenever the data have grown by ``REFIT_GROWTH`` (12.5%: at 200 observations every 25th
     suggestion) since the last fit; in between the last hyperparameters are reused. Optimal
     hyperparameters move little when a few points join a large data set, and the fit (about 50
