@@ -482,6 +482,31 @@ def test_fit_survives_degenerate_data(predictive: Predictive, mean: Mean) -> Non
                 assert gp.params.noise == MIN_NOISE, name
 
 
+@pytest.mark.parametrize("n", [10, 30])  # two starts (n <= 16) and one (warm) start
+def test_fit_computes_the_evidence_once_per_point(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """L-BFGS-B evaluates its start again and the fit re-evaluates its result: both come from
+    the fit's memo, so no hyperparameter vector is computed twice, and the result is unchanged
+    (the returned fit's objective is the best the optimizer saw)."""
+    import optuna_gamma.gp.fit as fit_module
+
+    seen: list[bytes] = []
+    original = fit_module._evidence
+
+    def counted(data: Any, params: GPHyperparams, *args: Any, **kwargs: Any) -> Any:
+        seen.append(np.concatenate([params.inv_sq_lengthscales, [params.noise]]).tobytes())
+        return original(data, params, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "_evidence", counted)
+    X, y = _data(6, n=n)
+    init = GPHyperparams(np.array([0.5, 2.0, 1.0]), 0.05)
+    gp = fit_gp(X, y, is_categorical=CAT, init=init)
+    assert len(seen) >= 4
+    assert len(set(seen)) == len(seen)
+    monkeypatch.setattr(fit_module, "_evidence", original)
+    start = GaussianProcess(X, y, init, GPSettings(), is_categorical=CAT)
+    assert _fit_objective(gp) >= _fit_objective(start)
+
+
 def test_fit_deterministic_noise_and_bad_init() -> None:
     X, y = _data(9)
     gp = fit_gp(X, y, GPSettings(deterministic_objective=True), is_categorical=CAT)

@@ -233,7 +233,18 @@ def _fit(
     if settings.deterministic_objective:
         free[d] = False  # the noise stays at MIN_NOISE
 
+    # L-BFGS-B evaluates its start point again, and its result is re-evaluated below: a
+    # memo keyed by the exact vector saves those two evidence computations per start.
+    memo: dict[bytes, tuple[float, np.ndarray]] = {}
+
     def objective(raw: np.ndarray) -> tuple[float, np.ndarray]:
+        key = raw.tobytes()
+        if key not in memo:
+            memo[key] = _objective(raw)
+        value, grad = memo[key]
+        return value, grad.copy()
+
+    def _objective(raw: np.ndarray) -> tuple[float, np.ndarray]:
         params = GPHyperparams.from_vector(raw, d, settings)
         try:
             with np.errstate(all="ignore"):
