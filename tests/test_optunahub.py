@@ -17,6 +17,7 @@ import types
 
 import optuna
 import pytest
+from threadpoolctl import threadpool_limits
 
 from optuna_gamma import GammaBOSampler
 
@@ -107,7 +108,11 @@ import json
 
 import optuna
 import optunahub
+from threadpoolctl import threadpool_limits
 
+# One BLAS thread, as in the test's own process: the sampler's few calls outside its own limit
+# give other last bits with two threads.
+threadpool_limits(limits=1)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 module = optunahub.load_local_module(package="samplers/gamma_bo", registry_root=sys.argv[1])
 assert module.__name__ == "optunahub_registry.package.samplers.gamma_bo", module.__name__
@@ -205,7 +210,8 @@ def test_load_local_module_without_optuna_gamma_matches_the_package(tmp_path: Pa
     objectives: dict[str, object] = {}
     exec(OBJECTIVES, objectives)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    package = json.loads(json.dumps(_trials(GammaBOSampler, objectives)))
+    with threadpool_limits(limits=1):  # as the subprocess runs (LOAD_AND_RUN)
+        package = json.loads(json.dumps(_trials(GammaBOSampler, objectives)))
     # Same seed, same code: the very same suggestions and values, float for float.
     assert hub == package
 
