@@ -5,7 +5,11 @@ Gaussian limit, settings validation and the robustness of the fit."""
 from __future__ import annotations
 
 from dataclasses import replace
+import json
 import math
+from pathlib import Path
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -598,6 +602,31 @@ def test_limit_blas_threads_is_reentrant_and_restores() -> None:
                 assert set(blas_threads()) == {1}
             assert set(blas_threads()) == {1}  # the inner exit does not restore early
         assert blas_threads() == before
+
+
+def test_limit_blas_threads_covers_scipys_blas_when_it_is_first(tmp_path: Path) -> None:
+    """A fresh process whose first limit comes before scipy.linalg is loaded: SciPy's own
+    OpenBLAS (a second library beside NumPy's in the wheels) is limited too."""
+    script = """
+import json
+from threadpoolctl import threadpool_info, threadpool_limits
+from optuna_gamma.gp.threads import limit_blas_threads
+with limit_blas_threads():
+    pass
+import scipy.linalg
+threadpool_limits(2, user_api="blas")  # a known outer state for every BLAS library loaded
+with limit_blas_threads():
+    inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+print(json.dumps([inside, after]))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    inside, after = json.loads(proc.stdout)
+    assert inside and set(inside) == {1}
+    assert set(after) == {2}
 
 
 def test_predict_in_blocks_and_empty_query(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,5 +64,10 @@ class limit_blas_threads:  # noqa: N801 - used like a function (a context manage
 
 @functools.lru_cache(maxsize=1)
 def _threadpool_controller() -> ThreadpoolController:
-    # Built on first use: it inspects the BLAS libraries loaded by then (numpy's, scipy's).
+    # Built on first use, and it knows only the BLAS libraries loaded by then. SciPy's wheels
+    # bring their own OpenBLAS beside NumPy's (Cholesky, triangular solves, L-BFGS-B), loaded
+    # with scipy.linalg, which a first limit could precede: load it first, or the GP's
+    # factorizations would run multi-threaded (slower, and other last bits per thread count).
+    import scipy.linalg  # noqa: F401
+
     return ThreadpoolController()
