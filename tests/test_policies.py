@@ -3,6 +3,7 @@ the population carried from one epoch to the next, on real small runs (scikit-le
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hypothesis import given
@@ -25,6 +26,8 @@ from optuna_gamma.tuner.policies import ThesisPolicy
 torch = pytest.importorskip("torch")
 
 from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import load_result  # noqa: E402
+from optuna_gamma.tuner import PerEpochResult  # noqa: E402
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 
@@ -359,6 +362,87 @@ def test_population_carries_states_and_explorers_start_from_them(digits, tmp_pat
                 metrics["accuracy"]
                 == studies[2].user_attrs["population"][rank]["metrics"]["accuracy"]
             )
+
+
+def test_the_schedule_is_the_final_models_lineage_not_each_epochs_best(
+    digits, tmp_path: Path
+) -> None:
+    cfg = TunerConfig(
+        run="lin",
+        run_dir=str(tmp_path / "lin"),
+        trials_per_epoch=4,
+        epochs=6,
+        sampler="random",
+        seed=4,
+    )
+    res = tune_per_epoch(digits, None, cfg)
+    studies = _studies(tmp_path / "lin", "lin")
+    trials = [{t.number: t for t in s.get_trials(deepcopy=False)} for s in studies]
+    # each epoch's adopted state is the best of its trials ...
+    assert [e.trial_number for e in res.adopted] == [
+        s.user_attrs["adopted"]["trial"] for s in studies
+    ]
+    # ... but, seed 4, the best of some epoch does not descend from the previous epoch's
+    # best: the epoch-by-epoch best settings are no model's schedule
+    assert any(
+        trials[e][a.trial_number].user_attrs["start_value"]
+        != pytest.approx(res.adopted[e - 1].value)
+        for e, a in enumerate(res.adopted[1:], start=1)
+    )
+    assert [e.trial_number for e in res.schedule] != [e.trial_number for e in res.adopted]
+    # the schedule is the final model's lineage: every entry's trial started from the state
+    # the previous entry's trial trained (its start value is that state's value), and it ends
+    # at the final state
+    assert len(res.schedule) == res.final_epochs == 6
+    assert res.schedule[-1] == res.adopted[-1]
+    assert res.final_state == studies[-1].user_attrs["population"][0]["state"]
+    for e in range(1, 6):
+        trial = trials[e][res.schedule[e].trial_number]
+        parent = studies[e - 1].user_attrs["population"][trial.user_attrs["parent"]]
+        assert parent["trial"] == res.schedule[e - 1].trial_number
+        assert trial.user_attrs["start_value"] == pytest.approx(res.schedule[e - 1].value)
+        assert {k: res.schedule[e].params[k] for k in trial.params} == trial.params
+    assert res.learning_rates == [e.params["lr"] for e in res.schedule]
+    # the storage records it with the final model, and result.json keeps both
+    final = studies[-1].user_attrs["final"]
+    assert final["lineage"] == [e.trial_number for e in res.schedule]
+    path = tmp_path / "lin" / "result.json"
+    stored = load_result(path)
+    assert isinstance(stored, PerEpochResult)
+    assert stored.schedule == res.schedule and stored.adopted == res.adopted
+    # a result.json written before results had `adopted` (its schedule was the adopted
+    # states) reads both as those, and the next call rewrites it
+    old = json.loads(path.read_text())
+    old["schedule"] = old.pop("adopted")
+    path.write_text(json.dumps(old))
+    stored = load_result(path)
+    assert isinstance(stored, PerEpochResult) and stored.schedule == stored.adopted == res.adopted
+    again = tune_per_epoch(digits, None, cfg)
+    assert again.new_trials == 0 and again.schedule == res.schedule
+    stored = load_result(path)
+    assert isinstance(stored, PerEpochResult) and stored.schedule == res.schedule
+    # the report shows the lineage beside the adopted states
+    from optuna_gamma.tuner.reporting.report import build_report
+
+    page = build_report(str(tmp_path / "lin" / "journal.log"), tmp_path / "r.html").read_text()
+    assert "The final model's schedule (its lineage)" in page
+    # a forged parent (the storage is untrusted) leaves the lineage out, not the report
+    studies[-1].set_user_attr(
+        "population",
+        [{**studies[-1].user_attrs["population"][0], "parent": 99}],
+    )
+    page = build_report(str(tmp_path / "lin" / "journal.log"), tmp_path / "r2.html").read_text()
+    assert "its lineage)" not in page and "adopted (the best state of each epoch)" in page
+
+
+def test_the_thesis_policy_schedule_is_the_adopted_states(digits, tmp_path: Path) -> None:
+    cfg = TunerConfig(
+        run="th", run_dir=str(tmp_path / "th"), trials_per_epoch=3, epochs=3, policy="thesis"
+    )
+    res = tune_per_epoch(digits, None, cfg)
+    assert res.schedule == res.adopted and len(res.schedule) == 3
+    studies = _studies(tmp_path / "th", "th")
+    assert [e.trial_number for e in res.schedule] == [s.best_trial.number for s in studies]
 
 
 def test_a_forged_parent_is_refused(digits, tmp_path: Path) -> None:

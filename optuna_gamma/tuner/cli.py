@@ -493,6 +493,13 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
+def _other_lineages(result: Any) -> bool:
+    """Whether some epoch's adopted state is not the final model's ancestor."""
+    return [e.trial_number for e in result.schedule] != [
+        e.trial_number for e in result.adopted[: len(result.schedule)]
+    ]
+
+
 def _summary(result: Any) -> str:
     lines = []
     entries = result.schedule if result.mode == "per-epoch" else [result.best]
@@ -502,6 +509,11 @@ def _summary(result: Any) -> str:
         + "  ".join(f"{k:>12}" for k in keys)
         + f"  {'objective':>10}  {'val acc':>8}  {'trial':>5}"
     )
+    if result.mode == "per-epoch" and _other_lineages(result):
+        lines.append(
+            "the final model's schedule (its lineage; the best state of each epoch, which "
+            "can descend from another, is result.json's 'adopted'):"
+        )
     lines.append(header)
     for e in entries:
         vals = "  ".join(

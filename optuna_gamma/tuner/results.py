@@ -18,7 +18,8 @@ __all__ = ["PerEpochResult", "ScheduleEntry", "WholeResult", "load_result"]
 
 @dataclass(frozen=True)
 class ScheduleEntry:
-    """One adopted ("Determinant") trial: an epoch of the schedule, or whole mode's best.
+    """One trial of a run: an epoch of the final model's schedule or an epoch's adopted
+    ("Determinant") state, or whole mode's best.
 
     Attributes:
         epoch: 1-based epoch (whole mode: the number of epochs trained).
@@ -98,7 +99,13 @@ class PerEpochResult(_Common):
             is).
         final_model: How the final model was chosen among the adopted states: ``"best"``
             (best validation objective) or ``"last"`` (``TunerConfig.final_model``).
-        schedule: One :class:`ScheduleEntry` per epoch.
+        schedule: The final model's schedule: one :class:`ScheduleEntry` per epoch
+            ``1..final_epochs``, the trials of its lineage (the settings its state was trained
+            with, epoch by epoch; :mod:`~optuna_gamma.tuner.execution.lineage`).
+        adopted: The state adopted in each epoch ``1..epochs`` (the best of its trials). With
+            the thesis's policy these are the schedule (up to ``final_epochs``); with a
+            population, the best state of an epoch may descend from another lineage than the
+            previous epoch's best, so these settings need not be any model's schedule.
         test: Test-set metrics of the final state (the trainer's ``evaluate(state, "test")``).
         compute_time: Seconds of training plus validation over every trained trial of the run
             (reused trials cost nothing; the same on resume).
@@ -115,11 +122,12 @@ class PerEpochResult(_Common):
     """
 
     schedule: list[ScheduleEntry] = field(default_factory=list)
+    adopted: list[ScheduleEntry] = field(default_factory=list)
     mode: str = "per-epoch"
 
     @property
     def learning_rates(self) -> list[float | None]:
-        """The schedule's learning rates, epoch by epoch."""
+        """The final model's learning rates, epoch by epoch (its ``schedule``)."""
         return [e.lr for e in self.schedule]
 
 
@@ -140,7 +148,12 @@ class WholeResult(_Common):
 
 
 def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
-    """Read a ``result.json`` back into its dataclass."""
+    """Read a ``result.json`` back into its dataclass.
+
+    A per-epoch ``result.json`` written before results had ``adopted`` holds the adopted
+    states as its ``schedule``; both fields then read those (with a population they need not
+    be the final model's lineage; calling the finished run again rewrites the file with it).
+    """
     data = json.loads(Path(path).read_text())
     if "trials_per_study" in data:  # result.json files written before the setting had one name
         data.setdefault("trials_per_epoch", data.pop("trials_per_study"))
@@ -148,4 +161,7 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
         data["best"] = ScheduleEntry(**data["best"]) if data.get("best") else None
         return WholeResult(**data)
     data["schedule"] = [ScheduleEntry(**e) for e in data["schedule"]]
+    data["adopted"] = [ScheduleEntry(**e) for e in data.get("adopted", [])] or list(
+        data["schedule"]
+    )
     return PerEpochResult(**data)

@@ -5,6 +5,9 @@ trials each train one epoch from the state adopted in epoch ``e - 1``, and the b
 model, optimizer, scheduler and scaler state becomes the next start (the thesis's
 "Determinant"); its hyperparameters are the epoch's schedule entry. :func:`tune_whole` runs one
 study ``"{run}/whole"`` whose trials each train all ``E`` epochs at constant hyperparameters.
+With a population (the default policy), the best state of each epoch need not descend from the
+previous epoch's best: the result's ``schedule`` is the final model's own lineage
+(:mod:`~optuna_gamma.tuner.execution.lineage`) and ``adopted`` the best state of each epoch.
 Both run on :class:`~optuna_gamma.tuner.execution.engine.Engine`; re-running the same call resumes.
 """
 
@@ -59,7 +62,7 @@ def tune_per_epoch(
     config: TunerConfig | None = None,
     **settings: Any,
 ) -> PerEpochResult:
-    """Tune hyperparameters epoch by epoch; return the schedule (thesis fig. 8).
+    """Tune hyperparameters epoch by epoch; return the final model's schedule (thesis fig. 8).
 
     Args:
         trainer: Your :class:`~optuna_gamma.tuner.trainer.Trainer`, or the built-in
@@ -96,13 +99,15 @@ def tune_per_epoch(
                 _serial_epochs(engine)
         studies = [engine.studies.load(e) for e in range(1, n + 1)]
         adopted = [s.user_attrs["adopted"] for s in studies]
-        entries = [_entry(e, a, engine.space.fixed) for e, a in enumerate(adopted, start=1)]
         rule = cfg.final_model
-        final, test = finish_per_epoch(engine, studies, rule)
+        final, test, chain = finish_per_epoch(engine, studies, rule)
         engine.progress.count_new_trials(before)
         common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])
+        fixed = engine.space.fixed
         result = PerEpochResult(
-            **{**common, "final_epochs": final, "final_model": rule}, schedule=entries
+            **{**common, "final_epochs": final, "final_model": rule},
+            schedule=[_entry(e, m, fixed) for e, m in enumerate(chain, start=1)],
+            adopted=[_entry(e, a, fixed) for e, a in enumerate(adopted, start=1)],
         )
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))

@@ -121,15 +121,21 @@ def _smoothed_curve(v: Sequence[float]) -> tuple[dict[int, float], float, float]
     return smoothed, end, margin
 
 
-def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[int, dict[str, Any]]:
+def finish_per_epoch(
+    engine: Any, studies: Sequence[Any], rule: str
+) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
     """Choose a finished per-epoch run's final model by ``rule`` (:func:`final_epoch`), record
-    the choice on the run's last study (``final``: epoch, state, rule and why; the dashboard
-    and the report show it), and return ``(its epoch, its test metrics)``.
+    the choice on the run's last study (``final``: epoch, state, rule, why, and ``lineage``:
+    the trial numbers of the final model's lineage, epoch by epoch; the dashboard and the
+    report show it), and return ``(its epoch, its test metrics, its lineage's records)``
+    (:func:`~optuna_gamma.tuner.execution.lineage.lineage`).
 
     Logs the choice when it is not the last state, and warns when the last state is returned
     although the validation curve has a clear peak (``final_model="best"`` would return it
     without training again)."""
     from optuna_gamma.tuner._logging import get_logger
+    from optuna_gamma.tuner.execution.lineage import lineage
+    from optuna_gamma.tuner.execution.start_states import population_of_study
 
     logger = get_logger(__name__)
     adopted = [s.user_attrs["adopted"] for s in studies]
@@ -150,7 +156,14 @@ def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[in
         why = f"the last adopted state: {n} epochs are too few to find a peak"
     else:
         why = f"the last adopted state: no peak of the validation {name} stands above its noise"
-    record = {"epoch": final, "state": adopted[final - 1]["state"], "rule": rule, "why": why}
+    chain = lineage([population_of_study(s) for s in studies], final)
+    record = {
+        "epoch": final,
+        "state": adopted[final - 1]["state"],
+        "rule": rule,
+        "why": why,
+        "lineage": [int(m["trial"]) for m in chain],
+    }
     if last.user_attrs.get("final") != record:
         last.set_user_attr("final", record)
     if final != n:
@@ -173,7 +186,7 @@ def finish_per_epoch(engine: Any, studies: Sequence[Any], rule: str) -> tuple[in
             f"accuracy is not lower at the end than there: the loss grows as the model gets "
             f"more confident, not from overfitting, so the last state is kept"
         )
-    return final, test
+    return final, test, chain
 
 
 def accuracy_agrees(adopted: Sequence[Mapping[str, Any]], peak: int, metric_name: str) -> bool:
@@ -220,13 +233,18 @@ def test_metrics(engine: Any, study: Any, epoch: int, *, record_on: Any = None) 
 
 def save_result(result: PerEpochResult | WholeResult, path: Path) -> None:
     """Write ``result`` to ``path`` unless this call trained nothing and the one there has the
-    same final model (a call that only changes ``final_model`` rewrites it)."""
+    same final model and every field (a call that only changes ``final_model`` rewrites it, and
+    so does one that finds a file written before a field existed)."""
     if result.new_trials == 0 and Path(path).is_file():
         try:
             stored = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             stored = None
-        if isinstance(stored, dict) and stored.get("final_state") == result.final_state:
+        if (
+            isinstance(stored, dict)
+            and stored.get("final_state") == result.final_state
+            and set(stored) >= set(result.to_dict())
+        ):
             return
     result.save(path)
 

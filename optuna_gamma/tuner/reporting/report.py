@@ -1,7 +1,9 @@
 """One self-contained HTML page for the runs in a storage (plotly.js inline, works offline).
 
 The page is built from the storage alone (the tuner records everything there): for each run,
-the schedule (table and picture), the objective, accuracy and loss against the learning rate for
+the adopted state of each epoch and, where a population makes it differ, the final model's own
+schedule (its lineage: :mod:`~optuna_gamma.tuner.execution.lineage`) (tables and picture), the
+objective, accuracy and loss against the learning rate for
 every epoch's trials, Optuna's optimization history, and the test-set confusion heatmap; and,
 when several runs share the storage, a comparison of their samplers (adopted objective per epoch,
 test metrics, compute time).
@@ -19,6 +21,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_gamma.tuner.execution.lineage import lineage
+from optuna_gamma.tuner.execution.start_states import population_of_study
 from optuna_gamma.tuner.persistence.storage import open_storage
 from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
 from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
@@ -52,6 +56,7 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
             }
             last = studies[max(studies)]
             config = last.user_attrs.get("config", {})
+            final = _final_epoch(last.user_attrs.get("final"), max(studies))
             out[run] = {
                 "mode": "per-epoch",
                 "sampler": config.get("sampler", "?"),
@@ -63,8 +68,9 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
                     if "adopted" in s.user_attrs
                 ],
                 "test": last.user_attrs.get("test"),
-                "final": _final_epoch(last.user_attrs.get("final"), max(studies)),
+                "final": final,
                 "final_why": _final_why(last.user_attrs.get("final")),
+                "lineage": _lineage(studies, final),
             }
         if info["whole"]:
             study = optuna.load_study(study_name=info["whole"], storage=storage)
@@ -92,6 +98,26 @@ def _final_epoch(record: Any, epochs: int) -> int:
     return epochs
 
 
+def _lineage(studies: dict[int, Any], final: int) -> list[dict[str, Any]]:
+    """The records of the final model's lineage, epochs ``1..final``
+    (:func:`~optuna_gamma.tuner.execution.lineage.lineage`); empty while the run is unfinished
+    or where the records read from the storage do not have the expected form."""
+    if sorted(studies) != list(range(1, len(studies) + 1)):
+        return []
+    try:
+        chain = lineage([population_of_study(studies[e]) for e in sorted(studies)], final)
+    except (KeyError, TypeError, ValueError):
+        return []
+    ok = all(
+        isinstance(m.get("params"), dict)
+        and isinstance(m.get("hparams", {}), dict)
+        and isinstance(m.get("metrics", {}), dict)
+        and isinstance(m.get("trial"), int)
+        for m in chain
+    )
+    return [dict(m, epoch=e) for e, m in enumerate(chain, start=1)] if ok else []
+
+
 def _final_why(record: Any) -> str | None:
     """Why the run's final model was chosen, as its last study records it (``final.why``;
     ``None`` when missing or not text)."""
@@ -106,6 +132,14 @@ def _final_entry(info: dict[str, Any]) -> dict[str, Any]:
         return {}
     final = info.get("final")
     return next((s for s in sched if s.get("epoch") == final), sched[-1])
+
+
+def _differs(chain: list[dict[str, Any]], sched: list[dict[str, Any]]) -> bool:
+    """Whether the final model's lineage is not the adopted states (some epoch's best state
+    is not its ancestor)."""
+    return bool(chain) and [m["trial"] for m in chain] != [
+        s.get("trial") for s in sched[: len(chain)]
+    ]
 
 
 def _x_key(info: dict[str, Any]) -> str | None:
@@ -291,6 +325,9 @@ def build_report(
             + "</h2>"
         )
         sched = info["schedule"]
+        chain = info.get("lineage") or []
+        if info["mode"] == "per-epoch" and _differs(chain, sched):
+            items.append("<p>The state adopted in each epoch (the best of its trials):</p>")
         items.append(
             _table(
                 ["epoch", "parameters", "objective", "accuracy", "loss", "trial", "adopted as"],
@@ -308,17 +345,50 @@ def build_report(
                 ],
             )
         )
+        if info["mode"] == "per-epoch" and _differs(chain, sched):
+            items.append(
+                "<p>The final model's schedule (its lineage): the best state of an epoch above "
+                "can descend from another state than the previous epoch's best, so the final "
+                "model was trained with these settings:</p>"
+            )
+            items.append(
+                _table(
+                    ["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
+                    [
+                        [
+                            s["epoch"],
+                            _params_text(s.get("hparams") or s["params"]),
+                            s.get("value", ""),
+                            (s.get("metrics") or {}).get("accuracy", ""),
+                            (s.get("metrics") or {}).get("loss", ""),
+                            s["trial"],
+                        ]
+                        for s in chain
+                    ],
+                )
+            )
         x = _x_key(info)
         records: list[dict[str, Any]] = []
         if x is not None:
             if info["mode"] == "per-epoch" and sched:
+                chain = info.get("lineage") or []
                 fig = go.Figure(
                     go.Scatter(
                         x=[s["epoch"] for s in sched],
                         y=[s["params"].get(x) for s in sched],
                         mode="lines+markers",
+                        name="adopted (the best state of each epoch)",
                     )
                 )
+                if _differs(chain, sched):
+                    fig.add_trace(
+                        go.Scatter(
+                            x=[s["epoch"] for s in chain],
+                            y=[s["params"].get(x) for s in chain],
+                            mode="lines+markers",
+                            name="the final model's schedule (its lineage)",
+                        )
+                    )
                 fig.update_layout(
                     title=_plain(f"{run}: {x} schedule"),
                     xaxis_title="epoch",
