@@ -626,7 +626,8 @@ def run_policy(
     seed: int,
 ) -> dict[str, Any]:
     """A per-epoch run under ``policy`` (a :class:`~optuna_gamma.tuner.policies.Policy`), tested
-    at its end. The record: the schedule, the test metrics keyed by the epochs of the final
+    at its end. The record: the schedule (the final model's lineage), the adopted state of
+    each epoch, the test metrics keyed by the epochs of the final
     model (``test``: the last adopted state) and of the peak of the validation curve
     (``test_best``: ``final_model="best"``), the compute spent (training epochs and seconds),
     the plan and the wall time."""
@@ -657,6 +658,12 @@ def run_policy(
         }
         for e in res.schedule
     ]
+    # the best state of each epoch (with a population, not the final model's lineage, which
+    # is the schedule; cells recorded before results had it hold these as their schedule)
+    adopted = [
+        {"epoch": e.epoch, "trial": e.trial_number, "lr": e.lr, "value": e.value}
+        for e in res.adopted
+    ]
     # the peak of the validation curve as the final model too: the run again, nothing trained
     best = tune_per_epoch(trainer, space, config(final_model="best"))
     return {
@@ -672,6 +679,7 @@ def run_policy(
         "rounds": plan.epochs,
         "trials_per_study": res.trials_per_epoch,
         "schedule": schedule,
+        "adopted": adopted,
         "test": {str(res.final_epochs): test_metrics(res.test)},
         "compute_epochs": res.compute_epochs,
         "compute_time": res.compute_time,
