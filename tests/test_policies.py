@@ -403,6 +403,16 @@ def test_the_schedule_is_the_final_models_lineage_not_each_epochs_best(
         assert trial.user_attrs["start_value"] == pytest.approx(res.schedule[e - 1].value)
         assert {k: res.schedule[e].params[k] for k in trial.params} == trial.params
     assert res.learning_rates == [e.params["lr"] for e in res.schedule]
+    # the CLI's summary prints the lineage and says so
+    from optuna_gamma.tuner.cli import _summary
+
+    text = _summary(res)
+    assert "the final model's schedule (its lineage" in text
+    rows = [line.split() for line in text.splitlines() if line.split()[:1] in [["1"], ["6"]]]
+    assert [int(r[-1]) for r in rows] == [
+        res.schedule[0].trial_number,
+        res.schedule[-1].trial_number,
+    ]
     # the storage records it with the final model, and result.json keeps both
     final = studies[-1].user_attrs["final"]
     assert final["lineage"] == [e.trial_number for e in res.schedule]
@@ -441,6 +451,9 @@ def test_the_thesis_policy_schedule_is_the_adopted_states(digits, tmp_path: Path
     )
     res = tune_per_epoch(digits, None, cfg)
     assert res.schedule == res.adopted and len(res.schedule) == 3
+    from optuna_gamma.tuner.cli import _summary
+
+    assert "lineage" not in _summary(res)
     studies = _studies(tmp_path / "th", "th")
     assert [e.trial_number for e in res.schedule] == [s.best_trial.number for s in studies]
 
