@@ -9,7 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 import pytest
 
-from optuna_gamma.tuner.execution.lineage import lineage
+from optuna_gamma.tuner.policies.lineage import carried_records
+from optuna_gamma.tuner.policies.lineage import lineage
 
 
 def _member(trial: int, parent: Any = 0) -> dict[str, Any]:
@@ -31,6 +32,18 @@ def test_lineage_follows_the_parents_back_from_the_final_model() -> None:
     # records without a parent (runs recorded before populations) continue rank 0
     old = [[{"trial": 2, "value": 0.5}], [{"trial": 1, "value": 0.6}]]
     assert lineage(old, 2) == old[0] + old[1]
+
+
+def test_carried_records_read_the_population_or_the_adopted_state_alone() -> None:
+    population = [_member(4), _member(2, 1)]
+    attrs = {"population": population, "adopted": {**population[0], "why": "best"}}
+    records = carried_records(attrs)
+    assert records == population and records[0] is not population[0]  # copies
+    # runs recorded before populations existed carried the adopted state alone
+    assert carried_records({"adopted": _member(4)}) == [_member(4)]
+    assert carried_records({"population": [], "adopted": _member(4)}) == [_member(4)]
+    with pytest.raises(KeyError):
+        carried_records({})  # nothing adopted yet
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ class PerEpochResult(_Common):
             (best validation objective) or ``"last"`` (``TunerConfig.final_model``).
         schedule: The final model's schedule: one :class:`ScheduleEntry` per epoch
             ``1..final_epochs``, the trials of its lineage (the settings its state was trained
-            with, epoch by epoch; :mod:`~optuna_gamma.tuner.execution.lineage`).
+            with, epoch by epoch; :mod:`~optuna_gamma.tuner.policies.lineage`).
         adopted: The state adopted in each epoch ``1..epochs`` (the best of its trials). With
             the thesis's policy these are the schedule (up to ``final_epochs``); with a
             population, the best state of an epoch may descend from another lineage than the

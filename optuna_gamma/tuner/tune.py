@@ -7,7 +7,7 @@ model, optimizer, scheduler and scaler state becomes the next start (the thesis'
 study ``"{run}/whole"`` whose trials each train all ``E`` epochs at constant hyperparameters.
 With a population (the default policy), the best state of each epoch need not descend from the
 previous epoch's best: the result's ``schedule`` is the final model's own lineage
-(:mod:`~optuna_gamma.tuner.execution.lineage`) and ``adopted`` the best state of each epoch.
+(:mod:`~optuna_gamma.tuner.policies.lineage`) and ``adopted`` the best state of each epoch.
 Both run on :class:`~optuna_gamma.tuner.execution.engine.Engine`; re-running the same call resumes.
 """
 

@@ -128,14 +128,14 @@ def finish_per_epoch(
     the choice on the run's last study (``final``: epoch, state, rule, why, and ``lineage``:
     the trial numbers of the final model's lineage, epoch by epoch; the dashboard and the
     report show it), and return ``(its epoch, its test metrics, its lineage's records)``
-    (:func:`~optuna_gamma.tuner.execution.lineage.lineage`).
+    (:func:`~optuna_gamma.tuner.policies.lineage.lineage`).
 
     Logs the choice when it is not the last state, and warns when the last state is returned
     although the validation curve has a clear peak (``final_model="best"`` would return it
     without training again)."""
     from optuna_gamma.tuner._logging import get_logger
-    from optuna_gamma.tuner.execution.lineage import lineage
-    from optuna_gamma.tuner.execution.start_states import population_of_study
+    from optuna_gamma.tuner.policies.lineage import carried_records
+    from optuna_gamma.tuner.policies.lineage import lineage
 
     logger = get_logger(__name__)
     adopted = [s.user_attrs["adopted"] for s in studies]
@@ -156,7 +156,7 @@ def finish_per_epoch(
         why = f"the last adopted state: {n} epochs are too few to find a peak"
     else:
         why = f"the last adopted state: no peak of the validation {name} stands above its noise"
-    chain = lineage([population_of_study(s) for s in studies], final)
+    chain = lineage([carried_records(s.user_attrs) for s in studies], final)
     record = {
         "epoch": final,
         "state": adopted[final - 1]["state"],

@@ -24,6 +24,7 @@ from optuna_gamma.tuner.persistence.states import check_artifact_id
 from optuna_gamma.tuner.persistence.states import StateStore
 from optuna_gamma.tuner.persistence.states import StateUnavailableError
 from optuna_gamma.tuner.policies import Member
+from optuna_gamma.tuner.policies.lineage import carried_records
 from optuna_gamma.tuner.search.objectives import Objective
 
 
@@ -38,12 +39,8 @@ Key = tuple[int, int]
 
 def population_of_study(study: optuna.Study) -> list[dict[str, Any]]:
     """The records of the states ``study`` carried forward, best first (the adopted one alone
-    for runs recorded before populations existed)."""
-    attrs = study.user_attrs
-    members = attrs.get("population")
-    if not isinstance(members, list) or not members:
-        return [dict(attrs["adopted"])]
-    return [dict(m) for m in members]
+    for runs recorded before populations existed; :func:`carried_records`)."""
+    return carried_records(study.user_attrs)
 
 
 def members_of_study(study: optuna.Study) -> list[Member]:

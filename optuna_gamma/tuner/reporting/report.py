@@ -2,7 +2,7 @@
 
 The page is built from the storage alone (the tuner records everything there): for each run,
 the adopted state of each epoch and, where a population makes it differ, the final model's own
-schedule (its lineage: :mod:`~optuna_gamma.tuner.execution.lineage`) (tables and picture), the
+schedule (its lineage: :mod:`~optuna_gamma.tuner.policies.lineage`) (tables and picture), the
 objective, accuracy and loss against the learning rate for
 every epoch's trials, Optuna's optimization history, and the test-set confusion heatmap; and,
 when several runs share the storage, a comparison of their samplers (adopted objective per epoch,
@@ -21,9 +21,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from optuna_gamma.tuner.execution.lineage import lineage
-from optuna_gamma.tuner.execution.start_states import population_of_study
 from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.policies.lineage import carried_records
+from optuna_gamma.tuner.policies.lineage import lineage
 from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
 from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
 from optuna_gamma.tuner.reporting.plots import write_html
@@ -100,12 +100,12 @@ def _final_epoch(record: Any, epochs: int) -> int:
 
 def _lineage(studies: dict[int, Any], final: int) -> list[dict[str, Any]]:
     """The records of the final model's lineage, epochs ``1..final``
-    (:func:`~optuna_gamma.tuner.execution.lineage.lineage`); empty while the run is unfinished
+    (:func:`~optuna_gamma.tuner.policies.lineage.lineage`); empty while the run is unfinished
     or where the records read from the storage do not have the expected form."""
     if sorted(studies) != list(range(1, len(studies) + 1)):
         return []
     try:
-        chain = lineage([population_of_study(studies[e]) for e in sorted(studies)], final)
+        chain = lineage([carried_records(studies[e].user_attrs) for e in sorted(studies)], final)
     except (KeyError, TypeError, ValueError):
         return []
     ok = all(

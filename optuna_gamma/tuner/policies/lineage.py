@@ -1,15 +1,16 @@
 """The final model's own schedule: its lineage through the carried states.
 
-Each epoch carries a population of states, best first (``population``, :mod:`.adoption`), and
-adopts the first. A trial of the next epoch starts from the carried state its slot names
-(``parent``: a rank in the previous epoch's population, 0 = the adopted state). With the
-thesis's policy only the adopted state is carried, so every epoch's adopted trial continues the
-previous one and the adopted settings are the final model's schedule. With a population they
-are not: the best state of epoch ``e + 1`` may descend from a state of epoch ``e`` other than
-the best one, so the epoch-by-epoch best settings can jump between lineages that no model
-followed. The final model's schedule is its lineage, found by following ``parent`` back from
-it: the settings its state was actually trained with, epoch by epoch, as Ray Tune reports the
-config history of a PBT trial (and replays it with ``PopulationBasedTrainingReplay``).
+Each epoch carries a population of states, best first (the study's ``population`` record, written
+by :mod:`~optuna_gamma.tuner.execution.adoption`), and adopts the first. A trial of the next epoch
+starts from the carried state its slot names (``parent``: a rank in the previous epoch's
+population, 0 = the adopted state). With the thesis's policy only the adopted state is carried, so
+every epoch's adopted trial continues the previous one and the adopted settings are the final
+model's schedule. With a population they are not: the best state of epoch ``e + 1`` may descend
+from a state of epoch ``e`` other than the best one, so the epoch-by-epoch best settings can jump
+between lineages that no model followed. The final model's schedule is its lineage, found by
+following ``parent`` back from it: the settings its state was actually trained with, epoch by
+epoch, as Ray Tune reports the config history of a PBT trial (and replays it with
+``PopulationBasedTrainingReplay``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,21 @@ from collections.abc import Sequence
 from typing import Any
 
 
-__all__ = ["lineage"]
+__all__ = ["carried_records", "lineage"]
+
+
+def carried_records(user_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The records of the states a study carried forward, best first, from its user
+    attributes (``population``; the adopted one alone for runs recorded before populations
+    existed).
+
+    Raises:
+        KeyError: The study has adopted nothing yet.
+    """
+    members = user_attrs.get("population")
+    if not isinstance(members, list) or not members:
+        return [dict(user_attrs["adopted"])]
+    return [dict(m) for m in members]
 
 
 def lineage(
