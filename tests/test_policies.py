@@ -4,7 +4,9 @@ the population carried from one epoch to the next, on real small runs (scikit-le
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import settings
@@ -443,6 +445,53 @@ def test_the_schedule_is_the_final_models_lineage_not_each_epochs_best(
     )
     page = build_report(str(tmp_path / "lin" / "journal.log"), tmp_path / "r2.html").read_text()
     assert "its lineage)" not in page and "adopted (the best state of each epoch)" in page
+
+
+@pytest.fixture(scope="module")
+def own_trainer() -> Any:
+    """examples/own_training.py's AdamW MLP on digits (lr, weight decay, batch size tuned)."""
+    from optuna_gamma.tuner import load_trainer
+    from optuna_gamma.tuner import TrainerRef
+
+    repo = Path(__file__).resolve().parents[1]
+    return load_trainer(TrainerRef(f"{repo / 'examples' / 'own_training.py'}:make_trainer"))
+
+
+@pytest.mark.parametrize(("seed", "lr_epochs"), [(3, None), (4, "epochs 5-6")])
+def test_range_warnings_name_the_final_models_lineage_not_each_epochs_best(
+    own_trainer: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, seed: int, lr_epochs
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        res = tune_per_epoch(
+            own_trainer,
+            None,
+            TunerConfig(
+                run="w",
+                run_dir=str(tmp_path / "w"),
+                policy=PopulationPolicy(width=4, budget=24),
+                seed=seed,
+            ),
+        )
+    low = 1e-4  # lr's low end in examples/own_training.py
+    at_low = [e.epoch for e in res.schedule if e.params["lr"] == pytest.approx(low)]
+    best_at_low = [e.epoch for e in res.adopted if e.params["lr"] == pytest.approx(low)]
+    lr_warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if "search range" in r.getMessage() and "'lr'" in r.getMessage()
+    ]
+    assert not any("the best lr of epoch" in m for m in lr_warnings)  # no per-epoch warning
+    if lr_epochs is None:
+        # seed 3: epochs 4-5's best states trained at the low end, but they were explorers
+        # the final model does not descend from: nothing to widen for it
+        assert best_at_low == [4, 5] and at_low == [] and lr_warnings == []
+    else:
+        # seed 4: the final model itself trained at the low end in its last 2 epochs
+        assert at_low == [5, 6]
+        assert lr_warnings == [
+            f"the final model trained with lr at the low end of its search range (0.0001) in "
+            f"{lr_epochs}: widen the low end of 'lr' in the search space"
+        ]
 
 
 def test_the_thesis_policy_schedule_is_the_adopted_states(digits, tmp_path: Path) -> None:

@@ -101,6 +101,8 @@ def tune_per_epoch(
         adopted = [s.user_attrs["adopted"] for s in studies]
         rule = cfg.final_model
         final, test, chain = finish_per_epoch(engine, studies, rule)
+        if engine.run_plan.population > 1:
+            engine.adoption.warn_lineage_at_bounds(chain)
         engine.progress.count_new_trials(before)
         common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])
         fixed = engine.space.fixed
@@ -143,7 +145,8 @@ def _log_adopted(
         else f"whole training, {engine.epochs_per_trial} epochs"
     )
     _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
-    engine.adoption.warn_at_bounds(epoch, adopted["hparams"])
+    if engine.run_plan.population == 1:  # else the final model's lineage is checked at the end
+        engine.adoption.warn_at_bounds(epoch, adopted["hparams"])
 
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:

@@ -13,6 +13,7 @@ it writes the same records; the other trials' states are then deleted unless kep
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -71,6 +72,17 @@ def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         and "state" in t.user_attrs
         and t.value is not None
     ]
+
+
+def _ranges(epochs: Sequence[int]) -> str:
+    """Increasing epochs as runs: ``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][1] + 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
 
 class _AdoptedElsewhere(Exception):
@@ -246,6 +258,30 @@ class Adoption:
         keep = {m["state"] for m in population_of_study(study)}
         self.store.remove_unadopted(study, self.storage, keep)
         study.set_user_attr("cleaned", True)
+
+    def warn_lineage_at_bounds(self, chain: Sequence[Mapping[str, Any]]) -> None:
+        """Warn once per (parameter, end) where the final model's lineage (``chain``: its
+        records, epoch 1 first) trained at a range bound, naming the epochs. With a population
+        this replaces :meth:`warn_at_bounds`: the best state of an epoch can belong to another
+        lineage (a one-epoch explorer at the low end of the learning rate wins an epoch and is
+        dropped later), so a warning per epoch would name settings the final model never used.
+        """
+        found: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        for epoch, record in enumerate(chain, start=1):
+            params = record.get("hparams") or record.get("params") or {}
+            for name, side in self.space.at_bound(params):
+                found.setdefault((name, side), []).append((epoch, params[name]))
+        for (name, side), seen in found.items():
+            if (name, side) in self._warned_bounds:
+                continue
+            self._warned_bounds.add((name, side))
+            value = seen[-1][1]
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            _logger.warning(
+                f"the final model trained with {name} at the {side} end of its search range "
+                f"({shown}) in epoch{'s' if len(seen) > 1 else ''} "
+                f"{_ranges([e for e, _ in seen])}: {widen_hint(name, side)}"
+            )
 
     def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
         """Warn once per (parameter, end) when the adopted value sits at a range bound."""
