@@ -1,9 +1,10 @@
-"""The final model's lineage against the adopted state of each round, 12 at a time.
+"""The final model's lineage against the adopted state of each epoch (round).
 
-Reads the reruns of ``pe-pop-w12`` (``lineage.jsonl``: the same runs as ``policies.jsonl``'s
+Reads the reruns of ``pe-pop-w12`` (12 at a time; ``lineage.jsonl``, ``lineage_cifar.jsonl``)
+and of ``pe-pop`` (serial; ``lineage_serial.jsonl``): the same runs as ``policies.jsonl``'s
 cells, which they reproduce to the last digit of the test accuracy, recorded with the
-``adopted`` field) and prints, per task and seed, how often each sequence changes its learning
-rate and the longest stretch of rounds it holds one:
+``adopted`` field. Prints, per arm, task and seed, how often each sequence changes its learning
+rate, the longest stretch of epochs it holds one, and the epochs where they differ:
 
     cd benchmarks/tuner/results/peers && python lineage_table.py > lineage.md
 """
@@ -32,13 +33,13 @@ def main() -> None:
     for line in (HERE / "policies.jsonl").read_text().splitlines():
         cell = json.loads(line)
         stored[cell["key"]] = cell
-    print("# The final model's lineage against each round's adopted state (12 at a time)\n")
+    print("# The final model's lineage against each epoch's adopted state\n")
     print(__doc__.split("\n\n")[1].replace("\n", " ").strip() + "\n")
     print(
-        "| task | seed | test % (rerun / stored) | adopted: changes, longest hold | "
-        "lineage: changes, longest hold | lineage's learning rates |"
+        "| arm | task | seed | test % (rerun / stored) | adopted: changes, longest hold | "
+        "lineage: changes, longest hold | epochs where they differ | lineage's learning rates |"
     )
-    print("| --- | ---: | --- | --- | --- | --- |")
+    print("| --- | --- | ---: | --- | --- | --- | --- | --- |")
     for name in sorted(HERE.glob("lineage*.jsonl")):
         for line in name.read_text().splitlines():
             cell = json.loads(line)
@@ -49,9 +50,16 @@ def main() -> None:
             lineage = [e["lr"] for e in cell["schedule"]]
             assert [e["lr"] for e in old["schedule"]] == adopted, cell["key"]
             a, b = _runs(adopted), _runs(lineage)
+            differ = [
+                str(x["epoch"])
+                for x, y in zip(cell["adopted"], cell["schedule"])
+                if (x["lr"], x["value"]) != (y["lr"], y["value"])
+            ]
+            rates = ", ".join(f"{r:.3g}" for r in lineage) if len(lineage) <= 12 else "-"
             print(
-                f"| {cell['dataset']} | {cell['seed']} | {test:.2f} / {test_old:.2f} | "
-                f"{a[0]}, {a[1]} | {b[0]}, {b[1]} | {', '.join(f'{r:.3g}' for r in lineage)} |"
+                f"| {cell['arm']} | {cell['dataset']} | {cell['seed']} | {test:.2f} / "
+                f"{test_old:.2f} | {a[0]}, {a[1]} | {b[0]}, {b[1]} | {', '.join(differ)} | "
+                f"{rates} |"
             )
 
 
