@@ -9,6 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 import pytest
 
+from optuna_gamma.tuner.policies.lineage import branches_off
 from optuna_gamma.tuner.policies.lineage import carried_records
 from optuna_gamma.tuner.policies.lineage import lineage
 
@@ -44,6 +45,12 @@ def test_carried_records_read_the_population_or_the_adopted_state_alone() -> Non
     assert carried_records({"population": [], "adopted": _member(4)}) == [_member(4)]
     with pytest.raises(KeyError):
         carried_records({})  # nothing adopted yet
+
+
+def test_branches_off_compares_the_lineage_with_the_adopted_prefix() -> None:
+    assert not branches_off([3, 4], [3, 4, 9])  # final model of epoch 2, adopted all along
+    assert branches_off([3, 4, 9], [3, 7, 9])  # epoch 2's best is not an ancestor
+    assert not branches_off([], [1, 2])  # no lineage (an unfinished run): nothing to show
 
 
 @pytest.mark.parametrize(

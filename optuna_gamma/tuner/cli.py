@@ -57,6 +57,7 @@ from optuna_gamma.tuner.frontend import cli_flag
 from optuna_gamma.tuner.persistence.storage import dashboard_command
 from optuna_gamma.tuner.persistence.storage import mask_url
 from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.policies.lineage import branches_off
 from optuna_gamma.tuner.reporting.report import build_report
 from optuna_gamma.tuner.reporting.report import collect_runs
 from optuna_gamma.tuner.search.samplers import SAMPLER_CHOICES
@@ -493,13 +494,6 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _other_lineages(result: Any) -> bool:
-    """Whether some epoch's adopted state is not the final model's ancestor."""
-    return [e.trial_number for e in result.schedule] != [
-        e.trial_number for e in result.adopted[: len(result.schedule)]
-    ]
-
-
 def _summary(result: Any) -> str:
     lines = []
     entries = result.schedule if result.mode == "per-epoch" else [result.best]
@@ -509,7 +503,9 @@ def _summary(result: Any) -> str:
         + "  ".join(f"{k:>12}" for k in keys)
         + f"  {'objective':>10}  {'val acc':>8}  {'trial':>5}"
     )
-    if result.mode == "per-epoch" and _other_lineages(result):
+    if result.mode == "per-epoch" and branches_off(
+        [e.trial_number for e in result.schedule], [e.trial_number for e in result.adopted]
+    ):
         lines.append(
             "the final model's schedule (its lineage; the best state of each epoch, which "
             "can descend from another, is result.json's 'adopted'):"

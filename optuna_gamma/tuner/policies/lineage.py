@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 
-__all__ = ["carried_records", "lineage"]
+__all__ = ["branches_off", "carried_records", "lineage"]
 
 
 def carried_records(user_attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -78,3 +78,11 @@ def lineage(
         rank = parent
     chain.reverse()
     return chain
+
+
+def branches_off(lineage_trials: Sequence[Any], adopted_trials: Sequence[Any]) -> bool:
+    """Whether a lineage (its trial numbers, epoch 1 first) leaves the epochs' adopted trials,
+    i.e. some epoch's best state is not an ancestor of the final model (empty: ``False``)."""
+    return bool(lineage_trials) and list(lineage_trials) != list(
+        adopted_trials[: len(lineage_trials)]
+    )

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.policies.lineage import branches_off
 from optuna_gamma.tuner.policies.lineage import carried_records
 from optuna_gamma.tuner.policies.lineage import lineage
 from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
@@ -132,14 +133,6 @@ def _final_entry(info: dict[str, Any]) -> dict[str, Any]:
         return {}
     final = info.get("final")
     return next((s for s in sched if s.get("epoch") == final), sched[-1])
-
-
-def _differs(chain: list[dict[str, Any]], sched: list[dict[str, Any]]) -> bool:
-    """Whether the final model's lineage is not the adopted states (some epoch's best state
-    is not its ancestor)."""
-    return bool(chain) and [m["trial"] for m in chain] != [
-        s.get("trial") for s in sched[: len(chain)]
-    ]
 
 
 def _x_key(info: dict[str, Any]) -> str | None:
@@ -326,7 +319,10 @@ def build_report(
         )
         sched = info["schedule"]
         chain = info.get("lineage") or []
-        if info["mode"] == "per-epoch" and _differs(chain, sched):
+        branched = info["mode"] == "per-epoch" and branches_off(
+            [m["trial"] for m in chain], [s.get("trial") for s in sched]
+        )
+        if branched:
             items.append("<p>The state adopted in each epoch (the best of its trials):</p>")
         items.append(
             _table(
@@ -345,7 +341,7 @@ def build_report(
                 ],
             )
         )
-        if info["mode"] == "per-epoch" and _differs(chain, sched):
+        if branched:
             items.append(
                 "<p>The final model's schedule (its lineage): the best state of an epoch above "
                 "can descend from another state than the previous epoch's best, so the final "
@@ -371,7 +367,6 @@ def build_report(
         records: list[dict[str, Any]] = []
         if x is not None:
             if info["mode"] == "per-epoch" and sched:
-                chain = info.get("lineage") or []
                 fig = go.Figure(
                     go.Scatter(
                         x=[s["epoch"] for s in sched],
@@ -380,7 +375,7 @@ def build_report(
                         name="adopted (the best state of each epoch)",
                     )
                 )
-                if _differs(chain, sched):
+                if branched:
                     fig.add_trace(
                         go.Scatter(
                             x=[s["epoch"] for s in chain],
