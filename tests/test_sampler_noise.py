@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
@@ -17,9 +20,11 @@ from optuna_gamma.gp import GaussianProcess
 from optuna_gamma.gp import GPHyperparams
 from optuna_gamma.gp import GPSettings
 from optuna_gamma.samplers._gamma_bo import FLOAT_RESOLUTION
+from optuna_gamma.samplers._noise import AGREEMENT_TOLERANCE
 from optuna_gamma.samplers._noise import incumbent_of
 from optuna_gamma.samplers._noise import NOISE_EVIDENCE
 from optuna_gamma.samplers._noise import noise_evident
+from optuna_gamma.samplers._noise import replicates_agree
 from optuna_gamma.samplers._noise import resolve_incumbent
 from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._search_space import SearchSpace
@@ -163,3 +168,125 @@ def test_incumbent_option() -> None:
         study.optimize(_hartmann3, n_trials=12)
         runs.append([t.params for t in study.trials])
     assert runs[0] == runs[1]
+
+
+def _brute_force_agree(X: np.ndarray, values: np.ndarray) -> bool:
+    """The definition, pair by pair: some exact repeat exists and none differs."""
+    values = values.reshape(len(X), -1) if len(X) else values
+    pairs = [(i, j) for i in range(len(X)) for j in range(i) if np.array_equal(X[i], X[j])]
+    return bool(pairs) and all(
+        np.all(np.abs(values[i] - values[j]) <= AGREEMENT_TOLERANCE) for i, j in pairs
+    )
+
+
+def test_replicates_agree_closed_cases() -> None:
+    X = np.array([[0.1, 0.2], [0.3, 0.4], [0.1, 0.2], [0.5, 0.5]])
+    assert not replicates_agree(X[:2], np.array([1.0, 2.0]))  # no repeat: no evidence
+    assert not replicates_agree(X[:1], np.array([1.0]))
+    assert replicates_agree(X, np.array([1.0, 2.0, 1.0, 3.0]))
+    assert replicates_agree(X, np.array([1.0, 2.0, 1.0 + AGREEMENT_TOLERANCE / 2, 3.0]))
+    assert not replicates_agree(X, np.array([1.0, 2.0, 1.0 + 1e-6, 3.0]))
+    # one agreeing and one differing repeat: noise was seen, so no agreement
+    X2 = np.vstack([X, [[0.5, 0.5]]])
+    assert not replicates_agree(X2, np.array([1.0, 2.0, 1.0, 3.0, 3.5]))
+    # several objectives: every one must agree
+    Y = np.array([[1.0, 5.0], [2.0, 6.0], [1.0, 5.0], [3.0, 7.0]])
+    assert replicates_agree(X, Y)
+    Y[2, 1] = 5.5
+    assert not replicates_agree(X, Y)
+    # points a continuous coordinate apart (however small) are different points
+    X3 = X.copy()
+    X3[2, 0] = np.nextafter(0.1, 1.0)
+    assert not replicates_agree(X3, np.array([1.0, 2.0, 1.0, 3.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=0, max_size=12),
+    st.lists(st.sampled_from([0.0, 1.0, 1.0 + 1e-12, 2.0]), min_size=12, max_size=12),
+    st.integers(1, 2),
+)
+def test_replicates_agree_matches_the_pairwise_definition(
+    points: list[int], draws: list[float], m: int
+) -> None:
+    """On random small sets with many exact repeats, the vectorized check equals the pairwise
+    definition, for one and two objectives."""
+    grid = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.25, 0.75]])
+    X = grid[points].reshape(-1, 2)
+    values = np.resize(np.array(draws, dtype=float), (len(points), m))
+    assert replicates_agree(X, values) == _brute_force_agree(X, values)
+
+
+def test_repeats_that_agreed_overrule_a_noisy_fit() -> None:
+    """The fit says noise (ripples it cannot follow), but every repeat returned the same value:
+    no evidence of noise, so evaluated points are excluded again; a differing repeat restores
+    the evidence."""
+    rng = np.random.default_rng(3)
+    X = rng.random((30, 1))
+    y = np.sin(60.0 * X[:, 0])  # ripples far shorter than any fitted lengthscale
+    X = np.vstack([X, X[:1]])
+    y = np.append(y, y[0])  # one exact repeat, same value
+    y = (y - y.mean()) / y.std()
+    gp = fit_gp(X, y)
+    assert gp.params.noise >= NOISE_EVIDENCE
+    assert noise_evident(gp)  # the fit alone
+    assert not noise_evident(gp, X, y)
+    space = SearchSpace({"x": FloatDistribution(0.0, 1.0)})
+    obs = Observations(
+        X=X,
+        y=y,
+        constraint_names=(),
+        constraints=np.zeros((len(X), 0)),
+        feasible=np.ones(len(X), dtype=bool),
+    )
+    sampler = GammaBOSampler(seed=0)
+    assert sampler._exclusion(space, obs, np.zeros((0, 1)), gp)(X[:3]).all()
+    differing = y.copy()
+    differing[-1] += 0.3
+    obs2 = Observations(
+        X=X,
+        y=differing,
+        constraint_names=(),
+        constraints=np.zeros((len(X), 0)),
+        feasible=np.ones(len(X), dtype=bool),
+    )
+    assert noise_evident(gp, X, differing)
+    assert not sampler._exclusion(space, obs2, np.zeros((0, 1)), gp)(X[:3]).any()
+
+
+def _schwefel2(trial: optuna.Trial) -> float:
+    x = np.array([trial.suggest_float(f"x{i}", -500.0, 500.0) for i in range(2)])
+    return float(418.98288727243295 * 2 - np.sum(x * np.sin(np.sqrt(np.abs(x)))))
+
+
+def _exact_repeats(study: optuna.Study) -> int:
+    seen: set[tuple[float, ...]] = set()
+    repeats = 0
+    for t in study.trials:
+        key = tuple(t.params[k] for k in sorted(t.params))
+        repeats += key in seen
+        seen.add(key)
+    return repeats
+
+
+def test_a_deterministic_rugged_objective_is_not_remeasured_again_and_again() -> None:
+    """Schwefel's function, 2-D, not declared deterministic: its ripples fit as noise, so a repeat
+    was allowed, and it returned the same value 29 times in a row (seed 4, trials 21-50, the
+    regret benchmark's schwefel2 cell). The first repeat that agrees ends the repeats."""
+    study = optuna.create_study(sampler=GammaBOSampler(seed=4))
+    study.optimize(_schwefel2, n_trials=50)
+    assert _exact_repeats(study) <= 1
+
+
+def test_a_noisy_objective_still_remeasures() -> None:
+    """Where repeats return different values (real noise), re-measuring stays allowed: a
+    25-point grid with heavy noise is measured more than 25 times in 40 trials."""
+    noise = np.random.default_rng(0)
+
+    def objective(trial: optuna.Trial) -> float:
+        x, z = trial.suggest_int("x", 0, 4), trial.suggest_int("z", 0, 4)
+        return float((x - 2) ** 2 + (z - 1) ** 2 + 3.0 * noise.standard_normal())
+
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    study.optimize(objective, n_trials=40)
+    assert _exact_repeats(study) >= 15

@@ -602,12 +602,15 @@ class GammaBOSampler(BaseSampler):
         obs: Observations,
         pending: np.ndarray,
         gp: GaussianProcess | None,
+        values: np.ndarray | None = None,
     ) -> Callable[[np.ndarray], np.ndarray]:
         """The repeat guard: points equal (at the parameters' resolution) to a pending one or,
         unless ``gp`` has evidence of noise (:func:`~optuna_gamma.samplers._noise.
-        noise_evident`; never for a deterministic objective), to an evaluated one."""
+        noise_evident`: a fitted noise ratio that repeats measured so far do not contradict;
+        never for a deterministic objective), to an evaluated one. ``values``: the observed
+        values, ``(n,)`` or ``(n, m)`` (default ``obs.y``)."""
         reference = pending
-        if not noise_evident(gp):
+        if not noise_evident(gp, obs.X, obs.y if values is None else values):
             reference = np.vstack([obs.X, pending])
 
         def exclude(X: np.ndarray) -> np.ndarray:

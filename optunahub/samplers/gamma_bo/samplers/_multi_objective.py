@@ -298,7 +298,7 @@ def _propose(
     from ._gamma_bo import _NUMERICAL_ERRORS
 
     noisiest = None if gps is None else max(gps, key=lambda gp: float(gp.params.noise))
-    exclude = sampler._exclusion(space, obs.first(), pending, noisiest)
+    exclude = sampler._exclusion(space, obs.first(), pending, noisiest, obs.Y)
     if gps is not None:
         try:
             front, ref, best = _front(sampler, gps, obs)

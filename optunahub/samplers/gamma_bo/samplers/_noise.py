@@ -18,6 +18,15 @@ Two decisions follow from the fitted noise ratio :math:`\\eta^2` of the objectiv
   doing. Without that evidence a re-measurement cannot tell the model anything new, so the
   repeat guard excludes evaluated points as it does for ``deterministic_objective=True``: a
   constant objective gets distinct proposals.
+* **Repeats that agreed.** The fitted ratio can also stand for model misfit: ripples shorter than
+  the fitted lengthscales (Ackley's or Schwefel's plateaus) look like noise to a stationary GP.
+  A re-measurement answers the question directly. Once points have been measured twice and
+  every repeat returned the value of its first measurement, the objective evidently is not
+  noisy there and a further repeat cannot tell the model anything: repeats stop
+  (:func:`replicates_agree`). A repeat that returned a different value is noise observed
+  directly, and repeats stay allowed. Without this, a study on Schwefel's function measured its
+  incumbent 30 times in a row with the same result
+  (``benchmarks/sampler/results/issue17_repeats``).
 """
 
 from __future__ import annotations
@@ -54,11 +63,61 @@ def resolve_incumbent(incumbent: Incumbent, deterministic_objective: bool) -> Re
     return incumbent
 
 
-def noise_evident(gp: GaussianProcess | None) -> bool:
-    """Whether ``gp`` has evidence of observation noise (a repeat may be worth a trial)."""
+#: Two measurements of one point agree when their values (in the GP's standardized units, where
+#: the observations' standard deviation is 1) differ by at most this much: the rounding of a
+#: deterministic objective evaluated at parameters equal to the last digit, far below any noise
+#: that :data:`NOISE_EVIDENCE` lets through (a noise standard deviation of at least 0.1).
+AGREEMENT_TOLERANCE = 1e-9
+
+
+def replicates_agree(X: np.ndarray, values: np.ndarray) -> bool:
+    """Whether some point was measured more than once and every repeat agreed with it.
+
+    Args:
+        X: Encoded parameters ``(n, d)``. Points are the same when these are equal (the
+            sampler's own repeats are exact copies).
+        values: Their values in the GP's standardized units, ``(n,)`` or ``(n, m)`` for ``m``
+            objectives; two measurements agree when every value differs by at most
+            :data:`AGREEMENT_TOLERANCE`.
+
+    Returns:
+        ``True`` when at least one point was measured twice and all repeats agreed; ``False``
+        when no point was measured twice (no evidence either way) or some repeat differed
+        (noise seen directly).
+    """
+    if len(X) < 2:
+        return False
+    values = np.asarray(values, dtype=float).reshape(len(X), -1)
+    _, group, counts = np.unique(X, axis=0, return_inverse=True, return_counts=True)
+    group = group.reshape(-1)
+    repeated = counts[group] > 1
+    if not repeated.any():
+        return False
+    rows, V = group[repeated], values[repeated]
+    high = np.full((len(counts), V.shape[1]), -np.inf)
+    low = np.full((len(counts), V.shape[1]), np.inf)
+    np.maximum.at(high, rows, V)
+    np.minimum.at(low, rows, V)
+    spread = (high - low)[counts > 1]
+    return bool(np.all(spread <= AGREEMENT_TOLERANCE))
+
+
+def noise_evident(
+    gp: GaussianProcess | None, X: np.ndarray | None = None, values: np.ndarray | None = None
+) -> bool:
+    """Whether ``gp`` has evidence of observation noise (a repeat may be worth a trial).
+
+    Args:
+        gp: The objective's GP (``None``: no model, no evidence).
+        X: The encoded observed points, with ``values`` (as in :func:`replicates_agree`). When
+            given, repeats that all agreed overrule the fitted noise ratio.
+        values: The observed values in the GP's units.
+    """
     if gp is None or gp.settings.deterministic_objective:
         return False
-    return float(gp.params.noise) >= NOISE_EVIDENCE
+    if float(gp.params.noise) < NOISE_EVIDENCE:
+        return False
+    return X is None or values is None or not replicates_agree(X, values)
 
 
 def incumbent_of(
