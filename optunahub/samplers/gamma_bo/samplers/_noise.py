@@ -25,7 +25,7 @@ Two decisions follow from the fitted noise ratio :math:`\\eta^2` of the objectiv
   noisy there and a further repeat cannot tell the model anything: repeats stop
   (:func:`replicates_agree`). A repeat that returned a different value is noise observed
   directly, and repeats stay allowed. Without this, a study on Schwefel's function measured its
-  incumbent 30 times in a row with the same result
+  incumbent 29 times in a row with the same result
   (``benchmarks/sampler/results/issue17_repeats``).
 """
 
