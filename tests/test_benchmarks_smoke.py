@@ -295,3 +295,43 @@ def test_noisy_tabular_problem_returns_one_repeated_run_and_records_the_mean() -
         seen.add(value)
     assert len(seen) > 1
     assert base.objective(optuna.trial.FixedTrial(params)) == pytest.approx(np.mean(runs[key]))
+
+
+def test_merged_runs_the_first_named_wins_on_duplicate_cells(tmp_path: Path) -> None:
+    """A summary over several runs keeps one cell per (problem, sampler, seed): the run's own,
+    then the first merged run's, so a rerun of one sampler merged before an older run replaces
+    that sampler's older cells instead of counting both."""
+
+    def cell(sampler: str, seed: int, value: float) -> dict[str, object]:
+        return {
+            "problem": "thesis1d",
+            "sampler": sampler,
+            "seed": seed,
+            "n_trials": 2,
+            "values": [0.0, value],
+            "n_repeats": 0,
+            "wall_s": 0.1,
+            "cpu_s": 0.1,
+        }
+
+    runs = {
+        "rerun": [cell("student_t", 0, 0.5), cell("student_t", 1, 0.5)],
+        "older": [cell("student_t", 0, 0.1), cell("student_t", 1, 0.1), cell("random", 0, 0.3)],
+    }
+    for name, cells in runs.items():
+        (tmp_path / name).mkdir()
+        with open(tmp_path / name / "cells.jsonl", "w") as f:
+            f.writelines(json.dumps(c) + "\n" for c in cells)
+    (tmp_path / "both").mkdir()
+    summary = bench.write_summary(
+        tmp_path / "both",
+        "student_t",
+        merge=[tmp_path / "rerun", tmp_path / "older"],
+        checkpoints=[2],
+    )
+    rows = {s["sampler"]: s for s in summary["stats"] if s["problem"] == "thesis1d"}
+    optimum = get_problem("thesis1d").optimum
+    assert rows["student_t"]["n_seeds"] == 2
+    assert rows["student_t"]["median@2"] == pytest.approx(optimum - 0.5)
+    assert rows["random"]["median@2"] == pytest.approx(optimum - 0.3)
+    assert summary["pairwise"][2]["student_t"]["random"] == 1.0

@@ -712,14 +712,18 @@ def write_summary(
 ) -> dict[str, Any]:
     """Summarize the run's raw cells (plus those of the ``merge`` runs) into summary.*.
 
-    ``only`` keeps the listed samplers; cells of the run itself win over merged duplicates.
+    ``only`` keeps the listed samplers; of duplicate cells the run's own win, then those of the
+    merged run named first (so a rerun of one sampler, merged before an older run, replaces that
+    sampler's older cells).
     """
     records = load_records(run_dir)
     have = {(r["problem"], r["sampler"], r["seed"]) for r in records}
     for other in merge:
-        records += [
+        new = [
             r for r in load_records(other) if (r["problem"], r["sampler"], r["seed"]) not in have
         ]
+        records += new
+        have |= {(r["problem"], r["sampler"], r["seed"]) for r in new}
     if only is not None:
         records = [r for r in records if r["sampler"] in only]
     if not records:
