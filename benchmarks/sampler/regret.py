@@ -709,12 +709,13 @@ def write_summary(
     merge: Sequence[Path] = (),
     only: Sequence[str] | None = None,
     checkpoints: Sequence[int] = CHECKPOINTS,
+    only_problems: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Summarize the run's raw cells (plus those of the ``merge`` runs) into summary.*.
 
-    ``only`` keeps the listed samplers; of duplicate cells the run's own win, then those of the
-    merged run named first (so a rerun of one sampler, merged before an older run, replaces that
-    sampler's older cells).
+    ``only`` keeps the listed samplers, ``only_problems`` the listed problems; of duplicate cells
+    the run's own win, then those of the merged run named first (so a rerun of one sampler,
+    merged before an older run, replaces that sampler's older cells).
     """
     records = load_records(run_dir)
     have = {(r["problem"], r["sampler"], r["seed"]) for r in records}
@@ -726,6 +727,8 @@ def write_summary(
         have |= {(r["problem"], r["sampler"], r["seed"]) for r in new}
     if only is not None:
         records = [r for r in records if r["sampler"] in only]
+    if only_problems is not None:
+        records = [r for r in records if r["problem"] in only_problems]
     if not records:
         raise ValueError(f"no finished cells under {run_dir}")
     summary = summarize(records, checkpoints=checkpoints, reference=reference)
@@ -803,6 +806,12 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=None,
         help="samplers kept in the summary (default: all)",
+    )
+    ap.add_argument(
+        "--summary-problems",
+        nargs="*",
+        default=None,
+        help="problems kept in the summary (default: all)",
     )
     ap.add_argument(
         "--checkpoints",
@@ -893,6 +902,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         merge=[args.results_dir / m for m in args.merge],
         checkpoints=args.checkpoints,
         only=args.summary_samplers,
+        only_problems=args.summary_problems,
     )
     print((run_dir / "summary.md").read_text())
     return 0 if summary["stats"] else 1
