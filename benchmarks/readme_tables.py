@@ -14,8 +14,9 @@ Tables:
 (Paths below are under ``benchmarks/``.)
 
 ``sampler-headline``
-    ``sampler/results/headline/summary.json`` (the cells of ``issue17_full``, on which the
-    current sampler reproduces bit for bit, and ``random_grid``): win rates of
+    ``sampler/results/headline/summary.json`` (the current sampler's cells of
+    ``issue17_repeats``, then Optuna's samplers' cells of ``issue17_full`` and ``random_grid``,
+    all on Optuna 5.1): win rates of
     ``GammaBOSampler()`` at trials 12 and 50 and the worst ratio of median final regrets,
     against each of Optuna's samplers.
 ``tuner-headline``

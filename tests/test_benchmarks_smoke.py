@@ -302,9 +302,11 @@ def test_merged_runs_the_first_named_wins_on_duplicate_cells(tmp_path: Path) -> 
     then the first merged run's, so a rerun of one sampler merged before an older run replaces
     that sampler's older cells instead of counting both."""
 
-    def cell(sampler: str, seed: int, value: float) -> dict[str, object]:
+    def cell(
+        sampler: str, seed: int, value: float, problem: str = "thesis1d"
+    ) -> dict[str, object]:
         return {
-            "problem": "thesis1d",
+            "problem": problem,
             "sampler": sampler,
             "seed": seed,
             "n_trials": 2,
@@ -315,7 +317,11 @@ def test_merged_runs_the_first_named_wins_on_duplicate_cells(tmp_path: Path) -> 
         }
 
     runs = {
-        "rerun": [cell("student_t", 0, 0.5), cell("student_t", 1, 0.5)],
+        "rerun": [
+            cell("student_t", 0, 0.5),
+            cell("student_t", 1, 0.5),
+            cell("random", 0, 1.0, "branin"),
+        ],
         "older": [cell("student_t", 0, 0.1), cell("student_t", 1, 0.1), cell("random", 0, 0.3)],
     }
     for name, cells in runs.items():
@@ -328,7 +334,9 @@ def test_merged_runs_the_first_named_wins_on_duplicate_cells(tmp_path: Path) -> 
         "student_t",
         merge=[tmp_path / "rerun", tmp_path / "older"],
         checkpoints=[2],
+        only_problems=["thesis1d"],
     )
+    assert {s["problem"] for s in summary["stats"]} == {"thesis1d"}
     rows = {s["sampler"]: s for s in summary["stats"] if s["problem"] == "thesis1d"}
     optimum = get_problem("thesis1d").optimum
     assert rows["student_t"]["n_seeds"] == 2

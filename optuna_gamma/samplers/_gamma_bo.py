@@ -235,7 +235,8 @@ class GammaBOSampler(BaseSampler):
             ``FLOAT_RESOLUTION`` of their range). Otherwise the noise ratio is fitted, and an
             evaluated point may be proposed again only once the fitted ratio is at least
             :data:`~optuna_gamma.samplers._noise.NOISE_EVIDENCE` (evidence of noise; a constant
-            objective gets distinct proposals).
+            objective gets distinct proposals) and no longer once every repeat measured so far
+            returned the value of its first measurement (the ratio was misfit, not noise).
         constraints_func: Optional ``FrozenTrial -> Sequence[float]``, called after each
             COMPLETE (or PRUNED) trial; a value ``> 0`` means violated (Optuna's convention, as
             in ``GPSampler(constraints_func=...)``). Constraints set in the objective with
