@@ -1,17 +1,19 @@
 """Per-epoch tuning of *your own* training code: your model, AdamW, a DataLoader.
 
-    python examples/own_training.py --epochs 2 --trials-per-epoch 4 --out r.json
-    optuna-gamma tune --trainer examples/own_training.py:make_trainer \\
-        --epochs 2 --trials-per-epoch 4
+    python examples/own_training.py --budget 24 --out r.json
+    optuna-gamma tune --trainer examples/own_training.py:make_trainer --budget 24
 
 Everything below ``# --- your code`` is ordinary PyTorch: a model class, ``torch.optim.AdamW``,
 a ``torch.utils.data.DataLoader`` whose batch size is a tuned hyperparameter, and a plain
 training loop. The tuner needs three things from it (optuna_gamma.tuner.Trainer): ``build``
 (a fresh model and optimizer for a seed), ``train_epoch`` (one epoch with a trial's
 hyperparameters) and ``evaluate`` (accuracy and loss, which kappa combines). Every epoch runs a
-short Optuna study over learning rate, weight decay and batch size; the best trial's model and
-optimizer state carry on to the next epoch. ``lr`` and ``weight_decay`` are AdamW param-group
-keys, so the tuner sets them on the optimizer; ``batch_size`` reaches ``train_epoch``.
+short Optuna study over learning rate, weight decay and batch size; the best states carry on to
+the next epoch. ``--budget`` is the compute in training epochs (the default policy gives most of
+it to the final model); ``--epochs E --trials-per-epoch W`` is the fixed plan of ``W`` trials at
+a time for ``E`` epochs (with ``--policy thesis``: the thesis's procedure). ``lr`` and
+``weight_decay`` are AdamW param-group keys, so the tuner sets them on the optimizer;
+``batch_size`` reaches ``train_epoch``.
 
 Data: scikit-learn's digits (bundled, the default) or Fashion-MNIST (``--dataset fashion-mnist
 --data-root DIR``; the Debian package ``dataset-fashion-mnist`` is found without a root).
@@ -153,8 +155,10 @@ def make_trainer(
 # --- tuning it --------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--trials-per-epoch", type=int, default=8)
+    p.add_argument("--budget", type=int, default=None, help="training epochs (default 24)")
+    p.add_argument("--epochs", type=int, default=None, help="a fixed plan: epochs E")
+    p.add_argument("--trials-per-epoch", type=int, default=None, help="... of W trials each")
+    p.add_argument("--policy", default="population", choices=("population", "thesis"))
     p.add_argument("--sampler", default="gamma")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", default="digits", choices=("digits", "fashion-mnist"))
@@ -164,14 +168,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", default=None, help="write the schedule and test accuracy as JSON here")
     args = p.parse_args(argv)
 
+    plan: dict[str, Any] = {"budget": args.budget}
+    if args.epochs is not None or args.trials_per_epoch is not None:
+        plan = {"epochs": args.epochs, "trials_per_epoch": args.trials_per_epoch}
+        if args.budget is not None:
+            p.error("give --budget or --epochs/--trials-per-epoch, not both")
+    elif args.budget is None:
+        plan = {"budget": 24}
+
     trainer = make_trainer(args.dataset, args.data_root, args.subset)
     config = TunerConfig(
         run="own-training",
         run_dir=args.run_dir,
         sampler=args.sampler,
-        epochs=args.epochs,
-        trials_per_epoch=args.trials_per_epoch,
+        policy=args.policy,
         seed=args.seed,
+        **plan,
     )
     result = tune_per_epoch(trainer, trainer.search_space(), config)
     out = {

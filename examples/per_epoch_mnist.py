@@ -4,8 +4,9 @@
 
 Every epoch is an Optuna study ``"mnist500/epoch-NNN"`` whose trials train a copy of the current
 network for one epoch at a GammaBOSampler-proposed learning rate; the best copy (model and
-optimizer state) is adopted. The run resumes if interrupted (run it again); open the studies with
-the printed optuna-dashboard command.
+optimizer state) is adopted: the thesis's procedure, ``policy="thesis"``. (The default policy
+spends a ``budget`` of training epochs instead: ``examples/own_training.py``.) The run resumes if
+interrupted (run it again); open the studies with the printed optuna-dashboard command.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
         trainer,
         SearchSpace(lr_low=1e-3, lr_high=0.5),  # log scale; batch 50, weight decay 1e-3
         sampler=args.sampler,
+        policy="thesis",
         trials_per_epoch=args.trials,
         epochs=args.epochs,
         objective="kappa1",

@@ -333,6 +333,29 @@ def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) 
     )
     assert set(study.best_trial.params) == {"lr", "weight_decay", "batch_size"}
 
+    # its default plan is a budget (24 training epochs), spent exactly; a budget and a fixed plan
+    # together are refused
+    proc = subprocess.run(
+        [sys.executable, str(script), "--out", "b.json", "--run-dir", "budget"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "budget" / "result.json").read_text())
+    assert result["compute_epochs"] == 24 and 1 <= result["final_epochs"] < 24
+    proc = subprocess.run(
+        [sys.executable, str(script), "--budget", "4", "--epochs", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and "not both" in proc.stderr
+
     proc = _cli(
         "tune",
         "--trainer",
