@@ -226,9 +226,11 @@ def _studies(run_dir: Path, run: str) -> list[optuna.Study]:
 
 
 def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path) -> None:
-    cfg = TunerConfig(run="pop", run_dir=str(tmp_path / "pop"), budget=23, seed=1)
+    # the race of 4 settings over 3-epoch rungs (a budget of 23 would get a smaller one by
+    # default, race_share: test_a_small_budget_gets_a_smaller_race)
+    policy = PopulationPolicy(width=1, budget=23, race_share=None)
+    cfg = TunerConfig(run="pop", run_dir=str(tmp_path / "pop"), policy=policy, seed=1)
     res = tune_per_epoch(digits, None, cfg)
-    policy = PopulationPolicy(width=1, budget=23)
     plan = policy.plan
     # the first race, one epoch, then an explorer races in the last fifth (cut by the budget)
     assert plan.trials == (4, 4, 4, 2, 2, 2, 1, 2, 2)
@@ -274,7 +276,9 @@ def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path)
 def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
     digits, tmp_path: Path
 ) -> None:
-    policy = PopulationPolicy(width=1, budget=30, challenge="plateau", explore_until=1.0)
+    policy = PopulationPolicy(
+        width=1, budget=30, challenge="plateau", explore_until=1.0, race_share=None
+    )
     cfg = TunerConfig(run="plat", run_dir=str(tmp_path / "plat"), policy=policy, seed=6)
     res = tune_per_epoch(digits, None, cfg)
     assert res.policy["challenge"] == "plateau" and res.compute_epochs + res.trials_reused == 30

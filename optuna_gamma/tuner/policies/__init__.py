@@ -114,6 +114,7 @@ def policy_from_record(
         "explore_radius",
         "adopt_on",
         "explore_after",
+        "race_share",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -123,6 +124,7 @@ def policy_from_record(
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
     settings.setdefault("explore_after", None)
+    settings.setdefault("race_share", None)
     if budget is not None:
         return PopulationPolicy(budget=budget, **settings)
     return PopulationPolicy(epochs=epochs, **settings)

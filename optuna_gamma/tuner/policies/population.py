@@ -8,15 +8,17 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
 
 - gives most of the budget to the final model's own training: with ``width`` trials at a time it
   runs ``B / width`` epochs (the wall time of ``width`` parallel trainings of that length);
-  serial (``width = 1``), the final model trains about ``0.75 B`` epochs (``B / 12`` for the
-  thesis);
+  serial (``width = 1``), the final model trains about ``0.75 B`` epochs at ``B = 120``
+  (``B / 12`` for the thesis);
 - *commits*: a carried state continues with its own setting (the ``continue`` slot), so one
   noisy epoch does not make the schedule jump;
 - serial, chooses a setting by a *race* rather than one epoch: the ``first`` settings of epoch 1
   (the trainer's own and the sampler's) each continue their own setting, and the better half is
   kept every ``rung`` epochs until one is left (successive halving; Jamieson & Talwalkar,
-  AISTATS 2016). While less than ``explore_until`` of the budget is spent, an explorer then
-  starts from the adopted state and races it the same way, over ``rung`` epochs, not one; and
+  AISTATS 2016); a small budget gets a smaller race (``race_share``), so that the race does
+  not take the training's place. While less than ``explore_until`` of the budget is spent, an
+  explorer then starts from the adopted state and races it the same way, over ``rung`` epochs,
+  not one; and
   again once ``explore_after`` of it is spent: near the budget's end the race's horizon is
   what is left of the training, so its preference for a smaller step is no longer a bias
   but the final decay a schedule gives;
@@ -49,6 +51,24 @@ from optuna_gamma.tuner.policies.base import Slot
 __all__ = ["PopulationPolicy"]
 
 
+#: Serial runs with a budget: the first race costs at most this share of the budget. It is the
+#: share of the smallest budget at which the race of 4 settings over 3-epoch rungs was measured
+#: to pay (B = 60: 18 epochs; MNIST-500 -0.2 points against an untuned training of 60 epochs);
+#: below it that race took most of the budget (B = 24: 18 of 24 epochs, the final model 10, and
+#: MNIST-500 68.3 % against 86.6 % untuned; docs/when-it-pays.md).
+RACE_SHARE = 0.3
+
+
+def race_cost(first: int, rung: int) -> int:
+    """Training epochs of a successive-halving race of ``first`` settings with ``rung`` epochs
+    between halvings, until one is left (the survivor's own epochs included)."""
+    cost, lines = 0, first
+    while lines > 1:
+        cost += lines * rung
+        lines //= 2
+    return cost
+
+
 def _check(name: str, value: Any, low: int, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
@@ -67,8 +87,9 @@ class PopulationPolicy(Policy):
             the number of epochs follows from it. Give ``budget`` or ``epochs``.
         epochs: Epochs to run (the compute then follows from the plan).
         first: Trials of epoch 1 (from the initial state; nothing to continue yet); default
-            ``width``, and 4 when serial.
-        rung: Serial runs: epochs between two halvings of a race.
+            ``width``, and 4 when serial (fewer for a small budget: ``race_share``).
+        rung: Serial runs: epochs between two halvings of a race (shorter for a small budget:
+            ``race_share``).
         explore_until: Serial runs: an explorer races the adopted setting while less than this
             fraction of the budget (of the epochs, when ``epochs`` is given) is spent; 0 never
             explores after the first race, 1 explores to the end.
@@ -103,6 +124,12 @@ class PopulationPolicy(Policy):
             lucky improvement its neighbours do not support is shrunk
             (:mod:`~optuna_gamma.tuner.execution.posterior`; the noisy-EI incumbent). Measured,
             it lost 0.4-3.3 points with 12 at a time and changed little serially.
+        race_share: Serial runs with a budget and no ``first`` given: the first race may cost
+            at most this share of the budget (:data:`RACE_SHARE`, 0.3). 4 settings over
+            ``rung``-epoch rungs cost 18 epochs, which fits from ``B = 60`` on; below, the race
+            has 3, then 2 settings, then shorter rungs (``B = 24``: 2 settings over 3 epochs;
+            ``B = 12``: 2 settings over 1 epoch). ``None``: always 4 settings over ``rung``
+            (runs recorded before the setting existed).
     """
 
     width: int = 1
@@ -117,6 +144,7 @@ class PopulationPolicy(Policy):
     explore_radius: float | None = 0.1
     explore_after: float | None = 0.8
     adopt_on: str = "value"
+    race_share: float | None = RACE_SHARE
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -138,6 +166,11 @@ class PopulationPolicy(Policy):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
         if not isinstance(self.history, bool):
             raise ValueError(f"history must be True or False, got {self.history!r}")
+        share = self.race_share
+        if share is not None and (
+            isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1
+        ):
+            raise ValueError(f"race_share must be in (0, 1] or None, got {share!r}")
         for name in ("explore_until", "explore_after"):
             value = getattr(self, name)
             if name == "explore_after" and value is None:
@@ -154,9 +187,31 @@ class PopulationPolicy(Policy):
 
     @property
     def _first(self) -> int:
+        return self._race[0]
+
+    @property
+    def _rung(self) -> int:
+        return self._race[1]
+
+    @property
+    def _race(self) -> tuple[int, int]:
+        """``(first, rung)`` in effect: as given, or for a serial run with a budget the largest
+        first race whose cost (every line's epochs until one is left) is at most
+        ``race_share`` of the budget, trying 4, 3, then 2 settings at ``rung`` epochs, then 2
+        settings at shorter rungs; no race (1) when not even 2 settings for 1 epoch fit."""
         if self.first is not None:
-            return self.first
-        return self.width if self.width > 1 else 4
+            return self.first, self.rung
+        if self.width > 1:
+            return self.width, self.rung
+        if self.budget is None or self.race_share is None:
+            return 4, self.rung
+        limit = self.race_share * self.budget
+        candidates = [(n, self.rung) for n in (4, 3, 2)]
+        candidates += [(2, r) for r in range(self.rung - 1, 0, -1)]
+        for n, r in candidates:
+            if race_cost(n, r) <= limit:
+                return n, r
+        return 1, self.rung
 
     @property
     def population(self) -> int:
@@ -184,7 +239,7 @@ class PopulationPolicy(Policy):
         if self.width >= 2:
             return lines, min(lines, self.population), 0
         since += 1
-        if lines > 1 and since >= self.rung:
+        if lines > 1 and since >= self._rung:
             return lines, max(1, lines // 2), 0
         return lines, lines, since
 
@@ -310,4 +365,6 @@ class PopulationPolicy(Policy):
             **({"explore_after": self.late} if self.late is not None else {}),
             # absent likewise where the values rank the trials
             **({"adopt_on": self.adopt_on} if self.adopt_on != "value" else {}),
+            # absent likewise where the first race is not sized by the budget
+            **({"race_share": self.race_share} if self.race_share is not None else {}),
         }
