@@ -23,6 +23,7 @@ from optuna_gamma.tuner.policies import PopulationPolicy
 from optuna_gamma.tuner.policies import RunContext
 from optuna_gamma.tuner.policies import RunPlan
 from optuna_gamma.tuner.policies import ThesisPolicy
+from optuna_gamma.tuner.policies.population import race_cost
 
 
 torch = pytest.importorskip("torch")
@@ -223,6 +224,61 @@ def _studies(run_dir: Path, run: str) -> list[optuna.Study]:
     storage = get_storage(str(run_dir / "journal.log"))
     names = sorted(n for n in optuna.get_all_study_names(storage) if n.startswith(f"{run}/"))
     return [optuna.load_study(study_name=n, storage=storage) for n in names]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 400), st.floats(0.05, 1.0))
+def test_a_small_budget_gets_a_smaller_race(budget: int, share: float) -> None:
+    """A serial run's first race costs at most ``race_share`` of its budget (4, 3, then 2
+    settings, then shorter rungs), the budget is still spent exactly, and where the full race
+    of 4 settings over 3-epoch rungs fits (from B = 60 with the default 0.3) the plan and the
+    record are the ones the policy had before the setting existed."""
+    policy = PopulationPolicy(width=1, budget=budget, race_share=share)
+    full = PopulationPolicy(width=1, budget=budget, race_share=None)
+    first, rung = policy._race
+    assert sum(policy.plan.trials) == budget
+    assert policy.plan.trials[0] == min(first, budget)
+    if first >= 2:
+        assert race_cost(first, rung) <= share * budget
+    if race_cost(4, 3) <= share * budget:
+        assert (first, rung) == (4, 3) and policy.plan == full.plan
+        assert policy.describe() == full.describe()  # run names and resumes unchanged
+    else:
+        bigger = [(n, 3) for n in (4, 3, 2) if n > first or (n == first and rung < 3)]
+        assert all(race_cost(n, r) > share * budget for n, r in bigger)
+        assert policy.describe()["race_share"] == share
+    # a worker rebuilds the same plan from the record
+    rebuilt = policy_from_record(policy.describe(), budget=budget, epochs=None)
+    assert rebuilt.plan == policy.plan
+
+
+def test_race_share_defaults_and_what_it_leaves_alone() -> None:
+    """B = 24: 2 settings over 3 epochs (6 of 24 epochs) and a final model of 19 epochs instead
+    of 10; B >= 60, parallel runs, an explicit ``first`` and a number of epochs are as before;
+    a record from before the setting existed rebuilds the full race (its resume keeps its plan),
+    and bad values are refused."""
+    small = PopulationPolicy(budget=24)
+    assert small._race == (2, 3) and small.plan.trials[:4] == (2, 2, 2, 1)
+    assert small.plan.epochs == 19 == len(small.plan.trials)
+    assert PopulationPolicy(budget=24, race_share=None).plan.epochs == 10
+    assert PopulationPolicy(budget=12)._race == (2, 1)
+    assert PopulationPolicy(budget=5)._race == (1, 3)  # no race: the trainer's own setting
+    for kwargs in (
+        {"budget": 120},
+        {"budget": 60},
+        {"width": 4, "budget": 24},
+        {"budget": 24, "first": 4},
+        {"epochs": 10},
+    ):
+        new, old = PopulationPolicy(**kwargs), PopulationPolicy(**kwargs, race_share=None)
+        assert new.plan == old.plan and new.describe() == old.describe(), kwargs
+    record = {k: v for k, v in small.describe().items() if k != "race_share"}
+    assert policy_from_record(record, budget=24, epochs=None).plan.epochs == 10
+    for bad in (0, 1.5, -0.1, True, "0.3"):
+        with pytest.raises(ValueError, match="race_share"):
+            PopulationPolicy(budget=24, race_share=bad)  # type: ignore[arg-type]
+    assert race_cost(4, 3) == 18 and race_cost(3, 3) == 9 and race_cost(2, 1) == 2
+    assert race_cost(1, 3) == 0
 
 
 def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path) -> None:

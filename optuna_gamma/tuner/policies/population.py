@@ -194,17 +194,22 @@ class PopulationPolicy(Policy):
         return self._race[1]
 
     @property
+    def _full_race(self) -> tuple[int, int]:
+        """``(first, rung)`` without ``race_share``."""
+        if self.first is not None:
+            return self.first, self.rung
+        return (self.width if self.width > 1 else 4), self.rung
+
+    @property
     def _race(self) -> tuple[int, int]:
         """``(first, rung)`` in effect: as given, or for a serial run with a budget the largest
         first race whose cost (every line's epochs until one is left) is at most
         ``race_share`` of the budget, trying 4, 3, then 2 settings at ``rung`` epochs, then 2
         settings at shorter rungs; no race (1) when not even 2 settings for 1 epoch fit."""
-        if self.first is not None:
-            return self.first, self.rung
-        if self.width > 1:
-            return self.width, self.rung
+        if self.first is not None or self.width > 1:
+            return self._full_race
         if self.budget is None or self.race_share is None:
-            return 4, self.rung
+            return self._full_race
         limit = self.race_share * self.budget
         candidates = [(n, self.rung) for n in (4, 3, 2)]
         candidates += [(2, r) for r in range(self.rung - 1, 0, -1)]
@@ -365,6 +370,7 @@ class PopulationPolicy(Policy):
             **({"explore_after": self.late} if self.late is not None else {}),
             # absent likewise where the values rank the trials
             **({"adopt_on": self.adopt_on} if self.adopt_on != "value" else {}),
-            # absent likewise where the first race is not sized by the budget
-            **({"race_share": self.race_share} if self.race_share is not None else {}),
+            # present only where it sizes the first race (a serial budget under 60 by default), so
+            # that the records, run names and resumes of every other run are as before it existed
+            **({"race_share": self.race_share} if self._race != self._full_race else {}),
         }
