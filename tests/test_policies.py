@@ -263,13 +263,14 @@ def test_race_share_defaults_and_what_it_leaves_alone() -> None:
     assert PopulationPolicy(budget=24, race_share=None).plan.epochs == 10
     assert PopulationPolicy(budget=12)._race == (2, 1)
     assert PopulationPolicy(budget=5)._race == (1, 3)  # no race: the trainer's own setting
-    for kwargs in (
+    cases: list[dict[str, Any]] = [
         {"budget": 120},
         {"budget": 60},
         {"width": 4, "budget": 24},
         {"budget": 24, "first": 4},
         {"epochs": 10},
-    ):
+    ]
+    for kwargs in cases:
         new, old = PopulationPolicy(**kwargs), PopulationPolicy(**kwargs, race_share=None)
         assert new.plan == old.plan and new.describe() == old.describe(), kwargs
     record = {k: v for k, v in small.describe().items() if k != "race_share"}
