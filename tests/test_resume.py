@@ -55,7 +55,10 @@ else:
     trainer, space = ThesisTrainer("digits"), None
 if policy == "plateau":  # serial: races the plateau rule decides (test_policies' run)
     from optuna_gamma.tuner.policies import PopulationPolicy
-    plan = dict(seed=6, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0))
+    plan = dict(seed=6, policy=PopulationPolicy(width=1, budget=30, explore_until=1.0,
+                                                race_share=None))
+elif policy == "small":  # serial, the default policy on a budget of 12: a race sized by it
+    plan = dict(seed=6, budget=12)
 elif policy == "posterior":  # 4 at a time, ranked by a GP's posterior mean (epoch 2 sees 1)
     from optuna_gamma.tuner.policies import PopulationPolicy
     plan = dict(seed=7, policy=PopulationPolicy(width=4, epochs=2, adopt_on="posterior"))
@@ -198,6 +201,10 @@ def crash_and_resume(
         # training epoch 12's explorer, then between verifying that race's adoption and
         # recording it; the resumed decision reads the stored populations.
         ("gamma", "per-epoch", ["after_save:29", "after_adopt_verify:1"], "plateau"),
+        # Serial, the default policy on a small budget (12): its race is sized by the budget
+        # (race_share: 2 settings, 1 epoch), then an explorer's race; killed in epoch 3 (trial
+        # 5, the adopted setting continuing alone), then mid-adoption.
+        ("gamma", "per-epoch", ["after_save:5", "after_adopt_verify:1"], "small"),
         # Ranked by the posterior mean of a GP over setting and age (adopt_on="posterior"):
         # killed mid-adoption of epoch 2, whose ranking also reads epoch 1's trials.
         ("gamma", "per-epoch", ["after_save:7", "after_adopt_verify:1"], "posterior"),
@@ -238,17 +245,23 @@ def test_kill_and_resume_gives_identical_run(
         carried |= {m["state"] for m in attrs["population"]}
     # the thesis carries the adopted state; the population policy with 4 at a time carries 3;
     # serial, as many as race
-    if policy == "plateau":
+    if policy == "small":
         from optuna_gamma.tuner.policies import PopulationPolicy
 
-        plan = PopulationPolicy(width=1, budget=30, explore_until=1.0).plan
+        small = PopulationPolicy(width=1, budget=12)
+        assert small._race == (2, 1)
+        assert len(carried) == sum(small.plan.carry)
+    elif policy == "plateau":
+        from optuna_gamma.tuner.policies import PopulationPolicy
+
+        plan = PopulationPolicy(width=1, budget=30, explore_until=1.0, race_share=None).plan
         assert len(carried) == sum(plan.carry)
         last = optuna.load_study(study_name="job/epoch-012", storage=storage).user_attrs
         assert last["adopted"]["why"].startswith("the adopted setting improved during its race")
     else:
         assert len(carried) == (1 if mode == "whole" else 2) * (1 if policy == "thesis" else 3)
     assert load_result(run_dir / "result.json").policy["name"] == (
-        "population" if policy in ("plateau", "posterior") else policy
+        "population" if policy in ("plateau", "posterior", "small") else policy
     )
     if policy == "posterior":
         last = optuna.load_study(study_name="job/epoch-002", storage=storage).user_attrs
