@@ -1,0 +1,78 @@
+"""The default policy at a small budget (B = 24), before and after ``race_share``.
+
+Reads the ``peers.jsonl`` cells of ``benchmarks.tuner.peers --epochs 2`` (B = 24) under
+``race_share/<task>/`` (the policy with its first race sized by the budget, commit 0db0924; the
+untuned trainings ran beside it) and ``before/<task>/`` (the policy before, commit aadbc1d), and
+prints, per task, the median test accuracy of each and of one untuned training of 24 epochs, the
+paired differences (5 seeds) and the final model's epochs:
+
+    cd benchmarks/tuner/results/small_budget && python small_budget_table.py > table.md
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import statistics
+
+
+HERE = Path(__file__).resolve().parent
+TASKS = {
+    "mnist": ("MNIST-500 (thesis CNN, SGD)", "fixed-0.01"),
+    "fashion": ("Fashion-MNIST 1,000 (thesis CNN, SGD)", "fixed-0.01"),
+    "own": ("own trainer (AdamW MLP), Fashion-MNIST 1,000", "untuned"),
+}
+
+
+def _cells(path: Path) -> dict[tuple[str, int], dict]:
+    cells = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            cells[(r["arm"], r["seed"])] = r
+    return cells
+
+
+def _accuracy(cell: dict, epochs: str | None = None) -> float:
+    """Test accuracy (%) after ``epochs`` (default: the cell's last test)."""
+    tests = cell["test"]
+    key = epochs if epochs is not None else max(tests, key=int)
+    return 100.0 * tests[key]["accuracy"]
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}"
+
+
+def main() -> None:
+    print(
+        "| task | seeds | before % | race_share % | untuned, 24 epochs % | race_share - before "
+        "(pts, W/T/L) | race_share - untuned (pts, W/T/L) | final model's epochs (before -> now) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for task, (label, untuned) in TASKS.items():
+        new = _cells(HERE / "race_share" / task / "peers.jsonl")
+        old = _cells(HERE / "before" / task / "peers.jsonl")
+        seeds = sorted(s for arm, s in new if arm == "pe-pop" and ("pe-pop", s) in old)
+        a = [_accuracy(new[("pe-pop", s)]) for s in seeds]
+        b = [_accuracy(old[("pe-pop", s)]) for s in seeds]
+        u = [_accuracy(new[(untuned, s)], "24") for s in seeds]
+
+        def wtl(x: list[float], y: list[float]) -> str:
+            w = sum(p > q for p, q in zip(x, y))
+            t = sum(p == q for p, q in zip(x, y))
+            return f"{w}/{t}/{len(x) - w - t}"
+
+        d_old = statistics.median(p - q for p, q in zip(a, b))
+        d_un = statistics.median(p - q for p, q in zip(a, u))
+        epochs_old = sorted({old[("pe-pop", s)]["epochs"] for s in seeds})
+        epochs_new = sorted({new[("pe-pop", s)]["epochs"] for s in seeds})
+        print(
+            f"| {label} | {len(seeds)} | {statistics.median(b):.1f} | {statistics.median(a):.1f} "
+            f"| {statistics.median(u):.1f} | {_signed(d_old)} ({wtl(a, b)}) | {_signed(d_un)} "
+            f"({wtl(a, u)}) | {epochs_old} -> {epochs_new} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
