@@ -125,11 +125,12 @@ class PopulationPolicy(Policy):
             (:mod:`~optuna_gamma.tuner.execution.posterior`; the noisy-EI incumbent). Measured,
             it lost 0.4-3.3 points with 12 at a time and changed little serially.
         race_share: Serial runs with a budget and no ``first`` given: the first race may cost
-            at most this share of the budget (:data:`RACE_SHARE`, 0.3). 4 settings over
-            ``rung``-epoch rungs cost 18 epochs, which fits from ``B = 60`` on; below, the race
-            has 3, then 2 settings, then shorter rungs (``B = 24``: 2 settings over 3 epochs;
-            ``B = 12``: 2 settings over 1 epoch). ``None``: always 4 settings over ``rung``
-            (runs recorded before the setting existed).
+            at most this share of the budget (:data:`RACE_SHARE`, 0.3). 4 settings over 3-epoch
+            rungs (the default ``rung``) cost 18 epochs, which fits from ``B = 60`` on; below,
+            the race has 3, then 2 settings, then shorter rungs, also for the explorers' races
+            (``B = 24``: 2 settings over 3 epochs; ``B = 12``: 2 settings over 1 epoch).
+            ``None``: always 4 settings over ``rung`` (runs recorded before the setting
+            existed).
     """
 
     width: int = 1
