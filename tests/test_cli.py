@@ -296,24 +296,19 @@ def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) 
     script = Path(__file__).resolve().parents[1] / "examples" / "own_training.py"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("OPTUNA_GAMMA_CRASH_AT", None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--epochs",
-            "2",
-            "--trials-per-epoch",
-            "4",
-            "--out",
-            "r.json",
-            "--run-dir",
-            "run",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
+
+    def example(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(script), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+
+    proc = example(
+        "--epochs", "2", "--trials-per-epoch", "4", "--out", "r.json", "--run-dir", "run"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads((tmp_path / "r.json").read_text())
@@ -335,25 +330,11 @@ def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) 
 
     # its default plan is a budget (24 training epochs), spent exactly; a budget and a fixed plan
     # together are refused
-    proc = subprocess.run(
-        [sys.executable, str(script), "--out", "b.json", "--run-dir", "budget"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-    )
+    proc = example("--out", "b.json", "--run-dir", "budget")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "budget" / "result.json").read_text())
     assert result["compute_epochs"] == 24 and 1 <= result["final_epochs"] < 24
-    proc = subprocess.run(
-        [sys.executable, str(script), "--budget", "4", "--epochs", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=600,
-    )
+    proc = example("--budget", "4", "--epochs", "2")
     assert proc.returncode == 2 and "not both" in proc.stderr
 
     proc = _cli(

@@ -232,26 +232,23 @@ def test_repeats_that_agreed_overrule_a_noisy_fit() -> None:
     assert noise_evident(gp)  # the fit alone
     assert not noise_evident(gp, X, y)
     space = SearchSpace({"x": FloatDistribution(0.0, 1.0)})
-    obs = Observations(
+    sampler = GammaBOSampler(seed=0)
+    assert sampler._exclusion(space, _unconstrained(X, y), np.zeros((0, 1)), gp)(X[:3]).all()
+    differing = y.copy()
+    differing[-1] += 0.3
+    assert noise_evident(gp, X, differing)
+    obs = _unconstrained(X, differing)
+    assert not sampler._exclusion(space, obs, np.zeros((0, 1)), gp)(X[:3]).any()
+
+
+def _unconstrained(X: np.ndarray, y: np.ndarray) -> Observations:
+    return Observations(
         X=X,
         y=y,
         constraint_names=(),
         constraints=np.zeros((len(X), 0)),
         feasible=np.ones(len(X), dtype=bool),
     )
-    sampler = GammaBOSampler(seed=0)
-    assert sampler._exclusion(space, obs, np.zeros((0, 1)), gp)(X[:3]).all()
-    differing = y.copy()
-    differing[-1] += 0.3
-    obs2 = Observations(
-        X=X,
-        y=differing,
-        constraint_names=(),
-        constraints=np.zeros((len(X), 0)),
-        feasible=np.ones(len(X), dtype=bool),
-    )
-    assert noise_evident(gp, X, differing)
-    assert not sampler._exclusion(space, obs2, np.zeros((0, 1)), gp)(X[:3]).any()
 
 
 def _schwefel2(trial: optuna.Trial) -> float:
