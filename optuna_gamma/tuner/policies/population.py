@@ -51,11 +51,11 @@ from optuna_gamma.tuner.policies.base import Slot
 __all__ = ["PopulationPolicy"]
 
 
-#: Serial runs with a budget: the first race costs at most this share of the budget. It is the
-#: share of the smallest budget at which the race of 4 settings over 3-epoch rungs was measured
-#: to pay (B = 60: 18 epochs; MNIST-500 -0.2 points against an untuned training of 60 epochs);
-#: below it that race took most of the budget (B = 24: 18 of 24 epochs, the final model 10, and
-#: MNIST-500 68.3 % against 86.6 % untuned; docs/when-it-pays.md).
+#: Serial runs with a budget: the first race costs at most this share of the budget. The race of
+#: 4 settings over 3-epoch rungs (18 epochs) fits it from B = 60 on, so the plans of those
+#: budgets, B = 120 where the policy was measured among them, stay as they were; below, that race
+#: took most of the budget (B = 24: 18 of 24 epochs, the final model 10, and MNIST-500 68.3 %
+#: against 86.6 % untuned; benchmarks/tuner/results/small_budget/).
 RACE_SHARE = 0.3
 
 
