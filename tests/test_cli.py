@@ -410,8 +410,10 @@ def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
     proc = _cli(*common, "--budget", "6", "--run", "b", "--run-dir", "b", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "b" / "result.json").read_text())
-    assert res["policy"]["name"] == "population" and res["policy"]["trials"] == [4, 2]
-    assert res["compute_epochs"] + res["trials_reused"] == 6 and res["final_epochs"] == 2
+    # a budget of 6 has no room for a race (race_share): the trainer's own setting, then an
+    # explorer's race, then one in the last fifth
+    assert res["policy"]["name"] == "population" and res["policy"]["trials"] == [1, 2, 2, 1]
+    assert res["compute_epochs"] + res["trials_reused"] == 6 and res["final_epochs"] == 4
     proc = _cli(
         *common,
         *("--policy", "thesis", "--budget", "6", "--trials", "3", "--run", "t", "--run-dir", "t"),
