@@ -275,6 +275,9 @@ def test_race_share_defaults_and_what_it_leaves_alone() -> None:
         assert new.plan == old.plan and new.describe() == old.describe(), kwargs
     record = {k: v for k, v in small.describe().items() if k != "race_share"}
     assert policy_from_record(record, budget=24, epochs=None).plan.epochs == 10
+    for budget in (5, 24, 59, 60, 120):  # the default round-trips exactly
+        policy = PopulationPolicy(budget=budget)
+        assert policy_from_record(policy.describe(), budget=budget, epochs=None) == policy
     for bad in (0, 1.5, -0.1, True, "0.3"):
         with pytest.raises(ValueError, match="race_share"):
             PopulationPolicy(budget=24, race_share=bad)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ the thesis's fig. 8, pinned by its benchmarks). :func:`make_policy` builds one f
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,12 @@ def policy_from_record(
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
     settings.setdefault("explore_after", None)
-    settings.setdefault("race_share", None)
     if budget is not None:
-        return PopulationPolicy(budget=budget, **settings)
-    return PopulationPolicy(epochs=epochs, **settings)
+        policy = PopulationPolicy(budget=budget, **settings)
+    else:
+        policy = PopulationPolicy(epochs=epochs, **settings)
+    if "race_share" not in settings and policy._race != policy._full_race:
+        # recorded where it sizes the race, so a record without it that would have it now is
+        # from before the setting existed: that run raced in full
+        policy = dataclasses.replace(policy, race_share=None)
+    return policy
