@@ -444,3 +444,23 @@ def test_best_allowed_equals_the_argmax_over_every_allowed_point(seed: int) -> N
     assert _best_allowed(pool, values, exclude) == expected
     assert sum(calls) <= n  # every point is matched at most once
     assert _best_allowed(pool, values, None) == int(np.argmax(values))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_first_distinct_rows_equal_the_first_rows_of_the_whole_deduplication(seed: int) -> None:
+    # The local searches start from the first k distinct candidates in rank order; deduplicating
+    # a growing prefix must give exactly what deduplicating the whole pool gives, also when the
+    # pool is mostly duplicates (a snapped grid) or has fewer than k distinct rows.
+    from optuna_gamma.samplers._optimize import _first_distinct
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 900))
+    k = int(rng.integers(1, 12))
+    n_distinct = int(rng.choice(np.array([1, 3, k, 50, n])))
+    X = rng.integers(0, n_distinct, size=(n, 1)) * np.ones((1, 2))
+    values = rng.standard_normal(n)
+    _, first = np.unique(X, axis=0, return_index=True)
+    first = np.sort(first)[:k]
+    rows, row_values = _first_distinct(X, values, k)
+    np.testing.assert_array_equal(rows, X[first])
+    np.testing.assert_array_equal(row_values, values[first])
