@@ -1,10 +1,11 @@
 """The default policy at a small budget (B = 24), before and after ``race_share``.
 
 Reads the ``peers.jsonl`` cells of ``benchmarks.tuner.peers --epochs 2`` (B = 24) under
-``race_share/<task>/`` (the policy with its first race sized by the budget, commit 0db0924; the
-untuned trainings ran beside it) and ``before/<task>/`` (the policy before, commit aadbc1d), and
-prints, per task, the median test accuracy of each and of one untuned training of 24 epochs, the
-paired differences (5 seeds) and the final model's epochs:
+``race_share/<task>/`` (the policy with its first race sized by the budget, commit 0db0924, and
+0cf99e9 for CIFAR-10; the untuned trainings ran beside it) and ``before/<task>/`` (the policy
+before, commit aadbc1d; not run for CIFAR-10), and prints, per task, the median test accuracy of
+each and of one untuned training of 24 epochs, the paired differences (5 seeds) and the final
+model's epochs:
 
     cd benchmarks/tuner/results/small_budget && python small_budget_table.py > table.md
 """
@@ -21,6 +22,7 @@ TASKS = {
     "mnist": ("MNIST-500 (thesis CNN, SGD)", "fixed-0.01"),
     "fashion": ("Fashion-MNIST 1,000 (thesis CNN, SGD)", "fixed-0.01"),
     "own": ("own trainer (AdamW MLP), Fashion-MNIST 1,000", "untuned"),
+    "cifar10": ("CIFAR-10 5,000 (Keras CNN, SGD)", "fixed-0.01"),
 }
 
 
@@ -52,10 +54,12 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for task, (label, untuned) in TASKS.items():
         new = _cells(HERE / "race_share" / task / "peers.jsonl")
-        old = _cells(HERE / "before" / task / "peers.jsonl")
-        seeds = sorted(s for arm, s in new if arm == "pe-pop" and ("pe-pop", s) in old)
+        before = HERE / "before" / task / "peers.jsonl"
+        old = _cells(before) if before.exists() else {}
+        seeds = sorted(
+            s for arm, s in new if arm == "pe-pop" and (not old or ("pe-pop", s) in old)
+        )
         a = [_accuracy(new[("pe-pop", s)]) for s in seeds]
-        b = [_accuracy(old[("pe-pop", s)]) for s in seeds]
         u = [_accuracy(new[(untuned, s)], "24") for s in seeds]
 
         def wtl(x: list[float], y: list[float]) -> str:
@@ -63,14 +67,23 @@ def main() -> None:
             t = sum(p == q for p, q in zip(x, y))
             return f"{w}/{t}/{len(x) - w - t}"
 
-        d_old = statistics.median(p - q for p, q in zip(a, b))
         d_un = statistics.median(p - q for p, q in zip(a, u))
-        epochs_old = sorted({old[("pe-pop", s)]["epochs"] for s in seeds})
         epochs_new = sorted({new[("pe-pop", s)]["epochs"] for s in seeds})
+        if old:
+            b = [_accuracy(old[("pe-pop", s)]) for s in seeds]
+            d_old = statistics.median(p - q for p, q in zip(a, b))
+            epochs_old = sorted({old[("pe-pop", s)]["epochs"] for s in seeds})
+            before_cells = (
+                f"{statistics.median(b):.1f}",
+                f"{_signed(d_old)} ({wtl(a, b)})",
+                f"{epochs_old} -> {epochs_new}",
+            )
+        else:
+            before_cells = ("-", "-", f"- -> {epochs_new}")
         print(
-            f"| {label} | {len(seeds)} | {statistics.median(b):.1f} | {statistics.median(a):.1f} "
-            f"| {statistics.median(u):.1f} | {_signed(d_old)} ({wtl(a, b)}) | {_signed(d_un)} "
-            f"({wtl(a, u)}) | {epochs_old} -> {epochs_new} |"
+            f"| {label} | {len(seeds)} | {before_cells[0]} | {statistics.median(a):.1f} "
+            f"| {statistics.median(u):.1f} | {before_cells[1]} | {_signed(d_un)} "
+            f"({wtl(a, u)}) | {before_cells[2]} |"
         )
 
 
