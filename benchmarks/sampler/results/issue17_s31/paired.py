@@ -5,7 +5,8 @@ default's cells and Optuna's samplers on the same problems and seeds.
     python benchmarks/sampler/results/issue17_s31/paired.py 10 <variant>_s10/cells.jsonl
 
 Seeds 0-9 compare with ``../issue17_repeats`` (the default; ``../issue17_full`` for the cells it
-left unchanged) and Optuna's cells of ``../issue17_full``; seeds 10-19 with
+left unchanged) and Optuna's cells of ``../issue17_full`` (``../issue17_noise`` for the noisy
+problems); seeds 10-19 with
 ``../issue17_reflect/base_s10`` and ``../issue17_h6/optuna_s10``.
 """
 
@@ -15,11 +16,11 @@ import json
 from pathlib import Path
 import sys
 
-from benchmarks.sampler.problems import get_problem
+from benchmarks.sampler.regret import with_regret
 
 
 RESULTS = Path(__file__).resolve().parent.parent
-OPTUNA = {0: ["issue17_full"], 10: ["issue17_h6/optuna_s10"]}
+OPTUNA = {0: ["issue17_full", "issue17_noise"], 10: ["issue17_h6/optuna_s10"]}
 DEFAULT = {0: ["issue17_repeats", "issue17_full"], 10: ["issue17_reflect/base_s10"]}
 
 
@@ -34,8 +35,8 @@ def load(paths: list[Path], sampler: str | None = None) -> dict[tuple[str, str, 
 
 
 def regret(cell: dict, t: int) -> float:
-    problem = get_problem(cell["problem"])
-    return min(problem.regret(v) for v in cell["values"][:t])
+    """Best-so-far regret after ``t`` trials (noisy problems: of the best trial's true value)."""
+    return float(with_regret(cell)["regret"][t - 1])
 
 
 def main(offset: int, files: list[str]) -> None:
