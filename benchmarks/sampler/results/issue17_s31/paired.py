@@ -3,6 +3,8 @@ default's cells and Optuna's samplers on the same problems and seeds.
 
     python benchmarks/sampler/results/issue17_s31/paired.py 0 <variant>_s0/cells.jsonl
     python benchmarks/sampler/results/issue17_s31/paired.py 10 <variant>_s10/cells.jsonl
+    python benchmarks/sampler/results/issue17_s31/paired.py 10 <noisy cells> \
+        --default base_noisy_s10/cells.jsonl --optuna gp2_noisy_s10/cells.jsonl
 
 Seeds 0-9 compare with ``../issue17_repeats`` (the default; ``../issue17_full`` for the cells it
 left unchanged) and Optuna's cells of ``../issue17_full`` (``../issue17_noise`` for the noisy
@@ -12,6 +14,7 @@ problems); seeds 10-19 with
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 import sys
@@ -39,17 +42,29 @@ def regret(cell: dict, t: int) -> float:
     return float(with_regret(cell)["regret"][t - 1])
 
 
-def main(offset: int, files: list[str]) -> None:
-    variant = load([Path(f) for f in files], "student_t")
-    default = load([RESULTS / r / "cells.jsonl" for r in DEFAULT[offset]], "student_t")
-    optuna = load([RESULTS / r / "cells.jsonl" for r in OPTUNA[offset]])
-    for name, ref, source in [
-        ("default", "student_t", default),
-        ("gp_startup2", "gp_startup2", optuna),
-        ("gp", "gp", optuna),
-        ("tpe", "tpe", optuna),
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("offset", type=int, help="the first seed of the set (0, 10, 20)")
+    parser.add_argument("cells", nargs="+", type=Path, help="the variant's cells.jsonl")
+    parser.add_argument("--default", nargs="+", type=Path, help="the default's cells instead")
+    parser.add_argument("--optuna", nargs="+", type=Path, help="Optuna's cells instead")
+    args = parser.parse_args(argv)
+    if args.offset not in DEFAULT and not args.default:
+        parser.error(f"seeds from {args.offset}: give --default (and --optuna, if there are any)")
+    variant = load(args.cells, "student_t")
+    default = load(args.default or [RESULTS / r / "cells.jsonl" for r in DEFAULT[args.offset]])
+    optuna = load(
+        args.optuna or [RESULTS / r / "cells.jsonl" for r in OPTUNA.get(args.offset, [])]
+    )
+    for name, source in [
+        ("default", default),
+        ("gp_startup2", optuna),
+        ("gp", optuna),
+        ("tpe", optuna),
     ]:
+        ref = "student_t" if name == "default" else name
         row = []
+        n = 0
         for t in (12, 25, 50):
             wins, n = 0.0, 0
             for (problem, _, seed), cell in variant.items():
@@ -60,8 +75,9 @@ def main(offset: int, files: list[str]) -> None:
                 wins += 1.0 if a < b else 0.5 if a == b else 0.0
                 n += 1
             row.append(f"@{t} {wins / max(n, 1):.3f}")
-        print(f"{name:12s} pairs={n:3d} " + " ".join(row))
+        if n:
+            print(f"{name:12s} pairs={n:3d} " + " ".join(row))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2:])
+    main(sys.argv[1:])
