@@ -5,9 +5,11 @@ Reads the ``peers.jsonl`` cells of ``benchmarks.tuner.peers --epochs 2`` (B = 24
 0cf99e9 for CIFAR-10; the untuned trainings ran beside it) and ``before/<task>/`` (the policy
 before, commit aadbc1d; not run for CIFAR-10), and prints, per task, the median test accuracy of
 each and of one untuned training of 24 epochs, the paired differences (5 seeds) and the final
-model's epochs:
+model's epochs. With the argument ``b12``, the same for ``b12/<task>/`` (``--epochs 1``, B = 12,
+commit 87d5659) against one untuned training of 12 epochs, with no ``before`` run:
 
     cd benchmarks/tuner/results/small_budget && python small_budget_table.py > table.md
+    python small_budget_table.py b12 > table_b12.md
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import statistics
+import sys
 
 
 HERE = Path(__file__).resolve().parent
@@ -46,21 +49,25 @@ def _signed(x: float) -> str:
     return f"{x:+.1f}"
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    """B = 24 (no argument): ``race_share/`` against ``before/``; ``b12``: ``b12/`` at B = 12."""
+    budget = 12 if argv[:1] == ["b12"] else 24
+    new_dir = HERE / ("b12" if budget == 12 else "race_share")
     print(
-        "| task | seeds | before % | race_share % | untuned, 24 epochs % | race_share - before "
-        "(pts, W/T/L) | race_share - untuned (pts, W/T/L) | final model's epochs (before -> now) |"
+        f"| task | seeds | before % | race_share % | untuned, {budget} epochs % | race_share - "
+        "before (pts, W/T/L) | race_share - untuned (pts, W/T/L) | final model's epochs "
+        "(before -> now) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for task, (label, untuned) in TASKS.items():
-        new = _cells(HERE / "race_share" / task / "peers.jsonl")
+        new = _cells(new_dir / task / "peers.jsonl")
         before = HERE / "before" / task / "peers.jsonl"
-        old = _cells(before) if before.exists() else {}
+        old = _cells(before) if budget == 24 and before.exists() else {}
         seeds = sorted(
             s for arm, s in new if arm == "pe-pop" and (not old or ("pe-pop", s) in old)
         )
         a = [_accuracy(new[("pe-pop", s)]) for s in seeds]
-        u = [_accuracy(new[(untuned, s)], "24") for s in seeds]
+        u = [_accuracy(new[(untuned, s)], str(budget)) for s in seeds]
 
         def wtl(x: list[float], y: list[float]) -> str:
             w = sum(p > q for p, q in zip(x, y))
@@ -88,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
