@@ -15,11 +15,11 @@ problems); seeds 10-19 with
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import sys
 
-from benchmarks.sampler.regret import with_regret
+from benchmarks.sampler.regret import load_records
+from benchmarks.sampler.regret import win_rate
 
 
 RESULTS = Path(__file__).resolve().parent.parent
@@ -27,19 +27,14 @@ OPTUNA = {0: ["issue17_full", "issue17_noise"], 10: ["issue17_h6/optuna_s10"]}
 DEFAULT = {0: ["issue17_repeats", "issue17_full"], 10: ["issue17_reflect/base_s10"]}
 
 
-def load(paths: list[Path], sampler: str | None = None) -> dict[tuple[str, str, int], dict]:
+def load(paths: list[Path]) -> dict[tuple[str, str, int], dict]:
+    """The cells of the ``cells.jsonl`` files, with their regret curves; the first-named file
+    wins a duplicate (as ``regret.py --merge`` does)."""
     cells: dict[tuple[str, str, int], dict] = {}
     for path in paths:
-        for line in path.read_text().splitlines():
-            cell = json.loads(line)
-            if sampler is None or cell["sampler"] == sampler:
-                cells.setdefault((cell["problem"], cell["sampler"], cell["seed"]), cell)
+        for cell in load_records(path.parent):
+            cells.setdefault((cell["problem"], cell["sampler"], cell["seed"]), cell)
     return cells
-
-
-def regret(cell: dict, t: int) -> float:
-    """Best-so-far regret after ``t`` trials (noisy problems: of the best trial's true value)."""
-    return float(with_regret(cell)["regret"][t - 1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.offset not in DEFAULT and not args.default:
         parser.error(f"seeds from {args.offset}: give --default (and --optuna, if there are any)")
-    variant = load(args.cells, "student_t")
+    variant = {k: c for k, c in load(args.cells).items() if k[1] == "student_t"}
     default = load(args.default or [RESULTS / r / "cells.jsonl" for r in DEFAULT[args.offset]])
     optuna = load(
         args.optuna or [RESULTS / r / "cells.jsonl" for r in OPTUNA.get(args.offset, [])]
@@ -63,20 +58,15 @@ def main(argv: list[str] | None = None) -> None:
         ("tpe", optuna),
     ]:
         ref = "student_t" if name == "default" else name
+        keys = [(problem, seed) for problem, _, seed in variant if (problem, ref, seed) in source]
+        if not keys:
+            continue
         row = []
-        n = 0
         for t in (12, 25, 50):
-            wins, n = 0.0, 0
-            for (problem, _, seed), cell in variant.items():
-                other = source.get((problem, ref, seed))
-                if other is None:
-                    continue
-                a, b = regret(cell, t), regret(other, t)
-                wins += 1.0 if a < b else 0.5 if a == b else 0.0
-                n += 1
-            row.append(f"@{t} {wins / max(n, 1):.3f}")
-        if n:
-            print(f"{name:12s} pairs={n:3d} " + " ".join(row))
+            ours = [variant[(p, "student_t", s)]["regret"][t - 1] for p, s in keys]
+            theirs = [source[(p, ref, s)]["regret"][t - 1] for p, s in keys]
+            row.append(f"@{t} {win_rate(ours, theirs):.3f}")
+        print(f"{name:12s} pairs={len(keys):3d} " + " ".join(row))
 
 
 if __name__ == "__main__":
