@@ -38,23 +38,26 @@ TRAINER = textwrap.dedent(
             return {"trainer": "Flaky"}  # the failure switch is not part of the identity
 
         def build(self, seed, device):
-            model = torch.nn.Linear(4, 2)
+            model = torch.nn.Linear(4, 2).to(device)
             return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters()))
 
         def train_epoch(self, state, hparams, ctx):
             if f"{ctx.epoch}:{ctx.trial_number}" == os.environ.get("FAIL_AT"):
                 raise {"error": RuntimeError("the data loader broke"),
                        "interrupt": KeyboardInterrupt()}[os.environ["FAIL_WITH"]]
-            loss = torch.nn.functional.cross_entropy(state.model(X), Y)
+            x, y = X.to(ctx.device), Y.to(ctx.device)
+            loss = torch.nn.functional.cross_entropy(state.model(x), y)
             state.optimizer.zero_grad()
             loss.backward()
             state.optimizer.step()
 
         def evaluate(self, state, split):
+            device = next(state.model.parameters()).device
+            x, y = X.to(device), Y.to(device)
             with torch.no_grad():
-                out = state.model(X)
-            return {"accuracy": float((out.argmax(1) == Y).float().mean()),
-                    "loss": float(torch.nn.functional.cross_entropy(out, Y))}
+                out = state.model(x)
+            return {"accuracy": float((out.argmax(1) == y).float().mean()),
+                    "loss": float(torch.nn.functional.cross_entropy(out, y))}
     '''
 )
 

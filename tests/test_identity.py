@@ -33,22 +33,25 @@ class _Base:
     def build(self, seed: int, device: Any) -> TrainingState:
         model = torch.nn.Sequential(
             torch.nn.Linear(4, self.hidden), torch.nn.ReLU(), torch.nn.Linear(self.hidden, 2)
-        )
+        ).to(device)
         return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
 
     def target(self) -> Any:
         return (_X.sum(dim=1) > 0).long()
 
     def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> None:
-        loss = torch.nn.functional.cross_entropy(state.model(_X), self.target())
+        loss = torch.nn.functional.cross_entropy(
+            state.model(_X.to(ctx.device)), self.target().to(ctx.device)
+        )
         state.optimizer.zero_grad()
         loss.backward()
         state.optimizer.step()
 
     def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+        device = next(state.model.parameters()).device  # the run's device (CUDA on a GPU)
         with torch.no_grad():
-            out = state.model(_X)
-        y = self.target()
+            out = state.model(_X.to(device))
+        y = self.target().to(device)
         return {
             "accuracy": float((out.argmax(1) == y).float().mean()),
             "loss": float(torch.nn.functional.cross_entropy(out, y)),

@@ -350,6 +350,7 @@ def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one
             epochs=2,
             seed=3,
             policy="thesis",  # each epoch from the one adopted state: the schedule retrains it
+            device="cpu",  # bit-identical retraining is guaranteed on a CPU
         ),
     )
     model = build_model(
@@ -375,7 +376,9 @@ def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one
 
 def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
     res = tune_whole(
-        digits, None, _cfg(tmp_path, "w", sampler="tpe", trials_per_epoch=4, epochs=2)
+        digits,
+        None,
+        _cfg(tmp_path, "w", sampler="tpe", trials_per_epoch=4, epochs=2, device="cpu"),
     )
     study = optuna.load_study(study_name="w/whole", storage=get_storage(res.storage))
     trials = study.get_trials(states=(TrialState.COMPLETE,))

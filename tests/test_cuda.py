@@ -1,0 +1,141 @@
+"""The CUDA paths of the tuner: trials trained on a GPU, states stored without a device, a final
+model that loads on either device, spawned workers sharing one GPU, a user's own trainer.
+
+CI has no GPU, so these tests are skipped there; ``tools/cuda_check.sh`` runs them (with the
+tuner's other tests, whose default device is then CUDA) on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+import sys
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+
+
+torch = pytest.importorskip("torch")
+
+from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import load_state  # noqa: E402
+from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
+from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
+from optuna_gamma.tuner import TunerConfig  # noqa: E402
+from optuna_gamma.tuner.persistence.states import open_artifact_store  # noqa: E402
+from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
+
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits() -> ThesisTrainer:
+    trainer = ThesisTrainer("digits")
+    trainer.data  # load once for the module
+    return trainer
+
+
+def _tensors(tree) -> list:
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, dict):
+        return [t for v in tree.values() for t in _tensors(v)]
+    if isinstance(tree, (list, tuple)):
+        return [t for v in tree for t in _tensors(v)]
+    return []
+
+
+def _stored_states_are_on_the_cpu(result) -> int:
+    """Every state the run stored holds CPU tensors only; returns how many states there are."""
+    store, _ = open_artifact_store(result.artifacts, Path(result.run_dir) / "artifacts")
+    states = StateStore(store)
+    ids = [p.name for p in Path(result.artifacts).iterdir()]
+    for state_id in ids:
+        snapshot = states.load(state_id)
+        tensors = _tensors(snapshot)
+        assert tensors and all(t.device.type == "cpu" for t in tensors), state_id
+    return len(ids)
+
+
+def test_per_epoch_run_on_cuda_stores_cpu_states_and_its_model_loads_on_both_devices(
+    digits, tmp_path: Path
+) -> None:
+    res = tune_per_epoch(
+        digits,
+        None,
+        TunerConfig(run="g", run_dir=str(tmp_path / "g"), device="cuda", budget=8, seed=0),
+    )
+    assert res.compute_epochs == 8 and 1 <= res.final_epochs <= 8
+    assert _stored_states_are_on_the_cpu(res) >= 2  # the initial state and the adopted ones
+    study = optuna.load_study(study_name="g/epoch-001", storage=get_storage(res.storage))
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert done and all(math.isfinite(t.value or math.nan) for t in done)
+
+    # The final model, loaded on either device, scores the test accuracy the run recorded on
+    # the GPU (the same weights; CPU and GPU kernels differ only in rounding).
+    for device in ("cpu", "cuda"):
+        state = load_state(res, digits, device=device)
+        assert next(state.model.parameters()).device.type == device
+        metrics = digits.evaluate(state, "test")
+        assert metrics["accuracy"] == pytest.approx(res.test["accuracy"], abs=2e-3)
+        for group in state.optimizer.state.values():
+            for t in _tensors(group):
+                if t.dim() > 0:  # momentum buffers follow their parameters
+                    assert t.device.type == device
+
+
+def test_spawned_workers_share_one_gpu(digits, tmp_path: Path) -> None:
+    """Two spawned worker processes train on ``cuda:0`` at the same time (CUDA cannot be used
+    in a forked child, so this also checks that the workers are spawned)."""
+    res = tune_per_epoch(
+        digits,
+        None,
+        TunerConfig(
+            run="w",
+            run_dir=str(tmp_path / "w"),
+            device="cuda:0",
+            workers=2,
+            trials_per_epoch=4,
+            epochs=2,
+            seed=1,
+        ),
+    )
+    storage = get_storage(res.storage)
+    workers = set()
+    for e in (1, 2):
+        study = optuna.load_study(study_name=f"w/epoch-{e:03d}", storage=storage)
+        done = study.get_trials(states=(TrialState.COMPLETE,))
+        assert len(done) == 4
+        assert study.user_attrs["adopted"]["trial"] == study.best_trial.number
+        workers |= {t.user_attrs.get("worker") for t in done}
+    assert None not in workers and 1 <= len(workers) <= 2  # every trial ran in a worker
+    assert res.test["accuracy"] > 0.5
+    _stored_states_are_on_the_cpu(res)
+
+
+def test_own_trainer_example_on_cuda(tmp_path: Path) -> None:
+    """The README's own-training example (AdamW, DataLoader, batch norm) on the GPU."""
+    path = REPO / "examples" / "own_training.py"
+    spec = importlib.util.spec_from_file_location("own_training", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["own_training"] = module  # the workers would import it by this name
+    spec.loader.exec_module(module)
+    trainer = module.make_trainer()
+    res = tune_per_epoch(
+        trainer,
+        None,
+        TunerConfig(run="o", run_dir=str(tmp_path / "o"), device="cuda", budget=8, seed=0),
+    )
+    assert res.compute_epochs == 8 and res.test["accuracy"] > 0.5
+    _stored_states_are_on_the_cpu(res)
+    state = load_state(res, trainer, device="cuda")
+    assert next(state.model.parameters()).is_cuda
+    assert trainer.evaluate(state, "test")["accuracy"] == pytest.approx(
+        res.test["accuracy"], abs=2e-3
+    )
