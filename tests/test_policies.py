@@ -285,6 +285,40 @@ def test_race_share_defaults_and_what_it_leaves_alone() -> None:
     assert race_cost(1, 3) == 0
 
 
+def test_no_early_explorer_over_shortened_rungs() -> None:
+    """Where ``race_share`` shortened the rungs (B = 7-19), no explorer races before
+    ``explore_until``: B = 12 runs the first race (2 settings, 1 epoch), then the adopted
+    setting alone until the explorers near the end, and the final model trains 10 of the 12
+    epochs instead of 9. ``explore_short=True`` and records from before the setting existed
+    keep the early explorer; other budgets and parallel runs are unchanged."""
+    tiny = PopulationPolicy(budget=12)
+    assert tiny.plan.trials == (2, 1, 1, 1, 1, 1, 1, 1, 1, 2) and tiny.plan.epochs == 10
+    before = PopulationPolicy(budget=12, explore_short=True)
+    assert before.plan.trials == (2, 2, 1, 1, 1, 1, 1, 1, 2) and before.plan.epochs == 9
+    assert tiny.describe()["explore_short"] is False
+    record = {k: v for k, v in tiny.describe().items() if k != "explore_short"}
+    assert policy_from_record(record, budget=12, epochs=None).plan == before.plan
+    for budget in range(1, 130):
+        policy = PopulationPolicy(budget=budget)
+        old = PopulationPolicy(budget=budget, explore_short=True)
+        assert sum(policy.plan.trials) == budget
+        assert policy_from_record(policy.describe(), budget=budget, epochs=None) == policy
+        if policy._rung == policy.rung:  # full rungs: plan and record as before the setting
+            assert policy.plan == old.plan and "explore_short" not in policy.describe()
+            continue
+        assert 7 <= budget <= 19
+        trials = policy.plan.trials
+        late = next(e for e in range(len(trials)) if sum(trials[:e]) >= 0.8 * budget)
+        assert all(t == 1 for t in trials[policy._rung : late])  # no early explorer
+        assert policy.plan.epochs >= old.plan.epochs
+    for kwargs in ({"width": 4, "budget": 12}, {"budget": 12, "first": 2}, {"epochs": 6}):
+        assert (
+            PopulationPolicy(**kwargs).plan == PopulationPolicy(**kwargs, explore_short=True).plan
+        ), kwargs
+    with pytest.raises(ValueError, match="explore_short"):
+        PopulationPolicy(budget=12, explore_short=1)  # type: ignore[arg-type]
+
+
 def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path) -> None:
     # the race of 4 settings over 3-epoch rungs (a budget of 23 would get a smaller one by
     # default, race_share: test_a_small_budget_gets_a_smaller_race)

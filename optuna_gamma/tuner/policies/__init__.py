@@ -116,6 +116,7 @@ def policy_from_record(
         "adopt_on",
         "explore_after",
         "race_share",
+        "explore_short",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -133,4 +134,8 @@ def policy_from_record(
         # recorded where it sizes the race, so a record without it that would have it now is
         # from before the setting existed: that run raced in full
         policy = dataclasses.replace(policy, race_share=None)
+    if "explore_short" not in settings and policy._rung < policy.rung:
+        # recorded where the rungs are shortened: a record without it is from before the
+        # setting existed, when explorers raced over the short rungs as well
+        policy = dataclasses.replace(policy, explore_short=True)
     return policy
