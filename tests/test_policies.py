@@ -311,7 +311,8 @@ def test_no_early_explorer_over_shortened_rungs() -> None:
         late = next(e for e in range(len(trials)) if sum(trials[:e]) >= 0.8 * budget)
         assert all(t == 1 for t in trials[policy._rung : late])  # no early explorer
         assert policy.plan.epochs >= old.plan.epochs
-    for kwargs in ({"width": 4, "budget": 12}, {"budget": 12, "first": 2}, {"epochs": 6}):
+    cases: list[dict[str, Any]] = [{"width": 4, "budget": 12}, {"budget": 12, "first": 2}]
+    for kwargs in [*cases, {"epochs": 6}]:
         assert (
             PopulationPolicy(**kwargs).plan == PopulationPolicy(**kwargs, explore_short=True).plan
         ), kwargs
