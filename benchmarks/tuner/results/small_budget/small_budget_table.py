@@ -6,10 +6,16 @@ Reads the ``peers.jsonl`` cells of ``benchmarks.tuner.peers --epochs 2`` (B = 24
 before, commit aadbc1d; not run for CIFAR-10), and prints, per task, the median test accuracy of
 each and of one untuned training of 24 epochs, the paired differences (5 seeds) and the final
 model's epochs. With the argument ``b12``, the same for ``b12/<task>/`` (``--epochs 1``, B = 12,
-commit 87d5659) against one untuned training of 12 epochs, with no ``before`` run:
+commit 87d5659) against one untuned training of 12 epochs, with no ``before`` run. With
+``b12_no_early``, ``b12_no_early/<task>/`` (B = 12 without the early explorer over 1-epoch rungs,
+``explore_short=False``, commit 6c4098e; only the tuner ran) against ``b12/<task>/`` as
+``before``, and the untuned trainings of ``b12/``; on MNIST-500, Fashion-MNIST and the MLP
+with seeds 5-14 of both policies (CIFAR-10: 5-9) from
+``b12_no_early/more_seeds/{now,before}/<task>/``:
 
     cd benchmarks/tuner/results/small_budget && python small_budget_table.py > table.md
     python small_budget_table.py b12 > table_b12.md
+    python small_budget_table.py b12_no_early > table_b12_no_early.md
 """
 
 from __future__ import annotations
@@ -51,18 +57,31 @@ def _signed(x: float) -> str:
 
 def main(argv: list[str]) -> None:
     """B = 24 (no argument): ``race_share/`` against ``before/``; ``b12``: ``b12/`` at B = 12."""
-    budget = 12 if argv[:1] == ["b12"] else 24
-    new_dir = HERE / ("b12" if budget == 12 else "race_share")
+    mode = argv[0] if argv else None
+    if mode not in (None, "b12", "b12_no_early"):
+        raise SystemExit(f"unknown mode {mode!r}: give none, 'b12' or 'b12_no_early'")
+    budget = 24 if mode is None else 12
+    new_dir = HERE / (mode or "race_share")
+    before_dir = {None: "before", "b12": None, "b12_no_early": "b12"}[mode]
+    name = "no early explorer" if mode == "b12_no_early" else "race_share"
     print(
-        f"| task | seeds | before % | race_share % | untuned, {budget} epochs % | race_share - "
-        "before (pts, W/T/L) | race_share - untuned (pts, W/T/L) | final model's epochs "
+        f"| task | seeds | before % | {name} % | untuned, {budget} epochs % | {name} - "
+        f"before (pts, W/T/L) | {name} - untuned (pts, W/T/L) | final model's epochs "
         "(before -> now) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for task, (label, untuned) in TASKS.items():
         new = _cells(new_dir / task / "peers.jsonl")
-        before = HERE / "before" / task / "peers.jsonl"
-        old = _cells(before) if budget == 24 and before.exists() else {}
+        before = HERE / str(before_dir) / task / "peers.jsonl"
+        old = _cells(before) if before_dir and before.exists() else {}
+        more = HERE / "b12_no_early" / "more_seeds"
+        if mode == "b12_no_early" and (more / "now" / task / "peers.jsonl").exists():
+            # seeds 5-14 (CIFAR-10: 5-9), both policies (the one before from commit 1951556, with its untuned
+            # trainings), where a run costs seconds
+            new.update(_cells(more / "now" / task / "peers.jsonl"))
+            old.update(_cells(more / "before" / task / "peers.jsonl"))
+        if (untuned, 0) not in new:  # the tuner alone ran: the untuned cells of `before`
+            new.update({k: v for k, v in old.items() if k[0] == untuned})
         seeds = sorted(
             s for arm, s in new if arm == "pe-pop" and (not old or ("pe-pop", s) in old)
         )
