@@ -21,7 +21,7 @@ fi
     'optuna', optuna.__version__)" || exit 2
 export PYTHONUNBUFFERED=1
 workers=$(( $(nproc) > 12 ? 12 : $(nproc) ))
-"$python" -m pytest -q -p no:cacheprovider -n "$workers" --timeout 400 --durations 15 -rfE \
+"$python" -m pytest -q -p no:cacheprovider -p no:benchmark -n "$workers" --timeout 400 --durations 15 -rfE \
     -k "not postgres and not s3" --junitxml "$out/cuda-junit.xml" \
     tests/test_cuda.py tests/test_training.py tests/test_tuner.py tests/test_resume.py \
     tests/test_policies.py tests/test_workers.py tests/test_faults.py tests/test_finished.py \
