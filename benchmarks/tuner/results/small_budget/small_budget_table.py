@@ -76,8 +76,8 @@ def main(argv: list[str]) -> None:
         old = _cells(before) if before_dir and before.exists() else {}
         more = HERE / "b12_no_early" / "more_seeds"
         if mode == "b12_no_early" and (more / "now" / task / "peers.jsonl").exists():
-            # seeds 5-14 (CIFAR-10: 5-9), both policies (the one before from commit 1951556, with its untuned
-            # trainings), where a run costs seconds
+            # seeds 5-14 (CIFAR-10: 5-9) of both policies (the one before from commit 1951556,
+            # with its untuned trainings)
             new.update(_cells(more / "now" / task / "peers.jsonl"))
             old.update(_cells(more / "before" / task / "peers.jsonl"))
         if (untuned, 0) not in new:  # the tuner alone ran: the untuned cells of `before`
