@@ -1,5 +1,6 @@
 """The CUDA paths of the tuner: trials trained on a GPU, states stored without a device, a final
-model that loads on either device, spawned workers sharing one GPU, a user's own trainer.
+model that loads on either device, spawned workers sharing one GPU, a user's own trainer, and
+mixed precision (``autocast`` and a ``GradScaler`` whose state the lineage carries).
 
 CI has no GPU, so these tests are skipped there; ``tools/cuda_check.sh`` runs them (with the
 tuner's other tests, whose default device is then CUDA) on a GPU machine.
@@ -11,6 +12,7 @@ import importlib.util
 import math
 from pathlib import Path
 import sys
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -19,6 +21,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from optuna_gamma.tuner import EpochContext  # noqa: E402
 from optuna_gamma.tuner import get_storage  # noqa: E402
 from optuna_gamma.tuner import load_state  # noqa: E402
 from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
@@ -139,3 +142,78 @@ def test_own_trainer_example_on_cuda(tmp_path: Path) -> None:
     assert trainer.evaluate(state, "test")["accuracy"] == pytest.approx(
         res.test["accuracy"], abs=2e-3
     )
+
+
+class _AmpTrainer:
+    """Mixed precision as a user writes it: ``torch.autocast`` in float16 and a ``GradScaler``
+    that never grows (so its ``_growth_tracker`` counts every optimizer step it took)."""
+
+    batch = 50
+
+    def __init__(self) -> None:
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        self.x = torch.tensor(x / 16.0, dtype=torch.float32)
+        self.y = torch.tensor(y)
+
+    def search_space(self) -> dict:
+        from optuna.distributions import FloatDistribution
+
+        return {"lr": FloatDistribution(1e-3, 0.3, log=True)}
+
+    def build(self, seed: int, device: Any) -> Any:
+        from optuna_gamma.tuner import TrainingState
+
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)
+        ).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        scaler = torch.amp.GradScaler("cuda", init_scale=16.0, growth_interval=10**9)
+        return TrainingState(model=model, optimizer=optimizer, scaler=scaler)
+
+    def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> None:
+        order = torch.randperm(len(self.x), generator=ctx.generator)
+        for start in range(0, len(order), self.batch):
+            rows = order[start : start + self.batch]
+            x, y = self.x[rows].to(ctx.device), self.y[rows].to(ctx.device)
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = torch.nn.functional.cross_entropy(state.model(x), y)
+            state.optimizer.zero_grad()
+            state.scaler.scale(loss).backward()
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+
+    def evaluate(self, state: Any, split: str) -> dict:
+        device = next(state.model.parameters()).device
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+            out = state.model(self.x.to(device)).float()
+        y = self.y.to(device)
+        return {
+            "accuracy": float((out.argmax(1) == y).float().mean()),
+            "loss": float(torch.nn.functional.cross_entropy(out, y)),
+        }
+
+
+def test_mixed_precision_scaler_state_carries_across_epochs(tmp_path: Path) -> None:
+    """The ``GradScaler`` is part of the state: every epoch's trial restores it, so the final
+    state's scaler has counted every step of the final model's lineage, not one epoch's."""
+    trainer = _AmpTrainer()
+    res = tune_per_epoch(
+        trainer,
+        None,
+        TunerConfig(run="amp", run_dir=str(tmp_path / "amp"), device="cuda", budget=6, seed=0),
+    )
+    _stored_states_are_on_the_cpu(res)
+    state = load_state(res, trainer, device="cuda")
+    steps_per_epoch = math.ceil(len(trainer.x) / trainer.batch)
+    scaler = state.scaler.state_dict()
+    assert scaler["scale"] == 16.0  # no overflow on this model: it never halved
+    assert scaler["_growth_tracker"] == res.final_epochs * steps_per_epoch
+    device = next(state.model.parameters()).device
+    ctx = EpochContext(
+        epoch=99, seed=0, device=device, trial_number=0, generator=torch.Generator()
+    )
+    trainer.train_epoch(state, {}, ctx)  # the loaded state trains on
+    assert state.scaler.state_dict()["_growth_tracker"] == (res.final_epochs + 1) * steps_per_epoch
