@@ -4,6 +4,7 @@ spellings; a storage the user names never creates folders (a typo must not make 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,46 @@ def test_cli_reports_the_missing_folder_in_one_line(
     (line,) = [x for x in err.splitlines() if "error:" in x]
     assert "does not exist" in line and "Traceback" not in err
     assert not (tmp_path / "nonexistent").exists()
+
+
+def _pop_all(url: str, barrier: Any, out: Any) -> None:
+    """A worker process: pop WAITING trials of study ``q`` until none is left."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from optuna_gamma.tuner.persistence.storage import get_storage
+
+    study = optuna.load_study(study_name="q", storage=get_storage(url))
+    barrier.wait()  # all start popping together
+    popped = []
+    while (trial_id := study._pop_waiting_trial_id()) is not None:
+        popped.append(trial_id)
+    out.put(popped)
+
+
+def test_sqlite_queue_gives_each_waiting_trial_to_one_process(tmp_path: Path) -> None:
+    """Four processes pop 200 enqueued trials from one SQLite file: each trial goes to exactly
+    one of them. Optuna reads the trial ``FOR UPDATE``, which SQLite ignores; without the
+    storage's ``BEGIN IMMEDIATE`` 16-20 of the 200 were popped twice (two workers then train
+    one trial, and the second's tell fails: "Cannot tell a COMPLETE trial")."""
+    import multiprocessing
+
+    import optuna
+
+    from optuna_gamma.tuner.persistence.storage import get_storage
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    study = optuna.create_study(study_name="q", storage=get_storage(url))
+    for i in range(200):
+        study.enqueue_trial({"x": i})
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_pop_all, args=(url, barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    popped = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    ids = [t for chunk in popped for t in chunk]
+    assert len(ids) == len(set(ids)) == 200
