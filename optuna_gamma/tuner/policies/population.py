@@ -136,9 +136,9 @@ class PopulationPolicy(Policy):
             while less than ``explore_until`` of the budget is spent. Off by default: such a
             budget cannot afford a race of full rungs, a race of 1-2 epochs is the greedy
             short-horizon choice this policy avoids, and early in training the adopted setting
-            is still improving, so the plateau challenge keeps it anyway (at ``B = 12``, 0 of 20
-            runs on 4 tasks changed their setting there; each race cost the final model an
-            epoch: benchmarks/tuner/results/small_budget/). The first race and the explorers
+            is still improving, so the plateau challenge keeps it anyway (at ``B = 12`` it changed
+            the setting in 1 of 55 runs on 4 tasks, and each race cost the final model an epoch:
+            benchmarks/tuner/results/small_budget/). The first race and the explorers
             near the end (``explore_after``) are kept. Runs recorded before the setting existed
             read ``True``.
     """
