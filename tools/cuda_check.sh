@@ -17,12 +17,12 @@ if [ -n "$wheels" ]; then
     "$python" -m pip install -q --no-index --find-links "$wheels" 'optuna>=4' plotly || exit 2
 fi
 "$python" -m pip install -q --no-deps --no-build-isolation -e . || exit 2
-"$python" -c "import torch, optuna; print('torch', torch.__version__, torch.cuda.get_device_name(0),
-    'optuna', optuna.__version__)" || exit 2
+"$python" -c "import torch, optuna; print('torch', torch.__version__,
+    torch.cuda.get_device_name(0), 'optuna', optuna.__version__)" || exit 2
 export PYTHONUNBUFFERED=1
 workers=$(( $(nproc) > 12 ? 12 : $(nproc) ))
-"$python" -m pytest -q -p no:cacheprovider -p no:benchmark -n "$workers" --timeout 400 --durations 15 -rfE \
-    -k "not postgres and not s3" --junitxml "$out/cuda-junit.xml" \
+"$python" -m pytest -q -p no:cacheprovider -p no:benchmark -n "$workers" --timeout 400 \
+    --durations 15 -rfE -k "not postgres and not s3" --junitxml "$out/cuda-junit.xml" \
     tests/test_cuda.py tests/test_training.py tests/test_tuner.py tests/test_resume.py \
     tests/test_policies.py tests/test_workers.py tests/test_faults.py tests/test_finished.py \
     tests/test_lineage.py tests/test_models.py tests/test_layers.py tests/test_identity.py \
