@@ -628,9 +628,10 @@ def run_policy(
     """A per-epoch run under ``policy`` (a :class:`~optuna_gamma.tuner.policies.Policy`), tested
     at its end. The record: the schedule (the final model's lineage), the adopted state of
     each epoch, the test metrics keyed by the epochs of the final
-    model (``test``: the last adopted state) and of the peak of the validation curve
-    (``test_best``: ``final_model="best"``), the compute spent (training epochs and seconds),
-    the plan and the wall time."""
+    model (``test``: the last adopted state), of the peak of the validation curve
+    (``test_best``: ``final_model="best"``) and of the average of the final lineage's last
+    states (``test_average``, ``averaged_epochs``: ``final_model="average"``), the compute
+    spent (training epochs and seconds), the plan and the wall time."""
     from optuna_gamma.tuner import AllTrialsDivergedError
     from optuna_gamma.tuner import tune_per_epoch
 
@@ -664,13 +665,17 @@ def run_policy(
         {"epoch": e.epoch, "trial": e.trial_number, "lr": e.lr, "value": e.value}
         for e in res.adopted
     ]
-    # the peak of the validation curve as the final model too: the run again, nothing trained
+    # the peak of the validation curve as the final model too, and the average of the final
+    # lineage's last states: the run again, nothing trained
     best = tune_per_epoch(trainer, space, config(final_model="best"))
+    average = tune_per_epoch(trainer, space, config(final_model="average"))
     return {
         "mode": "per-epoch",
         "policy": res.policy,
         "final_model": res.final_model,
         "test_best": {str(best.final_epochs): test_metrics(best.test)},
+        "test_average": {str(average.final_epochs): test_metrics(average.test)},
+        "averaged_epochs": average.averaged_epochs,
         "sampler": res.sampler,
         "objective": res.objective,
         "seed": seed,

@@ -49,6 +49,7 @@ from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.adoption import epoch_ranges
 from optuna_gamma.tuner.execution.failures import cli_exit_status
 from optuna_gamma.tuner.execution.failures import is_reported_failure
 from optuna_gamma.tuner.execution.worker_setup import worker_setup
@@ -200,10 +201,11 @@ def _build_parser() -> _Parser:
     )
     s.add_argument(
         "--final-model",
-        choices=("best", "last"),
+        choices=("last", "best", "average"),
         default="last",
-        help="which adopted state the run returns and tests: 'last' (default) or 'best' (the "
-        "peak of the validation curve, when it stands clearly above the curve's end)",
+        help="which state the run returns and tests: 'last' (default), 'best' (the peak of the "
+        "validation curve, when it stands clearly above the curve's end) or 'average' (the last "
+        "state averaged with earlier states of its lineage, where that validates as well)",
     )
     s.add_argument(
         "--epochs",
@@ -529,6 +531,11 @@ def _summary(result: Any) -> str:
             f"final model: epoch {result.final_epochs} of {result.epochs} (its adopted state "
             f"is the peak of the validation curve; --final-model last tests epoch "
             f"{result.epochs}'s)"
+        )
+    if result.mode == "per-epoch" and len(result.averaged_epochs) > 1:
+        lines.append(
+            f"final model: the average of its lineage's states of epochs "
+            f"{epoch_ranges(result.averaged_epochs)} (--final-model last tests the last state)"
         )
     lines.append(f"test: {shown}")
     done = result.trials_trained + result.trials_reused

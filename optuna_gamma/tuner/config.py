@@ -114,13 +114,16 @@ class TunerConfig:
             ``grid:N`` and ``fixed:LR``.
         budget: Compute in training epochs (one epoch of one model), spent exactly; the policy
             derives the epochs and trials per epoch from it. Give ``budget`` or ``epochs``.
-        final_model: Which adopted state a per-epoch run returns and tests: ``"last"``
-            (default, as Keras, Lightning and Hugging Face's trainers return the last weights)
-            or ``"best"``: the peak of the validation curve, when it stands clearly above the
-            curve's end (:func:`~optuna_gamma.tuner.execution.finished.final_epoch`; Keras's
-            ``restore_best_weights``). A run whose curve has such a peak says so. Every adopted
-            state is kept, so calling a finished run again with the other choice trains
-            nothing and only tests that state.
+        final_model: Which state a per-epoch run returns and tests: ``"last"`` (default, as
+            Keras, Lightning and Hugging Face's trainers return the last weights); ``"best"``:
+            the peak of the validation curve, when it stands clearly above the curve's end
+            (:func:`~optuna_gamma.tuner.execution.finished.final_epoch`; Keras's
+            ``restore_best_weights``; a run whose curve has such a peak says so); or
+            ``"average"``: the last state's weights averaged with those of earlier states of
+            its lineage (up to 20 epochs back), each kept only where the average validates at
+            least as well (:mod:`~optuna_gamma.tuner.execution.averaging`; stochastic weight
+            averaging, greedy as a model soup). Every adopted state is kept, so calling a
+            finished run again with another choice trains nothing and only tests that state.
         trials_per_epoch: Trials of each study. Thesis policy (and whole mode: trainings):
             default 12 (2 start-up + 10 BO), the grid size for ``grid:N``, 1 for ``fixed``.
             Population policy: the trials that run at once (default ``max(1, workers)``).
@@ -208,8 +211,8 @@ class TunerConfig:
             raise ValueError(
                 f"policy must be 'population', 'thesis', a Policy or None, got {self.policy!r}"
             )
-        if self.final_model not in ("best", "last"):
-            raise SettingError("final_model", "'best' or 'last'", self.final_model)
+        if self.final_model not in ("last", "best", "average"):
+            raise SettingError("final_model", "'last', 'best' or 'average'", self.final_model)
         _check_int("seed", self.seed, 0)
         _check_int("n_startup_trials", self.n_startup_trials, 0)
         _check_int("num_threads", self.num_threads, 1, none_ok=True)

@@ -97,8 +97,9 @@ class PerEpochResult(_Common):
             each trained; reused trials cost nothing).
         final_epochs: Epochs of training of the final model (the epoch whose adopted state it
             is).
-        final_model: How the final model was chosen among the adopted states: ``"best"``
-            (best validation objective) or ``"last"`` (``TunerConfig.final_model``).
+        final_model: How the final model was chosen (``TunerConfig.final_model``):
+            ``"last"`` (the last adopted state), ``"best"`` (the peak of the validation curve)
+            or ``"average"`` (the last state averaged with earlier states of its lineage).
         schedule: The final model's schedule: one :class:`ScheduleEntry` per epoch
             ``1..final_epochs``, the trials of its lineage (the settings its state was trained
             with, epoch by epoch; :mod:`~optuna_gamma.tuner.policies.lineage`).
@@ -119,11 +120,15 @@ class PerEpochResult(_Common):
         final_state_sha256: Its SHA-256, checked when it is loaded.
         space: The search space (JSON form).
         notes: Provenance.
+        averaged_epochs: With ``final_model="average"``, the epochs of the final model's
+            lineage whose states its weights average (ascending; ``[epochs]`` alone when no
+            average validated as well as the last state); empty otherwise.
     """
 
     schedule: list[ScheduleEntry] = field(default_factory=list)
     adopted: list[ScheduleEntry] = field(default_factory=list)
     mode: str = "per-epoch"
+    averaged_epochs: list[int] = field(default_factory=list)
 
     @property
     def learning_rates(self) -> list[float | None]:

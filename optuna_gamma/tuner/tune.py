@@ -100,14 +100,15 @@ def tune_per_epoch(
         studies = [engine.studies.load(e) for e in range(1, n + 1)]
         adopted = [s.user_attrs["adopted"] for s in studies]
         rule = cfg.final_model
-        final, test, chain = finish_per_epoch(engine, studies, rule)
+        final, test, chain, state = finish_per_epoch(engine, studies, rule)
         if engine.run_plan.population > 1:
             engine.adoption.warn_lineage_at_bounds(chain)
         engine.progress.count_new_trials(before)
-        common = _common(engine, studies, test, time.perf_counter() - t0, adopted[final - 1])
+        common = _common(engine, studies, test, time.perf_counter() - t0, state)
         fixed = engine.space.fixed
         result = PerEpochResult(
             **{**common, "final_epochs": final, "final_model": rule},
+            averaged_epochs=list(state.get("epochs", [])) if rule == "average" else [],
             schedule=[_entry(e, m, fixed) for e, m in enumerate(chain, start=1)],
             adopted=[_entry(e, a, fixed) for e, a in enumerate(adopted, start=1)],
         )

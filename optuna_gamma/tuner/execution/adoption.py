@@ -74,7 +74,7 @@ def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     ]
 
 
-def _ranges(epochs: Sequence[int]) -> str:
+def epoch_ranges(epochs: Sequence[int]) -> str:
     """Increasing epochs as runs: ``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
     runs: list[list[int]] = []
     for e in epochs:
@@ -280,7 +280,7 @@ class Adoption:
             _logger.warning(
                 f"the final model trained with {name} at the {side} end of its search range "
                 f"({shown}) in epoch{'s' if len(seen) > 1 else ''} "
-                f"{_ranges([e for e, _ in seen])}: {widen_hint(name, side)}"
+                f"{epoch_ranges([e for e, _ in seen])}: {widen_hint(name, side)}"
             )
 
     def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:

@@ -4,7 +4,10 @@ The final model of a per-epoch run is one of its adopted states: the last one (`
 default, as in the thesis's fig. 8 and as Keras, Lightning and Hugging Face's trainers end with
 the last weights), or the one at the peak of the validation curve (``"best"``; :func:`final_epoch`
 says how noise is kept from choosing it), as Keras's ``EarlyStopping(restore_best_weights=True)``
-and Hugging Face's ``load_best_model_at_end`` return the checkpoint that validated best. The
+and Hugging Face's ``load_best_model_at_end`` return the checkpoint that validated best; or the
+average of the last state with earlier states of its own lineage (``"average"``, weight
+averaging kept only where it validates at least as well:
+:mod:`~optuna_gamma.tuner.execution.averaging`). The
 budget may outlast the model: one that overfits (its validation objective peaks and then falls)
 keeps its peak with ``"best"``, and a run whose curve has such a peak says so when it returns
 the last state, if the validation accuracy there is higher than at the end too
@@ -12,7 +15,7 @@ the last state, if the validation accuracy there is higher than at the end too
 ``"best"`` is not the default because the objective can fall while the test accuracy still
 rises (kappa_1's loss term grows as a CNN gets overconfident), and then the peak is the worse
 model (docs/when-it-pays.md). Every adopted state stays in the artifact store, so
-either choice can be made, and changed, after the run.
+any choice can be made, and changed, after the run (an average is stored once, beside them).
 
 Re-running a finished command is a no-op that prints the result: the test metrics of the final
 state are evaluated once and recorded on the run's last study with the state's id (``test``,
@@ -23,6 +26,7 @@ trained something, so it keeps the wall time of the calls that did the work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import json
@@ -55,7 +59,7 @@ __all__ = [
 ]
 
 #: The choices of a per-epoch run's final model (``TunerConfig.final_model``).
-FINAL_MODELS = ("best", "last")
+FINAL_MODELS = ("average", "best", "last")
 
 
 #: Half-width of the window the validation curve is averaged over when the final model is
@@ -91,7 +95,8 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
 
     Args:
         adopted: The ``adopted`` records of epochs ``1..E``, in order.
-        rule: ``"last"``: epoch ``E``; ``"best"``: as above.
+        rule: ``"last"`` and ``"average"`` (whose average ends with it): epoch ``E``;
+            ``"best"``: as above.
         maximize: Whether larger objective values are better.
     """
     if rule not in FINAL_MODELS:
@@ -101,7 +106,7 @@ def final_epoch(adopted: Sequence[Mapping[str, Any]], rule: str, *, maximize: bo
     n, h = len(adopted), SMOOTHING_HALF_WIDTH
     sign = 1.0 if maximize else -1.0
     v = [sign * float(record["value"]) for record in adopted]
-    if rule == "last" or n < 2 * h + 1 or not all(math.isfinite(x) for x in v):
+    if rule != "best" or n < 2 * h + 1 or not all(math.isfinite(x) for x in v):
         return n
     smoothed, end, margin = _smoothed_curve(v)
     peak = max(smoothed, key=lambda e: (smoothed[e], -e))
@@ -123,17 +128,20 @@ def _smoothed_curve(v: Sequence[float]) -> tuple[dict[int, float], float, float]
 
 def finish_per_epoch(
     engine: Any, studies: Sequence[Any], rule: str
-) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-    """Choose a finished per-epoch run's final model by ``rule`` (:func:`final_epoch`), record
-    the choice on the run's last study (``final``: epoch, state, rule, why, and ``lineage``:
-    the trial numbers of the final model's lineage, epoch by epoch; the dashboard and the
-    report show it), and return ``(its epoch, its test metrics, its lineage's records)``
-    (:func:`~optuna_gamma.tuner.policies.lineage.lineage`).
+) -> tuple[int, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Choose a finished per-epoch run's final model by ``rule`` (:func:`final_epoch`; for
+    ``"average"``, :func:`final_average`), record the choice on the run's last study
+    (``final``: epoch, state, rule, why, and ``lineage``: the trial numbers of the final model's
+    lineage, epoch by epoch; the dashboard and the report show it), and return ``(its epoch,
+    its test metrics, its lineage's records, the final state's record)``
+    (:func:`~optuna_gamma.tuner.policies.lineage.lineage`; the record has ``state`` and
+    ``state_sha256``, and ``epochs`` for an average).
 
     Logs the choice when it is not the last state, and warns when the last state is returned
     although the validation curve has a clear peak (``final_model="best"`` would return it
     without training again)."""
     from optuna_gamma.tuner._logging import get_logger
+    from optuna_gamma.tuner.execution.adoption import epoch_ranges
     from optuna_gamma.tuner.policies.lineage import carried_records
     from optuna_gamma.tuner.policies.lineage import lineage
 
@@ -143,23 +151,44 @@ def finish_per_epoch(
     maximize = engine.objective.sign > 0
     final = final_epoch(adopted, rule, maximize=maximize)
     peak = final if rule == "best" else final_epoch(adopted, "best", maximize=maximize)
-    test = test_metrics(engine, studies[final - 1], final, record_on=last)
-    name = engine.objective.metric_name
-    if rule == "last":
-        why = "the last adopted state"
-    elif final != n:
-        why = (
-            f"the peak of the validation {name} ({adopted[final - 1]['value']:.4g}; "
-            f"{adopted[-1]['value']:.4g} at the end, beyond its noise)"
-        )
-    elif n < 2 * SMOOTHING_HALF_WIDTH + 1:
-        why = f"the last adopted state: {n} epochs are too few to find a peak"
-    else:
-        why = f"the last adopted state: no peak of the validation {name} stands above its noise"
     chain = lineage([carried_records(s.user_attrs) for s in studies], final)
+    name = engine.objective.metric_name
+    state: dict[str, Any] = adopted[final - 1]
+    if rule == "average":
+        state = final_average(engine, last, chain)
+        kept = state["epochs"]
+        why = (
+            f"the average of the final lineage's states of epochs {epoch_ranges(kept)} "
+            f"(validation {name} {state['value']:.4g}; the last state alone "
+            f"{adopted[-1]['value']:.4g})"
+            if len(kept) > 1
+            else "the last adopted state: no average of it with earlier states of its lineage "
+            "validated as well"
+        )
+        test = _recorded_test(
+            engine,
+            last,
+            state["state"],
+            lambda: engine.starts.store.load(state["state"], state.get("state_sha256")),
+        )
+    else:
+        test = test_metrics(engine, studies[final - 1], final, record_on=last)
+        if rule == "last":
+            why = "the last adopted state"
+        elif final != n:
+            why = (
+                f"the peak of the validation {name} ({adopted[final - 1]['value']:.4g}; "
+                f"{adopted[-1]['value']:.4g} at the end, beyond its noise)"
+            )
+        elif n < 2 * SMOOTHING_HALF_WIDTH + 1:
+            why = f"the last adopted state: {n} epochs are too few to find a peak"
+        else:
+            why = (
+                f"the last adopted state: no peak of the validation {name} stands above its noise"
+            )
     record = {
         "epoch": final,
-        "state": adopted[final - 1]["state"],
+        "state": state["state"],
         "rule": rule,
         "why": why,
         "lineage": [int(m["trial"]) for m in chain],
@@ -186,7 +215,58 @@ def finish_per_epoch(
             f"accuracy is not lower at the end than there: the loss grows as the model gets "
             f"more confident, not from overfitting, so the last state is kept"
         )
-    return final, test, chain
+    return final, test, chain, state
+
+
+def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The greedy average of the final lineage's last states (``chain``: its records, epoch 1
+    first; :mod:`~optuna_gamma.tuner.execution.averaging`), stored once and recorded on the
+    run's last study (``average``: the states tried, the epochs kept, the average's state, its
+    validation metrics and value); a recorded average of the same states is reused.
+
+    Returns:
+        The record: ``state``, ``state_sha256``, ``epochs`` (kept, ascending), ``metrics``,
+        ``value``, ``tried`` (the states tried, newest first).
+    """
+    from optuna_gamma.tuner.execution.averaging import greedy_average
+    from optuna_gamma.tuner.execution.averaging import WINDOW
+    from optuna_gamma.tuner.persistence.states import check_artifact_id
+
+    n = len(chain)
+    window = [(n - i, dict(chain[n - 1 - i])) for i in range(min(WINDOW, n))]  # newest first
+    tried = [check_artifact_id(r.get("state"), where=f"epoch {e}'s state") for e, r in window]
+    recorded = last.user_attrs.get("average")
+    if isinstance(recorded, dict) and recorded.get("tried") == tried:
+        check_artifact_id(recorded.get("state"), where="the recorded average")
+        return dict(recorded)
+    store, objective = engine.starts.store, engine.objective
+
+    def load(i: int) -> dict[str, Any]:
+        return store.load(tried[i], window[i][1].get("state_sha256"))
+
+    def evaluate(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        return engine.training.evaluate(dict(snapshot), "valid")
+
+    newest = window[0][1]
+    valid = newest.get("metrics")
+    if not isinstance(valid, dict) or not valid:  # a record from before metrics were kept
+        valid = evaluate(load(0))
+    kept, average, metrics = greedy_average(
+        load, len(window), valid, evaluate, objective, maximize=objective.sign > 0
+    )
+    record: dict[str, Any] = {
+        "tried": tried,
+        "epochs": sorted(window[i][0] for i in kept),
+        "metrics": metrics,
+        "value": float(objective(metrics)),
+    }
+    if average is None:
+        record.update(state=tried[0], state_sha256=newest.get("state_sha256"))
+    else:
+        state_id = store.save(average, last, f"average-epoch-{n:04d}.pt")
+        record.update(state=state_id, state_sha256=store.digest(state_id))
+    last.set_user_attr("average", record)
+    return record
 
 
 def accuracy_agrees(adopted: Sequence[Mapping[str, Any]], peak: int, metric_name: str) -> bool:
@@ -222,10 +302,18 @@ def test_metrics(engine: Any, study: Any, epoch: int, *, record_on: Any = None) 
     last study holds those of its final model, whichever epoch that is)."""
     holder = study if record_on is None else record_on
     state = study.user_attrs["adopted"]["state"]
+    return _recorded_test(engine, holder, state, lambda: engine.starts.adopted_snapshot(epoch))
+
+
+def _recorded_test(
+    engine: Any, holder: Any, state: str, snapshot: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The test metrics of ``state`` recorded on ``holder`` (``test``, ``test_state``), or of
+    ``snapshot()`` evaluated now and recorded there."""
     recorded = holder.user_attrs.get("test")
     if recorded is not None and holder.user_attrs.get("test_state") == state:
         return dict(recorded)
-    test = engine.training.evaluate(engine.starts.adopted_snapshot(epoch), "test")
+    test = engine.training.evaluate(snapshot(), "test")
     holder.set_user_attr("test", test)
     holder.set_user_attr("test_state", state)
     return test

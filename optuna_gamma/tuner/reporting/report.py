@@ -429,10 +429,13 @@ def build_report(
                 which = info.get("final_why") or (
                     "the last adopted state" if final == epochs else "the validation peak"
                 )
-                items.append(
-                    f"<p>Final model: the state adopted in epoch {final} "
-                    f"({html.escape(which)}).</p>"
-                )
+                if which.startswith("the average of"):  # final_model="average"
+                    items.append(f"<p>Final model: {html.escape(which)}.</p>")
+                else:
+                    items.append(
+                        f"<p>Final model: the state adopted in epoch {final} "
+                        f"({html.escape(which)}).</p>"
+                    )
             items.append(_table([f"test {k}" for k in shown], [[test[k] for k in shown]]))
             if test.get("confusion_matrix"):
                 items.append(
