@@ -63,8 +63,9 @@ _MARK = re.compile(
 # helpers
 def load_cells(name: str) -> list[dict[str, Any]]:
     """The cells of ``NAME.jsonl`` (the last record of each key wins): in
-    ``tuner/results/peers/`` for ``peers`` and ``policies``, else in ``thesis/results/``."""
-    path = (PEERS if name in ("peers", "policies") else THESIS) / f"{name}.jsonl"
+    ``tuner/results/peers/`` for ``peers``, ``policies`` and ``average``, else in
+    ``thesis/results/``."""
+    path = (PEERS if name in ("peers", "policies", "average") else THESIS) / f"{name}.jsonl"
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -229,19 +230,21 @@ def _test_at(c: dict[str, Any], epochs: int | None = None) -> float | None:
     return got.get("accuracy") if isinstance(got, dict) else None
 
 
-def _best_state(c: dict[str, Any]) -> dict[str, Any] | None:
-    """A policy cell as if its final model were the peak of its validation curve
-    (``test_best``, ``final_model="best"``); ``None`` for cells that did not test it."""
-    if "test_best" not in c:
+def _other_final(c: dict[str, Any], which: str) -> dict[str, Any] | None:
+    """A policy cell as if its final model were chosen by ``final_model=which``: the peak of
+    its validation curve (``test_best``) or the average of its lineage's last states
+    (``test_average``); ``None`` for cells that did not test it."""
+    tested = c.get(f"test_{which}")
+    if not tested:
         return None
-    return {**c, "test": c["test_best"], "final_epochs": int(next(iter(c["test_best"])))}
+    return {**c, "test": tested, "final_epochs": int(next(iter(tested)))}
 
 
 def _by_seed(
     cells: list[dict[str, Any]], dataset: str, arm: str, epochs: int | None = None
 ) -> dict[int, float]:
     """Test accuracy of ``arm``'s cells by seed; ``"<arm>@best"``: of the peak of their
-    validation curves."""
+    validation curves; ``"<arm>@average"``: of the average of their lineage's last states."""
     out = {}
     for c in _cells_of(cells, dataset, arm):
         v = _test_at(c, epochs)
@@ -251,13 +254,13 @@ def _by_seed(
 
 
 def _cells_of(cells: list[dict[str, Any]], dataset: str, arm: str) -> list[dict[str, Any]]:
-    """The cells of ``arm`` on ``dataset`` (``"<arm>@best"``: with the validation peak's
-    test, where they have it)."""
+    """The cells of ``arm`` on ``dataset`` (``"<arm>@best"``, ``"<arm>@average"``: with that
+    final model's test, where they have it)."""
     name, _, which = arm.partition("@")
     mine = [c for c in cells if c.get("dataset") == dataset and c["arm"] == name]
-    if which != "best":
+    if not which:
         return mine
-    return [b for b in map(_best_state, mine) if b is not None]
+    return [b for b in (_other_final(c, which) for c in mine) if b is not None]
 
 
 def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
@@ -390,14 +393,29 @@ _ABLATION = (
         "pe-pop-w12",
         "12 at a time, final model: the peak of the validation curve, not the last state",
     ),
+    (
+        "pe-pop@average",
+        "pe-pop",
+        'final model: the average of its lineage\'s last states (`final_model="average"`), '
+        "not the last state alone",
+    ),
+    (
+        "pe-pop-w12@average",
+        "pe-pop-w12",
+        "12 at a time, final model: the average of its lineage's last states",
+    ),
 )
 
 
 def policy_ablation() -> str:
-    cells = load_cells("policies")
+    policies = load_cells("policies")
+    # the averages were measured by running the default arms again (average.jsonl, the same
+    # deterministic runs): each is paired with the last state of its own run
+    averaged = load_cells("average")
     rows = []
     for dataset, task in _TASKS.items():
         for arm, ref, what in _ABLATION:
+            cells = averaged if arm.endswith("@average") else policies
             mine = _by_seed(cells, dataset, arm)
             base = _by_seed(cells, dataset, ref)
             if not mine or not base:

@@ -414,6 +414,26 @@ def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
     # explorer's race, then one in the last fifth
     assert res["policy"]["name"] == "population" and res["policy"]["trials"] == [1, 2, 2, 1]
     assert res["compute_epochs"] + res["trials_reused"] == 6 and res["final_epochs"] == 4
+    # the finished run again, its final model the average of its lineage's last states
+    proc = _cli(
+        *common,
+        "--budget",
+        "6",
+        "--run",
+        "b",
+        "--run-dir",
+        "b",
+        "--final-model",
+        "average",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    avg = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert avg["final_model"] == "average" and avg["new_trials"] == 0
+    assert avg["averaged_epochs"][-1] == 4 and set(avg["averaged_epochs"]) <= {1, 2, 3, 4}
+    assert (avg["final_state"] == res["final_state"]) == (avg["averaged_epochs"] == [4])
+    proc = _cli(*common, "--budget", "6", "--final-model", "mean", cwd=tmp_path)
+    assert proc.returncode == 2 and "invalid choice: 'mean'" in proc.stderr
     proc = _cli(
         *common,
         *("--policy", "thesis", "--budget", "6", "--trials", "3", "--run", "t", "--run-dir", "t"),

@@ -207,7 +207,7 @@ def finish_per_epoch(
             f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
             f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
             f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
-            f"(the run need not train again)"
+            f"and final_model='average' averages the last states (the run need not train again)"
         )
     elif peak != n:
         logger.info(
@@ -331,6 +331,7 @@ def save_result(result: PerEpochResult | WholeResult, path: Path) -> None:
         if (
             isinstance(stored, dict)
             and stored.get("final_state") == result.final_state
+            and stored.get("final_model") == result.final_model
             and set(stored) >= set(result.to_dict())
         ):
             return
