@@ -51,6 +51,7 @@ __all__ = [
     "PEAK_MARGIN_SE",
     "SMOOTHING_HALF_WIDTH",
     "accuracy_agrees",
+    "final_average",
     "final_epoch",
     "finish_per_epoch",
     "load_state",
