@@ -220,7 +220,8 @@ def test_bad_final_model_is_refused_before_work() -> None:
     from optuna_gamma.tuner.config import SettingError
     from optuna_gamma.tuner.execution.finished import final_epoch
 
-    with pytest.raises(SettingError, match="must be 'last', 'best' or 'average', got 'top'"):
+    expected = r"must be one of \('last', 'best', 'average'\), got 'top'"
+    with pytest.raises(SettingError, match=expected):
         TunerConfig(final_model="top")
     with pytest.raises(ValueError, match="final_model must be one of"):
         final_epoch([{"value": 1.0}], "first", maximize=True)

@@ -46,6 +46,7 @@ from optuna_gamma.tuner._logging import quiet_reported_trial_failures
 from optuna_gamma.tuner._logging import set_verbosity
 from optuna_gamma.tuner.builtin import ThesisTrainer
 from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
+from optuna_gamma.tuner.config import FINAL_MODELS
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import TunerError
@@ -201,7 +202,7 @@ def _build_parser() -> _Parser:
     )
     s.add_argument(
         "--final-model",
-        choices=("last", "best", "average"),
+        choices=FINAL_MODELS,
         default="last",
         help="which state the run returns and tests: 'last' (default), 'best' (the peak of the "
         "validation curve, when it stands clearly above the curve's end) or 'average' (the last "

@@ -17,7 +17,11 @@ from optuna_gamma.tuner.search.samplers import parse_sampler
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
-__all__ = ["DEFAULT_NUM_THREADS", "SettingError", "TunerConfig"]
+__all__ = ["DEFAULT_NUM_THREADS", "FINAL_MODELS", "SettingError", "TunerConfig"]
+
+#: The rules for the state a finished run returns (``TunerConfig.final_model``, ``--final-model``;
+#: :mod:`~optuna_gamma.tuner.execution.finished` applies them).
+FINAL_MODELS = ("last", "best", "average")
 
 #: torch's intra-op threads during a run, by default. Results depend on the thread count (the
 #: order of floating-point reductions changes), so the default is a fixed number rather than
@@ -211,8 +215,8 @@ class TunerConfig:
             raise ValueError(
                 f"policy must be 'population', 'thesis', a Policy or None, got {self.policy!r}"
             )
-        if self.final_model not in ("last", "best", "average"):
-            raise SettingError("final_model", "'last', 'best' or 'average'", self.final_model)
+        if self.final_model not in FINAL_MODELS:
+            raise SettingError("final_model", f"one of {FINAL_MODELS}", self.final_model)
         _check_int("seed", self.seed, 0)
         _check_int("n_startup_trials", self.n_startup_trials, 0)
         _check_int("num_threads", self.num_threads, 1, none_ok=True)

@@ -37,6 +37,7 @@ import statistics
 from typing import Any
 from typing import TYPE_CHECKING
 
+from optuna_gamma.tuner.config import FINAL_MODELS
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import WholeResult
 
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "FINAL_MODELS",
     "PEAK_MARGIN_SE",
     "SMOOTHING_HALF_WIDTH",
     "accuracy_agrees",
@@ -58,10 +58,6 @@ __all__ = [
     "save_result",
     "test_metrics",
 ]
-
-#: The choices of a per-epoch run's final model (``TunerConfig.final_model``).
-FINAL_MODELS = ("average", "best", "last")
-
 
 #: Half-width of the window the validation curve is averaged over when the final model is
 #: chosen (5 epochs), and how many standard errors its peak must stand above the curve's end.
