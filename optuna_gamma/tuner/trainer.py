@@ -15,9 +15,10 @@ The tuner's contract with user code is three callables (docs/design.md §4):
 Hyperparameters named like a key of the optimizer's parameter groups (``lr``, ``momentum``,
 ``weight_decay``, ``betas``, ``eps``, ...; one element of a tuple such as ``betas[0]``) are set on
 every parameter group by the tuner before ``train_epoch`` runs (:func:`apply_hyperparameters`);
-``lr`` also updates an LR scheduler's ``base_lrs``. All hyperparameters, these included, reach
-``train_epoch`` in ``hparams`` (batch size, augmentation strength, ...). Capture and restore of
-the state, seeding, and all persistence are the tuner's job, never the trainer's.
+``lr`` also becomes the LR scheduler's base rate (:func:`rescale_schedule`). All
+hyperparameters, these included, reach ``train_epoch`` in ``hparams`` (batch size, augmentation
+strength, ...). Capture and restore of the state, seeding, and all persistence are the tuner's
+job, never the trainer's.
 
 Randomness: every trial of an epoch trains under the same seed. Around each ``train_epoch``
 call the tuner forks and seeds Python's :mod:`random`, NumPy's global generator and torch's CPU
@@ -35,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
+from collections.abc import Sequence
 import contextlib
 import copy
 from dataclasses import dataclass
@@ -61,6 +63,7 @@ __all__ = [
     "TrainingState",
     "apply_hyperparameters",
     "capture",
+    "rescale_schedule",
     "restore",
     "seeded_rng",
 ]
@@ -197,9 +200,9 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
 
     A name that is a parameter-group key (``lr``, ``momentum``, ``weight_decay``, ``betas``,
     ``eps``, ...) is set as is; ``key[i]`` sets element ``i`` of a tuple-valued key
-    (``betas[0]``). A tuned ``lr`` also replaces ``initial_lr`` in the groups and the
-    scheduler's ``base_lrs`` when present, so schedulers that scale from the base rate (warm-up,
-    cosine, step decay) start from the tuned value. Other names are left to ``train_epoch``.
+    (``betas[0]``). A tuned ``lr`` also becomes the base rate of the LR scheduler, so that the
+    schedule continues from the tuned value instead of bringing back the rate it was built with
+    (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
 
     Returns:
         The names that were applied to the optimizer.
@@ -211,6 +214,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     """
     optimizer = state.optimizer
     keys = optimizer_keys(optimizer)
+    before = [group.get("lr") for group in optimizer.param_groups]
     applied: list[str] = []
     for name, value in hparams.items():
         m = _ELEMENT.match(name)
@@ -233,13 +237,64 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
                 group[key] = type(current)(items)
             applied.append(name)
     if "lr" in applied:
-        for group in optimizer.param_groups:
-            if "initial_lr" in group:
-                group["initial_lr"] = hparams["lr"]
-        base_lrs = getattr(state.scheduler, "base_lrs", None)
-        if isinstance(base_lrs, list):
-            base_lrs[:] = [hparams["lr"]] * len(base_lrs)
+        rescale_schedule(state, hparams["lr"], before)
     return applied
+
+
+def rescale_schedule(state: TrainingState, lr: float, before: Sequence[Any]) -> None:
+    """Make ``lr`` the base rate of ``state``'s optimizer groups and LR scheduler.
+
+    ``apply_hyperparameters`` has set ``lr`` on every group; ``before`` holds the groups' rates
+    before that. A scheduler keeps the rate it was built with in its own attributes and brings it
+    back at its next step unless they change too:
+
+    - ``initial_lr`` of the groups and the scheduler's ``base_lrs`` become ``lr`` (warm-up,
+      cosine, step and polynomial decay, ``LambdaLR``: the schedule scales from the base rate);
+    - the schedulers inside a ``SequentialLR`` or ``ChainedScheduler`` too (warm-up then cosine:
+      at the milestone the cosine starts from its own ``base_lrs``);
+    - ``OneCycleLR``, whose base rate is its peak: the groups' ``max_lr`` becomes ``lr`` and
+      ``initial_lr`` and ``min_lr`` scale by the same factor (the cycle keeps its shape and
+      ``div_factor``); ``CyclicLR``, whose base rate is its lower bound: ``base_lrs`` becomes
+      ``lr`` and ``max_lrs`` scales by the same factor. Both compute the rate from these at every
+      step, so the group's current rate scales by that factor too instead of jumping to the peak
+      or the bound for the epoch's first batches.
+
+    A scheduler that only multiplies the current rate (``ReduceLROnPlateau``,
+    ``MultiplicativeLR``) needs nothing more.
+    """
+    optimizer = state.optimizer
+    for group, old in zip(optimizer.param_groups, before):
+        if "max_lr" in group and "min_lr" in group:  # OneCycleLR
+            factor = _factor(lr, group["max_lr"])
+            group["max_lr"] = lr
+            group["initial_lr"] = group.get("initial_lr", lr) * factor
+            group["min_lr"] = group["min_lr"] * factor
+            group["lr"] = old * factor if isinstance(old, numbers.Real) else lr
+        elif "initial_lr" in group:
+            group["initial_lr"] = lr
+    pending = [state.scheduler]
+    while pending:
+        scheduler = pending.pop()
+        children = getattr(scheduler, "_schedulers", None)  # SequentialLR, ChainedScheduler
+        if isinstance(children, (list, tuple)):
+            pending.extend(children)
+        base_lrs = getattr(scheduler, "base_lrs", None)
+        if not isinstance(base_lrs, list):
+            continue
+        max_lrs = getattr(scheduler, "max_lrs", None)
+        if isinstance(max_lrs, list) and len(max_lrs) == len(base_lrs):  # CyclicLR
+            factors = [_factor(lr, b) for b in base_lrs]
+            max_lrs[:] = [m * f for m, f in zip(max_lrs, factors)]
+            for group, old, f in zip(optimizer.param_groups, before, factors):
+                group["lr"] = old * f if isinstance(old, numbers.Real) else lr
+        base_lrs[:] = [lr] * len(base_lrs)
+
+
+def _factor(new: float, old: Any) -> float:
+    """``new / old``, or 1 where ``old`` is not a positive number (nothing to scale from)."""
+    if isinstance(old, numbers.Real) and float(old) > 0:
+        return float(new) / float(old)
+    return 1.0
 
 
 def _check_kind(name: str, current: Any, value: Any) -> None:

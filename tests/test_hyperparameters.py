@@ -1,0 +1,168 @@
+"""``apply_hyperparameters``: optimizer keys, tuple elements, refusals, and the LR scheduler's
+base rate (a tuned ``lr`` must not be undone by the scheduler's next step)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+from typing import TYPE_CHECKING
+
+import pytest
+
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = pytest.importorskip("torch")
+
+from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
+from optuna_gamma.tuner.trainer import capture  # noqa: E402
+from optuna_gamma.tuner.trainer import restore  # noqa: E402
+from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
+
+
+S = torch.optim.lr_scheduler
+Make = Callable[[torch.optim.Optimizer], object]
+
+
+def _state(lr: float, make: Make | None = None, groups: int = 1) -> TrainingState:
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(2, 2) for _ in range(groups)]
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.SGD([{"params": m.parameters()} for m in layers], lr=lr, momentum=0.9)
+    return TrainingState(
+        model=model, optimizer=optimizer, scheduler=None if make is None else make(optimizer)
+    )
+
+
+def _rates(state: TrainingState, steps: int) -> list[float]:
+    """Every group's rate now and after each of ``steps`` optimizer + scheduler steps."""
+    out = [g["lr"] for g in state.optimizer.param_groups]
+    for _ in range(steps):
+        state.optimizer.step()
+        state.scheduler.step()
+        out += [g["lr"] for g in state.optimizer.param_groups]
+    return out
+
+
+def _advance(state: TrainingState, steps: int) -> None:
+    for _ in range(steps):
+        state.optimizer.step()
+        state.scheduler.step()
+
+
+# Schedulers whose rate at every step is the base rate times a factor of the step alone: tuning
+# ``lr`` at any point must give the schedule built with that base rate, from that point on.
+SCALING: dict[str, Make] = {
+    "cosine": lambda o: S.CosineAnnealingLR(o, T_max=8),
+    "step": lambda o: S.StepLR(o, step_size=2, gamma=0.5),
+    "lambda": lambda o: S.LambdaLR(o, lambda e: 0.8**e),
+    "polynomial": lambda o: S.PolynomialLR(o, total_iters=8, power=2.0),
+    "sequential": lambda o: S.SequentialLR(
+        o, [S.StepLR(o, step_size=100), S.CosineAnnealingLR(o, T_max=6)], milestones=[3]
+    ),
+    "onecycle": lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=12),
+    "cyclic": lambda o: S.CyclicLR(o, base_lr=0.1, max_lr=0.4, step_size_up=3),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "after"), [(n, 0) for n in sorted(SCALING)] + [(n, 2) for n in sorted(SCALING)]
+)
+def test_a_tuned_lr_becomes_the_schedules_base_rate(name: str, after: int) -> None:
+    make = SCALING[name]
+    tuned = _state(0.1, make)
+    _advance(tuned, after)
+    applied = apply_hyperparameters(tuned, {"lr": 0.01})
+    assert applied == ["lr"]
+    # the same schedule built with base rate 0.01 (for OneCycleLR its peak, for CyclicLR its
+    # lower bound with the same ratio to the upper one)
+    built = _state(0.01, _rebuilt(name))
+    _advance(built, after)
+    got, want = _rates(tuned, 10), _rates(built, 10)
+    if name in ("onecycle", "cyclic") or after == 0:
+        # closed-form schedules (and any schedule from its start) are the same curve
+        assert got == pytest.approx(want, rel=1e-9)
+    else:
+        # a chainable scheduler continues from the tuned rate: the epoch runs at it
+        assert got[0] == 0.01
+
+
+def _rebuilt(name: str) -> Make:
+    if name == "onecycle":
+        return lambda o: S.OneCycleLR(o, max_lr=0.01, total_steps=12)
+    if name == "cyclic":
+        return lambda o: S.CyclicLR(o, base_lr=0.01, max_lr=0.04, step_size_up=3)
+    return SCALING[name]
+
+
+def test_warm_up_then_cosine_keeps_the_tuned_rate_after_the_milestone() -> None:
+    # the common warm-up + cosine: before, the cosine restarted from the rate the optimizer was
+    # built with (0.1) at the milestone, whatever the tuner had set
+    def make(o: torch.optim.Optimizer) -> object:
+        warm = S.LinearLR(o, start_factor=0.5, total_iters=2)
+        return S.SequentialLR(o, [warm, S.CosineAnnealingLR(o, T_max=4)], milestones=[2])
+
+    state = _state(0.1, make)
+    _advance(state, 1)
+    apply_hyperparameters(state, {"lr": 0.01})
+    rates = _rates(state, 5)
+    assert rates[0] == 0.01
+    assert max(rates) <= 0.02 + 1e-12  # never back near 0.1
+    # from the milestone on, the cosine of base rate 0.01: 0.01 (1 + cos(pi t / 4)) / 2
+    cosine = [0.01 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
+    assert rates[1:] == pytest.approx(cosine)
+
+
+def test_chained_scheduler_children_take_the_tuned_base_rate() -> None:
+    def make(o: torch.optim.Optimizer) -> object:
+        return S.ChainedScheduler([S.ConstantLR(o, factor=0.5, total_iters=2), S.StepLR(o, 5)])
+
+    state = _state(0.1, make)
+    apply_hyperparameters(state, {"lr": 0.01})
+    children = state.scheduler._schedulers
+    assert [c.base_lrs for c in children] == [[0.01], [0.01]]
+    assert state.optimizer.param_groups[0]["initial_lr"] == 0.01
+
+
+def test_onecycle_keeps_its_shape_and_never_jumps_to_the_peak() -> None:
+    state = _state(0.1, lambda o: S.OneCycleLR(o, max_lr=0.1, total_steps=20, div_factor=10))
+    _advance(state, 15)  # annealing: the rate is far below the peak
+    now = state.optimizer.param_groups[0]["lr"]
+    apply_hyperparameters(state, {"lr": 0.05})
+    group = state.optimizer.param_groups[0]
+    assert group["lr"] == pytest.approx(now / 2)  # the curve scaled by 0.05 / 0.1, not 0.05
+    assert group["max_lr"] == 0.05
+    assert group["initial_lr"] == pytest.approx(0.005)
+    assert group["min_lr"] == pytest.approx(0.005 / 1e4)
+
+
+def test_every_group_and_a_restored_state_follow_the_tuned_schedule() -> None:
+    make = SCALING["cyclic"]
+    state = _state(0.1, make, groups=2)
+    _advance(state, 2)
+    apply_hyperparameters(state, {"lr": 0.02, "momentum": 0.5})
+    assert [g["momentum"] for g in state.optimizer.param_groups] == [0.5, 0.5]
+    snapshot = capture(state)
+    copy = _state(0.1, make, groups=2)
+    restore(copy, snapshot)
+    assert _rates(copy, 6) == _rates(state, 6)
+
+
+def test_schedulers_that_only_multiply_the_rate_keep_it() -> None:
+    state = _state(0.1, lambda o: S.ReduceLROnPlateau(o, patience=0, factor=0.5))
+    apply_hyperparameters(state, {"lr": 0.01})
+    state.scheduler.step(1.0)
+    state.scheduler.step(2.0)  # no improvement: halve
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+
+
+def test_tuple_elements_and_refusals() -> None:
+    model = torch.nn.Linear(2, 1)
+    state = TrainingState(model=model, optimizer=torch.optim.AdamW(model.parameters()))
+    assert apply_hyperparameters(state, {"betas[0]": 0.8, "batch_size": 32}) == ["betas[0]"]
+    assert state.optimizer.param_groups[0]["betas"] == (0.8, 0.999)
+    with pytest.raises(ValueError, match="has no element 2"):
+        apply_hyperparameters(state, {"betas[2]": 0.5})
+    with pytest.raises(ValueError, match="'weight_decay' = 'high'.*needs a number"):
+        apply_hyperparameters(state, {"weight_decay": "high"})
