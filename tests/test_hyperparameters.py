@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import math
+from pathlib import Path
+from typing import Any
 from typing import TYPE_CHECKING
 
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 
@@ -17,6 +21,7 @@ else:
 
 from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
 from optuna_gamma.tuner.trainer import capture  # noqa: E402
+from optuna_gamma.tuner.trainer import group_values  # noqa: E402
 from optuna_gamma.tuner.trainer import restore  # noqa: E402
 from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
 
@@ -166,3 +171,127 @@ def test_tuple_elements_and_refusals() -> None:
         apply_hyperparameters(state, {"betas[2]": 0.5})
     with pytest.raises(ValueError, match="'weight_decay' = 'high'.*needs a number"):
         apply_hyperparameters(state, {"weight_decay": "high"})
+
+
+def test_a_no_decay_group_keeps_no_decay_and_per_layer_rates_keep_their_ratios() -> None:
+    # the usual AdamW set-up: biases and norms in a group without weight decay, and a head
+    # trained 10x faster than the body
+    body, head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [body.weight], "lr": 1e-4},
+            {"params": [body.bias], "lr": 1e-4, "weight_decay": 0.0},
+            {"params": head.parameters(), "lr": 1e-3},
+        ],
+        weight_decay=0.01,
+    )
+    scheduler = S.CosineAnnealingLR(optimizer, T_max=10)
+    state = TrainingState(model=torch.nn.Sequential(body, head), optimizer=optimizer)
+    state.scheduler = scheduler
+    apply_hyperparameters(state, {"lr": 0.02, "weight_decay": 0.05})
+    groups = optimizer.param_groups
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0, 0.05]
+    assert [g["lr"] for g in groups] == pytest.approx([0.002, 0.002, 0.02])
+    assert scheduler.base_lrs == pytest.approx([0.002, 0.002, 0.02])
+    assert [g["initial_lr"] for g in groups] == pytest.approx([0.002, 0.002, 0.02])
+    # the next epoch's trial starts from this state: the ratios hold, and one value moves all
+    apply_hyperparameters(state, {"lr": 0.01})
+    assert [g["lr"] for g in groups] == pytest.approx([0.001, 0.001, 0.01])
+
+
+def test_a_frozen_group_stays_frozen() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    groups: list[dict[str, Any]] = [
+        {"params": model[0].parameters(), "lr": 0.0},
+        {"params": model[1].parameters()},
+    ]
+    optimizer = torch.optim.SGD(groups, lr=0.1)
+    apply_hyperparameters(TrainingState(model=model, optimizer=optimizer), {"lr": 0.03})
+    assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.03]
+
+
+@given(
+    st.lists(st.floats(0.0, 10.0), min_size=1, max_size=5),
+    st.floats(1e-6, 1.0),
+)
+def test_group_values_keep_ratios_and_give_the_largest_the_value(
+    current: list[float], value: float
+) -> None:
+    values = group_values(current, value)
+    top = max(current)
+    if top == 0 or len(set(current)) == 1:
+        assert values == [value] * len(current)
+        return
+    assert max(values) == value
+    for c, v in zip(current, values):
+        assert v == pytest.approx(value * c / top, rel=1e-12, abs=0)
+
+
+class _TwoGroupTrainer:
+    """A user's AdamW set-up: the no-decay group (biases) first, then the weights at 0.05."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, ...]] = []
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 3, generator=g)
+        self.y = (self.x.sum(1) > 0).long()
+
+    def build(self, seed: int, device: Any) -> TrainingState:
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(3, 2)
+        groups: list[dict[str, Any]] = [
+            {"params": [model.bias], "weight_decay": 0.0},
+            {"params": [model.weight]},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.05)
+        return TrainingState(model=model, optimizer=optimizer)
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> float:
+        self.seen.append(tuple(g["weight_decay"] for g in state.optimizer.param_groups))
+        loss = torch.nn.functional.cross_entropy(state.model(self.x), self.y)
+        state.optimizer.zero_grad()
+        loss.backward()
+        state.optimizer.step()
+        return loss.item()
+
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+        with torch.no_grad():
+            out = state.model(self.x)
+        accuracy = float((out.argmax(1) == self.y).float().mean())
+        return {
+            "accuracy": accuracy,
+            "loss": float(torch.nn.functional.cross_entropy(out, self.y)),
+        }
+
+
+def test_a_run_keeps_the_no_decay_group_and_its_default_is_the_built_setting(
+    tmp_path: Path,
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    trainer = _TwoGroupTrainer()
+    space = {
+        "lr": FloatDistribution(1e-3, 1e-1, log=True),
+        "weight_decay": FloatDistribution(1e-3, 0.1, log=True),
+    }
+    cfg = TunerConfig(
+        run="groups", run_dir=str(tmp_path / "groups"), budget=8, sampler="random", progress=False
+    )
+    tune_per_epoch(trainer, space, cfg)
+    assert len(trainer.seen) == 8
+    # every trial trained the biases without decay, the weights at the tuned value
+    assert all(nd == 0.0 and 1e-3 <= wd <= 0.1 for nd, wd in trainer.seen)
+    assert len({wd for _, wd in trainer.seen}) > 1
+    # the untuned candidate of epoch 1 is the optimizer as built: the weights' 0.05, not the
+    # no-decay group's 0 (the first group), which lies outside the space anyway
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "groups" / "journal.log"))
+    )
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    default = [t for t in study.trials if t.user_attrs.get("kind") == "default"]
+    assert [t.params for t in default] == [{"lr": 1e-2, "weight_decay": 0.05}]

@@ -63,6 +63,8 @@ __all__ = [
     "TrainingState",
     "apply_hyperparameters",
     "capture",
+    "group_values",
+    "held_value",
     "rescale_schedule",
     "restore",
     "seeded_rng",
@@ -199,10 +201,12 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     """Set the optimizer hyperparameters in ``hparams`` on every parameter group of ``state``.
 
     A name that is a parameter-group key (``lr``, ``momentum``, ``weight_decay``, ``betas``,
-    ``eps``, ...) is set as is; ``key[i]`` sets element ``i`` of a tuple-valued key
-    (``betas[0]``). A tuned ``lr`` also becomes the base rate of the LR scheduler, so that the
-    schedule continues from the tuned value instead of bringing back the rate it was built with
-    (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
+    ``eps``, ...) is set on every group (:func:`group_values`: where the groups hold different
+    numbers, as a no-decay group at ``weight_decay=0`` or per-layer rates, the largest takes the
+    tuned value and the others keep their ratio to it); ``key[i]`` sets element ``i`` of a
+    tuple-valued key (``betas[0]``). A tuned ``lr`` also becomes the base rate of the LR
+    scheduler, so that the schedule continues from the tuned value instead of bringing back the
+    rate it was built with (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
 
     Returns:
         The names that were applied to the optimizer.
@@ -215,13 +219,20 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     optimizer = state.optimizer
     keys = optimizer_keys(optimizer)
     before = [group.get("lr") for group in optimizer.param_groups]
+    rates: list[Any] = []
     applied: list[str] = []
     for name, value in hparams.items():
         m = _ELEMENT.match(name)
         if name in keys:
-            for group in optimizer.param_groups:
-                _check_kind(name, group.get(name, optimizer.defaults.get(name)), value)
-                group[name] = value
+            groups = optimizer.param_groups
+            held = [group.get(name, optimizer.defaults.get(name)) for group in groups]
+            for c in held:
+                _check_kind(name, c, value)
+            values = group_values(held, value)
+            for group, v in zip(groups, values):
+                group[name] = v
+            if name == "lr":
+                rates = values
             applied.append(name)
         elif m and m["key"] in keys:
             key, index = m["key"], int(m["index"])
@@ -237,33 +248,66 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
                 group[key] = type(current)(items)
             applied.append(name)
     if "lr" in applied:
-        rescale_schedule(state, hparams["lr"], before)
+        rescale_schedule(state, rates, before)
     return applied
 
 
-def rescale_schedule(state: TrainingState, lr: float, before: Sequence[Any]) -> None:
-    """Make ``lr`` the base rate of ``state``'s optimizer groups and LR scheduler.
+def group_values(current: Sequence[Any], value: Any) -> list[Any]:
+    """The value of a tuned optimizer key for each parameter group, given the groups' values.
 
-    ``apply_hyperparameters`` has set ``lr`` on every group; ``before`` holds the groups' rates
-    before that. A scheduler keeps the rate it was built with in its own attributes and brings it
-    back at its next step unless they change too:
+    Where the groups agree, or a value is not a number, every group gets ``value``. Where they
+    hold different numbers (a no-decay group for biases and norms at ``weight_decay=0``, per-layer
+    learning rates, a frozen group at ``lr=0``), the largest gets ``value`` and the others keep
+    their ratio to it: group ``g`` gets ``value * current[g] / max(current)``, so a group at 0
+    stays at 0 and the tuned number means the same as with one group.
+    """
 
-    - ``initial_lr`` of the groups and the scheduler's ``base_lrs`` become ``lr`` (warm-up,
+    def number(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    if not current or not number(value) or not all(number(c) for c in current):
+        return [value] * len(current)
+    top = max(float(c) for c in current)
+    if top <= 0 or all(float(c) == top for c in current):
+        return [value] * len(current)
+    return [value if float(c) == top else value * float(c) / top for c in current]
+
+
+def held_value(current: Sequence[Any]) -> Any:
+    """The one value that stands for the groups' values of an optimizer key: the value that
+    :func:`group_values` maps back onto them unchanged (the largest number, or the first
+    group's value where they are not all numbers). It is the trainer's own setting of a tuned
+    key (what an untuned training uses)."""
+    numeric = all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in current)
+    if current and numeric:
+        return max(current)
+    return current[0] if current else None
+
+
+def rescale_schedule(state: TrainingState, rates: Sequence[float], before: Sequence[Any]) -> None:
+    """Make ``rates`` (one per parameter group) the base rates of ``state``'s optimizer groups
+    and LR scheduler.
+
+    ``apply_hyperparameters`` has set the rates on the groups; ``before`` holds the groups'
+    rates before that. A scheduler keeps the rate it was built with in its own attributes and
+    brings it back at its next step unless they change too:
+
+    - ``initial_lr`` of the groups and the scheduler's ``base_lrs`` become the rates (warm-up,
       cosine, step and polynomial decay, ``LambdaLR``: the schedule scales from the base rate);
     - the schedulers inside a ``SequentialLR`` or ``ChainedScheduler`` too (warm-up then cosine:
       at the milestone the cosine starts from its own ``base_lrs``);
-    - ``OneCycleLR``, whose base rate is its peak: the groups' ``max_lr`` becomes ``lr`` and
+    - ``OneCycleLR``, whose base rate is its peak: the groups' ``max_lr`` becomes the rate and
       ``initial_lr`` and ``min_lr`` scale by the same factor (the cycle keeps its shape and
       ``div_factor``); ``CyclicLR``, whose base rate is its lower bound: ``base_lrs`` becomes
-      ``lr`` and ``max_lrs`` scales by the same factor. Both compute the rate from these at every
-      step, so the group's current rate scales by that factor too instead of jumping to the peak
-      or the bound for the epoch's first batches.
+      the rates and ``max_lrs`` scales by the same factors. Both compute the rate from these at
+      every step, so the group's current rate scales by that factor too instead of jumping to
+      the peak or the bound for the epoch's first batches.
 
     A scheduler that only multiplies the current rate (``ReduceLROnPlateau``,
     ``MultiplicativeLR``) needs nothing more.
     """
     optimizer = state.optimizer
-    for group, old in zip(optimizer.param_groups, before):
+    for group, lr, old in zip(optimizer.param_groups, rates, before):
         if "max_lr" in group and "min_lr" in group:  # OneCycleLR
             factor = _factor(lr, group["max_lr"])
             group["max_lr"] = lr
@@ -279,15 +323,15 @@ def rescale_schedule(state: TrainingState, lr: float, before: Sequence[Any]) -> 
         if isinstance(children, (list, tuple)):
             pending.extend(children)
         base_lrs = getattr(scheduler, "base_lrs", None)
-        if not isinstance(base_lrs, list):
+        if not isinstance(base_lrs, list) or len(base_lrs) != len(rates):
             continue
         max_lrs = getattr(scheduler, "max_lrs", None)
         if isinstance(max_lrs, list) and len(max_lrs) == len(base_lrs):  # CyclicLR
-            factors = [_factor(lr, b) for b in base_lrs]
+            factors = [_factor(lr, b) for lr, b in zip(rates, base_lrs)]
             max_lrs[:] = [m * f for m, f in zip(max_lrs, factors)]
-            for group, old, f in zip(optimizer.param_groups, before, factors):
+            for group, lr, old, f in zip(optimizer.param_groups, rates, before, factors):
                 group["lr"] = old * f if isinstance(old, numbers.Real) else lr
-        base_lrs[:] = [lr] * len(base_lrs)
+        base_lrs[:] = list(rates)
 
 
 def _factor(new: float, old: Any) -> float:

@@ -27,6 +27,7 @@ from optuna_gamma.tuner.policies import Slot
 from optuna_gamma.tuner.search.samplers import SamplerPlan
 from optuna_gamma.tuner.search.space import in_distribution
 from optuna_gamma.tuner.search.space import ParamSpace
+from optuna_gamma.tuner.trainer import held_value
 
 
 __all__ = ["StudyPlanner", "enqueue_next_slot", "enqueue_once", "enqueue_slots"]
@@ -82,13 +83,19 @@ class StudyPlanner:
             enqueue_once(study, [dict(prev["params"])])
 
     def default_point(self) -> dict[str, Any]:
-        """The trainer's own values of the tuned hyperparameters: those of the built optimizer's
-        first parameter group that lie in the search space (what an untuned training uses)."""
+        """The trainer's own values of the tuned hyperparameters: those of the built optimizer
+        that lie in the search space (what an untuned training uses). Where the parameter
+        groups differ, the value that leaves them as built (:func:`held_value`)."""
         groups = self.initial["optimizer"].get("param_groups") or [{}]
+        own = {
+            name: held_value([g[name] for g in groups])
+            for name in self.space.distributions
+            if all(name in g for g in groups)
+        }
         return {
-            name: groups[0][name]
-            for name, dist in self.space.distributions.items()
-            if name in groups[0] and in_distribution(dist, groups[0][name])
+            name: value
+            for name, value in own.items()
+            if in_distribution(self.space.distributions[name], value)
         }
 
     def _members(self, epoch: int) -> list[Member]:
