@@ -295,3 +295,49 @@ def test_a_run_keeps_the_no_decay_group_and_its_default_is_the_built_setting(
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     default = [t for t in study.trials if t.user_attrs.get("kind") == "default"]
     assert [t.params for t in default] == [{"lr": 1e-2, "weight_decay": 0.05}]
+
+
+class _Ignores(_TwoGroupTrainer):
+    """Reads ``dropout`` only with ``read=True``; never reads ``learning_rate``."""
+
+    def __init__(self, read: bool) -> None:
+        super().__init__()
+        self.read = read
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> float:
+        if self.read:
+            assert 0.0 <= hparams.get("dropout", 0.0) <= 0.5
+        return super().train_epoch(state, hparams, ctx)
+
+
+@pytest.mark.parametrize("read", [False, True])
+def test_a_tuned_name_that_changes_nothing_is_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, read: bool
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {
+        "lr": FloatDistribution(1e-3, 1e-1, log=True),
+        "learning_rate": FloatDistribution(1e-3, 1e-1, log=True),  # a typo for lr
+        "dropout": FloatDistribution(0.0, 0.5),
+    }
+    cfg = TunerConfig(run="r", run_dir=str(tmp_path / "r"), budget=4, sampler="random")
+    with caplog.at_level("WARNING"):
+        tune_per_epoch(_Ignores(read), space, cfg)
+    unused = [r.getMessage() for r in caplog.records if "changes nothing" in r.getMessage()]
+    named = sorted(m.split("'")[1] for m in unused)
+    assert named == (["learning_rate"] if read else ["dropout", "learning_rate"])
+    assert "it is not a key of the optimizer's parameter groups (amsgrad, betas" in unused[0]
+
+
+def test_read_hyperparameters_records_reads() -> None:
+    from optuna_gamma.tuner.execution.training import ReadHyperparameters
+
+    h = ReadHyperparameters({"a": 1, "b": 2, "c": 3})
+    assert h["a"] == 1 and h.get("z") is None and ("b" in h)
+    assert h.read == {"a", "b", "z"} and not h.all_read
+    assert isinstance(h, dict) and h == {"a": 1, "b": 2, "c": 3}
+    assert dict(**h) == {"a": 1, "b": 2, "c": 3} and h.all_read

@@ -9,17 +9,20 @@ what an uninterrupted one would.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 import time
 from typing import Any
 from typing import TYPE_CHECKING
 
+from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.execution.scoring import finite
 from optuna_gamma.tuner.execution.scoring import scalars
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.trainer import apply_hyperparameters
 from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import EpochContext
+from optuna_gamma.tuner.trainer import optimizer_keys
 from optuna_gamma.tuner.trainer import restore
 from optuna_gamma.tuner.trainer import seeded_rng
 
@@ -30,7 +33,9 @@ if TYPE_CHECKING:
     from optuna_gamma.tuner.trainer import Trainer
 
 
-__all__ = ["Training"]
+__all__ = ["ReadHyperparameters", "Training"]
+
+_logger = get_logger(__name__)
 
 
 class Training:
@@ -50,6 +55,7 @@ class Training:
         self.device = device
         #: The built state's snapshot: the first epoch's start.
         self.initial: dict[str, Any] = capture(state)
+        self._checked_use = False
 
     @classmethod
     def build(cls, trainer: Trainer, seed: int, device: torch.device) -> Training:
@@ -76,7 +82,13 @@ class Training:
         state = self.state
         restore(state, snapshot)
         apply = getattr(self.trainer, "apply_hyperparameters", None)
-        (apply if callable(apply) else apply_hyperparameters)(state, hparams)
+        if callable(apply):  # the trainer's own: it decides what each name does
+            apply(state, hparams)
+            applied: Any = None
+        else:
+            applied = apply_hyperparameters(state, hparams)
+        if applied is not None and not self._checked_use:
+            hparams = ReadHyperparameters(hparams)
         train_metrics: dict[str, Any] = {}
         t0 = time.perf_counter()
         for epoch in epochs:
@@ -94,6 +106,9 @@ class Training:
             if not finite(train_metrics) or train_metrics.get("diverged") is True:
                 break
         t_train = time.perf_counter() - t0
+        if isinstance(hparams, ReadHyperparameters):
+            self._checked_use = True
+            _warn_unused(hparams, applied, optimizer_keys(state.optimizer))
         t1 = time.perf_counter()
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             valid = scalars(self.trainer.evaluate(state, "valid"), what="evaluate()")
@@ -106,6 +121,65 @@ class Training:
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self.state, split)
         return scalars(out, what="evaluate()", keep_lists=True)
+
+
+class ReadHyperparameters(dict[str, Any]):
+    """A trial's hyperparameters (a ``dict``, as ``train_epoch`` receives them) that records
+    which names the trainer read: by key, ``get``, ``in`` or ``pop``; iterating, ``keys()``,
+    ``items()``, ``values()``, ``dict(...)`` and ``**`` count as reading every name."""
+
+    def __init__(self, hparams: Mapping[str, Any]) -> None:
+        super().__init__(hparams)
+        self.read: set[str] = set()
+        self.all_read = False
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.read.add(key)
+        return super().pop(key, *default)
+
+    def __iter__(self) -> Iterator[str]:
+        self.all_read = True
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self.all_read = True
+        return super().keys()
+
+    def items(self) -> Any:
+        self.all_read = True
+        return super().items()
+
+    def values(self) -> Any:
+        self.all_read = True
+        return super().values()
+
+
+def _warn_unused(hparams: ReadHyperparameters, applied: list[str], keys: set[str]) -> None:
+    """Warn about names that change nothing: not applied to the optimizer (``applied``, what
+    :func:`~optuna_gamma.tuner.trainer.apply_hyperparameters` returned) and not read from
+    ``hparams`` by ``train_epoch`` in the run's first trial (in this process)."""
+    if hparams.all_read:
+        return
+    for name in sorted(set(dict.keys(hparams)) - set(applied) - hparams.read):
+        _logger.warning(
+            f"hyperparameter {name!r} changes nothing: it is not a key of the optimizer's "
+            f"parameter groups ({', '.join(sorted(keys))}) and the trainer did not read it from "
+            f"hparams in the first trial; rename it after a group key or read hparams[{name!r}] "
+            f"in train_epoch()"
+        )
 
 
 def _check_state(state: Any, device: torch.device) -> None:
