@@ -341,3 +341,20 @@ def test_read_hyperparameters_records_reads() -> None:
     assert h.read == {"a", "b", "z"} and not h.all_read
     assert isinstance(h, dict) and h == {"a": 1, "b": 2, "c": 3}
     assert dict(**h) == {"a": 1, "b": 2, "c": 3} and h.all_read
+
+
+def test_metrics_may_be_tensors_and_numpy_scalars_but_not_anything() -> None:
+    import numpy as np
+
+    from optuna_gamma.tuner.execution.scoring import scalars
+
+    w = torch.ones((), requires_grad=True)
+    loss = w * 0.5  # what a loop returns: the last batch's loss, still in the graph
+    assert scalars(loss, what="train_epoch()") == {"train_loss": 0.5}
+    got = scalars({"accuracy": torch.tensor(0.75), "loss": np.float32(0.25)}, what="evaluate()")
+    assert got == {"accuracy": 0.75, "loss": 0.25}
+    assert all(type(v) is float for v in got.values())
+    with pytest.raises(ValueError, match="must return a mapping of metrics, got Tensor"):
+        scalars(torch.ones(2), what="train_epoch()")
+    with pytest.raises(ValueError, match="the metric 'accuracy' = 'high', which is not a number"):
+        scalars({"accuracy": "high"}, what="evaluate()")

@@ -27,21 +27,33 @@ def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, A
     """Metrics as ``{name: float}`` (a ``confusion_matrix`` list kept when ``keep_lists``)."""
     if metrics is None:
         return {}
-    if isinstance(metrics, numbers.Real) and not isinstance(metrics, bool):
-        return {"train_loss": float(metrics)}
+    if _scalar(metrics):
+        return {"train_loss": _float(metrics)}
     if not isinstance(metrics, Mapping):
         raise ValueError(f"{what} must return a mapping of metrics, got {type(metrics).__name__}")
     out: dict[str, Any] = {}
     for k, v in metrics.items():
         if isinstance(v, bool):
             out[str(k)] = v
-        elif isinstance(v, numbers.Real) or (hasattr(v, "item") and getattr(v, "ndim", 1) == 0):
-            out[str(k)] = float(v)
+        elif _scalar(v):
+            out[str(k)] = _float(v)
         elif keep_lists and isinstance(v, (list, tuple)):
             out[str(k)] = v
         else:
             raise ValueError(f"{what} returned the metric {k!r} = {v!r}, which is not a number")
     return out
+
+
+def _scalar(v: Any) -> bool:
+    """A number: a real (not a bool), or a 0-d tensor or NumPy scalar (``loss`` as returned)."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, numbers.Real) or (hasattr(v, "item") and getattr(v, "ndim", 1) == 0)
+
+
+def _float(v: Any) -> float:
+    """``v`` as a float (a tensor through ``item()``: no autograd warning, no graph kept)."""
+    return float(v.item()) if hasattr(v, "item") else float(v)
 
 
 def exploded(valid: Mapping[str, Any], start: Mapping[str, Any]) -> bool:
