@@ -133,6 +133,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     # adoption on the posterior mean of a GP over (setting, age) instead of the raw value
     "pe-pop-posterior": {"width": 1, "adopt_on": "posterior", "explore_after": None},
     "pe-pop-w12-posterior": {"width": 12, "adopt_on": "posterior"},
+    # 12 at a time, the run's last fifth: 3 states continue and 9 explorers start near them
+    "pe-pop-w12-late": {"width": 12, "late_population": True},
 }
 #: Trainer options of policy arms that change the trainer rather than the policy (the thesis's
 #: trainer only: ``ThesisTrainer(valid_fraction=...)``; the default is 0.2).

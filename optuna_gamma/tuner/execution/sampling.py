@@ -73,7 +73,7 @@ class Sampling:
             lambda slot: derive_seed(self.seed, "sampler", epoch, slot),
             slot_of=slot_of,
         )
-        radius = self.policy.radius
+        radius = self.policy.radius_at(epoch)
         if radius is not None and epoch > 1:
             sampler = NearParentSampler(sampler, radius, self.parent_setting(epoch))
         return sampler

@@ -117,6 +117,7 @@ def policy_from_record(
         "explore_after",
         "race_share",
         "explore_short",
+        "late_population",
     }
     if not set(settings) <= known:
         raise ValueError(

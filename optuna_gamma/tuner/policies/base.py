@@ -137,6 +137,10 @@ class Policy(abc.ABC):
         search space (``None``: anywhere; :mod:`~optuna_gamma.tuner.search.neighbourhood`)."""
         return None
 
+    def radius_at(self, epoch: int) -> float | None:
+        """:attr:`radius` for the explorers of ``epoch`` (1-based)."""
+        return self.radius
+
     @property
     @abc.abstractmethod
     def plan(self) -> RunPlan:

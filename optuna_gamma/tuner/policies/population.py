@@ -157,6 +157,7 @@ class PopulationPolicy(Policy):
     adopt_on: str = "value"
     race_share: float | None = RACE_SHARE
     explore_short: bool = False
+    late_population: bool = False
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -176,7 +177,7 @@ class PopulationPolicy(Policy):
             isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
         ):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
-        for flag in ("history", "explore_short"):
+        for flag in ("history", "explore_short", "late_population"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         share = self.race_share
@@ -295,14 +296,32 @@ class PopulationPolicy(Policy):
 
     @property
     def late(self) -> float | None:
-        """When explorers race again (``explore_after``, serial runs only; ``None``: never)."""
-        return self.explore_after if self.width == 1 else None
+        """When explorers race again (``explore_after``, serial runs; with ``width >= 2`` and
+        ``late_population``, when the explorers start near the best states; ``None``: never)."""
+        if self.width == 1 or self.late_population:
+            return self.explore_after
+        return None
 
     @property
     def radius(self) -> float | None:
         """How far an explorer may move from its parent (``explore_radius``, serial runs
         only; ``None``: anywhere)."""
         return self.explore_radius if self.width == 1 else None
+
+    def radius_at(self, epoch: int) -> float | None:
+        if self.width >= 2 and self._late_epoch(epoch):
+            return self.explore_radius
+        return self.radius
+
+    def _late_epoch(self, epoch: int) -> bool:
+        """Whether ``epoch`` (1-based) starts once ``late`` of the run is spent."""
+        if self.late is None or epoch < 2:
+            return False
+        trials = self.plan.trials
+        if self.epochs is not None:
+            return (epoch - 1) / self.epochs >= self.late
+        assert self.budget is not None
+        return sum(trials[: epoch - 1]) / self.budget >= self.late
 
     def carried(self, epoch: int) -> int:
         """States carried out of ``epoch`` (1-based)."""
@@ -319,6 +338,10 @@ class PopulationPolicy(Policy):
             first = [Slot(params=dict(default), kind="default")] if default else []
             return (first + [Slot(kind="design") for _ in range(n)])[:n]
         members = list(population[: self.carried(epoch - 1)])[:n]
+        if self.width >= 2 and self._late_epoch(epoch):
+            # the end of the run: most trials explore near the best few states, so that the
+            # one-epoch verdict (which prefers a smaller step) gives the final decay
+            members = members[: max(1, self.width // 4)]
         keep = [
             Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(members)
         ]
@@ -385,7 +408,7 @@ class PopulationPolicy(Policy):
             # as "always" (policy_from_record reads them so)
             **({"challenge": self.challenge} if self.challenge != "always" else {}),
             # absent likewise where explorers go anywhere (policy_from_record reads None)
-            **({"explore_radius": self.radius} if self.radius is not None else {}),
+            **({"explore_radius": self.explore_radius} if self._near_parent else {}),
             # absent likewise where no explorer races late (policy_from_record reads None)
             **({"explore_after": self.late} if self.late is not None else {}),
             # absent likewise where the values rank the trials
@@ -395,4 +418,13 @@ class PopulationPolicy(Policy):
             **({"race_share": self.race_share} if self._race != self._full_race else {}),
             # present only where the rungs are shortened (B = 7-19 by default), likewise
             **({"explore_short": self.explore_short} if self._rung < self.rung else {}),
+            # present only where it is on, likewise
+            **({"late_population": True} if self.late_population and self.width >= 2 else {}),
         }
+
+    @property
+    def _near_parent(self) -> bool:
+        """Whether some explorer stays near its parent (``explore_radius`` in effect)."""
+        if self.explore_radius is None:
+            return False
+        return self.width == 1 or self.late is not None
