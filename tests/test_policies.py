@@ -135,6 +135,48 @@ def test_population_slots_continue_and_explore() -> None:
     assert serial.select(3, members) == members[:2] and serial.select(6, members) == members[:1]
 
 
+def test_late_population_explores_near_the_best_states_at_the_end() -> None:
+    members = [
+        Member(trial=i, value=1.0 - i / 10, params={"lr": 0.01 * (i + 1)}) for i in range(9)
+    ]
+    late = PopulationPolicy(width=12, budget=120, late_population=True)
+    plain = PopulationPolicy(width=12, budget=120)
+    assert late.plan == plain.plan  # the same compute and carried states
+    # the last fifth of the budget (epochs 9-10 start at 96 and 108 of 120 spent)
+    assert [e for e in range(1, 11) if late._late_epoch(e)] == [9, 10]
+    for e in range(2, 9):
+        assert late.slots(e, members) == plain.slots(e, members)
+        assert late.radius_at(e) is None
+    slots = late.slots(9, members)
+    assert [(s.kind, s.parent) for s in slots[:3]] == [("continue", i) for i in range(3)]
+    assert [(s.kind, s.parent) for s in slots[3:]] == [("explore", j) for j in range(9)]
+    assert late.radius_at(9) == late.radius_at(10) == 0.1
+    assert plain.radius_at(9) is None and plain.late is None
+    # recorded, and rebuilt from its record; a record without it is the plain policy
+    assert late.describe()["late_population"] is True
+    assert late.describe()["explore_radius"] == 0.1 and late.describe()["explore_after"] == 0.8
+    assert policy_from_record(late.describe(), budget=120, epochs=None) == late
+    assert "late_population" not in plain.describe()
+    rebuilt = policy_from_record(plain.describe(), budget=120, epochs=None)
+    assert rebuilt.describe() == plain.describe() and rebuilt.slots(9, members) == plain.slots(
+        9, members
+    )
+    # by epochs instead of a budget; serial runs ignore it (they have their own late races)
+    by_epochs = PopulationPolicy(width=4, epochs=10, late_population=True)
+    assert [e for e in range(1, 11) if by_epochs._late_epoch(e)] == [9, 10]
+    assert [s.kind for s in by_epochs.slots(9, members)] == [
+        "continue",
+        "explore",
+        "explore",
+        "explore",
+    ]
+    serial = PopulationPolicy(width=1, budget=120, late_population=True)
+    assert serial.plan == PopulationPolicy(width=1, budget=120).plan
+    assert "late_population" not in serial.describe()
+    with pytest.raises(ValueError, match="late_population must be True or False"):
+        PopulationPolicy(width=12, budget=120, late_population=1)  # type: ignore[arg-type]
+
+
 def test_policy_validation_and_defaults() -> None:
     with pytest.raises(ValueError, match="not both"):
         PopulationPolicy(width=1, budget=10, epochs=3)
@@ -423,6 +465,34 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
         carried = [m for m in studies[e - 1].user_attrs["population"] if m["trial"] == t.number]
         assert len(carried) == 1 and carried[0]["proposed"] == t.user_attrs["proposed"]
     # resumed: nothing to train, the same schedule
+    again = tune_per_epoch(digits, None, cfg)
+    assert again.new_trials == 0 and again.schedule == res.schedule
+
+
+def test_late_population_in_a_real_run(digits, tmp_path: Path) -> None:
+    policy = PopulationPolicy(width=4, budget=20, late_population=True)
+    cfg = TunerConfig(run="late", run_dir=str(tmp_path / "late"), policy=policy, sampler="gamma")
+    res = tune_per_epoch(digits, None, cfg)
+    assert res.policy["late_population"] is True
+    assert res.trials_trained + res.trials_reused == 20
+    studies = _studies(tmp_path / "late", "late")
+    assert len(studies) == 5
+    for e in (2, 3, 4, 5):
+        trials = studies[e - 1].get_trials(deepcopy=False)
+        prev = studies[e - 2].user_attrs["population"]
+        kinds = sorted(t.user_attrs["kind"] for t in trials)
+        if e < 5:  # 3 states continue, one explorer anywhere
+            assert kinds == ["continue"] * 3 + ["explore"]
+            continue
+        # the last fifth: the best state continues, each carried state gets an explorer near
+        # its setting
+        assert kinds == ["continue"] + ["explore"] * 3
+        explorers = [t for t in trials if t.user_attrs["kind"] == "explore"]
+        assert sorted(t.user_attrs["parent"] for t in explorers) == [0, 1, 2]
+        for t in explorers:
+            ratio = t.params["lr"] / prev[t.user_attrs["parent"]]["params"]["lr"]
+            assert 500**-0.1 * (1 - 1e-9) <= ratio <= 500**0.1 * (1 + 1e-9)
+    # resumed: the record rebuilds the policy, nothing is trained again
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule
 

@@ -338,12 +338,14 @@ class PopulationPolicy(Policy):
             first = [Slot(params=dict(default), kind="default")] if default else []
             return (first + [Slot(kind="design") for _ in range(n)])[:n]
         members = list(population[: self.carried(epoch - 1)])[:n]
+        kept = members
         if self.width >= 2 and self._late_epoch(epoch):
-            # the end of the run: most trials explore near the best few states, so that the
-            # one-epoch verdict (which prefers a smaller step) gives the final decay
-            members = members[: max(1, self.width // 4)]
+            # the end of the run: only the best few states continue; every carried state gets
+            # an explorer near its setting (PBT's perturbation), so that the one-epoch verdict,
+            # which prefers a smaller step, gives the final decay
+            kept = members[: max(1, self.width // 4)]
         keep = [
-            Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(members)
+            Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(kept)
         ]
         explorers = n - len(keep)
         parents = min(len(members), max(1, explorers))  # the best: one explorer each
