@@ -141,6 +141,14 @@ class PopulationPolicy(Policy):
             benchmarks/tuner/results/small_budget/). The first race and the explorers
             near the end (``explore_after``) are kept. Runs recorded before the setting existed
             read ``True``.
+        late_population: With ``width >= 2``: once ``explore_after`` of the budget is spent,
+            only the best ``width // 4`` carried states continue their settings, and every
+            carried state gets an explorer near its setting (``explore_radius``), as PBT
+            perturbs each member's setting by a factor. Near the end the one-epoch verdict's
+            preference for a smaller step is the final decay rather than a bias (as for the
+            serial late explorers), and a local step from a good state is a safer bet than a
+            jump anywhere with one or two epochs left. Runs recorded before the setting existed
+            read ``False``.
     """
 
     width: int = 1
@@ -344,9 +352,7 @@ class PopulationPolicy(Policy):
             # an explorer near its setting (PBT's perturbation), so that the one-epoch verdict,
             # which prefers a smaller step, gives the final decay
             kept = members[: max(1, self.width // 4)]
-        keep = [
-            Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(kept)
-        ]
+        keep = [Slot(parent=i, params=dict(m.params), kind="continue") for i, m in enumerate(kept)]
         explorers = n - len(keep)
         parents = min(len(members), max(1, explorers))  # the best: one explorer each
         explore = [Slot(parent=j % parents, kind="explore") for j in range(explorers)]
