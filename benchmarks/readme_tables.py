@@ -381,16 +381,25 @@ _ABLATION = (
         "pe-pop-no-late",
         "a validation split of 40 % of the images instead of 20 % (fewer training images)",
     ),
-    ("pe-pop-w12-carry1", "pe-pop-w12", "12 at a time, 1 state carried instead of 9"),
-    ("pe-pop-w12-nohist", "pe-pop-w12", "12 at a time, explorers without the earlier epochs"),
+    (
+        "pe-pop-w12-no-late",
+        "pe-pop-w12",
+        "12 at a time, no late perturbation: 9 states continue to the end (the default before it)",
+    ),
+    ("pe-pop-w12-carry1", "pe-pop-w12-no-late", "12 at a time, 1 state carried instead of 9"),
+    (
+        "pe-pop-w12-nohist",
+        "pe-pop-w12-no-late",
+        "12 at a time, explorers without the earlier epochs",
+    ),
     (
         "pe-pop-w12-posterior",
-        "pe-pop-w12",
+        "pe-pop-w12-no-late",
         "12 at a time, trials ranked by a GP's posterior mean, not their values",
     ),
     (
-        "pe-pop-w12@best",
-        "pe-pop-w12",
+        "pe-pop-w12-no-late@best",
+        "pe-pop-w12-no-late",
         "12 at a time, final model: the peak of the validation curve, not the last state",
     ),
     (
@@ -400,8 +409,8 @@ _ABLATION = (
         "not the last state alone",
     ),
     (
-        "pe-pop-w12@average",
-        "pe-pop-w12",
+        "pe-pop-w12-no-late@average",
+        "pe-pop-w12-no-late",
         "12 at a time, final model: the average of its lineage's last states",
     ),
 )

@@ -175,8 +175,12 @@ def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:
     anywhere = PopulationPolicy(width=1, budget=30, explore_radius=None)
     assert "explore_radius" not in anywhere.describe() and anywhere.radius is None
     assert policy_from_record(anywhere.describe(), budget=30, epochs=None) == anywhere
-    # with several at a time explorers go anywhere, and the record says nothing of a radius
+    # with several at a time explorers go anywhere until the late perturbation, which is near
+    # the parent; without it the record says nothing of a radius
     wide = PopulationPolicy(width=12, budget=120)
-    assert wide.explore_radius == 0.1 and wide.radius is None
-    assert "explore_radius" not in wide.describe()
-    assert policy_from_record(wide.describe(), budget=120, epochs=None).radius is None
+    assert wide.explore_radius == 0.1 and wide.radius is None and wide.radius_at(9) == 0.1
+    assert wide.describe()["explore_radius"] == 0.1
+    assert policy_from_record(wide.describe(), budget=120, epochs=None) == wide
+    plain = PopulationPolicy(width=12, budget=120, late_population=False)
+    assert "explore_radius" not in plain.describe()
+    assert policy_from_record(plain.describe(), budget=120, epochs=None).radius_at(9) is None

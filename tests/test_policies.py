@@ -139,8 +139,9 @@ def test_late_population_explores_near_the_best_states_at_the_end() -> None:
     members = [
         Member(trial=i, value=1.0 - i / 10, params={"lr": 0.01 * (i + 1)}) for i in range(9)
     ]
-    late = PopulationPolicy(width=12, budget=120, late_population=True)
-    plain = PopulationPolicy(width=12, budget=120)
+    late = PopulationPolicy(width=12, budget=120)  # the default
+    assert late.late_population
+    plain = PopulationPolicy(width=12, budget=120, late_population=False)
     assert late.plan == plain.plan  # the same compute and carried states
     # the last fifth of the budget (epochs 9-10 start at 96 and 108 of 120 spent)
     assert [e for e in range(1, 11) if late._late_epoch(e)] == [9, 10]
@@ -157,7 +158,10 @@ def test_late_population_explores_near_the_best_states_at_the_end() -> None:
     assert late.describe()["explore_radius"] == 0.1 and late.describe()["explore_after"] == 0.8
     assert policy_from_record(late.describe(), budget=120, epochs=None) == late
     assert "late_population" not in plain.describe()
+    assert "explore_radius" not in plain.describe() and "explore_after" not in plain.describe()
     rebuilt = policy_from_record(plain.describe(), budget=120, epochs=None)
+    # a record made before the setting existed
+    assert isinstance(rebuilt, PopulationPolicy) and not rebuilt.late_population
     assert rebuilt.describe() == plain.describe() and rebuilt.slots(9, members) == plain.slots(
         9, members
     )
@@ -637,7 +641,8 @@ def test_range_warnings_name_the_final_models_lineage_not_each_epochs_best(
             TunerConfig(
                 run="w",
                 run_dir=str(tmp_path / "w"),
-                policy=PopulationPolicy(width=4, budget=24),
+                # the scenario of these seeds is the population's before its late explorers
+                policy=PopulationPolicy(width=4, budget=24, late_population=False),
                 seed=seed,
                 device="cpu",  # the seeds' outcomes below are CPU arithmetic's
             ),

@@ -99,6 +99,9 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
+    # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
+    # ablation's variants below are of it)
+    "pe-pop-w12-no-late": {"width": 12, "late_population": False},
     # serial, no explorer race in the budget's last fifth (the default until they raced there;
     # the serial ablation's variants below are of it, or of the default before it)
     "pe-pop-no-late": {"width": 1, "explore_after": None},
@@ -123,18 +126,20 @@ POLICIES: dict[str, dict[str, Any]] = {
         "explore_radius": None,
         "explore_after": None,
     },
-    "pe-pop-w12-carry1": {"width": 12, "carry": 1},
+    "pe-pop-w12-carry1": {"width": 12, "carry": 1, "late_population": False},
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None, "explore_after": None},
-    "pe-pop-w12-nohist": {"width": 12, "history": False},
+    "pe-pop-w12-nohist": {"width": 12, "history": False, "late_population": False},
     "pe-thesis-t2": {"thesis": 2},
     # pe-pop-no-late on a validation split twice as large (40 % of the images, taken from the
     # training split: the trainer option of _TRAINER_OPTIONS)
     "pe-pop-valid40": {"width": 1, "explore_after": None},
     # adoption on the posterior mean of a GP over (setting, age) instead of the raw value
     "pe-pop-posterior": {"width": 1, "adopt_on": "posterior", "explore_after": None},
-    "pe-pop-w12-posterior": {"width": 12, "adopt_on": "posterior"},
-    # 12 at a time, the run's last fifth: 3 states continue and 9 explorers start near them
-    "pe-pop-w12-late": {"width": 12, "late_population": True},
+    "pe-pop-w12-posterior": {
+        "width": 12,
+        "adopt_on": "posterior",
+        "late_population": False,
+    },
 }
 #: Trainer options of policy arms that change the trainer rather than the policy (the thesis's
 #: trainer only: ``ThesisTrainer(valid_fraction=...)``; the default is 0.2).

@@ -127,6 +127,8 @@ def policy_from_record(
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
     settings.setdefault("explore_after", None)
+    if isinstance(settings.get("width"), int) and settings["width"] >= 2:
+        settings.setdefault("late_population", False)  # serial runs do not record it
     if budget is not None:
         policy = PopulationPolicy(budget=budget, **settings)
     else:
