@@ -358,3 +358,61 @@ def test_metrics_may_be_tensors_and_numpy_scalars_but_not_anything() -> None:
         scalars(torch.ones(2), what="train_epoch()")
     with pytest.raises(ValueError, match="the metric 'accuracy' = 'high', which is not a number"):
         scalars({"accuracy": "high"}, what="evaluate()")
+
+
+class _TimmCosine:
+    """The contract of timm's schedulers (``timm.scheduler.Scheduler``, timm 1.0): base rates
+    in ``base_values`` from the groups' ``initial_lr``, a linear warm-up from
+    ``warmup_lr_init`` in ``warmup_steps``, every step's rate computed from them and multiplied
+    by a group's ``lr_scale``; ``step(epoch)`` is told the epoch. (timm itself is not a
+    dependency; the same check against timm 1.0.31's ``CosineLRScheduler`` and
+    ``StepLRScheduler`` is in the notes of the change.)"""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, t_initial: int, warmup_t: int) -> None:
+        self.optimizer, self.param_group_field = optimizer, "lr"
+        self.t_initial, self.warmup_t, self.warmup_lr_init = t_initial, warmup_t, 1e-4
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_values = [g["initial_lr"] for g in optimizer.param_groups]
+        self.warmup_steps = [(v - self.warmup_lr_init) / warmup_t for v in self.base_values]
+        self._update([self.warmup_lr_init] * len(self.base_values))
+
+    def _update(self, values: list[float]) -> None:
+        for group, value in zip(self.optimizer.param_groups, values):
+            group["lr"] = value * group.get("lr_scale", 1.0)
+
+    def step(self, epoch: int) -> None:
+        if epoch < self.warmup_t:
+            self._update([self.warmup_lr_init + epoch * s for s in self.warmup_steps])
+        else:
+            t = epoch - self.warmup_t
+            cos = 0.5 * (1 + math.cos(math.pi * t / self.t_initial))
+            self._update([v * cos for v in self.base_values])
+
+
+@pytest.mark.parametrize("after", [0, 2, 5])
+def test_a_timm_scheduler_takes_the_tuned_base_rate(after: int) -> None:
+    def state(lr: float) -> TrainingState:
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+        groups: list[dict[str, Any]] = [
+            {"params": model[0].parameters(), "lr_scale": 0.5},  # timm's layer-wise decay
+            {"params": model[1].parameters()},
+        ]
+        optimizer = torch.optim.SGD(groups, lr=lr)
+        return TrainingState(
+            model=model, optimizer=optimizer, scheduler=_TimmCosine(optimizer, 8, 3)
+        )
+
+    def rates(s: TrainingState, start: int) -> list[float]:
+        out = []
+        for epoch in range(start, start + 8):
+            s.scheduler.step(epoch)
+            out += [g["lr"] for g in s.optimizer.param_groups]
+        return out
+
+    tuned, built = state(0.1), state(0.01)
+    for s in (tuned, built):
+        for epoch in range(after):
+            s.scheduler.step(epoch)
+    apply_hyperparameters(tuned, {"lr": 0.01})
+    assert rates(tuned, after) == pytest.approx(rates(built, after), rel=1e-12)

@@ -296,6 +296,9 @@ def rescale_schedule(state: TrainingState, rates: Sequence[float], before: Seque
       cosine, step and polynomial decay, ``LambdaLR``: the schedule scales from the base rate);
     - the schedulers inside a ``SequentialLR`` or ``ChainedScheduler`` too (warm-up then cosine:
       at the milestone the cosine starts from its own ``base_lrs``);
+    - timm's schedulers (``timm.scheduler.Scheduler`` for ``"lr"``: cosine, step, plateau, ...)
+      keep the base rates in ``base_values`` and compute every step's rate from them (and their
+      warm-up's increments, ``warmup_steps``, from ``warmup_lr_init`` to them): both follow;
     - ``OneCycleLR``, whose base rate is its peak: the groups' ``max_lr`` becomes the rate and
       ``initial_lr`` and ``min_lr`` scale by the same factor (the cycle keeps its shape and
       ``div_factor``); ``CyclicLR``, whose base rate is its lower bound: ``base_lrs`` becomes
@@ -322,6 +325,7 @@ def rescale_schedule(state: TrainingState, rates: Sequence[float], before: Seque
         children = getattr(scheduler, "_schedulers", None)  # SequentialLR, ChainedScheduler
         if isinstance(children, (list, tuple)):
             pending.extend(children)
+        _rescale_timm(scheduler, rates)
         base_lrs = getattr(scheduler, "base_lrs", None)
         if not isinstance(base_lrs, list) or len(base_lrs) != len(rates):
             continue
@@ -332,6 +336,25 @@ def rescale_schedule(state: TrainingState, rates: Sequence[float], before: Seque
             for group, lr, old, f in zip(optimizer.param_groups, rates, before, factors):
                 group["lr"] = old * f if isinstance(old, numbers.Real) else lr
         base_lrs[:] = list(rates)
+
+
+def _rescale_timm(scheduler: Any, rates: Sequence[float]) -> None:
+    """A timm scheduler of the learning rate: its ``base_values`` (and its linear warm-up's
+    per-step increments, ``(base - warmup_lr_init) / warmup_t``) become the rates'. timm
+    multiplies a group's value by its ``lr_scale`` (layer-wise decay), so the base is the rate
+    divided by it."""
+    values = getattr(scheduler, "base_values", None)
+    if getattr(scheduler, "param_group_field", None) != "lr" or not isinstance(values, list):
+        return
+    groups = getattr(getattr(scheduler, "optimizer", None), "param_groups", None)
+    if len(values) != len(rates) or not isinstance(groups, list) or len(groups) != len(rates):
+        return
+    rates = [r / g.get("lr_scale", 1.0) for r, g in zip(rates, groups)]
+    values[:] = rates
+    steps, t = getattr(scheduler, "warmup_steps", None), getattr(scheduler, "warmup_t", 0)
+    init = getattr(scheduler, "warmup_lr_init", 0.0)
+    if isinstance(steps, list) and len(steps) == len(rates) and isinstance(t, int) and t > 0:
+        steps[:] = [(v - init) / t for v in rates]
 
 
 def _factor(new: float, old: Any) -> float:

@@ -322,6 +322,8 @@ class PopulationPolicy(Policy):
         return self.explore_radius if self.width == 1 else None
 
     def radius_at(self, epoch: int) -> float | None:
+        """:attr:`radius`, and with ``width >= 2`` ``explore_radius`` for the late
+        perturbation's explorers (``late_population``)."""
         if self.width >= 2 and self._late_epoch(epoch):
             return self.explore_radius
         return self.radius
