@@ -252,6 +252,11 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     return applied
 
 
+def _number(v: Any) -> bool:
+    """A real number, not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def group_values(current: Sequence[Any], value: Any) -> list[Any]:
     """The value of a tuned optimizer key for each parameter group, given the groups' values.
 
@@ -262,10 +267,7 @@ def group_values(current: Sequence[Any], value: Any) -> list[Any]:
     stays at 0 and the tuned number means the same as with one group.
     """
 
-    def number(v: Any) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-    if not current or not number(value) or not all(number(c) for c in current):
+    if not current or not _number(value) or not all(_number(c) for c in current):
         return [value] * len(current)
     top = max(float(c) for c in current)
     if top <= 0 or all(float(c) == top for c in current):
@@ -278,8 +280,7 @@ def held_value(current: Sequence[Any]) -> Any:
     :func:`group_values` maps back onto them unchanged (the largest number, or the first
     group's value where they are not all numbers). It is the trainer's own setting of a tuned
     key (what an untuned training uses)."""
-    numeric = all(isinstance(c, numbers.Real) and not isinstance(c, bool) for c in current)
-    if current and numeric:
+    if current and all(_number(c) for c in current):
         return max(current)
     return current[0] if current else None
 
@@ -367,12 +368,9 @@ def _factor(new: float, old: Any) -> float:
 def _check_kind(name: str, current: Any, value: Any) -> None:
     """Refuse a hyperparameter value of another kind than the optimizer's setting."""
 
-    def number(v: Any) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
     if isinstance(current, bool) and not isinstance(value, bool):
         wanted = "True or False"
-    elif number(current) and not number(value):
+    elif _number(current) and not _number(value):
         wanted = "a number"
     else:
         return

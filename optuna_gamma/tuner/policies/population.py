@@ -332,11 +332,10 @@ class PopulationPolicy(Policy):
         """Whether ``epoch`` (1-based) starts once ``late`` of the run is spent."""
         if self.late is None or epoch < 2:
             return False
-        trials = self.plan.trials
         if self.epochs is not None:
             return (epoch - 1) / self.epochs >= self.late
         assert self.budget is not None
-        return sum(trials[: epoch - 1]) / self.budget >= self.late
+        return sum(self.plan.trials[: epoch - 1]) / self.budget >= self.late
 
     def carried(self, epoch: int) -> int:
         """States carried out of ``epoch`` (1-based)."""
