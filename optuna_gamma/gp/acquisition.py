@@ -166,7 +166,7 @@ def _t_log_pi_and_hazard(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarr
     with np.errstate(over="ignore"):
         hazard = np.exp(log_t - log_T)
     tail = (cdf < _T_TAIL) & (z < 0.0)
-    if np.any(tail):
+    if tail.any():
         zt = z[tail]
         ratio = np.abs(zt) * _t_tail_F(zt, nu) / nu  # T / t
         log_T[tail] = log_t[tail] + np.log(ratio)
@@ -191,7 +191,7 @@ def _t_parts(z: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
         T_over_h = np.exp(log_T - log_h)
         A_over_h = np.exp(log_A - log_h)
     tail = (cdf < _T_TAIL) & (z < 0.0)
-    if np.any(tail):
+    if tail.any():
         zt = z[tail]
         F = _t_tail_F(zt, nu)
         z2 = zt * zt
@@ -213,7 +213,8 @@ def _prepare(
         loc, scale = np.broadcast_arrays(loc, scale)
     if not (scale > 0.0).all():
         raise ValueError(f"scale must be positive, got min {np.min(scale)!r}.")
-    if not np.all(np.isfinite(best)):
+    # math.isfinite for the usual float: np.all(np.isfinite(...)) took 3 us of every call
+    if not (math.isfinite(best) if isinstance(best, float) else np.isfinite(best).all()):
         raise ValueError(f"best must be finite, got {best!r}.")
     if not math.isfinite(xi):
         raise ValueError(f"xi must be finite, got {xi!r}.")
@@ -347,6 +348,8 @@ class _LogAcquisition:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Log acquisition at ``X`` ``(m, d)``; returns ``(m,)``."""
         X = np.asarray(X, dtype=float)
+        if not self.constraints and self.best is not None:
+            return self._objective_terms(X, with_grad=False)[0]
         total = np.zeros(X.shape[0])
         if self.best is not None:
             total += self._objective_terms(X, with_grad=False)[0]
@@ -360,6 +363,10 @@ class _LogAcquisition:
         """Log acquisition ``(m,)`` and its gradient w.r.t. ``X`` ``(m, d)`` (zero on
         categorical dimensions)."""
         X = np.asarray(X, dtype=float)
+        if not self.constraints and self.best is not None:
+            value, g = self._objective_terms(X, with_grad=True)
+            assert g is not None
+            return value, g
         total = np.zeros(X.shape[0])
         grad = np.zeros(X.shape)
         if self.best is not None:

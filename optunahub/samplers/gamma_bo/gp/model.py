@@ -312,8 +312,9 @@ class GaussianProcess:
         clipped = raw_var <= _MIN_VAR
         var = np.where(clipped, _MIN_VAR, raw_var)
         scale = np.sqrt(self.variance_factor * var)
-        dloc = np.zeros((m, d))
-        dscale = np.zeros((m, d))
+        if not self._all_cont:
+            dloc = np.zeros((m, d))
+            dscale = np.zeros((m, d))
         if self._cont_idx.size:
             V = U @ self._linv_t.T  # rows: K^{-1} k
             if self._cond.beta is not None:

@@ -228,14 +228,22 @@ def _lbfgsb_batch(
     scale = np.where(np.isfinite(scale) & (scale > 0.0), scale, 1.0)
     upper = np.tile(1.0 / scale, base.shape[0])
     tiled = np.tile(scale, base.shape[0])
+    every_column = np.array_equal(columns, np.arange(X.shape[1]))
 
     def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        Xz = base.copy()
-        Xz[:, columns] = np.clip(z * tiled, 0.0, 1.0).reshape(-1, k)
+        # At every evaluation; when every column is searched (all continuous) no copy is needed.
+        moved = np.clip(z * tiled, 0.0, 1.0).reshape(-1, k)
+        if every_column:
+            Xz = moved
+        else:
+            Xz = base.copy()
+            Xz[:, columns] = moved
         v, g = acquisition.value_and_grad(Xz)
         v = np.asarray(v, dtype=float)
-        g = np.asarray(g, dtype=float)[:, columns]
-        if not np.all(np.isfinite(v)) or not np.all(np.isfinite(g)):
+        g = np.asarray(g, dtype=float)
+        if not every_column:
+            g = g[:, columns]
+        if not (np.isfinite(v).all() and np.isfinite(g).all()):
             # Tell L-BFGS-B to step back (a large, finite value).
             return 1e300, np.zeros(z.shape)
         return -float(v.sum()), -g.ravel() * tiled
