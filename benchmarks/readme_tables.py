@@ -15,10 +15,9 @@ Tables:
 
 ``sampler-headline``
     ``sampler/results/headline/summary.json`` (the current sampler's cells of
-    ``issue17_repeats``, then Optuna's samplers' cells of ``issue17_full`` and ``random_grid``,
-    all on Optuna 5.1): win rates of
-    ``GammaBOSampler()`` at trials 12 and 50 and the worst ratio of median final regrets,
-    against each of Optuna's samplers.
+    ``issue17_refit_polish/default_s0``, then Optuna's samplers' cells of ``issue17_full`` and
+    ``random_grid``, all on Optuna 5.1): win rates of ``GammaBOSampler()`` at trials 12 and 50
+    and the worst ratio of median final regrets, against each of Optuna's samplers.
 ``tuner-headline``
     ``tuner/results/peers/peers.jsonl`` (MNIST-500): final test accuracy of the per-epoch tuner
     and of its peers at equal compute.

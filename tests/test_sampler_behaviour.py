@@ -658,17 +658,66 @@ def test_workers_still_choosing_are_counted_in_a_window_of_trial_numbers() -> No
     assert sampler._n_choosing(study, space, me, running) == 2
 
 
+@pytest.mark.parametrize(("noise_sd", "expected"), [(0.0, [40, 45]), (0.3, list(range(40, 48)))])
+def test_refit_every_suggestion_to_64_only_while_the_fit_finds_noise(
+    monkeypatch: pytest.MonkeyPatch, noise_sd: float, expected: list[int]
+) -> None:
+    """With 40 observations, a smooth noise-free objective is refitted on the growth schedule
+    (40, then 45 = 40 * 1.125); the same objective with noise at every suggestion."""
+    import optuna_gamma.gp.fit as fit_module
+
+    fits: list[tuple[int, float]] = []
+    real_fit = fit_module.fit_gp
+
+    def counting_fit(X: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        gp = real_fit(X, *args, **kwargs)
+        fits.append((len(X), float(gp.params.noise)))
+        return gp
+
+    monkeypatch.setattr(fit_module, "fit_gp", counting_fit)
+    rng = np.random.default_rng(1)
+
+    def objective(a: float, b: float) -> float:
+        return float(np.sin(5 * a) + b + noise_sd * rng.normal())
+
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    dist: dict[str, BaseDistribution] = {
+        "x": FloatDistribution(0, 1),
+        "y": FloatDistribution(0, 1),
+    }
+    study.add_trials(
+        [
+            optuna.create_trial(params={"x": a, "y": b}, distributions=dist, value=objective(a, b))
+            for a, b in rng.random((40, 2))
+        ]
+    )
+    for _ in range(8):
+        trial = study.ask(dist)
+        study.tell(trial, objective(trial.params["x"], trial.params["y"]))
+    assert [n for n, _ in fits] == expected
+    noisy = [noise > 1e-4 for _, noise in fits]
+    assert all(noisy) if noise_sd > 0 else not any(noisy)
+
+
 def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hyperparameters are refitted at every suggestion up to 64 observations, then when the data
-    have grown by 12.5%; in between the GP reuses them with its factor extended, and predicts
-    exactly as a GP built from scratch on the same data."""
+    """Hyperparameters are refitted at every suggestion up to 32 observations (64 while the last
+    fit found noise), then when the data have grown by 12.5%; in between the GP reuses them with
+    its factor extended, and predicts exactly as a GP built from scratch on the same data."""
     from optuna_gamma.gp import GaussianProcess
     import optuna_gamma.gp.fit as fit_module
     from optuna_gamma.samplers._refit import refit_due as _refit_due
 
-    assert all(_refit_due(n, n - 1) for n in range(2, 65))
-    assert not _refit_due(70, 65) and _refit_due(74, 65) and not _refit_due(224, 200)
-    assert _refit_due(225, 200) and not _refit_due(78, 70) and _refit_due(79, 70)
+    for noise in (1e-10, 1e-4, 1e-3, math.inf):
+        assert all(_refit_due(n, n - 1, noise) for n in range(2, 33))
+        assert not _refit_due(70, 65, noise) and _refit_due(74, 65, noise)
+        assert not _refit_due(224, 200, noise) and _refit_due(225, 200, noise)
+    # 33-64 observations: every suggestion only above NOISE_EVIDENT (1e-4), else the schedule
+    assert all(_refit_due(n, n - 1, 1e-3) for n in range(33, 65))
+    assert not any(_refit_due(n, 33, noise) for n in range(34, 38) for noise in (1e-10, 1e-4))
+    assert (
+        _refit_due(38, 33, 1e-10) and not _refit_due(64, 57, 1e-10) and _refit_due(65, 57, 1e-10)
+    )
+    assert all(_refit_due(n, n - 1) for n in range(2, 65))  # no noise given: as before
     fits: list[int] = []
     real_fit = fit_module.fit_gp
 

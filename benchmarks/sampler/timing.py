@@ -11,9 +11,10 @@ process, interleaved, under the same thread limits (torch and BLAS), repeated on
 independent histories.
 
 GPSampler refits its hyperparameters at every suggestion, so ``--asks`` suggestions (default 3)
-give its typical cost. GammaBOSampler refits on a schedule (every suggestion up to 64
-observations, then when the data have grown by 12.5% since the last fit; in between it reuses
-the hyperparameters and extends the Cholesky factor): it is timed over a whole refit period
+give its typical cost. GammaBOSampler refits on a schedule (every suggestion up to 32
+observations, up to 64 while its fit finds noise, then when the data have grown by 12.5% since
+the last fit; in between it reuses the hyperparameters and extends the Cholesky factor): it is
+timed over a whole refit period
 (``ceil(n / 8) + 1`` consecutive suggestions, at least ``--asks``), which contains one warm refit,
 and its *mean* over that period is its amortized cost. The reported ratio is GammaBOSampler's
 amortized mean over GPSampler's median.

@@ -471,7 +471,7 @@ class GammaBOSampler(BaseSampler):
         cached = self._fit_cache.pop(key, None)
         n = len(X)
         gp = None
-        if cached is not None and not refit_due(n, cached.n_fitted):
+        if cached is not None and not refit_due(n, cached.n_fitted, cached.gp.params.noise):
             gp = recondition(cached.gp, X, y)
         if gp is None:
             init = None if cached is None else cached.gp.params
