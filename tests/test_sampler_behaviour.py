@@ -699,6 +699,49 @@ def test_refit_every_suggestion_to_64_only_while_the_fit_finds_noise(
     assert all(noisy) if noise_sd > 0 else not any(noisy)
 
 
+def test_several_objectives_refit_every_suggestion_up_to_64(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The noise-aware schedule is the single-objective GP's: with two smooth noise-free
+    objectives each GP is refitted at every suggestion from 40 to 47 observations."""
+    import optuna_gamma.gp.fit as fit_module
+
+    fits: list[tuple[int, float]] = []
+    real_fit = fit_module.fit_gp
+
+    def counting_fit(X: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        gp = real_fit(X, *args, **kwargs)
+        fits.append((len(X), float(gp.params.noise)))
+        return gp
+
+    monkeypatch.setattr(fit_module, "fit_gp", counting_fit)
+    rng = np.random.default_rng(1)
+
+    def objectives(a: float, b: float) -> list[float]:
+        return [float(np.sin(5 * a) + b), float((a - 0.3) ** 2 - b)]
+
+    study = optuna.create_study(
+        directions=["minimize", "minimize"], sampler=GammaBOSampler(seed=0)
+    )
+    dist: dict[str, BaseDistribution] = {
+        "x": FloatDistribution(0, 1),
+        "y": FloatDistribution(0, 1),
+    }
+    study.add_trials(
+        [
+            optuna.create_trial(
+                params={"x": a, "y": b}, distributions=dist, values=objectives(a, b)
+            )
+            for a, b in rng.random((40, 2))
+        ]
+    )
+    for _ in range(8):
+        trial = study.ask(dist)
+        study.tell(trial, objectives(trial.params["x"], trial.params["y"]))
+    assert [n for n, _ in fits] == [n for n in range(40, 48) for _ in range(2)]
+    assert all(noise <= 1e-4 for _, noise in fits)  # noise-free: a single objective would skip
+
+
 def test_refit_schedule_and_factor_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hyperparameters are refitted at every suggestion up to 32 observations (64 while the last
     fit found noise), then when the data have grown by 12.5%; in between the GP reuses them with
