@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 import json
 import logging
 import math
@@ -658,12 +659,12 @@ def test_workers_still_choosing_are_counted_in_a_window_of_trial_numbers() -> No
     assert sampler._n_choosing(study, space, me, running) == 2
 
 
-@pytest.mark.parametrize(("noise_sd", "expected"), [(0.0, [40, 45]), (0.3, list(range(40, 48)))])
-def test_refit_every_suggestion_to_64_only_while_the_fit_finds_noise(
-    monkeypatch: pytest.MonkeyPatch, noise_sd: float, expected: list[int]
-) -> None:
-    """With 40 observations, a smooth noise-free objective is refitted on the growth schedule
-    (40, then 45 = 40 * 1.125); the same objective with noise at every suggestion."""
+def _fits_from_40(
+    monkeypatch: pytest.MonkeyPatch,
+    objective: Callable[[float, float, np.random.Generator], list[float]],
+) -> list[tuple[int, float]]:
+    """``(observations, fitted noise)`` of every hyperparameter fit over 8 suggestions of a
+    study pre-filled with 40 trials of ``objective(x, y, rng)`` (one value per direction)."""
     import optuna_gamma.gp.fit as fit_module
 
     fits: list[tuple[int, float]] = []
@@ -676,24 +677,37 @@ def test_refit_every_suggestion_to_64_only_while_the_fit_finds_noise(
 
     monkeypatch.setattr(fit_module, "fit_gp", counting_fit)
     rng = np.random.default_rng(1)
-
-    def objective(a: float, b: float) -> float:
-        return float(np.sin(5 * a) + b + noise_sd * rng.normal())
-
-    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+    n_objectives = len(objective(0.5, 0.5, np.random.default_rng(0)))
+    study = optuna.create_study(
+        directions=["minimize"] * n_objectives, sampler=GammaBOSampler(seed=0)
+    )
     dist: dict[str, BaseDistribution] = {
         "x": FloatDistribution(0, 1),
         "y": FloatDistribution(0, 1),
     }
     study.add_trials(
         [
-            optuna.create_trial(params={"x": a, "y": b}, distributions=dist, value=objective(a, b))
+            optuna.create_trial(
+                params={"x": a, "y": b}, distributions=dist, values=objective(a, b, rng)
+            )
             for a, b in rng.random((40, 2))
         ]
     )
     for _ in range(8):
         trial = study.ask(dist)
-        study.tell(trial, objective(trial.params["x"], trial.params["y"]))
+        study.tell(trial, objective(trial.params["x"], trial.params["y"], rng))
+    return fits
+
+
+@pytest.mark.parametrize(("noise_sd", "expected"), [(0.0, [40, 45]), (0.3, list(range(40, 48)))])
+def test_refit_every_suggestion_to_64_only_while_the_fit_finds_noise(
+    monkeypatch: pytest.MonkeyPatch, noise_sd: float, expected: list[int]
+) -> None:
+    """With 40 observations, a smooth noise-free objective is refitted on the growth schedule
+    (40, then 45 = 40 * 1.125); the same objective with noise at every suggestion."""
+    fits = _fits_from_40(
+        monkeypatch, lambda a, b, rng: [float(np.sin(5 * a) + b + noise_sd * rng.normal())]
+    )
     assert [n for n, _ in fits] == expected
     noisy = [noise > 1e-4 for _, noise in fits]
     assert all(noisy) if noise_sd > 0 else not any(noisy)
@@ -704,40 +718,9 @@ def test_several_objectives_refit_every_suggestion_up_to_64(
 ) -> None:
     """The noise-aware schedule is the single-objective GP's: with two smooth noise-free
     objectives each GP is refitted at every suggestion from 40 to 47 observations."""
-    import optuna_gamma.gp.fit as fit_module
-
-    fits: list[tuple[int, float]] = []
-    real_fit = fit_module.fit_gp
-
-    def counting_fit(X: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-        gp = real_fit(X, *args, **kwargs)
-        fits.append((len(X), float(gp.params.noise)))
-        return gp
-
-    monkeypatch.setattr(fit_module, "fit_gp", counting_fit)
-    rng = np.random.default_rng(1)
-
-    def objectives(a: float, b: float) -> list[float]:
-        return [float(np.sin(5 * a) + b), float((a - 0.3) ** 2 - b)]
-
-    study = optuna.create_study(
-        directions=["minimize", "minimize"], sampler=GammaBOSampler(seed=0)
+    fits = _fits_from_40(
+        monkeypatch, lambda a, b, rng: [float(np.sin(5 * a) + b), float((a - 0.3) ** 2 - b)]
     )
-    dist: dict[str, BaseDistribution] = {
-        "x": FloatDistribution(0, 1),
-        "y": FloatDistribution(0, 1),
-    }
-    study.add_trials(
-        [
-            optuna.create_trial(
-                params={"x": a, "y": b}, distributions=dist, values=objectives(a, b)
-            )
-            for a, b in rng.random((40, 2))
-        ]
-    )
-    for _ in range(8):
-        trial = study.ask(dist)
-        study.tell(trial, objectives(trial.params["x"], trial.params["y"]))
     assert [n for n, _ in fits] == [n for n in range(40, 48) for _ in range(2)]
     assert all(noise <= 1e-4 for _, noise in fits)  # noise-free: a single objective would skip
 
