@@ -42,7 +42,8 @@ def refit_due(n: int, n_fitted: int, noise: float = math.inf) -> bool:
     if not, the last ones are reused with the Cholesky factor extended by the new rows.
 
     At every suggestion up to ``ALWAYS_REFIT`` (32) observations, and up to ``NOISY_REFIT`` (64)
-    while the last fit's noise-to-signal ratio ``noise`` is above ``NOISE_EVIDENT``; after that
+    while the last fit's noise-to-signal ratio ``noise`` is above ``NOISE_EVIDENT`` (the default,
+    ``math.inf``, refits up to 64 whatever the fit found); after that
     whenever the data have grown by ``REFIT_GROWTH`` (12.5%: at 200 observations every 25th
     suggestion) since the last fit. Optimal hyperparameters move little when a few points join a
     large data set, and the fit (about 50 evidence evaluations of O(n^3) each) is most of a
