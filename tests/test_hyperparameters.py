@@ -84,13 +84,9 @@ def test_a_tuned_lr_becomes_the_schedules_base_rate(name: str, after: int) -> No
     # lower bound with the same ratio to the upper one)
     built = _state(0.01, _rebuilt(name))
     _advance(built, after)
-    got, want = _rates(tuned, 10), _rates(built, 10)
-    if name in ("onecycle", "cyclic") or after == 0:
-        # closed-form schedules (and any schedule from its start) are the same curve
-        assert got == pytest.approx(want, rel=1e-9)
-    else:
-        # a chainable scheduler continues from the tuned rate: the epoch runs at it
-        assert got[0] == 0.01
+    # the same curve from that point on, chainable schedulers (cosine, step, polynomial, which
+    # multiply the current rate) as closed-form ones: the current rate scaled with the base
+    assert _rates(tuned, 10) == pytest.approx(_rates(built, 10), rel=1e-9)
 
 
 def _rebuilt(name: str) -> Make:
@@ -112,11 +108,27 @@ def test_warm_up_then_cosine_keeps_the_tuned_rate_after_the_milestone() -> None:
     _advance(state, 1)
     apply_hyperparameters(state, {"lr": 0.01})
     rates = _rates(state, 5)
-    assert rates[0] == 0.01
-    assert max(rates) <= 0.02 + 1e-12  # never back near 0.1
-    # from the milestone on, the cosine of base rate 0.01: 0.01 (1 + cos(pi t / 4)) / 2
+    # half-way through the warm-up (0.75 of the base), then the cosine of base rate 0.01 from
+    # the milestone on: 0.01 (1 + cos(pi t / 4)) / 2
+    assert rates[0] == pytest.approx(0.0075)
     cosine = [0.01 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
     assert rates[1:] == pytest.approx(cosine)
+
+
+@pytest.mark.parametrize("start_factor", [0.1, 0.5])
+def test_a_warm_up_never_overshoots_the_tuned_rate(start_factor: float) -> None:
+    # LinearLR multiplies the current rate at each step: set to the tuned rate half-way through
+    # the warm-up, it used to climb to the tuned rate / (the warm-up's factor there), 2.5x for
+    # a warm-up from 0.1 over 30 steps retuned every 10 (before the current rate scaled)
+    state = _state(0.1, lambda o: S.LinearLR(o, start_factor=start_factor, total_iters=30))
+    untuned = _state(0.1, lambda o: S.LinearLR(o, start_factor=start_factor, total_iters=30))
+    got, want = [], []
+    for _ in range(5):  # five "epochs" of 10 steps, the tuner setting lr at each one's start
+        apply_hyperparameters(state, {"lr": 0.1})  # the trainer's own rate
+        got += _rates(state, 10)[:-1]
+        want += _rates(untuned, 10)[:-1]
+    assert got == pytest.approx(want, rel=1e-12)
+    assert max(got) == pytest.approx(0.1)
 
 
 def test_chained_scheduler_children_take_the_tuned_base_rate() -> None:
@@ -295,6 +307,112 @@ def test_a_run_keeps_the_no_decay_group_and_its_default_is_the_built_setting(
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     default = [t for t in study.trials if t.user_attrs.get("kind") == "default"]
     assert [t.params for t in default] == [{"lr": 1e-2, "weight_decay": 0.05}]
+
+
+# Schedulers that set the rate when they are built: the untuned candidate is the rate the
+# optimizer was built with (the schedule's base), not the rate of the moment.
+BUILT_AWAY: dict[str, Make] = {
+    "onecycle": lambda o: S.OneCycleLR(o, max_lr=1e-2, total_steps=40),  # starts at peak / 25
+    "linear-warm-up": lambda o: S.LinearLR(o, start_factor=0.1, total_iters=20),
+    "warm-up-from-0": lambda o: S.LambdaLR(o, lambda step: min(1.0, step / 10)),  # rate 0
+}
+
+
+class _ScheduledTrainer(_TwoGroupTrainer):
+    """AdamW at lr 1e-2 with a per-step scheduler, 4 steps per epoch; records every step's
+    rate per (epoch, trial)."""
+
+    def __init__(self, make: Make) -> None:
+        super().__init__()
+        self.make = make
+        self.rates: dict[tuple[int, int], list[float]] = {}
+
+    def build(self, seed: int, device: Any) -> TrainingState:
+        state = super().build(seed, device)
+        state.scheduler = self.make(state.optimizer)
+        return state
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> float:
+        rates = self.rates.setdefault((ctx.epoch, ctx.trial_number), [])
+        for _ in range(4):
+            rates.append(state.optimizer.param_groups[1]["lr"])
+            loss = super().train_epoch(state, hparams, ctx)
+            state.scheduler.step()
+        return loss
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_AWAY))
+def test_the_untuned_candidate_of_a_scheduled_optimizer_is_its_untuned_training(
+    tmp_path: Path, name: str
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    trainer = _ScheduledTrainer(BUILT_AWAY[name])
+    space = {
+        "lr": FloatDistribution(1e-3, 1e-1, log=True),
+        "betas[0]": FloatDistribution(0.8, 0.99),
+    }
+    run_dir = tmp_path / "sched"
+    cfg = TunerConfig(run="sched", run_dir=str(run_dir), budget=8, sampler="random")
+    tune_per_epoch(trainer, space, cfg)
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run_dir / "journal.log"))
+    )
+    names = sorted(optuna.get_all_study_names(storage))
+    study = optuna.load_study(study_name=names[0], storage=storage)
+    (default,) = [t for t in study.trials if t.user_attrs.get("kind") == "default"]
+    # the base rate (OneCycleLR's peak; not 4e-4, 1e-3 or 0) and the built beta1 (AdamW's
+    # 0.9; OneCycleLR cycles it from 0.95)
+    untuned = trainer.build(0, "cpu")
+    beta1 = untuned.optimizer.param_groups[1]["betas"][0]
+    assert beta1 == (0.95 if name == "onecycle" else 0.9)
+    assert default.params == {"lr": 1e-2, "betas[0]": beta1}
+    # and it trains on the untuned schedule, step for step
+    want = []
+    for _ in range(4):
+        want.append(untuned.optimizer.param_groups[1]["lr"])
+        untuned.optimizer.step()
+        untuned.scheduler.step()
+    assert trainer.rates[(1, default.number)] == want
+
+
+def test_own_values_read_the_base_rate_and_tuple_elements() -> None:
+    from optuna_gamma.tuner.trainer import own_value
+
+    groups = [
+        {"lr": 0.0, "initial_lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0},
+        {"lr": 0.0, "initial_lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 0.05},
+    ]
+    assert own_value(groups, "lr") == 1e-2  # the largest base, as group_values maps back
+    assert own_value(groups, "betas[0]") == 0.9
+    assert own_value(groups, "betas[1]") == 0.99
+    assert own_value(groups, "betas[2]") is None
+    assert own_value(groups, "weight_decay") == 0.05
+    assert own_value(groups, "momentum") is None
+    onecycle = [{"lr": 4e-4, "initial_lr": 4e-4, "max_lr": 1e-2, "min_lr": 4e-8}]
+    assert own_value(onecycle, "lr") == 1e-2
+    assert own_value([{"lr": 3e-3}], "lr") == 3e-3  # no scheduler: the rate itself
+
+
+def test_per_group_rates_keep_their_base_ratio_during_a_warm_up_from_zero() -> None:
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(
+        [{"params": body.parameters(), "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-2}]
+    )
+    scheduler = S.LambdaLR(optimizer, lambda step: min(1.0, step / 4))
+    state = TrainingState(
+        model=torch.nn.Sequential(body, head), optimizer=optimizer, scheduler=scheduler
+    )
+    apply_hyperparameters(state, {"lr": 0.02})  # both groups at rate 0 now
+    assert [g["initial_lr"] for g in optimizer.param_groups] == pytest.approx([2e-3, 2e-2])
+    _advance(state, 4)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2e-3, 2e-2])
 
 
 class _Ignores(_TwoGroupTrainer):

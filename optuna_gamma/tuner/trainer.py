@@ -15,7 +15,8 @@ The tuner's contract with user code is three callables (docs/design.md §4):
 Hyperparameters named like a key of the optimizer's parameter groups (``lr``, ``momentum``,
 ``weight_decay``, ``betas``, ``eps``, ...; one element of a tuple such as ``betas[0]``) are set on
 every parameter group by the tuner before ``train_epoch`` runs (:func:`apply_hyperparameters`);
-``lr`` also becomes the LR scheduler's base rate (:func:`rescale_schedule`). All
+``lr`` is the base rate the optimizer was built with: the LR scheduler's rates scale with it
+(:func:`rescale_schedule`). All
 hyperparameters, these included, reach ``train_epoch`` in ``hparams`` (batch size, augmentation
 strength, ...). Capture and restore of the state, seeding, and all persistence are the tuner's
 job, never the trainer's.
@@ -62,9 +63,11 @@ __all__ = [
     "Trainer",
     "TrainingState",
     "apply_hyperparameters",
+    "base_rate",
     "capture",
     "group_values",
     "held_value",
+    "own_value",
     "rescale_schedule",
     "restore",
     "seeded_rng",
@@ -200,13 +203,13 @@ def optimizer_keys(optimizer: torch.optim.Optimizer) -> set[str]:
 def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> list[str]:
     """Set the optimizer hyperparameters in ``hparams`` on every parameter group of ``state``.
 
-    A name that is a parameter-group key (``lr``, ``momentum``, ``weight_decay``, ``betas``,
-    ``eps``, ...) is set on every group (:func:`group_values`: where the groups hold different
-    numbers, as a no-decay group at ``weight_decay=0`` or per-layer rates, the largest takes the
-    tuned value and the others keep their ratio to it); ``key[i]`` sets element ``i`` of a
-    tuple-valued key (``betas[0]``). A tuned ``lr`` also becomes the base rate of the LR
-    scheduler, so that the schedule continues from the tuned value instead of bringing back the
-    rate it was built with (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
+    A name that is a parameter-group key (``momentum``, ``weight_decay``, ``betas``, ``eps``,
+    ...) is set on every group (:func:`group_values`: where the groups hold different numbers,
+    as a no-decay group at ``weight_decay=0``, the largest takes the tuned value and the others
+    keep their ratio to it); ``key[i]`` sets element ``i`` of a tuple-valued key
+    (``betas[0]``). A tuned ``lr`` is the base rate the optimizer was built with
+    (:func:`base_rate`): every rate of the optimizer and of its LR scheduler scales with it
+    (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
 
     Returns:
         The names that were applied to the optimizer.
@@ -218,8 +221,6 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     """
     optimizer = state.optimizer
     keys = optimizer_keys(optimizer)
-    before = [group.get("lr") for group in optimizer.param_groups]
-    rates: list[Any] = []
     applied: list[str] = []
     for name, value in hparams.items():
         m = _ELEMENT.match(name)
@@ -228,11 +229,11 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
             held = [group.get(name, optimizer.defaults.get(name)) for group in groups]
             for c in held:
                 _check_kind(name, c, value)
-            values = group_values(held, value)
-            for group, v in zip(groups, values):
-                group[name] = v
             if name == "lr":
-                rates = values
+                rescale_schedule(state, value)
+            else:
+                for group, v in zip(groups, group_values(held, value)):
+                    group[name] = v
             applied.append(name)
         elif m and m["key"] in keys:
             key, index = m["key"], int(m["index"])
@@ -247,8 +248,6 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
                 items[index] = value
                 group[key] = type(current)(items)
             applied.append(name)
-    if "lr" in applied:
-        rescale_schedule(state, rates, before)
     return applied
 
 
@@ -285,84 +284,97 @@ def held_value(current: Sequence[Any]) -> Any:
     return current[0] if current else None
 
 
-def rescale_schedule(state: TrainingState, rates: Sequence[float], before: Sequence[Any]) -> None:
-    """Make ``rates`` (one per parameter group) the base rates of ``state``'s optimizer groups
-    and LR scheduler.
+def base_rate(group: Mapping[str, Any]) -> Any:
+    """The learning rate a parameter group was built with: the base rate of its LR scheduler
+    (what a tuned ``lr`` stands for, :func:`rescale_schedule`), not the rate of the moment.
 
-    ``apply_hyperparameters`` has set the rates on the groups; ``before`` holds the groups'
-    rates before that. A scheduler keeps the rate it was built with in its own attributes and
-    brings it back at its next step unless they change too:
+    A scheduler sets the group's rate when it is built: ``OneCycleLR`` to its peak divided by
+    ``div_factor``, a warm-up (``LinearLR``, a ``LambdaLR`` such as a linear warm-up from 0) to
+    a fraction of the base rate. The base is ``OneCycleLR``'s peak ``max_lr``, else the
+    ``initial_lr`` that every PyTorch (and timm) scheduler records, else the rate itself.
+    """
+    if "max_lr" in group and "min_lr" in group:  # OneCycleLR
+        return group["max_lr"]
+    return group.get("initial_lr", group.get("lr"))
 
-    - ``initial_lr`` of the groups and the scheduler's ``base_lrs`` become the rates (warm-up,
-      cosine, step and polynomial decay, ``LambdaLR``: the schedule scales from the base rate);
-    - the schedulers inside a ``SequentialLR`` or ``ChainedScheduler`` too (warm-up then cosine:
-      at the milestone the cosine starts from its own ``base_lrs``);
-    - timm's schedulers (``timm.scheduler.Scheduler`` for ``"lr"``: cosine, step, plateau, ...)
-      keep the base rates in ``base_values`` and compute every step's rate from them (and their
-      warm-up's increments, ``warmup_steps``, from ``warmup_lr_init`` to them): both follow;
-    - ``OneCycleLR``, whose base rate is its peak: the groups' ``max_lr`` becomes the rate and
-      ``initial_lr`` and ``min_lr`` scale by the same factor (the cycle keeps its shape and
-      ``div_factor``); ``CyclicLR``, whose base rate is its lower bound: ``base_lrs`` becomes
-      the rates and ``max_lrs`` scales by the same factors. Both compute the rate from these at
-      every step, so the group's current rate scales by that factor too instead of jumping to
-      the peak or the bound for the epoch's first batches.
+
+def own_value(groups: Sequence[Mapping[str, Any]], name: str) -> Any:
+    """The trainer's own value of the tuned hyperparameter ``name`` in the optimizer's
+    ``groups`` (as built): the base rate for ``lr`` (:func:`base_rate`), element ``i`` of a
+    tuple-valued key for ``key[i]``, the key's value otherwise, one value for all groups
+    (:func:`held_value`). ``None`` where the groups do not hold it."""
+    m = _ELEMENT.match(name)
+    if name == "lr" and all("lr" in g for g in groups):
+        return held_value([base_rate(g) for g in groups])
+    if m is None:
+        return held_value([g[name] for g in groups]) if all(name in g for g in groups) else None
+    key, index = m["key"], int(m["index"])
+    items = [g.get(key) for g in groups]
+    elements = [v[index] for v in items if isinstance(v, (tuple, list)) and index < len(v)]
+    return held_value(elements) if len(elements) == len(items) else None
+
+
+def rescale_schedule(state: TrainingState, lr: Any) -> None:
+    """Make ``lr`` the base rate of ``state``'s optimizer: scale every learning rate of the
+    optimizer and of its LR scheduler by ``lr / B``, ``B`` the base rate the optimizer holds
+    now (the largest group's :func:`base_rate`).
+
+    The schedule then continues on the curve it would have followed had the optimizer been
+    built with ``lr`` (a warm-up stays a warm-up, a step decay keeps what it has decayed, a
+    cycle keeps its shape), and groups with their own rates (per-layer rates, a frozen group at
+    0) keep their ratios. What scales:
+
+    - each group's current ``lr`` (chainable schedulers, ``LinearLR``, ``StepLR``, cosine,
+      multiply it at their next step: set to the tuned rate itself half-way through a warm-up,
+      the warm-up overshot it by the factor it had left), its ``initial_lr`` and, for
+      ``OneCycleLR``, ``max_lr`` and ``min_lr``;
+    - the scheduler's ``base_lrs`` (and ``CyclicLR``'s ``max_lrs``), and those of the
+      schedulers inside a ``SequentialLR`` or ``ChainedScheduler`` (warm-up then cosine);
+    - timm's schedulers (``timm.scheduler.Scheduler`` for ``"lr"``: cosine, step, plateau,
+      ...), which compute every step's rate from ``base_values`` and their warm-up's
+      increments ``warmup_steps`` (from ``warmup_lr_init`` to the base values): both follow.
 
     A scheduler that only multiplies the current rate (``ReduceLROnPlateau``,
-    ``MultiplicativeLR``) needs nothing more.
+    ``MultiplicativeLR``) needs nothing more. A number equal to ``B`` becomes ``lr`` exactly,
+    and one that is not a positive number (a rate held as a tensor, ``B = 0``) becomes ``lr``.
     """
-    optimizer = state.optimizer
-    for group, lr, old in zip(optimizer.param_groups, rates, before):
-        if "max_lr" in group and "min_lr" in group:  # OneCycleLR
-            factor = _factor(lr, group["max_lr"])
-            group["max_lr"] = lr
-            group["initial_lr"] = group.get("initial_lr", lr) * factor
-            group["min_lr"] = group["min_lr"] * factor
-            group["lr"] = old * factor if isinstance(old, numbers.Real) else lr
-        elif "initial_lr" in group:
-            group["initial_lr"] = lr
+    groups = state.optimizer.param_groups
+    top = held_value([base_rate(g) for g in groups])
+
+    def scaled(q: Any) -> Any:
+        if not (_number(q) and _number(top) and top > 0 and _number(lr)):
+            return lr
+        return lr if q == top else lr * float(q) / float(top)
+
+    for group in groups:
+        group["lr"] = scaled(group["lr"])
+        for key in ("initial_lr", "max_lr", "min_lr"):
+            if key in group and (key == "initial_lr" or "min_lr" in group and "max_lr" in group):
+                group[key] = scaled(group[key])
     pending = [state.scheduler]
     while pending:
         scheduler = pending.pop()
         children = getattr(scheduler, "_schedulers", None)  # SequentialLR, ChainedScheduler
         if isinstance(children, (list, tuple)):
             pending.extend(children)
-        _rescale_timm(scheduler, rates)
-        base_lrs = getattr(scheduler, "base_lrs", None)
-        if not isinstance(base_lrs, list) or len(base_lrs) != len(rates):
-            continue
-        max_lrs = getattr(scheduler, "max_lrs", None)
-        if isinstance(max_lrs, list) and len(max_lrs) == len(base_lrs):  # CyclicLR
-            factors = [_factor(lr, b) for lr, b in zip(rates, base_lrs)]
-            max_lrs[:] = [m * f for m, f in zip(max_lrs, factors)]
-            for group, lr, old, f in zip(optimizer.param_groups, rates, before, factors):
-                group["lr"] = old * f if isinstance(old, numbers.Real) else lr
-        base_lrs[:] = list(rates)
+        for attr in ("base_lrs", "max_lrs"):  # every PyTorch scheduler; CyclicLR
+            values = getattr(scheduler, attr, None)
+            if isinstance(values, list) and len(values) == len(groups):
+                values[:] = [scaled(v) for v in values]
+        _rescale_timm(scheduler, scaled)
 
 
-def _rescale_timm(scheduler: Any, rates: Sequence[float]) -> None:
-    """A timm scheduler of the learning rate: its ``base_values`` (and its linear warm-up's
-    per-step increments, ``(base - warmup_lr_init) / warmup_t``) become the rates'. timm
-    multiplies a group's value by its ``lr_scale`` (layer-wise decay), so the base is the rate
-    divided by it."""
+def _rescale_timm(scheduler: Any, scaled: Callable[[Any], Any]) -> None:
+    """A timm scheduler of the learning rate: its ``base_values`` scale, and its linear
+    warm-up's per-step increments ``(base - warmup_lr_init) / warmup_t`` follow them."""
     values = getattr(scheduler, "base_values", None)
     if getattr(scheduler, "param_group_field", None) != "lr" or not isinstance(values, list):
         return
-    groups = getattr(getattr(scheduler, "optimizer", None), "param_groups", None)
-    if len(values) != len(rates) or not isinstance(groups, list) or len(groups) != len(rates):
-        return
-    rates = [r / g.get("lr_scale", 1.0) for r, g in zip(rates, groups)]
-    values[:] = rates
+    values[:] = [scaled(v) for v in values]
     steps, t = getattr(scheduler, "warmup_steps", None), getattr(scheduler, "warmup_t", 0)
     init = getattr(scheduler, "warmup_lr_init", 0.0)
-    if isinstance(steps, list) and len(steps) == len(rates) and isinstance(t, int) and t > 0:
-        steps[:] = [(v - init) / t for v in rates]
-
-
-def _factor(new: float, old: Any) -> float:
-    """``new / old``, or 1 where ``old`` is not a positive number (nothing to scale from)."""
-    if isinstance(old, numbers.Real) and float(old) > 0:
-        return float(new) / float(old)
-    return 1.0
+    if isinstance(steps, list) and len(steps) == len(values) and isinstance(t, int) and t > 0:
+        steps[:] = [(v - init) / t for v in values]
 
 
 def _check_kind(name: str, current: Any, value: Any) -> None:

@@ -27,7 +27,7 @@ from optuna_gamma.tuner.policies import Slot
 from optuna_gamma.tuner.search.samplers import SamplerPlan
 from optuna_gamma.tuner.search.space import in_distribution
 from optuna_gamma.tuner.search.space import ParamSpace
-from optuna_gamma.tuner.trainer import held_value
+from optuna_gamma.tuner.trainer import own_value
 
 
 __all__ = ["StudyPlanner", "enqueue_next_slot", "enqueue_once", "enqueue_slots"]
@@ -84,18 +84,15 @@ class StudyPlanner:
 
     def default_point(self) -> dict[str, Any]:
         """The trainer's own values of the tuned hyperparameters: those of the built optimizer
-        that lie in the search space (what an untuned training uses). Where the parameter
-        groups differ, the value that leaves them as built (:func:`held_value`)."""
+        that lie in the search space (what an untuned training uses): for ``lr`` its LR
+        scheduler's base rate, for ``key[i]`` an element of a tuple. Where the parameter
+        groups differ, the value that leaves them as built (:func:`own_value`)."""
         groups = self.initial["optimizer"].get("param_groups") or [{}]
-        own = {
-            name: held_value([g[name] for g in groups])
-            for name in self.space.distributions
-            if all(name in g for g in groups)
-        }
+        own = {name: own_value(groups, name) for name in self.space.distributions}
         return {
             name: value
             for name, value in own.items()
-            if in_distribution(self.space.distributions[name], value)
+            if value is not None and in_distribution(self.space.distributions[name], value)
         }
 
     def _members(self, epoch: int) -> list[Member]:
