@@ -183,6 +183,15 @@ def test_tuple_elements_and_refusals() -> None:
         apply_hyperparameters(state, {"betas[2]": 0.5})
     with pytest.raises(ValueError, match="'weight_decay' = 'high'.*needs a number"):
         apply_hyperparameters(state, {"weight_decay": "high"})
+    # groups with their own elements keep their ratio, as with any other key
+    body, head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(
+        [{"params": body.parameters(), "betas": (0.8, 0.99)}, {"params": head.parameters()}]
+    )
+    state = TrainingState(model=torch.nn.Sequential(body, head), optimizer=optimizer)
+    apply_hyperparameters(state, {"betas[0]": 0.95})
+    betas = [g["betas"] for g in optimizer.param_groups]
+    assert betas == [pytest.approx((0.95 * 0.8 / 0.9, 0.99)), (0.95, 0.999)]
 
 
 def test_a_no_decay_group_keeps_no_decay_and_per_layer_rates_keep_their_ratios() -> None:

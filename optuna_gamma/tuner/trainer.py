@@ -207,7 +207,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
     ...) is set on every group (:func:`group_values`: where the groups hold different numbers,
     as a no-decay group at ``weight_decay=0``, the largest takes the tuned value and the others
     keep their ratio to it); ``key[i]`` sets element ``i`` of a tuple-valued key
-    (``betas[0]``). A tuned ``lr`` is the base rate the optimizer was built with
+    (``betas[0]``) in the same way. A tuned ``lr`` is the base rate the optimizer was built with
     (:func:`base_rate`): every rate of the optimizer and of its LR scheduler scales with it
     (:func:`rescale_schedule`). Other names are left to ``train_epoch``.
 
@@ -237,6 +237,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
             applied.append(name)
         elif m and m["key"] in keys:
             key, index = m["key"], int(m["index"])
+            tuples: list[tuple[Any, ...] | list[Any]] = []
             for group in optimizer.param_groups:
                 current = group.get(key)
                 if not isinstance(current, (tuple, list)) or index >= len(current):
@@ -244,8 +245,11 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
                         f"hyperparameter {name!r}: optimizer key {key!r} is {current!r}, "
                         f"which has no element {index}"
                     )
+                tuples.append(current)
+            values = group_values([t[index] for t in tuples], value)
+            for group, current, v in zip(optimizer.param_groups, tuples, values):
                 items = list(current)
-                items[index] = value
+                items[index] = v
                 group[key] = type(current)(items)
             applied.append(name)
     return applied
