@@ -185,9 +185,11 @@ def test_tuple_elements_and_refusals() -> None:
         apply_hyperparameters(state, {"weight_decay": "high"})
     # groups with their own elements keep their ratio, as with any other key
     body, head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
-    optimizer = torch.optim.Adam(
-        [{"params": body.parameters(), "betas": (0.8, 0.99)}, {"params": head.parameters()}]
-    )
+    groups: list[dict[str, Any]] = [
+        {"params": body.parameters(), "betas": (0.8, 0.99)},
+        {"params": head.parameters()},
+    ]
+    optimizer = torch.optim.Adam(groups)
     state = TrainingState(model=torch.nn.Sequential(body, head), optimizer=optimizer)
     apply_hyperparameters(state, {"betas[0]": 0.95})
     betas = [g["betas"] for g in optimizer.param_groups]

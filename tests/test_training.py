@@ -18,6 +18,7 @@ import optuna  # noqa: E402
 from torch import nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from optuna_gamma.tuner import PerEpochResult  # noqa: E402
 from optuna_gamma.tuner.builtin.data import load_dataset  # noqa: E402
 from optuna_gamma.tuner.builtin.data import Split  # noqa: E402
 from optuna_gamma.tuner.builtin.models import build_model  # noqa: E402
@@ -28,6 +29,7 @@ from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
 from optuna_gamma.tuner.persistence.states import StateUnavailableError  # noqa: E402
 from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
 from optuna_gamma.tuner.trainer import capture  # noqa: E402
+from optuna_gamma.tuner.trainer import EpochContext  # noqa: E402
 from optuna_gamma.tuner.trainer import restore  # noqa: E402
 from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
 
@@ -319,3 +321,74 @@ def test_cuda_epoch_and_state_move_between_devices(digits) -> None:
     restore_state(cpu_model, cpu_opt, state)
     train_one_epoch(cpu_model, cpu_opt, digits.train, seed=1, device=CPU)
     assert _accuracy(cpu_model, digits.valid) > 0.8
+
+
+def test_restore_leaves_no_gradient_behind() -> None:
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = TrainingState(model=model, optimizer=optimizer)
+    snapshot = capture(state)
+    F.mse_loss(model(torch.ones(4, 3)), torch.zeros(4, 2)).backward()  # a step never taken
+    assert all(p.grad is not None for p in model.parameters())
+    restore(state, snapshot)
+    assert all(p.grad is None for p in model.parameters())
+
+
+class _Accumulating:
+    """Steps every 3 batches of 4, so every epoch ends with one batch's gradient not yet used
+    (``zero_grad`` after the step, as many loops are written); ``interrupt_at`` raises a
+    KeyboardInterrupt in the middle of that epoch's first trial, as Ctrl-C would."""
+
+    def __init__(self, interrupt_at: int | None = None) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 5, generator=g)
+        self.y = (self.x[:, 0] > 0).long()
+        self.interrupt_at = interrupt_at
+
+    def build(self, seed: int, device: object) -> TrainingState:
+        torch.manual_seed(seed)
+        model = nn.Linear(5, 2)
+        return TrainingState(model=model, optimizer=torch.optim.Adam(model.parameters()))
+
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        for i in range(4):
+            if i == 2 and ctx.epoch == self.interrupt_at:
+                self.interrupt_at = None
+                raise KeyboardInterrupt
+            batch = slice(16 * i, 16 * (i + 1))
+            F.cross_entropy(state.model(self.x[batch]), self.y[batch]).backward()
+            if i % 3 == 2:
+                state.optimizer.step()
+                state.optimizer.zero_grad()
+        return 0.0
+
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+        with torch.no_grad():
+            out = state.model(self.x)
+        return {
+            "accuracy": float((out.argmax(1) == self.y).float().mean()),
+            "loss": float(F.cross_entropy(out, self.y)),
+        }
+
+
+def test_an_interrupted_epoch_resumes_as_if_never_interrupted(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    def run(trainer: _Accumulating, name: str) -> PerEpochResult:
+        config = TunerConfig(run="acc", run_dir=str(tmp_path / name), budget=8, progress=False)
+        return tune_per_epoch(trainer, space, config)
+
+    straight = run(_Accumulating(), "straight")
+    interrupted = _Accumulating(interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(interrupted, "resumed")
+    # the same call again, in the same process (the trial trained before it left a gradient):
+    # the trial cut short is trained again from its start state, as the first run trained it
+    resumed = run(interrupted, "resumed")
+    assert [e.value for e in resumed.schedule] == [e.value for e in straight.schedule]
+    assert resumed.test == straight.test

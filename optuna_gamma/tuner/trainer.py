@@ -430,11 +430,18 @@ def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
     """Load ``snapshot`` (from :func:`capture`) into ``state``'s components.
 
     The snapshot is copied in, never aliased, so one snapshot can be restored into any number of
-    trials. Afterwards the optimizer's hyperparameters are those of the snapshot.
+    trials. Afterwards the optimizer's hyperparameters are those of the snapshot, and no
+    parameter holds a gradient (``grad`` is ``None``, as in a state just built): a snapshot has
+    none, and a gradient left by the trial trained before in the same process (a gradient
+    accumulation cut by the epoch's end, an interrupted epoch) would otherwise be added to the
+    next trial's first step, so that a trial's result depended on which trial ran before it,
+    and a retried or resumed trial (a new process) differed from the first run.
 
     Raises:
         ValueError: The snapshot's components differ from the state's, or one does not load.
     """
+    import torch
+
     comps = state.components()
     if set(comps) != set(snapshot):
         raise ValueError(
@@ -446,6 +453,13 @@ def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
             obj.load_state_dict(_clone(snapshot[name]))
         except (RuntimeError, KeyError, ValueError, TypeError) as err:
             raise ValueError(f"training state does not fit the trainer's {name}: {err}") from err
+    for obj in comps.values():
+        if isinstance(obj, torch.nn.Module):
+            for p in obj.parameters():
+                p.grad = None
+    for group in state.optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 # ------------------------------------------------------------------------ randomness
