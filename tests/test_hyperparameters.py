@@ -166,6 +166,22 @@ def test_every_group_and_a_restored_state_follow_the_tuned_schedule() -> None:
     assert _rates(copy, 6) == _rates(state, 6)
 
 
+def test_a_scheduler_built_inside_each_epoch_starts_from_the_tuned_rate() -> None:
+    # a cosine over each epoch, built in train_epoch (not in the state): it leaves an
+    # initial_lr in the groups, which the next epoch's scheduler keeps (setdefault)
+    state = _state(0.1)
+    for lr in (0.1, 0.05, 0.2):
+        apply_hyperparameters(state, {"lr": lr})
+        scheduler = S.CosineAnnealingLR(state.optimizer, T_max=4)
+        rates = []
+        for _ in range(4):
+            rates.append(state.optimizer.param_groups[0]["lr"])
+            state.optimizer.step()
+            scheduler.step()
+        cosine = [lr * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)]
+        assert rates == pytest.approx(cosine)
+
+
 def test_schedulers_that_only_multiply_the_rate_keep_it() -> None:
     state = _state(0.1, lambda o: S.ReduceLROnPlateau(o, patience=0, factor=0.5))
     apply_hyperparameters(state, {"lr": 0.01})

@@ -302,13 +302,14 @@ def base_rate(group: Mapping[str, Any]) -> Any:
     return group.get("initial_lr", group.get("lr"))
 
 
-def own_value(groups: Sequence[Mapping[str, Any]], name: str) -> Any:
+def own_value(groups: Sequence[Mapping[str, Any]], name: str, *, scheduled: bool = True) -> Any:
     """The trainer's own value of the tuned hyperparameter ``name`` in the optimizer's
-    ``groups`` (as built): the base rate for ``lr`` (:func:`base_rate`), element ``i`` of a
-    tuple-valued key for ``key[i]``, the key's value otherwise, one value for all groups
-    (:func:`held_value`). ``None`` where the groups do not hold it."""
+    ``groups`` (as built): for ``lr`` the base rate (:func:`base_rate`) when the state has an
+    LR scheduler (``scheduled``), else the rate; element ``i`` of a tuple-valued key for
+    ``key[i]``; the key's value otherwise; one value for all groups (:func:`held_value`).
+    ``None`` where the groups do not hold it."""
     m = _ELEMENT.match(name)
-    if name == "lr" and all("lr" in g for g in groups):
+    if name == "lr" and scheduled and all("lr" in g for g in groups):
         return held_value([base_rate(g) for g in groups])
     if m is None:
         return held_value([g[name] for g in groups]) if all(name in g for g in groups) else None
@@ -341,8 +342,20 @@ def rescale_schedule(state: TrainingState, lr: Any) -> None:
     A scheduler that only multiplies the current rate (``ReduceLROnPlateau``,
     ``MultiplicativeLR``) needs nothing more. A number equal to ``B`` becomes ``lr`` exactly,
     and one that is not a positive number (a rate held as a tensor, ``B = 0``) becomes ``lr``.
+
+    Without a scheduler in the state there is no schedule to continue: each group's rate
+    becomes ``lr`` (in its ratio to the others, :func:`group_values`), and so does an
+    ``initial_lr`` that a scheduler built inside ``train_epoch`` left in the groups (PyTorch's
+    schedulers keep an ``initial_lr`` they find, so the next epoch's scheduler starts from the
+    tuned rate, not from the last epoch's).
     """
     groups = state.optimizer.param_groups
+    if state.scheduler is None:
+        for group, v in zip(groups, group_values([g["lr"] for g in groups], lr)):
+            group["lr"] = v
+            if "initial_lr" in group:
+                group["initial_lr"] = v
+        return
     top = held_value([base_rate(g) for g in groups])
 
     def scaled(q: Any) -> Any:

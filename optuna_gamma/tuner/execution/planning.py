@@ -88,7 +88,10 @@ class StudyPlanner:
         scheduler's base rate, for ``key[i]`` an element of a tuple. Where the parameter
         groups differ, the value that leaves them as built (:func:`own_value`)."""
         groups = self.initial["optimizer"].get("param_groups") or [{}]
-        own = {name: own_value(groups, name) for name in self.space.distributions}
+        scheduled = "scheduler" in self.initial
+        own = {
+            name: own_value(groups, name, scheduled=scheduled) for name in self.space.distributions
+        }
         return {
             name: value
             for name, value in own.items()
