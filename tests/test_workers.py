@@ -387,3 +387,49 @@ def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> No
         and "no run 'other'" in proc.stderr
         and "runs there: ['done']" in proc.stderr
     )
+
+
+_MAIN_TRAINER = """
+import sys, torch
+from optuna.distributions import FloatDistribution
+from optuna_gamma.tuner import TrainingState, TunerConfig, tune_per_epoch
+
+
+class Tiny:
+    def build(self, seed, device):
+        model = torch.nn.Linear(2, 2)
+        return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+    def train_epoch(self, state, hparams, ctx):
+        pass
+
+    def evaluate(self, state, split):
+        return {"accuracy": 0.5, "loss": 1.0}
+
+
+config = TunerConfig(run="t", run_dir=RUN_DIR, budget=4, workers=2, progress=False)
+tune_per_epoch(Tiny(), {"lr": FloatDistribution(1e-3, 1.0, log=True)}, config)
+"""
+
+
+@pytest.mark.parametrize("how", ["stdin", "-c"])
+def test_workers_refuse_a_trainer_of_a_session_without_a_script_file(
+    tmp_path: Path, how: str
+) -> None:
+    # a notebook, python -c or a script piped to python -: a spawned worker cannot load what
+    # __main__ defines (or, for <stdin>, the main "file" itself); the run used to start its
+    # workers, which all stopped, and advise to run the same command again
+    code = _MAIN_TRAINER.replace("RUN_DIR", repr(str(tmp_path / "run")))
+    args = [sys.executable, "-"] if how == "stdin" else [sys.executable, "-c", code]
+    proc = subprocess.run(
+        args,
+        input=code if how == "stdin" else None,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: with workers=2 the workers are spawned processes")
+    assert "'<stdin>' is not a file" in last if how == "stdin" else "refers to Tiny" in last
+    assert "started 2 workers" not in proc.stderr

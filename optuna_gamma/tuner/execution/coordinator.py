@@ -19,6 +19,7 @@ import multiprocessing.connection
 import os
 import pickle
 import socket
+import sys
 import time
 from typing import Any
 from typing import TYPE_CHECKING
@@ -72,6 +73,55 @@ def _local_worker(
         raise SystemExit(1) from None
 
 
+def _check_spawnable(payload: bytes, workers: int) -> None:
+    """Refuse, before any worker starts, what a spawned worker could not load.
+
+    A spawned process runs the parent's main script again to find what the pickled trainer
+    refers to. Where there is no script (a notebook, ``python -c``, a script piped to
+    ``python -``), whatever is defined in ``__main__`` cannot be found there, and a main
+    "file" that does not exist (``<stdin>``) stops every worker before it starts; both
+    used to surface as workers that all stopped, with the advice to run again.
+    """
+
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return  # python -m module: the workers import it by name
+    path = getattr(main, "__file__", None)
+    if path is not None and os.path.isfile(path):
+        return
+    hint = (
+        f"with workers={workers} the workers are spawned processes that import the trainer, "
+        "but this session has no main script file they could load"
+    )
+    fix = (
+        "define the trainer in a module or a .py file and import it from there (or give "
+        "trainer_ref / `optuna-gamma tune --trainer file.py:factory`), or use workers=0"
+    )
+    if path is not None:
+        raise ValueError(f"{hint} ({path!r} is not a file): {fix}")
+    names = sorted(_main_names(payload))
+    if names:
+        raise ValueError(f"{hint}, and it refers to {', '.join(names)} of __main__: {fix}")
+
+
+def _main_names(payload: bytes) -> set[str]:
+    """The names a pickle looks up in ``__main__``: a ``GLOBAL`` ``"__main__ name"``
+    (protocols 0-3), or a ``STACK_GLOBAL`` after the strings ``"__main__"`` and the name
+    (protocol 4 on)."""
+    import pickletools
+
+    strings: list[str] = []
+    out = set()
+    for op, arg, _ in pickletools.genops(payload):
+        if op.name == "GLOBAL" and str(arg).startswith("__main__ "):
+            out.add(str(arg).split(" ", 1)[1])
+        elif isinstance(arg, str):
+            strings.append(arg)
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2 and strings[-2] == "__main__":
+            out.add(strings[-1])
+    return out
+
+
 def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None) -> None:
     """Prepare the run, start ``engine.config.workers`` local workers (possibly none: then only
     workers on other machines train) and watch until the run is done (the engine holds the run
@@ -121,13 +171,14 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
     errors = ctx.Queue()
     if cfg.workers:
         try:
-            pickle.dumps((trainer_ref, space, worker_config))
+            payload = pickle.dumps((trainer_ref, space, worker_config))
         except Exception as err:
             raise ValueError(
                 f"with workers={cfg.workers} the trainer, the search space and the config must "
                 f"be picklable "
                 f"(the workers are separate processes): {err}"
             ) from err
+        _check_spawnable(payload, cfg.workers)
     procs = [
         ctx.Process(
             target=_local_worker,
