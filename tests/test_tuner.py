@@ -734,3 +734,40 @@ def test_imports_do_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+class _CountsEpochs:
+    """Records ``(ctx.epoch, ctx.epochs)`` of every epoch it trains."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int | None]] = []
+
+    def build(self, seed: int, device: Any) -> Any:
+        from optuna_gamma.tuner import TrainingState
+
+        model = torch.nn.Linear(2, 2)
+        return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+    def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> None:
+        self.seen.append((ctx.epoch, ctx.epochs))
+
+    def evaluate(self, state: Any, split: str) -> dict[str, float]:
+        return {"accuracy": 0.5, "loss": 1.0}
+
+
+def test_every_epoch_knows_the_runs_length(tmp_path: Path) -> None:
+    from optuna_gamma.tuner.policies import PopulationPolicy
+
+    space = {"lr": FloatDistribution(1e-3, 1.0, log=True)}
+    trainer = _CountsEpochs()
+    result = tune_per_epoch(
+        trainer, space, TunerConfig(run="n", run_dir=str(tmp_path / "n"), budget=12)
+    )
+    planned = PopulationPolicy(budget=12).plan.epochs  # what a user can size a schedule by
+    assert planned == result.final_epochs == 10
+    assert {epochs for _, epochs in trainer.seen} == {planned}
+    assert max(epoch for epoch, _ in trainer.seen) == planned
+    whole = _CountsEpochs()
+    config = TunerConfig(run="w", run_dir=str(tmp_path / "w"), epochs=3, sampler="grid:2")
+    tune_whole(whole, space, config)
+    assert whole.seen == [(1, 3), (2, 3), (3, 3)] * 2

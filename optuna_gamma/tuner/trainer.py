@@ -114,6 +114,11 @@ class EpochContext:
         device: The device the state lives on.
         trial_number: Number of the Optuna trial being trained (for logging).
         generator: A :class:`torch.Generator` seeded from ``seed`` (for a DataLoader).
+        epochs: The epochs of the run, i.e. of its final model: the policy's planned epochs
+            per epoch (``PopulationPolicy(budget=120).plan.epochs`` is 90), ``E`` in whole-
+            training mode; for what depends on the progress, ``epoch / epochs`` (an
+            augmentation's strength, a schedule built in ``train_epoch``). ``None`` where a
+            caller outside the tuner does not give it.
     """
 
     epoch: int
@@ -121,6 +126,7 @@ class EpochContext:
     device: torch.device
     trial_number: int
     generator: torch.Generator
+    epochs: int | None = None
 
 
 @runtime_checkable

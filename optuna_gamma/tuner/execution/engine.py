@@ -202,6 +202,7 @@ class Engine:
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store, self.artifacts_text)
             self.training = Training.build(self.trainer, cfg.seed, self.device)
+            self.training.epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
             self._assemble(self.store)
             prepare_run(self)
             yield self

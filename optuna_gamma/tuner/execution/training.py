@@ -55,6 +55,8 @@ class Training:
         self.device = device
         #: The built state's snapshot: the first epoch's start.
         self.initial: dict[str, Any] = capture(state)
+        #: The run's epochs (``EpochContext.epochs``), set by the engine from its plan.
+        self.epochs: int | None = None
         self._checked_use = False
 
     @classmethod
@@ -99,6 +101,7 @@ class Training:
                 device=self.device,
                 trial_number=number,
                 generator=torch.Generator().manual_seed(derive_seed(seed, "generator")),
+                epochs=self.epochs,
             )
             with seeded_rng(seed, self.device):
                 out = self.trainer.train_epoch(state, hparams, ctx)
