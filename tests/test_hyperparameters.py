@@ -182,12 +182,19 @@ def test_a_scheduler_built_inside_each_epoch_starts_from_the_tuned_rate() -> Non
         assert rates == pytest.approx(cosine)
 
 
-def test_schedulers_that_only_multiply_the_rate_keep_it() -> None:
+def test_a_plateau_schedulers_reductions_are_kept() -> None:
     state = _state(0.1, lambda o: S.ReduceLROnPlateau(o, patience=0, factor=0.5))
     apply_hyperparameters(state, {"lr": 0.01})
     state.scheduler.step(1.0)
     state.scheduler.step(2.0)  # no improvement: halve
     assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    # the next epoch's tuned rate keeps the halving, as it keeps a step decay's
+    snapshot = capture(state)
+    restore(state, snapshot)
+    apply_hyperparameters(state, {"lr": 0.04})
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+    state.scheduler.step(3.0)  # no improvement again
+    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
 
 
 def test_tuple_elements_and_refusals() -> None:

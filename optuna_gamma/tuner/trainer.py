@@ -345,9 +345,10 @@ def rescale_schedule(state: TrainingState, lr: Any) -> None:
       ...), which compute every step's rate from ``base_values`` and their warm-up's
       increments ``warmup_steps`` (from ``warmup_lr_init`` to the base values): both follow.
 
-    A scheduler that only multiplies the current rate (``ReduceLROnPlateau``,
-    ``MultiplicativeLR``) needs nothing more. A number equal to ``B`` becomes ``lr`` exactly,
-    and one that is not a positive number (a rate held as a tensor, ``B = 0``) becomes ``lr``.
+    ``ReduceLROnPlateau`` keeps no base rate: the groups get an ``initial_lr`` (their rate when
+    ``lr`` is first tuned), so that a reduction it has made is kept, as a step decay's is, where
+    the tuned rate used to replace it at every epoch. A number equal to ``B`` becomes ``lr``
+    exactly, and one that is not a positive number (a tensor, ``B = 0``) becomes ``lr``.
 
     Without a scheduler in the state there is no schedule to continue: each group's rate
     becomes ``lr`` (in its ratio to the others, :func:`group_values`), and so does an
@@ -370,6 +371,8 @@ def rescale_schedule(state: TrainingState, lr: Any) -> None:
         return lr if q == top else lr * float(q) / float(top)
 
     for group in groups:
+        if "initial_lr" not in group:  # ReduceLROnPlateau keeps none: the base is the rate now
+            group["initial_lr"] = group["lr"]
         group["lr"] = scaled(group["lr"])
         for key in ("initial_lr", "max_lr", "min_lr"):
             if key in group and (key == "initial_lr" or "min_lr" in group and "max_lr" in group):
