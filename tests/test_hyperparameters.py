@@ -485,6 +485,33 @@ def test_a_tuned_name_that_changes_nothing_is_named_once(
     assert "it is not a key of the optimizer's parameter groups (amsgrad, betas" in unused[0]
 
 
+@pytest.mark.parametrize("name", ["onecycle", "linear-warm-up"])
+def test_a_tuned_setting_the_schedule_overwrites_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    # OneCycleLR cycles Adam's beta1 (cycle_momentum=True): a tuned betas[0] holds only until
+    # its first step; a warm-up of the rate alone leaves it
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {
+        "lr": FloatDistribution(1e-3, 1e-1, log=True),
+        "betas[0]": FloatDistribution(0.8, 0.99),
+        "weight_decay": FloatDistribution(1e-3, 0.1, log=True),
+    }
+    cfg = TunerConfig(run="o", run_dir=str(tmp_path / "o"), budget=4, sampler="random")
+    with caplog.at_level("WARNING"):
+        tune_per_epoch(_ScheduledTrainer(BUILT_AWAY[name]), space, cfg)
+    changed = [r.getMessage() for r in caplog.records if "was changed during" in r.getMessage()]
+    if name == "onecycle":
+        assert len(changed) == 1 and changed[0].startswith("hyperparameter 'betas[0]' was")
+        assert "cycle_momentum=False" in changed[0]
+    else:
+        assert changed == []
+
+
 def test_read_hyperparameters_records_reads() -> None:
     from optuna_gamma.tuner.execution.training import ReadHyperparameters
 

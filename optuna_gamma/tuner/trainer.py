@@ -71,6 +71,7 @@ __all__ = [
     "rescale_schedule",
     "restore",
     "seeded_rng",
+    "setting_values",
 ]
 
 
@@ -308,21 +309,28 @@ def base_rate(group: Mapping[str, Any]) -> Any:
     return group.get("initial_lr", group.get("lr"))
 
 
-def own_value(groups: Sequence[Mapping[str, Any]], name: str, *, scheduled: bool = True) -> Any:
-    """The trainer's own value of the tuned hyperparameter ``name`` in the optimizer's
-    ``groups`` (as built): for ``lr`` the base rate (:func:`base_rate`) when the state has an
-    LR scheduler (``scheduled``), else the rate; element ``i`` of a tuple-valued key for
-    ``key[i]``; the key's value otherwise; one value for all groups (:func:`held_value`).
-    ``None`` where the groups do not hold it."""
+def setting_values(groups: Sequence[Mapping[str, Any]], name: str) -> list[Any] | None:
+    """Each group's value of the optimizer setting ``name``: a group key, or ``key[i]`` for
+    element ``i`` of a tuple-valued key. ``None`` where a group does not hold it."""
     m = _ELEMENT.match(name)
-    if name == "lr" and scheduled and all("lr" in g for g in groups):
-        return held_value([base_rate(g) for g in groups])
     if m is None:
-        return held_value([g[name] for g in groups]) if all(name in g for g in groups) else None
+        return [g[name] for g in groups] if all(name in g for g in groups) else None
     key, index = m["key"], int(m["index"])
     items = [g.get(key) for g in groups]
     elements = [v[index] for v in items if isinstance(v, (tuple, list)) and index < len(v)]
-    return held_value(elements) if len(elements) == len(items) else None
+    return elements if len(elements) == len(items) else None
+
+
+def own_value(groups: Sequence[Mapping[str, Any]], name: str, *, scheduled: bool = True) -> Any:
+    """The trainer's own value of the tuned hyperparameter ``name`` in the optimizer's
+    ``groups`` (as built): for ``lr`` the base rate (:func:`base_rate`) when the state has an
+    LR scheduler (``scheduled``), else the rate; the value of a key or of an element ``key[i]``
+    otherwise (:func:`setting_values`); one value for all groups (:func:`held_value`).
+    ``None`` where the groups do not hold it."""
+    if name == "lr" and scheduled and all("lr" in g for g in groups):
+        return held_value([base_rate(g) for g in groups])
+    values = setting_values(groups, name)
+    return None if values is None else held_value(values)
 
 
 def rescale_schedule(state: TrainingState, lr: Any) -> None:

@@ -25,6 +25,7 @@ from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import optimizer_keys
 from optuna_gamma.tuner.trainer import restore
 from optuna_gamma.tuner.trainer import seeded_rng
+from optuna_gamma.tuner.trainer import setting_values
 
 
 if TYPE_CHECKING:
@@ -89,8 +90,10 @@ class Training:
             applied: Any = None
         else:
             applied = apply_hyperparameters(state, hparams)
+        held: dict[str, list[Any]] = {}
         if applied is not None and not self._checked_use:
             hparams = ReadHyperparameters(hparams)
+            held = _held_values(state.optimizer, applied)
         train_metrics: dict[str, Any] = {}
         t0 = time.perf_counter()
         for epoch in epochs:
@@ -112,6 +115,7 @@ class Training:
         if isinstance(hparams, ReadHyperparameters):
             self._checked_use = True
             _warn_unused(hparams, applied, optimizer_keys(state.optimizer))
+            _warn_overwritten(held, _held_values(state.optimizer, applied))
         t1 = time.perf_counter()
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             valid = scalars(self.trainer.evaluate(state, "valid"), what="evaluate()")
@@ -183,6 +187,30 @@ def _warn_unused(hparams: ReadHyperparameters, applied: list[str], keys: set[str
             f"hparams in the first trial; rename it after a group key or read hparams[{name!r}] "
             f"in train_epoch()"
         )
+
+
+def _held_values(optimizer: Any, applied: list[str]) -> dict[str, list[Any]]:
+    """The groups' values of the applied names other than ``lr`` (which schedulers move)."""
+    return {
+        name: setting_values(optimizer.param_groups, name) or []
+        for name in applied
+        if name != "lr"
+    }
+
+
+def _warn_overwritten(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> None:
+    """Warn about tuned optimizer settings that the first trial's training changed: something
+    in ``train_epoch`` sets them (``OneCycleLR`` and ``CyclicLR`` cycle ``momentum`` /
+    ``betas[0]`` unless built with ``cycle_momentum=False``), so the tuned value holds only
+    until then."""
+    for name, values in before.items():
+        if after.get(name) != values:
+            _logger.warning(
+                f"hyperparameter {name!r} was changed during the first trial's training "
+                f"(from {values} to {after.get(name)}): something in train_epoch sets it (an "
+                f"LR scheduler that cycles the momentum, such as OneCycleLR or CyclicLR, unless "
+                f"built with cycle_momentum=False), so the tuned value holds only until then"
+            )
 
 
 def _check_state(state: Any, device: torch.device) -> None:
