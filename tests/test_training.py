@@ -392,3 +392,21 @@ def test_an_interrupted_epoch_resumes_as_if_never_interrupted(tmp_path: Path) ->
     resumed = run(interrupted, "resumed")
     assert [e.value for e in resumed.schedule] == [e.value for e in straight.schedule]
     assert resumed.test == straight.test
+
+
+def test_a_model_with_lazy_parameters_is_refused_at_build(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    class Lazy(_Accumulating):
+        def build(self, seed: int, device: object) -> TrainingState:
+            model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.LazyLinear(2))
+            return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters()))
+
+    # before: a traceback from deep inside the state snapshot
+    config = TunerConfig(run="lazy", run_dir=str(tmp_path / "lazy"), budget=4, progress=False)
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    with pytest.raises(ValueError, match=r"uninitialized \(lazy\) parameters \(0.weight, 0.bias"):
+        tune_per_epoch(Lazy(), space, config)

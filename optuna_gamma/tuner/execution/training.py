@@ -224,6 +224,14 @@ def _check_state(state: Any, device: torch.device) -> None:
             "trainer.build() must return a TrainingState with a torch.nn.Module model and a "
             f"torch.optim.Optimizer optimizer, got {state!r}"
         )
+    lazy = [name for name, p in state.model.named_parameters() if torch.nn.parameter.is_lazy(p)]
+    if lazy:
+        raise ValueError(
+            f"trainer.build() returned a model with uninitialized (lazy) parameters "
+            f"({', '.join(lazy[:3])}{', ...' if len(lazy) > 3 else ''}): the tuner snapshots the "
+            "built state, so build() must materialize them, e.g. by a forward pass of a dummy "
+            "batch before the optimizer is made"
+        )
     first = next(state.model.parameters(), None)
     if (
         first is not None
