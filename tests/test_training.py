@@ -410,3 +410,36 @@ def test_a_model_with_lazy_parameters_is_refused_at_build(tmp_path: Path) -> Non
     space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
     with pytest.raises(ValueError, match=r"uninitialized \(lazy\) parameters \(0.weight, 0.bias"):
         tune_per_epoch(Lazy(), space, config)
+
+
+def test_every_trial_starts_in_the_modules_modes_as_built(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    class Forgets(_Accumulating):
+        """Never calls ``model.train()``; ``evaluate`` leaves the model in eval mode."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.modes: list[bool] = []
+
+        def build(self, seed: int, device: object) -> TrainingState:
+            model = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+            return TrainingState(model=model, optimizer=torch.optim.Adam(model.parameters()))
+
+        def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+            self.modes.append(all(m.training for m in state.model.modules()))
+            return super().train_epoch(state, hparams, ctx)
+
+        def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+            state.model.eval()
+            return super().evaluate(state, split)
+
+    trainer = Forgets()
+    config = TunerConfig(run="modes", run_dir=str(tmp_path / "modes"), budget=8, progress=False)
+    tune_per_epoch(trainer, {"lr": FloatDistribution(1e-3, 1e-1, log=True)}, config)
+    # as in a fresh process (a worker, a resumed run): dropout on in every trial, not only in
+    # the first one (before, every later trial trained in the mode evaluate() had left)
+    assert len(trainer.modes) == 8 and all(trainer.modes)

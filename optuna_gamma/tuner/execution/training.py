@@ -58,6 +58,11 @@ class Training:
         self.initial: dict[str, Any] = capture(state)
         #: The run's epochs (``EpochContext.epochs``), set by the engine from its plan.
         self.epochs: int | None = None
+        #: The modules' train/eval modes as built, set again with every snapshot: a mode is
+        #: not in a ``state_dict``, and a trial would otherwise start in the mode the previous
+        #: ``evaluate()`` in this process left (eval: no dropout, frozen batch-norm statistics),
+        #: where a trial in a fresh process (a worker, a resumed run) starts as built.
+        self._modes = _module_modes(state)
         self._checked_use = False
 
     @classmethod
@@ -83,7 +88,7 @@ class Training:
         import torch
 
         state = self.state
-        restore(state, snapshot)
+        self._restore(snapshot)
         apply = getattr(self.trainer, "apply_hyperparameters", None)
         if callable(apply):  # the trainer's own: it decides what each name does
             apply(state, hparams)
@@ -124,10 +129,29 @@ class Training:
 
     def evaluate(self, snapshot: dict[str, Any], split: str) -> dict[str, Any]:
         """Metrics of ``snapshot`` on ``split``."""
-        restore(self.state, snapshot)
+        self._restore(snapshot)
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self.state, split)
         return scalars(out, what="evaluate()", keep_lists=True)
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        """Load ``snapshot`` into the state, with the modules' modes as built."""
+        restore(self.state, snapshot)
+        for module, modes in zip(_modules(self.state), self._modes):
+            for m, training in zip(module.modules(), modes):
+                m.training = training
+
+
+def _modules(state: Any) -> list[Any]:
+    """The state's components that are torch modules (the model, an EMA, ...)."""
+    import torch
+
+    return [c for c in state.components().values() if isinstance(c, torch.nn.Module)]
+
+
+def _module_modes(state: Any) -> list[list[bool]]:
+    """Every submodule's ``training`` flag, per module component of ``state``."""
+    return [[m.training for m in module.modules()] for module in _modules(state)]
 
 
 class ReadHyperparameters(dict[str, Any]):
