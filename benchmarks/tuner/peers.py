@@ -99,6 +99,10 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
+    # 2 at a time (two GPUs): one carried state and one explorer per epoch, the explorer near
+    # its parent (``near_when_single``) or anywhere (the default before it)
+    "pe-pop-w2": {"width": 2},
+    "pe-pop-w2-anywhere": {"width": 2, "near_when_single": False},
     # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
     # ablation's variants below are of it)
     "pe-pop-w12-no-late": {"width": 12, "late_population": False},
@@ -126,7 +130,12 @@ POLICIES: dict[str, dict[str, Any]] = {
         "explore_radius": None,
         "explore_after": None,
     },
-    "pe-pop-w12-carry1": {"width": 12, "carry": 1, "late_population": False},
+    "pe-pop-w12-carry1": {
+        "width": 12,
+        "carry": 1,
+        "late_population": False,
+        "near_when_single": False,
+    },
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None, "explore_after": None},
     "pe-pop-w12-nohist": {"width": 12, "history": False, "late_population": False},
     "pe-thesis-t2": {"thesis": 2},

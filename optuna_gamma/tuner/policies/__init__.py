@@ -118,6 +118,7 @@ def policy_from_record(
         "race_share",
         "explore_short",
         "late_population",
+        "near_when_single",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -141,4 +142,8 @@ def policy_from_record(
         # recorded where the rungs are shortened: a record without it is from before the
         # setting existed, when explorers raced over the short rungs as well
         policy = dataclasses.replace(policy, explore_short=True)
+    if "near_when_single" not in settings and policy._single:
+        # recorded where it is in effect (one carried state): a record without it is from
+        # before the setting existed, when such a run's explorers went anywhere
+        policy = dataclasses.replace(policy, near_when_single=False)
     return policy

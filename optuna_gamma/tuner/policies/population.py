@@ -121,6 +121,8 @@ class PopulationPolicy(Policy):
             anywhere. With ``width >= 2`` explorers go anywhere: the carried population hedges
             a greedy jump (as PB2 explores its whole bounds), and restricting them cost 3
             points on MNIST-500 (docs/when-it-pays.md).
+            Except where one state is carried (``width=2``, or ``carry=1``):
+            ``near_when_single``.
         adopt_on: What ranks an epoch's trials. ``"value"`` (default): their validation values.
             ``"posterior"``: their start value plus the posterior mean of their improvement
             under a GP over (setting, age) fitted to this and the earlier epochs' trials, so a
@@ -154,6 +156,13 @@ class PopulationPolicy(Policy):
             +1.9 points (4/0/1) over the population without it, and puts the default ahead of
             PB2 there (docs/when-it-pays.md). Runs recorded before the setting existed read
             ``False``.
+        near_when_single: With ``width >= 2`` and one carried state (``width=2`` by default,
+            or ``carry=1``): every explorer stays within ``explore_radius`` of its parent, as a
+            serial one does. No other carried state hedges a greedy jump there, and each epoch
+            is a one-epoch verdict between the carried setting and one explorer, so an
+            explorer anywhere in the space made the schedule jump between the range's corners
+            (the thesis's failure, with one trial less). Runs recorded before the setting
+            existed read ``False``.
     """
 
     width: int = 1
@@ -171,6 +180,7 @@ class PopulationPolicy(Policy):
     race_share: float | None = RACE_SHARE
     explore_short: bool = False
     late_population: bool = True
+    near_when_single: bool = True
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -190,7 +200,7 @@ class PopulationPolicy(Policy):
             isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
         ):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
-        for flag in ("history", "explore_short", "late_population"):
+        for flag in ("history", "explore_short", "late_population", "near_when_single"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         share = self.race_share
@@ -317,9 +327,15 @@ class PopulationPolicy(Policy):
 
     @property
     def radius(self) -> float | None:
-        """How far an explorer may move from its parent (``explore_radius``, serial runs
-        only; ``None``: anywhere)."""
-        return self.explore_radius if self.width == 1 else None
+        """How far an explorer may move from its parent (``explore_radius``, serial runs and,
+        with ``near_when_single``, runs that carry one state; ``None``: anywhere)."""
+        return self.explore_radius if self.width == 1 or self._single else None
+
+    @property
+    def _single(self) -> bool:
+        """Whether ``near_when_single`` keeps every explorer near its parent: ``width >= 2``
+        with one carried state."""
+        return self.near_when_single and self.width >= 2 and self.population == 1
 
     def radius_at(self, epoch: int) -> float | None:
         """:attr:`radius`, and with ``width >= 2`` ``explore_radius`` for the late
@@ -434,6 +450,8 @@ class PopulationPolicy(Policy):
             **({"explore_short": self.explore_short} if self._rung < self.rung else {}),
             # present only where it is on, likewise
             **({"late_population": True} if self.late_population and self.width >= 2 else {}),
+            # present only where it is in effect (one carried state), likewise
+            **({"near_when_single": True} if self._single else {}),
         }
 
     @property
@@ -441,4 +459,4 @@ class PopulationPolicy(Policy):
         """Whether some explorer stays near its parent (``explore_radius`` in effect)."""
         if self.explore_radius is None:
             return False
-        return self.width == 1 or self.late is not None
+        return self.width == 1 or self.late is not None or self._single
