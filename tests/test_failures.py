@@ -4,16 +4,18 @@ naming the trial and its parameters; Ctrl-C prints one line and exits 130; both 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 import subprocess
 import sys
 import textwrap
 
+import optuna
 import pytest
 
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 
 TRAINER = textwrap.dedent(
     '''
@@ -44,7 +46,9 @@ TRAINER = textwrap.dedent(
         def train_epoch(self, state, hparams, ctx):
             if f"{ctx.epoch}:{ctx.trial_number}" == os.environ.get("FAIL_AT"):
                 raise {"error": RuntimeError("the data loader broke"),
-                       "interrupt": KeyboardInterrupt()}[os.environ["FAIL_WITH"]]
+                       "interrupt": KeyboardInterrupt(),
+                       "oom": torch.OutOfMemoryError("CUDA out of memory"),
+                       }[os.environ["FAIL_WITH"]]
             x, y = X.to(ctx.device), Y.to(ctx.device)
             loss = torch.nn.functional.cross_entropy(state.model(x), y)
             state.optimizer.zero_grad()
@@ -134,3 +138,99 @@ def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch) -> None:
         (note,) = err.value.__notes__
         assert note.startswith("trial 0 failed with parameters {'lr': ")
         assert note.endswith("re-run the same call: the run resumes from there")
+
+
+def test_an_out_of_memory_error_says_how_to_fail_the_trial_instead(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Re-running retries the same setting, which runs out of memory again: the line says how
+    a trainer makes such a setting a failed trial rather than a failed run."""
+    import importlib.util
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner.execution.failures import OUT_OF_MEMORY
+
+    (tmp_path / "flaky.py").write_text(TRAINER)
+    spec = importlib.util.spec_from_file_location("flaky_oom", tmp_path / "flaky.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("FAIL_AT", "1:1")
+    monkeypatch.setenv("FAIL_WITH", "oom")
+    with pytest.raises(torch.OutOfMemoryError) as err:
+        tune_per_epoch(
+            module.Flaky(), None, run="oom", run_dir=str(tmp_path / "oom"), progress=False
+        )
+    if sys.version_info >= (3, 11):
+        (note,) = err.value.__notes__
+        assert note.startswith("trial 1 failed with parameters {'lr': ")
+        assert "(OutOfMemoryError)" in note and note.endswith(OUT_OF_MEMORY)
+        assert "return {'diverged': True}" in note
+
+
+def test_the_built_in_trainer_fails_a_batch_size_that_runs_out_of_memory(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A batch size the device cannot hold is a diverged trial of the built-in trainer: never
+    adopted, the run goes on (a CUDA out-of-memory error, raised here for batches of 128)."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import ThesisTrainer
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner.builtin import training
+
+    real = training.train_one_epoch
+
+    def small_memory(*args, **kwargs):
+        if kwargs["batch_size"] >= 128:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", small_memory)
+    space = {
+        "lr": FloatDistribution(1e-3, 0.5, log=True),
+        "batch_size": CategoricalDistribution([16, 128]),
+    }
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect()
+    logging.getLogger("optuna_gamma").addHandler(handler)
+    try:
+        res = tune_per_epoch(
+            ThesisTrainer("digits"),
+            space,
+            run="mem",
+            run_dir=str(tmp_path / "mem"),
+            policy="thesis",
+            trials_per_epoch=4,
+            epochs=3,
+            sampler="random",
+            progress=False,
+        )
+    finally:
+        logging.getLogger("optuna_gamma").removeHandler(handler)
+    assert len(res.schedule) == 3 and res.test["accuracy"] > 0.3
+    assert all(e.params["batch_size"] == 16 for e in res.schedule)
+    from optuna_gamma.tuner import get_storage
+
+    storage = get_storage(str(tmp_path / "mem" / "journal.log"))
+    studies = [
+        optuna.load_study(study_name=n, storage=storage).trials
+        for n in sorted(optuna.get_all_study_names(storage))
+    ]
+    big = [t for trials in studies for t in trials if t.params["batch_size"] == 128]
+    assert big and all(
+        t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["diverged"] for t in big
+    )
+    assert "state" not in big[0].user_attrs  # no state of a failed setting is kept
+    for trials in studies:  # below every trial that trained, in its epoch's study
+        values: dict[int, list[float]] = {t.params["batch_size"]: [] for t in trials}
+        for t in trials:
+            values[t.params["batch_size"]].append(float(t.value or 0.0))
+        assert max(values.get(128, [-1e9])) < min(values[16])
+    assert any("out of memory at batch_size=128" in m for m in messages)

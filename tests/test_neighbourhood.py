@@ -184,3 +184,28 @@ def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:
     plain = PopulationPolicy(width=12, budget=120, late_population=False)
     assert "explore_radius" not in plain.describe()
     assert policy_from_record(plain.describe(), budget=120, epochs=None).radius_at(9) is None
+
+
+def test_one_carried_state_keeps_every_explorer_near_its_parent() -> None:
+    """With two at a time (one state carried, one explorer an epoch) nothing hedges an
+    explorer's greedy jump, so it stays near its parent as a serial one does
+    (``near_when_single``); three at a time carry two states and explore anywhere."""
+    two = PopulationPolicy(width=2, budget=40)
+    assert two.population == 1 and two.near_when_single
+    assert [two.radius_at(e) for e in range(2, 21)] == [0.1] * 19
+    assert two.describe()["near_when_single"] is True and two.describe()["explore_radius"] == 0.1
+    assert policy_from_record(two.describe(), budget=40, epochs=None) == two
+    anywhere = PopulationPolicy(width=2, budget=40, near_when_single=False)
+    assert "near_when_single" not in anywhere.describe()
+    assert [e for e in range(2, 21) if anywhere.radius_at(e) is None] == list(range(2, 17))
+    # a run recorded before the setting existed explored anywhere, and resumes so
+    old = {k: v for k, v in two.describe().items() if k != "near_when_single"}
+    assert policy_from_record(old, budget=40, epochs=None) == anywhere
+    three = PopulationPolicy(width=3, budget=60)
+    assert three.population == 2 and three.radius_at(2) is None
+    assert "near_when_single" not in three.describe()
+    assert policy_from_record(three.describe(), budget=60, epochs=None) == three
+    carry1 = PopulationPolicy(width=12, budget=120, carry=1, late_population=False)
+    assert carry1.radius_at(2) == 0.1 and carry1.describe()["explore_radius"] == 0.1
+    with pytest.raises(ValueError, match="near_when_single must be True or False"):
+        PopulationPolicy(width=2, budget=40, near_when_single=1)  # type: ignore[arg-type]

@@ -473,6 +473,36 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
     assert again.new_trials == 0 and again.schedule == res.schedule
 
 
+@pytest.mark.parametrize("near", [True, False])
+def test_two_at_a_time_explorers_stay_near_their_parent(
+    digits, tmp_path: Path, near: bool
+) -> None:
+    """``width=2`` carries one state: its explorer stays within ``explore_radius`` of the
+    parent's setting (a factor 500 ** 0.1 of ``lr``), and the run resumes as recorded; with
+    ``near_when_single=False`` the sampler's proposals go anywhere (the test's control)."""
+    policy = PopulationPolicy(width=2, budget=24, near_when_single=near)
+    cfg = TunerConfig(run="w2", run_dir=str(tmp_path / "w2"), policy=policy, sampler="gamma")
+    res = tune_per_epoch(digits, None, cfg)
+    assert res.compute_epochs + res.trials_reused == 24
+    assert res.policy.get("near_when_single", False) is near
+    studies = _studies(tmp_path / "w2", "w2")
+    ratios = []
+    for e, study in enumerate(studies[1:], start=2):
+        parents = studies[e - 2].user_attrs["population"]
+        assert len(parents) == 1
+        for t in study.get_trials(deepcopy=False):
+            if t.user_attrs.get("kind") == "explore":
+                ratios.append(t.params["lr"] / parents[0]["params"]["lr"])
+    assert len(ratios) == 11
+    inside = [500**-0.1 * (1 - 1e-9) <= r <= 500**0.1 * (1 + 1e-9) for r in ratios]
+    if near:
+        assert all(inside)
+    else:  # up to the late perturbation (the budget's last fifth), anywhere
+        assert not all(inside[:8])
+    again = tune_per_epoch(digits, None, cfg)
+    assert again.new_trials == 0 and again.schedule == res.schedule
+
+
 def test_late_population_in_a_real_run(digits, tmp_path: Path) -> None:
     policy = PopulationPolicy(width=4, budget=20, late_population=True)
     cfg = TunerConfig(run="late", run_dir=str(tmp_path / "late"), policy=policy, sampler="gamma")

@@ -7,7 +7,9 @@ The tuner's contract with user code is three callables (docs/design.md §4):
    object with ``state_dict``/``load_state_dict`` (an EMA, a custom sampler, ...).
 2. ``train_epoch(state, hparams, ctx) -> metrics``: train one epoch of ``state`` in place with
    the trial's hyperparameters (your own loop, DataLoader, loss, device, AMP). Returns a mapping
-   of training metrics (``{"train_loss": ...}``), a float (the training loss) or ``None``.
+   of training metrics (``{"train_loss": ...}``), a float (the training loss) or ``None``;
+   ``{"diverged": True}`` for a setting that cannot train (e.g. a caught out-of-memory error
+   for a large batch size: the trial completes with a clearly bad value and is never adopted).
 3. ``evaluate(state, split) -> metrics``: metrics of ``state`` on ``split`` (``"valid"``, and
    ``"test"`` for the final report): accuracy and loss for kappa, or whatever your objective
    reads. Values must be numbers (a ``"confusion_matrix"`` list is kept for the test split).

@@ -17,6 +17,7 @@ import os
 from typing import Any
 from typing import TYPE_CHECKING
 
+from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.builtin.data import DATASETS
 from optuna_gamma.tuner.builtin.data import load_dataset
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["DEFAULT_MODEL", "ThesisTrainer"]
+
+_logger = get_logger(__name__)
 
 #: The model used for each dataset when none is named.
 DEFAULT_MODEL = {
@@ -190,18 +193,37 @@ class ThesisTrainer:
 
     def train_epoch(
         self, state: TrainingState, hparams: Mapping[str, Any], ctx: EpochContext
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
+        """One epoch of :func:`~optuna_gamma.tuner.builtin.training.train_one_epoch`.
+
+        A batch size that does not fit the device's memory fails the trial, not the run: the
+        out-of-memory error is caught, the cache freed, and the trial reports ``diverged``
+        (completed with a clearly bad value, never adopted; docs/tuning.md).
+        """
+        import torch
+
         from optuna_gamma.tuner.builtin.training import train_one_epoch
 
         batch = int(hparams.get("batch_size", self.batch_size))
-        loss = train_one_epoch(
-            state.model,
-            state.optimizer,
-            self.data.train,
-            batch_size=batch,
-            seed=ctx.seed,
-            device=ctx.device,
-        )
+        try:
+            loss = train_one_epoch(
+                state.model,
+                state.optimizer,
+                self.data.train,
+                batch_size=batch,
+                seed=ctx.seed,
+                device=ctx.device,
+            )
+        except torch.OutOfMemoryError as err:
+            if ctx.device.type == "cuda":
+                torch.cuda.empty_cache()
+            _logger.warning(
+                "trial %d: out of memory at batch_size=%d (%s): the trial counts as diverged",
+                ctx.trial_number,
+                batch,
+                str(err).splitlines()[0] if str(err) else type(err).__name__,
+            )
+            return {"diverged": True}
         return {"train_loss": loss}
 
     def evaluate(self, state: TrainingState, split: str) -> dict[str, Any]:

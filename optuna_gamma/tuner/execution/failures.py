@@ -30,7 +30,13 @@ from optuna_gamma.tuner.frontend import cli_frontend
 from optuna_gamma.tuner.frontend import repeat_word
 
 
-__all__ = ["INTERRUPTED", "cli_exit_status", "is_reported_failure", "reported_failures"]
+__all__ = [
+    "INTERRUPTED",
+    "OUT_OF_MEMORY",
+    "cli_exit_status",
+    "is_reported_failure",
+    "reported_failures",
+]
 
 _logger = get_logger(__name__)
 
@@ -62,6 +68,20 @@ class _DropOptunasCopy(logging.Filter):
         return False
 
 
+#: What the failure line adds for an out-of-memory error: re-running retries the same setting.
+OUT_OF_MEMORY = (
+    "a setting that does not fit in memory (a large batch size) can fail its trial instead of "
+    "the run: catch the error in train_epoch, free the cache (torch.cuda.empty_cache()) and "
+    "return {'diverged': True} (docs/tuning.md), or narrow the search space"
+)
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """torch's ``OutOfMemoryError`` (told by its name: no torch import) or
+    Python's ``MemoryError``."""
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+
+
 def _attach(err: BaseException, line: str) -> None:
     add_note = getattr(err, "add_note", None)
     if callable(add_note):
@@ -86,11 +106,13 @@ def reported_failures() -> Iterator[None]:
     except Exception as err:
         if dropper.trial is not None and not getattr(err, _MARK, False):
             number, params = dropper.trial
-            _attach(
-                err,
+            line = (
                 f"trial {number} failed with parameters {params} ({type(err).__name__}); "
-                f"fix the cause and re-run the same {call}: the run resumes from there",
+                f"fix the cause and re-run the same {call}: the run resumes from there"
             )
+            if _out_of_memory(err):
+                line += f"; {OUT_OF_MEMORY}"
+            _attach(err, line)
         raise
     finally:
         optuna_logger.removeFilter(dropper)
