@@ -847,3 +847,40 @@ def test_local_workers_train_exactly_t_trials_per_epoch(tmp_path: Path) -> None:
     for e in (1, 2, 3):
         study = optuna.load_study(study_name=f"t/epoch-{e:03d}", storage=storage)
         assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+
+
+def test_load_result_reads_a_run_directory_and_refuses_what_is_not_a_result(
+    tmp_path: Path,
+) -> None:
+    """``load_result`` takes the file or its run directory; a file that is not a result (a
+    corrupt or foreign one) is a ValueError naming it, never a traceback from deep inside."""
+    from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner import PerEpochResult
+    from optuna_gamma.tuner import ThesisTrainer
+    from optuna_gamma.tuner import tune_per_epoch
+
+    run_dir = tmp_path / "r"
+    res = tune_per_epoch(
+        ThesisTrainer("digits"),
+        None,
+        TunerConfig(run="r", run_dir=str(run_dir), budget=2, sampler="random", progress=False),
+    )
+    assert load_result(run_dir) == load_result(run_dir / "result.json") == res
+    assert isinstance(res, PerEpochResult)
+    good = json.loads((run_dir / "result.json").read_text())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cases = {
+        b"{not json": "not JSON",
+        b"\xff\xfe\x00": "not JSON",
+        b"[1, 2]": "not a JSON object",
+        json.dumps({**good, "extra": 1}).encode(): "unexpected keyword argument 'extra'",
+        json.dumps({**good, "schedule": [1]}).encode(): "must be a mapping",
+        json.dumps({k: v for k, v in good.items() if k != "schedule"}).encode(): "no 'schedule'",
+    }
+    for text, why in cases.items():
+        (bad / "result.json").write_bytes(text)
+        with pytest.raises(ValueError, match=r"bad/result\.json' is not a result file.*" + why):
+            load_result(bad)
+    with pytest.raises(FileNotFoundError):
+        load_result(tmp_path / "nothing" / "result.json")

@@ -155,11 +155,35 @@ class WholeResult(_Common):
 def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
     """Read a ``result.json`` back into its dataclass.
 
+    Args:
+        path: The file, or the run directory that holds it (``run_dir``).
+
     A per-epoch ``result.json`` written before results had ``adopted`` holds the adopted
     states as its ``schedule``; both fields then read those (with a population they need not
     be the final model's lineage; calling the finished run again rewrites the file with it).
+
+    Raises:
+        FileNotFoundError: No such file (a run writes it when it finishes).
+        ValueError: The file is not a result of this library (not JSON, not an object, a
+            missing or unknown field, an entry that is not an object); it is never executed.
     """
-    data = json.loads(Path(path).read_text())
+    file = Path(path)
+    if file.is_dir():
+        file = file / "result.json"
+    try:
+        data = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{str(file)!r} is not a result file: not JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(file)!r} is not a result file: not a JSON object")
+    try:
+        return _result(data)
+    except (TypeError, AttributeError, KeyError) as err:
+        why = f"no {err}" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"{str(file)!r} is not a result file of this version: {why}") from err
+
+
+def _result(data: dict[str, Any]) -> PerEpochResult | WholeResult:
     if "trials_per_study" in data:  # result.json files written before the setting had one name
         data.setdefault("trials_per_epoch", data.pop("trials_per_study"))
     if data.get("mode") == "whole":
