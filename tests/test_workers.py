@@ -433,3 +433,40 @@ def test_workers_refuse_a_trainer_of_a_session_without_a_script_file(
     assert last.startswith("ValueError: with workers=2 the workers are spawned processes")
     assert "'<stdin>' is not a file" in last if how == "stdin" else "refers to Tiny" in last
     assert "started 2 workers" not in proc.stderr
+
+
+def test_a_script_without_the_main_guard_is_refused_and_not_run_again(tmp_path: Path) -> None:
+    # a spawned worker runs the main script's top level again: without the guard its first
+    # tuner call (here a serial run with overwrite=True) ran a second time inside every worker,
+    # deleting and redoing the run the parent had just finished, and the workers never started
+    header, body = _MAIN_TRAINER.replace("RUN_DIR", repr(str(tmp_path / "run"))).split(
+        "\nconfig = "
+    )
+    body = (
+        "tune_per_epoch(Tiny(), {'lr': FloatDistribution(1e-3, 1.0, log=True)}, "
+        f"TunerConfig(run='s', run_dir={str(tmp_path / 'serial')!r}, budget=2, "
+        "progress=False, overwrite=True))\n"
+        f"open({str(tmp_path / 'calls.txt')!r}, 'a').write('serial run done\\n')\n"
+        "config = " + body
+    )
+    script = tmp_path / "unguarded.py"
+    script.write_text(header + "\n" + body)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: a worker process ran the tuner call of your script")
+    assert last.endswith('put the call under `if __name__ == "__main__":`')
+    assert (tmp_path / "calls.txt").read_text() == "serial run done\n"  # the parent's only
+    assert "overwrite: deleted run" not in proc.stderr
+    # with the guard the same script runs
+    guarded = "if __name__ == '__main__':\n" + "".join(
+        f"    {line}\n" for line in body.strip().splitlines()
+    )
+    script.write_text(header + "\n" + guarded)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "result.json").is_file()

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.execution.coordinator import coordinate
+from optuna_gamma.tuner.execution.coordinator import refuse_while_spawned
 from optuna_gamma.tuner.execution.engine import Engine
 from optuna_gamma.tuner.execution.finished import finish_per_epoch
 from optuna_gamma.tuner.execution.finished import save_result
@@ -82,10 +83,13 @@ def tune_per_epoch(
         ``run_dir/result.json``.
 
     Raises:
-        ValueError: Bad arguments (before any work), or an existing run with other settings.
+        ValueError: Bad arguments (before any work), an existing run with other settings, or
+            a script whose tuner call is not under ``if __name__ == "__main__":`` (its
+            workers would run it again).
         TunerError: The storage, artifact store, device or run directory cannot be used; every
             trial of an epoch diverged; or every worker stopped before the run was done.
     """
+    refuse_while_spawned()
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
@@ -211,6 +215,7 @@ def tune_whole(
         The :class:`~optuna_gamma.tuner.results.WholeResult`, also written to
         ``run_dir/result.json``.
     """
+    refuse_while_spawned()
     cfg = _config(config, settings)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()

@@ -51,9 +51,37 @@ if TYPE_CHECKING:
     from optuna_gamma.tuner.config import TunerConfig
 
 
-__all__ = ["StaleTrialWatch", "coordinate", "fail_trials_of"]
+__all__ = ["StaleTrialWatch", "coordinate", "fail_trials_of", "refuse_while_spawned"]
 
 _logger = get_logger(__name__)
+
+#: The exit status of a worker that found the tuner called while it loaded the main script.
+UNGUARDED_EXIT = 3
+
+#: What is wrong then (the worker prints it; the parent raises it).
+UNGUARDED = (
+    "a worker process ran the tuner call of your script while it loaded the script to find "
+    "your trainer (spawned processes run the main script's top level again): put the call "
+    'under `if __name__ == "__main__":`'
+)
+
+
+def refuse_while_spawned() -> None:
+    """Stop a spawned process that reached a tuner call while it loads the main script.
+
+    A spawned worker runs the parent's main script again, as the module ``__mp_main__``, to
+    find what the pickled trainer refers to. A script without the ``if __name__ ==
+    "__main__":`` guard then calls the tuner again from inside the worker: a second run in the
+    same directory (with ``overwrite=True`` it deleted the run the parent had just finished),
+    and a worker that never starts. This is called first by every tuner call: in that phase
+    (``multiprocessing``'s own test, ``_inheriting``) it prints :data:`UNGUARDED` and exits
+    with :data:`UNGUARDED_EXIT`, before anything is read or written; the parent then raises
+    the same message (:func:`coordinate`).
+    """
+    if not getattr(multiprocessing.current_process(), "_inheriting", False):
+        return
+    print(f"optuna-gamma: {UNGUARDED}", file=sys.stderr)
+    raise SystemExit(UNGUARDED_EXIT)
 
 
 def _local_worker(
@@ -215,6 +243,8 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
                 if p.exitcode is None:
                     continue
                 del watched[pid]
+                if p.exitcode == UNGUARDED_EXIT:
+                    raise ValueError(UNGUARDED)
                 if p.exitcode != 0:
                     n = fail_trials_of(engine, worker_id_of(pid))
                     _logger.warning(
