@@ -99,10 +99,16 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
-    # 2 at a time (two GPUs): one carried state and one explorer per epoch, the explorer near
-    # its parent (``near_when_single``) or anywhere (the default before it)
+    # 2 at a time (two GPUs): one carried state and one explorer per epoch; the explorer near
+    # its parent, adopted only once the carried setting stops improving (the default), near
+    # but adopted on its value, or anywhere and adopted on its value (the default before both)
     "pe-pop-w2": {"width": 2},
-    "pe-pop-w2-anywhere": {"width": 2, "near_when_single": False},
+    "pe-pop-w2-no-plateau": {"width": 2, "plateau_when_single": False},
+    "pe-pop-w2-anywhere": {
+        "width": 2,
+        "near_when_single": False,
+        "plateau_when_single": False,
+    },
     # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
     # ablation's variants below are of it)
     "pe-pop-w12-no-late": {"width": 12, "late_population": False},
@@ -135,6 +141,7 @@ POLICIES: dict[str, dict[str, Any]] = {
         "carry": 1,
         "late_population": False,
         "near_when_single": False,
+        "plateau_when_single": False,
     },
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None, "explore_after": None},
     "pe-pop-w12-nohist": {"width": 12, "history": False, "late_population": False},

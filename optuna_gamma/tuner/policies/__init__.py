@@ -119,6 +119,7 @@ def policy_from_record(
         "explore_short",
         "late_population",
         "near_when_single",
+        "plateau_when_single",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -146,4 +147,6 @@ def policy_from_record(
         # recorded where it is in effect (one carried state): a record without it is from
         # before the setting existed, when such a run's explorers went anywhere
         policy = dataclasses.replace(policy, near_when_single=False)
+    if "plateau_when_single" not in settings and policy._single_plateau:
+        policy = dataclasses.replace(policy, plateau_when_single=False)  # likewise
     return policy

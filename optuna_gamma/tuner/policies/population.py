@@ -163,6 +163,10 @@ class PopulationPolicy(Policy):
             explorer anywhere in the space made the schedule jump between the range's corners
             (the thesis's failure, with one trial less). Runs recorded before the setting
             existed read ``False``.
+        plateau_when_single: Likewise, with one carried state and ``challenge="plateau"``: an
+            explorer replaces the carried setting only once that stops improving (its state's
+            value is not better than its parent's), as a serial explorer does at the end of
+            its race. Runs recorded before the setting existed read ``False``.
     """
 
     width: int = 1
@@ -181,6 +185,7 @@ class PopulationPolicy(Policy):
     explore_short: bool = False
     late_population: bool = True
     near_when_single: bool = True
+    plateau_when_single: bool = True
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -200,7 +205,13 @@ class PopulationPolicy(Policy):
             isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
         ):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
-        for flag in ("history", "explore_short", "late_population", "near_when_single"):
+        for flag in (
+            "history",
+            "explore_short",
+            "late_population",
+            "near_when_single",
+            "plateau_when_single",
+        ):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         share = self.race_share
@@ -337,6 +348,17 @@ class PopulationPolicy(Policy):
         with one carried state."""
         return self.near_when_single and self.width >= 2 and self.population == 1
 
+    @property
+    def _single_plateau(self) -> bool:
+        """Whether ``plateau_when_single`` is in effect: one carried state, ``width >= 2``,
+        ``challenge="plateau"``."""
+        return (
+            self.plateau_when_single
+            and self.challenge == "plateau"
+            and self.width >= 2
+            and self.population == 1
+        )
+
     def radius_at(self, epoch: int) -> float | None:
         """:attr:`radius`, and with ``width >= 2`` ``explore_radius`` for the late
         perturbation's explorers (``late_population``)."""
@@ -395,9 +417,10 @@ class PopulationPolicy(Policy):
     def _race_start(self, epoch: int) -> int | None:
         """The first epoch of the explorer's race that is decided at ``epoch`` (its states
         are halved there), or ``None`` (no race ends, or it is the first race, of epoch 1's
-        settings, where there is no adopted setting to defend)."""
+        settings, where there is no adopted setting to defend). With one carried state and
+        ``plateau_when_single``, every epoch after the first is a one-epoch race."""
         if self.width != 1:
-            return None
+            return epoch if self._single_plateau and epoch > 1 else None
         plan = self.plan
         if plan.carry[epoch - 1] >= plan.trials[epoch - 1]:
             return None
@@ -452,6 +475,7 @@ class PopulationPolicy(Policy):
             **({"late_population": True} if self.late_population and self.width >= 2 else {}),
             # present only where it is in effect (one carried state), likewise
             **({"near_when_single": True} if self._single else {}),
+            **({"plateau_when_single": True} if self._single_plateau else {}),
         }
 
     @property
