@@ -136,6 +136,10 @@ POLICIES: dict[str, dict[str, Any]] = {
         "explore_radius": None,
         "explore_after": None,
     },
+    # serial explorer races to the end, near their parent and under the plateau rule: every
+    # epoch after the first race has 2 trials, the plan a 2-worker run could run at the same
+    # wall time as pe-pop-w2
+    "pe-pop-explore-all-near": {"width": 1, "explore_until": 1.0},
     "pe-pop-w12-carry1": {
         "width": 12,
         "carry": 1,
