@@ -16,10 +16,8 @@ from optuna.distributions import IntDistribution
 import pytest
 
 from optuna_gamma.samplers._search_space import SearchSpace
-from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import policy_from_record
 from optuna_gamma.tuner.policies import PopulationPolicy
-from optuna_gamma.tuner.policies import RunContext
 from optuna_gamma.tuner.search.neighbourhood import NearParentSampler
 from optuna_gamma.tuner.search.neighbourhood import project
 
@@ -186,61 +184,3 @@ def test_policy_records_read_old_runs_as_exploring_anywhere() -> None:
     plain = PopulationPolicy(width=12, budget=120, late_population=False)
     assert "explore_radius" not in plain.describe()
     assert policy_from_record(plain.describe(), budget=120, epochs=None).radius_at(9) is None
-
-
-def test_one_carried_state_keeps_every_explorer_near_its_parent() -> None:
-    """With two at a time (one state carried, one explorer an epoch) nothing hedges an
-    explorer's greedy jump, so it stays near its parent as a serial one does
-    (``near_when_single``); three at a time carry two states and explore anywhere."""
-    two = PopulationPolicy(width=2, budget=40)
-    assert two.population == 1 and two.near_when_single
-    assert [two.radius_at(e) for e in range(2, 21)] == [0.1] * 19
-    assert two.describe()["near_when_single"] is True and two.describe()["explore_radius"] == 0.1
-    assert policy_from_record(two.describe(), budget=40, epochs=None) == two
-    anywhere = PopulationPolicy(width=2, budget=40, near_when_single=False)
-    assert "near_when_single" not in anywhere.describe()
-    assert [e for e in range(2, 21) if anywhere.radius_at(e) is None] == list(range(2, 17))
-    # a run recorded before the setting existed explored anywhere, and resumes so
-    old = {k: v for k, v in two.describe().items() if k != "near_when_single"}
-    assert policy_from_record(old, budget=40, epochs=None) == anywhere
-    three = PopulationPolicy(width=3, budget=60)
-    assert three.population == 2 and three.radius_at(2) is None
-    assert "near_when_single" not in three.describe()
-    assert policy_from_record(three.describe(), budget=60, epochs=None) == three
-    carry1 = PopulationPolicy(width=12, budget=120, carry=1, late_population=False)
-    assert carry1.radius_at(2) == 0.1 and carry1.describe()["explore_radius"] == 0.1
-    with pytest.raises(ValueError, match="near_when_single must be True or False"):
-        PopulationPolicy(width=2, budget=40, near_when_single=1)  # type: ignore[arg-type]
-
-
-def test_one_carried_state_is_replaced_only_once_it_stops_improving() -> None:
-    """With two at a time each epoch is a one-epoch race between the carried setting and an
-    explorer: the carried one keeps its place while its state improves
-    (``plateau_when_single``, as a serial race's ``challenge="plateau"``)."""
-    two = PopulationPolicy(width=2, budget=40)
-    parent = Member(trial=0, value=1.0, params={"lr": 0.01})
-
-    def context(maximize: bool = True) -> RunContext:
-        return RunContext(maximize=maximize, population=lambda e: [parent] if e == 4 else [])
-
-    explorer = Member(trial=1, value=1.3, params={"lr": 0.02}, parent=0)
-    improved = Member(trial=0, value=1.1, params={"lr": 0.01}, parent=0)
-    declined = Member(trial=0, value=0.9, params={"lr": 0.01}, parent=0)
-    assert two.select(5, [explorer, improved], context()) == [improved]
-    assert two.select(5, [explorer, declined], context()) == [explorer]
-    low = Member(trial=1, value=0.5, params={"lr": 0.02}, parent=0)  # minimizing: 0.9 improved
-    assert two.select(5, [low, declined], context(maximize=False)) == [declined]
-    assert two.select(1, [explorer, improved], context()) == [explorer]  # no parent yet
-    plain = PopulationPolicy(width=2, budget=40, plateau_when_single=False)
-    assert plain.select(5, [explorer, improved], context()) == [explorer]
-    always = PopulationPolicy(width=2, budget=40, challenge="always")
-    assert always.select(5, [explorer, improved], context()) == [explorer]
-    assert "plateau_when_single" not in always.describe()
-    # recorded where in effect; a record without it (before the setting existed) reads False
-    assert two.describe()["plateau_when_single"] is True
-    assert policy_from_record(two.describe(), budget=40, epochs=None) == two
-    old = {k: v for k, v in two.describe().items() if k != "plateau_when_single"}
-    assert not policy_from_record(old, budget=40, epochs=None).plateau_when_single
-    # several carried states: a population hedges, no plateau rule
-    four = PopulationPolicy(width=4, budget=40)
-    assert four.select(5, [explorer, improved], context()) == [explorer, improved]

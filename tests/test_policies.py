@@ -65,9 +65,14 @@ def test_population_plan_spends_the_budget_exactly(
             # an epoch continues every carried state (plus explorers), unless trimmed at the end
             assert t >= plan.carry[e - 2] or e == plan.epochs
             assert len(policy.slots(e, [_member(i) for i in range(plan.carry[e - 2])])) == t
-    if width >= 2 and budget >= first:
+    if width >= 3 and budget >= first:
         # W trials at a time: the rounds of wall time are the epochs
         assert plan.epochs == 1 + -(-(budget - first) // width)
+    if width == 2:
+        # two at a time run the serial races (two_as_serial), an explorer racing throughout:
+        # two trials in every epoch after the first race (the last one trimmed to fit)
+        settled = max(1, next((i for i, t in enumerate(plan.trials) if t <= 2), len(plan.trials)))
+        assert policy._serial and all(t == 2 for t in plan.trials[settled:-1])
 
 
 def _member(i: int) -> Member:
@@ -127,7 +132,7 @@ def test_population_slots_continue_and_explore() -> None:
     assert [s.kind for s in short.slots(2, members)] == ["continue"] * 3
     assert policy.select(2, [members[3], members[0]]) == [members[3], members[0]]
     assert len(policy.select(2, members * 2)) == 9
-    assert PopulationPolicy(width=2, budget=9).population == 1
+    assert PopulationPolicy(width=2, budget=9, two_as_serial=False).population == 1
     serial = PopulationPolicy(width=1, budget=120)
     assert [s.kind for s in serial.slots(1, [], {"lr": 0.01})] == ["default"] + ["design"] * 3
     assert [s.kind for s in serial.slots(2, members)] == ["continue"] * 4  # the race
@@ -473,43 +478,58 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
     assert again.new_trials == 0 and again.schedule == res.schedule
 
 
-@pytest.mark.parametrize("near", [True, False])
-def test_two_at_a_time_explorers_stay_near_their_parent(
-    digits, tmp_path: Path, near: bool
-) -> None:
-    """``width=2`` carries one state: its explorer stays within ``explore_radius`` of the
-    parent's setting (a factor 500 ** 0.1 of ``lr``), and the run resumes as recorded; with
-    ``near_when_single=False`` the sampler's proposals go anywhere (the test's control)."""
-    policy = PopulationPolicy(width=2, budget=24, near_when_single=near)
+def test_two_at_a_time_runs_the_serial_races_two_trials_at_a_time() -> None:
+    """``width=2`` (two workers) runs the serial policy's races, an explorer racing the
+    adopted setting throughout: the serial plan with ``explore_until=1``, every epoch after the
+    first race two trials; recorded, and a record from before reads the population mode."""
+    two = PopulationPolicy(width=2, budget=120)
+    assert two.plan == PopulationPolicy(width=1, budget=120, explore_until=1.0).plan
+    assert two.plan.trials[:4] == (4, 4, 4, 2) and set(two.plan.trials[3:]) == {2}
+    assert sum(two.plan.trials) == 120 and two.plan.epochs == 57
+    assert sum((t + 1) // 2 for t in two.plan.trials) == 60  # rounds of two: B / 2
+    assert two.radius == 0.1 and two._race_start(6) is None and two._race_start(9) == 7
+    for budget in (2, 7, 12, 24, 61):
+        small = PopulationPolicy(width=2, budget=budget)
+        after = small.plan.trials[small._rung :]  # after the first race's first rung
+        assert sum(small.plan.trials) == budget and max(after or (2,)) <= 2
+    record = two.describe()
+    assert record["two_as_serial"] is True and "late_population" not in record
+    assert policy_from_record(record, budget=120, epochs=None) == two
+    population = PopulationPolicy(width=2, budget=120, two_as_serial=False)
+    assert population.plan.trials == (2,) * 60 and population.radius is None
+    old = population.describe()
+    assert "two_as_serial" not in old and old["late_population"] is True
+    assert policy_from_record(old, budget=120, epochs=None) == population
+    # other widths are unchanged by it
+    for width in (1, 3, 12):
+        assert "two_as_serial" not in PopulationPolicy(width=width, budget=120).describe()
+        assert (
+            PopulationPolicy(width=width, budget=120).plan
+            == PopulationPolicy(width=width, budget=120, two_as_serial=False).plan
+        )
+    with pytest.raises(ValueError, match="two_as_serial must be True or False"):
+        PopulationPolicy(width=2, budget=120, two_as_serial=1)  # type: ignore[arg-type]
+
+
+def test_two_at_a_time_in_a_real_run(digits, tmp_path: Path) -> None:
+    """Two workers' plan, run serially: explorers near their parent, an adopted setting that
+    still improves keeps its place at a race's end, the budget spent, the resume identical."""
+    policy = PopulationPolicy(width=2, budget=24)
     cfg = TunerConfig(run="w2", run_dir=str(tmp_path / "w2"), policy=policy, sampler="gamma")
     res = tune_per_epoch(digits, None, cfg)
     assert res.compute_epochs + res.trials_reused == 24
-    assert res.policy.get("near_when_single", False) is near
+    assert res.policy["two_as_serial"] is True and res.final_epochs == policy.plan.epochs
     studies = _studies(tmp_path / "w2", "w2")
-    ratios = []
-    defended = 0
+    assert [len(s.trials) for s in studies] == list(policy.plan.trials)
+    explorers = 0
     for e, study in enumerate(studies[1:], start=2):
         parents = studies[e - 2].user_attrs["population"]
-        assert len(parents) == 1
-        trials = study.get_trials(deepcopy=False)
-        for t in trials:
+        for t in study.get_trials(deepcopy=False):
             if t.user_attrs.get("kind") == "explore":
-                ratios.append(t.params["lr"] / parents[0]["params"]["lr"])
-        # the carried setting keeps its place while its state improves (plateau_when_single)
-        (carried,) = [t for t in trials if t.user_attrs.get("kind") == "continue"]
-        best = max(trials, key=lambda t: (float(t.value or 0.0), -t.number))
-        adopted = study.user_attrs["adopted"]["trial"]
-        if float(carried.value or 0.0) > parents[0]["value"]:
-            assert adopted == carried.number
-            defended += best.number != carried.number
-        else:
-            assert adopted == best.number
-    assert len(ratios) == 11 and defended >= 1
-    inside = [500**-0.1 * (1 - 1e-9) <= r <= 500**0.1 * (1 + 1e-9) for r in ratios]
-    if near:
-        assert all(inside)
-    else:  # up to the late perturbation (the budget's last fifth), anywhere
-        assert not all(inside[:8])
+                explorers += 1
+                parent = parents[t.user_attrs["parent"]]["params"]["lr"]
+                assert 500**-0.1 * (1 - 1e-9) <= t.params["lr"] / parent <= 500**0.1 * (1 + 1e-9)
+    assert explorers == sum(1 for e in range(2, policy.plan.epochs + 1) if policy._race_start(e))
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule
 

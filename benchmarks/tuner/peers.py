@@ -99,16 +99,11 @@ PEERS = (
 POLICIES: dict[str, dict[str, Any]] = {
     "pe-pop": {"width": 1},
     "pe-pop-w12": {"width": 12},
-    # 2 at a time (two GPUs): one carried state and one explorer per epoch; the explorer near
-    # its parent, adopted only once the carried setting stops improving (the default), near
-    # but adopted on its value, or anywhere and adopted on its value (the default before both)
+    # 2 at a time (two GPUs): the serial races two trials at a time, an explorer racing the
+    # adopted setting throughout (two_as_serial), or one carried state and one explorer anywhere
+    # per epoch, adopted on its value (the population of 2: the default before it)
     "pe-pop-w2": {"width": 2},
-    "pe-pop-w2-no-plateau": {"width": 2, "plateau_when_single": False},
-    "pe-pop-w2-anywhere": {
-        "width": 2,
-        "near_when_single": False,
-        "plateau_when_single": False,
-    },
+    "pe-pop-w2-population": {"width": 2, "two_as_serial": False},
     # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
     # ablation's variants below are of it)
     "pe-pop-w12-no-late": {"width": 12, "late_population": False},
@@ -136,17 +131,7 @@ POLICIES: dict[str, dict[str, Any]] = {
         "explore_radius": None,
         "explore_after": None,
     },
-    # serial explorer races to the end, near their parent and under the plateau rule: every
-    # epoch after the first race has 2 trials, the plan a 2-worker run could run at the same
-    # wall time as pe-pop-w2
-    "pe-pop-explore-all-near": {"width": 1, "explore_until": 1.0},
-    "pe-pop-w12-carry1": {
-        "width": 12,
-        "carry": 1,
-        "late_population": False,
-        "near_when_single": False,
-        "plateau_when_single": False,
-    },
+    "pe-pop-w12-carry1": {"width": 12, "carry": 1, "late_population": False},
     "pe-pop-rung1": {"width": 1, "rung": 1, "explore_radius": None, "explore_after": None},
     "pe-pop-w12-nohist": {"width": 12, "history": False, "late_population": False},
     "pe-thesis-t2": {"thesis": 2},

@@ -118,8 +118,7 @@ def policy_from_record(
         "race_share",
         "explore_short",
         "late_population",
-        "near_when_single",
-        "plateau_when_single",
+        "two_as_serial",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -129,7 +128,10 @@ def policy_from_record(
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
     settings.setdefault("explore_after", None)
-    if isinstance(settings.get("width"), int) and settings["width"] >= 2:
+    if settings.get("width") == 2:
+        settings.setdefault("two_as_serial", False)
+    width = settings.get("width")
+    if isinstance(width, int) and width >= 2 and not (width == 2 and settings["two_as_serial"]):
         settings.setdefault("late_population", False)  # serial runs do not record it
     if budget is not None:
         policy = PopulationPolicy(budget=budget, **settings)
@@ -143,10 +145,4 @@ def policy_from_record(
         # recorded where the rungs are shortened: a record without it is from before the
         # setting existed, when explorers raced over the short rungs as well
         policy = dataclasses.replace(policy, explore_short=True)
-    if "near_when_single" not in settings and policy._single:
-        # recorded where it is in effect (one carried state): a record without it is from
-        # before the setting existed, when such a run's explorers went anywhere
-        policy = dataclasses.replace(policy, near_when_single=False)
-    if "plateau_when_single" not in settings and policy._single_plateau:
-        policy = dataclasses.replace(policy, plateau_when_single=False)  # likewise
     return policy

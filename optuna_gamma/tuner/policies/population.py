@@ -22,7 +22,9 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
   again once ``explore_after`` of it is spent: near the budget's end the race's horizon is
   what is left of the training, so its preference for a smaller step is no longer a bias
   but the final decay a schedule gives;
-- with ``width`` trials at a time, carries ``width - width // 4`` states and starts
+- two at a time (``width=2``), runs those races two trials at a time, with an explorer racing
+  the adopted setting throughout (``two_as_serial``);
+- with ``width >= 3`` trials at a time, carries ``width - width // 4`` states and starts
   ``width // 4`` explorers (at least 1) from the best ones: Ray Tune's PBT and PB2 replace the
   bottom quarter of their population by clones of the top quarter the same way; and once
   ``explore_after`` of the budget is spent, only the best ``width // 4`` states continue and
@@ -95,7 +97,8 @@ class PopulationPolicy(Policy):
             ``race_share``).
         explore_until: Serial runs: an explorer races the adopted setting while less than this
             fraction of the budget (of the epochs, when ``epochs`` is given) is spent; 0 never
-            explores after the first race, 1 explores to the end.
+            explores after the first race, 1 explores to the end (``width=2`` always does:
+            ``two_as_serial``).
         explore_after: Serial runs: explorers race the adopted setting again once this fraction
             of the budget is spent (``None``: not at all). The default 0.8 gives a model still
             learning at a high rate its decay at the end (CIFAR-10: +0.9, +3.1 and +1.7 points
@@ -118,11 +121,9 @@ class PopulationPolicy(Policy):
             own scale; :mod:`~optuna_gamma.tuner.search.neighbourhood`), as PBT perturbs a
             setting by a factor instead of jumping anywhere. The default 0.1 lets a learning
             rate in ``[1e-3, 0.5]`` change by a factor 1.86 at most per race. ``None``:
-            anywhere. With ``width >= 2`` explorers go anywhere: the carried population hedges
+            anywhere. With ``width >= 3`` explorers go anywhere: the carried population hedges
             a greedy jump (as PB2 explores its whole bounds), and restricting them cost 3
             points on MNIST-500 (docs/when-it-pays.md).
-            Except where one state is carried (``width=2``, or ``carry=1``):
-            ``near_when_single``.
         adopt_on: What ranks an epoch's trials. ``"value"`` (default): their validation values.
             ``"posterior"``: their start value plus the posterior mean of their improvement
             under a GP over (setting, age) fitted to this and the earlier epochs' trials, so a
@@ -146,7 +147,8 @@ class PopulationPolicy(Policy):
             benchmarks/tuner/results/small_budget/). The first race and the explorers
             near the end (``explore_after``) are kept. Runs recorded before the setting existed
             read ``True``.
-        late_population: With ``width >= 2``: once ``explore_after`` of the budget is spent,
+        late_population: With ``width >= 3`` (and ``width=2`` without ``two_as_serial``):
+            once ``explore_after`` of the budget is spent,
             only the best ``width // 4`` carried states continue their settings, and every
             carried state gets an explorer near its setting (``explore_radius``), as PBT
             perturbs each member's setting by a factor. Near the end the one-epoch verdict's
@@ -156,17 +158,15 @@ class PopulationPolicy(Policy):
             +1.9 points (4/0/1) over the population without it, and puts the default ahead of
             PB2 there (docs/when-it-pays.md). Runs recorded before the setting existed read
             ``False``.
-        near_when_single: With ``width >= 2`` and one carried state (``width=2`` by default,
-            or ``carry=1``): every explorer stays within ``explore_radius`` of its parent, as a
-            serial one does. No other carried state hedges a greedy jump there, and each epoch
-            is a one-epoch verdict between the carried setting and one explorer, so an
-            explorer anywhere in the space made the schedule jump between the range's corners
-            (the thesis's failure, with one trial less). Runs recorded before the setting
-            existed read ``False``.
-        plateau_when_single: Likewise, with one carried state and ``challenge="plateau"``: an
-            explorer replaces the carried setting only once that stops improving (its state's
-            value is not better than its parent's), as a serial explorer does at the end of
-            its race. Runs recorded before the setting existed read ``False``.
+        two_as_serial: With ``width=2``: run the serial policy's races two trials at a time
+            (epoch 1's race of ``first`` settings, then an explorer near the adopted setting
+            racing it over ``rung`` epochs under ``challenge``, from start to end: every epoch
+            has two trials, so ``explore_until`` and ``explore_after`` do not apply). A
+            population of one carried state and one explorer per epoch cannot hedge a greedy
+            one-epoch verdict: it walked the learning rate down (MNIST-500, ``B = 120``: 86.2 %
+            against 92.9 % for an untuned training of the same wall time, 60 epochs), and the
+            races reach 93.1 % (docs/when-it-pays.md). Runs recorded before the setting existed
+            read ``False``.
     """
 
     width: int = 1
@@ -184,8 +184,7 @@ class PopulationPolicy(Policy):
     race_share: float | None = RACE_SHARE
     explore_short: bool = False
     late_population: bool = True
-    near_when_single: bool = True
-    plateau_when_single: bool = True
+    two_as_serial: bool = True
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -205,13 +204,7 @@ class PopulationPolicy(Policy):
             isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
         ):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
-        for flag in (
-            "history",
-            "explore_short",
-            "late_population",
-            "near_when_single",
-            "plateau_when_single",
-        ):
+        for flag in ("history", "explore_short", "late_population", "two_as_serial"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         share = self.race_share
@@ -234,6 +227,11 @@ class PopulationPolicy(Policy):
             )
 
     @property
+    def _serial(self) -> bool:
+        """Whether the serial races run: ``width=1``, or ``width=2`` with ``two_as_serial``."""
+        return self.width == 1 or (self.width == 2 and self.two_as_serial)
+
+    @property
     def _first(self) -> int:
         return self._race[0]
 
@@ -246,7 +244,7 @@ class PopulationPolicy(Policy):
         """``(first, rung)`` without ``race_share``."""
         if self.first is not None:
             return self.first, self.rung
-        return (self.width if self.width > 1 else 4), self.rung
+        return (4 if self._serial else self.width), self.rung
 
     @property
     def _race(self) -> tuple[int, int]:
@@ -254,7 +252,7 @@ class PopulationPolicy(Policy):
         first race whose cost (every line's epochs until one is left) is at most
         ``race_share`` of the budget, trying 4, 3, then 2 settings at ``rung`` epochs, then 2
         settings at shorter rungs; no race (1) when not even 2 settings for 1 epoch fit."""
-        if self.first is not None or self.width > 1:
+        if self.first is not None or not self._serial:
             return self._full_race
         if self.budget is None or self.race_share is None:
             return self._full_race
@@ -275,8 +273,8 @@ class PopulationPolicy(Policy):
     @property
     def population(self) -> int:
         """The most states carried from one epoch to the next."""
-        if self.width == 1:
-            explores = self.explore_until > 0 or self.late is not None
+        if self._serial:
+            explores = self.width == 2 or self.explore_until > 0 or self.late is not None
             return max(self._first, 2 if explores else 1)
         if self.carry is not None:
             return self.carry
@@ -287,16 +285,17 @@ class PopulationPolicy(Policy):
         the states carried into it and the fraction of the run spent before it."""
         if epoch == 1:
             lines, since = self._first, 0
-        elif self.width >= 2:
+        elif not self._serial:
             return self.width, self.population, 0
         elif alive == 1 and (
-            (progress < self.explore_until and self._explores_early)
+            self.width == 2  # two at a time: an explorer races the adopted setting throughout
+            or (progress < self.explore_until and self._explores_early)
             or (self.late is not None and progress >= self.late)
         ):
             lines, since = 2, 0  # an explorer races the adopted setting
         else:
             lines = alive
-        if self.width >= 2:
+        if not self._serial:
             return lines, min(lines, self.population), 0
         since += 1
         if lines > 1 and since >= self._rung:
@@ -332,37 +331,20 @@ class PopulationPolicy(Policy):
     def late(self) -> float | None:
         """When explorers race again (``explore_after``, serial runs; with ``width >= 2`` and
         ``late_population``, when the explorers start near the best states; ``None``: never)."""
-        if self.width == 1 or self.late_population:
+        if self._serial or self.late_population:
             return self.explore_after
         return None
 
     @property
     def radius(self) -> float | None:
-        """How far an explorer may move from its parent (``explore_radius``, serial runs and,
-        with ``near_when_single``, runs that carry one state; ``None``: anywhere)."""
-        return self.explore_radius if self.width == 1 or self._single else None
-
-    @property
-    def _single(self) -> bool:
-        """Whether ``near_when_single`` keeps every explorer near its parent: ``width >= 2``
-        with one carried state."""
-        return self.near_when_single and self.width >= 2 and self.population == 1
-
-    @property
-    def _single_plateau(self) -> bool:
-        """Whether ``plateau_when_single`` is in effect: one carried state, ``width >= 2``,
-        ``challenge="plateau"``."""
-        return (
-            self.plateau_when_single
-            and self.challenge == "plateau"
-            and self.width >= 2
-            and self.population == 1
-        )
+        """How far an explorer may move from its parent (``explore_radius``, serial runs
+        only; ``None``: anywhere)."""
+        return self.explore_radius if self._serial else None
 
     def radius_at(self, epoch: int) -> float | None:
         """:attr:`radius`, and with ``width >= 2`` ``explore_radius`` for the late
         perturbation's explorers (``late_population``)."""
-        if self.width >= 2 and self._late_epoch(epoch):
+        if not self._serial and self._late_epoch(epoch):
             return self.explore_radius
         return self.radius
 
@@ -391,7 +373,7 @@ class PopulationPolicy(Policy):
             return (first + [Slot(kind="design") for _ in range(n)])[:n]
         members = list(population[: self.carried(epoch - 1)])[:n]
         kept = members
-        if self.width >= 2 and self._late_epoch(epoch):
+        if not self._serial and self._late_epoch(epoch):
             # the end of the run: only the best few states continue; every carried state gets
             # an explorer near its setting (PBT's perturbation), so that the one-epoch verdict,
             # which prefers a smaller step, gives the final decay
@@ -417,10 +399,9 @@ class PopulationPolicy(Policy):
     def _race_start(self, epoch: int) -> int | None:
         """The first epoch of the explorer's race that is decided at ``epoch`` (its states
         are halved there), or ``None`` (no race ends, or it is the first race, of epoch 1's
-        settings, where there is no adopted setting to defend). With one carried state and
-        ``plateau_when_single``, every epoch after the first is a one-epoch race."""
-        if self.width != 1:
-            return epoch if self._single_plateau and epoch > 1 else None
+        settings, where there is no adopted setting to defend)."""
+        if not self._serial:
+            return None
         plan = self.plan
         if plan.carry[epoch - 1] >= plan.trials[epoch - 1]:
             return None
@@ -472,10 +453,9 @@ class PopulationPolicy(Policy):
             # present only where the rungs are shortened (B = 7-19 by default), likewise
             **({"explore_short": self.explore_short} if self._rung < self.rung else {}),
             # present only where it is on, likewise
-            **({"late_population": True} if self.late_population and self.width >= 2 else {}),
-            # present only where it is in effect (one carried state), likewise
-            **({"near_when_single": True} if self._single else {}),
-            **({"plateau_when_single": True} if self._single_plateau else {}),
+            **({"late_population": True} if self.late_population and not self._serial else {}),
+            # present only where it is on, likewise (width 2)
+            **({"two_as_serial": True} if self.width == 2 and self.two_as_serial else {}),
         }
 
     @property
@@ -483,4 +463,4 @@ class PopulationPolicy(Policy):
         """Whether some explorer stays near its parent (``explore_radius`` in effect)."""
         if self.explore_radius is None:
             return False
-        return self.width == 1 or self.late is not None or self._single
+        return self._serial or self.late is not None
