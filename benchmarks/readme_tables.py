@@ -27,6 +27,8 @@ Tables:
     compute and with 12 trials at a time at equal wall time, with the issue's targets.
 ``policy-ablation``
     the same file: what each part of the default policy contributes (docs/when-it-pays.md).
+``policy-two``
+    ``tuner/results/peers/width2.jsonl``: two at a time, equal wall time (docs/when-it-pays.md).
 ``thesis-claims``
     ``thesis/results/*.jsonl`` and ``tuner/results/peers/peers.jsonl``: the thesis's claims
     and the project's targets, each with the figures it rests on and a verdict that follows
@@ -62,9 +64,11 @@ _MARK = re.compile(
 # helpers
 def load_cells(name: str) -> list[dict[str, Any]]:
     """The cells of ``NAME.jsonl`` (the last record of each key wins): in
-    ``tuner/results/peers/`` for ``peers``, ``policies`` and ``average``, else in
+    ``tuner/results/peers/`` for ``peers``, ``policies``, ``average`` and ``width2``, else in
     ``thesis/results/``."""
-    path = (PEERS if name in ("peers", "policies", "average") else THESIS) / f"{name}.jsonl"
+    path = (
+        PEERS if name in ("peers", "policies", "average", "width2") else THESIS
+    ) / f"{name}.jsonl"
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -456,6 +460,46 @@ def policy_ablation() -> str:
     )
 
 
+def policy_two() -> str:
+    """Two at a time (``width=2``), equal wall time: the default (the serial races two trials at
+    a time) against the population of two it replaced and an untuned training of the same wall
+    time (``B / 2`` epochs), in ``width2.jsonl``."""
+    cells = load_cells("width2")
+    rows = []
+    for dataset, task in _TASKS.items():
+        mine = _by_seed(cells, dataset, "pe-pop-w2")
+        if not mine:
+            continue
+        before = _by_seed(cells, dataset, "pe-pop-w2-population")
+        untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), 60)
+        d_before, wtl_before = _paired(mine, before)
+        d_untuned, wtl_untuned = _paired(mine, untuned)
+        rows.append(
+            [
+                task,
+                len(mine),
+                _pct(_median(mine.values())),
+                _pct(_median(before.values())),
+                _pct(_median(untuned.values())),
+                f"{d_before:+.1f} ({wtl_before})",
+                f"{d_untuned:+.1f} ({wtl_untuned})",
+            ]
+        )
+    return _table(
+        [
+            "task",
+            "seeds",
+            "default % (races, 2 at a time)",
+            "population of 2 % (before)",
+            "untuned % (60 ep.)",
+            "vs before (pts, W/T/L)",
+            "vs untuned (pts, W/T/L)",
+        ],
+        rows,
+        align="lrrrrrr",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # thesis-claims
 def _claim_1d() -> list[Any] | None:
@@ -657,6 +701,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "tuner-headline": tuner_headline,
     "policy-headline": policy_headline,
     "policy-ablation": policy_ablation,
+    "policy-two": policy_two,
     "thesis-claims": thesis_claims,
 }
 

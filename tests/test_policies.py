@@ -479,19 +479,17 @@ def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(
 
 
 def test_two_at_a_time_runs_the_serial_races_two_trials_at_a_time() -> None:
-    """``width=2`` (two workers) runs the serial policy's races, an explorer racing the
-    adopted setting throughout: the serial plan with ``explore_until=1``, every epoch after the
-    first race two trials; recorded, and a record from before reads the population mode."""
+    """``width=2`` (two workers) runs the serial policy's races two at a time, an explorer
+    racing the adopted setting throughout: the serial plan of a first race of 2 settings and
+    ``explore_until=1``, two trials in every epoch; recorded, and a record from before reads
+    the population mode."""
     two = PopulationPolicy(width=2, budget=120)
-    assert two.plan == PopulationPolicy(width=1, budget=120, explore_until=1.0).plan
-    assert two.plan.trials[:4] == (4, 4, 4, 2) and set(two.plan.trials[3:]) == {2}
-    assert sum(two.plan.trials) == 120 and two.plan.epochs == 57
-    assert sum((t + 1) // 2 for t in two.plan.trials) == 60  # rounds of two: B / 2
-    assert two.radius == 0.1 and two._race_start(6) is None and two._race_start(9) == 7
+    serial = PopulationPolicy(width=1, budget=120, first=2, explore_until=1.0)
+    assert two.plan == serial.plan and two.plan.trials == (2,) * 60  # 60 rounds: B / 2
+    assert two.radius == 0.1 and two._race_start(3) is None and two._race_start(6) == 4
     for budget in (2, 7, 12, 24, 61):
         small = PopulationPolicy(width=2, budget=budget)
-        after = small.plan.trials[small._rung :]  # after the first race's first rung
-        assert sum(small.plan.trials) == budget and max(after or (2,)) <= 2
+        assert sum(small.plan.trials) == budget and max(small.plan.trials) <= 2
     record = two.describe()
     assert record["two_as_serial"] is True and "late_population" not in record
     assert policy_from_record(record, budget=120, epochs=None) == two

@@ -92,7 +92,8 @@ class PopulationPolicy(Policy):
             the number of epochs follows from it. Give ``budget`` or ``epochs``.
         epochs: Epochs to run (the compute then follows from the plan).
         first: Trials of epoch 1 (from the initial state; nothing to continue yet); default
-            ``width``, and 4 when serial (fewer for a small budget: ``race_share``).
+            ``width``, and 4 when serial (fewer for a small budget: ``race_share``; 2 at most
+            two at a time).
         rung: Serial runs: epochs between two halvings of a race (shorter for a small budget:
             ``race_share``).
         explore_until: Serial runs: an explorer races the adopted setting while less than this
@@ -244,20 +245,21 @@ class PopulationPolicy(Policy):
         """``(first, rung)`` without ``race_share``."""
         if self.first is not None:
             return self.first, self.rung
-        return (4 if self._serial else self.width), self.rung
+        return (4 if self.width == 1 else self.width), self.rung
 
     @property
     def _race(self) -> tuple[int, int]:
         """``(first, rung)`` in effect: as given, or for a serial run with a budget the largest
         first race whose cost (every line's epochs until one is left) is at most
-        ``race_share`` of the budget, trying 4, 3, then 2 settings at ``rung`` epochs, then 2
-        settings at shorter rungs; no race (1) when not even 2 settings for 1 epoch fit."""
+        ``race_share`` of the budget, trying 4, 3, then 2 settings (two at a time: 2) at
+        ``rung`` epochs, then 2 settings at shorter rungs; no race (1) when not even 2 settings
+        for 1 epoch fit."""
         if self.first is not None or not self._serial:
             return self._full_race
         if self.budget is None or self.race_share is None:
             return self._full_race
         limit = self.race_share * self.budget
-        candidates = [(n, self.rung) for n in (4, 3, 2)]
+        candidates = [(n, self.rung) for n in ((4, 3, 2) if self.width == 1 else (2,))]
         candidates += [(2, r) for r in range(self.rung - 1, 0, -1)]
         for n, r in candidates:
             if race_cost(n, r) <= limit:
