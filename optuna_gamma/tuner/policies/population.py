@@ -160,14 +160,14 @@ class PopulationPolicy(Policy):
             PB2 there (docs/when-it-pays.md). Runs recorded before the setting existed read
             ``False``.
         two_as_serial: With ``width=2``: run the serial policy's races two trials at a time
-            (epoch 1's race of ``first`` settings, then an explorer near the adopted setting
-            racing it over ``rung`` epochs under ``challenge``, from start to end: every epoch
-            has two trials, so ``explore_until`` and ``explore_after`` do not apply). A
-            population of one carried state and one explorer per epoch cannot hedge a greedy
-            one-epoch verdict: it walked the learning rate down (MNIST-500, ``B = 120``: 86.2 %
-            against 92.9 % for an untuned training of the same wall time, 60 epochs), and the
-            races reach 93.1 % (docs/when-it-pays.md). Runs recorded before the setting existed
-            read ``False``.
+            (epoch 1's race of the trainer's own setting and the sampler's, then an explorer
+            near the adopted setting racing it over ``rung`` epochs under ``challenge``, from
+            start to end: every epoch has two trials, so ``explore_until`` and
+            ``explore_after`` do not apply). A population of one carried state and one
+            explorer per epoch cannot hedge a greedy one-epoch verdict: it walked the learning
+            rate down (MNIST-500, ``B = 120``: 86.2 % against 92.8 % for an untuned training of
+            the same wall time, 60 epochs), and the races reach 93.0 %
+            (docs/when-it-pays.md). Runs recorded before the setting existed read ``False``.
     """
 
     width: int = 1
