@@ -10,6 +10,7 @@ from pathlib import Path
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import optuna
 import pytest
@@ -117,17 +118,23 @@ def test_ctrl_c_is_one_line_rc_130_and_resumes(tmp_path: Path) -> None:
     assert result["trials_trained"] == 6
 
 
-def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch) -> None:
-    """A script sees the trainer's own exception, with the line as a note (Python 3.11+)."""
+def _flaky_module(tmp_path: Path, name: str) -> Any:
+    """The trainer module imported from a file, as a script would."""
     import importlib.util
 
-    from optuna_gamma.tuner import tune_per_epoch
-
     (tmp_path / "flaky.py").write_text(TRAINER)
-    spec = importlib.util.spec_from_file_location("flaky_api", tmp_path / "flaky.py")
+    spec = importlib.util.spec_from_file_location(name, tmp_path / "flaky.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch) -> None:
+    """A script sees the trainer's own exception, with the line as a note (Python 3.11+)."""
+    from optuna_gamma.tuner import tune_per_epoch
+
+    module = _flaky_module(tmp_path, "flaky_api")
     monkeypatch.setenv("FAIL_AT", "1:0")
     monkeypatch.setenv("FAIL_WITH", "error")
     with pytest.raises(RuntimeError, match="the data loader broke") as err:
@@ -145,16 +152,10 @@ def test_an_out_of_memory_error_says_how_to_fail_the_trial_instead(
 ) -> None:
     """Re-running retries the same setting, which runs out of memory again: the line says how
     a trainer makes such a setting a failed trial rather than a failed run."""
-    import importlib.util
-
     from optuna_gamma.tuner import tune_per_epoch
     from optuna_gamma.tuner.execution.failures import OUT_OF_MEMORY
 
-    (tmp_path / "flaky.py").write_text(TRAINER)
-    spec = importlib.util.spec_from_file_location("flaky_oom", tmp_path / "flaky.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _flaky_module(tmp_path, "flaky_oom")
     monkeypatch.setenv("FAIL_AT", "1:1")
     monkeypatch.setenv("FAIL_WITH", "oom")
     with pytest.raises(torch.OutOfMemoryError) as err:
