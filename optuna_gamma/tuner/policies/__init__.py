@@ -128,9 +128,9 @@ def policy_from_record(
     settings.setdefault("challenge", "always")
     settings.setdefault("explore_radius", None)
     settings.setdefault("explore_after", None)
-    if settings.get("width") == 2:
-        settings.setdefault("two_as_serial", False)
     width = settings.get("width")
+    if width == 2:
+        settings.setdefault("two_as_serial", False)
     if isinstance(width, int) and width >= 2 and not (width == 2 and settings["two_as_serial"]):
         settings.setdefault("late_population", False)  # serial runs do not record it
     if budget is not None:
