@@ -104,6 +104,10 @@ POLICIES: dict[str, dict[str, Any]] = {
     # per epoch, adopted on its value (the population of 2: the default before it)
     "pe-pop-w2": {"width": 2},
     "pe-pop-w2-population": {"width": 2, "two_as_serial": False},
+    # 3, 4 and 8 at a time (a node of 4 or 8 GPUs)
+    "pe-pop-w3": {"width": 3},
+    "pe-pop-w4": {"width": 4},
+    "pe-pop-w8": {"width": 8},
     # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
     # ablation's variants below are of it)
     "pe-pop-w12-no-late": {"width": 12, "late_population": False},
@@ -403,6 +407,13 @@ def _grid_cosine(args: Any, trainer: Any, run_dir: Path, seed: int, epochs: int)
     }
 
 
+def _tested(args: Any, epochs: list[int], limit: int) -> list[int]:
+    """``epochs`` and, for an untuned training of ``limit`` epochs, the ``--also-test`` epochs
+    up to ``limit`` (the wall time of ``B / W`` epochs for ``W`` at a time)."""
+    extra = [e for e in getattr(args, "also_test", None) or [] if 0 < e <= limit]
+    return sorted(set(epochs) | set(extra))
+
+
 def run_tuner_arm(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
@@ -435,7 +446,7 @@ def run_tuner_arm(
             objective="kappa1",
             seed=seed,
             trials=1,
-            test_after=[epochs, budget],
+            test_after=_tested(args, [epochs, budget], budget),
         )
     elif arm in _PER_EPOCH_RUNS:
         sampler, obj, trials, tested_at, and_budget = _PER_EPOCH_RUNS[arm]
@@ -448,7 +459,11 @@ def run_tuner_arm(
             objective=obj,
             seed=seed,
             trials=trials,
-            test_after=[tested_at * epochs, budget] if and_budget else [tested_at * epochs],
+            test_after=_tested(
+                args,
+                [tested_at * epochs, budget] if and_budget else [tested_at * epochs],
+                budget if trials == 1 else 0,
+            ),
         )
     elif arm in _WHOLE_RUNS:
         rec = tc.run_whole(
@@ -1232,6 +1247,15 @@ def main(argv: list[str] | None = None) -> int:
         "CIFAR-10; --full: all)",
     )
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument(
+        "--also-test",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="EPOCH",
+        help="untuned arms: test the model after these epochs too (e.g. 30 for the wall time "
+        "of 4 at a time at B = 120)",
+    )
     args = p.parse_args(argv)
     name = args.tag or NAME
     tc.quiet()
