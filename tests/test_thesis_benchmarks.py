@@ -475,9 +475,11 @@ def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_pb2_population_on_ray_tunes_two_parameters(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
-    rec = peers.run_ray_arm(_args(tmp_path), "pb2", "own-digits", None, 0, 2, None)
+    # a population of 4 for 12 * 2 / 4 = 6 epochs: the same compute, 4 at a time
+    rec = peers.run_ray_arm(_args(tmp_path), "pb2-w4", "own-digits", None, 0, 2, None)
     assert rec["compute_epochs"] == 2 * peers.TRIALS
-    assert rec["test"]["2"]["accuracy"] > 0.1
+    assert (rec["population"], rec["epochs"], len(rec["lr_path"])) == (4, 6, 6)
+    assert rec["test"]["6"]["accuracy"] > 0.1
     bounds = peers.TASKS["own-digits"].bounds
     assert set(rec["params"]) == set(bounds)
     assert all(lo <= rec["params"][k] <= hi for k, (lo, hi) in bounds.items())

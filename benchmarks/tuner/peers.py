@@ -93,6 +93,9 @@ PEERS = (
     "pbt",
     "pb2",
 )
+#: PBT and PB2 with a population of W (W at a time) for ``B / W`` epochs: the peers of the
+#: policy's ``pe-pop-wW`` arms at the same wall time.
+RAY_WIDTHS = ("pbt-w4", "pb2-w4")
 #: The tuner's policies (docs/design.md §7) at the same budget B: the default population policy
 #: serial (``pe-pop``) and with 12 trials at a time (``pe-pop-w12``: the wall time of 12 workers
 #: for B / 12 epochs), and the ablation of what makes it pay (docs/when-it-pays.md).
@@ -157,7 +160,7 @@ _TRAINER_OPTIONS: dict[str, dict[str, Any]] = {"pe-pop-valid40": {"valid_fractio
 #: settings, e.g. AdamW's lr and weight decay as ``build`` sets them): compute E and B, as the
 #: ``fixed-*`` arms.
 UNTUNED = "untuned"
-ARMS = PER_EPOCH + DEEP + PEERS + tuple(POLICIES) + (UNTUNED,)
+ARMS = PER_EPOCH + DEEP + PEERS + RAY_WIDTHS + tuple(POLICIES) + (UNTUNED,)
 
 
 @dataclass(frozen=True)
@@ -709,7 +712,14 @@ def _clip_to_bounds(config: dict[str, Any]) -> dict[str, Any]:
 def run_ray_arm(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
-    """PBT or PB2 with a population of 12 for ``epochs`` epochs (see the module docstring)."""
+    """PBT or PB2 with a population of 12 for ``epochs`` epochs (see the module docstring);
+    ``"pbt-wW"``, ``"pb2-wW"``: a population of ``W`` for ``12 epochs / W`` epochs (the same
+    compute, ``W`` at a time)."""
+    population = TRIALS
+    if "-w" in arm:
+        arm, width = arm.split("-w")
+        population = int(width)
+        epochs = TRIALS * epochs // population
     try:
         import ray
     except ImportError as err:
@@ -750,7 +760,9 @@ def run_ray_arm(
         runtime_env={"env_vars": env},
     )
     try:
-        grid = _ray_tuner(arm, args.device, storage, static, seed, epochs, schedule).fit()
+        grid = _ray_tuner(
+            arm, args.device, storage, static, seed, epochs, schedule, population
+        ).fit()
         logged = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         members = _members(grid, logged)
     finally:
@@ -766,7 +778,7 @@ def run_ray_arm(
     for m in members:
         m.pop("checkpoint", None)
     tc.remove_dir(storage)
-    return _ray_record(arm, seed, epochs, best, members, logged, wall)
+    return _ray_record(arm, seed, epochs, best, members, logged, wall, population)
 
 
 def _ray_tuner(
@@ -777,8 +789,9 @@ def _ray_tuner(
     seed: int,
     epochs: int,
     schedule: tuple[Any, dict[str, Any]],
+    population: int = TRIALS,
 ) -> Any:
-    """The Ray Tune run of the population: ``TRIALS`` members for ``epochs`` epochs, every
+    """The Ray Tune run of the population: ``population`` members for ``epochs`` epochs, every
     member checkpointed every epoch, under ``storage``; ``schedule``: the scheduler and the
     parameter space, from :func:`_ray_scheduler`."""
     from ray import tune
@@ -794,7 +807,7 @@ def _ray_tuner(
             metric="objective",
             mode="max",
             scheduler=scheduler,
-            num_samples=TRIALS,
+            num_samples=population,
             search_alg=BasicVariantGenerator(random_state=seed),
             reuse_actors=True,
         ),
@@ -886,13 +899,14 @@ def _ray_record(
     members: list[dict[str, Any]],
     logged: list[dict[str, Any]],
     wall: float,
+    population: int = TRIALS,
 ) -> dict[str, Any]:
     """The cell of a PBT or PB2 run: its selected member, and the compute of all members."""
     return {
         "mode": arm,
         "seed": seed,
         "epochs": epochs,
-        "population": TRIALS,
+        "population": population,
         "lr": best["lr_path"][-1] if best["lr_path"] else None,
         "lr_path": best["lr_path"],
         "params": best["params"],
@@ -913,7 +927,7 @@ def _ray_record(
 def run_cell(
     args: Any, arm: str, dataset: str, subset: int | None, seed: int, epochs: int, root: str | None
 ) -> dict[str, Any]:
-    if arm in ("pbt", "pb2"):
+    if arm in ("pbt", "pb2") or arm in RAY_WIDTHS:
         rec = run_ray_arm(args, arm, dataset, subset, seed, epochs, root)
     else:
         rec = run_tuner_arm(args, arm, dataset, subset, seed, epochs, root)
