@@ -65,14 +65,15 @@ def test_population_plan_spends_the_budget_exactly(
             # an epoch continues every carried state (plus explorers), unless trimmed at the end
             assert t >= plan.carry[e - 2] or e == plan.epochs
             assert len(policy.slots(e, [_member(i) for i in range(plan.carry[e - 2])])) == t
-    if width >= 3 and budget >= first:
+    if width >= 4 and budget >= first:
         # W trials at a time: the rounds of wall time are the epochs
         assert plan.epochs == 1 + -(-(budget - first) // width)
-    if width == 2:
-        # two at a time run the serial races (two_as_serial), an explorer racing throughout:
-        # two trials in every epoch after the first race (the last one trimmed to fit)
-        settled = max(1, next((i for i, t in enumerate(plan.trials) if t <= 2), len(plan.trials)))
-        assert policy._serial and all(t == 2 for t in plan.trials[settled:-1])
+    if width in (2, 3):
+        # two or three at a time run the serial races (two_as_serial, three_as_serial),
+        # explorers racing throughout: W trials in every epoch once the first race is decided
+        # (the last one trimmed to fit)
+        settled = next((i + 1 for i, c in enumerate(plan.carry) if c == 1), len(plan.trials))
+        assert policy._serial and all(t == width for t in plan.trials[settled:-1])
 
 
 def _member(i: int) -> Member:

@@ -119,6 +119,7 @@ def policy_from_record(
         "explore_short",
         "late_population",
         "two_as_serial",
+        "three_as_serial",
     }
     if not set(settings) <= known:
         raise ValueError(
@@ -131,7 +132,12 @@ def policy_from_record(
     width = settings.get("width")
     if width == 2:
         settings.setdefault("two_as_serial", False)
-    if isinstance(width, int) and width >= 2 and not (width == 2 and settings["two_as_serial"]):
+    if width == 3:
+        settings.setdefault("three_as_serial", False)
+    races = (width == 2 and settings["two_as_serial"]) or (
+        width == 3 and settings["three_as_serial"]
+    )
+    if isinstance(width, int) and width >= 2 and not races:
         settings.setdefault("late_population", False)  # serial runs do not record it
     if budget is not None:
         policy = PopulationPolicy(budget=budget, **settings)

@@ -22,9 +22,10 @@ noisy and prefers small steps (short-horizon bias; Wu, Ren, Liao & Grosse, ICLR 
   again once ``explore_after`` of it is spent: near the budget's end the race's horizon is
   what is left of the training, so its preference for a smaller step is no longer a bias
   but the final decay a schedule gives;
-- two at a time (``width=2``), runs those races two trials at a time, with an explorer racing
-  the adopted setting throughout (``two_as_serial``);
-- with ``width >= 3`` trials at a time, carries ``width - width // 4`` states and starts
+- two or three at a time (``width=2``, ``width=3``), runs those races ``width`` trials at a
+  time, with ``width - 1`` explorers racing the adopted setting throughout (``two_as_serial``,
+  ``three_as_serial``);
+- with ``width >= 4`` trials at a time, carries ``width - width // 4`` states and starts
   ``width // 4`` explorers (at least 1) from the best ones: Ray Tune's PBT and PB2 replace the
   bottom quarter of their population by clones of the top quarter the same way; and once
   ``explore_after`` of the budget is spent, only the best ``width // 4`` states continue and
@@ -92,14 +93,14 @@ class PopulationPolicy(Policy):
             the number of epochs follows from it. Give ``budget`` or ``epochs``.
         epochs: Epochs to run (the compute then follows from the plan).
         first: Trials of epoch 1 (from the initial state; nothing to continue yet); default
-            ``width``, and 4 when serial (fewer for a small budget: ``race_share``; 2 at most
-            two at a time).
+            ``width``, and 4 when serial (fewer for a small budget: ``race_share``; ``width`` at
+            most two or three at a time).
         rung: Serial runs: epochs between two halvings of a race (shorter for a small budget:
             ``race_share``).
         explore_until: Serial runs: an explorer races the adopted setting while less than this
             fraction of the budget (of the epochs, when ``epochs`` is given) is spent; 0 never
-            explores after the first race, 1 explores to the end (``width=2`` always does:
-            ``two_as_serial``).
+            explores after the first race, 1 explores to the end (``width=2`` and ``width=3``
+            always do: ``two_as_serial``, ``three_as_serial``).
         explore_after: Serial runs: explorers race the adopted setting again once this fraction
             of the budget is spent (``None``: not at all). The default 0.8 gives a model still
             learning at a high rate its decay at the end (CIFAR-10: +0.9, +3.1 and +1.7 points
@@ -122,7 +123,7 @@ class PopulationPolicy(Policy):
             own scale; :mod:`~optuna_gamma.tuner.search.neighbourhood`), as PBT perturbs a
             setting by a factor instead of jumping anywhere. The default 0.1 lets a learning
             rate in ``[1e-3, 0.5]`` change by a factor 1.86 at most per race. ``None``:
-            anywhere. With ``width >= 3`` explorers go anywhere: the carried population hedges
+            anywhere. With ``width >= 4`` explorers go anywhere: the carried population hedges
             a greedy jump (as PB2 explores its whole bounds), and restricting them cost 3
             points on MNIST-500 (docs/when-it-pays.md).
         adopt_on: What ranks an epoch's trials. ``"value"`` (default): their validation values.
@@ -148,7 +149,8 @@ class PopulationPolicy(Policy):
             benchmarks/tuner/results/small_budget/). The first race and the explorers
             near the end (``explore_after``) are kept. Runs recorded before the setting existed
             read ``True``.
-        late_population: With ``width >= 3`` (and ``width=2`` without ``two_as_serial``):
+        late_population: With ``width >= 4`` (and ``width`` 2 or 3 without ``two_as_serial``,
+            ``three_as_serial``):
             once ``explore_after`` of the budget is spent,
             only the best ``width // 4`` carried states continue their settings, and every
             carried state gets an explorer near its setting (``explore_radius``), as PBT
@@ -168,6 +170,14 @@ class PopulationPolicy(Policy):
             rate down (MNIST-500, ``B = 120``: 86.2 % against 92.8 % for an untuned training of
             the same wall time, 60 epochs), and the races reach 93.0 %
             (docs/when-it-pays.md). Runs recorded before the setting existed read ``False``.
+        three_as_serial: With ``width=3``: the same, three trials at a time: epoch 1 races the
+            trainer's own setting and two of the sampler's over ``rung`` epochs, then two
+            explorers near the adopted setting race it (the best of the three is kept after
+            ``rung`` epochs, the adopted one only under ``challenge``). A population of two
+            carried states and one explorer anywhere walked the learning rate down as with two
+            (MNIST-500, ``B = 120``: 86.5 % against 91.6 % for an untuned training of the same
+            wall time, 40 epochs; docs/when-it-pays.md). Runs recorded before the setting existed
+            read ``False``.
     """
 
     width: int = 1
@@ -186,6 +196,7 @@ class PopulationPolicy(Policy):
     explore_short: bool = False
     late_population: bool = True
     two_as_serial: bool = True
+    three_as_serial: bool = True
     name = "population"
     kept_reason = "the adopted setting improved during its race (challenge 'plateau')"
 
@@ -205,7 +216,8 @@ class PopulationPolicy(Policy):
             isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1
         ):
             raise ValueError(f"explore_radius must be in (0, 1] or None, got {r!r}")
-        for flag in ("history", "explore_short", "late_population", "two_as_serial"):
+        flags = ("history", "explore_short", "late_population", "two_as_serial", "three_as_serial")
+        for flag in flags:
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         share = self.race_share
@@ -229,8 +241,19 @@ class PopulationPolicy(Policy):
 
     @property
     def _serial(self) -> bool:
-        """Whether the serial races run: ``width=1``, or ``width=2`` with ``two_as_serial``."""
-        return self.width == 1 or (self.width == 2 and self.two_as_serial)
+        """Whether the serial races run: ``width=1``, ``width=2`` with ``two_as_serial``, or
+        ``width=3`` with ``three_as_serial``."""
+        return (
+            self.width == 1
+            or (self.width == 2 and self.two_as_serial)
+            or (self.width == 3 and self.three_as_serial)
+        )
+
+    @property
+    def _lines(self) -> int:
+        """Settings in an explorer's race when the serial races run: the adopted one and one
+        explorer serially; ``width`` two or three at a time (every epoch has ``width`` trials)."""
+        return 2 if self.width == 1 else self.width
 
     @property
     def _first(self) -> int:
@@ -251,16 +274,17 @@ class PopulationPolicy(Policy):
     def _race(self) -> tuple[int, int]:
         """``(first, rung)`` in effect: as given, or for a serial run with a budget the largest
         first race whose cost (every line's epochs until one is left) is at most
-        ``race_share`` of the budget, trying 4, 3, then 2 settings (two at a time: 2) at
-        ``rung`` epochs, then 2 settings at shorter rungs; no race (1) when not even 2 settings
-        for 1 epoch fit."""
+        ``race_share`` of the budget, trying 4, 3, then 2 settings (two or three at a time:
+        ``width``) at ``rung`` epochs, then 2 (``width``) settings at shorter rungs; no race (1)
+        when not even those fit for 1 epoch."""
         if self.first is not None or not self._serial:
             return self._full_race
         if self.budget is None or self.race_share is None:
             return self._full_race
         limit = self.race_share * self.budget
-        candidates = [(n, self.rung) for n in ((4, 3, 2) if self.width == 1 else (2,))]
-        candidates += [(2, r) for r in range(self.rung - 1, 0, -1)]
+        lines = self._lines
+        candidates = [(n, self.rung) for n in ((4, 3, 2) if self.width == 1 else (lines,))]
+        candidates += [(lines, r) for r in range(self.rung - 1, 0, -1)]
         for n, r in candidates:
             if race_cost(n, r) <= limit:
                 return n, r
@@ -276,8 +300,8 @@ class PopulationPolicy(Policy):
     def population(self) -> int:
         """The most states carried from one epoch to the next."""
         if self._serial:
-            explores = self.width == 2 or self.explore_until > 0 or self.late is not None
-            return max(self._first, 2 if explores else 1)
+            explores = self.width >= 2 or self.explore_until > 0 or self.late is not None
+            return max(self._first, self._lines if explores else 1)
         if self.carry is not None:
             return self.carry
         return max(1, self.width - max(1, self.width // 4))
@@ -290,11 +314,11 @@ class PopulationPolicy(Policy):
         elif not self._serial:
             return self.width, self.population, 0
         elif alive == 1 and (
-            self.width == 2  # two at a time: an explorer races the adopted setting throughout
+            self.width >= 2  # two or three at a time: explorers race throughout
             or (progress < self.explore_until and self._explores_early)
             or (self.late is not None and progress >= self.late)
         ):
-            lines, since = 2, 0  # an explorer races the adopted setting
+            lines, since = self._lines, 0  # explorers race the adopted setting
         else:
             lines = alive
         if not self._serial:
@@ -458,6 +482,8 @@ class PopulationPolicy(Policy):
             **({"late_population": True} if self.late_population and not self._serial else {}),
             # present only where it is on, likewise (width 2)
             **({"two_as_serial": True} if self.width == 2 and self.two_as_serial else {}),
+            # present only where it is on, likewise (width 3)
+            **({"three_as_serial": True} if self.width == 3 and self.three_as_serial else {}),
         }
 
     @property
