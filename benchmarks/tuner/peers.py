@@ -107,8 +107,10 @@ POLICIES: dict[str, dict[str, Any]] = {
     # per epoch, adopted on its value (the population of 2: the default before it)
     "pe-pop-w2": {"width": 2},
     "pe-pop-w2-population": {"width": 2, "two_as_serial": False},
-    # 3, 4 and 8 at a time (a node of 4 or 8 GPUs)
+    # 3, 4 and 8 at a time (a node of 4 or 8 GPUs); three at a time as a population of two
+    # carried states and one explorer anywhere (the default before three_as_serial)
     "pe-pop-w3": {"width": 3},
+    "pe-pop-w3-population": {"width": 3, "three_as_serial": False},
     "pe-pop-w4": {"width": 4},
     "pe-pop-w8": {"width": 8},
     # 12 at a time without the late perturbation (the default before it; the 12-at-a-time
