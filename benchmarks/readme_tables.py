@@ -29,6 +29,10 @@ Tables:
     the same file: what each part of the default policy contributes (docs/when-it-pays.md).
 ``policy-two``
     ``tuner/results/peers/width2.jsonl``: two at a time, equal wall time (docs/when-it-pays.md).
+``policy-widths``
+    ``tuner/results/peers/widths.jsonl`` with ``width2.jsonl`` and ``policies.jsonl``: 2 to 12
+    at a time, equal wall time, against an untuned training of that wall time and PB2 with as
+    many members (docs/when-it-pays.md).
 ``thesis-claims``
     ``thesis/results/*.jsonl`` and ``tuner/results/peers/peers.jsonl``: the thesis's claims
     and the project's targets, each with the figures it rests on and a verdict that follows
@@ -64,10 +68,10 @@ _MARK = re.compile(
 # helpers
 def load_cells(name: str) -> list[dict[str, Any]]:
     """The cells of ``NAME.jsonl`` (the last record of each key wins): in
-    ``tuner/results/peers/`` for ``peers``, ``policies``, ``average`` and ``width2``, else in
-    ``thesis/results/``."""
+    ``tuner/results/peers/`` for ``peers``, ``policies``, ``average``, ``width2`` and
+    ``widths``, else in ``thesis/results/``."""
     path = (
-        PEERS if name in ("peers", "policies", "average", "width2") else THESIS
+        PEERS if name in ("peers", "policies", "average", "width2", "widths") else THESIS
     ) / f"{name}.jsonl"
     records: dict[str, dict[str, Any]] = {}
     if path.exists():
@@ -500,6 +504,66 @@ def policy_two() -> str:
     )
 
 
+#: (cells file, W, the default's arm, PB2's arm with W members or None, a superseded variant's
+#: arm and label, or None).
+_WIDTHS = (
+    ("width2", 2, "pe-pop-w2", None, ("pe-pop-w2-population", "population of 2 (before)")),
+    ("widths", 3, "pe-pop-w3", None, ("pe-pop-w3-population", "population of 3 (before)")),
+    ("widths", 4, "pe-pop-w4", "pb2-w4", None),
+    ("widths", 8, "pe-pop-w8", None, None),
+    ("policies", 12, "pe-pop-w12", "pb2", None),
+)
+
+
+def policy_widths() -> str:
+    """``W`` at a time, equal wall time (``B = 120``: ``120 / W`` rounds): the default policy,
+    and a variant it replaced, against an untuned training of ``120 / W`` epochs and PB2 with
+    ``W`` members."""
+    files = {name: load_cells(name) for name in {w[0] for w in _WIDTHS}}
+    rows = []
+    for dataset, task in _TASKS.items():
+        for name, width, arm, pb2_arm, before in _WIDTHS:
+            cells = files[name]
+            rounds = 120 // width
+            untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), rounds)
+            pb2 = _by_seed(cells, dataset, pb2_arm) if pb2_arm else {}
+            variants = [(arm, "default")] + ([before] if before else [])
+            for variant, label in variants:
+                mine = _by_seed(cells, dataset, variant)
+                if not mine:
+                    continue
+                d_fix, wtl_fix = _paired(mine, untuned)
+                d_pb2, wtl_pb2 = _paired(mine, pb2)
+                rows.append(
+                    [
+                        task,
+                        width,
+                        label,
+                        len(mine),
+                        _pct(_median(mine.values())),
+                        f"{_pct(_median(untuned.values()))} ({rounds} ep.)",
+                        f"{d_fix:+.1f} ({wtl_fix})" if untuned else "-",
+                        _pct(_median(pb2.values())),
+                        f"{d_pb2:+.1f} ({wtl_pb2})" if pb2 else "-",
+                    ]
+                )
+    return _table(
+        [
+            "task",
+            "W at a time",
+            "policy",
+            "seeds",
+            "test accuracy %",
+            "untuned, same wall time %",
+            "vs untuned (pts, W/T/L)",
+            "PB2, W members %",
+            "vs PB2 (pts, W/T/L)",
+        ],
+        rows,
+        align="lrlrrrrrr",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # thesis-claims
 def _claim_1d() -> list[Any] | None:
@@ -702,6 +766,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "policy-headline": policy_headline,
     "policy-ablation": policy_ablation,
     "policy-two": policy_two,
+    "policy-widths": policy_widths,
     "thesis-claims": thesis_claims,
 }
 

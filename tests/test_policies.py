@@ -510,15 +510,53 @@ def test_two_at_a_time_runs_the_serial_races_two_trials_at_a_time() -> None:
         PopulationPolicy(width=2, budget=120, two_as_serial=1)  # type: ignore[arg-type]
 
 
-def test_two_at_a_time_in_a_real_run(digits, tmp_path: Path) -> None:
-    """Two workers' plan, run serially: explorers near their parent, an adopted setting that
-    still improves keeps its place at a race's end, the budget spent, the resume identical."""
-    policy = PopulationPolicy(width=2, budget=24)
-    cfg = TunerConfig(run="w2", run_dir=str(tmp_path / "w2"), policy=policy, sampler="gamma")
+def test_three_at_a_time_runs_the_serial_races_three_trials_at_a_time() -> None:
+    """``width=3`` runs the serial races three at a time: a first race of 3 settings, then two
+    explorers racing the adopted setting, three trials in every epoch; recorded, and a record
+    from before reads the population mode."""
+    three = PopulationPolicy(width=3, budget=120)
+    assert three.plan.trials == (3,) * 40 and three.population == 3  # 40 rounds: B / 3
+    assert three.radius == 0.1 and three._serial and three.late == 0.8
+    race = three.plan.carry.index(1) + 1  # the first race is decided here
+    assert set(three.plan.carry[: race - 1]) == {3}
+    assert three.plan.carry[race:] == (3, 3, 1) * ((40 - race) // 3) + (3,) * ((40 - race) % 3)
+    assert three._race_start(race + 3) == race + 1
+    for budget in (3, 7, 12, 24, 61):
+        small = PopulationPolicy(width=3, budget=budget)
+        assert sum(small.plan.trials) == budget and max(small.plan.trials) <= 3
+    record = three.describe()
+    assert record["three_as_serial"] is True and "late_population" not in record
+    assert policy_from_record(record, budget=120, epochs=None) == three
+    population = PopulationPolicy(width=3, budget=120, three_as_serial=False)
+    assert population.plan.trials == (3,) * 40 and population.radius is None
+    assert population.plan.carry == (2,) * 40
+    old = population.describe()
+    assert "three_as_serial" not in old and old["late_population"] is True
+    assert policy_from_record(old, budget=120, epochs=None) == population
+    # other widths are unchanged by it
+    for width in (1, 2, 4, 12):
+        assert "three_as_serial" not in PopulationPolicy(width=width, budget=120).describe()
+        assert (
+            PopulationPolicy(width=width, budget=120).plan
+            == PopulationPolicy(width=width, budget=120, three_as_serial=False).plan
+        )
+    with pytest.raises(ValueError, match="three_as_serial must be True or False"):
+        PopulationPolicy(width=3, budget=120, three_as_serial="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_two_or_three_at_a_time_in_a_real_run(digits, tmp_path: Path, width: int) -> None:
+    """Two or three workers' plan, run serially: ``width - 1`` explorers near their parent at
+    every race's start, an adopted setting that still improves keeps its place at a race's end,
+    the budget spent, the resume identical."""
+    policy = PopulationPolicy(width=width, budget=24)
+    run = f"w{width}"
+    cfg = TunerConfig(run=run, run_dir=str(tmp_path / run), policy=policy, sampler="gamma")
     res = tune_per_epoch(digits, None, cfg)
     assert res.compute_epochs + res.trials_reused == 24
-    assert res.policy["two_as_serial"] is True and res.final_epochs == policy.plan.epochs
-    studies = _studies(tmp_path / "w2", "w2")
+    flag = "two_as_serial" if width == 2 else "three_as_serial"
+    assert res.policy[flag] is True and res.final_epochs == policy.plan.epochs
+    studies = _studies(tmp_path / run, run)
     assert [len(s.trials) for s in studies] == list(policy.plan.trials)
     explorers = 0
     for e, study in enumerate(studies[1:], start=2):
@@ -528,7 +566,8 @@ def test_two_at_a_time_in_a_real_run(digits, tmp_path: Path) -> None:
                 explorers += 1
                 parent = parents[t.user_attrs["parent"]]["params"]["lr"]
                 assert 500**-0.1 * (1 - 1e-9) <= t.params["lr"] / parent <= 500**0.1 * (1 + 1e-9)
-    assert explorers == sum(1 for e in range(2, policy.plan.epochs + 1) if policy._race_start(e))
+    starts = sum(1 for e in range(2, policy.plan.epochs + 1) if policy._race_start(e))
+    assert explorers == (width - 1) * starts
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule
 
