@@ -18,14 +18,6 @@ in the unit cube of the search space (each numerical parameter's range on its ow
 for ``log=True``), where ``c`` is the parent's setting. A radius of 0.1 lets the learning rate of
 the built-in range ``[1e-3, 0.5]`` change by at most a factor ``500 ** 0.1 = 1.86`` per race.
 Categorical parameters are not restricted.
-
-Explorers of the same parent in one epoch (three at a time: two explorers race the adopted
-setting) would often repeat each other: a sampler that wants a larger step than the box allows
-proposes beyond the same edge for both, and both land on it (on MNIST-500 about 10 of 24 such
-explorers repeated a sibling, so half the races were between two settings). A parameter that the
-box moved onto an edge a sibling explorer of the same centre already has takes the opposite edge
-instead (halfway to its edge where the opposite one is the range's end), so the two explore one
-step down and one step up, as PBT perturbs a setting by 0.8 or 1.2.
 """
 
 from __future__ import annotations
@@ -62,16 +54,10 @@ def project(
     distributions: Mapping[str, BaseDistribution],
     centre: Mapping[str, Any],
     radius: float,
-    taken: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """``params`` with each numerical parameter moved into ``[c - radius, c + radius]`` around
     the ``centre``'s value ``c`` in the unit cube of its distribution (unchanged where it lies
     inside, where the centre has no valid value, and for categorical parameters).
-
-    A parameter moved onto an edge whose value one of the ``taken`` settings (the sibling
-    explorers of the same centre) already has goes to the opposite edge instead (cut by the
-    range), or, where that is the centre's value or taken too, halfway to its edge: a value
-    no sibling has, where the parameter's grid leaves one.
 
     Raises:
         ValueError: ``radius`` is not a number >= 0.
@@ -92,40 +78,9 @@ def project(
         c = float(space.encode({name: c_value})[0])
         if abs(u - c) <= radius:
             continue
-        edge = c - radius if u < c else c + radius
-        moved = _value(space, name, edge)
-        seen = _taken(space, name, taken)
-        if _near(space, name, moved, seen):
-            # a sibling is on this edge: the opposite one (cut by the range), else halfway
-            for other in (min(max(2 * c - edge, 0.0), 1.0), (c + edge) / 2):
-                value = _value(space, name, other)
-                if not _near(space, name, value, [*seen, c]):
-                    moved = value
-                    break
+        moved = space.decode(space.round(np.array([min(max(u, c - radius), c + radius)])))[name]
         out[name] = moved
     return out
-
-
-def _value(space: SearchSpace, name: str, u: float) -> Any:
-    """The parameter's value at ``u`` in the unit cube (on its grid)."""
-    return space.decode(space.round(np.array([u])))[name]
-
-
-def _taken(space: SearchSpace, name: str, taken: Sequence[Mapping[str, Any]]) -> list[float]:
-    """The unit-cube values of parameter ``name`` in the ``taken`` settings (valid ones)."""
-    (dist,) = space.distributions
-    out = []
-    for setting in taken:
-        v = setting.get(name)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and dist.low <= v <= dist.high:
-            out.append(float(space.encode({name: v})[0]))
-    return out
-
-
-def _near(space: SearchSpace, name: str, value: Any, values: Sequence[float]) -> bool:
-    """Whether ``value`` is one of the unit-cube ``values`` (up to rounding)."""
-    u = float(space.encode({name: value})[0])
-    return any(abs(u - v) <= 1e-9 for v in values)
 
 
 class NearParentSampler(optuna.samplers.BaseSampler):
@@ -181,12 +136,7 @@ class NearParentSampler(optuna.samplers.BaseSampler):
         centre = self._centre_of(trial)
         if not centre or not params:
             return params
-        siblings = [
-            t.params
-            for t in study.get_trials(deepcopy=False)
-            if t.number != trial.number and t.params and self._centre_of(t) == centre
-        ]
-        out = project(params, space, centre, self._radius, siblings)
+        out = project(params, space, centre, self._radius)
         moved = {k: v for k, v in params.items() if out[k] != v}
         if moved:
             with self._lock:
