@@ -33,6 +33,9 @@ Tables:
     ``tuner/results/peers/widths.jsonl`` with ``width2.jsonl`` and ``policies.jsonl``: 2 to 12
     at a time, equal wall time, against an untuned training of that wall time and PB2 with as
     many members (docs/when-it-pays.md).
+``policy-widths-summary``
+    The same cells, the default only: its paired difference to the untuned training of the same
+    wall time, one column per ``W`` (README).
 ``thesis-claims``
     ``thesis/results/*.jsonl`` and ``tuner/results/peers/peers.jsonl``: the thesis's claims
     and the project's targets, each with the figures it rests on and a verdict that follows
@@ -564,6 +567,24 @@ def policy_widths() -> str:
     )
 
 
+def policy_widths_summary() -> str:
+    """The default policy ``W`` at a time against an untuned training of the same wall time:
+    median paired difference (points, W/T/L) per task and ``W``."""
+    files = {name: load_cells(name) for name in {w[0] for w in _WIDTHS}}
+    rows = []
+    for dataset, task in _TASKS.items():
+        row: list[Any] = [task]
+        for name, width, arm, _, _ in _WIDTHS:
+            cells = files[name]
+            untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), 120 // width)
+            mine = _by_seed(cells, dataset, arm)
+            d, wtl = _paired(mine, untuned)
+            row.append(f"{d:+.1f} ({wtl})" if mine and untuned else "-")
+        rows.append(row)
+    header = ["task"] + [f"{w[1]} at a time ({120 // w[1]} rounds)" for w in _WIDTHS]
+    return _table(header, rows)
+
+
 # --------------------------------------------------------------------------------------------
 # thesis-claims
 def _claim_1d() -> list[Any] | None:
@@ -767,6 +788,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "policy-ablation": policy_ablation,
     "policy-two": policy_two,
     "policy-widths": policy_widths,
+    "policy-widths-summary": policy_widths_summary,
     "thesis-claims": thesis_claims,
 }
 

@@ -567,7 +567,9 @@ def test_two_or_three_at_a_time_in_a_real_run(digits, tmp_path: Path, width: int
                 parent = parents[t.user_attrs["parent"]]["params"]["lr"]
                 assert 500**-0.1 * (1 - 1e-9) <= t.params["lr"] / parent <= 500**0.1 * (1 + 1e-9)
     starts = sum(1 for e in range(2, policy.plan.epochs + 1) if policy._race_start(e))
-    assert explorers == (width - 1) * starts
+    # W - 1 explorers at each race's start; an explorer that repeats a sibling's setting is
+    # reused, and its place in the next epoch goes to another explorer
+    assert (width - 1) * starts <= explorers <= (width - 1) * starts + res.trials_reused
     again = tune_per_epoch(digits, None, cfg)
     assert again.new_trials == 0 and again.schedule == res.schedule
 
