@@ -511,7 +511,7 @@ def policy_two() -> str:
 #: arm and label, or None).
 _WIDTHS = (
     ("width2", 2, "pe-pop-w2", None, ("pe-pop-w2-population", "population of 2 (before)")),
-    ("widths", 3, "pe-pop-w3", None, ("pe-pop-w3-population", "population of 3 (before)")),
+    ("widths", 3, "pe-pop-w3", None, ("pe-pop-w3-population", "population, 2 carried (before)")),
     ("widths", 4, "pe-pop-w4", "pb2-w4", None),
     ("widths", 8, "pe-pop-w8", None, None),
     ("policies", 12, "pe-pop-w12", "pb2", None),
