@@ -270,7 +270,14 @@ def test_group_values_keep_ratios_and_give_the_largest_the_value(
         return
     assert max(values) == value
     for c, v in zip(current, values):
-        assert v == pytest.approx(value * c / top, rel=1e-12, abs=0)
+        assert v == pytest.approx(value * (c / top), rel=1e-12, abs=0)
+
+
+def test_group_values_keep_ratios_of_subnormal_values() -> None:
+    # found by the property test above: value * c / top underflowed to 0 for c = 5e-324
+    assert group_values([0.0, 5e-324], 0.5) == [0.0, 0.5]
+    assert group_values([5e-324, 1e-323], 0.5) == [0.25, 0.5]
+    assert group_values([1e-320, 2.0], 0.5) == [pytest.approx(2.5e-321, rel=1e-12), 0.5]
 
 
 class _TwoGroupTrainer:

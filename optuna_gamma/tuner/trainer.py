@@ -47,6 +47,7 @@ from dataclasses import field
 import numbers
 import random
 import re
+import sys
 from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
@@ -284,7 +285,17 @@ def group_values(current: Sequence[Any], value: Any) -> list[Any]:
     top = max(float(c) for c in current)
     if top <= 0 or all(float(c) == top for c in current):
         return [value] * len(current)
-    return [value if float(c) == top else value * float(c) / top for c in current]
+    return [value if float(c) == top else _scaled(value, float(c), top) for c in current]
+
+
+def _scaled(value: float, c: float, top: float) -> float:
+    """``value * c / top``; the ratio first where the product is subnormal (it lost precision,
+    or underflowed to 0), so that a group keeps its ratio; the product first elsewhere, as runs
+    before computed it."""
+    product = value * c
+    if abs(product) < sys.float_info.min:
+        return value * (c / top)
+    return product / top
 
 
 def held_value(current: Sequence[Any]) -> Any:
