@@ -491,23 +491,30 @@ def test_two_at_a_time_runs_the_serial_races_two_trials_at_a_time() -> None:
     for budget in (2, 7, 12, 24, 61):
         small = PopulationPolicy(width=2, budget=budget)
         assert sum(small.plan.trials) == budget and max(small.plan.trials) <= 2
-    record = two.describe()
-    assert record["two_as_serial"] is True and "late_population" not in record
-    assert policy_from_record(record, budget=120, epochs=None) == two
-    population = PopulationPolicy(width=2, budget=120, two_as_serial=False)
-    assert population.plan.trials == (2,) * 60 and population.radius is None
+    _races_recorded(2, "two_as_serial")
+
+
+def _races_recorded(width: int, flag: str) -> None:
+    """``flag`` (the races ``width`` at a time) is recorded where on; a record without it reads
+    the population mode; other widths are unchanged by it; a non-bool is refused."""
+    races = PopulationPolicy(width=width, budget=120)
+    off: dict[str, Any] = {flag: False}
+    record = races.describe()
+    assert record[flag] is True and "late_population" not in record
+    assert policy_from_record(record, budget=120, epochs=None) == races
+    population = PopulationPolicy(width=width, budget=120, **off)
+    assert population.plan.trials == (width,) * (120 // width) and population.radius is None
     old = population.describe()
-    assert "two_as_serial" not in old and old["late_population"] is True
+    assert flag not in old and old["late_population"] is True
     assert policy_from_record(old, budget=120, epochs=None) == population
-    # other widths are unchanged by it
-    for width in (1, 3, 12):
-        assert "two_as_serial" not in PopulationPolicy(width=width, budget=120).describe()
+    for other in {1, 2, 3, 4, 12} - {width}:
+        assert flag not in PopulationPolicy(width=other, budget=120).describe()
         assert (
-            PopulationPolicy(width=width, budget=120).plan
-            == PopulationPolicy(width=width, budget=120, two_as_serial=False).plan
+            PopulationPolicy(width=other, budget=120).plan
+            == PopulationPolicy(width=other, budget=120, **off).plan
         )
-    with pytest.raises(ValueError, match="two_as_serial must be True or False"):
-        PopulationPolicy(width=2, budget=120, two_as_serial=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        PopulationPolicy(width=width, budget=120, **{**off, flag: 1})
 
 
 def test_three_at_a_time_runs_the_serial_races_three_trials_at_a_time() -> None:
@@ -524,24 +531,9 @@ def test_three_at_a_time_runs_the_serial_races_three_trials_at_a_time() -> None:
     for budget in (3, 7, 12, 24, 61):
         small = PopulationPolicy(width=3, budget=budget)
         assert sum(small.plan.trials) == budget and max(small.plan.trials) <= 3
-    record = three.describe()
-    assert record["three_as_serial"] is True and "late_population" not in record
-    assert policy_from_record(record, budget=120, epochs=None) == three
     population = PopulationPolicy(width=3, budget=120, three_as_serial=False)
-    assert population.plan.trials == (3,) * 40 and population.radius is None
-    assert population.plan.carry == (2,) * 40
-    old = population.describe()
-    assert "three_as_serial" not in old and old["late_population"] is True
-    assert policy_from_record(old, budget=120, epochs=None) == population
-    # other widths are unchanged by it
-    for width in (1, 2, 4, 12):
-        assert "three_as_serial" not in PopulationPolicy(width=width, budget=120).describe()
-        assert (
-            PopulationPolicy(width=width, budget=120).plan
-            == PopulationPolicy(width=width, budget=120, three_as_serial=False).plan
-        )
-    with pytest.raises(ValueError, match="three_as_serial must be True or False"):
-        PopulationPolicy(width=3, budget=120, three_as_serial="yes")  # type: ignore[arg-type]
+    assert population.plan.carry == (2,) * 40  # 2 carried, 1 explorer anywhere
+    _races_recorded(3, "three_as_serial")
 
 
 @pytest.mark.parametrize("width", [2, 3])
