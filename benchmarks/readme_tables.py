@@ -507,14 +507,14 @@ def policy_two() -> str:
     )
 
 
-#: (cells file, W, the default's arm, PB2's arm with W members or None, a superseded variant's
-#: arm and label, or None).
+#: (cells file, W, the default's arm, PB2's and PBT's arms with W members or None, a superseded
+#: variant's arm and label, or None).
 _WIDTHS = (
     ("width2", 2, "pe-pop-w2", None, ("pe-pop-w2-population", "population of 2 (before)")),
     ("widths", 3, "pe-pop-w3", None, ("pe-pop-w3-population", "population, 2 carried (before)")),
-    ("widths", 4, "pe-pop-w4", "pb2-w4", None),
+    ("widths", 4, "pe-pop-w4", ("pb2-w4", "pbt-w4"), None),
     ("widths", 8, "pe-pop-w8", None, None),
-    ("policies", 12, "pe-pop-w12", "pb2", None),
+    ("policies", 12, "pe-pop-w12", ("pb2", "pbt"), None),
 )
 
 
@@ -525,11 +525,11 @@ def policy_widths() -> str:
     files = {name: load_cells(name) for name in {w[0] for w in _WIDTHS}}
     rows = []
     for dataset, task in _TASKS.items():
-        for name, width, arm, pb2_arm, before in _WIDTHS:
+        for name, width, arm, peers, before in _WIDTHS:
             cells = files[name]
             rounds = 120 // width
             untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), rounds)
-            pb2 = _by_seed(cells, dataset, pb2_arm) if pb2_arm else {}
+            pb2, pbt = ({}, {}) if peers is None else (_by_seed(cells, dataset, a) for a in peers)
             variants = [(arm, "default")] + ([before] if before else [])
             for variant, label in variants:
                 mine = _by_seed(cells, dataset, variant)
@@ -537,6 +537,7 @@ def policy_widths() -> str:
                     continue
                 d_fix, wtl_fix = _paired(mine, untuned)
                 d_pb2, wtl_pb2 = _paired(mine, pb2)
+                d_pbt, wtl_pbt = _paired(mine, pbt)
                 rows.append(
                     [
                         task,
@@ -548,6 +549,8 @@ def policy_widths() -> str:
                         f"{d_fix:+.1f} ({wtl_fix})" if untuned else "-",
                         _pct(_median(pb2.values())),
                         f"{d_pb2:+.1f} ({wtl_pb2})" if pb2 else "-",
+                        _pct(_median(pbt.values())),
+                        f"{d_pbt:+.1f} ({wtl_pbt})" if pbt else "-",
                     ]
                 )
     return _table(
@@ -561,9 +564,11 @@ def policy_widths() -> str:
             "vs untuned (pts, W/T/L)",
             "PB2, W members %",
             "vs PB2 (pts, W/T/L)",
+            "PBT, W members %",
+            "vs PBT (pts, W/T/L)",
         ],
         rows,
-        align="lrlrrrrrr",
+        align="lrlrrrrrrrr",
     )
 
 
@@ -574,7 +579,7 @@ def policy_widths_summary() -> str:
     rows = []
     for dataset, task in _TASKS.items():
         row: list[Any] = [task]
-        for name, width, arm, _, _ in _WIDTHS:
+        for name, width, arm, _peers, _before in _WIDTHS:
             cells = files[name]
             untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), 120 // width)
             mine = _by_seed(cells, dataset, arm)
