@@ -134,15 +134,14 @@ def policy_from_record(
         settings.setdefault("two_as_serial", False)
     if width == 3:
         settings.setdefault("three_as_serial", False)
-    races = (width == 2 and settings["two_as_serial"]) or (
-        width == 3 and settings["three_as_serial"]
-    )
-    if isinstance(width, int) and width >= 2 and not races:
-        settings.setdefault("late_population", False)  # serial runs do not record it
     if budget is not None:
         policy = PopulationPolicy(budget=budget, **settings)
     else:
         policy = PopulationPolicy(epochs=epochs, **settings)
+    if "late_population" not in settings and not policy._serial:
+        # recorded where it is on (a population, never the serial races): a population's record
+        # without it is from before the setting existed
+        policy = dataclasses.replace(policy, late_population=False)
     if "race_share" not in settings and policy._race != policy._full_race:
         # recorded where it sizes the race, so a record without it that would have it now is
         # from before the setting existed: that run raced in full
