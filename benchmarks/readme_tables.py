@@ -510,10 +510,22 @@ def policy_two() -> str:
 #: (cells file, W, the default's arm, PB2's and PBT's arms with W members or None, a superseded
 #: variant's arm and label, or None).
 _WIDTHS = (
-    ("width2", 2, "pe-pop-w2", None, ("pe-pop-w2-population", "population of 2 (before)")),
-    ("widths", 3, "pe-pop-w3", None, ("pe-pop-w3-population", "population, 2 carried (before)")),
+    (
+        "width2",
+        2,
+        "pe-pop-w2",
+        ("pb2-w2", "pbt-w2"),
+        ("pe-pop-w2-population", "population of 2 (before)"),
+    ),
+    (
+        "widths",
+        3,
+        "pe-pop-w3",
+        ("pb2-w3", "pbt-w3"),
+        ("pe-pop-w3-population", "population, 2 carried (before)"),
+    ),
     ("widths", 4, "pe-pop-w4", ("pb2-w4", "pbt-w4"), None),
-    ("widths", 8, "pe-pop-w8", None, None),
+    ("widths", 8, "pe-pop-w8", ("pb2-w8", "pbt-w8"), None),
     ("policies", 12, "pe-pop-w12", ("pb2", "pbt"), None),
 )
 

@@ -95,7 +95,7 @@ PEERS = (
 )
 #: PBT and PB2 with a population of W (W at a time) for ``B / W`` epochs: the peers of the
 #: policy's ``pe-pop-wW`` arms at the same wall time.
-RAY_WIDTHS = ("pbt-w4", "pb2-w4")
+RAY_WIDTHS = tuple(f"{kind}-w{w}" for w in (2, 3, 4, 8) for kind in ("pbt", "pb2"))
 #: The tuner's policies (docs/design.md §7) at the same budget B: the default population policy
 #: serial (``pe-pop``) and with 12 trials at a time (``pe-pop-w12``: the wall time of 12 workers
 #: for B / 12 epochs), and the ablation of what makes it pay (docs/when-it-pays.md).
