@@ -30,6 +30,7 @@ from optuna_gamma.tuner.persistence.states import StateUnavailableError  # noqa:
 from optuna_gamma.tuner.trainer import apply_hyperparameters  # noqa: E402
 from optuna_gamma.tuner.trainer import capture  # noqa: E402
 from optuna_gamma.tuner.trainer import EpochContext  # noqa: E402
+from optuna_gamma.tuner.trainer import LAYOUT  # noqa: E402
 from optuna_gamma.tuner.trainer import restore  # noqa: E402
 from optuna_gamma.tuner.trainer import TrainingState  # noqa: E402
 
@@ -443,3 +444,97 @@ def test_every_trial_starts_in_the_modules_modes_as_built(tmp_path: Path) -> Non
     # as in a fresh process (a worker, a resumed run): dropout on in every trial, not only in
     # the first one (before, every later trial trained in the mode evaluate() had left)
     assert len(trainer.modes) == 8 and all(trainer.modes)
+
+
+class _Unfreezing(_Accumulating):
+    """Fine-tuning as it is often written: ``build`` freezes the backbone and gives the optimizer
+    the head alone; the epoch ``unfreeze_at`` unfreezes the backbone and adds it to the optimizer
+    as a second parameter group (a smaller rate), once. ``starts`` records, per call, the epoch,
+    whether the backbone was frozen and how many groups the optimizer had when it began."""
+
+    def __init__(self, unfreeze_at: int = 2) -> None:
+        super().__init__()
+        self.unfreeze_at = unfreeze_at
+        self.starts: list[tuple[int, bool, int]] = []
+
+    def build(self, seed: int, device: object) -> TrainingState:
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+        model[0].requires_grad_(False)
+        optimizer = torch.optim.SGD(model[2].parameters(), lr=0.1, momentum=0.9)
+        return TrainingState(model=model, optimizer=optimizer)
+
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        backbone = state.model.get_submodule("0")
+        self.starts.append(
+            (ctx.epoch, not backbone.weight.requires_grad, len(state.optimizer.param_groups))
+        )
+        if ctx.epoch == self.unfreeze_at:
+            backbone.requires_grad_(True)
+            state.optimizer.add_param_group({"params": list(backbone.parameters()), "lr": 0.01})
+        return super().train_epoch(state, hparams, ctx)
+
+
+def _unfreezing_context(epoch: int) -> EpochContext:
+    return EpochContext(
+        epoch=epoch, seed=epoch, device=CPU, trial_number=0, generator=torch.Generator()
+    )
+
+
+def test_a_restored_state_keeps_its_frozen_parameters_and_added_groups() -> None:
+    trainer = _Unfreezing(unfreeze_at=2)
+    straight = trainer.build(0, CPU)
+    built = capture(straight)
+    for epoch in (1, 2):
+        trainer.train_epoch(straight, {}, _unfreezing_context(epoch))
+    unfrozen = capture(straight)
+    # a fresh process (a worker, a resumed run): the trainer builds its state, then restores;
+    # before, the optimizer refused the state ("a different number of parameter groups")
+    fresh = trainer.build(0, CPU)
+    restore(fresh, unfrozen)
+    assert (
+        fresh.model.get_submodule("0").weight.requires_grad
+        and len(fresh.optimizer.param_groups) == 2
+    )
+    assert [g["lr"] for g in fresh.optimizer.param_groups] == [0.1, 0.01]
+    assert fresh.optimizer.param_groups[1]["params"][0] is fresh.model.get_submodule("0").weight
+    # ... and trains on exactly as the uninterrupted training does (momentum buffers included;
+    # the gradient an epoch of this trainer leaves behind is dropped, as every restore does)
+    straight.optimizer.zero_grad(set_to_none=True)
+    trainer.train_epoch(straight, {}, _unfreezing_context(3))
+    trainer.train_epoch(fresh, {}, _unfreezing_context(3))
+    for a, b in zip(straight.model.parameters(), fresh.model.parameters()):
+        assert torch.equal(a, b)
+    # a state from before the unfreezing, restored into the unfrozen one (the same process,
+    # a trial after another): frozen again, one group, as built
+    restore(straight, built)
+    assert not straight.model.get_submodule("0").weight.requires_grad
+    assert len(straight.optimizer.param_groups) == 1
+    assert (
+        straight.optimizer.param_groups[0]["params"][0] is straight.model.get_submodule("2").weight
+    )
+    # a state stored before layouts were recorded loads as it did
+    legacy = {k: v for k, v in unfrozen.items() if k != LAYOUT}
+    restore(straight, built)
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        restore(straight, legacy)
+
+
+def test_a_run_that_unfreezes_and_adds_a_group_mid_race_runs_every_trial_from_its_state(
+    tmp_path: Path,
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    trainer = _Unfreezing(unfreeze_at=2)
+    config = TunerConfig(run="ft", run_dir=str(tmp_path / "ft"), budget=24, progress=False)
+    # the first race trains its settings over the unfreezing epoch, a rung at a time; before,
+    # the second setting's restore into the optimizer the first had grown raised a ValueError
+    result = tune_per_epoch(trainer, space, config)
+    assert result.compute_epochs == 24
+    assert len({s for s in trainer.starts if s[0] == 1}) == 1  # every trial: as built
+    assert all(frozen and groups == 1 for epoch, frozen, groups in trainer.starts if epoch <= 2)
+    assert all(not frozen and groups == 2 for epoch, frozen, groups in trainer.starts if epoch > 2)

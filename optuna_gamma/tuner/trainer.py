@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "LAYOUT",
     "EpochContext",
     "FunctionTrainer",
     "Trainer",
@@ -464,9 +465,77 @@ def _clone(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+#: The snapshot's key for what no ``state_dict`` holds (:func:`capture`); components are named
+#: ``model``, ``optimizer``, ``scheduler``, ``scaler`` and ``extra.<name>``, so it is never one.
+LAYOUT = "_layout"
+
+
+def _named_parameters(state: TrainingState) -> dict[str, Any]:
+    """Every parameter of the state's module components by name (``"model:body.0.weight"``)."""
+    import torch
+
+    named: dict[str, Any] = {}
+    for component, obj in state.components().items():
+        if isinstance(obj, torch.nn.Module):
+            for name, p in obj.named_parameters():
+                named[f"{component}:{name}"] = p
+    return named
+
+
+def _layout(state: TrainingState) -> dict[str, Any]:
+    """What a ``state_dict`` leaves out and a training may change: the names of the parameters
+    that do not require gradients (a frozen backbone, unfrozen later), and the optimizer's
+    parameter groups by parameter name (``add_param_group`` when a backbone is unfrozen;
+    ``None`` when a parameter of the optimizer belongs to no module of the state)."""
+    named = _named_parameters(state)
+    names = {id(p): name for name, p in named.items()}
+    groups: list[list[str]] | None = []
+    for group in state.optimizer.param_groups:
+        try:
+            groups.append([names[id(p)] for p in group["params"]])  # type: ignore[union-attr]
+        except KeyError:
+            groups = None
+            break
+    return {
+        "frozen": [name for name, p in named.items() if not p.requires_grad],
+        "groups": groups,
+    }
+
+
 def capture(state: TrainingState) -> dict[str, Any]:
-    """A snapshot of every component's ``state_dict()`` (CPU deep copies, safe to keep)."""
-    return {name: _clone(obj.state_dict()) for name, obj in state.components().items()}
+    """A snapshot of every component's ``state_dict()`` (CPU deep copies, safe to keep), and
+    under :data:`LAYOUT` which parameters are frozen and how the optimizer groups them
+    (neither is in a ``state_dict``; :func:`restore` sets both)."""
+    snapshot = {name: _clone(obj.state_dict()) for name, obj in state.components().items()}
+    snapshot[LAYOUT] = _layout(state)
+    return snapshot
+
+
+def _restore_layout(state: TrainingState, layout: Any) -> None:
+    """Give ``state`` the snapshot's parameter groups (rebuilt by name where they differ, before
+    the optimizer's ``load_state_dict``) and frozen parameters (:func:`capture`)."""
+    if not isinstance(layout, Mapping):
+        raise ValueError(f"training state has a bad layout record: {layout!r}")
+    named = _named_parameters(state)
+    groups, frozen = layout.get("groups"), layout.get("frozen")
+    if groups is not None and groups != _layout(state)["groups"]:
+        try:
+            params = [[named[name] for name in group] for group in groups]
+        except (KeyError, TypeError) as err:
+            raise ValueError(
+                f"training state's optimizer groups name a parameter the trainer's model "
+                f"lacks: {err}"
+            ) from err
+        optimizer = state.optimizer
+        optimizer.param_groups.clear()
+        optimizer.state.clear()
+        for group in params:
+            # the hyperparameters come with load_state_dict; these fill the required ones
+            optimizer.add_param_group({**optimizer.defaults, "params": group})
+    if frozen is not None:
+        frozen = set(frozen)
+        for name, p in named.items():
+            p.requires_grad_(name not in frozen)
 
 
 def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
@@ -480,17 +549,27 @@ def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
     next trial's first step, so that a trial's result depended on which trial ran before it,
     and a retried or resumed trial (a new process) differed from the first run.
 
+    For the same reason the parameters' ``requires_grad`` flags and the optimizer's parameter
+    groups are the snapshot's (:data:`LAYOUT`): a training that unfreezes a backbone after a few
+    epochs, adding its parameters to the optimizer as a new group, resumes unfrozen with both
+    groups in a fresh process, and a trial that starts from a state before the unfreezing trains
+    it frozen, whichever trial ran before it (the groups are matched by parameter name, as
+    PyTorch Lightning's ``BaseFinetuning`` restores its added groups).
+
     Raises:
         ValueError: The snapshot's components differ from the state's, or one does not load.
     """
     import torch
 
     comps = state.components()
-    if set(comps) != set(snapshot):
+    stored = {name for name in snapshot if name != LAYOUT}
+    if set(comps) != stored:
         raise ValueError(
-            f"training state has components {sorted(snapshot)}, but the trainer builds "
+            f"training state has components {sorted(stored)}, but the trainer builds "
             f"{sorted(comps)}"
         )
+    if LAYOUT in snapshot:  # not in states stored before layouts were (then left as they are)
+        _restore_layout(state, snapshot[LAYOUT])
     for name, obj in comps.items():
         try:
             obj.load_state_dict(_clone(snapshot[name]))
