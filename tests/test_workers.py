@@ -96,8 +96,14 @@ def _final_state_loads(result: dict) -> None:
     from optuna_gamma.tuner.persistence.states import StateStore
 
     store, _ = open_artifact_store(result["artifacts"], Path(result["run_dir"]) / "artifacts")
+    from optuna_gamma.tuner.trainer import LAYOUT
+
     snap = StateStore(store).load(result["final_state"])
-    assert set(snap) == {"model", "optimizer"}
+    assert set(snap) == {"model", "optimizer", LAYOUT}
+    layout = snap[LAYOUT]  # every parameter trains, in the optimizer's one group, by name
+    assert layout["frozen"] == [] and len(layout["groups"]) == 1
+    names = layout["groups"][0]
+    assert names and all(n.startswith("model:") and n[6:] in snap["model"] for n in names)
 
 
 def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:
