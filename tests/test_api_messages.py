@@ -94,3 +94,26 @@ def test_wrong_objective_suggests_one_and_locks_nothing(tmp_path: Path) -> None:
     assert res.new_trials == 2 and res.objective == "loss"
     with cli_frontend(), pytest.raises(ValueError, match="pass --objective loss"):
         tune_per_epoch(_LossOnly(), NARROW, _cfg(tmp_path, "o2", storage=storage))
+
+
+def test_a_budget_too_small_to_compare_settings_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import re
+
+    from optuna_gamma.tuner.policies import PopulationPolicy
+
+    def small(budget: int) -> list[str]:
+        caplog.clear()
+        config = _cfg(tmp_path, f"b{budget}", sampler="gamma", epochs=None, budget=budget)
+        tune_per_epoch(SignTrainer(), NARROW, config)
+        return [r.getMessage() for r in caplog.records if "too small" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        (message,) = small(2)  # before: the run trained the trainer's own setting, silently
+        found = re.search(r"budget=(\d+) is the smallest that tries others", message)
+        assert found and "each of its 2 epochs trains one trial" in message
+        smallest = int(found.group(1))
+        assert max(PopulationPolicy(budget=smallest - 1).plan.trials) == 1
+        assert max(PopulationPolicy(budget=smallest).plan.trials) > 1
+        assert small(smallest) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -476,3 +477,16 @@ def test_a_script_without_the_main_guard_is_refused_and_not_run_again(tmp_path: 
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "result.json").is_file()
+
+
+def test_no_more_worker_processes_than_the_widest_epoch_has_trials(tmp_path: Path) -> None:
+    # budget 2 on 3 workers: no epoch of the plan has 3 trials, so a third process would only
+    # have waited (and held its memory); it used to be started all the same
+    args = ["--dataset", "digits", "--budget", "2", "--workers", "3", "--no-progress"]
+    proc = _cli("tune", *args, "--run", "narrow", "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    widest = result["trials_per_epoch"]
+    assert widest < 3 and result["compute_epochs"] == 2
+    started = re.search(r"started (\d+) workers? \(of the 3 asked for: no epoch", proc.stderr)
+    assert started and int(started.group(1)) == widest

@@ -94,6 +94,7 @@ def tune_per_epoch(
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
+        _warn_if_nothing_compared(engine)
         before = engine.studies.count_complete()
         n = engine.n_epochs
         with engine.progress.shown(engine.run_plan.compute, before):
@@ -119,6 +120,29 @@ def tune_per_epoch(
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
+
+
+def _warn_if_nothing_compared(engine: Engine) -> None:
+    """Say so where the budget is too small for the policy to try any setting but the
+    trainer's own (every epoch one trial), and which budget is the smallest that does."""
+    policy = engine.policy
+    budget = getattr(policy, "budget", None)
+    if budget is None or max(engine.run_plan.trials) > 1 or not dataclasses.is_dataclass(policy):
+        return
+    smallest = next(
+        (
+            b
+            for b in range(budget + 1, 4 * budget + 64)
+            if max(dataclasses.replace(policy, budget=b).plan.trials) > 1
+        ),
+        None,
+    )
+    _logger.warning(
+        f"budget={budget} is too small to compare settings: each of its "
+        f"{engine.run_plan.epochs} epochs trains one trial, with the trainer's own setting, so "
+        "nothing is tuned"
+        + (f" (budget={smallest} is the smallest that tries others)" if smallest else "")
+    )
 
 
 def _role(cfg: TunerConfig) -> str:

@@ -207,19 +207,28 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
                 f"(the workers are separate processes): {err}"
             ) from err
         _check_spawnable(payload, cfg.workers)
+    # more processes than the widest epoch has trials would only wait (and hold memory)
+    widest = max(engine.run_plan.trials)
     procs = [
         ctx.Process(
             target=_local_worker,
             args=(trainer_ref, space, worker_config, engine.mode, errors, i),
             name=f"optuna-gamma-worker-{i}",
         )
-        for i in range(cfg.workers)
+        for i in range(min(cfg.workers, widest))
     ]
     for p in procs:
         p.start()
     if procs:
+        fewer = (
+            f" (of the {cfg.workers} asked for: no epoch of the plan has more than {widest} "
+            f"trial{'s' if widest > 1 else ''})"
+            if len(procs) < cfg.workers
+            else ""
+        )
         _logger.info(
-            f"started {len(procs)} workers: {', '.join(worker_id_of(p.pid) for p in procs)}"
+            f"started {len(procs)} worker{'s' if len(procs) > 1 else ''}{fewer}: "
+            f"{', '.join(worker_id_of(p.pid) for p in procs)}"
         )
     else:
         _logger.info(
