@@ -538,3 +538,49 @@ def test_a_run_that_unfreezes_and_adds_a_group_mid_race_runs_every_trial_from_it
     assert len({s for s in trainer.starts if s[0] == 1}) == 1  # every trial: as built
     assert all(frozen and groups == 1 for epoch, frozen, groups in trainer.starts if epoch <= 2)
     assert all(not frozen and groups == 2 for epoch, frozen, groups in trainer.starts if epoch > 2)
+
+
+class _Augmented(torch.utils.data.Dataset):
+    """Four items, each a random "augmentation" drawn where the loader loads it."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.rand(1)
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_a_loader_whose_workers_outlive_an_epoch_is_named_and_not_deterministic(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, persistent: bool
+) -> None:
+    import logging
+
+    from optuna.distributions import FloatDistribution
+    from torch.utils.data import DataLoader
+
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.execution.engine import Engine
+    from optuna_gamma.tuner.trainer import seeded_rng
+
+    trainer = _Accumulating()
+    loader = DataLoader(_Augmented(), num_workers=1, persistent_workers=persistent)
+    trainer.loaders = {"train": loader}  # type: ignore[attr-defined]
+    # why it matters: two trials of an epoch, under the epoch's seed, draw the same
+    # augmentations only where the loader's worker starts afresh
+    draws = []
+    for _ in range(2):
+        with seeded_rng(7, CPU):
+            draws.append(torch.cat(list(loader)).tolist())
+    assert (draws[0] == draws[1]) is not persistent
+    config = TunerConfig(run="pl", run_dir=str(tmp_path / "pl"), budget=4, progress=False)
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        engine = Engine(trainer, space, config, "per-epoch")
+    named = [r.getMessage() for r in caplog.records if "persistent_workers=True" in r.getMessage()]
+    assert engine.deterministic is not persistent
+    if persistent:
+        (message,) = named
+        assert "DataLoader loaders['train'] keeps its worker processes" in message
+    else:
+        assert named == []

@@ -72,6 +72,7 @@ __all__ = [
     "group_values",
     "held_value",
     "own_value",
+    "persistent_loaders",
     "rescale_schedule",
     "restore",
     "seeded_rng",
@@ -438,6 +439,31 @@ def _check_kind(name: str, current: Any, value: Any) -> None:
         f"hyperparameter {name!r} = {value!r} ({type(value).__name__}): the optimizer's "
         f"{name!r} needs {wanted}; give the search space numeric choices"
     )
+
+
+def persistent_loaders(trainer: Any) -> list[str]:
+    """The trainer's attributes (and the items of its dict, list and tuple attributes) that are
+    ``DataLoader`` s whose worker processes outlive an epoch (``num_workers > 0`` and
+    ``persistent_workers=True``).
+
+    Such workers are seeded once, when the loader first iterates, and keep their random state
+    from then on: the tuner's seeding around ``train_epoch`` reaches the shuffle order (drawn in
+    the main process) but not their random augmentations, which then differ between the trials
+    of an epoch, and between a run and its resumption.
+    """
+    from torch.utils.data import DataLoader
+
+    found = []
+    for name, value in vars(trainer).items() if hasattr(trainer, "__dict__") else ():
+        items: list[tuple[str, Any]] = [(name, value)]
+        if isinstance(value, Mapping):
+            items = [(f"{name}[{k!r}]", v) for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        for where, obj in items:
+            if isinstance(obj, DataLoader) and obj.num_workers > 0 and obj.persistent_workers:
+                found.append(where)
+    return found
 
 
 # ------------------------------------------------------------------------ capture / restore

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
+from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.execution.adoption import Adoption
 from optuna_gamma.tuner.execution.live import Progress
@@ -82,6 +83,7 @@ from optuna_gamma.tuner.search.samplers import SamplerPlan
 from optuna_gamma.tuner.search.space import ParamSpace
 from optuna_gamma.tuner.search.space import SpaceLike
 from optuna_gamma.tuner.trainer import check_trainer
+from optuna_gamma.tuner.trainer import persistent_loaders
 
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Engine"]
+
+_logger = get_logger(__name__)
 
 
 class Engine:
@@ -147,9 +151,20 @@ class Engine:
         self.space = ParamSpace.of(space)
         self.objective = resolve_objective(config.objective)
         self.device = resolve_device(config.device)
+        persistent = persistent_loaders(trainer)
+        if persistent and role != "worker":
+            _logger.warning(
+                f"the trainer's DataLoader {', '.join(persistent)} keeps its worker processes "
+                "across epochs (persistent_workers=True): they are seeded once, so their random "
+                "augmentations differ between the trials of an epoch and a resumed run differs "
+                "from an uninterrupted one; persistent_workers=False makes every trial draw the "
+                "same numbers (the tuner treats this training as not deterministic)"
+            )
         if config.deterministic is None:
-            self.deterministic = self.device.type == "cpu" and bool(
-                getattr(trainer, "deterministic", True)
+            self.deterministic = (
+                self.device.type == "cpu"
+                and bool(getattr(trainer, "deterministic", True))
+                and not persistent
             )
         else:
             self.deterministic = config.deterministic
