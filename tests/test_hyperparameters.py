@@ -602,3 +602,67 @@ def test_a_timm_scheduler_takes_the_tuned_base_rate(after: int) -> None:
             s.scheduler.step(epoch)
     apply_hyperparameters(tuned, {"lr": 0.01})
     assert rates(tuned, after) == pytest.approx(rates(built, after), rel=1e-12)
+
+
+class _BatchSized(_TwoGroupTrainer):
+    """Tunes a batch size the optimizer does not hold; an untuned training uses 16.
+    ``seen`` records each trial's (epoch, trial number, batch size)."""
+
+    def __init__(self, own: Any) -> None:
+        super().__init__()
+        self.own = own
+        self.batches: list[tuple[int, int, int]] = []
+
+    def default_hyperparameters(self) -> Any:
+        return self.own
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> float:
+        self.batches.append((ctx.epoch, ctx.trial_number, int(hparams["batch_size"])))
+        return super().train_epoch(state, hparams, ctx)
+
+
+def _default_trials(run_dir: Path) -> list[dict[str, Any]]:
+    import optuna
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run_dir / "journal.log"))
+    )
+    first = sorted(optuna.get_all_study_names(storage))[0]
+    study = optuna.load_study(study_name=first, storage=storage)
+    return [t.params for t in study.trials if t.user_attrs.get("kind") == "default"]
+
+
+def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from optuna.distributions import FloatDistribution
+    from optuna.distributions import IntDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "batch_size": IntDistribution(4, 64)}
+
+    def run(own: Any, name: str) -> _BatchSized:
+        trainer = _BatchSized(own)
+        cfg = TunerConfig(run=name, run_dir=str(tmp_path / name), budget=8, progress=False)
+        tune_per_epoch(trainer, space, cfg)
+        return trainer
+
+    # the built optimizer's rate and the trainer's own batch size: an untuned training's epoch
+    # (before: a batch size the sampler proposed, so no candidate trained as untuned)
+    trainer = run({"batch_size": 16}, "own")
+    assert _default_trials(tmp_path / "own") == [{"lr": 1e-2, "batch_size": 16}]
+    assert (1, 0, 16) in trainer.batches
+    # a value outside the space is said and left to the sampler
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        run({"batch_size": 100}, "outside")
+    assert any("own batch_size=100" in r.getMessage() for r in caplog.records)
+    (default,) = _default_trials(tmp_path / "outside")
+    assert default["lr"] == 1e-2 and 4 <= default["batch_size"] <= 64
+    # a method that returns no mapping is refused before any work
+    with pytest.raises(ValueError, match=r"default_hyperparameters\(\) must return a mapping"):
+        run([16], "bad")
+    assert not (tmp_path / "bad").exists()

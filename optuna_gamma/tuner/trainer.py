@@ -77,6 +77,7 @@ __all__ = [
     "restore",
     "seeded_rng",
     "setting_values",
+    "trainer_defaults",
 ]
 
 
@@ -148,6 +149,11 @@ class Trainer(Protocol):
     * ``apply_hyperparameters(state, hparams)``: replaces the default
       :func:`apply_hyperparameters` (e.g. to keep per-group learning-rate ratios).
     * ``describe() -> Mapping[str, Any]``: a JSON-ready description recorded in the studies.
+    * ``default_hyperparameters() -> Mapping[str, Any]``: the values an untuned training of
+      this trainer uses for hyperparameters the optimizer does not hold (batch size,
+      augmentation strength, label smoothing), for the untuned candidate that the default
+      policy races in epoch 1 (:func:`trainer_defaults`); optimizer keys come from the built
+      optimizer, and a name given here overrides that.
     """
 
     def build(self, seed: int, device: torch.device) -> TrainingState:
@@ -180,9 +186,35 @@ class FunctionTrainer:
     evaluate: Callable[[TrainingState, str], Mapping[str, Any]]
     space: Mapping[str, Any] | None = None
     deterministic: bool = True
+    defaults: Mapping[str, Any] | None = None
 
     def search_space(self) -> Mapping[str, Any] | None:
         return self.space
+
+    def default_hyperparameters(self) -> Mapping[str, Any]:
+        return dict(self.defaults or {})
+
+
+def trainer_defaults(trainer: Any) -> dict[str, Any]:
+    """The trainer's ``default_hyperparameters()`` (``{}`` without one), checked.
+
+    Raises:
+        ValueError: It is not a method, or it returns no mapping of names.
+    """
+    get = getattr(trainer, "default_hyperparameters", None)
+    if get is None:
+        return {}
+    if not callable(get):
+        raise ValueError(
+            f"trainer.default_hyperparameters must be a method returning a mapping, got {get!r}"
+        )
+    values = get()
+    if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+        raise ValueError(
+            f"trainer.default_hyperparameters() must return a mapping of hyperparameter names "
+            f"to values, got {values!r}"
+        )
+    return dict(values)
 
 
 def check_trainer(trainer: Any) -> None:

@@ -136,6 +136,11 @@ class ThesisTrainer:
         """The thesis's space: ``lr`` log-uniform in [1e-3, 0.5] (:class:`SearchSpace`)."""
         return {"lr": SearchSpace().distributions()["lr"]}
 
+    def default_hyperparameters(self) -> dict[str, Any]:
+        """The batch size of an untuned training (weight decay and momentum are the built
+        optimizer's): the untuned candidate's, where the batch size is tuned."""
+        return {"batch_size": self.batch_size}
+
     def spec(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this trainer elsewhere (a worker adds its own
         ``data_root``); a trainer of loaded splits has none."""

@@ -80,10 +80,12 @@ from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.policies import ThesisPolicy
 from optuna_gamma.tuner.search.objectives import resolve_objective
 from optuna_gamma.tuner.search.samplers import SamplerPlan
+from optuna_gamma.tuner.search.space import in_distribution
 from optuna_gamma.tuner.search.space import ParamSpace
 from optuna_gamma.tuner.search.space import SpaceLike
 from optuna_gamma.tuner.trainer import check_trainer
 from optuna_gamma.tuner.trainer import persistent_loaders
+from optuna_gamma.tuner.trainer import trainer_defaults
 
 
 if TYPE_CHECKING:
@@ -151,6 +153,8 @@ class Engine:
         self.space = ParamSpace.of(space)
         self.objective = resolve_objective(config.objective)
         self.device = resolve_device(config.device)
+        #: The trainer's own values of non-optimizer hyperparameters (``default_hyperparameters``).
+        self.own_defaults = trainer_defaults(trainer)
         persistent = persistent_loaders(trainer)
         if persistent and role != "worker":
             _logger.warning(
@@ -176,6 +180,14 @@ class Engine:
             self.deterministic,
         )
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
+        for name, value in self.own_defaults.items():
+            dist = self.space.distributions.get(name)
+            if dist is not None and not in_distribution(dist, value) and role != "worker":
+                _logger.warning(
+                    f"the trainer's own {name}={value!r} (default_hyperparameters()) lies "
+                    f"outside the search space ({dist}): the untuned candidate of epoch 1 "
+                    f"takes a sampled {name}"
+                )
         self.policy: Policy = (
             make_policy(
                 config, thesis_trials=self.plan.trials_per_epoch, fixed_plan=self.plan.thesis_only
@@ -249,6 +261,7 @@ class Engine:
             self.training.initial,
             cfg.seed,
             cfg.warm_start,
+            self.own_defaults,
         )
         self.sampling = Sampling(self.plan, self.policy, self.studies, cfg.seed)
         self.adoption = Adoption(

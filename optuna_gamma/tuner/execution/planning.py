@@ -44,6 +44,8 @@ class StudyPlanner:
         initial: The initial state's snapshot (the trainer's own setting).
         seed: The run's seed.
         warm_start: Whether epoch ``e > 1`` first tries epoch ``e - 1``'s adopted parameters.
+        own: The trainer's own values of hyperparameters (``default_hyperparameters()``:
+            what the optimizer does not hold, or overrides).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class StudyPlanner:
         initial: Mapping[str, Any],
         seed: int,
         warm_start: bool,
+        own: Mapping[str, Any] | None = None,
     ) -> None:
         self.policy = policy
         self.plan = plan
@@ -63,6 +66,7 @@ class StudyPlanner:
         self.initial = initial
         self.seed = seed
         self.warm_start = warm_start
+        self.own = dict(own or {})
 
     def queue(self, study: optuna.Study, epoch: int, *, all_slots: bool) -> None:
         """Enqueue the policy's planned slots (``all_slots``: every one at once, for workers;
@@ -86,11 +90,15 @@ class StudyPlanner:
         """The trainer's own values of the tuned hyperparameters: those of the built optimizer
         that lie in the search space (what an untuned training uses): for ``lr`` its LR
         scheduler's base rate, for ``key[i]`` an element of a tuple. Where the parameter
-        groups differ, the value that leaves them as built (:func:`own_value`)."""
+        groups differ, the value that leaves them as built (:func:`own_value`). The trainer's
+        ``default_hyperparameters()`` give the others (a batch size) and override these."""
         groups = self.initial["optimizer"].get("param_groups") or [{}]
         scheduled = "scheduler" in self.initial
         own = {
-            name: own_value(groups, name, scheduled=scheduled) for name in self.space.distributions
+            name: self.own[name]
+            if name in self.own
+            else own_value(groups, name, scheduled=scheduled)
+            for name in self.space.distributions
         }
         return {
             name: value
