@@ -66,6 +66,7 @@ from optuna_gamma.tuner.execution.studies import RunStudies
 from optuna_gamma.tuner.execution.training import Training
 from optuna_gamma.tuner.execution.trials import optimize
 from optuna_gamma.tuner.execution.trials import TrialRunner
+from optuna_gamma.tuner.frontend import from_cli
 from optuna_gamma.tuner.persistence.identity import identity_fields
 from optuna_gamma.tuner.persistence.identity import prepare_run
 from optuna_gamma.tuner.persistence.identity import resolve_run_name
@@ -182,7 +183,14 @@ class Engine:
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
         for name, value in self.own_defaults.items():
             dist = self.space.distributions.get(name)
-            if dist is not None and not in_distribution(dist, value) and role != "worker":
+            if dist is None or in_distribution(dist, value) or role == "worker":
+                continue
+            if from_cli() and name == "batch_size":  # the command's own --batch-size
+                _logger.info(
+                    f"--batch-size {value} is not among the batch sizes tuned: epoch 1's "
+                    "untuned candidate takes a sampled one"
+                )
+            else:
                 _logger.warning(
                     f"the trainer's own {name}={value!r} (default_hyperparameters()) lies "
                     f"outside the search space ({dist}): the untuned candidate of epoch 1 "
