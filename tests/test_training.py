@@ -584,3 +584,18 @@ def test_a_loader_whose_workers_outlive_an_epoch_is_named_and_not_deterministic(
         assert "DataLoader loaders['train'] keeps its worker processes" in message
     else:
         assert named == []
+
+
+def test_an_optimizer_that_cannot_take_the_states_groups_is_a_clear_error() -> None:
+    trainer = _Unfreezing(unfreeze_at=1)
+    state = trainer.build(0, CPU)
+    trainer.train_epoch(state, {}, _unfreezing_context(1))
+    unfrozen = capture(state)
+    fresh = trainer.build(0, CPU)
+
+    def refuse(group: object) -> None:  # e.g. a wrapper optimizer without add_param_group
+        raise TypeError("add_param_group is not supported")
+
+    fresh.optimizer.add_param_group = refuse  # type: ignore[method-assign,assignment]
+    with pytest.raises(ValueError, match="has 2 parameter groups, and the trainer's optimizer"):
+        restore(fresh, unfrozen)

@@ -585,11 +585,17 @@ def _restore_layout(state: TrainingState, layout: Any) -> None:
                 f"lacks: {err}"
             ) from err
         optimizer = state.optimizer
-        optimizer.param_groups.clear()
-        optimizer.state.clear()
-        for group in params:
-            # the hyperparameters come with load_state_dict; these fill the required ones
-            optimizer.add_param_group({**optimizer.defaults, "params": group})
+        try:
+            optimizer.param_groups.clear()
+            optimizer.state.clear()
+            for group in params:
+                # the hyperparameters come with load_state_dict; these fill the required ones
+                optimizer.add_param_group({**optimizer.defaults, "params": group})
+        except (AttributeError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"training state's optimizer has {len(groups)} parameter groups, and the "
+                f"trainer's optimizer cannot be given them: {err}"
+            ) from err
     if frozen is not None:
         frozen = set(frozen)
         for name, p in named.items():
