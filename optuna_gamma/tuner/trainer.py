@@ -173,7 +173,9 @@ class Trainer(Protocol):
 
 @dataclass
 class FunctionTrainer:
-    """A :class:`Trainer` made of three functions (for code that is not a class).
+    """A :class:`Trainer` made of three functions (for code that is not a class); ``space``,
+    ``deterministic`` and ``defaults`` give the optional members (``search_space()``,
+    ``deterministic``, ``default_hyperparameters()``).
 
     Example:
         .. code-block:: python
