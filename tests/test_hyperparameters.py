@@ -666,3 +666,23 @@ def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
     with pytest.raises(ValueError, match=r"default_hyperparameters\(\) must return a mapping"):
         run([16], "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_trainer_defaults_of_a_function_trainer_and_bad_ones() -> None:
+    from optuna_gamma.tuner import FunctionTrainer
+    from optuna_gamma.tuner.trainer import trainer_defaults
+
+    def nothing(*args: Any) -> Any:
+        return None
+
+    plain = FunctionTrainer(build=nothing, train_epoch=nothing, evaluate=nothing)
+    assert trainer_defaults(plain) == {}
+    given = FunctionTrainer(nothing, nothing, nothing, defaults={"batch_size": 8})
+    assert trainer_defaults(given) == {"batch_size": 8}
+    assert trainer_defaults(_TwoGroupTrainer()) == {}  # no such member
+
+    class Attribute(_TwoGroupTrainer):
+        default_hyperparameters = {"batch_size": 8}  # a dict, not a method
+
+    with pytest.raises(ValueError, match="must be a method returning a mapping"):
+        trainer_defaults(Attribute())
