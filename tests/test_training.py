@@ -599,3 +599,22 @@ def test_an_optimizer_that_cannot_take_the_states_groups_is_a_clear_error() -> N
     fresh.optimizer.add_param_group = refuse  # type: ignore[method-assign,assignment]
     with pytest.raises(ValueError, match="has 2 parameter groups, and the trainer's optimizer"):
         restore(fresh, unfrozen)
+
+
+@pytest.mark.parametrize(
+    ("layout", "error"),
+    [
+        ("frozen", "bad layout record"),
+        ({"frozen": 5, "groups": None}, "bad layout record"),
+        ({"frozen": [], "groups": [["model:0.weight", 3]]}, "bad layout record"),
+        ({"frozen": [], "groups": "model:0.weight"}, "bad layout record"),
+        ({"frozen": [], "groups": [["model:9.weight"]]}, "a parameter the trainer's model lacks"),
+    ],
+)
+def test_a_forged_layout_is_refused_with_a_clear_error(layout: object, error: str) -> None:
+    # a state comes from a storage: its layout is checked, never trusted
+    trainer = _Unfreezing()
+    state = trainer.build(0, CPU)
+    snapshot = {**capture(state), LAYOUT: layout}
+    with pytest.raises(ValueError, match=error):
+        restore(trainer.build(0, CPU), snapshot)

@@ -574,14 +574,23 @@ def capture(state: TrainingState) -> dict[str, Any]:
 def _restore_layout(state: TrainingState, layout: Any) -> None:
     """Give ``state`` the snapshot's parameter groups (rebuilt by name where they differ, before
     the optimizer's ``load_state_dict``) and frozen parameters (:func:`capture`)."""
-    if not isinstance(layout, Mapping):
+    groups = layout.get("groups") if isinstance(layout, Mapping) else None
+    frozen = layout.get("frozen") if isinstance(layout, Mapping) else None
+
+    def names(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(n, str) for n in value)
+
+    if not (
+        isinstance(layout, Mapping)
+        and (groups is None or (isinstance(groups, list) and all(names(g) for g in groups)))
+        and (frozen is None or names(frozen))
+    ):
         raise ValueError(f"training state has a bad layout record: {layout!r}")
     named = _named_parameters(state)
-    groups, frozen = layout.get("groups"), layout.get("frozen")
     if groups is not None and groups != _layout(state)["groups"]:
         try:
             params = [[named[name] for name in group] for group in groups]
-        except (KeyError, TypeError) as err:
+        except KeyError as err:
             raise ValueError(
                 f"training state's optimizer groups name a parameter the trainer's model "
                 f"lacks: {err}"
