@@ -542,23 +542,25 @@ def _named_parameters(state: TrainingState) -> dict[str, Any]:
     return named
 
 
+def _groups(optimizer: Any, named: Mapping[str, Any]) -> list[list[str]] | None:
+    """The optimizer's parameter groups by parameter name (``None`` when a parameter of the
+    optimizer is not among ``named``)."""
+    names = {id(p): name for name, p in named.items()}
+    try:
+        return [[names[id(p)] for p in group["params"]] for group in optimizer.param_groups]
+    except KeyError:
+        return None
+
+
 def _layout(state: TrainingState) -> dict[str, Any]:
     """What a ``state_dict`` leaves out and a training may change: the names of the parameters
     that do not require gradients (a frozen backbone, unfrozen later), and the optimizer's
     parameter groups by parameter name (``add_param_group`` when a backbone is unfrozen;
     ``None`` when a parameter of the optimizer belongs to no module of the state)."""
     named = _named_parameters(state)
-    names = {id(p): name for name, p in named.items()}
-    groups: list[list[str]] | None = []
-    for group in state.optimizer.param_groups:
-        try:
-            groups.append([names[id(p)] for p in group["params"]])  # type: ignore[union-attr]
-        except KeyError:
-            groups = None
-            break
     return {
         "frozen": [name for name, p in named.items() if not p.requires_grad],
-        "groups": groups,
+        "groups": _groups(state.optimizer, named),
     }
 
 
@@ -587,7 +589,7 @@ def _restore_layout(state: TrainingState, layout: Any) -> None:
     ):
         raise ValueError(f"training state has a bad layout record: {layout!r}")
     named = _named_parameters(state)
-    if groups is not None and groups != _layout(state)["groups"]:
+    if groups is not None and groups != _groups(state.optimizer, named):
         try:
             params = [[named[name] for name in group] for group in groups]
         except KeyError as err:
