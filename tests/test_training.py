@@ -618,3 +618,127 @@ def test_a_forged_layout_is_refused_with_a_clear_error(layout: object, error: st
     snapshot = {**capture(state), LAYOUT: layout}
     with pytest.raises(ValueError, match=error):
         restore(trainer.build(0, CPU), snapshot)
+
+
+class _Counting(_Accumulating):
+    """Keeps plain data in ``extra``: a step counter and a per-epoch loss history, which a
+    trial's start state must hold as the training that made it left them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int, list[float]]] = []
+
+    def build(self, seed: int, device: object) -> TrainingState:
+        state = super().build(seed, device)
+        state.extra.update(steps=0, history=[], note={"stage": "warm-up"})
+        return state
+
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        self.seen.append((ctx.epoch, state.extra["steps"], list(state.extra["history"])))
+        super().train_epoch(state, hparams, ctx)
+        state.extra["steps"] += 1
+        state.extra["history"].append(float(ctx.epoch))
+        state.extra["note"]["stage"] = "main"
+        return 0.0
+
+
+def test_plain_data_in_extra_is_captured_and_restored_by_value() -> None:
+    trainer = _Counting()
+    state = trainer.build(0, CPU)
+    built = capture(state)
+    for epoch in (1, 2):
+        trainer.train_epoch(state, {}, _unfreezing_context(epoch))
+    after = capture(state)
+    assert (after["extra.steps"], after["extra.history"]) == (2, [1.0, 2.0])
+    # restored in place of the mutated values, never aliased: training on does not reach the
+    # snapshot, and a second restore gives the stored values again
+    restore(state, built)
+    assert state.extra == {"steps": 0, "history": [], "note": {"stage": "warm-up"}}
+    state.extra["history"].append(9.0)
+    restore(state, built)
+    assert state.extra["history"] == [] and built["extra.history"] == []
+    fresh = trainer.build(0, CPU)
+    restore(fresh, after)
+    assert fresh.extra == {"steps": 2, "history": [1.0, 2.0], "note": {"stage": "main"}}
+    # a stored value that is not plain data (a forged state) is refused
+    with pytest.raises(ValueError, match="bad value for extra.history"):
+        restore(fresh, {**after, "extra.history": object()})
+
+
+def test_a_run_keeps_plain_extras_per_trial_and_resumes_with_them(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    trainer = _Counting()
+    config = TunerConfig(run="count", run_dir=str(tmp_path / "count"), budget=12, progress=False)
+    result = tune_per_epoch(trainer, space, config)
+    # before: AttributeError: 'int' object has no attribute 'state_dict'. Every trial starts with
+    # the counter and history of its own start state, whichever trial ran before it
+    assert trainer.seen and all(
+        steps == epoch - 1 and history == [float(e) for e in range(1, epoch)]
+        for epoch, steps, history in trainer.seen
+    )
+    final = load_state(result, _Counting())
+    assert final.extra["steps"] == result.final_epochs
+    assert final.extra["note"] == {"stage": "main"}
+
+
+class _MakesASchedulerLate(_Accumulating):
+    """Makes its LR scheduler in the first ``train_epoch`` (``if state.scheduler is None``)."""
+
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        if state.scheduler is None:
+            state.scheduler = torch.optim.lr_scheduler.StepLR(state.optimizer, 1, gamma=0.9)
+        super().train_epoch(state, hparams, ctx)
+        state.scheduler.step()
+        return 0.0
+
+
+class _SwapsItsOptimizer(_Accumulating):
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        state.optimizer = torch.optim.SGD(state.model.parameters(), lr=0.01)
+        return super().train_epoch(state, hparams, ctx)
+
+
+class _DropsItsExtra(_Counting):
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        del state.extra["note"]
+        return 0.0
+
+
+class _KeepsAnUnstorableExtra(_Accumulating):
+    def build(self, seed: int, device: object) -> TrainingState:
+        state = super().build(seed, device)
+        state.extra["log"] = open  # neither a state_dict nor plain data
+        return state
+
+
+@pytest.mark.parametrize(
+    ("trainer", "error"),
+    [
+        (_MakesASchedulerLate, r"train_epoch\(\) added scheduler \(torch.optim.lr_scheduler"),
+        (_SwapsItsOptimizer, r"replaced optimizer \(torch.optim.adam.Adam\) by torch.optim.sgd"),
+        (_DropsItsExtra, r"train_epoch\(\) removed extra\['note'\]"),
+        (_KeepsAnUnstorableExtra, r"build\(\) returned .*extra\['log'\] is a builtin_function"),
+    ],
+)
+def test_a_component_build_did_not_make_is_refused_at_the_first_trial(
+    tmp_path: Path, trainer: type, error: str
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    # before: the second trial's restore failed ("the trainer builds ['model', 'optimizer',
+    # 'scheduler']"), or a worker or resumed run restored into a state without the component
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    config = TunerConfig(run="late", run_dir=str(tmp_path / "late"), budget=12, progress=False)
+    with pytest.raises(ValueError, match=error) as info:
+        tune_per_epoch(trainer(), space, config)
+    if trainer is not _KeepsAnUnstorableExtra:
+        assert "make it there" in str(info.value)

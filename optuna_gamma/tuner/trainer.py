@@ -3,8 +3,12 @@
 The tuner's contract with user code is three callables (docs/design.md §4):
 
 1. ``build(seed, device) -> TrainingState``: the initial training state for a seed: the model,
-   an optimizer of any kind, optionally an LR scheduler and an AMP ``GradScaler``, and any other
-   object with ``state_dict``/``load_state_dict`` (an EMA, a custom sampler, ...).
+   an optimizer of any kind, optionally an LR scheduler and an AMP ``GradScaler``, and in
+   ``extra`` any other object with ``state_dict``/``load_state_dict`` (an EMA, a custom sampler,
+   ...) or plain data (a step counter). Every component is made here: one that ``train_epoch``
+   adds, removes or replaces by another kind of object is refused after the first trial, since
+   a worker or a resumed run, which restores a stored state into a freshly built one, would not
+   have it.
 2. ``train_epoch(state, hparams, ctx) -> metrics``: train one epoch of ``state`` in place with
    the trial's hyperparameters (your own loop, DataLoader, loss, device, AMP). Returns a mapping
    of training metrics (``{"train_loss": ...}``), a float (the training loss) or ``None``;
@@ -90,7 +94,10 @@ class TrainingState:
         optimizer: Any :class:`torch.optim.Optimizer` over ``model``'s parameters.
         scheduler: Optional LR scheduler (anything with ``state_dict``/``load_state_dict``).
         scaler: Optional AMP ``torch.amp.GradScaler``.
-        extra: Further named objects with ``state_dict``/``load_state_dict`` (EMA weights, ...).
+        extra: Further named things to carry: objects with ``state_dict``/``load_state_dict``
+            (EMA weights, a custom sampler, ...) or plain data (numbers, strings, tensors, and
+            lists, tuples and dicts of them: a step counter, a loss history), which a restore
+            replaces by a copy of the stored value.
     """
 
     model: torch.nn.Module
@@ -564,11 +571,70 @@ def _layout(state: TrainingState) -> dict[str, Any]:
     }
 
 
+def _stateful(obj: Any) -> bool:
+    return callable(getattr(obj, "state_dict", None)) and callable(
+        getattr(obj, "load_state_dict", None)
+    )
+
+
+def _plain(obj: Any, depth: int = 0) -> bool:
+    """Whether ``obj`` is plain data that a state file holds as it is (what
+    ``torch.load(weights_only=True)`` reads back): ``None``, numbers, strings, tensors, and
+    lists, tuples and dicts (string or integer keys) of them."""
+    import torch
+
+    if depth > 32:
+        return False
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return True
+    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
+        return all(_plain(v, depth + 1) for v in obj)
+    if type(obj) is dict:
+        return all(isinstance(k, (str, int)) and _plain(v, depth + 1) for k, v in obj.items())
+    return False
+
+
+#: The kind of a plain-data extra in :func:`component_kinds`.
+PLAIN = "plain data"
+
+
+def component_kinds(state: TrainingState) -> dict[str, str]:
+    """Each component's kind: the class of an object with ``state_dict``/``load_state_dict``
+    (``"torch.optim.adamw.AdamW"``), :data:`PLAIN` for plain data in ``extra``.
+
+    Raises:
+        ValueError: A component is neither (named, with its type and what it needs).
+    """
+    kinds: dict[str, str] = {}
+    for name, obj in state.components().items():
+        if _stateful(obj):
+            kinds[name] = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        elif name.startswith("extra.") and _plain(obj):
+            kinds[name] = PLAIN
+        else:
+            what = (
+                "an object with state_dict()/load_state_dict() or plain data (numbers, "
+                "strings, tensors, and lists, tuples and dicts of them)"
+                if name.startswith("extra.")
+                else "an object with state_dict()/load_state_dict()"
+            )
+            label = f"extra[{name[6:]!r}]" if name.startswith("extra.") else name
+            raise ValueError(
+                f"TrainingState.{label} is a {type(obj).__name__}, which the tuner cannot "
+                f"capture and restore: it must be {what}"
+            )
+    return kinds
+
+
 def capture(state: TrainingState) -> dict[str, Any]:
-    """A snapshot of every component's ``state_dict()`` (CPU deep copies, safe to keep), and
-    under :data:`LAYOUT` which parameters are frozen and how the optimizer groups them
-    (neither is in a ``state_dict``; :func:`restore` sets both)."""
-    snapshot = {name: _clone(obj.state_dict()) for name, obj in state.components().items()}
+    """A snapshot of every component's ``state_dict()`` (CPU deep copies, safe to keep; a
+    plain-data extra is copied as it is), and under :data:`LAYOUT` which parameters are frozen
+    and how the optimizer groups them (neither is in a ``state_dict``; :func:`restore` sets
+    both)."""
+    snapshot = {
+        name: _clone(obj.state_dict() if _stateful(obj) else obj)
+        for name, obj in state.components().items()
+    }
     snapshot[LAYOUT] = _layout(state)
     return snapshot
 
@@ -648,6 +714,11 @@ def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
     if LAYOUT in snapshot:  # not in states stored before layouts were (then left as they are)
         _restore_layout(state, snapshot[LAYOUT])
     for name, obj in comps.items():
+        if name.startswith("extra.") and not _stateful(obj):
+            if not _plain(snapshot[name]):
+                raise ValueError(f"training state has a bad value for {name}")
+            state.extra[name[len("extra.") :]] = _clone(snapshot[name])
+            continue
         try:
             obj.load_state_dict(_clone(snapshot[name]))
         except (RuntimeError, KeyError, ValueError, TypeError) as err:

@@ -21,6 +21,7 @@ from optuna_gamma.tuner.execution.scoring import scalars
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.trainer import apply_hyperparameters
 from optuna_gamma.tuner.trainer import capture
+from optuna_gamma.tuner.trainer import component_kinds
 from optuna_gamma.tuner.trainer import EpochContext
 from optuna_gamma.tuner.trainer import optimizer_keys
 from optuna_gamma.tuner.trainer import restore
@@ -54,6 +55,9 @@ class Training:
         self.state = state
         self.seed = seed
         self.device = device
+        #: What ``build`` made: each component's kind (class, or plain data), which a training
+        #: must keep (:func:`_check_kinds`).
+        self._kinds = component_kinds(state)
         #: The built state's snapshot: the first epoch's start.
         self.initial: dict[str, Any] = capture(state)
         #: The run's epochs (``EpochContext.epochs``), set by the engine from its plan.
@@ -117,6 +121,7 @@ class Training:
             if not finite(train_metrics) or train_metrics.get("diverged") is True:
                 break
         t_train = time.perf_counter() - t0
+        _check_kinds(self._kinds, state)
         if isinstance(hparams, ReadHyperparameters):
             self._checked_use = True
             _warn_unused(hparams, applied, optimizer_keys(state.optimizer))
@@ -140,6 +145,43 @@ class Training:
         for module, modes in zip(_modules(self.state), self._modes):
             for m, training in zip(module.modules(), modes):
                 m.training = training
+
+
+def _check_kinds(built: Mapping[str, str], state: Any) -> None:
+    """Refuse a training that changed what ``build`` made: a component added (an LR scheduler
+    made at the first epoch), removed, or replaced by another kind of object.
+
+    In one process such a change would ride along from trial to trial, but a trial restores its
+    start state into the freshly built state in a worker or a resumed run, where the component
+    the training made does not exist, and a state from before the change would not fit it.
+
+    Raises:
+        ValueError: Naming each component that changed and the way out.
+    """
+    try:
+        now = component_kinds(state)
+    except ValueError as err:
+        raise ValueError(f"train_epoch() changed the training state: {err}") from None
+    if now == built:
+        return
+
+    def label(name: str) -> str:
+        return f"extra[{name[6:]!r}]" if name.startswith("extra.") else name
+
+    changes = [f"added {label(n)} ({now[n]})" for n in now if n not in built]
+    changes += [f"removed {label(n)}" for n in built if n not in now]
+    changes += [
+        f"replaced {label(n)} ({built[n]}) by {now[n]}"
+        for n in now
+        if n in built and now[n] != built[n]
+    ]
+    raise ValueError(
+        f"train_epoch() {'; '.join(changes)} in the TrainingState that build() made. The tuner "
+        "restores each trial's start state into the state build() makes (in a worker or a "
+        "resumed run, a freshly built one), so every component must be made in build() and "
+        "kept: make it there (a schedule sized by the run's length can use the policy's "
+        "plan.epochs, known before the run: PopulationPolicy(budget=120).plan.epochs is 90)"
+    )
 
 
 def _modules(state: Any) -> list[Any]:
@@ -247,6 +289,12 @@ def _check_state(state: Any, device: torch.device) -> None:
         raise ValueError(
             "trainer.build() must return a TrainingState with a torch.nn.Module model and a "
             f"torch.optim.Optimizer optimizer, got {state!r}"
+        )
+    try:
+        component_kinds(state)
+    except ValueError as err:
+        raise ValueError(f"trainer.build() returned a state the tuner cannot keep: {err}") from (
+            None
         )
     lazy = [name for name, p in state.model.named_parameters() if torch.nn.parameter.is_lazy(p)]
     if lazy:
