@@ -487,3 +487,71 @@ def test_the_untuned_candidate_takes_the_commands_batch_size_where_it_is_tuned(
         assert default.params["lr"] == 0.01 and default.params["batch_size"] in (32, 64)
         assert [r.levelno for r in said] == [logging.INFO]
         assert "--batch-size 50 is not among the batch sizes tuned" in said[0].getMessage()
+
+
+_NO_TEST_SPLIT = '''
+import torch
+from torch import nn
+import torch.nn.functional as F
+from optuna.distributions import FloatDistribution
+from optuna_gamma.tuner import TrainingState
+
+
+class Regression:
+    """A regression with a validation split and no test split."""
+
+    def __init__(self, test: str) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(64, 3, generator=g)
+        self.y = self.x.sum(1, keepdim=True)
+        self.test = test
+
+    def search_space(self):
+        return {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    def build(self, seed, device):
+        model = nn.Linear(3, 1)
+        return TrainingState(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01))
+
+    def train_epoch(self, state, hparams, ctx):
+        state.optimizer.zero_grad()
+        F.mse_loss(state.model(self.x), self.y).backward()
+        state.optimizer.step()
+
+    def evaluate(self, state, split):
+        if split == "test":
+            return {"none": {}}[self.test]  # "raise": a KeyError
+        with torch.no_grad():
+            return {"loss": float(F.mse_loss(state.model(self.x), self.y))}
+
+
+def make(test="none"):
+    return Regression(test)
+'''
+
+
+def test_a_trainer_without_a_test_split_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "regression.py").write_text(_NO_TEST_SPLIT)
+    common = ("tune", "--budget", "6", "--objective", "loss", "--sampler", "random")
+    proc = _cli(*common, "--trainer", "regression.py:make", "--run-dir", "a", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # before: an empty "test: " line
+    assert "test: no metrics (evaluate(state, 'test') returned none)" in proc.stdout
+    proc = _cli(
+        *common,
+        "--trainer",
+        "regression.py:make",
+        "--trainer-arg",
+        "test=raise",
+        "--run-dir",
+        "b",
+        cwd=tmp_path,
+    )
+    # the traceback once, then one line: the training is kept, a re-run only tests
+    assert proc.returncode == 1 and proc.stderr.count("Traceback") == 1
+    last = proc.stderr.rstrip().splitlines()[-1]
+    assert last.startswith(
+        "the final model's test evaluation, evaluate(state, 'test'), failed (KeyError); the "
+        "run's training is complete and stored"
+    )
+    assert "re-run the same command, which trains nothing" in proc.stderr

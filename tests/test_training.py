@@ -3,6 +3,7 @@ snapshots of model and optimizer, stored states, input checks."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -742,3 +743,59 @@ def test_a_component_build_did_not_make_is_refused_at_the_first_trial(
         tune_per_epoch(trainer(), space, config)
     if trainer is not _KeepsAnUnstorableExtra:
         assert "make it there" in str(info.value)
+
+
+class _NoTestSplit(_Accumulating):
+    """Has no test split: ``evaluate(state, "test")`` raises as a dict lookup would, until
+    fixed to return ``{}`` (``mse`` only: a regression's own metric)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fixed: dict[str, float] | None = None
+        self.trained = 0
+
+    def train_epoch(self, state: TrainingState, hparams: object, ctx: EpochContext) -> float:
+        self.trained += 1
+        return super().train_epoch(state, hparams, ctx)
+
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
+        if split == "test":
+            if self.fixed is None:
+                raise KeyError("test")
+            return self.fixed
+        return super().evaluate(state, split)
+
+
+def test_a_failed_test_evaluation_says_the_training_is_kept_and_a_rerun_only_tests(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    config = TunerConfig(run="nt", run_dir=str(tmp_path / "nt"), budget=8, progress=False)
+    trainer = _NoTestSplit()
+    with pytest.raises(KeyError) as info:
+        tune_per_epoch(trainer, space, config)
+    # before: a bare KeyError after the whole run, and no word on what was kept
+    (note,) = getattr(info.value, "__notes__", [])
+    assert "evaluate(state, 'test'), failed (KeyError)" in note
+    assert "training is complete and stored" in note and "returns {} for it" in note
+    assert trainer.trained == 8 and not (tmp_path / "nt" / "result.json").exists()
+    trainer.fixed = {}
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        result = tune_per_epoch(trainer, space, config)
+    assert trainer.trained == 8 and result.new_trials == 0 and result.test == {}
+    assert (tmp_path / "nt" / "result.json").exists()
+    (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
+    assert "; test" not in done
+    # a trainer whose test metrics are its own: the closing line names them
+    trainer.fixed = {"mse": 0.25}
+    caplog.clear()
+    config = TunerConfig(run="nt", run_dir=str(tmp_path / "mse"), budget=8, progress=False)
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        result = tune_per_epoch(trainer, space, config)
+    (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
+    assert result.test == {"mse": 0.25} and done.endswith("; test mse 0.25")

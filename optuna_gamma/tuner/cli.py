@@ -522,10 +522,16 @@ def _summary(result: Any) -> str:
         acc_text = f"{acc:>8.4f}" if isinstance(acc, float) else f"{'':>8}"
         lines.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}  {acc_text}  {e.trial_number:>5}")
     t = result.test
-    shown = "  ".join(
-        f"{k} {t[k]:.4f}"
-        for k in ("accuracy", "sensitivity", "specificity", "mcc")
-        if isinstance(t.get(k), float)
+    known = [k for k in ("accuracy", "sensitivity", "specificity", "mcc") if k in t]
+    # a trainer's own metrics (a regression's mse) where it returns none of the thesis's
+    names = known or [k for k in t if k not in ("time", "confusion_matrix")]
+    shown = (
+        "  ".join(
+            f"{k} {t[k]:.4g}" if k not in known else f"{k} {t[k]:.4f}"
+            for k in names
+            if isinstance(t.get(k), float)
+        )
+        or "no metrics (evaluate(state, 'test') returned none)"
     )
     if result.mode == "per-epoch" and result.final_epochs != result.epochs:
         lines.append(

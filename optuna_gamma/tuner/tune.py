@@ -359,9 +359,13 @@ def _summary_line(result: PerEpochResult | WholeResult) -> str:
         this_call = f"this call: nothing left to train ({result.wall_time:.1f} s)"
     else:
         this_call = f"this call: {result.new_trials} new trials in {result.wall_time:.1f} s wall"
-    test = result.test.get("accuracy")
+    # the test accuracy; a trainer without one (a regression): its own metrics, three at most
+    names = ["accuracy"] if "accuracy" in result.test else list(result.test)
+    shown = [f"{k} {result.test[k]:.4g}" for k in names if isinstance(result.test[k], float)]
+    if "accuracy" in result.test and shown:
+        shown = [f"accuracy {result.test['accuracy']:.4f}"]
     return (
         f"run {result.run!r} done: {done} trials ({result.trials_trained} trained, "
         f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "
-        f"{this_call}" + (f"; test accuracy {test:.4f}" if isinstance(test, float) else "")
+        f"{this_call}" + (f"; test {', '.join(shown[:3])}" if shown else "")
     )

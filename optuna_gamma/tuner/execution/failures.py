@@ -82,6 +82,12 @@ def _out_of_memory(err: BaseException) -> bool:
     return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
 
 
+def attach_line(err: BaseException, line: str) -> None:
+    """Attach ``line`` to ``err`` (a note) and mark it reported, so that the error goes on with
+    its traceback once and the line after it (the CLI: exit status 1), as a failed trial's."""
+    _attach(err, line)
+
+
 def _attach(err: BaseException, line: str) -> None:
     add_note = getattr(err, "add_note", None)
     if callable(add_note):

@@ -310,7 +310,21 @@ def _recorded_test(
     recorded = holder.user_attrs.get("test")
     if recorded is not None and holder.user_attrs.get("test_state") == state:
         return dict(recorded)
-    test = engine.training.evaluate(snapshot(), "test")
+    try:
+        test = engine.training.evaluate(snapshot(), "test")
+    except Exception as err:
+        from optuna_gamma.tuner.execution.failures import attach_line
+        from optuna_gamma.tuner.frontend import repeat_word
+
+        attach_line(
+            err,
+            f"the final model's test evaluation, evaluate(state, 'test'), failed "
+            f"({type(err).__name__}); the run's training is complete and stored: fix the "
+            "cause (a trainer without a test split returns {} for it: the result then has no "
+            f"test metrics) and re-run the same {repeat_word()}, which trains nothing and "
+            "only tests",
+        )
+        raise
     holder.set_user_attr("test", test)
     holder.set_user_attr("test_state", state)
     return test
