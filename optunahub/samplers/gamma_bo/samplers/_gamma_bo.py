@@ -35,6 +35,8 @@ from ..gp.settings import LengthscalePrior
 from ..gp.settings import Mean
 from ..gp.settings import Predictive
 from ..gp.threads import limit_blas_threads
+from ._failures import FAILURE_TARGET
+from ._failures import failure_targets
 from ._history import aged_acquisition
 from ._history import aged_observations
 from ._history import AgedObservations
@@ -178,6 +180,12 @@ class GammaBOSampler(BaseSampler):
     Constraints (``Trial.set_constraint`` in the objective, or ``constraints_func``): each
     constraint gets its own GP, and the acquisition is multiplied by the probability of
     feasibility under that GP's (Student-t) predictive.
+
+    Failed trials (the objective returned NaN, or raised an error the study caught) are an
+    unknown constraint, known only where trials ran (Gelbart, Snoek & Adams 2014): one more GP
+    on the labels "completed" and "failed" of every evaluated point multiplies the acquisition
+    by its probability of success, and a failed point is not proposed again
+    (:mod:`~optuna_gamma.samplers._failures`). Without failed trials nothing changes.
 
     Parallel workers: trials of other workers that are RUNNING and already hold all parameters
     of the relative search space enter the model as *constant liars* (observations at their
@@ -619,6 +627,8 @@ class GammaBOSampler(BaseSampler):
         reference = pending
         if not noise_evident(gp, obs.X, obs.y if values is None else values):
             reference = np.vstack([obs.X, pending])
+        if len(obs.failed) > 0:  # a failed point is never proposed again
+            reference = np.vstack([reference, obs.failed])
 
         def exclude(X: np.ndarray) -> np.ndarray:
             return space.matches(X, reference, FLOAT_RESOLUTION)
@@ -628,12 +638,19 @@ class GammaBOSampler(BaseSampler):
     def _constraint_models(
         self, study: Study, space: SearchSpace, obs: Observations
     ) -> list[tuple[GaussianProcess, float]]:
+        """One GP per constraint, and one of failure where trials failed
+        (:mod:`~optuna_gamma.samplers._failures`), with the feasibility threshold of each."""
         models = []
-        for i, name in enumerate(obs.constraint_names):
-            Xc, g, threshold = obs.constraint_targets(i)
+        targets = [
+            (f"constraint:{name}", obs.constraint_targets(i))
+            for i, name in enumerate(obs.constraint_names)
+        ]
+        if len(obs.failed) > 0:
+            targets.append((FAILURE_TARGET, failure_targets(obs.X, obs.failed)))
+        for target, (Xc, g, threshold) in targets:
             if len(g) == 0:
                 continue
-            gp = self._fit(study, space, Xc, g, target=f"constraint:{name}")
+            gp = self._fit(study, space, Xc, g, target=target)
             if gp is not None:
                 models.append((gp, threshold))
         return models
@@ -680,7 +697,7 @@ class GammaBOSampler(BaseSampler):
         # without thread-pool overhead and oversubscription.
         with self._lock, limit_blas_threads():
             trials = study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
             )
             complete = with_target(
                 [t for t in trials if t.state == TrialState.COMPLETE], self._target
@@ -694,7 +711,11 @@ class GammaBOSampler(BaseSampler):
                 trial=trial,
                 space=space,
                 obs=Observations.from_trials(
-                    space, complete, study.direction, warp_output=self._warp_output
+                    space,
+                    complete,
+                    study.direction,
+                    warp_output=self._warp_output,
+                    failed=[t for t in trials if t.state == TrialState.FAIL],
                 ),
                 pending=self._pending_points(study, space, trial, running),
                 running=running,

@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MultiObservations", "reference_point", "sample_relative_multi"]
 
+#: The trials a suggestion reads: the modelled, the pending and the failed ones.
+_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
+
 #: Margin of the reference point below the worst feasible value, as a fraction of the range.
 REFERENCE_MARGIN = 0.1
 
@@ -87,6 +90,7 @@ class MultiObservations:
     constraint_names: tuple[str, ...]
     constraints: np.ndarray
     feasible: np.ndarray
+    failed: np.ndarray
 
     @classmethod
     def from_trials(
@@ -96,7 +100,10 @@ class MultiObservations:
         directions: Sequence[StudyDirection],
         *,
         warp_output: bool = True,
+        failed: Sequence[FrozenTrial] = (),
     ) -> MultiObservations:
+        from ._failures import failed_points
+
         rows, values, cons = [], [], []
         for t in trials:
             if t.values is None or len(t.values) != len(directions):
@@ -117,7 +124,7 @@ class MultiObservations:
             columns.append(warp(y) if warp_output else y)
         Y = np.stack(columns, axis=1) if columns else np.zeros((0, m))
         names, C, feasible = constraint_matrix(cons)
-        return cls(X, Y, names, C, feasible)
+        return cls(X, Y, names, C, feasible, failed_points(space, failed))
 
     @property
     def n(self) -> int:
@@ -125,13 +132,19 @@ class MultiObservations:
 
     @property
     def constrained(self) -> bool:
-        return bool(self.constraint_names)
+        """Whether the acquisition has constraints: a constraint's values, or failed trials."""
+        return bool(self.constraint_names) or len(self.failed) > 0
 
     def first(self) -> Observations:
         """The single-objective view (first objective) that the repeat guard and the
-        constraint models read (they use ``X`` and the constraints only)."""
+        constraint models read (they use ``X``, the constraints and the failed points only)."""
         return Observations(
-            self.X, self.Y[:, 0], self.constraint_names, self.constraints, self.feasible
+            self.X,
+            self.Y[:, 0],
+            self.constraint_names,
+            self.constraints,
+            self.feasible,
+            self.failed,
         )
 
 
@@ -185,12 +198,16 @@ def sample_relative_multi(
     if not search_space:
         return {}
     with sampler._lock, limit_blas_threads():
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        trials = study.get_trials(deepcopy=False, states=_STATES)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         running = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number]
         space = SearchSpace(search_space)
         obs = MultiObservations.from_trials(
-            space, complete, study.directions, warp_output=sampler._warp_output
+            space,
+            complete,
+            study.directions,
+            warp_output=sampler._warp_output,
+            failed=[t for t in trials if t.state == TrialState.FAIL],
         )
         pending = sampler._pending_points(study, space, trial, running)
         if len(complete) < max(sampler._n_startup_trials, 1) or obs.n == 0:

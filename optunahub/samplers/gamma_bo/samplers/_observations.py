@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 import math
 import warnings
 
@@ -182,6 +183,8 @@ class Observations:
         constraints: ``(n, k)`` constraint values (``nan`` where a trial lacks one); feasible
             where ``<= 0``.
         feasible: ``(n,)`` True where every constraint is known and ``<= 0``.
+        failed: ``(k, d)`` encoded points of the failed trials
+            (:mod:`~optuna_gamma.samplers._failures`); empty if none failed.
     """
 
     X: np.ndarray
@@ -189,6 +192,7 @@ class Observations:
     constraint_names: tuple[str, ...]
     constraints: np.ndarray
     feasible: np.ndarray
+    failed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @classmethod
     def from_trials(
@@ -198,7 +202,12 @@ class Observations:
         direction: StudyDirection,
         *,
         warp_output: bool = True,
+        failed: Sequence[FrozenTrial] = (),
     ) -> Observations:
+        """The COMPLETE ``trials`` in ``space`` (others are skipped), and the points of the
+        ``failed`` trials."""
+        from ._failures import failed_points
+
         rows, values, cons = [], [], []
         for t in trials:
             if t.value is None:
@@ -215,7 +224,7 @@ class Observations:
         if warp_output:
             y = warp(y)
         names, C, feasible = constraint_matrix(cons)
-        return cls(X, y, names, C, feasible)
+        return cls(X, y, names, C, feasible, failed_points(space, failed))
 
     @property
     def n(self) -> int:
@@ -223,7 +232,8 @@ class Observations:
 
     @property
     def constrained(self) -> bool:
-        return bool(self.constraint_names)
+        """Whether the acquisition has constraints: a constraint's values, or failed trials."""
+        return bool(self.constraint_names) or len(self.failed) > 0
 
     def best_index(self) -> int | None:
         """Index of the best feasible observation (``None`` if none is feasible)."""
