@@ -343,3 +343,29 @@ def test_merged_runs_the_first_named_wins_on_duplicate_cells(tmp_path: Path) -> 
     assert rows["student_t"]["median@2"] == pytest.approx(optimum - 0.5)
     assert rows["random"]["median@2"] == pytest.approx(optimum - 0.3)
     assert summary["pairwise"][2]["student_t"]["random"] == 1.0
+
+
+def test_failing_objectives_benchmark_optima_and_a_tiny_run(tmp_path: Path) -> None:
+    import json
+
+    from benchmarks.sampler import failures
+
+    # Branin's three minima lie where it does not fail (x + y <= 12)
+    for x, y in ((-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)):
+        assert x + y <= 12 and abs(failures._branin(x, y) - failures.BRANIN_MIN) < 1e-5
+    # the lr problem's optimum: where training does not diverge, below every grid point there
+    best = failures._lr_optimum()
+    a, b = np.meshgrid(np.linspace(-5, 0, 301), np.linspace(-6, -1, 301))
+    trains = ~failures._lr_diverges(a, b)
+    assert best <= float(failures._lr_loss(a, b)[trains].min())
+    # ... and the loss's own minimum, which lies where training does not diverge
+    free = minimize(lambda z: float(failures._lr_loss(z[0], z[1])), [-1.8, -4.0], tol=1e-12)
+    assert not failures._lr_diverges(*free.x) and abs(best - free.fun) < 1e-9
+    assert failures.main(
+        ["--problems", "raise-early", "--samplers", "gamma", "random", "--seeds", "1",
+         "--trials", "6", "--out", str(tmp_path)]
+    ) == 0  # fmt: skip
+    cells = json.loads((tmp_path / "cells.json").read_text())["cells"]
+    assert {c["sampler"] for c in cells} == {"gamma", "random"}
+    assert all(c["regret"] >= 0 and 0 <= c["failed"] <= 6 for c in cells)
+    assert "| raise-early | random |" in (tmp_path / "summary.md").read_text()

@@ -25,7 +25,8 @@ Samplers (``--samplers``): ``gamma`` (GammaBOSampler()), ``gp`` (GPSampler()), `
 
 Example::
 
-    python -m benchmarks.sampler.failures --seeds 10 --trials 40 --out benchmarks/sampler/results/failures
+    python -m benchmarks.sampler.failures --seeds 10 --trials 40 \\
+        --out benchmarks/sampler/results/failures
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ def run_cell(problem: str, sampler: str, seed: int, trials: int) -> dict[str, An
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.optimize(f, n_trials=trials, catch=(_Raised,))
-    values = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    values = [
+        float(t.value)
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+    ]
     failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
     best = min(values, default=math.inf)
     return {
