@@ -537,6 +537,11 @@ def test_a_trainer_without_a_test_split_from_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     # before: an empty "test: " line
     assert "test: no metrics (evaluate(state, 'test') returned none)" in proc.stdout
+    # its report's tables show the metrics it has: the validation loss (no accuracy column)
+    proc = _cli("report", "--storage", "a/journal.log", "-o", "a.html", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (tmp_path / "a.html").read_text(encoding="utf-8")
+    assert "<th>loss</th>" in page and "<th>accuracy</th>" not in page
     proc = _cli(
         *common,
         "--trainer",

@@ -95,3 +95,14 @@ def test_the_adopted_column_says_what_the_box_moved_and_ignores_forged_records()
     assert _adopted_as({"why": "best of 4 trials"}) == "best of 4 trials"
     for forged in ("lr=1", ["lr"], {1: 2}, {}):
         assert _adopted_as({"why": "w", "proposed": forged}) == "w"
+
+
+def test_the_tables_show_the_trainers_own_metrics_where_it_has_no_accuracy() -> None:
+    from optuna_gamma.tuner.reporting.report import _metric_columns
+
+    kappa = [{"accuracy": 0.9, "loss": 0.3, "train_loss": 0.2}, {"accuracy": 0.91}]
+    assert _metric_columns(kappa) == ["accuracy", "loss"]
+    # a regression's validation metrics; the training loss, timings and flags are not shown
+    own = [{"mse": 0.5, "mae": 0.4, "train_loss": 0.3, "diverged": False}, "forged", {"r2": 1}]
+    assert _metric_columns(own) == ["mae", "mse", "r2"]
+    assert _metric_columns([{}]) == []

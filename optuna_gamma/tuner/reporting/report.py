@@ -163,6 +163,23 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
     return recs
 
 
+def _metric_columns(metrics: list[Any]) -> list[str]:
+    """The validation metrics a table shows: accuracy and loss where the trainer gives them
+    (kappa's), else the trainer's own numbers (a regression's ``mse``), four at most; never the
+    training loss or the timings."""
+    found = [m for m in metrics if isinstance(m, dict)]
+    known = [k for k in ("accuracy", "loss") if any(k in m for m in found)]
+    if known:
+        return known
+    own = {
+        str(k)
+        for m in found
+        for k, v in m.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return sorted(own - {"train_loss", "time", "diverged"})[:4]
+
+
 def _compute_time(info: dict[str, Any]) -> float:
     total = 0.0
     for study in info["studies"].values():
@@ -324,16 +341,16 @@ def build_report(
         )
         if branched:
             items.append("<p>The state adopted in each epoch (the best of its trials):</p>")
+        shown_metrics = _metric_columns([s["metrics"] for s in sched])
         items.append(
             _table(
-                ["epoch", "parameters", "objective", "accuracy", "loss", "trial", "adopted as"],
+                ["epoch", "parameters", "objective", *shown_metrics, "trial", "adopted as"],
                 [
                     [
                         s["epoch"],
                         _params_text(s["hparams"]),
                         s["value"],
-                        s["metrics"].get("accuracy", ""),
-                        s["metrics"].get("loss", ""),
+                        *(s["metrics"].get(k, "") for k in shown_metrics),
                         s["trial"],
                         _adopted_as(s),
                     ]
@@ -349,14 +366,13 @@ def build_report(
             )
             items.append(
                 _table(
-                    ["epoch", "parameters", "objective", "accuracy", "loss", "trial"],
+                    ["epoch", "parameters", "objective", *shown_metrics, "trial"],
                     [
                         [
                             s["epoch"],
                             _params_text(s.get("hparams") or s["params"]),
                             s.get("value", ""),
-                            (s.get("metrics") or {}).get("accuracy", ""),
-                            (s.get("metrics") or {}).get("loss", ""),
+                            *((s.get("metrics") or {}).get(k, "") for k in shown_metrics),
                             s["trial"],
                         ]
                         for s in chain
@@ -422,7 +438,7 @@ def build_report(
         if test:
             shown = [
                 k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
-            ]
+            ] or _metric_columns([test])
             final = info.get("final")
             if info["mode"] == "per-epoch" and final is not None:
                 epochs = len(info["studies"])
