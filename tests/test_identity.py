@@ -159,6 +159,27 @@ def test_check_same_run_compares_only_recorded_keys() -> None:
     check_same_run("r/epoch-001", {"run_dir": "/a"}, {"run_dir": "/b"}, worker=True)
 
 
+def test_a_fixed_tuple_in_the_space_resumes_and_a_range_written_as_a_pair_is_explained(
+    tmp_path: Path,
+) -> None:
+    space = {**SPACE, "momentum": 0.5, "extra": (0.9, 0.99)}  # a fixed pair, e.g. Adam's betas
+    first = tune_per_epoch(SignTrainer(), space, _cfg(tmp_path, run="pair"))
+    # before: the same call again was refused ("space.fixed.extra: [0.9, 0.99] -> [0.9, 0.99]":
+    # the stored record's list against the call's tuple)
+    again = tune_per_epoch(SignTrainer(), space, _cfg(tmp_path, run="pair"))
+    assert again.new_trials == 0 and again.test == first.test
+    changed = r"space.fixed.extra: \[0.9, 0.99\] -> \[0.9, 0.9\]"
+    with pytest.raises(RunMismatchError, match=changed):
+        tune_per_epoch(SignTrainer(), {**space, "extra": (0.9, 0.9)}, _cfg(tmp_path, run="pair"))
+    # a pair given where a range was meant: one fixed value, said with the way to a range
+    said = r"'lr' = \(0.0001, 0.1\) is one fixed value here; a range to tune is Float"
+    with pytest.raises(ValueError, match=said):
+        tune_per_epoch(SignTrainer(), {"lr": (1e-4, 0.1)}, _cfg(tmp_path, run="range"))
+    said = r"needs a number; a fixed value in the search space is used as it is; a range to"
+    with pytest.raises(ValueError, match=said):
+        tune_per_epoch(SignTrainer(), {**SPACE, "momentum": (1e-4, 0.1)}, _cfg(tmp_path, run="m"))
+
+
 def test_overwrite_must_be_a_bool() -> None:
     with pytest.raises(ValueError, match="overwrite must be True or False, got 'yes'"):
         TunerConfig(overwrite="yes")  # type: ignore[arg-type]

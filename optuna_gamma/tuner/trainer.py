@@ -476,9 +476,25 @@ def _check_kind(name: str, current: Any, value: Any) -> None:
         wanted = "a number"
     else:
         return
+    hint = "give the search space numeric choices"
+    if _range_like(value):  # {"lr": (1e-4, 1e-1)}: meant as a range, taken as one value
+        hint = (
+            f"a fixed value in the search space is used as it is; a range to tune is "
+            f"FloatDistribution({value[0]!r}, {value[1]!r}, log=True)"
+        )
     raise ValueError(
         f"hyperparameter {name!r} = {value!r} ({type(value).__name__}): the optimizer's "
-        f"{name!r} needs {wanted}; give the search space numeric choices"
+        f"{name!r} needs {wanted}; {hint}"
+    )
+
+
+def _range_like(value: Any) -> bool:
+    """A pair ``(low, high)`` of numbers with ``low < high`` (what other tools take as a range)."""
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(_number(v) for v in value)
+        and value[0] < value[1]
     )
 
 

@@ -194,6 +194,18 @@ def _difference(key: str, old: Any, new: Any) -> str:
     return "; ".join(parts) or f"{key}: {_short(old)} -> {_short(new)}"
 
 
+def _as_stored(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as a study's user attribute holds it: through JSON (tuples become lists);
+    a value JSON cannot hold is kept as it is."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        try:
+            out[key] = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
 def check_same_run(
     study_name: str,
     old: Mapping[str, Any],
@@ -209,6 +221,9 @@ def check_same_run(
     Raises:
         RunMismatchError: One line naming the differing keys and the ways out.
     """
+    # as stored: the record went through JSON, where a tuple (a fixed ``betas=(0.9, 0.99)``) is a
+    # list; compared as it is, the same call's tuple differed from its own stored list
+    old, new = _as_stored(old), _as_stored(new)
     diffs = [
         key
         for key in IDENTITY_KEYS

@@ -151,6 +151,16 @@ SpaceLike = Union[SearchSpace, Mapping[str, Any]]
 """What the tuner accepts as a search space."""
 
 
+def _range_like(v: Any) -> bool:
+    """A pair ``(low, high)`` of numbers with ``low < high``: what other tools take as a range."""
+    return (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(_is_real(x) and not isinstance(x, bool) for x in v)
+        and v[0] < v[1]
+    )
+
+
 def _fixed_ok(v: Any) -> bool:
     if v is None or isinstance(v, (bool, str)) or _is_real(v):
         return True
@@ -208,7 +218,17 @@ class ParamSpace:
                     f"number/string/list, got {value!r}"
                 )
         if not dists:
-            raise ValueError(f"search space tunes nothing (no distribution among {sorted(space)})")
+            pair = next(((k, v) for k, v in fixed.items() if _range_like(v)), None)
+            hint = (
+                ""
+                if pair is None
+                else f": {pair[0]!r} = {pair[1]!r} is one fixed value here; a range to tune is "
+                f"FloatDistribution({pair[1][0]!r}, {pair[1][1]!r}) (log=True for a learning "
+                "rate)"
+            )
+            raise ValueError(
+                f"search space tunes nothing (no distribution among {sorted(space)}){hint}"
+            )
         return cls(dists, fixed)
 
     # ------------------------------------------------------------------ trials
