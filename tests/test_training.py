@@ -661,6 +661,18 @@ def test_plain_data_in_extra_is_captured_and_restored_by_value() -> None:
     fresh = trainer.build(0, CPU)
     restore(fresh, after)
     assert fresh.extra == {"steps": 2, "history": [1.0, 2.0], "note": {"stage": "main"}}
+    # tensors in plain data come back where the model lives (a snapshot holds CPU copies)
+    device = default_device()
+    state.model.to(device)
+    state.extra["ema_loss"] = torch.tensor([0.5], device=device)
+    with_tensor = capture(state)
+    assert with_tensor["extra.ema_loss"].device.type == "cpu"
+    restore(state, with_tensor)
+    assert state.extra["ema_loss"].device == torch.tensor(0.0, device=device).device
+    from optuna_gamma.tuner.trainer import _on
+
+    moved = _on({"a": [torch.ones(2)], "b": (torch.zeros(1), 3)}, torch.device("meta"))
+    assert moved["a"][0].is_meta and moved["b"][0].is_meta and moved["b"][1] == 3
     # a stored value that is not plain data (a forged state) is refused
     with pytest.raises(ValueError, match="bad value for extra.history"):
         restore(fresh, {**after, "extra.history": object()})

@@ -610,6 +610,23 @@ def _plain(obj: Any, depth: int = 0) -> bool:
     return False
 
 
+def _on(value: Any, device: Any) -> Any:
+    """Plain data with every tensor moved to ``device`` (``None``: left where it is)."""
+    import torch
+
+    if device is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list):
+        return [_on(v, device) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_on(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _on(v, device) for k, v in value.items()}
+    return value
+
+
 #: The kind of a plain-data extra in :func:`component_kinds`.
 PLAIN = "plain data"
 
@@ -729,11 +746,14 @@ def restore(state: TrainingState, snapshot: Mapping[str, Any]) -> None:
         )
     if LAYOUT in snapshot:  # not in states stored before layouts were (then left as they are)
         _restore_layout(state, snapshot[LAYOUT])
+    first = next(state.model.parameters(), None)
+    device = None if first is None else first.device
     for name, obj in comps.items():
         if name.startswith("extra.") and not _stateful(obj):
             if not _plain(snapshot[name]):
                 raise ValueError(f"training state has a bad value for {name}")
-            state.extra[name[len("extra.") :]] = _clone(snapshot[name])
+            # its tensors where the model lives (a snapshot holds CPU copies)
+            state.extra[name[len("extra.") :]] = _on(_clone(snapshot[name]), device)
             continue
         try:
             obj.load_state_dict(_clone(snapshot[name]))
