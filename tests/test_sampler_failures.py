@@ -133,3 +133,20 @@ def test_failed_points_and_the_failure_targets() -> None:
     # larger g: more likely to succeed; the threshold lies between the two labels
     assert np.all(g[:3] > threshold) and g[3] < threshold
     assert math.isclose(float(np.mean(g)), 0.0, abs_tol=1e-12)
+
+
+def test_a_failure_that_a_retry_at_the_same_point_did_not_repeat_is_left_out() -> None:
+    space = SearchSpace({"x": FloatDistribution(0.0, 10.0)})
+    dist = {"x": FloatDistribution(0.0, 10.0)}
+    failed = [
+        optuna.trial.create_trial(state=TrialState.FAIL, params={"x": x}, distributions=dist)
+        for x in (2.0, 7.0)
+    ]
+    # x = 2 completed later (a worker died, RetryFailedTrialCallback ran it again): transient
+    kept = failed_points(space, failed, succeeded=np.array([[0.2], [0.5]]))
+    np.testing.assert_allclose(kept, [[0.7]])
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0, deterministic_objective=True))
+    study.add_trials(failed)
+    study.add_trial(optuna.trial.create_trial(params={"x": 2.0}, distributions=dist, value=1.0))
+    study.optimize(lambda t: (t.suggest_float("x", 0.0, 10.0) - 3.0) ** 2, n_trials=12)
+    assert study.best_value < 1e-3

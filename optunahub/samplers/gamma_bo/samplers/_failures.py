@@ -17,7 +17,9 @@ of failures then has a small probability of success and is left, while a failure
 successes (a transient error) only dents the surface near it. A failed point itself is never
 proposed again. A trial that failed before it suggested every parameter (an error raised
 between two ``suggest`` calls) failed whatever the others would have been, so it enters at
-three points across their range. Without failed trials nothing changes (bit for bit).
+three points across their range. A failure at a point that also completed (a retried trial
+after a worker died, which Optuna records as ``FAIL`` too) is left out. Without failed trials
+nothing changes (bit for bit).
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ FAILURE_TARGET = "failure"
 UNSUGGESTED_AT = (1.0 / 6.0, 0.5, 5.0 / 6.0)
 
 
-def failed_points(space: SearchSpace, trials: Sequence[FrozenTrial]) -> np.ndarray:
+def failed_points(
+    space: SearchSpace, trials: Sequence[FrozenTrial], succeeded: np.ndarray | None = None
+) -> np.ndarray:
     """Encoded points ``(k, d)`` of the failed trials: a trial with every parameter of
     ``space`` at its point; one that failed before it suggested some of them (but after at
     least one) at :data:`UNSUGGESTED_AT` along those; one with none of them, or with a value
-    outside the space, not at all."""
+    outside the space, not at all. A point that also ``succeeded`` (the same parameters,
+    completed by a retry, e.g. Optuna's ``RetryFailedTrialCallback`` after a worker died, or
+    by an enqueued trial) is left out: that failure did not come from the point."""
     rows = []
     names = space.names
     for t in trials:
@@ -68,7 +74,10 @@ def failed_points(space: SearchSpace, trials: Sequence[FrozenTrial]) -> np.ndarr
                 rows.append(space.encode({**{n: fill[n] for n in missing}, **known}))
             except (KeyError, ValueError, TypeError):
                 break  # a value outside this search space
-    return np.asarray(rows, dtype=float).reshape(-1, space.dim)
+    X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
+    if succeeded is not None and len(X) > 0 and len(succeeded) > 0:
+        X = X[~space.matches(X, succeeded, 0.0)]
+    return X
 
 
 def failure_targets(
