@@ -542,6 +542,16 @@ def test_a_trainer_without_a_test_split_from_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = (tmp_path / "a.html").read_text(encoding="utf-8")
     assert "<th>loss</th>" in page and "<th>accuracy</th>" not in page
+    # any metric of evaluate() by name: "min:loss" is the same objective here, by another name
+    proc = _cli(
+        *common[:3], "--objective", "min:loss", "--sampler", "random",
+        "--trainer", "regression.py:make", "--run-dir", "named", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "named" / "result.json").read_text())["objective"] == "min:loss"
+    proc = _cli(*common[:3], "--objective", "mse", cwd=tmp_path)
+    assert proc.returncode == 2 and "min:NAME / max:NAME" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one line
     proc = _cli(
         *common,
         "--trainer",

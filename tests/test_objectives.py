@@ -231,3 +231,27 @@ def test_example_own_objective_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert study.best_value == max(t.value for t in study.trials)
     out = capsys.readouterr().out
     assert f"best 3-fold accuracy {study.best_value:.4f}" in out
+
+
+def test_one_metric_of_evaluate_as_the_objective() -> None:
+    from optuna_gamma.tuner.search.objectives import Objective
+    from optuna_gamma.tuner.search.objectives import resolve_objective
+
+    mse = resolve_objective("min:mse")
+    assert (mse.name, mse.direction, mse.metric_name, mse.requires) == (
+        "min:mse",
+        "minimize",
+        "mse",
+        ("mse",),
+    )
+    assert mse({"mse": 0.25, "accuracy": 0.1}) == 0.25
+    f1 = resolve_objective(" MAX:F1 ")  # the direction in any case, the name as evaluate() has it
+    assert (f1.direction, f1({"F1": 0.5})) == ("maximize", 0.5)
+    with pytest.raises(ValueError, match=r"objective 'min:mse' needs the metrics \['mse'\]"):
+        mse({"loss": 1.0})
+    with pytest.raises(ValueError, match="needs a metric name"):
+        resolve_objective("max: ")
+    with pytest.raises(ValueError, match="direction must be 'min' or 'max'"):
+        Objective.metric("mse", "minimize")
+    with pytest.raises(ValueError, match="'min:NAME' or 'max:NAME'"):
+        resolve_objective("mse")

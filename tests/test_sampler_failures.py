@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
@@ -137,7 +138,7 @@ def test_failed_points_and_the_failure_targets() -> None:
 
 def test_a_failure_that_a_retry_at_the_same_point_did_not_repeat_is_left_out() -> None:
     space = SearchSpace({"x": FloatDistribution(0.0, 10.0)})
-    dist = {"x": FloatDistribution(0.0, 10.0)}
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 10.0)}
     failed = [
         optuna.trial.create_trial(state=TrialState.FAIL, params={"x": x}, distributions=dist)
         for x in (2.0, 7.0)

@@ -235,9 +235,11 @@ def _build_parser() -> _Parser:
         "--objective",
         "--kappa",
         dest="objective",
-        choices=OBJECTIVES,
+        type=_objective_flag,
         default="kappa1",
-        help="what each trial returns (unclipped kappa; the clipped one is recorded too)",
+        metavar="{kappa1,kappa2,accuracy,loss,min:NAME,max:NAME}",
+        help="what each trial returns (unclipped kappa, the clipped one recorded too; "
+        "min:NAME / max:NAME: a metric of your trainer's evaluate(), e.g. min:mse)",
     )
     s.add_argument(
         "--kappa-lambda", type=float, default=None, help="lambda of kappa1/kappa2 (default 0.5)"
@@ -560,6 +562,16 @@ def _setup_logging() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
     quiet_reported_trial_failures()
+
+
+def _objective_flag(value: str) -> str:
+    """``--objective``: a name of :data:`OBJECTIVES`, or ``min:NAME`` / ``max:NAME``."""
+    if value in OBJECTIVES or (value[:4] in ("min:", "max:") and value[4:].strip()):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(OBJECTIVES)}, or min:NAME / "
+        "max:NAME for a metric your evaluate() returns)"
+    )
 
 
 def _config(args: argparse.Namespace) -> TunerConfig:

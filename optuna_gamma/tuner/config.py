@@ -134,7 +134,8 @@ class TunerConfig:
         epochs: Epochs ``E`` of the per-epoch run (default 1 unless ``budget`` is given);
             whole mode: the epochs of each training.
         objective: ``"kappa1"``, ``"kappa2"`` (``"kappa2:0.2"`` sets lambda), ``"accuracy"``,
-            ``"loss"``, an :class:`~optuna_gamma.tuner.search.objectives.Objective` or a callable
+            ``"loss"``, ``"min:NAME"`` / ``"max:NAME"`` (one metric of ``evaluate()``), an
+            :class:`~optuna_gamma.tuner.search.objectives.Objective` or a callable
             ``metrics -> float``.
         seed: Seeds the initial state, the epochs' randomness and the samplers.
         n_startup_trials: Start-up trials of the model-based samplers.

@@ -240,6 +240,28 @@ class Objective:
         )
 
     @classmethod
+    def metric(cls, name: str, direction: str) -> Objective:
+        """One metric of ``evaluate()`` as it is, ``"min"``-imized or ``"max"``-imized: the
+        objective ``"min:mse"`` / ``"max:f1"`` (``--objective min:mse``), for a trainer whose
+        metrics are not kappa's accuracy and loss (a regression, a detector's mAP).
+
+        Raises:
+            ValueError: An empty name, or a direction other than ``"min"`` and ``"max"``.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"objective '{direction}:NAME' needs a metric name, got {name!r}")
+        if direction not in ("min", "max"):
+            raise ValueError(f"objective direction must be 'min' or 'max', got {direction!r}")
+        name = name.strip()
+        return cls(
+            name=f"{direction}:{name}",
+            fn=lambda m: float(m[name]),
+            direction="minimize" if direction == "min" else "maximize",
+            metric_name=name,
+            requires=(name,),
+        )
+
+    @classmethod
     def loss(cls) -> Objective:
         """Validation loss alone (minimize)."""
         return cls(
@@ -276,6 +298,8 @@ def resolve_objective(
     """
     if isinstance(spec, Objective):
         return spec
+    if isinstance(spec, str) and spec.strip()[:4].lower() in ("min:", "max:"):
+        return Objective.metric(spec.strip()[4:], spec.strip()[:3].lower())
     if isinstance(spec, str):
         name, _, suffix = spec.strip().lower().partition(":")
         if suffix:
@@ -294,8 +318,8 @@ def resolve_objective(
         if name in ("accuracy", "loss") and not suffix:
             return Objective.accuracy() if name == "accuracy" else Objective.loss()
         raise ValueError(
-            f"unknown objective {spec!r}; expected one of {list(OBJECTIVE_NAMES)} or a callable "
-            "metrics -> float"
+            f"unknown objective {spec!r}; expected one of {list(OBJECTIVE_NAMES)}, 'min:NAME' or "
+            "'max:NAME' (a metric evaluate() returns), or a callable metrics -> float"
         )
     if callable(spec):
         name = getattr(spec, "__name__", type(spec).__name__)
