@@ -151,3 +151,25 @@ def test_a_failure_that_a_retry_at_the_same_point_did_not_repeat_is_left_out() -
     study.add_trial(optuna.trial.create_trial(params={"x": 2.0}, distributions=dist, value=1.0))
     study.optimize(lambda t: (t.suggest_float("x", 0.0, 10.0) - 3.0) ** 2, n_trials=12)
     assert study.best_value < 1e-3
+
+
+def test_a_failure_whose_retry_is_running_is_not_a_failure_of_its_point() -> None:
+    from optuna_gamma.samplers._failures import unrepeated_failures
+
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 10.0)}
+
+    def trial(state: TrialState, x: float, number: int) -> optuna.trial.FrozenTrial:
+        t = optuna.trial.create_trial(
+            state=state,
+            params={"x": x},
+            distributions=dist,
+            value=1.0 if state == TrialState.COMPLETE else None,
+        )
+        t.number = number
+        return t
+
+    failed = [trial(TrialState.FAIL, x, i) for i, x in enumerate((2.0, 7.0, 9.0))]
+    # 2.0 retried and running (a dead worker's trial re-enqueued), 7.0 completed by a retry
+    others = [trial(TrialState.RUNNING, 2.0, 3), trial(TrialState.COMPLETE, 7.0, 4)]
+    kept = unrepeated_failures(failed + others)
+    assert [t.params["x"] for t in kept] == [9.0]

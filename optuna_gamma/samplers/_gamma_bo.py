@@ -36,6 +36,7 @@ from optuna_gamma.gp.settings import Predictive
 from optuna_gamma.gp.threads import limit_blas_threads
 from optuna_gamma.samplers._failures import FAILURE_TARGET
 from optuna_gamma.samplers._failures import failure_targets
+from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._history import aged_acquisition
 from optuna_gamma.samplers._history import aged_observations
 from optuna_gamma.samplers._history import AgedObservations
@@ -714,7 +715,7 @@ class GammaBOSampler(BaseSampler):
                     complete,
                     study.direction,
                     warp_output=self._warp_output,
-                    failed=[t for t in trials if t.state == TrialState.FAIL],
+                    failed=unrepeated_failures(trials),
                 ),
                 pending=self._pending_points(study, space, trial, running),
                 running=running,

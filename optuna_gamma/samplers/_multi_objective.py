@@ -43,6 +43,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._observations import constraint_matrix
 from optuna_gamma.samplers._observations import constraints_of
 from optuna_gamma.samplers._observations import Observations
@@ -206,7 +207,7 @@ def sample_relative_multi(
             complete,
             study.directions,
             warp_output=sampler._warp_output,
-            failed=[t for t in trials if t.state == TrialState.FAIL],
+            failed=unrepeated_failures(trials),
         )
         pending = sampler._pending_points(study, space, trial, running)
         if len(complete) < max(sampler._n_startup_trials, 1) or obs.n == 0:

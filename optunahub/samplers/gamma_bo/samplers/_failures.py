@@ -24,16 +24,19 @@ nothing changes (bit for bit).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 from ._observations import standardize
 from ._search_space import SearchSpace
 
 
-__all__ = ["FAILURE_TARGET", "failed_points", "failure_targets"]
+__all__ = ["FAILURE_TARGET", "failed_points", "failure_targets", "unrepeated_failures"]
 
 #: The name of the failure model among the sampler's GPs (its hyperparameters are cached by it).
 FAILURE_TARGET = "failure"
@@ -43,6 +46,22 @@ FAILURE_TARGET = "failure"
 #: them (in the unit cube, the same value for each): it failed whatever their values, so it
 #: stands at three points across their range rather than at one.
 UNSUGGESTED_AT = (1.0 / 6.0, 0.5, 5.0 / 6.0)
+
+
+def unrepeated_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The FAIL trials among ``trials`` whose parameters no COMPLETE or RUNNING trial holds.
+
+    A failure whose exact parameters run again is a retry: Optuna's ``RetryFailedTrialCallback``
+    after a worker's heartbeat stopped, or the per-epoch tuner after a crash, re-enqueue the
+    failed trial's parameters. That failure is the process's, not the point's, so it does not
+    enter the failure model while its retry runs or after it completed.
+    """
+    held = {_key(t.params) for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
+    return [t for t in trials if t.state == TrialState.FAIL and _key(t.params) not in held]
+
+
+def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
+    return frozenset((name, repr(value)) for name, value in params.items())
 
 
 def failed_points(

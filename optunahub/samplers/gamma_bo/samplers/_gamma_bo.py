@@ -37,6 +37,7 @@ from ..gp.settings import Predictive
 from ..gp.threads import limit_blas_threads
 from ._failures import FAILURE_TARGET
 from ._failures import failure_targets
+from ._failures import unrepeated_failures
 from ._history import aged_acquisition
 from ._history import aged_observations
 from ._history import AgedObservations
@@ -715,7 +716,7 @@ class GammaBOSampler(BaseSampler):
                     complete,
                     study.direction,
                     warp_output=self._warp_output,
-                    failed=[t for t in trials if t.state == TrialState.FAIL],
+                    failed=unrepeated_failures(trials),
                 ),
                 pending=self._pending_points(study, space, trial, running),
                 running=running,
