@@ -18,6 +18,7 @@ import pytest
 from optuna_gamma import GammaBOSampler
 from optuna_gamma.samplers._failures import failed_points
 from optuna_gamma.samplers._failures import failure_targets
+from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._failures import UNSUGGESTED_AT
 from optuna_gamma.samplers._search_space import SearchSpace
 
@@ -144,7 +145,8 @@ def test_a_failure_that_a_retry_at_the_same_point_did_not_repeat_is_left_out() -
         for x in (2.0, 7.0)
     ]
     # x = 2 completed later (a worker died, RetryFailedTrialCallback ran it again): transient
-    kept = failed_points(space, failed, succeeded=np.array([[0.2], [0.5]]))
+    retry = optuna.trial.create_trial(params={"x": 2.0}, distributions=dist, value=1.0)
+    kept = failed_points(space, unrepeated_failures([*failed, retry]))
     np.testing.assert_allclose(kept, [[0.7]])
     study = optuna.create_study(sampler=GammaBOSampler(seed=0, deterministic_objective=True))
     study.add_trials(failed)
@@ -154,8 +156,6 @@ def test_a_failure_that_a_retry_at_the_same_point_did_not_repeat_is_left_out() -
 
 
 def test_a_failure_whose_retry_is_running_is_not_a_failure_of_its_point() -> None:
-    from optuna_gamma.samplers._failures import unrepeated_failures
-
     dist: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 10.0)}
 
     def trial(state: TrialState, x: float, number: int) -> optuna.trial.FrozenTrial:

@@ -16,8 +16,8 @@ of failures then has a small probability of success and is left, while a failure
 successes (a transient error) only dents the surface near it. A failed point itself is never
 proposed again. A trial that failed before it suggested every parameter (an error raised
 between two ``suggest`` calls) failed whatever the others would have been, so it enters at
-three points across their range. A failure at a point that also completed (a retried trial
-after a worker died, which Optuna records as ``FAIL`` too) is left out. Without failed trials
+three points across their range. A failure whose exact parameters run again (a retry after
+a worker died, which Optuna records as ``FAIL`` too) is left out. Without failed trials
 nothing changes (bit for bit).
 """
 
@@ -63,15 +63,12 @@ def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
     return frozenset((name, repr(value)) for name, value in params.items())
 
 
-def failed_points(
-    space: SearchSpace, trials: Sequence[FrozenTrial], succeeded: np.ndarray | None = None
-) -> np.ndarray:
+def failed_points(space: SearchSpace, trials: Sequence[FrozenTrial]) -> np.ndarray:
     """Encoded points ``(k, d)`` of the failed trials: a trial with every parameter of
     ``space`` at its point; one that failed before it suggested some of them (but after at
     least one) at :data:`UNSUGGESTED_AT` along those; one with none of them, or with a value
-    outside the space, not at all. A point that also ``succeeded`` (the same parameters,
-    completed by a retry, e.g. Optuna's ``RetryFailedTrialCallback`` after a worker died, or
-    by an enqueued trial) is left out: that failure did not come from the point."""
+    outside the space, not at all (retried failures are left out before:
+    :func:`unrepeated_failures`)."""
     rows = []
     names = space.names
     for t in trials:
@@ -92,10 +89,7 @@ def failed_points(
                 rows.append(space.encode({**{n: fill[n] for n in missing}, **known}))
             except (KeyError, ValueError, TypeError):
                 break  # a value outside this search space
-    X = np.asarray(rows, dtype=float).reshape(-1, space.dim)
-    if succeeded is not None and len(X) > 0 and len(succeeded) > 0:
-        X = X[~space.matches(X, succeeded, 0.0)]
-    return X
+    return np.asarray(rows, dtype=float).reshape(-1, space.dim)
 
 
 def failure_targets(

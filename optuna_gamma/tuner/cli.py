@@ -566,8 +566,14 @@ def _setup_logging() -> None:
 
 def _objective_flag(value: str) -> str:
     """``--objective``: a name of :data:`OBJECTIVES`, or ``min:NAME`` / ``max:NAME``."""
-    if value in OBJECTIVES or (value[:4] in ("min:", "max:") and value[4:].strip()):
-        return value
+    from optuna_gamma.tuner.search.objectives import resolve_objective
+
+    if value in OBJECTIVES or value[:4].lower() in ("min:", "max:"):
+        try:
+            resolve_objective(value)  # the one parser of objective names
+            return value
+        except ValueError:
+            pass
     raise argparse.ArgumentTypeError(
         f"invalid choice: {value!r} (choose from {', '.join(OBJECTIVES)}, or min:NAME / "
         "max:NAME for a metric your evaluate() returns)"

@@ -477,7 +477,7 @@ def _check_kind(name: str, current: Any, value: Any) -> None:
     else:
         return
     hint = "give the search space numeric choices"
-    if _range_like(value):  # {"lr": (1e-4, 1e-1)}: meant as a range, taken as one value
+    if range_like(value):  # {"lr": (1e-4, 1e-1)}: meant as a range, taken as one value
         hint = (
             f"a fixed value in the search space is used as it is; a range to tune is "
             f"FloatDistribution({value[0]!r}, {value[1]!r}, log=True)"
@@ -488,7 +488,7 @@ def _check_kind(name: str, current: Any, value: Any) -> None:
     )
 
 
-def _range_like(value: Any) -> bool:
+def range_like(value: Any) -> bool:
     """A pair ``(low, high)`` of numbers with ``low < high`` (what other tools take as a range)."""
     return (
         isinstance(value, (tuple, list))

@@ -360,10 +360,11 @@ def _summary_line(result: PerEpochResult | WholeResult) -> str:
     else:
         this_call = f"this call: {result.new_trials} new trials in {result.wall_time:.1f} s wall"
     # the test accuracy; a trainer without one (a regression): its own metrics, three at most
-    names = ["accuracy"] if "accuracy" in result.test else list(result.test)
-    shown = [f"{k} {result.test[k]:.4g}" for k in names if isinstance(result.test[k], float)]
-    if "accuracy" in result.test and shown:
-        shown = [f"accuracy {result.test['accuracy']:.4f}"]
+    test = result.test
+    if isinstance(test.get("accuracy"), float):
+        shown = [f"accuracy {test['accuracy']:.4f}"]
+    else:
+        shown = [f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)]
     return (
         f"run {result.run!r} done: {done} trials ({result.trials_trained} trained, "
         f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "

@@ -85,10 +85,6 @@ def _out_of_memory(err: BaseException) -> bool:
 def attach_line(err: BaseException, line: str) -> None:
     """Attach ``line`` to ``err`` (a note) and mark it reported, so that the error goes on with
     its traceback once and the line after it (the CLI: exit status 1), as a failed trial's."""
-    _attach(err, line)
-
-
-def _attach(err: BaseException, line: str) -> None:
     add_note = getattr(err, "add_note", None)
     if callable(add_note):
         add_note(line)
@@ -107,7 +103,7 @@ def reported_failures() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as err:
-        _attach(err, f"interrupted; re-run the same {call} to resume")
+        attach_line(err, f"interrupted; re-run the same {call} to resume")
         raise
     except Exception as err:
         if dropper.trial is not None and not getattr(err, _MARK, False):
@@ -118,7 +114,7 @@ def reported_failures() -> Iterator[None]:
             )
             if _out_of_memory(err):
                 line += f"; {OUT_OF_MEMORY}"
-            _attach(err, line)
+            attach_line(err, line)
         raise
     finally:
         optuna_logger.removeFilter(dropper)

@@ -35,6 +35,8 @@ from optuna.distributions import distribution_to_json
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_gamma.tuner.trainer import range_like
+
 
 if TYPE_CHECKING:
     import optuna
@@ -151,16 +153,6 @@ SpaceLike = Union[SearchSpace, Mapping[str, Any]]
 """What the tuner accepts as a search space."""
 
 
-def _range_like(v: Any) -> bool:
-    """A pair ``(low, high)`` of numbers with ``low < high``: what other tools take as a range."""
-    return (
-        isinstance(v, (tuple, list))
-        and len(v) == 2
-        and all(_is_real(x) and not isinstance(x, bool) for x in v)
-        and v[0] < v[1]
-    )
-
-
 def _fixed_ok(v: Any) -> bool:
     if v is None or isinstance(v, (bool, str)) or _is_real(v):
         return True
@@ -218,7 +210,7 @@ class ParamSpace:
                     f"number/string/list, got {value!r}"
                 )
         if not dists:
-            pair = next(((k, v) for k, v in fixed.items() if _range_like(v)), None)
+            pair = next(((k, v) for k, v in fixed.items() if range_like(v)), None)
             hint = (
                 ""
                 if pair is None

@@ -125,7 +125,7 @@ class MultiObservations:
             columns.append(warp(y) if warp_output else y)
         Y = np.stack(columns, axis=1) if columns else np.zeros((0, m))
         names, C, feasible = constraint_matrix(cons)
-        return cls(X, Y, names, C, feasible, failed_points(space, failed, X))
+        return cls(X, Y, names, C, feasible, failed_points(space, failed))
 
     @property
     def n(self) -> int:

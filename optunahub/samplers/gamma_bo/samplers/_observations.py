@@ -224,7 +224,7 @@ class Observations:
         if warp_output:
             y = warp(y)
         names, C, feasible = constraint_matrix(cons)
-        return cls(X, y, names, C, feasible, failed_points(space, failed, X))
+        return cls(X, y, names, C, feasible, failed_points(space, failed))
 
     @property
     def n(self) -> int:
