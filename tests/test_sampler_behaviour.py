@@ -426,7 +426,7 @@ def test_non_finite_values_warn_and_the_study_continues() -> None:
         return -thesis_function(x)
 
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
-    with pytest.warns(RuntimeWarning, match="non-finite"):
+    with pytest.warns(RuntimeWarning, match="Non-finite objective values"):
         study.optimize(objective, n_trials=12)
     finite = [t for t in study.trials if math.isfinite(_value(t))]
     assert len(study.trials) == 12 and len(finite) == 9

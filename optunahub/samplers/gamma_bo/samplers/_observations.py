@@ -53,9 +53,10 @@ def standardize(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, Stand
     finite = np.isfinite(v)
     if not finite.all():
         lo, hi = (v[finite].min(), v[finite].max()) if finite.any() else (0.0, 0.0)
+        # One fixed text, so Python's warning filter says it once rather than at every trial.
         warnings.warn(
-            f"{int((~finite).sum())} non-finite value(s) clipped to the range of the finite "
-            f"values [{lo}, {hi}] for the GP (the trials themselves are unchanged).",
+            "Non-finite objective values (inf) are clipped to the range of the finite values "
+            "for the GP; the trials themselves are unchanged.",
             RuntimeWarning,
             stacklevel=3,
         )
