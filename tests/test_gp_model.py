@@ -522,6 +522,36 @@ def test_fit_deterministic_noise_and_bad_init() -> None:
     assert _fit_objective(warm) >= _fit_objective(gp2) - 1e-6
 
 
+def test_fit_keeps_the_noise_above_min_noise() -> None:
+    """Noise-free data: the fit's noise goes to its lower bound, ``min_noise`` when raised;
+    with ``deterministic_objective`` the noise is fixed there."""
+    X, y = _data(9)
+    assert fit_gp(X, y, GPSettings(), is_categorical=CAT).params.noise < 1e-3
+    floor = GPSettings(min_noise=0.1)
+    assert fit_gp(X, y, floor, is_categorical=CAT).params.noise >= 0.1
+    assert GPHyperparams.default(3, floor).noise == pytest.approx(0.1)
+    fixed = fit_gp(X, y, replace(floor, deterministic_objective=True), is_categorical=CAT)
+    assert fixed.params.noise == 0.1
+
+
+@pytest.mark.parametrize("mean", MEANS)
+def test_leave_one_out_equals_the_gp_refitted_without_each_point(mean: Mean) -> None:
+    """The closed form (Dubrule 1983; R&W eq. 5.12) against a GP conditioned on the other
+    points with the same hyperparameters: the location, and the variance ratio of an
+    observation (the latent's plus the noise)."""
+    X, y = _data(4)
+    settings = _settings(mean=mean)
+    gp = GaussianProcess(X, y, PARAMS, settings, is_categorical=CAT)
+    loc, scale = gp.leave_one_out()
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        other = GaussianProcess(X[keep], y[keep], PARAMS, settings, is_categorical=CAT)
+        loc_i, scale_i = other.predict(X[[i]])
+        ratio = scale_i[0] ** 2 / other.variance_factor + PARAMS.noise
+        assert loc[i] == pytest.approx(loc_i[0], rel=1e-9, abs=1e-9)
+        assert scale[i] ** 2 / gp.variance_factor == pytest.approx(ratio, rel=1e-9)
+
+
 @pytest.mark.parametrize(
     "kwargs, bad",
     [
@@ -534,6 +564,10 @@ def test_fit_deterministic_noise_and_bad_init() -> None:
         ({"prior_rate": math.inf}, "inf"),
         ({"prior_shape": "1"}, "'1'"),
         ({"deterministic_objective": 1}, "1"),
+        ({"min_noise": 0.0}, "0.0"),
+        ({"min_noise": 10.0}, "10.0"),
+        ({"min_noise": math.nan}, "nan"),
+        ({"min_noise": True}, "True"),
     ],
 )
 def test_settings_are_validated(kwargs: dict[str, Any], bad: str) -> None:

@@ -16,10 +16,16 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_gamma import GammaBOSampler
+from optuna_gamma.gp import fit_gp
+from optuna_gamma.gp import GPSettings
+from optuna_gamma.samplers._failures import FAILURE_MIN_NOISE
 from optuna_gamma.samplers._failures import failed_points
+from optuna_gamma.samplers._failures import failure_settings
 from optuna_gamma.samplers._failures import failure_targets
+from optuna_gamma.samplers._failures import systematic_failures
 from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._failures import UNSUGGESTED_AT
+from optuna_gamma.samplers._failures import with_systematic_failures
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
@@ -42,10 +48,13 @@ def test_a_region_that_fails_is_left_and_no_failed_point_is_proposed_again(seed:
         warnings.simplefilter("ignore")
         study.optimize(_nan_above_half, n_trials=30)
     failed = [t.params["x"] for t in _failed(study)]
-    # before: 26-28 of the 30 trials failed, at 2 to 5 distinct points (the edge x = 2 again
-    # and again), and the best value was 0.03-0.17; now 5-7 fail, each at its own point
-    assert len(failed) <= 10
+    # At first 26-28 of the 30 trials failed, at 2 to 5 distinct points (the edge x = 2 again
+    # and again), and the best value was 0.03-0.17; with the failure model 5-7; with its noise
+    # floor and the systematic failures imputed 3-5, each at its own point, at most one of
+    # them in the last 15 trials (the region, once known, is left).
+    assert len(failed) <= 7
     assert len(set(failed)) == len(failed)
+    assert sum(t.state == TrialState.FAIL for t in study.trials[15:]) <= 1
     assert study.best_value < 1e-4
 
 
@@ -56,11 +65,18 @@ def test_a_failure_before_every_parameter_is_suggested_counts_across_the_others(
             raise KeyError("a setting this code cannot run")
         return (x - 0.4) ** 2 + trial.suggest_float("y", 0.0, 1.0)
 
-    study = optuna.create_study(sampler=GammaBOSampler(seed=0))
-    study.optimize(objective, n_trials=25, catch=(KeyError,))
-    assert all(set(t.params) == {"x"} for t in _failed(study))
-    # before: 23 of 25 failed, best 0.22 (the failures without y were invisible)
-    assert len(_failed(study)) < 20 and study.best_value < 1e-3
+    best, n_failed = [], []
+    for seed in range(5):
+        study = optuna.create_study(sampler=GammaBOSampler(seed=seed))
+        study.optimize(objective, n_trials=25, catch=(KeyError,))
+        assert all(set(t.params) == {"x"} for t in _failed(study))
+        best.append(study.best_value)
+        n_failed.append(len(_failed(study)))
+    # At first 23 of 25 failed (the failures without y were invisible); with the failure model
+    # fitted like an objective 12-21 (it fell back to its prior between failures, and the
+    # acquisition went there); with its noise floor and the systematic failures imputed, 2-7.
+    assert max(n_failed) <= 8
+    assert float(np.median(best)) < 1e-4 and max(best) < 0.05
 
 
 def test_several_objectives_leave_a_failing_region_too() -> None:
@@ -173,3 +189,37 @@ def test_a_failure_whose_retry_is_running_is_not_a_failure_of_its_point() -> Non
     others = [trial(TrialState.RUNNING, 2.0, 3), trial(TrialState.COMPLETE, 7.0, 4)]
     kept = unrepeated_failures(failed + others)
     assert [t.params["x"] for t in kept] == [9.0]
+
+
+def _failure_model(succeeded: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    X, g, threshold = failure_targets(succeeded, failed)
+    gp = fit_gp(X, g, failure_settings(GPSettings(deterministic_objective=True)))
+    assert gp.params.noise >= FAILURE_MIN_NOISE  # labels are fitted, also for a deterministic
+    return systematic_failures(gp, threshold, len(succeeded))
+
+
+def test_a_region_of_failures_is_systematic_and_a_failure_among_successes_is_not() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 2))
+    fails = X[:, 0] > 0.6  # a region: its failures have failing neighbours
+    systematic = _failure_model(X[~fails], X[fails])
+    inside = X[fails][:, 0] > 0.7  # (the two at x = 0.61-0.62 border successes: unsure)
+    assert fails.sum() == 15 and systematic[inside].all() and systematic.mean() >= 0.8
+    # one failure amid successes (a transient error): its neighbours predict success
+    lone = np.array([[0.3, 0.5]])
+    assert not _failure_model(X[~fails], lone).any()
+    # the region and the lone failure together: only the region's are systematic
+    both = _failure_model(X[~fails], np.vstack([X[fails], lone]))
+    assert both[:-1][inside].all() and not both[-1]
+
+
+def test_systematic_failures_enter_the_objective_at_the_worst_value() -> None:
+    X, y = np.zeros((3, 2)), np.array([0.5, -1.0, 2.0])
+    failed = np.array([[0.9, 0.9], [0.1, 0.1]])
+    X2, y2 = with_systematic_failures(X, y, failed, np.array([True, False]))
+    np.testing.assert_allclose(X2, [[0, 0], [0, 0], [0, 0], [0.9, 0.9]])
+    np.testing.assert_allclose(y2, [0.5, -1.0, 2.0, -1.0])
+    X3, y3 = with_systematic_failures(X, y, failed, np.array([False, False]))
+    assert X3 is X and y3 is y
+    empty = with_systematic_failures(np.zeros((0, 2)), np.zeros(0), failed, np.ones(2, bool))
+    assert empty[0].shape == (0, 2)

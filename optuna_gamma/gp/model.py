@@ -362,6 +362,26 @@ class GaussianProcess:
             is_categorical=self.is_categorical,
         )
 
+    def leave_one_out(self) -> tuple[np.ndarray, np.ndarray]:
+        """Location and scale of each training output predicted from all the others.
+
+        Closed form, with these hyperparameters and output scale (no refit): with
+        :math:`P = K^{-1} - \\beta\\beta^\\top / c` (:math:`K^{-1}` for the zero mean), the
+        prediction of :math:`y_i` from the other outputs, the constant mean integrated out
+        again, has location :math:`y_i - (P y)_i / P_{ii} = y_i - \\alpha_i / P_{ii}` and
+        variance ratio :math:`1 / P_{ii}` (an observation's, the noise included): Rasmussen &
+        Williams 2006, eq. 5.12, for the zero mean; Dubrule 1983, "Cross validation of kriging
+        in a unique neighborhood", with the unknown mean.
+
+        Returns:
+            ``(loc (n,), scale (n,))``, ``scale = sqrt(variance_factor / P_ii)``.
+        """
+        p_diag = (self._linv_t * self._linv_t).sum(axis=1)  # (K^{-1})_ii
+        if self._cond.beta is not None:
+            p_diag = p_diag - self._cond.beta**2 / self._cond.beta_sum
+        p_diag = np.maximum(p_diag, np.finfo(float).tiny)
+        return self.y - self._cond.alpha / p_diag, np.sqrt(self.variance_factor / p_diag)
+
     def with_observations(self, X_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
         """This GP's hyperparameters conditioned on the training data plus ``(X_new, y_new)``.
 

@@ -50,7 +50,7 @@ from .model import OutputScale
 from .priors import log_prior_and_grad
 from .settings import GPHyperparams
 from .settings import GPSettings
-from .settings import MIN_NOISE
+from .settings import MAX_NOISE
 from .threads import limit_blas_threads
 
 
@@ -61,7 +61,6 @@ _INV_SQ_LENGTHSCALE_BOUNDS = (1e-4, 1e4)
 # from the data, and the prior (whose -log(lambda) term rewards them) would let the fit chase
 # noise-like wiggles by interpolation.
 _MIN_DIM_SCALED_LENGTHSCALE = 0.025
-_NOISE_BOUNDS = (MIN_NOISE, 10.0)
 _AMPLITUDE_BOUNDS = (1e-2, 1e2)
 _LOG_2PI = math.log(2.0 * math.pi)
 # Data sets up to this size are fitted from the default start as well as from the warm start.
@@ -175,7 +174,7 @@ def _bounds(d: int, settings: GPSettings) -> tuple[np.ndarray, np.ndarray]:
     ell = _INV_SQ_LENGTHSCALE_BOUNDS
     if settings.lengthscale_prior == "dim_scaled":
         ell = (ell[0], _MIN_DIM_SCALED_LENGTHSCALE**-2)
-    pairs = [ell] * d + [_NOISE_BOUNDS]
+    pairs = [ell] * d + [(settings.min_noise, MAX_NOISE)]
     if settings.fits_amplitude:
         pairs.append(_AMPLITUDE_BOUNDS)
     lo, hi = np.log(np.array(pairs)).T
@@ -195,11 +194,12 @@ def fit_gp(
 
     Maximizes ``log_marginal_likelihood + log_prior`` (:mod:`optuna_gamma.gp.priors`) over the
     log hyperparameters with L-BFGS-B (analytic gradients) inside the box bounds
-    ``inv_sq_lengthscales in [1e-4, 1e4]``, ``noise in [1e-10, 10]``, ``amplitude in [1e-2, 1e2]``.
+    ``inv_sq_lengthscales in [1e-4, 1e4]``, ``noise in [settings.min_noise, 10]`` (default
+    ``[1e-10, 10]``), ``amplitude in [1e-2, 1e2]``.
     The optimization starts from ``init`` (warm start, clipped into the bounds) or from
     :meth:`GPHyperparams.default`; data sets of up to 16 points are also fitted from the default
     and the better optimum is kept. ``settings.deterministic_objective`` fixes the noise at
-    ``MIN_NOISE``.
+    ``settings.min_noise``.
 
     Numerical trouble never raises: Cholesky failures are retried with jitter, a failed or
     non-finite optimization falls back to the best starting point.
@@ -231,7 +231,7 @@ def _fit(
     lo, hi = _bounds(d, settings)
     free = np.ones(lo.shape[0], dtype=bool)
     if settings.deterministic_objective:
-        free[d] = False  # the noise stays at MIN_NOISE
+        free[d] = False  # the noise stays at settings.min_noise
 
     # L-BFGS-B evaluates its start point again, and its result is re-evaluated below: a
     # memo keyed by the exact vector saves those two evidence computations per start.
@@ -306,5 +306,5 @@ def _fit(
 
     params = default if best_raw is None else GPHyperparams.from_vector(best_raw, d, settings)
     if settings.deterministic_objective:
-        params = replace(params, noise=MIN_NOISE)
+        params = replace(params, noise=settings.min_noise)
     return params

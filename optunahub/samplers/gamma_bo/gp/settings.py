@@ -49,6 +49,8 @@ DEFAULT_PRIOR_RATE = 0.5
 #: resolve the optimum (final regret after 40 trials, median of 16 seeds, 1e-6 -> 1e-10:
 #: Branin 4.0e-4 -> 1.6e-5, Hartmann-3 2.0e-5 -> 2.6e-6, lr_wd_bs 3.4e-5 -> 6.3e-7).
 MIN_NOISE = 1e-10
+#: The largest noise-to-signal ratio a fit may reach.
+MAX_NOISE = 10.0
 
 
 #: Variance of the log-lengthscale under the ``"dim_scaled"`` prior (Hvarfner et al. 2024).
@@ -93,7 +95,11 @@ class GPSettings:
         lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner et
             al. 2024) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic); see
             :mod:`optuna_gamma.gp.priors`.
-        deterministic_objective: Fix the noise ratio at ``MIN_NOISE`` instead of fitting it.
+        deterministic_objective: Fix the noise ratio at ``min_noise`` instead of fitting it.
+        min_noise: The smallest noise-to-signal ratio a fit may reach (default ``MIN_NOISE``),
+            in ``[MIN_NOISE, MAX_NOISE)``. A model of labels rather than of measurements needs
+            more: the failure model of the sampler fits its +1/-1 labels with at least
+            ``0.1`` (:mod:`optuna_gamma.samplers._failures`).
 
     Raises:
         ValueError: A field has a bad value (the message names it).
@@ -106,6 +112,7 @@ class GPSettings:
     mean: Mean = "constant"
     lengthscale_prior: LengthscalePrior = "dim_scaled"
     deterministic_objective: bool = False
+    min_noise: float = MIN_NOISE
 
     def __post_init__(self) -> None:
         _choice("kernel", self.kernel, KERNELS)
@@ -119,6 +126,16 @@ class GPSettings:
                 f"deterministic_objective must be a bool, got {self.deterministic_objective!r}."
             )
         object.__setattr__(self, "deterministic_objective", bool(self.deterministic_objective))
+        min_noise = self.min_noise
+        if (
+            isinstance(min_noise, bool)
+            or not isinstance(min_noise, numbers.Real)
+            or not MIN_NOISE <= float(min_noise) < MAX_NOISE
+        ):
+            raise ValueError(
+                f"min_noise must be a number in [{MIN_NOISE:g}, {MAX_NOISE:g}), got {min_noise!r}."
+            )
+        object.__setattr__(self, "min_noise", float(min_noise))
 
     @property
     def fits_amplitude(self) -> bool:
@@ -144,9 +161,11 @@ class GPHyperparams:
     @classmethod
     def default(cls, d: int, settings: GPSettings) -> GPHyperparams:
         """Start of the fit: the lengthscale prior's mode (``"dim_scaled"``: :math:`\\lambda =
-        e^{\\mu_D - 3}`; ``"optuna"``: :math:`\\ell = 1`), noise ratio 0.1 (``MIN_NOISE`` if
-        deterministic), amplitude 1 (the standardized output variance)."""
-        noise = MIN_NOISE if settings.deterministic_objective else 0.1
+        e^{\\mu_D - 3}`; ``"optuna"``: :math:`\\ell = 1`), noise ratio 0.1 (``min_noise`` if
+        deterministic, and at least ``min_noise``), amplitude 1 (the standardized output
+        variance)."""
+        noise = settings.min_noise if settings.deterministic_objective else 0.1
+        noise = max(noise, settings.min_noise)
         ell = 1.0
         if settings.lengthscale_prior == "dim_scaled":
             mode = math.exp(dim_scaled_location(d) - DIM_SCALED_LOG_VARIANCE)

@@ -35,9 +35,12 @@ from ..gp.settings import LengthscalePrior
 from ..gp.settings import Mean
 from ..gp.settings import Predictive
 from ..gp.threads import limit_blas_threads
+from ._failures import failure_settings
 from ._failures import FAILURE_TARGET
 from ._failures import failure_targets
+from ._failures import systematic_failures
 from ._failures import unrepeated_failures
+from ._failures import with_systematic_failures
 from ._history import aged_acquisition
 from ._history import aged_observations
 from ._history import AgedObservations
@@ -466,6 +469,7 @@ class GammaBOSampler(BaseSampler):
         target: str,
         is_categorical: np.ndarray | None = None,
         noise_aware: bool = False,
+        settings: GPSettings | None = None,
     ) -> GaussianProcess | None:
         """The GP of ``target`` on ``(X, y)``: hyperparameters refitted on the schedule of
         :func:`~optuna_gamma.samplers._refit.refit_due` (warm-started from the last fit), else the
@@ -475,13 +479,15 @@ class GammaBOSampler(BaseSampler):
         observations refit at every suggestion only while the last fit found noise (the
         single-objective GP, where that was measured); otherwise at every suggestion up to 64
         (several objectives: on ZDT2 the schedule left 9 of 10 seeds slightly behind at trial
-        50, hypervolume regret 0.0147 against 0.0142; constraints, a history)."""
+        50, hypervolume regret 0.0147 against 0.0142; constraints, a history). ``settings``:
+        the model's, if not the sampler's (the failure model)."""
         # Lazy by design: scipy.linalg and scipy.optimize (about 0.2 s) load on the first
         # suggestion, not at `import optuna_gamma` (tests/test_sampler_behaviour.py).
         from ..gp.fit import fit_gp
         from ..gp.model import GaussianProcess
 
         mask = space.is_categorical if is_categorical is None else is_categorical
+        settings = self._settings if settings is None else settings
         key = (study.study_name, _space_key(space), target)
         cached = self._fit_cache.pop(key, None)
         n = len(X)
@@ -492,12 +498,12 @@ class GammaBOSampler(BaseSampler):
         if gp is None:
             init = None if cached is None else cached.gp.params
             try:
-                gp = fit_gp(X, y, self._settings, is_categorical=mask, init=init)
+                gp = fit_gp(X, y, settings, is_categorical=mask, init=init)
             except _NUMERICAL_ERRORS as error:
                 _logger.warning(f"GP fit failed ({error!r}); using the previous hyperparameters.")
-                params = init or GPHyperparams.default(X.shape[1], self._settings)
+                params = init or GPHyperparams.default(X.shape[1], settings)
                 try:
-                    gp = GaussianProcess(X, y, params, self._settings, is_categorical=mask)
+                    gp = GaussianProcess(X, y, params, settings, is_categorical=mask)
                 except _NUMERICAL_ERRORS as error2:
                     _logger.warning(f"GP fallback failed too ({error2!r}); sampling at random.")
                     return None
@@ -636,24 +642,41 @@ class GammaBOSampler(BaseSampler):
 
         return exclude
 
-    def _constraint_models(
+    def _failure_model(
         self, study: Study, space: SearchSpace, obs: Observations
+    ) -> tuple[GaussianProcess, float, np.ndarray] | None:
+        """The failure model where trials failed (:mod:`~optuna_gamma.samplers._failures`): its
+        GP, threshold and which failed points are systematic; ``None`` without failures (or
+        when its fit failed)."""
+        if len(obs.failed) == 0:
+            return None
+        Xf, g, threshold = failure_targets(obs.X, obs.failed)
+        gp = self._fit(
+            study, space, Xf, g, FAILURE_TARGET, settings=failure_settings(self._settings)
+        )
+        if gp is None:
+            return None
+        return gp, threshold, systematic_failures(gp, threshold, len(obs.X))
+
+    def _constraint_models(
+        self,
+        study: Study,
+        space: SearchSpace,
+        obs: Observations,
+        failure: tuple[GaussianProcess, float, np.ndarray] | None = None,
     ) -> list[tuple[GaussianProcess, float]]:
-        """One GP per constraint, and one of failure where trials failed
-        (:mod:`~optuna_gamma.samplers._failures`), with the feasibility threshold of each."""
+        """One GP per constraint, and the ``failure`` model (:meth:`_failure_model`) where
+        trials failed, with the feasibility threshold of each."""
         models = []
-        targets = [
-            (f"constraint:{name}", obs.constraint_targets(i))
-            for i, name in enumerate(obs.constraint_names)
-        ]
-        if len(obs.failed) > 0:
-            targets.append((FAILURE_TARGET, failure_targets(obs.X, obs.failed)))
-        for target, (Xc, g, threshold) in targets:
+        for i, name in enumerate(obs.constraint_names):
+            Xc, g, threshold = obs.constraint_targets(i)
             if len(g) == 0:
                 continue
-            gp = self._fit(study, space, Xc, g, target=target)
+            gp = self._fit(study, space, Xc, g, target=f"constraint:{name}")
             if gp is not None:
                 models.append((gp, threshold))
+        if failure is not None:
+            models.append((failure[0], failure[1]))
         return models
 
     # -- BaseSampler API -----------------------------------------------------------------------
@@ -767,12 +790,19 @@ class GammaBOSampler(BaseSampler):
         study, trial, space, obs = snap.study, snap.trial, snap.space, snap.obs
         rng = self._trial_rng(trial)
         aged = snap.aged
+        # The failure model first: its systematic failures enter the objective's data.
+        failure = self._failure_model(study, space, obs)
         if aged is None:
-            gp = self._fit(study, space, obs.X, obs.y, target="objective", noise_aware=True)
+            X, y = obs.X, obs.y
+            if failure is not None:
+                X, y = with_systematic_failures(X, y, obs.failed, failure[2])
+            gp = self._fit(study, space, X, y, target="objective", noise_aware=True)
         else:
             mask = aged.is_categorical
             gp = self._fit(study, space, aged.X, aged.y, "objective:history", is_categorical=mask)
-        constraint_models = self._constraint_models(study, space, obs) if obs.constrained else []
+        constraint_models = (
+            self._constraint_models(study, space, obs, failure) if obs.constrained else []
+        )
         taken = snap.pending
 
         def propose() -> np.ndarray:

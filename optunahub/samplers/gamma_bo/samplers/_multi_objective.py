@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from ._failures import unrepeated_failures
+from ._failures import with_systematic_failures
 from ._observations import constraint_matrix
 from ._observations import constraints_of
 from ._observations import Observations
@@ -253,15 +254,22 @@ def _suggest(
 
     rng = sampler._trial_rng(trial)
     single = obs.first()
+    # The failure model first: its systematic failures enter each objective's data.
+    failure = sampler._failure_model(study, space, single)
     gps: list[GaussianProcess] = []
     for j in range(obs.Y.shape[1]):
-        gp = sampler._fit(study, space, obs.X, obs.Y[:, j], target=f"objective:{j}")
+        X, y = obs.X, obs.Y[:, j]
+        if failure is not None:
+            X, y = with_systematic_failures(X, y, obs.failed, failure[2])
+        gp = sampler._fit(study, space, X, y, target=f"objective:{j}")
         if gp is None:
             break
         gps.append(gp)
     usable = len(gps) == obs.Y.shape[1] and all(gp.dof > 1.0 for gp in gps)
     constraint_models = (
-        sampler._constraint_models(study, space, single) if obs.constrained and usable else []
+        sampler._constraint_models(study, space, single, failure)
+        if obs.constrained and usable
+        else []
     )
     taken = pending
     known = {t.number for t in complete}
