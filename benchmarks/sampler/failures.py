@@ -214,22 +214,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first .. first + seeds - 1")
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if args.seeds < 1 or args.trials < 1:
-        p.error("--seeds and --trials must be >= 1")
+    if args.seeds < 1 or args.trials < 1 or args.first_seed < 0:
+        p.error("--seeds and --trials must be >= 1, --first-seed >= 0")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
     cells = [
         run_cell(problem, sampler, seed, args.trials)
         for problem in args.problems
         for sampler in args.samplers
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     meta = {
         "command": "python -m benchmarks.sampler.failures "
-        f"--seeds {args.seeds} --trials {args.trials}",
+        f"--seeds {args.seeds} --trials {args.trials}"
+        + (f" --first-seed {args.first_seed}" if args.first_seed else ""),
         "commit": _commit(),
         "optuna": optuna.__version__,
         "python": platform.python_version(),
