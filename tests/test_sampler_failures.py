@@ -18,8 +18,8 @@ import pytest
 from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp import fit_gp
 from optuna_gamma.gp import GPSettings
-from optuna_gamma.samplers._failures import FAILURE_MIN_NOISE
 from optuna_gamma.samplers._failures import failed_points
+from optuna_gamma.samplers._failures import FAILURE_MIN_NOISE
 from optuna_gamma.samplers._failures import failure_settings
 from optuna_gamma.samplers._failures import failure_targets
 from optuna_gamma.samplers._failures import systematic_failures
@@ -217,9 +217,45 @@ def test_systematic_failures_enter_the_objective_at_the_worst_value() -> None:
     X, y = np.zeros((3, 2)), np.array([0.5, -1.0, 2.0])
     failed = np.array([[0.9, 0.9], [0.1, 0.1]])
     X2, y2 = with_systematic_failures(X, y, failed, np.array([True, False]))
-    np.testing.assert_allclose(X2, [[0, 0], [0, 0], [0, 0], [0.9, 0.9]])
+    np.testing.assert_allclose(X2, [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.9, 0.9]])
     np.testing.assert_allclose(y2, [0.5, -1.0, 2.0, -1.0])
     X3, y3 = with_systematic_failures(X, y, failed, np.array([False, False]))
     assert X3 is X and y3 is y
     empty = with_systematic_failures(np.zeros((0, 2)), np.zeros(0), failed, np.ones(2, bool))
     assert empty[0].shape == (0, 2)
+
+
+def test_failures_that_none_predicts_steer_nothing() -> None:
+    """While no failure is systematic (a transient error amid successes), the failure model is
+    left out of the acquisition: the next proposal is that of the same study with the trial
+    pruned (which the sampler ignores), bit for bit. A region of failures does steer it."""
+    dist: dict[str, BaseDistribution] = {
+        "x": FloatDistribution(0.0, 1.0),
+        "y": FloatDistribution(0.0, 1.0),
+    }
+    rng = np.random.default_rng(3)
+    done = [
+        optuna.trial.create_trial(
+            params={"x": float(x), "y": float(y)},
+            distributions=dist,
+            value=float((x - 0.3) ** 2 + (y - 0.6) ** 2),
+        )
+        for x, y in rng.random((10, 2))
+    ]
+
+    def proposal(state: TrialState, points: list[tuple[float, float]]) -> tuple[float, float]:
+        study = optuna.create_study(sampler=GammaBOSampler(seed=0))
+        study.add_trials(done)
+        for x, y in points:
+            study.add_trial(
+                optuna.trial.create_trial(state=state, params={"x": x, "y": y}, distributions=dist)
+            )
+        trial = study.ask()
+        return trial.suggest_float("x", 0.0, 1.0), trial.suggest_float("y", 0.0, 1.0)
+
+    lone = [(0.9, 0.1)]
+    assert proposal(TrialState.FAIL, lone) == proposal(TrialState.PRUNED, lone)
+    region = [(0.25 + 0.02 * i, 0.55 + 0.02 * j) for i in range(3) for j in range(3)]
+    x, y = proposal(TrialState.FAIL, region)
+    assert (x, y) != proposal(TrialState.PRUNED, region)
+    assert not (0.22 < x < 0.32 and 0.52 < y < 0.62)  # around the optimum, but not in the box

@@ -37,6 +37,7 @@ from optuna_gamma.gp.threads import limit_blas_threads
 from optuna_gamma.samplers._failures import failure_settings
 from optuna_gamma.samplers._failures import FAILURE_TARGET
 from optuna_gamma.samplers._failures import failure_targets
+from optuna_gamma.samplers._failures import FailureModel
 from optuna_gamma.samplers._failures import systematic_failures
 from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._failures import with_systematic_failures
@@ -643,10 +644,9 @@ class GammaBOSampler(BaseSampler):
 
     def _failure_model(
         self, study: Study, space: SearchSpace, obs: Observations
-    ) -> tuple[GaussianProcess, float, np.ndarray] | None:
-        """The failure model where trials failed (:mod:`~optuna_gamma.samplers._failures`): its
-        GP, threshold and which failed points are systematic; ``None`` without failures (or
-        when its fit failed)."""
+    ) -> FailureModel | None:
+        """The failure model where trials failed (:mod:`~optuna_gamma.samplers._failures`);
+        ``None`` without failures (or when its fit failed)."""
         if len(obs.failed) == 0:
             return None
         Xf, g, threshold = failure_targets(obs.X, obs.failed)
@@ -655,17 +655,17 @@ class GammaBOSampler(BaseSampler):
         )
         if gp is None:
             return None
-        return gp, threshold, systematic_failures(gp, threshold, len(obs.X))
+        return FailureModel(gp, threshold, systematic_failures(gp, threshold, len(obs.X)))
 
     def _constraint_models(
         self,
         study: Study,
         space: SearchSpace,
         obs: Observations,
-        failure: tuple[GaussianProcess, float, np.ndarray] | None = None,
+        failure: FailureModel | None = None,
     ) -> list[tuple[GaussianProcess, float]]:
-        """One GP per constraint, and the ``failure`` model (:meth:`_failure_model`) where
-        trials failed, with the feasibility threshold of each."""
+        """One GP per constraint, and the ``failure`` model (:meth:`_failure_model`) while some
+        failure is systematic, with the feasibility threshold of each."""
         models = []
         for i, name in enumerate(obs.constraint_names):
             Xc, g, threshold = obs.constraint_targets(i)
@@ -674,8 +674,8 @@ class GammaBOSampler(BaseSampler):
             gp = self._fit(study, space, Xc, g, target=f"constraint:{name}")
             if gp is not None:
                 models.append((gp, threshold))
-        if failure is not None:
-            models.append((failure[0], failure[1]))
+        if failure is not None and failure.informative:
+            models.append((failure.gp, failure.threshold))
         return models
 
     # -- BaseSampler API -----------------------------------------------------------------------
@@ -794,7 +794,7 @@ class GammaBOSampler(BaseSampler):
         if aged is None:
             X, y = obs.X, obs.y
             if failure is not None:
-                X, y = with_systematic_failures(X, y, obs.failed, failure[2])
+                X, y = with_systematic_failures(X, y, obs.failed, failure.systematic)
             gp = self._fit(study, space, X, y, target="objective", noise_aware=True)
         else:
             mask = aged.is_categorical

@@ -259,7 +259,7 @@ def _suggest(
     for j in range(obs.Y.shape[1]):
         X, y = obs.X, obs.Y[:, j]
         if failure is not None:
-            X, y = with_systematic_failures(X, y, obs.failed, failure[2])
+            X, y = with_systematic_failures(X, y, obs.failed, failure.systematic)
         gp = sampler._fit(study, space, X, y, target=f"objective:{j}")
         if gp is None:
             break
