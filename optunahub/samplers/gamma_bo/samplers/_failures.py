@@ -83,10 +83,10 @@ __all__ = [
 FAILURE_TARGET = "failure"
 
 #: The failure model's smallest noise-to-signal ratio (:class:`~optuna_gamma.gp.settings.
-#: GPSettings`'s ``min_noise``). Measured on the four problems of the failure benchmark, 20
-#: held-out seeds: failed trials of 40 (median) 18.5 -> 7.5 (Branin with a failing region),
-#: 15.5 -> 4.5 (learning-rate divergence), 32.5 -> 5.5 (an error before the last suggest),
-#: together with the imputation of systematic failures; transient failures unchanged.
+#: GPSettings`'s ``min_noise``). With the imputation of systematic failures, on the failure
+#: benchmark (40 trials, 30 seeds): failed trials (median) 17.5 -> 8 (Branin with a failing
+#: region), 16 -> 5.5 (learning-rate divergence), 29.5 -> 6 (an error before the last
+#: suggest), 6 -> 6 (failures at random); ``benchmarks/sampler/results/failures/``.
 FAILURE_MIN_NOISE = 0.1
 
 #: A failed point whose leave-one-out probability of failure exceeds this is systematic.
