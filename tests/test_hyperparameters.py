@@ -686,3 +686,56 @@ def test_trainer_defaults_of_a_function_trainer_and_bad_ones() -> None:
 
     with pytest.raises(ValueError, match="must be a method returning a mapping"):
         trainer_defaults(Attribute())
+
+
+class _KeepsItsOwnState(_TwoGroupTrainer):
+    """Counts steps in an attribute, keeps an EMA module outside the state and a handle on the
+    model's weight (a part of the state, restored with it); ``name`` never changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+        self.name = "mine"
+        self.ema = torch.nn.Linear(3, 2)
+        self.bad = torch.full((2,), math.nan)  # unchanged NaN: not a change
+
+    def build(self, seed: int, device: Any) -> TrainingState:
+        state = super().build(seed, device)
+        self.weight = state.model.weight
+        return state
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> float:
+        self.steps += 1
+        with torch.no_grad():
+            for p, q in zip(self.ema.parameters(), state.model.parameters()):
+                p.mul_(0.5).add_(0.5 * q)
+        return super().train_epoch(state, hparams, ctx)
+
+
+def test_trainer_attributes_that_training_changes_are_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    cfg = TunerConfig(run="a", run_dir=str(tmp_path / "a"), budget=4, sampler="random")
+    with caplog.at_level("WARNING", logger="optuna_gamma"):
+        tune_per_epoch(_KeepsItsOwnState(), space, cfg)
+    named = [r.getMessage() for r in caplog.records if "train_epoch() " in r.getMessage()]
+    assert len(named) == 2  # once each, at the first trial; not 'name', 'weight' or 'bad'
+    assert "changed the trainer's attribute 'steps' (from 0 to 1)" in named[0]
+    assert "trained the trainer's module attribute 'ema'" in named[1]
+    assert "TrainingState.extra" in named[1]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="optuna_gamma"):  # a trainer that keeps none
+        tune_per_epoch(_TwoGroupTrainer(), space, _with_run_dir(cfg, tmp_path / "b"))
+    assert not [r for r in caplog.records if "train_epoch() " in r.getMessage()]
+
+
+def _with_run_dir(cfg: Any, run_dir: Path) -> Any:
+    from dataclasses import replace
+
+    return replace(cfg, run=run_dir.name, run_dir=str(run_dir))

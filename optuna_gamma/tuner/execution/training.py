@@ -68,6 +68,7 @@ class Training:
         #: where a trial in a fresh process (a worker, a resumed run) starts as built.
         self._modes = _module_modes(state)
         self._checked_use = False
+        self._checked_attributes = False
 
     @classmethod
     def build(cls, trainer: Trainer, seed: int, device: torch.device) -> Training:
@@ -103,6 +104,7 @@ class Training:
         if applied is not None and not self._checked_use:
             hparams = ReadHyperparameters(hparams)
             held = _held_values(state.optimizer, applied)
+        attributes = None if self._checked_attributes else _attributes(self.trainer, state)
         train_metrics: dict[str, Any] = {}
         t0 = time.perf_counter()
         for epoch in epochs:
@@ -122,6 +124,9 @@ class Training:
                 break
         t_train = time.perf_counter() - t0
         _check_kinds(self._kinds, state)
+        if attributes is not None:
+            self._checked_attributes = True
+            _warn_changed_attributes(attributes, _attributes(self.trainer, state))
         if isinstance(hparams, ReadHyperparameters):
             self._checked_use = True
             _warn_unused(hparams, applied, optimizer_keys(state.optimizer))
@@ -182,6 +187,62 @@ def _check_kinds(built: Mapping[str, str], state: Any) -> None:
         "kept: make it there (a schedule sized by the run's length can use the policy's "
         "plan.epochs, known before the run: PopulationPolicy(budget=120).plan.epochs is 90)"
     )
+
+
+def _attributes(trainer: Any, state: Any) -> dict[str, Any]:
+    """What of the trainer's own attributes a training could change unseen: numbers, strings
+    and flags as they are; a torch module or tensor outside the training state by the sum of
+    its values (one float64 per tensor). A module or tensor whose values all belong to the
+    state (the model, a part of it) is left out: the state restores them."""
+    import torch
+
+    held = {id(t) for module in _modules(state) for t in [*module.parameters(), *module.buffers()]}
+    found: dict[str, Any] = {}
+    for name, value in getattr(trainer, "__dict__", {}).items():
+        if isinstance(value, (bool, int, float, str)):
+            found[name] = value
+            continue
+        if isinstance(value, torch.nn.Module):
+            tensors = [*value.parameters(), *value.buffers()]
+            kind = "module"
+        elif isinstance(value, torch.Tensor):
+            tensors, kind = [value], "tensor"
+        else:
+            continue
+        tensors = [t for t in tensors if id(t) not in held]
+        if tensors:
+            with torch.no_grad():  # summed in float64 without a float64 copy of the tensor
+                sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
+            found[name] = (kind, sums)
+    return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN (a tensor holding a NaN is unchanged if it still does)."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return a[0] == b[0] and len(a[1]) == len(b[1]) and all(map(_same, a[1], b[1]))
+    return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def _warn_changed_attributes(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Warn about attributes of the trainer that the first trial's training changed: the tuner
+    restores only the training state before each trial, so the next trial in this process
+    starts from what this one left (and a worker or a resumed run from what ``build`` left)."""
+    for name, value in before.items():
+        now = after.get(name, value)
+        if _same(value, now):
+            continue
+        if isinstance(value, tuple):
+            what = f"trained the trainer's {value[0]} attribute {name!r}"
+        else:
+            what = f"changed the trainer's attribute {name!r} (from {value!r} to {now!r})"
+        _logger.warning(
+            f"train_epoch() {what} in the first trial. The tuner restores only the "
+            "TrainingState before each trial, so the next trial in this process starts from "
+            "what this one left, and a worker or a resumed run from what build() left: keep "
+            "it in TrainingState.extra (plain data and anything with a state_dict are "
+            "restored with the trial's start state), or set it from ctx.epoch in every epoch"
+        )
 
 
 def _modules(state: Any) -> list[Any]:
