@@ -65,12 +65,12 @@ def test_quick_start_reaches_the_documented_test_accuracy(tmp_path: Path, data_r
     if not (data_root / "mnist").exists() and not any(data_root.glob("*mnist*")):
         pytest.skip("MNIST is not in the data root")
     text = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
-    (stated,) = re.findall(r"the CNN is at ([0-9.]+) % test accuracy", text)
+    ((low, high),) = re.findall(r"the CNN is at ([0-9.]+)-([0-9.]+) % test accuracy", text)
     proc = _quick_start(tmp_path, data_root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (acc,) = re.findall(r"^test: accuracy ([0-9.]+)", proc.stdout, re.M)
-    # 1 point: another BLAS may round the float32 training differently (the figure is
-    # 2618 / 10000 images here); the docs must not drift further than that.
-    assert abs(100 * float(acc) - float(stated)) <= 1.0, (acc, stated)
+    # The range the docs state: another CPU's vector instructions round the float32 training
+    # differently (26.2 %, 27.5 %, 28.3 % and 30.7 % seen); the docs must not drift from it.
+    assert float(low) <= 100 * float(acc) <= float(high), (acc, low, high)
     lines = [line for line in proc.stderr.splitlines() if "adopted trial" in line]
     assert len(lines) == 3 and all(EPOCH_LINE.match(line) for line in lines), lines

@@ -723,10 +723,19 @@ def own_trainer() -> Any:
     return load_trainer(TrainerRef(f"{repo / 'examples' / 'own_training.py'}:make_trainer"))
 
 
-@pytest.mark.parametrize(("seed", "lr_epochs"), [(3, None), (0, "epochs 5-6")])
+@pytest.mark.parametrize("seed", [0, 3])
 def test_range_warnings_name_the_final_models_lineage_not_each_epochs_best(
-    own_trainer: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, seed: int, lr_epochs
+    own_trainer: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, seed: int
 ) -> None:
+    """The low-end warning names exactly the epochs in which the final model's lineage (the
+    schedule) trained at the low end of lr, never an epoch's best state of another lineage.
+
+    Which epochs those are depends on the CPU's float32 rounding (on one machine seed 3's
+    epochs 4-5 were won by explorers at the low end that the final model does not descend
+    from, on another the final model itself trained there), so the rule is checked, not a
+    seed's scenario."""
+    from optuna_gamma.tuner.execution.adoption import epoch_ranges
+
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
         res = tune_per_epoch(
             own_trainer,
@@ -734,31 +743,27 @@ def test_range_warnings_name_the_final_models_lineage_not_each_epochs_best(
             TunerConfig(
                 run="w",
                 run_dir=str(tmp_path / "w"),
-                # the scenario of these seeds is the population's before its late explorers
                 policy=PopulationPolicy(width=4, budget=24, late_population=False),
                 seed=seed,
-                device="cpu",  # the seeds' outcomes below are CPU arithmetic's
+                device="cpu",
             ),
         )
     low = 1e-4  # lr's low end in examples/own_training.py
     at_low = [e.epoch for e in res.schedule if e.params["lr"] == pytest.approx(low)]
-    best_at_low = [e.epoch for e in res.adopted if e.params["lr"] == pytest.approx(low)]
     lr_warnings = [
         r.getMessage()
         for r in caplog.records
         if "search range" in r.getMessage() and "'lr'" in r.getMessage()
     ]
     assert not any("the best lr of epoch" in m for m in lr_warnings)  # no per-epoch warning
-    if lr_epochs is None:
-        # seed 3: epochs 4-5's best states trained at the low end, but they were explorers
-        # the final model does not descend from: nothing to widen for it
-        assert best_at_low == [4, 5] and at_low == [] and lr_warnings == []
+    low_warnings = [m for m in lr_warnings if "low end" in m]
+    if not at_low:
+        assert low_warnings == []
     else:
-        # seed 0: the final model itself trained at the low end in its last 2 epochs
-        assert at_low == [5, 6]
-        assert lr_warnings == [
+        plural = "s" if len(at_low) > 1 else ""
+        assert low_warnings == [
             f"the final model trained with lr at the low end of its search range (0.0001) in "
-            f"{lr_epochs}: widen the low end of 'lr' in the search space"
+            f"epoch{plural} {epoch_ranges(at_low)}: widen the low end of 'lr' in the search space"
         ]
 
 
