@@ -234,14 +234,17 @@ def _warn_changed_attributes(before: Mapping[str, Any], after: Mapping[str, Any]
             continue
         if isinstance(value, tuple):
             what = f"trained the trainer's {value[0]} attribute {name!r}"
+            fix = "keep it in TrainingState.extra (restored with the trial's start state)"
         else:
             what = f"changed the trainer's attribute {name!r} (from {value!r} to {now!r})"
+            fix = (
+                "keep it in TrainingState.extra (plain data is restored with the trial's "
+                "start state), or set it from ctx.epoch in every epoch"
+            )
         _logger.warning(
             f"train_epoch() {what} in the first trial. The tuner restores only the "
             "TrainingState before each trial, so the next trial in this process starts from "
-            "what this one left, and a worker or a resumed run from what build() left: keep "
-            "it in TrainingState.extra (plain data and anything with a state_dict are "
-            "restored with the trial's start state), or set it from ctx.epoch in every epoch"
+            f"what this one left, and a worker or a resumed run from what build() left: {fix}"
         )
 
 
