@@ -587,6 +587,42 @@ def test_a_loader_whose_workers_outlive_an_epoch_is_named_and_not_deterministic(
         assert named == []
 
 
+class _LoadersInBuild(_Accumulating):
+    """Makes its loaders in ``build``, nested two levels deep, as many trainers do."""
+
+    def build(self, seed: int, device: object) -> TrainingState:
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(_Augmented(), num_workers=1, persistent_workers=True)
+        self.loaders = {"train": {"mnist": loader}, "data": list(range(100))}
+        return super().build(seed, device)
+
+
+def test_a_persistent_loader_made_in_build_is_named_and_not_deterministic(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma import GammaBOSampler
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.execution.engine import Engine
+
+    config = TunerConfig(run="lb", run_dir=str(tmp_path / "lb"), budget=4, progress=False)
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        engine = Engine(_LoadersInBuild(), space, config, "per-epoch")
+        assert engine.deterministic  # nothing to see before build
+        with engine.opened():
+            assert not engine.deterministic
+            sampler = engine.plan.factory(0)
+    assert isinstance(sampler, GammaBOSampler)
+    assert not sampler.gp_settings.deterministic_objective  # the sampler is told so too
+    named = [r.getMessage() for r in caplog.records if "persistent_workers=True" in r.getMessage()]
+    assert len(named) == 1 and "DataLoader loaders['train']['mnist'] keeps" in named[0]
+
+
 def test_an_optimizer_that_cannot_take_the_states_groups_is_a_clear_error() -> None:
     trainer = _Unfreezing(unfreeze_at=1)
     state = trainer.build(0, CPU)

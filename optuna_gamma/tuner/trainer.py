@@ -499,9 +499,9 @@ def range_like(value: Any) -> bool:
 
 
 def persistent_loaders(trainer: Any) -> list[str]:
-    """The trainer's attributes (and the items of its dict, list and tuple attributes) that are
-    ``DataLoader`` s whose worker processes outlive an epoch (``num_workers > 0`` and
-    ``persistent_workers=True``).
+    """The trainer's attributes (and the items of its dict, list and tuple attributes of up to
+    64 items, three levels deep: ``loaders['train']['mnist']``) that are ``DataLoader`` s whose
+    worker processes outlive an epoch (``num_workers > 0`` and ``persistent_workers=True``).
 
     Such workers are seeded once, when the loader first iterates, and keep their random state
     from then on: the tuner's seeding around ``train_epoch`` reaches the shuffle order (drawn in
@@ -510,16 +510,23 @@ def persistent_loaders(trainer: Any) -> list[str]:
     """
     from torch.utils.data import DataLoader
 
-    found = []
-    for name, value in vars(trainer).items() if hasattr(trainer, "__dict__") else ():
-        items: list[tuple[str, Any]] = [(name, value)]
-        if isinstance(value, Mapping):
-            items = [(f"{name}[{k!r}]", v) for k, v in value.items()]
-        elif isinstance(value, (list, tuple)):
-            items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
-        for where, obj in items:
-            if isinstance(obj, DataLoader) and obj.num_workers > 0 and obj.persistent_workers:
+    found: list[str] = []
+
+    def visit(where: str, obj: Any, depth: int) -> None:
+        if isinstance(obj, DataLoader):
+            if obj.num_workers > 0 and obj.persistent_workers:
                 found.append(where)
+        elif depth >= 3 or not isinstance(obj, (Mapping, list, tuple)) or len(obj) > 64:
+            return  # (a long list is data, not a few loaders)
+        elif isinstance(obj, Mapping):
+            for k, v in obj.items():
+                visit(f"{where}[{k!r}]", v, depth + 1)
+        else:
+            for i, v in enumerate(obj):
+                visit(f"{where}[{i}]", v, depth + 1)
+
+    for name, value in vars(trainer).items() if hasattr(trainer, "__dict__") else ():
+        visit(name, value, 0)
     return found
 
 

@@ -157,14 +157,9 @@ class Engine:
         #: The trainer's own values of non-optimizer hyperparameters (``default_hyperparameters``).
         self.own_defaults = trainer_defaults(trainer)
         persistent = persistent_loaders(trainer)
-        if persistent and role != "worker":
-            _logger.warning(
-                f"the trainer's DataLoader {', '.join(persistent)} keeps its worker processes "
-                "across epochs (persistent_workers=True): they are seeded once, so their random "
-                "augmentations differ between the trials of an epoch and a resumed run differs "
-                "from an uninterrupted one; persistent_workers=False makes every trial draw the "
-                "same numbers (the tuner treats this training as not deterministic)"
-            )
+        #: The loaders named so far (those ``build`` makes are looked for after it).
+        self._persistent = set(persistent)
+        self._warn_persistent(persistent)
         if config.deterministic is None:
             self.deterministic = (
                 self.device.type == "cpu"
@@ -173,13 +168,8 @@ class Engine:
             )
         else:
             self.deterministic = config.deterministic
-        self.plan = SamplerPlan(
-            config.sampler,
-            self.space,
-            config.trials_per_epoch,
-            config.n_startup_trials,
-            self.deterministic,
-        )
+        self._given_space = self.space
+        self.plan = self._sampler_plan()
         self.space = self.plan.space  # ``fixed`` samplers fix ``lr``
         for name, value in self.own_defaults.items():
             dist = self.space.distributions.get(name)
@@ -237,10 +227,43 @@ class Engine:
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store, self.artifacts_text)
             self.training = Training.build(self.trainer, cfg.seed, self.device)
+            self._check_built_loaders()
             self.training.epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
             self._assemble(self.store)
             prepare_run(self)
             yield self
+
+    def _sampler_plan(self) -> SamplerPlan:
+        cfg = self.config
+        return SamplerPlan(
+            cfg.sampler,
+            self._given_space,
+            cfg.trials_per_epoch,
+            cfg.n_startup_trials,
+            self.deterministic,
+        )
+
+    def _warn_persistent(self, loaders: list[str]) -> None:
+        if loaders and self.role != "worker":
+            _logger.warning(
+                f"the trainer's DataLoader {', '.join(loaders)} keeps its worker processes "
+                "across epochs (persistent_workers=True): they are seeded once, so their random "
+                "augmentations differ between the trials of an epoch and a resumed run differs "
+                "from an uninterrupted one; persistent_workers=False makes every trial draw the "
+                "same numbers (the tuner treats this training as not deterministic)"
+            )
+
+    def _check_built_loaders(self) -> None:
+        """Loaders that ``build`` made (not there before it) count as those of ``__init__``:
+        named, and the training is then not deterministic (the samplers are made again)."""
+        late = [p for p in persistent_loaders(self.trainer) if p not in self._persistent]
+        if not late:
+            return
+        self._persistent.update(late)
+        self._warn_persistent(late)
+        if self.config.deterministic is None and self.deterministic:
+            self.deterministic = False
+            self.plan = self._sampler_plan()
 
     def _assemble(self, store: StateStore) -> None:
         """Build the parts that run the studies (the storage and the state are open)."""
