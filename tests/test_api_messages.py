@@ -117,3 +117,16 @@ def test_a_budget_too_small_to_compare_settings_says_so(
         assert max(PopulationPolicy(budget=smallest - 1).plan.trials) == 1
         assert max(PopulationPolicy(budget=smallest).plan.trials) > 1
         assert small(smallest) == []
+
+
+def test_a_sampler_instance_is_refused_with_the_factory_to_write() -> None:
+    with pytest.raises(ValueError) as err:
+        TunerConfig(budget=12, sampler=optuna.samplers.TPESampler(seed=0))  # type: ignore[arg-type]
+    msg = str(err.value)
+    assert "def make_sampler(seed): return TPESampler(..., seed=seed)" in msg
+    assert "sampler=make_sampler" in msg
+    with pytest.raises(ValueError) as err:
+        TunerConfig(budget=12, sampler=3)  # type: ignore[arg-type]
+    assert "make_sampler" not in str(err.value)  # not a sampler: no such hint
+    config = TunerConfig(budget=12, sampler=lambda seed: optuna.samplers.TPESampler(seed=seed))
+    assert callable(config.sampler)

@@ -660,6 +660,28 @@ def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
         run({"batch_size": 100}, "outside")
     assert any("own batch_size=100" in r.getMessage() for r in caplog.records)
+    assert not any("no value of its own" in r.getMessage() for r in caplog.records)
+    # no value at all: said, naming it and the fix; lr comes from the optimizer
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        run({}, "none")
+    (said,) = [r.getMessage() for r in caplog.records if "no value of its own" in r.getMessage()]
+    assert "for batch_size (" in said and "returning {'batch_size': ...}" in said
+    (default,) = _default_trials(tmp_path / "none")
+    assert default["lr"] == 1e-2 and 4 <= default["batch_size"] <= 64
+    # the thesis's policy races no untuned candidate: nothing to say
+    caplog.clear()
+    cfg = TunerConfig(
+        run="thesis",
+        run_dir=str(tmp_path / "thesis"),
+        policy="thesis",
+        epochs=1,
+        trials_per_epoch=2,
+        progress=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        tune_per_epoch(_BatchSized({}), space, cfg)
+    assert not any("no value of its own" in r.getMessage() for r in caplog.records)
     (default,) = _default_trials(tmp_path / "outside")
     assert default["lr"] == 1e-2 and 4 <= default["batch_size"] <= 64
     # a method that returns no mapping is refused before any work

@@ -11,6 +11,8 @@ import re
 from typing import Any
 from typing import Union
 
+import optuna
+
 from optuna_gamma.tuner.policies.base import Policy
 from optuna_gamma.tuner.search.objectives import resolve_objective
 from optuna_gamma.tuner.search.samplers import parse_sampler
@@ -233,7 +235,16 @@ class TunerConfig:
         if self.trainer_ref is not None and not isinstance(self.trainer_ref, TrainerRef):
             raise ValueError(f"trainer_ref must be a TrainerRef or None, got {self.trainer_ref!r}")
         if not isinstance(self.sampler, str) and not callable(self.sampler):
+            hint = ""
+            if isinstance(self.sampler, optuna.samplers.BaseSampler):
+                kind = type(self.sampler).__name__
+                hint = (
+                    f": every study of the run gets a sampler of its own, seeded for it, so "
+                    f"pass a factory: def make_sampler(seed): return {kind}(..., seed=seed), "
+                    "then sampler=make_sampler (a function of a module, which workers can "
+                    "import; a lambda works without workers)"
+                )
             raise ValueError(
-                f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}"
+                f"sampler must be a name or a callable seed -> sampler, got {self.sampler!r}{hint}"
             )
         _check_named_settings(self)

@@ -231,6 +231,7 @@ class Engine:
             self.training.epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
             self._assemble(self.store)
             prepare_run(self)
+            self._warn_partial_default()
             yield self
 
     def _sampler_plan(self) -> SamplerPlan:
@@ -264,6 +265,33 @@ class Engine:
         if self.config.deterministic is None and self.deterministic:
             self.deterministic = False
             self.plan = self._sampler_plan()
+
+    def _warn_partial_default(self) -> None:
+        """Name the tuned hyperparameters that epoch 1's untuned candidate has no value of its
+        own for (neither an optimizer setting nor in ``default_hyperparameters()``): that
+        candidate then trains with sampled values and no longer stands for the untuned
+        training the policy races against the sampler's proposals."""
+        if self.role == "worker" or self.mode != "per-epoch":
+            return
+        point = self.planner.default_point()
+        slots = self.policy.slots(1, [], point)
+        if not any(slot.kind == "default" for slot in slots):
+            return
+        missing = [
+            name
+            for name in self.space.distributions
+            if name not in point and name not in self.own_defaults  # (those: warned above)
+        ]
+        if missing:
+            names = ", ".join(missing)
+            example = ", ".join(f"{name!r}: ..." for name in missing)
+            _logger.warning(
+                f"epoch 1's untuned candidate has no value of its own for {names} (not a "
+                "setting of the optimizer's parameter groups, not in the trainer's "
+                f"default_hyperparameters()): it trains with sampled ones, so the run does not "
+                f"race your untuned training; give the trainer default_hyperparameters() "
+                f"returning {{{example}}}"
+            )
 
     def _assemble(self, store: StateStore) -> None:
         """Build the parts that run the studies (the storage and the state are open)."""
