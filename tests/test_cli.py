@@ -537,11 +537,16 @@ def test_a_trainer_without_a_test_split_from_the_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     # before: an empty "test: " line
     assert "test: no metrics (evaluate(state, 'test') returned none)" in proc.stdout
-    # its report's tables show the metrics it has: the validation loss (no accuracy column)
+    # the summary names the objective and has no accuracy column
+    header = next(x for x in proc.stdout.splitlines() if x.lstrip().startswith("epoch"))
+    assert header.split() == ["epoch", "lr", "loss", "trial"]
+    # its report's tables show the metrics it has: the validation loss, which is the objective
+    # (one column, named so; no accuracy column)
     proc = _cli("report", "--storage", "a/journal.log", "-o", "a.html", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     page = (tmp_path / "a.html").read_text(encoding="utf-8")
-    assert "<th>loss</th>" in page and "<th>accuracy</th>" not in page
+    assert "<th>objective (loss)</th>" in page
+    assert "<th>loss</th>" not in page and "<th>accuracy</th>" not in page
     # any metric of evaluate() by name: "min:loss" is the same objective here, by another name
     proc = _cli(
         *common[:3], "--objective", "min:loss", "--sampler", "random",

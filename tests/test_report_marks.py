@@ -106,3 +106,13 @@ def test_the_tables_show_the_trainers_own_metrics_where_it_has_no_accuracy() -> 
     own = [{"mse": 0.5, "mae": 0.4, "train_loss": 0.3, "diverged": False}, "forged", {"r2": 1}]
     assert _metric_columns(own) == ["mae", "mse", "r2"]
     assert _metric_columns([{}]) == []
+
+
+def test_an_objective_that_is_one_metric_is_shown_once() -> None:
+    from optuna_gamma.tuner.reporting.report import _objective_metric
+
+    assert _objective_metric("accuracy") == "accuracy"
+    assert _objective_metric("loss") == "loss"
+    assert _objective_metric("min:mse") == "mse" and _objective_metric("max:f1") == "f1"
+    for other in ("kappa1", "kappa2:0.2", "min:", "mine", None, 3, ["loss"]):
+        assert _objective_metric(other) is None

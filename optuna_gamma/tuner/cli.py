@@ -503,10 +503,15 @@ def _summary(result: Any) -> str:
     lines = []
     entries = result.schedule if result.mode == "per-epoch" else [result.best]
     keys = list(entries[0].params) if entries else []
+    objective = str(result.objective)
+    # the validation accuracy, where the trainer gives one and the objective is not it
+    with_acc = objective != "accuracy" and any("accuracy" in e.metrics for e in entries)
     header = (
         f"{'epoch':>5}  "
         + "  ".join(f"{k:>12}" for k in keys)
-        + f"  {'objective':>10}  {'val acc':>8}  {'trial':>5}"
+        + f"  {objective:>10}"
+        + (f"  {'val acc':>8}" if with_acc else "")
+        + f"  {'trial':>5}"
     )
     if result.mode == "per-epoch" and branches_off(
         [e.trial_number for e in result.schedule], [e.trial_number for e in result.adopted]
@@ -522,7 +527,8 @@ def _summary(result: Any) -> str:
         )
         acc = e.metrics.get("accuracy")
         acc_text = f"{acc:>8.4f}" if isinstance(acc, float) else f"{'':>8}"
-        lines.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}  {acc_text}  {e.trial_number:>5}")
+        acc_text = f"  {acc_text}" if with_acc else ""
+        lines.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}{acc_text}  {e.trial_number:>5}")
     t = result.test
     known = [k for k in ("accuracy", "sensitivity", "specificity", "mcc") if k in t]
     # a trainer's own metrics (a regression's mse) where it returns none of the thesis's

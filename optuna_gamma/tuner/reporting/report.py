@@ -163,6 +163,17 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
     return recs
 
 
+def _objective_metric(objective: Any) -> str | None:
+    """The metric an objective is as it is (``accuracy``, ``loss``, ``mse`` of ``min:mse``),
+    else ``None`` (kappa, a callable's name, a record without one)."""
+    if not isinstance(objective, str):
+        return None
+    if objective in ("accuracy", "loss"):
+        return objective
+    direction, _, name = objective.partition(":")
+    return name if direction in ("min", "max") and name else None
+
+
 def _metric_columns(metrics: list[Any]) -> list[str]:
     """The validation metrics a table shows: accuracy and loss where the trainer gives them
     (kappa's), else the trainer's own numbers (a regression's ``mse``), four at most; never the
@@ -341,10 +352,17 @@ def build_report(
         )
         if branched:
             items.append("<p>The state adopted in each epoch (the best of its trials):</p>")
-        shown_metrics = _metric_columns([s["metrics"] for s in sched])
+        objective = info["config"].get("objective")
+        objective_head = f"objective ({objective})" if isinstance(objective, str) else "objective"
+        # an objective that is one metric (``accuracy``, ``loss``, ``min:mse``) is that metric,
+        # shown once
+        own_metric = _objective_metric(objective)
+        shown_metrics = [
+            k for k in _metric_columns([s["metrics"] for s in sched]) if k != own_metric
+        ]
         items.append(
             _table(
-                ["epoch", "parameters", "objective", *shown_metrics, "trial", "adopted as"],
+                ["epoch", "parameters", objective_head, *shown_metrics, "trial", "adopted as"],
                 [
                     [
                         s["epoch"],
@@ -366,7 +384,7 @@ def build_report(
             )
             items.append(
                 _table(
-                    ["epoch", "parameters", "objective", *shown_metrics, "trial"],
+                    ["epoch", "parameters", objective_head, *shown_metrics, "trial"],
                     [
                         [
                             s["epoch"],
@@ -414,7 +432,9 @@ def build_report(
                 records += _trial_records(study, e, x)
         if records:
             keys = ("objective",) + tuple(
-                k for k in ("accuracy", "loss") if any(r[k] == r[k] for r in records)
+                k
+                for k in ("accuracy", "loss")
+                if k != own_metric and any(r[k] == r[k] for r in records)
             )
             fig = plot_metrics_vs_learning_rate(
                 records,
