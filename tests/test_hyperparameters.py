@@ -543,7 +543,32 @@ def test_metrics_may_be_tensors_and_numpy_scalars_but_not_anything() -> None:
     with pytest.raises(ValueError, match="must return a mapping of metrics, got Tensor"):
         scalars(torch.ones(2), what="train_epoch()")
     with pytest.raises(ValueError, match="the metric 'accuracy' = 'high', which is not a number"):
-        scalars({"accuracy": "high"}, what="evaluate()")
+        scalars({"accuracy": "high"}, what="train_epoch()")
+    # evaluate() may add lists of numbers: a confusion matrix as a NumPy array, per-class
+    # values as a tensor, become plain lists (what a JSON user attribute holds)
+    confusion = np.array([[3, 1], [0, 4]])
+    got = scalars(
+        {"accuracy": 0.5, "confusion": confusion, "per_class": torch.tensor([0.25, 0.5])},
+        what="evaluate()",
+        keep_lists=True,
+    )
+    assert got == {"accuracy": 0.5, "confusion": [[3, 1], [0, 4]], "per_class": [0.25, 0.5]}
+    assert type(got["confusion"][0][0]) is int and type(got["per_class"][0]) is float
+    assert scalars({"c": [np.int64(2), (np.float32(0.5),)]}, what="e", keep_lists=True) == {
+        "c": [2, [0.5]]
+    }
+    # anything else is named, with the start of its value only (not a whole array)
+    big = np.full((100, 100), "cat")
+    with pytest.raises(ValueError) as err:
+        scalars({"names": big}, what="evaluate()", keep_lists=True)
+    assert "'names' = array([['cat', 'cat'" in str(err.value) and "a list of numbers" in str(
+        err.value
+    )
+    assert len(str(err.value)) < 200
+    with pytest.raises(ValueError, match="not a number or a list of numbers"):
+        scalars({"labels": ["cat", "dog"]}, what="evaluate()", keep_lists=True)
+    with pytest.raises(ValueError, match="which is not a number$"):
+        scalars({"lrs": [0.1, 0.2]}, what="train_epoch()")
 
 
 class _TimmCosine:

@@ -847,3 +847,91 @@ def test_a_failed_test_evaluation_says_the_training_is_kept_and_a_rerun_only_tes
         result = tune_per_epoch(trainer, space, config)
     (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
     assert result.test == {"mse": 0.25} and done.endswith("; test mse 0.25")
+
+
+class _ModelOfInit(_Accumulating):
+    """Makes its model once, in ``__init__``; ``build`` hands out that object (``reset``: with
+    its initial weights loaded again, which makes it a fresh start)."""
+
+    def __init__(self, reset: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nn.Linear(5, 2)
+        self.start = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.reset = reset
+
+    def build(self, seed: int, device: object) -> TrainingState:
+        if self.reset:
+            self.model.load_state_dict(self.start)
+        return TrainingState(model=self.model, optimizer=torch.optim.Adam(self.model.parameters()))
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_model_an_earlier_run_left_is_named_when_built_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, reset: bool
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    trainer = _ModelOfInit(reset)
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    def run(seed: int) -> PerEpochResult:
+        name = f"s{seed}"
+        config = TunerConfig(run=name, run_dir=str(tmp_path / name), budget=4, seed=seed)
+        return tune_per_epoch(trainer, space, config)
+
+    said = "returned the model an earlier run in this process trained"
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        first = run(0)
+        assert not any(said in r.getMessage() for r in caplog.records)  # a first build: fresh
+        load_state(first, trainer)  # loads the final model into it: nothing to say
+        assert not any(said in r.getMessage() for r in caplog.records)
+        second = run(1)
+    named = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    if reset:  # build loads the initial weights: a fresh start, not named
+        assert named == []
+    else:  # the second run's epoch 1 starts from the first's trained model: named, with the fix
+        assert (
+            len(named) == 1
+            and "seed 1" in named[0]
+            and "make the model and optimizer in" in (named[0])
+        )
+    assert second.new_trials == first.new_trials == 4
+
+
+class _ConfusedEvaluation(_Accumulating):
+    """Adds a NumPy confusion matrix to its validation and test metrics, as scikit-learn's
+    ``confusion_matrix`` returns it."""
+
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, object]:
+        from sklearn.metrics import confusion_matrix
+
+        with torch.no_grad():
+            predicted = state.model(self.x).argmax(1)
+        return {
+            **super().evaluate(state, split),
+            "confusion": confusion_matrix(self.y.numpy(), predicted.numpy(), labels=[0, 1]),
+        }
+
+
+def test_a_numpy_confusion_matrix_in_the_validation_metrics_is_kept_as_a_list(
+    tmp_path: Path,
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    # before: accepted by the check before the run, then every trial failed on it
+    config = TunerConfig(run="cm", run_dir=str(tmp_path / "cm"), budget=4, progress=False)
+    result = tune_per_epoch(
+        _ConfusedEvaluation(), {"lr": FloatDistribution(1e-3, 1e-1, log=True)}, config
+    )
+    for entry in result.schedule:
+        matrix = entry.metrics["confusion"]
+        assert len(matrix) == 2 and sum(map(sum, matrix)) == 64
+    assert sum(map(sum, result.test["confusion"])) == 64

@@ -396,4 +396,5 @@ def load_state(
     snapshot = StateStore(store, text).load(state_id, result.final_state_sha256 or None)
     training = Training.build(trainer, result.seed, resolve_device(device or "cpu"))
     restore(training.state, snapshot)
+    training.leave()  # a trained model: a run that builds it again is told
     return training.state

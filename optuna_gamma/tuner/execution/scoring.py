@@ -24,7 +24,13 @@ __all__ = ["diverged_value", "exploded", "finite", "jsonable", "scalars"]
 
 
 def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, Any]:
-    """Metrics as ``{name: float}`` (a ``confusion_matrix`` list kept when ``keep_lists``)."""
+    """Metrics as ``{name: float}``; with ``keep_lists`` also lists of numbers (a confusion
+    matrix, per-class values; a NumPy array or a tensor becomes one), kept as they are.
+
+    Raises:
+        ValueError: Not a mapping, or a metric that is not a number (nor such a list), named
+            with the start of its value.
+    """
     if metrics is None:
         return {}
     if _scalar(metrics):
@@ -37,10 +43,36 @@ def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, A
             out[str(k)] = v
         elif _scalar(v):
             out[str(k)] = _float(v)
-        elif keep_lists and isinstance(v, (list, tuple)):
-            out[str(k)] = v
+        elif keep_lists and (numbers_list := _numbers_list(v)) is not None:
+            out[str(k)] = numbers_list
         else:
-            raise ValueError(f"{what} returned the metric {k!r} = {v!r}, which is not a number")
+            text = repr(v)
+            text = text if len(text) <= 80 else text[:77] + "..."
+            kind = "a number or a list of numbers" if keep_lists else "a number"
+            raise ValueError(f"{what} returned the metric {k!r} = {text}, which is not {kind}")
+    return out
+
+
+def _numbers_list(v: Any) -> list[Any] | None:
+    """``v`` as nested lists of plain numbers (what a JSON user attribute holds): from a list
+    or tuple, a NumPy array or a tensor; ``None`` if it is none of these or holds anything
+    else."""
+    if hasattr(v, "tolist") and getattr(v, "ndim", 0) >= 1:  # an array, a tensor
+        v = v.detach().cpu().tolist() if hasattr(v, "detach") else v.tolist()
+    if not isinstance(v, (list, tuple)):
+        return None
+    out: list[Any] = []
+    for item in v:
+        if isinstance(item, bool):
+            out.append(item)
+        elif _scalar(item):
+            number = item.item() if hasattr(item, "item") else item
+            out.append(int(number) if isinstance(number, numbers.Integral) else float(number))
+        else:
+            inner = _numbers_list(item)
+            if inner is None:
+                return None
+            out.append(inner)
     return out
 
 

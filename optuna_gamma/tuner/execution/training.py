@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import time
 from typing import Any
 from typing import TYPE_CHECKING
+import weakref
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.execution.scoring import finite
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 __all__ = ["ReadHyperparameters", "Training"]
 
 _logger = get_logger(__name__)
+
+#: Models that a run of this process trained, with the sums of their values as the run left
+#: them (:meth:`Training.leave`): a ``build`` that returns one of them unchanged hands the next
+#: run a trained model as its "initial" state (:meth:`Training.build`).
+_LEFT: weakref.WeakKeyDictionary[Any, list[float]] = weakref.WeakKeyDictionary()
 
 
 class Training:
@@ -81,6 +87,26 @@ class Training:
             state = trainer.build(seed, device)
         _check_state(state, device)
         return cls(trainer, state, seed, device)
+
+    def warn_if_left(self) -> None:
+        """Warn if ``build`` returned a model that an earlier run in this process trained, as
+        that run left it (:meth:`leave`): not a fresh initial state."""
+        left = _LEFT.get(self.state.model)
+        if left is not None and _value_sums(self.state.model) == left:
+            _logger.warning(
+                "trainer.build() returned the model an earlier run in this process trained, as "
+                "that run left it (the same object, e.g. made in __init__): this run starts "
+                "from those weights and that optimizer state, not from a model built for "
+                f"seed {self.seed}, while a worker or a resumed run in a fresh process would "
+                "start from a new one; make the model and optimizer in build()"
+            )
+
+    def leave(self) -> None:
+        """Remember the model as this run leaves it (the run is over in this process)."""
+        try:
+            _LEFT[self.state.model] = _value_sums(self.state.model)
+        except TypeError:  # not weakly referenceable: nothing to check later
+            pass
 
     def train(
         self, snapshot: dict[str, Any], hparams: Mapping[str, Any], epochs: list[int], number: int
@@ -133,7 +159,8 @@ class Training:
             _warn_overwritten(held, _held_values(state.optimizer, applied))
         t1 = time.perf_counter()
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
-            valid = scalars(self.trainer.evaluate(state, "valid"), what="evaluate()")
+            out = self.trainer.evaluate(state, "valid")
+            valid = scalars(out, what="evaluate()", keep_lists=True)  # as :meth:`evaluate`
         t_eval = time.perf_counter() - t1
         return capture(state), valid, train_metrics, t_train, t_eval
 
@@ -215,6 +242,17 @@ def _attributes(trainer: Any, state: Any) -> dict[str, Any]:
                 sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
             found[name] = (kind, sums)
     return found
+
+
+def _value_sums(model: Any) -> list[float]:
+    """The model's parameters and buffers as one float64 sum each (a NaN as inf, so that
+    unchanged values compare equal)."""
+    import torch
+
+    tensors = [t for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
+    with torch.no_grad():
+        sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
+    return [s if s == s else float("inf") for s in sums]
 
 
 def _same(a: Any, b: Any) -> bool:
