@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Any
 from typing import TYPE_CHECKING
 
 import pytest
@@ -907,7 +908,7 @@ class _ConfusedEvaluation(_Accumulating):
     """Adds a NumPy confusion matrix to its validation and test metrics, as scikit-learn's
     ``confusion_matrix`` returns it."""
 
-    def evaluate(self, state: TrainingState, split: str) -> dict[str, object]:
+    def evaluate(self, state: TrainingState, split: str) -> dict[str, Any]:
         from sklearn.metrics import confusion_matrix
 
         with torch.no_grad():
