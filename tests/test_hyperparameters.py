@@ -569,6 +569,12 @@ def test_metrics_may_be_tensors_and_numpy_scalars_but_not_anything() -> None:
         scalars({"labels": ["cat", "dog"]}, what="evaluate()", keep_lists=True)
     with pytest.raises(ValueError, match="which is not a number$"):
         scalars({"lrs": [0.1, 0.2]}, what="train_epoch()")
+    # a flag computed with torch or NumPy stays a flag (before: the number 1.0, so a trainer's
+    # {"diverged": torch.isnan(loss).any()} was never taken as diverged)
+    nan = torch.tensor(math.nan)
+    flags = {"diverged": torch.isnan(nan).any(), "ok": np.bool_(False), "n": torch.tensor(2)}
+    assert scalars(flags, what="train_epoch()") == {"diverged": True, "ok": False, "n": 2.0}
+    assert scalars(flags, what="train_epoch()")["diverged"] is True
 
 
 class _TimmCosine:

@@ -936,3 +936,36 @@ def test_a_numpy_confusion_matrix_in_the_validation_metrics_is_kept_as_a_list(
         matrix = entry.metrics["confusion"]
         assert len(matrix) == 2 and sum(map(sum, matrix)) == 64
     assert sum(map(sum, result.test["confusion"])) == 64
+
+
+class _FlagsItsDivergence(_Accumulating):
+    """Says a rate above 0.05 diverged with a 0-d boolean tensor, as ``torch.isnan(...)`` or
+    a comparison of tensors gives it."""
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: EpochContext) -> Any:
+        super().train_epoch(state, hparams, ctx)
+        return {"train_loss": 0.0, "diverged": torch.tensor(hparams["lr"]) > 0.05}
+
+
+def test_a_divergence_flag_given_as_a_tensor_is_taken(tmp_path: Path) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    config = TunerConfig(
+        run="f", run_dir=str(tmp_path / "f"), sampler="grid:4", policy="thesis", epochs=1,
+        trials_per_epoch=4, progress=False,
+    )  # fmt: skip
+    result = tune_per_epoch(
+        _FlagsItsDivergence(), {"lr": FloatDistribution(1e-3, 1e-1, log=True)}, config
+    )
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "f" / "journal.log"))
+    )
+    (name,) = optuna.get_all_study_names(storage)
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    flagged = {t.params["lr"] > 0.05 for t in trials if t.user_attrs.get("diverged")}
+    assert flagged == {True} and len(trials) == 4
+    assert sum(bool(t.user_attrs.get("diverged")) for t in trials) == 1  # 0.1 of the 4 points
+    assert result.schedule[0].params["lr"] <= 0.05

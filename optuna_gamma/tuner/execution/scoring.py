@@ -41,6 +41,8 @@ def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, A
     for k, v in metrics.items():
         if isinstance(v, bool):
             out[str(k)] = v
+        elif _flag(v):  # ``torch.isnan(loss).any()``, a NumPy bool: a flag, not the number 1.0
+            out[str(k)] = bool(v.item())
         elif _scalar(v):
             out[str(k)] = _float(v)
         elif keep_lists and (numbers_list := _numbers_list(v)) is not None:
@@ -74,6 +76,14 @@ def _numbers_list(v: Any) -> list[Any] | None:
                 return None
             out.append(inner)
     return out
+
+
+def _flag(v: Any) -> bool:
+    """A 0-d boolean tensor or NumPy bool (``{"diverged": torch.isnan(loss).any()}``)."""
+    dtype = getattr(v, "dtype", None)
+    return (
+        getattr(v, "ndim", 1) == 0 and hasattr(v, "item") and str(dtype) in ("bool", "torch.bool")
+    )
 
 
 def _scalar(v: Any) -> bool:
