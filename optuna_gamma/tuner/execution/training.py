@@ -42,7 +42,7 @@ _logger = get_logger(__name__)
 
 #: Models that a run of this process trained, with the sums of their values as the run left
 #: them (:meth:`Training.leave`): a ``build`` that returns one of them unchanged hands the next
-#: run a trained model as its "initial" state (:meth:`Training.build`).
+#: run a trained model as its "initial" state (:meth:`Training.warn_if_left`).
 _LEFT: weakref.WeakKeyDictionary[Any, list[float]] = weakref.WeakKeyDictionary()
 
 
