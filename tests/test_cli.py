@@ -88,6 +88,10 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune"], "give --dataset"),
         (["frobnicate"], "invalid choice"),
         (["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"),
+        (
+            ["worker", "--storage", "sqlite:///nowhere.db", "--run", "r"],
+            "no SQLite file at 'sqlite:///nowhere.db': a worker joins a run in the head's",
+        ),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(
@@ -108,6 +112,7 @@ def test_bad_arguments_give_one_line_and_exit_2(
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "error:" in lines[0] and needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "nowhere.db").exists()  # a wrong path makes no empty database
     assert not (tmp_path / "runs").exists()
 
 

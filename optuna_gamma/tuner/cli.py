@@ -743,7 +743,7 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
         ref = None
         if args.trainer is not None:
             ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
-        storage, shown = open_storage(args.storage)
+        storage, shown = open_storage(args.storage, existing=True)
         setup = worker_setup(
             storage,
             shown,

@@ -113,6 +113,7 @@ def open_storage(
     heartbeat: tuple[int, int] | None = None,
     *,
     read_only: bool = False,
+    existing: bool = False,
 ) -> tuple[Any, str]:
     """The storage for ``spec`` and a printable (password-free) description of it.
 
@@ -127,6 +128,8 @@ def open_storage(
             (local workers are watched by their parent process instead).
         read_only: Only read (``report``): the file must exist, a journal's torn tail is
             left alone, an SQLite file is neither switched to WAL nor given Optuna's tables.
+        existing: An SQLite file must exist (a worker joins a run that is there): a wrong path
+            is an error rather than a new, empty database.
 
     An existing file is opened as a journal only when its content is one (empty, or JSON
     lines of Optuna's journal records); anything else is refused, and never changed.
@@ -158,9 +161,10 @@ def open_storage(
         path = Path(text[len("sqlite:///") :]).expanduser()
         if path.is_dir():
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
+        if (read_only or existing) and not path.is_file():
+            why = "" if read_only else ": a worker joins a run in the head's storage"
+            raise ValueError(f"no SQLite file at {shown!r}{why}")
         if read_only:
-            if not path.is_file():
-                raise ValueError(f"no SQLite file at {shown!r}")
             if not _is_sqlite(path):
                 raise TunerError(f"storage {shown!r} is not a usable database (not SQLite)")
             return _connect(text, shown, None, read_only=True), shown
