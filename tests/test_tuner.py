@@ -169,6 +169,10 @@ def test_at_bound_and_grid() -> None:
     assert space.at_bound({"lr": 0.5, "k": 2}) == [("lr", "high")]
     assert space.at_bound({"lr": 1e-3, "k": 1}) == [("lr", "low"), ("k", "low")]
     assert space.at_bound({"lr": 0.02, "k": 2}) == []
+    # 0 at the low end of a linear range is "off": nothing to widen past; its high end counts
+    off = ParamSpace.of({"p": FloatDistribution(0.0, 0.5), "n": IntDistribution(0, 3)})
+    assert off.at_bound({"p": 0.0, "n": 0}) == []
+    assert off.at_bound({"p": 0.5, "n": 3}) == [("p", "high"), ("n", "high")]
     grid = space.grid(3)
     assert len(grid) == 3 * 2 * 3 and {p["lr"] for p in grid} == set(grid_points(1e-3, 0.5, 3))
     assert {p["lr"] for p in space.grid(3, linear=True)} == set(

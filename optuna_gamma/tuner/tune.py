@@ -175,7 +175,9 @@ def _log_adopted(
     )
     _logger.info(f"{what}: {_describe(engine, study, adopted)} ({how})")
     if engine.run_plan.population == 1:  # else the final model's lineage is checked at the end
-        engine.adoption.warn_at_bounds(epoch, adopted["hparams"])
+        engine.adoption.warn_at_bounds(
+            epoch if engine.mode == "per-epoch" else None, adopted["hparams"]
+        )
 
 
 def _coordinated(engine: Engine, trainer: Any, space: Any, before: int) -> None:

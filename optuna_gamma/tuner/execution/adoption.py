@@ -283,13 +283,15 @@ class Adoption:
                 f"{epoch_ranges([e for e, _ in seen])}: {widen_hint(name, side)}"
             )
 
-    def warn_at_bounds(self, epoch: int, params: Mapping[str, Any]) -> None:
-        """Warn once per (parameter, end) when the adopted value sits at a range bound."""
+    def warn_at_bounds(self, epoch: int | None, params: Mapping[str, Any]) -> None:
+        """Warn once per (parameter, end) when the adopted value sits at a range bound
+        (``epoch``: that of a per-epoch run, ``None`` for whole trainings)."""
+        where = f"of epoch {epoch}" if epoch is not None else "of the whole trainings"
         for name, side in self.space.at_bound(params):
             if (name, side) in self._warned_bounds:
                 continue
             self._warned_bounds.add((name, side))
             _logger.warning(
-                f"the best {name} of epoch {epoch} ({params[name]:.4g}) sits at the {side} end "
+                f"the best {name} {where} ({params[name]:.4g}) sits at the {side} end "
                 f"of its search range: {widen_hint(name, side)}"
             )

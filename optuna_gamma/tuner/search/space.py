@@ -260,7 +260,8 @@ class ParamSpace:
 
     def at_bound(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(name, "low"|"high")`` for every numeric value within 0.1% of its range's end
-        (measured on the log scale for ``log=True``)."""
+        (measured on the log scale for ``log=True``). A low end of 0 on a linear scale is not
+        one: it is "off" (no dropout, weight decay or momentum), which no range goes past."""
         hits = []
         for name, dist in self.distributions.items():
             if isinstance(dist, CategoricalDistribution) or name not in params:
@@ -272,7 +273,8 @@ class ParamSpace:
             lo, hi, x = f(d.low), f(d.high), f(params[name])
             tol = 1e-3 * (hi - lo)
             if x <= lo + tol:
-                hits.append((name, "low"))
+                if d.log or d.low != 0:
+                    hits.append((name, "low"))
             elif x >= hi - tol:
                 hits.append((name, "high"))
         return hits
