@@ -698,6 +698,16 @@ def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
         run({}, "none")
     (said,) = [r.getMessage() for r in caplog.records if "no value of its own" in r.getMessage()]
     assert "for batch_size (" in said and "returning {'batch_size': ...}" in said
+    assert "its untuned candidate trains with sampled ones" in said
+    # nothing of its own at all: no untuned candidate is made, and that is said
+    caplog.clear()
+    only = {"batch_size": space["batch_size"]}
+    cfg = TunerConfig(run="only", run_dir=str(tmp_path / "only"), budget=8, progress=False)
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        tune_per_epoch(_BatchSized({}), only, cfg)
+    (said,) = [r.getMessage() for r in caplog.records if "no value of its own" in r.getMessage()]
+    assert "so it has none" in said
+    assert _default_trials(tmp_path / "only") == []
     (default,) = _default_trials(tmp_path / "none")
     assert default["lr"] == 1e-2 and 4 <= default["batch_size"] <= 64
     # the thesis's policy races no untuned candidate: nothing to say

@@ -277,8 +277,10 @@ class Engine:
         if self.role == "worker" or self.mode != "per-epoch":
             return
         point = self.planner.default_point()
-        slots = self.policy.slots(1, [], point)
-        if not any(slot.kind == "default" for slot in slots):
+        # whether the policy races an untuned candidate (with nothing of its own known, none
+        # is made: asked with a full point)
+        full = {name: point.get(name) for name in self.space.distributions}
+        if not any(slot.kind == "default" for slot in self.policy.slots(1, [], full)):
             return
         missing = [
             name
@@ -288,12 +290,12 @@ class Engine:
         if missing:
             names = ", ".join(missing)
             example = ", ".join(f"{name!r}: ..." for name in missing)
+            so = "its untuned candidate trains with sampled ones" if point else "it has none"
             _logger.warning(
-                f"epoch 1's untuned candidate has no value of its own for {names} (not a "
-                "setting of the optimizer's parameter groups, not in the trainer's "
-                f"default_hyperparameters()): it trains with sampled ones, so the run does not "
-                f"race your untuned training; give the trainer default_hyperparameters() "
-                f"returning {{{example}}}"
+                f"epoch 1 cannot race your untuned training: the trainer has no value of its "
+                f"own for {names} (not a setting of the optimizer's parameter groups, not in "
+                f"its default_hyperparameters()), so {so}; give the trainer "
+                f"default_hyperparameters() returning {{{example}}}"
             )
 
     def _assemble(self, store: StateStore) -> None:
