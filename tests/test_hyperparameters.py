@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from hypothesis import given
 from hypothesis import strategies as st
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
 import pytest
 
 
@@ -206,6 +208,14 @@ def test_tuple_elements_and_refusals() -> None:
         apply_hyperparameters(state, {"betas[2]": 0.5})
     with pytest.raises(ValueError, match="'weight_decay' = 'high'.*needs a number"):
         apply_hyperparameters(state, {"weight_decay": "high"})
+    # a number for the whole tuple: before, torch's own "cannot unpack non-iterable float"
+    with pytest.raises(
+        ValueError, match=r"a tuple; tune one element \(betas\[0\] or betas\[1\]\)"
+    ):
+        apply_hyperparameters(state, {"betas": 0.5})
+    with pytest.raises(ValueError, match="'betas\\[0\\]' = 'x'.*needs a number"):
+        apply_hyperparameters(state, {"betas[0]": "x"})
+    assert state.optimizer.param_groups[0]["betas"] == (0.8, 0.999)  # nothing half-set
     # groups with their own elements keep their ratio, as with any other key
     body, head = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
     groups: list[dict[str, Any]] = [
@@ -802,3 +812,31 @@ def _with_run_dir(cfg: Any, run_dir: Path) -> Any:
     from dataclasses import replace
 
     return replace(cfg, run=run_dir.name, run_dir=str(run_dir))
+
+
+@pytest.mark.parametrize(
+    ("space", "said"),
+    [
+        (
+            {"eps[0]": FloatDistribution(1e-9, 1e-6, log=True)},
+            "'eps' is 1e-08, which has no element",
+        ),
+        ({"betas": FloatDistribution(0.8, 0.99)}, "a tuple; tune one element"),
+        ({"weight_decay": CategoricalDistribution([0.0, "high"])}, "needs a number"),
+    ],
+)
+def test_a_space_the_optimizer_cannot_take_is_refused_before_any_study(
+    tmp_path: Path, space: dict[str, Any], said: str
+) -> None:
+    import optuna
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    storage = f"sqlite:///{tmp_path / 'runs.db'}"
+    config = TunerConfig(run="r", run_dir=str(tmp_path / "r"), budget=4, storage=storage)
+    trainer = _BatchSized({})  # AdamW
+    with pytest.raises(ValueError, match=said):
+        tune_per_epoch(trainer, {"lr": FloatDistribution(1e-3, 1e-1, log=True), **space}, config)
+    assert optuna.get_all_study_names(storage) == []  # before: trial 0 failed on it
+    assert trainer.batches == []  # nothing trained

@@ -71,6 +71,7 @@ __all__ = [
     "Trainer",
     "TrainingState",
     "apply_hyperparameters",
+    "check_hyperparameters",
     "base_rate",
     "capture",
     "group_values",
@@ -273,6 +274,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
             for a flag), such as a categorical ``momentum`` with string choices.
     """
     optimizer = state.optimizer
+    check_hyperparameters(optimizer, hparams)
     keys = optimizer_keys(optimizer)
     applied: list[str] = []
     for name, value in hparams.items():
@@ -280,8 +282,6 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
         if name in keys:
             groups = optimizer.param_groups
             held = [group.get(name, optimizer.defaults.get(name)) for group in groups]
-            for c in held:
-                _check_kind(name, c, value)
             if name == "lr":
                 rescale_schedule(state, value)
             else:
@@ -290,15 +290,7 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
             applied.append(name)
         elif m and m["key"] in keys:
             key, index = m["key"], int(m["index"])
-            tuples: list[tuple[Any, ...] | list[Any]] = []
-            for group in optimizer.param_groups:
-                current = group.get(key)
-                if not isinstance(current, (tuple, list)) or index >= len(current):
-                    raise ValueError(
-                        f"hyperparameter {name!r}: optimizer key {key!r} is {current!r}, "
-                        f"which has no element {index}"
-                    )
-                tuples.append(current)
+            tuples: list[Any] = [group.get(key) for group in optimizer.param_groups]
             values = group_values([t[index] for t in tuples], value)
             for group, current, v in zip(optimizer.param_groups, tuples, values):
                 items = list(current)
@@ -306,6 +298,40 @@ def apply_hyperparameters(state: TrainingState, hparams: Mapping[str, Any]) -> l
                 group[key] = type(current)(items)
             applied.append(name)
     return applied
+
+
+def check_hyperparameters(optimizer: torch.optim.Optimizer, hparams: Mapping[str, Any]) -> None:
+    """Refuse values that :func:`apply_hyperparameters` could not set on ``optimizer``: a value
+    of another kind than the optimizer's, a number for a tuple-valued key (``betas``: tune
+    ``betas[0]``), ``key[i]`` for a key that is not a tuple or an index out of range. Names
+    that are not the optimizer's are left alone (they are ``train_epoch``'s).
+
+    Raises:
+        ValueError: Naming the hyperparameter, the optimizer's value and what fits.
+    """
+    keys = optimizer_keys(optimizer)
+    for name, value in hparams.items():
+        m = _ELEMENT.match(name)
+        if name in keys:
+            for group in optimizer.param_groups:
+                current = group.get(name, optimizer.defaults.get(name))
+                if isinstance(current, (tuple, list)) and not isinstance(value, (tuple, list)):
+                    elements = " or ".join(f"{name}[{i}]" for i in range(len(current)))
+                    raise ValueError(
+                        f"hyperparameter {name!r} = {value!r}: the optimizer's {name!r} is "
+                        f"{current!r}, a tuple; tune one element ({elements}) in the search space"
+                    )
+                _check_kind(name, current, value)
+        elif m and m["key"] in keys:
+            key, index = m["key"], int(m["index"])
+            for group in optimizer.param_groups:
+                current = group.get(key)
+                if not isinstance(current, (tuple, list)) or index >= len(current):
+                    raise ValueError(
+                        f"hyperparameter {name!r}: optimizer key {key!r} is {current!r}, "
+                        f"which has no element {index}"
+                    )
+                _check_kind(name, current[index], value)
 
 
 def _number(v: Any) -> bool:

@@ -41,12 +41,16 @@ plan of a study (:mod:`.planning`), the samplers (:mod:`.sampling`), adoption
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Sequence
 import contextlib
 from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
 
 import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
@@ -84,6 +88,7 @@ from optuna_gamma.tuner.search.samplers import SamplerPlan
 from optuna_gamma.tuner.search.space import in_distribution
 from optuna_gamma.tuner.search.space import ParamSpace
 from optuna_gamma.tuner.search.space import SpaceLike
+from optuna_gamma.tuner.trainer import check_hyperparameters
 from optuna_gamma.tuner.trainer import check_trainer
 from optuna_gamma.tuner.trainer import persistent_loaders
 from optuna_gamma.tuner.trainer import trainer_defaults
@@ -230,6 +235,7 @@ class Engine:
             if self.role != "worker":
                 self.training.warn_if_left()
             self._check_built_loaders()
+            self._check_space_on_optimizer()
             self.training.epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
             stack.callback(self.training.leave)
             self._assemble(self.store)
@@ -268,6 +274,24 @@ class Engine:
         if self.config.deterministic is None and self.deterministic:
             self.deterministic = False
             self.plan = self._sampler_plan()
+
+    def _check_space_on_optimizer(self) -> None:
+        """Refuse, before any study exists, a search space whose values the optimizer cannot
+        take (``betas`` as a number, ``eps[0]``, string choices for ``momentum``): each choice
+        of a categorical, the low end of a range, each fixed value is checked (not where the
+        trainer applies hyperparameters itself)."""
+        if callable(getattr(self.trainer, "apply_hyperparameters", None)):
+            return
+        optimizer = self.training.state.optimizer
+        for name, dist in self.space.distributions.items():
+            values: Sequence[Any] = []
+            if isinstance(dist, CategoricalDistribution):
+                values = dist.choices
+            elif isinstance(dist, (FloatDistribution, IntDistribution)):
+                values = [dist.low]
+            for value in values:
+                check_hyperparameters(optimizer, {name: value})
+        check_hyperparameters(optimizer, self.space.fixed)
 
     def _warn_partial_default(self) -> None:
         """Name the tuned hyperparameters that epoch 1's untuned candidate has no value of its
