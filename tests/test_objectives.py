@@ -188,6 +188,14 @@ def test_resolve_objective_names_lambdas_and_callables() -> None:
 def test_objective_names_missing_metrics_and_bad_returns() -> None:
     with pytest.raises(ValueError, match=r"needs the metrics \['loss'\]"):
         Objective.kappa1()({"accuracy": 0.5})
+    # metrics under other names: each as it is, its direction read from its name
+    keras = {"val_accuracy": 0.5, "val_loss": 1.2, "train_loss": 0.9, "diverged": False}
+    with pytest.raises(ValueError) as err:
+        Objective.kappa1()(keras)
+    assert "pass objective='max:val_accuracy' or objective='min:val_loss', or" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        Objective.kappa1()({"confusion": [[1, 0], [0, 1]]})
+    assert "pass an objective computed from your metrics" in str(err.value)
     bad_returns: tuple[Any, ...] = ("1.0", None, True, np.array([1.0, 2.0]))
     for bad in bad_returns:
 

@@ -66,6 +66,22 @@ discriminating power, fig. 10): with lambda = 0.5 the weight on ``ln Ml`` is 0.5
 OBJECTIVE_NAMES = ("kappa1", "kappa2", "accuracy", "loss")
 """The built-in objectives of :func:`resolve_objective`."""
 
+#: Parts of a metric's name that say smaller is better (``val_loss``, ``error``, ``mse``).
+_SMALLER_IS_BETTER = ("loss", "err", "mse", "mae", "nll", "perplexity", "time")
+
+
+def _metric_objectives(metrics: Mapping[str, Any]) -> list[str]:
+    """``max:NAME`` / ``min:NAME`` for up to two of the numeric validation metrics (the
+    direction guessed from the name), to suggest for metrics that are not kappa's."""
+    named = []
+    for name, value in metrics.items():
+        if name == "train_loss" or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            continue
+        smaller = any(part in name.lower() for part in _SMALLER_IS_BETTER)
+        named.append(f"{'min' if smaller else 'max'}:{name}")
+    return named[:2]
+
+
 DIVERGENCE_FACTOR: float = 10.0
 """A trial whose validation loss exceeds this many times its epoch's start loss has diverged.
 
@@ -188,6 +204,8 @@ class Objective:
         missing = [k for k in self.requires if k not in metrics]
         if missing:
             fits = [option("objective", k) for k in ("loss", "accuracy") if k in metrics]
+            if not fits:  # a metric as it is: max:val_accuracy, min:val_loss
+                fits = [option("objective", named) for named in _metric_objectives(metrics)]
             raise ValueError(
                 f"objective {self.name!r} needs the metrics {missing}, but evaluate() returned "
                 f"{sorted(metrics)}: pass "
