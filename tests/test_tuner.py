@@ -238,8 +238,12 @@ def test_config_validation_names_the_value() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             TunerConfig(**kw)
-    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['epoch'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown setting\(s\) \['epoch'\] \(did you mean 'epochs'"
+    ):
         tune_per_epoch(ThesisTrainer("digits"), None, epoch=3)
+    with pytest.raises(ValueError, match=r"\['zzz'\]; see"):  # nothing close: no guess
+        tune_per_epoch(ThesisTrainer("digits"), None, zzz=3)
 
 
 def test_derive_seed_is_stable_and_distinct() -> None:

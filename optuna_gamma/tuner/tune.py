@@ -14,6 +14,7 @@ Both run on :class:`~optuna_gamma.tuner.execution.engine.Engine`; re-running the
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import time
 from typing import Any
 from typing import TYPE_CHECKING
@@ -51,9 +52,14 @@ def _config(config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig
     if config is not None and not isinstance(config, TunerConfig):
         raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
     base = config or TunerConfig()
-    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(TunerConfig)})
+    known = [f.name for f in dataclasses.fields(TunerConfig)]
+    unknown = sorted(set(settings) - set(known))
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; see optuna_gamma.tuner.TunerConfig")
+        close = [m for name in unknown for m in difflib.get_close_matches(name, known, n=1)]
+        meant = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(
+            f"unknown setting(s) {unknown}{meant}; see optuna_gamma.tuner.TunerConfig"
+        )
     return dataclasses.replace(base, **settings)
 
 
