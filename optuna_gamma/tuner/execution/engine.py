@@ -71,6 +71,7 @@ from optuna_gamma.tuner.execution.training import Training
 from optuna_gamma.tuner.execution.trials import optimize
 from optuna_gamma.tuner.execution.trials import TrialRunner
 from optuna_gamma.tuner.frontend import from_cli
+from optuna_gamma.tuner.frontend import widen_hint
 from optuna_gamma.tuner.persistence.identity import identity_fields
 from optuna_gamma.tuner.persistence.identity import prepare_run
 from optuna_gamma.tuner.persistence.identity import resolve_run_name
@@ -306,10 +307,21 @@ class Engine:
         full = {name: point.get(name) for name in self.space.distributions}
         if not any(slot.kind == "default" for slot in self.policy.slots(1, [], full)):
             return
+        own = self.planner.own_values()
+        for name, value in own.items():
+            if name in point or name in self.own_defaults or value is None:
+                continue  # (the trainer's own defaults outside the space: warned above)
+            dist = self.space.distributions[name]
+            fix = "add it to the choices"
+            if isinstance(dist, (FloatDistribution, IntDistribution)):
+                fix = widen_hint(name, "high" if value > dist.high else "low") + " to include it"
+            _logger.warning(
+                f"the optimizer's own {name}={value!r} (as build() made it) lies outside the "
+                f"search space ({dist}): epoch 1's untuned candidate takes a sampled {name}, "
+                f"so the run does not race your untuned training; {fix}"
+            )
         missing = [
-            name
-            for name in self.space.distributions
-            if name not in point and name not in self.own_defaults  # (those: warned above)
+            name for name, value in own.items() if value is None and name not in self.own_defaults
         ]
         if missing:
             names = ", ".join(missing)

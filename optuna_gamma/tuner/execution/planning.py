@@ -92,18 +92,22 @@ class StudyPlanner:
         scheduler's base rate, for ``key[i]`` an element of a tuple. Where the parameter
         groups differ, the value that leaves them as built (:func:`own_value`). The trainer's
         ``default_hyperparameters()`` give the others (a batch size) and override these."""
+        return {
+            name: value
+            for name, value in self.own_values().items()
+            if value is not None and in_distribution(self.space.distributions[name], value)
+        }
+
+    def own_values(self) -> dict[str, Any]:
+        """The trainer's own value of each tuned hyperparameter, in the search space or not
+        (``None``: it has none): what :meth:`default_point` keeps those in the space of."""
         groups = self.initial["optimizer"].get("param_groups") or [{}]
         scheduled = "scheduler" in self.initial
-        own = {
+        return {
             name: self.own[name]
             if name in self.own
             else own_value(groups, name, scheduled=scheduled)
             for name in self.space.distributions
-        }
-        return {
-            name: value
-            for name, value in own.items()
-            if value is not None and in_distribution(self.space.distributions[name], value)
         }
 
     def _members(self, epoch: int) -> list[Member]:
