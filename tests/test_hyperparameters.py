@@ -724,9 +724,9 @@ def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
     cfg = TunerConfig(run="narrow", run_dir=str(tmp_path / "narrow"), budget=8, progress=False)
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
         tune_per_epoch(_BatchSized({"batch_size": 16}), narrow, cfg)
-    said = [r.getMessage() for r in caplog.records if "untuned" in r.getMessage()]
-    assert len(said) == 1 and "the optimizer's own lr=0.01 (as build() made it)" in said[0]
-    assert "widen the high end of 'lr' in the search space to include it" in said[0]
+    untuned = [r.getMessage() for r in caplog.records if "untuned" in r.getMessage()]
+    assert len(untuned) == 1 and "the optimizer's own lr=0.01 (as build() made it)" in untuned[0]
+    assert "widen the high end of 'lr' in the search space to include it" in untuned[0]
     (default,) = _default_trials(tmp_path / "none")
     assert default["lr"] == 1e-2 and 4 <= default["batch_size"] <= 64
     # the thesis's policy races no untuned candidate: nothing to say
