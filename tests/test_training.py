@@ -969,3 +969,26 @@ def test_a_divergence_flag_given_as_a_tensor_is_taken(tmp_path: Path) -> None:
     assert flagged == {True} and len(trials) == 4
     assert sum(bool(t.user_attrs.get("diverged")) for t in trials) == 1  # 0.1 of the 4 points
     assert result.schedule[0].params["lr"] <= 0.05
+
+
+def test_a_validation_list_too_large_for_every_trial_is_left_out_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.execution import training
+
+    monkeypatch.setattr(training, "MAX_VALID_LIST", 3)  # the 2 x 2 matrix holds 4 numbers
+    config = TunerConfig(run="big", run_dir=str(tmp_path / "big"), budget=4, progress=False)
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        result = tune_per_epoch(
+            _ConfusedEvaluation(), {"lr": FloatDistribution(1e-3, 1e-1, log=True)}, config
+        )
+    said = [
+        r.getMessage() for r in caplog.records if "'confusion' with 4 numbers" in r.getMessage()
+    ]
+    assert len(said) == 1 and "return it for the 'test' split" in said[0]
+    assert all("confusion" not in entry.metrics for entry in result.schedule)
+    assert sum(map(sum, result.test["confusion"])) == 64  # the test split's is kept

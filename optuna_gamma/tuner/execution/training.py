@@ -45,6 +45,9 @@ _logger = get_logger(__name__)
 #: run a trained model as its "initial" state (:meth:`Training.warn_if_left`).
 _LEFT: weakref.WeakKeyDictionary[Any, list[float]] = weakref.WeakKeyDictionary()
 
+#: The most numbers a validation metric's list may hold to be stored with every trial.
+MAX_VALID_LIST = 10_000
+
 
 class Training:
     """The trainer, its training state and the run's seed and device.
@@ -75,6 +78,8 @@ class Training:
         self._modes = _module_modes(state)
         self._checked_use = False
         self._checked_attributes = False
+        #: Validation list metrics too large to store with each trial, already said.
+        self._dropped: set[str] = set()
 
     @classmethod
     def build(cls, trainer: Trainer, seed: int, device: torch.device) -> Training:
@@ -160,7 +165,7 @@ class Training:
         t1 = time.perf_counter()
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(state, "valid")
-            valid = scalars(out, what="evaluate()", keep_lists=True)  # as :meth:`evaluate`
+            valid = self._kept(scalars(out, what="evaluate()", keep_lists=True), "valid")
         t_eval = time.perf_counter() - t1
         return capture(state), valid, train_metrics, t_train, t_eval
 
@@ -169,7 +174,27 @@ class Training:
         self._restore(snapshot)
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self.state, split)
-        return scalars(out, what="evaluate()", keep_lists=True)
+        return self._kept(scalars(out, what="evaluate()", keep_lists=True), split)
+
+    def _kept(self, metrics: dict[str, Any], split: str) -> dict[str, Any]:
+        """``metrics`` without the validation lists too large for every trial's record (a
+        confusion matrix of 1,000 classes is a million numbers, stored with each trial), said
+        once per name; the test split's, recorded once, are kept."""
+        if split != "valid":
+            return metrics
+        kept = {}
+        for name, value in metrics.items():
+            size = _count(value) if isinstance(value, list) else 1
+            if size <= MAX_VALID_LIST:
+                kept[name] = value
+            elif name not in self._dropped:
+                self._dropped.add(name)
+                _logger.warning(
+                    f"evaluate(state, 'valid') returned {name!r} with {size:,} numbers: not "
+                    f"stored with each trial (at most {MAX_VALID_LIST:,}); return it for the "
+                    "'test' split, which is recorded once"
+                )
+        return kept
 
     def _restore(self, snapshot: dict[str, Any]) -> None:
         """Load ``snapshot`` into the state, with the modules' modes as built."""
@@ -242,6 +267,11 @@ def _attributes(trainer: Any, state: Any) -> dict[str, Any]:
                 sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
             found[name] = (kind, sums)
     return found
+
+
+def _count(value: Any) -> int:
+    """The numbers in a (nested) list."""
+    return sum(_count(v) for v in value) if isinstance(value, list) else 1
 
 
 def _value_sums(model: Any) -> list[float]:
