@@ -50,6 +50,14 @@ def test_range_warning_speaks_python_or_cli(
         (cli,) = _bound_warnings(caplog)
     assert "--lr" not in api and "end of 'lr' in the search space" in api
     assert "widen --lr-" in cli
+    assert "of epoch 1" in api  # a per-epoch run names the epoch ...
+    from optuna_gamma.tuner import tune_whole
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        tune_whole(SignTrainer(), NARROW, _cfg(tmp_path, "whole"))
+    (whole,) = _bound_warnings(caplog)
+    assert "of the whole trainings" in whole and "epoch" not in whole  # ... whole trainings none
 
 
 class _SeesOptunaVerbosity(SignTrainer):

@@ -145,8 +145,8 @@ def _warn_if_nothing_compared(engine: Engine) -> None:
     )
     _logger.warning(
         f"budget={budget} is too small to compare settings: each of its "
-        f"{engine.run_plan.epochs} epochs trains one trial, with the trainer's own setting, so "
-        "nothing is tuned"
+        f"{engine.run_plan.epochs} epochs trains one trial, with the trainer's own setting "
+        "(where it has one in the search space), so nothing is tuned"
         + (f" (budget={smallest} is the smallest that tries others)" if smallest else "")
     )
 
