@@ -263,9 +263,7 @@ def _attributes(trainer: Any, state: Any) -> dict[str, Any]:
             continue
         tensors = [t for t in tensors if id(t) not in held]
         if tensors:
-            with torch.no_grad():  # summed in float64 without a float64 copy of the tensor
-                sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
-            found[name] = (kind, sums)
+            found[name] = (kind, _float64_sums(tensors))
     return found
 
 
@@ -280,9 +278,15 @@ def _value_sums(model: Any) -> list[float]:
     import torch
 
     tensors = [t for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
+    return [s if s == s else float("inf") for s in _float64_sums(tensors)]
+
+
+def _float64_sums(tensors: list[Any]) -> list[float]:
+    """One sum per tensor, in float64 without a float64 copy of the tensor."""
+    import torch
+
     with torch.no_grad():
-        sums = [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
-    return [s if s == s else float("inf") for s in sums]
+        return [float(t.detach().sum(dtype=torch.float64)) for t in tensors]
 
 
 def _same(a: Any, b: Any) -> bool:
