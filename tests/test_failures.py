@@ -130,17 +130,26 @@ def _flaky_module(tmp_path: Path, name: str) -> Any:
     return module
 
 
-def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch) -> None:
-    """A script sees the trainer's own exception, with the line as a note (Python 3.11+)."""
+@pytest.mark.parametrize("verbosity", ["INFO", "ERROR"])
+def test_python_api_notes_the_failed_trial(tmp_path: Path, monkeypatch, verbosity: str) -> None:
+    """A script sees the trainer's own exception, with the line as a note (Python 3.11+), also
+    when it silenced Optuna (then Optuna logs no "Trial N failed" record)."""
+    import optuna
+
     from optuna_gamma.tuner import tune_per_epoch
 
     module = _flaky_module(tmp_path, "flaky_api")
     monkeypatch.setenv("FAIL_AT", "1:0")
     monkeypatch.setenv("FAIL_WITH", "error")
-    with pytest.raises(RuntimeError, match="the data loader broke") as err:
-        tune_per_epoch(
-            module.Flaky(), None, run="api", run_dir=str(tmp_path / "api"), progress=False
-        )
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(getattr(optuna.logging, verbosity))
+    try:
+        with pytest.raises(RuntimeError, match="the data loader broke") as err:
+            tune_per_epoch(
+                module.Flaky(), None, run="api", run_dir=str(tmp_path / "api"), progress=False
+            )
+    finally:
+        optuna.logging.set_verbosity(before)
     if sys.version_info >= (3, 11):
         (note,) = err.value.__notes__
         assert note.startswith("trial 0 failed with parameters {'lr': ")

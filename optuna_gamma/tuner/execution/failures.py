@@ -6,7 +6,10 @@ when it ends the program: the same ~50 lines twice, for a Ctrl-C too.
 :func:`reported_failures` (around a tuner call) drops Optuna's copy of that record (a trial
 that only returned a bad value is still logged), remembers the trial and its parameters, and
 lets the error go on with one line attached that says which trial failed with which
-parameters and that calling again resumes the run. The line is a note on the exception
+parameters and that calling again resumes the run. The trial is told by the tuner's own
+objective (:func:`note_failed_trial`), so the line is there whatever Optuna's verbosity (a
+script that silenced Optuna with ``optuna.logging.set_verbosity(optuna.logging.ERROR)`` gets
+no "Trial N failed" record to read it from). The line is a note on the exception
 (Python 3.11+, printed under the traceback) or, on older Pythons, a log record.
 
 :func:`cli_exit_status` runs a CLI command: a trainer's error prints its traceback and that
@@ -35,6 +38,7 @@ __all__ = [
     "OUT_OF_MEMORY",
     "cli_exit_status",
     "is_reported_failure",
+    "note_failed_trial",
     "reported_failures",
 ]
 
@@ -46,6 +50,13 @@ INTERRUPTED = "interrupted; re-run the same command to resume"
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # where Optuna logs "Trial N failed ..."
 _FAILED = re.compile(r"^Trial (\d+) failed with parameters: (.*) because of the following error")
 _MARK = "_optuna_gamma_failure_reported"
+_TRIAL = "_optuna_gamma_failed_trial"
+
+
+def note_failed_trial(err: BaseException, number: int, params: object) -> None:
+    """Remember on ``err`` the trial whose objective raised it (the innermost, if nested)."""
+    if getattr(err, _TRIAL, None) is None:
+        setattr(err, _TRIAL, (str(number), str(params)))
 
 
 class _DropOptunasCopy(logging.Filter):
@@ -106,8 +117,9 @@ def reported_failures() -> Iterator[None]:
         attach_line(err, f"interrupted; re-run the same {call} to resume")
         raise
     except Exception as err:
-        if dropper.trial is not None and not getattr(err, _MARK, False):
-            number, params = dropper.trial
+        trial = getattr(err, _TRIAL, None) or dropper.trial
+        if trial is not None and not getattr(err, _MARK, False):
+            number, params = trial
             line = (
                 f"trial {number} failed with parameters {params} ({type(err).__name__}); "
                 f"fix the cause and re-run the same {call}: the run resumes from there"

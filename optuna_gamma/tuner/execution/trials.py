@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_gamma.tuner.execution.failures import note_failed_trial
 from optuna_gamma.tuner.execution.runtime import worker_id
 from optuna_gamma.tuner.execution.scoring import diverged_value
 from optuna_gamma.tuner.execution.scoring import exploded
@@ -185,10 +186,19 @@ def optimize(
     n_trials: int,
     after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
 ) -> None:
-    """``study.optimize`` with the failure Optuna masks when telling fails re-raised."""
+    """``study.optimize`` with the failure Optuna masks when telling fails re-raised, and the
+    trial whose objective raised noted on the error (for the line that names it)."""
+
+    def run(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except Exception as err:
+            note_failed_trial(err, trial.number, trial.params)
+            raise
+
     masked: Exception | None = None
     try:
-        study.optimize(objective, n_trials=n_trials, callbacks=[after])
+        study.optimize(run, n_trials=n_trials, callbacks=[after])
     except AssertionError as err:
         # Optuna's trial runner ends in ``assert False`` when telling the result fails
         # (e.g. a full disk); the failure it masks is the one to report.
