@@ -116,6 +116,80 @@ def test_bad_arguments_give_one_line_and_exit_2(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "hidden", "needle"),
+    [
+        (
+            ["tune", "--dataset", "digits", "--budget", "6"],
+            "torch",
+            "tune: error: this command needs torch, which is",
+        ),
+        (
+            ["tune", "--dataset", "digits"],
+            "sklearn",
+            "tune: error: this command needs scikit-learn, which",
+        ),
+        (
+            ["tune", "--dataset", "digits", "--report", "r.html"],
+            "plotly",
+            "tune: error: this command needs plotly, which is",
+        ),
+        (
+            ["tune", "--dataset", "mnist", "--download", "--data-root", "."],
+            "torchvision",
+            "tune: error: this command needs torchvision, which",
+        ),
+        (
+            ["worker", "--storage", "sqlite:///r.db", "--run", "r"],
+            "torch",
+            "worker: error: this command needs torch",
+        ),
+        (
+            ["report", "--storage", "sqlite:///r.db", "-o", "r.html"],
+            "plotly",
+            "report: error: this command needs plotly",
+        ),
+    ],
+)
+def test_a_missing_package_of_the_torch_extra_is_one_line_before_any_work(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    hidden: str,
+    needle: str,
+) -> None:
+    """``pip install optuna-gamma`` (the sampler alone) and then a command that trains or
+    reports: the missing package and the install command, not an ImportError's traceback."""
+    from optuna_gamma.tuner.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, hidden, None)  # as if not installed: import fails
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert needle in err and err.rstrip().endswith("pip install 'optuna-gamma[torch]'"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing started
+
+
+def test_the_python_api_names_a_missing_package_of_the_torch_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna_gamma.tuner import ThesisTrainer
+    from optuna_gamma.tuner.errors import MissingExtraError
+    from optuna_gamma.tuner.reporting.report import build_report
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    with pytest.raises(ImportError, match=r"^ThesisTrainer needs scikit-learn, which is not"):
+        ThesisTrainer("digits")
+    with pytest.raises(MissingExtraError, match=r"^the report needs plotly, which is not"):
+        build_report(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "r.html")
+    assert not (tmp_path / "r.db").exists()
+
+
 def test_bad_argument_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
     proc = _cli("tune", "--dataset", "digits", "--sampler", "bogus", cwd=tmp_path)
     assert (

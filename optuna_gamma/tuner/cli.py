@@ -49,6 +49,8 @@ from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import FINAL_MODELS
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
+from optuna_gamma.tuner.errors import MissingExtraError
+from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.execution.adoption import epoch_ranges
 from optuna_gamma.tuner.execution.failures import cli_exit_status
@@ -797,10 +799,29 @@ def _artifact_dirs(storage: Any, runs: list[str] | None) -> list[str]:
     return sorted(dirs)
 
 
+def _require_extras(parser: _Parser, args: argparse.Namespace) -> None:
+    """The packages the command will need, before it starts (one line, exit 2, if missing):
+    training needs torch, the built-in trainer scikit-learn for its splits (torchvision to
+    download), a report plotly."""
+    command = args.command
+    if command == "tune":
+        needs = ["torch"]
+        if args.trainer is None:
+            needs += ["sklearn", *(["torchvision"] if args.download else [])]
+        needs += ["plotly"] if args.report else []
+    else:
+        needs = ["torch"] if command == "worker" else ["plotly"]
+    try:
+        require_extra("this command", *needs)
+    except MissingExtraError as err:
+        parser.subparsers[command].error(str(err))  # type: ignore[attr-defined]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``optuna-gamma``; returns the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    _require_extras(parser, args)
     if args.command == "tune":
         return cli_exit_status(lambda: _tune(parser, args))
     if args.command == "worker":

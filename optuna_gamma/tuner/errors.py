@@ -1,9 +1,20 @@
-"""Errors of the tuner that are not bad arguments (those are :class:`ValueError`)."""
+"""Errors of the tuner that are not bad arguments (those are :class:`ValueError`), and the
+check that a part of it has the packages of the ``torch`` extra it needs."""
 
 from __future__ import annotations
 
+import importlib.util
 
-__all__ = ["AllTrialsDivergedError", "TunerError"]
+
+__all__ = ["AllTrialsDivergedError", "MissingExtraError", "TunerError", "require_extra"]
+
+#: The module each package of the ``torch`` extra installs, and the package's name.
+_PACKAGES = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "sklearn": "scikit-learn",
+    "plotly": "plotly",
+}
 
 
 class TunerError(RuntimeError):
@@ -14,3 +25,34 @@ class TunerError(RuntimeError):
 
 class AllTrialsDivergedError(TunerError):
     """Every trial of a study diverged, so there is no state to adopt."""
+
+
+class MissingExtraError(ImportError):
+    """A part of the tuner needs a package of the ``torch`` extra that is not installed (the
+    sampler alone, ``pip install optuna-gamma``, brings none of them)."""
+
+
+def require_extra(what: str, *modules: str) -> None:
+    """Raise :class:`MissingExtraError` before any work if one of ``modules`` is missing.
+
+    The modules are looked up, not imported (``importlib.util.find_spec``), so the check costs
+    nothing where they are installed.
+
+    Args:
+        what: What needs them, as the caller knows it (``"optuna-gamma tune"``,
+            ``"ThesisTrainer"``).
+        modules: Module names among ``torch``, ``torchvision``, ``sklearn``, ``plotly``.
+
+    Raises:
+        MissingExtraError: One line naming the missing packages and the install command.
+    """
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    names = [_PACKAGES.get(m, m) for m in missing]
+    verb = "is" if len(names) == 1 else "are"
+    raise MissingExtraError(
+        f"{what} needs {' and '.join(names)}, which {verb} not installed: "
+        f"pip install 'optuna-gamma[torch]'",
+        name=missing[0],
+    )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.builtin.data import DATASETS
 from optuna_gamma.tuner.builtin.data import load_dataset
+from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.reporting.metrics import evaluate
 from optuna_gamma.tuner.search.space import SearchSpace
@@ -85,6 +86,9 @@ class ThesisTrainer:
         weight_decay: float = 1e-3,
         momentum: float = 0.0,
     ) -> None:
+        # torch for the models, scikit-learn for the splits (and digits); torchvision only
+        # downloads
+        require_extra("ThesisTrainer", "torch", "sklearn", *(("torchvision",) if download else ()))
         from optuna_gamma.tuner.builtin.models import MODELS
 
         if isinstance(dataset, str):

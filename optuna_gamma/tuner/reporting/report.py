@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.persistence.storage import open_storage
 from optuna_gamma.tuner.policies.lineage import branches_off
 from optuna_gamma.tuner.policies.lineage import carried_records
@@ -254,7 +255,9 @@ def build_report(
 
     Raises:
         ValueError: No run in the storage, a requested run is missing, or ``path`` is a folder.
+        MissingExtraError: plotly is not installed (an :class:`ImportError`).
     """
+    require_extra("the report", "plotly")
     import plotly.graph_objects as go
 
     if Path(path).is_dir():
