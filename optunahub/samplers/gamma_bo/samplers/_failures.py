@@ -107,8 +107,11 @@ def unrepeated_failures(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     failed trial's parameters. That failure is the process's, not the point's, so it does not
     enter the failure model while its retry runs or after it completed.
     """
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    if not failed:  # the usual case: no key of every trial's parameters to build
+        return []
     held = {_key(t.params) for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
-    return [t for t in trials if t.state == TrialState.FAIL and _key(t.params) not in held]
+    return [t for t in failed if _key(t.params) not in held]
 
 
 def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
