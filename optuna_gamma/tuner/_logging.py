@@ -54,13 +54,19 @@ def set_verbosity(level: int) -> None:
 _FOLLOW_UP = re.compile(r"^Trial \d+ failed with value None\.$")
 
 
+def reported_by_the_command_line(err: BaseException | None) -> bool:
+    """Whether the command line reports ``err`` itself, in one line, when a trial raises it (a
+    full disk, a bad value, a storage failure), rather than as a trainer's failure."""
+    return isinstance(err, (OSError, ValueError, TunerError))
+
+
 class _ReportedTrialFailure(logging.Filter):
     """Drops Optuna's "Trial N failed ..." warning and its traceback for an error that the
-    command line reports itself, in one line (a full disk, a bad value, a storage failure)."""
+    command line reports itself (:func:`reported_by_the_command_line`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         err = record.exc_info[1] if record.exc_info else None
-        if isinstance(err, (OSError, ValueError, TunerError)):
+        if reported_by_the_command_line(err):
             return False
         # its follow-up line: the tuner does not catch trial errors, so the error ends the run
         # and the command line reports it

@@ -29,7 +29,9 @@ import sys
 import traceback
 
 from optuna_gamma.tuner._logging import get_logger
+from optuna_gamma.tuner._logging import reported_by_the_command_line
 from optuna_gamma.tuner.frontend import cli_frontend
+from optuna_gamma.tuner.frontend import from_cli
 from optuna_gamma.tuner.frontend import repeat_word
 
 
@@ -118,6 +120,8 @@ def reported_failures() -> Iterator[None]:
         raise
     except Exception as err:
         trial = getattr(err, _TRIAL, None) or dropper.trial
+        if from_cli() and reported_by_the_command_line(err):
+            trial = None  # the command line says it in one line (exit status 2)
         if trial is not None and not getattr(err, _MARK, False):
             number, params = trial
             line = (
