@@ -1,10 +1,12 @@
 """The wheel: built from the source tree, installed into a fresh virtual environment with only
-the sampler's dependencies, and working there (the sampler, and the CLI's help) without torch."""
+the sampler's dependencies, and working there (the sampler, and the CLI's help) without torch;
+then on the oldest Optuna that ``pyproject.toml`` accepts."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+import re
 import subprocess
 import sys
 import zipfile
@@ -29,6 +31,42 @@ assert importlib.util.find_spec("torch") is None and "torch" not in sys.modules
 import optuna_gamma.tuner  # the tuner imports without torch; it needs it only to train
 print("ok", round(study.best_value, 3))
 """
+
+# On the oldest Optuna that pyproject.toml accepts: the sampler (constraints, several
+# objectives) and the tuner's torch-free parts that touch Optuna's API the most (its journal
+# storage under the tuner's own lock, a sampler it builds by name). (Optuna 4.0's GPSampler
+# needs torch to be built at all, so the tuner's "gp" is not tried here.)
+OLDEST = r"""
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna_gamma import GammaBOSampler
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(
+    sampler=GammaBOSampler(seed=0, constraints_func=lambda t: (t.params["x"] - 0.5,))
+)
+study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.8) ** 2, n_trials=10)
+assert len(study.trials) == 10
+study = optuna.create_study(directions=["minimize", "minimize"], sampler=GammaBOSampler(seed=0))
+study.optimize(lambda t: (t.suggest_float("x", 0, 1), (1 - t.params["x"]) ** 2), n_trials=8)
+assert len(study.best_trials) >= 1
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.search.samplers import SamplerPlan
+from optuna_gamma.tuner.search.space import ParamSpace
+storage, _ = open_storage("journal.log")
+space = ParamSpace.of({"lr": FloatDistribution(1e-4, 1.0, log=True)})
+plan = SamplerPlan("gamma", space, 4, 2, False)
+study = optuna.create_study(storage=storage, study_name="s", sampler=plan.factory(0))
+study.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1.0, log=True) - 0.1) ** 2, n_trials=4)
+again = optuna.load_study(study_name="s", storage=open_storage("journal.log")[0])
+assert len(again.trials) == 4
+print("ok", optuna.__version__)
+"""
+
+
+def _oldest_optuna() -> str:
+    text = (REPO / "pyproject.toml").read_text()
+    (floor,) = re.findall(r'"optuna>=([0-9.]+)"', text)
+    return floor
 
 
 @pytest.mark.slow
@@ -73,3 +111,34 @@ def test_wheel_installs_and_runs_with_only_the_samplers_dependencies(tmp_path: P
         env=env,
     )
     assert proc.returncode == 0 and "--trainer" in proc.stdout, proc.stderr[-2000:]
+    # a command that trains, without the torch extra: one line that says what to install
+    proc = subprocess.run(
+        [str(venv / "bin" / "optuna-gamma"), "tune", "--dataset", "digits", "--budget", "6"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "needs torch and scikit-learn" in proc.stderr and "optuna-gamma[torch]" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+    # the oldest Optuna the package accepts
+    floor = _oldest_optuna()
+    proc = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", f"optuna=={floor}"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    work = tmp_path / "oldest"
+    work.mkdir()
+    proc = subprocess.run(
+        [str(py), "-c", OLDEST], capture_output=True, text=True, timeout=600, env=env, cwd=work
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok, version = proc.stdout.split()
+    assert ok == "ok" and version.split(".")[:2] == floor.split(".")[:2], proc.stdout

@@ -14,6 +14,7 @@ unknown or live holder is waited for as Optuna does (its grace period).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import socket
@@ -39,6 +40,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_LOCK_TAKES_GRACE_PERIOD = (
+    "grace_period" in inspect.signature(JournalFileSymlinkLock.__init__).parameters
+)
+
+
 class OwnedSymlinkLock(JournalFileSymlinkLock):
     """Optuna's symlink lock with an owner record (see the module docstring).
 
@@ -49,7 +55,11 @@ class OwnedSymlinkLock(JournalFileSymlinkLock):
     """
 
     def __init__(self, filepath: str, grace_period: int | None = 30) -> None:
-        super().__init__(filepath, grace_period)
+        if _LOCK_TAKES_GRACE_PERIOD:
+            super().__init__(filepath, grace_period)
+        else:  # Optuna < 4.3: its lock has no grace period (acquire below is ours anyway)
+            super().__init__(filepath)
+            self.grace_period = grace_period
         self._owner_file = self._lock_file + _OWNER_SUFFIX
 
     def acquire(self) -> bool:

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 import copy
 from dataclasses import dataclass
+import inspect
 import math
 from typing import Any
 from typing import Union
@@ -184,11 +185,18 @@ def _registry_factory(
             target=target,
         )
     if kind == "gp":
+        # older Optuna (4.0) has no warn_independent_sampling on GPSampler
+        quiet: dict[str, Any] = (
+            {"warn_independent_sampling": False}
+            if "warn_independent_sampling"
+            in inspect.signature(optuna.samplers.GPSampler).parameters
+            else {}
+        )
         return lambda seed: optuna.samplers.GPSampler(
             seed=seed,
             n_startup_trials=n_startup_trials,
             deterministic_objective=deterministic,
-            warn_independent_sampling=False,
+            **quiet,
         )
     if kind == "tpe":
         return lambda seed: optuna.samplers.TPESampler(
