@@ -189,14 +189,17 @@ def test_metrics_vs_learning_rate_bad_input(records: list, kwargs: dict, match: 
         plot_metrics_vs_learning_rate(records, **kwargs)
 
 
+_NEW_PLOT = re.compile(r'Plotly\.newPlot\(\s*"[^"]+",\s*\[')
+
+
 def _embedded_figures(text: str) -> list[list[dict]]:
     """The trace lists passed to Plotly.newPlot in the page."""
     out = []
     decoder = json.JSONDecoder()
     start = 0
-    while (i := text.find("Plotly.newPlot(", start)) >= 0:
-        j = text.index("[", i)
-        data, end = decoder.raw_decode(text, j)
+    # a call on a div id ("Plotly.newPlot(gd, ...)" in the text of older plotly.js is not one)
+    while (found := _NEW_PLOT.search(text, start)) is not None:
+        data, end = decoder.raw_decode(text, found.end() - 1)
         out.append(data)
         start = end
     return out

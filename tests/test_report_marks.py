@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import re
 
 import optuna
 import pytest
@@ -22,14 +23,17 @@ from optuna_gamma.tuner.reporting.report import build_report  # noqa: E402
 
 LABEL = "adopted trial (best objective of its epoch)"
 
+_NEW_PLOT = re.compile(r'Plotly\.newPlot\(\s*"[^"]+",\s*\[')
+
 
 def _figures(text: str) -> list[tuple[list[dict], dict]]:
     """(traces, layout) of every Plotly.newPlot call in the page."""
     out = []
     decoder = json.JSONDecoder()
     start = 0
-    while (i := text.find("Plotly.newPlot(", start)) >= 0:
-        data, end = decoder.raw_decode(text, text.index("[", i))
+    # a call on a div id ("Plotly.newPlot(gd, ...)" in the text of older plotly.js is not one)
+    while (found := _NEW_PLOT.search(text, start)) is not None:
+        data, end = decoder.raw_decode(text, found.end() - 1)
         layout, end = decoder.raw_decode(text, text.index("{", end))
         out.append((data, layout))
         start = end
