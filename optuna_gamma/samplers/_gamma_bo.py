@@ -34,6 +34,7 @@ from optuna_gamma.gp.settings import LengthscalePrior
 from optuna_gamma.gp.settings import Mean
 from optuna_gamma.gp.settings import Predictive
 from optuna_gamma.gp.threads import limit_blas_threads
+from optuna_gamma.samplers._failures import FAILED_STATES
 from optuna_gamma.samplers._failures import failure_settings
 from optuna_gamma.samplers._failures import FAILURE_TARGET
 from optuna_gamma.samplers._failures import failure_targets
@@ -720,7 +721,7 @@ class GammaBOSampler(BaseSampler):
         # without thread-pool overhead and oversubscription.
         with self._lock, limit_blas_threads():
             trials = study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, *FAILED_STATES)
             )
             complete = with_target(
                 [t for t in trials if t.state == TrialState.COMPLETE], self._target

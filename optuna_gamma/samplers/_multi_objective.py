@@ -43,6 +43,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_gamma.samplers._failures import FAILED_STATES
 from optuna_gamma.samplers._failures import unrepeated_failures
 from optuna_gamma.samplers._failures import with_systematic_failures
 from optuna_gamma.samplers._observations import constraint_matrix
@@ -67,8 +68,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MultiObservations", "reference_point", "sample_relative_multi"]
 
-#: The trials a suggestion reads: the modelled, the pending and the failed ones.
-_STATES = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
+#: The trials a suggestion reads: the modelled, the pending and the failed (or pruned) ones.
+_STATES = (TrialState.COMPLETE, TrialState.RUNNING, *FAILED_STATES)
 
 #: Margin of the reference point below the worst feasible value, as a fraction of the range.
 REFERENCE_MARGIN = 0.1

@@ -35,6 +35,7 @@ from ..gp.settings import LengthscalePrior
 from ..gp.settings import Mean
 from ..gp.settings import Predictive
 from ..gp.threads import limit_blas_threads
+from ._failures import FAILED_STATES
 from ._failures import failure_settings
 from ._failures import FAILURE_TARGET
 from ._failures import failure_targets
@@ -721,7 +722,7 @@ class GammaBOSampler(BaseSampler):
         # without thread-pool overhead and oversubscription.
         with self._lock, limit_blas_threads():
             trials = study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, *FAILED_STATES)
             )
             complete = with_target(
                 [t for t in trials if t.state == TrialState.COMPLETE], self._target
