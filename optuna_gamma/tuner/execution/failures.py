@@ -58,7 +58,8 @@ _TRIAL = "_optuna_gamma_failed_trial"
 def note_failed_trial(err: BaseException, number: int, params: object) -> None:
     """Remember on ``err`` the trial whose objective raised it (the innermost, if nested)."""
     if getattr(err, _TRIAL, None) is None:
-        setattr(err, _TRIAL, (str(number), str(params)))
+        with contextlib.suppress(AttributeError, TypeError):  # an error that takes no attribute
+            setattr(err, _TRIAL, (str(number), str(params)))
 
 
 class _DropOptunasCopy(logging.Filter):
