@@ -238,6 +238,12 @@ def test_config_validation_names_the_value() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             TunerConfig(**kw)
+    memory = optuna.storages.InMemoryStorage()  # worker processes would each get a copy
+    with pytest.raises(ValueError, match=r"^workers=2 needs a storage the worker processes"):
+        TunerConfig(storage=memory, workers=2)
+    with pytest.raises(ValueError, match=r"^coordinate=True needs a storage the worker"):
+        TunerConfig(storage=memory, coordinate=True)
+    assert TunerConfig(storage=memory).storage is memory  # serial: this process only
     with pytest.raises(
         ValueError, match=r"unknown setting\(s\) \['epoch'\] \(did you mean 'epochs'"
     ):

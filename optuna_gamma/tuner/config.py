@@ -88,6 +88,16 @@ def _check_named_settings(config: TunerConfig) -> None:
         raise ValueError(f"device must be a string or a torch.device, got {device!r}")
     _check_location("storage", config.storage, ("get_all_studies", "create_new_study"))
     _check_location("artifacts", config.artifacts, ("open_reader", "write", "remove"))
+    if (config.workers or config.coordinate) and isinstance(
+        config.storage, optuna.storages.InMemoryStorage
+    ):
+        # each worker process would get a copy of it, and the run would see none of its trials
+        who = f"workers={config.workers}" if config.workers else "coordinate=True"
+        raise ValueError(
+            f"{who} needs a storage the worker processes share, and an "
+            "optuna.storages.InMemoryStorage lives in this process only: give a journal file "
+            "path, an RDB URL such as 'sqlite:///runs.db', or no storage (the run's journal file)"
+        )
 
 
 @dataclass(frozen=True)
