@@ -243,6 +243,10 @@ def test_config_validation_names_the_value() -> None:
         TunerConfig(storage=memory, workers=2)
     with pytest.raises(ValueError, match=r"^coordinate=True needs a storage the worker"):
         TunerConfig(storage=memory, coordinate=True)
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:db?mode=memory&uri=true"):
+        with pytest.raises(ValueError, match=r"the in-memory SQLite database 'sqlite:"):
+            TunerConfig(storage=url, workers=2)
+    assert TunerConfig(storage="sqlite:///memory.db", workers=2).workers == 2  # a file
     assert TunerConfig(storage=memory).storage is memory  # serial: this process only
     with pytest.raises(
         ValueError, match=r"unknown setting\(s\) \['epoch'\] \(did you mean 'epochs'"

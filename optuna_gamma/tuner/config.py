@@ -88,16 +88,27 @@ def _check_named_settings(config: TunerConfig) -> None:
         raise ValueError(f"device must be a string or a torch.device, got {device!r}")
     _check_location("storage", config.storage, ("get_all_studies", "create_new_study"))
     _check_location("artifacts", config.artifacts, ("open_reader", "write", "remove"))
-    if (config.workers or config.coordinate) and isinstance(
-        config.storage, optuna.storages.InMemoryStorage
-    ):
+    private = _in_this_process_only(config.storage)
+    if (config.workers or config.coordinate) and private:
         # each worker process would get a copy of it, and the run would see none of its trials
         who = f"workers={config.workers}" if config.workers else "coordinate=True"
         raise ValueError(
-            f"{who} needs a storage the worker processes share, and an "
-            "optuna.storages.InMemoryStorage lives in this process only: give a journal file "
-            "path, an RDB URL such as 'sqlite:///runs.db', or no storage (the run's journal file)"
+            f"{who} needs a storage the worker processes share, and {private} lives in this "
+            "process only: give a journal file path, an RDB URL such as 'sqlite:///runs.db', "
+            "or no storage (the run's journal file)"
         )
+
+
+def _in_this_process_only(storage: Any) -> str | None:
+    """What ``storage`` is if no other process can open it (an ``InMemoryStorage``, an
+    in-memory SQLite URL), else ``None``."""
+    if isinstance(storage, optuna.storages.InMemoryStorage):
+        return "an optuna.storages.InMemoryStorage"
+    if isinstance(storage, str) and storage.strip().lower().startswith("sqlite:"):
+        path = storage.strip()[len("sqlite:") :].lstrip("/")
+        if not path or ":memory:" in path or "mode=memory" in path:
+            return f"the in-memory SQLite database {storage!r}"
+    return None
 
 
 @dataclass(frozen=True)
