@@ -86,6 +86,10 @@ def test_console_script_entry_point_is_main() -> None:
         (["tune", "--dataset", "mnist", "--data-root", "NOWHERE"], "not a directory"),
         (["tune", "--dataset", "cifar10", "--data-root", "."], "not found"),  # missing data files
         (["tune"], "give --dataset"),
+        (
+            ["tune", "--dataset", "digits", "--workers", "2", "--storage", "sqlite:///:memory:"],
+            "--workers 2 needs a storage the worker processes share, and the in-memory SQLite",
+        ),
         (["frobnicate"], "invalid choice"),
         (["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"),
         (

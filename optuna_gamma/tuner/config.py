@@ -13,6 +13,7 @@ from typing import Union
 
 import optuna
 
+from optuna_gamma.tuner.frontend import from_cli
 from optuna_gamma.tuner.policies.base import Policy
 from optuna_gamma.tuner.search.objectives import resolve_objective
 from optuna_gamma.tuner.search.samplers import parse_sampler
@@ -91,11 +92,15 @@ def _check_named_settings(config: TunerConfig) -> None:
     private = _in_this_process_only(config.storage)
     if (config.workers or config.coordinate) and private:
         # each worker process would get a copy of it, and the run would see none of its trials
-        who = f"workers={config.workers}" if config.workers else "coordinate=True"
+        if from_cli():
+            who = f"--workers {config.workers}" if config.workers else "--coordinate"
+            where = "give --storage a journal file path or an RDB URL such as sqlite:///runs.db"
+        else:
+            who = f"workers={config.workers}" if config.workers else "coordinate=True"
+            where = "give a journal file path, an RDB URL such as 'sqlite:///runs.db'"
         raise ValueError(
             f"{who} needs a storage the worker processes share, and {private} lives in this "
-            "process only: give a journal file path, an RDB URL such as 'sqlite:///runs.db', "
-            "or no storage (the run's journal file)"
+            f"process only: {where}, or no storage (the run's journal file)"
         )
 
 
