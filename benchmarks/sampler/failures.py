@@ -19,6 +19,14 @@ Problems:
                     transient error; seeded per trial)
     raise-early     (x - 0.4)^2 + y on [0, 1]^2 whose objective raises before it suggests y when
                     x > 0.5 (the trial then holds x alone); optimum 0
+    branin-pruned   branin-region with ``optuna.TrialPruned`` raised instead of NaN (the objective
+                    skips a setting it cannot run; Optuna records PRUNED)
+    median-pruned   a learning curve over log10 lr in [-5, 0] and log10 weight decay in [-6, -1]:
+                    ``final + 3 / (step + 1)`` reported at steps 0-9 to Optuna's
+                    ``MedianPruner(n_startup_trials=3, n_warmup_steps=2)``, ``final`` returned;
+                    optimum 0 at lr 10^-2.5, weight decay 10^-4
+
+Failed trials counts FAIL and PRUNED trials alike (neither has a value).
 
 Samplers (``--samplers``): ``gamma`` (GammaBOSampler()), ``gp`` (GPSampler()), ``gp_startup2``
 (GPSampler(n_startup_trials=2)), ``tpe``, ``random``.
@@ -48,7 +56,14 @@ import optuna
 
 
 SAMPLERS = ("gamma", "gp", "gp_startup2", "tpe", "random")
-PROBLEMS = ("branin-region", "lr-divergence", "branin-flaky", "raise-early")
+PROBLEMS = (
+    "branin-region",
+    "lr-divergence",
+    "branin-flaky",
+    "raise-early",
+    "branin-pruned",
+    "median-pruned",
+)
 BRANIN_MIN = 0.397887357729739
 
 
@@ -121,7 +136,36 @@ def objective(problem: str, seed: int) -> tuple[Callable[[optuna.Trial], float],
             return (x - 0.4) ** 2 + trial.suggest_float("y", 0, 1)
 
         return f, 0.0
+    if problem == "branin-pruned":
+
+        def f(trial: optuna.Trial) -> float:
+            x, y = trial.suggest_float("x", -5, 10), trial.suggest_float("y", 0, 15)
+            if x + y > 12:
+                raise optuna.TrialPruned()
+            return _branin(x, y)
+
+        return f, BRANIN_MIN
+    if problem == "median-pruned":
+
+        def f(trial: optuna.Trial) -> float:
+            a = math.log10(trial.suggest_float("lr", 1e-5, 1.0, log=True))
+            b = math.log10(trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True))
+            final = (a + 2.5) ** 2 + 0.3 * (b + 4.0) ** 2
+            for step in range(10):
+                trial.report(final + 3.0 / (step + 1), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return final
+
+        return f, 0.0
     raise ValueError(f"unknown problem {problem!r}")
+
+
+def make_pruner(problem: str) -> optuna.pruners.BasePruner | None:
+    """The study's pruner (``None``: Optuna's default, which never prunes without reports)."""
+    if problem == "median-pruned":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    return None
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -141,7 +185,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def run_cell(problem: str, sampler: str, seed: int, trials: int) -> dict[str, Any]:
     f, optimum = objective(problem, seed)
-    study = optuna.create_study(sampler=make_sampler(sampler, seed))
+    study = optuna.create_study(sampler=make_sampler(sampler, seed), pruner=make_pruner(problem))
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -151,7 +195,8 @@ def run_cell(problem: str, sampler: str, seed: int, trials: int) -> dict[str, An
         for t in study.trials
         if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
     ]
-    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    no_value = (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.PRUNED)
+    failed = sum(t.state in no_value for t in study.trials)
     best = min(values, default=math.inf)
     return {
         "problem": problem,
@@ -169,7 +214,8 @@ def run_cell(problem: str, sampler: str, seed: int, trials: int) -> dict[str, An
 def summarize(cells: Sequence[dict[str, Any]], samplers: Sequence[str]) -> str:
     problems = [p for p in PROBLEMS if any(c["problem"] == p for c in cells)]
     lines = [
-        "| problem | sampler | median final regret | median failed trials | GammaBO wins |",
+        "| problem | sampler | median final regret | median failed (or pruned) trials "
+        "| GammaBO wins |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for p in problems:
