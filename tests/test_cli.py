@@ -189,6 +189,12 @@ def test_the_python_api_names_a_missing_package_of_the_torch_extra(
     monkeypatch.setitem(sys.modules, "plotly", None)
     with pytest.raises(ImportError, match=r"^ThesisTrainer needs scikit-learn, which is not"):
         ThesisTrainer("digits")
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn and torchvision, which are not"):
+        ThesisTrainer("digits", download=True)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"needs torch, scikit-learn and torchvision, which"):
+        ThesisTrainer("digits", download=True)
     with pytest.raises(MissingExtraError, match=r"^the report needs plotly, which is not"):
         build_report(f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "r.html")
     assert not (tmp_path / "r.db").exists()

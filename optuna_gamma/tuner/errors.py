@@ -39,7 +39,7 @@ def require_extra(what: str, *modules: str) -> None:
     nothing where they are installed.
 
     Args:
-        what: What needs them, as the caller knows it (``"optuna-gamma tune"``,
+        what: What needs them, as the caller knows it (``"this command"``,
             ``"ThesisTrainer"``).
         modules: Module names among ``torch``, ``torchvision``, ``sklearn``, ``plotly``.
 
@@ -50,9 +50,9 @@ def require_extra(what: str, *modules: str) -> None:
     if not missing:
         return
     names = [_PACKAGES.get(m, m) for m in missing]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     verb = "is" if len(names) == 1 else "are"
     raise MissingExtraError(
-        f"{what} needs {' and '.join(names)}, which {verb} not installed: "
-        f"pip install 'optuna-gamma[torch]'",
+        f"{what} needs {listed}, which {verb} not installed: pip install 'optuna-gamma[torch]'",
         name=missing[0],
     )
