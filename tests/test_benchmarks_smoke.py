@@ -229,10 +229,11 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
 
 
 def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
+    from benchmarks.sampler.problems import HIGH_DIM
     from benchmarks.sampler.problems import SYNTHETIC
 
     rng = np.random.default_rng(0)
-    for name, make in SYNTHETIC.items():
+    for name, make in {**SYNTHETIC, **HIGH_DIM}.items():
         fn, p = make(), get_problem(name)
         params = {f"x{i}": float(v) for i, v in enumerate(fn.x_opt)}
         assert p.regret(_value_at(name, params)) == pytest.approx(0.0, abs=1e-9), name

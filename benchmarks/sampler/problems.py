@@ -85,6 +85,10 @@ optimum at the centre of the box); ``z = x - x_opt``, ``R`` a fixed random rotat
 ``styblinski_tang8``
     ``sum_i (x_i^4 - 16 x_i^2 + 5 x_i) / 2`` on [-5, 5]^8; minimum ``-39.166165703771405 d`` at
     ``x_i = -2.903534030279176``.
+``sphere20``, ``ellipsoid20``, ``rosenbrock20``, ``levy20``, ``ackley20``,
+``styblinski_tang20``, ``sphere40``, ``rosenbrock40`` (:data:`HIGH_DIM`, not in the default suite)
+    The same functions (and the sphere ``sum_i z_i^2`` on [-5, 5]^d, shifted) in 20 and 40
+    dimensions, for the high-dimensional comparison of ``results/high_dim/``.
 
 Tabular encoding: an ordered numeric parameter with a list of choices (e.g. learning rates
 1e-5 .. 1) is exposed as ``trial.suggest_int(name, 0, n_choices - 1)`` -- the index into the
@@ -518,8 +522,39 @@ SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
 }
 
 
+def sphere_function(z: np.ndarray) -> float:
+    """Sphere: minimum 0 at ``z = 0``."""
+    return float(np.sum(np.asarray(z, dtype=float) ** 2))
+
+
+def _styblinski_tang(dim: int) -> Synthetic:
+    return Synthetic(
+        styblinski_tang_function,
+        dim,
+        -5.0,
+        5.0,
+        STYBLINSKI_TANG_MIN * dim,
+        np.full(dim, STYBLINSKI_TANG_ARGMIN),
+        shifted=False,
+    )
+
+
+#: Higher-dimensional versions (20-D and 40-D; not in :data:`DEFAULT_PROBLEMS`): where a
+#: lengthscale prior that lets single dimensions collapse at small ``n`` shows.
+HIGH_DIM: dict[str, Callable[[], Synthetic]] = {
+    "sphere20": lambda: _synthetic(11, sphere_function, 20, -5.0, 5.0),
+    "ellipsoid20": lambda: _synthetic(12, ellipsoid_function, 20, -5.0, 5.0, rotate=True),
+    "rosenbrock20": lambda: _synthetic(13, rosenbrock_function, 20, -5.0, 5.0),
+    "levy20": lambda: Synthetic(levy_function, 20, -10.0, 10.0, 0.0, np.ones(20), shifted=False),
+    "ackley20": lambda: _synthetic(14, ackley_function, 20, -32.768, 32.768),
+    "styblinski_tang20": lambda: _styblinski_tang(20),
+    "sphere40": lambda: _synthetic(15, sphere_function, 40, -5.0, 5.0),
+    "rosenbrock40": lambda: _synthetic(16, rosenbrock_function, 40, -5.0, 5.0),
+}
+
+
 def _synthetic_problem(name: str) -> Problem:
-    fn = SYNTHETIC[name]()
+    fn = (SYNTHETIC[name] if name in SYNTHETIC else HIGH_DIM[name])()
     names = [f"x{i}" for i in range(fn.dim)]
 
     def objective(trial: BaseTrial) -> float:
@@ -784,7 +819,7 @@ def get_problem(name: str) -> Problem:
     """
     if name in ANALYTIC:
         return ANALYTIC[name]()
-    if name in SYNTHETIC:
+    if name in SYNTHETIC or name in HIGH_DIM:
         return _synthetic_problem(name)
     if name in GAMMA_CASES:
         return GAMMA_CASES[name]()
@@ -797,7 +832,7 @@ def get_problem(name: str) -> Problem:
         return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
     raise ValueError(
         f"unknown problem {name!r}; choose from "
-        f"{sorted(ANALYTIC) + sorted(SYNTHETIC) + sorted(GAMMA_CASES)} or "
+        f"{sorted(ANALYTIC) + sorted(SYNTHETIC) + sorted(HIGH_DIM) + sorted(GAMMA_CASES)} or "
         "hpobench_<dataset>, noisy_hpobench_<dataset>, "
         "hpolib_<dataset>"
     )

@@ -658,9 +658,10 @@ def _md_wins(summary: dict[str, Any]) -> list[str]:
             + " | ".join(f"{ws[c]['win_rate']:.2f}" if c in ws else "-" for c in cps)
             + " |"
         )
+    early = 12 if 12 in cps else cps[0]  # the first dozen trials, or the first checkpoint
     lines += [
         "",
-        f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial 12:",
+        f"Per problem, win rate of {ref} at trial {cps[-1]} / at trial {early}:",
         "",
         "| against | " + " | ".join(summary["problems"]) + " |",
         "| --- | " + " | ".join("---" for _ in summary["problems"]) + " |",
@@ -670,7 +671,7 @@ def _md_wins(summary: dict[str, Any]) -> list[str]:
         cells = []
         for p in summary["problems"]:
             end = wl.get(cps[-1], {}).get("per_problem", {}).get(p)
-            mid = wl.get(12, {}).get("per_problem", {}).get(p)
+            mid = wl.get(early, {}).get("per_problem", {}).get(p)
             cells.append(f"{end:.2f} / {mid:.2f}" if end is not None and mid is not None else "-")
         lines.append(f"| {o} | " + " | ".join(cells) + " |")
     lines.append("")
