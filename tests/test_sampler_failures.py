@@ -220,7 +220,7 @@ def test_failed_points_and_the_failure_targets() -> None:
 
     full = failed_points(space, [trial({"x": 5.0, "c": "b"})])
     np.testing.assert_allclose(full, [[0.5, 1.0]])
-    # failed before suggesting x: at five points across x's range, ends included, c as suggested
+    # failed before suggesting x: at three points across x's range, c as suggested
     partial = failed_points(space, [trial({"c": "a"})])
     np.testing.assert_allclose(partial[:, 0], UNSUGGESTED_AT)
     np.testing.assert_allclose(partial[:, 1], 0.0)

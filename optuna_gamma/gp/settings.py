@@ -26,8 +26,8 @@ Predictive = Literal["student_t", "gaussian", "plugin"]
 PREDICTIVES: tuple[str, ...] = ("student_t", "gaussian", "plugin")
 Mean = Literal["constant", "zero"]
 MEANS: tuple[str, ...] = ("constant", "zero")
-LengthscalePrior = Literal["dim_scaled", "hvarfner", "optuna"]
-LENGTHSCALE_PRIORS: tuple[str, ...] = ("dim_scaled", "hvarfner", "optuna")
+LengthscalePrior = Literal["dim_scaled", "optuna"]
+LENGTHSCALE_PRIORS: tuple[str, ...] = ("dim_scaled", "optuna")
 
 #: Default Gamma prior on the output precision (shape ``a0``, rate ``b0``): Gamma(1/2, 1/2), the
 #: chi-square with one degree of freedom, i.e. the information of a single observation of unit
@@ -52,31 +52,14 @@ MIN_NOISE = 1e-10
 MAX_NOISE = 10.0
 
 
-#: Variance of the log-lengthscale under the ``"hvarfner"`` prior: LogNormal(sqrt2 + log(D)/2,
-#: sqrt3) as published (Hvarfner, Hellsten & Nardi 2024; BoTorch's default since 0.12).
-HVARFNER_LOG_VARIANCE = 3.0
-#: Variance of the log-lengthscale under the ``"dim_scaled"`` prior (the default): the same peak
-#: as ``"hvarfner"``, narrower. With the published width (a factor of about 1,000 between the
-#: ends of the 95 % interval of each lengthscale) the MAP fit lets single lengthscales of a
-#: 20- or 40-parameter space collapse while the observations are few, and the search then
-#: crawls: at 20 dimensions and 60 trials it won 0.52 of the pairs against GPSampler() (3.3x
-#: its median regret at 40 dimensions on Rosenbrock); with 0.5 it wins 0.87 (0.95 at 40-D), and
-#: on the 16-problem suite (up to 10-D) 0.64-0.66 of the pairs against the published width at
-#: trial 12, 0.56-0.59 at trial 50 (seeds 0-19; ``benchmarks/sampler/results/issue17_prior``).
-DIM_SCALED_LOG_VARIANCE = 0.5
+#: Variance of the log-lengthscale under the ``"dim_scaled"`` prior (Hvarfner et al. 2024).
+DIM_SCALED_LOG_VARIANCE = 3.0
 
 
-def lengthscale_log_normal(prior: str, d: int) -> tuple[float, float]:
-    """``(mu, s2)`` of the log-normal lengthscale prior ``prior`` (``"dim_scaled"`` or
-    ``"hvarfner"``) for ``D = d`` inputs: :math:`\\log\\lambda \\sim N(\\mu, s^2)`.
-
-    Hvarfner et al. (2024) put :math:`\\mu_D = \\sqrt2 + \\tfrac12\\log D`, :math:`s^2 = 3`,
-    whose density of :math:`\\lambda` peaks at :math:`e^{\\mu_D - 3} \\approx 0.2\\sqrt D`.
-    ``"dim_scaled"`` keeps that peak with :math:`s^2 = 0.5`: :math:`\\mu = \\mu_D - 3 + s^2`.
-    """
-    variance = HVARFNER_LOG_VARIANCE if prior == "hvarfner" else DIM_SCALED_LOG_VARIANCE
-    mu = math.sqrt(2.0) + 0.5 * math.log(max(d, 1)) - HVARFNER_LOG_VARIANCE + variance
-    return mu, variance
+def dim_scaled_location(d: int) -> float:
+    """:math:`\\mu_D = \\sqrt2 + \\tfrac12\\log D`, the log-lengthscale location of the
+    ``"dim_scaled"`` prior for ``D`` inputs (Hvarfner et al. 2024)."""
+    return math.sqrt(2.0) + 0.5 * math.log(max(d, 1))
 
 
 def _positive(name: str, value: object) -> float:
@@ -108,9 +91,9 @@ class GPSettings:
         mean: ``"constant"``: an unknown constant mean with a flat prior, integrated out
             (:mod:`optuna_gamma.gp.model`); ``"zero"``: zero mean (the mean of the standardized
             observations).
-        lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension as in
-            Hvarfner et al. 2024, narrower), ``"hvarfner"`` (their published prior) or
-            ``"optuna"`` (Optuna's ``GPSampler`` heuristic); see :mod:`optuna_gamma.gp.priors`.
+        lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner et
+            al. 2024) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic); see
+            :mod:`optuna_gamma.gp.priors`.
         deterministic_objective: Fix the noise ratio at ``min_noise`` instead of fitting it.
         min_noise: The smallest noise-to-signal ratio a fit may reach (default ``MIN_NOISE``),
             in ``[MIN_NOISE, MAX_NOISE)``. A model of labels rather than of measurements needs
@@ -183,9 +166,8 @@ class GPHyperparams:
         noise = settings.min_noise if settings.deterministic_objective else 0.1
         noise = max(noise, settings.min_noise)
         ell = 1.0
-        if settings.lengthscale_prior in ("dim_scaled", "hvarfner"):
-            mu, variance = lengthscale_log_normal(settings.lengthscale_prior, d)
-            mode = math.exp(mu - variance)
+        if settings.lengthscale_prior == "dim_scaled":
+            mode = math.exp(dim_scaled_location(d) - DIM_SCALED_LOG_VARIANCE)
             ell = mode**-2.0
         return cls(np.full(d, ell), noise, 1.0)
 

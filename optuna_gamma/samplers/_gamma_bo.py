@@ -232,9 +232,8 @@ class GammaBOSampler(BaseSampler):
             thesis eqs. 5-6).
         mean: ``"constant"`` (an unknown constant mean with a flat prior, integrated out;
             default) or ``"zero"`` (zero mean at the average of the observations).
-        lengthscale_prior: ``"dim_scaled"`` (log-normal, peaked at Hvarfner et al.'s 2024
-            :math:`0.2\\sqrt D` and narrower than theirs; default), ``"hvarfner"`` (their
-            published log-normal) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic).
+        lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner
+            et al. 2024; default) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic).
         n_startup_trials: Number of COMPLETE trials sampled at random before the GP is used
             (2, as in the thesis).
         seed: Seed (an integer >= 0) of the sampler's random streams. ``None`` draws one.

@@ -172,7 +172,7 @@ def log_marginal_likelihood(
 
 def _bounds(d: int, settings: GPSettings) -> tuple[np.ndarray, np.ndarray]:
     ell = _INV_SQ_LENGTHSCALE_BOUNDS
-    if settings.lengthscale_prior in ("dim_scaled", "hvarfner"):
+    if settings.lengthscale_prior == "dim_scaled":
         ell = (ell[0], _MIN_DIM_SCALED_LENGTHSCALE**-2)
     pairs = [ell] * d + [(settings.min_noise, MAX_NOISE)]
     if settings.fits_amplitude:

@@ -9,22 +9,16 @@ respect to the raw vector of :meth:`GPHyperparams.to_vector
 
 Lengthscales (per input dimension, :math:`\\lambda_d = \\ell_d^{-1/2}` on the unit cube):
 
-* ``"hvarfner"``: :math:`\\lambda \\sim \\mathrm{LogNormal}(\\mu_D, 3)`, :math:`\\mu_D = \\sqrt2 +
-  \\tfrac12 \\log D`, for ``D`` inputs (Hvarfner, Hellsten & Nardi 2024, "Vanilla Bayesian
-  optimization performs great in high dimensions", ICML; BoTorch's default since 0.12, proposed
-  for Optuna's ``GPSampler`` in optuna#6255). The penalty :math:`-\\log\\lambda - (\\log\\lambda
-  - \\mu_D)^2/6` peaks at :math:`\\lambda = e^{\\mu_D - 3} \\approx 0.2 \\sqrt D` (0.2 in 1-D,
-  0.5 in 6-D, 0.65 in 10-D) and is weak (a lengthscale of 1 in 1-D costs 0.4 nats), so the
-  longer lengthscales that a larger dimension needs for a sample of fixed size are not
-  penalized as dimension grows. As in BoTorch, the fit keeps lengthscales above 0.025 with this
-  prior (its :math:`-\\log\\lambda` term alone would let the fit run to lengthscales far below
-  the spacing of the data, chasing noise-like wiggles) and starts at its mode.
-* ``"dim_scaled"`` (default): the same peak, narrower: :math:`\\mathrm{LogNormal}(\\mu_D - 2.5,
-  0.5)`, penalty :math:`-\\log\\lambda - (\\log\\lambda - \\mu_D + 2.5)^2`, the same bound and
-  start. A lengthscale 4x off the peak costs about 1.9 nats (``"hvarfner"``: 0.3), so with few
-  observations of many parameters single lengthscales no longer collapse to fit them, which
-  made the search crawl in 20-40 dimensions
-  (:data:`~optuna_gamma.gp.settings.DIM_SCALED_LOG_VARIANCE`).
+* ``"dim_scaled"`` (default): :math:`\\lambda \\sim \\mathrm{LogNormal}(\\sqrt2 + \\tfrac12
+  \\log D, 3)` for ``D`` inputs (Hvarfner, Hellsten & Nardi 2024, "Vanilla Bayesian optimization
+  performs great in high dimensions", ICML; BoTorch's default since 0.12, proposed for Optuna's
+  ``GPSampler`` in optuna#6255). The penalty :math:`-\\log\\lambda - (\\log\\lambda - \\mu)^2/6`
+  peaks at :math:`\\lambda = e^{\\mu - 3} \\approx 0.2 \\sqrt D` (0.2 in 1-D, 0.5 in 6-D, 0.65 in
+  10-D) and is weak (a lengthscale of 1 in 1-D costs 0.4 nats), so the longer lengthscales that
+  a larger dimension needs for a sample of fixed size are not penalized as dimension grows. As
+  in BoTorch, the fit keeps lengthscales above 0.025 with this prior (its
+  :math:`-\\log\\lambda` term alone would let the fit run to lengthscales far below the
+  spacing of the data, chasing noise-like wiggles) and starts at its mode.
 * ``"optuna"``: :math:`-(0.1/\\ell + 0.1\\,\\ell)`, Optuna's heuristic, peaked at
   :math:`\\lambda = 1` whatever the dimension and rising like :math:`\\cosh` in
   :math:`\\log\\ell` (``optuna/_gp/prior.py``).
@@ -40,9 +34,10 @@ import math
 
 import numpy as np
 
+from .settings import dim_scaled_location
+from .settings import DIM_SCALED_LOG_VARIANCE
 from .settings import GPHyperparams
 from .settings import GPSettings
-from .settings import lengthscale_log_normal
 
 
 def log_prior_and_grad(params: GPHyperparams, settings: GPSettings) -> tuple[float, np.ndarray]:
@@ -56,13 +51,12 @@ def log_prior_and_grad(params: GPHyperparams, settings: GPSettings) -> tuple[flo
         ``(value, grad)``, ``grad`` shaped like ``params.to_vector(settings)``.
     """
     ell = np.asarray(params.inv_sq_lengthscales, dtype=float)
-    if settings.lengthscale_prior in ("dim_scaled", "hvarfner"):
+    if settings.lengthscale_prior == "dim_scaled":
         # t = log ell = -2 log lambda; penalty -log lambda - (log lambda - mu)^2 / (2 s^2)
-        mu, variance = lengthscale_log_normal(settings.lengthscale_prior, ell.shape[0])
         t = np.log(ell)
-        u = 0.5 * t + mu  # = mu - log lambda
-        value = float(np.sum(0.5 * t - u * u / (2.0 * variance)))
-        g_ell = 0.5 - u / (2.0 * variance)
+        u = 0.5 * t + dim_scaled_location(ell.shape[0])  # = mu - log lambda
+        value = float(np.sum(0.5 * t - u * u / (2.0 * DIM_SCALED_LOG_VARIANCE)))
+        g_ell = 0.5 - u / (2.0 * DIM_SCALED_LOG_VARIANCE)
     else:
         value = float(-(0.1 / ell + 0.1 * ell).sum())
         g_ell = 0.1 / ell - 0.1 * ell

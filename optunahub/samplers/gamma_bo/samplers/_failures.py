@@ -20,7 +20,7 @@ of failures then has a small probability of success and is left, while a failure
 successes (a transient error) only dents the surface near it. A failed point itself is never
 proposed again. A trial that failed before it suggested every parameter (an error raised
 between two ``suggest`` calls) failed whatever the others would have been, so it enters at
-five points across their range. A failure whose exact parameters run again (a retry after
+three points across their range. A failure whose exact parameters run again (a retry after
 a worker died, which Optuna records as ``FAIL`` too) is left out. Without failed trials
 nothing changes (bit for bit).
 
@@ -99,12 +99,8 @@ SYSTEMATIC_LEVEL = 0.8
 
 #: Where a trial that failed before it suggested some parameters of the space is placed along
 #: them (in the unit cube, the same value for each): it failed whatever their values, so it
-#: stands at five points across their range, its ends included, rather than at one. With three
-#: inner points (1/6, 1/2, 5/6) a model that found one of those parameters important (a short
-#: lengthscale along it) saw no failure near its ends: with ``x > 0.5`` failing before ``y`` is
-#: suggested and the best ``y`` at 0, one seed proposed ``x = 0.63-0.64, y ~ 0`` in 9 trials in
-#: a row (10 seeds x 25 trials: failed trials 3.5 -> 3 median, 16 -> 8 at most).
-UNSUGGESTED_AT = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: stands at three points across their range rather than at one.
+UNSUGGESTED_AT = (1.0 / 6.0, 0.5, 5.0 / 6.0)
 
 
 #: The trials that ended without a value: they enter the failure model.
@@ -194,17 +190,8 @@ class FailureModel(NamedTuple):
 def failure_settings(settings: GPSettings) -> GPSettings:
     """The failure model's settings: the objective's, with the noise fitted and at least
     :data:`FAILURE_MIN_NOISE` (also for a deterministic objective: the labels are fitted by
-    least squares, not measured), and the wide ``"hvarfner"`` lengthscale prior in place of the
-    objective's default ``"dim_scaled"``: the edge of a failing region is a step, which the
-    narrow prior smooths over, so that failures inside a region bordering successes were no
-    longer all predicted systematic (``tests/test_sampler_failures.py``)."""
-    prior = settings.lengthscale_prior
-    return replace(
-        settings,
-        deterministic_objective=False,
-        min_noise=FAILURE_MIN_NOISE,
-        lengthscale_prior="hvarfner" if prior == "dim_scaled" else prior,
-    )
+    least squares, not measured)."""
+    return replace(settings, deterministic_objective=False, min_noise=FAILURE_MIN_NOISE)
 
 
 def systematic_failures(gp: GaussianProcess, threshold: float, n_succeeded: int) -> np.ndarray:
