@@ -539,8 +539,8 @@ def _styblinski_tang(dim: int) -> Synthetic:
     )
 
 
-#: Higher-dimensional versions (20-D and 40-D; not in :data:`DEFAULT_PROBLEMS`): where a
-#: lengthscale prior that lets single dimensions collapse at small ``n`` shows.
+#: Higher-dimensional versions (20-D and 40-D; not in :data:`DEFAULT_PROBLEMS`): the sampler
+#: with many inputs of similar importance (``results/high_dim/``).
 HIGH_DIM: dict[str, Callable[[], Synthetic]] = {
     "sphere20": lambda: _synthetic(11, sphere_function, 20, -5.0, 5.0),
     "ellipsoid20": lambda: _synthetic(12, ellipsoid_function, 20, -5.0, 5.0, rotate=True),
