@@ -89,6 +89,8 @@ optimum at the centre of the box); ``z = x - x_opt``, ``R`` a fixed random rotat
 ``styblinski_tang20``, ``sphere40``, ``rosenbrock40`` (:data:`HIGH_DIM`, not in the default suite)
     The same functions (and the sphere ``sum_i z_i^2`` on [-5, 5]^d, shifted) in 20 and 40
     dimensions, for the high-dimensional comparison of ``results/high_dim/``.
+``hartmann6_in20``
+    Hartmann-6 on 6 of 20 inputs of [0, 1]^20 (:data:`HARTMANN6_IN20_INPUTS`), the others idle.
 
 Tabular encoding: an ordered numeric parameter with a list of choices (e.g. learning rates
 1e-5 .. 1) is exposed as ``trial.suggest_int(name, 0, n_choices - 1)`` -- the index into the
@@ -539,9 +541,32 @@ def _styblinski_tang(dim: int) -> Synthetic:
     )
 
 
+#: The 6 inputs of Hartmann-6 among 20: the inputs of ``hartmann6_in20`` that matter.
+HARTMANN6_IN20_INPUTS = (17, 3, 11, 6, 0, 14)
+
+
+def _hartmann6_in20() -> Synthetic:
+    """Hartmann-6 on 6 of 20 inputs of [0, 1]^20 (the other 14 change nothing), as in the
+    embedded problems of high-dimensional BO papers: inputs of very unequal importance."""
+    inputs = np.array(HARTMANN6_IN20_INPUTS)
+    x_opt = np.full(20, 0.5)
+    x_opt[inputs] = HARTMANN6_ARGMIN
+    return Synthetic(
+        lambda x: hartmann6_function(np.asarray(x)[inputs]),
+        20,
+        0.0,
+        1.0,
+        HARTMANN6_OPTIMUM,
+        x_opt,
+        shifted=False,
+    )
+
+
 #: Higher-dimensional versions (20-D and 40-D; not in :data:`DEFAULT_PROBLEMS`): the sampler
-#: with many inputs of similar importance (``results/high_dim/``).
+#: with many inputs of similar importance, and with a few that matter among many
+#: (``hartmann6_in20``; ``results/high_dim/``).
 HIGH_DIM: dict[str, Callable[[], Synthetic]] = {
+    "hartmann6_in20": _hartmann6_in20,
     "sphere20": lambda: _synthetic(11, sphere_function, 20, -5.0, 5.0),
     "ellipsoid20": lambda: _synthetic(12, ellipsoid_function, 20, -5.0, 5.0, rotate=True),
     "rosenbrock20": lambda: _synthetic(13, rosenbrock_function, 20, -5.0, 5.0),
