@@ -43,6 +43,23 @@ def data_root() -> Path:
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _optuna_verbosity() -> Iterator[None]:
+    """Every test starts at Optuna's WARNING verbosity and leaves it as it found it.
+
+    Several test modules set the verbosity when imported, so without this the level a test ran
+    at was that of the last module collected (and a test that changed it changed it for the
+    tests after it): a tuner message that depended on the verbosity passed or failed with the
+    order of collection (stop 42).
+    """
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield
+    optuna.logging.set_verbosity(before)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL: ``$OPTUNA_GAMMA_TEST_POSTGRES`` (``.ci/run`` starts a throwaway
