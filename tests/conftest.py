@@ -47,10 +47,10 @@ REPO = Path(__file__).resolve().parents[1]
 def _optuna_verbosity() -> Iterator[None]:
     """Every test starts at Optuna's WARNING verbosity and leaves it as it found it.
 
-    Several test modules set the verbosity when imported, so without this the level a test ran
-    at was that of the last module collected (and a test that changed it changed it for the
-    tests after it): a tuner message that depended on the verbosity passed or failed with the
-    order of collection (stop 42).
+    Test modules set the verbosity when imported, before this, so the level a test ran at was
+    that of the last module collected (and a test that changed it changed it for the tests
+    after it): a tuner message that depended on the verbosity passed or failed with the order
+    of collection (stop 42).
     """
     import optuna
 

@@ -32,7 +32,6 @@ from optuna_gamma.tuner.persistence.states import StateStore  # noqa: E402
 
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
 
 

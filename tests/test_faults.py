@@ -33,7 +33,6 @@ from optuna_gamma.tuner.persistence.storage import mask_url  # noqa: E402
 from optuna_gamma.tuner.persistence.storage import open_storage  # noqa: E402
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -22,8 +22,6 @@ from optuna_gamma.tuner.search.neighbourhood import NearParentSampler
 from optuna_gamma.tuner.search.neighbourhood import project
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 LR = FloatDistribution(1e-3, 0.5, log=True)
 
 

@@ -35,9 +35,6 @@ from optuna_gamma.tuner import ThesisTrainer  # noqa: E402
 from optuna_gamma.tuner import tune_per_epoch  # noqa: E402
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 # ----------------------------------------------------------------------------- plans
 @settings(max_examples=300, deadline=None)
 @given(

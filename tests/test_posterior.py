@@ -16,8 +16,6 @@ from optuna_gamma.tuner.policies import policy_from_record
 from optuna_gamma.tuner.policies import PopulationPolicy
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 LR = {"lr": FloatDistribution(1e-3, 0.5, log=True)}
 
 

@@ -32,8 +32,6 @@ from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp.settings import Predictive
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -16,9 +16,6 @@ from optuna_gamma import GammaBOSampler
 from optuna_gamma.gp.settings import Predictive
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 def _value(t: FrozenTrial) -> float:
     """A finished trial's value (a test bug if it has none)."""
     assert t.value is not None, f"trial {t.number} ({t.state.name}) has no value"

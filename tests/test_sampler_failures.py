@@ -29,9 +29,6 @@ from optuna_gamma.samplers._failures import with_systematic_failures
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-
 def _failed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.trials if t.state == TrialState.FAIL]
 

@@ -25,8 +25,6 @@ from optuna_gamma.samplers._history import AgeZeroAcquisition
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 SPACE: dict[str, BaseDistribution] = {
     "x": FloatDistribution(0.0, 1.0),
     "y": FloatDistribution(0.0, 1.0),

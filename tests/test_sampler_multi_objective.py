@@ -27,9 +27,6 @@ from optuna_gamma.samplers._pareto import non_dominated_boxes
 from optuna_gamma.samplers._pareto import pareto_mask
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 def _brute_hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
     """Inclusion-exclusion over the boxes [p, ref] (exact, for a few points)."""
     points = points[np.all(points < ref, axis=1)]

@@ -30,8 +30,6 @@ from optuna_gamma.samplers._observations import Observations
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 _HARTMANN3_A = np.array([[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]])
 _HARTMANN3_P = 1e-4 * np.array(
     [[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]]

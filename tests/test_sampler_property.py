@@ -41,7 +41,6 @@ from optuna_gamma import GammaBOSampler
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-optuna.logging.set_verbosity(optuna.logging.ERROR)
 pytestmark = pytest.mark.filterwarnings("ignore:.*range is not divisible by `step`:UserWarning")
 
 N_SPACES = 500

@@ -22,9 +22,6 @@ from optuna_gamma.samplers._observations import standardize
 from optuna_gamma.samplers._search_space import SearchSpace
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 # -- robust standardization ------------------------------------------------------------------
 
 

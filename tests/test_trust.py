@@ -27,7 +27,6 @@ from optuna_gamma.tuner.trainer_ref import load_trainer  # noqa: E402
 from optuna_gamma.tuner.trainer_ref import TrainerRef  # noqa: E402
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
 
 _TRAINER_FILE = """

@@ -47,8 +47,6 @@ from optuna_gamma.tuner.search.space import grid_points  # noqa: E402
 from optuna_gamma.tuner.search.space import ParamSpace  # noqa: E402
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 METRICS = {"accuracy", "loss", "train_loss"}
 
 

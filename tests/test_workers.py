@@ -29,7 +29,6 @@ pytest.importorskip("torch")
 from optuna_gamma.tuner import get_storage  # noqa: E402
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 RUN = ["--dataset", "digits", "--epochs", "3", "--trials", "4", "--no-progress"]
 
 
