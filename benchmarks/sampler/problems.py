@@ -502,33 +502,6 @@ def _synthetic(
     )
 
 
-SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
-    "rosenbrock4": lambda: _synthetic(1, rosenbrock_function, 4, -5.0, 5.0),
-    "ellipsoid5": lambda: _synthetic(2, ellipsoid_function, 5, -5.0, 5.0, rotate=True),
-    "bent_cigar4": lambda: _synthetic(3, bent_cigar_function, 4, -5.0, 5.0, rotate=True),
-    "rastrigin3": lambda: _synthetic(4, rastrigin_function, 3, -5.12, 5.12),
-    "schwefel2": lambda: Synthetic(
-        schwefel_function, 2, -500.0, 500.0, 0.0, np.full(2, SCHWEFEL_ARGMIN), shifted=False
-    ),
-    "ackley6": lambda: _synthetic(6, ackley_function, 6, -32.768, 32.768),
-    "levy10": lambda: Synthetic(levy_function, 10, -10.0, 10.0, 0.0, np.ones(10), shifted=False),
-    "styblinski_tang8": lambda: Synthetic(
-        styblinski_tang_function,
-        8,
-        -5.0,
-        5.0,
-        STYBLINSKI_TANG_MIN * 8,
-        np.full(8, STYBLINSKI_TANG_ARGMIN),
-        shifted=False,
-    ),
-}
-
-
-def sphere_function(z: np.ndarray) -> float:
-    """Sphere: minimum 0 at ``z = 0``."""
-    return float(np.sum(np.asarray(z, dtype=float) ** 2))
-
-
 def _styblinski_tang(dim: int) -> Synthetic:
     return Synthetic(
         styblinski_tang_function,
@@ -539,6 +512,25 @@ def _styblinski_tang(dim: int) -> Synthetic:
         np.full(dim, STYBLINSKI_TANG_ARGMIN),
         shifted=False,
     )
+
+
+SYNTHETIC: dict[str, Callable[[], Synthetic]] = {
+    "rosenbrock4": lambda: _synthetic(1, rosenbrock_function, 4, -5.0, 5.0),
+    "ellipsoid5": lambda: _synthetic(2, ellipsoid_function, 5, -5.0, 5.0, rotate=True),
+    "bent_cigar4": lambda: _synthetic(3, bent_cigar_function, 4, -5.0, 5.0, rotate=True),
+    "rastrigin3": lambda: _synthetic(4, rastrigin_function, 3, -5.12, 5.12),
+    "schwefel2": lambda: Synthetic(
+        schwefel_function, 2, -500.0, 500.0, 0.0, np.full(2, SCHWEFEL_ARGMIN), shifted=False
+    ),
+    "ackley6": lambda: _synthetic(6, ackley_function, 6, -32.768, 32.768),
+    "levy10": lambda: Synthetic(levy_function, 10, -10.0, 10.0, 0.0, np.ones(10), shifted=False),
+    "styblinski_tang8": lambda: _styblinski_tang(8),
+}
+
+
+def sphere_function(z: np.ndarray) -> float:
+    """Sphere: minimum 0 at ``z = 0``."""
+    return float(np.sum(np.asarray(z, dtype=float) ** 2))
 
 
 #: The 6 inputs of Hartmann-6 among 20: the inputs of ``hartmann6_in20`` that matter.
