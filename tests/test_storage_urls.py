@@ -74,18 +74,20 @@ def _pop_all(url: str, barrier: Any, out: Any) -> None:
     out.put(popped)
 
 
-def test_sqlite_queue_gives_each_waiting_trial_to_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_sqlite_queue_gives_each_waiting_trial_to_one_process(scheme: str, tmp_path: Path) -> None:
     """Four processes pop 200 enqueued trials from one SQLite file: each trial goes to exactly
     one of them. Optuna reads the trial ``FOR UPDATE``, which SQLite ignores; without the
     storage's ``BEGIN IMMEDIATE`` 16-20 of the 200 were popped twice (two workers then train
-    one trial, and the second's tell fails: "Cannot tell a COMPLETE trial")."""
+    one trial, and the second's tell fails: "Cannot tell a COMPLETE trial"). The URL with the
+    driver's name (``sqlite+pysqlite:///``) gets the same set-up (it once got none of it)."""
     import multiprocessing
 
     import optuna
 
     from optuna_gamma.tuner.persistence.storage import get_storage
 
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+    url = f"{scheme}:///{tmp_path / 'q.db'}"
     study = optuna.create_study(study_name="q", storage=get_storage(url))
     for i in range(200):
         study.enqueue_trial({"x": i})
@@ -100,3 +102,69 @@ def test_sqlite_queue_gives_each_waiting_trial_to_one_process(tmp_path: Path) ->
         assert p.exitcode == 0
     ids = [t for chunk in popped for t in chunk]
     assert len(ids) == len(set(ids)) == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///runs.db", "runs.db"),
+        ("sqlite:///runs.db?timeout=30", "runs.db"),
+        ("sqlite+pysqlite:///runs.db", "runs.db"),
+        ("sqlite:////abs/runs.db?timeout=5&check_same_thread=false", "/abs/runs.db"),
+        ("sqlite:///file:runs.db?mode=ro&uri=true", "runs.db"),
+        ("sqlite:///file:///abs/runs.db?uri=true", "/abs/runs.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///:memory:?cache=shared", None),
+        ("sqlite+pysqlite:///:memory:", None),
+        ("sqlite:///file::memory:?cache=shared&uri=true", None),
+        ("sqlite:///file:db?mode=memory&uri=true", None),
+    ],
+)
+def test_sqlite_file_is_the_file_sqlalchemy_opens(url: str, expected: str | None) -> None:
+    from optuna_gamma.tuner.persistence.storage import sqlite_file
+
+    assert sqlite_file(url) == (None if expected is None else Path(expected))
+
+
+def _journal_mode(path: Path) -> str:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        return str(con.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+@pytest.mark.parametrize("query", ["?timeout=30", ""])
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_an_sqlite_url_sets_up_and_checks_the_file_it_names(
+    scheme: str, query: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query (``?timeout=30``) or a driver name in the URL once made the tuner switch a file
+    named ``runs.db?timeout=30`` to WAL (a stray empty database beside the real one, which stayed
+    in rollback mode), check a worker's database under that name (refused although
+    ``runs.db`` was there), or skip the set-up (``sqlite+pysqlite``)."""
+    monkeypatch.chdir(tmp_path)
+    url = f"{scheme}:///runs.db{query}"
+    with pytest.raises(ValueError, match="no SQLite file at"):
+        open_storage(url, existing=True)  # a worker needs the head's database
+    open_storage(url)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]
+    assert _journal_mode(tmp_path / "runs.db") == "wal"
+    open_storage(url, existing=True)  # now it is there
+    open_storage(url, read_only=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+        "runs.db"
+    ]
+
+
+def test_in_memory_sqlite_urls_leave_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite:///:memory:?cache=shared", "sqlite://", "sqlite+pysqlite:///:memory:"):
+        storage, _ = open_storage(url)
+        assert isinstance(storage, optuna.storages.RDBStorage)
+    assert list(tmp_path.iterdir()) == []

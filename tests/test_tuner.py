@@ -241,10 +241,20 @@ def test_config_validation_names_the_value() -> None:
         TunerConfig(storage=memory, workers=2)
     with pytest.raises(ValueError, match=r"^coordinate=True needs a storage the worker"):
         TunerConfig(storage=memory, coordinate=True)
-    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:db?mode=memory&uri=true"):
-        with pytest.raises(ValueError, match=r"the in-memory SQLite database 'sqlite:"):
+    for url in (
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///:memory:?cache=shared",
+        "sqlite+pysqlite://",
+        "sqlite:///file:db?mode=memory&uri=true",
+        "sqlite:///file::memory:?cache=shared&uri=true",
+    ):
+        with pytest.raises(ValueError, match=r"the in-memory SQLite database 'sqlite[:+]"):
             TunerConfig(storage=url, workers=2)
     assert TunerConfig(storage="sqlite:///memory.db", workers=2).workers == 2  # a file
+    # files too: pysqlite ignores mode=memory without uri=true, and a query names no file
+    for url in ("sqlite:///x.db?mode=memory", "sqlite:///runs.db?timeout=30"):
+        assert TunerConfig(storage=url, workers=2).workers == 2
     assert TunerConfig(storage=memory).storage is memory  # serial: this process only
     with pytest.raises(
         ValueError, match=r"unknown setting\(s\) \['epoch'\] \(did you mean 'epochs'"

@@ -14,6 +14,7 @@ from typing import Union
 import optuna
 
 from optuna_gamma.tuner.frontend import from_cli
+from optuna_gamma.tuner.persistence.storage import sqlite_file
 from optuna_gamma.tuner.policies.base import Policy
 from optuna_gamma.tuner.search.objectives import resolve_objective
 from optuna_gamma.tuner.search.samplers import parse_sampler
@@ -109,9 +110,12 @@ def _in_this_process_only(storage: Any) -> str | None:
     in-memory SQLite URL), else ``None``."""
     if isinstance(storage, optuna.storages.InMemoryStorage):
         return "an optuna.storages.InMemoryStorage"
-    if isinstance(storage, str) and storage.strip().lower().startswith("sqlite:"):
-        path = storage.strip()[len("sqlite:") :].lstrip("/")
-        if not path or ":memory:" in path or "mode=memory" in path:
+    if isinstance(storage, str) and re.match(r"(?i)^\s*sqlite(\+\w+)?://", storage):
+        try:
+            in_memory = sqlite_file(storage.strip()) is None
+        except ValueError:
+            return None  # not a URL: opening the storage says so
+        if in_memory:
             return f"the in-memory SQLite database {storage!r}"
     return None
 

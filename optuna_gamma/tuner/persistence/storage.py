@@ -43,7 +43,14 @@ from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.persistence.journal_lock import OwnedSymlinkLock
 
 
-__all__ = ["dashboard_command", "get_storage", "mask_secrets", "mask_url", "open_storage"]
+__all__ = [
+    "dashboard_command",
+    "get_storage",
+    "mask_secrets",
+    "mask_url",
+    "open_storage",
+    "sqlite_file",
+]
 
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
@@ -157,8 +164,8 @@ def open_storage(
             f"one of "
             f"{', '.join(s + '://' for s in _SCHEMES)}"
         )
-    if scheme == "sqlite" and text.startswith("sqlite:///") and text != "sqlite:///:memory:":
-        path = Path(text[len("sqlite:///") :]).expanduser()
+    path = sqlite_file(text) if scheme == "sqlite" else None
+    if path is not None:
         if path.is_dir():
             raise ValueError(f"storage {shown!r} names a directory, not a database file")
         if (read_only or existing) and not path.is_file():
@@ -174,6 +181,36 @@ def open_storage(
         _sqlite_connections(storage)
         return storage, shown
     return _connect(text, shown, heartbeat, read_only=read_only), shown
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file that an SQLite URL opens, or ``None`` for an in-memory database.
+
+    Read as SQLAlchemy's ``pysqlite`` driver reads the URL (``make_url``), so that the file the
+    tuner checks, creates the folder of and switches to WAL is the one Optuna then opens:
+    ``sqlite:///runs.db?timeout=30`` and ``sqlite+pysqlite:///runs.db`` name ``runs.db``;
+    ``sqlite://`` and ``sqlite:///:memory:`` (with any query) are in memory; with ``uri=true``
+    the database is an SQLite URI, ``file:runs.db?mode=ro`` naming ``runs.db`` and
+    ``file::memory:`` or ``mode=memory`` a database in memory.
+
+    Raises:
+        ValueError: ``url`` is not a URL SQLAlchemy can parse.
+    """
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError as err:
+        raise ValueError(f"storage {mask_url(url)!r} is not a valid database URL") from err
+    database = parsed.database or ""
+    query = {k: (v if isinstance(v, str) else v[-1]) for k, v in parsed.query.items()}
+    if query.get("uri", "").lower() in ("true", "1") and database.startswith("file:"):
+        if query.get("mode") == "memory" or "mode=memory" in database:
+            return None
+        database = database[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+        if database.startswith("//"):  # file://[localhost]/path
+            database = "/" + database[2:].split("/", 1)[1] if "/" in database[2:] else ""
+    if database in ("", ":memory:"):
+        return None
+    return Path(database).expanduser()
 
 
 def get_storage(spec: Any) -> Any:
