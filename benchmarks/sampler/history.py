@@ -36,7 +36,6 @@ import argparse
 from collections.abc import Sequence
 import json
 import math
-import os
 from pathlib import Path
 import platform
 import sys
@@ -49,6 +48,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial
 
+from benchmarks.machine import machine_line
 from optuna_gamma import GammaBOSampler
 from optuna_gamma import History
 
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "trials": args.trials,
         "optuna": optuna.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+        "machine": machine_line(shared=True),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "cells.jsonl").open("w") as f:

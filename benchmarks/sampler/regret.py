@@ -46,6 +46,7 @@ import warnings
 import numpy as np
 import optuna
 
+from benchmarks.machine import machine_line
 from benchmarks.sampler.problems import DEFAULT_PROBLEMS
 from benchmarks.sampler.problems import get_problem
 from benchmarks.sampler.problems import Problem
@@ -840,7 +841,7 @@ def _write_meta(run_dir: Path, args: argparse.Namespace, argv: Sequence[str] | N
         "commands": [*old.get("commands", []), command],
         "optuna": optuna.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": machine_line(),
         "git": {**old.get("git", {}), command: _git_state()},
         "jobs": args.jobs,
         "torch threads per worker": 1,

@@ -54,6 +54,7 @@ import warnings
 import numpy as np
 import optuna
 
+from benchmarks.machine import machine_line
 from benchmarks.sampler.problems import hartmann6_function
 
 
@@ -383,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "optuna": optuna.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs (shared)",
+        "machine": machine_line(shared=True),
         "threads": threads,
         # GPSampler optimizes its acquisition with batched L-BFGS-B when greenlet is importable
         # and falls back to sequential (slower) L-BFGS-B otherwise

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.machine import cpu_name
+
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO / "benchmarks" / "thesis" / "results"
@@ -298,14 +300,7 @@ def _git(*args: str) -> str:
 
 def machine_info() -> dict[str, Any]:
     """CPU, cores, load, library versions and the git state (for ``<name>.meta.json``)."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     versions: dict[str, str] = {"python": platform.python_version()}
     for mod in ("numpy", "scipy", "optuna", "torch", "ray", "GPy"):
         try:

@@ -37,6 +37,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks.machine import cpu_name
 from optuna_gamma.tuner.builtin.data import load_dataset
 from optuna_gamma.tuner.builtin.models import build_model
 from optuna_gamma.tuner.builtin.models import ShapeCheckedModel
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "train_speed",
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "loadavg_1_5_15": load,
@@ -222,17 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "train_speed.md").write_text(to_markdown(result))
     print(to_markdown(result))
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def to_markdown(result: dict) -> str:
