@@ -179,6 +179,25 @@ def test_a_worker_writes_only_where_its_own_command_line_says(
     assert not (tmp_path / "crafted").exists() and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_worker_artifacts_url_matches_with_or_without_a_trailing_slash() -> None:
+    from types import SimpleNamespace
+
+    from optuna_gamma.tuner.execution.worker_setup import worker_artifacts
+
+    for recorded, given in (
+        ("s3://bucket/runs/cifar", "s3://bucket/runs/cifar/"),
+        ("s3://bucket/runs/cifar/", "s3://bucket/runs/cifar"),
+    ):
+        manifest = SimpleNamespace(artifacts=recorded)
+        assert worker_artifacts(manifest, "r", given) == given  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="does not match run 'r'"):
+        worker_artifacts(
+            SimpleNamespace(artifacts="s3://bucket/runs/cifar"),  # type: ignore[arg-type]
+            "r",
+            "s3://bucket/runs/cifar2",
+        )
+
+
 def test_workers_module_does_not_import_the_cli() -> None:
     code = (
         "import sys, optuna_gamma.tuner.execution.workers, "

@@ -148,9 +148,10 @@ def worker_artifacts(manifest: RunManifest, run: str, given: str | None) -> str:
             f"give --artifacts: run {run!r} keeps its states in {recorded!r} (a worker reads "
             "and writes only where its own command line says)"
         )
-    mine = given if "://" in given else str(Path(given).expanduser().resolve())
+    # s3://bucket/prefix and s3://bucket/prefix/ are one store (the prefix is stripped of "/")
+    mine = given.rstrip("/") if "://" in given else str(Path(given).expanduser().resolve())
     comparable = isinstance(recorded, str) and ("://" in recorded or recorded.startswith("/"))
-    if comparable and mine != recorded:
+    if comparable and mine != (recorded.rstrip("/") if "://" in recorded else recorded):
         raise ValueError(
             f"this worker's --artifacts {mine!r} does not match run {run!r}, which keeps its "
             f"states in {recorded!r}"
