@@ -168,3 +168,14 @@ def test_in_memory_sqlite_urls_leave_no_file(
         storage, _ = open_storage(url)
         assert isinstance(storage, optuna.storages.RDBStorage)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_journal_file_given_as_a_path_object_opens(tmp_path: Path) -> None:
+    """``TunerConfig(storage=Path(...))`` is accepted, so the storage must open from a
+    ``pathlib.Path`` too (it was refused when the run started: "storage must be a URL")."""
+    import optuna
+
+    storage, shown = open_storage(tmp_path / "journal.log")
+    assert isinstance(storage, optuna.storages.JournalStorage)
+    assert shown == str(tmp_path / "journal.log")
+    assert open_storage(str(tmp_path / "journal.log"))[1] == shown

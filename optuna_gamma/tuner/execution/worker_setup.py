@@ -150,8 +150,11 @@ def worker_artifacts(manifest: RunManifest, run: str, given: str | None) -> str:
         )
     # s3://bucket/prefix and s3://bucket/prefix/ are one store (the prefix is stripped of "/")
     mine = given.rstrip("/") if "://" in given else str(Path(given).expanduser().resolve())
-    comparable = isinstance(recorded, str) and ("://" in recorded or recorded.startswith("/"))
-    if comparable and mine != (recorded.rstrip("/") if "://" in recorded else recorded):
+    if isinstance(recorded, str) and ("://" in recorded or recorded.startswith("/")):
+        theirs = recorded.rstrip("/") if "://" in recorded else recorded
+    else:
+        theirs = None  # nothing comparable recorded
+    if theirs is not None and mine != theirs:
         raise ValueError(
             f"this worker's --artifacts {mine!r} does not match run {run!r}, which keeps its "
             f"states in {recorded!r}"

@@ -125,7 +125,8 @@ def open_storage(
     """The storage for ``spec`` and a printable (password-free) description of it.
 
     Args:
-        spec: ``None`` (``default``), an RDB URL, a journal file path, or an
+        spec: ``None`` (``default``), an RDB URL, a journal file path (a string or a
+            :class:`os.PathLike` such as :class:`pathlib.Path`), or an
             :class:`optuna.storages.BaseStorage`.
         default: What ``None`` stands for (the run directory's journal file).
         heartbeat: ``(interval, grace_period)`` seconds for an RDB storage opened for
@@ -149,6 +150,8 @@ def open_storage(
     if isinstance(spec, optuna.storages.BaseStorage):
         return spec, type(spec).__name__
     text = default if spec is None else spec
+    if isinstance(text, os.PathLike):  # a journal file given as a pathlib.Path
+        text = os.fspath(text)
     if not isinstance(text, str) or not text:
         raise ValueError(
             f"storage must be a URL, a journal file path or an optuna storage, got {text!r}"
