@@ -203,3 +203,71 @@ def test_cli_refuses_another_identity_and_overwrite_starts_again(
     assert "seed: 0 -> 3" in line and "--overwrite" in line
     assert main([*common, "--seed", "3", "--overwrite"]) == 0
     assert "overwrite: deleted run 'c' (1 studies" in caplog.text
+
+
+def _budget_cfg(tmp_path: Path, budget: int, run: str = "b", folder: str = "db") -> TunerConfig:
+    return _cfg(
+        tmp_path / folder,
+        run=run,
+        budget=budget,
+        epochs=None,
+        trials_per_epoch=None,
+        sampler="gamma",
+    )
+
+
+def test_a_budget_that_plans_trained_epochs_again_is_refused(tmp_path: Path) -> None:
+    """A budget that changes the trials of epochs the run has trained is refused in one line
+    before any training: before, budget=20 after 24 returned the old run's epoch-15 state as
+    the new budget's result (18 trials spent of 20, planned by neither)."""
+    from optuna_gamma.tuner.policies import PopulationPolicy
+
+    old, new = PopulationPolicy(budget=24).plan.trials, PopulationPolicy(budget=20).plan.trials
+    first = next(e for e, (a, b) in enumerate(zip(old, new), start=1) if a != b)
+    assert first <= len(new)  # the premise: the plans part inside the shorter one
+    tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 24))
+    before = _n_trials(tmp_path / "db")
+    with pytest.raises(RunMismatchError) as err:
+        tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 20))
+    msg = str(err.value)
+    assert "\n" not in msg and "budget=24" in msg and "budget=20" in msg
+    assert f"epoch {first} with {new[first - 1]} trials where the run has {old[first - 1]}" in msg
+    assert "--budget 24" in msg and "overwrite=True" in msg
+    assert _n_trials(tmp_path / "db") == before
+    # the stored budget resumes (nothing left to train)
+    assert tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 24)).new_trials == 0
+
+
+def test_a_larger_budget_that_keeps_the_trained_epochs_extends_the_run(tmp_path: Path) -> None:
+    """budget=8 then 10 (the same plan for the 7 trained epochs) extends the run to what a
+    fresh budget=10 run gives."""
+    from optuna_gamma.tuner.policies import PopulationPolicy
+
+    short, long = PopulationPolicy(budget=8).plan.trials, PopulationPolicy(budget=10).plan.trials
+    assert long[: len(short)] == short and len(long) > len(short)
+    tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 8))
+    extended = tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 10))
+    assert extended.new_trials == sum(long) - sum(short)
+    fresh = tune_per_epoch(SignTrainer(), SPACE, _budget_cfg(tmp_path, 10, folder="fresh"))
+    assert extended.compute_epochs == fresh.compute_epochs == 10
+    assert extended.schedule == fresh.schedule and extended.test == fresh.test
+
+
+def test_check_same_plan_compares_the_epochs_up_to_the_study() -> None:
+    from optuna_gamma.tuner.persistence.identity import check_same_plan
+
+    old = {"run": "r", "budget": 24, "plan": [2, 2, 1, 1]}
+    # the epochs up to the study's agree: a longer or shorter plan beyond them is fine
+    check_same_plan("r/epoch-002", old, {"budget": 30, "plan": [2, 2, 2], "epoch": 2})
+    with pytest.raises(RunMismatchError, match=r"plans epoch 3 with 2 trials where the run has 1"):
+        check_same_plan("r/epoch-003", old, {"budget": 30, "plan": [2, 2, 2], "epoch": 3})
+    # epochs instead of a budget; a shorter new plan than the study's epoch
+    with pytest.raises(
+        RunMismatchError,
+        match=r"epochs=4, this call with epochs=2, which plans "
+        r"epoch 3 with no trials",
+    ):
+        check_same_plan("r/epoch-003", {"plan": [1, 1, 1, 1]}, {"plan": [1, 1], "epoch": 3})
+    # older records, whole mode: nothing to compare
+    check_same_plan("r/epoch-001", {"run": "r"}, {"plan": [3], "epoch": 1})
+    check_same_plan("r/whole", old, {"plan": [5]})

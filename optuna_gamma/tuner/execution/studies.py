@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.execution.manifest import current_record
+from optuna_gamma.tuner.persistence.identity import check_same_plan
 from optuna_gamma.tuner.persistence.identity import check_same_run
 from optuna_gamma.tuner.policies import RunPlan
 from optuna_gamma.tuner.search.objectives import Objective
@@ -84,6 +85,7 @@ class RunStudies:
             study.set_user_attr("config", record)
             return study
         check_same_run(name, old, record, worker=self.role == "worker")
+        check_same_plan(name, old, record)
         for key in ("num_threads", "device"):
             if old.get(key) != record.get(key) and self.role != "worker":
                 _logger.warning(

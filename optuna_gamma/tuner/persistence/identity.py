@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IDENTITY_KEYS",
     "RunMismatchError",
+    "check_same_plan",
     "check_same_run",
     "default_run_name",
     "delete_run",
@@ -240,6 +241,52 @@ def check_same_run(
         f"run {run!r} (study {study_name!r}) was made with other settings ({shown}); "
         "use another run name, or overwrite=True (--overwrite) to delete it and start again"
     )
+
+
+def check_same_plan(study_name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Refuse a call that plans the epochs up to the study's own differently from the run.
+
+    The policy's settings are part of the identity (:func:`check_same_run`); the length of its
+    plan is not, so that a larger budget or more epochs extend a run. But the population
+    policy plans every epoch from its budget (the first race's size, the explorers while a
+    share of the budget is spent, the late races), so another budget can also change the
+    trials of epochs the run has already trained: a budget of 20 after 24 plans epoch 14 with 2
+    trials where the run trained 1. Resuming would give a run that is neither the stored one
+    nor the new budget's (nor spends that budget), so the trials per epoch of epochs
+    ``1..e`` (``e`` the study's epoch) must be the same in both plans. Records without a plan
+    or an epoch (older runs, whole mode) are not compared.
+
+    Raises:
+        RunMismatchError: One line naming the first epoch planned differently, both budgets
+            (or numbers of epochs) and the ways out.
+    """
+    epoch, old_plan, new_plan = new.get("epoch"), old.get("plan"), new.get("plan")
+    if not (
+        isinstance(epoch, int)
+        and isinstance(old_plan, (list, tuple))
+        and isinstance(new_plan, (list, tuple))
+    ):
+        return
+    for e in range(1, epoch + 1):
+        had = old_plan[e - 1] if e <= len(old_plan) else None
+        has = new_plan[e - 1] if e <= len(new_plan) else None
+        if had == has:
+            continue
+        run = old.get("run", study_name.split("/")[0])
+        had_n, has_n = ("no" if n is None else n for n in (had, has))
+
+        def length(record: Mapping[str, Any], plan: Any, flag: bool = False) -> str:
+            budget = record.get("budget")
+            key, value = ("budget", budget) if budget is not None else ("epochs", len(plan))
+            return f"{key}={value}" + (f" (--{key} {value})" if flag else "")
+
+        raise RunMismatchError(
+            f"run {run!r} was planned with {length(old, old_plan)}, this call with "
+            f"{length(new, new_plan)}, which plans epoch {e} with {has_n} trials where the run "
+            f"has {had_n}: a run's trained epochs cannot be planned again; resume it with "
+            f"{length(old, old_plan, flag=True)}, or use another run name, or overwrite=True "
+            "(--overwrite) to delete it and start again"
+        )
 
 
 def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = None) -> int:
