@@ -257,6 +257,45 @@ def test_load_state_gives_the_final_model_and_refuses_a_tampered_result(tmp_path
         load_state(res, trainer, artifacts=tmp_path / "nowhere")
 
 
+def test_a_moved_run_directory_loads_its_final_model(tmp_path: Path) -> None:
+    """A run directory moved elsewhere (rsync from a cluster, a rename) reads with its artifact
+    folder and journal where they are now: before, ``load_state`` looked for the states in the
+    recorded absolute path and failed ("... is not a directory"). Paths kept outside the run
+    directory, and a run directory that still exists, are read as recorded."""
+    import shutil
+
+    from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner import PerEpochResult
+
+    trainer = _PeaksAtEpoch3()
+    res = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="best"))
+    old = tmp_path / "peak"
+    assert Path(res.artifacts).parent == old and Path(res.storage).parent == old
+    copy = tmp_path / "elsewhere" / "peak-copy"
+    shutil.copytree(old, copy)
+    assert load_result(copy).run_dir == str(old)  # the recorded one exists: as recorded
+    shutil.rmtree(old)
+    moved = load_result(copy)
+    assert isinstance(moved, PerEpochResult)
+    assert moved.run_dir == str(copy.resolve())
+    assert moved.artifacts == str(copy.resolve() / "artifacts")
+    assert moved.storage == str(copy.resolve() / "journal.log")
+    assert moved.schedule == res.schedule and moved.test == res.test
+    assert float(load_state(moved, trainer).model.get_buffer("trained_epochs")) == 3.0
+    # without the move, the error says how to point at the states
+    with pytest.raises(ValueError, match="pass artifacts= where the states are now"):
+        load_state(res, trainer)
+    assert (
+        float(
+            load_state(res, trainer, artifacts=copy / "artifacts").model.get_buffer(
+                "trained_epochs"
+            )
+        )
+        == 3.0
+    )
+
+
 def test_the_recorded_reason_when_best_keeps_the_last_state(tmp_path: Path) -> None:
     """``final_model="best"`` returns the last state of a run too short to have a peak, and of
     one whose peak does not stand above its noise, and says which."""

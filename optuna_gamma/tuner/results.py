@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 import json
 import os
 from pathlib import Path
@@ -158,6 +159,13 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
     Args:
         path: The file, or the run directory that holds it (``run_dir``).
 
+    A run directory that was moved or copied (to another machine, or renamed) reads as it is
+    now: where the recorded ``run_dir`` no longer exists, ``run_dir`` becomes the folder that
+    holds the file, and the local paths recorded inside the old one (the ``artifacts`` folder,
+    a journal file ``storage``) the same paths inside it, where they exist, so that
+    :func:`~optuna_gamma.tuner.load_state` finds the states there. (A URL, such as
+    ``s3://...`` or ``sqlite:///...``, is kept.)
+
     A per-epoch ``result.json`` written before results had ``adopted`` holds the adopted
     states as its ``schedule``; both fields then read those (with a population they need not
     be the final model's lineage; calling the finished run again rewrites the file with it).
@@ -177,10 +185,34 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
     if not isinstance(data, dict):
         raise ValueError(f"{str(file)!r} is not a result file: not a JSON object")
     try:
-        return _result(data)
+        result = _result(data)
     except (TypeError, AttributeError, KeyError) as err:
         why = f"no {err}" if isinstance(err, KeyError) else str(err)
         raise ValueError(f"{str(file)!r} is not a result file of this version: {why}") from err
+    return _moved(result, file.parent)
+
+
+def _moved(result: PerEpochResult | WholeResult, folder: Path) -> PerEpochResult | WholeResult:
+    """``result`` with its paths inside its recorded ``run_dir`` moved to ``folder``, where the
+    recorded one no longer exists (:func:`load_result`)."""
+    if not isinstance(result.run_dir, str) or not os.path.isabs(result.run_dir):
+        return result
+    recorded = Path(result.run_dir)
+    if recorded.exists() or not folder.is_dir():
+        return result
+    folder = folder.resolve()
+    changes: dict[str, Any] = {"run_dir": str(folder)}
+    for key in ("artifacts", "storage"):
+        value = getattr(result, key)
+        if not isinstance(value, str) or "://" in value or not os.path.isabs(value):
+            continue
+        try:
+            inside = Path(value).relative_to(recorded)
+        except ValueError:  # kept elsewhere (a shared folder): not moved with the run
+            continue
+        if ".." not in inside.parts and (folder / inside).exists():
+            changes[key] = str(folder / inside)
+    return replace(result, **changes)
 
 
 def _result(data: dict[str, Any]) -> PerEpochResult | WholeResult:

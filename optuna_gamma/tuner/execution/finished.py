@@ -388,7 +388,10 @@ def load_state(
     if isinstance(location, (str, os.PathLike)) and not str(location).startswith("s3://"):
         folder = Path(location).expanduser()
         if not folder.is_dir():  # read only: nothing is created or probed
-            raise ValueError(f"artifact location {str(folder)!r} is not a directory")
+            raise ValueError(
+                f"artifact location {str(folder)!r} is not a directory"
+                + ("" if artifacts is not None else "; pass artifacts= where the states are now")
+            )
         store: Any = FileSystemArtifactStore(str(folder))
         text = str(folder)
     else:
