@@ -138,3 +138,30 @@ def test_a_sampler_instance_is_refused_with_the_factory_to_write() -> None:
     assert "make_sampler" not in str(err.value)  # not a sampler: no such hint
     config = TunerConfig(budget=12, sampler=lambda seed: optuna.samplers.TPESampler(seed=seed))
     assert callable(config.sampler)
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        (
+            {"budget": 40, "epochs": None},
+            r"budget=40 is the per-epoch tuner's: .*--epochs E --trials N",
+        ),
+        ({"policy": "population"}, r"policy='population' is the per-epoch tuner's"),
+        ({"final_model": "average"}, r"final_model='average' is the per-epoch tuner's"),
+    ],
+)
+def test_whole_mode_refuses_the_per_epoch_settings_it_would_ignore(
+    tmp_path: Path, setting: dict[str, Any], said: str
+) -> None:
+    """A whole-training run has no budget, policy or final-model choice: before, ``budget=40``
+    silently ran the default 12 one-epoch trainings (12 epochs of compute, not 40), and the
+    other two were ignored. Refused before anything is written; the thesis's policy, which is
+    what whole mode runs, is accepted."""
+    from optuna_gamma.tuner import tune_whole
+
+    with pytest.raises(ValueError, match=said):
+        tune_whole(SignTrainer(), NARROW, _cfg(tmp_path, "w", **setting))
+    assert not (tmp_path / "w").exists()
+    res = tune_whole(SignTrainer(), NARROW, _cfg(tmp_path, "w", policy="thesis"))
+    assert len(res.trials) == 2

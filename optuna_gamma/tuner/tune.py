@@ -249,6 +249,7 @@ def tune_whole(
     """
     refuse_while_spawned()
     cfg = _config(config, settings)
+    _check_whole(cfg)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
@@ -285,6 +286,33 @@ def tune_whole(
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
+
+
+def _check_whole(cfg: TunerConfig) -> None:
+    """Refuse the per-epoch tuner's settings in a whole-training run, which would ignore them
+    (before, ``budget=40`` ran its default 12 one-epoch trainings: 12 epochs of compute).
+
+    Raises:
+        ValueError: ``budget``, a ``policy`` other than the thesis's, or ``final_model`` other
+            than ``"last"``, naming what a whole-training run takes instead.
+    """
+    if cfg.budget is not None:
+        raise ValueError(
+            f"budget={cfg.budget} is the per-epoch tuner's: a whole-training run trains "
+            "trials_per_epoch trainings of epochs each (its compute is their product), so give "
+            "epochs=E and trials_per_epoch=N (--epochs E --trials N)"
+        )
+    if cfg.policy is not None and cfg.policy != "thesis":
+        shown = cfg.policy if isinstance(cfg.policy, str) else type(cfg.policy).__name__
+        raise ValueError(
+            f"policy={shown!r} is the per-epoch tuner's: a whole-training run samples "
+            "trials_per_epoch trainings of constant settings (the thesis's tables 8-10)"
+        )
+    if cfg.final_model != "last":
+        raise ValueError(
+            f"final_model={cfg.final_model!r} is the per-epoch tuner's: a whole-training run "
+            "returns its best training's last state"
+        )
 
 
 def _entry(epoch: int, adopted: dict[str, Any], fixed: dict[str, Any]) -> ScheduleEntry:
