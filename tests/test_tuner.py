@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from pathlib import Path
+import re
 from typing import Any
 
 import optuna
@@ -608,6 +609,12 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
             or t.user_attrs["loss"] > DIVERGENCE_FACTOR * start["loss"]
         )
         assert "state" not in t.user_attrs
+        assert re.fullmatch(
+            r"evaluate\(\) returned loss = (nan|inf)|"
+            r"train_epoch\(\) returned train_loss = (nan|inf)|"
+            r"the validation loss \S+ exceeds 10 times the start's \S+",
+            t.user_attrs["diverged_why"],
+        ), t.user_attrs["diverged_why"]
     for t in trials:  # every healthy trial is above the bound by construction
         if not t.user_attrs.get("diverged"):
             assert t.user_attrs["loss"] <= DIVERGENCE_FACTOR * start["loss"] and _value(t) >= bound
@@ -617,12 +624,40 @@ def test_diverged_trials_complete_with_a_finite_bad_value(digits, tmp_path: Path
     assert study.best_trial.number == res.schedule[
         0
     ].trial_number and not study.best_trial.user_attrs.get("diverged")
-    with pytest.raises(AllTrialsDivergedError, match="every trial"):
+    with pytest.raises(AllTrialsDivergedError, match="every trial") as err:
         tune_per_epoch(
             digits,
             {"lr": FloatDistribution(1e5, 1e6, log=True)},
             _cfg(tmp_path, "dd", trials_per_epoch=2),
         )
+    assert "diverged (trial 0: " in str(err.value) and "narrow the search space" in str(err.value)
+    assert "leave it out" not in str(err.value)  # a loss: the training itself diverged
+
+
+class _LogsNaN:
+    """A sound training that also returns a metric that is NaN (e.g. a gradient norm it does
+    not compute)."""
+
+    def __init__(self, digits: Any) -> None:
+        self.digits = digits
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.digits, name)
+
+    def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> Any:
+        out = self.digits.train_epoch(state, hparams, ctx)
+        return {**(out if isinstance(out, dict) else {}), "grad_norm": float("nan")}
+
+
+def test_every_trial_diverged_names_the_metric_that_was_not_finite(digits, tmp_path: Path) -> None:
+    """Every trial counts as diverged when a metric is NaN: before, the error only said to
+    narrow the search space, which misleads when the NaN is a logged metric of a sound training
+    (here 'grad_norm'); now it names the trial, the metric and the other way out."""
+    with pytest.raises(AllTrialsDivergedError) as err:
+        tune_per_epoch(_LogsNaN(digits), None, _cfg(tmp_path, "nan", trials_per_epoch=2))
+    said = str(err.value)
+    assert "(trial 0: train_epoch() returned grad_norm = nan)" in said
+    assert "if 'grad_norm' can be non-finite while the training is sound, leave it out" in said
 
 
 def test_a_diverged_trial_is_never_the_best_whatever_the_order(digits, tmp_path: Path) -> None:

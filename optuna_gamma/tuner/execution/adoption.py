@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import re
 from typing import Any
 
 import optuna
@@ -60,6 +61,35 @@ NON_METRICS = frozenset(
         "proposed",
     }
 )
+
+
+#: Metrics whose non-finite value is the training's divergence itself.
+_LOSSES = ("loss", "train_loss", "accuracy")
+
+
+def _all_diverged(study: optuna.Study) -> AllTrialsDivergedError:
+    """The error for a study none of whose trials can be adopted, with the first diverged
+    trial's recorded reason (``diverged_why``): a metric that is NaN although the training is
+    sound (one the trainer logs beside the loss) is named there, where the advice to narrow
+    the search space would mislead."""
+    reasons = [
+        (t.number, t.user_attrs["diverged_why"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if isinstance(t.user_attrs.get("diverged_why"), str)
+    ]
+    said = f" (trial {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
+    named = re.search(r"\(\) returned (.+) = ", said)
+    other = named is not None and named[1] not in _LOSSES
+    return AllTrialsDivergedError(
+        f"every trial of study {study.study_name!r} diverged{said}; "
+        + (
+            f"if {named[1]!r} can be non-finite while the training is sound, leave it out of "
+            "the metrics returned; else narrow"
+            if other and named is not None
+            else "narrow"
+        )
+        + " the search space (e.g. lower the upper end of the learning rate)"
+    )
 
 
 def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -169,10 +199,7 @@ class Adoption:
         if self.policy.name == "thesis":
             best = study.best_trial
             if best.user_attrs.get("diverged"):
-                raise AllTrialsDivergedError(
-                    f"every trial of study {study.study_name!r} diverged; narrow the search "
-                    f"space (e.g. lower the upper end of the learning rate)"
-                )
+                raise _all_diverged(study)
             return [best], True, {}
         sign = self.objective.sign
         healthy = _healthy(study)
@@ -183,10 +210,7 @@ class Adoption:
             score = posterior
         healthy.sort(key=lambda t: (-sign * score[t.number], t.number))
         if not healthy:
-            raise AllTrialsDivergedError(
-                f"every trial of study {study.study_name!r} diverged; narrow the search space "
-                f"(e.g. lower the upper end of the learning rate)"
-            )
+            raise _all_diverged(study)
         by_number = {t.number: t for t in healthy}
         ranked = [
             Member(

@@ -20,7 +20,7 @@ from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.search.objectives import Objective
 
 
-__all__ = ["diverged_value", "exploded", "finite", "jsonable", "scalars"]
+__all__ = ["divergence", "diverged_value", "exploded", "finite", "jsonable", "scalars"]
 
 
 def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, Any]:
@@ -114,6 +114,34 @@ def jsonable(v: Any) -> Any:
 def finite(metrics: Mapping[str, Any]) -> bool:
     """Whether every float metric is finite."""
     return all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
+
+
+def divergence(
+    valid: Mapping[str, Any],
+    train_metrics: Mapping[str, Any],
+    value: float,
+    start: Mapping[str, Any],
+) -> str | None:
+    """Why a trial counts as diverged (``None``: it does not), in words naming the metric: a
+    non-finite metric of ``train_epoch()`` or ``evaluate()``, its ``diverged`` flag, a
+    non-finite objective value, or a validation loss that :func:`exploded`. Recorded with the
+    trial and quoted when every trial of a study diverged, so that a metric that is NaN for
+    another reason than the training (one the trainer logs) is found at once."""
+    for what, metrics in (("train_epoch()", train_metrics), ("evaluate()", valid)):
+        for k, v in metrics.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"{what} returned {k} = {v}"
+    if train_metrics.get("diverged") is True:
+        return "train_epoch() returned diverged = True"
+    if not math.isfinite(value):
+        return f"the objective is {value}"
+    if exploded(valid, start):
+        ref = (start.get("metrics") or {}).get("loss")
+        return (
+            f"the validation loss {valid['loss']:.4g} exceeds {DIVERGENCE_FACTOR:g} times the "
+            f"start's {ref:.4g}"
+        )
+    return None
 
 
 def diverged_value(

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from optuna_gamma.tuner.execution.failures import note_failed_trial
 from optuna_gamma.tuner.execution.runtime import worker_id
 from optuna_gamma.tuner.execution.scoring import diverged_value
-from optuna_gamma.tuner.execution.scoring import exploded
+from optuna_gamma.tuner.execution.scoring import divergence
 from optuna_gamma.tuner.execution.scoring import finite
 from optuna_gamma.tuner.execution.scoring import jsonable
 from optuna_gamma.tuner.execution.start_states import StartStates
@@ -126,17 +126,13 @@ class TrialRunner:
             trial.number,
         )
         value = self.objective(valid) if finite(valid) else math.nan
-        diverged = (
-            not math.isfinite(value)
-            or not finite(train_metrics)
-            or train_metrics.get("diverged") is True
-            or exploded(valid, start)
-        )
+        why = divergence(valid, train_metrics, value, start)
         attrs: dict[str, Any] = {k: jsonable(v) for k, v in {**valid, **train_metrics}.items()}
         attrs["time"] = {"train": t_train, "eval": t_eval}
         attrs["start_value"] = jsonable(start.get("value"))
-        if diverged:
+        if why is not None:
             attrs["diverged"] = True
+            attrs["diverged_why"] = why
             if self.objective.worst is not None or not math.isfinite(value):
                 value = diverged_value(self.objective, done, start)
         else:
