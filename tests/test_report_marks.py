@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import re
+from typing import Any
 
 import optuna
 import pytest
@@ -120,3 +121,38 @@ def test_an_objective_that_is_one_metric_is_shown_once() -> None:
     assert _objective_metric("min:mse") == "mse" and _objective_metric("max:f1") == "f1"
     for other in ("kappa1", "kappa2:0.2", "min:", "mine", None, 3, ["loss"]):
         assert _objective_metric(other) is None
+
+
+def test_report_says_why_a_run_stopped_without_adopting(tmp_path: Path) -> None:
+    """A run stopped by AllTrialsDivergedError showed an empty table; the report now says that
+    no state was adopted in that epoch, how many of its planned trials completed and diverged,
+    and the first one's reason."""
+    from test_identity import SignTrainer
+
+    from optuna_gamma.tuner import AllTrialsDivergedError
+
+    class LogsNaN(SignTrainer):
+        def train_epoch(self, state: Any, hparams: Any, ctx: Any) -> Any:
+            super().train_epoch(state, hparams, ctx)
+            return {"grad_norm": float("nan")}
+
+    storage = str(tmp_path / "j.log")
+    cfg = TunerConfig(
+        run="nan",
+        run_dir=str(tmp_path / "nan"),
+        storage=storage,
+        sampler="random",
+        trials_per_epoch=3,
+        epochs=2,
+        progress=False,
+    )
+    space = {"lr": optuna.distributions.FloatDistribution(1e-3, 0.5, log=True)}
+    with pytest.raises(AllTrialsDivergedError):
+        tune_per_epoch(LogsNaN(), space, cfg)
+    path = tmp_path / "r.html"
+    build_report(storage, path)
+    text = path.read_text()
+    assert (
+        "No state adopted in epoch 1 yet: 3 of 3 planned trials complete, 3 diverged "
+        "(trial 0: train_epoch() returned grad_norm = nan)." in text
+    )

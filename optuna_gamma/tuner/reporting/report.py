@@ -91,6 +91,41 @@ def collect_runs(storage: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _unfinished(info: dict[str, Any]) -> str | None:
+    """A sentence on the run's last study where it has no adopted state (the run stopped
+    there, or is still training it): its complete trials (of those planned) and the diverged
+    ones, with the first one's recorded reason (``diverged_why``); ``None`` where it has one.
+    Before, a run stopped by ``AllTrialsDivergedError`` showed an empty table."""
+    studies = info["studies"]
+    if not studies:
+        return None
+    epoch = max(studies)
+    study = studies[epoch]
+    if "adopted" in study.user_attrs:
+        return None
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    plan = info["config"].get("plan")
+    planned = (
+        plan[epoch - 1]
+        if info["mode"] == "per-epoch"
+        and isinstance(plan, list)
+        and len(plan) >= epoch
+        and isinstance(plan[epoch - 1], int)
+        else None
+    )
+    where = f"epoch {epoch}" if info["mode"] == "per-epoch" else "the whole trainings"
+    text = f"No state adopted in {where} yet: {len(done)}" + (
+        f" of {planned} planned trials complete" if planned else " trials complete"
+    )
+    diverged = [t for t in done if t.user_attrs.get("diverged")]
+    if diverged:
+        text += f", {len(diverged)} diverged"
+        why = diverged[0].user_attrs.get("diverged_why")
+        if isinstance(why, str):
+            text += f" (trial {diverged[0].number}: {why})"
+    return text + "."
+
+
 def _final_epoch(record: Any, epochs: int) -> int:
     """The epoch of a run's final model as its last study records it (``final``, read from a
     storage: anything but an epoch of the run means the last one)."""
@@ -400,6 +435,9 @@ def build_report(
                     ],
                 )
             )
+        pending = _unfinished(info)
+        if pending:
+            items.append(f"<p>{html.escape(pending)}</p>")
         x = _x_key(info)
         records: list[dict[str, Any]] = []
         if x is not None:
