@@ -4,6 +4,7 @@ is derived from the identity, so unrelated scripts never share a run."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,25 @@ def test_check_same_plan_compares_the_epochs_up_to_the_study() -> None:
     # older records, whole mode: nothing to compare
     check_same_plan("r/epoch-001", {"run": "r"}, {"plan": [3], "epoch": 1})
     check_same_plan("r/whole", old, {"plan": [5]})
+
+
+def test_a_finished_run_called_with_other_workers_is_checked_too(tmp_path: Path) -> None:
+    """The coordinator (``workers=N`` or ``coordinate=True``) checks the stored epochs as the
+    serial driver does: before, a finished run called with 3 trials at a time instead of 2 was
+    not checked, and its result.json was rewritten with the new plan over the old trials
+    (policy width 3, 4 epochs of the 6 trained). The message names the way to resume with
+    other workers."""
+    cfg = _budget_cfg(tmp_path, 12)
+    first = tune_per_epoch(SignTrainer(), SPACE, dataclasses.replace(cfg, trials_per_epoch=2))
+    written = (tmp_path / "db" / "dir" / "result.json").read_bytes()
+    wider = dataclasses.replace(cfg, trials_per_epoch=3, coordinate=True)
+    with pytest.raises(RunMismatchError, match=r"policy\.width: 2 -> 3") as err:
+        tune_per_epoch(SignTrainer(), SPACE, wider)
+    assert "use trials_per_epoch=2 (--trials-per-epoch 2), the run's, with any number" in str(
+        err.value
+    )
+    assert (tmp_path / "db" / "dir" / "result.json").read_bytes() == written
+    same = tune_per_epoch(
+        SignTrainer(), SPACE, dataclasses.replace(cfg, trials_per_epoch=2, coordinate=True)
+    )
+    assert same.new_trials == 0 and same.test == first.test

@@ -169,9 +169,13 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
     cfg = engine.config
     trainer_ref = cfg.trainer_ref if cfg.trainer_ref is not None else trainer
     record = engine.run_record()
+    names = study_names(engine)
     for epoch in range(1, n_studies(engine) + 1):  # dead trials of an earlier run: retried
-        if engine.studies.name(epoch) in study_names(engine):
-            study = engine.studies.load(epoch)
+        if engine.studies.name(epoch) in names:
+            # checked as the serial driver checks every epoch (another width or budget is
+            # refused): before, a finished run called with another workers=N was not checked
+            # and its result rewritten with the new plan, over the old trials
+            study = engine.studies.open(engine.studies.name(epoch), {**record, "epoch": epoch})
             if storage_has_heartbeat(engine.storage):  # workers on other machines may be alive
                 optuna.storages.fail_stale_trials(study)
             else:  # a journal file: only this machine's workers, and this process holds the lock

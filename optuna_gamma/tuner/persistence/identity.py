@@ -237,9 +237,17 @@ def check_same_run(
         return
     shown = "; ".join(_difference(k, old[k], new[k]) for k in diffs)
     run = old.get("run", study_name.split("/")[0])
+    width = old.get("trials_per_epoch")
+    keep = (
+        f"trials_per_epoch={width} (--trials-per-epoch {width}), the run's, with any number "
+        "of workers, or "
+        if "trials_per_epoch" in diffs and isinstance(width, int) and not isinstance(width, bool)
+        else ""
+    )
     raise RunMismatchError(
         f"run {run!r} (study {study_name!r}) was made with other settings ({shown}); "
-        "use another run name, or overwrite=True (--overwrite) to delete it and start again"
+        f"use {keep}another run name, or overwrite=True (--overwrite) to delete it and start "
+        "again"
     )
 
 
