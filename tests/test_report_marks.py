@@ -127,6 +127,7 @@ def test_report_says_why_a_run_stopped_without_adopting(tmp_path: Path) -> None:
     """A run stopped by AllTrialsDivergedError showed an empty table; the report now says that
     no state was adopted in that epoch, how many of its planned trials completed and diverged,
     and the first one's reason."""
+    from test_identity import _cfg
     from test_identity import SignTrainer
 
     from optuna_gamma.tuner import AllTrialsDivergedError
@@ -137,15 +138,7 @@ def test_report_says_why_a_run_stopped_without_adopting(tmp_path: Path) -> None:
             return {"grad_norm": float("nan")}
 
     storage = str(tmp_path / "j.log")
-    cfg = TunerConfig(
-        run="nan",
-        run_dir=str(tmp_path / "nan"),
-        storage=storage,
-        sampler="random",
-        trials_per_epoch=3,
-        epochs=2,
-        progress=False,
-    )
+    cfg = _cfg(tmp_path, run="nan", storage=storage, trials_per_epoch=3)
     space = {"lr": optuna.distributions.FloatDistribution(1e-3, 0.5, log=True)}
     with pytest.raises(AllTrialsDivergedError):
         tune_per_epoch(LogsNaN(), space, cfg)
