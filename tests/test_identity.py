@@ -294,3 +294,69 @@ def test_a_finished_run_called_with_other_workers_is_checked_too(tmp_path: Path)
         SignTrainer(), SPACE, dataclasses.replace(cfg, trials_per_epoch=2, coordinate=True)
     )
     assert same.new_trials == 0 and same.test == first.test
+
+
+def _accuracy(metrics: Any) -> float:
+    return float(metrics["accuracy"])
+
+
+def test_a_callable_objective_is_known_by_its_code_not_its_name(tmp_path: Path) -> None:
+    """Two lambdas are both '<lambda>': a run tuned for one was resumed by a call with the
+    other (and two scripts without run names shared a run), whose result was the first one's.
+    Now the code is part of the identity; the same function resumes."""
+    from optuna_gamma.tuner.persistence.identity import objective_code
+    from optuna_gamma.tuner.search.objectives import Objective
+
+    first, second = (lambda m: m["accuracy"]), (lambda m: -m["loss"])  # one line, one name
+    assert first.__name__ == second.__name__
+    assert objective_code(first) != objective_code(second)
+    assert objective_code(first) == objective_code(first)
+    assert objective_code(Objective.kappa1()) is None  # the library's: its name says it
+    assert objective_code(Objective(name="acc", fn=_accuracy)) == objective_code(_accuracy)
+
+    tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="f", objective=first, epochs=1))
+    with pytest.raises(RunMismatchError, match=r"\(objective_code: "):
+        tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="f", objective=second, epochs=1))
+    again = tune_per_epoch(
+        SignTrainer(), SPACE, _cfg(tmp_path, run="f", objective=first, epochs=1)
+    )
+    assert again.new_trials == 0
+    # without run names the two are two runs
+    a = tune_per_epoch(
+        SignTrainer(),
+        SPACE,
+        _cfg(tmp_path, run=None, run_dir=str(tmp_path / "a"), objective=first),
+    )
+    b = tune_per_epoch(
+        SignTrainer(),
+        SPACE,
+        _cfg(tmp_path, run=None, run_dir=str(tmp_path / "b"), objective=second),
+    )
+    assert a.run != b.run and b.new_trials == 4
+
+
+def test_a_sampler_factory_is_known_by_its_code_not_its_name(tmp_path: Path) -> None:
+    """``sampler=lambda seed: ...`` factories are all '<lambda>': a run made with TPE was
+    resumed by a call with random search. Now the factory's code is part of the identity; a
+    sampler given by name has none (its name says it)."""
+    from optuna_gamma.tuner.persistence.identity import callable_code
+
+    tpe, rnd = (
+        (lambda s: optuna.samplers.TPESampler(seed=s)),
+        (lambda s: optuna.samplers.RandomSampler(seed=s)),
+    )
+    assert callable_code(tpe) != callable_code(rnd)
+    tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="s", sampler=tpe, epochs=1))
+    with pytest.raises(RunMismatchError, match=r"sampler_code: "):
+        tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="s", sampler=rnd, epochs=1))
+    again = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="s", sampler=tpe, epochs=1))
+    assert again.new_trials == 0
+
+
+def test_another_number_of_start_up_trials_is_refused(tmp_path: Path) -> None:
+    """``n_startup_trials`` decides the sampler's proposals like the sampler itself: a run
+    resumed with another one was a mix of both (it was recorded, not compared)."""
+    cfg = _cfg(tmp_path, run="n", sampler="gamma", epochs=1, trials_per_epoch=3)
+    tune_per_epoch(SignTrainer(), SPACE, cfg)
+    with pytest.raises(RunMismatchError, match=r"n_startup_trials: 2 -> 1"):
+        tune_per_epoch(SignTrainer(), SPACE, dataclasses.replace(cfg, n_startup_trials=1))

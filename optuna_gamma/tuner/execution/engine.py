@@ -73,8 +73,10 @@ from optuna_gamma.tuner.execution.trials import TrialRunner
 from optuna_gamma.tuner.frontend import from_cli
 from optuna_gamma.tuner.frontend import widen_hint
 from optuna_gamma.tuner.persistence.identity import identity_fields
+from optuna_gamma.tuner.persistence.identity import objective_code
 from optuna_gamma.tuner.persistence.identity import prepare_run
 from optuna_gamma.tuner.persistence.identity import resolve_run_name
+from optuna_gamma.tuner.persistence.identity import sampler_code
 from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.persistence.runfiles import run_lock
 from optuna_gamma.tuner.persistence.runfiles import RunPaths
@@ -399,6 +401,8 @@ class Engine:
             trainer=dict(describe()) if callable(describe) else type(self.trainer).__name__,
             trainer_spec=trainer_spec(self.trainer, self.config.trainer_ref),
             device=str(self.device),
+            objective_code=objective_code(self.objective),
+            sampler_code=sampler_code(self.plan),
             **identity_fields(self.trainer, self.training.initial, self.config),
         )
 

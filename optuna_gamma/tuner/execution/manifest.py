@@ -88,7 +88,8 @@ class RunManifest:
         epochs_per_trial: Whole mode: the epochs each trial trains (``None`` per epoch).
         trainer: The trainer's ``describe()`` or its class name.
         trainer_spec: How workers get the trainer (compared with theirs, never imported).
-        trainer_code, model: Identity hashes (:mod:`optuna_gamma.tuner.persistence.identity`).
+        trainer_code, model, objective_code, sampler_code: Identity hashes
+            (:mod:`optuna_gamma.tuner.persistence.identity`).
         warm_start, n_startup_trials, keep_trial_states, heartbeat_interval, grace_period,
             num_threads: As in :class:`~optuna_gamma.tuner.config.TunerConfig`.
         device: The head's device (a worker uses its own).
@@ -111,6 +112,8 @@ class RunManifest:
     trainer: Any = None
     trainer_spec: Mapping[str, Any] | None = None
     trainer_code: str | None = None
+    objective_code: str | None = None
+    sampler_code: str | None = None
     model: str | None = None
     device: str | None = None
     warm_start: bool = _CONFIG_DEFAULTS["warm_start"]
@@ -125,7 +128,15 @@ class RunManifest:
         for key in ("run", "sampler", "objective"):
             value = getattr(self, key)
             _check(key, value, isinstance(value, str) and bool(value), "a non-empty string")
-        for key in ("run_dir", "artifacts", "trainer_code", "model", "device"):
+        for key in (
+            "run_dir",
+            "artifacts",
+            "trainer_code",
+            "objective_code",
+            "sampler_code",
+            "model",
+            "device",
+        ):
             value = getattr(self, key)
             _check(key, value, value is None or isinstance(value, str), "a string or null")
         for key, low in (("seed", 0), ("trials_per_epoch", 1), ("epochs_total", 1)):

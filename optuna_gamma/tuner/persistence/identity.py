@@ -6,8 +6,10 @@ and resuming them returns a stale result (or fails deep in ``load_state_dict``).
 of a run is what determines its result (:data:`IDENTITY_KEYS`): the trainer (its
 ``describe()``, else its class and a hash of the class's source code), the model and optimizer
 it builds (names, shapes and dtypes of the tensors; the optimizer's settings), the search
-space, the objective, the sampler, the seed, the number of trials, the mode and, once the
-engine has one, the policy. :func:`check_same_run` compares the identity stored with a run's
+space, the objective and the sampler (a callable one also by its code,
+:func:`callable_code`), the sampler's start-up trials, the seed, the number of trials, the mode
+and, once the engine has one, the policy; the policy's plan for the epochs a run has trained
+(:func:`check_same_plan`). :func:`check_same_run` compares the identity stored with a run's
 studies with the current call's and refuses a difference in one line that names the
 differing keys and the ways out: another run name, or ``overwrite=True`` (``--overwrite``),
 which deletes the run's studies and states (:func:`delete_run`) before anything else.
@@ -62,10 +64,13 @@ IDENTITY_KEYS = (
     "trainer",
     "trainer_code",
     "model",
+    "objective_code",
+    "sampler_code",
     "space",
     "objective",
     "policy",
     "sampler",
+    "n_startup_trials",
     "seed",
     "trials_per_epoch",
     "epochs_per_trial",
@@ -116,6 +121,55 @@ def trainer_code(trainer: Any) -> str | None:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+def objective_code(objective: Any) -> str | None:
+    """:func:`callable_code` of an objective the user wrote (a callable ``metrics -> float``, or
+    the ``fn`` of an :class:`~optuna_gamma.tuner.search.objectives.Objective`). Its name alone
+    identified it: two different lambdas (``<lambda>``) shared a run, and the second call
+    returned the first one's result. ``None`` for the library's own objectives (``kappa1``,
+    ``accuracy``, ``min:NAME``, ...: the name says it all)."""
+    return callable_code(getattr(objective, "fn", objective))
+
+
+def sampler_code(plan: Any) -> str | None:
+    """:func:`callable_code` of a sampler factory the user passed (``sampler=make_sampler``;
+    a :class:`~optuna_gamma.tuner.search.samplers.SamplerPlan`'s ``factory``), which its name
+    alone identified as an objective was (two ``lambda seed: ...`` factories shared a run);
+    ``None`` for a sampler given by name."""
+    return callable_code(getattr(plan, "factory", None))
+
+
+def callable_code(fn: Any) -> str | None:
+    """A hash of a user callable's code: its source where :mod:`inspect` finds it, with the
+    names and constants its code uses (two lambdas on one line differ there; a function defined
+    interactively has only these). A callable object counts by its class's ``__call__``.
+
+    ``None`` for the library's own functions (their names identify them), for ``None``, and for
+    a callable with no code to read (a ``functools.partial``: known by its name only).
+    """
+    if fn is None or str(getattr(fn, "__module__", "")).startswith("optuna_gamma."):
+        return None
+    function = getattr(fn, "__func__", fn)  # a bound method: its function
+    code = getattr(function, "__code__", None)
+    if code is None:  # a callable object: its class's __call__
+        function = getattr(type(fn), "__call__", None)
+        code = getattr(function, "__code__", None)
+    if code is None:
+        return None
+    parts = [_code_parts(code)]
+    try:
+        parts.append(inspect.getsource(function))
+    except (OSError, TypeError):  # defined interactively: the code's names and constants
+        pass
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _code_parts(code: Any) -> str:
+    """The names and constants of a code object and of the code objects nested in it (as
+    text that does not depend on where they are in memory)."""
+    consts = [_code_parts(c) if hasattr(c, "co_consts") else repr(c) for c in code.co_consts]
+    return repr((code.co_names, consts))
+
+
 def model_fingerprint(snapshot: Mapping[str, Any] | None) -> str | None:
     """A hash of the initial state's structure: every tensor's name, shape and dtype, and every
     non-tensor setting (optimizer hyperparameters), not the tensors' values."""
@@ -151,8 +205,13 @@ def default_run_name(
     seed: int,
     mode: str,
     policy: Any = None,
+    objective_hash: str | None = None,
+    sampler_hash: str | None = None,
 ) -> str:
-    """``run-<8 hex>``: a hash of what identifies the run, so unrelated scripts never share."""
+    """``run-<8 hex>``: a hash of what identifies the run, so unrelated scripts never share
+    (``objective_hash``, ``sampler_hash``: :func:`objective_code`, :func:`sampler_code`, left
+    out where ``None`` so that the names of runs with the library's objectives and named
+    samplers are as before they existed)."""
     ident = {
         "trainer": trainer_description(trainer),
         "trainer_code": trainer_code(trainer),
@@ -164,6 +223,10 @@ def default_run_name(
     }
     if policy is not None:
         ident["policy"] = policy
+    if objective_hash is not None:
+        ident["objective_code"] = objective_hash
+    if sampler_hash is not None:
+        ident["sampler_code"] = sampler_hash
     return f"run-{_digest(ident)[:8]}"
 
 
@@ -352,5 +415,7 @@ def resolve_run_name(config: TunerConfig, engine: Any) -> TunerConfig:
         config.seed,
         engine.mode,
         engine.policy.describe(),
+        objective_code(engine.objective),
+        sampler_code(engine.plan),
     )
     return dataclasses.replace(config, run=name)
