@@ -4,6 +4,7 @@ objective for the metrics is a clear error suggesting one that fits, and locks n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,23 @@ def test_whole_mode_refuses_the_per_epoch_settings_it_would_ignore(
     assert not (tmp_path / "w").exists()
     res = tune_whole(SignTrainer(), NARROW, _cfg(tmp_path, "w", policy="thesis"))
     assert len(res.trials) == 2
+
+
+def test_a_budget_the_thesis_policy_cannot_spend_whole_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The thesis's policy runs whole epochs of T trials: budget=10 with T=3 is 3 epochs, 9
+    training epochs; the run said nothing about the tenth (``--budget`` promised to spend it)."""
+    cfg = _cfg(tmp_path, "b", sampler="random", policy="thesis", trials_per_epoch=3, epochs=None)
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        res = tune_per_epoch(SignTrainer(), NARROW, dataclasses.replace(cfg, budget=10))
+    assert res.compute_epochs == 9
+    said = [r.getMessage() for r in caplog.records if "unspent" in r.getMessage()]
+    assert said == [
+        "budget=10: the thesis's policy trains whole epochs of 3 trials, so its 3 epochs spend "
+        "9 training epochs and 1 is left unspent (a multiple of 3 spends it all)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        tune_per_epoch(SignTrainer(), NARROW, dataclasses.replace(cfg, run="c", budget=9))
+    assert not [r for r in caplog.records if "unspent" in r.getMessage()]

@@ -199,8 +199,9 @@ def _build_parser() -> _Parser:
         "--budget",
         type=int,
         default=None,
-        help="compute in training epochs (one epoch of one model), spent exactly; the policy "
-        "derives the epochs from it (give --budget or --epochs)",
+        help="compute in training epochs (one epoch of one model), spent exactly (--policy "
+        "thesis: whole epochs of T trials, budget // T of them); the policy derives the epochs "
+        "from it (give --budget or --epochs)",
     )
     s.add_argument(
         "--final-model",

@@ -148,8 +148,11 @@ class TunerConfig:
             :class:`~optuna_gamma.tuner.policies.Policy` object (e.g. a ``PopulationPolicy`` with
             other settings). ``None`` (default) is ``"population"``, or ``"thesis"`` for
             ``grid:N`` and ``fixed:LR``.
-        budget: Compute in training epochs (one epoch of one model), spent exactly; the policy
-            derives the epochs and trials per epoch from it. Give ``budget`` or ``epochs``.
+        budget: Compute in training epochs (one epoch of one model), spent exactly by the
+            default policy (its last epoch trimmed to fit); the thesis's policy runs
+            ``budget // trials_per_epoch`` whole epochs (a warning says what is left). The
+            policy derives the epochs and trials per epoch from it. Give ``budget`` or
+            ``epochs``.
         final_model: Which state a per-epoch run returns and tests: ``"last"`` (default, as
             Keras, Lightning and Hugging Face's trainers return the last weights); ``"best"``:
             the peak of the validation curve, when it stands clearly above the curve's end

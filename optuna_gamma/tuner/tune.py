@@ -101,6 +101,7 @@ def tune_per_epoch(
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
         _warn_if_nothing_compared(engine)
+        _warn_if_budget_left(engine)
         before = engine.studies.count_complete()
         n = engine.n_epochs
         with engine.progress.shown(engine.run_plan.compute, before):
@@ -126,6 +127,23 @@ def tune_per_epoch(
         save_result(result, engine.paths.result)
         _logger.info(_summary_line(result))
         return result
+
+
+def _warn_if_budget_left(engine: Engine) -> None:
+    """Say so where the plan spends less than the budget: the thesis's policy runs whole
+    epochs of ``T`` trials, ``budget // T`` of them (the default policy trims its last epoch
+    instead, so it spends the budget exactly)."""
+    budget = engine.config.budget
+    spent = engine.run_plan.compute
+    if budget is None or spent >= budget or engine.role == "worker":
+        return
+    _logger.warning(
+        f"budget={budget}: the thesis's policy trains whole epochs of "
+        f"{engine.run_plan.trials[0]} trials, so its {engine.run_plan.epochs} epochs spend "
+        f"{spent} training epochs and {budget - spent} "
+        f"{'is' if budget - spent == 1 else 'are'} left unspent (a multiple of "
+        f"{engine.run_plan.trials[0]} spends it all)"
+    )
 
 
 def _warn_if_nothing_compared(engine: Engine) -> None:
