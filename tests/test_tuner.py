@@ -487,6 +487,31 @@ def test_bad_arguments_before_any_work(digits, tmp_path: Path) -> None:
         tune_per_epoch(object(), {"lr": FloatDistribution(0.1, 1)}, _cfg(tmp_path, "bad"))  # type: ignore[arg-type]
 
 
+def test_numpy_integers_in_the_config_become_ints_and_the_run_works(
+    digits, tmp_path: Path
+) -> None:
+    """A seed from ``np.arange`` (a NumPy integer) passed TunerConfig's check and then stopped
+    the run ("manifest field 'seed' must be an int >= 0, got np.int64(1)"); the config now
+    keeps the integers as Python ints."""
+    import numpy as np
+
+    cfg = TunerConfig(
+        seed=np.int64(1),
+        budget=np.int64(4),
+        workers=np.int32(0),
+        n_startup_trials=np.int16(2),
+        heartbeat_interval=np.uint8(5),
+    )
+    for name in ("seed", "budget", "workers", "n_startup_trials", "heartbeat_interval"):
+        assert type(getattr(cfg, name)) is int, name
+    res = tune_per_epoch(
+        digits,
+        None,
+        _cfg(tmp_path, "np", sampler="random", seed=np.int64(1), epochs=np.int64(2)),
+    )
+    assert res.seed == 1 and len(res.schedule) == 2
+
+
 def test_same_run_with_other_settings_is_refused(digits, tmp_path: Path) -> None:
     tune_per_epoch(digits, None, _cfg(tmp_path, "x", sampler="random", trials_per_epoch=2))
     with pytest.raises(ValueError, match="sampler"):

@@ -45,11 +45,15 @@ class SettingError(ValueError):
         super().__init__(f"{setting} must be {requirement}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, low: int, *, none_ok: bool = False) -> None:
+def _check_int(config: Any, name: str, low: int, *, none_ok: bool = False) -> None:
+    """Check ``config.name`` and store it as a Python ``int``: a NumPy integer (a seed from
+    ``np.arange``) passed the check but then stopped the run in its records."""
+    value = getattr(config, name)
     if value is None and none_ok:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise SettingError(name, f"an int >= {low}{' or None' if none_ok else ''}", value)
+    object.__setattr__(config, name, int(value))
 
 
 def _check_bool(name: str, value: Any, *, none_ok: bool = False) -> None:
@@ -234,9 +238,9 @@ class TunerConfig:
             raise ValueError(f"run must be a non-empty name without '/' or None, got {self.run!r}")
         if self.run_dir is not None and not isinstance(self.run_dir, (str, os.PathLike)):
             raise ValueError(f"run_dir must be a path, got {self.run_dir!r}")
-        _check_int("trials_per_epoch", self.trials_per_epoch, 1, none_ok=True)
-        _check_int("epochs", self.epochs, 1, none_ok=True)
-        _check_int("budget", self.budget, 1, none_ok=True)
+        _check_int(self, "trials_per_epoch", 1, none_ok=True)
+        _check_int(self, "epochs", 1, none_ok=True)
+        _check_int(self, "budget", 1, none_ok=True)
         if self.budget is not None and self.epochs is not None:
             raise ValueError(
                 f"give a budget (budget={self.budget}) or a number of epochs "
@@ -253,18 +257,18 @@ class TunerConfig:
             )
         if self.final_model not in FINAL_MODELS:
             raise SettingError("final_model", f"one of {FINAL_MODELS}", self.final_model)
-        _check_int("seed", self.seed, 0)
-        _check_int("n_startup_trials", self.n_startup_trials, 0)
-        _check_int("num_threads", self.num_threads, 1, none_ok=True)
+        _check_int(self, "seed", 0)
+        _check_int(self, "n_startup_trials", 0)
+        _check_int(self, "num_threads", 1, none_ok=True)
         _check_bool("warm_start", self.warm_start)
         _check_bool("deterministic", self.deterministic, none_ok=True)
         _check_bool("keep_trial_states", self.keep_trial_states)
         _check_bool("progress", self.progress, none_ok=True)
-        _check_int("workers", self.workers, 0)
+        _check_int(self, "workers", 0)
         _check_bool("coordinate", self.coordinate)
         _check_bool("overwrite", self.overwrite)
-        _check_int("heartbeat_interval", self.heartbeat_interval, 1)
-        _check_int("grace_period", self.grace_period, 1, none_ok=True)
+        _check_int(self, "heartbeat_interval", 1)
+        _check_int(self, "grace_period", 1, none_ok=True)
         if self.trainer_ref is not None and not isinstance(self.trainer_ref, TrainerRef):
             raise ValueError(f"trainer_ref must be a TrainerRef or None, got {self.trainer_ref!r}")
         if not isinstance(self.sampler, str) and not callable(self.sampler):
