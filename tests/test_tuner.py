@@ -512,6 +512,35 @@ def test_numpy_integers_in_the_config_become_ints_and_the_run_works(
     assert res.seed == 1 and len(res.schedule) == 2
 
 
+def test_numpy_values_in_the_space_and_the_trainer_defaults_are_plain_numbers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fixed value ``np.float64(0.5)`` stopped the run ("Object of type float64 is not JSON
+    serializable", from the journal), and a ``default_hyperparameters()`` value
+    ``np.int64(64)`` was said to lie outside the choices ``[32, 64]``."""
+    import numpy as np
+    from test_identity import SignTrainer
+
+    class Defaults(SignTrainer):
+        def default_hyperparameters(self) -> dict[str, Any]:
+            return {"batch": np.int64(64)}
+
+    space = {
+        "lr": FloatDistribution(1e-3, 0.5, log=True),
+        "batch": CategoricalDistribution([32, 64]),
+        "momentum": np.float64(0.5),
+        "betas": (np.float64(0.9), np.float32(0.5)),
+    }
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        res = tune_per_epoch(Defaults(), space, _cfg(tmp_path, "np", budget=6))
+    assert not [r for r in caplog.records if "outside the search space" in r.getMessage()]
+    first = res.schedule[0].params
+    assert type(first["momentum"]) is float and type(first["betas"][1]) is float
+    study = optuna.load_study(study_name="np/epoch-001", storage=get_storage(res.storage))
+    default = [t for t in study.trials if t.user_attrs.get("kind") == "default"]
+    assert default and default[0].params["batch"] == 64
+
+
 def test_same_run_with_other_settings_is_refused(digits, tmp_path: Path) -> None:
     tune_per_epoch(digits, None, _cfg(tmp_path, "x", sampler="random", trials_per_epoch=2))
     with pytest.raises(ValueError, match="sampler"):

@@ -78,6 +78,7 @@ __all__ = [
     "held_value",
     "own_value",
     "persistent_loaders",
+    "plain",
     "rescale_schedule",
     "restore",
     "seeded_rng",
@@ -205,6 +206,18 @@ class FunctionTrainer:
         return dict(self.defaults or {})
 
 
+def plain(v: Any) -> Any:
+    """``v`` with NumPy scalars (and 0-d arrays or tensors) as the Python numbers they hold,
+    inside lists and tuples too: a fixed value of the search space or a
+    ``default_hyperparameters()`` value from a NumPy grid or a pandas table (``np.int64(64)``)
+    stopped the run where its record was written as JSON, or was not found among the choices."""
+    if isinstance(v, (list, tuple)):
+        return type(v)(plain(x) for x in v)
+    if not isinstance(v, (bool, str)) and getattr(v, "ndim", None) == 0 and hasattr(v, "item"):
+        return v.item()
+    return v
+
+
 def trainer_defaults(trainer: Any) -> dict[str, Any]:
     """The trainer's ``default_hyperparameters()`` (``{}`` without one), checked.
 
@@ -224,7 +237,7 @@ def trainer_defaults(trainer: Any) -> dict[str, Any]:
             f"trainer.default_hyperparameters() must return a mapping of hyperparameter names "
             f"to values, got {values!r}"
         )
-    return dict(values)
+    return {name: plain(value) for name, value in values.items()}
 
 
 def check_trainer(trainer: Any) -> None:

@@ -35,6 +35,7 @@ from optuna.distributions import distribution_to_json
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_gamma.tuner.trainer import plain
 from optuna_gamma.tuner.trainer import range_like
 
 
@@ -202,8 +203,8 @@ class ParamSpace:
                     f"search space entry {name!r}: use FloatDistribution, IntDistribution or "
                     f"CategoricalDistribution, got {type(value).__name__}"
                 )
-            elif _fixed_ok(value):
-                fixed[name] = value
+            elif _fixed_ok(plain(value)):
+                fixed[name] = plain(value)
             else:
                 raise ValueError(
                     f"search space entry {name!r} must be an optuna distribution or a fixed "
