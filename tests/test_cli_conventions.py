@@ -59,12 +59,41 @@ def test_data_root_defaults_to_the_environment(
 ) -> None:
     argv = ["tune", "--dataset", "mnist"]
     monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    tune = parser.subparsers["tune"]  # type: ignore[attr-defined]
+    args = parser.parse_args(argv)
     with pytest.raises(ValueError, match=rf"--data-root is required .*\${DATA_ROOT_ENV}"):
-        _check_args(args)
+        _check_args(args, tune)
     monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
     args = _build_parser().parse_args(argv)
     assert args.data_root == str(tmp_path)
-    _check_args(args)  # no "--data-root is required"
+    _check_args(args, tune)  # no "--data-root is required"
     # an explicit flag wins over the environment
     assert _build_parser().parse_args([*argv, "--data-root", "/x"]).data_root == "/x"
+
+
+def test_built_in_trainer_flags_with_trainer_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With --trainer the built-in trainer's flags (--subset, --batch-size, --model, ...) did
+    nothing, silently; they are refused in one line, and --trainer-arg without --trainer too.
+    Nothing is loaded or written."""
+    from optuna_gamma.tuner.cli import main
+
+    mine = ["tune", "--trainer", "examples/own_training.py:make_trainer", "--budget", "4"]
+    for extra, named in (
+        (["--subset", "100"], "--subset belongs to the built-in trainer"),
+        (["--batch-size", "32", "--model", "mlp"], "--model, --batch-size belong to the built-in"),
+        (["--tune-momentum", "0.5,0.9"], "--tune-momentum belongs"),
+        (["--dataset", "digits"], "--dataset belongs"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main([*mine, *extra, "--run-dir", str(tmp_path / "r")])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "--trainer-arg KEY=VALUE" in err[0], err
+    with pytest.raises(SystemExit) as exited:
+        main(["tune", "--dataset", "digits", "--trainer-arg", "a=1"])
+    assert exited.value.code == 2
+    assert "--trainer-arg passes arguments to the factory" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -417,11 +417,46 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def _check_args(args: argparse.Namespace) -> None:
+#: Flags of the built-in thesis trainer (its data, model and search space): with --trainer
+#: they did nothing, silently.
+_BUILTIN_ONLY = (
+    "dataset",
+    "subset",
+    "valid_fraction",
+    "download",
+    "model",
+    "batch_size",
+    "tune_batch_size",
+    "weight_decay",
+    "tune_weight_decay",
+    "momentum",
+    "tune_momentum",
+)
+
+
+def _check_args(args: argparse.Namespace, tune_parser: argparse.ArgumentParser) -> None:
     """Checks of the flags that are not settings of TunerConfig (which checks its own:
     :func:`_config`), naming the flag (ValueError), before anything is loaded."""
     if args.trainer is None and args.dataset is None:
         raise ValueError("give --dataset (built-in thesis trainer) or --trainer MODULE:FACTORY")
+    if args.trainer is not None:
+        given = [
+            "--" + dest.replace("_", "-")
+            for dest in _BUILTIN_ONLY
+            if getattr(args, dest) != tune_parser.get_default(dest)
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} belong{'s' if len(given) == 1 else ''} to the built-in "
+                "trainer (--dataset) and would do nothing with --trainer: your trainer's "
+                "search_space() says what is tuned, and what its factory takes is given as "
+                "--trainer-arg KEY=VALUE"
+            )
+    elif args.trainer_arg:
+        raise ValueError(
+            "--trainer-arg passes arguments to the factory of --trainer MODULE:FACTORY; the "
+            "built-in trainer takes its flags (--dataset, --subset, --model, ...)"
+        )
     if args.lr_low is not None and args.lr_low <= 0:
         raise ValueError(
             f"--lr-low must be > 0 (a learning rate of 0 does not train), got {args.lr_low:g}"
@@ -637,7 +672,7 @@ def _flag_message(err: ValueError) -> str:
 def _tune(parser: _Parser, args: argparse.Namespace) -> int:
     tune_parser = parser.subparsers["tune"]  # type: ignore[attr-defined]
     try:
-        _check_args(args)
+        _check_args(args, tune_parser)
         config = _config(args)  # every setting checked once, by TunerConfig
         trainer_ref = None
         if args.trainer is not None:
