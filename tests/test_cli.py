@@ -66,6 +66,11 @@ def test_console_script_entry_point_is_main() -> None:
             "--threads: must be an int >= 1, got 0",
         ),
         (["tune", "--dataset", "digits", "--kappa-lambda", "2"], "--kappa-lambda"),
+        # ignored before: the lambda of an objective that has none
+        (
+            ["tune", "--dataset", "digits", "--objective", "accuracy", "--kappa-lambda", "0.3"],
+            "--kappa-lambda weighs the loss in kappa1 and kappa2; --objective accuracy has no",
+        ),
         (["tune", "--trainer", "nomodule_xyz:make"], "cannot import 'nomodule_xyz'"),
         (["tune", "--trainer", "json:loads"], "calling loads() failed"),
         (["tune", "--trainer", "json:__doc__"], "lacks build"),

@@ -467,6 +467,11 @@ def _check_args(args: argparse.Namespace, tune_parser: argparse.ArgumentParser) 
         raise ValueError(f"--lr-low must be < --lr-high, got {lo:g} >= {hi:g}")
     if args.kappa_lambda is not None and not 0 < args.kappa_lambda <= 1:
         raise ValueError(f"--kappa-lambda must be in (0, 1], got {args.kappa_lambda:g}")
+    if args.kappa_lambda is not None and not args.objective.startswith("kappa"):
+        raise ValueError(
+            f"--kappa-lambda weighs the loss in kappa1 and kappa2; --objective {args.objective} "
+            "has no lambda"
+        )
     if args.trainer is None:
         if args.dataset != "digits" and args.data_root is None and not args.download:
             raise ValueError(
