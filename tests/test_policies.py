@@ -217,6 +217,28 @@ def test_policy_validation_and_defaults() -> None:
         make_policy(TunerConfig(policy="population"), thesis_trials=4, fixed_plan=True)
     custom = PopulationPolicy(width=3, budget=9)
     assert policy(policy=custom) is custom
+    # a policy object decides its plan: other plan settings beside it were ignored silently
+    # (budget=120 beside PopulationPolicy(budget=9) ran 9 epochs of compute); its own values
+    # are accepted (the coordinator gives its workers the width as trials_per_epoch)
+    assert policy(policy=custom, budget=9, trials_per_epoch=3) is custom
+    assert policy(policy=custom, epochs=custom.plan.epochs) is custom
+    for setting, said in (
+        (
+            {"budget": 120},
+            r"^budget=120 is not the plan of the policy object given \(its own "
+            r"budget is 9\), which decides: set it in the policy, or leave budget unset$",
+        ),
+        ({"trials_per_epoch": 4}, r"trials_per_epoch=4 .*its own trials_per_epoch is 3"),
+        ({"epochs": 50}, r"epochs=50 is not the plan"),
+        ({"warm_start": True}, r"warm_start belongs to the thesis's policy"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            policy(policy=custom, **setting)
+    by_epochs = PopulationPolicy(width=2, epochs=3)
+    with pytest.raises(ValueError, match=r"budget=6 .*\(it has no budget\)"):
+        policy(policy=by_epochs, budget=6)
+    thesis = ThesisPolicy(trials=3, epochs=2)
+    assert policy(policy=thesis, warm_start=True, trials_per_epoch=3) is thesis
 
 
 def test_plateau_challenge_keeps_an_adopted_setting_that_still_improves() -> None:

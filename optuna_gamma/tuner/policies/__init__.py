@@ -59,6 +59,7 @@ def make_policy(config: TunerConfig, *, thesis_trials: int, fixed_plan: bool) ->
             the population policy.
     """
     if isinstance(config.policy, Policy):
+        _check_policy_object(config, config.policy)
         return config.policy
     name = config.policy
     if name is None:
@@ -89,6 +90,36 @@ def make_policy(config: TunerConfig, *, thesis_trials: int, fixed_plan: bool) ->
             return PopulationPolicy(width=width, budget=config.budget)
         return PopulationPolicy(width=width, epochs=config.epochs or 1)
     raise ValueError(f"policy must be one of {list(POLICY_CHOICES)}, got {name!r}")
+
+
+def _check_policy_object(config: TunerConfig, policy: Policy) -> None:
+    """Refuse plan settings of the config that a :class:`Policy` object would override: its
+    own budget, epochs and width decide (before, ``policy=PopulationPolicy(budget=60)`` with
+    ``budget=120`` ran 60 training epochs, silently).
+
+    Raises:
+        ValueError: ``budget``, ``epochs`` or ``trials_per_epoch`` other than the policy's, or
+            ``warm_start`` (the thesis's setting) with another policy; naming both values.
+    """
+    width = getattr(policy, "width", getattr(policy, "trials", None))
+    mine = {
+        "budget": getattr(policy, "budget", None),
+        "epochs": policy.plan.epochs,
+        "trials_per_epoch": width,
+    }
+    for name, value in mine.items():
+        given = getattr(config, name)
+        if given is not None and given != value:
+            own = f"its own {name} is {value}" if value is not None else f"it has no {name}"
+            raise ValueError(
+                f"{name}={given} is not the plan of the policy object given ({own}), which "
+                f"decides: set it in the policy, or leave {name} unset"
+            )
+    if config.warm_start and policy.name != "thesis":
+        raise ValueError(
+            f"warm_start belongs to the thesis's policy, not to the {policy.name!r} policy "
+            "object given"
+        )
 
 
 def policy_from_record(
