@@ -66,6 +66,9 @@ def test_console_script_entry_point_is_main() -> None:
             "--threads: must be an int >= 1, got 0",
         ),
         (["tune", "--dataset", "digits", "--kappa-lambda", "2"], "--kappa-lambda"),
+        # refused after the training before: a folder as the report's file
+        (["tune", "--dataset", "digits", "--report", "."], "--report '.' is a directory; give"),
+        (["tune", "--dataset", "digits", "--report", "out/"], "give a file name such as 'out/"),
         # ignored before: the lambda of an objective that has none
         (
             ["tune", "--dataset", "digits", "--objective", "accuracy", "--kappa-lambda", "0.3"],

@@ -467,6 +467,12 @@ def _check_args(args: argparse.Namespace, tune_parser: argparse.ArgumentParser) 
         raise ValueError(f"--lr-low must be < --lr-high, got {lo:g} >= {hi:g}")
     if args.kappa_lambda is not None and not 0 < args.kappa_lambda <= 1:
         raise ValueError(f"--kappa-lambda must be in (0, 1], got {args.kappa_lambda:g}")
+    if args.report and (Path(args.report).is_dir() or args.report.endswith(("/", os.sep))):
+        # before, the run trained first and then stopped here, in build_report
+        raise ValueError(
+            f"--report {args.report!r} is a directory; give a file name such as "
+            f"{str(Path(args.report) / 'report.html')!r}"
+        )
     if args.kappa_lambda is not None and not args.objective.startswith("kappa"):
         raise ValueError(
             f"--kappa-lambda weighs the loss in kappa1 and kappa2; --objective {args.objective} "
