@@ -293,6 +293,11 @@ def test_report_output_and_storage_errors(tmp_path: Path, monkeypatch, capsys, d
     _one_line_exit_2(
         capsys, ["report", "--storage", res.storage, "-o", "outdir"], "is a directory"
     )
+    # a folder that does not exist yet, named as one: before, a file "newdir" was written
+    _one_line_exit_2(
+        capsys, ["report", "--storage", res.storage, "-o", "newdir/"], "is a directory"
+    )
+    assert not (tmp_path / "newdir").exists()
     _one_line_exit_2(
         capsys, ["report", "--storage", "sqlite:///nowhere.db", "-o", "r.html"], "no SQLite file"
     )

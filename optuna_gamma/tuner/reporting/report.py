@@ -295,7 +295,7 @@ def build_report(
     require_extra("the report", "plotly")
     import plotly.graph_objects as go
 
-    if Path(path).is_dir():
+    if Path(path).is_dir() or str(path).endswith(("/", os.sep)):  # "out/" named a file "out"
         raise ValueError(
             f"report path {str(path)!r} is a directory; give a file name such as report.html"
         )
