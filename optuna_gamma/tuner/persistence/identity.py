@@ -338,26 +338,33 @@ def check_same_plan(study_name: str, old: Mapping[str, Any], new: Mapping[str, A
         and isinstance(new_plan, (list, tuple))
     ):
         return
-    for e in range(1, epoch + 1):
-        had = old_plan[e - 1] if e <= len(old_plan) else None
-        has = new_plan[e - 1] if e <= len(new_plan) else None
-        if had == has:
-            continue
-        run = old.get("run", study_name.split("/")[0])
-        had_n, has_n = ("no" if n is None else n for n in (had, has))
+    differs = next(
+        (e for e in range(1, epoch + 1) if _trials_at(old_plan, e) != _trials_at(new_plan, e)),
+        None,
+    )
+    if differs is None:
+        return
+    run = old.get("run", study_name.split("/")[0])
+    had, has = (_trials_at(plan, differs) or "no" for plan in (old_plan, new_plan))
+    raise RunMismatchError(
+        f"run {run!r} was planned with {_plan_size(old, old_plan)}, this call with "
+        f"{_plan_size(new, new_plan)}, which plans epoch {differs} with {has} trials where the "
+        f"run has {had}: a run's trained epochs cannot be planned again; resume it with "
+        f"{_plan_size(old, old_plan, flag=True)}, or use another run name, or overwrite=True "
+        "(--overwrite) to delete it and start again"
+    )
 
-        def length(record: Mapping[str, Any], plan: Any, flag: bool = False) -> str:
-            budget = record.get("budget")
-            key, value = ("budget", budget) if budget is not None else ("epochs", len(plan))
-            return f"{key}={value}" + (f" (--{key} {value})" if flag else "")
 
-        raise RunMismatchError(
-            f"run {run!r} was planned with {length(old, old_plan)}, this call with "
-            f"{length(new, new_plan)}, which plans epoch {e} with {has_n} trials where the run "
-            f"has {had_n}: a run's trained epochs cannot be planned again; resume it with "
-            f"{length(old, old_plan, flag=True)}, or use another run name, or overwrite=True "
-            "(--overwrite) to delete it and start again"
-        )
+def _trials_at(plan: Any, epoch: int) -> Any:
+    """The planned trials of ``epoch`` (1-based); ``None`` beyond the plan."""
+    return plan[epoch - 1] if epoch <= len(plan) else None
+
+
+def _plan_size(record: Mapping[str, Any], plan: Any, flag: bool = False) -> str:
+    """``budget=B`` of a recorded run, or ``epochs=E`` without one (``flag``: with the flag)."""
+    budget = record.get("budget")
+    key, value = ("budget", budget) if budget is not None else ("epochs", len(plan))
+    return f"{key}={value}" + (f" (--{key} {value})" if flag else "")
 
 
 def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = None) -> int:

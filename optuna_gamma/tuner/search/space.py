@@ -203,8 +203,8 @@ class ParamSpace:
                     f"search space entry {name!r}: use FloatDistribution, IntDistribution or "
                     f"CategoricalDistribution, got {type(value).__name__}"
                 )
-            elif _fixed_ok(plain(value)):
-                fixed[name] = plain(value)
+            elif _fixed_ok(value := plain(value)):
+                fixed[name] = value
             else:
                 raise ValueError(
                     f"search space entry {name!r} must be an optuna distribution or a fixed "
