@@ -263,6 +263,10 @@ def test_config_validation_names_the_value() -> None:
         tune_per_epoch(ThesisTrainer("digits"), None, epoch=3)
     with pytest.raises(ValueError, match=r"\['zzz'\]; see"):  # nothing close: no guess
         tune_per_epoch(ThesisTrainer("digits"), None, zzz=3)
+    # the settings given where the space goes: named, before any work
+    for tune in (tune_per_epoch, tune_whole):
+        with pytest.raises(ValueError, match=r"^the second argument is the search space, got a "):
+            tune(ThesisTrainer("digits"), TunerConfig(budget=4))  # type: ignore[arg-type]
 
 
 def test_derive_seed_is_stable_and_distinct() -> None:

@@ -48,7 +48,13 @@ __all__ = ["tune_per_epoch", "tune_whole"]
 _logger = get_logger(__name__)
 
 
-def _config(config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig:
+def _config(space: Any, config: TunerConfig | None, settings: dict[str, Any]) -> TunerConfig:
+    if isinstance(space, TunerConfig):
+        # tune_per_epoch(trainer, TunerConfig(...)): the second argument is the search space
+        raise ValueError(
+            "the second argument is the search space, got a TunerConfig: pass the settings "
+            "as config=TunerConfig(...) (the space defaults to trainer.search_space())"
+        )
     if config is not None and not isinstance(config, TunerConfig):
         raise ValueError(f"config must be a TunerConfig, got {type(config).__name__}")
     base = config or TunerConfig()
@@ -96,7 +102,7 @@ def tune_per_epoch(
             trial of an epoch diverged; or every worker stopped before the run was done.
     """
     refuse_while_spawned()
-    cfg = _config(config, settings)
+    cfg = _config(space, config, settings)
     engine = Engine(trainer, space, cfg, "per-epoch", role=_role(cfg))
     t0 = time.perf_counter()
     with tuner_call(), engine.opened(), storage_errors():
@@ -266,7 +272,7 @@ def tune_whole(
         ``run_dir/result.json``.
     """
     refuse_while_spawned()
-    cfg = _config(config, settings)
+    cfg = _config(space, config, settings)
     _check_whole(cfg)
     engine = Engine(trainer, space, cfg, "whole", role=_role(cfg))
     t0 = time.perf_counter()
@@ -407,12 +413,17 @@ def _common(
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _summary_line(result: PerEpochResult | WholeResult) -> str:
     done = result.trials_trained + result.trials_reused
     if result.new_trials == 0:
         this_call = f"this call: nothing left to train ({result.wall_time:.1f} s)"
     else:
-        this_call = f"this call: {result.new_trials} new trials in {result.wall_time:.1f} s wall"
+        new = _count(result.new_trials, "new trial")
+        this_call = f"this call: {new} in {result.wall_time:.1f} s wall"
     # the test accuracy; a trainer without one (a regression): its own metrics, three at most
     test = result.test
     if isinstance(test.get("accuracy"), float):
@@ -420,7 +431,7 @@ def _summary_line(result: PerEpochResult | WholeResult) -> str:
     else:
         shown = [f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)]
     return (
-        f"run {result.run!r} done: {done} trials ({result.trials_trained} trained, "
+        f"run {result.run!r} done: {_count(done, 'trial')} ({result.trials_trained} trained, "
         f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "
         f"{this_call}" + (f"; test {', '.join(shown[:3])}" if shown else "")
     )
