@@ -716,6 +716,11 @@ def test_every_trial_diverged_names_the_metric_that_was_not_finite(digits, tmp_p
     said = str(err.value)
     assert "(trial 0: train_epoch() returned grad_norm = nan)" in said
     assert "if 'grad_norm' can be non-finite while the training is sound, leave it out" in said
+    # the metric is recorded apart from the words (the error reads it, not the text)
+    study = optuna.load_study(
+        study_name="nan/epoch-001", storage=get_storage(str(tmp_path / "nan" / "journal.log"))
+    )
+    assert {t.user_attrs.get("diverged_metric") for t in study.trials} == {"grad_norm"}
 
 
 def test_a_diverged_trial_is_never_the_best_whatever_the_order(digits, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
-import re
 from typing import Any
 
 import optuna
@@ -72,20 +71,22 @@ def _all_diverged(study: optuna.Study) -> AllTrialsDivergedError:
     trial's recorded reason (``diverged_why``): a metric that is NaN although the training is
     sound (one the trainer logs beside the loss) is named there, where the advice to narrow
     the search space would mislead."""
-    reasons = [
-        (t.number, t.user_attrs["diverged_why"])
+    diverged = [
+        t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if isinstance(t.user_attrs.get("diverged_why"), str)
     ]
-    said = f" (trial {reasons[0][0]}: {reasons[0][1]})" if reasons else ""
-    named = re.search(r"\(\) returned (.+) = ", said)
-    other = named is not None and named[1] not in _LOSSES
+    said, named = "", None
+    if diverged:
+        said = f" (trial {diverged[0].number}: {diverged[0].user_attrs['diverged_why']})"
+        named = diverged[0].user_attrs.get("diverged_metric")
+    other = isinstance(named, str) and named not in _LOSSES
     return AllTrialsDivergedError(
         f"every trial of study {study.study_name!r} diverged{said}; "
         + (
-            f"if {named[1]!r} can be non-finite while the training is sound, leave it out of "
+            f"if {named!r} can be non-finite while the training is sound, leave it out of "
             "the metrics returned; else narrow"
-            if other and named is not None
+            if other
             else "narrow"
         )
         + " the search space (e.g. lower the upper end of the learning rate)"

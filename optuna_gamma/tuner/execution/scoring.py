@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import math
 import numbers
 from typing import Any
+from typing import NamedTuple
 
 import optuna
 
@@ -116,12 +117,20 @@ def finite(metrics: Mapping[str, Any]) -> bool:
     return all(math.isfinite(v) for v in metrics.values() if isinstance(v, float))
 
 
+class Divergence(NamedTuple):
+    """Why a trial counts as diverged: ``why`` in words, and the non-finite ``metric``'s name
+    where a metric was the cause (recorded as ``diverged_why`` and ``diverged_metric``)."""
+
+    why: str
+    metric: str | None = None
+
+
 def divergence(
     valid: Mapping[str, Any],
     train_metrics: Mapping[str, Any],
     value: float,
     start: Mapping[str, Any],
-) -> str | None:
+) -> Divergence | None:
     """Why a trial counts as diverged (``None``: it does not), in words naming the metric: a
     non-finite metric of ``train_epoch()`` or ``evaluate()``, its ``diverged`` flag, a
     non-finite objective value, or a validation loss that :func:`exploded`. Recorded with the
@@ -130,14 +139,14 @@ def divergence(
     for what, metrics in (("train_epoch()", train_metrics), ("evaluate()", valid)):
         for k, v in metrics.items():
             if isinstance(v, float) and not math.isfinite(v):
-                return f"{what} returned {k} = {v}"
+                return Divergence(f"{what} returned {k} = {v}", k)
     if train_metrics.get("diverged") is True:
-        return "train_epoch() returned diverged = True"
+        return Divergence("train_epoch() returned diverged = True")
     if not math.isfinite(value):
-        return f"the objective is {value}"
+        return Divergence(f"the objective is {value}")
     if exploded(valid, start):
         ref = (start.get("metrics") or {}).get("loss")
-        return (
+        return Divergence(
             f"the validation loss {valid['loss']:.4g} exceeds {DIVERGENCE_FACTOR:g} times the "
             f"start's {ref:.4g}"
         )

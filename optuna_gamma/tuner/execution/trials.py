@@ -132,7 +132,9 @@ class TrialRunner:
         attrs["start_value"] = jsonable(start.get("value"))
         if why is not None:
             attrs["diverged"] = True
-            attrs["diverged_why"] = why
+            attrs["diverged_why"] = why.why
+            if why.metric is not None:
+                attrs["diverged_metric"] = why.metric
             if self.objective.worst is not None or not math.isfinite(value):
                 value = diverged_value(self.objective, done, start)
         else:
