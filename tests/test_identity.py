@@ -5,6 +5,7 @@ is derived from the identity, so unrelated scripts never share a run."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +351,39 @@ def test_a_sampler_factory_is_known_by_its_code_not_its_name(tmp_path: Path) -> 
     with pytest.raises(RunMismatchError, match=r"sampler_code: "):
         tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="s", sampler=rnd, epochs=1))
     again = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="s", sampler=tpe, epochs=1))
+    assert again.new_trials == 0
+
+
+def _weighted(metrics: dict[str, Any], weight: Any) -> float:
+    return float(metrics["accuracy"]) - weight * float(metrics["loss"])
+
+
+def test_a_partial_is_known_by_its_function_and_bound_arguments(tmp_path: Path) -> None:
+    """``functools.partial(score, weight=0.3)`` and ``weight=0.5`` were known by their name only:
+    a run tuned for one was resumed by a call with the other. Now the bound arguments count
+    (without memory addresses, which differ from process to process)."""
+    from optuna_gamma.tuner.persistence.identity import callable_code
+
+    light, heavy = (
+        functools.partial(_weighted, weight=0.3),
+        functools.partial(_weighted, weight=0.5),
+    )
+    assert callable_code(light) == callable_code(functools.partial(_weighted, weight=0.3))
+    assert callable_code(light) != callable_code(heavy)
+    assert callable_code(light) != callable_code(_weighted)
+    # a bound object with a default repr: the same whatever its address
+    one, two = object(), object()
+    assert callable_code(functools.partial(_weighted, weight=one)) == callable_code(
+        functools.partial(_weighted, weight=two)
+    )
+    tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="p", objective=light, epochs=1))
+    with pytest.raises(RunMismatchError, match=r"\(objective_code: "):
+        tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="p", objective=heavy, epochs=1))
+    again = tune_per_epoch(
+        SignTrainer(),
+        SPACE,
+        _cfg(tmp_path, run="p", objective=functools.partial(_weighted, weight=0.3), epochs=1),
+    )
     assert again.new_trials == 0
 
 

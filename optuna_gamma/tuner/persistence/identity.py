@@ -26,10 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 from pathlib import Path
+import re
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -81,6 +83,8 @@ IDENTITY_KEYS = (
 
 #: Keys that differ between the machines of one run (a worker's paths are its own).
 _LOCAL_KEYS = ("run_dir", "artifacts")
+# " at 0x7f3a..." in a default repr: a memory address, another one in every process
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 class RunMismatchError(ValueError):
@@ -141,11 +145,21 @@ def sampler_code(plan: Any) -> str | None:
 def callable_code(fn: Any) -> str | None:
     """A hash of a user callable's code: its source where :mod:`inspect` finds it, with the
     names and constants its code uses (two lambdas on one line differ there; a function defined
-    interactively has only these). A callable object counts by its class's ``__call__``.
+    interactively has only these). A callable object counts by its class's ``__call__``; a
+    ``functools.partial`` by its function and the arguments it binds (their ``repr``, without
+    memory addresses), so ``partial(score, weight=0.3)`` and ``partial(score, weight=0.5)``
+    differ.
 
     ``None`` for the library's own functions (their names identify them), for ``None``, and for
-    a callable with no code to read (a ``functools.partial``: known by its name only).
+    a callable with no code to read.
     """
+    if isinstance(fn, functools.partial):
+        inner = fn.func
+        name = f"{getattr(inner, '__module__', '')}.{getattr(inner, '__qualname__', '')}"
+        bound = [_stable_repr(a) for a in fn.args]
+        bound += [f"{k}={_stable_repr(v)}" for k, v in sorted(fn.keywords.items())]
+        parts = ["partial", name, callable_code(inner) or "", *bound]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     if fn is None or str(getattr(fn, "__module__", "")).startswith("optuna_gamma."):
         return None
     function = getattr(fn, "__func__", fn)  # a bound method: its function
@@ -161,6 +175,12 @@ def callable_code(fn: Any) -> str | None:
     except (OSError, TypeError):  # defined interactively: the code's names and constants
         pass
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)`` without the memory addresses of default reprs (``<... at 0x7f...>``),
+    which differ from process to process."""
+    return _ADDRESS.sub("", repr(value))
 
 
 def _code_parts(code: Any) -> str:
