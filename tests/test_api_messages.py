@@ -186,3 +186,36 @@ def test_a_budget_the_thesis_policy_cannot_spend_whole_is_said(
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
         tune_per_epoch(SignTrainer(), NARROW, dataclasses.replace(cfg, run="c", budget=9))
     assert not [r for r in caplog.records if "unspent" in r.getMessage()]
+
+
+def test_a_policy_of_the_users_that_plans_less_than_its_budget_is_said_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning spoke of the thesis's policy whatever the policy: a policy of the user's
+    with budget=5 that plans two epochs of 2 trials was said to be the thesis's."""
+    from dataclasses import dataclass
+
+    from optuna_gamma.tuner.policies.base import Policy
+    from optuna_gamma.tuner.policies.base import RunPlan
+    from optuna_gamma.tuner.policies.base import Slot
+
+    @dataclass(frozen=True)
+    class Pairs(Policy):
+        budget: int
+        name = "pairs"
+
+        @property
+        def plan(self) -> RunPlan:
+            return RunPlan((2,) * (self.budget // 2))
+
+        def slots(self, epoch, population, default=None):
+            return [Slot(), Slot()]
+
+    cfg = _cfg(tmp_path, "u", sampler="random", policy=Pairs(budget=5), budget=5, epochs=None)
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        res = tune_per_epoch(SignTrainer(), NARROW, cfg)
+    assert res.compute_epochs == 4
+    said = [r.getMessage() for r in caplog.records if "unspent" in r.getMessage()]
+    assert said == [
+        "budget=5: the policy Pairs plans 4 training epochs over 2 epochs, so 1 is left unspent"
+    ]

@@ -33,6 +33,7 @@ from optuna_gamma.tuner.execution.finished import test_metrics
 from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.session import tuner_call
 from optuna_gamma.tuner.persistence.runfiles import crash_point
+from optuna_gamma.tuner.policies.thesis import ThesisPolicy
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
@@ -138,18 +139,24 @@ def tune_per_epoch(
 def _warn_if_budget_left(engine: Engine) -> None:
     """Say so where the plan spends less than the budget: the thesis's policy runs whole
     epochs of ``T`` trials, ``budget // T`` of them (the default policy trims its last epoch
-    instead, so it spends the budget exactly)."""
+    instead, so it spends the budget exactly); a policy of the user's may plan less."""
     budget = engine.config.budget
     spent = engine.run_plan.compute
     if budget is None or spent >= budget or engine.role == "worker":
         return
-    _logger.warning(
-        f"budget={budget}: the thesis's policy trains whole epochs of "
-        f"{engine.run_plan.trials[0]} trials, so its {engine.run_plan.epochs} epochs spend "
-        f"{spent} training epochs and {budget - spent} "
-        f"{'is' if budget - spent == 1 else 'are'} left unspent (a multiple of "
-        f"{engine.run_plan.trials[0]} spends it all)"
-    )
+    trials = engine.run_plan.trials
+    left = f"{budget - spent} {'is' if budget - spent == 1 else 'are'} left unspent"
+    if isinstance(engine.policy, ThesisPolicy):
+        _logger.warning(
+            f"budget={budget}: the thesis's policy trains whole epochs of {trials[0]} trials, "
+            f"so its {len(trials)} epochs spend {spent} training epochs and {left} (a multiple "
+            f"of {trials[0]} spends it all)"
+        )
+    else:  # a policy of the user's that plans less
+        _logger.warning(
+            f"budget={budget}: the policy {type(engine.policy).__name__} plans {spent} "
+            f"training epochs over {len(trials)} epochs, so {left}"
+        )
 
 
 def _warn_if_nothing_compared(engine: Engine) -> None:
