@@ -691,7 +691,7 @@ def test_the_schedule_is_the_final_models_lineage_not_each_epochs_best(
         assert {k: res.schedule[e].params[k] for k in trial.params} == trial.params
     assert res.learning_rates == [e.params["lr"] for e in res.schedule]
     # the CLI's summary prints the lineage and says so
-    from optuna_gamma.tuner.cli import _summary
+    from optuna_gamma.tuner.results import summary_text as _summary
 
     text = _summary(res)
     assert "the final model's schedule (its lineage" in text
@@ -753,7 +753,7 @@ def test_range_warnings_name_the_final_models_lineage_not_each_epochs_best(
     epochs 4-5 were won by explorers at the low end that the final model does not descend
     from, on another the final model itself trained there), so the rule is checked, not a
     seed's scenario."""
-    from optuna_gamma.tuner.execution.adoption import epoch_ranges
+    from optuna_gamma.tuner.results import epoch_ranges
 
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
         res = tune_per_epoch(
@@ -792,7 +792,7 @@ def test_the_thesis_policy_schedule_is_the_adopted_states(digits, tmp_path: Path
     )
     res = tune_per_epoch(digits, None, cfg)
     assert res.schedule == res.adopted and len(res.schedule) == 3
-    from optuna_gamma.tuner.cli import _summary
+    from optuna_gamma.tuner.results import summary_text as _summary
 
     assert "lineage" not in _summary(res)
     studies = _studies(tmp_path / "th", "th")

@@ -327,6 +327,13 @@ def test_per_epoch_gamma_and_grid_share_one_storage(digits, tmp_path: Path) -> N
     for run, res in results.items():
         assert [e.epoch for e in res.schedule] == [1, 2]
         assert load_result(Path(res.run_dir) / "result.json") == res
+        # print(result) shows the schedule and the test metrics, not 5,000 characters of fields
+        shown = str(res).splitlines()
+        assert shown[0].split() == ["epoch", "lr", "kappa1", "val", "acc", "trial"]
+        assert [row.split()[0] for row in shown[1:3]] == ["1", "2"]
+        assert shown[3].startswith(f"test: accuracy {res.test['accuracy']:.4f}  sensitivity ")
+        assert shown[4].startswith("trials: 8 (8 trained, 0 reused)") and len(shown) == 5
+        assert repr(res).startswith("PerEpochResult(run=")  # every field
         store = _store(res)
         for entry in res.schedule:
             study = optuna.load_study(study_name=f"{run}/epoch-{entry.epoch:03d}", storage=storage)
@@ -422,6 +429,7 @@ def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:
         res.best.metrics["accuracy"] == study.best_trial.user_attrs["accuracy"]
         and len(res.trials) == 4
     )
+    assert str(res).splitlines()[1].split()[-1] == str(res.best.trial_number)  # the best
     model = build_model(
         "mlp", digits.data.input_shape, digits.data.n_classes, seed=derive_seed(0, "model")
     )

@@ -52,7 +52,6 @@ from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import MissingExtraError
 from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.execution.adoption import epoch_ranges
 from optuna_gamma.tuner.execution.failures import cli_exit_status
 from optuna_gamma.tuner.execution.failures import is_reported_failure
 from optuna_gamma.tuner.execution.worker_setup import worker_setup
@@ -61,9 +60,9 @@ from optuna_gamma.tuner.frontend import cli_flag
 from optuna_gamma.tuner.persistence.storage import dashboard_command
 from optuna_gamma.tuner.persistence.storage import mask_url
 from optuna_gamma.tuner.persistence.storage import open_storage
-from optuna_gamma.tuner.policies.lineage import branches_off
 from optuna_gamma.tuner.reporting.report import build_report
 from optuna_gamma.tuner.reporting.report import collect_runs
+from optuna_gamma.tuner.results import summary_text
 from optuna_gamma.tuner.search.samplers import SAMPLER_CHOICES
 from optuna_gamma.tuner.search.space import SearchSpace
 from optuna_gamma.tuner.trainer_ref import load_trainer
@@ -548,71 +547,6 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _summary(result: Any) -> str:
-    lines = []
-    entries = result.schedule if result.mode == "per-epoch" else [result.best]
-    keys = list(entries[0].params) if entries else []
-    objective = str(result.objective)
-    # the validation accuracy, where the trainer gives one and the objective is not it
-    with_acc = objective != "accuracy" and any("accuracy" in e.metrics for e in entries)
-    header = (
-        f"{'epoch':>5}  "
-        + "  ".join(f"{k:>12}" for k in keys)
-        + f"  {objective:>10}"
-        + (f"  {'val acc':>8}" if with_acc else "")
-        + f"  {'trial':>5}"
-    )
-    if result.mode == "per-epoch" and branches_off(
-        [e.trial_number for e in result.schedule], [e.trial_number for e in result.adopted]
-    ):
-        lines.append(
-            "the final model's schedule (its lineage; the best state of each epoch, which "
-            "can descend from another, is result.json's 'adopted'):"
-        )
-    lines.append(header)
-    for e in entries:
-        vals = "  ".join(
-            f"{v:>12.4g}" if isinstance(v, float) else f"{v!s:>12}" for v in e.params.values()
-        )
-        acc = e.metrics.get("accuracy")
-        acc_text = f"{acc:>8.4f}" if isinstance(acc, float) else f"{'':>8}"
-        acc_text = f"  {acc_text}" if with_acc else ""
-        lines.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}{acc_text}  {e.trial_number:>5}")
-    t = result.test
-    known = [k for k in ("accuracy", "sensitivity", "specificity", "mcc") if k in t]
-    # a trainer's own metrics (a regression's mse) where it returns none of the thesis's
-    names = known or [k for k in t if k not in ("time", "confusion_matrix")]
-    shown = (
-        "  ".join(
-            f"{k} {t[k]:.4g}" if k not in known else f"{k} {t[k]:.4f}"
-            for k in names
-            if isinstance(t.get(k), float)
-        )
-        or "no metrics (evaluate(state, 'test') returned none)"
-    )
-    if result.mode == "per-epoch" and result.final_epochs != result.epochs:
-        lines.append(
-            f"final model: epoch {result.final_epochs} of {result.epochs} (its adopted state "
-            f"is the peak of the validation curve; --final-model last tests epoch "
-            f"{result.epochs}'s)"
-        )
-    if result.mode == "per-epoch" and len(result.averaged_epochs) > 1:
-        lines.append(
-            f"final model: the average of its lineage's states of epochs "
-            f"{epoch_ranges(result.averaged_epochs)} (--final-model last tests the last state)"
-        )
-    lines.append(f"test: {shown}")
-    done = result.trials_trained + result.trials_reused
-    lines.append(
-        f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); "
-        f"compute "
-        f"{result.compute_time:.1f} s over the run; this call: {result.new_trials} new trials, "
-        f"wall "
-        f"{result.wall_time:.1f} s"
-    )
-    return "\n".join(lines)
-
-
 def _setup_logging() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_verbosity(logging.INFO)
@@ -735,7 +669,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
         if is_reported_failure(err):  # a trainer's error: its traceback (cli_exit_status)
             raise
         tune_parser.error(_one_line(err, where=_writing(args, run_dir)))
-    print(_summary(result))
+    print(summary_text(result, cli=True))
     print(f"result: {Path(result.run_dir) / 'result.json'}")
     if args.report:
         try:

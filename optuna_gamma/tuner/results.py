@@ -1,7 +1,10 @@
-"""Result records of the tuner, saved as ``run_dir/result.json``."""
+"""Result records of the tuner, saved as ``run_dir/result.json``, and their text form
+(``print(result)``: :func:`summary_text`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -12,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from optuna_gamma.tuner.persistence.runfiles import atomic_write_json
+from optuna_gamma.tuner.policies.lineage import branches_off
 
 
-__all__ = ["PerEpochResult", "ScheduleEntry", "WholeResult", "load_result"]
+__all__ = [
+    "PerEpochResult",
+    "ScheduleEntry",
+    "WholeResult",
+    "epoch_ranges",
+    "load_result",
+    "summary_text",
+]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,13 @@ class _Common:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def __str__(self) -> str:
+        """The final model's schedule, test metrics, trials and compute, in a few lines
+        (:func:`summary_text`); ``repr`` has every
+        field."""
+        assert isinstance(self, (PerEpochResult, WholeResult))
+        return summary_text(self)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         atomic_write_json(self.to_dict(), path)
@@ -226,3 +244,100 @@ def _result(data: dict[str, Any]) -> PerEpochResult | WholeResult:
         data["schedule"]
     )
     return PerEpochResult(**data)
+
+
+#: Test metrics shown first (with four decimals) where the trainer returns them.
+_KNOWN = ("accuracy", "sensitivity", "specificity", "mcc")
+
+
+def summary_text(result: PerEpochResult | WholeResult, *, cli: bool = False) -> str:
+    """The result as a reader wants it first: the final model's schedule (one row per epoch:
+    its settings, objective value, validation accuracy and trial; whole mode: the best
+    training), the test metrics, the trials and the compute. ``print(result)`` shows it; the
+    command line prints it at the end of a run (``cli=True``: the other final model is named
+    as the flag ``--final-model last`` instead of ``final_model="last"``)."""
+    lines: list[str] = []
+    if isinstance(result, PerEpochResult):
+        entries = result.schedule
+        adopted = [e.trial_number for e in result.adopted]
+        if branches_off([e.trial_number for e in entries], adopted):
+            lines.append(
+                "the final model's schedule (its lineage; the best state of each epoch, which "
+                "can descend from another, is result.json's 'adopted'):"
+            )
+    else:
+        entries = [result.best] if result.best is not None else []
+    lines += _table(entries, str(result.objective))
+    if isinstance(result, PerEpochResult):
+        lines += _final_model(result, "--final-model last" if cli else 'final_model="last"')
+    lines.append(f"test: {_test(result.test)}")
+    done = result.trials_trained + result.trials_reused
+    lines.append(
+        f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); "
+        f"compute {result.compute_time:.1f} s over the run; this call: {result.new_trials} "
+        f"new trials, wall {result.wall_time:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def _table(entries: Sequence[ScheduleEntry], objective: str) -> list[str]:
+    """A header and one row per entry: its settings, objective value, validation accuracy
+    (where the trainer gives one and the objective is not it) and trial number."""
+    keys = list(entries[0].params) if entries else []
+    with_acc = objective != "accuracy" and any("accuracy" in e.metrics for e in entries)
+    rows = [
+        f"{'epoch':>5}  "
+        + "  ".join(f"{k:>12}" for k in keys)
+        + f"  {objective:>10}"
+        + (f"  {'val acc':>8}" if with_acc else "")
+        + f"  {'trial':>5}"
+    ]
+    for e in entries:
+        vals = "  ".join(
+            f"{v:>12.4g}" if isinstance(v, float) else f"{v!s:>12}" for v in e.params.values()
+        )
+        acc = e.metrics.get("accuracy")
+        acc_text = f"{acc:>8.4f}" if isinstance(acc, float) else f"{'':>8}"
+        acc_text = f"  {acc_text}" if with_acc else ""
+        rows.append(f"{e.epoch:>5}  {vals}  {e.value:>10.4f}{acc_text}  {e.trial_number:>5}")
+    return rows
+
+
+def _final_model(result: PerEpochResult, last: str) -> list[str]:
+    """What the final model is, where it is not the last adopted state."""
+    lines = []
+    if result.final_epochs != result.epochs:
+        lines.append(
+            f"final model: epoch {result.final_epochs} of {result.epochs} (its adopted state "
+            f"is the peak of the validation curve; {last} tests epoch {result.epochs}'s)"
+        )
+    if len(result.averaged_epochs) > 1:
+        lines.append(
+            f"final model: the average of its lineage's states of epochs "
+            f"{epoch_ranges(result.averaged_epochs)} ({last} tests the last state)"
+        )
+    return lines
+
+
+def _test(test: Mapping[str, Any]) -> str:
+    """The test metrics: the thesis's where the trainer returns them, else its own (a
+    regression's mse)."""
+    known = [k for k in _KNOWN if k in test]
+    names = known or [k for k in test if k not in ("time", "confusion_matrix")]
+    shown = "  ".join(
+        f"{k} {test[k]:.4f}" if k in known else f"{k} {test[k]:.4g}"
+        for k in names
+        if isinstance(test.get(k), float)
+    )
+    return shown or "no metrics (evaluate(state, 'test') returned none)"
+
+
+def epoch_ranges(epochs: Sequence[int]) -> str:
+    """Increasing epochs as runs: ``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][1] + 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)

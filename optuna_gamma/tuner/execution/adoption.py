@@ -34,6 +34,7 @@ from optuna_gamma.tuner.persistence.states import StateUnavailableError
 from optuna_gamma.tuner.policies import Member
 from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.policies import RunContext
+from optuna_gamma.tuner.results import epoch_ranges
 from optuna_gamma.tuner.search.objectives import Objective
 from optuna_gamma.tuner.search.space import ParamSpace
 
@@ -103,17 +104,6 @@ def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         and "state" in t.user_attrs
         and t.value is not None
     ]
-
-
-def epoch_ranges(epochs: Sequence[int]) -> str:
-    """Increasing epochs as runs: ``[1, 2, 3, 7, 9, 10]`` -> ``"1-3, 7, 9-10"``."""
-    runs: list[list[int]] = []
-    for e in epochs:
-        if runs and e == runs[-1][1] + 1:
-            runs[-1][1] = e
-        else:
-            runs.append([e, e])
-    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
 
 class _AdoptedElsewhere(Exception):

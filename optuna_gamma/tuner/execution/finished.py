@@ -138,9 +138,9 @@ def finish_per_epoch(
     although the validation curve has a clear peak (``final_model="best"`` would return it
     without training again)."""
     from optuna_gamma.tuner._logging import get_logger
-    from optuna_gamma.tuner.execution.adoption import epoch_ranges
     from optuna_gamma.tuner.policies.lineage import carried_records
     from optuna_gamma.tuner.policies.lineage import lineage
+    from optuna_gamma.tuner.results import epoch_ranges
 
     logger = get_logger(__name__)
     adopted = [s.user_attrs["adopted"] for s in studies]
