@@ -7,6 +7,7 @@ and sampler plumbing, logging and progress.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -333,6 +334,9 @@ def test_per_epoch_gamma_and_grid_share_one_storage(digits, tmp_path: Path) -> N
         assert [row.split()[0] for row in shown[1:3]] == ["1", "2"]
         assert shown[3].startswith(f"test: accuracy {res.test['accuracy']:.4f}  sensitivity ")
         assert shown[4].startswith("trials: 8 (8 trained, 0 reused)") and len(shown) == 5
+        assert "; this call: 8 new trials, wall " in shown[4]
+        again = str(dataclasses.replace(res, new_trials=1)).splitlines()[4]
+        assert "; this call: 1 new trial, wall " in again
         assert repr(res).startswith("PerEpochResult(run=")  # every field
         store = _store(res)
         for entry in res.schedule:

@@ -22,6 +22,7 @@ __all__ = [
     "PerEpochResult",
     "ScheduleEntry",
     "WholeResult",
+    "count",
     "epoch_ranges",
     "load_result",
     "summary_text",
@@ -87,8 +88,7 @@ class _Common:
 
     def __str__(self) -> str:
         """The final model's schedule, test metrics, trials and compute, in a few lines
-        (:func:`summary_text`); ``repr`` has every
-        field."""
+        (:func:`summary_text`); ``repr`` has every field."""
         assert isinstance(self, (PerEpochResult, WholeResult))
         return summary_text(self)
 
@@ -274,8 +274,8 @@ def summary_text(result: PerEpochResult | WholeResult, *, cli: bool = False) -> 
     done = result.trials_trained + result.trials_reused
     lines.append(
         f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); "
-        f"compute {result.compute_time:.1f} s over the run; this call: {result.new_trials} "
-        f"new trials, wall {result.wall_time:.1f} s"
+        f"compute {result.compute_time:.1f} s over the run; this call: "
+        f"{count(result.new_trials, 'new trial')}, wall {result.wall_time:.1f} s"
     )
     return "\n".join(lines)
 
@@ -341,3 +341,8 @@ def epoch_ranges(epochs: Sequence[int]) -> str:
         else:
             runs.append([e, e])
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless ``n`` is 1: ``"1 new trial"``, ``"8 new trials"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")

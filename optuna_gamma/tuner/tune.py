@@ -34,6 +34,7 @@ from optuna_gamma.tuner.execution.runtime import storage_errors
 from optuna_gamma.tuner.execution.session import tuner_call
 from optuna_gamma.tuner.persistence.runfiles import crash_point
 from optuna_gamma.tuner.policies.thesis import ThesisPolicy
+from optuna_gamma.tuner.results import count
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
@@ -420,16 +421,12 @@ def _common(
     )
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _summary_line(result: PerEpochResult | WholeResult) -> str:
     done = result.trials_trained + result.trials_reused
     if result.new_trials == 0:
         this_call = f"this call: nothing left to train ({result.wall_time:.1f} s)"
     else:
-        new = _count(result.new_trials, "new trial")
+        new = count(result.new_trials, "new trial")
         this_call = f"this call: {new} in {result.wall_time:.1f} s wall"
     # the test accuracy; a trainer without one (a regression): its own metrics, three at most
     test = result.test
@@ -438,7 +435,7 @@ def _summary_line(result: PerEpochResult | WholeResult) -> str:
     else:
         shown = [f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)]
     return (
-        f"run {result.run!r} done: {_count(done, 'trial')} ({result.trials_trained} trained, "
+        f"run {result.run!r} done: {count(done, 'trial')} ({result.trials_trained} trained, "
         f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "
         f"{this_call}" + (f"; test {', '.join(shown[:3])}" if shown else "")
     )
