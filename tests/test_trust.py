@@ -900,5 +900,24 @@ def test_load_result_reads_a_run_directory_and_refuses_what_is_not_a_result(
         (bad / "result.json").write_bytes(text)
         with pytest.raises(ValueError, match=r"bad/result\.json' is not a result file.*" + why):
             load_result(bad)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"no result at .*nothing/result\.json'"):
         load_result(tmp_path / "nothing" / "result.json")
+    # A run directory without the file is a run that has not finished (file or folder given).
+    (run_dir / "result.json").unlink()
+    for given in (run_dir, run_dir / "result.json"):
+        with pytest.raises(FileNotFoundError, match=r"'.*/r' holds no result.json: the run has"):
+            load_result(given)
+
+
+def test_load_result_names_the_default_run_directory_of_a_run_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_result("mnist")`` (a run name, not a path) says where a run of that name is."""
+    from optuna_gamma.tuner import load_result
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"^no result at 'mnist': pass the run's dir\S* "):
+        load_result("mnist")
+    (tmp_path / "runs" / "mnist").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"a run named 'mnist' is in 'runs/mnist'"):
+        load_result("mnist")

@@ -189,13 +189,17 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
     be the final model's lineage; calling the finished run again rewrites the file with it).
 
     Raises:
-        FileNotFoundError: No such file (a run writes it when it finishes).
+        FileNotFoundError: No such file (a run writes it when it finishes); the message says
+            whether the run directory exists (an unfinished run) or where a run of that name
+            would be (``runs/<run>``).
         ValueError: The file is not a result of this library (not JSON, not an object, a
             missing or unknown field, an entry that is not an object); it is never executed.
     """
     file = Path(path)
     if file.is_dir():
         file = file / "result.json"
+    if not file.is_file():
+        raise FileNotFoundError(_missing(Path(path), file))
     try:
         data = json.loads(file.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -208,6 +212,20 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
         why = f"no {err}" if isinstance(err, KeyError) else str(err)
         raise ValueError(f"{str(file)!r} is not a result file of this version: {why}") from err
     return _moved(result, file.parent)
+
+
+def _missing(path: Path, file: Path) -> str:
+    """Why :func:`load_result` found no result at ``path`` (``file``: where it looked)."""
+    if file.name == "result.json" and file.parent.is_dir():
+        return (
+            f"{str(file.parent)!r} holds no result.json: the run has not finished (a run writes "
+            "it at its end; calling the run again resumes and finishes it)"
+        )
+    message = f"no result at {str(path)!r}: pass the run's directory or its result.json"
+    default = Path("runs") / path
+    if not path.is_absolute() and len(path.parts) == 1 and default.is_dir():
+        message += f" (a run named {path.name!r} is in {str(default)!r}, the default run_dir)"
+    return message
 
 
 def _moved(result: PerEpochResult | WholeResult, folder: Path) -> PerEpochResult | WholeResult:
