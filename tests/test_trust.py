@@ -902,10 +902,10 @@ def test_load_result_reads_a_run_directory_and_refuses_what_is_not_a_result(
             load_result(bad)
     with pytest.raises(FileNotFoundError, match=r"no result at .*nothing/result\.json'"):
         load_result(tmp_path / "nothing" / "result.json")
-    # A run directory without the file is a run that has not finished (file or folder given).
+    # A run directory without the file: a run that has not finished (file or folder given).
     (run_dir / "result.json").unlink()
     for given in (run_dir, run_dir / "result.json"):
-        with pytest.raises(FileNotFoundError, match=r"'.*/r' holds no result.json: the run has"):
+        with pytest.raises(FileNotFoundError, match=r"'.*/r' holds no result.json: a run wr"):
             load_result(given)
 
 

@@ -218,8 +218,8 @@ def _missing(path: Path, file: Path) -> str:
     """Why :func:`load_result` found no result at ``path`` (``file``: where it looked)."""
     if file.name == "result.json" and file.parent.is_dir():
         return (
-            f"{str(file.parent)!r} holds no result.json: the run has not finished (a run writes "
-            "it at its end; calling the run again resumes and finishes it)"
+            f"{str(file.parent)!r} holds no result.json: a run writes it when it finishes (if "
+            "this is the run's directory, calling the run again resumes and finishes it)"
         )
     message = f"no result at {str(path)!r}: pass the run's directory or its result.json"
     default = Path("runs") / path
