@@ -219,3 +219,44 @@ def test_a_policy_of_the_users_that_plans_less_than_its_budget_is_said_so(
     assert said == [
         "budget=5: the policy Pairs plans 4 training epochs over 2 epochs, so 1 is left unspent"
     ]
+
+
+_OWN_LOGGING = r"""
+import logging
+
+import optuna
+import optuna_gamma.tuner as tuner
+from optuna_gamma import GammaBOSampler
+
+mine = []
+
+
+class Keep(logging.Handler):
+    def emit(self, record):
+        mine.append(record.getMessage())
+
+
+logging.getLogger().addHandler(Keep())
+logging.getLogger("optuna_gamma.tuner.tune").info("before")
+tuner.disable_default_handler()
+logging.getLogger("optuna_gamma.tuner.tune").info("after")
+logging.getLogger("optuna_gamma.samplers._gamma_bo").warning("sampler")
+print(mine)
+"""
+
+
+def test_disable_default_handler_hands_the_records_to_the_users_logging(tmp_path: Path) -> None:
+    """``optuna_gamma.tuner.disable_default_handler()`` (public, as Optuna's namesake): the
+    library's records, the sampler's warnings included, reach the user's own root handler and no
+    longer the library's stderr handler; before it they go to stderr only."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "own_logging.py"
+    script.write_text(_OWN_LOGGING)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "['after', 'sampler']", proc.stdout
+    assert "before" in proc.stderr and "after" not in proc.stderr, proc.stderr
+    assert "sampler" not in proc.stderr, proc.stderr

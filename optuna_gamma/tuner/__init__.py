@@ -11,6 +11,7 @@ Importing this package imports neither torch nor the datasets; they load when us
 
 from __future__ import annotations
 
+from optuna_gamma.tuner._logging import disable_default_handler
 from optuna_gamma.tuner._logging import set_verbosity
 from optuna_gamma.tuner.builtin.trainer import ThesisTrainer
 from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
@@ -58,6 +59,7 @@ __all__ = [
     "WholeResult",
     "apply_hyperparameters",
     "build_report",
+    "disable_default_handler",
     "get_storage",
     "load_state",
     "load_result",

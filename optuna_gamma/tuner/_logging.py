@@ -82,7 +82,10 @@ def quiet_reported_trial_failures() -> None:
 
 
 def disable_default_handler() -> None:
-    """Remove the default stderr handler (let records propagate to your own configuration)."""
+    """Remove the default stderr handler and let records propagate to your own configuration
+    (``logging.basicConfig``, a file handler on the root logger), as
+    ``optuna.logging.disable_default_handler`` plus ``enable_propagation`` do for Optuna's.
+    :func:`set_verbosity` still sets which records leave the ``optuna_gamma`` logger."""
     _configure()
     root = logging.getLogger(_LIBRARY)
     assert _default_handler is not None
