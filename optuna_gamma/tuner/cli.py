@@ -57,6 +57,7 @@ from optuna_gamma.tuner.execution.failures import is_reported_failure
 from optuna_gamma.tuner.execution.worker_setup import worker_setup
 from optuna_gamma.tuner.execution.workers import run_worker
 from optuna_gamma.tuner.frontend import cli_flag
+from optuna_gamma.tuner.persistence.runfiles import default_run_dir
 from optuna_gamma.tuner.persistence.storage import dashboard_command
 from optuna_gamma.tuner.persistence.storage import mask_url
 from optuna_gamma.tuner.persistence.storage import open_storage
@@ -645,7 +646,7 @@ def _tune(parser: _Parser, args: argparse.Namespace) -> int:
 
     sampler = str(config.sampler)  # its canonical name
     run = args.run or re.sub(r"[^A-Za-z0-9_.:=-]", "_", f"{label}-{sampler}-s{args.seed}")
-    run_dir = args.run_dir or os.path.join("runs", run)
+    run_dir = args.run_dir or str(default_run_dir(run))
     _setup_logging()
 
     try:

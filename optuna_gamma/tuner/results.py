@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna_gamma.tuner.persistence.runfiles import atomic_write_json
+from optuna_gamma.tuner.persistence.runfiles import default_run_dir
 from optuna_gamma.tuner.policies.lineage import branches_off
 
 
@@ -190,8 +191,8 @@ def load_result(path: str | os.PathLike[str]) -> PerEpochResult | WholeResult:
 
     Raises:
         FileNotFoundError: No such file (a run writes it when it finishes); the message says
-            whether the run directory exists (an unfinished run) or where a run of that name
-            would be (``runs/<run>``).
+            whether the folder exists, or where the run of that name is (``runs/<run>``) when
+            ``path`` is a run's name.
         ValueError: The file is not a result of this library (not JSON, not an object, a
             missing or unknown field, an entry that is not an object); it is never executed.
     """
@@ -222,7 +223,7 @@ def _missing(path: Path, file: Path) -> str:
             "this is the run's directory, calling the run again resumes and finishes it)"
         )
     message = f"no result at {str(path)!r}: pass the run's directory or its result.json"
-    default = Path("runs") / path
+    default = default_run_dir(str(path))
     if not path.is_absolute() and len(path.parts) == 1 and default.is_dir():
         message += f" (a run named {path.name!r} is in {str(default)!r}, the default run_dir)"
     return message

@@ -43,7 +43,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Sequence
 import contextlib
-from pathlib import Path
 from typing import Any
 from typing import TYPE_CHECKING
 
@@ -78,6 +77,7 @@ from optuna_gamma.tuner.persistence.identity import prepare_run
 from optuna_gamma.tuner.persistence.identity import resolve_run_name
 from optuna_gamma.tuner.persistence.identity import sampler_code
 from optuna_gamma.tuner.persistence.runfiles import crash_point
+from optuna_gamma.tuner.persistence.runfiles import default_run_dir
 from optuna_gamma.tuner.persistence.runfiles import run_lock
 from optuna_gamma.tuner.persistence.runfiles import RunPaths
 from optuna_gamma.tuner.persistence.states import open_artifact_store
@@ -204,7 +204,7 @@ class Engine:
         self.run_plan = self.policy.plan
         self.config = config = resolve_run_name(config, self)
         self.paths = RunPaths(
-            config.run_dir if config.run_dir is not None else Path("runs") / str(config.run)
+            config.run_dir if config.run_dir is not None else default_run_dir(str(config.run))
         )
         self.storage: Any = None
         self.storage_text = ""

@@ -42,9 +42,16 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "crash_point",
+    "default_run_dir",
     "derive_seed",
     "run_lock",
 ]
+
+
+def default_run_dir(run: str) -> Path:
+    """The run directory of run ``run`` when none is given: ``runs/<run>`` (relative to the
+    working directory)."""
+    return Path("runs") / run
 
 
 def derive_seed(seed: int, *keys: int | str) -> int:
