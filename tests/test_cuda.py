@@ -56,7 +56,10 @@ def _stored_states_are_on_the_cpu(result) -> int:
     """Every state the run stored holds CPU tensors only; returns how many states there are."""
     store, _ = open_artifact_store(result.artifacts, Path(result.run_dir) / "artifacts")
     states = StateStore(store)
-    ids = [p.name for p in Path(result.artifacts).iterdir()]
+    marker = optuna.load_study(
+        study_name=f"{result.run}/epoch-001", storage=get_storage(result.storage)
+    ).user_attrs["artifact_store"]["id"]
+    ids = [p.name for p in Path(result.artifacts).iterdir() if p.name != marker]
     for state_id in ids:
         snapshot = states.load(state_id)
         tensors = _tensors(snapshot)

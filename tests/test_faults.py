@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -164,6 +165,28 @@ def test_truncated_or_missing_adopted_and_initial_states_are_recomputed(
         (e.params, e.value) for e in reference.schedule
     ]
     assert three.test == reference.test
+
+
+def test_a_run_resumed_on_an_emptied_store_says_so_once_and_finishes_the_same(
+    digits, tmp_path: Path, caplog
+) -> None:
+    reference = tune_per_epoch(digits, None, _cfg(tmp_path, "ref", epochs=2))
+    one = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=1))
+    storage = get_storage(one.storage)
+    old = optuna.load_study(study_name="f/epoch-001", storage=storage).user_attrs
+    assert (Path(one.artifacts) / old["artifact_store"]["id"]).is_file()
+    shutil.rmtree(one.artifacts)  # the store is lost (a cleaned folder, another disk)
+    with caplog.at_level("WARNING", logger="optuna_gamma"):
+        two = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))
+    said = [r.getMessage() for r in caplog.records if "does not hold run 'f'" in r.getMessage()]
+    assert len(said) == 1 and "recomputed" in said[0], said
+    new = optuna.load_study(study_name="f/epoch-001", storage=storage).user_attrs
+    assert new["artifact_store"]["id"] != old["artifact_store"]["id"]
+    assert (Path(two.artifacts) / new["artifact_store"]["id"]).is_file()  # marked again
+    assert [(e.params, e.value) for e in two.schedule] == [
+        (e.params, e.value) for e in reference.schedule
+    ]
+    assert two.test == reference.test
 
 
 @pytest.mark.slow

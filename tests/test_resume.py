@@ -268,4 +268,4 @@ def test_kill_and_resume_gives_identical_run(
         assert last["adopted"]["why"].startswith("best posterior mean of 4 trials")
         means = [m["posterior_mean"] for m in last["population"]]
         assert means == sorted(means, reverse=True)
-    assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 1
+    assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 2  # initial, marker

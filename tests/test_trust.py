@@ -179,6 +179,41 @@ def test_a_worker_writes_only_where_its_own_command_line_says(
     assert not (tmp_path / "crafted").exists() and not (tmp_path / "elsewhere").exists()
 
 
+def test_a_store_is_known_by_its_marker_wherever_it_is_reached(tmp_path: Path) -> None:
+    import shutil
+
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_gamma.tuner.persistence.states import reach_artifact_store
+    from optuna_gamma.tuner.persistence.states import StateStore
+
+    def store(folder: Path) -> StateStore:
+        reached = reach_artifact_store(str(folder))
+        assert reached is not None
+        return StateStore(reached, str(folder))
+
+    (tmp_path / "a").mkdir()
+    record = StateStore(FileSystemArtifactStore(tmp_path / "a")).mark("r")
+    assert "training states of run 'r'" in (tmp_path / "a" / record["id"]).read_text()
+    shutil.copytree(tmp_path / "a", tmp_path / "mnt" / "b")  # the same files, another path
+    assert store(tmp_path / "a").holds(record, "r")
+    assert store(tmp_path / "mnt" / "b").holds(record, "r")
+    (tmp_path / "c").mkdir()
+    assert not store(tmp_path / "c").holds(record, "r")  # another store
+    (tmp_path / "a" / record["id"]).write_text("replaced")
+    assert not store(tmp_path / "a").holds(record, "r")
+    assert reach_artifact_store(str(tmp_path / "none")) is None
+    assert not (tmp_path / "none").exists()  # reaching creates nothing
+    for forged in (
+        "x",
+        {"id": record["id"]},
+        {"id": "../../etc/hostname", "sha256": record["sha256"]},
+        {"id": record["id"], "sha256": "not-hex"},
+    ):
+        with pytest.raises(ValueError, match="run 'r' has a malformed record"):
+            store(tmp_path / "c").holds(forged, "r")
+
+
 def test_a_worker_artifacts_url_matches_with_or_without_a_trailing_slash() -> None:
     from types import SimpleNamespace
 

@@ -412,8 +412,8 @@ def test_adopted_state_equals_independent_retraining(digits, tmp_path: Path, one
         )
     final = _store(res).load(res.final_state)
     assert _same(dict(model.state_dict()), final["model"])
-    # only the adopted states (and the initial one) are kept by default
-    assert len(list(Path(res.artifacts).iterdir())) == 3
+    # only the adopted states (and the initial one, and the store's marker) are kept by default
+    assert len(list(Path(res.artifacts).iterdir())) == 4
 
 
 def test_whole_training_mode(digits, tmp_path: Path, one_thread) -> None:

@@ -9,6 +9,7 @@ after every worker was killed and the workers were started again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -27,9 +28,12 @@ import pytest
 pytest.importorskip("torch")
 
 from optuna_gamma.tuner import get_storage  # noqa: E402
+from optuna_gamma.tuner import run_worker  # noqa: E402
+from optuna_gamma.tuner.execution.worker_setup import worker_setup  # noqa: E402
 
 
 RUN = ["--dataset", "digits", "--epochs", "3", "--trials", "4", "--no-progress"]
+MARKER = ("artifact_store", "id")  # the first study's record of the store's marker
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -306,7 +310,7 @@ def test_two_local_workers_with_an_s3_artifact_store(
     # epoch at once may each attach one, and both are listed and readable)
     st = get_storage(storage)
     first = optuna.load_study(study_name="s3/epoch-001", storage=st)
-    kept = {f"runs/s3/{first.user_attrs['start']['state']}"}
+    kept = {f"runs/s3/{first.user_attrs[k][i]}" for k, i in (("start", "state"), MARKER)}
     attached = set()
     for e in (1, 2, 3):
         study = optuna.load_study(study_name=f"s3/epoch-{e:03d}", storage=st)
@@ -324,6 +328,13 @@ def test_two_local_workers_with_an_s3_artifact_store(
         for k in s3_server:
             os.environ.pop(k, None)
     assert not (tmp_path / "run" / "artifacts").exists()
+    # a standalone worker finds the run's marker in the bucket (with or without the slash),
+    # not under another prefix
+    worker = ["worker", "--storage", storage, "--run", "s3", "--artifacts"]
+    proc = _cli(*worker, "s3://states/runs/s3/", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr[-2000:]
+    proc = _cli(*worker, "s3://states/runs/other", cwd=tmp_path, env=env)
+    assert proc.returncode == 2 and "no marker of the run there" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -393,6 +404,51 @@ def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> No
         and "no run 'other'" in proc.stderr
         and "runs there: ['done']" in proc.stderr
     )
+
+
+def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Path) -> None:
+    """The run's store reached by another path (a shared folder that a worker's machine mounts
+    elsewhere; here the folder moved while the run was down) is accepted; a folder at the run's
+    own path that is not the run's (a machine that does not share it) is refused before the
+    worker writes anything, and so is a path that does not exist."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    crash = _env(OPTUNA_GAMMA_CRASH_AT="after_tell:2")
+    head = ["tune", *RUN, "--run", "m", "--run-dir", "run", "--storage", db]
+    assert _cli(*head, cwd=tmp_path, env=crash).returncode == -signal.SIGKILL  # unfinished
+    shared, mounted = tmp_path / "run" / "artifacts", tmp_path / "mnt" / "states"
+    mounted.parent.mkdir()
+    shared.rename(mounted)
+    shared.mkdir()  # the run's path, on a machine that does not share the folder
+    worker = ["worker", "--storage", db, "--run", "m", "--artifacts"]
+    for given, why in ((shared, "no marker of the run there"), (tmp_path / "no", "no such")):
+        proc = _cli(*worker, str(given), cwd=tmp_path)
+        assert proc.returncode == 2 and "does not hold run 'm'" in proc.stderr, proc.stderr
+        assert why in proc.stderr and "mounted at any path" in proc.stderr
+    assert not list(shared.iterdir()) and not (tmp_path / "no").exists()
+    # a worker started from Python (run_worker) is refused the same way, before any trial
+    setup = worker_setup(
+        get_storage(db),
+        db,
+        run="m",
+        storage_arg=db,
+        trainer_ref=None,
+        artifacts=str(mounted),
+        data_root=None,
+        device="cpu",
+        threads=1,
+    )
+    elsewhere = dataclasses.replace(setup["config"], artifacts=str(shared))
+    with pytest.raises(ValueError, match="artifact store .* does not hold run 'm'"):
+        run_worker(setup["trainer"], setup["space"], elsewhere, setup["mode"])
+    assert not list(shared.iterdir())
+    proc = _cli(*worker, str(mounted), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert check_run(db, "m") == {"failed": 0, "reused": 0}  # the worker trained the rest
+    shared.rmdir()
+    mounted.rename(shared)  # the head's path to the same store: it finishes the run
+    proc = _cli(*head, cwd=tmp_path)
+    assert proc.returncode == 0 and "missing" not in proc.stderr, proc.stderr[-2000:]
+    _final_state_loads(json.loads((tmp_path / "run" / "result.json").read_text()))
 
 
 _MAIN_TRAINER = """

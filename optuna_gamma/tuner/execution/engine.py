@@ -340,7 +340,7 @@ class Engine:
         """Build the parts that run the studies (the storage and the state are open)."""
         cfg = self.config
         self.studies = RunStudies(
-            self.storage, str(cfg.run), self.mode, self.objective, self.run_plan, self.role
+            self.storage, str(cfg.run), self.mode, self.objective, self.run_plan, self.role, store
         )
         self.starts = StartStates(
             self.studies, store, self.training, self.objective, self.epochs_of

@@ -5,6 +5,13 @@ keeps the one study ``"{run}/whole"``. :meth:`RunStudies.open` creates a study o
 checks that it records the same run (:func:`~optuna_gamma.tuner.persistence.identity.
 check_same_run`); :meth:`RunStudies.count_complete` counts the run's complete trials (for the
 progress bar and a call's ``new_trials``).
+
+The run's first study also names its artifact store: whoever creates it writes a marker into
+its store and records it (:data:`~optuna_gamma.tuner.persistence.states.STORE_MARKER`); a
+process that opens it later checks that its own store holds that marker. A worker whose store
+does not is refused (its states would be written where the run never reads them); a resumed
+run whose store does not (an emptied or another folder) is warned that the states it needs are
+recomputed, and marks its store.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.execution.manifest import current_record
 from optuna_gamma.tuner.persistence.identity import check_same_plan
 from optuna_gamma.tuner.persistence.identity import check_same_run
+from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.persistence.states import STORE_MARKER
 from optuna_gamma.tuner.policies import RunPlan
 from optuna_gamma.tuner.search.objectives import Objective
 
@@ -39,10 +48,18 @@ class RunStudies:
         objective: The objective (its direction and metric name are the studies').
         plan: The run's plan (its epochs and trials per epoch).
         role: The process's role (a worker does not warn about another process's settings).
+        store: The process's state store (``None``: its marker is neither written nor checked).
     """
 
     def __init__(
-        self, storage: Any, run: str, mode: str, objective: Objective, plan: RunPlan, role: str
+        self,
+        storage: Any,
+        run: str,
+        mode: str,
+        objective: Objective,
+        plan: RunPlan,
+        role: str,
+        store: StateStore | None = None,
     ) -> None:
         self.storage = storage
         self.run = run
@@ -50,6 +67,8 @@ class RunStudies:
         self.objective = objective
         self.plan = plan
         self.role = role
+        self.store = store
+        self._store_checked = False
 
     def name(self, epoch: int) -> str:
         """The name of study ``epoch`` (``"{run}/whole"`` in whole mode)."""
@@ -82,10 +101,15 @@ class RunStudies:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([self.objective.metric_name])
-            study.set_user_attr("config", record)
+            if name == self.name(1) and self.store is not None:  # before the config: a worker
+                study.set_user_attr(STORE_MARKER, self.store.mark(self.run))  # finds both
+                self._store_checked = True
+            study.set_user_attr("config", self._with_run_paths(name, record))
             return study
         check_same_run(name, old, record, worker=self.role == "worker")
         check_same_plan(name, old, record)
+        if name == self.name(1):
+            self._check_store(study, old.get("artifacts"))
         for key in ("num_threads", "device"):
             if old.get(key) != record.get(key) and self.role != "worker":
                 _logger.warning(
@@ -93,6 +117,48 @@ class RunStudies:
                     f"{record.get(key)!r}: results may differ from an uninterrupted run"
                 )
         return study
+
+    def _with_run_paths(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` for a new study: a worker's records the run's own paths (its first
+        study's ``run_dir`` and ``artifacts``, which a resumed driver compares), not those by
+        which the worker's machine reaches them."""
+        if self.role != "worker" or name == self.name(1) or self.name(1) not in self.names():
+            return record
+        first = self.load(1).user_attrs.get("config")
+        if not isinstance(first, Mapping):
+            return record
+        return {**record, **{k: first[k] for k in ("run_dir", "artifacts") if k in first}}
+
+    def _check_store(self, study: optuna.Study, recorded: Any) -> None:
+        """This process's store holds the marker the run's first study records (module
+        docstring); a run recorded without one (an earlier version) is marked by its driver.
+
+        Raises:
+            ValueError: A worker's store does not hold the marker, or a malformed record.
+        """
+        if self.store is None or self._store_checked:
+            return
+        marker = study.user_attrs.get(STORE_MARKER)
+        if marker is not None and self.store.holds(marker, self.run):
+            self._store_checked = True
+            return
+        if self.role == "worker":
+            if marker is None:  # a run from before markers: nothing to compare with
+                return
+            raise ValueError(
+                f"this worker's artifact store {self.store.where!r} does not hold run "
+                f"{self.run!r}'s training states (they are in {recorded!r}): give every "
+                "worker the run's store, a folder shared with the run's machine (mounted at "
+                "any path) or the same s3://bucket/prefix"
+            )
+        if marker is not None:
+            _logger.warning(
+                f"the artifact store {self.store.where!r} does not hold run {self.run!r}'s "
+                f"training states (they were in {recorded!r}): a state the run needs is "
+                "recomputed from its start (the initial state from the seed), with a warning"
+            )
+        study.set_user_attr(STORE_MARKER, self.store.mark(self.run))
+        self._store_checked = True
 
     def count_complete(self) -> int:
         """Complete trials of this run's studies that exist so far (at most each epoch's

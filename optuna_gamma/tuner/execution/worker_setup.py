@@ -10,9 +10,13 @@ code on its workers or make them write elsewhere. So a standalone worker takes
   search space as Optuna distributions, trial counts, seeds, the built-in trainer's dataset and
   model names), every one validated like user input.
 
-What the storage records about the trainer and the artifact store is only compared with the
-worker's own values; a difference is a :class:`ValueError` (the CLI prints one line and exits
-2) before anything is imported or written. A journal file has no heartbeat, so a worker that
+What the storage records about the trainer is only compared with the worker's own value, and
+the worker's own artifact store must hold the marker the run's first study names (a file the
+run wrote there, :meth:`~optuna_gamma.tuner.persistence.states.StateStore.mark`): the same
+store reached by another path, a shared folder mounted elsewhere, is accepted; another store,
+a local folder at the same path on a machine that does not share it, is not. A difference is a
+:class:`ValueError` (the CLI prints one line and exits 2) before anything is imported or
+written. A journal file has no heartbeat, so a worker that
 died there would hold its trial for ever: standalone workers need an RDB storage.
 """
 
@@ -28,6 +32,9 @@ from optuna.distributions import json_to_distribution
 
 from optuna_gamma.tuner.builtin import ThesisTrainer
 from optuna_gamma.tuner.execution.manifest import RunManifest
+from optuna_gamma.tuner.persistence.states import reach_artifact_store
+from optuna_gamma.tuner.persistence.states import StateStore
+from optuna_gamma.tuner.persistence.states import STORE_MARKER
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
@@ -68,9 +75,10 @@ def require_heartbeat_storage(storage: Any, shown: str) -> None:
         )
 
 
-def read_manifest(storage: Any, run: str, shown: str) -> RunManifest:
+def read_manifest(storage: Any, run: str, shown: str) -> tuple[RunManifest, Any]:
     """The run's settings as its first study recorded them (untrusted data, checked by
-    :meth:`RunManifest.from_record`).
+    :meth:`RunManifest.from_record`), and its artifact store's marker record (``None`` for a
+    run recorded before markers).
 
     Raises:
         ValueError: No such run, or a missing or malformed record.
@@ -80,10 +88,11 @@ def read_manifest(storage: Any, run: str, shown: str) -> RunManifest:
     }
     for name in (f"{run}/epoch-001", f"{run}/whole"):
         if name in names:
-            config = optuna.load_study(study_name=name, storage=storage).user_attrs.get("config")
+            attrs = optuna.load_study(study_name=name, storage=storage).user_attrs
+            config = attrs.get("config")
             if isinstance(config, Mapping):
                 try:
-                    return RunManifest.from_record(config)
+                    return RunManifest.from_record(config), attrs.get(STORE_MARKER)
                 except (TypeError, ValueError) as err:
                     raise ValueError(
                         f"run {run!r} has a malformed record in its storage ({err})"
@@ -136,11 +145,14 @@ def worker_trainer(
     )
 
 
-def worker_artifacts(manifest: RunManifest, run: str, given: str | None) -> str:
-    """The worker's own ``--artifacts``, checked against the run's record.
+def worker_artifacts(
+    manifest: RunManifest, run: str, given: str | None, marker: Any = None
+) -> str:
+    """The worker's own ``--artifacts``, checked against the run's record: it must hold the
+    run's ``marker`` (module docstring); a run recorded without one must record this path.
 
     Raises:
-        ValueError: Not given, or naming another store than the run records.
+        ValueError: Not given, or another store than the run's.
     """
     recorded = manifest.artifacts
     if given is None:
@@ -150,6 +162,16 @@ def worker_artifacts(manifest: RunManifest, run: str, given: str | None) -> str:
         )
     # s3://bucket/prefix and s3://bucket/prefix/ are one store (the prefix is stripped of "/")
     mine = given.rstrip("/") if "://" in given else str(Path(given).expanduser().resolve())
+    if marker is not None:
+        store = reach_artifact_store(given)
+        if store is not None and StateStore(store, mine).holds(marker, run):
+            return given
+        why = "no such folder on this machine" if store is None else "no marker of the run there"
+        raise ValueError(
+            f"this worker's --artifacts {mine!r} does not hold run {run!r}'s training states "
+            f"({why}; the run keeps them in {recorded!r}): give the run's store, a folder "
+            "shared with the run's machine (mounted at any path) or the same s3://bucket/prefix"
+        )
     if isinstance(recorded, str) and ("://" in recorded or recorded.startswith("/")):
         theirs = recorded.rstrip("/") if "://" in recorded else recorded
     else:
@@ -180,8 +202,8 @@ def worker_setup(
         ValueError: Any refused or malformed value, before anything is imported or written.
     """
     require_heartbeat_storage(storage, shown)
-    manifest = read_manifest(storage, run, shown)
-    where = worker_artifacts(manifest, run, artifacts)
+    manifest, marker = read_manifest(storage, run, shown)
+    where = worker_artifacts(manifest, run, artifacts, marker)
     try:
         sp = manifest.space
         space = {

@@ -40,6 +40,7 @@ from optuna.artifacts import get_all_artifact_meta
 
 from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.persistence.states import check_artifact_id
+from optuna_gamma.tuner.persistence.states import STORE_MARKER
 
 
 if TYPE_CHECKING:
@@ -398,9 +399,9 @@ def delete_run(storage: Any, store: StateStore, run: str, result_path: Any = Non
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         ids = {m.artifact_id for m in get_all_artifact_meta(study)}
-        for rec in ("start", "adopted"):
-            if isinstance(study.user_attrs.get(rec), Mapping) and "state" in study.user_attrs[rec]:
-                ids.add(study.user_attrs[rec]["state"])
+        for rec, key in (("start", "state"), ("adopted", "state"), (STORE_MARKER, "id")):
+            if isinstance(study.user_attrs.get(rec), Mapping) and key in study.user_attrs[rec]:
+                ids.add(study.user_attrs[rec][key])
         for t in study.get_trials(deepcopy=False):
             ids |= {m.artifact_id for m in get_all_artifact_meta(t, storage=storage)}
             if "state" in t.user_attrs:

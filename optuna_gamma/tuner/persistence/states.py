@@ -50,15 +50,22 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "STORE_MARKER",
     "StateStore",
     "StateUnavailableError",
     "check_artifact_id",
     "open_artifact_store",
+    "reach_artifact_store",
 ]
 
 _FORMAT = "optuna-gamma/training-state"
 _VERSION = 2
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+#: The user attribute of a run's first study that names its artifact store's marker
+#: (:meth:`StateStore.mark`): ``{"id": <artifact id>, "sha256": <digest of the file>}``.
+STORE_MARKER = "artifact_store"
 
 
 class StateUnavailableError(RuntimeError):
@@ -126,6 +133,17 @@ def open_artifact_store(location: Any, default_dir: Path) -> tuple[ArtifactStore
     )
 
 
+def reach_artifact_store(location: str) -> ArtifactStore | None:
+    """The artifact store at ``location`` (a directory path or ``s3://bucket/prefix``) as it is,
+    creating and writing nothing: ``None`` where the directory does not exist on this machine.
+    A worker reads its run's marker there (:meth:`StateStore.holds`) before it writes anything.
+    """
+    if location.startswith("s3://"):
+        return _open_s3(location, probe=False)[0]
+    folder = Path(location).expanduser().resolve()
+    return FileSystemArtifactStore(folder) if folder.is_dir() else None
+
+
 class PrefixedArtifactStore:
     """Another artifact store with every artifact id prefixed (``prefix/<id>`` keys in a
     bucket)."""
@@ -144,7 +162,7 @@ class PrefixedArtifactStore:
         self.inner.remove(self.prefix + artifact_id)
 
 
-def _open_s3(location: str) -> tuple[ArtifactStore, str]:
+def _open_s3(location: str, probe: bool = True) -> tuple[ArtifactStore, str]:
     bucket, _, prefix = location[len("s3://") :].partition("/")
     if not bucket:
         raise ValueError(f"artifact location {location!r}: expected s3://bucket/prefix")
@@ -158,6 +176,8 @@ def _open_s3(location: str) -> tuple[ArtifactStore, str]:
         ) from err
 
     store = PrefixedArtifactStore(Boto3ArtifactStore(bucket, client=boto3.client("s3")), prefix)
+    if not probe:
+        return store, location
     try:  # a write probe, before any trial
         store.write(".write-check", io.BytesIO(b"ok\n"))
         store.remove(".write-check")
@@ -327,6 +347,53 @@ class StateStore:
                 ids.add(t.user_attrs["state"])
             for artifact_id in sorted(ids - set(keep)):
                 self.remove(check_artifact_id(artifact_id, where=f"trial {t.number}"))
+
+    def mark(self, run: str) -> dict[str, str]:
+        """Write this store's marker for ``run`` and return its record (:data:`STORE_MARKER`).
+
+        The marker is a small text file under a fresh UUID. The run's first study records its
+        id and SHA-256, so a process that joins the run later (a worker on another machine, a
+        resumed run) can tell whether the store *it* was given is the one holding the run's
+        states: the same store reached by another path (a shared folder mounted elsewhere)
+        holds the marker, another store (a local folder at the same path on a machine that
+        does not share it, an emptied folder) does not (:meth:`holds`).
+        """
+        artifact_id = str(uuid.uuid4())
+        body = (
+            f"optuna-gamma: this artifact store holds the training states of run {run!r}\n"
+            f"marker {artifact_id}\n"
+        ).encode()
+        try:
+            self.artifact_store.write(artifact_id, io.BytesIO(body))
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"cannot write to the artifact store {self.where!r}: {err.strerror or err}",
+            ) from err
+        return {"id": artifact_id, "sha256": hashlib.sha256(body).hexdigest()}
+
+    def holds(self, record: Any, run: str) -> bool:
+        """Whether this store holds the marker ``record`` of ``run`` (:meth:`mark`).
+
+        Raises:
+            ValueError: ``record`` (read from a storage, so untrusted) is not a marker's record.
+        """
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("id"), str)
+            and _UUID.match(record["id"])
+            and isinstance(record.get("sha256"), str)
+            and _SHA256.match(record["sha256"])
+        ):
+            raise ValueError(
+                f"run {run!r} has a malformed record in its storage ({STORE_MARKER}: {record!r})"
+            )
+        try:
+            with self.artifact_store.open_reader(record["id"]) as reader:
+                data = reader.read(4096)
+        except (ArtifactNotFound, FileNotFoundError):
+            return False
+        return hashlib.sha256(data).hexdigest() == record["sha256"]
 
     def remove(self, artifact_id: str) -> None:
         """Delete a state (a missing one is fine)."""
