@@ -255,6 +255,40 @@ def test_a_larger_budget_that_keeps_the_trained_epochs_extends_the_run(tmp_path:
     assert extended.schedule == fresh.schedule and extended.test == fresh.test
 
 
+def test_a_moved_run_directory_resumes_where_it_is(tmp_path: Path) -> None:
+    """A run whose storage is inside its directory (the default journal) extends from a copy
+    of that directory elsewhere exactly as it would have where it was; a run whose storage is
+    outside its directory is still one run directory's (another driver is refused)."""
+    import shutil
+
+    def cfg(run_dir: Path, budget: int, **kw: Any) -> TunerConfig:
+        kw = {"storage": None, "artifacts": None, **kw}  # the defaults: inside run_dir
+        return _cfg(
+            tmp_path,
+            run="m",
+            run_dir=str(run_dir),
+            budget=budget,
+            epochs=None,
+            trials_per_epoch=None,
+            sampler="gamma",
+            **kw,
+        )
+
+    tune_per_epoch(SignTrainer(), SPACE, cfg(tmp_path / "here", 8))
+    shutil.copytree(tmp_path / "here", tmp_path / "laptop" / "m")
+    moved = tune_per_epoch(SignTrainer(), SPACE, cfg(tmp_path / "laptop" / "m", 10))
+    stayed = tune_per_epoch(SignTrainer(), SPACE, cfg(tmp_path / "here", 10))
+    assert moved.new_trials == stayed.new_trials > 0
+    assert moved.schedule == stayed.schedule and moved.test == stayed.test
+    assert moved.run_dir == str(tmp_path / "laptop" / "m")
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    tune_per_epoch(SignTrainer(), SPACE, cfg(tmp_path / "a", 8, storage=shared))
+    with pytest.raises(
+        RunMismatchError, match="driven from another run directory .* pass run_dir="
+    ):
+        tune_per_epoch(SignTrainer(), SPACE, cfg(tmp_path / "b", 10, storage=shared))
+
+
 def test_check_same_plan_compares_the_epochs_up_to_the_study() -> None:
     from optuna_gamma.tuner.persistence.identity import check_same_plan
 

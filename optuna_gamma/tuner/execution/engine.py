@@ -83,6 +83,7 @@ from optuna_gamma.tuner.persistence.runfiles import RunPaths
 from optuna_gamma.tuner.persistence.states import open_artifact_store
 from optuna_gamma.tuner.persistence.states import StateStore
 from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.persistence.storage import storage_file
 from optuna_gamma.tuner.policies import make_policy
 from optuna_gamma.tuner.policies import Policy
 from optuna_gamma.tuner.policies import ThesisPolicy
@@ -342,6 +343,10 @@ class Engine:
         self.studies = RunStudies(
             self.storage, str(cfg.run), self.mode, self.objective, self.run_plan, self.role, store
         )
+        # A storage file inside the run directory moves with it (and its lock with it): the
+        # directory's path is then no part of the run's identity, so a moved run resumes.
+        held = storage_file(self.paths.default_storage if cfg.storage is None else cfg.storage)
+        self.studies.paths_may_move = held is not None and self.paths.root in held.parents
         self.starts = StartStates(
             self.studies, store, self.training, self.objective, self.epochs_of
         )

@@ -68,6 +68,9 @@ class RunStudies:
         self.plan = plan
         self.role = role
         self.store = store
+        #: The run's own paths may differ from the recorded ones (a driver whose storage file is
+        #: inside the run directory: a run directory moved or copied elsewhere resumes there).
+        self.paths_may_move = False
         self._store_checked = False
 
     def name(self, epoch: int) -> str:
@@ -106,7 +109,7 @@ class RunStudies:
                 self._store_checked = True
             study.set_user_attr("config", self._with_run_paths(name, record))
             return study
-        check_same_run(name, old, record, worker=self.role == "worker")
+        check_same_run(name, old, record, worker=self.role == "worker" or self.paths_may_move)
         check_same_plan(name, old, record)
         if name == self.name(1):
             self._check_store(study, old.get("artifacts"))

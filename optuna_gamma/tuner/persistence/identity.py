@@ -321,6 +321,12 @@ def check_same_run(
         return
     shown = "; ".join(_difference(k, old[k], new[k]) for k in diffs)
     run = old.get("run", study_name.split("/")[0])
+    if set(diffs) <= set(_LOCAL_KEYS) and "run_dir" in diffs:
+        raise RunMismatchError(
+            f"run {run!r} (study {study_name!r}) is driven from another run directory "
+            f"({shown}), which holds its lock, and its storage is not inside it: pass "
+            f"run_dir={old['run_dir']!r} (--run-dir), or use another run name"
+        )
     width = old.get("trials_per_epoch")
     keep = (
         f"trials_per_epoch={width} (--trials-per-epoch {width}), the run's, with any number "

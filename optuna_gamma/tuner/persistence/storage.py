@@ -50,6 +50,7 @@ __all__ = [
     "mask_url",
     "open_storage",
     "sqlite_file",
+    "storage_file",
 ]
 
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
@@ -214,6 +215,22 @@ def sqlite_file(url: str) -> Path | None:
     if database in ("", ":memory:"):
         return None
     return Path(database).expanduser()
+
+
+def storage_file(spec: Any) -> Path | None:
+    """The file that storage ``spec`` keeps the studies in (a journal file's path, an SQLite
+    URL's database file), resolved; ``None`` for a database server, an in-memory database or a
+    storage object."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str) or not spec:
+        return None
+    if "://" not in spec:
+        return Path(spec).expanduser().resolve()
+    if spec.split("://", 1)[0].split("+", 1)[0].lower() != "sqlite":
+        return None
+    path = sqlite_file(spec)
+    return path.expanduser().resolve() if path is not None else None
 
 
 def get_storage(spec: Any) -> Any:
