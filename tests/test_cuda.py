@@ -1,6 +1,6 @@
 """The CUDA paths of the tuner: trials trained on a GPU, states stored without a device, a final
-model that loads on either device, spawned workers sharing one GPU, a user's own trainer, and
-mixed precision (``autocast`` and a ``GradScaler`` whose state the lineage carries).
+model that loads on either device, spawned workers sharing one GPU (or one GPU each), a user's own
+trainer, and mixed precision (``autocast`` and a ``GradScaler`` whose state the lineage carries).
 
 CI has no GPU, so these tests are skipped there; ``tools/cuda_check.sh`` runs them (with the
 tuner's other tests, whose default device is then CUDA) on a GPU machine.
@@ -119,6 +119,29 @@ def test_spawned_workers_share_one_gpu(digits, tmp_path: Path) -> None:
         assert study.user_attrs["adopted"]["trial"] == study.best_trial.number
         workers |= {t.user_attrs.get("worker") for t in done}
     assert None not in workers and 1 <= len(workers) <= 2  # every trial ran in a worker
+    assert res.test["accuracy"] > 0.5
+    _stored_states_are_on_the_cpu(res)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_local_workers_take_one_gpu_each(digits, tmp_path: Path, caplog) -> None:
+    """``device="cuda"`` (no index) with several GPUs: local worker i trains on cuda:i."""
+    with caplog.at_level("INFO", logger="optuna_gamma"):
+        res = tune_per_epoch(
+            digits,
+            None,
+            TunerConfig(
+                run="g",
+                run_dir=str(tmp_path / "g"),
+                device="cuda",
+                workers=2,
+                trials_per_epoch=4,
+                epochs=2,
+                seed=1,
+            ),
+        )
+    (line,) = [r.getMessage() for r in caplog.records if "started 2 workers" in r.getMessage()]
+    assert " on cuda:0" in line and " on cuda:1" in line
     assert res.test["accuracy"] > 0.5
     _stored_states_are_on_the_cpu(res)
 

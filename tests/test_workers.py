@@ -420,23 +420,28 @@ def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Pat
     shared.rename(mounted)
     shared.mkdir()  # the run's path, on a machine that does not share the folder
     worker = ["worker", "--storage", db, "--run", "m", "--artifacts"]
-    for given, why in ((shared, "no marker of the run there"), (tmp_path / "no", "no such")):
-        proc = _cli(*worker, str(given), cwd=tmp_path)
-        assert proc.returncode == 2 and "does not hold run 'm'" in proc.stderr, proc.stderr
-        assert why in proc.stderr and "mounted at any path" in proc.stderr
+    proc = _cli(*worker, str(shared), cwd=tmp_path)
+    assert proc.returncode == 2 and "does not hold run 'm'" in proc.stderr, proc.stderr
+    assert "no marker of the run there" in proc.stderr and "mounted at any path" in proc.stderr
+
+    def setup_with(artifacts: Path) -> dict:
+        return worker_setup(
+            get_storage(db),
+            db,
+            run="m",
+            storage_arg=db,
+            trainer_ref=None,
+            artifacts=str(artifacts),
+            data_root=None,
+            device="cpu",
+            threads=1,
+        )
+
+    with pytest.raises(ValueError, match="does not hold run 'm'.*no such folder on this machine"):
+        setup_with(tmp_path / "no")
     assert not list(shared.iterdir()) and not (tmp_path / "no").exists()
     # a worker started from Python (run_worker) is refused the same way, before any trial
-    setup = worker_setup(
-        get_storage(db),
-        db,
-        run="m",
-        storage_arg=db,
-        trainer_ref=None,
-        artifacts=str(mounted),
-        data_root=None,
-        device="cpu",
-        threads=1,
-    )
+    setup = setup_with(mounted)
     elsewhere = dataclasses.replace(setup["config"], artifacts=str(shared))
     with pytest.raises(ValueError, match="artifact store .* does not hold run 'm'"):
         run_worker(setup["trainer"], setup["space"], elsewhere, setup["mode"])
@@ -545,3 +550,20 @@ def test_no_more_worker_processes_than_the_widest_epoch_has_trials(tmp_path: Pat
     assert widest < 3 and result["compute_epochs"] == 2
     started = re.search(r"started (\d+) workers? \(of the 3 asked for: no epoch", proc.stderr)
     assert started and int(started.group(1)) == widest
+
+
+def test_local_workers_take_one_gpu_each_where_several_are_visible(monkeypatch) -> None:
+    import torch
+
+    from optuna_gamma.tuner.execution.runtime import worker_devices
+
+    assert worker_devices(None, 3) == [None] * 3  # no GPU here: each worker's default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    spread = ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+    assert worker_devices(None, 6) == worker_devices("cuda", 6) == spread
+    assert worker_devices(torch.device("cuda"), 2) == spread[:2]
+    for given in ("cuda:1", "cpu", torch.device("cuda", 2)):  # the user's choice, for all
+        assert worker_devices(given, 3) == [given] * 3
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_devices("cuda", 2) == ["cuda", "cuda"]

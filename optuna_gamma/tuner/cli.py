@@ -316,7 +316,10 @@ def _build_parser() -> _Parser:
     )
     o = t.add_argument_group("execution and output")
     o.add_argument(
-        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+        "--device",
+        default=None,
+        help="torch device (default: cuda if available, else cpu; with --workers N and several "
+        "GPUs, one GPU per worker; cuda:K puts every worker on GPU K)",
     )
     o.add_argument(
         "--threads",

@@ -181,7 +181,9 @@ class TunerConfig:
         warm_start: Enqueue the previous epoch's best parameters as the next epoch's first
             trial (off by default: it did not help, see ``benchmarks/driver_warm_start.py``).
         device: Torch device (default: CUDA if available, else CPU). Bit-identical resume and
-            the reuse of repeated trials are guaranteed on a CPU.
+            the reuse of repeated trials are guaranteed on a CPU. With ``workers=N`` and several
+            GPUs, the default (or ``"cuda"``) gives local worker ``i`` its own GPU,
+            ``cuda:(i mod count)``; ``"cuda:K"`` puts every worker on GPU ``K``.
         num_threads: torch intra-op threads during the run (default
             :data:`DEFAULT_NUM_THREADS`; ``None`` leaves torch's setting). Results depend on it.
         deterministic: Whether training is deterministic, so that model-based samplers are told

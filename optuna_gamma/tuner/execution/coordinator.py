@@ -35,6 +35,7 @@ from optuna_gamma.tuner.execution.failures import reported_failures
 from optuna_gamma.tuner.execution.retries import fail_and_retry
 from optuna_gamma.tuner.execution.retries import fail_stale
 from optuna_gamma.tuner.execution.retries import storage_has_heartbeat
+from optuna_gamma.tuner.execution.runtime import worker_devices
 from optuna_gamma.tuner.execution.runtime import worker_id
 from optuna_gamma.tuner.execution.workers import Backoff
 from optuna_gamma.tuner.execution.workers import first_open_epoch
@@ -213,13 +214,14 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
         _check_spawnable(payload, cfg.workers)
     # more processes than the widest epoch has trials would only wait (and hold memory)
     widest = max(engine.run_plan.trials)
+    devices = worker_devices(cfg.device, min(cfg.workers, widest))
     procs = [
         ctx.Process(
             target=_local_worker,
-            args=(trainer_ref, space, worker_config, engine.mode, errors, i),
+            args=(trainer_ref, space, _replace(worker_config, device=d), engine.mode, errors, i),
             name=f"optuna-gamma-worker-{i}",
         )
-        for i in range(min(cfg.workers, widest))
+        for i, d in enumerate(devices)
     ]
     for p in procs:
         p.start()
@@ -230,9 +232,13 @@ def coordinate(engine: Engine, trainer: Any, space: Any, on_progress: Any = None
             if len(procs) < cfg.workers
             else ""
         )
+        spread = len(set(map(str, devices))) > 1  # one GPU each: say which
         _logger.info(
             f"started {len(procs)} worker{'s' if len(procs) > 1 else ''}{fewer}: "
-            f"{', '.join(worker_id_of(p.pid) for p in procs)}"
+            + ", ".join(
+                worker_id_of(p.pid) + (f" on {d}" if spread else "")
+                for p, d in zip(procs, devices)
+            )
         )
     else:
         _logger.info(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
 
-__all__ = ["resolve_device", "storage_errors", "torch_threads", "worker_id"]
+__all__ = ["resolve_device", "storage_errors", "torch_threads", "worker_devices", "worker_id"]
 
 
 def worker_id() -> str:
@@ -60,6 +60,22 @@ def resolve_device(spec: Any) -> torch.device:
     elif device.type != "cpu":
         raise ValueError(f"device {spec!r} is not supported (use cpu, cuda, cuda:K or mps)")
     return device
+
+
+def worker_devices(spec: Any, n: int) -> list[Any]:
+    """The device of each of ``n`` local workers.
+
+    With ``spec`` ``None`` or ``"cuda"`` (no index) and several CUDA GPUs visible (after
+    ``CUDA_VISIBLE_DEVICES``), worker ``i`` trains on ``cuda:(i mod count)``: one GPU per
+    worker, as Ray Tune gives each trial its own. Any other ``spec`` (``"cuda:1"``, ``"cpu"``,
+    ``"mps"``) is every worker's.
+    """
+    import torch
+
+    if (spec is not None and str(spec) != "cuda") or not torch.cuda.is_available():
+        return [spec] * n
+    count = torch.cuda.device_count()
+    return [f"cuda:{i % count}" for i in range(n)] if count > 1 else [spec] * n
 
 
 @contextlib.contextmanager
