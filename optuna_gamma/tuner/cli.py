@@ -11,8 +11,9 @@ Subcommands:
 ``worker``
     Join a run (``--storage``, ``--artifacts``, ``--run``) from any machine and train its trials
     until it is done; the trainer (``--trainer``) and the artifact store come from the worker's
-    own command line and are only compared with the run's record; the other settings are read
-    from the storage as data (docs/cluster.md, "Trust model").
+    own command line and are only checked against the run's record (the same trainer; a store
+    holding the run's marker file); the other settings are read from the storage as data
+    (docs/cluster.md, "Trust model").
 ``report``
     Build the HTML report from an existing storage (every run in it, or ``--run`` ones).
 
@@ -384,8 +385,8 @@ def _build_parser() -> _Parser:
     w.add_argument(
         "--artifacts",
         default=None,
-        help="the run's artifact store: a shared directory or s3://bucket/prefix (required; "
-        "compared with the run's record)",
+        help="the run's artifact store: a shared directory (mounted at any path) or "
+        "s3://bucket/prefix (required; it must hold the marker file the run wrote there)",
     )
     w.add_argument("--run", required=True, help="the run's name")
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
