@@ -340,13 +340,19 @@ class Engine:
     def _assemble(self, store: StateStore) -> None:
         """Build the parts that run the studies (the storage and the state are open)."""
         cfg = self.config
-        self.studies = RunStudies(
-            self.storage, str(cfg.run), self.mode, self.objective, self.run_plan, self.role, store
-        )
         # A storage file inside the run directory moves with it (and its lock with it): the
         # directory's path is then no part of the run's identity, so a moved run resumes.
         held = storage_file(self.paths.default_storage if cfg.storage is None else cfg.storage)
-        self.studies.paths_may_move = held is not None and self.paths.root in held.parents
+        self.studies = RunStudies(
+            self.storage,
+            str(cfg.run),
+            self.mode,
+            self.objective,
+            self.run_plan,
+            self.role,
+            store,
+            paths_may_move=held is not None and self.paths.root in held.parents,
+        )
         self.starts = StartStates(
             self.studies, store, self.training, self.objective, self.epochs_of
         )

@@ -49,6 +49,9 @@ class RunStudies:
         plan: The run's plan (its epochs and trials per epoch).
         role: The process's role (a worker does not warn about another process's settings).
         store: The process's state store (``None``: its marker is neither written nor checked).
+        paths_may_move: The run's own paths may differ from the recorded ones (a driver whose
+            storage file is inside the run directory: a directory moved or copied elsewhere
+            resumes there).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class RunStudies:
         plan: RunPlan,
         role: str,
         store: StateStore | None = None,
+        paths_may_move: bool = False,
     ) -> None:
         self.storage = storage
         self.run = run
@@ -68,9 +72,7 @@ class RunStudies:
         self.plan = plan
         self.role = role
         self.store = store
-        #: The run's own paths may differ from the recorded ones (a driver whose storage file is
-        #: inside the run directory: a run directory moved or copied elsewhere resumes there).
-        self.paths_may_move = False
+        self.paths_may_move = paths_may_move
         self._store_checked = False
 
     def name(self, epoch: int) -> str:

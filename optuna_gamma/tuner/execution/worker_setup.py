@@ -16,8 +16,8 @@ run wrote there, :meth:`~optuna_gamma.tuner.persistence.states.StateStore.mark`)
 store reached by another path, a shared folder mounted elsewhere, is accepted; another store,
 a local folder at the same path on a machine that does not share it, is not. A difference is a
 :class:`ValueError` (the CLI prints one line and exits 2) before anything is imported or
-written. A journal file has no heartbeat, so a worker that
-died there would hold its trial for ever: standalone workers need an RDB storage.
+written. A journal file has no heartbeat, so a worker that died there would hold its trial for
+ever: standalone workers need an RDB storage.
 """
 
 from __future__ import annotations
