@@ -213,6 +213,15 @@ def test_a_store_is_known_by_its_marker_wherever_it_is_reached(tmp_path: Path) -
         with pytest.raises(ValueError, match="run 'r' has a malformed record"):
             store(tmp_path / "c").holds(forged, "r")
 
+    class Unreachable(FileSystemArtifactStore):  # a store whose server does not answer
+        def open_reader(self, artifact_id: str):
+            raise ConnectionError("Could not connect to the endpoint URL\n(details)")
+
+    from optuna_gamma.tuner.errors import TunerError
+
+    with pytest.raises(TunerError, match=r"cannot read the artifact store 'S3': Could not .*URL$"):
+        StateStore(Unreachable(tmp_path / "a"), "S3").holds(record, "r")
+
 
 def test_a_worker_artifacts_url_matches_with_or_without_a_trailing_slash() -> None:
     from types import SimpleNamespace

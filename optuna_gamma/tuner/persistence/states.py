@@ -377,6 +377,7 @@ class StateStore:
 
         Raises:
             ValueError: ``record`` (read from a storage, so untrusted) is not a marker's record.
+            TunerError: The store cannot be read (the message names the cause).
         """
         if not (
             isinstance(record, dict)
@@ -393,6 +394,10 @@ class StateStore:
                 data = reader.read(4096)
         except (ArtifactNotFound, FileNotFoundError):
             return False
+        except Exception as err:  # the store's own failure (network, credentials): one line
+            raise TunerError(
+                f"cannot read the artifact store {self.where!r}: {str(err).splitlines()[0]}"
+            ) from err
         return hashlib.sha256(data).hexdigest() == record["sha256"]
 
     def remove(self, artifact_id: str) -> None:
