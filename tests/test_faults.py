@@ -178,7 +178,11 @@ def test_a_run_resumed_on_an_emptied_store_says_so_once_and_finishes_the_same(
     shutil.rmtree(one.artifacts)  # the store is lost (a cleaned folder, another disk)
     with caplog.at_level("WARNING", logger="optuna_gamma"):
         two = tune_per_epoch(digits, None, _cfg(tmp_path, epochs=2))
-    said = [r.getMessage() for r in caplog.records if "does not hold run 'f'" in r.getMessage()]
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if "does not hold the training states of run 'f'" in r.getMessage()
+    ]
     assert len(said) == 1 and "recomputed" in said[0], said
     new = optuna.load_study(study_name="f/epoch-001", storage=storage).user_attrs
     assert new["artifact_store"]["id"] != old["artifact_store"]["id"]

@@ -421,7 +421,9 @@ def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Pat
     shared.mkdir()  # the run's path, on a machine that does not share the folder
     worker = ["worker", "--storage", db, "--run", "m", "--artifacts"]
     proc = _cli(*worker, str(shared), cwd=tmp_path)
-    assert proc.returncode == 2 and "does not hold run 'm'" in proc.stderr, proc.stderr
+    assert (
+        proc.returncode == 2 and "does not hold the training states of run 'm'" in proc.stderr
+    ), proc.stderr
     assert "no marker of the run there" in proc.stderr and "mounted at any path" in proc.stderr
 
     def setup_with(artifacts: Path) -> dict:
@@ -437,13 +439,18 @@ def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Pat
             threads=1,
         )
 
-    with pytest.raises(ValueError, match="does not hold run 'm'.*no such folder on this machine"):
+    with pytest.raises(
+        ValueError,
+        match="does not hold the training states of run 'm'.*no such folder on this machine",
+    ):
         setup_with(tmp_path / "no")
     assert not list(shared.iterdir()) and not (tmp_path / "no").exists()
     # a worker started from Python (run_worker) is refused the same way, before any trial
     setup = setup_with(mounted)
     elsewhere = dataclasses.replace(setup["config"], artifacts=str(shared))
-    with pytest.raises(ValueError, match="artifact store .* does not hold run 'm'"):
+    with pytest.raises(
+        ValueError, match="artifact store .* does not hold the training states of run 'm'"
+    ):
         run_worker(setup["trainer"], setup["space"], elsewhere, setup["mode"])
     assert not list(shared.iterdir())
     proc = _cli(*worker, str(mounted), cwd=tmp_path)

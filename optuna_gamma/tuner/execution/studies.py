@@ -151,15 +151,15 @@ class RunStudies:
             if marker is None:  # a run from before markers: nothing to compare with
                 return
             raise ValueError(
-                f"this worker's artifact store {self.store.where!r} does not hold run "
-                f"{self.run!r}'s training states (they are in {recorded!r}): give every "
+                f"this worker's artifact store {self.store.where!r} does not hold the "
+                f"training states of run {self.run!r} (they are in {recorded!r}): give every "
                 "worker the run's store, a folder shared with the run's machine (mounted at "
                 "any path) or the same s3://bucket/prefix"
             )
         if marker is not None:
             _logger.warning(
-                f"the artifact store {self.store.where!r} does not hold run {self.run!r}'s "
-                f"training states (they were in {recorded!r}): a state the run needs is "
+                f"the artifact store {self.store.where!r} does not hold the training states "
+                f"of run {self.run!r} (they were in {recorded!r}): a state the run needs is "
                 "recomputed from its start (the initial state from the seed), with a warning"
             )
         study.set_user_attr(STORE_MARKER, self.store.mark(self.run))

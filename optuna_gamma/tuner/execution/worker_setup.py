@@ -168,7 +168,7 @@ def worker_artifacts(
             return given
         why = "no such folder on this machine" if store is None else "no marker of the run there"
         raise ValueError(
-            f"this worker's --artifacts {mine!r} does not hold run {run!r}'s training states "
+            f"this worker's --artifacts {mine!r} does not hold the training states of run {run!r} "
             f"({why}; the run keeps them in {recorded!r}): give the run's store, a folder "
             "shared with the run's machine (mounted at any path) or the same s3://bucket/prefix"
         )
