@@ -389,6 +389,60 @@ def test_unwritable_s3_location_fails_before_any_trial(
     assert "Traceback" not in err
 
 
+def test_a_worker_started_before_its_head_waits_for_the_run(tmp_path: Path) -> None:
+    """As a batch scheduler starts a job's tasks together: a worker with --wait is up before
+    the head has created the storage (an SQLite file) and the run, waits for both, and trains
+    the run's trials when the head has recorded it."""
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    shared = str(tmp_path / "shared")
+    worker = _popen(
+        "worker",
+        "--storage",
+        db,
+        "--run",
+        "early",
+        "--artifacts",
+        shared,
+        "--wait",
+        "600",
+        cwd=tmp_path,
+        env=_env(),
+    )
+    assert worker.stderr is not None
+    seen: list[str] = []
+    while not any("waiting up to 600 s for run 'early' to appear" in x for x in seen):
+        seen.append(worker.stderr.readline())  # the worker is waiting: now start the head
+        assert seen[-1], "".join(seen)
+    head = ["tune", *RUN, "--coordinate", "--storage", db, "--run", "early", "--run-dir", "head"]
+    proc = _cli(*head, "--artifacts", shared, "--heartbeat-interval", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0 and "it completed 12 trials" in out, err[-2000:]
+    check_run(db, "early")
+
+
+def test_a_worker_waits_only_for_a_run_that_may_still_come(tmp_path: Path, capsys) -> None:
+    from optuna_gamma.tuner.cli import main
+
+    db = f"sqlite:///{tmp_path / 'runs.db'}"
+    optuna.create_study(study_name="other/epoch-001", storage=db)
+    args = ["worker", "--storage", db, "--run", "x", "--artifacts", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--wait", "0.3"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "no run 'x' in storage" in err, err
+    assert "runs there: ['other'] (after waiting 0.3 s)" in err
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--wait", "-1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--wait: must be a number of seconds >= 0, got -1" in err
+    # a journal file cannot take standalone workers: said at once, not after the wait
+    journal = ["worker", "--storage", str(tmp_path / "j.log"), "--run", "x", "--wait", "600"]
+    with pytest.raises(SystemExit):
+        main([*journal, "--artifacts", str(tmp_path)])
+    assert "journal file, which has no heartbeat" in capsys.readouterr().err
+
+
 def test_a_worker_with_nothing_to_do_exits_0_with_a_reason(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     proc = _cli("tune", *RUN, "--run", "done", "--run-dir", "run", "--storage", db, cwd=tmp_path)

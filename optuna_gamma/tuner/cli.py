@@ -55,6 +55,7 @@ from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.errors import TunerError
 from optuna_gamma.tuner.execution.failures import cli_exit_status
 from optuna_gamma.tuner.execution.failures import is_reported_failure
+from optuna_gamma.tuner.execution.worker_setup import wait_for_run
 from optuna_gamma.tuner.execution.worker_setup import worker_setup
 from optuna_gamma.tuner.execution.workers import run_worker
 from optuna_gamma.tuner.frontend import cli_flag
@@ -389,6 +390,14 @@ def _build_parser() -> _Parser:
         "s3://bucket/prefix (required; it must hold the marker file the run wrote there)",
     )
     w.add_argument("--run", required=True, help="the run's name")
+    w.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the run to appear in the storage (a worker started "
+        "together with its head; default 0: stop at once)",
+    )
     w.add_argument("--device", default=None, help="torch device of this worker, e.g. cuda:1")
     w.add_argument(
         "--data-root",
@@ -731,7 +740,9 @@ def _worker(parser: _Parser, args: argparse.Namespace) -> int:
         ref = None
         if args.trainer is not None:
             ref = TrainerRef(args.trainer, _trainer_args(args.trainer_arg))
-        storage, shown = open_storage(args.storage, existing=True)
+        if args.wait < 0:
+            raise ValueError(f"--wait: must be a number of seconds >= 0, got {args.wait:g}")
+        storage, shown = wait_for_run(args.storage, args.run, args.wait)
         setup = worker_setup(
             storage,
             shown,

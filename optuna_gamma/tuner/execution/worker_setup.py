@@ -25,21 +25,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 import json
 from pathlib import Path
+import time
 from typing import Any
 
 import optuna
 from optuna.distributions import json_to_distribution
 
+from optuna_gamma.tuner._logging import get_logger
 from optuna_gamma.tuner.builtin import ThesisTrainer
 from optuna_gamma.tuner.execution.manifest import RunManifest
 from optuna_gamma.tuner.persistence.states import reach_artifact_store
 from optuna_gamma.tuner.persistence.states import StateStore
 from optuna_gamma.tuner.persistence.states import STORE_MARKER
+from optuna_gamma.tuner.persistence.storage import mask_url
+from optuna_gamma.tuner.persistence.storage import open_storage
+from optuna_gamma.tuner.persistence.storage import storage_file
 from optuna_gamma.tuner.trainer_ref import load_trainer
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
-__all__ = ["WorkerArgs", "read_manifest", "require_heartbeat_storage", "worker_setup"]
+__all__ = [
+    "RunNotFoundError",
+    "WorkerArgs",
+    "read_manifest",
+    "require_heartbeat_storage",
+    "wait_for_run",
+    "worker_setup",
+]
+
+_logger = get_logger(__name__)
 
 #: Keyword arguments of the built-in trainer a storage may set (values are checked by it).
 _BUILTIN_KEYS = frozenset(
@@ -55,6 +69,10 @@ _BUILTIN_KEYS = frozenset(
         "momentum",
     }
 )
+
+
+class RunNotFoundError(ValueError):
+    """The storage holds no run of that name (yet: :func:`wait_for_run` waits for it)."""
 
 
 class WorkerArgs(dict):
@@ -98,7 +116,47 @@ def read_manifest(storage: Any, run: str, shown: str) -> tuple[RunManifest, Any]
                         f"run {run!r} has a malformed record in its storage ({err})"
                     ) from None
     runs = sorted({n.rsplit("/", 1)[0] for n in names if "/" in n})
-    raise ValueError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
+    raise RunNotFoundError(f"no run {run!r} in storage {shown!r}; runs there: {runs}")
+
+
+def wait_for_run(spec: str, run: str, seconds: float) -> tuple[Any, str]:
+    """Open storage ``spec`` for a worker and return it (and its printable name) once run
+    ``run`` is recorded there, waiting up to ``seconds`` for the run (and an SQLite file) to
+    appear: a worker started together with its head, as a batch scheduler starts a job's tasks,
+    may be up before the head has recorded the run.
+
+    Raises:
+        ValueError: Not there after ``seconds`` (the message says how long it waited), or an
+            unusable storage or record (at once).
+    """
+    deadline = time.monotonic() + seconds
+    delay, said = 0.25, False
+    while True:
+        try:
+            return _open_run(spec, run)
+        except RunNotFoundError as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f" (after waiting {seconds:g} s)" if seconds > 0 else ""
+                raise RunNotFoundError(f"{err}{waited}") from None
+            if not said:
+                _logger.info(f"waiting up to {seconds:g} s for run {run!r} to appear")
+                said = True
+            time.sleep(min(delay, left))
+            delay = min(2 * delay, 5.0)
+
+
+def _open_run(spec: str, run: str) -> tuple[Any, str]:
+    """The storage of :func:`wait_for_run`, if run ``run`` is recorded there."""
+    db = storage_file(spec) if spec.lower().startswith("sqlite") else None
+    if db is not None and not db.is_file():  # the head has not created it (yet)
+        raise RunNotFoundError(
+            f"no SQLite file at {mask_url(spec)!r}: a worker joins a run in the head's storage"
+        )
+    storage, shown = open_storage(spec, existing=True)
+    require_heartbeat_storage(storage, shown)  # refused at once, not after the wait
+    read_manifest(storage, run, shown)
+    return storage, shown
 
 
 def worker_trainer(
