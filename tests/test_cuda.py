@@ -94,22 +94,23 @@ def test_per_epoch_run_on_cuda_stores_cpu_states_and_its_model_loads_on_both_dev
                     assert t.device.type == device
 
 
+def _two_workers(tmp_path: Path, run: str, device: str) -> TunerConfig:
+    """Two local workers, 4 trials per epoch for 2 epochs, on ``device``."""
+    return TunerConfig(
+        run=run,
+        run_dir=str(tmp_path / run),
+        device=device,
+        workers=2,
+        trials_per_epoch=4,
+        epochs=2,
+        seed=1,
+    )
+
+
 def test_spawned_workers_share_one_gpu(digits, tmp_path: Path) -> None:
     """Two spawned worker processes train on ``cuda:0`` at the same time (CUDA cannot be used
     in a forked child, so this also checks that the workers are spawned)."""
-    res = tune_per_epoch(
-        digits,
-        None,
-        TunerConfig(
-            run="w",
-            run_dir=str(tmp_path / "w"),
-            device="cuda:0",
-            workers=2,
-            trials_per_epoch=4,
-            epochs=2,
-            seed=1,
-        ),
-    )
+    res = tune_per_epoch(digits, None, _two_workers(tmp_path, "w", "cuda:0"))
     storage = get_storage(res.storage)
     workers = set()
     for e in (1, 2):
@@ -127,19 +128,7 @@ def test_spawned_workers_share_one_gpu(digits, tmp_path: Path) -> None:
 def test_local_workers_take_one_gpu_each(digits, tmp_path: Path, caplog) -> None:
     """``device="cuda"`` (no index) with several GPUs: local worker i trains on cuda:i."""
     with caplog.at_level("INFO", logger="optuna_gamma"):
-        res = tune_per_epoch(
-            digits,
-            None,
-            TunerConfig(
-                run="g",
-                run_dir=str(tmp_path / "g"),
-                device="cuda",
-                workers=2,
-                trials_per_epoch=4,
-                epochs=2,
-                seed=1,
-            ),
-        )
+        res = tune_per_epoch(digits, None, _two_workers(tmp_path, "g", "cuda"))
     (line,) = [r.getMessage() for r in caplog.records if "started 2 workers" in r.getMessage()]
     assert " on cuda:0" in line and " on cuda:1" in line
     assert res.test["accuracy"] > 0.5

@@ -17,7 +17,8 @@ store reached by another path, a shared folder mounted elsewhere, is accepted; a
 a local folder at the same path on a machine that does not share it, is not. A difference is a
 :class:`ValueError` (the CLI prints one line and exits 2) before anything is imported or
 written. A journal file has no heartbeat, so a worker that died there would hold its trial for
-ever: standalone workers need an RDB storage.
+ever: standalone workers need an RDB storage. A worker started before its head has recorded the
+run can wait for it (:func:`wait_for_run`, ``--wait``).
 """
 
 from __future__ import annotations
