@@ -158,7 +158,7 @@ def test_check_same_run_compares_only_recorded_keys() -> None:
     with pytest.raises(RunMismatchError, match=r"objective: \"kappa1\" -> \"loss\""):
         check_same_run("r/epoch-001", {"objective": "kappa1"}, {"objective": "loss"})
     # a worker's paths are its own machine's
-    check_same_run("r/epoch-001", {"run_dir": "/a"}, {"run_dir": "/b"}, worker=True)
+    check_same_run("r/epoch-001", {"run_dir": "/a"}, {"run_dir": "/b"}, own_paths=True)
 
 
 def test_a_fixed_tuple_in_the_space_resumes_and_a_range_written_as_a_pair_is_explained(

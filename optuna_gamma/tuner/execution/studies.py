@@ -111,7 +111,7 @@ class RunStudies:
                 self._store_checked = True
             study.set_user_attr("config", self._with_run_paths(name, record))
             return study
-        check_same_run(name, old, record, worker=self.role == "worker" or self.paths_may_move)
+        check_same_run(name, old, record, own_paths=self.role == "worker" or self.paths_may_move)
         check_same_plan(name, old, record)
         if name == self.name(1):
             self._check_store(study, old.get("artifacts"))

@@ -132,9 +132,12 @@ def wait_for_run(spec: str, run: str, seconds: float) -> tuple[Any, str]:
     """
     deadline = time.monotonic() + seconds
     delay, said = 0.25, False
+    opened: tuple[Any, str] | None = None
     while True:
         try:
-            return _open_run(spec, run)
+            opened = opened or _open_storage(spec)  # once: then only the run is looked for
+            read_manifest(opened[0], run, opened[1])
+            return opened
         except RunNotFoundError as err:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -147,8 +150,9 @@ def wait_for_run(spec: str, run: str, seconds: float) -> tuple[Any, str]:
             delay = min(2 * delay, 5.0)
 
 
-def _open_run(spec: str, run: str) -> tuple[Any, str]:
-    """The storage of :func:`wait_for_run`, if run ``run`` is recorded there."""
+def _open_storage(spec: str) -> tuple[Any, str]:
+    """The storage of :func:`wait_for_run` (:class:`RunNotFoundError` while an SQLite file is
+    not there yet)."""
     db = storage_file(spec) if spec.lower().startswith("sqlite") else None
     if db is not None and not db.is_file():  # the head has not created it (yet)
         raise RunNotFoundError(
@@ -156,7 +160,6 @@ def _open_run(spec: str, run: str) -> tuple[Any, str]:
         )
     storage, shown = open_storage(spec, existing=True)
     require_heartbeat_storage(storage, shown)  # refused at once, not after the wait
-    read_manifest(storage, run, shown)
     return storage, shown
 
 

@@ -296,12 +296,14 @@ def check_same_run(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     *,
-    worker: bool = False,
+    own_paths: bool = False,
 ) -> None:
     """Refuse a call whose identity differs from the stored run's.
 
     Only keys recorded on both sides are compared (runs recorded before a key existed
-    resume).
+    resume). ``own_paths``: the caller reaches the run by paths of its own (a worker on another
+    machine, a run directory moved with its storage), so ``run_dir`` and ``artifacts`` are not
+    compared.
 
     Raises:
         RunMismatchError: One line naming the differing keys and the ways out.
@@ -312,7 +314,7 @@ def check_same_run(
     diffs = [
         key
         for key in IDENTITY_KEYS
-        if not (worker and key in _LOCAL_KEYS)
+        if not (own_paths and key in _LOCAL_KEYS)
         and key in old
         and key in new
         and old[key] != new[key]
