@@ -159,6 +159,19 @@ def test_check_same_run_compares_only_recorded_keys() -> None:
         check_same_run("r/epoch-001", {"objective": "kappa1"}, {"objective": "loss"})
     # a worker's paths are its own machine's
     check_same_run("r/epoch-001", {"run_dir": "/a"}, {"run_dir": "/b"}, own_paths=True)
+    # a store that holds the run's marker is the run's, whatever its path; the run directory
+    # (the lock) is still compared
+    stores = {"artifacts": "/a/artifacts"}, {"artifacts": "/mnt/artifacts"}
+    check_same_run("r/epoch-001", *stores, store_reached=True)
+    with pytest.raises(RunMismatchError, match="another artifact store .* the run's marker is"):
+        check_same_run("r/epoch-001", *stores)
+    with pytest.raises(RunMismatchError, match="another run directory"):
+        check_same_run(
+            "r/epoch-001",
+            {**stores[0], "run_dir": "/a"},
+            {**stores[1], "run_dir": "/b"},
+            store_reached=True,
+        )
 
 
 def test_a_fixed_tuple_in_the_space_resumes_and_a_range_written_as_a_pair_is_explained(

@@ -464,7 +464,8 @@ def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Pat
     """The run's store reached by another path (a shared folder that a worker's machine mounts
     elsewhere; here the folder moved while the run was down) is accepted; a folder at the run's
     own path that is not the run's (a machine that does not share it) is refused before the
-    worker writes anything, and so is a path that does not exist."""
+    worker writes anything, and so is a path that does not exist. The head (storage outside
+    its run directory) resumes with the store at its new path, and is refused another."""
     db = f"sqlite:///{tmp_path / 'runs.db'}"
     crash = _env(OPTUNA_GAMMA_CRASH_AT="after_tell:2")
     head = ["tune", *RUN, "--run", "m", "--run-dir", "run", "--storage", db]
@@ -510,10 +511,16 @@ def test_a_worker_is_known_by_the_store_it_reaches_not_by_its_path(tmp_path: Pat
     proc = _cli(*worker, str(mounted), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert check_run(db, "m") == {"failed": 0, "reused": 0}  # the worker trained the rest
-    shared.rmdir()
-    mounted.rename(shared)  # the head's path to the same store: it finishes the run
-    proc = _cli(*head, cwd=tmp_path)
+    # the head given another folder is refused (before: the same "made with other settings"
+    # as for the new path below, which it refused too)
+    other = tmp_path / "other"
+    other.mkdir()
+    proc = _cli(*head, "--artifacts", str(other), cwd=tmp_path)
+    assert proc.returncode == 2 and "keeps its training states in another" in proc.stderr
+    assert not list(other.iterdir())
+    proc = _cli(*head, "--artifacts", str(mounted), cwd=tmp_path)  # the store at its new path
     assert proc.returncode == 0 and "missing" not in proc.stderr, proc.stderr[-2000:]
+    assert f"is reached at {str(mounted)!r} (it holds the run's marker)" in proc.stderr
     _final_state_loads(json.loads((tmp_path / "run" / "result.json").read_text()))
 
 

@@ -11,7 +11,9 @@ its store and records it (:data:`~optuna_gamma.tuner.persistence.states.STORE_MA
 process that opens it later checks that its own store holds that marker. A worker whose store
 does not is refused (its states would be written where the run never reads them); a resumed
 run whose store does not (an emptied or another folder) is warned that the states it needs are
-recomputed, and marks its store.
+recomputed, and marks its store. The marker also lets a driver resume with the run's store at
+another path than the recorded one (a shared folder mounted elsewhere on the head's new node,
+or moved): a store that holds it is the run's, whatever its path.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class RunStudies:
         self.store = store
         self.paths_may_move = paths_may_move
         self._store_checked = False
+        self._store_reached: bool | None = None
 
     def name(self, epoch: int) -> str:
         """The name of study ``epoch`` (``"{run}/whole"`` in whole mode)."""
@@ -111,7 +114,13 @@ class RunStudies:
                 self._store_checked = True
             study.set_user_attr("config", self._with_run_paths(name, record))
             return study
-        check_same_run(name, old, record, own_paths=self.role == "worker" or self.paths_may_move)
+        check_same_run(
+            name,
+            old,
+            record,
+            own_paths=self.role == "worker" or self.paths_may_move,
+            store_reached=self._reaches_run_store(old.get("artifacts"), record.get("artifacts")),
+        )
         check_same_plan(name, old, record)
         if name == self.name(1):
             self._check_store(study, old.get("artifacts"))
@@ -122,6 +131,25 @@ class RunStudies:
                     f"{record.get(key)!r}: results may differ from an uninterrupted run"
                 )
         return study
+
+    def _reaches_run_store(self, recorded: Any, given: Any) -> bool:
+        """Whether a driver given another artifact store path than the recorded one reaches the
+        run's store there: its store holds the marker the run's first study records (checked
+        once per call, and said once)."""
+        if self.store is None or self.role == "worker" or recorded is None or recorded == given:
+            return False
+        if self._store_reached is None:
+            marker = None
+            if self.name(1) in self.names():
+                marker = self.load(1).user_attrs.get(STORE_MARKER)
+            self._store_reached = marker is not None and self.store.holds(marker, self.run)
+            if self._store_reached:
+                _logger.info(
+                    f"run {self.run!r}: its artifact store, recorded as {recorded!r}, is reached "
+                    f"at {self.store.where!r} (it holds the run's marker)"
+                )
+                self._store_checked = True
+        return self._store_reached
 
     def _with_run_paths(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
         """``record`` for a new study: a worker's records the run's own paths (its first

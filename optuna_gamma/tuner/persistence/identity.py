@@ -297,13 +297,15 @@ def check_same_run(
     new: Mapping[str, Any],
     *,
     own_paths: bool = False,
+    store_reached: bool = False,
 ) -> None:
     """Refuse a call whose identity differs from the stored run's.
 
     Only keys recorded on both sides are compared (runs recorded before a key existed
     resume). ``own_paths``: the caller reaches the run by paths of its own (a worker on another
     machine, a run directory moved with its storage), so ``run_dir`` and ``artifacts`` are not
-    compared.
+    compared. ``store_reached``: the caller's artifact store holds the run's marker (the run's
+    store, reached by another path), so ``artifacts`` is not compared.
 
     Raises:
         RunMismatchError: One line naming the differing keys and the ways out.
@@ -315,6 +317,7 @@ def check_same_run(
         key
         for key in IDENTITY_KEYS
         if not (own_paths and key in _LOCAL_KEYS)
+        and not (store_reached and key == "artifacts")
         and key in old
         and key in new
         and old[key] != new[key]
@@ -328,6 +331,13 @@ def check_same_run(
             f"run {run!r} (study {study_name!r}) is driven from another run directory "
             f"({shown}), which holds its lock, and its storage is not inside it: pass "
             f"run_dir={old['run_dir']!r} (--run-dir), or use another run name"
+        )
+    if diffs == ["artifacts"]:
+        raise RunMismatchError(
+            f"run {run!r} (study {study_name!r}) keeps its training states in another artifact "
+            f"store ({shown}; the run's marker is not in this one): pass the run's store, at "
+            f"whatever path it is reached (artifacts=, --artifacts), or use another run name, "
+            "or overwrite=True (--overwrite) to delete it and start again"
         )
     width = old.get("trials_per_epoch")
     keep = (
