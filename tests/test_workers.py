@@ -436,8 +436,14 @@ def test_a_worker_waits_only_for_a_run_that_may_still_come(tmp_path: Path, capsy
         main([*args, "--wait", "-1"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "--wait: must be a number of seconds >= 0, got -1" in err
-    # a journal file cannot take standalone workers: said at once, not after the wait
-    journal = ["worker", "--storage", str(tmp_path / "j.log"), "--run", "x", "--wait", "600"]
+    # a journal file cannot take standalone workers: said at once, not after the wait; one
+    # that is not there is not created (before: an empty file was left behind the refusal)
+    log = tmp_path / "j.log"
+    journal = ["worker", "--storage", str(log), "--run", "x", "--wait", "600"]
+    with pytest.raises(SystemExit):
+        main([*journal, "--artifacts", str(tmp_path)])
+    assert "no journal file at" in capsys.readouterr().err and not log.exists()
+    log.touch()
     with pytest.raises(SystemExit):
         main([*journal, "--artifacts", str(tmp_path)])
     assert "journal file, which has no heartbeat" in capsys.readouterr().err

@@ -137,8 +137,8 @@ def open_storage(
             (local workers are watched by their parent process instead).
         read_only: Only read (``report``): the file must exist, a journal's torn tail is
             left alone, an SQLite file is neither switched to WAL nor given Optuna's tables.
-        existing: An SQLite file must exist (a worker joins a run that is there): a wrong path
-            is an error rather than a new, empty database.
+        existing: The SQLite or journal file must exist (a worker joins a run that is there):
+            a wrong path is an error rather than a new, empty database or file.
 
     An existing file is opened as a journal only when its content is one (empty, or JSON
     lines of Optuna's journal records); anything else is refused, and never changed.
@@ -159,7 +159,9 @@ def open_storage(
         )
     _check_not_a_broken_url(text)
     if "://" not in text:
-        return _open_journal(text, read_only=read_only, create_parent=spec is None)
+        return _open_journal(
+            text, read_only=read_only, create_parent=spec is None, existing=existing
+        )
     shown = mask_url(text)
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in _SCHEMES:
@@ -279,10 +281,10 @@ def _make_parent(path: Path, shown: str, *, create: bool = True) -> None:
 
 
 def _open_journal(
-    text: str, *, read_only: bool = False, create_parent: bool = True
+    text: str, *, read_only: bool = False, create_parent: bool = True, existing: bool = False
 ) -> tuple[Any, str]:
-    """An Optuna journal file (created if missing, unless ``read_only``; its folder too when
-    ``create_parent``)."""
+    """An Optuna journal file (created if missing, unless ``read_only`` or ``existing``; its
+    folder too when ``create_parent``)."""
     path = Path(text).expanduser().resolve()
     if path.is_dir():
         raise ValueError(f"storage {text!r} is a directory, not a journal file")
@@ -290,8 +292,11 @@ def _open_journal(
         raise ValueError(
             f"storage {text!r} looks like an SQLite file: write it as sqlite:///{path}"
         )
-    if read_only and not path.is_file():
-        raise ValueError(f"no journal file at {text!r}")
+    if (read_only or existing) and not path.is_file():
+        raise ValueError(
+            f"no journal file at {text!r}"
+            + (": a worker joins a run in the head's storage" if existing else "")
+        )
     if path.is_file():
         _check_journal_content(path, text)
     _make_parent(path, text, create=create_parent)
