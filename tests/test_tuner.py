@@ -167,12 +167,29 @@ def test_at_bound_and_grid() -> None:
         }
     )
     assert space.at_bound({"lr": 0.5, "k": 2}) == [("lr", "high")]
-    assert space.at_bound({"lr": 1e-3, "k": 1}) == [("lr", "low"), ("k", "low")]
+    assert space.at_bound({"lr": 1e-3, "k": 3}) == [("lr", "low"), ("k", "high")]
     assert space.at_bound({"lr": 0.02, "k": 2}) == []
-    # 0 at the low end of a linear range is "off": nothing to widen past; its high end counts
-    off = ParamSpace.of({"p": FloatDistribution(0.0, 0.5), "n": IntDistribution(0, 3)})
-    assert off.at_bound({"p": 0.0, "n": 0}) == []
-    assert off.at_bound({"p": 0.5, "n": 3}) == [("p", "high"), ("n", "high")]
+    # 0 at the low end of a linear range is "off", and an integer's 1 (or 0) the floor of a
+    # count (accumulation steps, layers; before, "widen the low end of 'k'" at k = 1):
+    # nothing to widen past; their high ends count, and so do other integer low ends
+    off = ParamSpace.of(
+        {
+            "p": FloatDistribution(0.0, 0.5),
+            "n": IntDistribution(0, 3),
+            "k": IntDistribution(1, 3),
+            "bs": IntDistribution(1, 256, log=True),
+            "units": IntDistribution(16, 256, log=True),
+        }
+    )
+    assert off.at_bound({"p": 0.0, "n": 0, "k": 1, "bs": 1, "units": 32}) == []
+    assert off.at_bound({"p": 0.5, "n": 3, "k": 3, "bs": 256, "units": 16}) == [
+        ("p", "high"),
+        ("n", "high"),
+        ("k", "high"),
+        ("bs", "high"),
+        ("units", "low"),
+    ]
+    assert off.at_bound({"p": 0.0, "n": 1, "k": 2, "bs": 2, "units": 256}) == [("units", "high")]
     grid = space.grid(3)
     assert len(grid) == 3 * 2 * 3 and {p["lr"] for p in grid} == set(grid_points(1e-3, 0.5, 3))
     assert {p["lr"] for p in space.grid(3, linear=True)} == set(

@@ -262,7 +262,9 @@ class ParamSpace:
     def at_bound(self, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         """``(name, "low"|"high")`` for every numeric value within 0.1% of its range's end
         (measured on the log scale for ``log=True``). A low end of 0 on a linear scale is not
-        one: it is "off" (no dropout, weight decay or momentum), which no range goes past."""
+        one: it is "off" (no dropout, weight decay or momentum), which no range goes past; nor
+        is an integer range's low end of 1 or less: the floor of a count (gradient
+        accumulation steps, layers, a batch of 1), which no range goes past either."""
         hits = []
         for name, dist in self.distributions.items():
             if isinstance(dist, CategoricalDistribution) or name not in params:
@@ -274,7 +276,8 @@ class ParamSpace:
             lo, hi, x = f(d.low), f(d.high), f(params[name])
             tol = 1e-3 * (hi - lo)
             if x <= lo + tol:
-                if d.log or d.low != 0:
+                floor = d.low <= 1 if isinstance(d, IntDistribution) else not d.log and d.low == 0
+                if not floor:
                     hits.append((name, "low"))
             elif x >= hi - tol:
                 hits.append((name, "high"))
