@@ -139,9 +139,7 @@ class RunStudies:
         if self.store is None or self.role == "worker" or recorded is None or recorded == given:
             return False
         if self._store_reached is None:
-            marker = None
-            if self.name(1) in self.names():
-                marker = self.load(1).user_attrs.get(STORE_MARKER)
+            marker = self._first_attr(STORE_MARKER)
             self._store_reached = marker is not None and self.store.holds(marker, self.run)
             if self._store_reached:
                 _logger.info(
@@ -155,12 +153,19 @@ class RunStudies:
         """``record`` for a new study: a worker's records the run's own paths (its first
         study's ``run_dir`` and ``artifacts``, which a resumed driver compares), not those by
         which the worker's machine reaches them."""
-        if self.role != "worker" or name == self.name(1) or self.name(1) not in self.names():
+        if self.role != "worker" or name == self.name(1):
             return record
-        first = self.load(1).user_attrs.get("config")
+        first = self._first_attr("config")
         if not isinstance(first, Mapping):
             return record
         return {**record, **{k: first[k] for k in ("run_dir", "artifacts") if k in first}}
+
+    def _first_attr(self, key: str) -> Any:
+        """User attribute ``key`` of the run's first study (``None`` if it has none, or there is
+        no such study yet)."""
+        if self.name(1) not in self.names():
+            return None
+        return self.load(1).user_attrs.get(key)
 
     def _check_store(self, study: optuna.Study, recorded: Any) -> None:
         """This process's store holds the marker the run's first study records (module
