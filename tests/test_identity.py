@@ -441,3 +441,35 @@ def test_another_number_of_start_up_trials_is_refused(tmp_path: Path) -> None:
     tune_per_epoch(SignTrainer(), SPACE, cfg)
     with pytest.raises(RunMismatchError, match=r"n_startup_trials: 2 -> 1"):
         tune_per_epoch(SignTrainer(), SPACE, dataclasses.replace(cfg, n_startup_trials=1))
+
+
+def test_a_resume_with_other_local_settings_says_which_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Threads, device and whether the samplers take the training as deterministic are not part
+    of a run's identity (a resume goes on), but a resume that changes them is told which, in
+    one line, once (not once per study); the same settings again say nothing."""
+    import logging
+
+    first = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="r", deterministic=True))
+    storage = get_storage(_cfg(tmp_path).storage)
+    records = [
+        optuna.load_study(study_name=f"r/epoch-00{e}", storage=storage).user_attrs["config"]
+        for e in (1, 2)
+    ]
+    assert [r["deterministic"] for r in records] == [True, True]
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        again = tune_per_epoch(SignTrainer(), SPACE, _cfg(tmp_path, run="r", deterministic=True))
+    assert again.new_trials == 0 and not [r for r in caplog.records if "was run with" in r.message]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        other = tune_per_epoch(
+            SignTrainer(), SPACE, _cfg(tmp_path, run="r", deterministic=False, num_threads=2)
+        )
+    said = [r.message for r in caplog.records if "was run with" in r.message]
+    assert other.new_trials == 0 and other.schedule == first.schedule
+    assert len(said) == 1 and "\n" not in said[0]
+    assert said[0] == (
+        "study 'r/epoch-001' was run with num_threads=1, deterministic=True, this call uses "
+        "num_threads=2, deterministic=False: results may differ from an uninterrupted run"
+    )

@@ -412,6 +412,7 @@ class Engine:
             trainer=dict(describe()) if callable(describe) else type(self.trainer).__name__,
             trainer_spec=trainer_spec(self.trainer, self.config.trainer_ref),
             device=str(self.device),
+            deterministic=self.deterministic,
             objective_code=objective_code(self.objective),
             sampler_code=sampler_code(self.plan),
             **identity_fields(self.trainer, self.training.initial, self.config),

@@ -93,6 +93,9 @@ class RunManifest:
         warm_start, n_startup_trials, keep_trial_states, heartbeat_interval, grace_period,
             num_threads: As in :class:`~optuna_gamma.tuner.config.TunerConfig`.
         device: The head's device (a worker uses its own).
+        deterministic: Whether the head's samplers were told the training is deterministic
+            (:attr:`TunerConfig.deterministic <optuna_gamma.tuner.config.TunerConfig>`, resolved;
+            a worker resolves its own).
     """
 
     mode: str
@@ -116,6 +119,7 @@ class RunManifest:
     sampler_code: str | None = None
     model: str | None = None
     device: str | None = None
+    deterministic: bool | None = None
     warm_start: bool = _CONFIG_DEFAULTS["warm_start"]
     n_startup_trials: int = _CONFIG_DEFAULTS["n_startup_trials"]
     keep_trial_states: bool = _CONFIG_DEFAULTS["keep_trial_states"]
@@ -156,6 +160,8 @@ class RunManifest:
         for key in ("warm_start", "keep_trial_states"):
             value = getattr(self, key)
             _check(key, value, isinstance(value, bool), "true or false")
+        value = self.deterministic
+        _check("deterministic", value, value is None or isinstance(value, bool), "null or a bool")
         for key in ("policy", "trainer_spec"):
             value = getattr(self, key)
             _check(key, value, value is None or isinstance(value, Mapping), "an object or null")

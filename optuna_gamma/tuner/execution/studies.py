@@ -77,6 +77,7 @@ class RunStudies:
         self.paths_may_move = paths_may_move
         self._store_checked = False
         self._store_reached: bool | None = None
+        self._local_settings_said = False
 
     def name(self, epoch: int) -> str:
         """The name of study ``epoch`` (``"{run}/whole"`` in whole mode)."""
@@ -124,13 +125,29 @@ class RunStudies:
         check_same_plan(name, old, record)
         if name == self.name(1):
             self._check_store(study, old.get("artifacts"))
-        for key in ("num_threads", "device"):
-            if old.get(key) != record.get(key) and self.role != "worker":
-                _logger.warning(
-                    f"study {name!r} was run with {key}={old.get(key)!r}, this call uses "
-                    f"{record.get(key)!r}: results may differ from an uninterrupted run"
-                )
+        if self.role != "worker" and not self._local_settings_said:
+            self._local_settings_said = self._warn_local_settings(name, old, record)
         return study
+
+    @staticmethod
+    def _warn_local_settings(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+        """Say in one line which of the settings that are not part of a run's identity but
+        change its results (threads, device, whether the samplers take the training as
+        deterministic) differ from those study ``name`` was run with (keys an older record lacks
+        are not compared); whether it said so (once per call: the first such study)."""
+        keys = [
+            k
+            for k in ("num_threads", "device", "deterministic")
+            if k in old and k in new and old[k] != new[k]
+        ]
+        if keys:
+            was = ", ".join(f"{k}={old[k]!r}" for k in keys)
+            now = ", ".join(f"{k}={new[k]!r}" for k in keys)
+            _logger.warning(
+                f"study {name!r} was run with {was}, this call uses {now}: results may differ "
+                "from an uninterrupted run"
+            )
+        return bool(keys)
 
     def _reaches_run_store(self, recorded: Any, given: Any) -> bool:
         """Whether a driver given another artifact store path than the recorded one reaches the
