@@ -92,6 +92,7 @@ def test_records_of_the_previous_version_are_read() -> None:
         ({"plan": [4, 0]}, "'plan' must be a list of ints >= 1"),
         ({"run": ""}, "'run' must be a non-empty string"),
         ({"grace_period": 0.5}, "'grace_period' must be null or int"),
+        ({"deterministic": "yes"}, "'deterministic' must be null or a bool"),
     ],
 )
 def test_a_malformed_record_is_a_clear_value_error(change: dict[str, Any], needle: str) -> None:
