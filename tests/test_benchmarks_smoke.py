@@ -229,11 +229,12 @@ def test_tiny_run_records_correct_regret_and_resumes(tmp_path: Path) -> None:
 
 
 def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
+    from benchmarks.sampler.problems import HELD_OUT
     from benchmarks.sampler.problems import HIGH_DIM
     from benchmarks.sampler.problems import SYNTHETIC
 
     rng = np.random.default_rng(0)
-    for name, make in {**SYNTHETIC, **HIGH_DIM}.items():
+    for name, make in {**SYNTHETIC, **HIGH_DIM, **HELD_OUT}.items():
         fn, p = make(), get_problem(name)
         params = {f"x{i}": float(v) for i, v in enumerate(fn.x_opt)}
         assert p.regret(_value_at(name, params)) == pytest.approx(0.0, abs=1e-9), name
@@ -247,6 +248,22 @@ def test_standard_functions_have_their_optimum_at_the_recorded_point() -> None:
             options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 2000},
         )
         assert res.fun >= p.optimum - 1e-9, name
+
+
+def test_held_out_problems_are_apart_from_the_suite_and_build() -> None:
+    """The held-out set shares no problem with the default suite, and each of its problems
+    builds and gives a finite value with a regret >= 0 at a first (random) trial."""
+    from benchmarks.sampler.problems import DEFAULT_PROBLEMS
+    from benchmarks.sampler.problems import HELD_OUT_PROBLEMS
+
+    assert len(HELD_OUT_PROBLEMS) == len(set(HELD_OUT_PROBLEMS)) == 16
+    assert not set(HELD_OUT_PROBLEMS) & set(DEFAULT_PROBLEMS)
+    for name in HELD_OUT_PROBLEMS:
+        p = get_problem(name)
+        study = optuna.create_study(direction=p.direction)
+        trial = study.ask()
+        value = p.objective(trial)
+        assert math.isfinite(value) and p.regret(value) >= 0.0, name
 
 
 def test_noisy_problems_use_the_true_value_of_the_best_observed_trial() -> None:

@@ -92,6 +92,32 @@ optimum at the centre of the box); ``z = x - x_opt``, ``R`` a fixed random rotat
 ``hartmann6_in20``
     Hartmann-6 on 6 of 20 inputs of [0, 1]^20 (:data:`HARTMANN6_IN20_INPUTS`), the others idle.
 
+Held-out problems (:data:`HELD_OUT_PROBLEMS`, not in the default suite and never used to choose
+a default: a check that what wins on the suite wins elsewhere; ``results/heldout/``):
+
+``camel2``
+    Six-hump camel ``(4 - 2.1 x^2 + x^4/3) x^2 + x y + (4 y^2 - 4) y^2`` on [-2, 2]^2; minimum
+    ``-1.0316284534898774`` at ``+-(0.0898420116, -0.7126564041)``.
+``goldstein2``
+    Goldstein-Price on [-2, 2]^2 (values 3 to about 1e6); minimum 3 at ``(0, -1)``.
+``hartmann3``
+    Hartmann-3 on [0, 1]^3; minimum ``-3.862779787332663`` at ``(0.1145889, 0.5556489,
+    0.8525470)``.
+``michalewicz5``
+    ``-sum_i sin(x_i) sin(i x_i^2 / pi)^20`` on [0, pi]^5: flat almost everywhere, narrow
+    valleys; minimum ``-4.6876581790881495``.
+``griewank5``, ``zakharov6``, ``powell8``
+    Shifted like the standard functions above: Griewank ``sum z^2 / 4000 - prod cos(z_i /
+    sqrt i) + 1`` on [-50, 50]^5 (a bowl under ripples), Zakharov ``sum z^2 + s^2 + s^4`` with
+    ``s = sum_i i z_i / 2`` on [-5, 10]^6 (a bowl with a steep quartic direction), Powell's
+    singular function on [-4, 5]^8 (a degenerate minimum); minimum 0.
+``trid6``
+    ``sum (x_i - 1)^2 - sum x_i x_{i-1}`` on [-36, 36]^6 (a convex, badly scaled quadratic);
+    minimum -50 at ``x_i = i (7 - i)``.
+``hpobench_<dataset>`` for car, phoneme, australian, kc1, blood_transfusion, credit_g, and
+``hpolib_protein``, ``hpolib_slice``
+    The other tables of the two tabular benchmarks above.
+
 Tabular encoding: an ordered numeric parameter with a list of choices (e.g. learning rates
 1e-5 .. 1) is exposed as ``trial.suggest_int(name, 0, n_choices - 1)`` -- the index into the
 sorted list, so a GP can use the order (the choices are log-spaced, so the index is the log
@@ -554,6 +580,128 @@ def _hartmann6_in20() -> Synthetic:
     )
 
 
+def six_hump_camel_function(x: np.ndarray) -> float:
+    """Six-hump camel: minimum -1.0316284534898774 at ``+-(0.0898..., -0.7126...)``."""
+    a, b = (float(v) for v in x)
+    return (4.0 - 2.1 * a * a + a**4 / 3.0) * a * a + a * b + (4.0 * b * b - 4.0) * b * b
+
+
+def goldstein_price_function(x: np.ndarray) -> float:
+    """Goldstein-Price: minimum 3 at ``(0, -1)``."""
+    a, b = (float(v) for v in x)
+    p = 19.0 - 14.0 * a + 3.0 * a * a - 14.0 * b + 6.0 * a * b + 3.0 * b * b
+    q = 18.0 - 32.0 * a + 12.0 * a * a + 48.0 * b - 36.0 * a * b + 27.0 * b * b
+    return (1.0 + (a + b + 1.0) ** 2 * p) * (30.0 + (2.0 * a - 3.0 * b) ** 2 * q)
+
+
+_H3_A = np.array([[3.0, 10.0, 30.0], [0.1, 10.0, 35.0], [3.0, 10.0, 30.0], [0.1, 10.0, 35.0]])
+_H3_P = 1e-4 * np.array(
+    [
+        [3689.0, 1170.0, 2673.0],
+        [4699.0, 4387.0, 7470.0],
+        [1091.0, 8732.0, 5547.0],
+        [381.0, 5743.0, 8828.0],
+    ]
+)
+_H3_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann3_function(x: np.ndarray) -> float:
+    """Hartmann-3 on [0, 1]^3."""
+    x = np.asarray(x, dtype=float)
+    return float(-np.sum(_H3_ALPHA * np.exp(-np.sum(_H3_A * (x - _H3_P) ** 2, axis=1))))
+
+
+def michalewicz_function(x: np.ndarray) -> float:
+    """Michalewicz with steepness 10 on [0, pi]^d."""
+    x = np.asarray(x, dtype=float)
+    i = np.arange(1, len(x) + 1)
+    return float(-np.sum(np.sin(x) * np.sin(i * x * x / math.pi) ** 20))
+
+
+def griewank_function(z: np.ndarray) -> float:
+    """Griewank: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    i = np.arange(1, len(z) + 1)
+    return float(np.sum(z * z) / 4000.0 - np.prod(np.cos(z / np.sqrt(i))) + 1.0)
+
+
+def zakharov_function(z: np.ndarray) -> float:
+    """Zakharov: minimum 0 at ``z = 0``."""
+    z = np.asarray(z, dtype=float)
+    s = float(np.sum(0.5 * np.arange(1, len(z) + 1) * z))
+    return float(np.sum(z * z)) + s * s + s**4
+
+
+def powell_function(z: np.ndarray) -> float:
+    """Powell's singular function (``d`` a multiple of 4): minimum 0 at ``z = 0``."""
+    a, b, c, e = np.asarray(z, dtype=float).reshape(-1, 4).T
+    return float(
+        np.sum((a + 10.0 * b) ** 2 + 5.0 * (c - e) ** 2 + (b - 2.0 * c) ** 4 + 10.0 * (a - e) ** 4)
+    )
+
+
+def trid_function(x: np.ndarray) -> float:
+    """Trid: minimum ``-d (d + 4) (d - 1) / 6`` at ``x_i = i (d + 1 - i)``."""
+    x = np.asarray(x, dtype=float)
+    return float(np.sum((x - 1.0) ** 2) - np.sum(x[1:] * x[:-1]))
+
+
+#: Held-out functions (module docstring): not in :data:`DEFAULT_PROBLEMS`.
+HELD_OUT: dict[str, Callable[[], Synthetic]] = {
+    "camel2": lambda: Synthetic(
+        six_hump_camel_function,
+        2,
+        -2.0,
+        2.0,
+        -1.0316284534898774,
+        np.array([0.08984201164977734, -0.7126564041106396]),
+        shifted=False,
+    ),
+    "goldstein2": lambda: Synthetic(
+        goldstein_price_function, 2, -2.0, 2.0, 3.0, np.array([0.0, -1.0]), shifted=False
+    ),
+    "hartmann3": lambda: Synthetic(
+        hartmann3_function,
+        3,
+        0.0,
+        1.0,
+        -3.862779787332663,
+        np.array([0.11458887652192903, 0.5556488950211647, 0.8525469848534257]),
+        shifted=False,
+    ),
+    "michalewicz5": lambda: Synthetic(
+        michalewicz_function,
+        5,
+        0.0,
+        math.pi,
+        -4.6876581790881495,
+        np.array(
+            [
+                2.2029055205479007,
+                1.570796329188057,
+                1.2849915716386469,
+                1.92305846944195,
+                1.7204697726155709,
+            ]
+        ),
+        shifted=False,
+    ),
+    "griewank5": lambda: _synthetic(21, griewank_function, 5, -50.0, 50.0),
+    "zakharov6": lambda: _synthetic(22, zakharov_function, 6, -5.0, 10.0),
+    "powell8": lambda: _synthetic(23, powell_function, 8, -4.0, 5.0),
+    "trid6": lambda: Synthetic(
+        trid_function,
+        6,
+        -36.0,
+        36.0,
+        -50.0,
+        np.array([6.0, 10.0, 12.0, 12.0, 10.0, 6.0]),
+        shifted=False,
+    ),
+}
+
+
 #: Higher-dimensional versions (20-D and 40-D; not in :data:`DEFAULT_PROBLEMS`): the sampler
 #: with many inputs of similar importance, and with a few that matter among many
 #: (``hartmann6_in20``; ``results/high_dim/``).
@@ -571,7 +719,7 @@ HIGH_DIM: dict[str, Callable[[], Synthetic]] = {
 
 
 def _synthetic_problem(name: str) -> Problem:
-    fn = (SYNTHETIC[name] if name in SYNTHETIC else HIGH_DIM[name])()
+    fn = {**SYNTHETIC, **HIGH_DIM, **HELD_OUT}[name]()
     names = [f"x{i}" for i in range(fn.dim)]
 
     def objective(trial: BaseTrial) -> float:
@@ -826,6 +974,19 @@ DEFAULT_PROBLEMS = (
     "hpobench_segment",
     "hpolib_naval",
 )
+#: The held-out problems (module docstring; ``results/heldout/``): the functions of
+#: :data:`HELD_OUT` and the tables the suite does not use.
+HELD_OUT_PROBLEMS = (
+    *HELD_OUT,
+    "hpobench_car",
+    "hpobench_phoneme",
+    "hpobench_australian",
+    "hpobench_kc1",
+    "hpobench_blood_transfusion",
+    "hpobench_credit_g",
+    "hpolib_protein",
+    "hpolib_slice",
+)
 
 
 def get_problem(name: str) -> Problem:
@@ -836,7 +997,7 @@ def get_problem(name: str) -> Problem:
     """
     if name in ANALYTIC:
         return ANALYTIC[name]()
-    if name in SYNTHETIC or name in HIGH_DIM:
+    if name in SYNTHETIC or name in HIGH_DIM or name in HELD_OUT:
         return _synthetic_problem(name)
     if name in GAMMA_CASES:
         return GAMMA_CASES[name]()
@@ -847,9 +1008,9 @@ def get_problem(name: str) -> Problem:
     if name.startswith("hpolib_"):
         ds = name[len("hpolib_") :]
         return _tabular("hpolib", _HPOLIB_SHORT.get(ds, ds))
+    named = [*ANALYTIC, *SYNTHETIC, *HIGH_DIM, *HELD_OUT, *GAMMA_CASES]
     raise ValueError(
-        f"unknown problem {name!r}; choose from "
-        f"{sorted(ANALYTIC) + sorted(SYNTHETIC) + sorted(HIGH_DIM) + sorted(GAMMA_CASES)} or "
+        f"unknown problem {name!r}; choose from {sorted(named)} or "
         "hpobench_<dataset>, noisy_hpobench_<dataset>, "
         "hpolib_<dataset>"
     )
