@@ -4,6 +4,9 @@ Run from the repository root::
 
     python benchmarks/sampler/results/issue17_floor/paired.py VARIANT_DIR BASE_DIR [OPTUNA_DIR]
 
+A folder may name the sampler of its cells as ``FOLDER@SPEC`` (default ``student_t``), e.g.
+``heldout/startup3@student_t:n_startup_trials=3``.
+
 Prints the pairs, the identical cells and the win rate at trials 12 / 25 / 50 against the base
 (lower regret wins, ties 1/2), the per-problem win rate at trial 50, and, with ``OPTUNA_DIR``
 (stored cells of Optuna's samplers on the same seeds), the win rates of the variant and of the
@@ -24,6 +27,8 @@ CHECKPOINTS = (12, 25, 50)
 
 
 def _cells(folder: str, sampler: str = "student_t") -> dict[tuple[str, int], dict[str, Any]]:
+    if "@" in folder:  # FOLDER@SAMPLER: a variant stored under its sampler spec
+        folder, sampler = folder.split("@", 1)
     return {
         (r["problem"], r["seed"]): r for r in load_records(Path(folder)) if r["sampler"] == sampler
     }
