@@ -31,7 +31,7 @@ def _cells(folders: list[str], sampler: str) -> dict[tuple[str, int], dict[str, 
     return out
 
 
-def _rate(a: dict, b: dict, keys: list, checkpoint: int) -> float:
+def _rate(a: dict[Any, Any], b: dict[Any, Any], keys: list[Any], checkpoint: int) -> float:
     return win_rate(
         [a[k]["regret"][checkpoint - 1] for k in keys],
         [b[k]["regret"][checkpoint - 1] for k in keys],
@@ -42,7 +42,7 @@ def main(folders: list[str]) -> None:
     ours = _cells(folders, "student_t")
     print("| against | pairs | " + " | ".join(f"@{c}" for c in CHECKPOINTS) + " |")
     print("| --- | ---: | " + " | ".join("---:" for _ in CHECKPOINTS) + " |")
-    per_problem = {}
+    per_problem: dict[str, dict[str, str]] = {}
     for other in OTHERS:
         theirs = _cells(folders, other)
         keys = sorted(set(ours) & set(theirs))
