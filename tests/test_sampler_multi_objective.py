@@ -336,6 +336,19 @@ def test_benchmark_problems_and_a_tiny_resumable_run(tmp_path: Path) -> None:
 
     assert bench.get_problem("zdt1").true_hv == pytest.approx(1.21 - 1.0 / 3.0, abs=1e-4)
     assert bench.get_problem("dtlz2").true_hv == pytest.approx(1.331 - math.pi / 6.0)
+    # held-out: ZDT6's front f2 = 1 - f1^2 from f1 = a (the minimum of its f1) to 1, normalized
+    # to the unit square: hypervolume 1.1 * 1.1 - (area under the normalized front)
+    a = 0.2807753191
+    under = ((1.0 - a) - (1.0 - a**3) / 3.0) / ((1.0 - a) * (1.0 - a * a))
+    assert bench.get_problem("zdt6").true_hv == pytest.approx(1.21 - under, abs=1e-4)
+    for name in bench.HELD_OUT_PROBLEMS[1:]:  # the tables: a configuration gives its row
+        problem = bench.get_problem(name)
+        study = optuna.create_study(directions=["minimize", "minimize"])
+        values = problem.objective(study.ask())
+        assert all(math.isfinite(v) for v in values)
+        assert np.all(problem.normalized(np.array(values)) >= -1e-12), name
+        assert 0.0 < problem.true_hv <= 1.21
+    assert not set(bench.HELD_OUT_PROBLEMS) & set(bench.PROBLEMS)
     args = ["--problems", "zdt1", "--samplers", "random", "--seeds", "1", "--trials", "25"]
     args += ["--out", str(tmp_path)]
     for _ in range(2):  # the second call finds the cell done
