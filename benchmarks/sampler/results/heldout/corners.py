@@ -52,7 +52,8 @@ def main() -> None:
                 study.optimize(problem.objective, n_trials=12)
                 runs += 1
                 for trial in study.trials[2:]:
-                    at_bound = np.minimum(_unit(trial), 1.0 - _unit(trial)) < 0.01
+                    u = _unit(trial)
+                    at_bound = np.minimum(u, 1.0 - u) < 0.01
                     edge.append(at_bound.mean())
                     corners[trial.number - 2] += int(at_bound.all())
         print(f"| {label} | {runs} | {', '.join(map(str, corners))} | {np.mean(edge):.2f} |")
