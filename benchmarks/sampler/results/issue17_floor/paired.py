@@ -67,6 +67,8 @@ def main(argv: list[str]) -> None:
     if len(argv) > 2:
         for other in ("gp", "gp_startup2", "tpe"):
             cells = _cells(argv[2], other)
+            if not cells:  # that sampler was not run in the folder
+                continue
             for name, mine in (("variant", variant), ("base", base)):
                 pairs, rates = _rates(mine, cells)
                 print(f"  {name} vs {other}: {len(pairs)} pairs, @12/25/50 {rates}")
