@@ -273,7 +273,7 @@ def _cells_of(cells: list[dict[str, Any]], dataset: str, arm: str) -> list[dict[
     return [b for b in (_other_final(c, which) for c in mine) if b is not None]
 
 
-def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> tuple[float, str]:
     """Median paired difference (points) and wins/ties/losses of ``a`` over ``b``."""
     seeds = sorted(set(a) & set(b))
     diffs = [100 * (a[s] - b[s]) for s in seeds]
@@ -301,8 +301,8 @@ def policy_headline() -> str:
             pbt = _by_seed(cells, dataset, "pbt")
             fixed = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), untuned_epochs)
             thesis = _by_seed(cells, dataset, "pe-gamma")
-            d_pb2, wtl_pb2 = _paired(mine, pb2)
-            d_fix, wtl_fix = _paired(mine, fixed)
+            d_pb2, wtl_pb2 = paired_difference(mine, pb2)
+            d_fix, wtl_fix = paired_difference(mine, fixed)
             ok = d_pb2 >= m_pb2 and d_fix >= m_fixed
             # the targets ask for 5 seeds paired: fewer leave the verdict provisional
             paired = min(len(set(mine) & set(pb2)), len(set(mine) & set(fixed)))
@@ -439,7 +439,7 @@ def policy_ablation() -> str:
             base = _by_seed(cells, dataset, ref)
             if not mine or not base:
                 continue
-            diff, wtl = _paired(mine, base)
+            diff, wtl = paired_difference(mine, base)
             epochs = _median(c.get("final_epochs") for c in _cells_of(cells, dataset, arm))
             rows.append(
                 [
@@ -479,8 +479,8 @@ def policy_two() -> str:
             continue
         before = _by_seed(cells, dataset, "pe-pop-w2-population")
         untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), 60)
-        d_before, wtl_before = _paired(mine, before)
-        d_untuned, wtl_untuned = _paired(mine, untuned)
+        d_before, wtl_before = paired_difference(mine, before)
+        d_untuned, wtl_untuned = paired_difference(mine, untuned)
         rows.append(
             [
                 task,
@@ -547,9 +547,9 @@ def policy_widths() -> str:
                 mine = _by_seed(cells, dataset, variant)
                 if not mine:
                     continue
-                d_fix, wtl_fix = _paired(mine, untuned)
-                d_pb2, wtl_pb2 = _paired(mine, pb2)
-                d_pbt, wtl_pbt = _paired(mine, pbt)
+                d_fix, wtl_fix = paired_difference(mine, untuned)
+                d_pb2, wtl_pb2 = paired_difference(mine, pb2)
+                d_pbt, wtl_pbt = paired_difference(mine, pbt)
                 rows.append(
                     [
                         task,
@@ -595,7 +595,7 @@ def policy_widths_summary() -> str:
             cells = files[name]
             untuned = _by_seed(cells, dataset, _UNTUNED.get(dataset, "fixed-0.01"), 120 // width)
             mine = _by_seed(cells, dataset, arm)
-            d, wtl = _paired(mine, untuned)
+            d, wtl = paired_difference(mine, untuned)
             row.append(f"{d:+.1f} ({wtl})" if mine and untuned else "-")
         rows.append(row)
     header = ["task"] + [f"{w[1]} at a time ({120 // w[1]} rounds)" for w in _WIDTHS]
