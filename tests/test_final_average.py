@@ -83,6 +83,28 @@ def test_greedy_average_keeps_a_state_only_where_the_average_validates_as_well()
     assert _greedy([1.0, 1.0], lambda m: 0.0)[0] == [0, 1]
 
 
+def test_greedy_average_skips_a_state_it_cannot_average_or_load() -> None:
+    """A state whose model has other tensors (a model changed during training) or that is
+    unavailable is skipped, said once each, and the rest are averaged as before; the last state
+    itself must be there."""
+    snaps: list[dict[str, Any] | None] = [_snap([0.5]), _snap([1.0, 2.0]), None, _snap([-0.5])]
+    skipped: list[tuple[int, str]] = []
+    kept, average, metrics = greedy_average(
+        lambda i: snaps[i],
+        len(snaps),
+        {"w": 0.5},
+        lambda s: {"w": float(s["model"]["w"][0])},
+        lambda m: -abs(m["w"]),
+        maximize=True,
+        on_skip=lambda i, why: skipped.append((i, why)),
+    )
+    assert kept == [0, 3] and average is not None and metrics == {"w": 0.0}
+    assert [i for i, _ in skipped] == [1, 2]
+    assert "'w' differs" in skipped[0][1] and skipped[1][1] == "its state is unavailable"
+    with pytest.raises(ValueError, match="the last state"):
+        greedy_average(lambda i: None, 2, {}, lambda s: {}, lambda m: 0.0, maximize=True)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     ws=st.lists(st.floats(-10, 10, allow_nan=False), min_size=1, max_size=8),
@@ -208,3 +230,29 @@ def test_a_tampered_average_record_is_refused(tmp_path: Path) -> None:
     last.set_user_attr("average", {**last.user_attrs["average"], "state": "../../etc/passwd"})
     with pytest.raises(ValueError, match="the recorded average"):
         tune_per_epoch(_Oscillates(), SPACE, _cfg(tmp_path))
+
+
+def test_a_deleted_older_state_is_left_out_of_the_average_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fault injection: epoch 5's stored state is deleted after the run; averaging then skips
+    it (a warning names it) and averages the others, instead of losing the finished run."""
+    import logging
+
+    from optuna_gamma.tuner import get_storage
+
+    trainer = _Oscillates()
+    plain = tune_per_epoch(trainer, SPACE, _cfg(tmp_path, final_model="last"))
+    storage = get_storage(plain.storage)
+    fifth = optuna.load_study(study_name="avg/epoch-005", storage=storage)
+    state = fifth.user_attrs["adopted"]["state"]
+    (tmp_path / "avg" / "artifacts" / state).unlink()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        res = tune_per_epoch(trainer, SPACE, _cfg(tmp_path))
+    assert res.new_trials == 0 and res.final_model == "average"
+    assert 5 not in res.averaged_epochs and res.averaged_epochs[-1] == 6
+    assert len(res.averaged_epochs) > 1  # epochs 4, 3, ... still average with the last
+    said = [r.getMessage() for r in caplog.records if "not averaged" in r.getMessage()]
+    assert said == [
+        "final model: epoch 5's state is not averaged with the last (its state is unavailable)"
+    ]

@@ -91,23 +91,32 @@ def average_snapshots(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def greedy_average(
-    load: Callable[[int], Mapping[str, Any]],
+    load: Callable[[int], Mapping[str, Any] | None],
     count: int,
     first_metrics: Mapping[str, Any],
     evaluate: Callable[[Mapping[str, Any]], Mapping[str, Any]],
     objective: Callable[[Mapping[str, Any]], float],
     *,
     maximize: bool,
+    on_skip: Callable[[int, str], None] | None = None,
 ) -> tuple[list[int], dict[str, Any] | None, dict[str, Any]]:
     """Greedily average the candidate states (module docstring), holding two at a time.
 
+    A candidate that cannot be averaged with the last state (its model's floating-point tensors
+    differ in names or shapes: a model changed during training) or that ``load`` cannot give
+    (``None``: a state missing from the store) is skipped, as one that does not validate as
+    well is, so the last state is always a valid answer.
+
     Args:
-        load: The candidate state ``i`` (``0``: the last state; then older ones).
+        load: The candidate state ``i`` (``0``: the last state; then older ones), or ``None``
+            where it is unavailable (not for ``0``).
         count: The number of candidates.
         first_metrics: The last state's validation metrics.
         evaluate: The validation metrics of a snapshot.
         objective: The run's objective of validation metrics.
         maximize: Whether larger objective values are better.
+        on_skip: Called with ``(i, why)`` for each candidate skipped because it could not be
+            averaged (not for one that validated worse).
 
     Returns:
         ``(kept, average, metrics)``: the indices of the kept states (``[0]`` and more), their
@@ -115,13 +124,25 @@ def greedy_average(
     """
     sign = 1.0 if maximize else -1.0
     first = load(0)
+    if first is None:
+        raise ValueError("the last state, the average's first, is unavailable")
     sums = _sums(first)
     kept: list[int] = [0]
     average: dict[str, Any] | None = None
     metrics = dict(first_metrics)
     value = float(objective(metrics))
     for i in range(1, count):
-        with_it = _add(sums, load(i))
+        snapshot = load(i)
+        if snapshot is None:
+            if on_skip is not None:
+                on_skip(i, "its state is unavailable")
+            continue
+        try:
+            with_it = _add(sums, snapshot)
+        except ValueError as err:  # another model: not averaged with the last state
+            if on_skip is not None:
+                on_skip(i, str(err))
+            continue
         candidate = _mean(first, with_it, len(kept) + 1)
         candidate_metrics = dict(evaluate(candidate))
         candidate_value = float(objective(candidate_metrics))

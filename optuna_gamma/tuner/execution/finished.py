@@ -203,8 +203,9 @@ def finish_per_epoch(
             f"the validation {name} was best around epoch {peak}/{n} "
             f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
             f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
-            f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state "
-            f"and final_model='average' averages the last states (the run need not train again)"
+            f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state"
+            + ("" if rule == "average" else " and final_model='average' averages the last states")
+            + " (the run need not train again)"
         )
     elif peak != n:
         logger.info(
@@ -237,9 +238,28 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
         check_artifact_id(recorded.get("state"), where="the recorded average")
         return dict(recorded)
     store, objective = engine.starts.store, engine.objective
+    from optuna_gamma.tuner._logging import get_logger
 
-    def load(i: int) -> dict[str, Any]:
-        return store.load(tried[i], window[i][1].get("state_sha256"))
+    get_logger(__name__).info(
+        f"final model: averaging the final lineage's last {len(window)} states where that "
+        f"validates as well (up to {len(window) - 1} validation passes, no training; "
+        "final_model='last', --final-model last, returns the last state)"
+    )
+
+    def load(i: int) -> dict[str, Any] | None:
+        from optuna_gamma.tuner.persistence.states import StateUnavailableError
+
+        try:
+            return store.load(tried[i], window[i][1].get("state_sha256"))
+        except StateUnavailableError:
+            if i == 0:  # the last state itself: nothing to return without it
+                raise
+            return None
+
+    def skipped(i: int, why: str) -> None:
+        get_logger(__name__).warning(
+            f"final model: epoch {window[i][0]}'s state is not averaged with the last ({why})"
+        )
 
     def evaluate(snapshot: Mapping[str, Any]) -> dict[str, Any]:
         return engine.training.evaluate(dict(snapshot), "valid")
@@ -247,9 +267,15 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
     newest = window[0][1]
     valid = newest.get("metrics")
     if not isinstance(valid, dict) or not valid:  # a record from before metrics were kept
-        valid = evaluate(load(0))
+        valid = evaluate(store.load(tried[0], newest.get("state_sha256")))
     kept, average, metrics = greedy_average(
-        load, len(window), valid, evaluate, objective, maximize=objective.sign > 0
+        load,
+        len(window),
+        valid,
+        evaluate,
+        objective,
+        maximize=objective.sign > 0,
+        on_skip=skipped,
     )
     record: dict[str, Any] = {
         "tried": tried,
