@@ -511,7 +511,10 @@ def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
     # explorer's race, then one in the last fifth
     assert res["policy"]["name"] == "population" and res["policy"]["trials"] == [1, 2, 2, 1]
     assert res["compute_epochs"] + res["trials_reused"] == 6 and res["final_epochs"] == 4
-    # the finished run again, its final model the average of its lineage's last states
+    # serial races: by default (--final-model auto) the average of the lineage's last states
+    assert res["final_model"] == "average"
+    assert res["averaged_epochs"][-1] == 4 and set(res["averaged_epochs"]) <= {1, 2, 3, 4}
+    # the finished run again, its final model the last state
     proc = _cli(
         *common,
         "--budget",
@@ -521,14 +524,14 @@ def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
         "--run-dir",
         "b",
         "--final-model",
-        "average",
+        "last",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    avg = json.loads((tmp_path / "b" / "result.json").read_text())
-    assert avg["final_model"] == "average" and avg["new_trials"] == 0
-    assert avg["averaged_epochs"][-1] == 4 and set(avg["averaged_epochs"]) <= {1, 2, 3, 4}
-    assert (avg["final_state"] == res["final_state"]) == (avg["averaged_epochs"] == [4])
+    last = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert last["final_model"] == "last" and last["new_trials"] == 0
+    assert last["averaged_epochs"] == [] and last["final_epochs"] == 4
+    assert (last["final_state"] == res["final_state"]) == (res["averaged_epochs"] == [4])
     proc = _cli(*common, "--budget", "6", "--final-model", "mean", cwd=tmp_path)
     assert proc.returncode == 2 and "invalid choice: 'mean'" in proc.stderr
     proc = _cli(
@@ -539,6 +542,7 @@ def test_budget_and_policy_from_the_command_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((tmp_path / "t" / "result.json").read_text())
     assert res["policy"] == {"name": "thesis", "trials": [3, 3]} and len(res["schedule"]) == 2
+    assert res["final_model"] == "last"  # --final-model auto keeps the thesis's last state
 
 
 @pytest.mark.parametrize("own", [None, "32"])

@@ -122,8 +122,8 @@ def _peaking_run(tmp_path: Path, **kw: Any) -> TunerConfig:
 def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed_after_the_run(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """By default the last adopted state is the final model, and the run says that its
-    validation curve peaked (epoch 3 of 12); called again with ``final_model="best"`` the
+    """With ``final_model="last"`` the last adopted state is the final model, and the run says
+    that its validation curve peaked (epoch 3 of 12); called again with ``final_model="best"`` the
     finished run trains nothing, tests epoch 3's state and records the choice on the last
     study; and back."""
     import logging
@@ -134,7 +134,7 @@ def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed
 
     trainer = _PeaksAtEpoch3()
     with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
-        last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+        last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
     assert last.final_model == "last" and last.final_epochs == 12 and last.epochs == 12
     assert last.test["trained_epochs"] == 12.0 and trainer.test_evaluations == 1
     (hint,) = [r.getMessage() for r in caplog.records if "was best around" in r.getMessage()]
@@ -156,7 +156,7 @@ def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed
     assert final["why"].startswith("the peak of the validation accuracy (0.9; 0.45 at the end")
     assert f"Final model: the state adopted in epoch 3 ({final['why']})." in page
 
-    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # back to "last"
+    again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
     assert again.final_epochs == 12 and again.test == last.test
     assert last_study.user_attrs["final"]["why"] == "the last adopted state"
     assert trainer.test_evaluations == 3  # each switch evaluates the newly chosen state once
@@ -165,11 +165,69 @@ def test_final_model_is_the_last_state_or_the_validation_peak_and_can_be_changed
 def test_thesis_policy_keeps_the_last_state(
     tmp_path: Path,
 ) -> None:
+    """The default ``final_model="auto"`` keeps the thesis's last state (its tables)."""
     thesis = tune_per_epoch(
         _PeaksAtEpoch3(), SPACE, _peaking_run(tmp_path, policy="thesis", trials_per_epoch=1)
     )
     assert thesis.final_model == "last" and thesis.final_epochs == 12
-    assert thesis.test["trained_epochs"] == 12.0
+    assert thesis.test["trained_epochs"] == 12.0 and thesis.averaged_epochs == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ({"width": 1}, "average"),  # serial races: one lineage trains most of the budget
+        ({"width": 2}, "average"),  # the races two at a time
+        ({"width": 3}, "average"),
+        ({"width": 2, "two_as_serial": False}, "last"),  # a population of two
+        ({"width": 4}, "last"),  # a population
+        ({"width": 12}, "last"),
+    ],
+)
+def test_the_default_final_model_is_the_one_the_policy_was_measured_best_with(
+    policy: dict[str, Any], expected: str
+) -> None:
+    from optuna_gamma.tuner.policies import PopulationPolicy
+    from optuna_gamma.tuner.policies import ThesisPolicy
+
+    assert PopulationPolicy(budget=120, **policy).default_final_model == expected
+    assert ThesisPolicy(trials=12, epochs=3).default_final_model == "last"
+    assert TunerConfig().final_model == "auto"
+
+
+def test_the_default_serial_run_returns_the_average_and_can_switch_to_the_last_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``final_model="auto"`` on a serial run of the default policy: the greedy average of its
+    lineage's last states (the model overfits after epoch 3: the states before the last
+    validate better, so the average keeps some), recorded as ``"average"`` (the rule chosen,
+    not ``"auto"``); ``final_model="last"`` then trains nothing and tests the last state."""
+    import logging
+
+    trainer = _PeaksAtEpoch3()
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        auto = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))
+    said = [
+        r.getMessage() for r in caplog.records if "averaging the final lineage" in r.getMessage()
+    ]
+    assert len(said) == 1 and "last 12 states" in said[0] and "final_model='last'" in said[0]
+    assert auto.policy["name"] == "population" and auto.policy["width"] == 1
+    assert auto.final_model == "average" and auto.final_epochs == 12
+    assert len(auto.averaged_epochs) > 1 and auto.averaged_epochs[-1] == 12
+    # the average's weights are the mean of the kept states: their epochs trained, averaged
+    assert auto.test["trained_epochs"] == pytest.approx(
+        sum(auto.averaged_epochs) / len(auto.averaged_epochs)
+    )
+    saved = json.loads((tmp_path / "peak" / "result.json").read_text())
+    assert saved["final_model"] == "average"
+    last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
+    assert last.new_trials == 0 and last.final_model == "last" and last.averaged_epochs == []
+    assert last.test["trained_epochs"] == 12.0 and last.final_state != auto.final_state
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        again = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path))  # the recorded average
+    assert again.final_state == auto.final_state and again.test == auto.test
+    assert not [r for r in caplog.records if "averaging the final lineage" in r.getMessage()]
 
 
 _PEAKED = [0.80, 0.85, 0.90, 0.85, 0.80, 0.75, 0.70, 0.65, 0.60, 0.55, 0.50, 0.45]
@@ -220,11 +278,12 @@ def test_bad_final_model_is_refused_before_work() -> None:
     from optuna_gamma.tuner.config import SettingError
     from optuna_gamma.tuner.execution.finished import final_epoch
 
-    expected = r"must be one of \('last', 'best', 'average'\), got 'top'"
+    expected = r"must be one of \('auto', 'last', 'best', 'average'\), got 'top'"
     with pytest.raises(SettingError, match=expected):
         TunerConfig(final_model="top")
-    with pytest.raises(ValueError, match="final_model must be one of"):
-        final_epoch([{"value": 1.0}], "first", maximize=True)
+    for rule in ("first", "auto"):  # "auto" is resolved by the policy before a rule applies
+        with pytest.raises(ValueError, match="final_model must be one of"):
+            final_epoch([{"value": 1.0}], rule, maximize=True)
     with pytest.raises(ValueError, match="no final model"):
         final_epoch([], "best", maximize=True)
 

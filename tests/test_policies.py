@@ -434,11 +434,15 @@ def test_serial_budget_run_spends_the_budget_and_commits(digits, tmp_path: Path)
             assert t.user_attrs["start_value"] == pytest.approx(
                 prev[t.user_attrs["parent"]]["value"]
             )
-    # only carried states (and the initial one, and the store's marker) remain
+    # only carried states (and the initial one, the store's marker and the final model, by
+    # default the average of the lineage's last states where one validated as well) remain
     carried = {m["state"] for s in studies for m in s.user_attrs["population"]}
     marker = studies[0].user_attrs["artifact_store"]["id"]
     files = {p.name for p in (tmp_path / "pop" / "artifacts").iterdir()}
-    assert marker in files and len(files) == len(carried) + 2
+    assert res.final_model == "average" and res.final_state in files
+    averaged = len(res.averaged_epochs) > 1
+    assert (res.final_state in carried) != averaged
+    assert marker in files and len(files) == len(carried) + 2 + averaged
 
 
 def test_plateau_challenge_in_a_real_run_defends_an_improving_setting(

@@ -238,6 +238,7 @@ def test_kill_and_resume_gives_identical_run(
     assert failed == sum(c.startswith(("after_ask", "after_save")) for c in crashes)
     # Only the carried states (and the initial one) are left in the store.
     from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner import PerEpochResult
 
     carried = set()
     for name in optuna.get_all_study_names(storage):
@@ -268,4 +269,11 @@ def test_kill_and_resume_gives_identical_run(
         assert last["adopted"]["why"].startswith("best posterior mean of 4 trials")
         means = [m["posterior_mean"] for m in last["population"]]
         assert means == sorted(means, reverse=True)
-    assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 2  # initial, marker
+    # and the initial state, the store's marker and, where a serial run's default final model
+    # averaged its lineage's last states (final_model="auto"), that average
+    result = load_result(run_dir / "result.json")
+    averaged = False
+    if isinstance(result, PerEpochResult):  # a whole run: its best training's last state
+        assert result.final_model == ("average" if policy in ("plateau", "small") else "last")
+        averaged = len(result.averaged_epochs) > 1
+    assert len(list((run_dir / "artifacts").iterdir())) == len(carried) + 2 + averaged

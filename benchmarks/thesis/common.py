@@ -638,7 +638,9 @@ def run_policy(
     t0 = time.perf_counter()
     plan = policy.plan
     try:
-        res = tune_per_epoch(trainer, space, config())
+        # the last state as ``test`` (what every stored cell holds there, whatever the
+        # default final model is); the other final models below
+        res = tune_per_epoch(trainer, space, config(final_model="last"))
     except AllTrialsDivergedError as err:
         return failed_run(
             run_dir, str(err), seed=seed, trials=None, wall=time.perf_counter() - t0, tests={}

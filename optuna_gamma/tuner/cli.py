@@ -47,7 +47,7 @@ from optuna_gamma.tuner._logging import quiet_reported_trial_failures
 from optuna_gamma.tuner._logging import set_verbosity
 from optuna_gamma.tuner.builtin import ThesisTrainer
 from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
-from optuna_gamma.tuner.config import FINAL_MODELS
+from optuna_gamma.tuner.config import FINAL_MODEL_CHOICES
 from optuna_gamma.tuner.config import SettingError
 from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import MissingExtraError
@@ -207,11 +207,13 @@ def _build_parser() -> _Parser:
     )
     s.add_argument(
         "--final-model",
-        choices=FINAL_MODELS,
-        default="last",
-        help="which state the run returns and tests: 'last' (default), 'best' (the peak of the "
-        "validation curve, when it stands clearly above the curve's end) or 'average' (the last "
-        "state averaged with earlier states of its lineage, where that validates as well)",
+        choices=FINAL_MODEL_CHOICES,
+        default="auto",
+        help="which state the run returns and tests: 'auto' (default: 'average' where the "
+        "default policy races settings serially, with 1-3 workers; 'last' otherwise), 'last', "
+        "'best' (the peak of the validation curve, when it stands clearly above the curve's "
+        "end) or 'average' (the last state averaged with earlier states of its lineage, where "
+        "that validates as well)",
     )
     s.add_argument(
         "--epochs",

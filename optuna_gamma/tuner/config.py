@@ -21,11 +21,22 @@ from optuna_gamma.tuner.search.samplers import parse_sampler
 from optuna_gamma.tuner.trainer_ref import TrainerRef
 
 
-__all__ = ["DEFAULT_NUM_THREADS", "FINAL_MODELS", "SettingError", "TunerConfig"]
+__all__ = [
+    "DEFAULT_NUM_THREADS",
+    "FINAL_MODEL_CHOICES",
+    "FINAL_MODELS",
+    "SettingError",
+    "TunerConfig",
+]
 
-#: The rules for the state a finished run returns (``TunerConfig.final_model``, ``--final-model``;
-#: :mod:`~optuna_gamma.tuner.execution.finished` applies them).
+#: The rules for the state a finished run returns (:mod:`~optuna_gamma.tuner.execution.finished`
+#: applies them; ``PerEpochResult.final_model`` is one of them).
 FINAL_MODELS = ("last", "best", "average")
+
+#: What ``TunerConfig.final_model`` and ``--final-model`` take: a rule, or ``"auto"`` (the
+#: default), the rule the run's policy was measured best with
+#: (:attr:`~optuna_gamma.tuner.policies.Policy.default_final_model`).
+FINAL_MODEL_CHOICES = ("auto", *FINAL_MODELS)
 
 #: torch's intra-op threads during a run, by default. Results depend on the thread count (the
 #: order of floating-point reductions changes), so the default is a fixed number rather than
@@ -157,16 +168,24 @@ class TunerConfig:
             ``budget // trials_per_epoch`` whole epochs (a warning says what is left). The
             policy derives the epochs and trials per epoch from it. Give ``budget`` or
             ``epochs``.
-        final_model: Which state a per-epoch run returns and tests: ``"last"`` (default, as
-            Keras, Lightning and Hugging Face's trainers return the last weights); ``"best"``:
-            the peak of the validation curve, when it stands clearly above the curve's end
+        final_model: Which state a per-epoch run returns and tests. ``"auto"`` (default): the
+            rule the policy was measured best with
+            (:attr:`~optuna_gamma.tuner.policies.Policy.default_final_model`): ``"average"``
+            where the default policy races settings serially (one worker, or two or three),
+            so that the final model trains one lineage for most of the budget (measured:
+            docs/when-it-pays.md), and ``"last"`` otherwise (four or more trials at a time,
+            the thesis's policy).
+            ``"last"``: the last state (as Keras, Lightning and Hugging Face's trainers
+            return the last weights); ``"best"``: the peak of the validation curve, when it
+            stands clearly above the curve's end
             (:func:`~optuna_gamma.tuner.execution.finished.final_epoch`; Keras's
             ``restore_best_weights``; a run whose curve has such a peak says so); or
             ``"average"``: the last state's weights averaged with those of earlier states of
             its lineage (up to 20 epochs back), each kept only where the average validates at
             least as well (:mod:`~optuna_gamma.tuner.execution.averaging`; stochastic weight
-            averaging, greedy as a model soup). Every adopted state is kept, so calling a
-            finished run again with another choice trains nothing and only tests that state.
+            averaging, greedy as a model soup; the optimizer, scheduler and extras are the
+            last state's). Every adopted state is kept, so calling a finished run again with
+            another choice trains nothing and only tests that state.
         trials_per_epoch: Trials of each study. Thesis policy (and whole mode: trainings):
             default 12 (2 start-up + 10 BO), the grid size for ``grid:N``, 1 for ``fixed``.
             Population policy: the trials that run at once (default ``max(1, workers)``).
@@ -214,7 +233,7 @@ class TunerConfig:
     sampler: Union[str, Callable[[int], Any]] = "gamma"
     policy: Union[str, Policy, None] = None
     budget: int | None = None
-    final_model: str = "last"
+    final_model: str = "auto"
     trials_per_epoch: int | None = None
     epochs: int | None = None
     objective: Union[str, Callable[[Mapping[str, Any]], float], Any] = "kappa1"
@@ -257,8 +276,8 @@ class TunerConfig:
             raise ValueError(
                 f"policy must be 'population', 'thesis', a Policy or None, got {self.policy!r}"
             )
-        if self.final_model not in FINAL_MODELS:
-            raise SettingError("final_model", f"one of {FINAL_MODELS}", self.final_model)
+        if self.final_model not in FINAL_MODEL_CHOICES:
+            raise SettingError("final_model", f"one of {FINAL_MODEL_CHOICES}", self.final_model)
         _check_int(self, "seed", 0)
         _check_int(self, "n_startup_trials", 0)
         _check_int(self, "num_threads", 1, none_ok=True)

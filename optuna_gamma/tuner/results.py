@@ -117,9 +117,10 @@ class PerEpochResult(_Common):
             each trained; reused trials cost nothing).
         final_epochs: Epochs of training of the final model (the epoch whose adopted state it
             is).
-        final_model: How the final model was chosen (``TunerConfig.final_model``):
-            ``"last"`` (the last adopted state), ``"best"`` (the peak of the validation curve)
-            or ``"average"`` (the last state averaged with earlier states of its lineage).
+        final_model: How the final model was chosen (``TunerConfig.final_model``; for
+            ``"auto"``, the rule it chose): ``"last"`` (the last adopted state), ``"best"``
+            (the peak of the validation curve) or ``"average"`` (the last state averaged with
+            earlier states of its lineage).
         schedule: The final model's schedule: one :class:`ScheduleEntry` per epoch
             ``1..final_epochs``, the trials of its lineage (the settings its state was trained
             with, epoch by epoch; :mod:`~optuna_gamma.tuner.policies.lineage`).

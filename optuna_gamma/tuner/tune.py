@@ -119,7 +119,7 @@ def tune_per_epoch(
                 _serial_epochs(engine)
         studies = [engine.studies.load(e) for e in range(1, n + 1)]
         adopted = [s.user_attrs["adopted"] for s in studies]
-        rule = cfg.final_model
+        rule = engine.policy.default_final_model if cfg.final_model == "auto" else cfg.final_model
         final, test, chain, state = finish_per_epoch(engine, studies, rule)
         if engine.run_plan.population > 1:
             engine.adoption.warn_lineage_at_bounds(chain)
@@ -325,8 +325,8 @@ def _check_whole(cfg: TunerConfig) -> None:
     (before, ``budget=40`` ran its default 12 one-epoch trainings: 12 epochs of compute).
 
     Raises:
-        ValueError: ``budget``, a ``policy`` other than the thesis's, or ``final_model`` other
-            than ``"last"``, naming what a whole-training run takes instead.
+        ValueError: ``budget``, a ``policy`` other than the thesis's, or a ``final_model`` other
+            than ``"auto"`` and ``"last"``, naming what a whole-training run takes instead.
     """
     if cfg.budget is not None:
         raise ValueError(
@@ -340,7 +340,7 @@ def _check_whole(cfg: TunerConfig) -> None:
             f"policy={shown!r} is the per-epoch tuner's: a whole-training run samples "
             "trials_per_epoch trainings of constant settings (the thesis's tables 8-10)"
         )
-    if cfg.final_model != "last":
+    if cfg.final_model not in ("auto", "last"):
         raise ValueError(
             f"final_model={cfg.final_model!r} is the per-epoch tuner's: a whole-training run "
             "returns its best training's last state"

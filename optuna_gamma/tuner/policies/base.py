@@ -142,6 +142,14 @@ class Policy(abc.ABC):
         return self.radius
 
     @property
+    def default_final_model(self) -> str:
+        """The final model ``TunerConfig(final_model="auto")`` (the default) gives this policy's
+        runs: one of ``"last"``, ``"best"``, ``"average"``
+        (:mod:`~optuna_gamma.tuner.execution.finished`). The last state, unless a policy was
+        measured better with another."""
+        return "last"
+
+    @property
     @abc.abstractmethod
     def plan(self) -> RunPlan:
         """Epochs and trials per epoch."""

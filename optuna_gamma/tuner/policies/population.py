@@ -368,6 +368,23 @@ class PopulationPolicy(Policy):
         only; ``None``: anywhere)."""
         return self.explore_radius if self._serial else None
 
+    @property
+    def default_final_model(self) -> str:
+        """``"average"`` where the serial races run (``width`` 1, or 2 and 3 with
+        ``two_as_serial``, ``three_as_serial``), ``"last"`` otherwise.
+
+        Serially the final model trains one lineage for most of the budget (90 of 120 epochs),
+        under settings committed for several epochs: the weights it passes through near the
+        end bounce around one basin, and their average generalizes better than the last
+        (stochastic weight averaging, Izmailov et al., UAI 2018), the more so where the model
+        overfits. On the per-epoch benchmark (``B = 120``, 5 seeds, docs/when-it-pays.md) the
+        greedy average beat the last state on every task, serially and two at a time. With a
+        population (four or more trials at a time) the final lineage trains ``B / width``
+        epochs and changes its setting every epoch near the end; there the average tied the
+        last state or lost a little (the overfitting MLP: -0.1 to -0.25 points).
+        """
+        return "average" if self._serial else "last"
+
     def radius_at(self, epoch: int) -> float | None:
         """:attr:`radius`, and with ``width >= 2`` ``explore_radius`` for the late
         perturbation's explorers (``late_population``)."""
