@@ -226,10 +226,13 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
         The record: ``state``, ``state_sha256``, ``epochs`` (kept, ascending), ``metrics``,
         ``value``, ``tried`` (the states tried, newest first).
     """
+    from optuna_gamma.tuner._logging import get_logger
     from optuna_gamma.tuner.execution.averaging import greedy_average
     from optuna_gamma.tuner.execution.averaging import WINDOW
     from optuna_gamma.tuner.persistence.states import check_artifact_id
+    from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
+    logger = get_logger(__name__)
     n = len(chain)
     window = [(n - i, dict(chain[n - 1 - i])) for i in range(min(WINDOW, n))]  # newest first
     tried = [check_artifact_id(r.get("state"), where=f"epoch {e}'s state") for e, r in window]
@@ -238,17 +241,13 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
         check_artifact_id(recorded.get("state"), where="the recorded average")
         return dict(recorded)
     store, objective = engine.starts.store, engine.objective
-    from optuna_gamma.tuner._logging import get_logger
-
-    get_logger(__name__).info(
+    logger.info(
         f"final model: averaging the final lineage's last {len(window)} states where that "
         f"validates as well (up to {len(window) - 1} validation passes, no training; "
         "final_model='last', --final-model last, returns the last state)"
     )
 
     def load(i: int) -> dict[str, Any] | None:
-        from optuna_gamma.tuner.persistence.states import StateUnavailableError
-
         try:
             return store.load(tried[i], window[i][1].get("state_sha256"))
         except StateUnavailableError:
@@ -257,7 +256,7 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
             return None
 
     def skipped(i: int, why: str) -> None:
-        get_logger(__name__).warning(
+        logger.warning(
             f"final model: epoch {window[i][0]}'s state is not averaged with the last ({why})"
         )
 
