@@ -214,6 +214,7 @@ def test_a_run_that_no_average_helps_returns_its_last_state(tmp_path: Path) -> N
 
     res = tune_per_epoch(_Converges(), SPACE, _cfg(tmp_path))
     assert res.averaged_epochs == [6]
+    assert "final model: the last state (no average of it with earlier states" in str(res)
     plain = tune_per_epoch(_Converges(), SPACE, _cfg(tmp_path, final_model="last"))
     assert res.final_state == plain.final_state  # no new state stored
 

@@ -220,6 +220,7 @@ def test_the_default_serial_run_returns_the_average_and_can_switch_to_the_last_s
     )
     saved = json.loads((tmp_path / "peak" / "result.json").read_text())
     assert saved["final_model"] == "average"
+    assert "final model: the average of its lineage's states of epochs" in str(auto)
     last = tune_per_epoch(trainer, SPACE, _peaking_run(tmp_path, final_model="last"))
     assert last.new_trials == 0 and last.final_model == "last" and last.averaged_epochs == []
     assert last.test["trained_epochs"] == 12.0 and last.final_state != auto.final_state

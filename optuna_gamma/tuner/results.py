@@ -336,6 +336,11 @@ def _final_model(result: PerEpochResult, last: str) -> list[str]:
             f"final model: the average of its lineage's states of epochs "
             f"{epoch_ranges(result.averaged_epochs)} ({last} tests the last state)"
         )
+    elif result.final_model == "average":  # tried (the default of serial races), not kept
+        lines.append(
+            "final model: the last state (no average of it with earlier states of its lineage "
+            "validated as well)"
+        )
     return lines
 
 
