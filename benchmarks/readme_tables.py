@@ -293,9 +293,8 @@ _REGIMES = (
 
 
 def policy_headline() -> str:
-    cells = load_cells("policies") + [
-        c for c in load_cells("average") if c["arm"] in {r[1].partition("@")[0] for r in _REGIMES}
-    ]
+    arms = {arm.partition("@")[0] for _, arm, *_ in _REGIMES}
+    cells = load_cells("policies") + [c for c in load_cells("average") if c["arm"] in arms]
     rows = []
     for dataset, task in _TASKS.items():
         for regime, arm, untuned_epochs, m_pb2, m_fixed in _REGIMES:
