@@ -608,3 +608,44 @@ def test_fashion_comparison_is_table_6_on_held_out_data(
     assert all(c["code"] == tc.code_version() for c in cells.values())
     text = (out / "thesis_fashion.md").read_text()
     assert "Fashion-MNIST" in text and "Code version" in text
+
+
+def test_peers_picture_adds_the_average_of_the_runs_given(tmp_path: Path) -> None:
+    """``summarize(..., averages)`` plots each averaged arm's ``test_average`` beside its last
+    state at the same compute; the table stays the last state's."""
+    pytest.importorskip("plotly")
+
+    def cell(seed: int, last: float, average: float | None) -> dict[str, Any]:
+        c: dict[str, Any] = {
+            "arm": "pe-pop",
+            "dataset": "mnist",
+            "seed": seed,
+            "epochs": 90,
+            "budget_epochs": 120,
+            "compute_epochs": 120,
+            "subset": 500,
+            "objective": "kappa1",
+            "mode": "per-epoch",
+            "compute_time": 1.0,
+            "wall_time": 2.0,
+            "test": {"90": {"accuracy": last}},
+        }
+        if average is not None:
+            c["test_average"] = {"90": {"accuracy": average}}
+        return c
+
+    cells = [cell(s, 0.90 + 0.01 * s, None) for s in range(3)]
+    reruns = [cell(s, 0.5, 0.92 + 0.01 * s) for s in range(3)] + [cell(3, 0.5, None)]
+    plain = peers._figures(cells, "MNIST", [0, 1, 2])[0]
+    assert [t.name for t in plain.data] == ["pe-pop"]
+    fig = peers._figures(cells, "MNIST", [0, 1, 2], reruns)[0]
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"pe-pop", "pe-pop, final model: average"}
+    assert list(traces["pe-pop"].y) == pytest.approx([0.91])  # the median last state
+    averaged = traces["pe-pop, final model: average"]
+    assert list(averaged.x) == [120] and list(averaged.y) == pytest.approx([0.93])
+    other = [dict(c, dataset="fashion-mnist") for c in reruns]
+    text = peers.summarize(cells, tmp_path, "t", "mnist", other)  # another task's: not plotted
+    assert "final model: average" not in (tmp_path / "t_mnist.html").read_text()
+    assert text == peers.summarize(cells, tmp_path, "t", "mnist", reruns)
+    assert "final model: average" in (tmp_path / "t_mnist.html").read_text()

@@ -63,6 +63,7 @@ it. Test on the official 10,000 test images. Defaults: ``E = 10`` (``B = 120``),
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 import json
 import math
@@ -1147,16 +1148,34 @@ def _render_pairs(pairs: dict[str, list[tuple[float, float]]]) -> list[str]:
     return lines
 
 
-def _figures(cells: list[Cell], label: str, seeds: list[int]) -> list[Any]:
-    """Test accuracy against compute per arm; the first seed's learning-rate schedules."""
+def _average_points(c: Cell) -> list[tuple[int, float | None, float | None]]:
+    """The (compute epochs, test accuracy, test MCC) point of a cell's average of its final
+    lineage's last states (``test_average``); ``[]`` for a cell without one."""
+    if c.get("failed") or not c.get("test_average"):
+        return []
+    test = c["test_average"][max(c["test_average"], key=int)]
+    return [(int(c["compute_epochs"]), test.get("accuracy"), test.get("mcc"))]
+
+
+def _figures(
+    cells: list[Cell], label: str, seeds: list[int], averages: Sequence[Cell] = ()
+) -> list[Any]:
+    """Test accuracy against compute per arm (and, for the arms of ``averages``, of the average
+    of the final lineage's last states of those runs); the first seed's learning-rate
+    schedules."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    series: list[tuple[str, list[list[tuple[int, float | None, float | None]]], bool]] = []
     for arm in ARMS:
         cs = [c for c in cells if c["arm"] == arm and not c.get("failed")]
-        if not cs:
-            continue
-        pts = [_points(c) for c in cs]
+        if cs:
+            series.append((arm, [_points(c) for c in cs], False))
+    for arm in ARMS:
+        pts = [p for c in averages if c["arm"] == arm and (p := _average_points(c))]
+        if pts:
+            series.append((f"{arm}, final model: average", pts, True))
+    for name, pts, averaged in series:
         xs = [tc.median(p[i][0] for p in pts) for i in range(len(pts[0]))]
         qs = [tc.quartiles(p[i][1] for p in pts) for i in range(len(pts[0]))]
         fig.add_trace(
@@ -1164,7 +1183,8 @@ def _figures(cells: list[Cell], label: str, seeds: list[int]) -> list[Any]:
                 x=xs,
                 y=[q[1] for q in qs],
                 mode="lines+markers",
-                name=arm,
+                name=name,
+                marker={"symbol": "diamond"} if averaged else None,
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -1214,9 +1234,15 @@ def _figures(cells: list[Cell], label: str, seeds: list[int]) -> list[Any]:
     return figs
 
 
-def summarize(cells: list[Cell], out: Path, name: str, dataset: str) -> str:
-    """Write ``<name>_<dataset>.md`` and ``.html`` from the dataset's cells; return the text."""
+def summarize(
+    cells: list[Cell], out: Path, name: str, dataset: str, averages: Sequence[Cell] = ()
+) -> str:
+    """Write ``<name>_<dataset>.md`` and ``.html`` from the dataset's cells; return the text.
+
+    ``averages``: cells whose ``test_average`` the picture adds as ``"<arm>, final model:
+    average"`` (e.g. ``average.jsonl``'s reruns of the default; the table is unchanged)."""
     cells = [c for c in cells if c["dataset"] == dataset]
+    averages = [c for c in averages if c["dataset"] == dataset]
     if not cells:
         return f"(no cells for {dataset})\n"
     seeds = sorted({c["seed"] for c in cells})
@@ -1227,7 +1253,7 @@ def summarize(cells: list[Cell], out: Path, name: str, dataset: str) -> str:
     lines += ["", tc.code_note(cells, lambda c: c["arm"])]
     text = "\n".join(lines) + "\n"
     tc.write_text(out, f"{name}_{dataset}", ".md", text)
-    figs = _figures(cells, label, seeds)
+    figs = _figures(cells, label, seeds, averages)
     tc.write_figures(
         out,
         f"{name}_{dataset}",
@@ -1272,6 +1298,14 @@ def main(argv: list[str] | None = None) -> int:
         help="untuned arms: test the model after these epochs too (e.g. 30 for the wall time "
         "of 4 at a time at B = 120)",
     )
+    p.add_argument(
+        "--averages",
+        nargs="+",
+        default=[],
+        metavar="TAG",
+        help="also plot the average of the final lineage's last states (test_average) of the "
+        "runs in these cells files of --out, e.g. average (the default's final model serially)",
+    )
     args = p.parse_args(argv)
     name = args.tag or NAME
     tc.quiet()
@@ -1313,7 +1347,8 @@ def main(argv: list[str] | None = None) -> int:
             cells_run=done,
             wall_seconds=time.perf_counter() - t0,
         )
-    print(summarize(cells.values(), args.out, name, args.dataset))
+    averages = [c for tag in args.averages for c in tc.Cells(args.out / f"{tag}.jsonl").values()]
+    print(summarize(cells.values(), args.out, name, args.dataset, averages))
     return 0
 
 
