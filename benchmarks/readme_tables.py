@@ -40,6 +40,13 @@ Tables:
     ``thesis/results/*.jsonl`` and ``tuner/results/peers/peers.jsonl``: the thesis's claims
     and the project's targets, each with the figures it rests on and a verdict that follows
     from them.
+
+Generated files (written whole; ``--check`` compares them too):
+
+``docs/figures/when-it-pays.html``
+    the cells of ``policy-headline``: a plotly picture of test accuracy against compute for
+    every method and task (the docs page "When per-epoch tuning pays" shows it in a frame;
+    ``docs/conf.py`` serves it with plotly.js from the site itself).
 """
 
 from __future__ import annotations
@@ -344,6 +351,112 @@ def policy_headline() -> str:
         rows,
         align="llrrrrrrrrl",
     )
+
+
+#: The methods of the picture: (label, arm, compute epochs where an untuned training is
+#: tested, or ``None`` for the final model at the compute it spent), as in ``policy-headline``.
+_FIGURE_METHODS = (
+    ("default policy, serial (final model: average)", "pe-pop@average", None),
+    ("default policy, 12 at a time", "pe-pop-w12", None),
+    ("PB2 (12 members)", "pb2", None),
+    ("PBT (12 members)", "pbt", None),
+    ("thesis policy (12 trials per epoch)", "pe-gamma", None),
+    ("untuned training", "untuned", (10, 120)),
+)
+#: Shorter panel titles than the tables' task names.
+_FIGURE_TASKS = {"own-fashion": "own trainer (AdamW MLP), Fashion-MNIST 1,000"}
+#: The file of the picture, relative to the repository.
+FIGURE = "docs/figures/when-it-pays.html"
+
+
+def _compute_points(
+    cells: list[dict[str, Any]], dataset: str, arm: str, untuned: tuple[int, ...] | None
+) -> list[tuple[float, tuple[float, float, float]]]:
+    """(compute in training epochs, test accuracy quartiles over seeds) of ``arm`` on
+    ``dataset``: its final models at the (median) compute they spent, or, for the untuned
+    training, its model after each of ``untuned`` epochs."""
+    if untuned is not None:
+        name = _UNTUNED.get(dataset, "fixed-0.01")
+        points = [
+            (float(e), _quartiles(_by_seed(cells, dataset, name, e).values())) for e in untuned
+        ]
+        return [(x, q) for x, q in points if not math.isnan(q[1])]
+    mine = [c for c in _cells_of(cells, dataset, arm) if _test_at(c) is not None]
+    if not mine:
+        return []
+    compute = _median(c.get("compute_epochs") for c in mine)
+    return [(compute, _quartiles(_test_at(c) for c in mine))]
+
+
+def policy_figure() -> str:
+    """The HTML page of :data:`FIGURE` (:func:`policy_figure_object`); plotly.js is loaded from
+    ``plotly.min.js`` beside the page."""
+    fig = policy_figure_object()
+    return fig.to_html(include_plotlyjs="plotly.min.js", full_html=True, div_id="when-it-pays")
+
+
+def policy_figure_object() -> Any:
+    """Test accuracy against compute (log scale), median and interquartile range over the
+    seeds, one panel per task, the methods of ``policy-headline`` (a plotly ``Figure``)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    arms = {arm.partition("@")[0] for _, arm, *_ in _REGIMES}
+    cells = load_cells("policies") + [c for c in load_cells("average") if c["arm"] in arms]
+    titles = [_FIGURE_TASKS.get(d, label) for d, label in _TASKS.items()]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1)
+    symbols = ("diamond", "star", "circle", "square", "x", "triangle-up")
+    for i, dataset in enumerate(_TASKS):
+        row, col = divmod(i, 2)
+        for j, (label, arm, untuned) in enumerate(_FIGURE_METHODS):
+            points = _compute_points(cells, dataset, arm, untuned)
+            if not points:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    # side by side at the same compute (a dodge of 4 % per method on the log
+                    # axis); the hover text gives the compute itself
+                    x=[round(x * 1.04 ** (j - 2.5), 3) for x, _ in points],
+                    customdata=[x for x, _ in points],
+                    hovertemplate="%{customdata:.0f} epochs: %{y:.1f} %",
+                    y=[100 * q[1] for _, q in points],
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [100 * (q[2] - q[1]) for _, q in points],
+                        "arrayminus": [100 * (q[1] - q[0]) for _, q in points],
+                    },
+                    mode="lines+markers" if len(points) > 1 else "markers",
+                    marker={"symbol": symbols[j], "size": 10, "color": _COLOURS[j]},
+                    line={"color": _COLOURS[j], "dash": "dot"},
+                    name=label,
+                    legendgroup=label,
+                    showlegend=i == 0,
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+        fig.update_xaxes(
+            type="log",
+            tickvals=[10, 20, 40, 60, 120],
+            title_text="compute (training epochs)",
+            row=row + 1,
+            col=col + 1,
+        )
+        fig.update_yaxes(title_text="test accuracy %", row=row + 1, col=col + 1)
+    fig.update_layout(
+        title="Test accuracy against compute at B = 120 training epochs<br>"
+        "<sup>median and interquartile range over 5 seeds (the thesis policy: 3); "
+        "the untuned training after 10 and 120 epochs</sup>",
+        height=850,
+        legend={"orientation": "h", "y": -0.12},
+        margin={"t": 90},
+    )
+    return fig
+
+
+#: Plotly's default colour sequence, fixed so that the page does not depend on the template.
+_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
 
 
 #: (variant, reference, what the variant changes). ``@best``: the arm's cells with the peak
@@ -848,6 +961,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tables = {name: fn() for name, fn in TABLES.items()}
     stale = []
+    figure = ROOT / FIGURE
+    page = policy_figure()
+    if not figure.exists() or figure.read_text() != page:
+        stale.append(FIGURE)
+        if not args.check:
+            figure.parent.mkdir(parents=True, exist_ok=True)
+            figure.write_text(page)
     for rel in TARGETS:
         path = ROOT / rel
         if not path.exists():
@@ -859,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.write_text(new)
     if args.check and stale:
-        print("stale generated tables in: " + ", ".join(stale), file=sys.stderr)
+        print("stale generated tables or files: " + ", ".join(stale), file=sys.stderr)
         print("run: python -m benchmarks.readme_tables", file=sys.stderr)
         return 1
     if not args.check:

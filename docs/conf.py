@@ -53,6 +53,25 @@ def _offline_mathjax() -> str:
     return str(static)
 
 
+def _figures() -> str:
+    """The generated picture pages of ``docs/figures/`` (``python -m benchmarks.readme_tables``)
+    with the ``plotly.min.js`` they load beside them, from the installed plotly: copied to the
+    site's ``figures/``, where a page shows them in a frame; no script comes from the
+    internet."""
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError as error:
+        raise RuntimeError("the docs need plotly: pip install -e '.[docs]'") from error
+    extra = Path(tempfile.mkdtemp(prefix="optuna-gamma-figures-"))
+    figures = extra / "figures"
+    figures.mkdir()
+    for page in (Path(__file__).parent / "figures").glob("*.html"):
+        shutil.copy(page, figures / page.name)
+    (figures / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+    return str(extra)
+
+
 html_static_path = [_offline_mathjax()]
+html_extra_path = [_figures()]
 mathjax_path = "mathjax/tex-svg.js"
 html_title = "optuna-gamma"

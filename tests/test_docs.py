@@ -72,6 +72,48 @@ def test_generated_tables_equal_the_results(capsys: pytest.CaptureFixture[str]) 
     assert "<!-- table:policy-headline -->" in README
 
 
+def test_the_picture_shows_every_method_and_task_as_the_headline_table_does() -> None:
+    """docs/figures/when-it-pays.html (issue 14: "a picture of test accuracy against compute
+    for every method and task") draws the cells of the policy headline: its serial default and
+    12-at-a-time default, PB2 and PBT are the table's medians, at the compute they spent."""
+    from benchmarks import readme_tables
+
+    fig = readme_tables.policy_figure_object()
+    panels = [a.text for a in fig.layout.annotations]
+    assert len(panels) == len(readme_tables._TASKS) == 4
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in readme_tables.policy_headline().splitlines()[2:]
+    ]
+    axes = ["x", "x2", "x3", "x4"]
+    for i, (dataset, task) in enumerate(readme_tables._TASKS.items()):
+        traces = {t.name: t for t in fig.data if t.xaxis == axes[i]}
+        assert set(traces) >= {
+            "default policy, serial (final model: average)",
+            "default policy, 12 at a time",
+            "PB2 (12 members)",
+            "PBT (12 members)",
+            "untuned training",
+        }
+        untuned = traces["untuned training"]
+        assert list(untuned.customdata) == [10.0, 120.0]
+        serial, wide = (r for r in rows if r[0] == task)
+        for row, name in (
+            (serial, "default policy, serial (final model: average)"),
+            (wide, "default policy, 12 at a time"),
+        ):
+            trace = traces[name]
+            assert list(trace.customdata) == [120.0]  # the budget, spent exactly
+            assert f"{trace.y[0]:.1f}" == row[3]  # the table's "default policy %"
+        assert f"{traces['PB2 (12 members)'].y[0]:.1f}" == serial[4]
+        assert f"{traces['PBT (12 members)'].y[0]:.1f}" == serial[5]
+        assert f"{untuned.y[1]:.1f}" == serial[6].split()[0]  # 120 epochs
+        assert f"{untuned.y[0]:.1f}" == wide[6].split()[0]  # 10 epochs
+        # side by side at the same compute, never on top of each other
+        xs = [t.x[-1] for t in traces.values()]
+        assert len(set(xs)) == len(xs)
+
+
 def test_a_stale_table_is_found_and_rewritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
