@@ -363,6 +363,9 @@ _FIGURE_METHODS = (
     ("thesis policy (12 trials per epoch)", "pe-gamma", None),
     ("untuned training", "untuned", (10, 120)),
 )
+#: Plotly's default colour sequence, fixed so that the page does not depend on the template.
+_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+_SYMBOLS = ("diamond", "star", "circle", "square", "x", "triangle-up")
 #: Shorter panel titles than the tables' task names.
 _FIGURE_TASKS = {"own-fashion": "own trainer (AdamW MLP), Fashion-MNIST 1,000"}
 #: The file of the picture, relative to the repository.
@@ -371,21 +374,31 @@ FIGURE = "docs/figures/when-it-pays.html"
 
 def _compute_points(
     cells: list[dict[str, Any]], dataset: str, arm: str, untuned: tuple[int, ...] | None
-) -> list[tuple[float, tuple[float, float, float]]]:
+) -> tuple[list[tuple[float, tuple[float, float, float]]], int]:
     """(compute in training epochs, test accuracy quartiles over seeds) of ``arm`` on
     ``dataset``: its final models at the (median) compute they spent, or, for the untuned
-    training, its model after each of ``untuned`` epochs."""
+    training, its model after each of ``untuned`` epochs; and the number of seeds."""
     if untuned is not None:
         name = _UNTUNED.get(dataset, "fixed-0.01")
-        points = [
-            (float(e), _quartiles(_by_seed(cells, dataset, name, e).values())) for e in untuned
-        ]
-        return [(x, q) for x, q in points if not math.isnan(q[1])]
+        by_epochs = [(float(e), _by_seed(cells, dataset, name, e)) for e in untuned]
+        points = [(x, _quartiles(tested.values())) for x, tested in by_epochs if tested]
+        return points, max((len(tested) for _, tested in by_epochs), default=0)
     mine = [c for c in _cells_of(cells, dataset, arm) if _test_at(c) is not None]
     if not mine:
-        return []
+        return [], 0
     compute = _median(c.get("compute_epochs") for c in mine)
-    return [(compute, _quartiles(_test_at(c) for c in mine))]
+    return [(compute, _quartiles(_test_at(c) for c in mine))], len(mine)
+
+
+def _seeds_text(counts: dict[str, set[int]]) -> str:
+    """ "5 seeds", or "5 seeds (PBT: 3)" where a method has fewer on some task."""
+    most = max((n for ns in counts.values() for n in ns), default=0)
+    fewer = [
+        f"{label.split(' (')[0]}: {', '.join(str(n) for n in sorted(ns - {most}))}"
+        for label, ns in counts.items()
+        if ns - {most}
+    ]
+    return f"{most} seeds" + (f" ({'; '.join(fewer)})" if fewer else "")
 
 
 def policy_figure() -> str:
@@ -405,13 +418,14 @@ def policy_figure_object() -> Any:
     cells = load_cells("policies") + [c for c in load_cells("average") if c["arm"] in arms]
     titles = [_FIGURE_TASKS.get(d, label) for d, label in _TASKS.items()]
     fig = make_subplots(rows=2, cols=2, subplot_titles=titles, horizontal_spacing=0.1)
-    symbols = ("diamond", "star", "circle", "square", "x", "triangle-up")
+    counts: dict[str, set[int]] = {}
     for i, dataset in enumerate(_TASKS):
         row, col = divmod(i, 2)
         for j, (label, arm, untuned) in enumerate(_FIGURE_METHODS):
-            points = _compute_points(cells, dataset, arm, untuned)
+            points, n_seeds = _compute_points(cells, dataset, arm, untuned)
             if not points:
                 continue
+            counts.setdefault(label, set()).add(n_seeds)
             fig.add_trace(
                 go.Scatter(
                     # side by side at the same compute (a dodge of 4 % per method on the log
@@ -427,7 +441,7 @@ def policy_figure_object() -> Any:
                         "arrayminus": [100 * (q[1] - q[0]) for _, q in points],
                     },
                     mode="lines+markers" if len(points) > 1 else "markers",
-                    marker={"symbol": symbols[j], "size": 10, "color": _COLOURS[j]},
+                    marker={"symbol": _SYMBOLS[j], "size": 10, "color": _COLOURS[j]},
                     line={"color": _COLOURS[j], "dash": "dot"},
                     name=label,
                     legendgroup=label,
@@ -446,17 +460,13 @@ def policy_figure_object() -> Any:
         fig.update_yaxes(title_text="test accuracy %", row=row + 1, col=col + 1)
     fig.update_layout(
         title="Test accuracy against compute at B = 120 training epochs<br>"
-        "<sup>median and interquartile range over 5 seeds (the thesis policy: 3); "
+        f"<sup>median and interquartile range over {_seeds_text(counts)}; "
         "the untuned training after 10 and 120 epochs</sup>",
         height=850,
         legend={"orientation": "h", "y": -0.12},
         margin={"t": 90},
     )
     return fig
-
-
-#: Plotly's default colour sequence, fixed so that the page does not depend on the template.
-_COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
 
 
 #: (variant, reference, what the variant changes). ``@best``: the arm's cells with the peak
