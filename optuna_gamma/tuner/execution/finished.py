@@ -244,7 +244,7 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
     logger.info(
         f"final model: averaging the final lineage's last {len(window)} states where that "
         f"validates as well (up to {len(window) - 1} validation passes, no training; "
-        "final_model='last', --final-model last, returns the last state)"
+        "final_model='last' or --final-model last gives the last state instead)"
     )
 
     def load(i: int) -> dict[str, Any] | None:
