@@ -86,7 +86,7 @@ def test_the_picture_shows_every_method_and_task_as_the_headline_table_does() ->
         for line in readme_tables.policy_headline().splitlines()[2:]
     ]
     axes = ["x", "x2", "x3", "x4"]
-    for i, (dataset, task) in enumerate(readme_tables._TASKS.items()):
+    for i, task in enumerate(readme_tables._TASKS.values()):
         traces = {t.name: t for t in fig.data if t.xaxis == axes[i]}
         assert set(traces) >= {
             "default policy, serial (final model: average)",

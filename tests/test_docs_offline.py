@@ -19,7 +19,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The docs built once for this module's tests."""
+    """The docs built once for this module's tests (asked for after ``offline_page``, so that
+    a machine without Chromium skips before building)."""
     out = tmp_path_factory.mktemp("docs") / "html"
     proc = subprocess.run(
         [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(REPO / "docs"), str(out)],
@@ -59,7 +60,7 @@ def offline_page() -> Iterator[tuple[Any, list[str]]]:
 
 
 def test_equations_render_with_the_network_blocked(
-    site: Path, offline_page: tuple[Any, list[str]]
+    offline_page: tuple[Any, list[str]], site: Path
 ) -> None:
     page, blocked = offline_page
     page_file = site / "sampler.html"  # the sampler's math
@@ -76,7 +77,7 @@ def test_equations_render_with_the_network_blocked(
 
 
 def test_the_picture_of_when_it_pays_draws_with_the_network_blocked(
-    site: Path, offline_page: tuple[Any, list[str]]
+    offline_page: tuple[Any, list[str]], site: Path
 ) -> None:
     page, blocked = offline_page
     assert (site / "figures" / "plotly.min.js").stat().st_size > 1_000_000
