@@ -1148,15 +1148,6 @@ def _render_pairs(pairs: dict[str, list[tuple[float, float]]]) -> list[str]:
     return lines
 
 
-def _average_points(c: Cell) -> list[tuple[int, float | None, float | None]]:
-    """The (compute epochs, test accuracy, test MCC) point of a cell's average of its final
-    lineage's last states (``test_average``); ``[]`` for a cell without one."""
-    if c.get("failed") or not c.get("test_average"):
-        return []
-    test = c["test_average"][max(c["test_average"], key=int)]
-    return [(int(c["compute_epochs"]), test.get("accuracy"), test.get("mcc"))]
-
-
 def _figures(
     cells: list[Cell], label: str, seeds: list[int], averages: Sequence[Cell] = ()
 ) -> list[Any]:
@@ -1172,7 +1163,13 @@ def _figures(
         if cs:
             series.append((arm, [_points(c) for c in cs], False))
     for arm in ARMS:
-        pts = [p for c in averages if c["arm"] == arm and (p := _average_points(c))]
+        # a cell's average of its final lineage's last states, as its final model
+        pts = [
+            p
+            for c in averages
+            if c["arm"] == arm and c.get("test_average")
+            if (p := _points({**c, "test": c["test_average"]}))
+        ]
         if pts:
             series.append((f"{arm}, final model: average", pts, True))
     for name, pts, averaged in series:
