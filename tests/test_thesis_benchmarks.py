@@ -473,6 +473,58 @@ def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
         peers.run_tuner_arm(_args(tmp_path), "pe-gamma", "own-digits", None, 0, 1, None)
 
 
+def test_ceiling_cosine_anneals_every_setting_and_takes_the_best_test_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ceiling --schedule cosine``: each (setting, horizon) trains ``H`` epochs with the rate
+    of epoch ``e`` at ``lr0 (1 + cos(pi (e - 1) / H)) / 2`` and the setting's weight decay,
+    is tested after every epoch, and the table takes the best (setting, horizon, epoch)."""
+    from benchmarks.tuner import ceiling
+
+    seen: list[tuple[float, float, int]] = []
+    make = peers.make_trainer
+
+    def spying(*a: Any, **k: Any) -> Any:
+        trainer = make(*a, **k)
+        train_epoch = trainer.train_epoch
+
+        def recorded(state: Any, hparams: Any, ctx: Any) -> Any:
+            group = state.optimizer.param_groups[0]
+            seen.append((group["lr"], group["weight_decay"], ctx.epoch))
+            assert ctx.epochs in (2, 3) and set(hparams) == {"lr", "weight_decay"}
+            return train_epoch(state, hparams, ctx)
+
+        trainer.train_epoch = recorded
+        return trainer
+
+    monkeypatch.setattr(peers, "make_trainer", spying)
+    out = tmp_path / "out"
+    argv = ["--dataset", "own-digits", "--seeds", "0", "--lr", "2", "--wd", "1"]
+    argv += ["--schedule", "cosine", "--horizons", "2", "3", "--tag", "cc", "--out", str(out)]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
+    assert ceiling.main(argv) == 0
+    cells = list(tc.Cells(out / "cc.jsonl").values())
+    assert sorted((c["horizon"], round(c["point"]["lr"], 9)) for c in cells) == sorted(
+        (h, lr) for h in (2, 3) for lr in (1e-4, 3e-2)
+    )
+    assert all(set(c["test"]) == {str(e) for e in range(1, c["horizon"] + 1)} for c in cells)
+    assert len(seen) == 2 * (2 + 3)
+    runs = [seen[i : i + h] for i, h in zip((0, 2, 5, 7), (2, 3, 2, 3))]
+    for run in runs:
+        lr0, h = run[0][0], len(run)
+        assert [r[0] for r in run] == pytest.approx(
+            [lr0 * (1 + math.cos(math.pi * (e - 1) / h)) / 2 for e in range(1, h + 1)]
+        )
+        assert [r[1] for r in run] == pytest.approx([math.sqrt(1e-5 * 1e-1)] * h)
+    best = max((t["accuracy"], c["horizon"], int(e)) for c in cells for e, t in c["test"].items())
+    table = (out / "cc_own-digits.md").read_text()
+    assert "annealed by a cosine over 2, 3 epochs" in table
+    assert f"| 0 | {100 * best[0]:.2f} |" in table and f"cosine over {best[1]} epochs" in table
+    with pytest.raises(SystemExit) as err:
+        ceiling.main([*argv[:-6], "--horizons", "0", "--out", str(out)])
+    assert err.value.code == 2
+
+
 @pytest.mark.slow
 def test_pb2_population_on_ray_tunes_two_parameters(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the peers extra (ray[tune]) is not installed")
