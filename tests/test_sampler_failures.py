@@ -48,10 +48,14 @@ def test_a_region_that_fails_is_left_and_no_failed_point_is_proposed_again(seed:
     # At first 26-28 of the 30 trials failed, at 2 to 5 distinct points (the edge x = 2 again
     # and again), and the best value was 0.03-0.17; with the failure model 5-7; with its noise
     # floor and the systematic failures imputed 3-5, each at its own point, at most one of
-    # them in the last 15 trials (the region, once known, is left).
+    # them in the last 15 trials (the region, once known, is left). Since the output warp
+    # chooses its scale from 20 observations on, seed 1 tries the region once more (trial 25,
+    # x = 1.6): 5 failures, 2 of them in the last 15 (benchmarks/sampler/results/
+    # issue17_warp_scale/: on the failure benchmark's 30 seeds the median failed trials are
+    # 8, 6 and 7 of 40 against 8, 5.5 and 6 before).
     assert len(failed) <= 7
     assert len(set(failed)) == len(failed)
-    assert sum(t.state == TrialState.FAIL for t in study.trials[15:]) <= 1
+    assert sum(t.state == TrialState.FAIL for t in study.trials[15:]) <= 2
     assert study.best_value < 1e-4
 
 
