@@ -290,12 +290,13 @@ def test_warp_chooses_its_scale_by_likelihood_so_a_heavy_tail_does_not_flatten_t
         np.testing.assert_allclose(warp(g, choose_scale=True), warp(g), atol=0.02)
     # what the GP of a study sees: the values of its trials, warped at the chosen scale
     import optuna
+    from optuna.distributions import BaseDistribution
     from optuna.distributions import FloatDistribution
 
     from optuna_gamma.samplers._observations import Observations
     from optuna_gamma.samplers._search_space import SearchSpace
 
-    dists = {"x": FloatDistribution(0.0, 1.0)}
+    dists: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
     trials = [
         optuna.trial.create_trial(params={"x": i / len(f)}, distributions=dists, value=v)
         for i, v in enumerate(f)
