@@ -247,11 +247,16 @@ def test_warp_chooses_its_scale_by_likelihood_so_a_heavy_tail_does_not_flatten_t
     standardized values puts the best ten within 2 % of the range; the scale chosen is the
     likelihood's (scipy's Yeo-Johnson likelihood with the ``-n log s`` of the scale); data
     without a tail get nearly the warp of before; fewer than 20 values are not touched."""
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.distributions import FloatDistribution
     from scipy import stats
 
     from optuna_gamma.samplers._observations import MIN_SCALE_OBSERVATIONS
+    from optuna_gamma.samplers._observations import Observations
     from optuna_gamma.samplers._observations import standardize
     from optuna_gamma.samplers._observations import warp
+    from optuna_gamma.samplers._search_space import SearchSpace
 
     f = np.array(
         [16970.79, 268.78, 24376.0, 2686.79, 316600.0, 59307.29, 4191.02, 48163.1, 7.62]
@@ -289,13 +294,6 @@ def test_warp_chooses_its_scale_by_likelihood_so_a_heavy_tail_does_not_flatten_t
         g, _ = standardize(rng.standard_normal(40))
         np.testing.assert_allclose(warp(g, choose_scale=True), warp(g), atol=0.02)
     # what the GP of a study sees: the values of its trials, warped at the chosen scale
-    import optuna
-    from optuna.distributions import BaseDistribution
-    from optuna.distributions import FloatDistribution
-
-    from optuna_gamma.samplers._observations import Observations
-    from optuna_gamma.samplers._search_space import SearchSpace
-
     dists: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
     trials = [
         optuna.trial.create_trial(params={"x": i / len(f)}, distributions=dists, value=v)

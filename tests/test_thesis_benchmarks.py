@@ -510,6 +510,7 @@ def test_ceiling_cosine_anneals_every_setting_and_takes_the_best_test_epoch(
     assert all(set(c["test"]) == {str(e) for e in range(1, c["horizon"] + 1)} for c in cells)
     assert len(seen) == 2 * (2 + 3)
     runs = [seen[i : i + h] for i, h in zip((0, 2, 5, 7), (2, 3, 2, 3))]
+    assert [run[0][0] for run in runs] == pytest.approx([1e-4, 1e-4, 3e-2, 3e-2])  # lr0: the point
     for run in runs:
         lr0, h = run[0][0], len(run)
         assert [r[0] for r in run] == pytest.approx(
