@@ -36,7 +36,9 @@ from optuna_gamma.gp.settings import Predictive
 CAT = np.array([False, False, True])
 KERNELS = ["matern52", "rbf"]
 MODES = ["student_t", "gaussian", "plugin"]
-MEANS = ["constant", "zero"]
+MEANS = ["constant", "zero", "worst"]
+#: The fixed mean each mode conditions on (``None``: the constant mean, integrated out).
+FIXED_MEAN = {"zero": lambda y: 0.0, "worst": lambda y: float(np.min(y))}
 A0, B0 = 1.5, 0.7
 
 
@@ -81,12 +83,13 @@ def test_lml_equals_dense_density(kernel: KernelName, predictive: Predictive, me
     settings = _settings(kernel=kernel, predictive=predictive, mean=mean)
     lml = log_marginal_likelihood(X, y, PARAMS, settings, is_categorical=CAT)
     K = _dense_K(X, PARAMS, kernel)
-    if mean == "zero":
-        ref = _log_density_given_mean(y, 0.0, K, predictive)
+    if mean in FIXED_MEAN:
+        m0 = FIXED_MEAN[mean](y)
+        ref = _log_density_given_mean(y, m0, K, predictive)
         if predictive != "gaussian":
             # ... and it equals docs/design.md's closed form term by term.
-            n = len(y)
-            a_n, b_n = A0 + n / 2, B0 + 0.5 * y @ np.linalg.solve(K, y)
+            n, r = len(y), y - m0
+            a_n, b_n = A0 + n / 2, B0 + 0.5 * r @ np.linalg.solve(K, r)
             closed = (
                 math.lgamma(a_n)
                 - math.lgamma(A0)
@@ -189,8 +192,8 @@ def _dense_predictive(
     Kq = kernel_matrix(Xq, X, params.inv_sq_lengthscales, kernel=kernel, is_categorical=CAT)
     Kinv = np.linalg.inv(K)
     one = np.ones(len(y))
-    if mean == "zero":
-        m, extra, n_eff = 0.0, np.zeros(len(Xq)), len(y)
+    if mean in FIXED_MEAN:
+        m, extra, n_eff = FIXED_MEAN[mean](y), np.zeros(len(Xq)), len(y)
     else:
         c = one @ Kinv @ one
         m = float(one @ Kinv @ y / c)
@@ -271,6 +274,30 @@ def test_constant_mean_predictive_integrates_the_mean_out() -> None:
             limit=200,
         )
         assert p / norm == pytest.approx(q, abs=1e-7)
+
+
+def test_worst_mean_predicts_the_worst_observation_far_from_the_data() -> None:
+    """De Ath et al. (2020): with the mean fixed at the worst observation, the model predicts
+    that value far from the data (the GLS mean predicts about the typical value there), with
+    the full predictive scale, so expected improvement far away is smaller than near the data."""
+    from optuna_gamma.gp.acquisition import expected_improvement
+
+    X, y = _data(4)
+    worst = GaussianProcess(X, y, PARAMS, _settings(mean="worst"), is_categorical=CAT)
+    const = GaussianProcess(X, y, PARAMS, _settings(mean="constant"), is_categorical=CAT)
+    far = np.array([[60.0, -60.0, 1.0]])
+    loc, scale = worst.predict(far)
+    assert worst.mean == float(np.min(y)) and loc[0] == pytest.approx(np.min(y), abs=1e-12)
+    assert scale[0] == pytest.approx(math.sqrt(worst.b_n / worst.a_n), rel=1e-9)
+    assert worst.dof == pytest.approx(2 * A0 + len(y))  # no degree of freedom for the mean
+    loc_c, _ = const.predict(far)
+    assert np.min(y) < loc_c[0] < np.max(y)
+    # At the data the fixed mean leaves the fit: the interpolant passes near every value.
+    near, _ = worst.predict(X[:3])
+    assert np.allclose(near, y[:3], atol=0.3)
+    ei_far = expected_improvement(loc, scale, float(np.max(y)), dof=worst.dof)[0]
+    ei_c = expected_improvement(loc_c, const.predict(far)[1], float(np.max(y)), dof=const.dof)[0]
+    assert ei_far < ei_c
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -538,15 +565,19 @@ def test_fit_keeps_the_noise_above_min_noise() -> None:
 def test_leave_one_out_equals_the_gp_refitted_without_each_point(mean: Mean) -> None:
     """The closed form (Dubrule 1983; R&W eq. 5.12) against a GP conditioned on the other
     points with the same hyperparameters: the location, and the variance ratio of an
-    observation (the latent's plus the noise)."""
+    observation (the latent's plus the noise). The worst mean is held at the full data's."""
     X, y = _data(4)
     settings = _settings(mean=mean)
     gp = GaussianProcess(X, y, PARAMS, settings, is_categorical=CAT)
     loc, scale = gp.leave_one_out()
+    # A fixed mean m0 is a zero mean on y - m0.
+    shift = float(np.min(y)) if mean == "worst" else 0.0
+    others = replace(settings, mean="zero") if mean == "worst" else settings
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        other = GaussianProcess(X[keep], y[keep], PARAMS, settings, is_categorical=CAT)
+        other = GaussianProcess(X[keep], y[keep] - shift, PARAMS, others, is_categorical=CAT)
         loc_i, scale_i = other.predict(X[[i]])
+        loc_i = loc_i + shift
         ratio = scale_i[0] ** 2 / other.variance_factor + PARAMS.noise
         assert loc[i] == pytest.approx(loc_i[0], rel=1e-9, abs=1e-9)
         assert scale[i] ** 2 / gp.variance_factor == pytest.approx(ratio, rel=1e-9)

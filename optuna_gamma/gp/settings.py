@@ -24,8 +24,8 @@ AcquisitionKind = Literal["ei", "pi"]
 ACQUISITION_KINDS: tuple[str, ...] = ("ei", "pi")
 Predictive = Literal["student_t", "gaussian", "plugin"]
 PREDICTIVES: tuple[str, ...] = ("student_t", "gaussian", "plugin")
-Mean = Literal["constant", "zero"]
-MEANS: tuple[str, ...] = ("constant", "zero")
+Mean = Literal["constant", "zero", "worst"]
+MEANS: tuple[str, ...] = ("constant", "zero", "worst")
 LengthscalePrior = Literal["dim_scaled", "optuna"]
 LENGTHSCALE_PRIORS: tuple[str, ...] = ("dim_scaled", "optuna")
 
@@ -90,7 +90,8 @@ class GPSettings:
         prior_rate: Gamma prior rate :math:`b_0 > 0` of the output precision.
         mean: ``"constant"``: an unknown constant mean with a flat prior, integrated out
             (:mod:`optuna_gamma.gp.model`); ``"zero"``: zero mean (the mean of the standardized
-            observations).
+            observations); ``"worst"``: the constant equal to the worst (smallest) observation
+            (De Ath, Fieldsend & Everson 2020).
         lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner et
             al. 2024) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic); see
             :mod:`optuna_gamma.gp.priors`.
