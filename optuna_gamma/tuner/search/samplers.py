@@ -4,7 +4,8 @@ Names (:func:`parse_sampler`, :class:`SamplerPlan`):
 
 ============  ==========================================================================
 ``gamma``     :class:`~optuna_gamma.GammaBOSampler` with ``predictive="student_t"`` (the thesis's
-              "Gamma search", docs/design.md §2)
+              "Gamma search", docs/design.md §2); the three GammaBO modes with
+              ``mean="constant"``, the GP mean the tuner's benchmarks were measured with
 ``gaussian``  ``GammaBOSampler(predictive="gaussian")``: plain GP-EI ("Gaussian search")
 ``plugin``    ``GammaBOSampler(predictive="plugin")``: Gamma posterior mean variance in a
               Gaussian EI
