@@ -794,7 +794,7 @@ def test_worst_mean_is_the_single_objectives_gp_and_others_keep_the_constant_mea
 ) -> None:
     """``mean="worst"`` (the default) conditions the objective's GP on its worst value; the
     constraint's GP and the GPs of several objectives keep the GLS constant mean (the worst
-    mean was measured on one objective only)."""
+    mean won DTLZ2 but lost ZDT1-2 with several objectives)."""
     import optuna_gamma.gp.fit as fit
 
     seen: list[tuple[str, float]] = []

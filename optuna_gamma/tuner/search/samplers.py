@@ -178,8 +178,8 @@ def _registry_factory(
         mode = _GAMMA_MODES[kind]
         # The tuner keeps the GLS constant mean: its benchmarks (docs/when-it-pays.md, the
         # thesis's tables) were measured with it; the sampler's default "worst" mean was
-        # measured on single-objective studies only (benchmarks/sampler/results/
-        # issue17_worst_mean/).
+        # measured on the sampler's own benchmarks (benchmarks/sampler/results/
+        # issue17_worst_mean/), not on the tuner's.
         return lambda seed: GammaBOSampler(
             predictive=mode,
             mean="constant",

@@ -237,8 +237,9 @@ class GammaBOSampler(BaseSampler):
             that value and the first dozen trials search nearer the good ones; ``"constant"``:
             an unknown constant with a flat prior, integrated out (the default before);
             ``"zero"``: zero, the average of the observations. With ``"worst"``, constraints,
-            the failure model, several objectives and a ``history`` keep ``"constant"`` (the
-            worst mean was measured on one objective only).
+            the failure model, several objectives and a ``history`` keep ``"constant"``
+            (with several objectives the worst mean won DTLZ2 and lost ZDT1-2; the others
+            were not measured).
         lengthscale_prior: ``"dim_scaled"`` (log-normal, scaled with the dimension; Hvarfner
             et al. 2024; default) or ``"optuna"`` (Optuna's ``GPSampler`` heuristic).
         n_startup_trials: Number of COMPLETE trials sampled at random before the GP is used
