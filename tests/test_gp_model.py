@@ -37,7 +37,7 @@ CAT = np.array([False, False, True])
 KERNELS = ["matern52", "rbf"]
 MODES = ["student_t", "gaussian", "plugin"]
 MEANS = ["constant", "zero", "worst"]
-#: The fixed mean each mode conditions on (``None``: the constant mean, integrated out).
+#: The fixed mean of each mode that has one (the constant mean, integrated out, has none).
 FIXED_MEAN = {"zero": lambda y: 0.0, "worst": lambda y: float(np.min(y))}
 A0, B0 = 1.5, 0.7
 
