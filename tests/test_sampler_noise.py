@@ -1,5 +1,6 @@
-"""Noise and repeats (issue 17): the incumbent on the posterior mean, and re-measuring a point
-only once the fitted noise is evidence of noise."""
+"""Noise and repeats (issue 17): the incumbent on the posterior mean; an evaluated point is not
+proposed again by default, and with ``repeats="if_noisy"`` only once the fitted noise is evidence
+of noise."""
 
 from __future__ import annotations
 
@@ -98,10 +99,11 @@ def test_noise_evidence_comes_from_the_fit() -> None:
 
 
 def test_repeat_guard_is_released_by_evidence_of_noise() -> None:
-    """An evaluated point is excluded unless the objective's GP has evidence of noise; a pending
-    point is always excluded."""
+    """With ``repeats="if_noisy"`` an evaluated point is excluded unless the objective's GP has
+    evidence of noise; by default it is excluded even then; a pending point is always
+    excluded."""
     space = SearchSpace({"x": FloatDistribution(0.0, 1.0)})
-    sampler = GammaBOSampler(seed=0)
+    sampler = GammaBOSampler(seed=0, repeats="if_noisy")
     noisy, X = _noisy_gp(0.5)
     exact, _ = _noisy_gp(0.0)
     obs = Observations(
@@ -115,6 +117,14 @@ def test_repeat_guard_is_released_by_evidence_of_noise() -> None:
     query = np.array([X[0], [0.5], [0.123]])
     assert sampler._exclusion(space, obs, pending, exact)(query).tolist() == [True, True, False]
     assert sampler._exclusion(space, obs, pending, noisy)(query).tolist() == [False, True, False]
+    default = GammaBOSampler(seed=0)
+    assert default._exclusion(space, obs, pending, noisy)(query).tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("repeats", ["always", "", None, True])
+def test_repeats_option_is_checked(repeats: Any) -> None:
+    with pytest.raises(ValueError, match="repeats must be one of"):
+        GammaBOSampler(repeats=repeats)
 
 
 def test_posterior_mean_incumbent_ignores_a_lucky_draw() -> None:
@@ -230,7 +240,7 @@ def test_repeats_that_agreed_overrule_a_noisy_fit() -> None:
     assert noise_evident(gp)  # the fit alone
     assert not noise_evident(gp, X, y)
     space = SearchSpace({"x": FloatDistribution(0.0, 1.0)})
-    sampler = GammaBOSampler(seed=0)
+    sampler = GammaBOSampler(seed=0, repeats="if_noisy")
     assert sampler._exclusion(space, _unconstrained(X, y), np.zeros((0, 1)), gp)(X[:3]).all()
     differing = y.copy()
     differing[-1] += 0.3
@@ -265,23 +275,47 @@ def _exact_repeats(study: optuna.Study) -> int:
 
 
 def test_a_deterministic_rugged_objective_is_not_remeasured_again_and_again() -> None:
-    """Schwefel's function, 2-D, not declared deterministic: its ripples fit as noise, so a repeat
-    was allowed, and it returned the same value 29 times in a row (seed 4, trials 21-50, the
-    regret benchmark's schwefel2 cell). The first repeat that agrees ends the repeats."""
-    study = optuna.create_study(sampler=GammaBOSampler(seed=4))
+    """Schwefel's function, 2-D, not declared deterministic: its ripples fit as noise, so with
+    ``repeats="if_noisy"`` a repeat was allowed, and it returned the same value 29 times in a row
+    (seed 4, trials 21-50, the regret benchmark's schwefel2 cell). The first repeat that agrees
+    ends the repeats; by default there is none."""
+    study = optuna.create_study(sampler=GammaBOSampler(seed=4, repeats="if_noisy"))
     study.optimize(_schwefel2, n_trials=50)
     assert _exact_repeats(study) <= 1
+    study = optuna.create_study(sampler=GammaBOSampler(seed=4))
+    study.optimize(_schwefel2, n_trials=50)
+    assert _exact_repeats(study) == 0
 
 
-def test_a_noisy_objective_still_remeasures() -> None:
-    """Where repeats return different values (real noise), re-measuring stays allowed: a
-    25-point grid with heavy noise is measured more than 25 times in 40 trials."""
+def _noisy_grid(noise_sd: float, best: tuple[int, int] = (2, 1)) -> Any:
     noise = np.random.default_rng(0)
 
     def objective(trial: optuna.Trial) -> float:
         x, z = trial.suggest_int("x", 0, 4), trial.suggest_int("z", 0, 4)
-        return float((x - 2) ** 2 + (z - 1) ** 2 + 3.0 * noise.standard_normal())
+        return float((x - best[0]) ** 2 + (z - best[1]) ** 2 + noise_sd * noise.standard_normal())
 
+    return objective
+
+
+def test_a_noisy_objective_remeasures_only_when_asked() -> None:
+    """A 25-point grid with heavy noise, 25 trials: by default 25 distinct points; with
+    ``repeats="if_noisy"``, where repeats return different values (real noise), re-measuring
+    is allowed and happens before the grid is covered."""
     study = optuna.create_study(sampler=GammaBOSampler(seed=0))
-    study.optimize(objective, n_trials=40)
-    assert _exact_repeats(study) >= 15
+    study.optimize(_noisy_grid(3.0), n_trials=25)
+    assert _exact_repeats(study) == 0
+    study = optuna.create_study(sampler=GammaBOSampler(seed=0, repeats="if_noisy"))
+    study.optimize(_noisy_grid(3.0), n_trials=25)
+    assert _exact_repeats(study) >= 5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_exhausted_space_remeasures_the_acquisitions_choice(seed: int) -> None:
+    """Once every point of a small grid was measured, a repeat is unavoidable: it is the point
+    the acquisition ranks first (the best one, on a grid whose optimum stands out of the noise),
+    not a random one as before (about 1 in 25)."""
+    study = optuna.create_study(sampler=GammaBOSampler(seed=seed))
+    study.optimize(_noisy_grid(0.1), n_trials=35)
+    assert _exact_repeats(study) == 10
+    late = [(t.params["x"], t.params["z"]) for t in study.trials[25:]]
+    assert late.count((2, 1)) >= 7, late

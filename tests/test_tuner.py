@@ -235,6 +235,10 @@ def test_sampler_plan_refusals_and_deterministic_flag() -> None:
             g.call_args.kwargs["deterministic_objective"] is det
             and g.call_args.kwargs["seed"] == 7
         )
+        # The tuner's tables were measured with the constant mean and repeats when noisy, not
+        # with the sampler's defaults of now.
+        assert g.call_args.kwargs["mean"] == "constant"
+        assert g.call_args.kwargs["repeats"] == "if_noisy"
         with mock.patch.object(optuna.samplers, "GPSampler", wraps=optuna.samplers.GPSampler) as g:
             SamplerPlan("gp", space, None, 2, det).factory(7)
         assert (

@@ -54,6 +54,8 @@ from ._noise import Incumbent
 from ._noise import incumbent_of
 from ._noise import INCUMBENTS
 from ._noise import noise_evident
+from ._noise import REPEATS
+from ._noise import Repeats
 from ._noise import resolve_incumbent
 from ._observations import Observations
 from ._optimize import optimize_acquisition
@@ -252,13 +254,19 @@ class GammaBOSampler(BaseSampler):
             sampler's own encoding (valid for any distribution, where ``RandomSampler`` overflows
             on ranges wider than the largest float).
         deterministic_objective: The objective is deterministic: fix the GP noise ratio at its
-            minimum (``1e-10``) and never propose a point already evaluated (at the parameters'
-            resolution: the same category, integer or grid value, continuous parameters within
-            ``FLOAT_RESOLUTION`` of their range). Otherwise the noise ratio is fitted, and an
-            evaluated point may be proposed again only once the fitted ratio is at least
+            minimum (``1e-10``) and never propose a point already evaluated (whatever
+            ``repeats`` says). Otherwise the noise ratio is fitted.
+        repeats: Whether a point already evaluated (at the parameters' resolution: the same
+            category, integer or grid value, continuous parameters within ``FLOAT_RESOLUTION``
+            of their range) may be proposed again. ``"never"`` (default): a study gets distinct
+            points, noisy or not (Optuna reports the best *observed* trial, whose true value a
+            re-measurement cannot raise; measured in
+            ``benchmarks/sampler/results/issue17_no_repeats``). ``"if_noisy"`` (the default
+            before): once the fitted noise ratio is at least
             :data:`~optuna_gamma.samplers._noise.NOISE_EVIDENCE` (evidence of noise; a constant
-            objective gets distinct proposals) and no longer once every repeat measured so far
-            returned the value of its first measurement (the ratio was misfit, not noise).
+            objective gets distinct proposals), and no longer once every repeat measured so far
+            returned the value of its first measurement (the ratio was misfit, not noise);
+            never with ``deterministic_objective=True``. See :mod:`~optuna_gamma.samplers._noise`.
         constraints_func: Optional ``FrozenTrial -> Sequence[float]``, called after each
             COMPLETE (or PRUNED) trial; a value ``> 0`` means violated (Optuna's convention, as
             in ``GPSampler(constraints_func=...)``). Constraints set in the objective with
@@ -323,6 +331,7 @@ class GammaBOSampler(BaseSampler):
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         deterministic_objective: bool = False,
+        repeats: Repeats = "never",
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
         warn_independent_sampling: bool = True,
         n_preliminary_samples: int = 512,
@@ -336,6 +345,8 @@ class GammaBOSampler(BaseSampler):
         _check_choice("acquisition", acquisition, ACQUISITION_KINDS)
         _check_choice("incumbent", incumbent, INCUMBENTS)
         _check_choice("parallel", parallel, _PARALLEL)
+        _check_choice("repeats", repeats, REPEATS)
+        self._repeats = repeats
         self._parallel = parallel
         self._warp_output = _check_bool("warp_output", warp_output)
         self._settings = GPSettings(
@@ -564,12 +575,21 @@ class GammaBOSampler(BaseSampler):
         )
 
     def _random_point(
-        self, space: SearchSpace, rng: np.random.Generator, exclude: Callable[..., np.ndarray]
+        self,
+        space: SearchSpace,
+        rng: np.random.Generator,
+        exclude: Callable[..., np.ndarray],
+        fallback: np.ndarray | None = None,
     ) -> np.ndarray:
-        """A uniformly random point that ``exclude`` allows (if one is found)."""
+        """A uniformly random point that ``exclude`` allows. When none of the random points is
+        allowed (a small space whose every point was evaluated or is pending), ``fallback``
+        (the acquisition's choice, then a repeat it ranked first) if given, else the first
+        random point."""
         X = space.from_unit_cube(rng.random((_N_RANDOM_FALLBACK, space.dim)))
         allowed = np.flatnonzero(~exclude(X))
-        return X[allowed[0] if len(allowed) else 0]
+        if len(allowed) > 0:
+            return X[allowed[0]]
+        return X[0] if fallback is None else fallback
 
     def _propose(
         self,
@@ -585,6 +605,7 @@ class GammaBOSampler(BaseSampler):
         """Encoded proposal; a uniformly random point if the model or optimizer failed. With a
         history, ``gp`` is the aged GP of ``aged`` (:mod:`~optuna_gamma.samplers._history`)."""
         exclude = self._exclusion(space, obs, pending, None if aged is not None else gp)
+        chosen: np.ndarray | None = None
         if gp is not None and self._acquisition == "ei" and gp.dof <= 1.0:
             # EI needs more than one degree of freedom (e.g. a single observation with the
             # prior a0 = 1/2): one more point at random, as in the start-up phase.
@@ -623,12 +644,13 @@ class GammaBOSampler(BaseSampler):
                 )
                 if not exclude(x[None])[0]:
                     return x
+                chosen = x
             except _NUMERICAL_ERRORS as error:
                 _logger.warning(
                     f"Acquisition optimization failed in Trial#{trial.number} ({error!r}); "
                     "a uniformly random point is used instead."
                 )
-        return self._random_point(space, rng, exclude)
+        return self._random_point(space, rng, exclude, fallback=chosen)
 
     def _exclusion(
         self,
@@ -638,13 +660,15 @@ class GammaBOSampler(BaseSampler):
         gp: GaussianProcess | None,
         values: np.ndarray | None = None,
     ) -> Callable[[np.ndarray], np.ndarray]:
-        """The repeat guard: points equal (at the parameters' resolution) to a pending one or,
-        unless ``gp`` has evidence of noise (:func:`~optuna_gamma.samplers._noise.
-        noise_evident`: a fitted noise ratio that repeats measured so far do not contradict;
-        never for a deterministic objective), to an evaluated one. ``values``: the observed
-        values, ``(n,)`` or ``(n, m)`` (default ``obs.y``)."""
+        """The repeat guard: points equal (at the parameters' resolution) to a pending one or
+        to an evaluated one, unless ``repeats="if_noisy"`` and ``gp`` has evidence of noise
+        (:func:`~optuna_gamma.samplers._noise.noise_evident`: a fitted noise ratio that repeats
+        measured so far do not contradict; never for a deterministic objective). ``values``:
+        the observed values, ``(n,)`` or ``(n, m)`` (default ``obs.y``)."""
         reference = pending
-        if not noise_evident(gp, obs.X, obs.y if values is None else values):
+        if self._repeats == "never" or not noise_evident(
+            gp, obs.X, obs.y if values is None else values
+        ):
             reference = np.vstack([obs.X, pending])
         if len(obs.failed) > 0:  # a failed point is never proposed again
             reference = np.vstack([reference, obs.failed])

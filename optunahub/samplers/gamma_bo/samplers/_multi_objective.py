@@ -326,6 +326,7 @@ def _propose(
 
     noisiest = None if gps is None else max(gps, key=lambda gp: float(gp.params.noise))
     exclude = sampler._exclusion(space, obs.first(), pending, noisiest, obs.Y)
+    chosen: np.ndarray | None = None
     if gps is not None:
         try:
             front, ref, best = _front(sampler, gps, obs)
@@ -345,6 +346,7 @@ def _propose(
             )
             if not exclude(x[None])[0]:
                 return x
+            chosen = x
         except _NUMERICAL_ERRORS as error:
             from ._gamma_bo import _logger
 
@@ -352,4 +354,4 @@ def _propose(
                 f"Multi-objective acquisition optimization failed ({error!r}); a uniformly "
                 "random point is used instead."
             )
-    return sampler._random_point(space, rng, exclude)
+    return sampler._random_point(space, rng, exclude, fallback=chosen)
