@@ -15,7 +15,7 @@ Tables:
 
 ``sampler-headline``
     ``sampler/results/headline/summary.json`` (the current sampler's cells of
-    ``issue17_worst_mean/suite_s0``, then Optuna's samplers' cells of ``issue17_full`` and
+    ``issue17_no_repeats/suite_s0``, then Optuna's samplers' cells of ``issue17_full`` and
     ``random_grid``, all on Optuna 5.1): win rates of ``GammaBOSampler()`` at trials 12 and 50
     and the worst ratio of median final regrets, against each of Optuna's samplers.
 ``tuner-headline``
