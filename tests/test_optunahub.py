@@ -203,6 +203,24 @@ def test_requirements_and_license_follow_the_package() -> None:
     assert "sampler" in front.split("tags:")[1].splitlines()[0]
 
 
+def test_readme_documents_the_signature_and_every_argument() -> None:
+    """The hand-written README's API entry is the sampler's signature, defaults included, and
+    each argument has its bullet (the entry once kept a default after it had changed)."""
+    import inspect
+
+    readme = (HUB / "README.md").read_text(encoding="utf-8")
+    params = inspect.signature(GammaBOSampler).parameters
+    shown = ", ".join(f"{name}={p.default!r}".replace("'", '"') for name, p in params.items())
+    assert f"- `GammaBOSampler(*, {shown})`" in readme
+    bullets = set(re.findall(r"^  - `(\w+)`", readme, flags=re.M))
+    bullets |= {
+        name
+        for line in re.findall(r"^  - (`\w+`(?:, `\w+`)+):", readme, flags=re.M)
+        for name in re.findall(r"`(\w+)`", line)
+    }
+    assert set(params) <= bullets, sorted(set(params) - bullets)
+
+
 def test_load_local_module_without_optuna_gamma_matches_the_package(tmp_path: Path) -> None:
     _optunahub_or_skip()
     hub = json.loads(_run(["-c", LOAD_AND_RUN, str(REPO / "optunahub")], cwd=tmp_path))
