@@ -23,8 +23,8 @@ fitted noise ratio :math:`\\eta^2` of the objective's GP):
   and one trial per study on most noise-free tables, and never re-proposing an evaluated point
   won 0.562 of the 120 pairs on those tables and 0.531 of all 270 noisy pairs against it, with
   the noise-free sets even (0.484-0.509; ``benchmarks/sampler/results/issue17_no_repeats``).
-  TPE never repeats a point and Optuna's ``GPSampler`` rarely does, so a user's study does not
-  fill with copies either.
+  On those tables TPE repeated no point and ``GPSampler(n_startup_trials=2)`` 0-2 per study
+  (medians), so a study no longer fills with copies where theirs do not.
 * **Repeats when noisy** (``repeats="if_noisy"``, the rule before). A point already evaluated
   is proposed again only when the model has evidence of
   noise: the objective is not declared deterministic and the fitted noise ratio is at least
