@@ -287,12 +287,13 @@ def test_a_deterministic_rugged_objective_is_not_remeasured_again_and_again() ->
     assert _exact_repeats(study) == 0
 
 
-def _noisy_grid(noise_sd: float, best: tuple[int, int] = (2, 1)) -> Any:
+def _noisy_grid(noise_sd: float) -> Any:
+    """A 5 x 5 integer grid, minimum at (2, 1), with Gaussian noise of ``noise_sd``."""
     noise = np.random.default_rng(0)
 
     def objective(trial: optuna.Trial) -> float:
         x, z = trial.suggest_int("x", 0, 4), trial.suggest_int("z", 0, 4)
-        return float((x - best[0]) ** 2 + (z - best[1]) ** 2 + noise_sd * noise.standard_normal())
+        return float((x - 2) ** 2 + (z - 1) ** 2 + noise_sd * noise.standard_normal())
 
     return objective
 
