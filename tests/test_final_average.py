@@ -257,3 +257,81 @@ def test_a_deleted_older_state_is_left_out_of_the_average_with_a_warning(
     assert said == [
         "final model: epoch 5's state is not averaged with the last (its state is unavailable)"
     ]
+
+
+class _Overfits(_Oscillates):
+    """The weight walks away from the optimum after epoch 4: ``w = 1 + 0.02 |epoch - 4|``, so
+    the validation accuracy ``1 - |w - 1|`` peaks at epoch 4 and falls to the end."""
+
+    def train_epoch(self, state: TrainingState, hparams: Any, ctx: Any) -> None:
+        with torch.no_grad():
+            state.model.get_parameter("weight").fill_(1.0 + 0.02 * abs(ctx.epoch - 4))
+
+
+def test_average_window_none_averages_over_the_whole_lineage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """By default the greedy average tries the last 20 states (``WINDOW``); a lineage that
+    overfits early gets a warning that names ``average_window=None``, and with it every state
+    is tried, the average reaches back to the peak and validates and tests better; the change
+    trains nothing."""
+    import logging
+
+    from optuna_gamma.tuner import get_storage
+    from optuna_gamma.tuner.execution.averaging import WINDOW
+
+    epochs = WINDOW + 6
+    trainer = _Overfits()
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        window = tune_per_epoch(trainer, SPACE, _cfg(tmp_path, epochs=epochs))
+    last = optuna.load_study(
+        study_name=f"avg/epoch-{epochs:03d}", storage=get_storage(window.storage)
+    )
+    assert len(last.user_attrs["average"]["tried"]) == WINDOW
+    assert min(window.averaged_epochs) > epochs - WINDOW
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "average_window=None (--average-window all) averages over all its states" in said
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        whole = tune_per_epoch(trainer, SPACE, _cfg(tmp_path, epochs=epochs, average_window=None))
+    assert whole.new_trials == 0
+    last = optuna.load_study(
+        study_name=f"avg/epoch-{epochs:03d}", storage=get_storage(whole.storage)
+    )
+    assert len(last.user_attrs["average"]["tried"]) == epochs
+    assert min(whole.averaged_epochs) <= 4  # back to the peak and before
+    assert whole.test["accuracy"] > window.test["accuracy"]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"averaging the final lineage's last {epochs} states" in said
+
+    short = tune_per_epoch(trainer, SPACE, _cfg(tmp_path, epochs=epochs, average_window=3))
+    assert short.new_trials == 0 and min(short.averaged_epochs) >= epochs - 2
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "all"])
+def test_a_bad_average_window_is_refused_before_work_starts(bad: Any) -> None:
+    with pytest.raises(
+        ValueError, match=f"average_window must be an int >= 1 or None, got {bad!r}"
+    ):
+        TunerConfig(average_window=bad)
+
+
+def test_the_cli_takes_an_average_window_or_all(capsys: pytest.CaptureFixture[str]) -> None:
+    from optuna_gamma.tuner.cli import _build_parser
+    from optuna_gamma.tuner.cli import _config
+    from optuna_gamma.tuner.cli import main
+
+    parse = _build_parser().parse_args
+    assert _config(parse(["tune"])).average_window == 20
+    assert _config(parse(["tune", "--average-window", "all"])).average_window is None
+    assert _config(parse(["tune", "--average-window", "7"])).average_window == 7
+    for bad in ("0", "x"):
+        with pytest.raises(SystemExit) as exited:
+            main(["tune", "--average-window", bad])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            "optuna-gamma tune: error: argument --average-window: expected an integer >= 1 "
+            f"or 'all', got {bad!r}"
+        ]

@@ -625,8 +625,10 @@ def run_policy(
     each epoch, the test metrics keyed by the epochs of the final
     model (``test``: the last adopted state), of the peak of the validation curve
     (``test_best``: ``final_model="best"``) and of the average of the final lineage's last
-    states (``test_average``, ``averaged_epochs``: ``final_model="average"``), the compute
-    spent (training epochs and seconds), the plan and the wall time."""
+    states (``test_average``, ``averaged_epochs``: ``final_model="average"``) and of the
+    average over all of them (``test_average_all``, ``averaged_epochs_all``:
+    ``average_window=None``), the compute spent (training epochs and seconds), the plan and the
+    wall time."""
     from optuna_gamma.tuner import AllTrialsDivergedError
     from optuna_gamma.tuner import tune_per_epoch
 
@@ -666,6 +668,7 @@ def run_policy(
     # lineage's last states: the run again, nothing trained
     best = tune_per_epoch(trainer, space, config(final_model="best"))
     average = tune_per_epoch(trainer, space, config(final_model="average"))
+    whole = tune_per_epoch(trainer, space, config(final_model="average", average_window=None))
     return {
         "mode": "per-epoch",
         "policy": res.policy,
@@ -673,6 +676,8 @@ def run_policy(
         "test_best": {str(best.final_epochs): test_metrics(best.test)},
         "test_average": {str(average.final_epochs): test_metrics(average.test)},
         "averaged_epochs": average.averaged_epochs,
+        "test_average_all": {str(whole.final_epochs): test_metrics(whole.test)},
+        "averaged_epochs_all": whole.averaged_epochs,
         "sampler": res.sampler,
         "objective": res.objective,
         "seed": seed,

@@ -53,6 +53,7 @@ from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import MissingExtraError
 from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.errors import TunerError
+from optuna_gamma.tuner.execution.averaging import WINDOW
 from optuna_gamma.tuner.execution.failures import cli_exit_status
 from optuna_gamma.tuner.execution.failures import is_reported_failure
 from optuna_gamma.tuner.execution.worker_setup import wait_for_run
@@ -103,6 +104,18 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers, got {text!r}"
         ) from None
+
+
+def _average_window(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}")
+    return value
 
 
 def _ints(text: str) -> list[int]:
@@ -214,6 +227,15 @@ def _build_parser() -> _Parser:
         "'best' (the peak of the validation curve, when it stands clearly above the curve's "
         "end) or 'average' (the last state averaged with earlier states of its lineage, where "
         "that validates as well)",
+    )
+    s.add_argument(
+        "--average-window",
+        type=_average_window,
+        default=WINDOW,
+        metavar="N|all",
+        help=f"with --final-model average (or auto where it means that): how many of the final "
+        f"lineage's last states the average tries (default {WINDOW}); 'all' tries every one, "
+        "which pays where the model overfits early (docs/when-it-pays.md)",
     )
     s.add_argument(
         "--epochs",
@@ -603,6 +625,7 @@ def _config(args: argparse.Namespace) -> TunerConfig:
         policy=args.policy,
         budget=args.budget,
         final_model=args.final_model,
+        average_window=args.average_window,
         trials_per_epoch=args.trials_per_epoch,
         epochs=args.epochs,
         objective=objective,

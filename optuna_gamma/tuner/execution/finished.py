@@ -204,7 +204,14 @@ def finish_per_epoch(
             f"({adopted[peak - 1]['value']:.4g}) and is worse at the end "
             f"({adopted[-1]['value']:.4g}), beyond its epoch-to-epoch noise: if the model "
             f"overfits, final_model='best' (--final-model best) returns epoch {peak}'s state"
-            + ("" if rule == "average" else " and final_model='average' averages the last states")
+            + (
+                (
+                    " and average_window=None (--average-window all) averages over all its "
+                    "states, not only the last ones"
+                )
+                if rule == "average"
+                else " and final_model='average' averages the last states"
+            )
             + " (the run need not train again)"
         )
     elif peak != n:
@@ -220,7 +227,8 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
     """The greedy average of the final lineage's last states (``chain``: its records, epoch 1
     first; :mod:`~optuna_gamma.tuner.execution.averaging`), stored once and recorded on the
     run's last study (``average``: the states tried, the epochs kept, the average's state, its
-    validation metrics and value); a recorded average of the same states is reused.
+    validation metrics and value); a recorded average of the same states is reused. The states
+    tried are those of the last ``TunerConfig.average_window`` epochs (``None``: all).
 
     Returns:
         The record: ``state``, ``state_sha256``, ``epochs`` (kept, ascending), ``metrics``,
@@ -228,13 +236,14 @@ def final_average(engine: Any, last: Any, chain: Sequence[Mapping[str, Any]]) ->
     """
     from optuna_gamma.tuner._logging import get_logger
     from optuna_gamma.tuner.execution.averaging import greedy_average
-    from optuna_gamma.tuner.execution.averaging import WINDOW
     from optuna_gamma.tuner.persistence.states import check_artifact_id
     from optuna_gamma.tuner.persistence.states import StateUnavailableError
 
     logger = get_logger(__name__)
     n = len(chain)
-    window = [(n - i, dict(chain[n - 1 - i])) for i in range(min(WINDOW, n))]  # newest first
+    size = engine.config.average_window
+    size = n if size is None else min(size, n)
+    window = [(n - i, dict(chain[n - 1 - i])) for i in range(size)]  # newest first
     tried = [check_artifact_id(r.get("state"), where=f"epoch {e}'s state") for e, r in window]
     recorded = last.user_attrs.get("average")
     if isinstance(recorded, dict) and recorded.get("tried") == tried:
