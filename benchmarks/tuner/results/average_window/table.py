@@ -1,7 +1,7 @@
 """The README's tables of ``average_window=None`` (the whole lineage averaged) against the
 default window of 20 states, from the stored cells (no run).
 
-    python benchmarks/tuner/results/average_window/table.py
+    PYTHONPATH=$PWD python benchmarks/tuner/results/average_window/table.py
 
 ``whole.jsonl``: the default policy serially (``pe-pop``, ``B = 120``), each cell tested with
 the last state (``test``), the greedy average of the lineage's last 20 states
@@ -15,6 +15,9 @@ import json
 from pathlib import Path
 import statistics
 
+from benchmarks.readme_tables import final_test
+from benchmarks.readme_tables import paired_difference
+
 
 HERE = Path(__file__).resolve().parent
 TASKS = {
@@ -26,13 +29,15 @@ TASKS = {
 
 
 def _acc(test: dict) -> float:
-    return 100.0 * float(next(iter(test.values()))["accuracy"])
+    """Test accuracy (a fraction) of a per-epoch cell's ``test``-like record."""
+    value = final_test({"test": test})
+    assert value is not None
+    return float(value)
 
 
 def _paired(a: dict[int, float], b: dict[int, float]) -> str:
-    diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))]
-    wins = sum(d > 0 for d in diffs), sum(d == 0 for d in diffs), sum(d < 0 for d in diffs)
-    return f"{statistics.median(diffs):+.1f} ({wins[0]}/{wins[1]}/{wins[2]})"
+    diff, wtl = paired_difference(a, b)
+    return f"{diff:+.1f} ({wtl})"
 
 
 def main() -> None:
@@ -65,9 +70,9 @@ def main() -> None:
         cols = [
             name,
             str(len(rows)),
-            f"{statistics.median(last.values()):.1f}",
-            f"{statistics.median(window.values()):.1f}",
-            f"{statistics.median(whole.values()):.1f}",
+            f"{100 * statistics.median(last.values()):.1f}",
+            f"{100 * statistics.median(window.values()):.1f}",
+            f"{100 * statistics.median(whole.values()):.1f}",
             _paired(whole, window),
             _paired(whole, other["pb2"]) if set(other["pb2"]) & set(whole) else "-",
             _paired(whole, other["pbt"]) if set(other["pbt"]) & set(whole) else "-",
@@ -76,7 +81,7 @@ def main() -> None:
         for s in sorted(rows):
             kept = rows[s]["averaged_epochs_all"]
             per_seed.append(
-                f"- {name}, seed {s}: {window[s]:.2f} -> {whole[s]:.2f} "
+                f"- {name}, seed {s}: {100 * window[s]:.2f} -> {100 * whole[s]:.2f} "
                 f"({len(kept)} states kept, the earliest epoch {min(kept)})"
             )
     print("\nPer seed (20 states -> all states, test accuracy %):\n")
