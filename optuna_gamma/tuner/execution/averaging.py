@@ -9,9 +9,10 @@ lineage, :mod:`~optuna_gamma.tuner.policies.lineage`), all of them stored alread
 average costs validation passes and no training.
 
 Which states, greedily as Wortsman et al.'s greedy soup ("Model soups", ICML 2022, recipe 1):
-starting from the last state, the lineage's states of the last :data:`WINDOW` epochs are tried
-newest first, and one is kept if the uniform average of the kept ones and it validates at least
-as well, on the run's objective, as the kept ones without it. So the average never validates
+starting from the last state, the lineage's states of the last :data:`WINDOW` epochs (or
+``TunerConfig.average_window``; ``None``: all of them) are tried newest first, and one is kept
+if the uniform average of the kept ones and it validates at least as well, on the run's
+objective, as the kept ones without it. So the average never validates
 worse than the last state, and a state from before a change of setting that hurts (a late
 decay) is left out. Across lineages (the carried population of parallel runs), states trained
 from the same start along different paths need not lie in one basin; only one lineage is
@@ -36,7 +37,9 @@ from typing import Any
 
 __all__ = ["WINDOW", "average_snapshots", "greedy_average"]
 
-#: The most recent epochs of the final model's lineage whose states are tried.
+#: The most recent epochs of the final lineage whose states are tried (the default of
+#: ``TunerConfig.average_window``; the whole lineage pays only where the model overfits early:
+#: benchmarks/tuner/results/average_window/).
 WINDOW = 20
 
 
