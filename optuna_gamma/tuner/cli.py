@@ -46,6 +46,7 @@ from optuna_gamma.tuner import tune_whole
 from optuna_gamma.tuner._logging import quiet_reported_trial_failures
 from optuna_gamma.tuner._logging import set_verbosity
 from optuna_gamma.tuner.builtin import ThesisTrainer
+from optuna_gamma.tuner.config import AVERAGE_WINDOW
 from optuna_gamma.tuner.config import DEFAULT_NUM_THREADS
 from optuna_gamma.tuner.config import FINAL_MODEL_CHOICES
 from optuna_gamma.tuner.config import SettingError
@@ -53,7 +54,6 @@ from optuna_gamma.tuner.config import TunerConfig
 from optuna_gamma.tuner.errors import MissingExtraError
 from optuna_gamma.tuner.errors import require_extra
 from optuna_gamma.tuner.errors import TunerError
-from optuna_gamma.tuner.execution.averaging import WINDOW
 from optuna_gamma.tuner.execution.failures import cli_exit_status
 from optuna_gamma.tuner.execution.failures import is_reported_failure
 from optuna_gamma.tuner.execution.worker_setup import wait_for_run
@@ -231,11 +231,11 @@ def _build_parser() -> _Parser:
     s.add_argument(
         "--average-window",
         type=_average_window,
-        default=WINDOW,
+        default=AVERAGE_WINDOW,
         metavar="N|all",
-        help=f"with --final-model average (or auto where it means that): how many of the final "
-        f"lineage's last states the average tries (default {WINDOW}); 'all' tries every one, "
-        "which pays where the model overfits early (docs/when-it-pays.md)",
+        help="with --final-model average (or auto where it means that): how many of the final "
+        f"lineage's last states the average tries (default {AVERAGE_WINDOW}); 'all' tries every "
+        "one, which pays where the model overfits early (docs/when-it-pays.md)",
     )
     s.add_argument(
         "--epochs",

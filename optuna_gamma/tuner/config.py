@@ -13,7 +13,6 @@ from typing import Union
 
 import optuna
 
-from optuna_gamma.tuner.execution.averaging import WINDOW
 from optuna_gamma.tuner.frontend import from_cli
 from optuna_gamma.tuner.persistence.storage import sqlite_file
 from optuna_gamma.tuner.policies.base import Policy
@@ -33,6 +32,11 @@ __all__ = [
 #: The rules for the state a finished run returns (:mod:`~optuna_gamma.tuner.execution.finished`
 #: applies them; ``PerEpochResult.final_model`` is one of them).
 FINAL_MODELS = ("last", "best", "average")
+
+#: The default of ``TunerConfig.average_window``: how many of the final lineage's last states
+#: the greedy average tries (the whole lineage pays only where the model overfits early:
+#: benchmarks/tuner/results/average_window/).
+AVERAGE_WINDOW = 20
 
 #: What ``TunerConfig.final_model`` and ``--final-model`` take: a rule, or ``"auto"`` (the
 #: default), the rule the run's policy was measured best with
@@ -246,7 +250,7 @@ class TunerConfig:
     policy: Union[str, Policy, None] = None
     budget: int | None = None
     final_model: str = "auto"
-    average_window: int | None = WINDOW
+    average_window: int | None = AVERAGE_WINDOW
     trials_per_epoch: int | None = None
     epochs: int | None = None
     objective: Union[str, Callable[[Mapping[str, Any]], float], Any] = "kappa1"

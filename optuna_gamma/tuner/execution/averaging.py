@@ -34,13 +34,15 @@ from collections.abc import Sequence
 import math
 from typing import Any
 
+from optuna_gamma.tuner.config import AVERAGE_WINDOW
+
 
 __all__ = ["WINDOW", "average_snapshots", "greedy_average"]
 
-#: The most recent epochs of the final lineage whose states are tried (the default of
-#: ``TunerConfig.average_window``; the whole lineage pays only where the model overfits early:
+#: The most recent epochs of the final lineage whose states are tried by default
+#: (``TunerConfig.average_window``; the whole lineage pays only where the model overfits early:
 #: benchmarks/tuner/results/average_window/).
-WINDOW = 20
+WINDOW = AVERAGE_WINDOW
 
 
 def _is_float(value: Any) -> bool:
