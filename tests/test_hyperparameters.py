@@ -479,6 +479,26 @@ class _Ignores(_TwoGroupTrainer):
         return super().train_epoch(state, hparams, ctx)
 
 
+class _EvaluatesToAFloat(_Ignores):
+    def evaluate(self, state: TrainingState, split: str) -> Any:
+        return super().evaluate(state, split)["accuracy"]
+
+
+def test_an_evaluate_that_returns_a_number_is_named_in_the_first_trial(tmp_path: Path) -> None:
+    """``evaluate()`` returning the accuracy alone: one error naming ``evaluate()`` and the
+    value, not a missing-metric error about a ``train_loss`` it never returned."""
+    from optuna.distributions import FloatDistribution
+
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    cfg = TunerConfig(run="r", run_dir=str(tmp_path / "r"), budget=4, sampler="random")
+    with pytest.raises(ValueError, match=r"^evaluate\(\) must return a mapping of metrics") as err:
+        tune_per_epoch(_EvaluatesToAFloat(False), space, cfg)
+    assert "got float " in str(err.value) and "train_loss" not in str(err.value)
+
+
 @pytest.mark.parametrize("read", [False, True])
 def test_a_tuned_name_that_changes_nothing_is_named_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, read: bool
@@ -550,8 +570,14 @@ def test_metrics_may_be_tensors_and_numpy_scalars_but_not_anything() -> None:
     got = scalars({"accuracy": torch.tensor(0.75), "loss": np.float32(0.25)}, what="evaluate()")
     assert got == {"accuracy": 0.75, "loss": 0.25}
     assert all(type(v) is float for v in got.values())
-    with pytest.raises(ValueError, match="must return a mapping of metrics, got Tensor"):
+    with pytest.raises(ValueError, match="must return a mapping of metrics, e.g. .*, got Tensor"):
         scalars(torch.ones(2), what="train_epoch()")
+    # evaluate()'s metrics are read by name: a bare number (before: taken for "train_loss", so
+    # the objective then said that evaluate() returned ['train_loss']) or None is refused
+    assert scalars(None, what="train_epoch()") == {}
+    for bare, shown in ((0.5, "got float 0.5"), (None, "got NoneType None")):
+        with pytest.raises(ValueError, match=f"evaluate\\(\\) must return a mapping .*{shown}$"):
+            scalars(bare, what="evaluate()", keep_lists=True, mapping_only=True)
     with pytest.raises(ValueError, match="the metric 'accuracy' = 'high', which is not a number"):
         scalars({"accuracy": "high"}, what="train_epoch()")
     # evaluate() may add lists of numbers: a confusion matrix as a NumPy array, per-class

@@ -24,20 +24,32 @@ from optuna_gamma.tuner.search.objectives import Objective
 __all__ = ["divergence", "diverged_value", "exploded", "finite", "jsonable", "scalars"]
 
 
-def scalars(metrics: Any, *, what: str, keep_lists: bool = False) -> dict[str, Any]:
+def scalars(
+    metrics: Any, *, what: str, keep_lists: bool = False, mapping_only: bool = False
+) -> dict[str, Any]:
     """Metrics as ``{name: float}``; with ``keep_lists`` also lists of numbers (a confusion
     matrix, per-class values; a NumPy array or a tensor becomes one), kept as they are.
 
+    ``train_epoch`` may return ``None`` (no metrics) or one number (the training loss,
+    ``{"train_loss": ...}``); with ``mapping_only`` (``evaluate``, whose metrics the objective
+    reads by name) both are refused.
+
     Raises:
-        ValueError: Not a mapping, or a metric that is not a number (nor such a list), named
-            with the start of its value.
+        ValueError: Not a mapping (or ``None`` or a number where those are allowed), or a metric
+            that is not a number (nor such a list), named with the start of its value.
     """
-    if metrics is None:
-        return {}
-    if _scalar(metrics):
-        return {"train_loss": _float(metrics)}
+    if not mapping_only:
+        if metrics is None:
+            return {}
+        if _scalar(metrics):
+            return {"train_loss": _float(metrics)}
     if not isinstance(metrics, Mapping):
-        raise ValueError(f"{what} must return a mapping of metrics, got {type(metrics).__name__}")
+        text = repr(metrics)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        raise ValueError(
+            f"{what} must return a mapping of metrics, e.g. {{'accuracy': ..., 'loss': ...}}, "
+            f"got {type(metrics).__name__} {text}"
+        )
     out: dict[str, Any] = {}
     for k, v in metrics.items():
         if isinstance(v, bool):

@@ -165,7 +165,9 @@ class Training:
         t1 = time.perf_counter()
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(state, "valid")
-            valid = self._kept(scalars(out, what="evaluate()", keep_lists=True), "valid")
+            valid = self._kept(
+                scalars(out, what="evaluate()", keep_lists=True, mapping_only=True), "valid"
+            )
         t_eval = time.perf_counter() - t1
         return capture(state), valid, train_metrics, t_train, t_eval
 
@@ -174,7 +176,9 @@ class Training:
         self._restore(snapshot)
         with seeded_rng(derive_seed(self.seed, "evaluate"), self.device):
             out = self.trainer.evaluate(self.state, split)
-        return self._kept(scalars(out, what="evaluate()", keep_lists=True), split)
+        return self._kept(
+            scalars(out, what="evaluate()", keep_lists=True, mapping_only=True), split
+        )
 
     def _kept(self, metrics: dict[str, Any], split: str) -> dict[str, Any]:
         """``metrics`` without the validation lists too large for every trial's record (a
