@@ -106,6 +106,18 @@ def _healthy(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     ]
 
 
+def _best_healthy(study: optuna.Study, sign: float) -> optuna.trial.FrozenTrial:
+    """The best of :func:`_healthy` (the first of equal ones).
+
+    Raises:
+        AllTrialsDivergedError: Every trial diverged.
+    """
+    healthy = _healthy(study)
+    if not healthy:
+        raise _all_diverged(study)
+    return min(healthy, key=lambda t: (-sign * float(t.value), t.number))  # type: ignore[arg-type]
+
+
 class _AdoptedElsewhere(Exception):
     """Another process adopted the study while this one was loading the carried states."""
 
@@ -188,9 +200,11 @@ class Adoption:
         decides), whether that one is the epoch's best ranked trial, and the posterior means
         that ranked them (``adopt_on="posterior"``; else empty)."""
         if self.policy.name == "thesis":
+            # the best healthy trial: a diverged one is never adopted, even where its value
+            # (without a bound on the objective) came out better than a healthy trial's
             best = study.best_trial
             if best.user_attrs.get("diverged"):
-                raise _all_diverged(study)
+                best = _best_healthy(study, self.objective.sign)
             return [best], True, {}
         sign = self.objective.sign
         healthy = _healthy(study)

@@ -21,7 +21,7 @@ from optuna_gamma.tuner.search.objectives import DIVERGENCE_FACTOR
 from optuna_gamma.tuner.search.objectives import Objective
 
 
-__all__ = ["divergence", "diverged_value", "exploded", "finite", "jsonable", "scalars"]
+__all__ = ["bound", "divergence", "diverged_value", "exploded", "finite", "jsonable", "scalars"]
 
 
 def scalars(
@@ -142,12 +142,17 @@ def divergence(
     train_metrics: Mapping[str, Any],
     value: float,
     start: Mapping[str, Any],
+    objective: Objective | None = None,
 ) -> Divergence | None:
     """Why a trial counts as diverged (``None``: it does not), in words naming the metric: a
     non-finite metric of ``train_epoch()`` or ``evaluate()``, its ``diverged`` flag, a
-    non-finite objective value, or a validation loss that :func:`exploded`. Recorded with the
-    trial and quoted when every trial of a study diverged, so that a metric that is NaN for
-    another reason than the training (one the trainer logs) is found at once."""
+    non-finite objective value, a validation loss that :func:`exploded`, or an objective value
+    beyond the ``objective``'s bound from the start (:func:`bound`; e.g. the MSE of
+    ``"min:mse"`` at more than :data:`DIVERGENCE_FACTOR` times the start's), so that the value a
+    diverged trial is told (:func:`diverged_value`) is worse than every healthy trial's.
+    Recorded with the trial and quoted when every trial of a study diverged, so that a metric
+    that is NaN for another reason than the training (one the trainer logs) is found at
+    once."""
     for what, metrics in (("train_epoch()", train_metrics), ("evaluate()", valid)):
         for k, v in metrics.items():
             if isinstance(v, float) and not math.isfinite(v):
@@ -162,7 +167,26 @@ def divergence(
             f"the validation loss {valid['loss']:.4g} exceeds {DIVERGENCE_FACTOR:g} times the "
             f"start's {ref:.4g}"
         )
+    limit = bound(objective, start) if objective is not None else math.nan
+    if math.isfinite(limit) and objective is not None and objective.sign * (value - limit) < 0:
+        return Divergence(
+            f"the validation {objective.metric_name} {value:.4g} is beyond {limit:.4g}, the worst "
+            f"a healthy trial can have from its start ({DIVERGENCE_FACTOR:g} times the start's)"
+        )
     return None
+
+
+def bound(objective: Objective, start: Mapping[str, Any]) -> float:
+    """The objective's worst healthy value given an epoch's ``start`` record
+    (:attr:`~optuna_gamma.tuner.search.objectives.Objective.worst` of its metrics); ``nan``
+    where it has none."""
+    start_metrics = start.get("metrics") or {}
+    if objective.worst is None or not finite(start_metrics):
+        return math.nan
+    try:
+        return float(objective.worst(start_metrics))
+    except (KeyError, ValueError, TypeError):
+        return math.nan
 
 
 def diverged_value(
@@ -183,14 +207,9 @@ def diverged_value(
     trials completed before it.
     """
     sign = objective.sign
-    start_metrics = start.get("metrics") or {}
-    if objective.worst is not None and finite(start_metrics):
-        try:
-            bound = float(objective.worst(start_metrics))
-        except (KeyError, ValueError, TypeError):
-            bound = math.nan
-        if math.isfinite(bound):
-            return bound - sign * 1e-3 * max(1.0, abs(bound))
+    limit = bound(objective, start)
+    if math.isfinite(limit):
+        return limit - sign * 1e-3 * max(1.0, abs(limit))
     healthy = [
         float(t.value) for t in done if not t.user_attrs.get("diverged") and t.value is not None
     ]

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from optuna_gamma.tuner.execution.failures import note_failed_trial
 from optuna_gamma.tuner.execution.runtime import worker_id
+from optuna_gamma.tuner.execution.scoring import bound
 from optuna_gamma.tuner.execution.scoring import diverged_value
 from optuna_gamma.tuner.execution.scoring import divergence
 from optuna_gamma.tuner.execution.scoring import finite
@@ -126,7 +127,7 @@ class TrialRunner:
             trial.number,
         )
         value = self.objective(valid) if finite(valid) else math.nan
-        why = divergence(valid, train_metrics, value, start)
+        why = divergence(valid, train_metrics, value, start, self.objective)
         attrs: dict[str, Any] = {k: jsonable(v) for k, v in {**valid, **train_metrics}.items()}
         attrs["time"] = {"train": t_train, "eval": t_eval}
         attrs["start_value"] = jsonable(start.get("value"))
@@ -135,7 +136,7 @@ class TrialRunner:
             attrs["diverged_why"] = why.why
             if why.metric is not None:
                 attrs["diverged_metric"] = why.metric
-            if self.objective.worst is not None or not math.isfinite(value):
+            if math.isfinite(bound(self.objective, start)) or not math.isfinite(value):
                 value = diverged_value(self.objective, done, start)
         else:
             if self.objective.clipped is not None:

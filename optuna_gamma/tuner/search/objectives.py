@@ -170,9 +170,11 @@ class Objective:
         requires: Metric names ``fn`` reads (checked with a clear error).
         clipped: For kappa: the thesis's clipped value, recorded as ``kappa_clipped``.
         worst: ``start_metrics -> float``: a value no healthy trial can be worse than, given the
-            metrics of its epoch's start state (a healthy trial has accuracy >= 0 and a loss at
-            most :data:`DIVERGENCE_FACTOR` times the start loss). Diverged trials are told a value
-            just beyond it (see :func:`~optuna_gamma.tuner.execution.scoring.diverged_value`).
+            metrics of its epoch's start state (a healthy trial has accuracy >= 0 and a loss, or
+            a minimized metric of ``"min:NAME"`` whose start value is positive, at most
+            :data:`DIVERGENCE_FACTOR` times the start's; a trial beyond it has diverged, and
+            ``nan`` means no bound from this start). Diverged trials are told a value just
+            beyond it (see :func:`~optuna_gamma.tuner.execution.scoring.diverged_value`).
     """
 
     name: str
@@ -277,6 +279,7 @@ class Objective:
             direction="minimize" if direction == "min" else "maximize",
             metric_name=name,
             requires=(name,),
+            worst=(lambda start: _metric_bound(start, name)) if direction == "min" else None,
         )
 
     @classmethod
@@ -290,6 +293,17 @@ class Objective:
             requires=("loss",),
             worst=lambda start: DIVERGENCE_FACTOR * start["loss"],
         )
+
+
+def _metric_bound(start: Mapping[str, Any], name: str) -> float:
+    """The worst value of a minimized metric (an MSE, an error rate, a perplexity) a healthy
+    trial can have: :data:`DIVERGENCE_FACTOR` times the start's, as for the loss; ``nan`` (no
+    bound) where the start's value is not positive (a log-likelihood, which has no such
+    scale)."""
+    ref = start[name]
+    if isinstance(ref, bool) or not isinstance(ref, numbers.Real) or not float(ref) > 0.0:
+        return math.nan
+    return DIVERGENCE_FACTOR * float(ref)
 
 
 def _safe(fn: Callable[..., float], m: Mapping[str, Any], lam: float, *, clip: bool) -> float:
