@@ -1,6 +1,8 @@
 """After an epoch's trials: adopt the policy's selection, keep its states, remove the rest.
 
-The thesis's policy adopts ``study.best_trial`` (the one optuna-dashboard shows as Best Trial).
+The thesis's policy adopts ``study.best_trial`` (the one optuna-dashboard shows as Best Trial),
+or the best healthy trial where that one diverged (possible only for an objective without a
+bound, whose diverged trials are valued from the trials before them).
 Other policies rank the healthy trials that trained a state of their own (by value, or by the
 posterior mean of a GP over setting and age: :mod:`~optuna_gamma.tuner.execution.posterior`)
 and carry what the policy selects; the first is adopted. Each carried state is loaded

@@ -16,12 +16,13 @@ FAIL-on-exception and callbacks apply, and a trial:
    the same for all trials), evaluates on the validation split, uploads the trained state to the
    artifact store and returns the objective: the unclipped kappa by default, with the clipped
    one recorded as ``kappa_clipped``;
-3. a diverged trial (a non-finite metric) is COMPLETE with a finite value one spread below the
-   worst value so far (:func:`~.scoring.diverged_value`), so the sampler learns the region is
-   bad without the healthy trials' differences being squashed.
+3. a diverged trial (a non-finite metric, a loss beyond 10 times the start's) is COMPLETE with
+   a finite value just beyond the objective's worst healthy value (one spread below the worst
+   value so far where the objective has no bound; :func:`~.scoring.diverged_value`), so the
+   sampler learns the region is bad without the healthy trials' differences being squashed.
 
 After ``T`` complete trials the study's best trial (``study.best_trial``, the one
-optuna-dashboard shows) is adopted: its state is loaded and checked (and recomputed from the
+optuna-dashboard shows; the best healthy one if that diverged) is adopted: its state is loaded and checked (and recomputed from the
 start state if it is unreadable), recorded in the study's user attribute ``adopted``, and the
 other trials' states are deleted unless kept on request.
 
