@@ -113,6 +113,33 @@ def test_the_tables_show_the_trainers_own_metrics_where_it_has_no_accuracy() -> 
     assert _metric_columns([{}]) == []
 
 
+def test_the_test_table_shows_the_objectives_metric(tmp_path: Path) -> None:
+    """A regression tuned on ``min:mse`` whose test split reports ``mse`` and ``loss``: its
+    test table showed only the loss."""
+    from test_finished import _NoisyMSE
+    from test_finished import _peaking_run
+    from test_finished import SPACE
+
+    from optuna_gamma.tuner.reporting.report import _test_columns
+
+    assert _test_columns({"mse": 0.4, "loss": 0.5}, "min:mse") == ["mse", "loss"]
+    assert _test_columns({"accuracy": 0.9, "loss": 0.3}, "accuracy") == ["accuracy", "loss"]
+    assert _test_columns({"accuracy": 0.9, "f1": 0.8}, "max:f1") == ["f1", "accuracy"]
+    assert _test_columns({"accuracy": 0.9, "loss": 0.3}, "kappa1") == ["accuracy", "loss"]
+    assert _test_columns({"mae": 1.0, "r2": 0.5}, "min:mse") == ["mae", "r2"]  # not reported
+
+    class _Regression(_NoisyMSE):
+        def evaluate(self, state: Any, split: str) -> dict[str, float]:
+            metrics = super().evaluate(state, split)
+            return {**metrics, "loss": 2 * metrics["mse"]}
+
+    res = tune_per_epoch(
+        _Regression(), SPACE, _peaking_run(tmp_path, objective="min:mse", epochs=3)
+    )
+    page = build_report(res.storage, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<th>test mse</th><th>test loss</th>" in page and "<td>0.4</td><td>0.8</td>" in page
+
+
 def test_an_objective_that_is_one_metric_is_shown_once() -> None:
     from optuna_gamma.tuner.reporting.report import _objective_metric
 

@@ -22,9 +22,9 @@ FAIL-on-exception and callbacks apply, and a trial:
    sampler learns the region is bad without the healthy trials' differences being squashed.
 
 After ``T`` complete trials the study's best trial (``study.best_trial``, the one
-optuna-dashboard shows; the best healthy one if that diverged) is adopted: its state is loaded and checked (and recomputed from the
-start state if it is unreadable), recorded in the study's user attribute ``adopted``, and the
-other trials' states are deleted unless kept on request.
+optuna-dashboard shows; the best healthy one if that diverged) is adopted: its state is loaded
+and checked (and recomputed from the start state if it is unreadable), recorded in the study's
+user attribute ``adopted``, and the other trials' states are deleted unless kept on request.
 
 Resume: the serial engine holds the run lock, so every RUNNING trial it finds belongs to a dead
 process: it is told FAIL and re-enqueued once with the same parameters. Samplers are rebuilt

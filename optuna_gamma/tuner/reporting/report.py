@@ -227,6 +227,19 @@ def _metric_columns(metrics: list[Any]) -> list[str]:
     return sorted(own - {"train_loss", "time", "diverged"})[:4]
 
 
+def _test_columns(test: dict[str, Any], objective: Any) -> list[str]:
+    """The test metrics a run's table shows: the objective's own metric first where it is one
+    (the ``mse`` of ``min:mse``: before, a regression's table showed only its test loss), then
+    the thesis's classification metrics it has, else the trainer's own numbers."""
+    known = [k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test]
+    shown = known or _metric_columns([test])
+    own = _objective_metric(objective)
+    value = test.get(own) if own is not None else None
+    if own is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return shown
+    return [own, *(k for k in shown if k != own)]
+
+
 def _compute_time(info: dict[str, Any]) -> float:
     total = 0.0
     for study in info["studies"].values():
@@ -497,9 +510,7 @@ def build_report(
             items.append(hist)
         test = info.get("test")
         if test:
-            shown = [
-                k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
-            ] or _metric_columns([test])
+            shown = _test_columns(test, info["config"].get("objective"))
             final = info.get("final")
             if info["mode"] == "per-epoch" and final is not None:
                 epochs = len(info["studies"])
