@@ -138,6 +138,14 @@ def test_the_test_table_shows_the_objectives_metric(tmp_path: Path) -> None:
     )
     page = build_report(res.storage, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<th>test mse</th><th>test loss</th>" in page and "<td>0.4</td><td>0.8</td>" in page
+    # two runs in one storage: the comparison has the test mse beside the (empty) accuracy
+    tune_per_epoch(
+        _Regression(),
+        SPACE,
+        _peaking_run(tmp_path, objective="min:mse", epochs=3, run="other", storage=res.storage),
+    )
+    page = build_report(res.storage, tmp_path / "r2.html").read_text(encoding="utf-8")
+    assert "<th>test MCC</th><th>test mse</th><th>compute s</th>" in page
 
 
 def test_an_objective_that_is_one_metric_is_shown_once() -> None:

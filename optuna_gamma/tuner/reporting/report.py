@@ -326,6 +326,15 @@ def build_report(
         items.append("<h2>Sampler comparison (all runs in this storage)</h2>")
         rows = []
         fig = go.Figure()
+        # the runs' objectives that are one metric other than the accuracy (a regression's mse)
+        own = sorted(
+            {
+                m
+                for info in found.values()
+                if (m := _objective_metric(info["config"].get("objective")))
+                not in (None, "accuracy")
+            }
+        )
         for run, info in found.items():
             test = info.get("test") or {}
             sched = info["schedule"]
@@ -342,6 +351,7 @@ def build_report(
                     (last.get("metrics") or {}).get("accuracy", ""),
                     test.get("accuracy", ""),
                     test.get("mcc", ""),
+                    *(test.get(m, "") for m in own),
                     _compute_time(info),
                 ]
             )
@@ -365,6 +375,7 @@ def build_report(
                     "accuracy (valid)",
                     "test accuracy",
                     "test MCC",
+                    *(f"test {m}" for m in own),
                     "compute s",
                 ],
                 rows,
