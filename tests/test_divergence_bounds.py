@@ -119,6 +119,14 @@ def test_the_bound_of_each_objective() -> None:
     assert divergence({"mse": 4.1}, {}, 4.1, start, mse) is not None
     assert divergence({"mse": 4.1}, {}, 4.1, {"metrics": {"mse": -1.0}}, mse) is None
     assert divergence({"r2": -9.0}, {}, -9.0, start, r2) is None
+    # a bound of the user's own: said without the factor
+    from optuna_gamma.tuner.search.objectives import Objective
+
+    mine = Objective("f1", lambda m: m["f1"], metric_name="f1", worst=lambda start: 0.1)
+    why = divergence({"f1": 0.05}, {}, 0.05, {"metrics": {"f1": 0.5}}, mine)
+    assert why is not None and why.why == (
+        "the validation f1 0.05 is beyond 0.1, the worst a healthy trial can have from its start"
+    )
     assert diverged_value(mse, [], start) == pytest.approx(4.004)
     # kappa and the loss keep their own bounds and words (the exploded loss is said first)
     kappa = resolve_objective("kappa1")

@@ -169,9 +169,15 @@ def divergence(
         )
     limit = bound(objective, start) if objective is not None else math.nan
     if math.isfinite(limit) and objective is not None and objective.sign * (value - limit) < 0:
+        name = objective.metric_name
+        scale = (
+            f" ({DIVERGENCE_FACTOR:g} times the start's)"
+            if objective.name == f"min:{name}"
+            else ""
+        )
         return Divergence(
-            f"the validation {objective.metric_name} {value:.4g} is beyond {limit:.4g}, the worst "
-            f"a healthy trial can have from its start ({DIVERGENCE_FACTOR:g} times the start's)"
+            f"the validation {name} {value:.4g} is beyond {limit:.4g}, the worst a healthy "
+            f"trial can have from its start{scale}"
         )
     return None
 
