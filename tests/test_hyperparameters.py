@@ -744,6 +744,12 @@ def test_the_untuned_candidate_takes_the_trainers_own_batch_size(
     (said,) = [r.getMessage() for r in caplog.records if "no value of its own" in r.getMessage()]
     assert "so it has none" in said
     assert _default_trials(tmp_path / "only") == []
+    # the finished run called again: epoch 1 is history, nothing to say about its race
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="optuna_gamma"):
+        again = tune_per_epoch(_BatchSized({}), only, cfg)
+    assert again.new_trials == 0
+    assert not [r for r in caplog.records if "no value of its own" in r.getMessage()]
     # the optimizer's own rate outside the range: said as such (not "no value of its own")
     caplog.clear()
     narrow = {**space, "lr": FloatDistribution(1e-3, 5e-3, log=True)}
