@@ -111,8 +111,9 @@ def test_the_bound_of_each_objective() -> None:
     below 0: a log-likelihood has no such scale), ``max:NAME`` has no bound; divergence() flags
     a value beyond the bound and diverged_value() tells a value just beyond it."""
     mse, r2 = resolve_objective("min:mse"), resolve_objective("max:r2")
-    start = {"metrics": {"mse": 0.4, "r2": 0.2}, "value": 0.4}
-    assert mse.worst is not None and mse.worst(start["metrics"]) == pytest.approx(4.0)
+    start_metrics = {"mse": 0.4, "r2": 0.2}
+    start: dict[str, Any] = {"metrics": start_metrics, "value": 0.4}
+    assert mse.worst is not None and mse.worst(start_metrics) == pytest.approx(4.0)
     assert math.isnan(mse.worst({"mse": 0.0})) and math.isnan(mse.worst({"mse": -3.0}))
     assert r2.worst is None
     assert divergence({"mse": 3.9}, {}, 3.9, start, mse) is None

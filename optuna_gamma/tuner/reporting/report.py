@@ -231,7 +231,9 @@ def _test_columns(test: dict[str, Any], objective: Any) -> list[str]:
     """The test metrics a run's table shows: the objective's own metric first where it is one
     (the ``mse`` of ``min:mse``: before, a regression's table showed only its test loss), then
     the thesis's classification metrics it has, else the trainer's own numbers."""
-    known = [k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test]
+    known: list[str] = [
+        k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
+    ]
     shown = known or _metric_columns([test])
     own = _objective_metric(objective)
     value = test.get(own) if own is not None else None
