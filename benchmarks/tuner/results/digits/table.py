@@ -1,0 +1,59 @@
+"""The table of this folder's README, from the stored cells (no run).
+
+    PYTHONPATH=$PWD python benchmarks/tuner/results/digits/table.py
+
+``cells.jsonl``: the default policy serially (``pe-pop``, ``B = 120``; its default final
+model, the greedy average of the last 20 states, is ``test_average``), one untuned training of
+the whole budget (``untuned``: 120 epochs) and Ray Tune's PBT and PB2 (12 members x 10 epochs),
+on scikit-learn's digits with the thesis's SGD MLP (``digits``) and with the user's AdamW MLP of
+``examples/own_training.py`` (``own-digits``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import statistics
+from typing import Any
+
+from benchmarks.readme_tables import final_test
+from benchmarks.readme_tables import paired_difference
+
+
+HERE = Path(__file__).resolve().parent
+TASKS = {
+    "digits": "digits, the thesis's MLP (SGD, lr)",
+    "own-digits": "digits, the user's AdamW MLP (lr, weight decay)",
+}
+PEERS = ("untuned", "pbt", "pb2")
+
+
+def _accuracy(cell: dict[str, Any]) -> float:
+    """The test accuracy of a cell's final model: the default's average, else its last state
+    (the untuned training's after the whole budget)."""
+    key = "test_average" if cell["arm"] == "pe-pop" else "test"
+    value = final_test({"test": cell[key]})
+    assert value is not None
+    return float(value)
+
+
+def main() -> None:
+    cells = [json.loads(line) for line in (HERE / "cells.jsonl").read_text().splitlines()]
+    print("| task | default % | untuned % | PBT % | PB2 % | vs untuned | vs PBT | vs PB2 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for task, name in TASKS.items():
+        own = [c for c in cells if c["dataset"] == task]
+        by_arm = {
+            arm: {c["seed"]: _accuracy(c) for c in own if c["arm"] == arm}
+            for arm in ("pe-pop", *PEERS)
+        }
+        medians = [f"{100 * statistics.median(v.values()):.1f}" for v in by_arm.values()]
+        paired = []
+        for arm in PEERS:
+            diff, wtl = paired_difference(by_arm["pe-pop"], by_arm[arm])
+            paired.append(f"{diff:+.1f} ({wtl})")
+        print("| " + " | ".join([name, *medians, *paired]) + " |")
+
+
+if __name__ == "__main__":
+    main()
