@@ -120,6 +120,14 @@ def test_the_bound_of_each_objective() -> None:
     assert divergence({"mse": 4.1}, {}, 4.1, start, mse) is not None
     assert divergence({"mse": 4.1}, {}, 4.1, {"metrics": {"mse": -1.0}}, mse) is None
     assert divergence({"r2": -9.0}, {}, -9.0, start, r2) is None
+    # a loss at or below 0 (a Gaussian negative log-likelihood) has no such scale: a healthy
+    # trial worse than its start is not diverged (before, "loss" from a start of -2 had the
+    # bound -20, below which every trial counted as diverged)
+    loss = resolve_objective("loss")
+    for ref in (-2.0, 0.0):
+        assert loss.worst is not None and math.isnan(loss.worst({"loss": ref}))
+        assert divergence({"loss": -1.0}, {}, -1.0, {"metrics": {"loss": ref}}, loss) is None
+    assert loss.worst is not None and loss.worst({"loss": 0.5}) == pytest.approx(5.0)
     # a bound of the user's own: said without the factor
     from optuna_gamma.tuner.search.objectives import Objective
 

@@ -291,7 +291,7 @@ class Objective:
             direction="minimize",
             metric_name="loss",
             requires=("loss",),
-            worst=lambda start: DIVERGENCE_FACTOR * start["loss"],
+            worst=lambda start: _metric_bound(start, "loss"),
         )
 
 
