@@ -16,29 +16,13 @@ import json
 from pathlib import Path
 import statistics
 
-from benchmarks.readme_tables import final_test
-from benchmarks.readme_tables import paired_difference
+from benchmarks.tuner.results.average_window.table import _acc
+from benchmarks.tuner.results.average_window.table import _paired
+from benchmarks.tuner.results.average_window.table import TASKS
 
 
 HERE = Path(__file__).resolve().parent
-TASKS = {
-    "own-fashion": "own trainer (AdamW MLP), Fashion-MNIST 1,000",
-    "mnist": "MNIST-500",
-    "fashion-mnist": "Fashion-MNIST 1,000",
-    "cifar10": "CIFAR-10 5,000",
-}
 RULES = ("test_average", "test_average_all", "test_guard_all", "test_guard_20")
-
-
-def _acc(test: dict) -> float:
-    value = final_test({"test": test})
-    assert value is not None
-    return float(value)
-
-
-def _paired(a: dict[int, float], b: dict[int, float]) -> str:
-    diff, wtl = paired_difference(a, b)
-    return f"{diff:+.1f} ({wtl})"
 
 
 def main() -> None:
