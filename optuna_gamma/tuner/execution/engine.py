@@ -305,9 +305,11 @@ class Engine:
         training the policy races against the sampler's proposals."""
         if self.role == "worker" or self.mode != "per-epoch":
             return
-        first = self.studies.name(1)
-        if first in self.studies.names() and "adopted" in self.studies.load(1).user_attrs:
-            return  # epoch 1 is done (a resumed or finished run): its race is history
+        try:
+            if "adopted" in self.studies.load(1).user_attrs:
+                return  # epoch 1 is done (a resumed or finished run): its race is history
+        except KeyError:  # no study of epoch 1 yet (a new run)
+            pass
         point = self.planner.default_point()
         # whether the policy races an untuned candidate (with nothing of its own known, none
         # is made: asked with a full point)

@@ -132,10 +132,9 @@ def _peak_against_end(adopted: Sequence[Mapping[str, Any]], peak: int) -> str:
     noisy curve they can even be in the other order (a regression's validation MSE of 0.5426
     at the peak's epoch and 0.5418 at the end, where the averages are 0.5382 and 0.5426)."""
     n, h = len(adopted), SMOOTHING_HALF_WIDTH
-    v = [float(record["value"]) for record in adopted]
+    smoothed, end, _ = _smoothed_curve([float(record["value"]) for record in adopted])
     centre = min(max(peak - 1, h), n - h - 1)  # 0-based, its window inside the curve
-    window = statistics.fmean(v[centre - h : centre + h + 1])
-    end = statistics.fmean(v[n - h - 1 :])
+    window = smoothed[centre]
     return (
         f"{window:.4g} averaged over epochs {centre - h + 1}-{centre + h + 1}, "
         f"{end:.4g} over epochs {n - h}-{n}"

@@ -167,8 +167,10 @@ def divergence(
             f"the validation loss {valid['loss']:.4g} exceeds {DIVERGENCE_FACTOR:g} times the "
             f"start's {ref:.4g}"
         )
-    limit = bound(objective, start) if objective is not None else math.nan
-    if math.isfinite(limit) and objective is not None and objective.sign * (value - limit) < 0:
+    if objective is None:
+        return None
+    limit = bound(objective, start)
+    if math.isfinite(limit) and objective.sign * (value - limit) < 0:
         name = objective.metric_name
         scale = (
             f" ({DIVERGENCE_FACTOR:g} times the start's)"
