@@ -149,13 +149,13 @@ def test_the_test_table_shows_the_objectives_metric(tmp_path: Path) -> None:
 
 
 def test_an_objective_that_is_one_metric_is_shown_once() -> None:
-    from optuna_gamma.tuner.reporting.report import _objective_metric
+    from optuna_gamma.tuner.search.objectives import objective_metric
 
-    assert _objective_metric("accuracy") == "accuracy"
-    assert _objective_metric("loss") == "loss"
-    assert _objective_metric("min:mse") == "mse" and _objective_metric("max:f1") == "f1"
+    assert objective_metric("accuracy") == "accuracy"
+    assert objective_metric("loss") == "loss"
+    assert objective_metric("min:mse") == "mse" and objective_metric("max:f1") == "f1"
     for other in ("kappa1", "kappa2:0.2", "min:", "mine", None, 3, ["loss"]):
-        assert _objective_metric(other) is None
+        assert objective_metric(other) is None
 
 
 def test_report_says_why_a_run_stopped_without_adopting(tmp_path: Path) -> None:

@@ -848,6 +848,17 @@ def test_a_failed_test_evaluation_says_the_training_is_kept_and_a_rerun_only_tes
         result = tune_per_epoch(trainer, space, config)
     (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
     assert result.test == {"mse": 0.25} and done.endswith("; test mse 0.25")
+    # an objective that is one of the test metrics is named first (before: the accuracy alone,
+    # so a run that minimized the loss closed on a number it had not optimized)
+    trainer.fixed = {"accuracy": 0.9, "loss": 0.25}
+    caplog.clear()
+    config = TunerConfig(
+        run="ls", run_dir=str(tmp_path / "ls"), budget=8, progress=False, objective="min:loss"
+    )
+    with caplog.at_level(logging.INFO, logger="optuna_gamma"):
+        tune_per_epoch(trainer, space, config)
+    (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
+    assert done.endswith("; test loss 0.25, accuracy 0.9000")
 
 
 class _ModelOfInit(_Accumulating):

@@ -38,6 +38,7 @@ from optuna_gamma.tuner.results import count
 from optuna_gamma.tuner.results import PerEpochResult
 from optuna_gamma.tuner.results import ScheduleEntry
 from optuna_gamma.tuner.results import WholeResult
+from optuna_gamma.tuner.search.objectives import objective_metric
 
 
 if TYPE_CHECKING:
@@ -428,12 +429,15 @@ def _summary_line(result: PerEpochResult | WholeResult) -> str:
     else:
         new = count(result.new_trials, "new trial")
         this_call = f"this call: {new} in {result.wall_time:.1f} s wall"
-    # the test accuracy; a trainer without one (a regression): its own metrics, three at most
+    # the objective's own test metric first (the f1 of "max:f1"), then the test accuracy; a
+    # trainer without one (a regression): its own metrics, three at most
     test = result.test
-    if isinstance(test.get("accuracy"), float):
-        shown = [f"accuracy {test['accuracy']:.4f}"]
-    else:
-        shown = [f"{k} {v:.4g}" for k, v in test.items() if isinstance(v, float)]
+    numbers = [k for k, v in test.items() if isinstance(v, float)]
+    names = ["accuracy"] if "accuracy" in numbers else numbers
+    own = objective_metric(result.objective)
+    if own in numbers:
+        names = [own, *(k for k in names if k != own)]
+    shown = [f"{k} {test[k]:.4f}" if k == "accuracy" else f"{k} {test[k]:.4g}" for k in names]
     return (
         f"run {result.run!r} done: {count(done, 'trial')} ({result.trials_trained} trained, "
         f"{result.trials_reused} reused), {result.compute_time:.1f} s of training+validation; "

@@ -29,6 +29,7 @@ from optuna_gamma.tuner.policies.lineage import lineage
 from optuna_gamma.tuner.reporting.plots import plot_confusion_heatmap
 from optuna_gamma.tuner.reporting.plots import plot_metrics_vs_learning_rate
 from optuna_gamma.tuner.reporting.plots import write_html
+from optuna_gamma.tuner.search.objectives import objective_metric
 
 
 __all__ = ["build_report", "collect_runs"]
@@ -199,17 +200,6 @@ def _trial_records(study: Any, epoch: int, x: str) -> list[dict[str, Any]]:
     return recs
 
 
-def _objective_metric(objective: Any) -> str | None:
-    """The metric an objective is as it is (``accuracy``, ``loss``, ``mse`` of ``min:mse``),
-    else ``None`` (kappa, a callable's name, a record without one)."""
-    if not isinstance(objective, str):
-        return None
-    if objective in ("accuracy", "loss"):
-        return objective
-    direction, _, name = objective.partition(":")
-    return name if direction in ("min", "max") and name else None
-
-
 def _metric_columns(metrics: list[Any]) -> list[str]:
     """The validation metrics a table shows: accuracy and loss where the trainer gives them
     (kappa's), else the trainer's own numbers (a regression's ``mse``), four at most; never the
@@ -235,7 +225,7 @@ def _test_columns(test: dict[str, Any], objective: Any) -> list[str]:
         k for k in ("accuracy", "sensitivity", "specificity", "mcc", "loss") if k in test
     ]
     shown = known or _metric_columns([test])
-    own = _objective_metric(objective)
+    own = objective_metric(objective)
     value = test.get(own) if own is not None else None
     if own is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return shown
@@ -333,7 +323,7 @@ def build_report(
             {
                 m
                 for info in found.values()
-                if (m := _objective_metric(info["config"].get("objective")))
+                if (m := objective_metric(info["config"].get("objective")))
                 not in (None, "accuracy")
             }
         )
@@ -420,7 +410,7 @@ def build_report(
         objective_head = f"objective ({objective})" if isinstance(objective, str) else "objective"
         # an objective that is one metric (``accuracy``, ``loss``, ``min:mse``) is that metric,
         # shown once
-        own_metric = _objective_metric(objective)
+        own_metric = objective_metric(objective)
         shown_metrics = [
             k for k in _metric_columns([s["metrics"] for s in sched]) if k != own_metric
         ]

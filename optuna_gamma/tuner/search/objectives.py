@@ -47,6 +47,7 @@ __all__ = [
     "Objective",
     "kappa_1",
     "kappa_2",
+    "objective_metric",
     "resolve_objective",
 ]
 
@@ -304,6 +305,18 @@ def _metric_bound(start: Mapping[str, Any], name: str) -> float:
     if isinstance(ref, bool) or not isinstance(ref, numbers.Real) or not float(ref) > 0.0:
         return math.nan
     return DIVERGENCE_FACTOR * float(ref)
+
+
+def objective_metric(objective: Any) -> str | None:
+    """The trainer's metric an objective is as it is (``accuracy``, ``loss``, the ``mse`` of
+    ``min:mse``, the ``f1`` of ``max:f1``), else ``None`` (kappa, a callable's name, a record
+    without one). The run's closing line and the report show that test metric first."""
+    if not isinstance(objective, str):
+        return None
+    if objective in ("accuracy", "loss"):
+        return objective
+    direction, _, name = objective.partition(":")
+    return name if direction in ("min", "max") and name else None
 
 
 def _safe(fn: Callable[..., float], m: Mapping[str, Any], lam: float, *, clip: bool) -> float:
