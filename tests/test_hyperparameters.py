@@ -549,6 +549,56 @@ def test_a_tuned_setting_the_schedule_overwrites_is_named(
         assert changed == []
 
 
+def _sized(epochs: int) -> dict[str, tuple[Make, float | None]]:
+    """Schedules of ``_ScheduledTrainer`` (4 steps per epoch) over ``epochs`` epochs, each with
+    the span it is warned about (``None``: not sized by the run, or sized right)."""
+    wrong = epochs + 4
+    return {
+        "onecycle-right": (lambda o: S.OneCycleLR(o, max_lr=1e-2, total_steps=4 * epochs), None),
+        "onecycle-budget": (lambda o: S.OneCycleLR(o, max_lr=1e-2, total_steps=4 * 12), 12),
+        "cosine-right": (lambda o: S.CosineAnnealingLR(o, T_max=4 * epochs - 3), None),
+        "cosine-short": (lambda o: S.CosineAnnealingLR(o, T_max=8), 2),
+        "warm-up-then-cosine-long": (
+            lambda o: S.SequentialLR(
+                o,
+                [S.LinearLR(o, 0.1, total_iters=4), S.CosineAnnealingLR(o, T_max=4 * wrong)],
+                milestones=[4],
+            ),
+            wrong + 1,
+        ),
+        "step-decay": (lambda o: S.StepLR(o, step_size=4), None),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_sized(1)))
+def test_a_schedule_sized_for_another_length_than_the_run_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    # A cosine sized by the budget (12) where the final model trains the plan's epochs, or by
+    # the serial plan in a run with workers, stops short of its end (or runs past it): the
+    # first trial names it, with the span in epochs at the steps its epoch took
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.policies import PopulationPolicy
+
+    epochs = PopulationPolicy(budget=12).plan.epochs
+    make, span = _sized(epochs)[name]
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    cfg = TunerConfig(run="h", run_dir=str(tmp_path / "h"), budget=12, sampler="random")
+    with caplog.at_level("WARNING"):
+        res = tune_per_epoch(_ScheduledTrainer(make), space, cfg)
+    assert res.final_epochs == epochs
+    said = [r.getMessage() for r in caplog.records if "runs its course" in r.getMessage()]
+    if span is None:
+        assert said == []
+        return
+    (message,) = said
+    assert f"over {span:.4g} epochs" in message and "4 steps per epoch" in message
+    assert f"the run's final model trains {epochs} (ctx.epochs)" in message
+    assert ("stops short of" if span > epochs else "runs past") in message
+    assert "PopulationPolicy(budget=B, width=W).plan.epochs" in message
+
+
 def test_read_hyperparameters_records_reads() -> None:
     from optuna_gamma.tuner.execution.training import ReadHyperparameters
 

@@ -78,6 +78,7 @@ class Training:
         self._modes = _module_modes(state)
         self._checked_use = False
         self._checked_attributes = False
+        self._checked_horizon = False
         #: Validation list metrics too large to store with each trial, already said.
         self._dropped: set[str] = set()
 
@@ -136,9 +137,12 @@ class Training:
             hparams = ReadHyperparameters(hparams)
             held = _held_values(state.optimizer, applied)
         attributes = None if self._checked_attributes else _attributes(self.trainer, state)
+        steps_before = None if self._checked_horizon else _steps(getattr(state, "scheduler", None))
         train_metrics: dict[str, Any] = {}
+        trained = 0
         t0 = time.perf_counter()
         for epoch in epochs:
+            trained += 1
             seed = derive_seed(self.seed, "batches", epoch)
             ctx = EpochContext(
                 epoch=epoch,
@@ -158,6 +162,9 @@ class Training:
         if attributes is not None:
             self._checked_attributes = True
             _warn_changed_attributes(attributes, _attributes(self.trainer, state))
+        if steps_before is not None:
+            self._checked_horizon = True
+            _warn_horizon(state.scheduler, steps_before, trained, self.epochs or 0)
         if isinstance(hparams, ReadHyperparameters):
             self._checked_use = True
             _warn_unused(hparams, applied, optimizer_keys(state.optimizer))
@@ -417,6 +424,67 @@ def _warn_overwritten(before: dict[str, list[Any]], after: dict[str, list[Any]])
                 f"LR scheduler that cycles the momentum, such as OneCycleLR or CyclicLR, unless "
                 f"built with cycle_momentum=False), so the tuned value holds only until then"
             )
+
+
+def _steps(scheduler: Any) -> int | None:
+    """The steps an LR scheduler has taken (its ``last_epoch``), if it counts them."""
+    steps = getattr(scheduler, "last_epoch", None)
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def _horizon(scheduler: Any) -> tuple[str, int] | None:
+    """The steps over which an LR scheduler sized by the length of a training runs its course,
+    with the settings that say so: ``CosineAnnealingLR``'s ``T_max``, ``OneCycleLR``'s
+    ``total_steps``, ``PolynomialLR``'s ``total_iters``, and a ``SequentialLR`` ending in one of
+    them (a warm-up, then a cosine: its last milestone plus the cosine's); else ``None`` (a
+    step decay, a plateau rule, a warm-up alone, a cycle: not sized by the run)."""
+    from torch.optim import lr_scheduler
+
+    if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
+        return f"T_max={scheduler.T_max}", int(scheduler.T_max)
+    if isinstance(scheduler, lr_scheduler.OneCycleLR):
+        return f"total_steps={scheduler.total_steps}", int(scheduler.total_steps)
+    if isinstance(scheduler, lr_scheduler.PolynomialLR):
+        return f"total_iters={scheduler.total_iters}", int(scheduler.total_iters)
+    if isinstance(scheduler, lr_scheduler.SequentialLR):
+        children = getattr(scheduler, "_schedulers", None)
+        milestones = getattr(scheduler, "_milestones", None)
+        if isinstance(children, list) and children and isinstance(milestones, list):
+            last = _horizon(children[-1])
+            if last is not None and milestones:
+                return f"its last milestone {milestones[-1]} + {last[0]}", milestones[-1] + last[1]
+    return None
+
+
+def _warn_horizon(scheduler: Any, steps_before: int, epochs_trained: int, epochs: int) -> None:
+    """Warn about an LR scheduler that anneals over another number of epochs than the run's
+    final model trains (``ctx.epochs``, the policy's ``plan.epochs``): sized by the budget (120
+    where the default policy's final model trains 90 epochs), or by the serial plan in a run
+    with workers (whose plan is shorter), its rate is cut short of its end or runs past it.
+
+    One step per epoch counts ``T_max`` in epochs; a schedule stepped every batch is converted
+    at the steps the first trial's epoch took (with a tuned batch size, those of its size)."""
+    horizon = _horizon(scheduler)
+    steps = (_steps(scheduler) or steps_before) - steps_before
+    if horizon is None or epochs_trained <= 0 or steps <= 0 or epochs <= 0:
+        return
+    per_epoch = steps / epochs_trained
+    span = horizon[1] / per_epoch
+    if abs(span - epochs) <= max(1.0, 0.05 * epochs):
+        return
+    at = (
+        "one step per epoch"
+        if per_epoch == 1
+        else f"at the first trial's {per_epoch:g} steps per epoch"
+    )
+    _logger.warning(
+        f"the LR scheduler {type(scheduler).__name__} runs its course over {span:.4g} epochs "
+        f"({horizon[0]}, {at}), but the run's final model trains {epochs} (ctx.epochs): its "
+        f"rate {'stops short of' if span > epochs else 'runs past'} the schedule's end. If the "
+        "schedule is meant to end with the training, size it in build() by the policy's "
+        "plan.epochs, known before the run (PopulationPolicy(budget=B, width=W).plan.epochs, "
+        "W = the workers, 1 serially: budget=120 serially gives 90)"
+    )
 
 
 def _check_state(state: Any, device: torch.device) -> None:
