@@ -856,9 +856,10 @@ def test_a_failed_test_evaluation_says_the_training_is_kept_and_a_rerun_only_tes
         run="ls", run_dir=str(tmp_path / "ls"), budget=8, progress=False, objective="min:loss"
     )
     with caplog.at_level(logging.INFO, logger="optuna_gamma"):
-        tune_per_epoch(trainer, space, config)
+        result = tune_per_epoch(trainer, space, config)
     (done,) = [r.getMessage() for r in caplog.records if "done:" in r.getMessage()]
     assert done.endswith("; test loss 0.25, accuracy 0.9000")
+    assert "\ntest: loss 0.25  accuracy 0.9000\n" in str(result)  # the summary the CLI prints
 
 
 class _ModelOfInit(_Accumulating):

@@ -163,6 +163,81 @@ def test_loading_a_trainer_sets_nothing_on_the_users_object(tmp_path: Path) -> N
     assert trainer.width == 3 and vars(trainer) == {"width": 3}
 
 
+def test_a_trainer_file_imports_the_modules_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `python FILE` puts FILE's folder first on the path, so a trainer file that imports its
+    # own helper module runs; --trainer FILE:FACTORY loads it the same way (before: "cannot
+    # import 'trainer.py' (No module named ...)")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "project"
+    folder.mkdir()
+    helper = f"helper_{os.getpid()}"
+    (folder / f"{helper}.py").write_text(
+        _TRAINER_FILE.format(marker=str(tmp_path / "m")), encoding="utf-8"
+    )
+    (folder / "trainer_file.py").write_text(
+        f"from {helper} import Trainer\n\n\ndef make(width=1):\n    return Trainer(width)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.delitem(sys.modules, helper, raising=False)
+    trainer = load_trainer(TrainerRef(f"{folder / 'trainer_file.py'}:make", {"width": 2}))
+    assert trainer.width == 2 and sys.path[0] == str(folder.resolve())
+    monkeypatch.delitem(sys.modules, helper)
+
+
+_FAULTY = {
+    # a script's own command line read at its top level: argv holds only the file, as under
+    # `python FILE` (before: "invalid literal for int() ... '--trainer'", no file or line)
+    "argv": ("import sys\nN = int(sys.argv[2])\n", "importing", "IndexError", 2),
+    "syntax": ("x = (\n", "importing", "SyntaxError", 1),
+    # sys.exit at import (before: the process ended with status 3 and nothing said)
+    "exit": ("import sys\n\nsys.exit(3)\n", "importing", "SystemExit(3)", 3),
+    # the factory's own failure (before: the bare "[Errno 2] ..." without its origin)
+    "factory": (
+        "def make():\n    return open('/nonexistent/data.bin')\n",
+        "calling make()",
+        "FileNotFoundError",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FAULTY))
+def test_a_trainer_file_that_fails_is_one_line_naming_its_error_and_place(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    source, what, error, line = _FAULTY[case]
+    path = tmp_path / f"faulty_{case}.py"
+    path.write_text(source, encoding="utf-8")
+    args = ["tune", "--trainer", f"{path}:make", "--budget", "4", "--run-dir", str(tmp_path)]
+    said = _one_line_exit_2(capsys, args, f"{what} ")
+    assert error in said and f"{path}:{line}" in said
+    if case == "exit":
+        assert 'if __name__ == "__main__":' in said
+
+
+def test_a_script_that_parses_its_command_line_at_import_gets_its_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: its parser read the tuner's arguments and exited with its own usage line
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    path = tmp_path / "script_with_args.py"
+    path.write_text(
+        "import argparse\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--width', type=int, default=4)\n"
+        "args = parser.parse_args()\n"
+        + _TRAINER_FILE.format(marker=str(tmp_path / "m"))
+        + "\n\ndef make():\n    return Trainer(args.width)\n",
+        encoding="utf-8",
+    )
+    argv = list(sys.argv)
+    trainer = load_trainer(TrainerRef(f"{path}:make"))
+    assert trainer.width == 4 and sys.argv == argv
+
+
 @pytest.mark.parametrize("given", [None, "elsewhere"])
 def test_a_worker_writes_only_where_its_own_command_line_says(
     tmp_path: Path, capsys, given: str | None

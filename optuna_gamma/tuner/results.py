@@ -17,6 +17,7 @@ from typing import Any
 from optuna_gamma.tuner.persistence.runfiles import atomic_write_json
 from optuna_gamma.tuner.persistence.runfiles import default_run_dir
 from optuna_gamma.tuner.policies.lineage import branches_off
+from optuna_gamma.tuner.search.objectives import objective_metric
 
 
 __all__ = [
@@ -290,7 +291,7 @@ def summary_text(result: PerEpochResult | WholeResult, *, cli: bool = False) -> 
     lines += _table(entries, str(result.objective))
     if isinstance(result, PerEpochResult):
         lines += _final_model(result, "--final-model last" if cli else 'final_model="last"')
-    lines.append(f"test: {_test(result.test)}")
+    lines.append(f"test: {_test(result.test, str(result.objective))}")
     done = result.trials_trained + result.trials_reused
     lines.append(
         f"trials: {done} ({result.trials_trained} trained, {result.trials_reused} reused); "
@@ -344,11 +345,14 @@ def _final_model(result: PerEpochResult, last: str) -> list[str]:
     return lines
 
 
-def _test(test: Mapping[str, Any]) -> str:
-    """The test metrics: the thesis's where the trainer returns them, else its own (a
-    regression's mse)."""
+def _test(test: Mapping[str, Any], objective: str) -> str:
+    """The test metrics: the objective's own first (the f1 of ``max:f1``), then the thesis's
+    where the trainer returns them, else its own (a regression's mse)."""
     known = [k for k in _KNOWN if k in test]
     names = known or [k for k in test if k not in ("time", "confusion_matrix")]
+    own = objective_metric(objective)
+    if own is not None and own in test:
+        names = [own, *(k for k in names if k != own)]
     shown = "  ".join(
         f"{k} {test[k]:.4f}" if k in known else f"{k} {test[k]:.4g}"
         for k in names

@@ -114,9 +114,15 @@ def load_trainer(ref: TrainerRef) -> Any:
     """Import the code ``ref`` names and return the trainer (called with ``ref.args`` when it
     is a class or factory).
 
+    A file is imported as ``python FILE`` would run it: its folder first on ``sys.path`` (so
+    that it imports the modules beside it) and ``sys.argv`` holding only its path while its
+    top level runs (a script that parses its own command line there, ``parser.parse_args()``,
+    gets its defaults rather than the tuner's arguments).
+
     Raises:
-        ValueError: A module or file that cannot be imported, a missing attribute, a factory
-            that refuses the arguments, or something that is not a trainer.
+        ValueError: A module or file that cannot be imported, whose top level raises or exits
+            (naming the error and where in the user's code it was raised), a missing attribute,
+            a factory that refuses the arguments or raises, or something that is not a trainer.
     """
     spec, target, attr = ref.target, ref.module, ref.attr
     try:
@@ -124,19 +130,41 @@ def load_trainer(ref: TrainerRef) -> Any:
             path = Path(target).expanduser()
             if not path.is_file():
                 raise ValueError(f"--trainer {spec!r}: no file {target!r}")
+            # The file's own folder first on the path, as `python FILE` puts it: a trainer
+            # file that imports a module beside it (`from models import Net`) loads as it runs.
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             name = re.sub(r"\W", "_", path.stem)
             module_spec = importlib.util.spec_from_file_location(name, path)
             if module_spec is None or module_spec.loader is None:
                 raise ValueError(f"--trainer {spec!r}: {target!r} is not a Python file")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
-            module_spec.loader.exec_module(module)
+            argv = sys.argv
+            sys.argv = [str(path)]
+            try:
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.argv = argv
         else:
             if "" not in sys.path and os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())
             module = importlib.import_module(target)
+    except ValueError as err:
+        if str(err).startswith(f"--trainer {spec!r}: "):
+            raise
+        raise _raised(spec, f"importing {target!r}", err) from err
     except ImportError as err:
         raise ValueError(f"--trainer {spec!r}: cannot import {target!r} ({err})") from err
+    except SystemExit as err:
+        raise ValueError(
+            f"--trainer {spec!r}: importing {target!r} exited (SystemExit({err.code!r}) at "
+            f"{_where(err)}): code that parses a command line or exits belongs under "
+            '`if __name__ == "__main__":`, which an import does not run'
+        ) from None
+    except Exception as err:
+        raise _raised(spec, f"importing {target!r}", err) from err
     obj = getattr(module, attr, None)
     if obj is None:
         raise ValueError(f"--trainer {spec!r}: {target!r} has no attribute {attr!r}")
@@ -153,6 +181,8 @@ def load_trainer(ref: TrainerRef) -> Any:
             raise ValueError(
                 f"--trainer {spec!r}: calling {attr}({', '.join(kwargs)}) failed: {err}"
             ) from err
+        except Exception as err:  # the factory's own failure (missing data, a bad value)
+            raise _raised(spec, f"calling {attr}({', '.join(kwargs)})", err) from err
     else:
         trainer = obj
     try:
@@ -160,3 +190,31 @@ def load_trainer(ref: TrainerRef) -> Any:
     except ValueError as err:
         raise ValueError(f"--trainer {spec!r}: {err}") from None
     return trainer
+
+
+def _raised(spec: str, what: str, err: BaseException) -> ValueError:
+    """One line for an error raised by the user's code: what raised it, where, and why."""
+    return ValueError(
+        f"--trainer {spec!r}: {what} raised {type(err).__name__} at {_where(err)}: {err}"
+    )
+
+
+def _where(err: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``err``'s traceback in the user's code (not in
+    the standard library or an installed package: the ``int()`` of ``int(sys.argv[2])``, the
+    ``parse_args()`` that exits), or of the innermost frame; a syntax error's own place."""
+    import sysconfig
+    import traceback
+
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    frames = traceback.extract_tb(err.__traceback__)
+    libraries = tuple(
+        {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+    here = str(Path(__file__).resolve().parent.parent)
+    for frame in reversed(frames):
+        name = frame.filename
+        if not name.startswith(("<", *libraries, here)):
+            return f"{name}:{frame.lineno}"
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
