@@ -596,7 +596,63 @@ def test_a_schedule_sized_for_another_length_than_the_run_is_named(
     assert f"over {span:.4g} epochs" in message and "4 steps per epoch" in message
     assert f"the run's final model trains {epochs} (ctx.epochs)" in message
     assert ("stops short of" if span > epochs else "runs past") in message
-    assert "PopulationPolicy(budget=B, width=W).plan.epochs" in message
+    assert "def build(self, seed, device, epochs)" in message
+
+
+class _SizedByTheRun(_ScheduledTrainer):
+    """``build(seed, device, epochs)``: a OneCycleLR over the run's epochs, 4 steps each."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda o: o)
+        self.given: list[int] = []
+
+    def build(self, seed: int, device: Any, epochs: int) -> TrainingState:  # type: ignore[override]
+        self.given.append(epochs)
+        state = _TwoGroupTrainer.build(self, seed, device)
+        state.scheduler = S.OneCycleLR(state.optimizer, max_lr=1e-2, total_steps=4 * epochs)
+        return state
+
+
+@pytest.mark.parametrize("mode", ["per-epoch", "whole", "function"])
+def test_a_build_that_takes_epochs_gets_the_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    # A schedule sized by the run is made in build: one that takes `epochs` is given the epochs
+    # the final model trains (those of ctx.epochs), so the schedule ends with the training and
+    # no warning names it; load_state builds it the same way
+    from optuna_gamma.tuner import FunctionTrainer
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner import tune_per_epoch
+    from optuna_gamma.tuner import tune_whole
+    from optuna_gamma.tuner import TunerConfig
+    from optuna_gamma.tuner.policies import PopulationPolicy
+    from optuna_gamma.tuner.trainer import build_takes_epochs
+
+    sized = _SizedByTheRun()
+    trainer: Any = sized
+    if mode == "function":
+        trainer = FunctionTrainer(
+            build=lambda seed, device, epochs: sized.build(seed, device, epochs),
+            train_epoch=sized.train_epoch,
+            evaluate=sized.evaluate,
+        )
+    space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    with caplog.at_level("WARNING"):
+        if mode == "whole":
+            cfg = TunerConfig(run="w", run_dir=str(tmp_path / "w"), epochs=3, trials_per_epoch=2)
+            res: Any = tune_whole(trainer, space, cfg, sampler="random")
+            expected = 3
+        else:
+            cfg = TunerConfig(run="p", run_dir=str(tmp_path / "p"), budget=12, sampler="random")
+            res = tune_per_epoch(trainer, space, cfg)
+            expected = PopulationPolicy(budget=12).plan.epochs
+    assert build_takes_epochs(trainer) and set(sized.given) == {expected}
+    assert {epochs for (epochs, _), rates in sized.rates.items()} <= set(range(1, expected + 1))
+    assert [r.getMessage() for r in caplog.records if "runs its course" in r.getMessage()] == []
+    state = load_state(res, trainer)
+    assert sized.given[-1] == expected and state.scheduler.total_steps == 4 * expected
+    assert state.scheduler.last_epoch == 4 * expected  # the schedule's whole course was run
+    assert not build_takes_epochs(_TwoGroupTrainer())
 
 
 def test_read_hyperparameters_records_reads() -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "apply_hyperparameters",
     "check_hyperparameters",
     "base_rate",
+    "build_takes_epochs",
     "capture",
     "group_values",
     "held_value",
@@ -166,7 +167,10 @@ class Trainer(Protocol):
     """
 
     def build(self, seed: int, device: torch.device) -> TrainingState:
-        """The initial training state for ``seed`` (called with the tuner's RNGs seeded)."""
+        """The initial training state for ``seed`` (called with the tuner's RNGs seeded).
+
+        A ``build`` that also takes ``epochs`` (``def build(self, seed, device, epochs)``) is
+        given the run's epochs, those its final model trains (:func:`build_takes_epochs`)."""
         ...
 
     def train_epoch(
@@ -192,7 +196,7 @@ class FunctionTrainer:
             trainer = FunctionTrainer(build=build, train_epoch=train_epoch, evaluate=evaluate)
     """
 
-    build: Callable[[int, torch.device], TrainingState]
+    build: Callable[..., TrainingState]  # (seed, device), or (seed, device, epochs)
     train_epoch: Callable[[TrainingState, Mapping[str, Any], EpochContext], Any]
     evaluate: Callable[[TrainingState, str], Mapping[str, Any]]
     space: Mapping[str, Any] | None = None
@@ -238,6 +242,25 @@ def trainer_defaults(trainer: Any) -> dict[str, Any]:
             f"to values, got {values!r}"
         )
     return {name: plain(value) for name, value in values.items()}
+
+
+def build_takes_epochs(trainer: Any) -> bool:
+    """Whether ``trainer.build`` takes the run's epochs: a parameter named ``epochs`` after
+    ``seed`` and ``device`` (``def build(self, seed, device, epochs)``), which the tuner then
+    passes as a keyword (the epochs its final model trains, ``EpochContext.epochs``), so that a
+    schedule sized by the run (a cosine, ``OneCycleLR``) is made with them; a ``**kwargs`` is
+    not asked to take it."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(trainer.build).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    found = parameters.get("epochs")
+    return found is not None and found.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 def check_trainer(trainer: Any) -> None:

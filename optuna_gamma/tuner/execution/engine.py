@@ -236,12 +236,12 @@ class Engine:
             )
             store, self.artifacts_text = open_artifact_store(cfg.artifacts, self.paths.artifacts)
             self.store = StateStore(store, self.artifacts_text)
-            self.training = Training.build(self.trainer, cfg.seed, self.device)
+            epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
+            self.training = Training.build(self.trainer, cfg.seed, self.device, epochs)
             if self.role != "worker":
                 self.training.warn_if_left()
             self._check_built_loaders()
             self._check_space_on_optimizer()
-            self.training.epochs = self.epochs_per_trial if self.mode == "whole" else self.n_epochs
             stack.callback(self.training.leave)
             self._assemble(self.store)
             prepare_run(self)

@@ -445,7 +445,7 @@ def load_state(
     else:
         store, text = open_artifact_store(location, Path(result.run_dir))
     snapshot = StateStore(store, text).load(state_id, result.final_state_sha256 or None)
-    training = Training.build(trainer, result.seed, resolve_device(device or "cpu"))
+    training = Training.build(trainer, result.seed, resolve_device(device or "cpu"), result.epochs)
     restore(training.state, snapshot)
     training.leave()  # a trained model: a run that builds it again is told
     return training.state

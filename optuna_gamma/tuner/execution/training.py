@@ -21,6 +21,7 @@ from optuna_gamma.tuner.execution.scoring import finite
 from optuna_gamma.tuner.execution.scoring import scalars
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.trainer import apply_hyperparameters
+from optuna_gamma.tuner.trainer import build_takes_epochs
 from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import component_kinds
 from optuna_gamma.tuner.trainer import EpochContext
@@ -83,16 +84,31 @@ class Training:
         self._dropped: set[str] = set()
 
     @classmethod
-    def build(cls, trainer: Trainer, seed: int, device: torch.device) -> Training:
+    def build(
+        cls, trainer: Trainer, seed: int, device: torch.device, epochs: int | None = None
+    ) -> Training:
         """Build the trainer's state under the run's seed and check it.
+
+        Args:
+            trainer: The user's trainer.
+            seed: The run's seed.
+            device: The run's device.
+            epochs: The run's epochs (``EpochContext.epochs``), passed to a ``build`` that
+                takes ``epochs`` (:func:`~optuna_gamma.tuner.trainer.build_takes_epochs`), so
+                that it sizes a schedule by them.
 
         Raises:
             ValueError: ``trainer.build()`` returned no model and optimizer.
         """
         with seeded_rng(derive_seed(seed, "build"), device):
-            state = trainer.build(seed, device)
+            if epochs is not None and build_takes_epochs(trainer):
+                state = trainer.build(seed, device, epochs=epochs)  # type: ignore[call-arg]
+            else:
+                state = trainer.build(seed, device)
         _check_state(state, device)
-        return cls(trainer, state, seed, device)
+        training = cls(trainer, state, seed, device)
+        training.epochs = epochs
+        return training
 
     def warn_if_left(self) -> None:
         """Warn if ``build`` returned a model that an earlier run in this process trained, as
@@ -247,8 +263,8 @@ def _check_kinds(built: Mapping[str, str], state: Any) -> None:
         f"train_epoch() {'; '.join(changes)} in the TrainingState that build() made. The tuner "
         "restores each trial's start state into the state build() makes (in a worker or a "
         "resumed run, a freshly built one), so every component must be made in build() and "
-        "kept: make it there (a schedule sized by the run's length can use the policy's "
-        "plan.epochs, known before the run: PopulationPolicy(budget=120).plan.epochs is 90)"
+        "kept: make it there (a schedule sized by the run's length takes the run's epochs "
+        "from a build that asks for them: def build(self, seed, device, epochs))"
     )
 
 
@@ -481,9 +497,8 @@ def _warn_horizon(scheduler: Any, steps_before: int, epochs_trained: int, epochs
         f"the LR scheduler {type(scheduler).__name__} runs its course over {span:.4g} epochs "
         f"({horizon[0]}, {at}), but the run's final model trains {epochs} (ctx.epochs): its "
         f"rate {'stops short of' if span > epochs else 'runs past'} the schedule's end. If the "
-        "schedule is meant to end with the training, size it in build() by the policy's "
-        "plan.epochs, known before the run (PopulationPolicy(budget=B, width=W).plan.epochs, "
-        "W = the workers, 1 serially: budget=120 serially gives 90)"
+        "schedule is meant to end with the training, size it by the epochs the tuner passes "
+        "to a build() that takes them: def build(self, seed, device, epochs)"
     )
 
 
