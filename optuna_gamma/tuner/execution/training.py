@@ -480,11 +480,12 @@ def _warn_horizon(scheduler: Any, steps_before: int, epochs_trained: int, epochs
 
     One step per epoch counts ``T_max`` in epochs; a schedule stepped every batch is converted
     at the steps the first trial's epoch took (with a tuned batch size, those of its size)."""
-    horizon = _horizon(scheduler)
-    steps = (_steps(scheduler) or steps_before) - steps_before
-    if horizon is None or epochs_trained <= 0 or steps <= 0 or epochs <= 0:
+    horizon, after = _horizon(scheduler), _steps(scheduler)
+    if horizon is None or after is None or after <= steps_before or epochs_trained <= 0:
         return
-    per_epoch = steps / epochs_trained
+    if epochs <= 0:
+        return
+    per_epoch = (after - steps_before) / epochs_trained
     span = horizon[1] / per_epoch
     if abs(span - epochs) <= max(1.0, 0.05 * epochs):
         return
