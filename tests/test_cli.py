@@ -455,6 +455,40 @@ def test_own_training_example_and_the_same_trainer_from_the_cli(tmp_path: Path) 
     assert "weight_decay" in proc.stdout.splitlines()[0]  # the summary shows the user's parameters
 
 
+def test_own_sequence_example_sizes_its_cosine_by_the_run_from_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/own_sequence.py from another directory: its file imports own_training.py
+    beside it, its build takes the run's epochs, so its cosine ends with the final model."""
+    from optuna_gamma.tuner import load_result
+    from optuna_gamma.tuner import load_state
+    from optuna_gamma.tuner import PerEpochResult
+    from optuna_gamma.tuner.trainer_ref import load_trainer
+    from optuna_gamma.tuner.trainer_ref import TrainerRef
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "own_sequence.py"
+    proc = _cli(
+        "tune",
+        "--trainer",
+        f"{script}:make_trainer",
+        "--budget",
+        "8",
+        "--run",
+        "seq",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "runs its course" not in proc.stderr
+    result = load_result(tmp_path / "runs" / "seq" / "result.json")
+    assert isinstance(result, PerEpochResult) and result.compute_epochs == 8
+    assert set(result.schedule[0].params) == {"lr", "weight_decay"}
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    state = load_state(result, load_trainer(TrainerRef(f"{script}:make_trainer")))
+    assert state.scheduler.T_max == result.epochs == state.scheduler.last_epoch
+    assert result.test["accuracy"] > 0.3
+
+
 @pytest.mark.slow
 def test_readme_quick_start_informs_the_sampler(tmp_path: Path, data_root: Path) -> None:
     """The README's quick start (MNIST-500, thesis CNN, gamma) with 2 epochs x 6 trials: every

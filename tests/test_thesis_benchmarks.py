@@ -473,6 +473,32 @@ def test_own_trainer_task_tunes_lr_and_weight_decay(tmp_path: Path) -> None:
         peers.run_tuner_arm(_args(tmp_path), "pe-gamma", "own-digits", None, 0, 1, None)
 
 
+def test_a_task_whose_build_sizes_its_cosine_by_the_run(tmp_path: Path) -> None:
+    """``own-sequence`` (examples/own_sequence.py: a GRU, AdamW, a cosine over the epochs its
+    build is given): a member's schedule spans the member's epochs, and the untuned training of
+    E and of B epochs are two trainings, each annealed over its own length (not the first E
+    epochs of the B-epoch one)."""
+    static = {
+        "dataset": "own-sequence",
+        "root": None,
+        "subset": None,
+        "seed": 0,
+        "device": "cpu",
+        "epochs": 10,
+    }
+    _, state, _ = peers._worker_trainer(static)
+    assert state.scheduler.T_max == 10
+    out = tmp_path / "out"
+    args = ["--dataset", "own-sequence", "--seeds", "0", "--epochs", "1", "--out", str(out)]
+    args += ["--runs-dir", str(tmp_path / "runs"), "--arms", "untuned"]
+    # before: the 12-epoch training extended the 1-epoch one, whose build (a cosine over 1
+    # epoch) made another run: RunMismatchError
+    assert peers.main(args) == 0
+    (cell,) = tc.Cells(out / "peers.jsonl").values()
+    assert [p[0] for p in peers._points(cell)] == [1, 12]
+    assert cell["epochs"] == 12 == len(cell["schedule"]) == cell["compute_epochs"]
+
+
 def test_ceiling_cosine_anneals_every_setting_and_takes_the_best_test_epoch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

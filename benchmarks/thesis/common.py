@@ -706,8 +706,11 @@ def run_per_epoch(
     seed: int,
     trials: int | None,
     test_after: Sequence[int],
+    fresh: bool = False,
 ) -> dict[str, Any]:
-    """A per-epoch run, tested after each epoch in ``test_after`` (the run is extended in steps).
+    """A per-epoch run, tested after each epoch in ``test_after`` (the run is extended in steps;
+    ``fresh``: each is a run of its own, as for a trainer whose ``build`` sizes a schedule by the
+    run's epochs, where a training of ``e`` epochs is not the start of a longer one).
 
     Returns a record: the schedule (lr, validation accuracy/loss, objective value and the
     thesis's clipped kappa of the adopted trial, epoch by epoch), the test metrics at every
@@ -719,7 +722,10 @@ def run_per_epoch(
     t0 = time.perf_counter()
     tests: dict[str, Any] = {}
     res = None
+    final_dir = run_dir
     for e in sorted(set(test_after)):
+        if fresh:
+            final_dir = run_dir / f"epochs-{e}"
         try:
             res = tune_per_epoch(
                 trainer,
@@ -727,7 +733,7 @@ def run_per_epoch(
                 tuner_config(
                     args,
                     "pe",
-                    run_dir,
+                    final_dir,
                     sampler=sampler,
                     objective=objective,
                     trials_per_epoch=trials,
@@ -738,7 +744,7 @@ def run_per_epoch(
         except AllTrialsDivergedError as err:
             # The run stops as it would for a user; the cell records the failure and its cost.
             return failed_run(
-                run_dir,
+                final_dir,
                 str(err),
                 seed=seed,
                 trials=trials,
@@ -754,7 +760,7 @@ def run_per_epoch(
         "seed": seed,
         "epochs": res.epochs,
         "trials_per_study": res.trials_per_epoch,
-        "schedule": _schedule(res, run_dir),
+        "schedule": _schedule(res, final_dir),
         "test": tests,
         "compute_epochs": res.trials_trained,
         "compute_time": res.compute_time,

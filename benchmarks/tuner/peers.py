@@ -175,12 +175,14 @@ class Task:
         dataset: The data set (:func:`optuna_gamma.tuner.builtin.data.load_dataset`).
         subset: Training images by default (``None``: all).
         model: The built-in model (:class:`~optuna_gamma.tuner.ThesisTrainer`), or ``None`` for
-            ``examples/own_training.py``'s trainer (a user's own code: SmallNet, AdamW,
-            a DataLoader).
+            a user's own trainer, ``make_trainer`` of ``example`` in ``examples/``.
         bounds: Each tuned hyperparameter's range, searched on a log scale by every method.
         untuned: What the trainer trains with when nobody tunes it.
         fixed: The other hyperparameters every trial and member trains with.
         needs_root: The data set needs a data root (no Debian package provides it).
+        example: The file in ``examples/`` of an own trainer: ``own_training.py`` (SmallNet,
+            AdamW, a DataLoader) or ``own_sequence.py`` (a GRU over the rows, AdamW, a cosine
+            schedule over the epochs its ``build`` is given).
     """
 
     label: str
@@ -191,10 +193,11 @@ class Task:
     untuned: Mapping[str, float]
     fixed: Mapping[str, Any]
     needs_root: bool = True
+    example: str = "own_training.py"
 
     @property
     def own(self) -> bool:
-        """The trainer is ``examples/own_training.py``'s, not the thesis's."""
+        """The trainer is a user's own (``examples/``), not the thesis's."""
         return self.model is None
 
     @property
@@ -233,6 +236,17 @@ TASKS: dict[str, Task] = {
         {"batch_size": 64},
         False,
     ),
+    "own-sequence": Task(
+        "own GRU (digits rows, AdamW, cosine)",
+        "digits",
+        None,
+        None,
+        {"lr": (1e-4, 3e-2), "weight_decay": (1e-5, 1e-1)},
+        {"lr": 3e-3, "weight_decay": 1e-2},
+        {"batch_size": 64},
+        False,
+        "own_sequence.py",
+    ),
 }
 DATASETS = {name: task.subset for name, task in TASKS.items()}
 
@@ -249,6 +263,16 @@ def space(task: str = "mnist") -> Any:
     return {k: FloatDistribution(lo, hi, log=True) for k, (lo, hi) in t.bounds.items()}
 
 
+def build_for(trainer: Any, seed: int, device: Any, epochs: int | None) -> Any:
+    """``trainer.build(seed, device)``, with ``epochs`` (those of the training the state is
+    for: a member's, the run's) where ``build`` takes them, as the tuner calls it."""
+    from optuna_gamma.tuner.trainer import build_takes_epochs
+
+    if epochs is not None and build_takes_epochs(trainer):
+        return trainer.build(seed, device, epochs=epochs)
+    return trainer.build(seed, device)
+
+
 class _WithFixed:
     """A trainer whose every epoch also gets ``fixed`` hyperparameters (e.g. the batch size of
     a task that does not tune it)."""
@@ -256,8 +280,8 @@ class _WithFixed:
     def __init__(self, base: Any, fixed: Mapping[str, Any]) -> None:
         self.base, self.fixed = base, dict(fixed)
 
-    def build(self, seed: int, device: Any) -> Any:
-        return self.base.build(seed, device)
+    def build(self, seed: int, device: Any, epochs: int | None = None) -> Any:
+        return build_for(self.base, seed, device, epochs)
 
     def train_epoch(self, state: Any, hparams: Mapping[str, Any], ctx: Any) -> Any:
         return self.base.train_epoch(state, {**self.fixed, **hparams}, ctx)
@@ -279,7 +303,7 @@ def make_trainer(
         from optuna_gamma.tuner import TrainerRef
 
         ref = TrainerRef(
-            f"{tc.REPO / 'examples' / 'own_training.py'}:make_trainer",
+            f"{tc.REPO / 'examples' / t.example}:make_trainer",
             {"dataset": t.dataset, "data_root": root, "subset": subset},
         )
         return _WithFixed(load_trainer(ref), t.fixed)
@@ -443,6 +467,8 @@ def run_tuner_arm(
             seed=seed,
         )
     elif arm == UNTUNED:
+        from optuna_gamma.tuner.trainer import build_takes_epochs
+
         rec = tc.run_per_epoch(
             args,
             trainer,
@@ -453,6 +479,8 @@ def run_tuner_arm(
             seed=seed,
             trials=1,
             test_after=_tested(args, [epochs, budget], budget),
+            # a schedule sized by the run: a training of E epochs is one of its own
+            fresh=build_takes_epochs(trainer),
         )
     elif arm in _PER_EPOCH_RUNS:
         sampler, obj, trials, tested_at, and_budget = _PER_EPOCH_RUNS[arm]
@@ -563,7 +591,9 @@ def _worker_trainer(static: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     key = (static["dataset"], static["root"], static["subset"], static["seed"], static["device"])
     if key not in _WORKER_CACHE:
         trainer = make_trainer(static["dataset"], static["root"], static["subset"], static["seed"])
-        state = trainer.build(static["seed"], torch.device(static["device"]))
+        state = build_for(
+            trainer, static["seed"], torch.device(static["device"]), static["epochs"]
+        )
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = (trainer, state, capture(state))
     return _WORKER_CACHE[key]
@@ -674,7 +704,13 @@ def _member_class() -> type:
 
 
 def _test_checkpoint(
-    checkpoint: Any, dataset: str, root: str | None, subset: int | None, seed: int, device: str
+    checkpoint: Any,
+    dataset: str,
+    root: str | None,
+    subset: int | None,
+    seed: int,
+    device: str,
+    epochs: int,
 ) -> dict[str, Any]:
     """Test metrics of the selected member's final checkpoint (evaluated once, in the driver)."""
     import torch
@@ -682,7 +718,7 @@ def _test_checkpoint(
     from optuna_gamma.tuner.trainer import restore
 
     trainer = make_trainer(dataset, root, subset, seed)
-    state = trainer.build(seed, torch.device(device))
+    state = build_for(trainer, seed, torch.device(device), epochs)
     with checkpoint.as_directory() as d:
         saved = torch.load(Path(d) / "state.pt", weights_only=True)
     restore(state, saved["state"])
@@ -777,7 +813,9 @@ def run_ray_arm(
             f"{arm}: no member finished {epochs} epochs: {[m['error'] for m in members]}"
         )
     best = max(done, key=lambda m: m["final_objective"])
-    best["test"] = _test_checkpoint(best["checkpoint"], dataset, root, subset, seed, args.device)
+    best["test"] = _test_checkpoint(
+        best["checkpoint"], dataset, root, subset, seed, args.device, epochs
+    )
     for m in members:
         m.pop("checkpoint", None)
     tc.remove_dir(storage)
