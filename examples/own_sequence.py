@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 from optuna.distributions import FloatDistribution
-from own_training import load_tensors
+from own_training import MyTrainer
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -52,25 +52,21 @@ class RowGRU(nn.Module):
         return self.head(h[-1])
 
 
-class SequenceTrainer:
-    """Implements optuna_gamma.tuner.Trainer for RowGRU + AdamW + a cosine schedule."""
+class SequenceTrainer(MyTrainer):
+    """Implements optuna_gamma.tuner.Trainer for RowGRU + AdamW + a cosine schedule (the data,
+    the batch size of 64 and ``evaluate`` are ``own_training.py``'s)."""
 
     def __init__(
         self, dataset: str = "digits", data_root: str | None = None, subset: int | None = None
     ) -> None:
-        self.data = load_tensors(dataset, data_root, subset)
-        x, y = self.data["train"].tensors
-        self.width = round(int(x[0].numel()) ** 0.5)  # square images: one row per step
-        self.n_classes = int(y.max()) + 1
+        super().__init__(dataset, data_root, subset)
+        self.width = round(self.n_in**0.5)  # square images: one row per step
 
     def search_space(self) -> dict[str, Any]:
         return {
             "lr": FloatDistribution(1e-4, 3e-2, log=True),
             "weight_decay": FloatDistribution(1e-5, 1e-1, log=True),
         }
-
-    def default_hyperparameters(self) -> dict[str, Any]:
-        return {"batch_size": 64}
 
     def build(self, seed: int, device: torch.device, epochs: int = 30) -> TrainingState:
         # `epochs`: the run's, from the tuner (a default keeps the Trainer protocol's signature
@@ -103,17 +99,6 @@ class SequenceTrainer:
             n += len(y)
         state.scheduler.step()  # one step per epoch: T_max = the run's epochs
         return {"train_loss": total / n}
-
-    @torch.no_grad()
-    def evaluate(self, state: TrainingState, split: str) -> dict[str, float]:
-        x, y = self.data[split].tensors
-        device = next(state.model.parameters()).device
-        state.model.eval()
-        logits = state.model(x.to(device))
-        return {
-            "accuracy": float((logits.argmax(1) == y.to(device)).float().mean()),
-            "loss": float(F.cross_entropy(logits, y.to(device))),
-        }
 
 
 def make_trainer(

@@ -63,9 +63,7 @@ class SmallNet(nn.Module):
         return self.body(x)
 
 
-def load_tensors(
-    dataset: str, data_root: str | None, subset: int | None
-) -> dict[str, TensorDataset]:
+def _tensors(dataset: str, data_root: str | None, subset: int | None) -> dict[str, TensorDataset]:
     if dataset == "digits":
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -97,7 +95,7 @@ class MyTrainer:
     def __init__(
         self, dataset: str = "digits", data_root: str | None = None, subset: int | None = None
     ) -> None:
-        self.data = load_tensors(dataset, data_root, subset)
+        self.data = _tensors(dataset, data_root, subset)
         x, y = self.data["train"].tensors
         self.n_in, self.n_classes = int(x[0].numel()), int(y.max()) + 1
 

@@ -5,8 +5,10 @@
 ``cells.jsonl``: the default policy serially (``pe-pop``, ``B = 120``; its default final
 model, the greedy average of the last 20 states, is ``test_average``), one untuned training of
 the whole budget (``untuned``: 120 epochs) and Ray Tune's PBT and PB2 (12 members x 10 epochs),
-on scikit-learn's digits with the thesis's SGD MLP (``digits``) and with the user's AdamW MLP of
-``examples/own_training.py`` (``own-digits``).
+on scikit-learn's digits with the thesis's SGD MLP (``digits``), with the user's AdamW MLP of
+``examples/own_training.py`` (``own-digits``) and with the user's GRU of
+``examples/own_sequence.py`` (``own-sequence``: AdamW, a cosine over the epochs its ``build``
+is given: 90 for the default's final model, 120 for the untuned training, 10 for a member).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 TASKS = {
     "digits": "digits, the thesis's MLP (SGD, lr)",
     "own-digits": "digits, the user's AdamW MLP (lr, weight decay)",
+    "own-sequence": "digits rows, the user's GRU (AdamW, cosine; lr, weight decay)",
 }
 PEERS = ("untuned", "pbt", "pb2")
 
