@@ -268,6 +268,26 @@ def test_a_larger_budget_that_keeps_the_trained_epochs_extends_the_run(tmp_path:
     assert extended.schedule == fresh.schedule and extended.test == fresh.test
 
 
+class _Scheduled(_Base):
+    """A cosine over the run's epochs, made in a build that takes them."""
+
+    def build(self, seed: int, device: Any, epochs: int = 5) -> TrainingState:
+        state = super().build(seed, device)
+        state.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(state.optimizer, epochs)
+        return state
+
+
+def test_a_budget_of_another_length_for_a_build_sized_by_it_is_named(tmp_path: Path) -> None:
+    # the state build makes depends on the run's epochs: the refusal says why its model differs
+    # (before: "model: 'ab..' -> 'cd..'" alone)
+    tune_per_epoch(_Scheduled(), SPACE, _budget_cfg(tmp_path, 8))
+    with pytest.raises(RunMismatchError) as info:
+        tune_per_epoch(_Scheduled(), SPACE, _budget_cfg(tmp_path, 10))
+    message = str(info.value)
+    assert "model:" in message and "a build(seed, device, epochs)" in message
+    assert "the run's length changed from 7 to 8 epochs" in message
+
+
 def test_a_moved_run_directory_resumes_where_it_is(tmp_path: Path) -> None:
     """A run whose storage is inside its directory (the default journal) extends from a copy
     of that directory elsewhere exactly as it would have where it was; a run whose storage is

@@ -346,8 +346,17 @@ def check_same_run(
         if "trials_per_epoch" in diffs and isinstance(width, int) and not isinstance(width, bool)
         else ""
     )
+    length = ""
+    before, after = old.get("epochs_total"), new.get("epochs_total")
+    if "model" in diffs and before is not None and after is not None and before != after:
+        # a trainer whose build takes the run's epochs made its state (a schedule) for them
+        length = (
+            f", and the run's length changed from {before} to {after} epochs (where a "
+            "build(seed, device, epochs) makes its state, a schedule, for the run's epochs, a "
+            "budget of another length is another run)"
+        )
     raise RunMismatchError(
-        f"run {run!r} (study {study_name!r}) was made with other settings ({shown}); "
+        f"run {run!r} (study {study_name!r}) was made with other settings ({shown}){length}; "
         f"use {keep}another run name, or overwrite=True (--overwrite) to delete it and start "
         "again"
     )
