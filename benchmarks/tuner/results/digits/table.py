@@ -31,10 +31,13 @@ TASKS = {
 PEERS = ("untuned", "pbt", "pb2")
 
 
-def _accuracy(cell: dict[str, Any]) -> float:
-    """The test accuracy of a cell's final model: the default's average, else its last state
-    (the untuned training's after the whole budget)."""
+def _accuracy(cell: dict[str, Any], at: int | None = None) -> float:
+    """The test accuracy of a cell's final model: the serial default's average, else its last
+    state (the untuned training's after the whole budget, or after ``at`` epochs: a training of
+    its own there, whose cosine anneals over them)."""
     key = "test_average" if cell["arm"] == "pe-pop" else "test"
+    if at is not None:
+        return float(cell[key][str(at)]["accuracy"])
     value = final_test({"test": cell[key]})
     assert value is not None
     return float(value)
@@ -56,6 +59,32 @@ def main() -> None:
             diff, wtl = paired_difference(by_arm["pe-pop"], by_arm[arm])
             paired.append(f"{diff:+.1f} ({wtl})")
         print("| " + " | ".join([name, *medians, *paired]) + " |")
+    wide = [c for c in cells if c["arm"] == "pe-pop-w12"]
+    if not wide:
+        return
+    print()
+    print(
+        "| task, 12 at a time | default % | untuned, 10 epochs % | PBT % | PB2 % | vs untuned "
+        "| vs PBT | vs PB2 |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for task in sorted({c["dataset"] for c in wide}):
+        own = [c for c in cells if c["dataset"] == task]
+        default = {c["seed"]: _accuracy(c) for c in wide if c["dataset"] == task}
+        by_arm = {
+            "untuned": {c["seed"]: _accuracy(c, at=10) for c in own if c["arm"] == "untuned"},
+            **{
+                arm: {c["seed"]: _accuracy(c) for c in own if c["arm"] == arm} for arm in PEERS[1:]
+            },
+        }
+        medians = [
+            f"{100 * statistics.median(v.values()):.1f}" for v in (default, *by_arm.values())
+        ]
+        paired = []
+        for arm, other in by_arm.items():
+            diff, wtl = paired_difference(default, other)
+            paired.append(f"{diff:+.1f} ({wtl})")
+        print("| " + " | ".join([TASKS[task], *medians, *paired]) + " |")
 
 
 if __name__ == "__main__":
