@@ -247,6 +247,17 @@ TASKS: dict[str, Task] = {
         False,
         "own_sequence.py",
     ),
+    "own-sequence-fashion": Task(
+        "own GRU (Fashion-MNIST rows, AdamW, cosine)",
+        "fashion-mnist",
+        1000,
+        None,
+        {"lr": (1e-4, 3e-2), "weight_decay": (1e-5, 1e-1)},
+        {"lr": 3e-3, "weight_decay": 1e-2},
+        {"batch_size": 64},
+        False,
+        "own_sequence.py",
+    ),
 }
 DATASETS = {name: task.subset for name, task in TASKS.items()}
 
