@@ -214,6 +214,8 @@ def test_a_trainer_file_that_fails_is_one_line_naming_its_error_and_place(
     args = ["tune", "--trainer", f"{path}:make", "--budget", "4", "--run-dir", str(tmp_path)]
     said = _one_line_exit_2(capsys, args, f"{what} ")
     assert error in said and f"{path}:{line}" in said
+    if what == "importing":  # as a failed import leaves no module behind
+        assert f"faulty_{case}" not in sys.modules
     if case == "exit":
         assert 'if __name__ == "__main__":' in said
 
@@ -236,6 +238,12 @@ def test_a_script_that_parses_its_command_line_at_import_gets_its_defaults(
     argv = list(sys.argv)
     trainer = load_trainer(TrainerRef(f"{path}:make"))
     assert trainer.width == 4 and sys.argv == argv
+    # a module found from the working directory, as `python -m MODULE` runs it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "script_with_args", raising=False)
+    trainer = load_trainer(TrainerRef("script_with_args:make"))
+    assert trainer.width == 4 and sys.argv == argv
+    monkeypatch.delitem(sys.modules, "script_with_args")
 
 
 @pytest.mark.parametrize("given", [None, "elsewhere"])

@@ -11,7 +11,9 @@ imports such code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
+import contextlib
 from dataclasses import dataclass
 from dataclasses import field
 import importlib
@@ -117,7 +119,8 @@ def load_trainer(ref: TrainerRef) -> Any:
     A file is imported as ``python FILE`` would run it: its folder first on ``sys.path`` (so
     that it imports the modules beside it) and ``sys.argv`` holding only its path while its
     top level runs (a script that parses its own command line there, ``parser.parse_args()``,
-    gets its defaults rather than the tuner's arguments).
+    gets its defaults rather than the tuner's arguments); a module's top level also sees an
+    empty command line.
 
     Raises:
         ValueError: A module or file that cannot be imported, whose top level raises or exits
@@ -141,16 +144,17 @@ def load_trainer(ref: TrainerRef) -> Any:
                 raise ValueError(f"--trainer {spec!r}: {target!r} is not a Python file")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
-            argv = sys.argv
-            sys.argv = [str(path)]
             try:
-                module_spec.loader.exec_module(module)
-            finally:
-                sys.argv = argv
+                with _own_command_line(str(path)):
+                    module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)  # as a failed import leaves no module behind
+                raise
         else:
             if "" not in sys.path and os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(target)
+            with _own_command_line(target):
+                module = importlib.import_module(target)
     except ValueError as err:
         if str(err).startswith(f"--trainer {spec!r}: "):
             raise
@@ -190,6 +194,18 @@ def load_trainer(ref: TrainerRef) -> Any:
     except ValueError as err:
         raise ValueError(f"--trainer {spec!r}: {err}") from None
     return trainer
+
+
+@contextlib.contextmanager
+def _own_command_line(name: str) -> Iterator[None]:
+    """``sys.argv`` as ``python FILE`` (or ``python -m MODULE``) with no arguments would have it
+    while the user's top level runs, then the caller's again."""
+    argv = sys.argv
+    sys.argv = [name]
+    try:
+        yield
+    finally:
+        sys.argv = argv
 
 
 def _raised(spec: str, what: str, err: BaseException) -> ValueError:
