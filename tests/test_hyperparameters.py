@@ -567,6 +567,9 @@ def _sized(epochs: int) -> dict[str, tuple[Make, float | None]]:
             wrong + 1,
         ),
         "step-decay": (lambda o: S.StepLR(o, step_size=4), None),
+        # a linear decay to 0 sized by the budget; a linear warm-up is not sized by the run
+        "linear-decay-budget": (lambda o: S.LinearLR(o, 1.0, 0.01, total_iters=4 * 12), 12),
+        "linear-warm-up": (lambda o: S.LinearLR(o, 0.1, 1.0, total_iters=8), None),
     }
 
 

@@ -451,9 +451,10 @@ def _steps(scheduler: Any) -> int | None:
 def _horizon(scheduler: Any) -> tuple[str, int] | None:
     """The steps over which an LR scheduler sized by the length of a training runs its course,
     with the settings that say so: ``CosineAnnealingLR``'s ``T_max``, ``OneCycleLR``'s
-    ``total_steps``, ``PolynomialLR``'s ``total_iters``, and a ``SequentialLR`` ending in one of
-    them (a warm-up, then a cosine: its last milestone plus the cosine's); else ``None`` (a
-    step decay, a plateau rule, a warm-up alone, a cycle: not sized by the run)."""
+    ``total_steps``, ``PolynomialLR``'s and a decaying ``LinearLR``'s ``total_iters``, and a
+    ``SequentialLR`` ending in one of them (a warm-up, then a cosine: its last milestone plus
+    the cosine's); else ``None`` (a step decay, a plateau rule, a warm-up alone, a cycle: not
+    sized by the run)."""
     from torch.optim import lr_scheduler
 
     if isinstance(scheduler, lr_scheduler.CosineAnnealingLR):
@@ -461,6 +462,12 @@ def _horizon(scheduler: Any) -> tuple[str, int] | None:
     if isinstance(scheduler, lr_scheduler.OneCycleLR):
         return f"total_steps={scheduler.total_steps}", int(scheduler.total_steps)
     if isinstance(scheduler, lr_scheduler.PolynomialLR):
+        return f"total_iters={scheduler.total_iters}", int(scheduler.total_iters)
+    if (
+        isinstance(scheduler, lr_scheduler.LinearLR)
+        and scheduler.end_factor < scheduler.start_factor
+    ):
+        # a linear decay over the training (a warm-up rises: it is not sized by the run)
         return f"total_iters={scheduler.total_iters}", int(scheduler.total_iters)
     if isinstance(scheduler, lr_scheduler.SequentialLR):
         children = getattr(scheduler, "_schedulers", None)
