@@ -274,16 +274,6 @@ def space(task: str = "mnist") -> Any:
     return {k: FloatDistribution(lo, hi, log=True) for k, (lo, hi) in t.bounds.items()}
 
 
-def build_for(trainer: Any, seed: int, device: Any, epochs: int | None) -> Any:
-    """``trainer.build(seed, device)``, with ``epochs`` (those of the training the state is
-    for: a member's, the run's) where ``build`` takes them, as the tuner calls it."""
-    from optuna_gamma.tuner.trainer import build_takes_epochs
-
-    if epochs is not None and build_takes_epochs(trainer):
-        return trainer.build(seed, device, epochs=epochs)
-    return trainer.build(seed, device)
-
-
 class _WithFixed:
     """A trainer whose every epoch also gets ``fixed`` hyperparameters (e.g. the batch size of
     a task that does not tune it)."""
@@ -292,7 +282,9 @@ class _WithFixed:
         self.base, self.fixed = base, dict(fixed)
 
     def build(self, seed: int, device: Any, epochs: int | None = None) -> Any:
-        return build_for(self.base, seed, device, epochs)
+        from optuna_gamma.tuner.trainer import build_state
+
+        return build_state(self.base, seed, device, epochs)
 
     def train_epoch(self, state: Any, hparams: Mapping[str, Any], ctx: Any) -> Any:
         return self.base.train_epoch(state, {**self.fixed, **hparams}, ctx)
@@ -597,12 +589,21 @@ def _worker_trainer(static: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """
     import torch
 
+    from optuna_gamma.tuner.trainer import build_state
     from optuna_gamma.tuner.trainer import capture
 
-    key = (static["dataset"], static["root"], static["subset"], static["seed"], static["device"])
+    # the epochs too: a state built for a member's epochs (a schedule sized by them) is theirs
+    key = (
+        static["dataset"],
+        static["root"],
+        static["subset"],
+        static["seed"],
+        static["device"],
+        static["epochs"],
+    )
     if key not in _WORKER_CACHE:
         trainer = make_trainer(static["dataset"], static["root"], static["subset"], static["seed"])
-        state = build_for(
+        state = build_state(
             trainer, static["seed"], torch.device(static["device"]), static["epochs"]
         )
         _WORKER_CACHE.clear()
@@ -726,10 +727,11 @@ def _test_checkpoint(
     """Test metrics of the selected member's final checkpoint (evaluated once, in the driver)."""
     import torch
 
+    from optuna_gamma.tuner.trainer import build_state
     from optuna_gamma.tuner.trainer import restore
 
     trainer = make_trainer(dataset, root, subset, seed)
-    state = build_for(trainer, seed, torch.device(device), epochs)
+    state = build_state(trainer, seed, torch.device(device), epochs)
     with checkpoint.as_directory() as d:
         saved = torch.load(Path(d) / "state.pt", weights_only=True)
     restore(state, saved["state"])

@@ -73,6 +73,7 @@ __all__ = [
     "apply_hyperparameters",
     "check_hyperparameters",
     "base_rate",
+    "build_state",
     "build_takes_epochs",
     "capture",
     "group_values",
@@ -261,6 +262,14 @@ def build_takes_epochs(trainer: Any) -> bool:
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
         inspect.Parameter.KEYWORD_ONLY,
     )
+
+
+def build_state(trainer: Any, seed: int, device: Any, epochs: int | None = None) -> Any:
+    """``trainer.build(seed, device)``, with ``epochs=epochs`` where ``build`` takes them
+    (:func:`build_takes_epochs`) and they are known: how every state of a run is built."""
+    if epochs is not None and build_takes_epochs(trainer):
+        return trainer.build(seed, device, epochs=epochs)
+    return trainer.build(seed, device)
 
 
 def check_trainer(trainer: Any) -> None:

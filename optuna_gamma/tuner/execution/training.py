@@ -21,7 +21,7 @@ from optuna_gamma.tuner.execution.scoring import finite
 from optuna_gamma.tuner.execution.scoring import scalars
 from optuna_gamma.tuner.persistence.runfiles import derive_seed
 from optuna_gamma.tuner.trainer import apply_hyperparameters
-from optuna_gamma.tuner.trainer import build_takes_epochs
+from optuna_gamma.tuner.trainer import build_state
 from optuna_gamma.tuner.trainer import capture
 from optuna_gamma.tuner.trainer import component_kinds
 from optuna_gamma.tuner.trainer import EpochContext
@@ -94,17 +94,14 @@ class Training:
             seed: The run's seed.
             device: The run's device.
             epochs: The run's epochs (``EpochContext.epochs``), passed to a ``build`` that
-                takes ``epochs`` (:func:`~optuna_gamma.tuner.trainer.build_takes_epochs`), so
+                takes ``epochs`` (:func:`~optuna_gamma.tuner.trainer.build_state`), so
                 that it sizes a schedule by them.
 
         Raises:
             ValueError: ``trainer.build()`` returned no model and optimizer.
         """
         with seeded_rng(derive_seed(seed, "build"), device):
-            if epochs is not None and build_takes_epochs(trainer):
-                state = trainer.build(seed, device, epochs=epochs)  # type: ignore[call-arg]
-            else:
-                state = trainer.build(seed, device)
+            state = build_state(trainer, seed, device, epochs)
         _check_state(state, device)
         training = cls(trainer, state, seed, device)
         training.epochs = epochs
